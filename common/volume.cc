@@ -1,0 +1,79 @@
+#include "common/volume.h"
+
+#include <cstring>
+
+#include "common/sha256.h"
+
+namespace drr {
+namespace {
+
+template <typename T>
+void AppendLittleEndian(T value, std::string* out) {
+  static_assert(std::is_trivially_copyable_v<T>);
+  char bytes[sizeof(T)];
+  std::memcpy(bytes, &value, sizeof(T));
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  std::reverse(bytes, bytes + sizeof(T));
+#endif
+  out->append(bytes, sizeof(T));
+}
+
+}  // namespace
+
+int VoxelBytes(VoxelType type) {
+  switch (type) {
+    case VoxelType::kUInt8:
+      return 1;
+    case VoxelType::kInt16:
+    case VoxelType::kUInt16:
+      return 2;
+    case VoxelType::kInt32:
+    case VoxelType::kFloat32:
+      return 4;
+  }
+  return 0;
+}
+
+std::string_view VoxelTypeName(VoxelType type) {
+  switch (type) {
+    case VoxelType::kUInt8:
+      return "uint8";
+    case VoxelType::kInt16:
+      return "int16";
+    case VoxelType::kUInt16:
+      return "uint16";
+    case VoxelType::kInt32:
+      return "int32";
+    case VoxelType::kFloat32:
+      return "float32";
+  }
+  return "unknown";
+}
+
+std::string CanonicalHeaderBytes(const VolumeHeader& header) {
+  std::string out("DRRVOL1", 8);  // includes the terminating NUL
+  AppendLittleEndian(static_cast<uint32_t>(header.voxel_type), &out);
+  AppendLittleEndian(static_cast<uint32_t>(header.value_kind), &out);
+  AppendLittleEndian(header.depth, &out);
+  AppendLittleEndian(header.height, &out);
+  AppendLittleEndian(header.width, &out);
+  for (const auto& row : header.affine.m) {
+    for (double v : row) AppendLittleEndian(v, &out);
+  }
+  return out;
+}
+
+std::string ContentDigest(const VolumeHeader& header, std::string_view voxels) {
+  Sha256 hash;
+  hash.Update(CanonicalHeaderBytes(header));
+  hash.Update(voxels);
+  return hash.HexDigest();
+}
+
+kernels::Vec3d VolumeCenter(const VolumeHeader& header) {
+  return kernels::TransformPoint(
+      header.affine, {(header.width - 1) / 2.0, (header.height - 1) / 2.0,
+                      (header.depth - 1) / 2.0});
+}
+
+}  // namespace drr

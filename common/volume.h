@@ -1,0 +1,62 @@
+// The host-side description of a CT volume as uploaded: what the server's
+// engine stores, what the clients and file readers produce.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kernels/host_math.h"
+
+namespace drr {
+
+// Voxel storage types accepted on upload (the wire enum's values).
+enum class VoxelType : uint32_t {
+  kInt16 = 1,
+  kUInt8 = 2,
+  kUInt16 = 3,
+  kInt32 = 4,
+  kFloat32 = 5,
+};
+
+// Bytes per voxel of `type`.
+int VoxelBytes(VoxelType type);
+
+// A short lower-case name of `type` ("int16", ...).
+std::string_view VoxelTypeName(VoxelType type);
+
+// What voxel values mean (the wire enum's values).
+enum class ValueKind : uint32_t { kHu = 1, kAttenuation = 2 };
+
+// Shape, storage type, meaning and voxel→world affine of a volume V[k][j][i].
+struct VolumeHeader {
+  VoxelType voxel_type = VoxelType::kInt16;
+  ValueKind value_kind = ValueKind::kHu;
+  int64_t depth = 0;   // nz, slowest
+  int64_t height = 0;  // ny
+  int64_t width = 0;   // nx, fastest
+  kernels::Mat4d affine = kernels::Mat4d::Identity();
+
+  int64_t voxels() const { return depth * height * width; }
+  int64_t voxel_bytes() const { return voxels() * VoxelBytes(voxel_type); }
+};
+
+// A whole volume in host memory: header plus little-endian voxel bytes.
+struct HostVolume {
+  VolumeHeader header;
+  std::string voxels;
+};
+
+// The canonical header bytes that the content digest covers (see
+// proto/drr/v1/volumes.proto, UploadVolumeChunk.digest).
+std::string CanonicalHeaderBytes(const VolumeHeader& header);
+
+// The volume id: hex SHA-256 of the canonical header bytes then the voxels.
+std::string ContentDigest(const VolumeHeader& header, std::string_view voxels);
+
+// World coordinates of the volume centre, affine · ((W−1)/2, (H−1)/2, (D−1)/2):
+// the default isocenter, as TorchIO's get_center gives it.
+kernels::Vec3d VolumeCenter(const VolumeHeader& header);
+
+}  // namespace drr

@@ -1,0 +1,17 @@
+// The CUDA entry points of a build made without nvcc: CUDA is never usable.
+#include "kernels/executor.h"
+
+namespace drr::kernels {
+
+CudaProbe ProbeCuda() {
+  CudaProbe probe;
+  probe.reason = "drrserve was built without CUDA (nvcc not found at configure time)";
+  return probe;
+}
+
+std::unique_ptr<Executor> MakeCudaExecutor(std::string* why) {
+  *why = ProbeCuda().reason;
+  return nullptr;
+}
+
+}  // namespace drr::kernels

@@ -1,0 +1,74 @@
+// The executor interface: where volumes live and where rays are marched.
+// Two implementations run the same per-ray body: the CPU executor (always
+// built; the reference and the fallback) and the CUDA executor.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "kernels/kernel_status.h"
+#include "kernels/ray_march.h"
+
+namespace drr::kernels {
+
+// The size of a volume in voxels, x (i) fastest.
+struct VolumeShape {
+  int nx = 0;
+  int ny = 0;
+  int nz = 0;
+
+  long long voxels() const { return 1LL * nx * ny * nz; }
+};
+
+// A μ volume made resident by one executor (host memory for the CPU executor,
+// device memory for CUDA). Freed when the last reference goes.
+class ResidentVolume {
+ public:
+  virtual ~ResidentVolume() = default;
+  // The volume's size in voxels.
+  virtual VolumeShape shape() const = 0;
+  // Bytes this volume holds on its executor's memory.
+  virtual long long resident_bytes() const = 0;
+};
+
+// Renders batches of poses of one resident volume.
+class Executor {
+ public:
+  virtual ~Executor() = default;
+
+  // A short name for logs and metrics ("cpu", "cuda").
+  virtual std::string name() const = 0;
+
+  // Copies the float32 μ volume `mu` (shape.voxels() values, x fastest) to
+  // where this executor renders. Fails with kResourceExhausted when memory
+  // runs out.
+  virtual KernelStatus MakeResident(const float* mu, VolumeShape shape,
+                                    std::shared_ptr<ResidentVolume>* out) = 0;
+
+  // Renders `n_poses` images of settings.height × settings.width line
+  // integrals of `volume` into `out` (n_poses·H·W float32, pose-major, rows
+  // top to bottom). `volume` must come from this executor's MakeResident.
+  virtual KernelStatus Render(const ResidentVolume& volume,
+                              const PoseGeometry* poses, int n_poses,
+                              const RaySettings& settings, float* out) = 0;
+};
+
+// The CPU executor over `threads` worker threads (0 = one per hardware thread).
+std::unique_ptr<Executor> MakeCpuExecutor(int threads);
+
+// Why CUDA can or cannot be used here: the number of usable devices, the name
+// of the first, and, when none, the reason.
+struct CudaProbe {
+  int device_count = 0;
+  std::string device_name;
+  std::string reason;
+};
+
+// Looks for a usable CUDA device (never fails: a build without nvcc, a missing
+// driver or no device all give device_count 0 and a reason).
+CudaProbe ProbeCuda();
+
+// The CUDA executor on device 0, or nullptr with `*why` set when there is none.
+std::unique_ptr<Executor> MakeCudaExecutor(std::string* why);
+
+}  // namespace drr::kernels

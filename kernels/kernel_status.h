@@ -1,0 +1,36 @@
+// The error type of the kernels library. The kernels build on machines without
+// Abseil (the kernels-only configuration for GPU hosts), so they report errors
+// with this small value type; the engine turns it into an absl::Status.
+#pragma once
+
+#include <string>
+#include <utility>
+
+namespace drr::kernels {
+
+// Why a kernel call failed, in the canonical-code vocabulary the engine maps to.
+enum class KernelCode { kOk, kInvalidArgument, kResourceExhausted, kInternal };
+
+// The outcome of a kernel call: ok, or a code and a message for people.
+class KernelStatus {
+ public:
+  // A successful outcome.
+  static KernelStatus Ok() { return KernelStatus(KernelCode::kOk, ""); }
+  // A failed outcome with `code` (not kOk) and `message`.
+  static KernelStatus Error(KernelCode code, std::string message) {
+    return KernelStatus(code, std::move(message));
+  }
+
+  bool ok() const { return code_ == KernelCode::kOk; }
+  KernelCode code() const { return code_; }
+  const std::string& message() const { return message_; }
+
+ private:
+  KernelStatus(KernelCode code, std::string message)
+      : code_(code), message_(std::move(message)) {}
+
+  KernelCode code_;
+  std::string message_;
+};
+
+}  // namespace drr::kernels

@@ -1,0 +1,44 @@
+// A fixed pool of worker threads that runs index ranges in parallel; the CPU
+// executor's only threads.
+#pragma once
+
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace drr::kernels {
+
+// Runs ParallelFor calls on `threads` workers plus the calling thread.
+class ThreadPool {
+ public:
+  // Starts `threads` workers (0 = one per hardware thread, minus the caller).
+  explicit ThreadPool(int threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  // Calls body(i) for every i in [0, count), spread over the workers and the
+  // caller; returns when all calls have returned. Calls from several threads
+  // at once are serialised.
+  void ParallelFor(int count, const std::function<void(int)>& body);
+
+ private:
+  void WorkerLoop();
+  void RunTasks();
+
+  std::mutex call_mutex_;  // one ParallelFor at a time
+  std::mutex mutex_;
+  std::condition_variable work_ready_;
+  std::condition_variable work_done_;
+  const std::function<void(int)>* body_ = nullptr;
+  int count_ = 0;
+  int next_ = 0;
+  int running_ = 0;
+  long long generation_ = 0;
+  bool stopping_ = false;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace drr::kernels

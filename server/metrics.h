@@ -1,0 +1,63 @@
+// The server's Prometheus metrics (design.md §5), built on prometheus-cpp.
+// Request handlers record; the exposer formats on scrape, which never touches
+// the renderer.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/strings/string_view.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "prometheus/counter.h"
+#include "prometheus/family.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
+
+namespace prometheus {
+class Exposer;
+}
+
+namespace drr::server {
+
+// Metric families of one server, and the HTTP endpoint serving them.
+class ServerMetrics {
+ public:
+  // Registers every family; `backend` ("cpu", "cuda") labels drr_build_info.
+  explicit ServerMetrics(absl::string_view backend);
+  ~ServerMetrics();
+
+  // Serves /metrics on `address` ("host:port", port 0 picks one); returns
+  // the bound port.
+  absl::StatusOr<int> Expose(const std::string& address);
+
+  // Counts one finished RPC (or stream frame) of `method` with `code`, and
+  // observes its duration.
+  void RecordRequest(absl::string_view method, absl::StatusCode code, double seconds);
+  // Counts `n` rendered poses.
+  void AddPosesRendered(int n);
+  // Counts `n` uploaded voxel bytes.
+  void AddUploadBytes(int64_t n);
+  // Sets the number of stored volumes and their resident bytes.
+  void SetStoredVolumes(int count, int64_t bytes);
+  // Sets the number of render calls waiting in the queue.
+  void SetQueueDepth(int depth);
+
+  // The registry, for tests that serialise it directly.
+  const prometheus::Registry& registry() const { return *registry_; }
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>& requests_;
+  prometheus::Family<prometheus::Histogram>& request_duration_;
+  prometheus::Counter& poses_rendered_;
+  prometheus::Counter& upload_bytes_;
+  prometheus::Gauge& volumes_;
+  prometheus::Gauge& volume_bytes_;
+  prometheus::Gauge& queue_depth_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+};
+
+}  // namespace drr::server

@@ -1,0 +1,65 @@
+// The render engine: validates render calls, resolves poses against the
+// stored volume and runs them on the executor from its own worker threads,
+// so gRPC's callback threads never render. Knows nothing of gRPC.
+#pragma once
+
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "kernels/executor.h"
+#include "server/limits.h"
+#include "server/render_call.h"
+#include "server/volume_store.h"
+
+namespace drr::server {
+
+// Runs render calls on one executor, a bounded queue in front of it.
+class RenderEngine {
+ public:
+  // Receives the outcome of a submitted call, on an engine worker thread.
+  using Callback = std::function<void(absl::StatusOr<RenderResult>)>;
+
+  // Renders volumes of `store` on `executor` (both outlive the engine) with
+  // `workers` threads taking calls from the queue.
+  RenderEngine(kernels::Executor* executor, const VolumeStore* store,
+               const Limits& limits, int workers);
+  // Fails queued calls with UNAVAILABLE and joins the workers.
+  ~RenderEngine();
+  RenderEngine(const RenderEngine&) = delete;
+  RenderEngine& operator=(const RenderEngine&) = delete;
+
+  // Queues `call`; `done` runs exactly once with the result, or with
+  // RESOURCE_EXHAUSTED at once when the queue is full.
+  void Submit(RenderCall call, Callback done);
+
+  // Renders `call` on the calling thread.
+  absl::StatusOr<RenderResult> Render(const RenderCall& call) const;
+
+  // Calls waiting in the queue.
+  int queue_depth() const;
+
+ private:
+  struct Pending {
+    RenderCall call;
+    Callback done;
+    std::chrono::steady_clock::time_point enqueued;
+  };
+
+  void WorkerLoop();
+
+  kernels::Executor* const executor_;
+  const VolumeStore* const store_;
+  const Limits limits_;
+  mutable absl::Mutex mutex_;
+  std::deque<Pending> queue_ ABSL_GUARDED_BY(mutex_);
+  bool stopping_ ABSL_GUARDED_BY(mutex_) = false;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace drr::server
