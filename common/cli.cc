@@ -24,7 +24,10 @@ void CommandLine::Add(std::string name, int arity, std::string default_value,
 
 absl::Status CommandLine::Parse(const std::vector<std::string>& args) {
   for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& arg = args[i];
+    std::string arg = args[i];
+    if (arg.size() == 2 && arg[0] == '-' && aliases_.count(arg[1])) {
+      arg = "--" + aliases_[arg[1]];
+    }
     if (arg.size() < 3 || arg.compare(0, 2, "--") != 0) {
       positional_.push_back(arg);
       continue;

@@ -18,6 +18,9 @@ class CommandLine {
   // and a default (space-separated for several values; ignored for switches).
   void Add(std::string name, int arity, std::string default_value, std::string help);
 
+  // Lets `-letter` stand for `--name`.
+  void Alias(char letter, std::string name) { aliases_[letter] = std::move(name); }
+
   // Parses `args` (without the program name). Unknown options, missing
   // values and repeated options give INVALID_ARGUMENT.
   absl::Status Parse(const std::vector<std::string>& args);
@@ -46,6 +49,7 @@ class CommandLine {
     bool given = false;
   };
   std::map<std::string, Option> options_;
+  std::map<char, std::string> aliases_;
   std::vector<std::string> order_;
   std::vector<std::string> positional_;
 };

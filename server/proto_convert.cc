@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "common/volume_proto.h"
 
 namespace drr::server {
 namespace {
@@ -76,52 +77,9 @@ absl::StatusOr<PoseSpec> PoseFromProto(const v1::Pose& pose, int index) {
 
 }  // namespace
 
-absl::StatusOr<VolumeHeader> FromProto(const v1::VolumeHeader& header) {
-  VolumeHeader out;
-  if (header.shape_size() != 3) return WrongLength("header.shape", 3, header.shape_size());
-  out.depth = header.shape(0);
-  out.height = header.shape(1);
-  out.width = header.shape(2);
-  switch (header.voxel_type()) {
-    case v1::VOXEL_TYPE_INT16: out.voxel_type = VoxelType::kInt16; break;
-    case v1::VOXEL_TYPE_UINT8: out.voxel_type = VoxelType::kUInt8; break;
-    case v1::VOXEL_TYPE_UINT16: out.voxel_type = VoxelType::kUInt16; break;
-    case v1::VOXEL_TYPE_INT32: out.voxel_type = VoxelType::kInt32; break;
-    case v1::VOXEL_TYPE_FLOAT32: out.voxel_type = VoxelType::kFloat32; break;
-    default:
-      return absl::InvalidArgumentError(
-          absl::StrCat("header.voxel_type must be set (got ", header.voxel_type(), ")"));
-  }
-  switch (header.value_kind()) {
-    case v1::VALUE_KIND_UNSPECIFIED:
-    case v1::VALUE_KIND_HU: out.value_kind = ValueKind::kHu; break;
-    case v1::VALUE_KIND_ATTENUATION: out.value_kind = ValueKind::kAttenuation; break;
-    default:
-      return absl::InvalidArgumentError(
-          absl::StrCat("header.value_kind has unknown value ", header.value_kind()));
-  }
-  auto affine = Mat4FromProto(header.affine(), "header.affine");
-  if (!affine.ok()) return affine.status();
-  out.affine = *affine;
-  return out;
-}
-
-void ToProto(const VolumeHeader& header, v1::VolumeHeader* out) {
-  out->clear_shape();
-  out->add_shape(header.depth);
-  out->add_shape(header.height);
-  out->add_shape(header.width);
-  out->set_voxel_type(static_cast<v1::VoxelType>(header.voxel_type));
-  out->set_value_kind(static_cast<v1::ValueKind>(header.value_kind));
-  out->clear_affine();
-  for (const auto& row : header.affine.m) {
-    for (double v : row) out->add_affine(v);
-  }
-}
-
 void ToProto(const StoredVolume& volume, v1::VolumeInfo* out) {
   out->set_volume_id(volume.id);
-  ToProto(volume.header, out->mutable_header());
+  VolumeHeaderToProto(volume.header, out->mutable_header());
   out->set_voxel_bytes(static_cast<int64_t>(volume.raw_voxels.size()));
   out->clear_isocenter();
   for (double v : volume.isocenter) out->add_isocenter(v);

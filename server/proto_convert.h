@@ -11,12 +11,6 @@
 
 namespace drr::server {
 
-// The engine header of an upload's header message.
-absl::StatusOr<VolumeHeader> FromProto(const v1::VolumeHeader& header);
-
-// The wire header of `header`.
-void ToProto(const VolumeHeader& header, v1::VolumeHeader* out);
-
 // The wire description of a stored volume.
 void ToProto(const StoredVolume& volume, v1::VolumeInfo* out);
 

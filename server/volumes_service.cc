@@ -1,5 +1,6 @@
 #include "server/volumes_service.h"
 
+#include "common/volume_proto.h"
 #include "server/grpc_status.h"
 #include "server/proto_convert.h"
 #include "server/volume_upload.h"
@@ -42,7 +43,7 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadVolumeChunk
   absl::Status Accept() {
     switch (chunk_.part_case()) {
       case v1::UploadVolumeChunk::kHeader: {
-        absl::StatusOr<VolumeHeader> header = FromProto(chunk_.header());
+        absl::StatusOr<VolumeHeader> header = VolumeHeaderFromProto(chunk_.header());
         if (!header.ok()) return header.status();
         return upload_.AcceptHeader(*header);
       }

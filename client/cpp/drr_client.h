@@ -1,0 +1,55 @@
+// The C++ client library of drrserve: connects to a server, uploads volumes
+// in chunks, and renders.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/volume.h"
+#include "drr/v1/renderer.grpc.pb.h"
+#include "drr/v1/volumes.grpc.pb.h"
+
+namespace drr::client {
+
+// Images returned by a render: [batch, channels, height, width] float32.
+struct Images {
+  std::vector<float> data;
+  int batch = 0;
+  int channels = 0;
+  int height = 0;
+  int width = 0;
+};
+
+// A connection to one drrserve.
+class DrrClient {
+ public:
+  // Connects (lazily, without TLS) to `target` ("host:port").
+  explicit DrrClient(const std::string& target);
+
+  // Uploads `volume` in chunks of 1 MiB; returns what the server stored.
+  absl::StatusOr<v1::VolumeInfo> Upload(const HostVolume& volume);
+
+  // Metadata of a stored volume; NOT_FOUND when the server does not have it.
+  absl::StatusOr<v1::VolumeInfo> Get(const std::string& volume_id);
+
+  // Every volume the server stores.
+  absl::StatusOr<std::vector<v1::VolumeInfo>> List();
+
+  // Renders `request` and decodes the images.
+  absl::StatusOr<Images> Render(const v1::RenderRequest& request);
+
+ private:
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::Volumes::Stub> volumes_;
+  std::unique_ptr<v1::Renderer::Stub> renderer_;
+};
+
+// The absl::Status with the same code and message as `status`.
+absl::Status FromGrpcStatus(const grpc::Status& status);
+
+// Decodes a response's float32 image tensor.
+absl::StatusOr<Images> DecodeImages(const v1::ImageTensor& tensor);
+
+}  // namespace drr::client

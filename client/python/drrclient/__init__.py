@@ -1,0 +1,19 @@
+"""Python client of drrserve: upload CT volumes, render DRRs into numpy arrays.
+
+The generated drr.v1 stubs (package ``drr.v1``) must be importable; the
+project's ``scripts/setup.sh`` generates them and puts them on the venv's path.
+"""
+
+from drrclient.client import Client, FrameError, RenderFrame
+from drrclient.geometry import EulerPose, Intrinsics
+from drrclient.volume import load_nifti, volume_id
+
+__all__ = [
+    "Client",
+    "EulerPose",
+    "FrameError",
+    "Intrinsics",
+    "RenderFrame",
+    "load_nifti",
+    "volume_id",
+]

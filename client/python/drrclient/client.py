@@ -1,0 +1,122 @@
+"""A connection to one drrserve."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Optional, Sequence
+
+import grpc
+import numpy as np
+
+from drr.v1 import renderer_pb2, renderer_pb2_grpc, volumes_pb2, volumes_pb2_grpc
+from drrclient.geometry import Intrinsics, pose_to_proto
+from drrclient.volume import as_wire_voxels, canonical_header_bytes, header_proto
+
+CHUNK_BYTES = 1 << 20
+
+
+class FrameError(Exception):
+    """A stream frame the server answered with an error."""
+
+    def __init__(self, frame_id: int, code: grpc.StatusCode, message: str):
+        super().__init__(f"frame {frame_id}: {code.name}: {message}")
+        self.frame_id = frame_id
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class RenderFrame:
+    """One answered frame of a stream: images [B, C, H, W], or an error."""
+
+    frame_id: int
+    images: Optional[np.ndarray]
+    error: Optional[FrameError]
+
+
+def _decode_images(tensor: renderer_pb2.ImageTensor) -> np.ndarray:
+    if tensor.dtype != renderer_pb2.IMAGE_DTYPE_FLOAT32:
+        raise ValueError(f"unexpected image dtype {tensor.dtype}")
+    return np.frombuffer(tensor.data, dtype="<f4").reshape(tuple(tensor.shape))
+
+
+def _status_code(value: int) -> grpc.StatusCode:
+    for code in grpc.StatusCode:
+        if code.value[0] == value:
+            return code
+    return grpc.StatusCode.UNKNOWN
+
+
+class Client:
+    """Uploads volumes to and renders DRRs on one drrserve at ``target``."""
+
+    def __init__(self, target: str = "127.0.0.1:50051"):
+        self._channel = grpc.insecure_channel(
+            target, options=[("grpc.max_receive_message_length", -1),
+                             ("grpc.max_send_message_length", -1)])
+        self._volumes = volumes_pb2_grpc.VolumesStub(self._channel)
+        self._renderer = renderer_pb2_grpc.RendererStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def upload_volume(self, voxels, affine, value_kind: str = "hu") -> str:
+        """Uploads a (D, H, W) volume (x fastest) with its 4x4 voxel->world
+        affine; returns its id. Identical uploads give the same id."""
+        array = as_wire_voxels(voxels)
+        header = header_proto(array, affine, value_kind)
+        data = memoryview(array).cast("B")
+
+        def chunks():
+            digest = hashlib.sha256(canonical_header_bytes(header))
+            yield volumes_pb2.UploadVolumeChunk(header=header)
+            for start in range(0, len(data), CHUNK_BYTES):
+                piece = bytes(data[start:start + CHUNK_BYTES])
+                digest.update(piece)
+                yield volumes_pb2.UploadVolumeChunk(data=piece)
+            yield volumes_pb2.UploadVolumeChunk(digest=digest.hexdigest())
+
+        return self._volumes.Upload(chunks()).volume_id
+
+    def get_volume(self, volume_id: str) -> volumes_pb2.VolumeInfo:
+        return self._volumes.Get(volumes_pb2.GetVolumeRequest(volume_id=volume_id))
+
+    def list_volumes(self) -> Sequence[volumes_pb2.VolumeInfo]:
+        return list(self._volumes.List(volumes_pb2.ListVolumesRequest()).volumes)
+
+    def delete_volume(self, volume_id: str) -> None:
+        self._volumes.Delete(volumes_pb2.DeleteVolumeRequest(volume_id=volume_id))
+
+    @staticmethod
+    def render_request(volume_id: str, poses, intrinsics: Intrinsics = Intrinsics(),
+                       n_samples: int = 500, frame_id: int = 0) -> renderer_pb2.RenderRequest:
+        """The wire request for a batch of poses (EulerPose or 4x4 camera->world)."""
+        return renderer_pb2.RenderRequest(
+            volume_id=volume_id, frame_id=frame_id,
+            poses=[pose_to_proto(p) for p in poses], intrinsics=intrinsics.to_proto(),
+            options=renderer_pb2.RenderOptions(n_samples=n_samples))
+
+    def render(self, volume_id: str, poses, intrinsics: Intrinsics = Intrinsics(),
+               n_samples: int = 500) -> np.ndarray:
+        """Renders a batch of poses; returns float32 images [B, C, H, W]."""
+        request = self.render_request(volume_id, poses, intrinsics, n_samples)
+        return _decode_images(self._renderer.Render(request).images)
+
+    def render_stream(self, requests: Iterable[renderer_pb2.RenderRequest]) -> Iterator[RenderFrame]:
+        """Streams requests (each with its frame_id); yields every frame's
+        answer in order. A bad frame yields its error; the stream goes on."""
+        for response in self._renderer.RenderStream(iter(requests)):
+            if response.status.code != 0:
+                error = FrameError(response.frame_id, _status_code(response.status.code),
+                                   response.status.message)
+                yield RenderFrame(response.frame_id, None, error)
+            else:
+                yield RenderFrame(response.frame_id, _decode_images(response.images), None)
+

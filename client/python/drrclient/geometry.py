@@ -1,0 +1,74 @@
+"""Camera descriptions in nanodrr's conventions (design.md section 1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+from drr.v1 import renderer_pb2
+
+_ORIENTATIONS = {
+    "AP": renderer_pb2.ORIENTATION_AP,
+    "PA": renderer_pb2.ORIENTATION_PA,
+    None: renderer_pb2.ORIENTATION_NONE,
+    "none": renderer_pb2.ORIENTATION_NONE,
+}
+
+
+@dataclass(frozen=True)
+class Intrinsics:
+    """Detector intrinsics as nanodrr's ``make_k_inv`` takes them (mm, pixels).
+
+    The defaults are the reference camera of nanodrr's benchmark.
+    """
+
+    sdd: float = 1020.0
+    delx: float = 2.0
+    dely: float = 2.0
+    x0: float = 0.0
+    y0: float = 0.0
+    height: int = 200
+    width: int = 200
+    orthographic: bool = False
+
+    def to_proto(self) -> renderer_pb2.Intrinsics:
+        return renderer_pb2.Intrinsics(
+            sdd=self.sdd, delx=self.delx, dely=self.dely, x0=self.x0, y0=self.y0,
+            height=self.height, width=self.width, orthographic=self.orthographic)
+
+
+@dataclass(frozen=True)
+class EulerPose:
+    """A pose for nanodrr's ``make_rt_inv``: Euler angles, then a camera centre
+    relative to the isocenter (the volume centre unless given), then the AP/PA
+    reorientation."""
+
+    rotation: Sequence[float] = (0.0, 0.0, 0.0)
+    translation: Sequence[float] = (0.0, 850.0, 0.0)
+    orientation: Optional[str] = "AP"
+    convention: str = "ZXY"
+    degrees: bool = True
+    isocenter: Optional[Sequence[float]] = None
+
+    def to_proto(self) -> renderer_pb2.Pose:
+        if self.orientation not in _ORIENTATIONS:
+            raise ValueError(f"orientation must be 'AP', 'PA' or None, not {self.orientation!r}")
+        euler = renderer_pb2.EulerPose(
+            convention=self.convention, radians=not self.degrees,
+            rotation=[float(v) for v in self.rotation],
+            translation=[float(v) for v in self.translation],
+            orientation=_ORIENTATIONS[self.orientation],
+            isocenter=[] if self.isocenter is None else [float(v) for v in self.isocenter])
+        return renderer_pb2.Pose(euler=euler)
+
+
+def pose_to_proto(pose) -> renderer_pb2.Pose:
+    """A wire pose from an EulerPose or a 4x4 camera->world matrix."""
+    if isinstance(pose, EulerPose):
+        return pose.to_proto()
+    import numpy as np
+
+    matrix = np.asarray(pose, dtype=np.float64)
+    if matrix.shape != (4, 4):
+        raise ValueError(f"a matrix pose must be 4x4 camera->world, got shape {matrix.shape}")
+    return renderer_pb2.Pose(rt_inv=renderer_pb2.Matrix4(values=matrix.ravel().tolist()))

@@ -1,0 +1,79 @@
+"""Volumes as drrserve stores them: voxels V[k, j, i] (i fastest) plus a
+voxel->world affine, identified by a content digest the client can compute."""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+
+import numpy as np
+
+from drr.v1 import volumes_pb2
+
+# numpy dtype -> wire voxel type. Other dtypes are converted first (see as_wire_voxels).
+_VOXEL_TYPES = {
+    np.dtype("<i2"): volumes_pb2.VOXEL_TYPE_INT16,
+    np.dtype("u1"): volumes_pb2.VOXEL_TYPE_UINT8,
+    np.dtype("<u2"): volumes_pb2.VOXEL_TYPE_UINT16,
+    np.dtype("<i4"): volumes_pb2.VOXEL_TYPE_INT32,
+    np.dtype("<f4"): volumes_pb2.VOXEL_TYPE_FLOAT32,
+}
+_VALUE_KINDS = {"hu": volumes_pb2.VALUE_KIND_HU, "attenuation": volumes_pb2.VALUE_KIND_ATTENUATION}
+
+
+def as_wire_voxels(voxels) -> np.ndarray:
+    """A C-contiguous little-endian (D, H, W) array of a type the server takes:
+    int16, uint8, uint16, int32 or float32 as they are; int8 and bool widen
+    losslessly; float64 and other floats become float32."""
+    array = np.asarray(voxels)
+    if array.ndim != 3:
+        raise ValueError(f"a volume must be 3-D (D, H, W), got shape {array.shape}")
+    if array.dtype == np.bool_:
+        array = array.astype(np.uint8)
+    elif array.dtype == np.int8:
+        array = array.astype(np.int16)
+    elif array.dtype.kind == "f" and array.dtype.itemsize != 4:
+        array = array.astype(np.float32)
+    array = array.astype(array.dtype.newbyteorder("<"), copy=False)
+    if array.dtype not in _VOXEL_TYPES:
+        raise TypeError(f"voxel dtype {array.dtype} is not supported")
+    return np.ascontiguousarray(array)
+
+
+def header_proto(voxels: np.ndarray, affine, value_kind: str = "hu") -> volumes_pb2.VolumeHeader:
+    """The wire header of wire-ready voxels (see as_wire_voxels)."""
+    if value_kind not in _VALUE_KINDS:
+        raise ValueError(f"value_kind must be one of {sorted(_VALUE_KINDS)}, not {value_kind!r}")
+    matrix = np.asarray(affine, dtype=np.float64)
+    if matrix.shape != (4, 4):
+        raise ValueError(f"affine must be 4x4 voxel->world, got shape {matrix.shape}")
+    return volumes_pb2.VolumeHeader(
+        shape=list(voxels.shape), voxel_type=_VOXEL_TYPES[voxels.dtype],
+        affine=matrix.ravel().tolist(), value_kind=_VALUE_KINDS[value_kind])
+
+
+def canonical_header_bytes(header: volumes_pb2.VolumeHeader) -> bytes:
+    """The header bytes the content digest covers (see volumes.proto)."""
+    return struct.pack("<8sII3q16d", b"DRRVOL1\0", header.voxel_type,
+                       header.value_kind or volumes_pb2.VALUE_KIND_HU, *header.shape,
+                       *header.affine)
+
+
+def volume_id(voxels, affine, value_kind: str = "hu") -> str:
+    """The id the server will give this volume, computed locally."""
+    array = as_wire_voxels(voxels)
+    digest = hashlib.sha256(canonical_header_bytes(header_proto(array, affine, value_kind)))
+    digest.update(memoryview(array).cast("B"))
+    return digest.hexdigest()
+
+
+def load_nifti(path):
+    """(voxels (D, H, W), affine) of a NIfTI file, as the server reads it;
+    needs nibabel."""
+    import nibabel
+
+    image = nibabel.load(path)
+    voxels = np.asanyarray(image.dataobj)
+    if voxels.ndim > 3:
+        voxels = voxels.reshape(voxels.shape[:3])
+    return np.ascontiguousarray(voxels.transpose(2, 1, 0)), image.affine
