@@ -1,0 +1,122 @@
+"""The Python client against the real server: uploads, batches, streams, errors."""
+
+import grpc
+import numpy as np
+import pytest
+
+import reference
+from conftest import small_volume
+from drrclient import Client, EulerPose, Intrinsics, volume_id
+from drr.v1 import volumes_pb2, volumes_pb2_grpc
+
+SMALL = Intrinsics(sdd=300, delx=1.5, dely=1.5, height=24, width=32)
+
+
+def test_volume_id_is_computed_locally_and_uploads_deduplicate(client):
+    voxels, affine = small_volume()
+    vid = client.upload_volume(voxels, affine)
+    assert vid == volume_id(voxels, affine)
+    assert client.upload_volume(voxels.copy(), affine) == vid
+    assert [v.volume_id for v in client.list_volumes()].count(vid) == 1
+    info = client.get_volume(vid)
+    assert list(info.header.shape) == list(voxels.shape)
+    assert np.allclose(info.isocenter, reference.volume_center(voxels.shape, affine))
+    # Float64 input is sent as float32, and its id says so.
+    as_float = client.upload_volume(voxels.astype(np.float64), affine)
+    assert as_float == volume_id(voxels.astype(np.float32), affine) != vid
+
+
+def test_batches_render_each_pose_and_matrix_poses_match_euler_poses(client):
+    voxels, affine = small_volume(1)
+    vid = client.upload_volume(voxels, affine)
+    poses = [EulerPose(rotation=(a, 5, -5), translation=(0, 150, 0)) for a in (0, 60, 200)]
+    batch = client.render(vid, poses, SMALL)
+    assert batch.shape == (3, 1, 24, 32)
+    for i, pose in enumerate(poses):
+        single = client.render(vid, [pose], SMALL)[0]
+        np.testing.assert_array_equal(batch[i], single)
+    center = reference.volume_center(voxels.shape, affine)
+    matrix = reference.make_rt_inv((60, 5, -5), (0, 150, 0), "AP", center)
+    from_matrix = client.render(vid, [matrix], SMALL)[0]
+    np.testing.assert_allclose(from_matrix, batch[1], rtol=1e-5, atol=1e-6)
+    expected = reference.render(reference.hu_to_mu(voxels), affine, matrix,
+                                reference.make_k_inv(300, 1.5, 1.5, 0, 0, 24, 32), 300, 24, 32)
+    assert np.abs(batch[1, 0] - expected).max() / np.abs(expected).max() < 1e-4
+
+
+def test_stream_answers_every_frame_in_order_with_errors_in_band(client):
+    voxels, affine = small_volume(2)
+    vid = client.upload_volume(voxels, affine)
+    requests = []
+    for frame in range(1, 9):
+        request = Client.render_request(vid, [EulerPose(rotation=(frame * 10, 0, 0),
+                                                        translation=(0, 150, 0))], SMALL,
+                                        frame_id=frame)
+        if frame == 4:
+            request.options.n_samples = 1
+        requests.append(request)
+    frames = list(client.render_stream(requests))
+    assert [f.frame_id for f in frames] == list(range(1, 9))
+    assert frames[3].error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "options.n_samples" in frames[3].error.message
+    for frame in frames[:3] + frames[4:]:
+        assert frame.error is None and frame.images.shape == (1, 1, 24, 32)
+    np.testing.assert_array_equal(
+        frames[0].images,
+        client.render(vid, [EulerPose(rotation=(10, 0, 0), translation=(0, 150, 0))], SMALL))
+
+
+def test_errors_carry_canonical_codes_and_name_what_is_wrong(client):
+    voxels, affine = small_volume(3)
+    vid = client.upload_volume(voxels, affine)
+    missing = "0" * 64
+    with pytest.raises(grpc.RpcError) as err:
+        client.render(missing, [EulerPose()], SMALL)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND and missing in err.value.details()
+    with pytest.raises(grpc.RpcError) as err:
+        client.render(vid, [EulerPose(rotation=(0, float("nan"), 0))], SMALL)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "poses[0].euler.rotation[1]" in err.value.details()
+    with pytest.raises(grpc.RpcError) as err:
+        client.render(vid, [EulerPose()], Intrinsics(height=0))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    client.delete_volume(vid)
+    with pytest.raises(grpc.RpcError) as err:
+        client.get_volume(vid)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_a_client_that_disconnects_mid_upload_stores_nothing(server, client):
+    voxels, affine = small_volume(4, shape=(64, 96, 128))  # several 1 MiB chunks
+    vid = volume_id(voxels, affine)
+    from drrclient.volume import as_wire_voxels, header_proto
+
+    array = as_wire_voxels(voxels)
+    proceed = __import__("threading").Event()
+
+    def chunks():
+        yield volumes_pb2.UploadVolumeChunk(header=header_proto(array, affine))
+        yield volumes_pb2.UploadVolumeChunk(data=array.tobytes()[: 1 << 20])
+        proceed.wait(10)  # hang here until cancelled
+
+    with grpc.insecure_channel(server.address) as channel:
+        future = volumes_pb2_grpc.VolumesStub(channel).Upload.future(chunks())
+        import time
+
+        time.sleep(0.3)
+        future.cancel()
+        proceed.set()
+        assert future.cancelled()
+    assert vid not in [v.volume_id for v in client.list_volumes()]
+    assert client.upload_volume(voxels, affine) == vid  # the server still serves
+
+
+def test_health_and_reflection_are_served(server):
+    with grpc.insecure_channel(server.address) as channel:
+        check = channel.unary_unary("/grpc.health.v1.Health/Check")
+        for service in (b"", b"drr.v1.Renderer", b"drr.v1.Volumes"):
+            request = b"\n" + bytes([len(service)]) + service if service else b""
+            assert check(request, timeout=5) == b"\x08\x01"  # status: SERVING
+        reflect = channel.stream_stream("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo")
+        answer = b"".join(reflect(iter([b"\x3a\x00"]), timeout=5))  # list_services: ""
+        assert b"drr.v1.Renderer" in answer and b"drr.v1.Volumes" in answer

@@ -1,0 +1,57 @@
+"""drrctl against the real server."""
+
+import subprocess
+
+import nibabel
+import numpy as np
+
+from conftest import DRRCTL, small_volume
+from drrclient import EulerPose, Intrinsics, load_nifti, volume_id
+
+
+def drrctl(*args):
+    return subprocess.run([str(DRRCTL), *args], capture_output=True, text=True, timeout=120)
+
+
+def write_nifti(path, voxels, affine):
+    """Saves a volume; returns it as read back (NIfTI keeps the affine in float32)."""
+    nibabel.save(nibabel.Nifti1Image(voxels.transpose(2, 1, 0), affine), str(path))
+    return load_nifti(str(path))
+
+
+def test_upload_prints_the_content_id(server, tmp_path):
+    voxels, affine = write_nifti(tmp_path / "v.nii.gz", *small_volume(11))
+    result = drrctl("upload", str(tmp_path / "v.nii.gz"), "--server", server.address)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == volume_id(voxels, affine)
+
+
+def test_render_writes_png_and_npy_of_the_requested_pose(server, client, tmp_path):
+    voxels, affine = write_nifti(tmp_path / "v.nii.gz", *small_volume(12))
+    out = tmp_path / "drr"
+    result = drrctl("render", str(tmp_path / "v.nii.gz"), "--server", server.address,
+                    "--rotation", "30", "-10", "5", "--translation", "0", "-200", "10",
+                    "--orientation", "PA", "--sdd", "400", "--delx", "1.5", "--dely", "1.25",
+                    "--x0", "3", "--y0", "-2", "--height", "30", "--width", "40",
+                    "--samples", "250", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    image = np.load(out.with_suffix(".npy"))
+    assert image.shape == (30, 40) and image.dtype == np.float32
+    expected = client.render(
+        volume_id(voxels, affine),
+        [EulerPose(rotation=(30, -10, 5), translation=(0, -200, 10), orientation="PA")],
+        Intrinsics(sdd=400, delx=1.5, dely=1.25, x0=3, y0=-2, height=30, width=40),
+        n_samples=250)
+    np.testing.assert_array_equal(image, expected[0, 0])
+    png = out.with_suffix(".png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert int.from_bytes(png[16:20], "big") == 40 and int.from_bytes(png[20:24], "big") == 30
+
+
+def test_bad_input_gives_a_clear_error_and_exit_code(server, tmp_path):
+    result = drrctl("render", "f" * 64, "--server", server.address, "-o", str(tmp_path / "x"))
+    assert result.returncode == 1 and "NOT_FOUND" in result.stderr
+    result = drrctl("render", "f" * 64, "--server", server.address, "--height", "0")
+    assert result.returncode == 1 and "intrinsics.height" in result.stderr
+    result = drrctl("render", "x", "--rotation", "1", "2")
+    assert result.returncode == 1 and "--rotation" in result.stderr

@@ -1,0 +1,86 @@
+"""/metrics of the running server: promtool's checks and ours."""
+
+import os
+import re
+import shutil
+import subprocess
+import urllib.request
+from collections import defaultdict
+
+import grpc
+import pytest
+
+from conftest import ROOT, small_volume
+from drrclient import EulerPose, Intrinsics
+
+SERIES = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})? (\S+)$")
+
+
+def scrape(server):
+    url = f"http://127.0.0.1:{server.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.status == 200
+        return response.read().decode()
+
+
+def parse(text):
+    """{(name, labels): value} for every sample; asserts each series is unique."""
+    samples = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        match = SERIES.match(line)
+        assert match, f"unparsable line: {line!r}"
+        key = (match.group(1), match.group(2) or "")
+        assert key not in samples, f"duplicate series {key}"
+        samples[key] = float(match.group(3))
+    return samples
+
+
+@pytest.fixture()
+def exercised(server, client):
+    voxels, affine = small_volume(7)
+    vid = client.upload_volume(voxels, affine)
+    small = Intrinsics(height=16, width=16)
+    client.render(vid, [EulerPose(), EulerPose(rotation=(30, 0, 0))], small)
+    with pytest.raises(grpc.RpcError):
+        client.render("f" * 64, [EulerPose()], small)
+    return scrape(server)
+
+
+def test_promtool_accepts_the_exposition(exercised):
+    candidates = [os.environ.get("PROMTOOL", ""), shutil.which("promtool") or "",
+                  str(ROOT / ".tools" / "bin" / "promtool")]
+    promtool = next((c for c in candidates if os.path.isfile(c)), None)
+    assert promtool, "promtool is missing: scripts/setup.sh installs it into .tools/bin"
+    result = subprocess.run([promtool, "check", "metrics"], input=exercised,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_histograms_are_consistent_and_series_unique(exercised):
+    samples = parse(exercised)
+    buckets = defaultdict(list)
+    for (name, labels), value in samples.items():
+        if name.endswith("_bucket"):
+            le = re.search(r'le="([^"]+)"', labels).group(1)
+            rest = re.sub(r',?le="[^"]+"', "", labels).replace("{,", "{")
+            buckets[(name[: -len("_bucket")], rest)].append((float(le), value))
+    assert buckets, "no histogram in the exposition"
+    for (family, labels), points in buckets.items():
+        points.sort()
+        counts = [count for _, count in points]
+        assert counts == sorted(counts), f"{family}{labels} buckets not cumulative"
+        assert points[-1][0] == float("inf")
+        count_labels = labels if labels != "{}" else ""
+        assert points[-1][1] == samples[(family + "_count", count_labels)]
+
+
+def test_requests_poses_and_volumes_are_counted(exercised):
+    samples = parse(exercised)
+    assert samples[("drr_requests_total", '{code="OK",method="Render"}')] >= 1
+    assert samples[("drr_requests_total", '{code="NOT_FOUND",method="Render"}')] >= 1
+    assert samples[("drr_requests_total", '{code="OK",method="Upload"}')] >= 1
+    assert samples[("drr_poses_rendered_total", "")] >= 2
+    assert samples[("drr_volume_cache_volumes", "")] >= 1
+    assert any(name == "drr_build_info" for name, _ in samples)
