@@ -40,23 +40,27 @@ absl::Status CommandLine::Parse(const std::vector<std::string>& args) {
     }
     auto it = options_.find(name);
     if (it == options_.end()) {
-      return absl::InvalidArgumentError(absl::StrCat("unknown option --", name));
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown option --", name));
     }
     Option& option = it->second;
     if (option.given) {
-      return absl::InvalidArgumentError(absl::StrCat("--", name, " is given twice"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", name, " is given twice"));
     }
     option.given = true;
     if (option.arity == 0) {
       if (!inline_value.empty()) {
-        return absl::InvalidArgumentError(absl::StrCat("--", name, " takes no value"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("--", name, " takes no value"));
       }
       continue;
     }
     if (!inline_value.empty()) {
       if (option.arity != 1) {
         return absl::InvalidArgumentError(
-            absl::StrCat("--", name, " takes ", option.arity, " values: --", name, " A B ..."));
+            absl::StrCat("--", name, " takes ", option.arity, " values: --",
+                         name, " A B ..."));
       }
       option.values = inline_value;
       continue;
@@ -82,11 +86,15 @@ std::string CommandLine::Value(const std::string& name) const {
   return values.empty() ? "" : values.front();
 }
 
-bool CommandLine::Given(const std::string& name) const { return options_.at(name).given; }
+bool CommandLine::Given(const std::string& name) const {
+  return options_.at(name).given;
+}
 
-absl::StatusOr<double> CommandLine::Double(const std::string& name, int index) const {
+absl::StatusOr<double> CommandLine::Double(const std::string& name,
+                                           int index) const {
   const std::vector<std::string> values = Values(name);
-  const std::string text = index < static_cast<int>(values.size()) ? values[index] : "";
+  const std::string text =
+      index < static_cast<int>(values.size()) ? values[index] : "";
   char* end = nullptr;
   errno = 0;
   const double v = std::strtod(text.c_str(), &end);
@@ -102,8 +110,10 @@ absl::StatusOr<int> CommandLine::Int(const std::string& name) const {
   char* end = nullptr;
   errno = 0;
   const long v = std::strtol(text.c_str(), &end, 10);
-  if (text.empty() || *end != '\0' || errno != 0 || v < -(1L << 31) || v >= (1L << 31)) {
-    return absl::InvalidArgumentError(absl::StrCat("--", name, ": \"", text, "\" is not an integer"));
+  if (text.empty() || *end != '\0' || errno != 0 || v < -(1L << 31) ||
+      v >= (1L << 31)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", name, ": \"", text, "\" is not an integer"));
   }
   return static_cast<int>(v);
 }
@@ -115,7 +125,8 @@ std::string CommandLine::Usage() const {
     std::string values;
     for (int k = 0; k < o.arity; ++k) absl::StrAppend(&values, " V");
     absl::StrAppend(&out, "  --", name, values, "  ", o.help);
-    if (!o.defaults.empty()) absl::StrAppend(&out, " [", absl::StrJoin(o.defaults, " "), "]");
+    if (!o.defaults.empty())
+      absl::StrAppend(&out, " [", absl::StrJoin(o.defaults, " "), "]");
     absl::StrAppend(&out, "\n");
   }
   return out;

@@ -16,10 +16,13 @@ class CommandLine {
  public:
   // Declares `--name` taking `arity` values (0 = a switch), with `help` text
   // and a default (space-separated for several values; ignored for switches).
-  void Add(std::string name, int arity, std::string default_value, std::string help);
+  void Add(std::string name, int arity, std::string default_value,
+           std::string help);
 
   // Lets `-letter` stand for `--name`.
-  void Alias(char letter, std::string name) { aliases_[letter] = std::move(name); }
+  void Alias(char letter, std::string name) {
+    aliases_[letter] = std::move(name);
+  }
 
   // Parses `args` (without the program name). Unknown options, missing
   // values and repeated options give INVALID_ARGUMENT.

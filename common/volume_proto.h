@@ -12,6 +12,7 @@ namespace drr {
 void VolumeHeaderToProto(const VolumeHeader& header, v1::VolumeHeader* out);
 
 // The engine header of a wire header; INVALID_ARGUMENT names a malformed field.
-absl::StatusOr<VolumeHeader> VolumeHeaderFromProto(const v1::VolumeHeader& header);
+absl::StatusOr<VolumeHeader> VolumeHeaderFromProto(
+    const v1::VolumeHeader& header);
 
 }  // namespace drr

@@ -28,13 +28,15 @@ void AppendBigEndian32(uint32_t v, std::string* out) {
 }
 
 // Appends one PNG chunk: length, type, data, CRC over type and data.
-void AppendChunk(std::string_view type, std::string_view data, std::string* out) {
+void AppendChunk(std::string_view type, std::string_view data,
+                 std::string* out) {
   AppendBigEndian32(static_cast<uint32_t>(data.size()), out);
   const size_t start = out->size();
   out->append(type);
   out->append(data);
-  const uLong crc = crc32(0L, reinterpret_cast<const Bytef*>(out->data() + start),
-                          static_cast<uInt>(out->size() - start));
+  const uLong crc =
+      crc32(0L, reinterpret_cast<const Bytef*>(out->data() + start),
+            static_cast<uInt>(out->size() - start));
   AppendBigEndian32(static_cast<uint32_t>(crc), out);
 }
 
@@ -42,8 +44,9 @@ void AppendChunk(std::string_view type, std::string_view data, std::string* out)
 
 absl::Status WriteNpy(const std::string& path, const float* image, int rows,
                       int cols) {
-  std::string header = absl::StrCat("{'descr': '<f4', 'fortran_order': False, 'shape': (",
-                                    rows, ", ", cols, "), }");
+  std::string header =
+      absl::StrCat("{'descr': '<f4', 'fortran_order': False, 'shape': (", rows,
+                   ", ", cols, "), }");
   // Magic (6) + version (2) + length (2) + header + '\n' is padded to 64 bytes.
   const size_t unpadded = 10 + header.size() + 1;
   header.append((64 - unpadded % 64) % 64, ' ');
@@ -75,7 +78,8 @@ absl::Status WritePng(const std::string& path, const float* image, int rows,
     for (int c = 0; c < cols; ++c) {
       const float v = image[static_cast<size_t>(r) * cols + c];
       const float level = std::isfinite(v) ? (v - lo) * scale : 0.0f;
-      raw.push_back(static_cast<char>(std::clamp(std::lround(level), 0L, 255L)));
+      raw.push_back(
+          static_cast<char>(std::clamp(std::lround(level), 0L, 255L)));
     }
   }
   uLongf packed_size = compressBound(static_cast<uLong>(raw.size()));

@@ -1,4 +1,3 @@
-#include "absl/strings/string_view.h"
 #include "io/nifti.h"
 
 #include <zlib.h>
@@ -9,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "common/status_macros.h"
 
 namespace drr {
@@ -30,7 +30,8 @@ enum NiftiType : int16_t {
 // Reads fields of the fixed header, swapping bytes for big-endian files.
 class HeaderReader {
  public:
-  HeaderReader(absl::string_view header, bool swap) : header_(header), swap_(swap) {}
+  HeaderReader(absl::string_view header, bool swap)
+      : header_(header), swap_(swap) {}
 
   template <typename T>
   T Get(int offset) const {
@@ -53,13 +54,18 @@ absl::Status Invalid(absl::string_view what) {
 
 // The voxel→world affine from the qform quaternion, pixdim and qoffset.
 kernels::Mat4d QformAffine(const HeaderReader& h) {
-  const double b = h.Get<float>(256), c = h.Get<float>(260), d = h.Get<float>(264);
+  const double b = h.Get<float>(256), c = h.Get<float>(260),
+               d = h.Get<float>(264);
   const double a = std::sqrt(std::max(0.0, 1.0 - (b * b + c * c + d * d)));
   const double qfac = h.Get<float>(76) < 0 ? -1.0 : 1.0;
-  const double dx = h.Get<float>(80), dy = h.Get<float>(84), dz = h.Get<float>(88) * qfac;
-  const kernels::Mat3d r{{{a * a + b * b - c * c - d * d, 2 * (b * c - a * d), 2 * (b * d + a * c)},
-                          {2 * (b * c + a * d), a * a + c * c - b * b - d * d, 2 * (c * d - a * b)},
-                          {2 * (b * d - a * c), 2 * (c * d + a * b), a * a + d * d - c * c - b * b}}};
+  const double dx = h.Get<float>(80), dy = h.Get<float>(84),
+               dz = h.Get<float>(88) * qfac;
+  const kernels::Mat3d r{{{a * a + b * b - c * c - d * d, 2 * (b * c - a * d),
+                           2 * (b * d + a * c)},
+                          {2 * (b * c + a * d), a * a + c * c - b * b - d * d,
+                           2 * (c * d - a * b)},
+                          {2 * (b * d - a * c), 2 * (c * d + a * b),
+                           a * a + d * d - c * c - b * b}}};
   const kernels::Mat3d scale{{{dx, 0, 0}, {0, dy, 0}, {0, 0, dz}}};
   return kernels::Mat4d::FromAffine(
       r * scale, {h.Get<float>(268), h.Get<float>(272), h.Get<float>(276)});
@@ -76,8 +82,8 @@ kernels::Mat4d SformAffine(const HeaderReader& h) {
 // Copies `count` voxels of type From (file byte order) to To, little-endian,
 // applying `slope`·v + `inter`.
 template <typename From, typename To>
-std::string ConvertVoxels(const char* src, int64_t count, bool swap, double slope,
-                          double inter) {
+std::string ConvertVoxels(const char* src, int64_t count, bool swap,
+                          double slope, double inter) {
   std::string out(count * sizeof(To), '\0');
   char* dst = out.data();
   for (int64_t i = 0; i < count; ++i) {
@@ -102,7 +108,8 @@ std::string CopyVoxels(const char* src, int64_t count, bool swap) {
 
 absl::StatusOr<HostVolume> ParseNifti(absl::string_view bytes,
                                       const NiftiLimits& limits) {
-  if (bytes.size() < kHeaderSize) return Invalid("file shorter than a 348-byte header");
+  if (bytes.size() < kHeaderSize)
+    return Invalid("file shorter than a 348-byte header");
   int32_t sizeof_hdr;
   std::memcpy(&sizeof_hdr, bytes.data(), 4);
   bool swap = false;
@@ -119,20 +126,24 @@ absl::StatusOr<HostVolume> ParseNifti(absl::string_view bytes,
     return Invalid("not a single-file NIfTI-1 image (magic is not \"n+1\")");
   }
   const int16_t ndim = h.Get<int16_t>(40);
-  if (ndim < 3 || ndim > 7) return Invalid(absl::StrCat("dim[0] is ", ndim, ", need 3 to 7"));
+  if (ndim < 3 || ndim > 7)
+    return Invalid(absl::StrCat("dim[0] is ", ndim, ", need 3 to 7"));
   int64_t dims[3];
   for (int i = 0; i < 3; ++i) {
     dims[i] = h.Get<int16_t>(42 + 2 * i);
-    if (dims[i] < 1) return Invalid(absl::StrCat("dim[", i + 1, "] is ", dims[i]));
+    if (dims[i] < 1)
+      return Invalid(absl::StrCat("dim[", i + 1, "] is ", dims[i]));
   }
   for (int i = 4; i <= ndim; ++i) {
     if (h.Get<int16_t>(40 + 2 * i) > 1) {
-      return Invalid("only 3-D volumes are supported (a higher dimension is > 1)");
+      return Invalid(
+          "only 3-D volumes are supported (a higher dimension is > 1)");
     }
   }
   const int64_t voxels = dims[0] * dims[1] * dims[2];
   if (voxels > limits.max_voxels) {
-    return Invalid(absl::StrCat(voxels, " voxels exceed the limit of ", limits.max_voxels));
+    return Invalid(absl::StrCat(voxels, " voxels exceed the limit of ",
+                                limits.max_voxels));
   }
   const int16_t datatype = h.Get<int16_t>(70);
   int from_bytes = 0;
@@ -156,14 +167,17 @@ absl::StatusOr<HostVolume> ParseNifti(absl::string_view bytes,
       return Invalid(absl::StrCat("unsupported datatype code ", datatype));
   }
   const float vox_offset = h.Get<float>(108);
-  if (!(vox_offset >= kHeaderSize) || vox_offset > static_cast<float>(bytes.size())) {
-    return Invalid(absl::StrCat("vox_offset ", vox_offset, " is outside the file"));
+  if (!(vox_offset >= kHeaderSize) ||
+      vox_offset > static_cast<float>(bytes.size())) {
+    return Invalid(
+        absl::StrCat("vox_offset ", vox_offset, " is outside the file"));
   }
   const size_t offset = static_cast<size_t>(vox_offset);
   const int64_t data_bytes = voxels * from_bytes;
   if (static_cast<int64_t>(bytes.size() - offset) < data_bytes) {
     return Invalid(absl::StrCat("file holds ", bytes.size() - offset,
-                                " voxel bytes, the header declares ", data_bytes));
+                                " voxel bytes, the header declares ",
+                                data_bytes));
   }
 
   HostVolume volume;
@@ -178,14 +192,17 @@ absl::StatusOr<HostVolume> ParseNifti(absl::string_view bytes,
     header.affine = QformAffine(h);
   } else {
     header.affine = kernels::Mat4d::Identity();
-    for (int i = 0; i < 3; ++i) header.affine.m[i][i] = h.Get<float>(80 + 4 * i);
+    for (int i = 0; i < 3; ++i)
+      header.affine.m[i][i] = h.Get<float>(80 + 4 * i);
   }
   for (const auto& row : header.affine.m) {
     for (double v : row) {
-      if (!std::isfinite(v)) return Invalid("the affine has a non-finite entry");
+      if (!std::isfinite(v))
+        return Invalid("the affine has a non-finite entry");
     }
   }
-  if (!kernels::InvertAffine(header.affine)) return Invalid("the affine is singular");
+  if (!kernels::InvertAffine(header.affine))
+    return Invalid("the affine is singular");
 
   const float slope = h.Get<float>(112), inter = h.Get<float>(116);
   const bool scaled = std::isfinite(slope) && slope != 0 &&
@@ -195,13 +212,27 @@ absl::StatusOr<HostVolume> ParseNifti(absl::string_view bytes,
     const double s = scaled ? slope : 1.0, b = scaled ? inter : 0.0;
     header.voxel_type = VoxelType::kFloat32;
     switch (datatype) {
-      case kNiftiUInt8: volume.voxels = ConvertVoxels<uint8_t, float>(src, voxels, swap, s, b); break;
-      case kNiftiInt8: volume.voxels = ConvertVoxels<int8_t, float>(src, voxels, swap, s, b); break;
-      case kNiftiInt16: volume.voxels = ConvertVoxels<int16_t, float>(src, voxels, swap, s, b); break;
-      case kNiftiUInt16: volume.voxels = ConvertVoxels<uint16_t, float>(src, voxels, swap, s, b); break;
-      case kNiftiInt32: volume.voxels = ConvertVoxels<int32_t, float>(src, voxels, swap, s, b); break;
-      case kNiftiFloat32: volume.voxels = ConvertVoxels<float, float>(src, voxels, swap, s, b); break;
-      default: volume.voxels = ConvertVoxels<double, float>(src, voxels, swap, s, b); break;
+      case kNiftiUInt8:
+        volume.voxels = ConvertVoxels<uint8_t, float>(src, voxels, swap, s, b);
+        break;
+      case kNiftiInt8:
+        volume.voxels = ConvertVoxels<int8_t, float>(src, voxels, swap, s, b);
+        break;
+      case kNiftiInt16:
+        volume.voxels = ConvertVoxels<int16_t, float>(src, voxels, swap, s, b);
+        break;
+      case kNiftiUInt16:
+        volume.voxels = ConvertVoxels<uint16_t, float>(src, voxels, swap, s, b);
+        break;
+      case kNiftiInt32:
+        volume.voxels = ConvertVoxels<int32_t, float>(src, voxels, swap, s, b);
+        break;
+      case kNiftiFloat32:
+        volume.voxels = ConvertVoxels<float, float>(src, voxels, swap, s, b);
+        break;
+      default:
+        volume.voxels = ConvertVoxels<double, float>(src, voxels, swap, s, b);
+        break;
     }
     return volume;
   }
@@ -212,7 +243,8 @@ absl::StatusOr<HostVolume> ParseNifti(absl::string_view bytes,
       break;
     case kNiftiInt8:
       header.voxel_type = VoxelType::kInt16;
-      volume.voxels = ConvertVoxels<int8_t, int16_t>(src, voxels, swap, 1.0, 0.0);
+      volume.voxels =
+          ConvertVoxels<int8_t, int16_t>(src, voxels, swap, 1.0, 0.0);
       break;
     case kNiftiInt16:
       header.voxel_type = VoxelType::kInt16;
@@ -237,13 +269,15 @@ absl::StatusOr<HostVolume> ParseNifti(absl::string_view bytes,
 absl::StatusOr<HostVolume> ReadNiftiFile(const std::string& path,
                                          const NiftiLimits& limits) {
   gzFile file = gzopen(path.c_str(), "rb");
-  if (file == nullptr) return absl::NotFoundError(absl::StrCat("cannot open ", path));
+  if (file == nullptr)
+    return absl::NotFoundError(absl::StrCat("cannot open ", path));
   std::string bytes;
   std::vector<char> buffer(1 << 20);
   // Stop reading past what the largest allowed volume could need.
   const int64_t max_bytes = limits.max_voxels * 8 + (int64_t{1} << 20);
   int n;
-  while ((n = gzread(file, buffer.data(), static_cast<unsigned>(buffer.size()))) > 0) {
+  while ((n = gzread(file, buffer.data(),
+                     static_cast<unsigned>(buffer.size()))) > 0) {
     bytes.append(buffer.data(), n);
     if (static_cast<int64_t>(bytes.size()) > max_bytes) {
       gzclose(file);

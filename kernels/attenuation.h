@@ -19,8 +19,9 @@ struct AttenuationParams {
 // HU ≤ 0, μ = μ_w + (μ_b − μ_w)·HU/HU_b above; μ is clamped to ≥ 0.
 DRR_HD float HuToMu(float hu, const AttenuationParams& p) {
   hu = hu < -1000.0f ? -1000.0f : hu;
-  float mu = hu <= 0.0f ? p.mu_water * (1.0f + hu / 1000.0f)
-                        : p.mu_water + (p.mu_bone - p.mu_water) * hu / p.hu_bone;
+  float mu = hu <= 0.0f
+                 ? p.mu_water * (1.0f + hu / 1000.0f)
+                 : p.mu_water + (p.mu_bone - p.mu_water) * hu / p.hu_bone;
   return mu < 0.0f ? 0.0f : mu;
 }
 
@@ -29,7 +30,8 @@ DRR_HD float HuToMu(float hu, const AttenuationParams& p) {
 template <typename T>
 void ConvertHuToMu(const T* hu, size_t count, const AttenuationParams& p,
                    float* mu) {
-  for (size_t i = 0; i < count; ++i) mu[i] = HuToMu(static_cast<float>(hu[i]), p);
+  for (size_t i = 0; i < count; ++i)
+    mu[i] = HuToMu(static_cast<float>(hu[i]), p);
 }
 
 }  // namespace drr::kernels

@@ -1,4 +1,5 @@
-// The CPU executor: marches rays with the shared per-ray body over a thread pool.
+// The CPU executor: marches rays with the shared per-ray body over a thread
+// pool.
 #include <cstring>
 #include <memory>
 #include <new>
@@ -64,7 +65,8 @@ class CpuExecutor final : public Executor {
     pool_.ParallelFor(n_poses * rows, [&](int task) {
       const int pose = task / rows;
       const int row = task % rows;
-      float* line = out + (static_cast<long long>(pose) * rows + row) * settings.width;
+      float* line =
+          out + (static_cast<long long>(pose) * rows + row) * settings.width;
       for (int col = 0; col < settings.width; ++col) {
         line[col] = MarchRay(sampler, poses[pose], settings, row, col);
       }

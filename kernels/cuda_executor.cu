@@ -40,7 +40,8 @@ __global__ void RenderKernel(TrilinearSampler volume, const PoseGeometry* poses,
   const int row = blockIdx.y * blockDim.y + threadIdx.y;
   if (col >= settings.width || row >= settings.height) return;
   const long long pixel =
-      (static_cast<long long>(pose) * settings.height + row) * settings.width + col;
+      (static_cast<long long>(pose) * settings.height + row) * settings.width +
+      col;
   out[pixel] = MarchRay(volume, geometry, settings, row, col);
 }
 
@@ -134,8 +135,8 @@ class CudaExecutor final : public Executor {
         settings, static_cast<float*>(images_.data()));
     e = cudaGetLastError();
     if (e != cudaSuccess) return FromCuda("RenderKernel launch", e);
-    e = cudaMemcpyAsync(out, images_.data(), image_bytes, cudaMemcpyDeviceToHost,
-                        stream_);
+    e = cudaMemcpyAsync(out, images_.data(), image_bytes,
+                        cudaMemcpyDeviceToHost, stream_);
     if (e != cudaSuccess) return FromCuda("cudaMemcpyAsync (images)", e);
     return FromCuda("cudaStreamSynchronize", cudaStreamSynchronize(stream_));
   }
@@ -162,7 +163,8 @@ CudaProbe ProbeCuda() {
     return probe;
   }
   cudaDeviceProp prop{};
-  if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess) probe.device_name = prop.name;
+  if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess)
+    probe.device_name = prop.name;
   probe.device_count = count;
   return probe;
 }
@@ -175,7 +177,8 @@ std::unique_ptr<Executor> MakeCudaExecutor(std::string* why) {
   }
   cudaError_t e = cudaSetDevice(0);
   cudaStream_t stream = nullptr;
-  if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
+  if (e == cudaSuccess)
+    e = cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
   if (e != cudaSuccess) {
     *why = CudaErrorText("CUDA initialisation", e);
     return nullptr;

@@ -5,7 +5,8 @@ namespace drr::kernels {
 
 CudaProbe ProbeCuda() {
   CudaProbe probe;
-  probe.reason = "drrserve was built without CUDA (nvcc not found at configure time)";
+  probe.reason =
+      "drrserve was built without CUDA (nvcc not found at configure time)";
   return probe;
 }
 

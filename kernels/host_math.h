@@ -1,6 +1,7 @@
 // Double-precision host geometry: the 4×4 and 3×3 matrices that poses,
 // intrinsics and volume affines are built from before they are cast to the
-// float32 device form (design.md §1: float64 on the host, float32 on the device).
+// float32 device form (design.md §1: float64 on the host, float32 on the
+// device).
 #pragma once
 
 #include <array>

@@ -8,7 +8,8 @@
 
 namespace drr::kernels {
 
-// Why a kernel call failed, in the canonical-code vocabulary the engine maps to.
+// Why a kernel call failed, in the canonical-code vocabulary the engine maps
+// to.
 enum class KernelCode { kOk, kInvalidArgument, kResourceExhausted, kInternal };
 
 // The outcome of a kernel call: ok, or a code and a message for people.

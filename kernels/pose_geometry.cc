@@ -13,7 +13,8 @@ PoseGeometry MakePoseGeometry(const Mat4d& world_to_voxel, const Mat4d& rt_inv,
   }
   const Mat3d k_inv = InverseIntrinsicMatrix(intrinsics);
   for (int r = 0; r < 3; ++r) {
-    for (int c = 0; c < 3; ++c) g.k_inv[r][c] = static_cast<float>(k_inv.m[r][c]);
+    for (int c = 0; c < 3; ++c)
+      g.k_inv[r][c] = static_cast<float>(k_inv.m[r][c]);
   }
   g.sdd = static_cast<float>(intrinsics.sdd);
   g.orthographic = intrinsics.orthographic ? 1 : 0;

@@ -34,11 +34,13 @@ struct CameraRay {
 DRR_HD CameraRay MakeCameraRay(const PoseGeometry& g, int row, int col) {
   const float u = static_cast<float>(col) + 0.5f;
   const float v = static_cast<float>(row) + 0.5f;
-  const Vec3 target{g.sdd * (g.k_inv[0][0] * u + g.k_inv[0][1] * v + g.k_inv[0][2]),
-                    g.sdd * (g.k_inv[1][0] * u + g.k_inv[1][1] * v + g.k_inv[1][2]),
-                    g.sdd * (g.k_inv[2][0] * u + g.k_inv[2][1] * v + g.k_inv[2][2])};
-  const Vec3 source = g.orthographic ? Vec3{target.x, target.y, target.z - g.sdd}
-                                     : Vec3{0.0f, 0.0f, 0.0f};
+  const Vec3 target{
+      g.sdd * (g.k_inv[0][0] * u + g.k_inv[0][1] * v + g.k_inv[0][2]),
+      g.sdd * (g.k_inv[1][0] * u + g.k_inv[1][1] * v + g.k_inv[1][2]),
+      g.sdd * (g.k_inv[2][0] * u + g.k_inv[2][1] * v + g.k_inv[2][2])};
+  const Vec3 source = g.orthographic
+                          ? Vec3{target.x, target.y, target.z - g.sdd}
+                          : Vec3{0.0f, 0.0f, 0.0f};
   return {source, target};
 }
 
@@ -77,9 +79,12 @@ DRR_HD float MarchRay(const Sampler& volume, const PoseGeometry& g,
   const Vec3 ab = b - a;
   const Vec3 d = inv_intervals * ab;
   int first = 0, last = s.n_samples - 1;
-  ClipSamplesToSlab(a.x, d.x, -1.0f, static_cast<float>(volume.nx), &first, &last);
-  ClipSamplesToSlab(a.y, d.y, -1.0f, static_cast<float>(volume.ny), &first, &last);
-  ClipSamplesToSlab(a.z, d.z, -1.0f, static_cast<float>(volume.nz), &first, &last);
+  ClipSamplesToSlab(a.x, d.x, -1.0f, static_cast<float>(volume.nx), &first,
+                    &last);
+  ClipSamplesToSlab(a.y, d.y, -1.0f, static_cast<float>(volume.ny), &first,
+                    &last);
+  ClipSamplesToSlab(a.z, d.z, -1.0f, static_cast<float>(volume.nz), &first,
+                    &last);
   float sum = 0.0f;
   for (int i = first; i <= last; ++i) {
     const float t = static_cast<float>(i) * inv_intervals;

@@ -29,7 +29,7 @@ fi
 # promtool only (the prometheus package is 330 MB, promtool alone is one binary).
 if [ ! -x .tools/bin/promtool ]; then
   echo "setup: fetching promtool"
-  tmp=$(mktemp -d)
+  tmp=$(mktemp -d) && chmod 755 "$tmp"  # readable by apt's _apt user
   (cd "$tmp" && apt-get download prometheus >/dev/null && dpkg-deb --fsys-tarfile prometheus_*.deb | tar -x ./usr/bin/promtool)
   mkdir -p .tools/bin && mv "$tmp/usr/bin/promtool" .tools/bin/promtool && rm -rf "$tmp"
 fi

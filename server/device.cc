@@ -1,7 +1,7 @@
-#include "absl/strings/string_view.h"
 #include "server/device.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 
 namespace drr::server {
 
@@ -13,7 +13,8 @@ absl::StatusOr<DeviceMode> ParseDeviceMode(absl::string_view text) {
       absl::StrCat("--device must be auto, cpu or cuda, not \"", text, "\""));
 }
 
-absl::StatusOr<SelectedExecutor> SelectExecutor(DeviceMode mode, int cpu_threads) {
+absl::StatusOr<SelectedExecutor> SelectExecutor(DeviceMode mode,
+                                                int cpu_threads) {
   SelectedExecutor selected;
   if (mode == DeviceMode::kCpu) {
     selected.executor = kernels::MakeCpuExecutor(cpu_threads);
@@ -23,7 +24,8 @@ absl::StatusOr<SelectedExecutor> SelectExecutor(DeviceMode mode, int cpu_threads
   std::string why_not;
   selected.executor = kernels::MakeCudaExecutor(&why_not);
   if (selected.executor) {
-    selected.reason = absl::StrCat("CUDA device 0: ", kernels::ProbeCuda().device_name);
+    selected.reason =
+        absl::StrCat("CUDA device 0: ", kernels::ProbeCuda().device_name);
     return selected;
   }
   if (mode == DeviceMode::kCuda) {
@@ -31,7 +33,8 @@ absl::StatusOr<SelectedExecutor> SelectExecutor(DeviceMode mode, int cpu_threads
         absl::StrCat("--device=cuda but no CUDA device is usable: ", why_not));
   }
   selected.executor = kernels::MakeCpuExecutor(cpu_threads);
-  selected.reason = absl::StrCat("no usable CUDA device (", why_not, "), CPU fallback");
+  selected.reason =
+      absl::StrCat("no usable CUDA device (", why_not, "), CPU fallback");
   return selected;
 }
 

@@ -5,8 +5,8 @@
 #include <string>
 #include <string_view>
 
-#include "absl/strings/string_view.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "kernels/executor.h"
 
 namespace drr::server {
@@ -26,6 +26,7 @@ struct SelectedExecutor {
 // kAuto takes CUDA when a device is usable, else the CPU; kCuda fails with
 // FAILED_PRECONDITION when no device is usable; kCpu always takes the CPU
 // executor with `cpu_threads` workers (0 = one per core).
-absl::StatusOr<SelectedExecutor> SelectExecutor(DeviceMode mode, int cpu_threads);
+absl::StatusOr<SelectedExecutor> SelectExecutor(DeviceMode mode,
+                                                int cpu_threads);
 
 }  // namespace drr::server

@@ -1,10 +1,10 @@
-#include "absl/strings/string_view.h"
 #include "server/metrics.h"
 
 #include <exception>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "prometheus/exposer.h"
 
 namespace drr::server {
@@ -20,24 +20,28 @@ prometheus::Histogram::BucketBoundaries LatencyBuckets() {
 
 ServerMetrics::ServerMetrics(absl::string_view backend)
     : registry_(std::make_shared<prometheus::Registry>()),
-      requests_(prometheus::BuildCounter()
-                    .Name("drr_requests_total")
-                    .Help("Finished RPCs and stream frames by method and status code.")
-                    .Register(*registry_)),
+      requests_(
+          prometheus::BuildCounter()
+              .Name("drr_requests_total")
+              .Help(
+                  "Finished RPCs and stream frames by method and status code.")
+              .Register(*registry_)),
       request_duration_(prometheus::BuildHistogram()
                             .Name("drr_request_duration_seconds")
-                            .Help("Time from receiving a request (or stream frame) to its answer.")
+                            .Help("Time from receiving a request (or stream "
+                                  "frame) to its answer.")
                             .Register(*registry_)),
       poses_rendered_(prometheus::BuildCounter()
                           .Name("drr_poses_rendered_total")
                           .Help("Poses rendered into images.")
                           .Register(*registry_)
                           .Add({})),
-      upload_bytes_(prometheus::BuildCounter()
-                        .Name("drr_volume_upload_bytes_total")
-                        .Help("Voxel bytes received by completed volume uploads.")
-                        .Register(*registry_)
-                        .Add({})),
+      upload_bytes_(
+          prometheus::BuildCounter()
+              .Name("drr_volume_upload_bytes_total")
+              .Help("Voxel bytes received by completed volume uploads.")
+              .Register(*registry_)
+              .Add({})),
       volumes_(prometheus::BuildGauge()
                    .Name("drr_volume_cache_volumes")
                    .Help("Volumes stored on this server.")
@@ -72,14 +76,19 @@ absl::StatusOr<int> ServerMetrics::Expose(const std::string& address) {
   }
   exposer_->RegisterCollectable(registry_);
   const std::vector<int> ports = exposer_->GetListeningPorts();
-  if (ports.empty()) return absl::UnavailableError("the metrics endpoint bound no port");
+  if (ports.empty())
+    return absl::UnavailableError("the metrics endpoint bound no port");
   return ports.front();
 }
 
-void ServerMetrics::RecordRequest(absl::string_view method, absl::StatusCode code,
-                                  double seconds) {
-  requests_.Add({{"method", std::string(method)}, {"code", absl::StatusCodeToString(code)}}).Increment();
-  request_duration_.Add({{"method", std::string(method)}}, LatencyBuckets()).Observe(seconds);
+void ServerMetrics::RecordRequest(absl::string_view method,
+                                  absl::StatusCode code, double seconds) {
+  requests_
+      .Add({{"method", std::string(method)},
+            {"code", absl::StatusCodeToString(code)}})
+      .Increment();
+  request_duration_.Add({{"method", std::string(method)}}, LatencyBuckets())
+      .Observe(seconds);
 }
 
 void ServerMetrics::AddPosesRendered(int n) { poses_rendered_.Increment(n); }

@@ -7,9 +7,9 @@
 #include <string>
 #include <string_view>
 
-#include "absl/strings/string_view.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
 #include "prometheus/gauge.h"
@@ -35,7 +35,8 @@ class ServerMetrics {
 
   // Counts one finished RPC (or stream frame) of `method` with `code`, and
   // observes its duration.
-  void RecordRequest(absl::string_view method, absl::StatusCode code, double seconds);
+  void RecordRequest(absl::string_view method, absl::StatusCode code,
+                     double seconds);
   // Counts `n` rendered poses.
   void AddPosesRendered(int n);
   // Counts `n` uploaded voxel bytes.

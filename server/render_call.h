@@ -57,6 +57,7 @@ absl::Status ValidateRenderCall(const RenderCall& call, const Limits& limits);
 
 // Camera→world of `pose`; `volume_center` is the isocenter when the pose
 // names none.
-kernels::Mat4d ResolvePose(const PoseSpec& pose, const kernels::Vec3d& volume_center);
+kernels::Mat4d ResolvePose(const PoseSpec& pose,
+                           const kernels::Vec3d& volume_center);
 
 }  // namespace drr::server

@@ -11,13 +11,15 @@ namespace drr::server {
 namespace {
 
 double SecondsSince(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+      .count();
 }
 
 }  // namespace
 
-RenderEngine::RenderEngine(kernels::Executor* executor, const VolumeStore* store,
-                           const Limits& limits, int workers)
+RenderEngine::RenderEngine(kernels::Executor* executor,
+                           const VolumeStore* store, const Limits& limits,
+                           int workers)
     : executor_(executor), store_(store), limits_(limits) {
   for (int i = 0; i < std::max(1, workers); ++i) {
     workers_.emplace_back([this] { WorkerLoop(); });
@@ -40,13 +42,16 @@ RenderEngine::~RenderEngine() {
 void RenderEngine::Submit(RenderCall call, Callback done) {
   {
     absl::MutexLock lock(&mutex_);
-    if (!stopping_ && static_cast<int>(queue_.size()) < limits_.max_queued_requests) {
-      queue_.push_back({std::move(call), std::move(done), std::chrono::steady_clock::now()});
+    if (!stopping_ &&
+        static_cast<int>(queue_.size()) < limits_.max_queued_requests) {
+      queue_.push_back(
+          {std::move(call), std::move(done), std::chrono::steady_clock::now()});
       return;
     }
   }
-  done(absl::ResourceExhaustedError(absl::StrCat(
-      "the render queue is full (", limits_.max_queued_requests, " requests); retry later")));
+  done(absl::ResourceExhaustedError(absl::StrCat("the render queue is full (",
+                                                 limits_.max_queued_requests,
+                                                 " requests); retry later")));
 }
 
 int RenderEngine::queue_depth() const {
@@ -75,7 +80,8 @@ void RenderEngine::WorkerLoop() {
   }
 }
 
-absl::StatusOr<RenderResult> RenderEngine::Render(const RenderCall& call) const {
+absl::StatusOr<RenderResult> RenderEngine::Render(
+    const RenderCall& call) const {
   const auto start = std::chrono::steady_clock::now();
   DRR_RETURN_IF_ERROR(ValidateRenderCall(call, limits_));
   DRR_ASSIGN_OR_RETURN(std::shared_ptr<const StoredVolume> volume,
@@ -84,21 +90,24 @@ absl::StatusOr<RenderResult> RenderEngine::Render(const RenderCall& call) const 
   geometry.reserve(call.poses.size());
   for (const PoseSpec& pose : call.poses) {
     geometry.push_back(kernels::MakePoseGeometry(
-        volume->world_to_voxel, ResolvePose(pose, volume->isocenter), call.intrinsics));
+        volume->world_to_voxel, ResolvePose(pose, volume->isocenter),
+        call.intrinsics));
   }
   RenderResult result;
   result.batch = static_cast<int>(call.poses.size());
   result.height = call.intrinsics.height;
   result.width = call.intrinsics.width;
   try {
-    result.images.resize(static_cast<size_t>(result.batch) * result.height * result.width);
+    result.images.resize(static_cast<size_t>(result.batch) * result.height *
+                         result.width);
   } catch (const std::bad_alloc&) {
     return absl::ResourceExhaustedError("out of host memory for the images");
   }
-  const kernels::RaySettings settings{result.height, result.width, call.n_samples};
-  DRR_RETURN_IF_KERNEL_ERROR(executor_->Render(*volume->resident, geometry.data(),
-                                               result.batch, settings,
-                                               result.images.data()));
+  const kernels::RaySettings settings{result.height, result.width,
+                                      call.n_samples};
+  DRR_RETURN_IF_KERNEL_ERROR(executor_->Render(*volume->resident,
+                                               geometry.data(), result.batch,
+                                               settings, result.images.data()));
   result.render_seconds = SecondsSince(start);
   return result;
 }

@@ -43,10 +43,12 @@ class RenderStreamReactor final
       std::lock_guard<std::mutex> lock(mutex_);
       frames_.push_back(frame);
       ++refs_;
-      read_more = static_cast<int>(frames_.size()) < context_.limits.max_frames_in_flight;
+      read_more = static_cast<int>(frames_.size()) <
+                  context_.limits.max_frames_in_flight;
       read_paused_ = !read_more;
     }
-    auto timer = std::make_shared<RequestTimer>(context_.metrics, "RenderStream.frame");
+    auto timer =
+        std::make_shared<RequestTimer>(context_.metrics, "RenderStream.frame");
     RenderThroughEngine(context_, request_, &frame->response,
                         [this, frame, timer](absl::Status status) {
                           timer->Done(status);
@@ -77,8 +79,10 @@ class RenderStreamReactor final
   void FrameDone(Frame& frame, const absl::Status& status) {
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      frame.response.mutable_status()->set_code(static_cast<int>(status.code()));
-      frame.response.mutable_status()->set_message(std::string(status.message()));
+      frame.response.mutable_status()->set_code(
+          static_cast<int>(status.code()));
+      frame.response.mutable_status()->set_message(
+          std::string(status.message()));
       frame.ready = true;
       AdvanceLocked();
     }
@@ -98,7 +102,8 @@ class RenderStreamReactor final
     if (broken_ || reading_done_) {
       finished_ = true;
       const absl::Status status =
-          broken_ ? absl::CancelledError("the client went away") : absl::OkStatus();
+          broken_ ? absl::CancelledError("the client went away")
+                  : absl::OkStatus();
       Finish(ToGrpcStatus(stream_timer_.Done(status)));
     }
   }
@@ -127,7 +132,8 @@ class RenderStreamReactor final
 
 }  // namespace
 
-void RenderThroughEngine(const ServiceContext& context, const v1::RenderRequest& request,
+void RenderThroughEngine(const ServiceContext& context,
+                         const v1::RenderRequest& request,
                          v1::RenderResponse* response,
                          std::function<void(absl::Status)> done) {
   response->set_frame_id(request.frame_id());
@@ -138,31 +144,33 @@ void RenderThroughEngine(const ServiceContext& context, const v1::RenderRequest&
   }
   ServerMetrics* metrics = context.metrics;
   RenderEngine* engine = context.engine;
-  engine->Submit(*std::move(call), [metrics, engine, response, done = std::move(done)](
-                                       absl::StatusOr<RenderResult> result) {
-    metrics->SetQueueDepth(engine->queue_depth());
-    if (result.ok()) {
-      ToProto(*result, response);
-      metrics->AddPosesRendered(result->batch);
-    }
-    done(result.status());
-  });
+  engine->Submit(*std::move(call),
+                 [metrics, engine, response,
+                  done = std::move(done)](absl::StatusOr<RenderResult> result) {
+                   metrics->SetQueueDepth(engine->queue_depth());
+                   if (result.ok()) {
+                     ToProto(*result, response);
+                     metrics->AddPosesRendered(result->batch);
+                   }
+                   done(result.status());
+                 });
   metrics->SetQueueDepth(engine->queue_depth());
 }
 
-grpc::ServerUnaryReactor* RendererService::Render(grpc::CallbackServerContext* context,
-                                                  const v1::RenderRequest* request,
-                                                  v1::RenderResponse* response) {
+grpc::ServerUnaryReactor* RendererService::Render(
+    grpc::CallbackServerContext* context, const v1::RenderRequest* request,
+    v1::RenderResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   auto timer = std::make_shared<RequestTimer>(context_.metrics, "Render");
-  RenderThroughEngine(context_, *request, response, [reactor, timer](absl::Status status) {
-    reactor->Finish(ToGrpcStatus(timer->Done(status)));
-  });
+  RenderThroughEngine(context_, *request, response,
+                      [reactor, timer](absl::Status status) {
+                        reactor->Finish(ToGrpcStatus(timer->Done(status)));
+                      });
   return reactor;
 }
 
-grpc::ServerBidiReactor<v1::RenderRequest, v1::RenderResponse>* RendererService::RenderStream(
-    grpc::CallbackServerContext*) {
+grpc::ServerBidiReactor<v1::RenderRequest, v1::RenderResponse>*
+RendererService::RenderStream(grpc::CallbackServerContext*) {
   return new RenderStreamReactor(context_);
 }
 

@@ -24,7 +24,8 @@ class RendererService final : public v1::Renderer::CallbackService {
 
 // Renders one request through the engine and fills `response`; `done` gets
 // the outcome on an engine worker (or at once for a malformed request).
-void RenderThroughEngine(const ServiceContext& context, const v1::RenderRequest& request,
+void RenderThroughEngine(const ServiceContext& context,
+                         const v1::RenderRequest& request,
                          v1::RenderResponse* response,
                          std::function<void(absl::Status)> done);
 

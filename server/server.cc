@@ -21,8 +21,10 @@ class Server::Impl {
         metrics(executor->name()),
         store(executor.get(), options.limits.max_volumes),
         engine(executor.get(), &store, options.limits, /*workers=*/1),
-        volumes_service(ServiceContext{&store, &engine, &metrics, options.limits}),
-        renderer_service(ServiceContext{&store, &engine, &metrics, options.limits}) {}
+        volumes_service(
+            ServiceContext{&store, &engine, &metrics, options.limits}),
+        renderer_service(
+            ServiceContext{&store, &engine, &metrics, options.limits}) {}
 
   ~Impl() {
     if (grpc_server) Shutdown();
@@ -30,7 +32,8 @@ class Server::Impl {
 
   // Gives calls in flight a grace period, then cancels what is left.
   void Shutdown() {
-    grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    grpc_server->Shutdown(std::chrono::system_clock::now() +
+                          std::chrono::seconds(5));
   }
 
   // Declaration order is teardown order reversed: the engine's workers may
@@ -56,21 +59,25 @@ absl::StatusOr<Server> Server::Start(const Options& options) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &impl->port);
+  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(),
+                           &impl->port);
   // Room for a 1 MiB upload chunk or a large render request, bounded.
   builder.SetMaxReceiveMessageSize(16 << 20);
   builder.RegisterService(&impl->volumes_service);
   builder.RegisterService(&impl->renderer_service);
   impl->grpc_server = builder.BuildAndStart();
   if (impl->grpc_server == nullptr || impl->port == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options.listen));
   }
-  grpc::HealthCheckServiceInterface* health = impl->grpc_server->GetHealthCheckService();
+  grpc::HealthCheckServiceInterface* health =
+      impl->grpc_server->GetHealthCheckService();
   for (const char* service : {"", "drr.v1.Volumes", "drr.v1.Renderer"}) {
     health->SetServingStatus(service, true);
   }
   if (!options.metrics_listen.empty()) {
-    absl::StatusOr<int> metrics_port = impl->metrics.Expose(options.metrics_listen);
+    absl::StatusOr<int> metrics_port =
+        impl->metrics.Expose(options.metrics_listen);
     if (!metrics_port.ok()) return metrics_port.status();
     impl->metrics_port = *metrics_port;
   }
@@ -92,7 +99,8 @@ absl::StatusOr<std::string> Server::Preload(HostVolume volume) {
   absl::StatusOr<std::shared_ptr<const StoredVolume>> stored =
       impl_->store.Insert(id, std::move(volume));
   if (!stored.ok()) return stored.status();
-  impl_->metrics.SetStoredVolumes(impl_->store.size(), impl_->store.resident_bytes());
+  impl_->metrics.SetStoredVolumes(impl_->store.size(),
+                                  impl_->store.resident_bytes());
   return id;
 }
 

@@ -4,8 +4,8 @@
 #include <chrono>
 #include <string_view>
 
-#include "absl/strings/string_view.h"
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "server/limits.h"
 #include "server/metrics.h"
 #include "server/render_engine.h"
@@ -26,13 +26,16 @@ struct ServiceContext {
 class RequestTimer {
  public:
   RequestTimer(ServerMetrics* metrics, absl::string_view method)
-      : metrics_(metrics), method_(method), start_(std::chrono::steady_clock::now()) {}
+      : metrics_(metrics),
+        method_(method),
+        start_(std::chrono::steady_clock::now()) {}
 
   // Records the request as finished with `status`; returns `status`.
   const absl::Status& Done(const absl::Status& status) const {
     metrics_->RecordRequest(
         method_, status.code(),
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_)
+            .count());
     return status;
   }
 

@@ -47,28 +47,31 @@ std::vector<float> AttenuationVolume(const HostVolume& volume,
 }
 
 absl::Status VolumeNotFound(const std::string& id) {
-  return absl::NotFoundError(absl::StrCat("volume ", id, " is not stored on this server"));
+  return absl::NotFoundError(
+      absl::StrCat("volume ", id, " is not stored on this server"));
 }
 
 VolumeStore::VolumeStore(kernels::Executor* executor, int max_volumes)
     : executor_(executor), max_volumes_(max_volumes) {}
 
 absl::StatusOr<std::shared_ptr<const StoredVolume>> VolumeStore::Insert(
-    std::string id, HostVolume volume, const kernels::AttenuationParams& params) {
+    std::string id, HostVolume volume,
+    const kernels::AttenuationParams& params) {
   {
     absl::MutexLock lock(&mutex_);
     auto it = volumes_.find(id);
     if (it != volumes_.end()) return it->second;
     if (static_cast<int>(volumes_.size()) >= max_volumes_) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "the server already stores ", volumes_.size(),
-          " volumes, its limit; delete one first"));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("the server already stores ", volumes_.size(),
+                       " volumes, its limit; delete one first"));
     }
   }
   const std::optional<kernels::Mat4d> world_to_voxel =
       kernels::InvertAffine(volume.header.affine);
   if (!world_to_voxel) {
-    return absl::InvalidArgumentError("header.affine is not an invertible affine transform");
+    return absl::InvalidArgumentError(
+        "header.affine is not an invertible affine transform");
   }
   auto stored = std::make_shared<StoredVolume>();
   stored->id = id;
@@ -79,7 +82,8 @@ absl::StatusOr<std::shared_ptr<const StoredVolume>> VolumeStore::Insert(
                                    static_cast<int>(volume.header.height),
                                    static_cast<int>(volume.header.depth)};
   const std::vector<float> mu = AttenuationVolume(volume, params);
-  DRR_RETURN_IF_KERNEL_ERROR(executor_->MakeResident(mu.data(), shape, &stored->resident));
+  DRR_RETURN_IF_KERNEL_ERROR(
+      executor_->MakeResident(mu.data(), shape, &stored->resident));
   stored->raw_voxels = std::move(volume.voxels);
 
   absl::MutexLock lock(&mutex_);
@@ -111,7 +115,8 @@ int VolumeStore::size() const {
 int64_t VolumeStore::resident_bytes() const {
   absl::MutexLock lock(&mutex_);
   int64_t bytes = 0;
-  for (const auto& [id, volume] : volumes_) bytes += volume->resident->resident_bytes();
+  for (const auto& [id, volume] : volumes_)
+    bytes += volume->resident->resident_bytes();
   return bytes;
 }
 

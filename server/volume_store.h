@@ -44,7 +44,8 @@ class VolumeStore {
       const kernels::AttenuationParams& params = {});
 
   // The volume with `id`, or NOT_FOUND naming the id.
-  absl::StatusOr<std::shared_ptr<const StoredVolume>> Get(const std::string& id) const;
+  absl::StatusOr<std::shared_ptr<const StoredVolume>> Get(
+      const std::string& id) const;
 
   // Every stored volume, ordered by id.
   std::vector<std::shared_ptr<const StoredVolume>> List() const;

@@ -1,22 +1,23 @@
-#include "absl/strings/string_view.h"
 #include "server/volume_upload.h"
 
 #include <cmath>
 #include <new>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 
 namespace drr::server {
 
 absl::Status VolumeUpload::AcceptHeader(const VolumeHeader& header) {
   if (have_header_) {
-    return absl::InvalidArgumentError("header: an upload carries exactly one header");
+    return absl::InvalidArgumentError(
+        "header: an upload carries exactly one header");
   }
   const int64_t dims[3] = {header.depth, header.height, header.width};
   for (int i = 0; i < 3; ++i) {
     if (dims[i] < 1) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("header.shape[", i, "] is ", dims[i], ", must be at least 1"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "header.shape[", i, "] is ", dims[i], ", must be at least 1"));
     }
     if (dims[i] > limits_.max_volume_dim) {
       return absl::ResourceExhaustedError(absl::StrCat(
@@ -26,17 +27,20 @@ absl::Status VolumeUpload::AcceptHeader(const VolumeHeader& header) {
   }
   if (header.voxels() > limits_.max_volume_voxels) {
     return absl::ResourceExhaustedError(absl::StrCat(
-        "header.shape has ", header.voxels(), " voxels, over the server's limit of ",
-        limits_.max_volume_voxels));
+        "header.shape has ", header.voxels(),
+        " voxels, over the server's limit of ", limits_.max_volume_voxels));
   }
   for (const auto& row : header.affine.m) {
     for (double v : row) {
-      if (!std::isfinite(v)) return absl::InvalidArgumentError("header.affine has a non-finite entry");
+      if (!std::isfinite(v))
+        return absl::InvalidArgumentError(
+            "header.affine has a non-finite entry");
     }
   }
   if (!kernels::InvertAffine(header.affine)) {
     return absl::InvalidArgumentError(
-        "header.affine is not an invertible affine transform (last row must be 0 0 0 1)");
+        "header.affine is not an invertible affine transform (last row must be "
+        "0 0 0 1)");
   }
   try {
     volume_.voxels.reserve(header.voxel_bytes());
@@ -50,7 +54,8 @@ absl::Status VolumeUpload::AcceptHeader(const VolumeHeader& header) {
 
 absl::Status VolumeUpload::AcceptData(absl::string_view bytes) {
   if (!have_header_) {
-    return absl::InvalidArgumentError("data: the header must come before any data");
+    return absl::InvalidArgumentError(
+        "data: the header must come before any data");
   }
   if (bytes.size() > kMaxUploadChunkBytes) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -67,16 +72,19 @@ absl::Status VolumeUpload::AcceptData(absl::string_view bytes) {
 }
 
 absl::StatusOr<HostVolume> VolumeUpload::Finish(absl::string_view digest) {
-  if (!have_header_) return absl::InvalidArgumentError("header: the upload has no header");
+  if (!have_header_)
+    return absl::InvalidArgumentError("header: the upload has no header");
   const int64_t expected = volume_.header.voxel_bytes();
   if (received_bytes() != expected) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "data: received ", received_bytes(), " voxel bytes, the header declares ", expected));
+    return absl::InvalidArgumentError(
+        absl::StrCat("data: received ", received_bytes(),
+                     " voxel bytes, the header declares ", expected));
   }
   const std::string actual = ContentDigest(volume_.header, volume_.voxels);
   if (digest != actual) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "digest: the client sent ", digest, " but the content hashes to ", actual));
+    return absl::InvalidArgumentError(
+        absl::StrCat("digest: the client sent ", digest,
+                     " but the content hashes to ", actual));
   }
   have_header_ = false;
   return std::move(volume_);

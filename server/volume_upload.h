@@ -5,9 +5,9 @@
 #include <string>
 #include <string_view>
 
-#include "absl/strings/string_view.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "common/volume.h"
 #include "server/limits.h"
 
@@ -35,7 +35,9 @@ class VolumeUpload {
   absl::StatusOr<HostVolume> Finish(absl::string_view digest);
 
   // Bytes of voxel data received so far.
-  int64_t received_bytes() const { return static_cast<int64_t>(volume_.voxels.size()); }
+  int64_t received_bytes() const {
+    return static_cast<int64_t>(volume_.voxels.size());
+  }
 
  private:
   const Limits& limits_;

@@ -10,7 +10,8 @@ namespace {
 
 // Receives one upload stream. Nothing is stored unless the stream ends with a
 // digest that matches; a client that goes away leaves nothing behind.
-class UploadReactor final : public grpc::ServerReadReactor<v1::UploadVolumeChunk> {
+class UploadReactor final
+    : public grpc::ServerReadReactor<v1::UploadVolumeChunk> {
  public:
   UploadReactor(ServiceContext context, v1::VolumeInfo* response,
                 std::function<void()> on_stored)
@@ -25,7 +26,8 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadVolumeChunk
   void OnReadDone(bool ok) override {
     if (!ok) {
       // The client half-closed or went away before sending the digest.
-      Complete(absl::InvalidArgumentError("digest: the upload ended before its digest"));
+      Complete(absl::InvalidArgumentError(
+          "digest: the upload ended before its digest"));
       return;
     }
     absl::Status status = Accept();
@@ -43,7 +45,8 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadVolumeChunk
   absl::Status Accept() {
     switch (chunk_.part_case()) {
       case v1::UploadVolumeChunk::kHeader: {
-        absl::StatusOr<VolumeHeader> header = VolumeHeaderFromProto(chunk_.header());
+        absl::StatusOr<VolumeHeader> header =
+            VolumeHeaderFromProto(chunk_.header());
         if (!header.ok()) return header.status();
         return upload_.AcceptHeader(*header);
       }
@@ -65,10 +68,13 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadVolumeChunk
       case v1::UploadVolumeChunk::PART_NOT_SET:
         break;
     }
-    return absl::InvalidArgumentError("an upload chunk sets none of header, data, digest");
+    return absl::InvalidArgumentError(
+        "an upload chunk sets none of header, data, digest");
   }
 
-  void Complete(const absl::Status& status) { Finish(ToGrpcStatus(timer_.Done(status))); }
+  void Complete(const absl::Status& status) {
+    Finish(ToGrpcStatus(timer_.Done(status)));
+  }
 
   ServiceContext context_;
   v1::VolumeInfo* response_;
@@ -82,7 +88,8 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadVolumeChunk
 }  // namespace
 
 void VolumesService::PublishStoreSize() {
-  context_.metrics->SetStoredVolumes(context_.store->size(), context_.store->resident_bytes());
+  context_.metrics->SetStoredVolumes(context_.store->size(),
+                                     context_.store->resident_bytes());
 }
 
 grpc::ServerReadReactor<v1::UploadVolumeChunk>* VolumesService::Upload(
@@ -90,9 +97,9 @@ grpc::ServerReadReactor<v1::UploadVolumeChunk>* VolumesService::Upload(
   return new UploadReactor(context_, response, [this] { PublishStoreSize(); });
 }
 
-grpc::ServerUnaryReactor* VolumesService::Get(grpc::CallbackServerContext* context,
-                                              const v1::GetVolumeRequest* request,
-                                              v1::VolumeInfo* response) {
+grpc::ServerUnaryReactor* VolumesService::Get(
+    grpc::CallbackServerContext* context, const v1::GetVolumeRequest* request,
+    v1::VolumeInfo* response) {
   RequestTimer timer(context_.metrics, "Get");
   absl::StatusOr<std::shared_ptr<const StoredVolume>> volume =
       context_.store->Get(request->volume_id());
@@ -102,19 +109,20 @@ grpc::ServerUnaryReactor* VolumesService::Get(grpc::CallbackServerContext* conte
   return reactor;
 }
 
-grpc::ServerUnaryReactor* VolumesService::List(grpc::CallbackServerContext* context,
-                                               const v1::ListVolumesRequest*,
-                                               v1::ListVolumesResponse* response) {
+grpc::ServerUnaryReactor* VolumesService::List(
+    grpc::CallbackServerContext* context, const v1::ListVolumesRequest*,
+    v1::ListVolumesResponse* response) {
   RequestTimer timer(context_.metrics, "List");
-  for (const auto& volume : context_.store->List()) ToProto(*volume, response->add_volumes());
+  for (const auto& volume : context_.store->List())
+    ToProto(*volume, response->add_volumes());
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpcStatus(timer.Done(absl::OkStatus())));
   return reactor;
 }
 
-grpc::ServerUnaryReactor* VolumesService::Delete(grpc::CallbackServerContext* context,
-                                                 const v1::DeleteVolumeRequest* request,
-                                                 v1::DeleteVolumeResponse*) {
+grpc::ServerUnaryReactor* VolumesService::Delete(
+    grpc::CallbackServerContext* context,
+    const v1::DeleteVolumeRequest* request, v1::DeleteVolumeResponse*) {
   RequestTimer timer(context_.metrics, "Delete");
   const absl::Status status = context_.store->Delete(request->volume_id());
   if (status.ok()) PublishStoreSize();

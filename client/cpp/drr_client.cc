@@ -23,7 +23,8 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
 DrrClient::DrrClient(const std::string& target) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(-1);
-  channel_ = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+  channel_ = grpc::CreateCustomChannel(
+      target, grpc::InsecureChannelCredentials(), args);
   volumes_ = v1::Volumes::NewStub(channel_);
   renderer_ = v1::Renderer::NewStub(channel_);
 }
@@ -36,7 +37,8 @@ absl::StatusOr<v1::VolumeInfo> DrrClient::Upload(const HostVolume& volume) {
   v1::UploadVolumeChunk chunk;
   VolumeHeaderToProto(volume.header, chunk.mutable_header());
   bool sent = writer->Write(chunk);
-  for (size_t offset = 0; sent && offset < volume.voxels.size(); offset += kChunkBytes) {
+  for (size_t offset = 0; sent && offset < volume.voxels.size();
+       offset += kChunkBytes) {
     chunk.set_data(volume.voxels.data() + offset,
                    std::min(kChunkBytes, volume.voxels.size() - offset));
     sent = writer->Write(chunk);
@@ -64,34 +66,38 @@ absl::StatusOr<v1::VolumeInfo> DrrClient::Get(const std::string& volume_id) {
 absl::StatusOr<std::vector<v1::VolumeInfo>> DrrClient::List() {
   grpc::ClientContext context;
   v1::ListVolumesResponse response;
-  absl::Status status =
-      FromGrpcStatus(volumes_->List(&context, v1::ListVolumesRequest(), &response));
+  absl::Status status = FromGrpcStatus(
+      volumes_->List(&context, v1::ListVolumesRequest(), &response));
   if (!status.ok()) return status;
-  return std::vector<v1::VolumeInfo>(response.volumes().begin(), response.volumes().end());
+  return std::vector<v1::VolumeInfo>(response.volumes().begin(),
+                                     response.volumes().end());
 }
 
 absl::StatusOr<Images> DrrClient::Render(const v1::RenderRequest& request) {
   grpc::ClientContext context;
   v1::RenderResponse response;
-  absl::Status status = FromGrpcStatus(renderer_->Render(&context, request, &response));
+  absl::Status status =
+      FromGrpcStatus(renderer_->Render(&context, request, &response));
   if (!status.ok()) return status;
   return DecodeImages(response.images());
 }
 
 absl::StatusOr<Images> DecodeImages(const v1::ImageTensor& tensor) {
   if (tensor.dtype() != v1::IMAGE_DTYPE_FLOAT32 || tensor.shape_size() != 4) {
-    return absl::InternalError("the server returned images that are not float32 [B,C,H,W]");
+    return absl::InternalError(
+        "the server returned images that are not float32 [B,C,H,W]");
   }
   Images images;
   images.batch = static_cast<int>(tensor.shape(0));
   images.channels = static_cast<int>(tensor.shape(1));
   images.height = static_cast<int>(tensor.shape(2));
   images.width = static_cast<int>(tensor.shape(3));
-  const size_t count =
-      static_cast<size_t>(images.batch) * images.channels * images.height * images.width;
+  const size_t count = static_cast<size_t>(images.batch) * images.channels *
+                       images.height * images.width;
   if (tensor.data().size() != count * sizeof(float)) {
-    return absl::InternalError(absl::StrCat("the server returned ", tensor.data().size(),
-                                            " image bytes for ", count, " pixels"));
+    return absl::InternalError(
+        absl::StrCat("the server returned ", tensor.data().size(),
+                     " image bytes for ", count, " pixels"));
   }
   images.data.resize(count);
   std::memcpy(images.data.data(), tensor.data().data(), tensor.data().size());

@@ -33,7 +33,8 @@ void DeclareFlags(CommandLine& cli) {
   cli.Add("output", 1, "drr", "render: write OUTPUT.png and OUTPUT.npy");
   cli.Alias('o', "output");
   cli.Add("rotation", 3, "0 0 0", "render: ZXY Euler angles RZ RX RY, degrees");
-  cli.Add("translation", 3, "0 850 0", "render: camera centre TX TY TZ from the isocenter, mm");
+  cli.Add("translation", 3, "0 850 0",
+          "render: camera centre TX TY TZ from the isocenter, mm");
   cli.Add("orientation", 1, "AP", "render: AP, PA or none");
   cli.Add("sdd", 1, "1020", "render: source-to-detector distance, mm");
   cli.Add("delx", 1, "2.0", "render: pixel spacing along x, mm");
@@ -51,7 +52,8 @@ bool IsFile(const std::string& path) {
   return stat(path.c_str(), &info) == 0 && S_ISREG(info.st_mode);
 }
 
-absl::StatusOr<std::string> UploadFile(DrrClient& client, const std::string& path) {
+absl::StatusOr<std::string> UploadFile(DrrClient& client,
+                                       const std::string& path) {
   DRR_ASSIGN_OR_RETURN(HostVolume volume, ReadNiftiFile(path));
   DRR_ASSIGN_OR_RETURN(v1::VolumeInfo info, client.Upload(volume));
   return info.volume_id();
@@ -65,8 +67,8 @@ absl::StatusOr<v1::Orientation> ParseOrientation(const std::string& text) {
       absl::StrCat("--orientation must be AP, PA or none, not \"", text, "\""));
 }
 
-absl::StatusOr<v1::RenderRequest> RequestFromFlags(const CommandLine& cli,
-                                                   const std::string& volume_id) {
+absl::StatusOr<v1::RenderRequest> RequestFromFlags(
+    const CommandLine& cli, const std::string& volume_id) {
   v1::RenderRequest request;
   request.set_volume_id(volume_id);
   v1::EulerPose* pose = request.add_poses()->mutable_euler();
@@ -77,7 +79,8 @@ absl::StatusOr<v1::RenderRequest> RequestFromFlags(const CommandLine& cli,
     pose->add_rotation(r);
     pose->add_translation(t);
   }
-  DRR_ASSIGN_OR_RETURN(v1::Orientation orientation, ParseOrientation(cli.Value("orientation")));
+  DRR_ASSIGN_OR_RETURN(v1::Orientation orientation,
+                       ParseOrientation(cli.Value("orientation")));
   pose->set_orientation(orientation);
   v1::Intrinsics* in = request.mutable_intrinsics();
   DRR_ASSIGN_OR_RETURN(double sdd, cli.Double("sdd"));
@@ -99,18 +102,22 @@ absl::StatusOr<v1::RenderRequest> RequestFromFlags(const CommandLine& cli,
   return request;
 }
 
-absl::Status Render(const CommandLine& cli, DrrClient& client, const std::string& source) {
+absl::Status Render(const CommandLine& cli, DrrClient& client,
+                    const std::string& source) {
   std::string volume_id = source;
   if (IsFile(source)) {
     DRR_ASSIGN_OR_RETURN(volume_id, UploadFile(client, source));
   }
-  DRR_ASSIGN_OR_RETURN(v1::RenderRequest request, RequestFromFlags(cli, volume_id));
+  DRR_ASSIGN_OR_RETURN(v1::RenderRequest request,
+                       RequestFromFlags(cli, volume_id));
   DRR_ASSIGN_OR_RETURN(Images images, client.Render(request));
   const std::string name = cli.Value("output");
-  DRR_RETURN_IF_ERROR(WriteNpy(name + ".npy", images.data.data(), images.height, images.width));
-  DRR_RETURN_IF_ERROR(WritePng(name + ".png", images.data.data(), images.height, images.width));
-  std::printf("%s.png %s.npy (%dx%d) from volume %s\n", name.c_str(), name.c_str(),
-              images.height, images.width, volume_id.c_str());
+  DRR_RETURN_IF_ERROR(
+      WriteNpy(name + ".npy", images.data.data(), images.height, images.width));
+  DRR_RETURN_IF_ERROR(
+      WritePng(name + ".png", images.data.data(), images.height, images.width));
+  std::printf("%s.png %s.npy (%dx%d) from volume %s\n", name.c_str(),
+              name.c_str(), images.height, images.width, volume_id.c_str());
   return absl::OkStatus();
 }
 
@@ -132,10 +139,11 @@ absl::Status Run(const CommandLine& cli) {
     std::printf("%s\n", id.c_str());
     return absl::OkStatus();
   }
-  if (args.size() == 2 && args[0] == "render") return Render(cli, client, args[1]);
+  if (args.size() == 2 && args[0] == "render")
+    return Render(cli, client, args[1]);
   if (args.size() == 1 && args[0] == "list") return List(client);
-  return absl::InvalidArgumentError(absl::StrCat("unknown command \"", absl::StrJoin(args, " "),
-                                                 "\"\n", kUsage));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown command \"", absl::StrJoin(args, " "), "\"\n", kUsage));
 }
 
 }  // namespace
@@ -144,14 +152,16 @@ absl::Status Run(const CommandLine& cli) {
 int main(int argc, char** argv) {
   drr::CommandLine cli;
   drr::client::DeclareFlags(cli);
-  absl::Status status = cli.Parse(std::vector<std::string>(argv + 1, argv + argc));
+  absl::Status status =
+      cli.Parse(std::vector<std::string>(argv + 1, argv + argc));
   if (status.ok() && cli.Given("help")) {
     std::printf("%s\noptions:\n%s", drr::client::kUsage, cli.Usage().c_str());
     return 0;
   }
   if (status.ok()) status = drr::client::Run(cli);
   if (!status.ok()) {
-    std::fprintf(stderr, "drrctl: %s: %s\n", absl::StatusCodeToString(status.code()).c_str(),
+    std::fprintf(stderr, "drrctl: %s: %s\n",
+                 absl::StatusCodeToString(status.code()).c_str(),
                  std::string(status.message()).c_str());
     return 1;
   }

@@ -17,9 +17,10 @@ CommandLine Declared() {
 
 TEST(CommandLineTest, ParsesMultiValueInlineAliasAndPositional) {
   CommandLine cli = Declared();
-  ASSERT_TRUE(cli.Parse({"render", "--rotation", "1", "-2.5", "3", "--metrics-listen=:0",
-                         "-o", "out", "vol", "--verbose"})
-                  .ok());
+  ASSERT_TRUE(
+      cli.Parse({"render", "--rotation", "1", "-2.5", "3",
+                 "--metrics-listen=:0", "-o", "out", "vol", "--verbose"})
+          .ok());
   EXPECT_EQ(cli.positional(), (std::vector<std::string>{"render", "vol"}));
   EXPECT_EQ(*cli.Double("rotation", 1), -2.5);
   EXPECT_EQ(cli.Value("metrics-listen"), ":0");

@@ -10,11 +10,13 @@ namespace {
 
 TEST(Sha256Test, MatchesKnownDigests) {
   Sha256 empty;
-  EXPECT_EQ(empty.HexDigest(), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(empty.HexDigest(),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
   Sha256 abc;
   abc.Update("a");
   abc.Update("bc");
-  EXPECT_EQ(abc.HexDigest(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(abc.HexDigest(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
 TEST(CanonicalHeaderBytesTest, IsTheDocumentedLittleEndianLayout) {
@@ -62,8 +64,10 @@ TEST(VolumeCenterTest, IsTheAffineImageOfTheMiddleVoxel) {
   h.depth = 133;
   h.height = 512;
   h.width = 512;
-  h.affine = kernels::Mat4d{{{-0.703125, 0, 0, 166.0}, {0, -0.703125, 0, 171.7},
-                             {0, 0, 2.5, -340.0}, {0, 0, 0, 1}}};
+  h.affine = kernels::Mat4d{{{-0.703125, 0, 0, 166.0},
+                             {0, -0.703125, 0, 171.7},
+                             {0, 0, 2.5, -340.0},
+                             {0, 0, 0, 1}}};
   const kernels::Vec3d c = VolumeCenter(h);
   EXPECT_NEAR(c[0], 166.0 - 0.703125 * 255.5, 1e-9);
   EXPECT_NEAR(c[1], 171.7 - 0.703125 * 255.5, 1e-9);

@@ -28,12 +28,14 @@ TEST(WriteNpyTest, WritesAVersion1HeaderAndRawFloats) {
   ASSERT_TRUE(WriteNpy(path, image, 2, 3).ok());
   const std::string bytes = ReadAll(path);
   ASSERT_EQ(bytes.compare(0, 6, "\x93NUMPY"), 0);
-  const uint16_t header_len = static_cast<uint8_t>(bytes[8]) | (static_cast<uint8_t>(bytes[9]) << 8);
+  const uint16_t header_len =
+      static_cast<uint8_t>(bytes[8]) | (static_cast<uint8_t>(bytes[9]) << 8);
   EXPECT_EQ((10 + header_len) % 64, 0);
   EXPECT_NE(bytes.find("'shape': (2, 3)"), std::string::npos);
   EXPECT_NE(bytes.find("'descr': '<f4'"), std::string::npos);
   ASSERT_EQ(bytes.size(), 10u + header_len + sizeof image);
-  EXPECT_EQ(std::memcmp(bytes.data() + 10 + header_len, image, sizeof image), 0);
+  EXPECT_EQ(std::memcmp(bytes.data() + 10 + header_len, image, sizeof image),
+            0);
 }
 
 TEST(WritePngTest, WritesAGrayscalePngOfTheRightSize) {

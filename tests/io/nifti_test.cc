@@ -28,11 +28,14 @@ std::string TinyNifti(int nx, int ny, int nz) {
   for (int i = 0; i < 3; ++i) Put<float>(bytes, 80 + 4 * i, 1.0f);
   Put<float>(bytes, 108, 352.0f);
   Put<int16_t>(bytes, 254, 1);  // sform_code
-  const float srow[3][4] = {{-0.5f, 0, 0, 10}, {0, -0.5f, 0, 20}, {0, 0, 2.0f, -30}};
+  const float srow[3][4] = {
+      {-0.5f, 0, 0, 10}, {0, -0.5f, 0, 20}, {0, 0, 2.0f, -30}};
   for (int r = 0; r < 3; ++r)
-    for (int c = 0; c < 4; ++c) Put<float>(bytes, 280 + 16 * r + 4 * c, srow[r][c]);
+    for (int c = 0; c < 4; ++c)
+      Put<float>(bytes, 280 + 16 * r + 4 * c, srow[r][c]);
   std::memcpy(bytes.data() + 344, "n+1\0", 4);
-  for (int16_t v = 0; v < nx * ny * nz; ++v) bytes.append(reinterpret_cast<char*>(&v), 2);
+  for (int16_t v = 0; v < nx * ny * nz; ++v)
+    bytes.append(reinterpret_cast<char*>(&v), 2);
   return bytes;
 }
 
@@ -65,8 +68,9 @@ TEST(ParseNiftiTest, AppliesScaleSlopeAsFloat32) {
 
 TEST(ParseNiftiTest, RejectsMalformedFilesWithoutCrashing) {
   const std::string good = TinyNifti(4, 3, 2);
-  EXPECT_FALSE(ParseNifti(good.substr(0, 100)).ok());               // short header
-  EXPECT_FALSE(ParseNifti(good.substr(0, good.size() - 1)).ok());   // truncated data
+  EXPECT_FALSE(ParseNifti(good.substr(0, 100)).ok());  // short header
+  EXPECT_FALSE(
+      ParseNifti(good.substr(0, good.size() - 1)).ok());  // truncated data
   std::string bad_magic = good;
   bad_magic[345] = 'x';
   EXPECT_FALSE(ParseNifti(bad_magic).ok());
@@ -88,7 +92,8 @@ TEST(ParseNiftiTest, RejectsMalformedFilesWithoutCrashing) {
 
 TEST(ReadNiftiFileTest, ReadsTheBundledChestCt) {
   const char* data = std::getenv("DRR_SHARED_DATA");
-  const std::string path = std::string(data ? data : "") + "/lidc-idri-0001.nii.gz";
+  const std::string path =
+      std::string(data ? data : "") + "/lidc-idri-0001.nii.gz";
   if (!std::ifstream(path).good()) GTEST_SKIP() << "no " << path;
   absl::StatusOr<HostVolume> v = ReadNiftiFile(path);
   ASSERT_TRUE(v.ok()) << v.status();
@@ -102,7 +107,8 @@ TEST(ReadNiftiFileTest, ReadsTheBundledChestCt) {
 }
 
 TEST(ReadNiftiFileTest, MissingFileIsNotFound) {
-  EXPECT_EQ(ReadNiftiFile("/nonexistent/x.nii.gz").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(ReadNiftiFile("/nonexistent/x.nii.gz").status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 }  // namespace

@@ -13,7 +13,8 @@ TEST(InverseIntrinsicMatrixTest, InvertsTheHartleyZissermanMatrix) {
   const Mat3d k{{{fx, 0, cx}, {0, fy, cy}, {0, 0, 1}}};
   const Mat3d identity = k * k_inv;
   for (int r = 0; r < 3; ++r) {
-    for (int c = 0; c < 3; ++c) EXPECT_NEAR(identity.m[r][c], r == c ? 1.0 : 0.0, 1e-12);
+    for (int c = 0; c < 3; ++c)
+      EXPECT_NEAR(identity.m[r][c], r == c ? 1.0 : 0.0, 1e-12);
   }
 }
 

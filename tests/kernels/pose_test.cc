@@ -9,7 +9,8 @@ namespace {
 
 void ExpectNear(const Mat3d& a, const Mat3d& b, double tol) {
   for (int r = 0; r < 3; ++r) {
-    for (int c = 0; c < 3; ++c) EXPECT_NEAR(a.m[r][c], b.m[r][c], tol) << r << "," << c;
+    for (int c = 0; c < 3; ++c)
+      EXPECT_NEAR(a.m[r][c], b.m[r][c], tol) << r << "," << c;
   }
 }
 
@@ -19,17 +20,21 @@ TEST(EulerTest, ZxyDegreesMatchNanodrrClosedForm) {
   const double cz = std::cos(z * d), sz = std::sin(z * d), cx = std::cos(x * d),
                sx = std::sin(x * d), cy = std::cos(y * d), sy = std::sin(y * d);
   // nanodrr's euler_to_matrix for (angle_z, angle_x, angle_y).
-  const Mat3d expected{{{cy * cz - sx * sy * sz, -cx * sz, cz * sy + cy * sx * sz},
-                        {cy * sz + cz * sx * sy, cx * cz, sy * sz - cy * cz * sx},
-                        {-cx * sy, sx, cx * cy}}};
-  ExpectNear(EulerToMatrix("ZXY", {z, x, y}, /*degrees=*/true), expected, 1e-14);
-  ExpectNear(EulerToMatrix("ZXY", {z * d, x * d, y * d}, /*degrees=*/false), expected, 1e-14);
+  const Mat3d expected{
+      {{cy * cz - sx * sy * sz, -cx * sz, cz * sy + cy * sx * sz},
+       {cy * sz + cz * sx * sy, cx * cz, sy * sz - cy * cz * sx},
+       {-cx * sy, sx, cx * cy}}};
+  ExpectNear(EulerToMatrix("ZXY", {z, x, y}, /*degrees=*/true), expected,
+             1e-14);
+  ExpectNear(EulerToMatrix("ZXY", {z * d, x * d, y * d}, /*degrees=*/false),
+             expected, 1e-14);
 }
 
 TEST(EulerTest, ExtrinsicIsIntrinsicWithAxesReversed) {
   const Vec3d angles{0.3, -1.1, 0.7};
   ExpectNear(EulerToMatrix("xyz", angles, false),
-             EulerToMatrix("ZYX", {angles[2], angles[1], angles[0]}, false), 1e-14);
+             EulerToMatrix("ZYX", {angles[2], angles[1], angles[0]}, false),
+             1e-14);
 }
 
 TEST(EulerTest, ValidatesConventions) {
@@ -43,7 +48,8 @@ TEST(EulerTest, ValidatesConventions) {
 
 TEST(MakeRtInvTest, ReferenceApPoseLooksPosteriorFrom850mmAnterior) {
   const Vec3d iso{13.6, 7.9, -175.0};
-  const Mat4d rt_inv = MakeRtInv(Mat3d::Identity(), {0, 850, 0}, Orientation::kAP, iso);
+  const Mat4d rt_inv =
+      MakeRtInv(Mat3d::Identity(), {0, 850, 0}, Orientation::kAP, iso);
   // The source (camera origin) sits 850 mm anterior (+y, RAS) of the isocenter.
   const Vec3d source = TransformPoint(rt_inv, {0, 0, 0});
   EXPECT_NEAR(source[0], iso[0], 1e-12);
@@ -58,10 +64,12 @@ TEST(MakeRtInvTest, ReferenceApPoseLooksPosteriorFrom850mmAnterior) {
 }
 
 TEST(MakeRtInvTest, PaAndNoneUseNanodrrReorientations) {
-  const Mat4d pa = MakeRtInv(Mat3d::Identity(), {0, 0, 0}, Orientation::kPA, {0, 0, 0});
+  const Mat4d pa =
+      MakeRtInv(Mat3d::Identity(), {0, 0, 0}, Orientation::kPA, {0, 0, 0});
   EXPECT_EQ(pa.m[1][2], 1.0);
   EXPECT_EQ(pa.m[2][1], -1.0);
-  const Mat4d none = MakeRtInv(Mat3d::Identity(), {0, 0, 0}, Orientation::kNone, {0, 0, 0});
+  const Mat4d none =
+      MakeRtInv(Mat3d::Identity(), {0, 0, 0}, Orientation::kNone, {0, 0, 0});
   EXPECT_EQ(none.m[0][0], -1.0);
   EXPECT_EQ(none.m[1][1], -1.0);
   EXPECT_EQ(none.m[2][2], 1.0);

@@ -16,7 +16,8 @@ constexpr int kN = 20;
 constexpr float kMu = 0.02f;
 
 TEST(MarchRayTest, BoxLineIntegralIsMuTimesChordToFloatPrecision) {
-  // Samples every 1 mm along z land on voxel centres: the rectangle rule is exact.
+  // Samples every 1 mm along z land on voxel centres: the rectangle rule is
+  // exact.
   const std::vector<float> box = testing::UniformBox(kN, 5, 14, kMu);
   const TrilinearSampler sampler{box.data(), kN, kN, kN};
   const PoseGeometry g = testing::ColumnRays(kN, /*sdd=*/19.0);
@@ -48,8 +49,10 @@ TEST(MarchRayTest, ObliquePerspectiveRaysThroughABoxIntegrateMuTimesChord) {
     for (int u = 0; u < 6; ++u) {
       const Vec3d dir = k_inv * Vec3d{u + 0.5, v + 0.5, 1.0};
       // The ray enters through z = 4.5 and leaves through z = 14.5.
-      const double chord = 10.0 * std::sqrt(dir[0] * dir[0] + dir[1] * dir[1] + 1.0);
-      EXPECT_NEAR(MarchRay(sampler, g, s, v, u), kMu * chord, 3e-4 * kMu * chord)
+      const double chord =
+          10.0 * std::sqrt(dir[0] * dir[0] + dir[1] * dir[1] + 1.0);
+      EXPECT_NEAR(MarchRay(sampler, g, s, v, u), kMu * chord,
+                  3e-4 * kMu * chord)
           << "pixel " << v << "," << u;
     }
   }
@@ -58,7 +61,8 @@ TEST(MarchRayTest, ObliquePerspectiveRaysThroughABoxIntegrateMuTimesChord) {
 TEST(MarchRayTest, RaysThatMissTheVolumeIntegrateToZero) {
   const std::vector<float> box(kN * kN * kN, kMu);
   const TrilinearSampler sampler{box.data(), kN, kN, kN};
-  const Mat4d far_away = Mat4d::FromAffine(Mat3d::Identity(), {500.0, 0.0, 0.0});
+  const Mat4d far_away =
+      Mat4d::FromAffine(Mat3d::Identity(), {500.0, 0.0, 0.0});
   Intrinsics in;
   in.sdd = 100.0;
   in.height = in.width = 4;
@@ -90,8 +94,10 @@ TEST(MarchRayTest, CullingChangesNothing) {
         const float t = static_cast<float>(i) / (s.n_samples - 1);
         sum += sampler(a + t * (b - a));
       }
-      const double expected = sum * Norm(ray.target - ray.source) / (s.n_samples - 1);
-      EXPECT_NEAR(MarchRay(sampler, g, s, v, u), expected, 1e-5 * expected + 1e-7);
+      const double expected =
+          sum * Norm(ray.target - ray.source) / (s.n_samples - 1);
+      EXPECT_NEAR(MarchRay(sampler, g, s, v, u), expected,
+                  1e-5 * expected + 1e-7);
     }
   }
 }

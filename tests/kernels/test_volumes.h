@@ -15,7 +15,8 @@ inline std::vector<float> UniformBox(int n, int lo, int hi, float mu) {
   std::vector<float> v(static_cast<size_t>(n) * n * n, 0.0f);
   for (int k = lo; k <= hi; ++k)
     for (int j = lo; j <= hi; ++j)
-      for (int i = lo; i <= hi; ++i) v[(static_cast<size_t>(k) * n + j) * n + i] = mu;
+      for (int i = lo; i <= hi; ++i)
+        v[(static_cast<size_t>(k) * n + j) * n + i] = mu;
   return v;
 }
 

@@ -14,7 +14,8 @@ struct RampVolume {
   RampVolume() : data(4 * 3 * 2) {
     for (int k = 0; k < 2; ++k)
       for (int j = 0; j < 3; ++j)
-        for (int i = 0; i < 4; ++i) data[(k * 3 + j) * 4 + i] = 1.0f + i + 10.0f * j + 100.0f * k;
+        for (int i = 0; i < 4; ++i)
+          data[(k * 3 + j) * 4 + i] = 1.0f + i + 10.0f * j + 100.0f * k;
     sampler = TrilinearSampler{data.data(), 4, 3, 2};
   }
 };

@@ -14,7 +14,8 @@ RenderCall GoodCall() {
   return call;
 }
 
-void ExpectRejected(const RenderCall& call, absl::StatusCode code, absl::string_view field) {
+void ExpectRejected(const RenderCall& call, absl::StatusCode code,
+                    absl::string_view field) {
   const absl::Status s = ValidateRenderCall(call, Limits{});
   EXPECT_EQ(s.code(), code) << s;
   EXPECT_NE(s.message().find(field), absl::string_view::npos) << s;
@@ -33,13 +34,15 @@ TEST(ValidateRenderCallTest, RejectsBadSizesNamingTheField) {
   ExpectRejected(call, absl::StatusCode::kInvalidArgument, "intrinsics.width");
   call = GoodCall();
   call.intrinsics.width = 100000;
-  ExpectRejected(call, absl::StatusCode::kResourceExhausted, "intrinsics.width");
+  ExpectRejected(call, absl::StatusCode::kResourceExhausted,
+                 "intrinsics.width");
   call = GoodCall();
   call.n_samples = 1;
   ExpectRejected(call, absl::StatusCode::kInvalidArgument, "options.n_samples");
   call = GoodCall();
   call.n_samples = 1 << 20;
-  ExpectRejected(call, absl::StatusCode::kResourceExhausted, "options.n_samples");
+  ExpectRejected(call, absl::StatusCode::kResourceExhausted,
+                 "options.n_samples");
   call = GoodCall();
   call.poses.clear();
   ExpectRejected(call, absl::StatusCode::kInvalidArgument, "poses");
@@ -60,15 +63,18 @@ TEST(ValidateRenderCallTest, RejectsNonFiniteGeometryNamingTheField) {
   ExpectRejected(call, absl::StatusCode::kInvalidArgument, "intrinsics.y0");
   call = GoodCall();
   std::get<EulerPoseSpec>(call.poses[0]).rotation[1] = NAN;
-  ExpectRejected(call, absl::StatusCode::kInvalidArgument, "poses[0].euler.rotation[1]");
+  ExpectRejected(call, absl::StatusCode::kInvalidArgument,
+                 "poses[0].euler.rotation[1]");
   call = GoodCall();
   std::get<EulerPoseSpec>(call.poses[0]).convention = "ZZX";
-  ExpectRejected(call, absl::StatusCode::kInvalidArgument, "poses[0].euler.convention");
+  ExpectRejected(call, absl::StatusCode::kInvalidArgument,
+                 "poses[0].euler.convention");
   call = GoodCall();
   kernels::Mat4d m = kernels::Mat4d::Identity();
   m.m[1][3] = INFINITY;
   call.poses.push_back(m);
-  ExpectRejected(call, absl::StatusCode::kInvalidArgument, "poses[1].rt_inv.values[7]");
+  ExpectRejected(call, absl::StatusCode::kInvalidArgument,
+                 "poses[1].rt_inv.values[7]");
 }
 
 TEST(ResolvePoseTest, EulerPosesRotateAboutTheVolumeCentreByDefault) {

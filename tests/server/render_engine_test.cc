@@ -52,10 +52,12 @@ TEST_F(RenderEngineTest, RendersEachPoseAsTheKernelsDo) {
   const kernels::RaySettings s{40, 50, 500};
   for (int p = 0; p < 2; ++p) {
     const kernels::PoseGeometry g = kernels::MakePoseGeometry(
-        world_to_voxel, ResolvePose(call.poses[p], VolumeCenter(header_)), call.intrinsics);
+        world_to_voxel, ResolvePose(call.poses[p], VolumeCenter(header_)),
+        call.intrinsics);
     for (int v = 0; v < 40; v += 7) {
       for (int u = 0; u < 50; u += 7) {
-        EXPECT_EQ(result->images[(p * 40 + v) * 50 + u], kernels::MarchRay(sampler, g, s, v, u));
+        EXPECT_EQ(result->images[(p * 40 + v) * 50 + u],
+                  kernels::MarchRay(sampler, g, s, v, u));
       }
     }
   }
@@ -66,10 +68,12 @@ TEST_F(RenderEngineTest, RendersEachPoseAsTheKernelsDo) {
 TEST_F(RenderEngineTest, SubmitAnswersOnAWorkerAndUnknownVolumesAreNotFound) {
   RenderEngine engine(executor_.get(), &store_, Limits{}, 1);
   std::promise<absl::StatusOr<RenderResult>> ok, missing;
-  engine.Submit(ReferenceCall(8, 8), [&](absl::StatusOr<RenderResult> r) { ok.set_value(r); });
+  engine.Submit(ReferenceCall(8, 8),
+                [&](absl::StatusOr<RenderResult> r) { ok.set_value(r); });
   RenderCall unknown = ReferenceCall(8, 8);
   unknown.volume_id = "feedbeef";
-  engine.Submit(unknown, [&](absl::StatusOr<RenderResult> r) { missing.set_value(r); });
+  engine.Submit(unknown,
+                [&](absl::StatusOr<RenderResult> r) { missing.set_value(r); });
   EXPECT_TRUE(ok.get_future().get().ok());
   const absl::Status s = missing.get_future().get().status();
   EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
@@ -81,7 +85,8 @@ TEST_F(RenderEngineTest, AFullQueueRefusesAtOnce) {
   limits.max_queued_requests = 0;
   RenderEngine engine(executor_.get(), &store_, limits, 1);
   absl::Status status;
-  engine.Submit(ReferenceCall(8, 8), [&](absl::StatusOr<RenderResult> r) { status = r.status(); });
+  engine.Submit(ReferenceCall(8, 8),
+                [&](absl::StatusOr<RenderResult> r) { status = r.status(); });
   EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
 }
 

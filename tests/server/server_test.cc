@@ -80,7 +80,8 @@ class ServerTest : public ::testing::Test {
 
 Server* ServerTest::server_ = nullptr;
 
-std::vector<v1::UploadVolumeChunk> PhantomChunks(std::string digest_override = "") {
+std::vector<v1::UploadVolumeChunk> PhantomChunks(
+    std::string digest_override = "") {
   const HostVolume phantom = MakeThoraxPhantom();
   std::vector<v1::UploadVolumeChunk> chunks(1);
   VolumeHeaderToProto(phantom.header, chunks[0].mutable_header());
@@ -88,7 +89,8 @@ std::vector<v1::UploadVolumeChunk> PhantomChunks(std::string digest_override = "
     chunks.emplace_back().set_data(phantom.voxels.substr(off, 1 << 20));
   }
   chunks.emplace_back().set_digest(
-      digest_override.empty() ? ContentDigest(phantom.header, phantom.voxels) : digest_override);
+      digest_override.empty() ? ContentDigest(phantom.header, phantom.voxels)
+                              : digest_override);
   return chunks;
 }
 
@@ -99,8 +101,9 @@ TEST_F(ServerTest, UploadIsContentAddressedAndDeduplicated) {
   EXPECT_EQ(UploadPhantom(), id);
   absl::StatusOr<std::vector<v1::VolumeInfo>> list = client_->List();
   ASSERT_TRUE(list.ok());
-  EXPECT_EQ(std::count_if(list->begin(), list->end(),
-                          [&](const v1::VolumeInfo& v) { return v.volume_id() == id; }),
+  EXPECT_EQ(std::count_if(
+                list->begin(), list->end(),
+                [&](const v1::VolumeInfo& v) { return v.volume_id() == id; }),
             1);
   absl::StatusOr<v1::VolumeInfo> info = client_->Get(id);
   ASSERT_TRUE(info.ok());
@@ -110,7 +113,8 @@ TEST_F(ServerTest, UploadIsContentAddressedAndDeduplicated) {
 
 TEST_F(ServerTest, RendersWhatTheEngineRenders) {
   const std::string id = UploadPhantom();
-  absl::StatusOr<client::Images> images = client_->Render(ReferenceRequest(id, 64));
+  absl::StatusOr<client::Images> images =
+      client_->Render(ReferenceRequest(id, 64));
   ASSERT_TRUE(images.ok()) << images.status();
   EXPECT_EQ(images->batch, 1);
   EXPECT_EQ(images->channels, 1);
@@ -134,7 +138,8 @@ TEST_F(ServerTest, RendersWhatTheEngineRenders) {
 
 TEST_F(ServerTest, UnknownVolumeIsNotFoundNamingTheId) {
   const std::string id(64, 'a');
-  absl::StatusOr<client::Images> images = client_->Render(ReferenceRequest(id, 8));
+  absl::StatusOr<client::Images> images =
+      client_->Render(ReferenceRequest(id, 8));
   EXPECT_EQ(images.status().code(), absl::StatusCode::kNotFound);
   EXPECT_NE(images.status().message().find(id), absl::string_view::npos);
   EXPECT_EQ(client_->Get(id).status().code(), absl::StatusCode::kNotFound);
@@ -148,28 +153,34 @@ TEST_F(ServerTest, BadRenderRequestsAreInvalidAndTheServerKeepsServing) {
     std::string field;
   };
   const std::vector<Case> cases = {
-      {[](auto& r) { r.mutable_intrinsics()->set_height(0); }, absl::StatusCode::kInvalidArgument,
-       "intrinsics.height"},
-      {[](auto& r) { r.mutable_intrinsics()->set_width(-3); }, absl::StatusCode::kInvalidArgument,
-       "intrinsics.width"},
+      {[](auto& r) { r.mutable_intrinsics()->set_height(0); },
+       absl::StatusCode::kInvalidArgument, "intrinsics.height"},
+      {[](auto& r) { r.mutable_intrinsics()->set_width(-3); },
+       absl::StatusCode::kInvalidArgument, "intrinsics.width"},
       {[](auto& r) { r.mutable_intrinsics()->set_width(1 << 20); },
        absl::StatusCode::kResourceExhausted, "intrinsics.width"},
       {[](auto& r) { r.mutable_options()->set_n_samples(-1); },
        absl::StatusCode::kInvalidArgument, "options.n_samples"},
       {[](auto& r) { r.mutable_options()->set_n_samples(1 << 24); },
        absl::StatusCode::kResourceExhausted, "options.n_samples"},
-      {[](auto& r) { r.mutable_poses(0)->mutable_euler()->set_rotation(2, NAN); },
+      {[](auto& r) {
+         r.mutable_poses(0)->mutable_euler()->set_rotation(2, NAN);
+       },
        absl::StatusCode::kInvalidArgument, "poses[0].euler.rotation[2]"},
-      {[](auto& r) { r.mutable_poses(0)->mutable_euler()->set_translation(1, INFINITY); },
+      {[](auto& r) {
+         r.mutable_poses(0)->mutable_euler()->set_translation(1, INFINITY);
+       },
        absl::StatusCode::kInvalidArgument, "poses[0].euler.translation[1]"},
-      {[](auto& r) { r.mutable_intrinsics()->set_sdd(NAN); }, absl::StatusCode::kInvalidArgument,
-       "intrinsics.sdd"},
+      {[](auto& r) { r.mutable_intrinsics()->set_sdd(NAN); },
+       absl::StatusCode::kInvalidArgument, "intrinsics.sdd"},
       {[](auto& r) { r.mutable_intrinsics()->set_x0(-INFINITY); },
        absl::StatusCode::kInvalidArgument, "intrinsics.x0"},
       {[](auto& r) { r.mutable_poses(0)->mutable_euler()->add_rotation(1); },
        absl::StatusCode::kInvalidArgument, "poses[0].euler.rotation"},
-      {[](auto& r) { r.add_poses(); }, absl::StatusCode::kInvalidArgument, "poses[1]"},
-      {[](auto& r) { r.clear_intrinsics(); }, absl::StatusCode::kInvalidArgument, "intrinsics"},
+      {[](auto& r) { r.add_poses(); }, absl::StatusCode::kInvalidArgument,
+       "poses[1]"},
+      {[](auto& r) { r.clear_intrinsics(); },
+       absl::StatusCode::kInvalidArgument, "intrinsics"},
   };
   for (const Case& c : cases) {
     v1::RenderRequest request = ReferenceRequest(id, 16);
@@ -229,8 +240,9 @@ TEST_F(ServerTest, AClientThatDisconnectsMidUploadLeavesNothingBehind) {
     EXPECT_EQ(writer->Finish().error_code(), grpc::StatusCode::CANCELLED);
   }
   EXPECT_EQ(client_->List()->size(), before);
-  EXPECT_EQ(client_->Get(ContentDigest(volume.header, volume.voxels)).status().code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(
+      client_->Get(ContentDigest(volume.header, volume.voxels)).status().code(),
+      absl::StatusCode::kNotFound);
   EXPECT_TRUE(client_->Upload(volume).ok());  // still serving
   EXPECT_TRUE(client_->Get(ContentDigest(volume.header, volume.voxels)).ok());
 }
@@ -240,7 +252,8 @@ TEST_F(ServerTest, StreamAnswersEveryFrameInOrderWithErrorsInBand) {
   auto stub = v1::Renderer::NewStub(channel_);
   grpc::ClientContext context;
   auto stream = stub->RenderStream(&context);
-  const std::vector<uint64_t> frame_ids = {10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21};
+  const std::vector<uint64_t> frame_ids = {10, 11, 12, 13, 14, 15,
+                                           16, 17, 18, 19, 20, 21};
   for (uint64_t frame : frame_ids) {
     v1::RenderRequest request = ReferenceRequest(id, 16);
     request.set_frame_id(frame);
@@ -255,7 +268,8 @@ TEST_F(ServerTest, StreamAnswersEveryFrameInOrderWithErrorsInBand) {
     seen.push_back(response.frame_id());
     if (response.frame_id() == 12) {
       EXPECT_EQ(response.status().code(), grpc::StatusCode::INVALID_ARGUMENT);
-      EXPECT_NE(response.status().message().find("intrinsics.height"), std::string::npos);
+      EXPECT_NE(response.status().message().find("intrinsics.height"),
+                std::string::npos);
     } else if (response.frame_id() == 15) {
       EXPECT_EQ(response.status().code(), grpc::StatusCode::NOT_FOUND);
     } else {

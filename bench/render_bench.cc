@@ -1,0 +1,113 @@
+// Times the renderer on design.md §8's reference case: the LIDC-IDRI-0001
+// chest CT, 200×200 pixels, sdd 1020, delx = dely 2.0, ZXY (0,0,0),
+// translation (0, 850, 0), AP, 500 samples. Reports the median time per DRR
+// for batches of 1, 8 and 64 poses on every executor available here.
+//
+//   render_bench [CHEST.nii.gz] [--repeats N]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "common/volume.h"
+#include "io/nifti.h"
+#include "kernels/executor.h"
+#include "kernels/pose.h"
+#include "kernels/pose_geometry.h"
+#include "server/volume_store.h"
+
+namespace drr {
+namespace {
+
+double MedianMs(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Renders `batch` poses `repeats` times; returns the median ms per launch.
+double TimeLaunch(kernels::Executor& executor,
+                  const kernels::ResidentVolume& volume,
+                  const std::vector<kernels::PoseGeometry>& poses,
+                  int repeats) {
+  const kernels::RaySettings settings{200, 200, 500};
+  std::vector<float> out(poses.size() * 200 * 200);
+  std::vector<double> times;
+  for (int r = 0; r < repeats + 1; ++r) {
+    const auto start = std::chrono::steady_clock::now();
+    const kernels::KernelStatus status =
+        executor.Render(volume, poses.data(), static_cast<int>(poses.size()),
+                        settings, out.data());
+    const auto stop = std::chrono::steady_clock::now();
+    if (!status.ok()) {
+      std::fprintf(stderr, "render failed: %s\n", status.message().c_str());
+      std::exit(1);
+    }
+    if (r > 0)
+      times.push_back(
+          std::chrono::duration<double, std::milli>(stop - start).count());
+  }
+  return MedianMs(times);
+}
+
+int Main(int argc, char** argv) {
+  std::string path = "../shared/data/lidc-idri-0001.nii.gz";
+  int repeats = 5;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--repeats" && i + 1 < argc) {
+      repeats = std::max(1, std::atoi(argv[++i]));
+    } else {
+      path = arg;
+    }
+  }
+  absl::StatusOr<HostVolume> chest = ReadNiftiFile(path);
+  if (!chest.ok()) {
+    std::fprintf(stderr, "%s\n", chest.status().ToString().c_str());
+    return 1;
+  }
+  const VolumeHeader header = chest->header;
+  const std::vector<float> mu = server::AttenuationVolume(*chest, {});
+  const kernels::Mat4d world_to_voxel = *kernels::InvertAffine(header.affine);
+  const kernels::Mat4d rt_inv =
+      kernels::MakeRtInv(kernels::Mat3d::Identity(), {0, 850, 0},
+                         kernels::Orientation::kAP, VolumeCenter(header));
+  const kernels::PoseGeometry reference =
+      kernels::MakePoseGeometry(world_to_voxel, rt_inv, kernels::Intrinsics{});
+
+  std::vector<std::unique_ptr<kernels::Executor>> executors;
+  executors.push_back(kernels::MakeCpuExecutor(0));
+  std::string why;
+  if (auto cuda = kernels::MakeCudaExecutor(&why)) {
+    executors.push_back(std::move(cuda));
+  } else {
+    std::printf("# CUDA: %s\n", why.c_str());
+  }
+  const kernels::VolumeShape shape{static_cast<int>(header.width),
+                                   static_cast<int>(header.height),
+                                   static_cast<int>(header.depth)};
+  std::printf("# %s, %lldx%lldx%lld, 200x200, 500 samples, median of %d\n",
+              path.c_str(), static_cast<long long>(header.width),
+              static_cast<long long>(header.height),
+              static_cast<long long>(header.depth), repeats);
+  std::printf("%-8s %6s %14s %14s %12s\n", "executor", "batch", "ms/launch",
+              "ms/DRR", "DRR/s");
+  for (auto& executor : executors) {
+    std::shared_ptr<kernels::ResidentVolume> volume;
+    if (!executor->MakeResident(mu.data(), shape, &volume).ok()) return 1;
+    for (int batch : {1, 8, 64}) {
+      const std::vector<kernels::PoseGeometry> poses(batch, reference);
+      const double ms =
+          TimeLaunch(*executor, *volume, poses,
+                     batch == 64 ? std::max(1, repeats / 3) : repeats);
+      std::printf("%-8s %6d %14.3f %14.3f %12.1f\n", executor->name().c_str(),
+                  batch, ms, ms / batch, 1000.0 * batch / ms);
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace drr
+
+int main(int argc, char** argv) { return drr::Main(argc, argv); }
