@@ -30,7 +30,8 @@ double TimeLaunch(kernels::Executor& executor,
                   const kernels::ResidentVolume& volume,
                   const std::vector<kernels::PoseGeometry>& poses,
                   int repeats) {
-  const kernels::RaySettings settings{200, 200, 500};
+  kernels::RenderSettings settings;
+  settings.rays = {200, 200, 500};
   std::vector<float> out(poses.size() * 200 * 200);
   std::vector<double> times;
   for (int r = 0; r < repeats + 1; ++r) {
@@ -67,7 +68,7 @@ int Main(int argc, char** argv) {
     return 1;
   }
   const VolumeHeader header = chest->header;
-  const std::vector<float> mu = server::AttenuationVolume(*chest, {});
+  const std::vector<float> mu = server::AttenuationVolume(chest->header, chest->voxels, {});
   const kernels::Mat4d world_to_voxel = *kernels::InvertAffine(header.affine);
   const kernels::Mat4d rt_inv =
       kernels::MakeRtInv(kernels::Mat3d::Identity(), {0, 850, 0},
@@ -94,7 +95,7 @@ int Main(int argc, char** argv) {
               "ms/DRR", "DRR/s");
   for (auto& executor : executors) {
     std::shared_ptr<kernels::ResidentVolume> volume;
-    if (!executor->MakeResident(mu.data(), shape, &volume).ok()) return 1;
+    if (!executor->MakeResident(mu.data(), nullptr, shape, kernels::StorageType::kFloat32, &volume).ok()) return 1;
     for (int batch : {1, 8, 64}) {
       const std::vector<kernels::PoseGeometry> poses(batch, reference);
       const double ms =

@@ -14,7 +14,7 @@ void CommandLine::Add(std::string name, int arity, std::string default_value,
                       std::string help) {
   Option option;
   option.arity = arity;
-  if (arity > 0) {
+  if (arity != 0) {
     option.defaults = absl::StrSplit(default_value, ' ', absl::SkipEmpty());
   }
   option.help = std::move(help);
@@ -57,12 +57,21 @@ absl::Status CommandLine::Parse(const std::vector<std::string>& args) {
       continue;
     }
     if (!inline_value.empty()) {
-      if (option.arity != 1) {
+      if (option.arity != 1 && option.arity != kVariadic) {
         return absl::InvalidArgumentError(
             absl::StrCat("--", name, " takes ", option.arity, " values: --",
                          name, " A B ..."));
       }
       option.values = inline_value;
+      continue;
+    }
+    if (option.arity == kVariadic) {
+      while (i + 1 < args.size() && args[i + 1].compare(0, 2, "--") != 0) {
+        option.values.push_back(args[++i]);
+      }
+      if (option.values.empty()) {
+        return absl::InvalidArgumentError(absl::StrCat("--", name, " needs at least one value"));
+      }
       continue;
     }
     for (int k = 0; k < option.arity; ++k) {
@@ -122,7 +131,7 @@ std::string CommandLine::Usage() const {
   std::string out;
   for (const std::string& name : order_) {
     const Option& o = options_.at(name);
-    std::string values;
+    std::string values = o.arity == kVariadic ? " V..." : "";
     for (int k = 0; k < o.arity; ++k) absl::StrAppend(&values, " V");
     absl::StrAppend(&out, "  --", name, values, "  ", o.help);
     if (!o.defaults.empty())

@@ -14,8 +14,11 @@ namespace drr {
 // The declared options of one command.
 class CommandLine {
  public:
-  // Declares `--name` taking `arity` values (0 = a switch), with `help` text
-  // and a default (space-separated for several values; ignored for switches).
+  static constexpr int kVariadic = -1;
+
+  // Declares `--name` taking `arity` values (0 = a switch, kVariadic = one
+  // or more, up to the next option), with `help` text and a default
+  // (space-separated for several values; ignored for switches).
   void Add(std::string name, int arity, std::string default_value,
            std::string help);
 

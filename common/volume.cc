@@ -1,6 +1,8 @@
 #include "common/volume.h"
 
+#include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "common/sha256.h"
 
@@ -54,6 +56,8 @@ std::string CanonicalHeaderBytes(const VolumeHeader& header) {
   std::string out("DRRVOL1", 8);  // includes the terminating NUL
   AppendLittleEndian(static_cast<uint32_t>(header.voxel_type), &out);
   AppendLittleEndian(static_cast<uint32_t>(header.value_kind), &out);
+  AppendLittleEndian(static_cast<uint32_t>(header.label_type ? *header.label_type : VoxelType{}),
+                     &out);
   AppendLittleEndian(header.depth, &out);
   AppendLittleEndian(header.height, &out);
   AppendLittleEndian(header.width, &out);
@@ -63,10 +67,12 @@ std::string CanonicalHeaderBytes(const VolumeHeader& header) {
   return out;
 }
 
-std::string ContentDigest(const VolumeHeader& header, std::string_view voxels) {
+std::string ContentDigest(const VolumeHeader& header, std::string_view voxels,
+                          std::string_view labels) {
   Sha256 hash;
   hash.Update(CanonicalHeaderBytes(header));
   hash.Update(voxels);
+  hash.Update(labels);
   return hash.HexDigest();
 }
 

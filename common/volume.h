@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,7 +30,8 @@ std::string_view VoxelTypeName(VoxelType type);
 // What voxel values mean (the wire enum's values).
 enum class ValueKind : uint32_t { kHu = 1, kAttenuation = 2 };
 
-// Shape, storage type, meaning and voxel→world affine of a volume V[k][j][i].
+// Shape, storage type, meaning and voxel→world affine of a volume V[k][j][i],
+// and the storage type of its optional label volume (class indices, same shape).
 struct VolumeHeader {
   VoxelType voxel_type = VoxelType::kInt16;
   ValueKind value_kind = ValueKind::kHu;
@@ -37,23 +39,30 @@ struct VolumeHeader {
   int64_t height = 0;  // ny
   int64_t width = 0;   // nx, fastest
   kernels::Mat4d affine = kernels::Mat4d::Identity();
+  // kUInt8 or kUInt16 when the volume has labels.
+  std::optional<VoxelType> label_type;
 
   int64_t voxels() const { return depth * height * width; }
   int64_t voxel_bytes() const { return voxels() * VoxelBytes(voxel_type); }
+  int64_t label_bytes() const { return label_type ? voxels() * VoxelBytes(*label_type) : 0; }
 };
 
-// A whole volume in host memory: header plus little-endian voxel bytes.
+// A whole volume in host memory: header, little-endian voxel bytes, and the
+// label bytes (empty without labels).
 struct HostVolume {
   VolumeHeader header;
   std::string voxels;
+  std::string labels;
 };
 
 // The canonical header bytes that the content digest covers (see
 // proto/drr/v1/volumes.proto, UploadVolumeChunk.digest).
 std::string CanonicalHeaderBytes(const VolumeHeader& header);
 
-// The volume id: hex SHA-256 of the canonical header bytes then the voxels.
-std::string ContentDigest(const VolumeHeader& header, std::string_view voxels);
+// The volume id: hex SHA-256 of the canonical header bytes, the voxels, then
+// the labels.
+std::string ContentDigest(const VolumeHeader& header, std::string_view voxels,
+                          std::string_view labels = {});
 
 // World coordinates of the volume centre, affine · ((W−1)/2, (H−1)/2, (D−1)/2):
 // the default isocenter, as TorchIO's get_center gives it.

@@ -50,6 +50,19 @@ absl::StatusOr<VolumeHeader> VolumeHeaderFromProto(
         "header.affine needs 16 values, got ", header.affine_size()));
   }
   for (int i = 0; i < 16; ++i) out.affine.m[i / 4][i % 4] = header.affine(i);
+  switch (header.label_type()) {
+    case v1::VOXEL_TYPE_UNSPECIFIED:
+      break;
+    case v1::VOXEL_TYPE_UINT8:
+      out.label_type = VoxelType::kUInt8;
+      break;
+    case v1::VOXEL_TYPE_UINT16:
+      out.label_type = VoxelType::kUInt16;
+      break;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("header.label_type must be UINT8 or UINT16 (got ", header.label_type(), ")"));
+  }
   return out;
 }
 
@@ -64,6 +77,8 @@ void VolumeHeaderToProto(const VolumeHeader& header, v1::VolumeHeader* out) {
   for (const auto& row : header.affine.m) {
     for (double v : row) out->add_affine(v);
   }
+  out->set_label_type(header.label_type ? static_cast<v1::VoxelType>(*header.label_type)
+                                        : v1::VOXEL_TYPE_UNSPECIFIED);
 }
 
 }  // namespace drr

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 
 namespace drr {
 namespace {
@@ -42,11 +43,14 @@ void AppendChunk(std::string_view type, std::string_view data,
 
 }  // namespace
 
-absl::Status WriteNpy(const std::string& path, const float* image, int rows,
-                      int cols) {
+absl::Status WriteNpy(const std::string& path, const float* values,
+                      const std::vector<int64_t>& shape) {
+  int64_t count = 1;
+  for (int64_t d : shape) count *= d;
+  std::string dims = absl::StrJoin(shape, ", ");
+  if (shape.size() == 1) dims += ",";
   std::string header =
-      absl::StrCat("{'descr': '<f4', 'fortran_order': False, 'shape': (", rows,
-                   ", ", cols, "), }");
+      absl::StrCat("{'descr': '<f4', 'fortran_order': False, 'shape': (", dims, "), }");
   // Magic (6) + version (2) + length (2) + header + '\n' is padded to 64 bytes.
   const size_t unpadded = 10 + header.size() + 1;
   header.append((64 - unpadded % 64) % 64, ' ');
@@ -55,8 +59,7 @@ absl::Status WriteNpy(const std::string& path, const float* image, int rows,
   bytes.push_back(static_cast<char>(header.size() & 0xff));
   bytes.push_back(static_cast<char>(header.size() >> 8));
   bytes += header;
-  bytes.append(reinterpret_cast<const char*>(image),
-               sizeof(float) * static_cast<size_t>(rows) * cols);
+  bytes.append(reinterpret_cast<const char*>(values), sizeof(float) * static_cast<size_t>(count));
   return WriteFile(path, bytes);
 }
 

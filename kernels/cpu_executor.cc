@@ -1,35 +1,48 @@
-// The CPU executor: marches rays with the shared per-ray body over a thread
-// pool.
-#include <cstring>
+// The CPU executor: runs the shared per-ray bodies over a thread pool.
 #include <memory>
 #include <new>
 #include <vector>
 
 #include "kernels/executor.h"
+#include "kernels/render_pixel.h"
 #include "kernels/thread_pool.h"
-#include "kernels/trilinear_sampler.h"
+#include "kernels/volume_view.h"
 
 namespace drr::kernels {
 namespace {
 
-// A μ volume held in host memory.
+// A μ volume (in its storage type) and optional labels in host memory.
 class HostVolume final : public ResidentVolume {
  public:
-  HostVolume(std::vector<float> mu, VolumeShape shape)
-      : mu_(std::move(mu)), shape_(shape) {}
+  HostVolume(std::vector<char> mu, std::vector<uint16_t> labels, VolumeShape shape,
+             StorageType storage)
+      : mu_(std::move(mu)), labels_(std::move(labels)), shape_(shape), storage_(storage) {}
 
   VolumeShape shape() const override { return shape_; }
+  StorageType storage() const override { return storage_; }
+  bool has_labels() const override { return !labels_.empty(); }
   long long resident_bytes() const override {
-    return static_cast<long long>(mu_.size() * sizeof(float));
-  }
-  TrilinearSampler sampler() const {
-    return TrilinearSampler{mu_.data(), shape_.nx, shape_.ny, shape_.nz};
+    return static_cast<long long>(mu_.size() + labels_.size() * sizeof(uint16_t));
   }
 
+  template <typename T>
+  VolumeView<T> view() const {
+    return VolumeView<T>{reinterpret_cast<const T*>(mu_.data()), shape_.nx, shape_.ny, shape_.nz};
+  }
+  LabelView labels() const { return LabelView{labels_.data(), shape_.nx, shape_.ny, shape_.nz}; }
+
  private:
-  std::vector<float> mu_;
+  std::vector<char> mu_;
+  std::vector<uint16_t> labels_;
   VolumeShape shape_;
+  StorageType storage_;
 };
+
+template <typename T, typename Convert>
+void StoreAs(const float* mu, size_t count, char* out, Convert convert) {
+  T* typed = reinterpret_cast<T*>(out);
+  for (size_t i = 0; i < count; ++i) typed[i] = convert(mu[i]);
+}
 
 // Rows of one pose are the unit of parallel work: long enough to amortise
 // scheduling, short enough to balance 200-row images over a few cores.
@@ -39,42 +52,82 @@ class CpuExecutor final : public Executor {
 
   std::string name() const override { return "cpu"; }
 
-  KernelStatus MakeResident(const float* mu, VolumeShape shape,
-                            std::shared_ptr<ResidentVolume>* out) override {
-    std::vector<float> copy;
+  KernelStatus MakeResident(const float* mu, const uint16_t* labels, VolumeShape shape,
+                            StorageType storage, std::shared_ptr<ResidentVolume>* out) override {
+    const size_t count = static_cast<size_t>(shape.voxels());
+    std::vector<char> stored;
+    std::vector<uint16_t> label_copy;
     try {
-      copy.assign(mu, mu + shape.voxels());
+      stored.resize(count * StorageBytes(storage));
+      if (labels != nullptr) label_copy.assign(labels, labels + count);
     } catch (const std::bad_alloc&) {
       return KernelStatus::Error(KernelCode::kResourceExhausted,
                                  "out of host memory for the volume");
     }
-    *out = std::make_shared<HostVolume>(std::move(copy), shape);
+    switch (storage) {
+      case StorageType::kFloat32:
+        StoreAs<float>(mu, count, stored.data(), [](float v) { return v; });
+        break;
+      case StorageType::kFloat16:
+        StoreAs<Half>(mu, count, stored.data(), ToHalf);
+        break;
+      case StorageType::kBFloat16:
+        StoreAs<BFloat16>(mu, count, stored.data(), ToBFloat16);
+        break;
+    }
+    *out = std::make_shared<HostVolume>(std::move(stored), std::move(label_copy), shape, storage);
     return KernelStatus::Ok();
   }
 
-  KernelStatus Render(const ResidentVolume& volume, const PoseGeometry* poses,
-                      int n_poses, const RaySettings& settings,
-                      float* out) override {
+  KernelStatus Render(const ResidentVolume& volume, const PoseGeometry* poses, int n_poses,
+                      const RenderSettings& settings, float* out) override {
     const auto* host = dynamic_cast<const HostVolume*>(&volume);
     if (host == nullptr) {
       return KernelStatus::Error(KernelCode::kInternal,
                                  "volume is not resident on the CPU executor");
     }
-    const TrilinearSampler sampler = host->sampler();
-    const int rows = settings.height;
-    pool_.ParallelFor(n_poses * rows, [&](int task) {
-      const int pose = task / rows;
-      const int row = task % rows;
-      float* line =
-          out + (static_cast<long long>(pose) * rows + row) * settings.width;
-      for (int col = 0; col < settings.width; ++col) {
-        line[col] = MarchRay(sampler, poses[pose], settings, row, col);
-      }
-    });
-    return KernelStatus::Ok();
+    if (settings.sampler == Sampler::kTexture) {
+      return KernelStatus::Error(KernelCode::kInvalidArgument,
+                                 "the texture sampler needs the CUDA executor");
+    }
+    switch (host->storage()) {
+      case StorageType::kFloat32:
+        return RenderWith(host->view<float>(), *host, poses, n_poses, settings, out);
+      case StorageType::kFloat16:
+        return RenderWith(host->view<Half>(), *host, poses, n_poses, settings, out);
+      case StorageType::kBFloat16:
+        break;
+    }
+    return RenderWith(host->view<BFloat16>(), *host, poses, n_poses, settings, out);
   }
 
  private:
+  template <class Volume>
+  KernelStatus RenderWith(const Volume& view, const HostVolume& host, const PoseGeometry* poses,
+                          int n_poses, const RenderSettings& settings, float* out) {
+    if (settings.channels > 1 && host.has_labels()) {
+      RenderRows(view, host.labels(), poses, n_poses, settings, out);
+    } else {
+      RenderRows(view, NoLabels{}, poses, n_poses, settings, out);
+    }
+    return KernelStatus::Ok();
+  }
+
+  template <class Volume, class Labels>
+  void RenderRows(const Volume& view, const Labels& labels, const PoseGeometry* poses,
+                  int n_poses, const RenderSettings& s, float* out) {
+    const int rows = s.rays.height, cols = s.rays.width;
+    const long long plane = static_cast<long long>(rows) * cols;
+    pool_.ParallelFor(n_poses * rows, [&](int task) {
+      const int pose = task / rows;
+      const int row = task % rows;
+      float* image = out + static_cast<long long>(pose) * s.channels * plane;
+      for (int col = 0; col < cols; ++col) {
+        RenderPixel(view, labels, poses[pose], s, row, col, image + row * cols + col, plane);
+      }
+    });
+  }
+
   ThreadPool pool_;
 };
 

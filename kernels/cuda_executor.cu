@@ -1,13 +1,15 @@
-// The CUDA executor: the same per-ray body as the CPU executor, launched with
-// one thread per pixel and one grid layer per pose of the batch.
+// The CUDA executor: the same per-ray bodies as the CPU executor, one thread
+// per pixel, all poses of a batch in one launch.
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <memory>
 #include <mutex>
 #include <string>
 
 #include "kernels/executor.h"
-#include "kernels/trilinear_sampler.h"
+#include "kernels/render_pixel.h"
+#include "kernels/volume_view.h"
 
 namespace drr::kernels {
 namespace {
@@ -16,52 +18,124 @@ constexpr int kTileWidth = 16;
 constexpr int kTileHeight = 8;
 
 std::string CudaErrorText(const char* what, cudaError_t e) {
-  return std::string(what) + ": " + cudaGetErrorName(e) + " (" +
-         cudaGetErrorString(e) + ")";
+  return std::string(what) + ": " + cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ")";
 }
 
 KernelStatus FromCuda(const char* what, cudaError_t e) {
   if (e == cudaSuccess) return KernelStatus::Ok();
-  const KernelCode code = e == cudaErrorMemoryAllocation
-                              ? KernelCode::kResourceExhausted
-                              : KernelCode::kInternal;
+  const KernelCode code =
+      e == cudaErrorMemoryAllocation ? KernelCode::kResourceExhausted : KernelCode::kInternal;
   return KernelStatus::Error(code, CudaErrorText(what, e));
 }
 
-// One thread per pixel; blockIdx.z selects the pose. The pose's geometry is
-// staged in shared memory once per block.
-__global__ void RenderKernel(TrilinearSampler volume, const PoseGeometry* poses,
-                             RaySettings settings, float* out) {
+// The volume read through the texture units: hardware trilinear filtering
+// with zero borders, at voxel centres + 0.5 (unnormalised coordinates).
+struct TextureVolume {
+  cudaTextureObject_t texture;
+  int nx, ny, nz;
+
+  __device__ float operator()(Vec3 p) const {
+    return tex3D<float>(texture, p.x + 0.5f, p.y + 0.5f, p.z + 0.5f);
+  }
+  __device__ float Voxel(int i, int j, int k) const {
+    return tex3D<float>(texture, i + 0.5f, j + 0.5f, k + 0.5f);
+  }
+};
+
+// Block b renders tile b / n_poses of pose b % n_poses, so consecutive blocks
+// march the same region of the volume for every pose of the batch and share
+// its cache lines (the co-scheduling of views TIGRE and ASTRA use). The
+// pose's geometry is staged in shared memory once per block.
+template <class Volume, class Labels>
+__global__ void RenderKernel(Volume volume, Labels labels, const PoseGeometry* poses,
+                             RenderSettings settings, int n_poses, int tiles_x, float* out) {
   __shared__ PoseGeometry geometry;
-  const int pose = blockIdx.z;
+  const int pose = blockIdx.x % n_poses;
+  const int tile = blockIdx.x / n_poses;
   if (threadIdx.x == 0 && threadIdx.y == 0) geometry = poses[pose];
   __syncthreads();
-  const int col = blockIdx.x * blockDim.x + threadIdx.x;
-  const int row = blockIdx.y * blockDim.y + threadIdx.y;
-  if (col >= settings.width || row >= settings.height) return;
-  const long long pixel =
-      (static_cast<long long>(pose) * settings.height + row) * settings.width +
-      col;
-  out[pixel] = MarchRay(volume, geometry, settings, row, col);
+  const int col = (tile % tiles_x) * kTileWidth + threadIdx.x;
+  const int row = (tile / tiles_x) * kTileHeight + threadIdx.y;
+  if (col >= settings.rays.width || row >= settings.rays.height) return;
+  const long long plane = static_cast<long long>(settings.rays.height) * settings.rays.width;
+  float* pixel = out + pose * settings.channels * plane + row * settings.rays.width + col;
+  RenderPixel(volume, labels, geometry, settings, row, col, pixel, plane);
 }
 
-// A μ volume in linear device memory.
+// A μ volume (and optional labels) in linear device memory, with a texture
+// copy made on first use of the texture sampler.
 class DeviceVolume final : public ResidentVolume {
  public:
-  DeviceVolume(float* data, VolumeShape shape) : data_(data), shape_(shape) {}
-  ~DeviceVolume() override { cudaFree(data_); }
+  DeviceVolume(void* mu, uint16_t* labels, VolumeShape shape, StorageType storage)
+      : mu_(mu), labels_(labels), shape_(shape), storage_(storage) {}
+  ~DeviceVolume() override {
+    if (texture_ != 0) cudaDestroyTextureObject(texture_);
+    if (array_ != nullptr) cudaFreeArray(array_);
+    cudaFree(labels_);
+    cudaFree(mu_);
+  }
 
   VolumeShape shape() const override { return shape_; }
+  StorageType storage() const override { return storage_; }
+  bool has_labels() const override { return labels_ != nullptr; }
   long long resident_bytes() const override {
-    return shape_.voxels() * static_cast<long long>(sizeof(float));
+    long long bytes = shape_.voxels() * StorageBytes(storage_);
+    if (labels_ != nullptr) bytes += shape_.voxels() * 2;
+    if (array_ != nullptr) bytes += shape_.voxels() * StorageBytes(storage_);
+    return bytes;
   }
-  TrilinearSampler sampler() const {
-    return TrilinearSampler{data_, shape_.nx, shape_.ny, shape_.nz};
+
+  template <typename T>
+  VolumeView<T> view() const {
+    return VolumeView<T>{static_cast<const T*>(mu_), shape_.nx, shape_.ny, shape_.nz};
+  }
+  LabelView labels() const { return LabelView{labels_, shape_.nx, shape_.ny, shape_.nz}; }
+
+  // The texture of this volume, made (once) from the linear copy.
+  KernelStatus Texture(cudaStream_t stream, TextureVolume* out) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (texture_ == 0) {
+      if (storage_ == StorageType::kBFloat16) {
+        return KernelStatus::Error(KernelCode::kInvalidArgument,
+                                   "the texture sampler needs float32 or float16 storage");
+      }
+      const cudaChannelFormatDesc format = storage_ == StorageType::kFloat32
+                                               ? cudaCreateChannelDesc<float>()
+                                               : cudaCreateChannelDescHalf();
+      const cudaExtent extent = make_cudaExtent(shape_.nx, shape_.ny, shape_.nz);
+      cudaError_t e = cudaMalloc3DArray(&array_, &format, extent);
+      if (e != cudaSuccess) return FromCuda("cudaMalloc3DArray", e);
+      cudaMemcpy3DParms copy{};
+      copy.srcPtr = make_cudaPitchedPtr(mu_, shape_.nx * StorageBytes(storage_), shape_.nx,
+                                        shape_.ny);
+      copy.dstArray = array_;
+      copy.extent = extent;
+      copy.kind = cudaMemcpyDeviceToDevice;
+      e = cudaMemcpy3DAsync(&copy, stream);
+      if (e != cudaSuccess) return FromCuda("cudaMemcpy3DAsync (texture)", e);
+      cudaResourceDesc resource{};
+      resource.resType = cudaResourceTypeArray;
+      resource.res.array.array = array_;
+      cudaTextureDesc description{};
+      for (int axis = 0; axis < 3; ++axis) description.addressMode[axis] = cudaAddressModeBorder;
+      description.filterMode = cudaFilterModeLinear;
+      description.readMode = cudaReadModeElementType;
+      description.normalizedCoords = 0;
+      e = cudaCreateTextureObject(&texture_, &resource, &description, nullptr);
+      if (e != cudaSuccess) return FromCuda("cudaCreateTextureObject", e);
+    }
+    *out = TextureVolume{texture_, shape_.nx, shape_.ny, shape_.nz};
+    return KernelStatus::Ok();
   }
 
  private:
-  float* data_;
+  void* mu_;
+  uint16_t* labels_;
   VolumeShape shape_;
+  StorageType storage_;
+  std::mutex mutex_;
+  cudaArray_t array_ = nullptr;
+  cudaTextureObject_t texture_ = 0;
 };
 
 // A device buffer that only grows, so steady-state renders allocate nothing.
@@ -86,6 +160,28 @@ class GrowableDeviceBuffer {
   size_t capacity_ = 0;
 };
 
+// Copies host float32 μ to the device in `storage`, converting on the host
+// in slabs through one staging buffer.
+KernelStatus UploadConverted(const float* mu, size_t count, StorageType storage, void* device) {
+  if (storage == StorageType::kFloat32) {
+    return FromCuda("cudaMemcpy (volume)",
+                    cudaMemcpy(device, mu, count * sizeof(float), cudaMemcpyHostToDevice));
+  }
+  constexpr size_t kSlab = size_t{1} << 22;
+  std::unique_ptr<uint16_t[]> staging(new uint16_t[std::min(count, kSlab)]);
+  for (size_t start = 0; start < count; start += kSlab) {
+    const size_t n = std::min(kSlab, count - start);
+    for (size_t i = 0; i < n; ++i) {
+      staging[i] = storage == StorageType::kFloat16 ? ToHalf(mu[start + i]).bits
+                                                    : ToBFloat16(mu[start + i]).bits;
+    }
+    const cudaError_t e = cudaMemcpy(static_cast<uint16_t*>(device) + start, staging.get(),
+                                     n * sizeof(uint16_t), cudaMemcpyHostToDevice);
+    if (e != cudaSuccess) return FromCuda("cudaMemcpy (volume)", e);
+  }
+  return KernelStatus::Ok();
+}
+
 class CudaExecutor final : public Executor {
  public:
   explicit CudaExecutor(cudaStream_t stream) : stream_(stream) {}
@@ -93,55 +189,91 @@ class CudaExecutor final : public Executor {
 
   std::string name() const override { return "cuda"; }
 
-  KernelStatus MakeResident(const float* mu, VolumeShape shape,
-                            std::shared_ptr<ResidentVolume>* out) override {
-    const size_t bytes = static_cast<size_t>(shape.voxels()) * sizeof(float);
-    float* data = nullptr;
-    cudaError_t e = cudaMalloc(&data, bytes);
+  KernelStatus MakeResident(const float* mu, const uint16_t* labels, VolumeShape shape,
+                            StorageType storage, std::shared_ptr<ResidentVolume>* out) override {
+    const size_t count = static_cast<size_t>(shape.voxels());
+    void* device_mu = nullptr;
+    uint16_t* device_labels = nullptr;
+    cudaError_t e = cudaMalloc(&device_mu, count * StorageBytes(storage));
     if (e != cudaSuccess) return FromCuda("cudaMalloc (volume)", e);
-    e = cudaMemcpy(data, mu, bytes, cudaMemcpyHostToDevice);
-    if (e != cudaSuccess) {
-      cudaFree(data);
-      return FromCuda("cudaMemcpy (volume)", e);
+    if (labels != nullptr) {
+      e = cudaMalloc(&device_labels, count * sizeof(uint16_t));
+      if (e != cudaSuccess) {
+        cudaFree(device_mu);
+        return FromCuda("cudaMalloc (labels)", e);
+      }
     }
-    *out = std::make_shared<DeviceVolume>(data, shape);
+    // From here the volume owns (and on failure frees) both buffers.
+    auto volume = std::make_shared<DeviceVolume>(device_mu, device_labels, shape, storage);
+    const KernelStatus status = UploadConverted(mu, count, storage, device_mu);
+    if (!status.ok()) return status;
+    if (labels != nullptr) {
+      e = cudaMemcpy(device_labels, labels, count * sizeof(uint16_t), cudaMemcpyHostToDevice);
+      if (e != cudaSuccess) return FromCuda("cudaMemcpy (labels)", e);
+    }
+    *out = std::move(volume);
     return KernelStatus::Ok();
   }
 
-  KernelStatus Render(const ResidentVolume& volume, const PoseGeometry* poses,
-                      int n_poses, const RaySettings& settings,
-                      float* out) override {
-    const auto* device = dynamic_cast<const DeviceVolume*>(&volume);
+  KernelStatus Render(const ResidentVolume& volume, const PoseGeometry* poses, int n_poses,
+                      const RenderSettings& settings, float* out) override {
+    auto* device = const_cast<DeviceVolume*>(dynamic_cast<const DeviceVolume*>(&volume));
     if (device == nullptr) {
       return KernelStatus::Error(KernelCode::kInternal,
                                  "volume is not resident on the CUDA executor");
     }
     const size_t pose_bytes = sizeof(PoseGeometry) * n_poses;
-    const size_t image_bytes = sizeof(float) * static_cast<size_t>(n_poses) *
-                               settings.height * settings.width;
+    const size_t image_bytes = sizeof(float) * static_cast<size_t>(n_poses) * settings.channels *
+                               settings.rays.height * settings.rays.width;
     std::lock_guard<std::mutex> lock(mutex_);
     KernelStatus status = poses_.Reserve(pose_bytes);
+    if (status.ok()) status = images_.Reserve(image_bytes);
     if (!status.ok()) return status;
-    status = images_.Reserve(image_bytes);
-    if (!status.ok()) return status;
-    cudaError_t e = cudaMemcpyAsync(poses_.data(), poses, pose_bytes,
-                                    cudaMemcpyHostToDevice, stream_);
+    cudaError_t e =
+        cudaMemcpyAsync(poses_.data(), poses, pose_bytes, cudaMemcpyHostToDevice, stream_);
     if (e != cudaSuccess) return FromCuda("cudaMemcpyAsync (poses)", e);
-    const dim3 block(kTileWidth, kTileHeight, 1);
-    const dim3 grid((settings.width + kTileWidth - 1) / kTileWidth,
-                    (settings.height + kTileHeight - 1) / kTileHeight, n_poses);
-    RenderKernel<<<grid, block, 0, stream_>>>(
-        device->sampler(), static_cast<const PoseGeometry*>(poses_.data()),
-        settings, static_cast<float*>(images_.data()));
-    e = cudaGetLastError();
-    if (e != cudaSuccess) return FromCuda("RenderKernel launch", e);
-    e = cudaMemcpyAsync(out, images_.data(), image_bytes,
-                        cudaMemcpyDeviceToHost, stream_);
+    if (settings.sampler == Sampler::kTexture && settings.renderer == Renderer::kTrilinear) {
+      TextureVolume texture;
+      status = device->Texture(stream_, &texture);
+      if (!status.ok()) return status;
+      status = LaunchWithLabels(texture, *device, n_poses, settings);
+    } else if (device->storage() == StorageType::kFloat32) {
+      status = LaunchWithLabels(device->view<float>(), *device, n_poses, settings);
+    } else if (device->storage() == StorageType::kFloat16) {
+      status = LaunchWithLabels(device->view<Half>(), *device, n_poses, settings);
+    } else {
+      status = LaunchWithLabels(device->view<BFloat16>(), *device, n_poses, settings);
+    }
+    if (!status.ok()) return status;
+    e = cudaMemcpyAsync(out, images_.data(), image_bytes, cudaMemcpyDeviceToHost, stream_);
     if (e != cudaSuccess) return FromCuda("cudaMemcpyAsync (images)", e);
     return FromCuda("cudaStreamSynchronize", cudaStreamSynchronize(stream_));
   }
 
  private:
+  template <class Volume>
+  KernelStatus LaunchWithLabels(const Volume& view, const DeviceVolume& device, int n_poses,
+                                const RenderSettings& settings) {
+    if (settings.channels > 1 && device.has_labels()) {
+      return Launch(view, device.labels(), n_poses, settings);
+    }
+    return Launch(view, NoLabels{}, n_poses, settings);
+  }
+
+  template <class Volume, class Labels>
+  KernelStatus Launch(const Volume& view, const Labels& labels, int n_poses,
+                      const RenderSettings& settings) {
+    const int tiles_x = (settings.rays.width + kTileWidth - 1) / kTileWidth;
+    const int tiles_y = (settings.rays.height + kTileHeight - 1) / kTileHeight;
+    const dim3 block(kTileWidth, kTileHeight, 1);
+    const dim3 grid(static_cast<unsigned>(tiles_x) * tiles_y * n_poses, 1, 1);
+    RenderKernel<<<grid, block, 0, stream_>>>(view, labels,
+                                              static_cast<const PoseGeometry*>(poses_.data()),
+                                              settings, n_poses, tiles_x,
+                                              static_cast<float*>(images_.data()));
+    return FromCuda("RenderKernel launch", cudaGetLastError());
+  }
+
   std::mutex mutex_;  // guards the scratch buffers and the stream
   cudaStream_t stream_;
   GrowableDeviceBuffer poses_;
@@ -163,8 +295,7 @@ CudaProbe ProbeCuda() {
     return probe;
   }
   cudaDeviceProp prop{};
-  if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess)
-    probe.device_name = prop.name;
+  if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess) probe.device_name = prop.name;
   probe.device_count = count;
   return probe;
 }
@@ -177,8 +308,7 @@ std::unique_ptr<Executor> MakeCudaExecutor(std::string* why) {
   }
   cudaError_t e = cudaSetDevice(0);
   cudaStream_t stream = nullptr;
-  if (e == cudaSuccess)
-    e = cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
+  if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
   if (e != cudaSuccess) {
     *why = CudaErrorText("CUDA initialisation", e);
     return nullptr;

@@ -1,13 +1,16 @@
 // The executor interface: where volumes live and where rays are marched.
-// Two implementations run the same per-ray body: the CPU executor (always
-// built; the reference and the fallback) and the CUDA executor.
+// Two implementations run the same per-ray bodies (ray_march.h): the CPU
+// executor (always built; the reference and the fallback) and the CUDA
+// executor.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
 #include "kernels/kernel_status.h"
 #include "kernels/ray_march.h"
+#include "kernels/storage.h"
 
 namespace drr::kernels {
 
@@ -20,14 +23,38 @@ struct VolumeShape {
   long long voxels() const { return 1LL * nx * ny * nz; }
 };
 
-// A μ volume made resident by one executor (host memory for the CPU executor,
-// device memory for CUDA). Freed when the last reference goes.
+// Which ray integral to compute.
+enum class Renderer { kTrilinear, kSiddon };
+
+// How the trilinear renderer reads the volume: exact software interpolation
+// (the reference, on every executor), or the GPU's texture units (CUDA only;
+// 8-bit interpolation weights, float32 and float16 storage).
+enum class Sampler { kExact, kTexture };
+
+// What one launch computes for every pixel of every pose.
+struct RenderSettings {
+  RaySettings rays;
+  Renderer renderer = Renderer::kTrilinear;
+  Reduce reduce = Reduce::kSum;
+  Sampler sampler = Sampler::kExact;
+  // Output channels: 1 sums every class; with labels, channel c holds the
+  // samples whose class is c (classes ≥ channels are dropped).
+  int channels = 1;
+};
+
+// A μ volume (and optional label volume) made resident by one executor:
+// host memory for the CPU executor, device memory for CUDA. Freed when the
+// last reference goes.
 class ResidentVolume {
  public:
   virtual ~ResidentVolume() = default;
   // The volume's size in voxels.
   virtual VolumeShape shape() const = 0;
-  // Bytes this volume holds on its executor's memory.
+  // The element type μ is stored in.
+  virtual StorageType storage() const = 0;
+  // Whether a label volume came with it.
+  virtual bool has_labels() const = 0;
+  // Bytes this volume holds in its executor's memory.
   virtual long long resident_bytes() const = 0;
 };
 
@@ -39,18 +66,19 @@ class Executor {
   // A short name for logs and metrics ("cpu", "cuda").
   virtual std::string name() const = 0;
 
-  // Copies the float32 μ volume `mu` (shape.voxels() values, x fastest) to
-  // where this executor renders. Fails with kResourceExhausted when memory
-  // runs out.
-  virtual KernelStatus MakeResident(const float* mu, VolumeShape shape,
+  // Copies the float32 μ volume `mu` (shape.voxels() values, x fastest),
+  // converted to `storage`, and the label volume `labels` (the same shape, or
+  // nullptr) to where this executor renders. Fails with kResourceExhausted
+  // when memory runs out.
+  virtual KernelStatus MakeResident(const float* mu, const uint16_t* labels, VolumeShape shape,
+                                    StorageType storage,
                                     std::shared_ptr<ResidentVolume>* out) = 0;
 
-  // Renders `n_poses` images of settings.height × settings.width line
-  // integrals of `volume` into `out` (n_poses·H·W float32, pose-major, rows
-  // top to bottom). `volume` must come from this executor's MakeResident.
-  virtual KernelStatus Render(const ResidentVolume& volume,
-                              const PoseGeometry* poses, int n_poses,
-                              const RaySettings& settings, float* out) = 0;
+  // Renders `n_poses` images of settings.channels × height × width into `out`
+  // (float32, [pose][channel][row][column], rows top to bottom). `volume`
+  // must come from this executor's MakeResident.
+  virtual KernelStatus Render(const ResidentVolume& volume, const PoseGeometry* poses, int n_poses,
+                              const RenderSettings& settings, float* out) = 0;
 };
 
 // The CPU executor over `threads` worker threads (0 = one per hardware thread).

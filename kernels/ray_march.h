@@ -1,6 +1,10 @@
-// The per-ray work of the renderer: one __host__ __device__ body that both the
-// CPU executor and the CUDA executor run (design.md §2).
+// The per-ray work of the renderer: __host__ __device__ bodies that both the
+// CPU executor and the CUDA executor run (design.md §2). Two renderers:
+// trilinear sampling at n points of the source→detector segment (nanodrr's),
+// and Siddon's exact radiological path through the voxels.
 #pragma once
+
+#include <cmath>
 
 #include "kernels/hd.h"
 #include "kernels/vec.h"
@@ -16,12 +20,16 @@ struct PoseGeometry {
   int orthographic;
 };
 
-// What every ray of a launch shares: detector size and samples per ray (≥ 2).
+// What every ray of a launch shares: detector size and samples per ray (≥ 2,
+// trilinear only).
 struct RaySettings {
   int height;
   int width;
   int n_samples;
 };
+
+// How a ray's samples combine: a line integral, or the maximum (MIP).
+enum class Reduce { kSum, kMax };
 
 // The camera-space end points of the ray of pixel (row, col).
 struct CameraRay {
@@ -34,19 +42,40 @@ struct CameraRay {
 DRR_HD CameraRay MakeCameraRay(const PoseGeometry& g, int row, int col) {
   const float u = static_cast<float>(col) + 0.5f;
   const float v = static_cast<float>(row) + 0.5f;
-  const Vec3 target{
-      g.sdd * (g.k_inv[0][0] * u + g.k_inv[0][1] * v + g.k_inv[0][2]),
-      g.sdd * (g.k_inv[1][0] * u + g.k_inv[1][1] * v + g.k_inv[1][2]),
-      g.sdd * (g.k_inv[2][0] * u + g.k_inv[2][1] * v + g.k_inv[2][2])};
-  const Vec3 source = g.orthographic
-                          ? Vec3{target.x, target.y, target.z - g.sdd}
-                          : Vec3{0.0f, 0.0f, 0.0f};
+  const Vec3 target{g.sdd * (g.k_inv[0][0] * u + g.k_inv[0][1] * v + g.k_inv[0][2]),
+                    g.sdd * (g.k_inv[1][0] * u + g.k_inv[1][1] * v + g.k_inv[1][2]),
+                    g.sdd * (g.k_inv[2][0] * u + g.k_inv[2][1] * v + g.k_inv[2][2])};
+  const Vec3 source =
+      g.orthographic ? Vec3{target.x, target.y, target.z - g.sdd} : Vec3{0.0f, 0.0f, 0.0f};
   return {source, target};
 }
 
+// Per-channel accumulators for the classes [first, first + kChannels) of one
+// ray: each sample adds to (or maxes into) the channel of its class.
+template <Reduce R, int kChannels>
+struct ChannelAccumulator {
+  int first;
+  float value[kChannels];
+
+  DRR_HD void Reset(float v) {
+    for (int c = 0; c < kChannels; ++c) value[c] = v;
+  }
+  DRR_HD void Add(int label, float x) {
+    const unsigned c = static_cast<unsigned>(label - first);
+    if (c >= static_cast<unsigned>(kChannels)) return;
+    if (R == Reduce::kSum) {
+      value[c] += x;
+    } else {
+      value[c] = fmaxf(value[c], x);
+    }
+  }
+  DRR_HD void Scale(float s) {
+    for (int c = 0; c < kChannels; ++c) value[c] *= s;
+  }
+};
+
 // Narrows [*first, *last] to the samples s with lo < a + s·d < hi on one axis.
-DRR_HD void ClipSamplesToSlab(float a, float d, float lo, float hi, int* first,
-                              int* last) {
+DRR_HD void ClipSamplesToSlab(float a, float d, float lo, float hi, int* first, int* last) {
   if (d == 0.0f) {
     if (!(a > lo && a < hi)) *last = -1;
     return;
@@ -64,33 +93,118 @@ DRR_HD void ClipSamplesToSlab(float a, float d, float lo, float hi, int* first,
   if (l < static_cast<float>(*last)) *last = static_cast<int>(l);
 }
 
-// The line integral Σ_s V(x_s)·Δ along the ray of pixel (row, col): n samples
-// x_s spread evenly over the whole source→detector segment, both ends
-// included, Δ = |target − source|/(n − 1) in mm. Samples whose trilinear
-// support lies outside the volume are skipped; they would add zero.
-template <class Sampler>
-DRR_HD float MarchRay(const Sampler& volume, const PoseGeometry& g,
-                      const RaySettings& s, int row, int col) {
+// Trilinear renderer: n samples x_s spread evenly over the whole
+// source→detector segment, both ends included. kSum gives Σ_s μ(x_s)·Δ per
+// class with Δ = |target − source|/(n − 1) mm; kMax gives max_s μ(x_s).
+// Samples whose trilinear support lies outside the volume are skipped: they
+// would add zero (and a zero joins the maximum when any was skipped).
+template <Reduce R, int kChannels, class Volume, class Labels>
+DRR_HD void MarchTrilinear(const Volume& volume, const Labels& labels, const PoseGeometry& g,
+                           const RaySettings& s, int row, int col,
+                           ChannelAccumulator<R, kChannels>* acc) {
   const CameraRay ray = MakeCameraRay(g, row, col);
   const float inv_intervals = 1.0f / static_cast<float>(s.n_samples - 1);
-  const float step_mm = Norm(ray.target - ray.source) * inv_intervals;
   const Vec3 a = TransformPoint(g.camera_to_voxel, ray.source);
-  const Vec3 b = TransformPoint(g.camera_to_voxel, ray.target);
-  const Vec3 ab = b - a;
+  const Vec3 ab = TransformPoint(g.camera_to_voxel, ray.target) - a;
   const Vec3 d = inv_intervals * ab;
   int first = 0, last = s.n_samples - 1;
-  ClipSamplesToSlab(a.x, d.x, -1.0f, static_cast<float>(volume.nx), &first,
-                    &last);
-  ClipSamplesToSlab(a.y, d.y, -1.0f, static_cast<float>(volume.ny), &first,
-                    &last);
-  ClipSamplesToSlab(a.z, d.z, -1.0f, static_cast<float>(volume.nz), &first,
-                    &last);
-  float sum = 0.0f;
+  ClipSamplesToSlab(a.x, d.x, -1.0f, static_cast<float>(volume.nx), &first, &last);
+  ClipSamplesToSlab(a.y, d.y, -1.0f, static_cast<float>(volume.ny), &first, &last);
+  ClipSamplesToSlab(a.z, d.z, -1.0f, static_cast<float>(volume.nz), &first, &last);
+  const bool skipped_any = first > 0 || last < s.n_samples - 1;
+  acc->Reset(R == Reduce::kSum || skipped_any ? 0.0f : -INFINITY);
   for (int i = first; i <= last; ++i) {
-    const float t = static_cast<float>(i) * inv_intervals;
-    sum += volume(a + t * ab);
+    const Vec3 p = a + (static_cast<float>(i) * inv_intervals) * ab;
+    acc->Add(labels.Nearest(p), volume(p));
   }
-  return sum * step_mm;
+  if (R == Reduce::kSum) acc->Scale(Norm(ray.target - ray.source) * inv_intervals);
+}
+
+// Narrows [*lo, *hi] (segment parameters in [0, 1]) to where a + α·d lies
+// inside the voxel slab (−0.5, n − 0.5) of one axis.
+DRR_HD void ClipSegmentToSlab(float a, float d, int n, float* lo, float* hi) {
+  const float lower = -0.5f, upper = static_cast<float>(n) - 0.5f;
+  if (d == 0.0f) {
+    if (!(a > lower && a < upper)) *hi = -1.0f;
+    return;
+  }
+  float t0 = (lower - a) / d, t1 = (upper - a) / d;
+  if (t0 > t1) {
+    const float t = t0;
+    t0 = t1;
+    t1 = t;
+  }
+  *lo = fmaxf(*lo, t0);
+  *hi = fminf(*hi, t1);
+}
+
+// The index of the voxel holding coordinate `p`, clamped to [0, n).
+DRR_HD int NearestIndex(float p, int n) {
+  const int i = static_cast<int>(floorf(p + 0.5f));
+  return i < 0 ? 0 : (i >= n ? n - 1 : i);
+}
+
+// The segment parameter of the first voxel boundary (plane k − 0.5) that the
+// coordinate a + α·d crosses after `alpha`, and the parameter step between
+// boundaries; +inf when the ray is parallel to the planes.
+DRR_HD void FirstCrossing(float a, float d, float alpha, float* next, float* step) {
+  if (d == 0.0f) {
+    *next = INFINITY;
+    *step = INFINITY;
+    return;
+  }
+  const float p = a + alpha * d;
+  const float boundary = d > 0.0f ? floorf(p + 0.5f) + 0.5f : ceilf(p + 0.5f) - 1.5f;
+  *next = (boundary - a) / d;
+  *step = fabsf(1.0f / d);
+}
+
+// Siddon–Jacobs renderer: the exact radiological path of the segment through
+// the voxels (voxel k spans (k − 0.5, k + 0.5) on each axis). kSum gives
+// Σ length_mm·μ(voxel) per class; kMax gives the largest μ met (zero joins
+// when part of the segment lies outside the volume).
+template <Reduce R, int kChannels, class Volume, class Labels>
+DRR_HD void MarchSiddon(const Volume& volume, const Labels& labels, const PoseGeometry& g, int row,
+                        int col, ChannelAccumulator<R, kChannels>* acc) {
+  const CameraRay ray = MakeCameraRay(g, row, col);
+  const Vec3 a = TransformPoint(g.camera_to_voxel, ray.source);
+  const Vec3 d = TransformPoint(g.camera_to_voxel, ray.target) - a;
+  float lo = 0.0f, hi = 1.0f;
+  ClipSegmentToSlab(a.x, d.x, volume.nx, &lo, &hi);
+  ClipSegmentToSlab(a.y, d.y, volume.ny, &lo, &hi);
+  ClipSegmentToSlab(a.z, d.z, volume.nz, &lo, &hi);
+  acc->Reset(R == Reduce::kSum || lo > 0.0f || hi < 1.0f ? 0.0f : -INFINITY);
+  if (!(lo < hi)) return;
+  const float length_mm = Norm(ray.target - ray.source);
+  float next_x, next_y, next_z, step_x, step_y, step_z;
+  FirstCrossing(a.x, d.x, lo, &next_x, &step_x);
+  FirstCrossing(a.y, d.y, lo, &next_y, &step_y);
+  FirstCrossing(a.z, d.z, lo, &next_z, &step_z);
+  float alpha = lo;
+  // Every iteration crosses one boundary, so this bounds the walk even when
+  // rounding makes a crossing coincide with the previous one.
+  const int max_steps = volume.nx + volume.ny + volume.nz + 6;
+  for (int step = 0; step < max_steps && alpha < hi; ++step) {
+    const float next = fminf(fminf(next_x, next_y), fminf(next_z, hi));
+    if (next > alpha) {
+      // The voxel is the one holding the midpoint of the piece [alpha, next].
+      const float mid = 0.5f * (alpha + next);
+      const int i = NearestIndex(a.x + mid * d.x, volume.nx);
+      const int j = NearestIndex(a.y + mid * d.y, volume.ny);
+      const int k = NearestIndex(a.z + mid * d.z, volume.nz);
+      const float mu = volume.Voxel(i, j, k);
+      acc->Add(labels.Voxel(i, j, k), R == Reduce::kSum ? mu * (next - alpha) : mu);
+      alpha = next;
+    }
+    if (next == next_x) {
+      next_x += step_x;
+    } else if (next == next_y) {
+      next_y += step_y;
+    } else if (next == next_z) {
+      next_z += step_z;
+    }
+  }
+  if (R == Reduce::kSum) acc->Scale(length_mm);
 }
 
 }  // namespace drr::kernels

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "common/status_macros.h"
 #include "common/volume_proto.h"
 
 namespace drr::server {
@@ -46,82 +47,188 @@ absl::StatusOr<kernels::Orientation> OrientationFromProto(
   }
 }
 
+absl::StatusOr<kernels::Parameterization> ParameterizationFromProto(v1::Parameterization p,
+                                                                   absl::string_view field) {
+  switch (p) {
+    case v1::PARAMETERIZATION_UNSPECIFIED:
+    case v1::PARAMETERIZATION_EULER:
+      return kernels::Parameterization::kEuler;
+    case v1::PARAMETERIZATION_QUATERNION:
+      return kernels::Parameterization::kQuaternion;
+    case v1::PARAMETERIZATION_QUATERNION_ADJUGATE:
+      return kernels::Parameterization::kQuaternionAdjugate;
+    case v1::PARAMETERIZATION_ROTATION_9D:
+      return kernels::Parameterization::kRotation9d;
+    case v1::PARAMETERIZATION_SO3_LOG:
+      return kernels::Parameterization::kSo3Log;
+    case v1::PARAMETERIZATION_SE3_LOG:
+      return kernels::Parameterization::kSe3Log;
+    case v1::PARAMETERIZATION_MATRIX:
+      return kernels::Parameterization::kMatrix;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(field, " has unknown value ", p));
+  }
+}
+
 absl::StatusOr<PoseSpec> PoseFromProto(const v1::Pose& pose, int index) {
   const std::string prefix = absl::StrCat("poses[", index, "]");
   switch (pose.kind_case()) {
     case v1::Pose::kRtInv:
       return Mat4FromProto(pose.rt_inv().values(), prefix + ".rt_inv.values");
-    case v1::Pose::kEuler: {
-      const v1::EulerPose& e = pose.euler();
-      EulerPoseSpec spec;
-      if (!e.convention().empty()) spec.convention = e.convention();
-      spec.degrees = !e.radians();
-      auto rotation = Vec3FromProto(e.rotation(), prefix + ".euler.rotation");
-      if (!rotation.ok()) return rotation.status();
-      spec.rotation = *rotation;
-      auto translation =
-          Vec3FromProto(e.translation(), prefix + ".euler.translation");
-      if (!translation.ok()) return translation.status();
-      spec.translation = *translation;
-      auto orientation =
-          OrientationFromProto(e.orientation(), prefix + ".euler.orientation");
-      if (!orientation.ok()) return orientation.status();
-      spec.orientation = *orientation;
-      if (!e.isocenter().empty()) {
-        auto isocenter =
-            Vec3FromProto(e.isocenter(), prefix + ".euler.isocenter");
-        if (!isocenter.ok()) return isocenter.status();
-        spec.isocenter = *isocenter;
+    case v1::Pose::kParameterized: {
+      const v1::ParameterizedPose& p = pose.parameterized();
+      const std::string field = prefix + ".parameterized";
+      ParameterizedPoseSpec spec;
+      DRR_ASSIGN_OR_RETURN(spec.parameterization,
+                           ParameterizationFromProto(p.parameterization(), field + ".parameterization"));
+      if (!p.convention().empty()) spec.convention = p.convention();
+      spec.degrees = !p.radians();
+      spec.rotation.assign(p.rotation().begin(), p.rotation().end());
+      DRR_ASSIGN_OR_RETURN(spec.translation, Vec3FromProto(p.translation(), field + ".translation"));
+      DRR_ASSIGN_OR_RETURN(spec.orientation,
+                           OrientationFromProto(p.orientation(), field + ".orientation"));
+      if (!p.isocenter().empty()) {
+        DRR_ASSIGN_OR_RETURN(spec.isocenter, Vec3FromProto(p.isocenter(), field + ".isocenter"));
       }
       return spec;
     }
     case v1::Pose::KIND_NOT_SET:
       break;
   }
-  return absl::InvalidArgumentError(
-      absl::StrCat(prefix, " sets neither rt_inv nor euler"));
+  return absl::InvalidArgumentError(absl::StrCat(prefix, " sets neither rt_inv nor parameterized"));
+}
+
+absl::StatusOr<kernels::StorageType> DTypeFromProto(v1::DType dtype, absl::string_view field) {
+  switch (dtype) {
+    case v1::DTYPE_UNSPECIFIED:
+    case v1::DTYPE_FLOAT32:
+      return kernels::StorageType::kFloat32;
+    case v1::DTYPE_FLOAT16:
+      return kernels::StorageType::kFloat16;
+    case v1::DTYPE_BFLOAT16:
+      return kernels::StorageType::kBFloat16;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(field, " has unknown value ", dtype));
+  }
+}
+
+v1::DType DTypeToProto(kernels::StorageType type) {
+  switch (type) {
+    case kernels::StorageType::kFloat16:
+      return v1::DTYPE_FLOAT16;
+    case kernels::StorageType::kBFloat16:
+      return v1::DTYPE_BFLOAT16;
+    case kernels::StorageType::kFloat32:
+      break;
+  }
+  return v1::DTYPE_FLOAT32;
+}
+
+kernels::Intrinsics IntrinsicsFromProto(const v1::Intrinsics& in) {
+  return kernels::Intrinsics{in.sdd(),    in.delx(),  in.dely(),  in.x0(),
+                             in.y0(),     in.height(), in.width(), in.orthographic()};
+}
+
+// Fills the options of `call` from `options` (zero fields take defaults).
+absl::Status OptionsFromProto(const v1::RenderOptions& options, RenderCall* call) {
+  if (options.n_samples() != 0) call->n_samples = options.n_samples();
+  switch (options.renderer()) {
+    case v1::RENDERER_KIND_UNSPECIFIED:
+    case v1::RENDERER_KIND_TRILINEAR:
+      call->renderer = kernels::Renderer::kTrilinear;
+      break;
+    case v1::RENDERER_KIND_SIDDON:
+      call->renderer = kernels::Renderer::kSiddon;
+      break;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("options.renderer has unknown value ", options.renderer()));
+  }
+  switch (options.output()) {
+    case v1::OUTPUT_UNSPECIFIED:
+    case v1::OUTPUT_LINE_INTEGRAL:
+      call->output = OutputKind::kLineIntegral;
+      break;
+    case v1::OUTPUT_EXP:
+      call->output = OutputKind::kExp;
+      break;
+    case v1::OUTPUT_MIP:
+      call->output = OutputKind::kMip;
+      break;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("options.output has unknown value ", options.output()));
+  }
+  switch (options.sampler()) {
+    case v1::SAMPLER_UNSPECIFIED:
+    case v1::SAMPLER_EXACT:
+      call->sampler = kernels::Sampler::kExact;
+      break;
+    case v1::SAMPLER_TEXTURE:
+      call->sampler = kernels::Sampler::kTexture;
+      break;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("options.sampler has unknown value ", options.sampler()));
+  }
+  DRR_ASSIGN_OR_RETURN(call->image_dtype,
+                       DTypeFromProto(options.image_dtype(), "options.image_dtype"));
+  DRR_ASSIGN_OR_RETURN(call->volume_storage,
+                       DTypeFromProto(options.volume_storage(), "options.volume_storage"));
+  const v1::Attenuation& a = options.attenuation();
+  if (a.mu_water() != 0) call->attenuation.mu_water = static_cast<float>(a.mu_water());
+  if (a.mu_bone() != 0) call->attenuation.mu_bone = static_cast<float>(a.mu_bone());
+  if (a.hu_bone() != 0) call->attenuation.hu_bone = static_cast<float>(a.hu_bone());
+  call->channels.sum = options.channels().sum();
+  call->channels.classes.assign(options.channels().classes().begin(),
+                                options.channels().classes().end());
+  return absl::OkStatus();
 }
 
 }  // namespace
 
 void ToProto(const StoredVolume& volume, v1::VolumeInfo* out) {
-  out->set_volume_id(volume.id);
-  VolumeHeaderToProto(volume.header, out->mutable_header());
-  out->set_voxel_bytes(static_cast<int64_t>(volume.raw_voxels.size()));
+  out->set_volume_id(volume.id());
+  VolumeHeaderToProto(volume.header(), out->mutable_header());
+  out->set_voxel_bytes(volume.uploaded_bytes());
   out->clear_isocenter();
-  for (double v : volume.isocenter) out->add_isocenter(v);
+  for (double v : volume.isocenter()) out->add_isocenter(v);
+  out->set_classes(volume.classes());
 }
 
 absl::StatusOr<RenderCall> FromProto(const v1::RenderRequest& request) {
   RenderCall call;
   call.volume_id = request.volume_id();
-  if (!request.has_intrinsics())
+  if (request.per_pose_intrinsics_size() > 0) {
+    if (request.has_intrinsics()) {
+      return absl::InvalidArgumentError("set intrinsics or per_pose_intrinsics, not both");
+    }
+    call.intrinsics.clear();
+    for (const v1::Intrinsics& in : request.per_pose_intrinsics()) {
+      call.intrinsics.push_back(IntrinsicsFromProto(in));
+    }
+  } else if (request.has_intrinsics()) {
+    call.intrinsics = {IntrinsicsFromProto(request.intrinsics())};
+  } else {
     return absl::InvalidArgumentError("intrinsics is not set");
-  const v1::Intrinsics& in = request.intrinsics();
-  call.intrinsics =
-      kernels::Intrinsics{in.sdd(), in.delx(),   in.dely(),  in.x0(),
-                          in.y0(),  in.height(), in.width(), in.orthographic()};
-  call.n_samples =
-      request.options().n_samples() == 0 ? 500 : request.options().n_samples();
+  }
+  DRR_RETURN_IF_ERROR(OptionsFromProto(request.options(), &call));
   call.poses.reserve(request.poses_size());
   for (int i = 0; i < request.poses_size(); ++i) {
-    auto pose = PoseFromProto(request.poses(i), i);
-    if (!pose.ok()) return pose.status();
-    call.poses.push_back(*std::move(pose));
+    DRR_ASSIGN_OR_RETURN(PoseSpec pose, PoseFromProto(request.poses(i), i));
+    call.poses.push_back(std::move(pose));
   }
   return call;
 }
 
 void ToProto(const RenderResult& result, v1::RenderResponse* out) {
   v1::ImageTensor* images = out->mutable_images();
-  images->set_dtype(v1::IMAGE_DTYPE_FLOAT32);
+  images->set_dtype(DTypeToProto(result.dtype));
   images->clear_shape();
-  for (int64_t d :
-       {result.batch, result.channels, result.height, result.width}) {
+  for (int64_t d : {result.batch, result.channels, result.height, result.width}) {
     images->add_shape(d);
   }
-  images->set_data(reinterpret_cast<const char*>(result.images.data()),
-                   result.images.size() * sizeof(float));
+  images->set_data(EncodeImages(result));
   out->mutable_timings()->set_queue_seconds(result.queue_seconds);
   out->mutable_timings()->set_render_seconds(result.render_seconds);
 }

@@ -7,40 +7,67 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "absl/status/statusor.h"
+#include "kernels/attenuation.h"
 #include "kernels/camera.h"
+#include "kernels/executor.h"
 #include "kernels/host_math.h"
 #include "kernels/pose.h"
+#include "kernels/storage.h"
 #include "server/limits.h"
 
 namespace drr::server {
 
-// A pose as Euler angles and a translation, for nanodrr's make_rt_inv.
-struct EulerPoseSpec {
-  std::string convention = "ZXY";
-  bool degrees = true;
-  kernels::Vec3d rotation{0, 0, 0};
+// A pose as rotation parameters and a translation (nanodrr's make_rt_inv).
+struct ParameterizedPoseSpec {
+  kernels::Parameterization parameterization = kernels::Parameterization::kEuler;
+  std::string convention = "ZXY";  // Euler only
+  bool degrees = true;             // Euler only
+  std::vector<double> rotation{0, 0, 0};
   kernels::Vec3d translation{0, 0, 0};
   kernels::Orientation orientation = kernels::Orientation::kAP;
   // Rotation centre in world mm; the volume centre when absent.
   std::optional<kernels::Vec3d> isocenter;
 };
 
-// A camera pose: camera→world directly, or Euler angles.
-using PoseSpec = std::variant<kernels::Mat4d, EulerPoseSpec>;
+// A camera pose: camera→world directly, or parameterized.
+using PoseSpec = std::variant<kernels::Mat4d, ParameterizedPoseSpec>;
 
-// One batch of poses of one volume, sharing intrinsics.
+// What each pixel holds.
+enum class OutputKind { kLineIntegral, kExp, kMip };
+
+// Which channels come back: every class (labelled volumes), the classes
+// listed, or one channel summing all.
+struct ChannelSelection {
+  bool sum = false;
+  std::vector<int> classes;
+};
+
+// One batch of poses of one volume.
 struct RenderCall {
   std::string volume_id;
   std::vector<PoseSpec> poses;
-  kernels::Intrinsics intrinsics;
+  // One shared by every pose, or one per pose (all of the same size).
+  std::vector<kernels::Intrinsics> intrinsics{kernels::Intrinsics{}};
   int n_samples = 500;
+  kernels::Renderer renderer = kernels::Renderer::kTrilinear;
+  kernels::Sampler sampler = kernels::Sampler::kExact;
+  OutputKind output = OutputKind::kLineIntegral;
+  kernels::StorageType image_dtype = kernels::StorageType::kFloat32;
+  kernels::StorageType volume_storage = kernels::StorageType::kFloat32;
+  kernels::AttenuationParams attenuation;
+  ChannelSelection channels;
+
+  // The intrinsics of pose `i`.
+  const kernels::Intrinsics& intrinsics_of(int i) const {
+    return intrinsics.size() == 1 ? intrinsics[0] : intrinsics[i];
+  }
 };
 
-// Rendered images, [batch, channels, height, width] float32, and where the
-// time went.
+// Rendered images, float32 [batch, channels, height, width] (to be encoded
+// as `dtype`), and where the time went.
 struct RenderResult {
   std::vector<float> images;
+  kernels::StorageType dtype = kernels::StorageType::kFloat32;
   int batch = 0;
   int channels = 1;
   int height = 0;
@@ -50,14 +77,16 @@ struct RenderResult {
 };
 
 // Checks everything about `call` that does not need the volume: batch size,
-// image size, samples, finite intrinsics and poses. INVALID_ARGUMENT names the
-// field (as the API spells it); sizes over `limits` are RESOURCE_EXHAUSTED
-// only where the request is well-formed but too big for this server.
+// image sizes, samples, finite intrinsics, poses and attenuation. Malformed
+// values are INVALID_ARGUMENT naming the field (as the API spells it); sizes
+// over `limits` are RESOURCE_EXHAUSTED.
 absl::Status ValidateRenderCall(const RenderCall& call, const Limits& limits);
 
 // Camera→world of `pose`; `volume_center` is the isocenter when the pose
 // names none.
-kernels::Mat4d ResolvePose(const PoseSpec& pose,
-                           const kernels::Vec3d& volume_center);
+kernels::Mat4d ResolvePose(const PoseSpec& pose, const kernels::Vec3d& volume_center);
+
+// The images of `result` as little-endian bytes of result.dtype.
+std::string EncodeImages(const RenderResult& result);
 
 }  // namespace drr::server

@@ -1,5 +1,7 @@
 #include "server/render_engine.h"
 
+#include <algorithm>
+#include <cmath>
 #include <new>
 
 #include "absl/strings/str_cat.h"
@@ -80,34 +82,67 @@ void RenderEngine::WorkerLoop() {
   }
 }
 
-absl::StatusOr<RenderResult> RenderEngine::Render(
-    const RenderCall& call) const {
+absl::StatusOr<RenderResult> RenderEngine::Render(const RenderCall& call) const {
   const auto start = std::chrono::steady_clock::now();
   DRR_RETURN_IF_ERROR(ValidateRenderCall(call, limits_));
-  DRR_ASSIGN_OR_RETURN(std::shared_ptr<const StoredVolume> volume,
-                       store_->Get(call.volume_id));
-  std::vector<kernels::PoseGeometry> geometry;
-  geometry.reserve(call.poses.size());
-  for (const PoseSpec& pose : call.poses) {
-    geometry.push_back(kernels::MakePoseGeometry(
-        volume->world_to_voxel, ResolvePose(pose, volume->isocenter),
-        call.intrinsics));
+  DRR_ASSIGN_OR_RETURN(std::shared_ptr<const StoredVolume> volume, store_->Get(call.volume_id));
+  for (size_t i = 0; i < call.channels.classes.size(); ++i) {
+    if (call.channels.classes[i] >= volume->classes()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "options.channels.classes[", i, "] is ", call.channels.classes[i], ", but volume ",
+          call.volume_id, " has ", volume->classes(), " classes"));
+    }
   }
-  RenderResult result;
-  result.batch = static_cast<int>(call.poses.size());
-  result.height = call.intrinsics.height;
-  result.width = call.intrinsics.width;
+  DRR_ASSIGN_OR_RETURN(std::shared_ptr<kernels::ResidentVolume> resident,
+                       volume->Resident(call.attenuation, call.volume_storage));
+  const int batch = static_cast<int>(call.poses.size());
+  std::vector<kernels::PoseGeometry> geometry;
+  geometry.reserve(batch);
+  for (int i = 0; i < batch; ++i) {
+    geometry.push_back(kernels::MakePoseGeometry(volume->world_to_voxel(),
+                                                 ResolvePose(call.poses[i], volume->isocenter()),
+                                                 call.intrinsics_of(i)));
+  }
+  kernels::RenderSettings settings;
+  settings.rays = {call.intrinsics[0].height, call.intrinsics[0].width, call.n_samples};
+  settings.renderer = call.renderer;
+  settings.sampler = call.sampler;
+  settings.reduce = call.output == OutputKind::kMip ? kernels::Reduce::kMax : kernels::Reduce::kSum;
+  settings.channels = volume->has_labels() && !call.channels.sum ? volume->classes() : 1;
+
+  std::vector<float> rendered;
+  const size_t plane = static_cast<size_t>(settings.rays.height) * settings.rays.width;
   try {
-    result.images.resize(static_cast<size_t>(result.batch) * result.height *
-                         result.width);
+    rendered.resize(plane * batch * settings.channels);
   } catch (const std::bad_alloc&) {
     return absl::ResourceExhaustedError("out of host memory for the images");
   }
-  const kernels::RaySettings settings{result.height, result.width,
-                                      call.n_samples};
-  DRR_RETURN_IF_KERNEL_ERROR(executor_->Render(*volume->resident,
-                                               geometry.data(), result.batch,
-                                               settings, result.images.data()));
+  DRR_RETURN_IF_KERNEL_ERROR(
+      executor_->Render(*resident, geometry.data(), batch, settings, rendered.data()));
+
+  RenderResult result;
+  result.batch = batch;
+  result.height = settings.rays.height;
+  result.width = settings.rays.width;
+  result.dtype = call.image_dtype;
+  if (call.channels.classes.empty()) {
+    result.channels = settings.channels;
+    result.images = std::move(rendered);
+  } else {
+    result.channels = static_cast<int>(call.channels.classes.size());
+    result.images.resize(plane * batch * result.channels);
+    for (int b = 0; b < batch; ++b) {
+      for (int c = 0; c < result.channels; ++c) {
+        const float* from = rendered.data() +
+                            (static_cast<size_t>(b) * settings.channels + call.channels.classes[c]) * plane;
+        std::copy(from, from + plane,
+                  result.images.data() + (static_cast<size_t>(b) * result.channels + c) * plane);
+      }
+    }
+  }
+  if (call.output == OutputKind::kExp) {
+    for (float& v : result.images) v = std::exp(-v);
+  }
   result.render_seconds = SecondsSince(start);
   return result;
 }

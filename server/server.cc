@@ -95,7 +95,7 @@ std::string Server::backend() const { return impl_->executor->name(); }
 std::string Server::backend_reason() const { return impl_->backend_reason; }
 
 absl::StatusOr<std::string> Server::Preload(HostVolume volume) {
-  std::string id = ContentDigest(volume.header, volume.voxels);
+  std::string id = ContentDigest(volume.header, volume.voxels, volume.labels);
   absl::StatusOr<std::shared_ptr<const StoredVolume>> stored =
       impl_->store.Insert(id, std::move(volume));
   if (!stored.ok()) return stored.status();

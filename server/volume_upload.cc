@@ -30,6 +30,10 @@ absl::Status VolumeUpload::AcceptHeader(const VolumeHeader& header) {
         "header.shape has ", header.voxels(),
         " voxels, over the server's limit of ", limits_.max_volume_voxels));
   }
+  if (header.label_type && *header.label_type != VoxelType::kUInt8 &&
+      *header.label_type != VoxelType::kUInt16) {
+    return absl::InvalidArgumentError("header.label_type must be UINT8 or UINT16");
+  }
   for (const auto& row : header.affine.m) {
     for (double v : row) {
       if (!std::isfinite(v))
@@ -43,7 +47,7 @@ absl::Status VolumeUpload::AcceptHeader(const VolumeHeader& header) {
         "0 0 0 1)");
   }
   try {
-    volume_.voxels.reserve(header.voxel_bytes());
+    volume_.voxels.reserve(header.voxel_bytes() + header.label_bytes());
   } catch (const std::bad_alloc&) {
     return absl::ResourceExhaustedError("out of host memory for the upload");
   }
@@ -62,10 +66,10 @@ absl::Status VolumeUpload::AcceptData(absl::string_view bytes) {
         "data: a chunk holds ", bytes.size(), " bytes, more than the ",
         kMaxUploadChunkBytes, " allowed"));
   }
-  const int64_t expected = volume_.header.voxel_bytes();
+  const int64_t expected = volume_.header.voxel_bytes() + volume_.header.label_bytes();
   if (received_bytes() + static_cast<int64_t>(bytes.size()) > expected) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "data: more voxel bytes than the header declares (", expected, ")"));
+        "data: more voxel and label bytes than the header declares (", expected, ")"));
   }
   volume_.voxels.append(bytes.data(), bytes.size());
   return absl::OkStatus();

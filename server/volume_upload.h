@@ -26,15 +26,15 @@ class VolumeUpload {
   // limits, a finite invertible affine.
   absl::Status AcceptHeader(const VolumeHeader& header);
 
-  // Appends voxel bytes (at most kMaxUploadChunkBytes) after the header;
-  // more bytes than the header declares is an error.
+  // Appends voxel bytes, then label bytes (at most kMaxUploadChunkBytes per
+  // call) after the header; more bytes than the header declares is an error.
   absl::Status AcceptData(absl::string_view bytes);
 
   // Completes the upload: all declared bytes received and `digest` equal to
   // the content digest. Returns the volume, whose id is the digest.
   absl::StatusOr<HostVolume> Finish(absl::string_view digest);
 
-  // Bytes of voxel data received so far.
+  // Bytes of voxel and label data received so far.
   int64_t received_bytes() const {
     return static_cast<int64_t>(volume_.voxels.size());
   }

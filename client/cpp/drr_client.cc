@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/volume_proto.h"
+#include "kernels/storage.h"
 
 namespace drr::client {
 namespace {
@@ -37,14 +38,15 @@ absl::StatusOr<v1::VolumeInfo> DrrClient::Upload(const HostVolume& volume) {
   v1::UploadVolumeChunk chunk;
   VolumeHeaderToProto(volume.header, chunk.mutable_header());
   bool sent = writer->Write(chunk);
-  for (size_t offset = 0; sent && offset < volume.voxels.size();
-       offset += kChunkBytes) {
-    chunk.set_data(volume.voxels.data() + offset,
-                   std::min(kChunkBytes, volume.voxels.size() - offset));
-    sent = writer->Write(chunk);
+  // The voxels, then the labels (if any).
+  for (const std::string* part : {&volume.voxels, &volume.labels}) {
+    for (size_t offset = 0; sent && offset < part->size(); offset += kChunkBytes) {
+      chunk.set_data(part->data() + offset, std::min(kChunkBytes, part->size() - offset));
+      sent = writer->Write(chunk);
+    }
   }
   if (sent) {
-    chunk.set_digest(ContentDigest(volume.header, volume.voxels));
+    chunk.set_digest(ContentDigest(volume.header, volume.voxels, volume.labels));
     writer->Write(chunk);
   }
   writer->WritesDone();
@@ -83,24 +85,39 @@ absl::StatusOr<Images> DrrClient::Render(const v1::RenderRequest& request) {
 }
 
 absl::StatusOr<Images> DecodeImages(const v1::ImageTensor& tensor) {
-  if (tensor.dtype() != v1::IMAGE_DTYPE_FLOAT32 || tensor.shape_size() != 4) {
-    return absl::InternalError(
-        "the server returned images that are not float32 [B,C,H,W]");
+  if (tensor.shape_size() != 4) {
+    return absl::InternalError("the server returned images that are not [B,C,H,W]");
   }
   Images images;
   images.batch = static_cast<int>(tensor.shape(0));
   images.channels = static_cast<int>(tensor.shape(1));
   images.height = static_cast<int>(tensor.shape(2));
   images.width = static_cast<int>(tensor.shape(3));
-  const size_t count = static_cast<size_t>(images.batch) * images.channels *
-                       images.height * images.width;
-  if (tensor.data().size() != count * sizeof(float)) {
-    return absl::InternalError(
-        absl::StrCat("the server returned ", tensor.data().size(),
-                     " image bytes for ", count, " pixels"));
+  const size_t count =
+      static_cast<size_t>(images.batch) * images.channels * images.height * images.width;
+  const size_t element = tensor.dtype() == v1::DTYPE_FLOAT32 ? 4 : 2;
+  if (tensor.data().size() != count * element) {
+    return absl::InternalError(absl::StrCat("the server returned ", tensor.data().size(),
+                                            " image bytes for ", count, " pixels"));
   }
   images.data.resize(count);
-  std::memcpy(images.data.data(), tensor.data().data(), tensor.data().size());
+  const char* bytes = tensor.data().data();
+  switch (tensor.dtype()) {
+    case v1::DTYPE_FLOAT32:
+      std::memcpy(images.data.data(), bytes, count * 4);
+      break;
+    case v1::DTYPE_FLOAT16:
+    case v1::DTYPE_BFLOAT16:
+      for (size_t i = 0; i < count; ++i) {
+        uint16_t bits;
+        std::memcpy(&bits, bytes + 2 * i, 2);
+        images.data[i] = tensor.dtype() == v1::DTYPE_FLOAT16 ? kernels::ToFloat(kernels::Half{bits})
+                                                             : kernels::ToFloat(kernels::BFloat16{bits});
+      }
+      break;
+    default:
+      return absl::InternalError(absl::StrCat("unknown image dtype ", tensor.dtype()));
+  }
   return images;
 }
 

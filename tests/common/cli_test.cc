@@ -12,6 +12,7 @@ CommandLine Declared() {
   cli.Add("output", 1, "drr", "name");
   cli.Alias('o', "output");
   cli.Add("verbose", 0, "", "switch");
+  cli.Add("classes", CommandLine::kVariadic, "", "list");
   return cli;
 }
 
@@ -26,6 +27,13 @@ TEST(CommandLineTest, ParsesMultiValueInlineAliasAndPositional) {
   EXPECT_EQ(cli.Value("metrics-listen"), ":0");
   EXPECT_EQ(cli.Value("output"), "out");
   EXPECT_TRUE(cli.Given("verbose"));
+}
+
+TEST(CommandLineTest, VariadicOptionsTakeValuesUpToTheNextOption) {
+  CommandLine cli = Declared();
+  ASSERT_TRUE(cli.Parse({"--classes", "1", "-3", "7", "--verbose"}).ok());
+  EXPECT_EQ(cli.Values("classes"), (std::vector<std::string>{"1", "-3", "7"}));
+  EXPECT_FALSE(Declared().Parse({"--classes", "--verbose"}).ok());
 }
 
 TEST(CommandLineTest, DefaultsApplyWhenNotGiven) {

@@ -27,29 +27,33 @@ TEST(CanonicalHeaderBytesTest, IsTheDocumentedLittleEndianLayout) {
   h.height = 4;
   h.width = 5;
   h.affine.m[0][3] = -12.5;
+  h.label_type = VoxelType::kUInt8;
   const std::string bytes = CanonicalHeaderBytes(h);
-  ASSERT_EQ(bytes.size(), 8u + 4 + 4 + 3 * 8 + 16 * 8);
+  ASSERT_EQ(bytes.size(), 8u + 4 + 4 + 4 + 3 * 8 + 16 * 8);
   EXPECT_EQ(std::memcmp(bytes.data(), "DRRVOL1\0", 8), 0);
-  uint32_t type, kind;
+  uint32_t type, kind, label_type;
   int64_t depth, width;
   double t;
   std::memcpy(&type, bytes.data() + 8, 4);
   std::memcpy(&kind, bytes.data() + 12, 4);
-  std::memcpy(&depth, bytes.data() + 16, 8);
-  std::memcpy(&width, bytes.data() + 32, 8);
-  std::memcpy(&t, bytes.data() + 40 + 3 * 8, 8);
+  std::memcpy(&label_type, bytes.data() + 16, 4);
+  std::memcpy(&depth, bytes.data() + 20, 8);
+  std::memcpy(&width, bytes.data() + 36, 8);
+  std::memcpy(&t, bytes.data() + 44 + 3 * 8, 8);
   EXPECT_EQ(type, 3u);
   EXPECT_EQ(kind, 2u);
+  EXPECT_EQ(label_type, 2u);
   EXPECT_EQ(depth, 3);
   EXPECT_EQ(width, 5);
   EXPECT_EQ(t, -12.5);
 }
 
-TEST(ContentDigestTest, DependsOnHeaderAndVoxels) {
+TEST(ContentDigestTest, DependsOnHeaderVoxelsAndLabels) {
   VolumeHeader h;
   h.depth = h.height = h.width = 1;
   const std::string a = ContentDigest(h, std::string("\x01\x00", 2));
   EXPECT_NE(a, ContentDigest(h, std::string("\x02\x00", 2)));
+  EXPECT_NE(a, ContentDigest(h, std::string("\x01\x00", 2), std::string("\x01", 1)));
   h.affine.m[0][0] = 2.0;
   EXPECT_NE(a, ContentDigest(h, std::string("\x01\x00", 2)));
   Sha256 manual;

@@ -25,7 +25,7 @@ std::string TempPath(const std::string& name) {
 TEST(WriteNpyTest, WritesAVersion1HeaderAndRawFloats) {
   const float image[6] = {1, 2, 3, 4, 5, -6.5f};
   const std::string path = TempPath("image.npy");
-  ASSERT_TRUE(WriteNpy(path, image, 2, 3).ok());
+  ASSERT_TRUE(WriteNpy(path, image, {2, 3}).ok());
   const std::string bytes = ReadAll(path);
   ASSERT_EQ(bytes.compare(0, 6, "\x93NUMPY"), 0);
   const uint16_t header_len =

@@ -6,7 +6,7 @@
 #include "gtest/gtest.h"
 #include "kernels/pose.h"
 #include "kernels/pose_geometry.h"
-#include "kernels/trilinear_sampler.h"
+#include "kernels/volume_view.h"
 #include "tests/kernels/test_volumes.h"
 
 namespace drr::kernels {
@@ -19,14 +19,14 @@ TEST(MarchRayTest, BoxLineIntegralIsMuTimesChordToFloatPrecision) {
   // Samples every 1 mm along z land on voxel centres: the rectangle rule is
   // exact.
   const std::vector<float> box = testing::UniformBox(kN, 5, 14, kMu);
-  const TrilinearSampler sampler{box.data(), kN, kN, kN};
+  const VolumeView<float> sampler{box.data(), kN, kN, kN};
   const PoseGeometry g = testing::ColumnRays(kN, /*sdd=*/19.0);
   const RaySettings s{kN, kN, /*n_samples=*/20};
   for (int v = 0; v < kN; ++v) {
     for (int u = 0; u < kN; ++u) {
       const bool inside = u >= 5 && u <= 14 && v >= 5 && v <= 14;
       const float expected = inside ? kMu * 10.0f : 0.0f;  // chord: 10 mm
-      EXPECT_NEAR(MarchRay(sampler, g, s, v, u), expected, 1e-6f * kMu * 10.0f)
+      EXPECT_NEAR(testing::LineIntegral(sampler, g, s, v, u), expected, 1e-6f * kMu * 10.0f)
           << "pixel " << v << "," << u;
     }
   }
@@ -34,7 +34,7 @@ TEST(MarchRayTest, BoxLineIntegralIsMuTimesChordToFloatPrecision) {
 
 TEST(MarchRayTest, ObliquePerspectiveRaysThroughABoxIntegrateMuTimesChord) {
   const std::vector<float> box = testing::UniformBox(kN, 5, 14, kMu);
-  const TrilinearSampler sampler{box.data(), kN, kN, kN};
+  const VolumeView<float> sampler{box.data(), kN, kN, kN};
   // Source 40 mm below the box centre looking up +z; detector 100 mm away.
   const Vec3d source{9.5, 9.5, -40.0};
   const Mat4d rt_inv = Mat4d::FromAffine(Mat3d::Identity(), source);
@@ -51,7 +51,7 @@ TEST(MarchRayTest, ObliquePerspectiveRaysThroughABoxIntegrateMuTimesChord) {
       // The ray enters through z = 4.5 and leaves through z = 14.5.
       const double chord =
           10.0 * std::sqrt(dir[0] * dir[0] + dir[1] * dir[1] + 1.0);
-      EXPECT_NEAR(MarchRay(sampler, g, s, v, u), kMu * chord,
+      EXPECT_NEAR(testing::LineIntegral(sampler, g, s, v, u), kMu * chord,
                   3e-4 * kMu * chord)
           << "pixel " << v << "," << u;
     }
@@ -60,7 +60,7 @@ TEST(MarchRayTest, ObliquePerspectiveRaysThroughABoxIntegrateMuTimesChord) {
 
 TEST(MarchRayTest, RaysThatMissTheVolumeIntegrateToZero) {
   const std::vector<float> box(kN * kN * kN, kMu);
-  const TrilinearSampler sampler{box.data(), kN, kN, kN};
+  const VolumeView<float> sampler{box.data(), kN, kN, kN};
   const Mat4d far_away =
       Mat4d::FromAffine(Mat3d::Identity(), {500.0, 0.0, 0.0});
   Intrinsics in;
@@ -69,13 +69,13 @@ TEST(MarchRayTest, RaysThatMissTheVolumeIntegrateToZero) {
   const PoseGeometry g = MakePoseGeometry(Mat4d::Identity(), far_away, in);
   const RaySettings s{4, 4, 500};
   for (int v = 0; v < 4; ++v)
-    for (int u = 0; u < 4; ++u) EXPECT_EQ(MarchRay(sampler, g, s, v, u), 0.0f);
+    for (int u = 0; u < 4; ++u) EXPECT_EQ(testing::LineIntegral(sampler, g, s, v, u), 0.0f);
 }
 
 TEST(MarchRayTest, CullingChangesNothing) {
   // Sum every sample of the whole segment, as nanodrr does, and compare.
   const std::vector<float> volume = testing::WavyVolume(17, 13, 11);
-  const TrilinearSampler sampler{volume.data(), 17, 13, 11};
+  const VolumeView<float> sampler{volume.data(), 17, 13, 11};
   const Mat3d r = EulerToMatrix("ZXY", {20, -15, 35}, true);
   const Mat4d rt_inv = MakeRtInv(r, {0, 60, 0}, Orientation::kAP, {8, 6, 5});
   Intrinsics in;
@@ -96,7 +96,7 @@ TEST(MarchRayTest, CullingChangesNothing) {
       }
       const double expected =
           sum * Norm(ray.target - ray.source) / (s.n_samples - 1);
-      EXPECT_NEAR(MarchRay(sampler, g, s, v, u), expected,
+      EXPECT_NEAR(testing::LineIntegral(sampler, g, s, v, u), expected,
                   1e-5 * expected + 1e-7);
     }
   }

@@ -6,6 +6,8 @@
 #include "kernels/camera.h"
 #include "kernels/executor.h"
 #include "kernels/pose_geometry.h"
+#include "kernels/ray_march.h"
+#include "kernels/volume_view.h"
 
 namespace drr::kernels::testing {
 
@@ -41,6 +43,23 @@ inline PoseGeometry ColumnRays(int size, double sdd) {
   in.height = in.width = size;
   in.orthographic = true;
   return MakePoseGeometry(Mat4d::Identity(), Mat4d::Identity(), in);
+}
+
+// The trilinear line integral of one ray, all classes summed.
+template <class Volume>
+float LineIntegral(const Volume& volume, const PoseGeometry& g, const RaySettings& s, int row,
+                   int col) {
+  ChannelAccumulator<Reduce::kSum, 1> acc{0, {0.0f}};
+  MarchTrilinear(volume, NoLabels{}, g, s, row, col, &acc);
+  return acc.value[0];
+}
+
+// The Siddon line integral of one ray, all classes summed.
+template <class Volume>
+float SiddonIntegral(const Volume& volume, const PoseGeometry& g, int row, int col) {
+  ChannelAccumulator<Reduce::kSum, 1> acc{0, {0.0f}};
+  MarchSiddon(volume, NoLabels{}, g, row, col, &acc);
+  return acc.value[0];
 }
 
 }  // namespace drr::kernels::testing

@@ -6,7 +6,7 @@ import pytest
 
 import reference
 from conftest import small_volume
-from drrclient import Client, EulerPose, Intrinsics, volume_id
+from drrclient import Client, Intrinsics, Pose, RenderOptions, volume_id
 from drr.v1 import volumes_pb2, volumes_pb2_grpc
 
 SMALL = Intrinsics(sdd=300, delx=1.5, dely=1.5, height=24, width=32)
@@ -29,7 +29,7 @@ def test_volume_id_is_computed_locally_and_uploads_deduplicate(client):
 def test_batches_render_each_pose_and_matrix_poses_match_euler_poses(client):
     voxels, affine = small_volume(1)
     vid = client.upload_volume(voxels, affine)
-    poses = [EulerPose(rotation=(a, 5, -5), translation=(0, 150, 0)) for a in (0, 60, 200)]
+    poses = [Pose(rotation=(a, 5, -5), translation=(0, 150, 0)) for a in (0, 60, 200)]
     batch = client.render(vid, poses, SMALL)
     assert batch.shape == (3, 1, 24, 32)
     for i, pose in enumerate(poses):
@@ -49,8 +49,8 @@ def test_stream_answers_every_frame_in_order_with_errors_in_band(client):
     vid = client.upload_volume(voxels, affine)
     requests = []
     for frame in range(1, 9):
-        request = Client.render_request(vid, [EulerPose(rotation=(frame * 10, 0, 0),
-                                                        translation=(0, 150, 0))], SMALL,
+        request = Client.render_request(vid, [Pose(rotation=(frame * 10, 0, 0),
+                                                   translation=(0, 150, 0))], SMALL,
                                         frame_id=frame)
         if frame == 4:
             request.options.n_samples = 1
@@ -63,7 +63,7 @@ def test_stream_answers_every_frame_in_order_with_errors_in_band(client):
         assert frame.error is None and frame.images.shape == (1, 1, 24, 32)
     np.testing.assert_array_equal(
         frames[0].images,
-        client.render(vid, [EulerPose(rotation=(10, 0, 0), translation=(0, 150, 0))], SMALL))
+        client.render(vid, [Pose(rotation=(10, 0, 0), translation=(0, 150, 0))], SMALL))
 
 
 def test_errors_carry_canonical_codes_and_name_what_is_wrong(client):
@@ -71,14 +71,14 @@ def test_errors_carry_canonical_codes_and_name_what_is_wrong(client):
     vid = client.upload_volume(voxels, affine)
     missing = "0" * 64
     with pytest.raises(grpc.RpcError) as err:
-        client.render(missing, [EulerPose()], SMALL)
+        client.render(missing, [Pose()], SMALL)
     assert err.value.code() == grpc.StatusCode.NOT_FOUND and missing in err.value.details()
     with pytest.raises(grpc.RpcError) as err:
-        client.render(vid, [EulerPose(rotation=(0, float("nan"), 0))], SMALL)
+        client.render(vid, [Pose(rotation=(0, float("nan"), 0))], SMALL)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "poses[0].euler.rotation[1]" in err.value.details()
+    assert "poses[0].parameterized.rotation[1]" in err.value.details()
     with pytest.raises(grpc.RpcError) as err:
-        client.render(vid, [EulerPose()], Intrinsics(height=0))
+        client.render(vid, [Pose()], Intrinsics(height=0))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     client.delete_volume(vid)
     with pytest.raises(grpc.RpcError) as err:

@@ -6,7 +6,7 @@ import nibabel
 import numpy as np
 
 from conftest import DRRCTL, small_volume
-from drrclient import EulerPose, Intrinsics, load_nifti, volume_id
+from drrclient import Intrinsics, Pose, RenderOptions, load_nifti, volume_id
 
 
 def drrctl(*args):
@@ -39,9 +39,9 @@ def test_render_writes_png_and_npy_of_the_requested_pose(server, client, tmp_pat
     assert image.shape == (30, 40) and image.dtype == np.float32
     expected = client.render(
         volume_id(voxels, affine),
-        [EulerPose(rotation=(30, -10, 5), translation=(0, -200, 10), orientation="PA")],
+        [Pose(rotation=(30, -10, 5), translation=(0, -200, 10), orientation="PA")],
         Intrinsics(sdd=400, delx=1.5, dely=1.25, x0=3, y0=-2, height=30, width=40),
-        n_samples=250)
+        RenderOptions(n_samples=250))
     np.testing.assert_array_equal(image, expected[0, 0])
     png = out.with_suffix(".png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
@@ -53,5 +53,7 @@ def test_bad_input_gives_a_clear_error_and_exit_code(server, tmp_path):
     assert result.returncode == 1 and "NOT_FOUND" in result.stderr
     result = drrctl("render", "f" * 64, "--server", server.address, "--height", "0")
     assert result.returncode == 1 and "intrinsics.height" in result.stderr
-    result = drrctl("render", "x", "--rotation", "1", "2")
-    assert result.returncode == 1 and "--rotation" in result.stderr
+    result = drrctl("render", "x", "--translation", "1", "2")
+    assert result.returncode == 1 and "--translation" in result.stderr
+    result = drrctl("render", "f" * 64, "--server", server.address, "--rotation", "1", "2")
+    assert result.returncode == 1 and "rotation needs 3 values" in result.stderr

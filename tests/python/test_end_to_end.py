@@ -3,7 +3,7 @@
 import numpy as np
 
 import reference
-from drrclient import EulerPose, Intrinsics, volume_id
+from drrclient import Intrinsics, Pose, RenderOptions, volume_id
 
 
 def test_chest_ct_reference_pose_matches_independent_renderer(client, chest):
@@ -12,7 +12,7 @@ def test_chest_ct_reference_pose_matches_independent_renderer(client, chest):
     vid = client.upload_volume(voxels, affine)
     assert vid == volume_id(voxels, affine)
 
-    images = client.render(vid, [EulerPose(rotation=(0, 0, 0), translation=(0, 850, 0))])
+    images = client.render(vid, [Pose(rotation=(0, 0, 0), translation=(0, 850, 0))])
     assert images.shape == (1, 1, 200, 200) and images.dtype == np.float32
     image = images[0, 0]
 
@@ -36,8 +36,8 @@ def test_other_poses_and_intrinsics_match_independent_renderer(client, chest):
     vid = client.upload_volume(voxels, affine)
     # Subsampled volume is not needed: a small detector keeps this fast.
     intrinsics = Intrinsics(sdd=1000, delx=4.0, dely=3.0, x0=10.0, y0=-6.0, height=48, width=64)
-    pose = EulerPose(rotation=(25, -10, 40), translation=(15, -800, -30), orientation="PA")
-    image = client.render(vid, [pose], intrinsics, n_samples=300)[0, 0]
+    pose = Pose(rotation=(25, -10, 40), translation=(15, -800, -30), orientation="PA")
+    image = client.render(vid, [pose], intrinsics, RenderOptions(n_samples=300))[0, 0]
     center = reference.volume_center(voxels.shape, affine)
     expected = reference.render(
         reference.hu_to_mu(voxels), affine,

@@ -11,7 +11,7 @@ import grpc
 import pytest
 
 from conftest import ROOT, small_volume
-from drrclient import EulerPose, Intrinsics
+from drrclient import Intrinsics, Pose
 
 SERIES = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})? (\S+)$")
 
@@ -42,9 +42,9 @@ def exercised(server, client):
     voxels, affine = small_volume(7)
     vid = client.upload_volume(voxels, affine)
     small = Intrinsics(height=16, width=16)
-    client.render(vid, [EulerPose(), EulerPose(rotation=(30, 0, 0))], small)
+    client.render(vid, [Pose(), Pose(rotation=(30, 0, 0))], small)
     with pytest.raises(grpc.RpcError):
-        client.render("f" * 64, [EulerPose()], small)
+        client.render("f" * 64, [Pose()], small)
     return scrape(server)
 
 

@@ -47,7 +47,7 @@ class ServerTest : public ::testing::Test {
   static v1::RenderRequest ReferenceRequest(const std::string& id, int size) {
     v1::RenderRequest request;
     request.set_volume_id(id);
-    v1::EulerPose* pose = request.add_poses()->mutable_euler();
+    v1::ParameterizedPose* pose = request.add_poses()->mutable_parameterized();
     for (double r : {0.0, 0.0, 0.0}) pose->add_rotation(r);
     for (double t : {0.0, 850.0, 0.0}) pose->add_translation(t);
     v1::Intrinsics* in = request.mutable_intrinsics();
@@ -126,11 +126,11 @@ TEST_F(ServerTest, RendersWhatTheEngineRenders) {
   RenderEngine engine(cpu.get(), &store, Limits{}, 1);
   RenderCall call;
   call.volume_id = id;
-  EulerPoseSpec pose;
+  ParameterizedPoseSpec pose;
   pose.translation = {0, 850, 0};
   call.poses.push_back(pose);
-  call.intrinsics.delx = call.intrinsics.dely = 2.0 * 200 / 64;
-  call.intrinsics.height = call.intrinsics.width = 64;
+  call.intrinsics[0].delx = call.intrinsics[0].dely = 2.0 * 200 / 64;
+  call.intrinsics[0].height = call.intrinsics[0].width = 64;
   absl::StatusOr<RenderResult> expected = engine.Render(call);
   ASSERT_TRUE(expected.ok());
   EXPECT_EQ(images->data, expected->images);
@@ -164,19 +164,19 @@ TEST_F(ServerTest, BadRenderRequestsAreInvalidAndTheServerKeepsServing) {
       {[](auto& r) { r.mutable_options()->set_n_samples(1 << 24); },
        absl::StatusCode::kResourceExhausted, "options.n_samples"},
       {[](auto& r) {
-         r.mutable_poses(0)->mutable_euler()->set_rotation(2, NAN);
+         r.mutable_poses(0)->mutable_parameterized()->set_rotation(2, NAN);
        },
-       absl::StatusCode::kInvalidArgument, "poses[0].euler.rotation[2]"},
+       absl::StatusCode::kInvalidArgument, "poses[0].parameterized.rotation[2]"},
       {[](auto& r) {
-         r.mutable_poses(0)->mutable_euler()->set_translation(1, INFINITY);
+         r.mutable_poses(0)->mutable_parameterized()->set_translation(1, INFINITY);
        },
-       absl::StatusCode::kInvalidArgument, "poses[0].euler.translation[1]"},
+       absl::StatusCode::kInvalidArgument, "poses[0].parameterized.translation[1]"},
       {[](auto& r) { r.mutable_intrinsics()->set_sdd(NAN); },
        absl::StatusCode::kInvalidArgument, "intrinsics.sdd"},
       {[](auto& r) { r.mutable_intrinsics()->set_x0(-INFINITY); },
        absl::StatusCode::kInvalidArgument, "intrinsics.x0"},
-      {[](auto& r) { r.mutable_poses(0)->mutable_euler()->add_rotation(1); },
-       absl::StatusCode::kInvalidArgument, "poses[0].euler.rotation"},
+      {[](auto& r) { r.mutable_poses(0)->mutable_parameterized()->add_rotation(1); },
+       absl::StatusCode::kInvalidArgument, "poses[0].parameterized.rotation"},
       {[](auto& r) { r.add_poses(); }, absl::StatusCode::kInvalidArgument,
        "poses[1]"},
       {[](auto& r) { r.clear_intrinsics(); },

@@ -5,15 +5,17 @@ project's ``scripts/setup.sh`` generates them and puts them on the venv's path.
 """
 
 from drrclient.client import Client, FrameError, RenderFrame
-from drrclient.geometry import EulerPose, Intrinsics
+from drrclient.geometry import Intrinsics, Pose
+from drrclient.options import RenderOptions
 from drrclient.volume import load_nifti, volume_id
 
 __all__ = [
     "Client",
-    "EulerPose",
     "FrameError",
     "Intrinsics",
+    "Pose",
     "RenderFrame",
+    "RenderOptions",
     "load_nifti",
     "volume_id",
 ]

@@ -11,7 +11,8 @@ import numpy as np
 
 from drr.v1 import renderer_pb2, renderer_pb2_grpc, volumes_pb2, volumes_pb2_grpc
 from drrclient.geometry import Intrinsics, pose_to_proto
-from drrclient.volume import as_wire_voxels, canonical_header_bytes, header_proto
+from drrclient.options import RenderOptions, decode_images
+from drrclient.volume import as_wire_labels, as_wire_voxels, canonical_header_bytes, header_proto
 
 CHUNK_BYTES = 1 << 20
 
@@ -33,12 +34,6 @@ class RenderFrame:
     frame_id: int
     images: Optional[np.ndarray]
     error: Optional[FrameError]
-
-
-def _decode_images(tensor: renderer_pb2.ImageTensor) -> np.ndarray:
-    if tensor.dtype != renderer_pb2.IMAGE_DTYPE_FLOAT32:
-        raise ValueError(f"unexpected image dtype {tensor.dtype}")
-    return np.frombuffer(tensor.data, dtype="<f4").reshape(tuple(tensor.shape))
 
 
 def _status_code(value: int) -> grpc.StatusCode:
@@ -67,20 +62,25 @@ class Client:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def upload_volume(self, voxels, affine, value_kind: str = "hu") -> str:
+    def upload_volume(self, voxels, affine, value_kind: str = "hu", labels=None) -> str:
         """Uploads a (D, H, W) volume (x fastest) with its 4x4 voxel->world
-        affine; returns its id. Identical uploads give the same id."""
+        affine and optional label volume (class per voxel, same shape);
+        returns its id. Identical uploads give the same id."""
         array = as_wire_voxels(voxels)
-        header = header_proto(array, affine, value_kind)
-        data = memoryview(array).cast("B")
+        label_array = None if labels is None else as_wire_labels(labels, array.shape)
+        header = header_proto(array, affine, value_kind, label_array)
+        parts = [memoryview(array).cast("B")]
+        if label_array is not None:
+            parts.append(memoryview(label_array).cast("B"))
 
         def chunks():
             digest = hashlib.sha256(canonical_header_bytes(header))
             yield volumes_pb2.UploadVolumeChunk(header=header)
-            for start in range(0, len(data), CHUNK_BYTES):
-                piece = bytes(data[start:start + CHUNK_BYTES])
-                digest.update(piece)
-                yield volumes_pb2.UploadVolumeChunk(data=piece)
+            for data in parts:
+                for start in range(0, len(data), CHUNK_BYTES):
+                    piece = bytes(data[start:start + CHUNK_BYTES])
+                    digest.update(piece)
+                    yield volumes_pb2.UploadVolumeChunk(data=piece)
             yield volumes_pb2.UploadVolumeChunk(digest=digest.hexdigest())
 
         return self._volumes.Upload(chunks()).volume_id
@@ -95,19 +95,25 @@ class Client:
         self._volumes.Delete(volumes_pb2.DeleteVolumeRequest(volume_id=volume_id))
 
     @staticmethod
-    def render_request(volume_id: str, poses, intrinsics: Intrinsics = Intrinsics(),
-                       n_samples: int = 500, frame_id: int = 0) -> renderer_pb2.RenderRequest:
-        """The wire request for a batch of poses (EulerPose or 4x4 camera->world)."""
-        return renderer_pb2.RenderRequest(
+    def render_request(volume_id: str, poses, intrinsics=Intrinsics(),
+                       options: RenderOptions = RenderOptions(),
+                       frame_id: int = 0) -> renderer_pb2.RenderRequest:
+        """The wire request for a batch of poses (Pose or 4x4 camera->world);
+        ``intrinsics`` is one Intrinsics for all, or a list with one per pose."""
+        request = renderer_pb2.RenderRequest(
             volume_id=volume_id, frame_id=frame_id,
-            poses=[pose_to_proto(p) for p in poses], intrinsics=intrinsics.to_proto(),
-            options=renderer_pb2.RenderOptions(n_samples=n_samples))
+            poses=[pose_to_proto(p) for p in poses], options=options.to_proto())
+        if isinstance(intrinsics, Intrinsics):
+            request.intrinsics.CopyFrom(intrinsics.to_proto())
+        else:
+            request.per_pose_intrinsics.extend(i.to_proto() for i in intrinsics)
+        return request
 
-    def render(self, volume_id: str, poses, intrinsics: Intrinsics = Intrinsics(),
-               n_samples: int = 500) -> np.ndarray:
+    def render(self, volume_id: str, poses, intrinsics=Intrinsics(),
+               options: RenderOptions = RenderOptions()) -> np.ndarray:
         """Renders a batch of poses; returns float32 images [B, C, H, W]."""
-        request = self.render_request(volume_id, poses, intrinsics, n_samples)
-        return _decode_images(self._renderer.Render(request).images)
+        request = self.render_request(volume_id, poses, intrinsics, options)
+        return decode_images(self._renderer.Render(request).images)
 
     def render_stream(self, requests: Iterable[renderer_pb2.RenderRequest]) -> Iterator[RenderFrame]:
         """Streams requests (each with its frame_id); yields every frame's
@@ -118,5 +124,5 @@ class Client:
                                    response.status.message)
                 yield RenderFrame(response.frame_id, None, error)
             else:
-                yield RenderFrame(response.frame_id, _decode_images(response.images), None)
+                yield RenderFrame(response.frame_id, decode_images(response.images), None)
 

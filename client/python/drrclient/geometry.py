@@ -1,9 +1,11 @@
-"""Camera descriptions in nanodrr's conventions (design.md section 1)."""
+"""Cameras and poses in nanodrr's conventions (design.md section 1)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Optional, Sequence
+
+import numpy as np
 
 from drr.v1 import renderer_pb2
 
@@ -12,6 +14,16 @@ _ORIENTATIONS = {
     "PA": renderer_pb2.ORIENTATION_PA,
     None: renderer_pb2.ORIENTATION_NONE,
     "none": renderer_pb2.ORIENTATION_NONE,
+}
+
+_PARAMETERIZATIONS = {
+    "euler": renderer_pb2.PARAMETERIZATION_EULER,
+    "quaternion": renderer_pb2.PARAMETERIZATION_QUATERNION,
+    "quaternion_adjugate": renderer_pb2.PARAMETERIZATION_QUATERNION_ADJUGATE,
+    "rotation_9d": renderer_pb2.PARAMETERIZATION_ROTATION_9D,
+    "so3_log": renderer_pb2.PARAMETERIZATION_SO3_LOG,
+    "se3_log": renderer_pb2.PARAMETERIZATION_SE3_LOG,
+    "matrix": renderer_pb2.PARAMETERIZATION_MATRIX,
 }
 
 
@@ -38,14 +50,21 @@ class Intrinsics:
 
 
 @dataclass(frozen=True)
-class EulerPose:
-    """A pose for nanodrr's ``make_rt_inv``: Euler angles, then a camera centre
-    relative to the isocenter (the volume centre unless given), then the AP/PA
-    reorientation."""
+class Pose:
+    """A pose as nanodrr's ``convert`` / ``make_rt_inv`` build it: rotation
+    parameters, then a camera centre relative to the isocenter (the volume
+    centre unless given), then the AP/PA reorientation.
+
+    ``parameterization`` is one of euler (with ``convention`` and ``degrees``),
+    quaternion (x, y, z, w), quaternion_adjugate (10), rotation_9d (9),
+    so3_log (3), se3_log (3; ``translation`` is then the log-translation) and
+    matrix (9, a rotation matrix row-major).
+    """
 
     rotation: Sequence[float] = (0.0, 0.0, 0.0)
     translation: Sequence[float] = (0.0, 850.0, 0.0)
     orientation: Optional[str] = "AP"
+    parameterization: str = "euler"
     convention: str = "ZXY"
     degrees: bool = True
     isocenter: Optional[Sequence[float]] = None
@@ -53,21 +72,23 @@ class EulerPose:
     def to_proto(self) -> renderer_pb2.Pose:
         if self.orientation not in _ORIENTATIONS:
             raise ValueError(f"orientation must be 'AP', 'PA' or None, not {self.orientation!r}")
-        euler = renderer_pb2.EulerPose(
+        if self.parameterization not in _PARAMETERIZATIONS:
+            raise ValueError(f"parameterization must be one of {sorted(_PARAMETERIZATIONS)}, "
+                             f"not {self.parameterization!r}")
+        rotation = np.asarray(self.rotation, dtype=np.float64).ravel()
+        return renderer_pb2.Pose(parameterized=renderer_pb2.ParameterizedPose(
+            parameterization=_PARAMETERIZATIONS[self.parameterization],
             convention=self.convention, radians=not self.degrees,
-            rotation=[float(v) for v in self.rotation],
+            rotation=rotation.tolist(),
             translation=[float(v) for v in self.translation],
             orientation=_ORIENTATIONS[self.orientation],
-            isocenter=[] if self.isocenter is None else [float(v) for v in self.isocenter])
-        return renderer_pb2.Pose(euler=euler)
+            isocenter=[] if self.isocenter is None else [float(v) for v in self.isocenter]))
 
 
 def pose_to_proto(pose) -> renderer_pb2.Pose:
-    """A wire pose from an EulerPose or a 4x4 camera->world matrix."""
-    if isinstance(pose, EulerPose):
+    """A wire pose from a Pose or a 4x4 camera->world matrix."""
+    if isinstance(pose, Pose):
         return pose.to_proto()
-    import numpy as np
-
     matrix = np.asarray(pose, dtype=np.float64)
     if matrix.shape != (4, 4):
         raise ValueError(f"a matrix pose must be 4x4 camera->world, got shape {matrix.shape}")

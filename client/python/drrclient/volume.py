@@ -40,8 +40,23 @@ def as_wire_voxels(voxels) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def header_proto(voxels: np.ndarray, affine, value_kind: str = "hu") -> volumes_pb2.VolumeHeader:
-    """The wire header of wire-ready voxels (see as_wire_voxels)."""
+def as_wire_labels(labels, shape) -> np.ndarray:
+    """Class indices of `shape` as C-contiguous uint8 (all below 256) or
+    little-endian uint16; other integer or integral-valued types convert."""
+    array = np.asarray(labels)
+    if array.shape != tuple(shape):
+        raise ValueError(f"labels have shape {array.shape}, the volume {tuple(shape)}")
+    if array.size and (array.min() < 0 or array.max() > 65535 or
+                       not np.array_equal(array, np.floor(array))):
+        raise ValueError("labels must be class indices in [0, 65535]")
+    dtype = np.uint8 if array.size == 0 or array.max() < 256 else np.dtype("<u2")
+    return np.ascontiguousarray(array.astype(dtype))
+
+
+def header_proto(voxels: np.ndarray, affine, value_kind: str = "hu",
+                 labels: np.ndarray = None) -> volumes_pb2.VolumeHeader:
+    """The wire header of wire-ready voxels and labels (see as_wire_voxels,
+    as_wire_labels)."""
     if value_kind not in _VALUE_KINDS:
         raise ValueError(f"value_kind must be one of {sorted(_VALUE_KINDS)}, not {value_kind!r}")
     matrix = np.asarray(affine, dtype=np.float64)
@@ -49,21 +64,27 @@ def header_proto(voxels: np.ndarray, affine, value_kind: str = "hu") -> volumes_
         raise ValueError(f"affine must be 4x4 voxel->world, got shape {matrix.shape}")
     return volumes_pb2.VolumeHeader(
         shape=list(voxels.shape), voxel_type=_VOXEL_TYPES[voxels.dtype],
-        affine=matrix.ravel().tolist(), value_kind=_VALUE_KINDS[value_kind])
+        affine=matrix.ravel().tolist(), value_kind=_VALUE_KINDS[value_kind],
+        label_type=(volumes_pb2.VOXEL_TYPE_UNSPECIFIED if labels is None
+                    else _VOXEL_TYPES[labels.dtype]))
 
 
 def canonical_header_bytes(header: volumes_pb2.VolumeHeader) -> bytes:
     """The header bytes the content digest covers (see volumes.proto)."""
-    return struct.pack("<8sII3q16d", b"DRRVOL1\0", header.voxel_type,
-                       header.value_kind or volumes_pb2.VALUE_KIND_HU, *header.shape,
-                       *header.affine)
+    return struct.pack("<8sIII3q16d", b"DRRVOL1\0", header.voxel_type,
+                       header.value_kind or volumes_pb2.VALUE_KIND_HU, header.label_type,
+                       *header.shape, *header.affine)
 
 
-def volume_id(voxels, affine, value_kind: str = "hu") -> str:
+def volume_id(voxels, affine, value_kind: str = "hu", labels=None) -> str:
     """The id the server will give this volume, computed locally."""
     array = as_wire_voxels(voxels)
-    digest = hashlib.sha256(canonical_header_bytes(header_proto(array, affine, value_kind)))
+    label_array = None if labels is None else as_wire_labels(labels, array.shape)
+    digest = hashlib.sha256(
+        canonical_header_bytes(header_proto(array, affine, value_kind, label_array)))
     digest.update(memoryview(array).cast("B"))
+    if label_array is not None:
+        digest.update(memoryview(label_array).cast("B"))
     return digest.hexdigest()
 
 
