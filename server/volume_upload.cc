@@ -76,19 +76,20 @@ absl::Status VolumeUpload::AcceptData(absl::string_view bytes) {
 }
 
 absl::StatusOr<HostVolume> VolumeUpload::Finish(absl::string_view digest) {
-  if (!have_header_)
-    return absl::InvalidArgumentError("header: the upload has no header");
-  const int64_t expected = volume_.header.voxel_bytes();
+  if (!have_header_) return absl::InvalidArgumentError("header: the upload has no header");
+  const int64_t expected = volume_.header.voxel_bytes() + volume_.header.label_bytes();
   if (received_bytes() != expected) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("data: received ", received_bytes(),
-                     " voxel bytes, the header declares ", expected));
+    return absl::InvalidArgumentError(absl::StrCat("data: received ", received_bytes(),
+                                                   " voxel and label bytes, the header declares ",
+                                                   expected));
   }
-  const std::string actual = ContentDigest(volume_.header, volume_.voxels);
+  // The stream carries the voxels, then the labels.
+  volume_.labels = volume_.voxels.substr(volume_.header.voxel_bytes());
+  volume_.voxels.resize(volume_.header.voxel_bytes());
+  const std::string actual = ContentDigest(volume_.header, volume_.voxels, volume_.labels);
   if (digest != actual) {
     return absl::InvalidArgumentError(
-        absl::StrCat("digest: the client sent ", digest,
-                     " but the content hashes to ", actual));
+        absl::StrCat("digest: the client sent ", digest, " but the content hashes to ", actual));
   }
   have_header_ = false;
   return std::move(volume_);

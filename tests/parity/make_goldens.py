@@ -1,0 +1,85 @@
+"""Writes nanodrr's images for the parity cases (tests/parity/cases.json) to
+tests/parity/goldens.npz, from nanodrr's torch backend on the CPU.
+
+Regenerate (needs PyPI; torch is large, so it lives in its own venv):
+
+    python3 -m venv .venv-parity
+    .venv-parity/bin/pip install nanodrr==0.1.6 nibabel
+    .venv-parity/bin/python tests/parity/make_goldens.py [../shared/data]
+
+The test (tests/python/test_parity.py) renders the same cases through the
+server and compares; CI does not need torch.
+"""
+
+import json
+import pathlib
+import sys
+
+import numpy as np
+import torch
+import torchio
+from nanodrr.camera import make_k_inv
+from nanodrr.camera.extrinsics import _get_orientation_matrix
+from nanodrr.data import Subject
+from nanodrr.drr import render
+from nanodrr.geometry import convert
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import volumes  # noqa: E402
+
+
+def subject_for(case, data_dir):
+    voxels, affine = volumes.VOLUMES[case["volume"]](data_dir)
+    image = torchio.ScalarImage(tensor=torch.from_numpy(voxels.transpose(2, 1, 0)[None].astype(np.float32)),
+                                affine=affine)
+    label = None
+    if case.get("labels"):
+        label = torchio.LabelMap(
+            tensor=torch.from_numpy(volumes.tissue_labels(voxels).transpose(2, 1, 0)[None].astype(np.int64)),
+            affine=affine)
+    mu = {k: case[k] for k in ("mu_water", "mu_bone", "hu_bone") if k in case}
+    return Subject.from_images(image, label, **mu)
+
+
+def rt_inv_for(pose, subject):
+    rotation = torch.tensor([pose["rotation"]], dtype=torch.float64)
+    translation = torch.tensor([pose["translation"]], dtype=torch.float64)
+    isocenter = subject.isocenter.to(torch.float64)
+    if "isocenter" in pose:
+        isocenter = torch.tensor(pose["isocenter"], dtype=torch.float64)
+    matrix = convert(rotation, translation, pose["parameterization"],
+                     convention=pose.get("convention"), degrees=pose.get("degrees", True),
+                     isocenter=isocenter)
+    orientation = pose.get("orientation", "AP")
+    return matrix @ _get_orientation_matrix(orientation, matrix.device, matrix.dtype)
+
+
+def render_case(case, data_dir):
+    subject = subject_for(case, data_dir)
+    cameras = case["intrinsics"]
+    if len(cameras) == 1:
+        cameras = cameras * len(case["poses"])
+    k_inv = torch.cat([make_k_inv(c["sdd"], c["delx"], c["dely"], c["x0"], c["y0"], c["height"],
+                                  c["width"], dtype=torch.float32) for c in cameras])
+    sdd = torch.tensor([c["sdd"] for c in cameras], dtype=torch.float32)
+    rt_inv = torch.cat([rt_inv_for(p, subject) for p in case["poses"]]).to(torch.float32)
+    with torch.no_grad():
+        images = render(subject, k_inv, rt_inv, sdd, cameras[0]["height"], cameras[0]["width"],
+                        n_samples=case.get("n_samples", 500),
+                        orthographic=cameras[0].get("orthographic", False), backend="torch")
+    return images.numpy().astype(np.float32)
+
+
+def main():
+    data_dir = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else HERE.parents[2] / "shared" / "data")
+    cases = json.loads((HERE / "cases.json").read_text())
+    goldens = {}
+    for case in cases:
+        goldens[case["name"]] = render_case(case, data_dir)
+        print(case["name"], goldens[case["name"]].shape, float(goldens[case["name"]].max()))
+    np.savez_compressed(HERE / "goldens.npz", **goldens)
+
+
+if __name__ == "__main__":
+    main()

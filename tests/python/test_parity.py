@@ -1,0 +1,114 @@
+"""drrserve against nanodrr's own images (tests/parity/goldens.npz, written by
+tests/parity/make_goldens.py from nanodrr's torch backend) for every case of
+tests/parity/cases.json: every parameterization, AP/PA/none, biplane and
+orthographic cameras, labels, attenuation parameters, sample counts."""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+import reference
+from conftest import ROOT, SHARED_DATA
+from drrclient import Client, Intrinsics, Pose, RenderOptions
+
+PARITY = ROOT / "tests" / "parity"
+sys.path.insert(0, str(PARITY))
+import volumes  # noqa: E402
+
+CASES = json.loads((PARITY / "cases.json").read_text())
+GOLDENS = np.load(PARITY / "goldens.npz")
+
+# nanodrr's own bound between its two backends.
+FLOAT32_BOUND = 1e-4
+# With labels, a sample within float rounding of a half-voxel boundary may go
+# to the neighbouring voxel's class in one renderer and not the other (nanodrr
+# rounds coordinates normalised to [-1, 1]; drrserve rounds voxel
+# coordinates). Such a sample moves its value mu*step (at most about 0.15/mm *
+# 2.1 mm here) between two channels of one pixel and changes nothing else.
+ONE_SAMPLE = 0.15 * 2.1
+LABEL_TIE_PIXELS = 1e-3
+
+# Half precision rounds each stored value by at most 2^-11 (float16) or 2^-8
+# (bfloat16) relative; along a ray these errors partly cancel.
+HALF_BOUNDS = {"float16": 1e-3, "bfloat16": 8e-3}
+
+
+def relative_error(actual, expected):
+    return float(np.abs(actual - expected).max() / np.abs(expected).max())
+
+
+@pytest.fixture(scope="module")
+def uploaded(server):
+    """{(volume name, labels?): volume id}, uploaded once."""
+    if not (SHARED_DATA / "lidc-idri-0001.nii.gz").exists():
+        pytest.skip(f"{SHARED_DATA} is absent")
+    client = Client(server.address)
+    ids = {}
+    for name, load in volumes.VOLUMES.items():
+        voxels, affine = load(SHARED_DATA)
+        ids[name, False] = client.upload_volume(voxels, affine)
+        ids[name, True] = client.upload_volume(voxels, affine,
+                                               labels=volumes.tissue_labels(voxels))
+    client.close()
+    return ids
+
+
+def pose_of(spec):
+    return Pose(rotation=spec["rotation"], translation=spec["translation"],
+                orientation=spec.get("orientation", "AP"),
+                parameterization=spec["parameterization"],
+                convention=spec.get("convention") or "ZXY",
+                degrees=spec.get("degrees", True), isocenter=spec.get("isocenter"))
+
+
+def intrinsics_of(case):
+    cameras = [Intrinsics(**c) for c in case["intrinsics"]]
+    return cameras[0] if len(cameras) == 1 else cameras
+
+
+def options_of(case, **overrides):
+    fields = {k: case[k] for k in ("n_samples", "mu_water", "mu_bone", "hu_bone") if k in case}
+    fields.update(overrides)
+    return RenderOptions(**fields)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_matches_nanodrr(client, uploaded, case):
+    vid = uploaded[case["volume"], bool(case.get("labels"))]
+    images = client.render(vid, [pose_of(p) for p in case["poses"]], intrinsics_of(case),
+                           options_of(case))
+    golden = GOLDENS[case["name"]]
+    assert images.shape == golden.shape
+    if not case.get("labels"):
+        assert relative_error(images, golden) < FLOAT32_BOUND
+        return
+    assert relative_error(images.sum(axis=1), golden.sum(axis=1)) < FLOAT32_BOUND
+    difference = np.abs(images - golden)
+    assert (difference > FLOAT32_BOUND * np.abs(golden).max()).mean() < LABEL_TIE_PIXELS
+    assert difference.max() <= 2 * ONE_SAMPLE
+
+
+def test_matrix_and_rt_inv_poses_match_nanodrr(client, uploaded):
+    case = next(c for c in CASES if c["name"] == "chest_euler_oblique")
+    spec = case["poses"][0]
+    vid = uploaded["chest", False]
+    center = np.asarray(client.get_volume(vid).isocenter)
+    rt_inv = reference.make_rt_inv(spec["rotation"], spec["translation"], "AP", center)
+    as_matrix = Pose(rotation=reference.euler_zxy(*spec["rotation"]).ravel(),
+                     translation=spec["translation"], parameterization="matrix")
+    for pose in (rt_inv, as_matrix):
+        images = client.render(vid, [pose], intrinsics_of(case), options_of(case))
+        assert relative_error(images, GOLDENS[case["name"]]) < FLOAT32_BOUND
+
+
+@pytest.mark.parametrize("dtype", sorted(HALF_BOUNDS))
+def test_half_precision_stays_within_its_bound(client, uploaded, dtype):
+    case = CASES[0]
+    vid = uploaded[case["volume"], False]
+    golden = GOLDENS[case["name"]]
+    for option in ("volume_storage", "image_dtype"):
+        images = client.render(vid, [pose_of(p) for p in case["poses"]], intrinsics_of(case),
+                               options_of(case, **{option: dtype}))
+        assert relative_error(images, golden) < HALF_BOUNDS[dtype], option
