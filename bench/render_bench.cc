@@ -1,12 +1,14 @@
 // Times the renderer on design.md §8's reference case: the LIDC-IDRI-0001
 // chest CT, 200×200 pixels, sdd 1020, delx = dely 2.0, ZXY (0,0,0),
-// translation (0, 850, 0), AP, 500 samples. Reports the median time per DRR
-// for batches of 1, 8 and 64 poses on every executor available here.
+// translation (0, 850, 0), AP, 500 samples. Reports the median time per
+// launch for batches of 1, 8 and 64 poses, trilinear and Siddon, on every
+// executor available here: one tab-separated line per measurement.
 //
 //   render_bench [CHEST.nii.gz] [--repeats N]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -20,35 +22,33 @@
 namespace drr {
 namespace {
 
-double MedianMs(std::vector<double> v) {
+double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
 }
 
-// Renders `batch` poses `repeats` times; returns the median ms per launch.
-double TimeLaunch(kernels::Executor& executor,
-                  const kernels::ResidentVolume& volume,
-                  const std::vector<kernels::PoseGeometry>& poses,
+// Renders `poses` once to warm up, then `repeats` times; returns the median
+// milliseconds per launch (images copied back to host memory included).
+double TimeLaunch(kernels::Executor& executor, const kernels::ResidentVolume& volume,
+                  const std::vector<kernels::PoseGeometry>& poses, kernels::Renderer renderer,
                   int repeats) {
   kernels::RenderSettings settings;
   settings.rays = {200, 200, 500};
+  settings.renderer = renderer;
   std::vector<float> out(poses.size() * 200 * 200);
   std::vector<double> times;
-  for (int r = 0; r < repeats + 1; ++r) {
+  for (int r = 0; r <= repeats; ++r) {
     const auto start = std::chrono::steady_clock::now();
-    const kernels::KernelStatus status =
-        executor.Render(volume, poses.data(), static_cast<int>(poses.size()),
-                        settings, out.data());
+    const kernels::KernelStatus status = executor.Render(
+        volume, poses.data(), static_cast<int>(poses.size()), settings, out.data());
     const auto stop = std::chrono::steady_clock::now();
     if (!status.ok()) {
       std::fprintf(stderr, "render failed: %s\n", status.message().c_str());
       std::exit(1);
     }
-    if (r > 0)
-      times.push_back(
-          std::chrono::duration<double, std::milli>(stop - start).count());
+    if (r > 0) times.push_back(std::chrono::duration<double, std::milli>(stop - start).count());
   }
-  return MedianMs(times);
+  return Median(times);
 }
 
 int Main(int argc, char** argv) {
@@ -68,13 +68,11 @@ int Main(int argc, char** argv) {
     return 1;
   }
   const VolumeHeader header = chest->header;
-  const std::vector<float> mu = server::AttenuationVolume(chest->header, chest->voxels, {});
-  const kernels::Mat4d world_to_voxel = *kernels::InvertAffine(header.affine);
-  const kernels::Mat4d rt_inv =
-      kernels::MakeRtInv(kernels::Mat3d::Identity(), {0, 850, 0},
-                         kernels::Orientation::kAP, VolumeCenter(header));
-  const kernels::PoseGeometry reference =
-      kernels::MakePoseGeometry(world_to_voxel, rt_inv, kernels::Intrinsics{});
+  const std::vector<float> mu = server::AttenuationVolume(header, chest->voxels, {});
+  const kernels::Mat4d rt_inv = kernels::MakeRtInv(
+      kernels::Mat3d::Identity(), {0, 850, 0}, kernels::Orientation::kAP, VolumeCenter(header));
+  const kernels::PoseGeometry reference = kernels::MakePoseGeometry(
+      *kernels::InvertAffine(header.affine), rt_inv, kernels::Intrinsics{});
 
   std::vector<std::unique_ptr<kernels::Executor>> executors;
   executors.push_back(kernels::MakeCpuExecutor(0));
@@ -87,22 +85,27 @@ int Main(int argc, char** argv) {
   const kernels::VolumeShape shape{static_cast<int>(header.width),
                                    static_cast<int>(header.height),
                                    static_cast<int>(header.depth)};
-  std::printf("# %s, %lldx%lldx%lld, 200x200, 500 samples, median of %d\n",
-              path.c_str(), static_cast<long long>(header.width),
-              static_cast<long long>(header.height),
+  std::printf("# %s, %lldx%lldx%lld, 200x200, 500 samples, median of %d\n", path.c_str(),
+              static_cast<long long>(header.width), static_cast<long long>(header.height),
               static_cast<long long>(header.depth), repeats);
-  std::printf("%-8s %6s %14s %14s %12s\n", "executor", "batch", "ms/launch",
-              "ms/DRR", "DRR/s");
+  std::printf("executor\trenderer\tbatch\tms_per_launch\tms_per_drr\tdrr_per_s\n");
   for (auto& executor : executors) {
     std::shared_ptr<kernels::ResidentVolume> volume;
-    if (!executor->MakeResident(mu.data(), nullptr, shape, kernels::StorageType::kFloat32, &volume).ok()) return 1;
-    for (int batch : {1, 8, 64}) {
-      const std::vector<kernels::PoseGeometry> poses(batch, reference);
-      const double ms =
-          TimeLaunch(*executor, *volume, poses,
-                     batch == 64 ? std::max(1, repeats / 3) : repeats);
-      std::printf("%-8s %6d %14.3f %14.3f %12.1f\n", executor->name().c_str(),
-                  batch, ms, ms / batch, 1000.0 * batch / ms);
+    if (!executor->MakeResident(mu.data(), nullptr, shape, kernels::StorageType::kFloat32,
+                                &volume)
+             .ok()) {
+      return 1;
+    }
+    for (auto [renderer, name] : {std::pair{kernels::Renderer::kTrilinear, "trilinear"},
+                                  std::pair{kernels::Renderer::kSiddon, "siddon"}}) {
+      for (int batch : {1, 8, 64}) {
+        const std::vector<kernels::PoseGeometry> poses(batch, reference);
+        const int runs = batch == 64 ? std::max(1, repeats / 3) : repeats;
+        const double ms = TimeLaunch(*executor, *volume, poses, renderer, runs);
+        std::printf("%s\t%s\t%d\t%.3f\t%.3f\t%.1f\n", executor->name().c_str(), name, batch, ms,
+                    ms / batch, 1000.0 * batch / ms);
+        std::fflush(stdout);
+      }
     }
   }
   return 0;

@@ -155,14 +155,17 @@ DRR_HD void FirstCrossing(float a, float d, float alpha, float* next, float* ste
   }
   const float p = a + alpha * d;
   const float boundary = d > 0.0f ? floorf(p + 0.5f) + 0.5f : ceilf(p + 0.5f) - 1.5f;
-  *next = (boundary - a) / d;
   *step = fabsf(1.0f / d);
+  *next = (boundary - a) / d;
+  if (*next <= alpha) *next += *step;  // rounding put the crossing behind us
 }
 
 // Siddon–Jacobs renderer: the exact radiological path of the segment through
 // the voxels (voxel k spans (k − 0.5, k + 0.5) on each axis). kSum gives
 // Σ length_mm·μ(voxel) per class; kMax gives the largest μ met (zero joins
-// when part of the segment lies outside the volume).
+// when part of the segment lies outside the volume). The walk starts in the
+// voxel holding the midpoint of the first piece and steps one voxel per
+// boundary crossed.
 template <Reduce R, int kChannels, class Volume, class Labels>
 DRR_HD void MarchSiddon(const Volume& volume, const Labels& labels, const PoseGeometry& g, int row,
                         int col, ChannelAccumulator<R, kChannels>* acc) {
@@ -175,36 +178,40 @@ DRR_HD void MarchSiddon(const Volume& volume, const Labels& labels, const PoseGe
   ClipSegmentToSlab(a.z, d.z, volume.nz, &lo, &hi);
   acc->Reset(R == Reduce::kSum || lo > 0.0f || hi < 1.0f ? 0.0f : -INFINITY);
   if (!(lo < hi)) return;
-  const float length_mm = Norm(ray.target - ray.source);
   float next_x, next_y, next_z, step_x, step_y, step_z;
   FirstCrossing(a.x, d.x, lo, &next_x, &step_x);
   FirstCrossing(a.y, d.y, lo, &next_y, &step_y);
   FirstCrossing(a.z, d.z, lo, &next_z, &step_z);
+  const float first = 0.5f * (lo + fminf(fminf(next_x, next_y), fminf(next_z, hi)));
+  int i = NearestIndex(a.x + first * d.x, volume.nx);
+  int j = NearestIndex(a.y + first * d.y, volume.ny);
+  int k = NearestIndex(a.z + first * d.z, volume.nz);
+  const int di = d.x > 0.0f ? 1 : -1, dj = d.y > 0.0f ? 1 : -1, dk = d.z > 0.0f ? 1 : -1;
   float alpha = lo;
-  // Every iteration crosses one boundary, so this bounds the walk even when
-  // rounding makes a crossing coincide with the previous one.
-  const int max_steps = volume.nx + volume.ny + volume.nz + 6;
-  for (int step = 0; step < max_steps && alpha < hi; ++step) {
+  // Every iteration crosses one boundary, which bounds the walk.
+  for (int steps = volume.nx + volume.ny + volume.nz + 3; steps > 0; --steps) {
     const float next = fminf(fminf(next_x, next_y), fminf(next_z, hi));
-    if (next > alpha) {
-      // The voxel is the one holding the midpoint of the piece [alpha, next].
-      const float mid = 0.5f * (alpha + next);
-      const int i = NearestIndex(a.x + mid * d.x, volume.nx);
-      const int j = NearestIndex(a.y + mid * d.y, volume.ny);
-      const int k = NearestIndex(a.z + mid * d.z, volume.nz);
-      const float mu = volume.Voxel(i, j, k);
-      acc->Add(labels.Voxel(i, j, k), R == Reduce::kSum ? mu * (next - alpha) : mu);
-      alpha = next;
-    }
+    const float mu = volume.Voxel(i, j, k);
+    acc->Add(labels.Voxel(i, j, k), R == Reduce::kSum ? mu * (next - alpha) : mu);
+    alpha = next;
+    if (next >= hi) break;
     if (next == next_x) {
       next_x += step_x;
+      i += di;
     } else if (next == next_y) {
       next_y += step_y;
-    } else if (next == next_z) {
+      j += dj;
+    } else {
       next_z += step_z;
+      k += dk;
+    }
+    if (static_cast<unsigned>(i) >= static_cast<unsigned>(volume.nx) ||
+        static_cast<unsigned>(j) >= static_cast<unsigned>(volume.ny) ||
+        static_cast<unsigned>(k) >= static_cast<unsigned>(volume.nz)) {
+      break;
     }
   }
-  if (R == Reduce::kSum) acc->Scale(length_mm);
+  if (R == Reduce::kSum) acc->Scale(Norm(ray.target - ray.source));
 }
 
 }  // namespace drr::kernels

@@ -1,0 +1,105 @@
+"""Side-by-side CPU timings of design.md §8's reference case, in one run:
+drrserve's CPU executor (build/bench/render_bench), nanodrr's torch backend,
+and plastimatch `drr -i exact`. Prints a markdown table with medians and the
+ratios to drrserve.
+
+Needs torch and nanodrr (the parity venv, see tests/parity/make_goldens.py)
+and plastimatch (scripts/setup.sh installs it):
+
+    .venv-parity/bin/python bench/compare_cpu.py [../shared/data] [--repeats 5]
+"""
+
+import argparse
+import pathlib
+import statistics
+import subprocess
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def drrserve_times(chest, repeats):
+    """{(renderer, batch): ms per DRR} from render_bench (CPU executor only)."""
+    out = subprocess.run([str(ROOT / "build" / "bench" / "render_bench"), str(chest),
+                          "--repeats", str(repeats)], check=True, capture_output=True, text=True)
+    times = {}
+    for line in out.stdout.splitlines():
+        fields = line.split("\t")
+        if line.startswith("#") or fields[0] != "cpu":
+            continue
+        times[fields[1], int(fields[2])] = float(fields[4])
+    return times
+
+
+def nanodrr_times(chest, repeats, batches):
+    """{batch: ms per DRR} of nanodrr's torch backend on the CPU."""
+    import torch
+    from nanodrr.camera import make_k_inv, make_rt_inv
+    from nanodrr.data import Subject
+    from nanodrr.drr import render
+
+    torch.set_num_threads(torch.get_num_threads())
+    subject = Subject.from_filepath(str(chest))
+    times = {}
+    for batch in batches:
+        k_inv = make_k_inv(1020.0, 2.0, 2.0, 0.0, 0.0, 200, 200).expand(batch, -1, -1)
+        rt_inv = make_rt_inv(torch.zeros(batch, 3), torch.tensor([[0.0, 850.0, 0.0]] * batch),
+                             "AP", subject.isocenter)
+        sdd = torch.full((batch,), 1020.0)
+        runs = []
+        with torch.no_grad():
+            for r in range(repeats + 1):
+                start = time.perf_counter()
+                render(subject, k_inv, rt_inv, sdd, 200, 200, n_samples=500, backend="torch")
+                if r:
+                    runs.append((time.perf_counter() - start) * 1000 / batch)
+        times[batch] = statistics.median(runs)
+    return times
+
+
+def plastimatch_ms(chest, repeats, angles=9):
+    """ms per DRR of `plastimatch drr -i exact` (200x200, 2 mm pixels, sad 850,
+    sid 1020): the difference between runs of `angles` views and of one view,
+    so that loading the volume is not counted."""
+    def run(n):
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            subprocess.run(["plastimatch", "drr", "-a", str(n), "-N", "2", "-i", "exact", "-t", "pfm",
+                            "-r", "200 200", "-z", "400 400", "--sad", "850", "--sid", "1020",
+                            "-O", str(pathlib.Path(tmp) / "x_"), str(chest)],
+                           check=True, capture_output=True)
+            return time.perf_counter() - start
+    one = statistics.median(run(1) for _ in range(repeats))
+    many = statistics.median(run(angles) for _ in range(repeats))
+    return (many - one) * 1000 / (angles - 1)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("data", nargs="?", default=str(ROOT.parent / "shared" / "data"))
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    chest = pathlib.Path(args.data) / "lidc-idri-0001.nii.gz"
+    ours = drrserve_times(chest, args.repeats)
+    nano = nanodrr_times(chest, max(1, args.repeats // 2), (1, 8))
+    plast = plastimatch_ms(chest, args.repeats)
+    print("| renderer | batch | drrserve ms/DRR | reference | reference ms/DRR | speed-up |")
+    print("| --- | ---: | ---: | --- | ---: | ---: |")
+    for batch in (1, 8, 64):
+        t = ours["trilinear", batch]
+        if batch in nano:
+            print(f"| trilinear | {batch} | {t:.1f} | nanodrr torch (CPU) | {nano[batch]:.1f} "
+                  f"| {nano[batch] / t:.1f}x |")
+        else:
+            print(f"| trilinear | {batch} | {t:.1f} | nanodrr torch (CPU) | not run (memory) | |")
+    for batch in (1, 8, 64):
+        t = ours["siddon", batch]
+        print(f"| siddon | {batch} | {t:.1f} | plastimatch drr -i exact | {plast:.1f} "
+              f"| {plast / t:.1f}x |")
+    print(f"| trilinear | 1 | {ours['trilinear', 1]:.1f} | plastimatch drr -i exact | {plast:.1f} "
+          f"| {plast / ours['trilinear', 1]:.1f}x |")
+
+
+if __name__ == "__main__":
+    main()
