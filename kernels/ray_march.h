@@ -190,25 +190,27 @@ DRR_HD void MarchSiddon(const Volume& volume, const Labels& labels, const PoseGe
   float alpha = lo;
   // Every iteration crosses one boundary, which bounds the walk.
   for (int steps = volume.nx + volume.ny + volume.nz + 3; steps > 0; --steps) {
-    const float next = fminf(fminf(next_x, next_y), fminf(next_z, hi));
+    // The axis whose boundary comes next.
+    const int axis = next_x < next_y ? (next_x < next_z ? 0 : 2) : (next_y < next_z ? 1 : 2);
+    float next = axis == 0 ? next_x : (axis == 1 ? next_y : next_z);
+    const bool last = next >= hi;
+    if (last) next = hi;
     const float mu = volume.Voxel(i, j, k);
     acc->Add(labels.Voxel(i, j, k), R == Reduce::kSum ? mu * (next - alpha) : mu);
+    if (last) break;
     alpha = next;
-    if (next >= hi) break;
-    if (next == next_x) {
+    if (axis == 0) {
       next_x += step_x;
       i += di;
-    } else if (next == next_y) {
+      if (static_cast<unsigned>(i) >= static_cast<unsigned>(volume.nx)) break;
+    } else if (axis == 1) {
       next_y += step_y;
       j += dj;
+      if (static_cast<unsigned>(j) >= static_cast<unsigned>(volume.ny)) break;
     } else {
       next_z += step_z;
       k += dk;
-    }
-    if (static_cast<unsigned>(i) >= static_cast<unsigned>(volume.nx) ||
-        static_cast<unsigned>(j) >= static_cast<unsigned>(volume.ny) ||
-        static_cast<unsigned>(k) >= static_cast<unsigned>(volume.nz)) {
-      break;
+      if (static_cast<unsigned>(k) >= static_cast<unsigned>(volume.nz)) break;
     }
   }
   if (R == Reduce::kSum) acc->Scale(Norm(ray.target - ray.source));
