@@ -60,13 +60,20 @@ struct ChannelAccumulator {
   DRR_HD void Reset(float v) {
     for (int c = 0; c < kChannels; ++c) value[c] = v;
   }
+  // Compares against every channel rather than indexing with `label`, so
+  // that the accumulators stay in registers on the GPU.
   DRR_HD void Add(int label, float x) {
-    const unsigned c = static_cast<unsigned>(label - first);
-    if (c >= static_cast<unsigned>(kChannels)) return;
-    if (R == Reduce::kSum) {
-      value[c] += x;
-    } else {
-      value[c] = fmaxf(value[c], x);
+    const int channel = label - first;
+#if defined(__CUDA_ARCH__)
+#pragma unroll
+#endif
+    for (int c = 0; c < kChannels; ++c) {
+      if (c != channel) continue;
+      if (R == Reduce::kSum) {
+        value[c] += x;
+      } else {
+        value[c] = fmaxf(value[c], x);
+      }
     }
   }
   DRR_HD void Scale(float s) {

@@ -35,8 +35,12 @@ DRR_HD void RenderPixelReduced(const Volume& volume, const Labels& labels, const
   for (int first = 0; first < s.channels; first += kChannelsPerPass) {
     ChannelAccumulator<R, kChannelsPerPass> acc{first, {}};
     MarchPass(volume, labels, g, s, row, col, &acc);
-    const int n = s.channels - first < kChannelsPerPass ? s.channels - first : kChannelsPerPass;
-    for (int c = 0; c < n; ++c) out[(first + c) * channel_stride] = acc.value[c];
+#if defined(__CUDA_ARCH__)
+#pragma unroll
+#endif
+    for (int c = 0; c < kChannelsPerPass; ++c) {
+      if (first + c < s.channels) out[(first + c) * channel_stride] = acc.value[c];
+    }
   }
 }
 
