@@ -13,6 +13,7 @@ import argparse
 import pathlib
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -21,8 +22,13 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 def drrserve_times(chest, repeats):
     """{(renderer, batch): ms per DRR} from render_bench (CPU executor only)."""
-    out = subprocess.run([str(ROOT / "build" / "bench" / "render_bench"), str(chest),
-                          "--repeats", str(repeats)], check=True, capture_output=True, text=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, str(ROOT / "bench" / "export_volume.py"), str(chest), tmp],
+                       check=True)
+        out = subprocess.run([str(ROOT / "build" / "bench" / "render_bench"),
+                              str(pathlib.Path(tmp) / "mu.npy"),
+                              str(pathlib.Path(tmp) / "affine.npy"), "--repeats", str(repeats)],
+                             check=True, capture_output=True, text=True)
     times = {}
     for line in out.stdout.splitlines():
         fields = line.split("\t")

@@ -2,9 +2,11 @@
 // chest CT, 200×200 pixels, sdd 1020, delx = dely 2.0, ZXY (0,0,0),
 // translation (0, 850, 0), AP, 500 samples. Reports the median time per
 // launch for batches of 1, 8 and 64 poses, trilinear and Siddon, on every
-// executor available here: one tab-separated line per measurement.
+// executor available here: one tab-separated line per measurement. Needs
+// only the kernels library, so it also builds in the kernels-only
+// configuration on GPU hosts; bench/export_volume.py writes its inputs.
 //
-//   render_bench [CHEST.nii.gz] [--repeats N]
+//   render_bench MU.npy AFFINE.npy [--repeats N]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -12,12 +14,10 @@
 #include <string>
 #include <vector>
 
-#include "common/volume.h"
-#include "io/nifti.h"
+#include "bench/npy_reader.h"
 #include "kernels/executor.h"
 #include "kernels/pose.h"
 #include "kernels/pose_geometry.h"
-#include "server/volume_store.h"
 
 namespace drr {
 namespace {
@@ -52,27 +52,44 @@ double TimeLaunch(kernels::Executor& executor, const kernels::ResidentVolume& vo
 }
 
 int Main(int argc, char** argv) {
-  std::string path = "../shared/data/lidc-idri-0001.nii.gz";
+  std::vector<std::string> paths;
   int repeats = 5;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--repeats" && i + 1 < argc) {
       repeats = std::max(1, std::atoi(argv[++i]));
     } else {
-      path = arg;
+      paths.push_back(arg);
     }
   }
-  absl::StatusOr<HostVolume> chest = ReadNiftiFile(path);
-  if (!chest.ok()) {
-    std::fprintf(stderr, "%s\n", chest.status().ToString().c_str());
+  if (paths.size() != 2) {
+    std::fprintf(stderr, "usage: render_bench MU.npy AFFINE.npy [--repeats N]\n");
+    return 2;
+  }
+  bench::NpyArray mu_array, affine_array;
+  try {
+    mu_array = bench::ReadNpy(paths[0]);
+    affine_array = bench::ReadNpy(paths[1]);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
     return 1;
   }
-  const VolumeHeader header = chest->header;
-  const std::vector<float> mu = server::AttenuationVolume(header, chest->voxels, {});
-  const kernels::Mat4d rt_inv = kernels::MakeRtInv(
-      kernels::Mat3d::Identity(), {0, 850, 0}, kernels::Orientation::kAP, VolumeCenter(header));
-  const kernels::PoseGeometry reference = kernels::MakePoseGeometry(
-      *kernels::InvertAffine(header.affine), rt_inv, kernels::Intrinsics{});
+  if (mu_array.shape.size() != 3 || affine_array.values.size() != 16) {
+    std::fprintf(stderr, "need a (D, H, W) volume and a 4x4 affine\n");
+    return 1;
+  }
+  const std::vector<float> mu(mu_array.values.begin(), mu_array.values.end());
+  const kernels::VolumeShape shape{static_cast<int>(mu_array.shape[2]),
+                                   static_cast<int>(mu_array.shape[1]),
+                                   static_cast<int>(mu_array.shape[0])};
+  kernels::Mat4d affine;
+  for (int i = 0; i < 16; ++i) affine.m[i / 4][i % 4] = affine_array.values[i];
+  const kernels::Vec3d center = kernels::TransformPoint(
+      affine, {(shape.nx - 1) / 2.0, (shape.ny - 1) / 2.0, (shape.nz - 1) / 2.0});
+  const kernels::Mat4d rt_inv = kernels::MakeRtInv(kernels::Mat3d::Identity(), {0, 850, 0},
+                                                   kernels::Orientation::kAP, center);
+  const kernels::PoseGeometry reference =
+      kernels::MakePoseGeometry(*kernels::InvertAffine(affine), rt_inv, kernels::Intrinsics{});
 
   std::vector<std::unique_ptr<kernels::Executor>> executors;
   executors.push_back(kernels::MakeCpuExecutor(0));
@@ -82,12 +99,8 @@ int Main(int argc, char** argv) {
   } else {
     std::printf("# CUDA: %s\n", why.c_str());
   }
-  const kernels::VolumeShape shape{static_cast<int>(header.width),
-                                   static_cast<int>(header.height),
-                                   static_cast<int>(header.depth)};
-  std::printf("# %s, %lldx%lldx%lld, 200x200, 500 samples, median of %d\n", path.c_str(),
-              static_cast<long long>(header.width), static_cast<long long>(header.height),
-              static_cast<long long>(header.depth), repeats);
+  std::printf("# %s, %dx%dx%d, 200x200, 500 samples, median of %d\n", paths[0].c_str(),
+              shape.nx, shape.ny, shape.nz, repeats);
   std::printf("executor\trenderer\tbatch\tms_per_launch\tms_per_drr\tdrr_per_s\n");
   for (auto& executor : executors) {
     std::shared_ptr<kernels::ResidentVolume> volume;
