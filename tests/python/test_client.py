@@ -120,3 +120,43 @@ def test_health_and_reflection_are_served(server):
         reflect = channel.stream_stream("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo")
         answer = b"".join(reflect(iter([b"\x3a\x00"]), timeout=5))  # list_services: ""
         assert b"drr.v1.Renderer" in answer and b"drr.v1.Volumes" in answer
+
+
+def test_render_options_siddon_exp_mip_and_labels(client):
+    voxels, affine = small_volume(5)
+    labels = np.digitize(voxels, [-300, 500]).astype(np.uint8)  # classes 0, 1, 2
+    vid = client.upload_volume(voxels, affine, labels=labels)
+    assert client.get_volume(vid).classes == 3
+    pose = [Pose(rotation=(20, 0, 10), translation=(0, 150, 0))]
+    per_class = client.render(vid, pose, SMALL)
+    assert per_class.shape == (1, 3, 24, 32)
+    total = client.render(vid, pose, SMALL, RenderOptions(sum_channels=True))
+    np.testing.assert_allclose(per_class.sum(axis=1, keepdims=True), total, rtol=1e-5, atol=1e-6)
+    intensity = client.render(vid, pose, SMALL, RenderOptions(output="exp", sum_channels=True))
+    np.testing.assert_allclose(intensity, np.exp(-total), rtol=1e-5, atol=1e-7)
+    mip = client.render(vid, pose, SMALL, RenderOptions(output="mip", sum_channels=True))
+    assert 0 <= mip.min() and mip.max() <= reference.hu_to_mu(voxels).max() + 1e-6
+    siddon = client.render(vid, pose, SMALL, RenderOptions(renderer="siddon", sum_channels=True))
+    # Both integrate the same (noisy, random) volume: pixel by pixel they differ
+    # by the sampling error, over the image they agree.
+    assert siddon.shape == total.shape
+    assert abs(siddon.mean() - total.mean()) < 0.02 * total.mean()
+    with pytest.raises(grpc.RpcError) as err:
+        client.render(vid, pose, SMALL, RenderOptions(classes=[3]))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "classes" in err.value.details()
+    with pytest.raises(grpc.RpcError) as err:
+        client.render(vid, pose, SMALL, RenderOptions(sampler="texture"))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "CUDA" in err.value.details()
+
+
+def test_per_pose_intrinsics_render_each_pose_with_its_camera(client):
+    voxels, affine = small_volume(6)
+    vid = client.upload_volume(voxels, affine)
+    poses = [Pose(translation=(0, 150, 0)), Pose(rotation=(90, 0, 0), translation=(0, 150, 0))]
+    cameras = [SMALL, Intrinsics(sdd=350, delx=1.2, dely=1.4, x0=3, height=24, width=32)]
+    both = client.render(vid, poses, cameras)
+    for i in range(2):
+        np.testing.assert_array_equal(both[i], client.render(vid, [poses[i]], cameras[i])[0])
+    with pytest.raises(grpc.RpcError) as err:
+        client.render(vid, poses, [SMALL, Intrinsics(height=10, width=32)])
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT

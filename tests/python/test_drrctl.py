@@ -57,3 +57,28 @@ def test_bad_input_gives_a_clear_error_and_exit_code(server, tmp_path):
     assert result.returncode == 1 and "--translation" in result.stderr
     result = drrctl("render", "f" * 64, "--server", server.address, "--rotation", "1", "2")
     assert result.returncode == 1 and "rotation needs 3 values" in result.stderr
+
+
+def test_labels_and_render_options_reach_the_server(server, client, tmp_path):
+    voxels, affine = write_nifti(tmp_path / "v.nii.gz", *small_volume(13))
+    labels = (np.arange(voxels.size).reshape(voxels.shape) % voxels.shape[2] // 11).astype(np.uint8)
+    nibabel.save(nibabel.Nifti1Image(labels.transpose(2, 1, 0), affine), str(tmp_path / "l.nii.gz"))
+    result = drrctl("upload", str(tmp_path / "v.nii.gz"), "--labels", str(tmp_path / "l.nii.gz"),
+                    "--server", server.address)
+    assert result.returncode == 0, result.stderr
+    vid = result.stdout.strip()
+    assert vid == volume_id(voxels, affine, labels=labels)
+    out = tmp_path / "sid"
+    result = drrctl("render", vid, "--server", server.address, "--renderer", "siddon",
+                    "--output", "exp", "--image-dtype", "float16", "--classes", "2", "0",
+                    "--translation", "0", "200", "0", "--sdd", "400", "--height", "20",
+                    "--width", "24", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    image = np.load(out.with_suffix(".npy"))
+    expected = client.render(vid, [Pose(translation=(0, 200, 0))], Intrinsics(sdd=400, height=20, width=24),
+                             RenderOptions(renderer="siddon", output="exp", image_dtype="float16",
+                                           classes=[2, 0]))[0]
+    assert image.shape == (2, 20, 24)
+    np.testing.assert_array_equal(image, expected)
+    result = drrctl("render", vid, "--server", server.address, "--renderer", "nope")
+    assert result.returncode == 1 and "--renderer must be one of" in result.stderr
