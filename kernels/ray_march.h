@@ -81,23 +81,21 @@ struct ChannelAccumulator {
   }
 };
 
-// Narrows [*first, *last] to the samples s with lo < a + s·d < hi on one axis.
-DRR_HD void ClipSamplesToSlab(float a, float d, float lo, float hi, int* first, int* last) {
+// Narrows [*lo, *hi] (segment parameters) to where a + α·d lies strictly
+// between `lower` and `upper` on one axis (empty: *lo ≥ *hi).
+DRR_HD void ClipToSlab(float a, float d, float lower, float upper, float* lo, float* hi) {
   if (d == 0.0f) {
-    if (!(a > lo && a < hi)) *last = -1;
+    if (!(a > lower && a < upper)) *hi = -1.0f;
     return;
   }
-  float s0 = (lo - a) / d, s1 = (hi - a) / d;
-  if (s0 > s1) {
-    const float t = s0;
-    s0 = s1;
-    s1 = t;
+  float t0 = (lower - a) / d, t1 = (upper - a) / d;
+  if (t0 > t1) {
+    const float t = t0;
+    t0 = t1;
+    t1 = t;
   }
-  // One sample of slack each side: samples in the slack contribute zero, so
-  // rounding in the slab test can never drop a sample that counts.
-  const float f = floorf(s0), l = ceilf(s1);
-  if (f > static_cast<float>(*first)) *first = static_cast<int>(f);
-  if (l < static_cast<float>(*last)) *last = static_cast<int>(l);
+  *lo = fmaxf(*lo, t0);
+  *hi = fminf(*hi, t1);
 }
 
 // Trilinear renderer: n samples x_s spread evenly over the whole
@@ -113,11 +111,19 @@ DRR_HD void MarchTrilinear(const Volume& volume, const Labels& labels, const Pos
   const float inv_intervals = 1.0f / static_cast<float>(s.n_samples - 1);
   const Vec3 a = TransformPoint(g.camera_to_voxel, ray.source);
   const Vec3 ab = TransformPoint(g.camera_to_voxel, ray.target) - a;
-  const Vec3 d = inv_intervals * ab;
-  int first = 0, last = s.n_samples - 1;
-  ClipSamplesToSlab(a.x, d.x, -1.0f, static_cast<float>(volume.nx), &first, &last);
-  ClipSamplesToSlab(a.y, d.y, -1.0f, static_cast<float>(volume.ny), &first, &last);
-  ClipSamplesToSlab(a.z, d.z, -1.0f, static_cast<float>(volume.nz), &first, &last);
+  // A sample counts when its trilinear support meets the volume: strictly
+  // inside (−1, n) on every axis. One sample of slack each side of the
+  // clipped range keeps rounding from dropping one that counts.
+  float lo = 0.0f, hi = 1.0f;
+  ClipToSlab(a.x, ab.x, -1.0f, static_cast<float>(volume.nx), &lo, &hi);
+  ClipToSlab(a.y, ab.y, -1.0f, static_cast<float>(volume.ny), &lo, &hi);
+  ClipToSlab(a.z, ab.z, -1.0f, static_cast<float>(volume.nz), &lo, &hi);
+  const float intervals = static_cast<float>(s.n_samples - 1);
+  int first = 0, last = -1;
+  if (lo < hi) {
+    first = static_cast<int>(fmaxf(floorf(lo * intervals), 0.0f));
+    last = static_cast<int>(fminf(ceilf(hi * intervals), intervals));
+  }
   const bool skipped_any = first > 0 || last < s.n_samples - 1;
   acc->Reset(R == Reduce::kSum || skipped_any ? 0.0f : -INFINITY);
   for (int i = first; i <= last; ++i) {
@@ -125,24 +131,6 @@ DRR_HD void MarchTrilinear(const Volume& volume, const Labels& labels, const Pos
     acc->Add(labels.Nearest(p), volume(p));
   }
   if (R == Reduce::kSum) acc->Scale(Norm(ray.target - ray.source) * inv_intervals);
-}
-
-// Narrows [*lo, *hi] (segment parameters in [0, 1]) to where a + α·d lies
-// inside the voxel slab (−0.5, n − 0.5) of one axis.
-DRR_HD void ClipSegmentToSlab(float a, float d, int n, float* lo, float* hi) {
-  const float lower = -0.5f, upper = static_cast<float>(n) - 0.5f;
-  if (d == 0.0f) {
-    if (!(a > lower && a < upper)) *hi = -1.0f;
-    return;
-  }
-  float t0 = (lower - a) / d, t1 = (upper - a) / d;
-  if (t0 > t1) {
-    const float t = t0;
-    t0 = t1;
-    t1 = t;
-  }
-  *lo = fmaxf(*lo, t0);
-  *hi = fminf(*hi, t1);
 }
 
 // The index of the voxel holding coordinate `p`, clamped to [0, n).
@@ -180,9 +168,9 @@ DRR_HD void MarchSiddon(const Volume& volume, const Labels& labels, const PoseGe
   const Vec3 a = TransformPoint(g.camera_to_voxel, ray.source);
   const Vec3 d = TransformPoint(g.camera_to_voxel, ray.target) - a;
   float lo = 0.0f, hi = 1.0f;
-  ClipSegmentToSlab(a.x, d.x, volume.nx, &lo, &hi);
-  ClipSegmentToSlab(a.y, d.y, volume.ny, &lo, &hi);
-  ClipSegmentToSlab(a.z, d.z, volume.nz, &lo, &hi);
+  ClipToSlab(a.x, d.x, -0.5f, volume.nx - 0.5f, &lo, &hi);
+  ClipToSlab(a.y, d.y, -0.5f, volume.ny - 0.5f, &lo, &hi);
+  ClipToSlab(a.z, d.z, -0.5f, volume.nz - 0.5f, &lo, &hi);
   acc->Reset(R == Reduce::kSum || lo > 0.0f || hi < 1.0f ? 0.0f : -INFINITY);
   if (!(lo < hi)) return;
   float next_x, next_y, next_z, step_x, step_y, step_z;

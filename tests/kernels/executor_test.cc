@@ -105,7 +105,9 @@ TEST(CpuExecutorTest, LabelChannelsSumToTheUnlabelledImage) {
         float sum = 0;
         for (int c = 0; c < 10; ++c) {
           const float value = split[(p * 10 + c) * plane + px];
-          if (c >= 5) EXPECT_EQ(value, 0.0f);
+          if (c >= 5) {
+            EXPECT_EQ(value, 0.0f);
+          }
           sum += value;
         }
         EXPECT_NEAR(sum, total[p * plane + px], 1e-5f * total[p * plane + px] + 1e-7f);
