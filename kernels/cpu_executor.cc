@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "kernels/executor.h"
+#include "kernels/pose_gradient.h"
 #include "kernels/render_pixel.h"
 #include "kernels/thread_pool.h"
 #include "kernels/volume_view.h"
@@ -101,7 +102,70 @@ class CpuExecutor final : public Executor {
     return RenderWith(host->view<BFloat16>(), *host, poses, n_poses, settings, out);
   }
 
+ KernelStatus PoseGradient(const ResidentVolume& volume, const PoseGeometry* poses, int n_poses,
+                            const RenderSettings& settings, const float* upstream,
+                            double* grad) override {
+    const auto* host = dynamic_cast<const HostVolume*>(&volume);
+    if (host == nullptr) {
+      return KernelStatus::Error(KernelCode::kInternal,
+                                 "volume is not resident on the CPU executor");
+    }
+    KernelStatus status = CheckDifferentiable(settings);
+    if (!status.ok()) return status;
+    switch (host->storage()) {
+      case StorageType::kFloat32:
+        return GradientWith(host->view<float>(), *host, poses, n_poses, settings, upstream, grad);
+      case StorageType::kFloat16:
+        return GradientWith(host->view<Half>(), *host, poses, n_poses, settings, upstream, grad);
+      case StorageType::kBFloat16:
+        break;
+    }
+    return GradientWith(host->view<BFloat16>(), *host, poses, n_poses, settings, upstream, grad);
+  }
+
  private:
+  template <class Volume>
+  KernelStatus GradientWith(const Volume& view, const HostVolume& host, const PoseGeometry* poses,
+                            int n_poses, const RenderSettings& settings, const float* upstream,
+                            double* grad) {
+    if (settings.channels > 1 && host.has_labels()) {
+      GradientRows(view, host.labels(), poses, n_poses, settings, upstream, grad);
+    } else {
+      GradientRows(view, NoLabels{}, poses, n_poses, settings, upstream, grad);
+    }
+    return KernelStatus::Ok();
+  }
+
+  // Each row sums its rays left to right; rows are then summed top to bottom,
+  // so the result does not depend on which thread took which row.
+  template <class Volume, class Labels>
+  void GradientRows(const Volume& view, const Labels& labels, const PoseGeometry* poses,
+                    int n_poses, const RenderSettings& s, const float* upstream, double* grad) {
+    const int rows = s.rays.height, cols = s.rays.width;
+    const long long plane = static_cast<long long>(rows) * cols;
+    std::vector<double> row_sums(static_cast<size_t>(n_poses) * rows * 12, 0.0);
+    pool_.ParallelFor(n_poses * rows, [&](int task) {
+      const int pose = task / rows;
+      const int row = task % rows;
+      const float* weights = upstream + static_cast<long long>(pose) * s.channels * plane;
+      double* sum = row_sums.data() + static_cast<size_t>(task) * 12;
+      for (int col = 0; col < cols; ++col) {
+        float ray[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+        MarchTrilinearVjp(view, labels, poses[pose], s.rays, row, col,
+                          weights + row * cols + col, plane, s.channels, ray);
+        for (int k = 0; k < 12; ++k) sum[k] += ray[k];
+      }
+    });
+    for (int pose = 0; pose < n_poses; ++pose) {
+      double* out = grad + static_cast<size_t>(pose) * 12;
+      for (int k = 0; k < 12; ++k) out[k] = 0.0;
+      for (int row = 0; row < rows; ++row) {
+        const double* sum = row_sums.data() + (static_cast<size_t>(pose) * rows + row) * 12;
+        for (int k = 0; k < 12; ++k) out[k] += sum[k];
+      }
+    }
+  }
+
   template <class Volume>
   KernelStatus RenderWith(const Volume& view, const HostVolume& host, const PoseGeometry* poses,
                           int n_poses, const RenderSettings& settings, float* out) {

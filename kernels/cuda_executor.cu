@@ -6,8 +6,10 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "kernels/executor.h"
+#include "kernels/pose_gradient.h"
 #include "kernels/render_pixel.h"
 #include "kernels/volume_view.h"
 
@@ -60,6 +62,44 @@ __global__ void RenderKernel(Volume volume, Labels labels, const PoseGeometry* p
   const long long plane = static_cast<long long>(settings.rays.height) * settings.rays.width;
   float* pixel = out + pose * settings.channels * plane + row * settings.rays.width + col;
   RenderPixel(volume, labels, geometry, settings, row, col, pixel, plane);
+}
+
+// One thread per pixel computes its ray's 12 partial derivatives; the block
+// sums them by a fixed tree in shared memory and writes one partial per
+// (pose, tile), which the host sums in order: no atomics, same bits every run.
+template <class Volume, class Labels>
+__global__ void PoseGradientKernel(Volume volume, Labels labels, const PoseGeometry* poses,
+                                   RenderSettings settings, int n_poses, int tiles_x, int tiles,
+                                   const float* upstream, float* partials) {
+  constexpr int kThreads = kTileWidth * kTileHeight;
+  __shared__ PoseGeometry geometry;
+  __shared__ float sums[12][kThreads];
+  const int pose = blockIdx.x % n_poses;
+  const int tile = blockIdx.x / n_poses;
+  if (threadIdx.x == 0 && threadIdx.y == 0) geometry = poses[pose];
+  __syncthreads();
+  const int col = (tile % tiles_x) * kTileWidth + threadIdx.x;
+  const int row = (tile / tiles_x) * kTileHeight + threadIdx.y;
+  const int thread = threadIdx.y * kTileWidth + threadIdx.x;
+  float g[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+  if (col < settings.rays.width && row < settings.rays.height) {
+    const long long plane = static_cast<long long>(settings.rays.height) * settings.rays.width;
+    const float* weights =
+        upstream + pose * settings.channels * plane + row * settings.rays.width + col;
+    MarchTrilinearVjp(volume, labels, geometry, settings.rays, row, col, weights, plane,
+                      settings.channels, g);
+  }
+#pragma unroll
+  for (int k = 0; k < 12; ++k) sums[k][thread] = g[k];
+  __syncthreads();
+  for (int stride = kThreads / 2; stride > 0; stride /= 2) {
+    if (thread < stride) {
+#pragma unroll
+      for (int k = 0; k < 12; ++k) sums[k][thread] += sums[k][thread + stride];
+    }
+    __syncthreads();
+  }
+  if (thread < 12) partials[(static_cast<long long>(pose) * tiles + tile) * 12 + thread] = sums[thread][0];
 }
 
 // A μ volume (and optional labels) in linear device memory, with a texture
@@ -250,7 +290,97 @@ class CudaExecutor final : public Executor {
     return FromCuda("cudaStreamSynchronize", cudaStreamSynchronize(stream_));
   }
 
+ KernelStatus PoseGradient(const ResidentVolume& volume, const PoseGeometry* poses, int n_poses,
+                            const RenderSettings& settings, const float* upstream,
+                            double* grad) override {
+    const auto* device = dynamic_cast<const DeviceVolume*>(&volume);
+    if (device == nullptr) {
+      return KernelStatus::Error(KernelCode::kInternal,
+                                 "volume is not resident on the CUDA executor");
+    }
+    KernelStatus status = CheckDifferentiable(settings);
+    if (!status.ok()) return status;
+    const int tiles_x = (settings.rays.width + kTileWidth - 1) / kTileWidth;
+    const int tiles = tiles_x * ((settings.rays.height + kTileHeight - 1) / kTileHeight);
+    const size_t pose_bytes = sizeof(PoseGeometry) * n_poses;
+    const size_t upstream_bytes = sizeof(float) * static_cast<size_t>(n_poses) *
+                                  settings.channels * settings.rays.height * settings.rays.width;
+    const size_t partial_count = static_cast<size_t>(n_poses) * tiles * 12;
+    std::lock_guard<std::mutex> lock(mutex_);
+    status = poses_.Reserve(pose_bytes);
+    if (status.ok()) status = images_.Reserve(upstream_bytes);
+    if (status.ok()) status = partials_.Reserve(partial_count * sizeof(float));
+    if (!status.ok()) return status;
+    cudaError_t e =
+        cudaMemcpyAsync(poses_.data(), poses, pose_bytes, cudaMemcpyHostToDevice, stream_);
+    if (e == cudaSuccess) {
+      e = cudaMemcpyAsync(images_.data(), upstream, upstream_bytes, cudaMemcpyHostToDevice,
+                          stream_);
+    }
+    if (e != cudaSuccess) return FromCuda("cudaMemcpyAsync (gradient inputs)", e);
+    const dim3 grid(static_cast<unsigned>(tiles) * n_poses, 1, 1);
+    const GradientLaunch launch{grid,
+                                settings,
+                                n_poses,
+                                tiles_x,
+                                tiles,
+                                static_cast<const PoseGeometry*>(poses_.data()),
+                                static_cast<const float*>(images_.data()),
+                                static_cast<float*>(partials_.data())};
+    switch (device->storage()) {
+      case StorageType::kFloat32:
+        LaunchGradient(device->view<float>(), *device, launch);
+        break;
+      case StorageType::kFloat16:
+        LaunchGradient(device->view<Half>(), *device, launch);
+        break;
+      case StorageType::kBFloat16:
+        LaunchGradient(device->view<BFloat16>(), *device, launch);
+        break;
+    }
+    e = cudaGetLastError();
+    if (e != cudaSuccess) return FromCuda("PoseGradientKernel launch", e);
+    std::vector<float> host(partial_count);
+    e = cudaMemcpyAsync(host.data(), partials_.data(), partial_count * sizeof(float),
+                        cudaMemcpyDeviceToHost, stream_);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(stream_);
+    if (e != cudaSuccess) return FromCuda("cudaMemcpyAsync (gradient partials)", e);
+    for (int pose = 0; pose < n_poses; ++pose) {
+      double* out = grad + static_cast<size_t>(pose) * 12;
+      for (int k = 0; k < 12; ++k) out[k] = 0.0;
+      for (int tile = 0; tile < tiles; ++tile) {
+        const float* partial = host.data() + (static_cast<size_t>(pose) * tiles + tile) * 12;
+        for (int k = 0; k < 12; ++k) out[k] += partial[k];
+      }
+    }
+    return KernelStatus::Ok();
+  }
+
  private:
+  // The arguments of one PoseGradientKernel launch but the volume and labels.
+  struct GradientLaunch {
+    dim3 grid;
+    RenderSettings settings;
+    int n_poses, tiles_x, tiles;
+    const PoseGeometry* geometry;
+    const float* weights;
+    float* partials;
+  };
+
+  template <class Volume>
+  void LaunchGradient(const Volume& view, const DeviceVolume& device, const GradientLaunch& l) {
+    const dim3 block(kTileWidth, kTileHeight, 1);
+    if (l.settings.channels > 1 && device.has_labels()) {
+      PoseGradientKernel<<<l.grid, block, 0, stream_>>>(view, device.labels(), l.geometry,
+                                                        l.settings, l.n_poses, l.tiles_x, l.tiles,
+                                                        l.weights, l.partials);
+    } else {
+      PoseGradientKernel<<<l.grid, block, 0, stream_>>>(view, NoLabels{}, l.geometry, l.settings,
+                                                        l.n_poses, l.tiles_x, l.tiles, l.weights,
+                                                        l.partials);
+    }
+  }
+
   template <class Volume>
   KernelStatus LaunchWithLabels(const Volume& view, const DeviceVolume& device, int n_poses,
                                 const RenderSettings& settings) {
@@ -277,7 +407,8 @@ class CudaExecutor final : public Executor {
   std::mutex mutex_;  // guards the scratch buffers and the stream
   cudaStream_t stream_;
   GrowableDeviceBuffer poses_;
-  GrowableDeviceBuffer images_;
+  GrowableDeviceBuffer images_;  // rendered images, or upstream gradients
+  GrowableDeviceBuffer partials_;
 };
 
 }  // namespace

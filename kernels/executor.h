@@ -79,7 +79,21 @@ class Executor {
   // must come from this executor's MakeResident.
   virtual KernelStatus Render(const ResidentVolume& volume, const PoseGeometry* poses, int n_poses,
                               const RenderSettings& settings, float* out) = 0;
+
+  // The gradient of Σ upstream·image over every pixel and channel of the
+  // images Render would give with `settings` (trilinear line integrals only)
+  // with respect to each pose's camera→voxel map: n_poses × 12 values (3×4,
+  // row-major) into `grad`. `upstream` has the layout of Render's output.
+  // Per-ray sums are reduced in a fixed order (no atomics): the same call
+  // gives the same bits on the same executor.
+  virtual KernelStatus PoseGradient(const ResidentVolume& volume, const PoseGeometry* poses,
+                                    int n_poses, const RenderSettings& settings,
+                                    const float* upstream, double* grad) = 0;
 };
+
+// kOk when `settings` describe a differentiable render (trilinear line
+// integrals), else kInvalidArgument saying why.
+KernelStatus CheckDifferentiable(const RenderSettings& settings);
 
 // The CPU executor over `threads` worker threads (0 = one per hardware thread).
 std::unique_ptr<Executor> MakeCpuExecutor(int threads);

@@ -98,6 +98,26 @@ DRR_HD void ClipToSlab(float a, float d, float lower, float upper, float* lo, fl
   *hi = fminf(*hi, t1);
 }
 
+// The samples [*first, *last] (empty when *last < *first) of the n-sample
+// segment a + (s/(n−1))·ab whose trilinear support meets `volume`: strictly
+// inside (−1, n) on every axis. One sample of slack each side of the clipped
+// range keeps rounding from dropping one that counts.
+template <class Volume>
+DRR_HD void SamplesMeetingVolume(const Volume& volume, Vec3 a, Vec3 ab, int n_samples, int* first,
+                                 int* last) {
+  float lo = 0.0f, hi = 1.0f;
+  ClipToSlab(a.x, ab.x, -1.0f, static_cast<float>(volume.nx), &lo, &hi);
+  ClipToSlab(a.y, ab.y, -1.0f, static_cast<float>(volume.ny), &lo, &hi);
+  ClipToSlab(a.z, ab.z, -1.0f, static_cast<float>(volume.nz), &lo, &hi);
+  const float intervals = static_cast<float>(n_samples - 1);
+  *first = 0;
+  *last = -1;
+  if (lo < hi) {
+    *first = static_cast<int>(fmaxf(floorf(lo * intervals), 0.0f));
+    *last = static_cast<int>(fminf(ceilf(hi * intervals), intervals));
+  }
+}
+
 // Trilinear renderer: n samples x_s spread evenly over the whole
 // source→detector segment, both ends included. kSum gives Σ_s μ(x_s)·Δ per
 // class with Δ = |target − source|/(n − 1) mm; kMax gives max_s μ(x_s).
@@ -111,19 +131,8 @@ DRR_HD void MarchTrilinear(const Volume& volume, const Labels& labels, const Pos
   const float inv_intervals = 1.0f / static_cast<float>(s.n_samples - 1);
   const Vec3 a = TransformPoint(g.camera_to_voxel, ray.source);
   const Vec3 ab = TransformPoint(g.camera_to_voxel, ray.target) - a;
-  // A sample counts when its trilinear support meets the volume: strictly
-  // inside (−1, n) on every axis. One sample of slack each side of the
-  // clipped range keeps rounding from dropping one that counts.
-  float lo = 0.0f, hi = 1.0f;
-  ClipToSlab(a.x, ab.x, -1.0f, static_cast<float>(volume.nx), &lo, &hi);
-  ClipToSlab(a.y, ab.y, -1.0f, static_cast<float>(volume.ny), &lo, &hi);
-  ClipToSlab(a.z, ab.z, -1.0f, static_cast<float>(volume.nz), &lo, &hi);
-  const float intervals = static_cast<float>(s.n_samples - 1);
-  int first = 0, last = -1;
-  if (lo < hi) {
-    first = static_cast<int>(fmaxf(floorf(lo * intervals), 0.0f));
-    last = static_cast<int>(fminf(ceilf(hi * intervals), intervals));
-  }
+  int first, last;
+  SamplesMeetingVolume(volume, a, ab, s.n_samples, &first, &last);
   const bool skipped_any = first > 0 || last < s.n_samples - 1;
   acc->Reset(R == Reduce::kSum || skipped_any ? 0.0f : -INFINITY);
   for (int i = first; i <= last; ++i) {

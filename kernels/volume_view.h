@@ -63,6 +63,39 @@ struct VolumeView {
   }
 };
 
+// The trilinear value at `p` (as operator() of the view) and its analytic
+// gradient with respect to p, per voxel unit; neighbours outside the volume
+// are zero.
+template <class Volume>
+DRR_HD float SampleWithGradient(const Volume& v, Vec3 p, Vec3* gradient) {
+  const float fx = floorf(p.x), fy = floorf(p.y), fz = floorf(p.z);
+  const int x0 = static_cast<int>(fx), y0 = static_cast<int>(fy), z0 = static_cast<int>(fz);
+  const float wx = p.x - fx, wy = p.y - fy, wz = p.z - fz;
+  float value = 0.0f, gx = 0.0f, gy = 0.0f, gz = 0.0f;
+  for (int dz = 0; dz < 2; ++dz) {
+    const int z = z0 + dz;
+    if (z < 0 || z >= v.nz) continue;
+    const float az = dz ? wz : 1.0f - wz, sz = dz ? 1.0f : -1.0f;
+    for (int dy = 0; dy < 2; ++dy) {
+      const int y = y0 + dy;
+      if (y < 0 || y >= v.ny) continue;
+      const float ay = dy ? wy : 1.0f - wy, sy = dy ? 1.0f : -1.0f;
+      for (int dx = 0; dx < 2; ++dx) {
+        const int x = x0 + dx;
+        if (x < 0 || x >= v.nx) continue;
+        const float ax = dx ? wx : 1.0f - wx, sx = dx ? 1.0f : -1.0f;
+        const float c = v.Voxel(x, y, z);
+        value += ax * ay * az * c;
+        gx += sx * ay * az * c;
+        gy += ax * sy * az * c;
+        gz += ax * ay * sz * c;
+      }
+    }
+  }
+  *gradient = Vec3{gx, gy, gz};
+  return value;
+}
+
 // No label volume: every sample belongs to class 0.
 struct NoLabels {
   DRR_HD int Nearest(Vec3) const { return 0; }
