@@ -213,6 +213,15 @@ absl::StatusOr<RenderCall> FromProto(const v1::RenderRequest& request) {
     return absl::InvalidArgumentError("intrinsics is not set");
   }
   DRR_RETURN_IF_ERROR(OptionsFromProto(request.options(), &call));
+  if (request.has_gradient()) {
+    const std::string& bytes = request.gradient().upstream();
+    if (bytes.size() % sizeof(float) != 0) {
+      return absl::InvalidArgumentError("gradient.upstream is not a whole number of float32s");
+    }
+    call.gradient.emplace();
+    call.gradient->upstream.resize(bytes.size() / sizeof(float));
+    std::memcpy(call.gradient->upstream.data(), bytes.data(), bytes.size());
+  }
   call.poses.reserve(request.poses_size());
   for (int i = 0; i < request.poses_size(); ++i) {
     DRR_ASSIGN_OR_RETURN(PoseSpec pose, PoseFromProto(request.poses(i), i));
@@ -229,6 +238,13 @@ void ToProto(const RenderResult& result, v1::RenderResponse* out) {
     images->add_shape(d);
   }
   images->set_data(EncodeImages(result));
+  for (const PoseGradient& gradient : result.gradients) {
+    v1::PoseGradient* proto = out->add_pose_gradients();
+    for (double v : gradient.parameters) proto->add_parameters(v);
+    for (const auto& row : gradient.rt_inv.m) {
+      for (double v : row) proto->add_rt_inv(v);
+    }
+  }
   out->mutable_timings()->set_queue_seconds(result.queue_seconds);
   out->mutable_timings()->set_render_seconds(result.render_seconds);
 }

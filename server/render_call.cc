@@ -1,5 +1,6 @@
 #include "server/render_call.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -144,6 +145,20 @@ absl::Status ValidateRenderCall(const RenderCall& call, const Limits& limits) {
         "options.channels: sum and classes exclude each other");
   }
   for (int i = 0; i < batch; ++i) DRR_RETURN_IF_ERROR(ValidatePose(call.poses[i], i));
+  if (call.gradient) {
+    if (call.renderer != kernels::Renderer::kTrilinear || call.output == OutputKind::kMip ||
+        call.sampler != kernels::Sampler::kExact) {
+      return absl::InvalidArgumentError(
+          "gradient: pose gradients need the trilinear renderer, the exact sampler and a line "
+          "integral or exp output");
+    }
+    for (size_t i = 0; i < call.gradient->upstream.size(); ++i) {
+      if (!std::isfinite(call.gradient->upstream[i])) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("gradient.upstream[", i, "] is not finite"));
+      }
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -152,6 +167,33 @@ kernels::Mat4d ResolvePose(const PoseSpec& pose, const kernels::Vec3d& volume_ce
   const auto& p = std::get<ParameterizedPoseSpec>(pose);
   return kernels::PoseMatrix(p.parameterization, p.convention, p.rotation.data(), p.degrees,
                              p.translation, p.orientation, p.isocenter.value_or(volume_center));
+}
+
+std::vector<double> PoseParameterJacobian(const PoseSpec& pose,
+                                          const kernels::Vec3d& volume_center) {
+  if (std::holds_alternative<kernels::Mat4d>(pose)) {
+    std::vector<double> identity(16 * 16, 0.0);
+    for (int i = 0; i < 16; ++i) identity[i * 16 + i] = 1.0;
+    return identity;
+  }
+  ParameterizedPoseSpec p = std::get<ParameterizedPoseSpec>(pose);
+  const int rotations = static_cast<int>(p.rotation.size());
+  const int k = rotations + 3;
+  std::vector<double> jacobian(16 * k);
+  for (int column = 0; column < k; ++column) {
+    double& value = column < rotations ? p.rotation[column] : p.translation[column - rotations];
+    const double original = value;
+    const double h = 1e-6 * std::max(1.0, std::fabs(original));
+    value = original + h;
+    const kernels::Mat4d up = ResolvePose(p, volume_center);
+    value = original - h;
+    const kernels::Mat4d down = ResolvePose(p, volume_center);
+    value = original;
+    for (int e = 0; e < 16; ++e) {
+      jacobian[e * k + column] = (up.m[e / 4][e % 4] - down.m[e / 4][e % 4]) / (2 * h);
+    }
+  }
+  return jacobian;
 }
 
 std::string EncodeImages(const RenderResult& result) {

@@ -42,6 +42,21 @@ struct ChannelSelection {
   std::vector<int> classes;
 };
 
+// The derivative of the rendered images asked for: dL/dθ for an upstream
+// gradient dL/dI (a vector–Jacobian product, what a PyTorch backward needs).
+struct GradientRequest {
+  // dL/dI, float32 with the layout of the returned images [B, C, H, W].
+  std::vector<float> upstream;
+};
+
+// dL/d(pose) of one pose: with respect to its own parameters (rotation values
+// then translation; the 16 matrix entries for an rt_inv pose), and with
+// respect to its camera→world matrix.
+struct PoseGradient {
+  std::vector<double> parameters;
+  kernels::Mat4d rt_inv;
+};
+
 // One batch of poses of one volume.
 struct RenderCall {
   std::string volume_id;
@@ -56,6 +71,7 @@ struct RenderCall {
   kernels::StorageType volume_storage = kernels::StorageType::kFloat32;
   kernels::AttenuationParams attenuation;
   ChannelSelection channels;
+  std::optional<GradientRequest> gradient;
 
   // The intrinsics of pose `i`.
   const kernels::Intrinsics& intrinsics_of(int i) const {
@@ -72,6 +88,8 @@ struct RenderResult {
   int channels = 1;
   int height = 0;
   int width = 0;
+  // One per pose when the call asked for a gradient.
+  std::vector<PoseGradient> gradients;
   double queue_seconds = 0;
   double render_seconds = 0;
 };
@@ -85,6 +103,12 @@ absl::Status ValidateRenderCall(const RenderCall& call, const Limits& limits);
 // Camera→world of `pose`; `volume_center` is the isocenter when the pose
 // names none.
 kernels::Mat4d ResolvePose(const PoseSpec& pose, const kernels::Vec3d& volume_center);
+
+// The parameter Jacobian of `pose`: d(rt_inv)/dθ as 16 × k values (row r·4+c
+// of rt_inv, column k of θ = rotation values then translation), by central
+// differences of ResolvePose in float64 (relative error ~1e-9).
+std::vector<double> PoseParameterJacobian(const PoseSpec& pose,
+                                          const kernels::Vec3d& volume_center);
 
 // The images of `result` as little-endian bytes of result.dtype.
 std::string EncodeImages(const RenderResult& result);

@@ -143,8 +143,66 @@ absl::StatusOr<RenderResult> RenderEngine::Render(const RenderCall& call) const 
   if (call.output == OutputKind::kExp) {
     for (float& v : result.images) v = std::exp(-v);
   }
+  if (call.gradient) {
+    DRR_ASSIGN_OR_RETURN(result.gradients,
+                         PoseGradients(call, *volume, *resident, geometry, settings, result));
+  }
   result.render_seconds = SecondsSince(start);
   return result;
+}
+
+absl::StatusOr<std::vector<PoseGradient>> RenderEngine::PoseGradients(
+    const RenderCall& call, const StoredVolume& volume, const kernels::ResidentVolume& resident,
+    const std::vector<kernels::PoseGeometry>& geometry, const kernels::RenderSettings& settings,
+    const RenderResult& result) const {
+  const std::vector<float>& upstream = call.gradient->upstream;
+  if (upstream.size() != result.images.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "gradient.upstream has ", upstream.size(), " values, the images [", result.batch, ", ",
+        result.channels, ", ", result.height, ", ", result.width, "] have ",
+        result.images.size()));
+  }
+  // dL/dI of the line integrals the executor differentiates, in its channels.
+  const size_t plane = static_cast<size_t>(result.height) * result.width;
+  std::vector<float> weights(plane * result.batch * settings.channels, 0.0f);
+  for (int b = 0; b < result.batch; ++b) {
+    for (int c = 0; c < result.channels; ++c) {
+      const int channel = call.channels.classes.empty() ? c : call.channels.classes[c];
+      const size_t from = (static_cast<size_t>(b) * result.channels + c) * plane;
+      float* to = weights.data() + (static_cast<size_t>(b) * settings.channels + channel) * plane;
+      for (size_t px = 0; px < plane; ++px) {
+        // d exp(−I)/dI = −exp(−I).
+        const float w = upstream[from + px];
+        to[px] += call.output == OutputKind::kExp ? -w * result.images[from + px] : w;
+      }
+    }
+  }
+  std::vector<double> d_camera_to_voxel(12 * result.batch);
+  DRR_RETURN_IF_KERNEL_ERROR(executor_->PoseGradient(resident, geometry.data(), result.batch,
+                                                     settings, weights.data(),
+                                                     d_camera_to_voxel.data()));
+  std::vector<PoseGradient> gradients(result.batch);
+  const kernels::Mat4d& w2v = volume.world_to_voxel();
+  for (int b = 0; b < result.batch; ++b) {
+    // camera_to_voxel = (world_to_voxel · rt_inv)[:3, :], so
+    // dL/d rt_inv = world_to_voxel[:3, :]ᵀ · dL/d camera_to_voxel.
+    const double* g = d_camera_to_voxel.data() + 12 * b;
+    PoseGradient& out = gradients[b];
+    for (int r = 0; r < 4; ++r) {
+      for (int c = 0; c < 4; ++c) {
+        double sum = 0;
+        for (int k = 0; k < 3; ++k) sum += w2v.m[k][r] * g[4 * k + c];
+        out.rt_inv.m[r][c] = sum;
+      }
+    }
+    const std::vector<double> jacobian = PoseParameterJacobian(call.poses[b], volume.isocenter());
+    const size_t k = jacobian.size() / 16;
+    out.parameters.assign(k, 0.0);
+    for (int e = 0; e < 16; ++e) {
+      for (size_t j = 0; j < k; ++j) out.parameters[j] += out.rt_inv.m[e / 4][e % 4] * jacobian[e * k + j];
+    }
+  }
+  return gradients;
 }
 
 }  // namespace drr::server

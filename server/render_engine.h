@@ -53,6 +53,13 @@ class RenderEngine {
 
   void WorkerLoop();
 
+  // dL/dθ and dL/d rt_inv of every pose of `call`, whose images are `result`
+  // (rendered from `resident` with `geometry` and `settings`).
+  absl::StatusOr<std::vector<PoseGradient>> PoseGradients(
+      const RenderCall& call, const StoredVolume& volume, const kernels::ResidentVolume& resident,
+      const std::vector<kernels::PoseGeometry>& geometry, const kernels::RenderSettings& settings,
+      const RenderResult& result) const;
+
   kernels::Executor* const executor_;
   const VolumeStore* const store_;
   const Limits limits_;
