@@ -160,3 +160,35 @@ def test_per_pose_intrinsics_render_each_pose_with_its_camera(client):
     with pytest.raises(grpc.RpcError) as err:
         client.render(vid, poses, [SMALL, Intrinsics(height=10, width=32)])
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_pose_gradients_match_central_differences_through_the_server(client):
+    # A smooth blob, so the loss is smooth in the pose.
+    z, y, x = np.mgrid[0:28, 0:30, 0:32]
+    mu = (0.03 * np.exp(-((x - 14) ** 2 + (y - 16) ** 2 / 1.4 + (z - 13) ** 2 * 1.2) / 50)).astype(np.float32)
+    affine = np.diag([-2.0, -2.0, 2.5, 1.0])
+    vid = client.upload_volume(mu, affine, value_kind="attenuation")
+    camera = Intrinsics(sdd=300, delx=2, dely=2, height=14, width=16)
+    options = RenderOptions(n_samples=1200)
+    upstream = np.random.default_rng(1).uniform(0, 1, size=(1, 1, 14, 16)).astype(np.float32)
+    rotation, translation = np.array([8.0, -4.0, 6.0]), np.array([2.0, 240.0, -3.0])
+    images, grads, rt_inv_grads = client.render_with_gradients(
+        vid, [Pose(rotation=rotation, translation=translation)], upstream, camera, options)
+    assert images.shape == (1, 1, 14, 16) and grads[0].shape == (6,) and rt_inv_grads.shape == (1, 4, 4)
+
+    def loss(rot, trans):
+        rendered = client.render(vid, [Pose(rotation=rot, translation=trans)], camera, options)
+        return float((upstream.astype(np.float64) * rendered).sum())
+
+    numeric = []
+    for k in range(6):
+        step = np.zeros(6)
+        step[k] = 0.05 if k < 3 else 0.2
+        up = loss(rotation + step[:3], translation + step[3:])
+        down = loss(rotation - step[:3], translation - step[3:])
+        numeric.append((up - down) / (2 * step[k]))
+    np.testing.assert_allclose(grads[0], numeric, atol=0.02 * np.abs(numeric).max())
+    # The same request gives the same bits.
+    again = client.render_with_gradients(vid, [Pose(rotation=rotation, translation=translation)],
+                                         upstream, camera, options)[1]
+    np.testing.assert_array_equal(again[0], grads[0])

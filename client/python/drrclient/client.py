@@ -115,6 +115,20 @@ class Client:
         request = self.render_request(volume_id, poses, intrinsics, options)
         return decode_images(self._renderer.Render(request).images)
 
+    def render_with_gradients(self, volume_id: str, poses, upstream, intrinsics=Intrinsics(),
+                              options: RenderOptions = RenderOptions()):
+        """Renders a batch and the pose gradients of sum(upstream * images)
+        (a vector-Jacobian product). Returns (images [B, C, H, W],
+        parameter gradients [B, k] in each pose's own parameterization (the 16
+        matrix entries for matrix poses), rt_inv gradients [B, 4, 4])."""
+        request = self.render_request(volume_id, poses, intrinsics, options)
+        weights = np.ascontiguousarray(upstream, dtype="<f4")
+        request.gradient.upstream = weights.tobytes()
+        response = self._renderer.Render(request)
+        parameters = [np.asarray(g.parameters) for g in response.pose_gradients]
+        rt_inv = np.stack([np.asarray(g.rt_inv).reshape(4, 4) for g in response.pose_gradients])
+        return decode_images(response.images), parameters, rt_inv
+
     def render_stream(self, requests: Iterable[renderer_pb2.RenderRequest]) -> Iterator[RenderFrame]:
         """Streams requests (each with its frame_id); yields every frame's
         answer in order. A bad frame yields its error; the stream goes on."""
