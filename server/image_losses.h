@@ -1,0 +1,38 @@
+// Image similarity losses between a rendered image and a target, with their
+// gradients, in nanodrr's definitions (metrics/ncc.py): NCC (global or over
+// patches), multiscale NCC, gradient NCC (Gaussian blur, Sobel, then NCC) and
+// MSE. Host code in float64; no gRPC.
+#pragma once
+
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace drr::server {
+
+// Which loss, and its parameters.
+struct LossSpec {
+  enum class Kind { kNcc, kMultiscaleNcc, kGradientNcc, kMse };
+  Kind kind = Kind::kNcc;
+  // NCC scales: 0 = the whole image, p = every p×p patch (stride 1). kNcc and
+  // kGradientNcc use the first (default: whole image); kMultiscaleNcc sums
+  // weights[i]·NCC(patch_sizes[i]).
+  std::vector<int> patch_sizes{0};
+  std::vector<double> weights{1.0};
+  // Gaussian blur σ (pixels) of kGradientNcc; 0 = no blur.
+  double sigma = 1.0;
+  // Added to each variance: nanodrr's default is 1e-7, 1e-4 for multiscale.
+  double eps = 1e-7;
+};
+
+// Why `spec` cannot be applied to height × width images, or OK.
+absl::Status CheckLoss(const LossSpec& spec, int height, int width);
+
+// The loss between `image` and `target` (height × width, row-major) and, in
+// `gradient`, its derivative with respect to every pixel of `image`. NCC
+// variants are similarities in [−1, 1] (higher is better), MSE is a
+// distance; `spec` must pass CheckLoss.
+double LossAndGradient(const LossSpec& spec, const float* image, const float* target, int height,
+                       int width, std::vector<double>* gradient);
+
+}  // namespace drr::server
