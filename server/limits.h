@@ -13,6 +13,8 @@ struct Limits {
   int64_t max_volume_dim = 2048;
   // Most volumes stored at once.
   int max_volumes = 64;
+  // Most target images stored at once.
+  int max_targets = 1024;
   // Most label classes in one volume (each is an image channel).
   int max_classes = 256;
   // Largest image side, in pixels.

@@ -213,6 +213,38 @@ absl::StatusOr<RenderCall> FromProto(const v1::RenderRequest& request) {
     return absl::InvalidArgumentError("intrinsics is not set");
   }
   DRR_RETURN_IF_ERROR(OptionsFromProto(request.options(), &call));
+  if (request.has_loss()) {
+    const v1::Loss& loss = request.loss();
+    LossRequest out;
+    out.target_id = loss.target_id();
+    out.return_images = loss.return_images();
+    switch (loss.kind()) {
+      case v1::LOSS_KIND_UNSPECIFIED:
+      case v1::LOSS_KIND_NCC:
+        out.spec.kind = LossSpec::Kind::kNcc;
+        break;
+      case v1::LOSS_KIND_MULTISCALE_NCC:
+        out.spec.kind = LossSpec::Kind::kMultiscaleNcc;
+        out.spec.eps = 1e-4;
+        break;
+      case v1::LOSS_KIND_GRADIENT_NCC:
+        out.spec.kind = LossSpec::Kind::kGradientNcc;
+        break;
+      case v1::LOSS_KIND_MSE:
+        out.spec.kind = LossSpec::Kind::kMse;
+        break;
+      default:
+        return absl::InvalidArgumentError(absl::StrCat("loss.kind has unknown value ", loss.kind()));
+    }
+    if (loss.patch_sizes_size() > 0) {
+      out.spec.patch_sizes.assign(loss.patch_sizes().begin(), loss.patch_sizes().end());
+      out.spec.weights.assign(loss.patch_weights().begin(), loss.patch_weights().end());
+      if (out.spec.weights.empty()) out.spec.weights.assign(out.spec.patch_sizes.size(), 1.0);
+    }
+    if (loss.sigma() != 0) out.spec.sigma = loss.sigma() < 0 ? 0.0 : loss.sigma();
+    if (loss.eps() != 0) out.spec.eps = loss.eps();
+    call.loss = std::move(out);
+  }
   if (request.has_gradient()) {
     const std::string& bytes = request.gradient().upstream();
     if (bytes.size() % sizeof(float) != 0) {
@@ -231,13 +263,16 @@ absl::StatusOr<RenderCall> FromProto(const v1::RenderRequest& request) {
 }
 
 void ToProto(const RenderResult& result, v1::RenderResponse* out) {
-  v1::ImageTensor* images = out->mutable_images();
-  images->set_dtype(DTypeToProto(result.dtype));
-  images->clear_shape();
-  for (int64_t d : {result.batch, result.channels, result.height, result.width}) {
-    images->add_shape(d);
+  if (!result.images.empty()) {
+    v1::ImageTensor* images = out->mutable_images();
+    images->set_dtype(DTypeToProto(result.dtype));
+    images->clear_shape();
+    for (int64_t d : {result.batch, result.channels, result.height, result.width}) {
+      images->add_shape(d);
+    }
+    images->set_data(EncodeImages(result));
   }
-  images->set_data(EncodeImages(result));
+  for (double loss : result.losses) out->add_losses(loss);
   for (const PoseGradient& gradient : result.gradients) {
     v1::PoseGradient* proto = out->add_pose_gradients();
     for (double v : gradient.parameters) proto->add_parameters(v);

@@ -145,14 +145,21 @@ absl::Status ValidateRenderCall(const RenderCall& call, const Limits& limits) {
         "options.channels: sum and classes exclude each other");
   }
   for (int i = 0; i < batch; ++i) DRR_RETURN_IF_ERROR(ValidatePose(call.poses[i], i));
-  if (call.gradient) {
+  if (call.gradient && call.loss) {
+    return absl::InvalidArgumentError("gradient and loss exclude each other");
+  }
+  if (call.loss && call.loss->target_id.empty()) {
+    return absl::InvalidArgumentError("loss.target_id is empty");
+  }
+  if (call.gradient || call.loss) {
     if (call.renderer != kernels::Renderer::kTrilinear || call.output == OutputKind::kMip ||
         call.sampler != kernels::Sampler::kExact) {
       return absl::InvalidArgumentError(
-          "gradient: pose gradients need the trilinear renderer, the exact sampler and a line "
-          "integral or exp output");
+          "pose gradients (gradient, loss) need the trilinear renderer, the exact sampler and a "
+          "line integral or exp output");
     }
-    for (size_t i = 0; i < call.gradient->upstream.size(); ++i) {
+    const size_t upstream = call.gradient ? call.gradient->upstream.size() : 0;
+    for (size_t i = 0; i < upstream; ++i) {
       if (!std::isfinite(call.gradient->upstream[i])) {
         return absl::InvalidArgumentError(
             absl::StrCat("gradient.upstream[", i, "] is not finite"));

@@ -13,6 +13,7 @@
 #include "kernels/host_math.h"
 #include "kernels/pose.h"
 #include "kernels/storage.h"
+#include "server/image_losses.h"
 #include "server/limits.h"
 
 namespace drr::server {
@@ -49,6 +50,15 @@ struct GradientRequest {
   std::vector<float> upstream;
 };
 
+// A loss against a stored target image: the response carries its value and
+// its gradient with respect to each pose instead of the images.
+struct LossRequest {
+  std::string target_id;
+  LossSpec spec;
+  // Return the rendered images too.
+  bool return_images = false;
+};
+
 // dL/d(pose) of one pose: with respect to its own parameters (rotation values
 // then translation; the 16 matrix entries for an rt_inv pose), and with
 // respect to its camera→world matrix.
@@ -72,6 +82,7 @@ struct RenderCall {
   kernels::AttenuationParams attenuation;
   ChannelSelection channels;
   std::optional<GradientRequest> gradient;
+  std::optional<LossRequest> loss;
 
   // The intrinsics of pose `i`.
   const kernels::Intrinsics& intrinsics_of(int i) const {
@@ -88,8 +99,10 @@ struct RenderResult {
   int channels = 1;
   int height = 0;
   int width = 0;
-  // One per pose when the call asked for a gradient.
+  // One per pose when the call asked for a gradient or a loss.
   std::vector<PoseGradient> gradients;
+  // One per pose when the call asked for a loss.
+  std::vector<double> losses;
   double queue_seconds = 0;
   double render_seconds = 0;
 };

@@ -19,10 +19,9 @@ double SecondsSince(std::chrono::steady_clock::time_point start) {
 
 }  // namespace
 
-RenderEngine::RenderEngine(kernels::Executor* executor,
-                           const VolumeStore* store, const Limits& limits,
-                           int workers)
-    : executor_(executor), store_(store), limits_(limits) {
+RenderEngine::RenderEngine(kernels::Executor* executor, const VolumeStore* store,
+                           const TargetStore* targets, const Limits& limits, int workers)
+    : executor_(executor), store_(store), targets_(targets), limits_(limits) {
   for (int i = 0; i < std::max(1, workers); ++i) {
     workers_.emplace_back([this] { WorkerLoop(); });
   }
@@ -108,7 +107,9 @@ absl::StatusOr<RenderResult> RenderEngine::Render(const RenderCall& call) const 
   settings.renderer = call.renderer;
   settings.sampler = call.sampler;
   settings.reduce = call.output == OutputKind::kMip ? kernels::Reduce::kMax : kernels::Reduce::kSum;
-  settings.channels = volume->has_labels() && !call.channels.sum ? volume->classes() : 1;
+  // Losses compare one image per pose: every class summed.
+  settings.channels =
+      volume->has_labels() && !call.channels.sum && !call.loss ? volume->classes() : 1;
 
   std::vector<float> rendered;
   const size_t plane = static_cast<size_t>(settings.rays.height) * settings.rays.width;
@@ -144,8 +145,15 @@ absl::StatusOr<RenderResult> RenderEngine::Render(const RenderCall& call) const 
     for (float& v : result.images) v = std::exp(-v);
   }
   if (call.gradient) {
-    DRR_ASSIGN_OR_RETURN(result.gradients,
-                         PoseGradients(call, *volume, *resident, geometry, settings, result));
+    DRR_ASSIGN_OR_RETURN(result.gradients, PoseGradients(call, *volume, *resident, geometry,
+                                                         settings, result, call.gradient->upstream));
+  }
+  if (call.loss) {
+    std::vector<float> upstream;
+    DRR_RETURN_IF_ERROR(Losses(call, &result, &upstream));
+    DRR_ASSIGN_OR_RETURN(result.gradients, PoseGradients(call, *volume, *resident, geometry,
+                                                         settings, result, upstream));
+    if (!call.loss->return_images) result.images.clear();
   }
   result.render_seconds = SecondsSince(start);
   return result;
@@ -154,8 +162,7 @@ absl::StatusOr<RenderResult> RenderEngine::Render(const RenderCall& call) const 
 absl::StatusOr<std::vector<PoseGradient>> RenderEngine::PoseGradients(
     const RenderCall& call, const StoredVolume& volume, const kernels::ResidentVolume& resident,
     const std::vector<kernels::PoseGeometry>& geometry, const kernels::RenderSettings& settings,
-    const RenderResult& result) const {
-  const std::vector<float>& upstream = call.gradient->upstream;
+    const RenderResult& result, const std::vector<float>& upstream) const {
   if (upstream.size() != result.images.size()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "gradient.upstream has ", upstream.size(), " values, the images [", result.batch, ", ",
@@ -203,6 +210,29 @@ absl::StatusOr<std::vector<PoseGradient>> RenderEngine::PoseGradients(
     }
   }
   return gradients;
+}
+
+absl::Status RenderEngine::Losses(const RenderCall& call, RenderResult* result,
+                                  std::vector<float>* upstream) const {
+  if (targets_ == nullptr) return absl::FailedPreconditionError("this engine has no targets");
+  DRR_ASSIGN_OR_RETURN(std::shared_ptr<const Target> target, targets_->Get(call.loss->target_id));
+  if (target->height != result->height || target->width != result->width) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "loss.target_id: target ", target->id, " is ", target->height, "×", target->width,
+        ", the images are ", result->height, "×", result->width));
+  }
+  DRR_RETURN_IF_ERROR(CheckLoss(call.loss->spec, result->height, result->width));
+  const size_t plane = static_cast<size_t>(result->height) * result->width;
+  upstream->resize(result->images.size());
+  result->losses.resize(result->batch);
+  std::vector<double> gradient;
+  for (int b = 0; b < result->batch; ++b) {
+    const float* image = result->images.data() + b * plane;
+    result->losses[b] = LossAndGradient(call.loss->spec, image, target->pixels.data(),
+                                        result->height, result->width, &gradient);
+    std::copy(gradient.begin(), gradient.end(), upstream->begin() + b * plane);
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace drr::server

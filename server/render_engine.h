@@ -15,6 +15,7 @@
 #include "kernels/executor.h"
 #include "server/limits.h"
 #include "server/render_call.h"
+#include "server/target_store.h"
 #include "server/volume_store.h"
 
 namespace drr::server {
@@ -25,9 +26,9 @@ class RenderEngine {
   // Receives the outcome of a submitted call, on an engine worker thread.
   using Callback = std::function<void(absl::StatusOr<RenderResult>)>;
 
-  // Renders volumes of `store` on `executor` (both outlive the engine) with
-  // `workers` threads taking calls from the queue.
-  RenderEngine(kernels::Executor* executor, const VolumeStore* store,
+  // Renders volumes of `store` on `executor`, losses against `targets` (all
+  // outlive the engine) with `workers` threads taking calls from the queue.
+  RenderEngine(kernels::Executor* executor, const VolumeStore* store, const TargetStore* targets,
                const Limits& limits, int workers);
   // Fails queued calls with UNAVAILABLE and joins the workers.
   ~RenderEngine();
@@ -53,15 +54,22 @@ class RenderEngine {
 
   void WorkerLoop();
 
-  // dL/dθ and dL/d rt_inv of every pose of `call`, whose images are `result`
-  // (rendered from `resident` with `geometry` and `settings`).
+  // dL/dθ and dL/d rt_inv of every pose of `call` for dL/d(images) =
+  // `upstream`, where the images are `result` (rendered from `resident` with
+  // `geometry` and `settings`).
   absl::StatusOr<std::vector<PoseGradient>> PoseGradients(
       const RenderCall& call, const StoredVolume& volume, const kernels::ResidentVolume& resident,
       const std::vector<kernels::PoseGeometry>& geometry, const kernels::RenderSettings& settings,
-      const RenderResult& result) const;
+      const RenderResult& result, const std::vector<float>& upstream) const;
+
+  // The loss of each image of `result` against the call's target, and its
+  // gradient with respect to the images (as an upstream for PoseGradients).
+  absl::Status Losses(const RenderCall& call, RenderResult* result,
+                      std::vector<float>* upstream) const;
 
   kernels::Executor* const executor_;
   const VolumeStore* const store_;
+  const TargetStore* const targets_;
   const Limits limits_;
   mutable absl::Mutex mutex_;
   std::deque<Pending> queue_ ABSL_GUARDED_BY(mutex_);

@@ -8,6 +8,8 @@
 #include "server/metrics.h"
 #include "server/render_engine.h"
 #include "server/renderer_service.h"
+#include "server/target_store.h"
+#include "server/targets_service.h"
 #include "server/volume_store.h"
 #include "server/volumes_service.h"
 
@@ -19,12 +21,13 @@ class Server::Impl {
       : executor(std::move(selected.executor)),
         backend_reason(std::move(selected.reason)),
         metrics(executor->name()),
-        store(executor.get(), options.limits.max_volumes),
-        engine(executor.get(), &store, options.limits, /*workers=*/1),
+        store(executor.get(), options.limits.max_volumes, options.limits.max_classes),
+        targets(options.limits),
+        engine(executor.get(), &store, &targets, options.limits, /*workers=*/1),
         volumes_service(
             ServiceContext{&store, &engine, &metrics, options.limits}),
-        renderer_service(
-            ServiceContext{&store, &engine, &metrics, options.limits}) {}
+        renderer_service(ServiceContext{&store, &engine, &metrics, options.limits}),
+        targets_service(&targets, &metrics) {}
 
   ~Impl() {
     if (grpc_server) Shutdown();
@@ -42,9 +45,11 @@ class Server::Impl {
   std::string backend_reason;
   ServerMetrics metrics;
   VolumeStore store;
+  TargetStore targets;
   RenderEngine engine;
   VolumesService volumes_service;
   RendererService renderer_service;
+  TargetsService targets_service;
   std::unique_ptr<grpc::Server> grpc_server;
   int port = 0;
   int metrics_port = 0;
@@ -65,6 +70,7 @@ absl::StatusOr<Server> Server::Start(const Options& options) {
   builder.SetMaxReceiveMessageSize(16 << 20);
   builder.RegisterService(&impl->volumes_service);
   builder.RegisterService(&impl->renderer_service);
+  builder.RegisterService(&impl->targets_service);
   impl->grpc_server = builder.BuildAndStart();
   if (impl->grpc_server == nullptr || impl->port == 0) {
     return absl::UnavailableError(
@@ -72,7 +78,7 @@ absl::StatusOr<Server> Server::Start(const Options& options) {
   }
   grpc::HealthCheckServiceInterface* health =
       impl->grpc_server->GetHealthCheckService();
-  for (const char* service : {"", "drr.v1.Volumes", "drr.v1.Renderer"}) {
+  for (const char* service : {"", "drr.v1.Volumes", "drr.v1.Renderer", "drr.v1.Targets"}) {
     health->SetServingStatus(service, true);
   }
   if (!options.metrics_listen.empty()) {

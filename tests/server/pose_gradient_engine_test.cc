@@ -55,7 +55,7 @@ class PoseGradientEngineTest : public ::testing::Test {
 
   // Σ upstream · images of `call`.
   double Loss(const RenderCall& call, const std::vector<float>& upstream) const {
-    RenderEngine engine(executor_.get(), &store_, Limits{}, 1);
+    RenderEngine engine(executor_.get(), &store_, nullptr, Limits{}, 1);
     absl::StatusOr<RenderResult> result = engine.Render(call);
     EXPECT_TRUE(result.ok()) << result.status();
     double loss = 0;
@@ -93,7 +93,7 @@ TEST_F(PoseGradientEngineTest, ParameterGradientsMatchCentralDifferences) {
       pose.translation = c.translation;
       RenderCall call = Call(pose, output);
       call.gradient = GradientRequest{upstream};
-      RenderEngine engine(executor_.get(), &store_, Limits{}, 1);
+      RenderEngine engine(executor_.get(), &store_, nullptr, Limits{}, 1);
       absl::StatusOr<RenderResult> result = engine.Render(call);
       ASSERT_TRUE(result.ok()) << result.status();
       ASSERT_EQ(result->gradients.size(), 1u);
@@ -131,7 +131,7 @@ TEST_F(PoseGradientEngineTest, MatrixPosesGetTheRtInvGradientAndRequestsAreCheck
   by_matrix.gradient = GradientRequest{upstream};
   RenderCall by_euler = Call(pose, OutputKind::kLineIntegral);
   by_euler.gradient = GradientRequest{upstream};
-  RenderEngine engine(executor_.get(), &store_, Limits{}, 1);
+  RenderEngine engine(executor_.get(), &store_, nullptr, Limits{}, 1);
   absl::StatusOr<RenderResult> a = engine.Render(by_matrix);
   absl::StatusOr<RenderResult> b = engine.Render(by_euler);
   ASSERT_TRUE(a.ok() && b.ok());

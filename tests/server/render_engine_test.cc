@@ -52,7 +52,7 @@ class RenderEngineTest : public ::testing::Test {
   }
 
   absl::StatusOr<RenderResult> Render(const RenderCall& call) {
-    RenderEngine engine(executor_.get(), &store_, Limits{}, 1);
+    RenderEngine engine(executor_.get(), &store_, nullptr, Limits{}, 1);
     return engine.Render(call);
   }
 
@@ -167,7 +167,7 @@ TEST_F(RenderEngineTest, OutputTransformsAndDtypes) {
 }
 
 TEST_F(RenderEngineTest, SubmitAnswersOnAWorkerAndUnknownVolumesAreNotFound) {
-  RenderEngine engine(executor_.get(), &store_, Limits{}, 1);
+  RenderEngine engine(executor_.get(), &store_, nullptr, Limits{}, 1);
   std::promise<absl::StatusOr<RenderResult>> ok, missing;
   engine.Submit(ReferenceCall(8, 8), [&](absl::StatusOr<RenderResult> r) { ok.set_value(r); });
   RenderCall unknown = ReferenceCall(8, 8);
@@ -182,7 +182,7 @@ TEST_F(RenderEngineTest, SubmitAnswersOnAWorkerAndUnknownVolumesAreNotFound) {
 TEST_F(RenderEngineTest, AFullQueueRefusesAtOnce) {
   Limits limits;
   limits.max_queued_requests = 0;
-  RenderEngine engine(executor_.get(), &store_, limits, 1);
+  RenderEngine engine(executor_.get(), &store_, nullptr, limits, 1);
   absl::Status status;
   engine.Submit(ReferenceCall(8, 8), [&](absl::StatusOr<RenderResult> r) { status = r.status(); });
   EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);

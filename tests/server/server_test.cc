@@ -123,7 +123,7 @@ TEST_F(ServerTest, RendersWhatTheEngineRenders) {
   std::unique_ptr<kernels::Executor> cpu = kernels::MakeCpuExecutor(1);
   VolumeStore store(cpu.get(), 1);
   ASSERT_TRUE(store.Insert(id, MakeThoraxPhantom()).ok());
-  RenderEngine engine(cpu.get(), &store, Limits{}, 1);
+  RenderEngine engine(cpu.get(), &store, nullptr, Limits{}, 1);
   RenderCall call;
   call.volume_id = id;
   ParameterizedPoseSpec pose;

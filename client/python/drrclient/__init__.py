@@ -6,13 +6,14 @@ project's ``scripts/setup.sh`` generates them and puts them on the venv's path.
 
 from drrclient.client import Client, FrameError, RenderFrame
 from drrclient.geometry import Intrinsics, Pose
-from drrclient.options import RenderOptions
+from drrclient.options import Loss, RenderOptions
 from drrclient.volume import load_nifti, volume_id
 
 __all__ = [
     "Client",
     "FrameError",
     "Intrinsics",
+    "Loss",
     "Pose",
     "RenderFrame",
     "RenderOptions",

@@ -9,9 +9,10 @@ from typing import Iterable, Iterator, Optional, Sequence
 import grpc
 import numpy as np
 
-from drr.v1 import renderer_pb2, renderer_pb2_grpc, volumes_pb2, volumes_pb2_grpc
+from drr.v1 import (renderer_pb2, renderer_pb2_grpc, targets_pb2, targets_pb2_grpc, volumes_pb2,
+                    volumes_pb2_grpc)
 from drrclient.geometry import Intrinsics, pose_to_proto
-from drrclient.options import RenderOptions, decode_images
+from drrclient.options import Loss, RenderOptions, decode_images
 from drrclient.volume import as_wire_labels, as_wire_voxels, canonical_header_bytes, header_proto
 
 CHUNK_BYTES = 1 << 20
@@ -52,6 +53,7 @@ class Client:
                              ("grpc.max_send_message_length", -1)])
         self._volumes = volumes_pb2_grpc.VolumesStub(self._channel)
         self._renderer = renderer_pb2_grpc.RendererStub(self._channel)
+        self._targets = targets_pb2_grpc.TargetsStub(self._channel)
 
     def close(self) -> None:
         self._channel.close()
@@ -93,6 +95,28 @@ class Client:
 
     def delete_volume(self, volume_id: str) -> None:
         self._volumes.Delete(volumes_pb2.DeleteVolumeRequest(volume_id=volume_id))
+
+    def upload_target(self, image) -> str:
+        """Stores a 2-D target image (H, W) for loss requests; returns its id."""
+        array = np.ascontiguousarray(image, dtype="<f4")
+        if array.ndim != 2:
+            raise ValueError(f"a target is one (H, W) image, got shape {array.shape}")
+        request = targets_pb2.UploadTargetRequest(height=array.shape[0], width=array.shape[1],
+                                                  pixels=array.tobytes())
+        return self._targets.Upload(request).target_id
+
+    def loss_and_grad(self, volume_id: str, target_id: str, poses, intrinsics=Intrinsics(),
+                      loss: Loss = Loss(), options: RenderOptions = RenderOptions()):
+        """The loss of each pose's DRR against the target and its gradient:
+        (losses [B], parameter gradients [B, k] in each pose's own
+        parameterization, rt_inv gradients [B, 4, 4]). A registration step is
+        this one call; no image crosses the wire."""
+        request = self.render_request(volume_id, poses, intrinsics, options)
+        request.loss.CopyFrom(loss.to_proto(target_id))
+        response = self._renderer.Render(request)
+        parameters = [np.asarray(g.parameters) for g in response.pose_gradients]
+        rt_inv = np.stack([np.asarray(g.rt_inv).reshape(4, 4) for g in response.pose_gradients])
+        return np.asarray(response.losses), parameters, rt_inv
 
     @staticmethod
     def render_request(volume_id: str, poses, intrinsics=Intrinsics(),

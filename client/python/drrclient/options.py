@@ -64,6 +64,33 @@ class RenderOptions:
                                            classes=list(self.classes or [])))
 
 
+_LOSSES = {"ncc": renderer_pb2.LOSS_KIND_NCC, "multiscale_ncc": renderer_pb2.LOSS_KIND_MULTISCALE_NCC,
+           "gradient_ncc": renderer_pb2.LOSS_KIND_GRADIENT_NCC, "mse": renderer_pb2.LOSS_KIND_MSE}
+
+
+@dataclass(frozen=True)
+class Loss:
+    """A similarity to a target image, as nanodrr's metrics define it: ncc
+    (``patch_sizes=[p]`` for patch NCC), multiscale_ncc (``patch_sizes`` with
+    ``patch_weights``; 0 means the whole image), gradient_ncc (Gaussian blur
+    ``sigma``, then Sobel, then NCC) or mse. NCC variants are similarities
+    (higher is better)."""
+
+    kind: str = "ncc"
+    patch_sizes: Optional[Sequence[int]] = None
+    patch_weights: Optional[Sequence[float]] = None
+    sigma: Optional[float] = None
+    eps: Optional[float] = None
+
+    def to_proto(self, target_id: str, return_images: bool = False) -> renderer_pb2.Loss:
+        return renderer_pb2.Loss(
+            target_id=target_id, kind=_pick(_LOSSES, self.kind, "loss kind"),
+            patch_sizes=[int(p or 0) for p in (self.patch_sizes or [])],
+            patch_weights=list(self.patch_weights or []),
+            sigma=(-1.0 if self.sigma == 0 else (self.sigma or 0.0)), eps=self.eps or 0.0,
+            return_images=return_images)
+
+
 def decode_images(tensor: renderer_pb2.ImageTensor) -> np.ndarray:
     """The [B, C, H, W] images of a response, as float32 (half precision on
     the wire is widened exactly)."""
