@@ -123,7 +123,60 @@ class CpuExecutor final : public Executor {
     return GradientWith(host->view<BFloat16>(), *host, poses, n_poses, settings, upstream, grad);
   }
 
+ KernelStatus PoseJacobian(const ResidentVolume& volume, const PoseGeometry* poses, int n_poses,
+                            const RenderSettings& settings, float* out) override {
+    const auto* host = dynamic_cast<const HostVolume*>(&volume);
+    if (host == nullptr) {
+      return KernelStatus::Error(KernelCode::kInternal,
+                                 "volume is not resident on the CPU executor");
+    }
+    KernelStatus status = CheckDifferentiable(settings);
+    if (!status.ok()) return status;
+    switch (host->storage()) {
+      case StorageType::kFloat32:
+        JacobianWith(host->view<float>(), *host, poses, n_poses, settings, out);
+        break;
+      case StorageType::kFloat16:
+        JacobianWith(host->view<Half>(), *host, poses, n_poses, settings, out);
+        break;
+      case StorageType::kBFloat16:
+        JacobianWith(host->view<BFloat16>(), *host, poses, n_poses, settings, out);
+        break;
+    }
+    return KernelStatus::Ok();
+  }
+
  private:
+  template <class Volume>
+  void JacobianWith(const Volume& view, const HostVolume& host, const PoseGeometry* poses,
+                    int n_poses, const RenderSettings& settings, float* out) {
+    if (settings.channels > 1 && host.has_labels()) {
+      JacobianRows(view, host.labels(), poses, n_poses, settings, out);
+    } else {
+      JacobianRows(view, NoLabels{}, poses, n_poses, settings, out);
+    }
+  }
+
+  template <class Volume, class Labels>
+  void JacobianRows(const Volume& view, const Labels& labels, const PoseGeometry* poses,
+                    int n_poses, const RenderSettings& s, float* out) {
+    const int rows = s.rays.height, cols = s.rays.width;
+    const float one = 1.0f;
+    pool_.ParallelFor(n_poses * rows, [&](int task) {
+      const int pose = task / rows;
+      const int row = task % rows;
+      for (int c = 0; c < s.channels; ++c) {
+        const SingleClass<Labels> only{labels, c};
+        float* line = out + (((static_cast<long long>(pose) * s.channels + c) * rows + row) * cols) * 12;
+        for (int col = 0; col < cols; ++col) {
+          float* d = line + col * 12;
+          for (int k = 0; k < 12; ++k) d[k] = 0.0f;
+          MarchTrilinearVjp(view, only, poses[pose], s.rays, row, col, &one, 0, 1, d);
+        }
+      }
+    });
+  }
+
   template <class Volume>
   KernelStatus GradientWith(const Volume& view, const HostVolume& host, const PoseGeometry* poses,
                             int n_poses, const RenderSettings& settings, const float* upstream,

@@ -102,6 +102,31 @@ __global__ void PoseGradientKernel(Volume volume, Labels labels, const PoseGeome
   if (thread < 12) partials[(static_cast<long long>(pose) * tiles + tile) * 12 + thread] = sums[thread][0];
 }
 
+// One thread per pixel and channel writes its 12 derivatives dI/dM.
+template <class Volume, class Labels>
+__global__ void PoseJacobianKernel(Volume volume, Labels labels, const PoseGeometry* poses,
+                                   RenderSettings settings, int n_poses, int tiles_x,
+                                   float* out) {
+  __shared__ PoseGeometry geometry;
+  const int pose = blockIdx.x % n_poses;
+  const int tile = blockIdx.x / n_poses;
+  if (threadIdx.x == 0 && threadIdx.y == 0) geometry = poses[pose];
+  __syncthreads();
+  const int col = (tile % tiles_x) * kTileWidth + threadIdx.x;
+  const int row = (tile / tiles_x) * kTileHeight + threadIdx.y;
+  if (col >= settings.rays.width || row >= settings.rays.height) return;
+  const float one = 1.0f;
+  for (int c = 0; c < settings.channels; ++c) {
+    float d[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    MarchTrilinearVjp(volume, SingleClass<Labels>{labels, c}, geometry, settings.rays, row, col,
+                      &one, 0, 1, d);
+    float* pixel = out + ((((static_cast<long long>(pose) * settings.channels + c) *
+                                settings.rays.height + row) * settings.rays.width + col) * 12);
+#pragma unroll
+    for (int k = 0; k < 12; ++k) pixel[k] = d[k];
+  }
+}
+
 // A μ volume (and optional labels) in linear device memory, with a texture
 // copy made on first use of the texture sampler.
 class DeviceVolume final : public ResidentVolume {
@@ -356,7 +381,63 @@ class CudaExecutor final : public Executor {
     return KernelStatus::Ok();
   }
 
+ KernelStatus PoseJacobian(const ResidentVolume& volume, const PoseGeometry* poses, int n_poses,
+                            const RenderSettings& settings, float* out) override {
+    const auto* device = dynamic_cast<const DeviceVolume*>(&volume);
+    if (device == nullptr) {
+      return KernelStatus::Error(KernelCode::kInternal,
+                                 "volume is not resident on the CUDA executor");
+    }
+    KernelStatus status = CheckDifferentiable(settings);
+    if (!status.ok()) return status;
+    const size_t pose_bytes = sizeof(PoseGeometry) * n_poses;
+    const size_t out_bytes = sizeof(float) * 12 * static_cast<size_t>(n_poses) *
+                             settings.channels * settings.rays.height * settings.rays.width;
+    std::lock_guard<std::mutex> lock(mutex_);
+    status = poses_.Reserve(pose_bytes);
+    if (status.ok()) status = images_.Reserve(out_bytes);
+    if (!status.ok()) return status;
+    cudaError_t e =
+        cudaMemcpyAsync(poses_.data(), poses, pose_bytes, cudaMemcpyHostToDevice, stream_);
+    if (e != cudaSuccess) return FromCuda("cudaMemcpyAsync (poses)", e);
+    const int tiles_x = (settings.rays.width + kTileWidth - 1) / kTileWidth;
+    const int tiles_y = (settings.rays.height + kTileHeight - 1) / kTileHeight;
+    const dim3 grid(static_cast<unsigned>(tiles_x) * tiles_y * n_poses, 1, 1);
+    auto* jacobian = static_cast<float*>(images_.data());
+    switch (device->storage()) {
+      case StorageType::kFloat32:
+        LaunchJacobian(device->view<float>(), *device, grid, settings, n_poses, tiles_x, jacobian);
+        break;
+      case StorageType::kFloat16:
+        LaunchJacobian(device->view<Half>(), *device, grid, settings, n_poses, tiles_x, jacobian);
+        break;
+      case StorageType::kBFloat16:
+        LaunchJacobian(device->view<BFloat16>(), *device, grid, settings, n_poses, tiles_x,
+                       jacobian);
+        break;
+    }
+    e = cudaGetLastError();
+    if (e != cudaSuccess) return FromCuda("PoseJacobianKernel launch", e);
+    e = cudaMemcpyAsync(out, jacobian, out_bytes, cudaMemcpyDeviceToHost, stream_);
+    if (e != cudaSuccess) return FromCuda("cudaMemcpyAsync (jacobian)", e);
+    return FromCuda("cudaStreamSynchronize", cudaStreamSynchronize(stream_));
+  }
+
  private:
+  template <class Volume>
+  void LaunchJacobian(const Volume& view, const DeviceVolume& device, dim3 grid,
+                      const RenderSettings& settings, int n_poses, int tiles_x, float* out) {
+    const dim3 block(kTileWidth, kTileHeight, 1);
+    const auto* geometry = static_cast<const PoseGeometry*>(poses_.data());
+    if (settings.channels > 1 && device.has_labels()) {
+      PoseJacobianKernel<<<grid, block, 0, stream_>>>(view, device.labels(), geometry, settings,
+                                                      n_poses, tiles_x, out);
+    } else {
+      PoseJacobianKernel<<<grid, block, 0, stream_>>>(view, NoLabels{}, geometry, settings,
+                                                      n_poses, tiles_x, out);
+    }
+  }
+
   // The arguments of one PoseGradientKernel launch but the volume and labels.
   struct GradientLaunch {
     dim3 grid;

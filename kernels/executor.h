@@ -89,6 +89,13 @@ class Executor {
   virtual KernelStatus PoseGradient(const ResidentVolume& volume, const PoseGeometry* poses,
                                     int n_poses, const RenderSettings& settings,
                                     const float* upstream, double* grad) = 0;
+
+  // The full Jacobian of the images Render would give with `settings` with
+  // respect to each pose's camera→voxel map: for every pose, channel, row
+  // and column the 12 derivatives dI/dM (3×4, row-major), into `out`
+  // (n_poses·channels·H·W·12 floats).
+  virtual KernelStatus PoseJacobian(const ResidentVolume& volume, const PoseGeometry* poses,
+                                    int n_poses, const RenderSettings& settings, float* out) = 0;
 };
 
 // kOk when `settings` describe a differentiable render (trilinear line

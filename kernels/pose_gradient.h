@@ -54,4 +54,15 @@ DRR_HD void MarchTrilinearVjp(const Volume& volume, const Labels& labels, const 
   for (int k = 0; k < 12; ++k) grad[k] += sum[k] * step_mm;
 }
 
+// Labels seen through one class: samples of class `only` are class 0, every
+// other sample class 1, so a one-channel VJP with upstream 1 gives the
+// derivative of that class's image alone (a row of the Jacobian).
+template <class Labels>
+struct SingleClass {
+  Labels labels;
+  int only;
+
+  DRR_HD int Nearest(Vec3 p) const { return labels.Nearest(p) == only ? 0 : 1; }
+};
+
 }  // namespace drr::kernels

@@ -213,6 +213,7 @@ absl::StatusOr<RenderCall> FromProto(const v1::RenderRequest& request) {
     return absl::InvalidArgumentError("intrinsics is not set");
   }
   DRR_RETURN_IF_ERROR(OptionsFromProto(request.options(), &call));
+  call.jacobian = request.jacobian();
   if (request.has_loss()) {
     const v1::Loss& loss = request.loss();
     LossRequest out;
@@ -276,9 +277,13 @@ void ToProto(const RenderResult& result, v1::RenderResponse* out) {
   for (const PoseGradient& gradient : result.gradients) {
     v1::PoseGradient* proto = out->add_pose_gradients();
     for (double v : gradient.parameters) proto->add_parameters(v);
-    for (const auto& row : gradient.rt_inv.m) {
-      for (double v : row) proto->add_rt_inv(v);
+    if (!gradient.parameters.empty()) {
+      for (const auto& row : gradient.rt_inv.m) {
+        for (double v : row) proto->add_rt_inv(v);
+      }
     }
+    proto->set_jacobian(reinterpret_cast<const char*>(gradient.jacobian.data()),
+                        gradient.jacobian.size() * sizeof(float));
   }
   out->mutable_timings()->set_queue_seconds(result.queue_seconds);
   out->mutable_timings()->set_render_seconds(result.render_seconds);

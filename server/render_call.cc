@@ -151,12 +151,12 @@ absl::Status ValidateRenderCall(const RenderCall& call, const Limits& limits) {
   if (call.loss && call.loss->target_id.empty()) {
     return absl::InvalidArgumentError("loss.target_id is empty");
   }
-  if (call.gradient || call.loss) {
+  if (call.gradient || call.loss || call.jacobian) {
     if (call.renderer != kernels::Renderer::kTrilinear || call.output == OutputKind::kMip ||
         call.sampler != kernels::Sampler::kExact) {
       return absl::InvalidArgumentError(
-          "pose gradients (gradient, loss) need the trilinear renderer, the exact sampler and a "
-          "line integral or exp output");
+          "pose gradients (gradient, loss, jacobian) need the trilinear renderer, the exact "
+          "sampler and a line integral or exp output");
     }
     const size_t upstream = call.gradient ? call.gradient->upstream.size() : 0;
     for (size_t i = 0; i < upstream; ++i) {

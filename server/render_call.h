@@ -65,6 +65,9 @@ struct LossRequest {
 struct PoseGradient {
   std::vector<double> parameters;
   kernels::Mat4d rt_inv;
+  // When asked for: dI/dθ of every pixel, float32 [C, H, W, k] with k the
+  // size of `parameters`.
+  std::vector<float> jacobian;
 };
 
 // One batch of poses of one volume.
@@ -83,6 +86,8 @@ struct RenderCall {
   ChannelSelection channels;
   std::optional<GradientRequest> gradient;
   std::optional<LossRequest> loss;
+  // Also return the full Jacobian dI/dθ of every image.
+  bool jacobian = false;
 
   // The intrinsics of pose `i`.
   const kernels::Intrinsics& intrinsics_of(int i) const {

@@ -153,8 +153,11 @@ absl::StatusOr<RenderResult> RenderEngine::Render(const RenderCall& call) const 
     DRR_RETURN_IF_ERROR(Losses(call, &result, &upstream));
     DRR_ASSIGN_OR_RETURN(result.gradients, PoseGradients(call, *volume, *resident, geometry,
                                                          settings, result, upstream));
-    if (!call.loss->return_images) result.images.clear();
   }
+  if (call.jacobian) {
+    DRR_RETURN_IF_ERROR(Jacobians(call, *volume, *resident, geometry, settings, &result));
+  }
+  if (call.loss && !call.loss->return_images) result.images.clear();
   result.render_seconds = SecondsSince(start);
   return result;
 }
@@ -210,6 +213,54 @@ absl::StatusOr<std::vector<PoseGradient>> RenderEngine::PoseGradients(
     }
   }
   return gradients;
+}
+
+absl::Status RenderEngine::Jacobians(const RenderCall& call, const StoredVolume& volume,
+                                    const kernels::ResidentVolume& resident,
+                                    const std::vector<kernels::PoseGeometry>& geometry,
+                                    const kernels::RenderSettings& settings,
+                                    RenderResult* result) const {
+  const size_t plane = static_cast<size_t>(result->height) * result->width;
+  std::vector<float> d_camera_to_voxel;
+  try {
+    d_camera_to_voxel.resize(plane * result->batch * settings.channels * 12);
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError("out of host memory for the Jacobian");
+  }
+  DRR_RETURN_IF_KERNEL_ERROR(executor_->PoseJacobian(resident, geometry.data(), result->batch,
+                                                     settings, d_camera_to_voxel.data()));
+  result->gradients.resize(result->batch);
+  const kernels::Mat4d& w2v = volume.world_to_voxel();
+  for (int b = 0; b < result->batch; ++b) {
+    // dM/dθ = world_to_voxel[:3, :] · d rt_inv/dθ, 12 × k.
+    const std::vector<double> d_rt_inv = PoseParameterJacobian(call.poses[b], volume.isocenter());
+    const size_t k = d_rt_inv.size() / 16;
+    std::vector<double> d_m(12 * k, 0.0);
+    for (int r = 0; r < 3; ++r)
+      for (int c = 0; c < 4; ++c)
+        for (size_t j = 0; j < k; ++j)
+          for (int e = 0; e < 4; ++e) d_m[(4 * r + c) * k + j] += w2v.m[r][e] * d_rt_inv[(4 * e + c) * k + j];
+    std::vector<float>& out = result->gradients[b].jacobian;
+    out.assign(static_cast<size_t>(result->channels) * plane * k, 0.0f);
+    for (int c = 0; c < result->channels; ++c) {
+      const int channel = call.channels.classes.empty() ? c : call.channels.classes[c];
+      for (size_t px = 0; px < plane; ++px) {
+        const float* d = d_camera_to_voxel.data() +
+                         ((static_cast<size_t>(b) * settings.channels + channel) * plane + px) * 12;
+        // d exp(−I)/dθ = −exp(−I)·dI/dθ.
+        const double scale =
+            call.output == OutputKind::kExp
+                ? -double{result->images[(static_cast<size_t>(b) * result->channels + c) * plane + px]}
+                : 1.0;
+        for (size_t j = 0; j < k; ++j) {
+          double sum = 0;
+          for (int e = 0; e < 12; ++e) sum += double{d[e]} * d_m[e * k + j];
+          out[(c * plane + px) * k + j] = static_cast<float>(scale * sum);
+        }
+      }
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status RenderEngine::Losses(const RenderCall& call, RenderResult* result,

@@ -62,6 +62,12 @@ class RenderEngine {
       const std::vector<kernels::PoseGeometry>& geometry, const kernels::RenderSettings& settings,
       const RenderResult& result, const std::vector<float>& upstream) const;
 
+  // Adds dI/dθ of every pixel of every image of `result` to its gradients.
+  absl::Status Jacobians(const RenderCall& call, const StoredVolume& volume,
+                         const kernels::ResidentVolume& resident,
+                         const std::vector<kernels::PoseGeometry>& geometry,
+                         const kernels::RenderSettings& settings, RenderResult* result) const;
+
   // The loss of each image of `result` against the call's target, and its
   // gradient with respect to the images (as an upstream for PoseGradients).
   absl::Status Losses(const RenderCall& call, RenderResult* result,

@@ -77,6 +77,35 @@ TEST_F(CudaExecutorTest, MatchesTheCpuExecutorForEveryModeAndStorage) {
   }
 }
 
+TEST_F(CudaExecutorTest, PoseGradientAndJacobianMatchTheCpuExecutor) {
+  for (int channels : {1, 11}) {
+    RenderSettings s;
+    s.rays = RaySettings{37, 53, 500};
+    s.channels = channels;
+    std::vector<float> upstream(poses_.size() * channels * 37 * 53);
+    for (size_t i = 0; i < upstream.size(); ++i) upstream[i] = std::sin(0.37f * i);
+    std::shared_ptr<ResidentVolume> on_cpu, on_gpu;
+    ASSERT_TRUE(cpu_->MakeResident(volume_.data(), labels_.data(), kShape, StorageType::kFloat32,
+                                   &on_cpu).ok());
+    ASSERT_TRUE(cuda_->MakeResident(volume_.data(), labels_.data(), kShape,
+                                    StorageType::kFloat32, &on_gpu).ok());
+    std::vector<double> expected(poses_.size() * 12), actual(expected.size()), again(expected.size());
+    ASSERT_TRUE(cpu_->PoseGradient(*on_cpu, poses_.data(), 4, s, upstream.data(), expected.data()).ok());
+    ASSERT_TRUE(cuda_->PoseGradient(*on_gpu, poses_.data(), 4, s, upstream.data(), actual.data()).ok());
+    ASSERT_TRUE(cuda_->PoseGradient(*on_gpu, poses_.data(), 4, s, upstream.data(), again.data()).ok());
+    EXPECT_EQ(actual, again);  // fixed-order reduction: the same bits
+    double scale = 0;
+    for (double g : expected) scale = std::max(scale, std::fabs(g));
+    for (size_t i = 0; i < expected.size(); ++i) EXPECT_NEAR(actual[i], expected[i], 1e-4 * scale);
+    std::vector<float> jacobian_cpu(upstream.size() * 12), jacobian_gpu(jacobian_cpu.size());
+    ASSERT_TRUE(cpu_->PoseJacobian(*on_cpu, poses_.data(), 4, s, jacobian_cpu.data()).ok());
+    ASSERT_TRUE(cuda_->PoseJacobian(*on_gpu, poses_.data(), 4, s, jacobian_gpu.data()).ok());
+    for (size_t i = 0; i < jacobian_cpu.size(); ++i) {
+      ASSERT_NEAR(jacobian_gpu[i], jacobian_cpu[i], 1e-4f * std::fabs(jacobian_cpu[i]) + 1e-6f) << i;
+    }
+  }
+}
+
 TEST_F(CudaExecutorTest, IsDeterministic) {
   RenderSettings s;
   s.rays = RaySettings{37, 53, 500};

@@ -120,6 +120,24 @@ TEST(PoseGradientTest, IsDeterministicAndIndependentOfThreads) {
   EXPECT_EQ(a, b);
 }
 
+TEST(PoseGradientTest, JacobianContractedWithTheUpstreamIsTheGradient) {
+  GradientCase s;
+  const std::vector<double> grad = s.Gradient(*s.cpu);
+  std::vector<float> jacobian(s.upstream.size() * 12);
+  ASSERT_TRUE(
+      s.cpu->PoseJacobian(*s.resident, s.poses.data(), 2, s.settings, jacobian.data()).ok());
+  for (int pose = 0; pose < 2; ++pose) {
+    for (int k = 0; k < 12; ++k) {
+      double sum = 0;
+      for (int px = 0; px < 12 * 14; ++px) {
+        const size_t i = static_cast<size_t>(pose) * 12 * 14 + px;
+        sum += double{s.upstream[i]} * jacobian[i * 12 + k];
+      }
+      EXPECT_NEAR(sum, grad[pose * 12 + k], 1e-5 * std::fabs(grad[pose * 12 + k]) + 1e-6);
+    }
+  }
+}
+
 TEST(PoseGradientTest, RefusesModesWithoutAGradient) {
   GradientCase s;
   std::vector<double> grad(24);

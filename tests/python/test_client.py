@@ -192,3 +192,15 @@ def test_pose_gradients_match_central_differences_through_the_server(client):
     again = client.render_with_gradients(vid, [Pose(rotation=rotation, translation=translation)],
                                          upstream, camera, options)[1]
     np.testing.assert_array_equal(again[0], grads[0])
+
+
+def test_jacobians_contract_to_the_gradient(client):
+    voxels, affine = small_volume(8)
+    vid = client.upload_volume(voxels, affine)
+    poses = [Pose(rotation=(0.1, -0.2, 0.3), translation=(1, 150, 2), parameterization="so3_log")]
+    upstream = np.random.default_rng(2).normal(size=(1, 1, 24, 32)).astype(np.float32)
+    _, grads, _ = client.render_with_gradients(vid, poses, upstream, SMALL)
+    images, jacobians = client.jacobians(vid, poses, SMALL)
+    assert jacobians[0].shape == (1, 24, 32, 6)
+    contracted = np.tensordot(upstream[0].astype(np.float64), jacobians[0], axes=([0, 1, 2], [0, 1, 2]))
+    np.testing.assert_allclose(contracted, grads[0], rtol=1e-4, atol=1e-6 * np.abs(grads[0]).max())

@@ -121,6 +121,28 @@ TEST_F(PoseGradientEngineTest, ParameterGradientsMatchCentralDifferences) {
   }
 }
 
+TEST_F(PoseGradientEngineTest, JacobianContractedWithTheUpstreamIsTheGradient) {
+  ParameterizedPoseSpec pose;
+  pose.parameterization = kernels::Parameterization::kQuaternion;
+  pose.rotation = {0.05, -0.1, 0.02, 1.0};
+  pose.translation = {3, 250, -2};
+  std::vector<float> upstream(16 * 18);
+  for (size_t i = 0; i < upstream.size(); ++i) upstream[i] = std::cos(0.3 * i);
+  RenderCall call = Call(pose, OutputKind::kExp);
+  call.gradient = GradientRequest{upstream};
+  call.jacobian = true;
+  RenderEngine engine(executor_.get(), &store_, nullptr, Limits{}, 1);
+  absl::StatusOr<RenderResult> result = engine.Render(call);
+  ASSERT_TRUE(result.ok()) << result.status();
+  const PoseGradient& g = result->gradients[0];
+  ASSERT_EQ(g.jacobian.size(), upstream.size() * 7);
+  for (size_t k = 0; k < 7; ++k) {
+    double sum = 0;
+    for (size_t px = 0; px < upstream.size(); ++px) sum += double{upstream[px]} * g.jacobian[px * 7 + k];
+    EXPECT_NEAR(sum, g.parameters[k], 1e-4 * std::fabs(g.parameters[k]) + 1e-6) << k;
+  }
+}
+
 TEST_F(PoseGradientEngineTest, MatrixPosesGetTheRtInvGradientAndRequestsAreChecked) {
   ParameterizedPoseSpec pose;
   pose.rotation = {15, 0, 5};

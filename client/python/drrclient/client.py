@@ -153,6 +153,20 @@ class Client:
         rt_inv = np.stack([np.asarray(g.rt_inv).reshape(4, 4) for g in response.pose_gradients])
         return decode_images(response.images), parameters, rt_inv
 
+    def jacobians(self, volume_id: str, poses, intrinsics=Intrinsics(),
+                  options: RenderOptions = RenderOptions()):
+        """Renders a batch and the full Jacobian of every image with respect
+        to each pose's own parameters: (images [B, C, H, W], [dI/dθ of each
+        pose as [C, H, W, k]])."""
+        request = self.render_request(volume_id, poses, intrinsics, options)
+        request.jacobian = True
+        response = self._renderer.Render(request)
+        images = decode_images(response.images)
+        shape = images.shape[1:]
+        jacobians = [np.frombuffer(g.jacobian, dtype="<f4").reshape(*shape, -1)
+                     for g in response.pose_gradients]
+        return images, jacobians
+
     def render_stream(self, requests: Iterable[renderer_pb2.RenderRequest]) -> Iterator[RenderFrame]:
         """Streams requests (each with its frame_id); yields every frame's
         answer in order. A bad frame yields its error; the stream goes on."""
