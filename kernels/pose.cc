@@ -30,17 +30,12 @@ Mat3d Add(const Mat3d& a, const Mat3d& b, double scale_b) {
   return out;
 }
 
-// roma.unitquat_to_rotmat of a unit quaternion (x, y, z, w).
+// roma.unitquat_to_rotmat of a quaternion (x, y, z, w): the homogeneous
+// form, applied as given (a rotation only for a unit quaternion).
 Mat3d QuaternionMatrix(double x, double y, double z, double w) {
   return Mat3d{{{x * x - y * y - z * z + w * w, 2 * (x * y - z * w), 2 * (x * z + y * w)},
                 {2 * (x * y + z * w), -x * x + y * y - z * z + w * w, 2 * (y * z - x * w)},
                 {2 * (x * z - y * w), 2 * (y * z + x * w), -x * x - y * y + z * z + w * w}}};
-}
-
-Mat3d NormalizedQuaternionMatrix(const double* xyzw) {
-  const double n = std::sqrt(xyzw[0] * xyzw[0] + xyzw[1] * xyzw[1] + xyzw[2] * xyzw[2] +
-                             xyzw[3] * xyzw[3]);
-  return QuaternionMatrix(xyzw[0] / n, xyzw[1] / n, xyzw[2] / n, xyzw[3] / n);
 }
 
 // Rodrigues' formula R = I + (sin θ/θ)[ω]× + ((1 − cos θ)/θ²)[ω]×².
@@ -191,7 +186,7 @@ Mat3d RotationMatrix(Parameterization parameterization, std::string_view convent
     case Parameterization::kEuler:
       return EulerToMatrix(convention, {rotation[0], rotation[1], rotation[2]}, degrees);
     case Parameterization::kQuaternion:
-      return NormalizedQuaternionMatrix(rotation);
+      return QuaternionMatrix(rotation[0], rotation[1], rotation[2], rotation[3]);
     case Parameterization::kQuaternionAdjugate:
       return AdjugateRotation(rotation);
     case Parameterization::kRotation9d:

@@ -26,7 +26,7 @@ Mat3d EulerToMatrix(std::string_view convention, const Vec3d& angles,
 // How a pose's rotation is given (nanodrr's Parameterization, plus `matrix`).
 enum class Parameterization {
   kEuler,               // 3 angles, any convention, degrees or radians
-  kQuaternion,          // 4: x, y, z, w (normalised before use)
+  kQuaternion,          // 4: x, y, z, w (used as given, as roma does: keep it unit)
   kQuaternionAdjugate,  // 10: upper triangle of a symmetric 4×4 (arXiv 2205.09116)
   kRotation9d,          // 9: a 3×3 matrix, projected to the nearest rotation
   kSo3Log,              // 3: axis-angle (rotation vector), radians

@@ -23,28 +23,33 @@ Planes FromImage(const float* image, int height, int width) {
   return p;
 }
 
-// nanodrr's _to_patches: channel (i·p + j) of the result is the input shifted
-// by (i, j), cropped to (H − p + 1) × (W − p + 1); p = 0 leaves the input.
+// nanodrr's _to_patches: every p×p window (stride 1) of every plane becomes
+// a plane of its own, so NCC normalises each window separately and averages
+// them (local NCC). Plane (c·H' + y)·W' + x of the result is the window at
+// (y, x) of input plane c, with H' = H − p + 1, W' = W − p + 1. p = 0 leaves
+// the input as it is.
 Planes ToPatches(const Planes& in, int p) {
   if (p == 0) return in;
-  Planes out(in.count * p * p, in.height - p + 1, in.width - p + 1);
+  const int rows = in.height - p + 1, cols = in.width - p + 1;
+  Planes out(in.count * rows * cols, p, p);
   for (int c = 0; c < in.count; ++c)
-    for (int i = 0; i < p; ++i)
-      for (int j = 0; j < p; ++j)
-        for (int y = 0; y < out.height; ++y)
-          for (int x = 0; x < out.width; ++x) out.at((c * p + i) * p + j, y, x) = in.at(c, y + i, x + j);
+    for (int y = 0; y < rows; ++y)
+      for (int x = 0; x < cols; ++x)
+        for (int i = 0; i < p; ++i)
+          for (int j = 0; j < p; ++j) out.at((c * rows + y) * cols + x, i, j) = in.at(c, y + i, x + j);
   return out;
 }
 
-// The adjoint of ToPatches: sums patch gradients back onto the input.
+// The adjoint of ToPatches: sums window gradients back onto the input.
 Planes FromPatches(const Planes& grad, int p, int count, int height, int width) {
   if (p == 0) return grad;
+  const int rows = height - p + 1, cols = width - p + 1;
   Planes out(count, height, width);
   for (int c = 0; c < count; ++c)
-    for (int i = 0; i < p; ++i)
-      for (int j = 0; j < p; ++j)
-        for (int y = 0; y < grad.height; ++y)
-          for (int x = 0; x < grad.width; ++x) out.at(c, y + i, x + j) += grad.at((c * p + i) * p + j, y, x);
+    for (int y = 0; y < rows; ++y)
+      for (int x = 0; x < cols; ++x)
+        for (int i = 0; i < p; ++i)
+          for (int j = 0; j < p; ++j) out.at(c, y + i, x + j) += grad.at((c * rows + y) * cols + x, i, j);
   return out;
 }
 

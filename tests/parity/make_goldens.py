@@ -43,8 +43,9 @@ def subject_for(case, data_dir):
 
 
 def rt_inv_for(pose, subject):
-    rotation = torch.tensor([pose["rotation"]], dtype=torch.float64)
-    translation = torch.tensor([pose["translation"]], dtype=torch.float64)
+    # Values may be lists, or tensors that autograd follows (gradient goldens).
+    rotation = torch.as_tensor(pose["rotation"], dtype=torch.float64).reshape(1, -1)
+    translation = torch.as_tensor(pose["translation"], dtype=torch.float64).reshape(1, -1)
     isocenter = subject.isocenter.to(torch.float64)
     if "isocenter" in pose:
         isocenter = torch.tensor(pose["isocenter"], dtype=torch.float64)
