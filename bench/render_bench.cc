@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "bench/npy_reader.h"
+#include "common/npy_reader.h"
 #include "kernels/executor.h"
 #include "kernels/pose.h"
 #include "kernels/pose_geometry.h"
@@ -66,10 +66,10 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "usage: render_bench MU.npy AFFINE.npy [--repeats N]\n");
     return 2;
   }
-  bench::NpyArray mu_array, affine_array;
+  NpyArray mu_array, affine_array;
   try {
-    mu_array = bench::ReadNpy(paths[0]);
-    affine_array = bench::ReadNpy(paths[1]);
+    mu_array = ReadNpy(paths[0]);
+    affine_array = ReadNpy(paths[1]);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());
     return 1;

@@ -202,6 +202,24 @@ Mat3d RotationMatrix(Parameterization parameterization, std::string_view convent
   return RotationVectorMatrix({rotation[0], rotation[1], rotation[2]});
 }
 
+Vec3d RotationVector(const Mat3d& r) {
+  const double cosine = std::fmax(-1.0, std::fmin(1.0, (r.m[0][0] + r.m[1][1] + r.m[2][2] - 1) / 2));
+  const double angle = std::acos(cosine);
+  const Vec3d axis{r.m[2][1] - r.m[1][2], r.m[0][2] - r.m[2][0], r.m[1][0] - r.m[0][1]};
+  if (angle < 1e-6) return {axis[0] / 2, axis[1] / 2, axis[2] / 2};  // sin θ ≈ θ
+  if (M_PI - angle < 1e-6) {
+    // Near π the antisymmetric part vanishes: take the axis from R + I.
+    int i = 0;
+    for (int k = 1; k < 3; ++k)
+      if (r.m[k][k] > r.m[i][i]) i = k;
+    Vec3d v{r.m[0][i] + (i == 0), r.m[1][i] + (i == 1), r.m[2][i] + (i == 2)};
+    const double n = std::sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
+    return {v[0] / n * angle, v[1] / n * angle, v[2] / n * angle};
+  }
+  const double scale = angle / (2 * std::sin(angle));
+  return {axis[0] * scale, axis[1] * scale, axis[2] * scale};
+}
+
 Mat4d Se3Exp(const Vec3d& omega, const Vec3d& rho) {
   const double theta2 = omega[0] * omega[0] + omega[1] * omega[1] + omega[2] * omega[2];
   const double theta = std::sqrt(theta2);

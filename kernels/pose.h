@@ -47,6 +47,10 @@ std::string RotationProblem(Parameterization parameterization, std::string_view 
 Mat3d RotationMatrix(Parameterization parameterization, std::string_view convention,
                      const double* rotation, bool degrees);
 
+// The rotation vector (axis × angle, radians; the so3_log parameterization)
+// of a rotation matrix.
+Vec3d RotationVector(const Mat3d& rotation);
+
 // The SE(3) exponential of the rotation vector ω and log-translation ρ:
 // [R(ω) | V(ω)·ρ] with V = I + (1 − cos θ)/θ²·[ω]× + (θ − sin θ)/θ³·[ω]×²
 // (the small-angle limits below θ = 10⁻³).

@@ -28,6 +28,7 @@ DrrClient::DrrClient(const std::string& target) {
       target, grpc::InsecureChannelCredentials(), args);
   volumes_ = v1::Volumes::NewStub(channel_);
   renderer_ = v1::Renderer::NewStub(channel_);
+  targets_ = v1::Targets::NewStub(channel_);
 }
 
 absl::StatusOr<v1::VolumeInfo> DrrClient::Upload(const HostVolume& volume) {
@@ -76,12 +77,30 @@ absl::StatusOr<std::vector<v1::VolumeInfo>> DrrClient::List() {
 }
 
 absl::StatusOr<Images> DrrClient::Render(const v1::RenderRequest& request) {
+  absl::StatusOr<v1::RenderResponse> response = Send(request);
+  if (!response.ok()) return response.status();
+  return DecodeImages(response->images());
+}
+
+absl::StatusOr<v1::RenderResponse> DrrClient::Send(const v1::RenderRequest& request) {
   grpc::ClientContext context;
   v1::RenderResponse response;
-  absl::Status status =
-      FromGrpcStatus(renderer_->Render(&context, request, &response));
+  absl::Status status = FromGrpcStatus(renderer_->Render(&context, request, &response));
   if (!status.ok()) return status;
-  return DecodeImages(response.images());
+  return response;
+}
+
+absl::StatusOr<std::string> DrrClient::UploadTarget(int height, int width,
+                                                    const std::vector<float>& pixels) {
+  grpc::ClientContext context;
+  v1::UploadTargetRequest request;
+  request.set_height(height);
+  request.set_width(width);
+  request.set_pixels(reinterpret_cast<const char*>(pixels.data()), pixels.size() * sizeof(float));
+  v1::TargetInfo info;
+  absl::Status status = FromGrpcStatus(targets_->Upload(&context, request, &info));
+  if (!status.ok()) return status;
+  return info.target_id();
 }
 
 absl::StatusOr<Images> DecodeImages(const v1::ImageTensor& tensor) {

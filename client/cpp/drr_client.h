@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "common/volume.h"
 #include "drr/v1/renderer.grpc.pb.h"
+#include "drr/v1/targets.grpc.pb.h"
 #include "drr/v1/volumes.grpc.pb.h"
 
 namespace drr::client {
@@ -40,10 +41,17 @@ class DrrClient {
   // Renders `request` and decodes the images.
   absl::StatusOr<Images> Render(const v1::RenderRequest& request);
 
+  // Sends `request` and returns the whole response (losses, gradients).
+  absl::StatusOr<v1::RenderResponse> Send(const v1::RenderRequest& request);
+
+  // Stores a height × width float32 target image; returns its id.
+  absl::StatusOr<std::string> UploadTarget(int height, int width, const std::vector<float>& pixels);
+
  private:
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Volumes::Stub> volumes_;
   std::unique_ptr<v1::Renderer::Stub> renderer_;
+  std::unique_ptr<v1::Targets::Stub> targets_;
 };
 
 // The absl::Status with the same code and message as `status`.

@@ -2,12 +2,14 @@
 //
 //   drrctl upload FILE.nii.gz [--labels MASK.nii.gz]   prints the volume id
 //   drrctl render VOLUME_ID|FILE -o NAME                writes NAME.png, NAME.npy
+//   drrctl register VOLUME_ID|FILE --target IMAGE.npy   registers with Adam
 //   drrctl list                                        prints the stored volumes
 //
 // Pose and camera flags are named after nanodrr's parameters; their defaults
 // are the reference camera of design.md §8.
 #include <sys/stat.h>
 
+#include <cmath>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -16,10 +18,12 @@
 #include "absl/strings/str_join.h"
 #include "client/cpp/drr_client.h"
 #include "common/cli.h"
+#include "common/npy_reader.h"
 #include "common/status_macros.h"
 #include "io/image_files.h"
 #include "io/labels.h"
 #include "io/nifti.h"
+#include "kernels/pose.h"
 
 namespace drr::client {
 namespace {
@@ -27,6 +31,7 @@ namespace {
 constexpr char kUsage[] =
     "usage: drrctl upload FILE.nii.gz [--labels MASK.nii.gz] [--server HOST:PORT]\n"
     "       drrctl render VOLUME_ID|FILE.nii.gz -o NAME [options]\n"
+    "       drrctl register VOLUME_ID|FILE.nii.gz --target IMAGE.npy [options]\n"
     "       drrctl list [--server HOST:PORT]\n";
 
 void DeclareFlags(CommandLine& cli) {
@@ -63,8 +68,39 @@ void DeclareFlags(CommandLine& cli) {
   cli.Add("hu-bone", 1, "1000", "render: HU of bone");
   cli.Add("sum-channels", 0, "", "render: one channel summing every label class");
   cli.Add("classes", CommandLine::kVariadic, "", "render: only these label classes");
+  cli.Add("target", 1, "", "register: the target image, a float32 (H, W) .npy file");
+  cli.Add("loss", 1, "ncc", "register: ncc, multiscale_ncc, gradient_ncc or mse");
+  cli.Add("patch-sizes", CommandLine::kVariadic, "0",
+          "register: NCC patch sizes (0 = whole image)");
+  cli.Add("iterations", 1, "100", "register: most Adam iterations");
+  cli.Add("lr-rotation", 1, "0.05", "register: Adam learning rate of the rotation vector");
+  cli.Add("lr-translation", 1, "10", "register: Adam learning rate of the translation");
+  cli.Add("stop-at", 1, "0.999", "register: stop once the similarity reaches this");
   cli.Add("help", 0, "", "print this help");
 }
+
+// Adam (Kingma & Ba) over a parameter vector with per-entry learning rates.
+class Adam {
+ public:
+  explicit Adam(std::vector<double> learning_rates)
+      : lr_(std::move(learning_rates)), m_(lr_.size()), v_(lr_.size()) {}
+
+  // Moves `params` one step down `gradient`.
+  void Step(const std::vector<double>& gradient, std::vector<double>* params) {
+    ++t_;
+    for (size_t i = 0; i < lr_.size(); ++i) {
+      m_[i] = 0.9 * m_[i] + 0.1 * gradient[i];
+      v_[i] = 0.999 * v_[i] + 0.001 * gradient[i] * gradient[i];
+      const double m_hat = m_[i] / (1 - std::pow(0.9, t_));
+      const double v_hat = v_[i] / (1 - std::pow(0.999, t_));
+      (*params)[i] -= lr_[i] * m_hat / (std::sqrt(v_hat) + 1e-8);
+    }
+  }
+
+ private:
+  std::vector<double> lr_, m_, v_;
+  int t_ = 0;
+};
 
 bool IsFile(const std::string& path) {
   struct stat info;
@@ -230,6 +266,87 @@ absl::Status Render(const CommandLine& cli, DrrClient& client,
   return absl::OkStatus();
 }
 
+// Registers the volume to the target image: Adam on a rotation vector
+// (so3_log) and translation, starting from the pose flags, maximising the
+// similarity (minimising MSE); prints each iteration and the final pose.
+absl::Status Register(const CommandLine& cli, DrrClient& client, const std::string& source) {
+  std::string volume_id = source;
+  if (IsFile(source)) {
+    DRR_ASSIGN_OR_RETURN(volume_id, UploadFile(client, source, cli.Value("labels")));
+  }
+  if (cli.Value("target").empty()) return absl::InvalidArgumentError("register needs --target");
+  NpyArray target;
+  try {
+    target = ReadNpy(cli.Value("target"));
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(e.what());
+  }
+  DRR_ASSIGN_OR_RETURN(v1::RenderRequest request, RequestFromFlags(cli, volume_id));
+  const v1::Intrinsics& in = request.intrinsics();
+  if (target.shape.size() != 2 || target.shape[0] != in.height() || target.shape[1] != in.width()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--target must be a (", in.height(), ", ", in.width(),
+        ") image, as --height and --width say"));
+  }
+  DRR_ASSIGN_OR_RETURN(std::string target_id,
+                       client.UploadTarget(in.height(), in.width(),
+                                           std::vector<float>(target.values.begin(),
+                                                              target.values.end())));
+  DRR_ASSIGN_OR_RETURN(v1::LossKind kind,
+                       Choose<v1::LossKind>(cli, "loss",
+                                            {{"ncc", v1::LOSS_KIND_NCC},
+                                             {"multiscale_ncc", v1::LOSS_KIND_MULTISCALE_NCC},
+                                             {"gradient_ncc", v1::LOSS_KIND_GRADIENT_NCC},
+                                             {"mse", v1::LOSS_KIND_MSE}}));
+  v1::Loss* loss = request.mutable_loss();
+  loss->set_target_id(target_id);
+  loss->set_kind(kind);
+  for (size_t i = 0; i < cli.Values("patch-sizes").size(); ++i) {
+    DRR_ASSIGN_OR_RETURN(double p, cli.Double("patch-sizes", static_cast<int>(i)));
+    loss->add_patch_sizes(static_cast<int>(p));
+  }
+  // Start: the flags' pose as a rotation vector and translation.
+  v1::ParameterizedPose* pose = request.mutable_poses(0)->mutable_parameterized();
+  if (pose->parameterization() != v1::PARAMETERIZATION_EULER || pose->rotation_size() != 3) {
+    return absl::InvalidArgumentError("register starts from an Euler pose (--rotation A B C)");
+  }
+  const kernels::Vec3d start = kernels::RotationVector(kernels::EulerToMatrix(
+      pose->convention(), {pose->rotation(0), pose->rotation(1), pose->rotation(2)},
+      !pose->radians()));
+  std::vector<double> params = {start[0], start[1], start[2], pose->translation(0),
+                                pose->translation(1), pose->translation(2)};
+  pose->set_parameterization(v1::PARAMETERIZATION_SO3_LOG);
+  DRR_ASSIGN_OR_RETURN(double lr_rotation, cli.Double("lr-rotation"));
+  DRR_ASSIGN_OR_RETURN(double lr_translation, cli.Double("lr-translation"));
+  DRR_ASSIGN_OR_RETURN(int iterations, cli.Int("iterations"));
+  DRR_ASSIGN_OR_RETURN(double stop_at, cli.Double("stop-at"));
+  Adam adam({lr_rotation, lr_rotation, lr_rotation, lr_translation, lr_translation,
+             lr_translation});
+  const bool maximise = kind != v1::LOSS_KIND_MSE;
+  double value = 0;
+  int iteration = 0;
+  for (; iteration < iterations; ++iteration) {
+    for (int i = 0; i < 3; ++i) {
+      pose->set_rotation(i, params[i]);
+      pose->set_translation(i, params[3 + i]);
+    }
+    DRR_ASSIGN_OR_RETURN(v1::RenderResponse response, client.Send(request));
+    value = response.losses(0);
+    std::printf("iteration %d loss %.6f\n", iteration, value);
+    if (maximise && value >= stop_at) break;
+    std::vector<double> gradient(response.pose_gradients(0).parameters().begin(),
+                                 response.pose_gradients(0).parameters().end());
+    if (maximise) {
+      for (double& g : gradient) g = -g;
+    }
+    adam.Step(gradient, &params);
+  }
+  std::printf("final loss %.6f after %d iteration(s)\n", value, iteration + (iteration < iterations));
+  std::printf("rotation (so3_log, rad) %.6f %.6f %.6f\ntranslation (mm) %.4f %.4f %.4f\n",
+              params[0], params[1], params[2], params[3], params[4], params[5]);
+  return absl::OkStatus();
+}
+
 absl::Status List(DrrClient& client) {
   DRR_ASSIGN_OR_RETURN(std::vector<v1::VolumeInfo> volumes, client.List());
   for (const v1::VolumeInfo& v : volumes) {
@@ -248,8 +365,8 @@ absl::Status Run(const CommandLine& cli) {
     std::printf("%s\n", id.c_str());
     return absl::OkStatus();
   }
-  if (args.size() == 2 && args[0] == "render")
-    return Render(cli, client, args[1]);
+  if (args.size() == 2 && args[0] == "render") return Render(cli, client, args[1]);
+  if (args.size() == 2 && args[0] == "register") return Register(cli, client, args[1]);
   if (args.size() == 1 && args[0] == "list") return List(client);
   return absl::InvalidArgumentError(absl::StrCat(
       "unknown command \"", absl::StrJoin(args, " "), "\"\n", kUsage));

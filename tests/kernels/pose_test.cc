@@ -46,6 +46,13 @@ TEST(EulerTest, ValidatesConventions) {
   EXPECT_FALSE(IsEulerConvention("ABC"));
 }
 
+TEST(RotationVectorTest, InvertsTheSo3Exponential) {
+  for (Vec3d v : {Vec3d{0.3, -0.2, 0.5}, Vec3d{1e-8, 0, -2e-8}, Vec3d{0, 0, 3.1415}, Vec3d{0, 0, 0}}) {
+    const Vec3d back = RotationVector(RotationMatrix(Parameterization::kSo3Log, "", v.data(), false));
+    for (int i = 0; i < 3; ++i) EXPECT_NEAR(back[i], v[i], 1e-6) << v[0] << " " << v[2];
+  }
+}
+
 TEST(MakeRtInvTest, ReferenceApPoseLooksPosteriorFrom850mmAnterior) {
   const Vec3d iso{13.6, 7.9, -175.0};
   const Mat4d rt_inv =

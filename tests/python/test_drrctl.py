@@ -82,3 +82,30 @@ def test_labels_and_render_options_reach_the_server(server, client, tmp_path):
     np.testing.assert_array_equal(image, expected)
     result = drrctl("render", vid, "--server", server.address, "--renderer", "nope")
     assert result.returncode == 1 and "--renderer must be one of" in result.stderr
+
+
+def test_register_recovers_a_pose_and_prints_each_iteration(server, client, tmp_path):
+    # A smooth volume (two blobs, HU) registers reliably.
+    z, y, x = np.mgrid[0:40, 0:44, 0:48]
+    blob = (900 * np.exp(-((x - 22) ** 2 / 90 + (y - 20) ** 2 / 60 + (z - 18) ** 2 / 40))
+            - 500 * np.exp(-((x - 30) ** 2 + (y - 26) ** 2 + (z - 22) ** 2) / 30)).astype(np.int16)
+    voxels, affine = write_nifti(tmp_path / "b.nii.gz", blob, np.diag([-2.0, -2.0, 2.5, 1.0]))
+    vid = client.upload_volume(voxels, affine)
+    camera = Intrinsics(sdd=400, delx=3, dely=3, height=24, width=28)
+    image = client.render(vid, [Pose(translation=(0, 250, 0))], camera,
+                          RenderOptions(n_samples=300))[0, 0]
+    np.save(tmp_path / "target.npy", image)
+    result = drrctl("register", str(tmp_path / "b.nii.gz"), "--server", server.address,
+                    "--target", str(tmp_path / "target.npy"), "--rotation", "6", "-4", "3",
+                    "--translation", "4", "245", "-3", "--lr-rotation", "0.02",
+                    "--lr-translation", "1", "--iterations", "150", "--stop-at", "0.9995",
+                    "--sdd", "400", "--delx", "3", "--dely", "3", "--height", "24",
+                    "--width", "28", "--samples", "300")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("iteration 0 loss")
+    final = float(next(line for line in lines if line.startswith("final loss")).split()[2])
+    assert final >= 0.9995
+    result = drrctl("register", vid, "--server", server.address, "--target",
+                    str(tmp_path / "target.npy"), "--height", "10")
+    assert result.returncode == 1 and "--target must be a (10, 200) image" in result.stderr

@@ -1,6 +1,6 @@
-// Reads the little-endian float32/float64 C-order .npy files that
-// bench/export_volume.py writes (a benchmark helper, no dependencies beyond
-// the standard library, so the kernels-only build can use it).
+// Reads little-endian float32/float64 C-order .npy files (volumes for
+// render_bench, target images for drrctl). Header-only and standard library
+// only, so the kernels-only build can use it.
 #pragma once
 
 #include <cstdint>
@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-namespace drr::bench {
+namespace drr {
 
 // An array read from a .npy file, converted to double.
 struct NpyArray {
@@ -62,4 +62,4 @@ inline NpyArray ReadNpy(const std::string& path) {
   return array;
 }
 
-}  // namespace drr::bench
+}  // namespace drr
