@@ -109,6 +109,28 @@ int Main(int argc, char** argv) {
              .ok()) {
       return 1;
     }
+    // The pose gradient (one pose, upstream 1 everywhere) beside the forward.
+    {
+      kernels::RenderSettings settings;
+      settings.rays = {200, 200, 500};
+      const std::vector<float> upstream(200 * 200, 1.0f);
+      double grad[12];
+      std::vector<double> times;
+      for (int r = 0; r <= repeats; ++r) {
+        const auto start = std::chrono::steady_clock::now();
+        const kernels::KernelStatus status =
+            executor->PoseGradient(*volume, &reference, 1, settings, upstream.data(), grad);
+        const auto stop = std::chrono::steady_clock::now();
+        if (!status.ok()) {
+          std::fprintf(stderr, "gradient failed: %s\n", status.message().c_str());
+          return 1;
+        }
+        if (r > 0) times.push_back(std::chrono::duration<double, std::milli>(stop - start).count());
+      }
+      const double ms = Median(times);
+      std::printf("%s\ttrilinear-gradient\t1\t%.3f\t%.3f\t%.1f\n", executor->name().c_str(), ms,
+                  ms, 1000.0 / ms);
+    }
     for (auto [renderer, name] : {std::pair{kernels::Renderer::kTrilinear, "trilinear"},
                                   std::pair{kernels::Renderer::kSiddon, "siddon"}}) {
       for (int batch : {1, 8, 64}) {
