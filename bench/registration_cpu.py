@@ -74,7 +74,7 @@ def nanodrr_loop(chest, iterations):
         target = render(subject, k_inv, pose(torch.zeros(1, 3), torch.tensor([[0.0, 850.0, 0.0]]),
                                              "euler", convention="ZXY"), sdd, 200, 200,
                         backend="torch")
-    rotation = torch.tensor([euler_to_rotation_vector(START_ROTATION, "ZXY")],
+    rotation = torch.tensor(euler_to_rotation_vector(START_ROTATION, "ZXY")[None],
                             dtype=torch.float32, requires_grad=True)
     translation = torch.tensor([START_TRANSLATION], requires_grad=True)
     optimizer = torch.optim.Adam([{"params": [rotation], "lr": 5e-2},
