@@ -82,78 +82,70 @@ class CpuExecutor final : public Executor {
 
   KernelStatus Render(const ResidentVolume& volume, const PoseGeometry* poses, int n_poses,
                       const RenderSettings& settings, float* out) override {
-    const auto* host = dynamic_cast<const HostVolume*>(&volume);
-    if (host == nullptr) {
-      return KernelStatus::Error(KernelCode::kInternal,
-                                 "volume is not resident on the CPU executor");
-    }
+    const HostVolume* host;
+    KernelStatus status = AsHost(volume, &host);
+    if (!status.ok()) return status;
     if (settings.sampler == Sampler::kTexture) {
       return KernelStatus::Error(KernelCode::kInvalidArgument,
                                  "the texture sampler needs the CUDA executor");
     }
-    switch (host->storage()) {
-      case StorageType::kFloat32:
-        return RenderWith(host->view<float>(), *host, poses, n_poses, settings, out);
-      case StorageType::kFloat16:
-        return RenderWith(host->view<Half>(), *host, poses, n_poses, settings, out);
-      case StorageType::kBFloat16:
-        break;
-    }
-    return RenderWith(host->view<BFloat16>(), *host, poses, n_poses, settings, out);
+    Visit(*host, settings, [&](const auto& view, const auto& labels) {
+      RenderRows(view, labels, poses, n_poses, settings, out);
+    });
+    return KernelStatus::Ok();
   }
 
- KernelStatus PoseGradient(const ResidentVolume& volume, const PoseGeometry* poses, int n_poses,
+  KernelStatus PoseGradient(const ResidentVolume& volume, const PoseGeometry* poses, int n_poses,
                             const RenderSettings& settings, const float* upstream,
                             double* grad) override {
-    const auto* host = dynamic_cast<const HostVolume*>(&volume);
-    if (host == nullptr) {
-      return KernelStatus::Error(KernelCode::kInternal,
-                                 "volume is not resident on the CPU executor");
-    }
-    KernelStatus status = CheckDifferentiable(settings);
+    const HostVolume* host;
+    KernelStatus status = AsHost(volume, &host);
+    if (status.ok()) status = CheckDifferentiable(settings);
     if (!status.ok()) return status;
-    switch (host->storage()) {
-      case StorageType::kFloat32:
-        return GradientWith(host->view<float>(), *host, poses, n_poses, settings, upstream, grad);
-      case StorageType::kFloat16:
-        return GradientWith(host->view<Half>(), *host, poses, n_poses, settings, upstream, grad);
-      case StorageType::kBFloat16:
-        break;
-    }
-    return GradientWith(host->view<BFloat16>(), *host, poses, n_poses, settings, upstream, grad);
+    Visit(*host, settings, [&](const auto& view, const auto& labels) {
+      GradientRows(view, labels, poses, n_poses, settings, upstream, grad);
+    });
+    return KernelStatus::Ok();
   }
 
- KernelStatus PoseJacobian(const ResidentVolume& volume, const PoseGeometry* poses, int n_poses,
+  KernelStatus PoseJacobian(const ResidentVolume& volume, const PoseGeometry* poses, int n_poses,
                             const RenderSettings& settings, float* out) override {
-    const auto* host = dynamic_cast<const HostVolume*>(&volume);
-    if (host == nullptr) {
-      return KernelStatus::Error(KernelCode::kInternal,
-                                 "volume is not resident on the CPU executor");
-    }
-    KernelStatus status = CheckDifferentiable(settings);
+    const HostVolume* host;
+    KernelStatus status = AsHost(volume, &host);
+    if (status.ok()) status = CheckDifferentiable(settings);
     if (!status.ok()) return status;
-    switch (host->storage()) {
-      case StorageType::kFloat32:
-        JacobianWith(host->view<float>(), *host, poses, n_poses, settings, out);
-        break;
-      case StorageType::kFloat16:
-        JacobianWith(host->view<Half>(), *host, poses, n_poses, settings, out);
-        break;
-      case StorageType::kBFloat16:
-        JacobianWith(host->view<BFloat16>(), *host, poses, n_poses, settings, out);
-        break;
-    }
+    Visit(*host, settings, [&](const auto& view, const auto& labels) {
+      JacobianRows(view, labels, poses, n_poses, settings, out);
+    });
     return KernelStatus::Ok();
   }
 
  private:
-  template <class Volume>
-  void JacobianWith(const Volume& view, const HostVolume& host, const PoseGeometry* poses,
-                    int n_poses, const RenderSettings& settings, float* out) {
-    if (settings.channels > 1 && host.has_labels()) {
-      JacobianRows(view, host.labels(), poses, n_poses, settings, out);
-    } else {
-      JacobianRows(view, NoLabels{}, poses, n_poses, settings, out);
+  static KernelStatus AsHost(const ResidentVolume& volume, const HostVolume** host) {
+    *host = dynamic_cast<const HostVolume*>(&volume);
+    if (*host != nullptr) return KernelStatus::Ok();
+    return KernelStatus::Error(KernelCode::kInternal, "volume is not resident on the CPU executor");
+  }
+
+  // Calls f(view, labels) with the view of the volume's storage type and the
+  // label view (NoLabels when one channel sums every class).
+  template <class F>
+  static void Visit(const HostVolume& host, const RenderSettings& settings, F&& f) {
+    const bool labelled = settings.channels > 1 && host.has_labels();
+    auto with_labels = [&](const auto& view) {
+      if (labelled) {
+        f(view, host.labels());
+      } else {
+        f(view, NoLabels{});
+      }
+    };
+    switch (host.storage()) {
+      case StorageType::kFloat32:
+        return with_labels(host.view<float>());
+      case StorageType::kFloat16:
+        return with_labels(host.view<Half>());
+      case StorageType::kBFloat16:
+        return with_labels(host.view<BFloat16>());
     }
   }
 
@@ -176,19 +168,6 @@ class CpuExecutor final : public Executor {
       }
     });
   }
-
-  template <class Volume>
-  KernelStatus GradientWith(const Volume& view, const HostVolume& host, const PoseGeometry* poses,
-                            int n_poses, const RenderSettings& settings, const float* upstream,
-                            double* grad) {
-    if (settings.channels > 1 && host.has_labels()) {
-      GradientRows(view, host.labels(), poses, n_poses, settings, upstream, grad);
-    } else {
-      GradientRows(view, NoLabels{}, poses, n_poses, settings, upstream, grad);
-    }
-    return KernelStatus::Ok();
-  }
-
   // Each row sums its rays left to right; rows are then summed top to bottom,
   // so the result does not depend on which thread took which row.
   template <class Volume, class Labels>
@@ -217,17 +196,6 @@ class CpuExecutor final : public Executor {
         for (int k = 0; k < 12; ++k) out[k] += sum[k];
       }
     }
-  }
-
-  template <class Volume>
-  KernelStatus RenderWith(const Volume& view, const HostVolume& host, const PoseGeometry* poses,
-                          int n_poses, const RenderSettings& settings, float* out) {
-    if (settings.channels > 1 && host.has_labels()) {
-      RenderRows(view, host.labels(), poses, n_poses, settings, out);
-    } else {
-      RenderRows(view, NoLabels{}, poses, n_poses, settings, out);
-    }
-    return KernelStatus::Ok();
   }
 
   template <class Volume, class Labels>

@@ -282,207 +282,160 @@ class CudaExecutor final : public Executor {
 
   KernelStatus Render(const ResidentVolume& volume, const PoseGeometry* poses, int n_poses,
                       const RenderSettings& settings, float* out) override {
-    auto* device = const_cast<DeviceVolume*>(dynamic_cast<const DeviceVolume*>(&volume));
-    if (device == nullptr) {
-      return KernelStatus::Error(KernelCode::kInternal,
-                                 "volume is not resident on the CUDA executor");
-    }
-    const size_t pose_bytes = sizeof(PoseGeometry) * n_poses;
-    const size_t image_bytes = sizeof(float) * static_cast<size_t>(n_poses) * settings.channels *
-                               settings.rays.height * settings.rays.width;
-    std::lock_guard<std::mutex> lock(mutex_);
-    KernelStatus status = poses_.Reserve(pose_bytes);
-    if (status.ok()) status = images_.Reserve(image_bytes);
+    DeviceVolume* device;
+    KernelStatus status = AsDevice(volume, &device);
     if (!status.ok()) return status;
-    cudaError_t e =
-        cudaMemcpyAsync(poses_.data(), poses, pose_bytes, cudaMemcpyHostToDevice, stream_);
-    if (e != cudaSuccess) return FromCuda("cudaMemcpyAsync (poses)", e);
+    const size_t image_bytes = sizeof(float) * Pixels(n_poses, settings);
+    std::lock_guard<std::mutex> lock(mutex_);
+    status = images_.Reserve(image_bytes);
+    if (status.ok()) status = UploadPoses(poses, n_poses);
+    if (!status.ok()) return status;
+    const Grid grid(settings, n_poses);
+    auto launch = [&](const auto& view, const auto& labels) {
+      RenderKernel<<<grid.blocks, grid.threads, 0, stream_>>>(
+          view, labels, static_cast<const PoseGeometry*>(poses_.data()), settings, n_poses,
+          grid.tiles_x, static_cast<float*>(images_.data()));
+    };
     if (settings.sampler == Sampler::kTexture && settings.renderer == Renderer::kTrilinear) {
       TextureVolume texture;
       status = device->Texture(stream_, &texture);
       if (!status.ok()) return status;
-      status = LaunchWithLabels(texture, *device, n_poses, settings);
-    } else if (device->storage() == StorageType::kFloat32) {
-      status = LaunchWithLabels(device->view<float>(), *device, n_poses, settings);
-    } else if (device->storage() == StorageType::kFloat16) {
-      status = LaunchWithLabels(device->view<Half>(), *device, n_poses, settings);
+      WithLabels(texture, *device, settings, launch);
     } else {
-      status = LaunchWithLabels(device->view<BFloat16>(), *device, n_poses, settings);
+      Visit(*device, settings, launch);
     }
+    status = FromCuda("RenderKernel launch", cudaGetLastError());
     if (!status.ok()) return status;
-    e = cudaMemcpyAsync(out, images_.data(), image_bytes, cudaMemcpyDeviceToHost, stream_);
-    if (e != cudaSuccess) return FromCuda("cudaMemcpyAsync (images)", e);
-    return FromCuda("cudaStreamSynchronize", cudaStreamSynchronize(stream_));
+    return CopyBack(out, images_.data(), image_bytes);
   }
 
- KernelStatus PoseGradient(const ResidentVolume& volume, const PoseGeometry* poses, int n_poses,
+  KernelStatus PoseGradient(const ResidentVolume& volume, const PoseGeometry* poses, int n_poses,
                             const RenderSettings& settings, const float* upstream,
                             double* grad) override {
-    const auto* device = dynamic_cast<const DeviceVolume*>(&volume);
-    if (device == nullptr) {
-      return KernelStatus::Error(KernelCode::kInternal,
-                                 "volume is not resident on the CUDA executor");
-    }
-    KernelStatus status = CheckDifferentiable(settings);
+    DeviceVolume* device;
+    KernelStatus status = AsDevice(volume, &device);
+    if (status.ok()) status = CheckDifferentiable(settings);
     if (!status.ok()) return status;
-    const int tiles_x = (settings.rays.width + kTileWidth - 1) / kTileWidth;
-    const int tiles = tiles_x * ((settings.rays.height + kTileHeight - 1) / kTileHeight);
-    const size_t pose_bytes = sizeof(PoseGeometry) * n_poses;
-    const size_t upstream_bytes = sizeof(float) * static_cast<size_t>(n_poses) *
-                                  settings.channels * settings.rays.height * settings.rays.width;
-    const size_t partial_count = static_cast<size_t>(n_poses) * tiles * 12;
+    const Grid grid(settings, n_poses);
+    const size_t upstream_bytes = sizeof(float) * Pixels(n_poses, settings);
+    const size_t partial_count = static_cast<size_t>(n_poses) * grid.tiles * 12;
     std::lock_guard<std::mutex> lock(mutex_);
-    status = poses_.Reserve(pose_bytes);
-    if (status.ok()) status = images_.Reserve(upstream_bytes);
+    status = images_.Reserve(upstream_bytes);
     if (status.ok()) status = partials_.Reserve(partial_count * sizeof(float));
+    if (status.ok()) status = UploadPoses(poses, n_poses);
     if (!status.ok()) return status;
-    cudaError_t e =
-        cudaMemcpyAsync(poses_.data(), poses, pose_bytes, cudaMemcpyHostToDevice, stream_);
-    if (e == cudaSuccess) {
-      e = cudaMemcpyAsync(images_.data(), upstream, upstream_bytes, cudaMemcpyHostToDevice,
-                          stream_);
-    }
-    if (e != cudaSuccess) return FromCuda("cudaMemcpyAsync (gradient inputs)", e);
-    const dim3 grid(static_cast<unsigned>(tiles) * n_poses, 1, 1);
-    const GradientLaunch launch{grid,
-                                settings,
-                                n_poses,
-                                tiles_x,
-                                tiles,
-                                static_cast<const PoseGeometry*>(poses_.data()),
-                                static_cast<const float*>(images_.data()),
-                                static_cast<float*>(partials_.data())};
-    switch (device->storage()) {
-      case StorageType::kFloat32:
-        LaunchGradient(device->view<float>(), *device, launch);
-        break;
-      case StorageType::kFloat16:
-        LaunchGradient(device->view<Half>(), *device, launch);
-        break;
-      case StorageType::kBFloat16:
-        LaunchGradient(device->view<BFloat16>(), *device, launch);
-        break;
-    }
-    e = cudaGetLastError();
-    if (e != cudaSuccess) return FromCuda("PoseGradientKernel launch", e);
-    std::vector<float> host(partial_count);
-    e = cudaMemcpyAsync(host.data(), partials_.data(), partial_count * sizeof(float),
-                        cudaMemcpyDeviceToHost, stream_);
-    if (e == cudaSuccess) e = cudaStreamSynchronize(stream_);
-    if (e != cudaSuccess) return FromCuda("cudaMemcpyAsync (gradient partials)", e);
+    status = FromCuda("cudaMemcpyAsync (upstream)",
+                      cudaMemcpyAsync(images_.data(), upstream, upstream_bytes,
+                                      cudaMemcpyHostToDevice, stream_));
+    if (!status.ok()) return status;
+    Visit(*device, settings, [&](const auto& view, const auto& labels) {
+      PoseGradientKernel<<<grid.blocks, grid.threads, 0, stream_>>>(
+          view, labels, static_cast<const PoseGeometry*>(poses_.data()), settings, n_poses,
+          grid.tiles_x, grid.tiles, static_cast<const float*>(images_.data()),
+          static_cast<float*>(partials_.data()));
+    });
+    status = FromCuda("PoseGradientKernel launch", cudaGetLastError());
+    std::vector<float> partials(partial_count);
+    if (status.ok()) status = CopyBack(partials.data(), partials_.data(), partial_count * sizeof(float));
+    if (!status.ok()) return status;
+    // The tiles' partials, summed in order.
     for (int pose = 0; pose < n_poses; ++pose) {
       double* out = grad + static_cast<size_t>(pose) * 12;
       for (int k = 0; k < 12; ++k) out[k] = 0.0;
-      for (int tile = 0; tile < tiles; ++tile) {
-        const float* partial = host.data() + (static_cast<size_t>(pose) * tiles + tile) * 12;
+      for (int tile = 0; tile < grid.tiles; ++tile) {
+        const float* partial = partials.data() + (static_cast<size_t>(pose) * grid.tiles + tile) * 12;
         for (int k = 0; k < 12; ++k) out[k] += partial[k];
       }
     }
     return KernelStatus::Ok();
   }
 
- KernelStatus PoseJacobian(const ResidentVolume& volume, const PoseGeometry* poses, int n_poses,
+  KernelStatus PoseJacobian(const ResidentVolume& volume, const PoseGeometry* poses, int n_poses,
                             const RenderSettings& settings, float* out) override {
-    const auto* device = dynamic_cast<const DeviceVolume*>(&volume);
-    if (device == nullptr) {
-      return KernelStatus::Error(KernelCode::kInternal,
-                                 "volume is not resident on the CUDA executor");
-    }
-    KernelStatus status = CheckDifferentiable(settings);
+    DeviceVolume* device;
+    KernelStatus status = AsDevice(volume, &device);
+    if (status.ok()) status = CheckDifferentiable(settings);
     if (!status.ok()) return status;
-    const size_t pose_bytes = sizeof(PoseGeometry) * n_poses;
-    const size_t out_bytes = sizeof(float) * 12 * static_cast<size_t>(n_poses) *
-                             settings.channels * settings.rays.height * settings.rays.width;
+    const size_t out_bytes = sizeof(float) * 12 * Pixels(n_poses, settings);
     std::lock_guard<std::mutex> lock(mutex_);
-    status = poses_.Reserve(pose_bytes);
-    if (status.ok()) status = images_.Reserve(out_bytes);
+    status = images_.Reserve(out_bytes);
+    if (status.ok()) status = UploadPoses(poses, n_poses);
     if (!status.ok()) return status;
-    cudaError_t e =
-        cudaMemcpyAsync(poses_.data(), poses, pose_bytes, cudaMemcpyHostToDevice, stream_);
-    if (e != cudaSuccess) return FromCuda("cudaMemcpyAsync (poses)", e);
-    const int tiles_x = (settings.rays.width + kTileWidth - 1) / kTileWidth;
-    const int tiles_y = (settings.rays.height + kTileHeight - 1) / kTileHeight;
-    const dim3 grid(static_cast<unsigned>(tiles_x) * tiles_y * n_poses, 1, 1);
-    auto* jacobian = static_cast<float*>(images_.data());
-    switch (device->storage()) {
-      case StorageType::kFloat32:
-        LaunchJacobian(device->view<float>(), *device, grid, settings, n_poses, tiles_x, jacobian);
-        break;
-      case StorageType::kFloat16:
-        LaunchJacobian(device->view<Half>(), *device, grid, settings, n_poses, tiles_x, jacobian);
-        break;
-      case StorageType::kBFloat16:
-        LaunchJacobian(device->view<BFloat16>(), *device, grid, settings, n_poses, tiles_x,
-                       jacobian);
-        break;
-    }
-    e = cudaGetLastError();
-    if (e != cudaSuccess) return FromCuda("PoseJacobianKernel launch", e);
-    e = cudaMemcpyAsync(out, jacobian, out_bytes, cudaMemcpyDeviceToHost, stream_);
-    if (e != cudaSuccess) return FromCuda("cudaMemcpyAsync (jacobian)", e);
-    return FromCuda("cudaStreamSynchronize", cudaStreamSynchronize(stream_));
+    const Grid grid(settings, n_poses);
+    Visit(*device, settings, [&](const auto& view, const auto& labels) {
+      PoseJacobianKernel<<<grid.blocks, grid.threads, 0, stream_>>>(
+          view, labels, static_cast<const PoseGeometry*>(poses_.data()), settings, n_poses,
+          grid.tiles_x, static_cast<float*>(images_.data()));
+    });
+    status = FromCuda("PoseJacobianKernel launch", cudaGetLastError());
+    if (!status.ok()) return status;
+    return CopyBack(out, images_.data(), out_bytes);
   }
 
  private:
-  template <class Volume>
-  void LaunchJacobian(const Volume& view, const DeviceVolume& device, dim3 grid,
-                      const RenderSettings& settings, int n_poses, int tiles_x, float* out) {
-    const dim3 block(kTileWidth, kTileHeight, 1);
-    const auto* geometry = static_cast<const PoseGeometry*>(poses_.data());
-    if (settings.channels > 1 && device.has_labels()) {
-      PoseJacobianKernel<<<grid, block, 0, stream_>>>(view, device.labels(), geometry, settings,
-                                                      n_poses, tiles_x, out);
-    } else {
-      PoseJacobianKernel<<<grid, block, 0, stream_>>>(view, NoLabels{}, geometry, settings,
-                                                      n_poses, tiles_x, out);
-    }
-  }
-
-  // The arguments of one PoseGradientKernel launch but the volume and labels.
-  struct GradientLaunch {
-    dim3 grid;
-    RenderSettings settings;
-    int n_poses, tiles_x, tiles;
-    const PoseGeometry* geometry;
-    const float* weights;
-    float* partials;
+  // One block per tile of 16×8 pixels of each pose, poses fastest.
+  struct Grid {
+    Grid(const RenderSettings& settings, int n_poses)
+        : tiles_x((settings.rays.width + kTileWidth - 1) / kTileWidth),
+          tiles(tiles_x * ((settings.rays.height + kTileHeight - 1) / kTileHeight)),
+          blocks(static_cast<unsigned>(tiles) * n_poses, 1, 1),
+          threads(kTileWidth, kTileHeight, 1) {}
+    int tiles_x, tiles;
+    dim3 blocks, threads;
   };
 
-  template <class Volume>
-  void LaunchGradient(const Volume& view, const DeviceVolume& device, const GradientLaunch& l) {
-    const dim3 block(kTileWidth, kTileHeight, 1);
-    if (l.settings.channels > 1 && device.has_labels()) {
-      PoseGradientKernel<<<l.grid, block, 0, stream_>>>(view, device.labels(), l.geometry,
-                                                        l.settings, l.n_poses, l.tiles_x, l.tiles,
-                                                        l.weights, l.partials);
-    } else {
-      PoseGradientKernel<<<l.grid, block, 0, stream_>>>(view, NoLabels{}, l.geometry, l.settings,
-                                                        l.n_poses, l.tiles_x, l.tiles, l.weights,
-                                                        l.partials);
-    }
+  static size_t Pixels(int n_poses, const RenderSettings& settings) {
+    return static_cast<size_t>(n_poses) * settings.channels * settings.rays.height *
+           settings.rays.width;
   }
 
-  template <class Volume>
-  KernelStatus LaunchWithLabels(const Volume& view, const DeviceVolume& device, int n_poses,
-                                const RenderSettings& settings) {
+  static KernelStatus AsDevice(const ResidentVolume& volume, DeviceVolume** device) {
+    *device = const_cast<DeviceVolume*>(dynamic_cast<const DeviceVolume*>(&volume));
+    if (*device != nullptr) return KernelStatus::Ok();
+    return KernelStatus::Error(KernelCode::kInternal,
+                               "volume is not resident on the CUDA executor");
+  }
+
+  // Copies the poses to the device; the caller holds mutex_.
+  KernelStatus UploadPoses(const PoseGeometry* poses, int n_poses) {
+    const size_t bytes = sizeof(PoseGeometry) * n_poses;
+    KernelStatus status = poses_.Reserve(bytes);
+    if (!status.ok()) return status;
+    return FromCuda("cudaMemcpyAsync (poses)",
+                    cudaMemcpyAsync(poses_.data(), poses, bytes, cudaMemcpyHostToDevice, stream_));
+  }
+
+  // Copies results to the host and waits for the stream.
+  KernelStatus CopyBack(void* host, const void* device, size_t bytes) {
+    const cudaError_t e =
+        cudaMemcpyAsync(host, device, bytes, cudaMemcpyDeviceToHost, stream_);
+    if (e != cudaSuccess) return FromCuda("cudaMemcpyAsync (results)", e);
+    return FromCuda("cudaStreamSynchronize", cudaStreamSynchronize(stream_));
+  }
+
+  // Calls f(view, labels) with the label view, or NoLabels when one channel
+  // sums every class.
+  template <class Volume, class F>
+  static void WithLabels(const Volume& view, const DeviceVolume& device,
+                         const RenderSettings& settings, F&& f) {
     if (settings.channels > 1 && device.has_labels()) {
-      return Launch(view, device.labels(), n_poses, settings);
+      f(view, device.labels());
+    } else {
+      f(view, NoLabels{});
     }
-    return Launch(view, NoLabels{}, n_poses, settings);
   }
 
-  template <class Volume, class Labels>
-  KernelStatus Launch(const Volume& view, const Labels& labels, int n_poses,
-                      const RenderSettings& settings) {
-    const int tiles_x = (settings.rays.width + kTileWidth - 1) / kTileWidth;
-    const int tiles_y = (settings.rays.height + kTileHeight - 1) / kTileHeight;
-    const dim3 block(kTileWidth, kTileHeight, 1);
-    const dim3 grid(static_cast<unsigned>(tiles_x) * tiles_y * n_poses, 1, 1);
-    RenderKernel<<<grid, block, 0, stream_>>>(view, labels,
-                                              static_cast<const PoseGeometry*>(poses_.data()),
-                                              settings, n_poses, tiles_x,
-                                              static_cast<float*>(images_.data()));
-    return FromCuda("RenderKernel launch", cudaGetLastError());
+  // Calls f(view, labels) with the view of the volume's storage type.
+  template <class F>
+  static void Visit(const DeviceVolume& device, const RenderSettings& settings, F&& f) {
+    switch (device.storage()) {
+      case StorageType::kFloat32:
+        return WithLabels(device.view<float>(), device, settings, f);
+      case StorageType::kFloat16:
+        return WithLabels(device.view<Half>(), device, settings, f);
+      case StorageType::kBFloat16:
+        return WithLabels(device.view<BFloat16>(), device, settings, f);
+    }
   }
 
   std::mutex mutex_;  // guards the scratch buffers and the stream

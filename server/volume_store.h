@@ -33,7 +33,7 @@ class StoredVolume {
   const std::string& id() const { return id_; }
   const VolumeHeader& header() const { return header_; }
   // Bytes of voxel (and label) data as uploaded.
-  int64_t uploaded_bytes() const { return static_cast<int64_t>(raw_voxels_.size() + labels_.size() * 2); }
+  int64_t uploaded_bytes() const { return header_.voxel_bytes() + header_.label_bytes(); }
   // World → voxel, the inverse of header().affine.
   const kernels::Mat4d& world_to_voxel() const { return world_to_voxel_; }
   // World coordinates of the volume centre, the default isocenter.
