@@ -29,9 +29,10 @@ double Median(std::vector<double> v) {
 
 // Renders `poses` once to warm up, then `repeats` times; returns the median
 // milliseconds per launch (images copied back to host memory included).
-double TimeLaunch(kernels::Executor& executor, const kernels::ResidentVolume& volume,
-                  const std::vector<kernels::PoseGeometry>& poses, kernels::Renderer renderer,
-                  int repeats) {
+double TimeLaunch(kernels::Executor& executor,
+                  const kernels::ResidentVolume& volume,
+                  const std::vector<kernels::PoseGeometry>& poses,
+                  kernels::Renderer renderer, int repeats) {
   kernels::RenderSettings settings;
   settings.rays = {200, 200, 500};
   settings.renderer = renderer;
@@ -39,14 +40,17 @@ double TimeLaunch(kernels::Executor& executor, const kernels::ResidentVolume& vo
   std::vector<double> times;
   for (int r = 0; r <= repeats; ++r) {
     const auto start = std::chrono::steady_clock::now();
-    const kernels::KernelStatus status = executor.Render(
-        volume, poses.data(), static_cast<int>(poses.size()), settings, out.data());
+    const kernels::KernelStatus status =
+        executor.Render(volume, poses.data(), static_cast<int>(poses.size()),
+                        settings, out.data());
     const auto stop = std::chrono::steady_clock::now();
     if (!status.ok()) {
       std::fprintf(stderr, "render failed: %s\n", status.message().c_str());
       std::exit(1);
     }
-    if (r > 0) times.push_back(std::chrono::duration<double, std::milli>(stop - start).count());
+    if (r > 0)
+      times.push_back(
+          std::chrono::duration<double, std::milli>(stop - start).count());
   }
   return Median(times);
 }
@@ -63,7 +67,8 @@ int Main(int argc, char** argv) {
     }
   }
   if (paths.size() != 2) {
-    std::fprintf(stderr, "usage: render_bench MU.npy AFFINE.npy [--repeats N]\n");
+    std::fprintf(stderr,
+                 "usage: render_bench MU.npy AFFINE.npy [--repeats N]\n");
     return 2;
   }
   NpyArray mu_array, affine_array;
@@ -85,11 +90,13 @@ int Main(int argc, char** argv) {
   kernels::Mat4d affine;
   for (int i = 0; i < 16; ++i) affine.m[i / 4][i % 4] = affine_array.values[i];
   const kernels::Vec3d center = kernels::TransformPoint(
-      affine, {(shape.nx - 1) / 2.0, (shape.ny - 1) / 2.0, (shape.nz - 1) / 2.0});
-  const kernels::Mat4d rt_inv = kernels::MakeRtInv(kernels::Mat3d::Identity(), {0, 850, 0},
-                                                   kernels::Orientation::kAP, center);
-  const kernels::PoseGeometry reference =
-      kernels::MakePoseGeometry(*kernels::InvertAffine(affine), rt_inv, kernels::Intrinsics{});
+      affine,
+      {(shape.nx - 1) / 2.0, (shape.ny - 1) / 2.0, (shape.nz - 1) / 2.0});
+  const kernels::Mat4d rt_inv =
+      kernels::MakeRtInv(kernels::Mat3d::Identity(), {0, 850, 0},
+                         kernels::Orientation::kAP, center);
+  const kernels::PoseGeometry reference = kernels::MakePoseGeometry(
+      *kernels::InvertAffine(affine), rt_inv, kernels::Intrinsics{});
 
   std::vector<std::unique_ptr<kernels::Executor>> executors;
   executors.push_back(kernels::MakeCpuExecutor(0));
@@ -99,13 +106,15 @@ int Main(int argc, char** argv) {
   } else {
     std::printf("# CUDA: %s\n", why.c_str());
   }
-  std::printf("# %s, %dx%dx%d, 200x200, 500 samples, median of %d\n", paths[0].c_str(),
-              shape.nx, shape.ny, shape.nz, repeats);
-  std::printf("executor\trenderer\tbatch\tms_per_launch\tms_per_drr\tdrr_per_s\n");
+  std::printf("# %s, %dx%dx%d, 200x200, 500 samples, median of %d\n",
+              paths[0].c_str(), shape.nx, shape.ny, shape.nz, repeats);
+  std::printf(
+      "executor\trenderer\tbatch\tms_per_launch\tms_per_drr\tdrr_per_s\n");
   for (auto& executor : executors) {
     std::shared_ptr<kernels::ResidentVolume> volume;
-    if (!executor->MakeResident(mu.data(), nullptr, shape, kernels::StorageType::kFloat32,
-                                &volume)
+    if (!executor
+             ->MakeResident(mu.data(), nullptr, shape,
+                            kernels::StorageType::kFloat32, &volume)
              .ok()) {
       return 1;
     }
@@ -118,27 +127,31 @@ int Main(int argc, char** argv) {
       std::vector<double> times;
       for (int r = 0; r <= repeats; ++r) {
         const auto start = std::chrono::steady_clock::now();
-        const kernels::KernelStatus status =
-            executor->PoseGradient(*volume, &reference, 1, settings, upstream.data(), grad);
+        const kernels::KernelStatus status = executor->PoseGradient(
+            *volume, &reference, 1, settings, upstream.data(), grad);
         const auto stop = std::chrono::steady_clock::now();
         if (!status.ok()) {
-          std::fprintf(stderr, "gradient failed: %s\n", status.message().c_str());
+          std::fprintf(stderr, "gradient failed: %s\n",
+                       status.message().c_str());
           return 1;
         }
-        if (r > 0) times.push_back(std::chrono::duration<double, std::milli>(stop - start).count());
+        if (r > 0)
+          times.push_back(
+              std::chrono::duration<double, std::milli>(stop - start).count());
       }
       const double ms = Median(times);
-      std::printf("%s\ttrilinear-gradient\t1\t%.3f\t%.3f\t%.1f\n", executor->name().c_str(), ms,
-                  ms, 1000.0 / ms);
+      std::printf("%s\ttrilinear-gradient\t1\t%.3f\t%.3f\t%.1f\n",
+                  executor->name().c_str(), ms, ms, 1000.0 / ms);
     }
-    for (auto [renderer, name] : {std::pair{kernels::Renderer::kTrilinear, "trilinear"},
-                                  std::pair{kernels::Renderer::kSiddon, "siddon"}}) {
+    for (auto [renderer, name] :
+         {std::pair{kernels::Renderer::kTrilinear, "trilinear"},
+          std::pair{kernels::Renderer::kSiddon, "siddon"}}) {
       for (int batch : {1, 8, 64}) {
         const std::vector<kernels::PoseGeometry> poses(batch, reference);
         const int runs = batch == 64 ? std::max(1, repeats / 3) : repeats;
         const double ms = TimeLaunch(*executor, *volume, poses, renderer, runs);
-        std::printf("%s\t%s\t%d\t%.3f\t%.3f\t%.1f\n", executor->name().c_str(), name, batch, ms,
-                    ms / batch, 1000.0 * batch / ms);
+        std::printf("%s\t%s\t%d\t%.3f\t%.3f\t%.1f\n", executor->name().c_str(),
+                    name, batch, ms, ms / batch, 1000.0 * batch / ms);
         std::fflush(stdout);
       }
     }

@@ -70,7 +70,8 @@ absl::Status CommandLine::Parse(const std::vector<std::string>& args) {
         option.values.push_back(args[++i]);
       }
       if (option.values.empty()) {
-        return absl::InvalidArgumentError(absl::StrCat("--", name, " needs at least one value"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("--", name, " needs at least one value"));
       }
       continue;
     }

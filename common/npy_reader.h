@@ -29,12 +29,14 @@ inline NpyArray ReadNpy(const std::string& path) {
   if (bytes.size() < 10 || bytes.compare(0, 6, "\x93NUMPY") != 0) {
     throw std::runtime_error(path + ": not a .npy file");
   }
-  const size_t header_len = static_cast<uint8_t>(bytes[8]) | (static_cast<uint8_t>(bytes[9]) << 8);
+  const size_t header_len =
+      static_cast<uint8_t>(bytes[8]) | (static_cast<uint8_t>(bytes[9]) << 8);
   const std::string header = bytes.substr(10, header_len);
   const bool f4 = header.find("'<f4'") != std::string::npos;
   if ((!f4 && header.find("'<f8'") == std::string::npos) ||
       header.find("'fortran_order': False") == std::string::npos) {
-    throw std::runtime_error(path + ": need a C-order float32 or float64 array");
+    throw std::runtime_error(path +
+                             ": need a C-order float32 or float64 array");
   }
   NpyArray array;
   std::istringstream dims(header.substr(header.find('(') + 1));
@@ -46,7 +48,8 @@ inline NpyArray ReadNpy(const std::string& path) {
     if (!(dims >> sep) || sep == ')') break;
   }
   const char* data = bytes.data() + 10 + header_len;
-  if (bytes.size() - 10 - header_len < static_cast<size_t>(count) * (f4 ? 4 : 8)) {
+  if (bytes.size() - 10 - header_len <
+      static_cast<size_t>(count) * (f4 ? 4 : 8)) {
     throw std::runtime_error(path + ": truncated");
   }
   array.values.resize(count);

@@ -56,7 +56,8 @@ std::string CanonicalHeaderBytes(const VolumeHeader& header) {
   std::string out("DRRVOL1", 8);  // includes the terminating NUL
   AppendLittleEndian(static_cast<uint32_t>(header.voxel_type), &out);
   AppendLittleEndian(static_cast<uint32_t>(header.value_kind), &out);
-  AppendLittleEndian(static_cast<uint32_t>(header.label_type ? *header.label_type : VoxelType{}),
+  AppendLittleEndian(static_cast<uint32_t>(
+                         header.label_type ? *header.label_type : VoxelType{}),
                      &out);
   AppendLittleEndian(header.depth, &out);
   AppendLittleEndian(header.height, &out);

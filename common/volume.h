@@ -31,7 +31,8 @@ std::string_view VoxelTypeName(VoxelType type);
 enum class ValueKind : uint32_t { kHu = 1, kAttenuation = 2 };
 
 // Shape, storage type, meaning and voxel→world affine of a volume V[k][j][i],
-// and the storage type of its optional label volume (class indices, same shape).
+// and the storage type of its optional label volume (class indices, same
+// shape).
 struct VolumeHeader {
   VoxelType voxel_type = VoxelType::kInt16;
   ValueKind value_kind = ValueKind::kHu;
@@ -44,7 +45,9 @@ struct VolumeHeader {
 
   int64_t voxels() const { return depth * height * width; }
   int64_t voxel_bytes() const { return voxels() * VoxelBytes(voxel_type); }
-  int64_t label_bytes() const { return label_type ? voxels() * VoxelBytes(*label_type) : 0; }
+  int64_t label_bytes() const {
+    return label_type ? voxels() * VoxelBytes(*label_type) : 0;
+  }
 };
 
 // A whole volume in host memory: header, little-endian voxel bytes, and the

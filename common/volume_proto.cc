@@ -61,7 +61,8 @@ absl::StatusOr<VolumeHeader> VolumeHeaderFromProto(
       break;
     default:
       return absl::InvalidArgumentError(
-          absl::StrCat("header.label_type must be UINT8 or UINT16 (got ", header.label_type(), ")"));
+          absl::StrCat("header.label_type must be UINT8 or UINT16 (got ",
+                       header.label_type(), ")"));
   }
   return out;
 }
@@ -77,8 +78,9 @@ void VolumeHeaderToProto(const VolumeHeader& header, v1::VolumeHeader* out) {
   for (const auto& row : header.affine.m) {
     for (double v : row) out->add_affine(v);
   }
-  out->set_label_type(header.label_type ? static_cast<v1::VoxelType>(*header.label_type)
-                                        : v1::VOXEL_TYPE_UNSPECIFIED);
+  out->set_label_type(header.label_type
+                          ? static_cast<v1::VoxelType>(*header.label_type)
+                          : v1::VOXEL_TYPE_UNSPECIFIED);
 }
 
 }  // namespace drr

@@ -49,8 +49,8 @@ absl::Status WriteNpy(const std::string& path, const float* values,
   for (int64_t d : shape) count *= d;
   std::string dims = absl::StrJoin(shape, ", ");
   if (shape.size() == 1) dims += ",";
-  std::string header =
-      absl::StrCat("{'descr': '<f4', 'fortran_order': False, 'shape': (", dims, "), }");
+  std::string header = absl::StrCat(
+      "{'descr': '<f4', 'fortran_order': False, 'shape': (", dims, "), }");
   // Magic (6) + version (2) + length (2) + header + '\n' is padded to 64 bytes.
   const size_t unpadded = 10 + header.size() + 1;
   header.append((64 - unpadded % 64) % 64, ' ');
@@ -59,7 +59,8 @@ absl::Status WriteNpy(const std::string& path, const float* values,
   bytes.push_back(static_cast<char>(header.size() & 0xff));
   bytes.push_back(static_cast<char>(header.size() >> 8));
   bytes += header;
-  bytes.append(reinterpret_cast<const char*>(values), sizeof(float) * static_cast<size_t>(count));
+  bytes.append(reinterpret_cast<const char*>(values),
+               sizeof(float) * static_cast<size_t>(count));
   return WriteFile(path, bytes);
 }
 

@@ -39,8 +39,8 @@ absl::Status AttachLabels(const HostVolume& labels, HostVolume* volume) {
   const VolumeHeader& b = labels.header;
   if (a.depth != b.depth || a.height != b.height || a.width != b.width) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "the labels are ", b.width, "×", b.height, "×", b.depth, " voxels, the volume ", a.width,
-        "×", a.height, "×", a.depth));
+        "the labels are ", b.width, "×", b.height, "×", b.depth,
+        " voxels, the volume ", a.width, "×", a.height, "×", a.depth));
   }
   const int64_t count = a.voxels();
   std::vector<uint16_t> classes(count);
@@ -48,8 +48,8 @@ absl::Status AttachLabels(const HostVolume& labels, HostVolume* volume) {
   for (int64_t i = 0; i < count; ++i) {
     const double v = LabelValue(labels, i);
     if (!(v >= 0 && v <= 65535 && v == std::floor(v))) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("label voxel ", i, " is ", v, ", not a class index in [0, 65535]"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "label voxel ", i, " is ", v, ", not a class index in [0, 65535]"));
     }
     classes[i] = static_cast<uint16_t>(v);
     largest = std::max(largest, classes[i]);
@@ -59,7 +59,8 @@ absl::Status AttachLabels(const HostVolume& labels, HostVolume* volume) {
     volume->labels.assign(classes.begin(), classes.end());
   } else {
     volume->header.label_type = VoxelType::kUInt16;
-    volume->labels.assign(reinterpret_cast<const char*>(classes.data()), count * 2);
+    volume->labels.assign(reinterpret_cast<const char*>(classes.data()),
+                          count * 2);
   }
   return absl::OkStatus();
 }

@@ -15,22 +15,29 @@ namespace {
 // A μ volume (in its storage type) and optional labels in host memory.
 class HostVolume final : public ResidentVolume {
  public:
-  HostVolume(std::vector<char> mu, std::vector<uint16_t> labels, VolumeShape shape,
-             StorageType storage)
-      : mu_(std::move(mu)), labels_(std::move(labels)), shape_(shape), storage_(storage) {}
+  HostVolume(std::vector<char> mu, std::vector<uint16_t> labels,
+             VolumeShape shape, StorageType storage)
+      : mu_(std::move(mu)),
+        labels_(std::move(labels)),
+        shape_(shape),
+        storage_(storage) {}
 
   VolumeShape shape() const override { return shape_; }
   StorageType storage() const override { return storage_; }
   bool has_labels() const override { return !labels_.empty(); }
   long long resident_bytes() const override {
-    return static_cast<long long>(mu_.size() + labels_.size() * sizeof(uint16_t));
+    return static_cast<long long>(mu_.size() +
+                                  labels_.size() * sizeof(uint16_t));
   }
 
   template <typename T>
   VolumeView<T> view() const {
-    return VolumeView<T>{reinterpret_cast<const T*>(mu_.data()), shape_.nx, shape_.ny, shape_.nz};
+    return VolumeView<T>{reinterpret_cast<const T*>(mu_.data()), shape_.nx,
+                         shape_.ny, shape_.nz};
   }
-  LabelView labels() const { return LabelView{labels_.data(), shape_.nx, shape_.ny, shape_.nz}; }
+  LabelView labels() const {
+    return LabelView{labels_.data(), shape_.nx, shape_.ny, shape_.nz};
+  }
 
  private:
   std::vector<char> mu_;
@@ -53,8 +60,9 @@ class CpuExecutor final : public Executor {
 
   std::string name() const override { return "cpu"; }
 
-  KernelStatus MakeResident(const float* mu, const uint16_t* labels, VolumeShape shape,
-                            StorageType storage, std::shared_ptr<ResidentVolume>* out) override {
+  KernelStatus MakeResident(const float* mu, const uint16_t* labels,
+                            VolumeShape shape, StorageType storage,
+                            std::shared_ptr<ResidentVolume>* out) override {
     const size_t count = static_cast<size_t>(shape.voxels());
     std::vector<char> stored;
     std::vector<uint16_t> label_copy;
@@ -76,12 +84,14 @@ class CpuExecutor final : public Executor {
         StoreAs<BFloat16>(mu, count, stored.data(), ToBFloat16);
         break;
     }
-    *out = std::make_shared<HostVolume>(std::move(stored), std::move(label_copy), shape, storage);
+    *out = std::make_shared<HostVolume>(std::move(stored),
+                                        std::move(label_copy), shape, storage);
     return KernelStatus::Ok();
   }
 
-  KernelStatus Render(const ResidentVolume& volume, const PoseGeometry* poses, int n_poses,
-                      const RenderSettings& settings, float* out) override {
+  KernelStatus Render(const ResidentVolume& volume, const PoseGeometry* poses,
+                      int n_poses, const RenderSettings& settings,
+                      float* out) override {
     const HostVolume* host;
     KernelStatus status = AsHost(volume, &host);
     if (!status.ok()) return status;
@@ -95,9 +105,10 @@ class CpuExecutor final : public Executor {
     return KernelStatus::Ok();
   }
 
-  KernelStatus PoseGradient(const ResidentVolume& volume, const PoseGeometry* poses, int n_poses,
-                            const RenderSettings& settings, const float* upstream,
-                            double* grad) override {
+  KernelStatus PoseGradient(const ResidentVolume& volume,
+                            const PoseGeometry* poses, int n_poses,
+                            const RenderSettings& settings,
+                            const float* upstream, double* grad) override {
     const HostVolume* host;
     KernelStatus status = AsHost(volume, &host);
     if (status.ok()) status = CheckDifferentiable(settings);
@@ -108,8 +119,10 @@ class CpuExecutor final : public Executor {
     return KernelStatus::Ok();
   }
 
-  KernelStatus PoseJacobian(const ResidentVolume& volume, const PoseGeometry* poses, int n_poses,
-                            const RenderSettings& settings, float* out) override {
+  KernelStatus PoseJacobian(const ResidentVolume& volume,
+                            const PoseGeometry* poses, int n_poses,
+                            const RenderSettings& settings,
+                            float* out) override {
     const HostVolume* host;
     KernelStatus status = AsHost(volume, &host);
     if (status.ok()) status = CheckDifferentiable(settings);
@@ -121,16 +134,19 @@ class CpuExecutor final : public Executor {
   }
 
  private:
-  static KernelStatus AsHost(const ResidentVolume& volume, const HostVolume** host) {
+  static KernelStatus AsHost(const ResidentVolume& volume,
+                             const HostVolume** host) {
     *host = dynamic_cast<const HostVolume*>(&volume);
     if (*host != nullptr) return KernelStatus::Ok();
-    return KernelStatus::Error(KernelCode::kInternal, "volume is not resident on the CPU executor");
+    return KernelStatus::Error(KernelCode::kInternal,
+                               "volume is not resident on the CPU executor");
   }
 
   // Calls f(view, labels) with the view of the volume's storage type and the
   // label view (NoLabels when one channel sums every class).
   template <class F>
-  static void Visit(const HostVolume& host, const RenderSettings& settings, F&& f) {
+  static void Visit(const HostVolume& host, const RenderSettings& settings,
+                    F&& f) {
     const bool labelled = settings.channels > 1 && host.has_labels();
     auto with_labels = [&](const auto& view) {
       if (labelled) {
@@ -150,8 +166,9 @@ class CpuExecutor final : public Executor {
   }
 
   template <class Volume, class Labels>
-  void JacobianRows(const Volume& view, const Labels& labels, const PoseGeometry* poses,
-                    int n_poses, const RenderSettings& s, float* out) {
+  void JacobianRows(const Volume& view, const Labels& labels,
+                    const PoseGeometry* poses, int n_poses,
+                    const RenderSettings& s, float* out) {
     const int rows = s.rays.height, cols = s.rays.width;
     const float one = 1.0f;
     pool_.ParallelFor(n_poses * rows, [&](int task) {
@@ -159,11 +176,16 @@ class CpuExecutor final : public Executor {
       const int row = task % rows;
       for (int c = 0; c < s.channels; ++c) {
         const SingleClass<Labels> only{labels, c};
-        float* line = out + (((static_cast<long long>(pose) * s.channels + c) * rows + row) * cols) * 12;
+        float* line =
+            out +
+            (((static_cast<long long>(pose) * s.channels + c) * rows + row) *
+             cols) *
+                12;
         for (int col = 0; col < cols; ++col) {
           float* d = line + col * 12;
           for (int k = 0; k < 12; ++k) d[k] = 0.0f;
-          MarchTrilinearVjp(view, only, poses[pose], s.rays, row, col, &one, 0, 1, d);
+          MarchTrilinearVjp(view, only, poses[pose], s.rays, row, col, &one, 0,
+                            1, d);
         }
       }
     });
@@ -171,15 +193,18 @@ class CpuExecutor final : public Executor {
   // Each row sums its rays left to right; rows are then summed top to bottom,
   // so the result does not depend on which thread took which row.
   template <class Volume, class Labels>
-  void GradientRows(const Volume& view, const Labels& labels, const PoseGeometry* poses,
-                    int n_poses, const RenderSettings& s, const float* upstream, double* grad) {
+  void GradientRows(const Volume& view, const Labels& labels,
+                    const PoseGeometry* poses, int n_poses,
+                    const RenderSettings& s, const float* upstream,
+                    double* grad) {
     const int rows = s.rays.height, cols = s.rays.width;
     const long long plane = static_cast<long long>(rows) * cols;
     std::vector<double> row_sums(static_cast<size_t>(n_poses) * rows * 12, 0.0);
     pool_.ParallelFor(n_poses * rows, [&](int task) {
       const int pose = task / rows;
       const int row = task % rows;
-      const float* weights = upstream + static_cast<long long>(pose) * s.channels * plane;
+      const float* weights =
+          upstream + static_cast<long long>(pose) * s.channels * plane;
       double* sum = row_sums.data() + static_cast<size_t>(task) * 12;
       for (int col = 0; col < cols; ++col) {
         float ray[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
@@ -192,15 +217,17 @@ class CpuExecutor final : public Executor {
       double* out = grad + static_cast<size_t>(pose) * 12;
       for (int k = 0; k < 12; ++k) out[k] = 0.0;
       for (int row = 0; row < rows; ++row) {
-        const double* sum = row_sums.data() + (static_cast<size_t>(pose) * rows + row) * 12;
+        const double* sum =
+            row_sums.data() + (static_cast<size_t>(pose) * rows + row) * 12;
         for (int k = 0; k < 12; ++k) out[k] += sum[k];
       }
     }
   }
 
   template <class Volume, class Labels>
-  void RenderRows(const Volume& view, const Labels& labels, const PoseGeometry* poses,
-                  int n_poses, const RenderSettings& s, float* out) {
+  void RenderRows(const Volume& view, const Labels& labels,
+                  const PoseGeometry* poses, int n_poses,
+                  const RenderSettings& s, float* out) {
     const int rows = s.rays.height, cols = s.rays.width;
     const long long plane = static_cast<long long>(rows) * cols;
     pool_.ParallelFor(n_poses * rows, [&](int task) {
@@ -208,7 +235,8 @@ class CpuExecutor final : public Executor {
       const int row = task % rows;
       float* image = out + static_cast<long long>(pose) * s.channels * plane;
       for (int col = 0; col < cols; ++col) {
-        RenderPixel(view, labels, poses[pose], s, row, col, image + row * cols + col, plane);
+        RenderPixel(view, labels, poses[pose], s, row, col,
+                    image + row * cols + col, plane);
       }
     });
   }

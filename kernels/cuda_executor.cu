@@ -20,13 +20,15 @@ constexpr int kTileWidth = 16;
 constexpr int kTileHeight = 8;
 
 std::string CudaErrorText(const char* what, cudaError_t e) {
-  return std::string(what) + ": " + cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ")";
+  return std::string(what) + ": " + cudaGetErrorName(e) + " (" +
+         cudaGetErrorString(e) + ")";
 }
 
 KernelStatus FromCuda(const char* what, cudaError_t e) {
   if (e == cudaSuccess) return KernelStatus::Ok();
-  const KernelCode code =
-      e == cudaErrorMemoryAllocation ? KernelCode::kResourceExhausted : KernelCode::kInternal;
+  const KernelCode code = e == cudaErrorMemoryAllocation
+                              ? KernelCode::kResourceExhausted
+                              : KernelCode::kInternal;
   return KernelStatus::Error(code, CudaErrorText(what, e));
 }
 
@@ -49,8 +51,9 @@ struct TextureVolume {
 // its cache lines (the co-scheduling of views TIGRE and ASTRA use). The
 // pose's geometry is staged in shared memory once per block.
 template <class Volume, class Labels>
-__global__ void RenderKernel(Volume volume, Labels labels, const PoseGeometry* poses,
-                             RenderSettings settings, int n_poses, int tiles_x, float* out) {
+__global__ void RenderKernel(Volume volume, Labels labels,
+                             const PoseGeometry* poses, RenderSettings settings,
+                             int n_poses, int tiles_x, float* out) {
   __shared__ PoseGeometry geometry;
   const int pose = blockIdx.x % n_poses;
   const int tile = blockIdx.x / n_poses;
@@ -59,8 +62,10 @@ __global__ void RenderKernel(Volume volume, Labels labels, const PoseGeometry* p
   const int col = (tile % tiles_x) * kTileWidth + threadIdx.x;
   const int row = (tile / tiles_x) * kTileHeight + threadIdx.y;
   if (col >= settings.rays.width || row >= settings.rays.height) return;
-  const long long plane = static_cast<long long>(settings.rays.height) * settings.rays.width;
-  float* pixel = out + pose * settings.channels * plane + row * settings.rays.width + col;
+  const long long plane =
+      static_cast<long long>(settings.rays.height) * settings.rays.width;
+  float* pixel =
+      out + pose * settings.channels * plane + row * settings.rays.width + col;
   RenderPixel(volume, labels, geometry, settings, row, col, pixel, plane);
 }
 
@@ -68,8 +73,10 @@ __global__ void RenderKernel(Volume volume, Labels labels, const PoseGeometry* p
 // sums them by a fixed tree in shared memory and writes one partial per
 // (pose, tile), which the host sums in order: no atomics, same bits every run.
 template <class Volume, class Labels>
-__global__ void PoseGradientKernel(Volume volume, Labels labels, const PoseGeometry* poses,
-                                   RenderSettings settings, int n_poses, int tiles_x, int tiles,
+__global__ void PoseGradientKernel(Volume volume, Labels labels,
+                                   const PoseGeometry* poses,
+                                   RenderSettings settings, int n_poses,
+                                   int tiles_x, int tiles,
                                    const float* upstream, float* partials) {
   constexpr int kThreads = kTileWidth * kTileHeight;
   __shared__ PoseGeometry geometry;
@@ -83,11 +90,12 @@ __global__ void PoseGradientKernel(Volume volume, Labels labels, const PoseGeome
   const int thread = threadIdx.y * kTileWidth + threadIdx.x;
   float g[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
   if (col < settings.rays.width && row < settings.rays.height) {
-    const long long plane = static_cast<long long>(settings.rays.height) * settings.rays.width;
-    const float* weights =
-        upstream + pose * settings.channels * plane + row * settings.rays.width + col;
-    MarchTrilinearVjp(volume, labels, geometry, settings.rays, row, col, weights, plane,
-                      settings.channels, g);
+    const long long plane =
+        static_cast<long long>(settings.rays.height) * settings.rays.width;
+    const float* weights = upstream + pose * settings.channels * plane +
+                           row * settings.rays.width + col;
+    MarchTrilinearVjp(volume, labels, geometry, settings.rays, row, col,
+                      weights, plane, settings.channels, g);
   }
 #pragma unroll
   for (int k = 0; k < 12; ++k) sums[k][thread] = g[k];
@@ -99,14 +107,17 @@ __global__ void PoseGradientKernel(Volume volume, Labels labels, const PoseGeome
     }
     __syncthreads();
   }
-  if (thread < 12) partials[(static_cast<long long>(pose) * tiles + tile) * 12 + thread] = sums[thread][0];
+  if (thread < 12)
+    partials[(static_cast<long long>(pose) * tiles + tile) * 12 + thread] =
+        sums[thread][0];
 }
 
 // One thread per pixel and channel writes its 12 derivatives dI/dM.
 template <class Volume, class Labels>
-__global__ void PoseJacobianKernel(Volume volume, Labels labels, const PoseGeometry* poses,
-                                   RenderSettings settings, int n_poses, int tiles_x,
-                                   float* out) {
+__global__ void PoseJacobianKernel(Volume volume, Labels labels,
+                                   const PoseGeometry* poses,
+                                   RenderSettings settings, int n_poses,
+                                   int tiles_x, float* out) {
   __shared__ PoseGeometry geometry;
   const int pose = blockIdx.x % n_poses;
   const int tile = blockIdx.x / n_poses;
@@ -118,10 +129,15 @@ __global__ void PoseJacobianKernel(Volume volume, Labels labels, const PoseGeome
   const float one = 1.0f;
   for (int c = 0; c < settings.channels; ++c) {
     float d[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
-    MarchTrilinearVjp(volume, SingleClass<Labels>{labels, c}, geometry, settings.rays, row, col,
-                      &one, 0, 1, d);
-    float* pixel = out + ((((static_cast<long long>(pose) * settings.channels + c) *
-                                settings.rays.height + row) * settings.rays.width + col) * 12);
+    MarchTrilinearVjp(volume, SingleClass<Labels>{labels, c}, geometry,
+                      settings.rays, row, col, &one, 0, 1, d);
+    float* pixel =
+        out + ((((static_cast<long long>(pose) * settings.channels + c) *
+                     settings.rays.height +
+                 row) *
+                    settings.rays.width +
+                col) *
+               12);
 #pragma unroll
     for (int k = 0; k < 12; ++k) pixel[k] = d[k];
   }
@@ -131,7 +147,8 @@ __global__ void PoseJacobianKernel(Volume volume, Labels labels, const PoseGeome
 // copy made on first use of the texture sampler.
 class DeviceVolume final : public ResidentVolume {
  public:
-  DeviceVolume(void* mu, uint16_t* labels, VolumeShape shape, StorageType storage)
+  DeviceVolume(void* mu, uint16_t* labels, VolumeShape shape,
+               StorageType storage)
       : mu_(mu), labels_(labels), shape_(shape), storage_(storage) {}
   ~DeviceVolume() override {
     if (texture_ != 0) cudaDestroyTextureObject(texture_);
@@ -152,27 +169,32 @@ class DeviceVolume final : public ResidentVolume {
 
   template <typename T>
   VolumeView<T> view() const {
-    return VolumeView<T>{static_cast<const T*>(mu_), shape_.nx, shape_.ny, shape_.nz};
+    return VolumeView<T>{static_cast<const T*>(mu_), shape_.nx, shape_.ny,
+                         shape_.nz};
   }
-  LabelView labels() const { return LabelView{labels_, shape_.nx, shape_.ny, shape_.nz}; }
+  LabelView labels() const {
+    return LabelView{labels_, shape_.nx, shape_.ny, shape_.nz};
+  }
 
   // The texture of this volume, made (once) from the linear copy.
   KernelStatus Texture(cudaStream_t stream, TextureVolume* out) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (texture_ == 0) {
       if (storage_ == StorageType::kBFloat16) {
-        return KernelStatus::Error(KernelCode::kInvalidArgument,
-                                   "the texture sampler needs float32 or float16 storage");
+        return KernelStatus::Error(
+            KernelCode::kInvalidArgument,
+            "the texture sampler needs float32 or float16 storage");
       }
       const cudaChannelFormatDesc format = storage_ == StorageType::kFloat32
                                                ? cudaCreateChannelDesc<float>()
                                                : cudaCreateChannelDescHalf();
-      const cudaExtent extent = make_cudaExtent(shape_.nx, shape_.ny, shape_.nz);
+      const cudaExtent extent =
+          make_cudaExtent(shape_.nx, shape_.ny, shape_.nz);
       cudaError_t e = cudaMalloc3DArray(&array_, &format, extent);
       if (e != cudaSuccess) return FromCuda("cudaMalloc3DArray", e);
       cudaMemcpy3DParms copy{};
-      copy.srcPtr = make_cudaPitchedPtr(mu_, shape_.nx * StorageBytes(storage_), shape_.nx,
-                                        shape_.ny);
+      copy.srcPtr = make_cudaPitchedPtr(mu_, shape_.nx * StorageBytes(storage_),
+                                        shape_.nx, shape_.ny);
       copy.dstArray = array_;
       copy.extent = extent;
       copy.kind = cudaMemcpyDeviceToDevice;
@@ -182,7 +204,8 @@ class DeviceVolume final : public ResidentVolume {
       resource.resType = cudaResourceTypeArray;
       resource.res.array.array = array_;
       cudaTextureDesc description{};
-      for (int axis = 0; axis < 3; ++axis) description.addressMode[axis] = cudaAddressModeBorder;
+      for (int axis = 0; axis < 3; ++axis)
+        description.addressMode[axis] = cudaAddressModeBorder;
       description.filterMode = cudaFilterModeLinear;
       description.readMode = cudaReadModeElementType;
       description.normalizedCoords = 0;
@@ -227,21 +250,25 @@ class GrowableDeviceBuffer {
 
 // Copies host float32 μ to the device in `storage`, converting on the host
 // in slabs through one staging buffer.
-KernelStatus UploadConverted(const float* mu, size_t count, StorageType storage, void* device) {
+KernelStatus UploadConverted(const float* mu, size_t count, StorageType storage,
+                             void* device) {
   if (storage == StorageType::kFloat32) {
-    return FromCuda("cudaMemcpy (volume)",
-                    cudaMemcpy(device, mu, count * sizeof(float), cudaMemcpyHostToDevice));
+    return FromCuda(
+        "cudaMemcpy (volume)",
+        cudaMemcpy(device, mu, count * sizeof(float), cudaMemcpyHostToDevice));
   }
   constexpr size_t kSlab = size_t{1} << 22;
   std::unique_ptr<uint16_t[]> staging(new uint16_t[std::min(count, kSlab)]);
   for (size_t start = 0; start < count; start += kSlab) {
     const size_t n = std::min(kSlab, count - start);
     for (size_t i = 0; i < n; ++i) {
-      staging[i] = storage == StorageType::kFloat16 ? ToHalf(mu[start + i]).bits
-                                                    : ToBFloat16(mu[start + i]).bits;
+      staging[i] = storage == StorageType::kFloat16
+                       ? ToHalf(mu[start + i]).bits
+                       : ToBFloat16(mu[start + i]).bits;
     }
-    const cudaError_t e = cudaMemcpy(static_cast<uint16_t*>(device) + start, staging.get(),
-                                     n * sizeof(uint16_t), cudaMemcpyHostToDevice);
+    const cudaError_t e =
+        cudaMemcpy(static_cast<uint16_t*>(device) + start, staging.get(),
+                   n * sizeof(uint16_t), cudaMemcpyHostToDevice);
     if (e != cudaSuccess) return FromCuda("cudaMemcpy (volume)", e);
   }
   return KernelStatus::Ok();
@@ -254,8 +281,9 @@ class CudaExecutor final : public Executor {
 
   std::string name() const override { return "cuda"; }
 
-  KernelStatus MakeResident(const float* mu, const uint16_t* labels, VolumeShape shape,
-                            StorageType storage, std::shared_ptr<ResidentVolume>* out) override {
+  KernelStatus MakeResident(const float* mu, const uint16_t* labels,
+                            VolumeShape shape, StorageType storage,
+                            std::shared_ptr<ResidentVolume>* out) override {
     const size_t count = static_cast<size_t>(shape.voxels());
     void* device_mu = nullptr;
     uint16_t* device_labels = nullptr;
@@ -269,19 +297,22 @@ class CudaExecutor final : public Executor {
       }
     }
     // From here the volume owns (and on failure frees) both buffers.
-    auto volume = std::make_shared<DeviceVolume>(device_mu, device_labels, shape, storage);
+    auto volume = std::make_shared<DeviceVolume>(device_mu, device_labels,
+                                                 shape, storage);
     const KernelStatus status = UploadConverted(mu, count, storage, device_mu);
     if (!status.ok()) return status;
     if (labels != nullptr) {
-      e = cudaMemcpy(device_labels, labels, count * sizeof(uint16_t), cudaMemcpyHostToDevice);
+      e = cudaMemcpy(device_labels, labels, count * sizeof(uint16_t),
+                     cudaMemcpyHostToDevice);
       if (e != cudaSuccess) return FromCuda("cudaMemcpy (labels)", e);
     }
     *out = std::move(volume);
     return KernelStatus::Ok();
   }
 
-  KernelStatus Render(const ResidentVolume& volume, const PoseGeometry* poses, int n_poses,
-                      const RenderSettings& settings, float* out) override {
+  KernelStatus Render(const ResidentVolume& volume, const PoseGeometry* poses,
+                      int n_poses, const RenderSettings& settings,
+                      float* out) override {
     DeviceVolume* device;
     KernelStatus status = AsDevice(volume, &device);
     if (!status.ok()) return status;
@@ -293,10 +324,11 @@ class CudaExecutor final : public Executor {
     const Grid grid(settings, n_poses);
     auto launch = [&](const auto& view, const auto& labels) {
       RenderKernel<<<grid.blocks, grid.threads, 0, stream_>>>(
-          view, labels, static_cast<const PoseGeometry*>(poses_.data()), settings, n_poses,
-          grid.tiles_x, static_cast<float*>(images_.data()));
+          view, labels, static_cast<const PoseGeometry*>(poses_.data()),
+          settings, n_poses, grid.tiles_x, static_cast<float*>(images_.data()));
     };
-    if (settings.sampler == Sampler::kTexture && settings.renderer == Renderer::kTrilinear) {
+    if (settings.sampler == Sampler::kTexture &&
+        settings.renderer == Renderer::kTrilinear) {
       TextureVolume texture;
       status = device->Texture(stream_, &texture);
       if (!status.ok()) return status;
@@ -309,9 +341,10 @@ class CudaExecutor final : public Executor {
     return CopyBack(out, images_.data(), image_bytes);
   }
 
-  KernelStatus PoseGradient(const ResidentVolume& volume, const PoseGeometry* poses, int n_poses,
-                            const RenderSettings& settings, const float* upstream,
-                            double* grad) override {
+  KernelStatus PoseGradient(const ResidentVolume& volume,
+                            const PoseGeometry* poses, int n_poses,
+                            const RenderSettings& settings,
+                            const float* upstream, double* grad) override {
     DeviceVolume* device;
     KernelStatus status = AsDevice(volume, &device);
     if (status.ok()) status = CheckDifferentiable(settings);
@@ -330,28 +363,35 @@ class CudaExecutor final : public Executor {
     if (!status.ok()) return status;
     Visit(*device, settings, [&](const auto& view, const auto& labels) {
       PoseGradientKernel<<<grid.blocks, grid.threads, 0, stream_>>>(
-          view, labels, static_cast<const PoseGeometry*>(poses_.data()), settings, n_poses,
-          grid.tiles_x, grid.tiles, static_cast<const float*>(images_.data()),
+          view, labels, static_cast<const PoseGeometry*>(poses_.data()),
+          settings, n_poses, grid.tiles_x, grid.tiles,
+          static_cast<const float*>(images_.data()),
           static_cast<float*>(partials_.data()));
     });
     status = FromCuda("PoseGradientKernel launch", cudaGetLastError());
     std::vector<float> partials(partial_count);
-    if (status.ok()) status = CopyBack(partials.data(), partials_.data(), partial_count * sizeof(float));
+    if (status.ok())
+      status = CopyBack(partials.data(), partials_.data(),
+                        partial_count * sizeof(float));
     if (!status.ok()) return status;
     // The tiles' partials, summed in order.
     for (int pose = 0; pose < n_poses; ++pose) {
       double* out = grad + static_cast<size_t>(pose) * 12;
       for (int k = 0; k < 12; ++k) out[k] = 0.0;
       for (int tile = 0; tile < grid.tiles; ++tile) {
-        const float* partial = partials.data() + (static_cast<size_t>(pose) * grid.tiles + tile) * 12;
+        const float* partial =
+            partials.data() +
+            (static_cast<size_t>(pose) * grid.tiles + tile) * 12;
         for (int k = 0; k < 12; ++k) out[k] += partial[k];
       }
     }
     return KernelStatus::Ok();
   }
 
-  KernelStatus PoseJacobian(const ResidentVolume& volume, const PoseGeometry* poses, int n_poses,
-                            const RenderSettings& settings, float* out) override {
+  KernelStatus PoseJacobian(const ResidentVolume& volume,
+                            const PoseGeometry* poses, int n_poses,
+                            const RenderSettings& settings,
+                            float* out) override {
     DeviceVolume* device;
     KernelStatus status = AsDevice(volume, &device);
     if (status.ok()) status = CheckDifferentiable(settings);
@@ -364,8 +404,8 @@ class CudaExecutor final : public Executor {
     const Grid grid(settings, n_poses);
     Visit(*device, settings, [&](const auto& view, const auto& labels) {
       PoseJacobianKernel<<<grid.blocks, grid.threads, 0, stream_>>>(
-          view, labels, static_cast<const PoseGeometry*>(poses_.data()), settings, n_poses,
-          grid.tiles_x, static_cast<float*>(images_.data()));
+          view, labels, static_cast<const PoseGeometry*>(poses_.data()),
+          settings, n_poses, grid.tiles_x, static_cast<float*>(images_.data()));
     });
     status = FromCuda("PoseJacobianKernel launch", cudaGetLastError());
     if (!status.ok()) return status;
@@ -377,7 +417,8 @@ class CudaExecutor final : public Executor {
   struct Grid {
     Grid(const RenderSettings& settings, int n_poses)
         : tiles_x((settings.rays.width + kTileWidth - 1) / kTileWidth),
-          tiles(tiles_x * ((settings.rays.height + kTileHeight - 1) / kTileHeight)),
+          tiles(tiles_x *
+                ((settings.rays.height + kTileHeight - 1) / kTileHeight)),
           blocks(static_cast<unsigned>(tiles) * n_poses, 1, 1),
           threads(kTileWidth, kTileHeight, 1) {}
     int tiles_x, tiles;
@@ -385,12 +426,14 @@ class CudaExecutor final : public Executor {
   };
 
   static size_t Pixels(int n_poses, const RenderSettings& settings) {
-    return static_cast<size_t>(n_poses) * settings.channels * settings.rays.height *
-           settings.rays.width;
+    return static_cast<size_t>(n_poses) * settings.channels *
+           settings.rays.height * settings.rays.width;
   }
 
-  static KernelStatus AsDevice(const ResidentVolume& volume, DeviceVolume** device) {
-    *device = const_cast<DeviceVolume*>(dynamic_cast<const DeviceVolume*>(&volume));
+  static KernelStatus AsDevice(const ResidentVolume& volume,
+                               DeviceVolume** device) {
+    *device =
+        const_cast<DeviceVolume*>(dynamic_cast<const DeviceVolume*>(&volume));
     if (*device != nullptr) return KernelStatus::Ok();
     return KernelStatus::Error(KernelCode::kInternal,
                                "volume is not resident on the CUDA executor");
@@ -402,7 +445,8 @@ class CudaExecutor final : public Executor {
     KernelStatus status = poses_.Reserve(bytes);
     if (!status.ok()) return status;
     return FromCuda("cudaMemcpyAsync (poses)",
-                    cudaMemcpyAsync(poses_.data(), poses, bytes, cudaMemcpyHostToDevice, stream_));
+                    cudaMemcpyAsync(poses_.data(), poses, bytes,
+                                    cudaMemcpyHostToDevice, stream_));
   }
 
   // Copies results to the host and waits for the stream.
@@ -427,7 +471,8 @@ class CudaExecutor final : public Executor {
 
   // Calls f(view, labels) with the view of the volume's storage type.
   template <class F>
-  static void Visit(const DeviceVolume& device, const RenderSettings& settings, F&& f) {
+  static void Visit(const DeviceVolume& device, const RenderSettings& settings,
+                    F&& f) {
     switch (device.storage()) {
       case StorageType::kFloat32:
         return WithLabels(device.view<float>(), device, settings, f);
@@ -460,7 +505,8 @@ CudaProbe ProbeCuda() {
     return probe;
   }
   cudaDeviceProp prop{};
-  if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess) probe.device_name = prop.name;
+  if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess)
+    probe.device_name = prop.name;
   probe.device_count = count;
   return probe;
 }
@@ -473,7 +519,8 @@ std::unique_ptr<Executor> MakeCudaExecutor(std::string* why) {
   }
   cudaError_t e = cudaSetDevice(0);
   cudaStream_t stream = nullptr;
-  if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
+  if (e == cudaSuccess)
+    e = cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
   if (e != cudaSuccess) {
     *why = CudaErrorText("CUDA initialisation", e);
     return nullptr;

@@ -70,14 +70,15 @@ class Executor {
   // converted to `storage`, and the label volume `labels` (the same shape, or
   // nullptr) to where this executor renders. Fails with kResourceExhausted
   // when memory runs out.
-  virtual KernelStatus MakeResident(const float* mu, const uint16_t* labels, VolumeShape shape,
-                                    StorageType storage,
+  virtual KernelStatus MakeResident(const float* mu, const uint16_t* labels,
+                                    VolumeShape shape, StorageType storage,
                                     std::shared_ptr<ResidentVolume>* out) = 0;
 
   // Renders `n_poses` images of settings.channels × height × width into `out`
   // (float32, [pose][channel][row][column], rows top to bottom). `volume`
   // must come from this executor's MakeResident.
-  virtual KernelStatus Render(const ResidentVolume& volume, const PoseGeometry* poses, int n_poses,
+  virtual KernelStatus Render(const ResidentVolume& volume,
+                              const PoseGeometry* poses, int n_poses,
                               const RenderSettings& settings, float* out) = 0;
 
   // The gradient of Σ upstream·image over every pixel and channel of the
@@ -86,16 +87,19 @@ class Executor {
   // row-major) into `grad`. `upstream` has the layout of Render's output.
   // Per-ray sums are reduced in a fixed order (no atomics): the same call
   // gives the same bits on the same executor.
-  virtual KernelStatus PoseGradient(const ResidentVolume& volume, const PoseGeometry* poses,
-                                    int n_poses, const RenderSettings& settings,
+  virtual KernelStatus PoseGradient(const ResidentVolume& volume,
+                                    const PoseGeometry* poses, int n_poses,
+                                    const RenderSettings& settings,
                                     const float* upstream, double* grad) = 0;
 
   // The full Jacobian of the images Render would give with `settings` with
   // respect to each pose's camera→voxel map: for every pose, channel, row
   // and column the 12 derivatives dI/dM (3×4, row-major), into `out`
   // (n_poses·channels·H·W·12 floats).
-  virtual KernelStatus PoseJacobian(const ResidentVolume& volume, const PoseGeometry* poses,
-                                    int n_poses, const RenderSettings& settings, float* out) = 0;
+  virtual KernelStatus PoseJacobian(const ResidentVolume& volume,
+                                    const PoseGeometry* poses, int n_poses,
+                                    const RenderSettings& settings,
+                                    float* out) = 0;
 };
 
 // kOk when `settings` describe a differentiable render (trilinear line

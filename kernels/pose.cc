@@ -21,7 +21,9 @@ Mat3d AxisRotation(char axis, double angle) {
 }
 
 // The skew-symmetric matrix [v]× with [v]×·u = v × u.
-Mat3d Hat(const Vec3d& v) { return Mat3d{{{0, -v[2], v[1]}, {v[2], 0, -v[0]}, {-v[1], v[0], 0}}}; }
+Mat3d Hat(const Vec3d& v) {
+  return Mat3d{{{0, -v[2], v[1]}, {v[2], 0, -v[0]}, {-v[1], v[0], 0}}};
+}
 
 Mat3d Add(const Mat3d& a, const Mat3d& b, double scale_b) {
   Mat3d out = a;
@@ -33,17 +35,22 @@ Mat3d Add(const Mat3d& a, const Mat3d& b, double scale_b) {
 // roma.unitquat_to_rotmat of a quaternion (x, y, z, w): the homogeneous
 // form, applied as given (a rotation only for a unit quaternion).
 Mat3d QuaternionMatrix(double x, double y, double z, double w) {
-  return Mat3d{{{x * x - y * y - z * z + w * w, 2 * (x * y - z * w), 2 * (x * z + y * w)},
-                {2 * (x * y + z * w), -x * x + y * y - z * z + w * w, 2 * (y * z - x * w)},
-                {2 * (x * z - y * w), 2 * (y * z + x * w), -x * x - y * y + z * z + w * w}}};
+  return Mat3d{{{x * x - y * y - z * z + w * w, 2 * (x * y - z * w),
+                 2 * (x * z + y * w)},
+                {2 * (x * y + z * w), -x * x + y * y - z * z + w * w,
+                 2 * (y * z - x * w)},
+                {2 * (x * z - y * w), 2 * (y * z + x * w),
+                 -x * x - y * y + z * z + w * w}}};
 }
 
 // Rodrigues' formula R = I + (sin θ/θ)[ω]× + ((1 − cos θ)/θ²)[ω]×².
 Mat3d RotationVectorMatrix(const Vec3d& omega) {
-  const double theta2 = omega[0] * omega[0] + omega[1] * omega[1] + omega[2] * omega[2];
+  const double theta2 =
+      omega[0] * omega[0] + omega[1] * omega[1] + omega[2] * omega[2];
   const double theta = std::sqrt(theta2);
   const double a = theta < 1e-4 ? 1.0 - theta2 / 6.0 : std::sin(theta) / theta;
-  const double b = theta < 1e-4 ? 0.5 - theta2 / 24.0 : (1.0 - std::cos(theta)) / theta2;
+  const double b =
+      theta < 1e-4 ? 0.5 - theta2 / 24.0 : (1.0 - std::cos(theta)) / theta2;
   const Mat3d k = Hat(omega);
   return Add(Add(Mat3d::Identity(), k, a), k * k, b);
 }
@@ -61,7 +68,8 @@ std::array<double, 4> LargestEigenvector(double a[4][4]) {
       for (int q = p + 1; q < 4; ++q) {
         if (a[p][q] == 0) continue;
         const double theta = (a[q][q] - a[p][p]) / (2 * a[p][q]);
-        const double t = (theta >= 0 ? 1 : -1) / (std::fabs(theta) + std::sqrt(theta * theta + 1));
+        const double t = (theta >= 0 ? 1 : -1) /
+                         (std::fabs(theta) + std::sqrt(theta * theta + 1));
         const double c = 1 / std::sqrt(t * t + 1), s = t * c;
         for (int k = 0; k < 4; ++k) {  // A ← A·J
           const double akp = a[k][p], akq = a[k][q];
@@ -91,11 +99,14 @@ std::array<double, 4> LargestEigenvector(double a[4][4]) {
 // found as the top eigenvector of Horn's 4×4 matrix in (w, x, y, z).
 Mat3d NearestRotation(const double* m9) {
   const double(*m)[3] = reinterpret_cast<const double(*)[3]>(m9);
-  double n[4][4] = {
-      {m[0][0] + m[1][1] + m[2][2], m[2][1] - m[1][2], m[0][2] - m[2][0], m[1][0] - m[0][1]},
-      {m[2][1] - m[1][2], m[0][0] - m[1][1] - m[2][2], m[0][1] + m[1][0], m[0][2] + m[2][0]},
-      {m[0][2] - m[2][0], m[0][1] + m[1][0], -m[0][0] + m[1][1] - m[2][2], m[1][2] + m[2][1]},
-      {m[1][0] - m[0][1], m[0][2] + m[2][0], m[1][2] + m[2][1], -m[0][0] - m[1][1] + m[2][2]}};
+  double n[4][4] = {{m[0][0] + m[1][1] + m[2][2], m[2][1] - m[1][2],
+                     m[0][2] - m[2][0], m[1][0] - m[0][1]},
+                    {m[2][1] - m[1][2], m[0][0] - m[1][1] - m[2][2],
+                     m[0][1] + m[1][0], m[0][2] + m[2][0]},
+                    {m[0][2] - m[2][0], m[0][1] + m[1][0],
+                     -m[0][0] + m[1][1] - m[2][2], m[1][2] + m[2][1]},
+                    {m[1][0] - m[0][1], m[0][2] + m[2][0], m[1][2] + m[2][1],
+                     -m[0][0] - m[1][1] + m[2][2]}};
   const std::array<double, 4> q = LargestEigenvector(n);
   return QuaternionMatrix(q[1], q[2], q[3], q[0]);
 }
@@ -110,15 +121,16 @@ Mat3d AdjugateRotation(const double* v10) {
   int best = 0;
   double best_norm = -1;
   for (int r = 0; r < 4; ++r) {
-    const double norm =
-        std::sqrt(a[r][0] * a[r][0] + a[r][1] * a[r][1] + a[r][2] * a[r][2] + a[r][3] * a[r][3]);
+    const double norm = std::sqrt(a[r][0] * a[r][0] + a[r][1] * a[r][1] +
+                                  a[r][2] * a[r][2] + a[r][3] * a[r][3]);
     if (norm > best_norm) {
       best_norm = norm;
       best = r;
     }
   }
   const double* q = a[best];
-  return QuaternionMatrix(q[1] / best_norm, q[2] / best_norm, q[3] / best_norm, q[0] / best_norm);
+  return QuaternionMatrix(q[1] / best_norm, q[2] / best_norm, q[3] / best_norm,
+                          q[0] / best_norm);
 }
 
 }  // namespace
@@ -140,13 +152,15 @@ int RotationParameterCount(Parameterization parameterization) {
   return 3;
 }
 
-std::string RotationProblem(Parameterization parameterization, std::string_view convention,
+std::string RotationProblem(Parameterization parameterization,
+                            std::string_view convention,
                             const double* rotation) {
   switch (parameterization) {
     case Parameterization::kEuler:
       if (!IsEulerConvention(convention)) {
         return "convention \"" + std::string(convention) +
-               "\" is not three axis letters (e.g. ZXY intrinsic, zxy extrinsic)";
+               "\" is not three axis letters (e.g. ZXY intrinsic, zxy "
+               "extrinsic)";
       }
       return "";
     case Parameterization::kQuaternion: {
@@ -163,8 +177,10 @@ std::string RotationProblem(Parameterization parameterization, std::string_view 
       const double(*m)[3] = reinterpret_cast<const double(*)[3]>(rotation);
       for (int r = 0; r < 3; ++r) {
         for (int c = 0; c < 3; ++c) {
-          const double dot = m[0][r] * m[0][c] + m[1][r] * m[1][c] + m[2][r] * m[2][c];
-          if (std::fabs(dot - (r == c ? 1.0 : 0.0)) > 1e-6) return "matrix is not orthonormal";
+          const double dot =
+              m[0][r] * m[0][c] + m[1][r] * m[1][c] + m[2][r] * m[2][c];
+          if (std::fabs(dot - (r == c ? 1.0 : 0.0)) > 1e-6)
+            return "matrix is not orthonormal";
         }
       }
       const double det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) -
@@ -180,13 +196,16 @@ std::string RotationProblem(Parameterization parameterization, std::string_view 
   return "";
 }
 
-Mat3d RotationMatrix(Parameterization parameterization, std::string_view convention,
-                     const double* rotation, bool degrees) {
+Mat3d RotationMatrix(Parameterization parameterization,
+                     std::string_view convention, const double* rotation,
+                     bool degrees) {
   switch (parameterization) {
     case Parameterization::kEuler:
-      return EulerToMatrix(convention, {rotation[0], rotation[1], rotation[2]}, degrees);
+      return EulerToMatrix(convention, {rotation[0], rotation[1], rotation[2]},
+                           degrees);
     case Parameterization::kQuaternion:
-      return QuaternionMatrix(rotation[0], rotation[1], rotation[2], rotation[3]);
+      return QuaternionMatrix(rotation[0], rotation[1], rotation[2],
+                              rotation[3]);
     case Parameterization::kQuaternionAdjugate:
       return AdjugateRotation(rotation);
     case Parameterization::kRotation9d:
@@ -203,10 +222,13 @@ Mat3d RotationMatrix(Parameterization parameterization, std::string_view convent
 }
 
 Vec3d RotationVector(const Mat3d& r) {
-  const double cosine = std::fmax(-1.0, std::fmin(1.0, (r.m[0][0] + r.m[1][1] + r.m[2][2] - 1) / 2));
+  const double cosine = std::fmax(
+      -1.0, std::fmin(1.0, (r.m[0][0] + r.m[1][1] + r.m[2][2] - 1) / 2));
   const double angle = std::acos(cosine);
-  const Vec3d axis{r.m[2][1] - r.m[1][2], r.m[0][2] - r.m[2][0], r.m[1][0] - r.m[0][1]};
-  if (angle < 1e-6) return {axis[0] / 2, axis[1] / 2, axis[2] / 2};  // sin θ ≈ θ
+  const Vec3d axis{r.m[2][1] - r.m[1][2], r.m[0][2] - r.m[2][0],
+                   r.m[1][0] - r.m[0][1]};
+  if (angle < 1e-6)
+    return {axis[0] / 2, axis[1] / 2, axis[2] / 2};  // sin θ ≈ θ
   if (M_PI - angle < 1e-6) {
     // Near π the antisymmetric part vanishes: take the axis from R + I.
     int i = 0;
@@ -221,10 +243,13 @@ Vec3d RotationVector(const Mat3d& r) {
 }
 
 Mat4d Se3Exp(const Vec3d& omega, const Vec3d& rho) {
-  const double theta2 = omega[0] * omega[0] + omega[1] * omega[1] + omega[2] * omega[2];
+  const double theta2 =
+      omega[0] * omega[0] + omega[1] * omega[1] + omega[2] * omega[2];
   const double theta = std::sqrt(theta2);
-  const double a = theta < 1e-3 ? 0.5 - theta2 / 24.0 : (1.0 - std::cos(theta)) / theta2;
-  const double b = theta < 1e-3 ? 1.0 / 6.0 - theta2 / 120.0 : (theta - std::sin(theta)) / (theta2 * theta);
+  const double a =
+      theta < 1e-3 ? 0.5 - theta2 / 24.0 : (1.0 - std::cos(theta)) / theta2;
+  const double b = theta < 1e-3 ? 1.0 / 6.0 - theta2 / 120.0
+                                : (theta - std::sin(theta)) / (theta2 * theta);
   const Mat3d k = Hat(omega);
   const Mat3d v = Add(Add(Mat3d::Identity(), k, a), k * k, b);
   return Mat4d::FromAffine(RotationVectorMatrix(omega), v * rho);
@@ -237,8 +262,9 @@ Mat4d PoseMatrix(Parameterization parameterization, std::string_view convention,
     return Se3Exp({rotation[0], rotation[1], rotation[2]}, translation) *
            OrientationMatrix(orientation);
   }
-  return MakeRtInv(RotationMatrix(parameterization, convention, rotation, degrees), translation,
-                   orientation, isocenter);
+  return MakeRtInv(
+      RotationMatrix(parameterization, convention, rotation, degrees),
+      translation, orientation, isocenter);
 }
 
 bool IsEulerConvention(std::string_view convention) {

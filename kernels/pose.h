@@ -25,9 +25,10 @@ Mat3d EulerToMatrix(std::string_view convention, const Vec3d& angles,
 
 // How a pose's rotation is given (nanodrr's Parameterization, plus `matrix`).
 enum class Parameterization {
-  kEuler,               // 3 angles, any convention, degrees or radians
-  kQuaternion,          // 4: x, y, z, w (used as given, as roma does: keep it unit)
-  kQuaternionAdjugate,  // 10: upper triangle of a symmetric 4×4 (arXiv 2205.09116)
+  kEuler,       // 3 angles, any convention, degrees or radians
+  kQuaternion,  // 4: x, y, z, w (used as given, as roma does: keep it unit)
+  kQuaternionAdjugate,  // 10: upper triangle of a symmetric 4×4 (arXiv
+                        // 2205.09116)
   kRotation9d,          // 9: a 3×3 matrix, projected to the nearest rotation
   kSo3Log,              // 3: axis-angle (rotation vector), radians
   kSe3Log,              // 3 + 3: rotation vector and log-translation of exp(ξ)
@@ -40,12 +41,14 @@ int RotationParameterCount(Parameterization parameterization);
 // Why `rotation` (RotationParameterCount values) is not a valid rotation of
 // `parameterization` (e.g. a zero quaternion, a non-orthonormal matrix), or
 // "" when it is. Values must already be finite.
-std::string RotationProblem(Parameterization parameterization, std::string_view convention,
+std::string RotationProblem(Parameterization parameterization,
+                            std::string_view convention,
                             const double* rotation);
 
 // The rotation matrix of valid `rotation` values (roma's conventions).
-Mat3d RotationMatrix(Parameterization parameterization, std::string_view convention,
-                     const double* rotation, bool degrees);
+Mat3d RotationMatrix(Parameterization parameterization,
+                     std::string_view convention, const double* rotation,
+                     bool degrees);
 
 // The rotation vector (axis × angle, radians; the so3_log parameterization)
 // of a rotation matrix.

@@ -15,9 +15,11 @@ namespace drr::kernels {
 // w·Δ·∇μ(x_s) x̃_sᵀ, with ∇μ the analytic gradient of trilinear
 // interpolation; Δ does not depend on M.
 template <class Volume, class Labels>
-DRR_HD void MarchTrilinearVjp(const Volume& volume, const Labels& labels, const PoseGeometry& g,
-                              const RaySettings& s, int row, int col, const float* upstream,
-                              long long channel_stride, int channels, float grad[12]) {
+DRR_HD void MarchTrilinearVjp(const Volume& volume, const Labels& labels,
+                              const PoseGeometry& g, const RaySettings& s,
+                              int row, int col, const float* upstream,
+                              long long channel_stride, int channels,
+                              float grad[12]) {
   const CameraRay ray = MakeCameraRay(g, row, col);
   const float inv_intervals = 1.0f / static_cast<float>(s.n_samples - 1);
   const Vec3 a = TransformPoint(g.camera_to_voxel, ray.source);

@@ -42,11 +42,13 @@ struct CameraRay {
 DRR_HD CameraRay MakeCameraRay(const PoseGeometry& g, int row, int col) {
   const float u = static_cast<float>(col) + 0.5f;
   const float v = static_cast<float>(row) + 0.5f;
-  const Vec3 target{g.sdd * (g.k_inv[0][0] * u + g.k_inv[0][1] * v + g.k_inv[0][2]),
-                    g.sdd * (g.k_inv[1][0] * u + g.k_inv[1][1] * v + g.k_inv[1][2]),
-                    g.sdd * (g.k_inv[2][0] * u + g.k_inv[2][1] * v + g.k_inv[2][2])};
-  const Vec3 source =
-      g.orthographic ? Vec3{target.x, target.y, target.z - g.sdd} : Vec3{0.0f, 0.0f, 0.0f};
+  const Vec3 target{
+      g.sdd * (g.k_inv[0][0] * u + g.k_inv[0][1] * v + g.k_inv[0][2]),
+      g.sdd * (g.k_inv[1][0] * u + g.k_inv[1][1] * v + g.k_inv[1][2]),
+      g.sdd * (g.k_inv[2][0] * u + g.k_inv[2][1] * v + g.k_inv[2][2])};
+  const Vec3 source = g.orthographic
+                          ? Vec3{target.x, target.y, target.z - g.sdd}
+                          : Vec3{0.0f, 0.0f, 0.0f};
   return {source, target};
 }
 
@@ -83,7 +85,8 @@ struct ChannelAccumulator {
 
 // Narrows [*lo, *hi] (segment parameters) to where a + α·d lies strictly
 // between `lower` and `upper` on one axis (empty: *lo ≥ *hi).
-DRR_HD void ClipToSlab(float a, float d, float lower, float upper, float* lo, float* hi) {
+DRR_HD void ClipToSlab(float a, float d, float lower, float upper, float* lo,
+                       float* hi) {
   if (d == 0.0f) {
     if (!(a > lower && a < upper)) *hi = -1.0f;
     return;
@@ -103,8 +106,8 @@ DRR_HD void ClipToSlab(float a, float d, float lower, float upper, float* lo, fl
 // inside (−1, n) on every axis. One sample of slack each side of the clipped
 // range keeps rounding from dropping one that counts.
 template <class Volume>
-DRR_HD void SamplesMeetingVolume(const Volume& volume, Vec3 a, Vec3 ab, int n_samples, int* first,
-                                 int* last) {
+DRR_HD void SamplesMeetingVolume(const Volume& volume, Vec3 a, Vec3 ab,
+                                 int n_samples, int* first, int* last) {
   float lo = 0.0f, hi = 1.0f;
   ClipToSlab(a.x, ab.x, -1.0f, static_cast<float>(volume.nx), &lo, &hi);
   ClipToSlab(a.y, ab.y, -1.0f, static_cast<float>(volume.ny), &lo, &hi);
@@ -124,9 +127,9 @@ DRR_HD void SamplesMeetingVolume(const Volume& volume, Vec3 a, Vec3 ab, int n_sa
 // Samples whose trilinear support lies outside the volume are skipped: they
 // would add zero (and a zero joins the maximum when any was skipped).
 template <Reduce R, int kChannels, class Volume, class Labels>
-DRR_HD void MarchTrilinear(const Volume& volume, const Labels& labels, const PoseGeometry& g,
-                           const RaySettings& s, int row, int col,
-                           ChannelAccumulator<R, kChannels>* acc) {
+DRR_HD void MarchTrilinear(const Volume& volume, const Labels& labels,
+                           const PoseGeometry& g, const RaySettings& s, int row,
+                           int col, ChannelAccumulator<R, kChannels>* acc) {
   const CameraRay ray = MakeCameraRay(g, row, col);
   const float inv_intervals = 1.0f / static_cast<float>(s.n_samples - 1);
   const Vec3 a = TransformPoint(g.camera_to_voxel, ray.source);
@@ -139,7 +142,8 @@ DRR_HD void MarchTrilinear(const Volume& volume, const Labels& labels, const Pos
     const Vec3 p = a + (static_cast<float>(i) * inv_intervals) * ab;
     acc->Add(labels.Nearest(p), volume(p));
   }
-  if (R == Reduce::kSum) acc->Scale(Norm(ray.target - ray.source) * inv_intervals);
+  if (R == Reduce::kSum)
+    acc->Scale(Norm(ray.target - ray.source) * inv_intervals);
 }
 
 // The index of the voxel holding coordinate `p`, clamped to [0, n).
@@ -151,14 +155,16 @@ DRR_HD int NearestIndex(float p, int n) {
 // The segment parameter of the first voxel boundary (plane k − 0.5) that the
 // coordinate a + α·d crosses after `alpha`, and the parameter step between
 // boundaries; +inf when the ray is parallel to the planes.
-DRR_HD void FirstCrossing(float a, float d, float alpha, float* next, float* step) {
+DRR_HD void FirstCrossing(float a, float d, float alpha, float* next,
+                          float* step) {
   if (d == 0.0f) {
     *next = INFINITY;
     *step = INFINITY;
     return;
   }
   const float p = a + alpha * d;
-  const float boundary = d > 0.0f ? floorf(p + 0.5f) + 0.5f : ceilf(p + 0.5f) - 1.5f;
+  const float boundary =
+      d > 0.0f ? floorf(p + 0.5f) + 0.5f : ceilf(p + 0.5f) - 1.5f;
   *step = fabsf(1.0f / d);
   *next = (boundary - a) / d;
   if (*next <= alpha) *next += *step;  // rounding put the crossing behind us
@@ -171,8 +177,9 @@ DRR_HD void FirstCrossing(float a, float d, float alpha, float* next, float* ste
 // voxel holding the midpoint of the first piece and steps one voxel per
 // boundary crossed.
 template <Reduce R, int kChannels, class Volume, class Labels>
-DRR_HD void MarchSiddon(const Volume& volume, const Labels& labels, const PoseGeometry& g, int row,
-                        int col, ChannelAccumulator<R, kChannels>* acc) {
+DRR_HD void MarchSiddon(const Volume& volume, const Labels& labels,
+                        const PoseGeometry& g, int row, int col,
+                        ChannelAccumulator<R, kChannels>* acc) {
   const CameraRay ray = MakeCameraRay(g, row, col);
   const Vec3 a = TransformPoint(g.camera_to_voxel, ray.source);
   const Vec3 d = TransformPoint(g.camera_to_voxel, ray.target) - a;
@@ -186,21 +193,25 @@ DRR_HD void MarchSiddon(const Volume& volume, const Labels& labels, const PoseGe
   FirstCrossing(a.x, d.x, lo, &next_x, &step_x);
   FirstCrossing(a.y, d.y, lo, &next_y, &step_y);
   FirstCrossing(a.z, d.z, lo, &next_z, &step_z);
-  const float first = 0.5f * (lo + fminf(fminf(next_x, next_y), fminf(next_z, hi)));
+  const float first =
+      0.5f * (lo + fminf(fminf(next_x, next_y), fminf(next_z, hi)));
   int i = NearestIndex(a.x + first * d.x, volume.nx);
   int j = NearestIndex(a.y + first * d.y, volume.ny);
   int k = NearestIndex(a.z + first * d.z, volume.nz);
-  const int di = d.x > 0.0f ? 1 : -1, dj = d.y > 0.0f ? 1 : -1, dk = d.z > 0.0f ? 1 : -1;
+  const int di = d.x > 0.0f ? 1 : -1, dj = d.y > 0.0f ? 1 : -1,
+            dk = d.z > 0.0f ? 1 : -1;
   float alpha = lo;
   // Every iteration crosses one boundary, which bounds the walk.
   for (int steps = volume.nx + volume.ny + volume.nz + 3; steps > 0; --steps) {
     // The axis whose boundary comes next.
-    const int axis = next_x < next_y ? (next_x < next_z ? 0 : 2) : (next_y < next_z ? 1 : 2);
+    const int axis =
+        next_x < next_y ? (next_x < next_z ? 0 : 2) : (next_y < next_z ? 1 : 2);
     float next = axis == 0 ? next_x : (axis == 1 ? next_y : next_z);
     const bool last = next >= hi;
     if (last) next = hi;
     const float mu = volume.Voxel(i, j, k);
-    acc->Add(labels.Voxel(i, j, k), R == Reduce::kSum ? mu * (next - alpha) : mu);
+    acc->Add(labels.Voxel(i, j, k),
+             R == Reduce::kSum ? mu * (next - alpha) : mu);
     if (last) break;
     alpha = next;
     if (axis == 0) {

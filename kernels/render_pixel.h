@@ -12,9 +12,9 @@ namespace drr::kernels {
 inline constexpr int kChannelsPerPass = 8;
 
 template <Reduce R, int kChannels, class Volume, class Labels>
-DRR_HD void MarchPass(const Volume& volume, const Labels& labels, const PoseGeometry& g,
-                      const RenderSettings& s, int row, int col,
-                      ChannelAccumulator<R, kChannels>* acc) {
+DRR_HD void MarchPass(const Volume& volume, const Labels& labels,
+                      const PoseGeometry& g, const RenderSettings& s, int row,
+                      int col, ChannelAccumulator<R, kChannels>* acc) {
   if (s.renderer == Renderer::kSiddon) {
     MarchSiddon(volume, labels, g, row, col, acc);
   } else {
@@ -23,8 +23,9 @@ DRR_HD void MarchPass(const Volume& volume, const Labels& labels, const PoseGeom
 }
 
 template <Reduce R, class Volume, class Labels>
-DRR_HD void RenderPixelReduced(const Volume& volume, const Labels& labels, const PoseGeometry& g,
-                               const RenderSettings& s, int row, int col, float* out,
+DRR_HD void RenderPixelReduced(const Volume& volume, const Labels& labels,
+                               const PoseGeometry& g, const RenderSettings& s,
+                               int row, int col, float* out,
                                long long channel_stride) {
   if (s.channels == 1) {
     ChannelAccumulator<R, 1> acc{0, {0.0f}};
@@ -39,7 +40,8 @@ DRR_HD void RenderPixelReduced(const Volume& volume, const Labels& labels, const
 #pragma unroll
 #endif
     for (int c = 0; c < kChannelsPerPass; ++c) {
-      if (first + c < s.channels) out[(first + c) * channel_stride] = acc.value[c];
+      if (first + c < s.channels)
+        out[(first + c) * channel_stride] = acc.value[c];
     }
   }
 }
@@ -48,13 +50,15 @@ DRR_HD void RenderPixelReduced(const Volume& volume, const Labels& labels, const
 // out[c · channel_stride]. With one channel only class 0 is counted, so
 // executors pass NoLabels then, which sums every class.
 template <class Volume, class Labels>
-DRR_HD void RenderPixel(const Volume& volume, const Labels& labels, const PoseGeometry& g,
-                        const RenderSettings& s, int row, int col, float* out,
-                        long long channel_stride) {
+DRR_HD void RenderPixel(const Volume& volume, const Labels& labels,
+                        const PoseGeometry& g, const RenderSettings& s, int row,
+                        int col, float* out, long long channel_stride) {
   if (s.reduce == Reduce::kMax) {
-    RenderPixelReduced<Reduce::kMax>(volume, labels, g, s, row, col, out, channel_stride);
+    RenderPixelReduced<Reduce::kMax>(volume, labels, g, s, row, col, out,
+                                     channel_stride);
   } else {
-    RenderPixelReduced<Reduce::kSum>(volume, labels, g, s, row, col, out, channel_stride);
+    RenderPixelReduced<Reduce::kSum>(volume, labels, g, s, row, col, out,
+                                     channel_stride);
   }
 }
 

@@ -18,7 +18,9 @@ namespace drr::kernels {
 enum class StorageType { kFloat32, kFloat16, kBFloat16 };
 
 // Bytes per element of `type`.
-inline int StorageBytes(StorageType type) { return type == StorageType::kFloat32 ? 4 : 2; }
+inline int StorageBytes(StorageType type) {
+  return type == StorageType::kFloat32 ? 4 : 2;
+}
 
 // IEEE 754 binary16, as raw bits.
 struct Half {
@@ -48,7 +50,9 @@ inline uint32_t FloatToBits(float f) {
 
 DRR_HD float ToFloat(float v) { return v; }
 
-DRR_HD float ToFloat(BFloat16 v) { return BitsToFloat(static_cast<uint32_t>(v.bits) << 16); }
+DRR_HD float ToFloat(BFloat16 v) {
+  return BitsToFloat(static_cast<uint32_t>(v.bits) << 16);
+}
 
 DRR_HD float ToFloat(Half v) {
 #if defined(__CUDA_ARCH__)

@@ -19,16 +19,20 @@ struct VolumeView {
   int nx, ny, nz;
 
   // The voxel (i, j, k), which must be inside.
-  DRR_HD float Voxel(int i, int j, int k) const { return ToFloat(data[(k * ny + j) * nx + i]); }
+  DRR_HD float Voxel(int i, int j, int k) const {
+    return ToFloat(data[(k * ny + j) * nx + i]);
+  }
 
   // Trilinear interpolation at continuous voxel coordinates `p`; each of the
   // 8 neighbours outside the volume contributes zero (grid_sample with
   // align_corners=False and zero padding, at voxel coordinates).
   DRR_HD float operator()(Vec3 p) const {
     const float fx = floorf(p.x), fy = floorf(p.y), fz = floorf(p.z);
-    const int x0 = static_cast<int>(fx), y0 = static_cast<int>(fy), z0 = static_cast<int>(fz);
+    const int x0 = static_cast<int>(fx), y0 = static_cast<int>(fy),
+              z0 = static_cast<int>(fz);
     const float wx = p.x - fx, wy = p.y - fy, wz = p.z - fz;
-    if (x0 >= 0 && y0 >= 0 && z0 >= 0 && x0 + 1 < nx && y0 + 1 < ny && z0 + 1 < nz) {
+    if (x0 >= 0 && y0 >= 0 && z0 >= 0 && x0 + 1 < nx && y0 + 1 < ny &&
+        z0 + 1 < nz) {
       const T* c = data + (z0 * ny + y0) * nx + x0;
       const int sy = nx, sz = nx * ny;
       const float c000 = ToFloat(c[0]), c100 = ToFloat(c[1]);
@@ -69,7 +73,8 @@ struct VolumeView {
 template <class Volume>
 DRR_HD float SampleWithGradient(const Volume& v, Vec3 p, Vec3* gradient) {
   const float fx = floorf(p.x), fy = floorf(p.y), fz = floorf(p.z);
-  const int x0 = static_cast<int>(fx), y0 = static_cast<int>(fy), z0 = static_cast<int>(fz);
+  const int x0 = static_cast<int>(fx), y0 = static_cast<int>(fy),
+            z0 = static_cast<int>(fz);
   const float wx = p.x - fx, wy = p.y - fy, wz = p.z - fz;
   float value = 0.0f, gx = 0.0f, gy = 0.0f, gz = 0.0f;
   for (int dz = 0; dz < 2; ++dz) {
@@ -109,7 +114,9 @@ struct LabelView {
   int nx, ny, nz;
 
   // The class of the voxel (i, j, k), which must be inside.
-  DRR_HD int Voxel(int i, int j, int k) const { return data[(k * ny + j) * nx + i]; }
+  DRR_HD int Voxel(int i, int j, int k) const {
+    return data[(k * ny + j) * nx + i];
+  }
 
   // The class of the voxel nearest `p`, rounding halves to even as
   // grid_sample(mode="nearest") does; class 0 outside the volume.

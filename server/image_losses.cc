@@ -12,9 +12,14 @@ struct Planes {
   int count = 0, height = 0, width = 0;
   std::vector<double> values;
 
-  Planes(int c, int h, int w) : count(c), height(h), width(w), values(size_t(c) * h * w, 0.0) {}
-  double& at(int c, int y, int x) { return values[(size_t(c) * height + y) * width + x]; }
-  double at(int c, int y, int x) const { return values[(size_t(c) * height + y) * width + x]; }
+  Planes(int c, int h, int w)
+      : count(c), height(h), width(w), values(size_t(c) * h * w, 0.0) {}
+  double& at(int c, int y, int x) {
+    return values[(size_t(c) * height + y) * width + x];
+  }
+  double at(int c, int y, int x) const {
+    return values[(size_t(c) * height + y) * width + x];
+  }
 };
 
 Planes FromImage(const float* image, int height, int width) {
@@ -36,12 +41,14 @@ Planes ToPatches(const Planes& in, int p) {
     for (int y = 0; y < rows; ++y)
       for (int x = 0; x < cols; ++x)
         for (int i = 0; i < p; ++i)
-          for (int j = 0; j < p; ++j) out.at((c * rows + y) * cols + x, i, j) = in.at(c, y + i, x + j);
+          for (int j = 0; j < p; ++j)
+            out.at((c * rows + y) * cols + x, i, j) = in.at(c, y + i, x + j);
   return out;
 }
 
 // The adjoint of ToPatches: sums window gradients back onto the input.
-Planes FromPatches(const Planes& grad, int p, int count, int height, int width) {
+Planes FromPatches(const Planes& grad, int p, int count, int height,
+                   int width) {
   if (p == 0) return grad;
   const int rows = height - p + 1, cols = width - p + 1;
   Planes out(count, height, width);
@@ -49,7 +56,8 @@ Planes FromPatches(const Planes& grad, int p, int count, int height, int width) 
     for (int y = 0; y < rows; ++y)
       for (int x = 0; x < cols; ++x)
         for (int i = 0; i < p; ++i)
-          for (int j = 0; j < p; ++j) out.at(c, y + i, x + j) += grad.at((c * rows + y) * cols + x, i, j);
+          for (int j = 0; j < p; ++j)
+            out.at(c, y + i, x + j) += grad.at((c * rows + y) * cols + x, i, j);
   return out;
 }
 
@@ -107,7 +115,8 @@ int Reflect(int i, int n) {
 // gradient of the output back to the input.
 class SobelFilter {
  public:
-  SobelFilter(double sigma, int height, int width) : height_(height), width_(width) {
+  SobelFilter(double sigma, int height, int width)
+      : height_(height), width_(width) {
     if (sigma > 0) {
       const int size = static_cast<int>(6 * sigma + 1) | 1;
       double sum = 0;
@@ -122,8 +131,12 @@ class SobelFilter {
     }
   }
 
-  Planes Forward(const Planes& in) const { return Sobel(Blur(in, false), false); }
-  Planes Backward(const Planes& grad_out) const { return Blur(Sobel(grad_out, true), true); }
+  Planes Forward(const Planes& in) const {
+    return Sobel(Blur(in, false), false);
+  }
+  Planes Backward(const Planes& grad_out) const {
+    return Blur(Sobel(grad_out, true), true);
+  }
 
  private:
   // Blur along rows then columns; `adjoint` applies the transpose.
@@ -185,19 +198,23 @@ class SobelFilter {
 }  // namespace
 
 absl::Status CheckLoss(const LossSpec& spec, int height, int width) {
-  if (spec.patch_sizes.empty() || spec.patch_sizes.size() != spec.weights.size()) {
+  if (spec.patch_sizes.empty() ||
+      spec.patch_sizes.size() != spec.weights.size()) {
     return absl::InvalidArgumentError(
-        "loss: patch_sizes and patch_weights must be equally long and not empty");
+        "loss: patch_sizes and patch_weights must be equally long and not "
+        "empty");
   }
   for (size_t i = 0; i < spec.patch_sizes.size(); ++i) {
     const int p = spec.patch_sizes[i];
     if (p < 0 || p > height || p > width) {
-      return absl::InvalidArgumentError(absl::StrCat("loss.patch_sizes[", i, "] is ", p,
-                                                     ", must be 0 (whole image) or at most the "
-                                                     "image's height and width"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("loss.patch_sizes[", i, "] is ", p,
+                       ", must be 0 (whole image) or at most the "
+                       "image's height and width"));
     }
     if (!std::isfinite(spec.weights[i])) {
-      return absl::InvalidArgumentError(absl::StrCat("loss.patch_weights[", i, "] is not finite"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("loss.patch_weights[", i, "] is not finite"));
     }
   }
   if (!(spec.eps > 0) || !std::isfinite(spec.eps)) {
@@ -207,14 +224,17 @@ absl::Status CheckLoss(const LossSpec& spec, int height, int width) {
     return absl::InvalidArgumentError("loss.sigma must be in [0, 50]");
   }
   if (spec.kind == LossSpec::Kind::kGradientNcc && spec.sigma > 0 &&
-      (static_cast<int>(6 * spec.sigma + 1) | 1) / 2 >= std::min(height, width)) {
-    return absl::InvalidArgumentError("loss.sigma: the blur kernel is larger than the image");
+      (static_cast<int>(6 * spec.sigma + 1) | 1) / 2 >=
+          std::min(height, width)) {
+    return absl::InvalidArgumentError(
+        "loss.sigma: the blur kernel is larger than the image");
   }
   return absl::OkStatus();
 }
 
-double LossAndGradient(const LossSpec& spec, const float* image, const float* target, int height,
-                       int width, std::vector<double>* gradient) {
+double LossAndGradient(const LossSpec& spec, const float* image,
+                       const float* target, int height, int width,
+                       std::vector<double>* gradient) {
   const Planes x = FromImage(image, height, width);
   const Planes y = FromImage(target, height, width);
   gradient->assign(size_t(height) * width, 0.0);
@@ -232,17 +252,20 @@ double LossAndGradient(const LossSpec& spec, const float* image, const float* ta
   const SobelFilter filter(spec.sigma, height, width);
   const Planes fx = sobel ? filter.Forward(x) : x;
   const Planes fy = sobel ? filter.Forward(y) : y;
-  const size_t scales = spec.kind == LossSpec::Kind::kMultiscaleNcc ? spec.patch_sizes.size() : 1;
+  const size_t scales =
+      spec.kind == LossSpec::Kind::kMultiscaleNcc ? spec.patch_sizes.size() : 1;
   double loss = 0;
   Planes grad_f(fx.count, height, width);
   for (size_t s = 0; s < scales; ++s) {
     const int p = spec.patch_sizes[s];
-    const double w = spec.kind == LossSpec::Kind::kMultiscaleNcc ? spec.weights[s] : 1.0;
+    const double w =
+        spec.kind == LossSpec::Kind::kMultiscaleNcc ? spec.weights[s] : 1.0;
     const Planes px = ToPatches(fx, p), py = ToPatches(fy, p);
     Planes g(px.count, px.height, px.width);
     loss += w * Ncc(px, py, spec.eps, &g);
     const Planes back = FromPatches(g, p, fx.count, height, width);
-    for (size_t i = 0; i < grad_f.values.size(); ++i) grad_f.values[i] += w * back.values[i];
+    for (size_t i = 0; i < grad_f.values.size(); ++i)
+      grad_f.values[i] += w * back.values[i];
   }
   const Planes grad = sobel ? filter.Backward(grad_f) : grad_f;
   gradient->assign(grad.values.begin(), grad.values.end());

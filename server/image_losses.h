@@ -32,7 +32,8 @@ absl::Status CheckLoss(const LossSpec& spec, int height, int width);
 // `gradient`, its derivative with respect to every pixel of `image`. NCC
 // variants are similarities in [−1, 1] (higher is better), MSE is a
 // distance; `spec` must pass CheckLoss.
-double LossAndGradient(const LossSpec& spec, const float* image, const float* target, int height,
-                       int width, std::vector<double>* gradient);
+double LossAndGradient(const LossSpec& spec, const float* image,
+                       const float* target, int height, int width,
+                       std::vector<double>* gradient);
 
 }  // namespace drr::server

@@ -47,8 +47,8 @@ absl::StatusOr<kernels::Orientation> OrientationFromProto(
   }
 }
 
-absl::StatusOr<kernels::Parameterization> ParameterizationFromProto(v1::Parameterization p,
-                                                                   absl::string_view field) {
+absl::StatusOr<kernels::Parameterization> ParameterizationFromProto(
+    v1::Parameterization p, absl::string_view field) {
   switch (p) {
     case v1::PARAMETERIZATION_UNSPECIFIED:
     case v1::PARAMETERIZATION_EULER:
@@ -66,7 +66,8 @@ absl::StatusOr<kernels::Parameterization> ParameterizationFromProto(v1::Paramete
     case v1::PARAMETERIZATION_MATRIX:
       return kernels::Parameterization::kMatrix;
     default:
-      return absl::InvalidArgumentError(absl::StrCat(field, " has unknown value ", p));
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, " has unknown value ", p));
   }
 }
 
@@ -79,26 +80,34 @@ absl::StatusOr<PoseSpec> PoseFromProto(const v1::Pose& pose, int index) {
       const v1::ParameterizedPose& p = pose.parameterized();
       const std::string field = prefix + ".parameterized";
       ParameterizedPoseSpec spec;
-      DRR_ASSIGN_OR_RETURN(spec.parameterization,
-                           ParameterizationFromProto(p.parameterization(), field + ".parameterization"));
+      DRR_ASSIGN_OR_RETURN(
+          spec.parameterization,
+          ParameterizationFromProto(p.parameterization(),
+                                    field + ".parameterization"));
       if (!p.convention().empty()) spec.convention = p.convention();
       spec.degrees = !p.radians();
       spec.rotation.assign(p.rotation().begin(), p.rotation().end());
-      DRR_ASSIGN_OR_RETURN(spec.translation, Vec3FromProto(p.translation(), field + ".translation"));
-      DRR_ASSIGN_OR_RETURN(spec.orientation,
-                           OrientationFromProto(p.orientation(), field + ".orientation"));
+      DRR_ASSIGN_OR_RETURN(
+          spec.translation,
+          Vec3FromProto(p.translation(), field + ".translation"));
+      DRR_ASSIGN_OR_RETURN(
+          spec.orientation,
+          OrientationFromProto(p.orientation(), field + ".orientation"));
       if (!p.isocenter().empty()) {
-        DRR_ASSIGN_OR_RETURN(spec.isocenter, Vec3FromProto(p.isocenter(), field + ".isocenter"));
+        DRR_ASSIGN_OR_RETURN(
+            spec.isocenter, Vec3FromProto(p.isocenter(), field + ".isocenter"));
       }
       return spec;
     }
     case v1::Pose::KIND_NOT_SET:
       break;
   }
-  return absl::InvalidArgumentError(absl::StrCat(prefix, " sets neither rt_inv nor parameterized"));
+  return absl::InvalidArgumentError(
+      absl::StrCat(prefix, " sets neither rt_inv nor parameterized"));
 }
 
-absl::StatusOr<kernels::StorageType> DTypeFromProto(v1::DType dtype, absl::string_view field) {
+absl::StatusOr<kernels::StorageType> DTypeFromProto(v1::DType dtype,
+                                                    absl::string_view field) {
   switch (dtype) {
     case v1::DTYPE_UNSPECIFIED:
     case v1::DTYPE_FLOAT32:
@@ -108,7 +117,8 @@ absl::StatusOr<kernels::StorageType> DTypeFromProto(v1::DType dtype, absl::strin
     case v1::DTYPE_BFLOAT16:
       return kernels::StorageType::kBFloat16;
     default:
-      return absl::InvalidArgumentError(absl::StrCat(field, " has unknown value ", dtype));
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, " has unknown value ", dtype));
   }
 }
 
@@ -125,12 +135,14 @@ v1::DType DTypeToProto(kernels::StorageType type) {
 }
 
 kernels::Intrinsics IntrinsicsFromProto(const v1::Intrinsics& in) {
-  return kernels::Intrinsics{in.sdd(),    in.delx(),  in.dely(),  in.x0(),
-                             in.y0(),     in.height(), in.width(), in.orthographic()};
+  return kernels::Intrinsics{in.sdd(),   in.delx(),        in.dely(),
+                             in.x0(),    in.y0(),          in.height(),
+                             in.width(), in.orthographic()};
 }
 
 // Fills the options of `call` from `options` (zero fields take defaults).
-absl::Status OptionsFromProto(const v1::RenderOptions& options, RenderCall* call) {
+absl::Status OptionsFromProto(const v1::RenderOptions& options,
+                              RenderCall* call) {
   if (options.n_samples() != 0) call->n_samples = options.n_samples();
   switch (options.renderer()) {
     case v1::RENDERER_KIND_UNSPECIFIED:
@@ -141,8 +153,8 @@ absl::Status OptionsFromProto(const v1::RenderOptions& options, RenderCall* call
       call->renderer = kernels::Renderer::kSiddon;
       break;
     default:
-      return absl::InvalidArgumentError(
-          absl::StrCat("options.renderer has unknown value ", options.renderer()));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "options.renderer has unknown value ", options.renderer()));
   }
   switch (options.output()) {
     case v1::OUTPUT_UNSPECIFIED:
@@ -168,17 +180,22 @@ absl::Status OptionsFromProto(const v1::RenderOptions& options, RenderCall* call
       call->sampler = kernels::Sampler::kTexture;
       break;
     default:
-      return absl::InvalidArgumentError(
-          absl::StrCat("options.sampler has unknown value ", options.sampler()));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "options.sampler has unknown value ", options.sampler()));
   }
-  DRR_ASSIGN_OR_RETURN(call->image_dtype,
-                       DTypeFromProto(options.image_dtype(), "options.image_dtype"));
-  DRR_ASSIGN_OR_RETURN(call->volume_storage,
-                       DTypeFromProto(options.volume_storage(), "options.volume_storage"));
+  DRR_ASSIGN_OR_RETURN(
+      call->image_dtype,
+      DTypeFromProto(options.image_dtype(), "options.image_dtype"));
+  DRR_ASSIGN_OR_RETURN(
+      call->volume_storage,
+      DTypeFromProto(options.volume_storage(), "options.volume_storage"));
   const v1::Attenuation& a = options.attenuation();
-  if (a.mu_water() != 0) call->attenuation.mu_water = static_cast<float>(a.mu_water());
-  if (a.mu_bone() != 0) call->attenuation.mu_bone = static_cast<float>(a.mu_bone());
-  if (a.hu_bone() != 0) call->attenuation.hu_bone = static_cast<float>(a.hu_bone());
+  if (a.mu_water() != 0)
+    call->attenuation.mu_water = static_cast<float>(a.mu_water());
+  if (a.mu_bone() != 0)
+    call->attenuation.mu_bone = static_cast<float>(a.mu_bone());
+  if (a.hu_bone() != 0)
+    call->attenuation.hu_bone = static_cast<float>(a.hu_bone());
   call->channels.sum = options.channels().sum();
   call->channels.classes.assign(options.channels().classes().begin(),
                                 options.channels().classes().end());
@@ -201,7 +218,8 @@ absl::StatusOr<RenderCall> FromProto(const v1::RenderRequest& request) {
   call.volume_id = request.volume_id();
   if (request.per_pose_intrinsics_size() > 0) {
     if (request.has_intrinsics()) {
-      return absl::InvalidArgumentError("set intrinsics or per_pose_intrinsics, not both");
+      return absl::InvalidArgumentError(
+          "set intrinsics or per_pose_intrinsics, not both");
     }
     call.intrinsics.clear();
     for (const v1::Intrinsics& in : request.per_pose_intrinsics()) {
@@ -235,21 +253,27 @@ absl::StatusOr<RenderCall> FromProto(const v1::RenderRequest& request) {
         out.spec.kind = LossSpec::Kind::kMse;
         break;
       default:
-        return absl::InvalidArgumentError(absl::StrCat("loss.kind has unknown value ", loss.kind()));
+        return absl::InvalidArgumentError(
+            absl::StrCat("loss.kind has unknown value ", loss.kind()));
     }
     if (loss.patch_sizes_size() > 0) {
-      out.spec.patch_sizes.assign(loss.patch_sizes().begin(), loss.patch_sizes().end());
-      out.spec.weights.assign(loss.patch_weights().begin(), loss.patch_weights().end());
-      if (out.spec.weights.empty()) out.spec.weights.assign(out.spec.patch_sizes.size(), 1.0);
+      out.spec.patch_sizes.assign(loss.patch_sizes().begin(),
+                                  loss.patch_sizes().end());
+      out.spec.weights.assign(loss.patch_weights().begin(),
+                              loss.patch_weights().end());
+      if (out.spec.weights.empty())
+        out.spec.weights.assign(out.spec.patch_sizes.size(), 1.0);
     }
-    if (loss.sigma() != 0) out.spec.sigma = loss.sigma() < 0 ? 0.0 : loss.sigma();
+    if (loss.sigma() != 0)
+      out.spec.sigma = loss.sigma() < 0 ? 0.0 : loss.sigma();
     if (loss.eps() != 0) out.spec.eps = loss.eps();
     call.loss = std::move(out);
   }
   if (request.has_gradient()) {
     const std::string& bytes = request.gradient().upstream();
     if (bytes.size() % sizeof(float) != 0) {
-      return absl::InvalidArgumentError("gradient.upstream is not a whole number of float32s");
+      return absl::InvalidArgumentError(
+          "gradient.upstream is not a whole number of float32s");
     }
     call.gradient.emplace();
     call.gradient->upstream.resize(bytes.size() / sizeof(float));
@@ -268,7 +292,8 @@ void ToProto(const RenderResult& result, v1::RenderResponse* out) {
     v1::ImageTensor* images = out->mutable_images();
     images->set_dtype(DTypeToProto(result.dtype));
     images->clear_shape();
-    for (int64_t d : {result.batch, result.channels, result.height, result.width}) {
+    for (int64_t d :
+         {result.batch, result.channels, result.height, result.width}) {
       images->add_shape(d);
     }
     images->set_data(EncodeImages(result));

@@ -20,7 +20,8 @@ namespace drr::server {
 
 // A pose as rotation parameters and a translation (nanodrr's make_rt_inv).
 struct ParameterizedPoseSpec {
-  kernels::Parameterization parameterization = kernels::Parameterization::kEuler;
+  kernels::Parameterization parameterization =
+      kernels::Parameterization::kEuler;
   std::string convention = "ZXY";  // Euler only
   bool degrees = true;             // Euler only
   std::vector<double> rotation{0, 0, 0};
@@ -120,7 +121,8 @@ absl::Status ValidateRenderCall(const RenderCall& call, const Limits& limits);
 
 // Camera→world of `pose`; `volume_center` is the isocenter when the pose
 // names none.
-kernels::Mat4d ResolvePose(const PoseSpec& pose, const kernels::Vec3d& volume_center);
+kernels::Mat4d ResolvePose(const PoseSpec& pose,
+                           const kernels::Vec3d& volume_center);
 
 // The parameter Jacobian of `pose`: d(rt_inv)/dθ as 16 × k values (row r·4+c
 // of rt_inv, column k of θ = rotation values then translation), by central

@@ -19,8 +19,9 @@ double SecondsSince(std::chrono::steady_clock::time_point start) {
 
 }  // namespace
 
-RenderEngine::RenderEngine(kernels::Executor* executor, const VolumeStore* store,
-                           const TargetStore* targets, const Limits& limits, int workers)
+RenderEngine::RenderEngine(kernels::Executor* executor,
+                           const VolumeStore* store, const TargetStore* targets,
+                           const Limits& limits, int workers)
     : executor_(executor), store_(store), targets_(targets), limits_(limits) {
   for (int i = 0; i < std::max(1, workers); ++i) {
     workers_.emplace_back([this] { WorkerLoop(); });
@@ -81,15 +82,18 @@ void RenderEngine::WorkerLoop() {
   }
 }
 
-absl::StatusOr<RenderResult> RenderEngine::Render(const RenderCall& call) const {
+absl::StatusOr<RenderResult> RenderEngine::Render(
+    const RenderCall& call) const {
   const auto start = std::chrono::steady_clock::now();
   DRR_RETURN_IF_ERROR(ValidateRenderCall(call, limits_));
-  DRR_ASSIGN_OR_RETURN(std::shared_ptr<const StoredVolume> volume, store_->Get(call.volume_id));
+  DRR_ASSIGN_OR_RETURN(std::shared_ptr<const StoredVolume> volume,
+                       store_->Get(call.volume_id));
   for (size_t i = 0; i < call.channels.classes.size(); ++i) {
     if (call.channels.classes[i] >= volume->classes()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "options.channels.classes[", i, "] is ", call.channels.classes[i], ", but volume ",
-          call.volume_id, " has ", volume->classes(), " classes"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("options.channels.classes[", i, "] is ",
+                       call.channels.classes[i], ", but volume ",
+                       call.volume_id, " has ", volume->classes(), " classes"));
     }
   }
   DRR_ASSIGN_OR_RETURN(std::shared_ptr<kernels::ResidentVolume> resident,
@@ -98,28 +102,33 @@ absl::StatusOr<RenderResult> RenderEngine::Render(const RenderCall& call) const 
   std::vector<kernels::PoseGeometry> geometry;
   geometry.reserve(batch);
   for (int i = 0; i < batch; ++i) {
-    geometry.push_back(kernels::MakePoseGeometry(volume->world_to_voxel(),
-                                                 ResolvePose(call.poses[i], volume->isocenter()),
-                                                 call.intrinsics_of(i)));
+    geometry.push_back(kernels::MakePoseGeometry(
+        volume->world_to_voxel(),
+        ResolvePose(call.poses[i], volume->isocenter()),
+        call.intrinsics_of(i)));
   }
   kernels::RenderSettings settings;
-  settings.rays = {call.intrinsics[0].height, call.intrinsics[0].width, call.n_samples};
+  settings.rays = {call.intrinsics[0].height, call.intrinsics[0].width,
+                   call.n_samples};
   settings.renderer = call.renderer;
   settings.sampler = call.sampler;
-  settings.reduce = call.output == OutputKind::kMip ? kernels::Reduce::kMax : kernels::Reduce::kSum;
+  settings.reduce = call.output == OutputKind::kMip ? kernels::Reduce::kMax
+                                                    : kernels::Reduce::kSum;
   // Losses compare one image per pose: every class summed.
-  settings.channels =
-      volume->has_labels() && !call.channels.sum && !call.loss ? volume->classes() : 1;
+  settings.channels = volume->has_labels() && !call.channels.sum && !call.loss
+                          ? volume->classes()
+                          : 1;
 
   std::vector<float> rendered;
-  const size_t plane = static_cast<size_t>(settings.rays.height) * settings.rays.width;
+  const size_t plane =
+      static_cast<size_t>(settings.rays.height) * settings.rays.width;
   try {
     rendered.resize(plane * batch * settings.channels);
   } catch (const std::bad_alloc&) {
     return absl::ResourceExhaustedError("out of host memory for the images");
   }
-  DRR_RETURN_IF_KERNEL_ERROR(
-      executor_->Render(*resident, geometry.data(), batch, settings, rendered.data()));
+  DRR_RETURN_IF_KERNEL_ERROR(executor_->Render(
+      *resident, geometry.data(), batch, settings, rendered.data()));
 
   RenderResult result;
   result.batch = batch;
@@ -134,10 +143,13 @@ absl::StatusOr<RenderResult> RenderEngine::Render(const RenderCall& call) const 
     result.images.resize(plane * batch * result.channels);
     for (int b = 0; b < batch; ++b) {
       for (int c = 0; c < result.channels; ++c) {
-        const float* from = rendered.data() +
-                            (static_cast<size_t>(b) * settings.channels + call.channels.classes[c]) * plane;
+        const float* from =
+            rendered.data() + (static_cast<size_t>(b) * settings.channels +
+                               call.channels.classes[c]) *
+                                  plane;
         std::copy(from, from + plane,
-                  result.images.data() + (static_cast<size_t>(b) * result.channels + c) * plane);
+                  result.images.data() +
+                      (static_cast<size_t>(b) * result.channels + c) * plane);
       }
     }
   }
@@ -145,17 +157,21 @@ absl::StatusOr<RenderResult> RenderEngine::Render(const RenderCall& call) const 
     for (float& v : result.images) v = std::exp(-v);
   }
   if (call.gradient) {
-    DRR_ASSIGN_OR_RETURN(result.gradients, PoseGradients(call, *volume, *resident, geometry,
-                                                         settings, result, call.gradient->upstream));
+    DRR_ASSIGN_OR_RETURN(
+        result.gradients,
+        PoseGradients(call, *volume, *resident, geometry, settings, result,
+                      call.gradient->upstream));
   }
   if (call.loss) {
     std::vector<float> upstream;
     DRR_RETURN_IF_ERROR(Losses(call, &result, &upstream));
-    DRR_ASSIGN_OR_RETURN(result.gradients, PoseGradients(call, *volume, *resident, geometry,
-                                                         settings, result, upstream));
+    DRR_ASSIGN_OR_RETURN(result.gradients,
+                         PoseGradients(call, *volume, *resident, geometry,
+                                       settings, result, upstream));
   }
   if (call.jacobian) {
-    DRR_RETURN_IF_ERROR(Jacobians(call, *volume, *resident, geometry, settings, &result));
+    DRR_RETURN_IF_ERROR(
+        Jacobians(call, *volume, *resident, geometry, settings, &result));
   }
   if (call.loss && !call.loss->return_images) result.images.clear();
   result.render_seconds = SecondsSince(start);
@@ -163,34 +179,41 @@ absl::StatusOr<RenderResult> RenderEngine::Render(const RenderCall& call) const 
 }
 
 absl::StatusOr<std::vector<PoseGradient>> RenderEngine::PoseGradients(
-    const RenderCall& call, const StoredVolume& volume, const kernels::ResidentVolume& resident,
-    const std::vector<kernels::PoseGeometry>& geometry, const kernels::RenderSettings& settings,
-    const RenderResult& result, const std::vector<float>& upstream) const {
+    const RenderCall& call, const StoredVolume& volume,
+    const kernels::ResidentVolume& resident,
+    const std::vector<kernels::PoseGeometry>& geometry,
+    const kernels::RenderSettings& settings, const RenderResult& result,
+    const std::vector<float>& upstream) const {
   if (upstream.size() != result.images.size()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "gradient.upstream has ", upstream.size(), " values, the images [", result.batch, ", ",
-        result.channels, ", ", result.height, ", ", result.width, "] have ",
-        result.images.size()));
+        "gradient.upstream has ", upstream.size(), " values, the images [",
+        result.batch, ", ", result.channels, ", ", result.height, ", ",
+        result.width, "] have ", result.images.size()));
   }
   // dL/dI of the line integrals the executor differentiates, in its channels.
   const size_t plane = static_cast<size_t>(result.height) * result.width;
   std::vector<float> weights(plane * result.batch * settings.channels, 0.0f);
   for (int b = 0; b < result.batch; ++b) {
     for (int c = 0; c < result.channels; ++c) {
-      const int channel = call.channels.classes.empty() ? c : call.channels.classes[c];
-      const size_t from = (static_cast<size_t>(b) * result.channels + c) * plane;
-      float* to = weights.data() + (static_cast<size_t>(b) * settings.channels + channel) * plane;
+      const int channel =
+          call.channels.classes.empty() ? c : call.channels.classes[c];
+      const size_t from =
+          (static_cast<size_t>(b) * result.channels + c) * plane;
+      float* to =
+          weights.data() +
+          (static_cast<size_t>(b) * settings.channels + channel) * plane;
       for (size_t px = 0; px < plane; ++px) {
         // d exp(−I)/dI = −exp(−I).
         const float w = upstream[from + px];
-        to[px] += call.output == OutputKind::kExp ? -w * result.images[from + px] : w;
+        to[px] +=
+            call.output == OutputKind::kExp ? -w * result.images[from + px] : w;
       }
     }
   }
   std::vector<double> d_camera_to_voxel(12 * result.batch);
-  DRR_RETURN_IF_KERNEL_ERROR(executor_->PoseGradient(resident, geometry.data(), result.batch,
-                                                     settings, weights.data(),
-                                                     d_camera_to_voxel.data()));
+  DRR_RETURN_IF_KERNEL_ERROR(
+      executor_->PoseGradient(resident, geometry.data(), result.batch, settings,
+                              weights.data(), d_camera_to_voxel.data()));
   std::vector<PoseGradient> gradients(result.batch);
   const kernels::Mat4d& w2v = volume.world_to_voxel();
   for (int b = 0; b < result.batch; ++b) {
@@ -205,21 +228,23 @@ absl::StatusOr<std::vector<PoseGradient>> RenderEngine::PoseGradients(
         out.rt_inv.m[r][c] = sum;
       }
     }
-    const std::vector<double> jacobian = PoseParameterJacobian(call.poses[b], volume.isocenter());
+    const std::vector<double> jacobian =
+        PoseParameterJacobian(call.poses[b], volume.isocenter());
     const size_t k = jacobian.size() / 16;
     out.parameters.assign(k, 0.0);
     for (int e = 0; e < 16; ++e) {
-      for (size_t j = 0; j < k; ++j) out.parameters[j] += out.rt_inv.m[e / 4][e % 4] * jacobian[e * k + j];
+      for (size_t j = 0; j < k; ++j)
+        out.parameters[j] += out.rt_inv.m[e / 4][e % 4] * jacobian[e * k + j];
     }
   }
   return gradients;
 }
 
-absl::Status RenderEngine::Jacobians(const RenderCall& call, const StoredVolume& volume,
-                                    const kernels::ResidentVolume& resident,
-                                    const std::vector<kernels::PoseGeometry>& geometry,
-                                    const kernels::RenderSettings& settings,
-                                    RenderResult* result) const {
+absl::Status RenderEngine::Jacobians(
+    const RenderCall& call, const StoredVolume& volume,
+    const kernels::ResidentVolume& resident,
+    const std::vector<kernels::PoseGeometry>& geometry,
+    const kernels::RenderSettings& settings, RenderResult* result) const {
   const size_t plane = static_cast<size_t>(result->height) * result->width;
   std::vector<float> d_camera_to_voxel;
   try {
@@ -227,30 +252,41 @@ absl::Status RenderEngine::Jacobians(const RenderCall& call, const StoredVolume&
   } catch (const std::bad_alloc&) {
     return absl::ResourceExhaustedError("out of host memory for the Jacobian");
   }
-  DRR_RETURN_IF_KERNEL_ERROR(executor_->PoseJacobian(resident, geometry.data(), result->batch,
-                                                     settings, d_camera_to_voxel.data()));
+  DRR_RETURN_IF_KERNEL_ERROR(executor_->PoseJacobian(resident, geometry.data(),
+                                                     result->batch, settings,
+                                                     d_camera_to_voxel.data()));
   result->gradients.resize(result->batch);
   const kernels::Mat4d& w2v = volume.world_to_voxel();
   for (int b = 0; b < result->batch; ++b) {
     // dM/dθ = world_to_voxel[:3, :] · d rt_inv/dθ, 12 × k.
-    const std::vector<double> d_rt_inv = PoseParameterJacobian(call.poses[b], volume.isocenter());
+    const std::vector<double> d_rt_inv =
+        PoseParameterJacobian(call.poses[b], volume.isocenter());
     const size_t k = d_rt_inv.size() / 16;
     std::vector<double> d_m(12 * k, 0.0);
     for (int r = 0; r < 3; ++r)
       for (int c = 0; c < 4; ++c)
         for (size_t j = 0; j < k; ++j)
-          for (int e = 0; e < 4; ++e) d_m[(4 * r + c) * k + j] += w2v.m[r][e] * d_rt_inv[(4 * e + c) * k + j];
+          for (int e = 0; e < 4; ++e)
+            d_m[(4 * r + c) * k + j] +=
+                w2v.m[r][e] * d_rt_inv[(4 * e + c) * k + j];
     std::vector<float>& out = result->gradients[b].jacobian;
     out.assign(static_cast<size_t>(result->channels) * plane * k, 0.0f);
     for (int c = 0; c < result->channels; ++c) {
-      const int channel = call.channels.classes.empty() ? c : call.channels.classes[c];
+      const int channel =
+          call.channels.classes.empty() ? c : call.channels.classes[c];
       for (size_t px = 0; px < plane; ++px) {
-        const float* d = d_camera_to_voxel.data() +
-                         ((static_cast<size_t>(b) * settings.channels + channel) * plane + px) * 12;
+        const float* d =
+            d_camera_to_voxel.data() +
+            ((static_cast<size_t>(b) * settings.channels + channel) * plane +
+             px) *
+                12;
         // d exp(−I)/dθ = −exp(−I)·dI/dθ.
         const double scale =
             call.output == OutputKind::kExp
-                ? -double{result->images[(static_cast<size_t>(b) * result->channels + c) * plane + px]}
+                ? -double{result->images
+                              [(static_cast<size_t>(b) * result->channels + c) *
+                                   plane +
+                               px]}
                 : 1.0;
         for (size_t j = 0; j < k; ++j) {
           double sum = 0;
@@ -265,22 +301,27 @@ absl::Status RenderEngine::Jacobians(const RenderCall& call, const StoredVolume&
 
 absl::Status RenderEngine::Losses(const RenderCall& call, RenderResult* result,
                                   std::vector<float>* upstream) const {
-  if (targets_ == nullptr) return absl::FailedPreconditionError("this engine has no targets");
-  DRR_ASSIGN_OR_RETURN(std::shared_ptr<const Target> target, targets_->Get(call.loss->target_id));
+  if (targets_ == nullptr)
+    return absl::FailedPreconditionError("this engine has no targets");
+  DRR_ASSIGN_OR_RETURN(std::shared_ptr<const Target> target,
+                       targets_->Get(call.loss->target_id));
   if (target->height != result->height || target->width != result->width) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "loss.target_id: target ", target->id, " is ", target->height, "×", target->width,
-        ", the images are ", result->height, "×", result->width));
+    return absl::InvalidArgumentError(
+        absl::StrCat("loss.target_id: target ", target->id, " is ",
+                     target->height, "×", target->width, ", the images are ",
+                     result->height, "×", result->width));
   }
-  DRR_RETURN_IF_ERROR(CheckLoss(call.loss->spec, result->height, result->width));
+  DRR_RETURN_IF_ERROR(
+      CheckLoss(call.loss->spec, result->height, result->width));
   const size_t plane = static_cast<size_t>(result->height) * result->width;
   upstream->resize(result->images.size());
   result->losses.resize(result->batch);
   std::vector<double> gradient;
   for (int b = 0; b < result->batch; ++b) {
     const float* image = result->images.data() + b * plane;
-    result->losses[b] = LossAndGradient(call.loss->spec, image, target->pixels.data(),
-                                        result->height, result->width, &gradient);
+    result->losses[b] =
+        LossAndGradient(call.loss->spec, image, target->pixels.data(),
+                        result->height, result->width, &gradient);
     std::copy(gradient.begin(), gradient.end(), upstream->begin() + b * plane);
   }
   return absl::OkStatus();

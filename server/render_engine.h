@@ -28,8 +28,8 @@ class RenderEngine {
 
   // Renders volumes of `store` on `executor`, losses against `targets` (all
   // outlive the engine) with `workers` threads taking calls from the queue.
-  RenderEngine(kernels::Executor* executor, const VolumeStore* store, const TargetStore* targets,
-               const Limits& limits, int workers);
+  RenderEngine(kernels::Executor* executor, const VolumeStore* store,
+               const TargetStore* targets, const Limits& limits, int workers);
   // Fails queued calls with UNAVAILABLE and joins the workers.
   ~RenderEngine();
   RenderEngine(const RenderEngine&) = delete;
@@ -58,15 +58,18 @@ class RenderEngine {
   // `upstream`, where the images are `result` (rendered from `resident` with
   // `geometry` and `settings`).
   absl::StatusOr<std::vector<PoseGradient>> PoseGradients(
-      const RenderCall& call, const StoredVolume& volume, const kernels::ResidentVolume& resident,
-      const std::vector<kernels::PoseGeometry>& geometry, const kernels::RenderSettings& settings,
-      const RenderResult& result, const std::vector<float>& upstream) const;
+      const RenderCall& call, const StoredVolume& volume,
+      const kernels::ResidentVolume& resident,
+      const std::vector<kernels::PoseGeometry>& geometry,
+      const kernels::RenderSettings& settings, const RenderResult& result,
+      const std::vector<float>& upstream) const;
 
   // Adds dI/dθ of every pixel of every image of `result` to its gradients.
   absl::Status Jacobians(const RenderCall& call, const StoredVolume& volume,
                          const kernels::ResidentVolume& resident,
                          const std::vector<kernels::PoseGeometry>& geometry,
-                         const kernels::RenderSettings& settings, RenderResult* result) const;
+                         const kernels::RenderSettings& settings,
+                         RenderResult* result) const;
 
   // The loss of each image of `result` against the call's target, and its
   // gradient with respect to the images (as an upstream for PoseGradients).

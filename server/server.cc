@@ -21,12 +21,14 @@ class Server::Impl {
       : executor(std::move(selected.executor)),
         backend_reason(std::move(selected.reason)),
         metrics(executor->name()),
-        store(executor.get(), options.limits.max_volumes, options.limits.max_classes),
+        store(executor.get(), options.limits.max_volumes,
+              options.limits.max_classes),
         targets(options.limits),
         engine(executor.get(), &store, &targets, options.limits, /*workers=*/1),
         volumes_service(
             ServiceContext{&store, &engine, &metrics, options.limits}),
-        renderer_service(ServiceContext{&store, &engine, &metrics, options.limits}),
+        renderer_service(
+            ServiceContext{&store, &engine, &metrics, options.limits}),
         targets_service(&targets, &metrics) {}
 
   ~Impl() {
@@ -78,7 +80,8 @@ absl::StatusOr<Server> Server::Start(const Options& options) {
   }
   grpc::HealthCheckServiceInterface* health =
       impl->grpc_server->GetHealthCheckService();
-  for (const char* service : {"", "drr.v1.Volumes", "drr.v1.Renderer", "drr.v1.Targets"}) {
+  for (const char* service :
+       {"", "drr.v1.Volumes", "drr.v1.Renderer", "drr.v1.Targets"}) {
     health->SetServingStatus(service, true);
   }
   if (!options.metrics_listen.empty()) {

@@ -10,14 +10,17 @@ namespace drr::server {
 namespace {
 
 absl::Status TargetNotFound(const std::string& id) {
-  return absl::NotFoundError(absl::StrCat("target ", id, " is not stored on this server"));
+  return absl::NotFoundError(
+      absl::StrCat("target ", id, " is not stored on this server"));
 }
 
 }  // namespace
 
-std::string TargetDigest(int height, int width, const std::vector<float>& pixels) {
+std::string TargetDigest(int height, int width,
+                         const std::vector<float>& pixels) {
   std::string header("DRRTGT1", 8);
-  const uint32_t dims[2] = {static_cast<uint32_t>(height), static_cast<uint32_t>(width)};
+  const uint32_t dims[2] = {static_cast<uint32_t>(height),
+                            static_cast<uint32_t>(width)};
   header.append(reinterpret_cast<const char*>(dims), sizeof dims);
   Sha256 hash;
   hash.Update(header);
@@ -26,16 +29,16 @@ std::string TargetDigest(int height, int width, const std::vector<float>& pixels
   return hash.HexDigest();
 }
 
-absl::StatusOr<std::shared_ptr<const Target>> TargetStore::Insert(int height, int width,
-                                                                 std::vector<float> pixels) {
+absl::StatusOr<std::shared_ptr<const Target>> TargetStore::Insert(
+    int height, int width, std::vector<float> pixels) {
   if (height < 1 || width < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("target is ", height, "×", width, ", both must be at least 1"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "target is ", height, "×", width, ", both must be at least 1"));
   }
   if (height > limits_.max_image_side || width > limits_.max_image_side ||
       int64_t{height} * width > limits_.max_image_pixels) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("target is ", height, "×", width, ", over the server's image limits"));
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "target is ", height, "×", width, ", over the server's image limits"));
   }
   if (pixels.size() != static_cast<size_t>(height) * width) {
     return absl::InvalidArgumentError(absl::StrCat("target has ", pixels.size(),
@@ -44,7 +47,8 @@ absl::StatusOr<std::shared_ptr<const Target>> TargetStore::Insert(int height, in
   }
   for (size_t i = 0; i < pixels.size(); ++i) {
     if (!std::isfinite(pixels[i])) {
-      return absl::InvalidArgumentError(absl::StrCat("target pixel ", i, " is not finite"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("target pixel ", i, " is not finite"));
     }
   }
   auto target = std::make_shared<Target>();
@@ -56,14 +60,15 @@ absl::StatusOr<std::shared_ptr<const Target>> TargetStore::Insert(int height, in
   auto it = targets_.find(target->id);
   if (it != targets_.end()) return it->second;
   if (static_cast<int>(targets_.size()) >= limits_.max_targets) {
-    return absl::ResourceExhaustedError(absl::StrCat("the server already stores ",
-                                                     targets_.size(),
-                                                     " targets, its limit; delete one first"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the server already stores ", targets_.size(),
+                     " targets, its limit; delete one first"));
   }
   return targets_.emplace(target->id, target).first->second;
 }
 
-absl::StatusOr<std::shared_ptr<const Target>> TargetStore::Get(const std::string& id) const {
+absl::StatusOr<std::shared_ptr<const Target>> TargetStore::Get(
+    const std::string& id) const {
   absl::MutexLock lock(&mutex_);
   auto it = targets_.find(id);
   if (it == targets_.end()) return TargetNotFound(id);

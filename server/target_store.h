@@ -24,7 +24,8 @@ struct Target {
 
 // The id of a target: hex SHA-256 of the 8 bytes "DRRTGT1\0", uint32 height,
 // uint32 width (little-endian), then the float32 pixels.
-std::string TargetDigest(int height, int width, const std::vector<float>& pixels);
+std::string TargetDigest(int height, int width,
+                         const std::vector<float>& pixels);
 
 // Holds targets by id. Thread-safe.
 class TargetStore {
@@ -33,10 +34,11 @@ class TargetStore {
 
   // Stores a height × width image (finite values, within the image limits);
   // storing the same image again returns the existing entry.
-  absl::StatusOr<std::shared_ptr<const Target>> Insert(int height, int width,
-                                                      std::vector<float> pixels);
+  absl::StatusOr<std::shared_ptr<const Target>> Insert(
+      int height, int width, std::vector<float> pixels);
   // The target with `id`, or NOT_FOUND naming it.
-  absl::StatusOr<std::shared_ptr<const Target>> Get(const std::string& id) const;
+  absl::StatusOr<std::shared_ptr<const Target>> Get(
+      const std::string& id) const;
   // Every stored target, ordered by id.
   std::vector<std::shared_ptr<const Target>> List() const;
   // Removes the target with `id`, or NOT_FOUND.
@@ -45,7 +47,8 @@ class TargetStore {
  private:
   const Limits limits_;
   mutable absl::Mutex mutex_;
-  std::map<std::string, std::shared_ptr<const Target>> targets_ ABSL_GUARDED_BY(mutex_);
+  std::map<std::string, std::shared_ptr<const Target>> targets_
+      ABSL_GUARDED_BY(mutex_);
 };
 
 }  // namespace drr::server

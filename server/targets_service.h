@@ -10,7 +10,8 @@ namespace drr::server {
 // Callback-API implementation of drr.v1.Targets over the engine's store.
 class TargetsService final : public v1::Targets::CallbackService {
  public:
-  TargetsService(TargetStore* store, ServerMetrics* metrics) : store_(store), metrics_(metrics) {}
+  TargetsService(TargetStore* store, ServerMetrics* metrics)
+      : store_(store), metrics_(metrics) {}
 
   grpc::ServerUnaryReactor* Upload(grpc::CallbackServerContext* context,
                                    const v1::UploadTargetRequest* request,

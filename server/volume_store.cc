@@ -37,12 +37,14 @@ std::vector<float> VoxelsAsFloat(VoxelType type, const std::string& voxels) {
 }
 
 kernels::VolumeShape ShapeOf(const VolumeHeader& h) {
-  return {static_cast<int>(h.width), static_cast<int>(h.height), static_cast<int>(h.depth)};
+  return {static_cast<int>(h.width), static_cast<int>(h.height),
+          static_cast<int>(h.depth)};
 }
 
 }  // namespace
 
-std::vector<float> AttenuationVolume(const VolumeHeader& header, const std::string& voxels,
+std::vector<float> AttenuationVolume(const VolumeHeader& header,
+                                     const std::string& voxels,
                                      const kernels::AttenuationParams& params) {
   std::vector<float> values = VoxelsAsFloat(header.voxel_type, voxels);
   if (header.value_kind == ValueKind::kHu) {
@@ -64,11 +66,13 @@ std::vector<uint16_t> WidenLabels(const HostVolume& volume) {
 }
 
 absl::Status VolumeNotFound(const std::string& id) {
-  return absl::NotFoundError(absl::StrCat("volume ", id, " is not stored on this server"));
+  return absl::NotFoundError(
+      absl::StrCat("volume ", id, " is not stored on this server"));
 }
 
-StoredVolume::StoredVolume(std::string id, HostVolume volume, std::vector<uint16_t> labels,
-                           int classes, kernels::Executor* executor)
+StoredVolume::StoredVolume(std::string id, HostVolume volume,
+                           std::vector<uint16_t> labels, int classes,
+                           kernels::Executor* executor)
     : id_(std::move(id)),
       header_(volume.header),
       raw_voxels_(std::move(volume.voxels)),
@@ -79,10 +83,12 @@ StoredVolume::StoredVolume(std::string id, HostVolume volume, std::vector<uint16
       executor_(executor) {}
 
 absl::StatusOr<std::shared_ptr<kernels::ResidentVolume>> StoredVolume::Resident(
-    const kernels::AttenuationParams& params, kernels::StorageType storage) const {
+    const kernels::AttenuationParams& params,
+    kernels::StorageType storage) const {
   // Attenuation volumes do not depend on the HU map.
-  const kernels::AttenuationParams used =
-      header_.value_kind == ValueKind::kHu ? params : kernels::AttenuationParams{};
+  const kernels::AttenuationParams used = header_.value_kind == ValueKind::kHu
+                                              ? params
+                                              : kernels::AttenuationParams{};
   const DerivedKey key{used.mu_water, used.mu_bone, used.hu_bone, storage};
   {
     absl::MutexLock lock(&mutex_);
@@ -97,7 +103,8 @@ absl::StatusOr<std::shared_ptr<kernels::ResidentVolume>> StoredVolume::Resident(
   const std::vector<float> mu = AttenuationVolume(header_, raw_voxels_, used);
   std::shared_ptr<kernels::ResidentVolume> resident;
   DRR_RETURN_IF_KERNEL_ERROR(executor_->MakeResident(
-      mu.data(), labels_.empty() ? nullptr : labels_.data(), ShapeOf(header_), storage, &resident));
+      mu.data(), labels_.empty() ? nullptr : labels_.data(), ShapeOf(header_),
+      storage, &resident));
   absl::MutexLock lock(&mutex_);
   derived_.emplace_front(key, resident);
   while (static_cast<int>(derived_.size()) > kDerivedKept) derived_.pop_back();
@@ -107,48 +114,56 @@ absl::StatusOr<std::shared_ptr<kernels::ResidentVolume>> StoredVolume::Resident(
 int64_t StoredVolume::resident_bytes() const {
   absl::MutexLock lock(&mutex_);
   int64_t bytes = 0;
-  for (const auto& [key, resident] : derived_) bytes += resident->resident_bytes();
+  for (const auto& [key, resident] : derived_)
+    bytes += resident->resident_bytes();
   return bytes;
 }
 
-VolumeStore::VolumeStore(kernels::Executor* executor, int max_volumes, int max_classes)
-    : executor_(executor), max_volumes_(max_volumes), max_classes_(max_classes) {}
+VolumeStore::VolumeStore(kernels::Executor* executor, int max_volumes,
+                         int max_classes)
+    : executor_(executor),
+      max_volumes_(max_volumes),
+      max_classes_(max_classes) {}
 
-absl::StatusOr<std::shared_ptr<const StoredVolume>> VolumeStore::Insert(std::string id,
-                                                                        HostVolume volume) {
+absl::StatusOr<std::shared_ptr<const StoredVolume>> VolumeStore::Insert(
+    std::string id, HostVolume volume) {
   {
     absl::MutexLock lock(&mutex_);
     auto it = volumes_.find(id);
     if (it != volumes_.end()) return it->second;
     if (static_cast<int>(volumes_.size()) >= max_volumes_) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "the server already stores ", volumes_.size(), " volumes, its limit; delete one first"));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("the server already stores ", volumes_.size(),
+                       " volumes, its limit; delete one first"));
     }
   }
   if (!kernels::InvertAffine(volume.header.affine)) {
-    return absl::InvalidArgumentError("header.affine is not an invertible affine transform");
+    return absl::InvalidArgumentError(
+        "header.affine is not an invertible affine transform");
   }
   std::vector<uint16_t> labels = WidenLabels(volume);
   const int classes =
       labels.empty() ? 1 : *std::max_element(labels.begin(), labels.end()) + 1;
   if (classes > max_classes_) {
-    return absl::ResourceExhaustedError(absl::StrCat("the labels have ", classes,
-                                                     " classes, over the server's limit of ",
-                                                     max_classes_));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the labels have ", classes,
+                     " classes, over the server's limit of ", max_classes_));
   }
-  auto stored =
-      std::make_shared<StoredVolume>(id, std::move(volume), std::move(labels), classes, executor_);
+  auto stored = std::make_shared<StoredVolume>(
+      id, std::move(volume), std::move(labels), classes, executor_);
   // Make the default μ resident now, so that running out of memory is an
   // upload error rather than a surprise at the first render.
   absl::StatusOr<std::shared_ptr<kernels::ResidentVolume>> resident =
-      stored->Resident(kernels::AttenuationParams{}, kernels::StorageType::kFloat32);
+      stored->Resident(kernels::AttenuationParams{},
+                       kernels::StorageType::kFloat32);
   if (!resident.ok()) return resident.status();
   absl::MutexLock lock(&mutex_);
   auto [it, inserted] = volumes_.emplace(std::move(id), std::move(stored));
   return it->second;
 }
 
-absl::StatusOr<std::shared_ptr<const StoredVolume>> VolumeStore::Get(const std::string& id) const {
+absl::StatusOr<std::shared_ptr<const StoredVolume>> VolumeStore::Get(
+    const std::string& id) const {
   absl::MutexLock lock(&mutex_);
   auto it = volumes_.find(id);
   if (it == volumes_.end()) return VolumeNotFound(id);

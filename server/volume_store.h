@@ -27,13 +27,15 @@ class StoredVolume {
   // How many derived μ volumes each stored volume keeps resident.
   static constexpr int kDerivedKept = 2;
 
-  StoredVolume(std::string id, HostVolume volume, std::vector<uint16_t> labels, int classes,
-               kernels::Executor* executor);
+  StoredVolume(std::string id, HostVolume volume, std::vector<uint16_t> labels,
+               int classes, kernels::Executor* executor);
 
   const std::string& id() const { return id_; }
   const VolumeHeader& header() const { return header_; }
   // Bytes of voxel (and label) data as uploaded.
-  int64_t uploaded_bytes() const { return header_.voxel_bytes() + header_.label_bytes(); }
+  int64_t uploaded_bytes() const {
+    return header_.voxel_bytes() + header_.label_bytes();
+  }
   // World → voxel, the inverse of header().affine.
   const kernels::Mat4d& world_to_voxel() const { return world_to_voxel_; }
   // World coordinates of the volume centre, the default isocenter.
@@ -46,7 +48,8 @@ class StoredVolume {
   // `storage`, resident on the executor: derived on first use, the
   // kDerivedKept most recently used kept.
   absl::StatusOr<std::shared_ptr<kernels::ResidentVolume>> Resident(
-      const kernels::AttenuationParams& params, kernels::StorageType storage) const;
+      const kernels::AttenuationParams& params,
+      kernels::StorageType storage) const;
 
   // Bytes held on the executor by the derived volumes.
   int64_t resident_bytes() const;
@@ -56,8 +59,8 @@ class StoredVolume {
     float mu_water, mu_bone, hu_bone;
     kernels::StorageType storage;
     bool operator==(const DerivedKey& o) const {
-      return mu_water == o.mu_water && mu_bone == o.mu_bone && hu_bone == o.hu_bone &&
-             storage == o.storage;
+      return mu_water == o.mu_water && mu_bone == o.mu_bone &&
+             hu_bone == o.hu_bone && storage == o.storage;
     }
   };
 
@@ -71,8 +74,9 @@ class StoredVolume {
   kernels::Executor* const executor_;
   mutable absl::Mutex mutex_;
   // Most recently used first.
-  mutable std::list<std::pair<DerivedKey, std::shared_ptr<kernels::ResidentVolume>>> derived_
-      ABSL_GUARDED_BY(mutex_);
+  mutable std::list<
+      std::pair<DerivedKey, std::shared_ptr<kernels::ResidentVolume>>>
+      derived_ ABSL_GUARDED_BY(mutex_);
 };
 
 // Holds volumes by id. Thread-safe.
@@ -80,15 +84,18 @@ class VolumeStore {
  public:
   // Stores on `executor` (which must outlive the store): at most
   // `max_volumes` volumes of at most `max_classes` label classes.
-  VolumeStore(kernels::Executor* executor, int max_volumes, int max_classes = 256);
+  VolumeStore(kernels::Executor* executor, int max_volumes,
+              int max_classes = 256);
 
   // Stores `volume` under `id` (its content digest, checked by the caller)
   // and makes its default μ (nanodrr's parameters, float32) resident.
   // Storing an id that is already present returns the existing entry.
-  absl::StatusOr<std::shared_ptr<const StoredVolume>> Insert(std::string id, HostVolume volume);
+  absl::StatusOr<std::shared_ptr<const StoredVolume>> Insert(std::string id,
+                                                             HostVolume volume);
 
   // The volume with `id`, or NOT_FOUND naming the id.
-  absl::StatusOr<std::shared_ptr<const StoredVolume>> Get(const std::string& id) const;
+  absl::StatusOr<std::shared_ptr<const StoredVolume>> Get(
+      const std::string& id) const;
 
   // Every stored volume, ordered by id.
   std::vector<std::shared_ptr<const StoredVolume>> List() const;
@@ -106,12 +113,14 @@ class VolumeStore {
   const int max_volumes_;
   const int max_classes_;
   mutable absl::Mutex mutex_;
-  std::map<std::string, std::shared_ptr<const StoredVolume>> volumes_ ABSL_GUARDED_BY(mutex_);
+  std::map<std::string, std::shared_ptr<const StoredVolume>> volumes_
+      ABSL_GUARDED_BY(mutex_);
 };
 
 // The μ volume (float32, x fastest) of raw voxels described by `header`: HU
 // mapped with `params`, or the values as they are for attenuation volumes.
-std::vector<float> AttenuationVolume(const VolumeHeader& header, const std::string& voxels,
+std::vector<float> AttenuationVolume(const VolumeHeader& header,
+                                     const std::string& voxels,
                                      const kernels::AttenuationParams& params);
 
 // The labels of `volume` widened to uint16 (empty without labels).

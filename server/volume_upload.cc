@@ -32,7 +32,8 @@ absl::Status VolumeUpload::AcceptHeader(const VolumeHeader& header) {
   }
   if (header.label_type && *header.label_type != VoxelType::kUInt8 &&
       *header.label_type != VoxelType::kUInt16) {
-    return absl::InvalidArgumentError("header.label_type must be UINT8 or UINT16");
+    return absl::InvalidArgumentError(
+        "header.label_type must be UINT8 or UINT16");
   }
   for (const auto& row : header.affine.m) {
     for (double v : row) {
@@ -66,30 +67,36 @@ absl::Status VolumeUpload::AcceptData(absl::string_view bytes) {
         "data: a chunk holds ", bytes.size(), " bytes, more than the ",
         kMaxUploadChunkBytes, " allowed"));
   }
-  const int64_t expected = volume_.header.voxel_bytes() + volume_.header.label_bytes();
+  const int64_t expected =
+      volume_.header.voxel_bytes() + volume_.header.label_bytes();
   if (received_bytes() + static_cast<int64_t>(bytes.size()) > expected) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "data: more voxel and label bytes than the header declares (", expected, ")"));
+        "data: more voxel and label bytes than the header declares (", expected,
+        ")"));
   }
   volume_.voxels.append(bytes.data(), bytes.size());
   return absl::OkStatus();
 }
 
 absl::StatusOr<HostVolume> VolumeUpload::Finish(absl::string_view digest) {
-  if (!have_header_) return absl::InvalidArgumentError("header: the upload has no header");
-  const int64_t expected = volume_.header.voxel_bytes() + volume_.header.label_bytes();
+  if (!have_header_)
+    return absl::InvalidArgumentError("header: the upload has no header");
+  const int64_t expected =
+      volume_.header.voxel_bytes() + volume_.header.label_bytes();
   if (received_bytes() != expected) {
-    return absl::InvalidArgumentError(absl::StrCat("data: received ", received_bytes(),
-                                                   " voxel and label bytes, the header declares ",
-                                                   expected));
+    return absl::InvalidArgumentError(
+        absl::StrCat("data: received ", received_bytes(),
+                     " voxel and label bytes, the header declares ", expected));
   }
   // The stream carries the voxels, then the labels.
   volume_.labels = volume_.voxels.substr(volume_.header.voxel_bytes());
   volume_.voxels.resize(volume_.header.voxel_bytes());
-  const std::string actual = ContentDigest(volume_.header, volume_.voxels, volume_.labels);
+  const std::string actual =
+      ContentDigest(volume_.header, volume_.voxels, volume_.labels);
   if (digest != actual) {
     return absl::InvalidArgumentError(
-        absl::StrCat("digest: the client sent ", digest, " but the content hashes to ", actual));
+        absl::StrCat("digest: the client sent ", digest,
+                     " but the content hashes to ", actual));
   }
   have_header_ = false;
   return std::move(volume_);

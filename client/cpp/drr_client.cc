@@ -41,13 +41,16 @@ absl::StatusOr<v1::VolumeInfo> DrrClient::Upload(const HostVolume& volume) {
   bool sent = writer->Write(chunk);
   // The voxels, then the labels (if any).
   for (const std::string* part : {&volume.voxels, &volume.labels}) {
-    for (size_t offset = 0; sent && offset < part->size(); offset += kChunkBytes) {
-      chunk.set_data(part->data() + offset, std::min(kChunkBytes, part->size() - offset));
+    for (size_t offset = 0; sent && offset < part->size();
+         offset += kChunkBytes) {
+      chunk.set_data(part->data() + offset,
+                     std::min(kChunkBytes, part->size() - offset));
       sent = writer->Write(chunk);
     }
   }
   if (sent) {
-    chunk.set_digest(ContentDigest(volume.header, volume.voxels, volume.labels));
+    chunk.set_digest(
+        ContentDigest(volume.header, volume.voxels, volume.labels));
     writer->Write(chunk);
   }
   writer->WritesDone();
@@ -82,42 +85,48 @@ absl::StatusOr<Images> DrrClient::Render(const v1::RenderRequest& request) {
   return DecodeImages(response->images());
 }
 
-absl::StatusOr<v1::RenderResponse> DrrClient::Send(const v1::RenderRequest& request) {
+absl::StatusOr<v1::RenderResponse> DrrClient::Send(
+    const v1::RenderRequest& request) {
   grpc::ClientContext context;
   v1::RenderResponse response;
-  absl::Status status = FromGrpcStatus(renderer_->Render(&context, request, &response));
+  absl::Status status =
+      FromGrpcStatus(renderer_->Render(&context, request, &response));
   if (!status.ok()) return status;
   return response;
 }
 
-absl::StatusOr<std::string> DrrClient::UploadTarget(int height, int width,
-                                                    const std::vector<float>& pixels) {
+absl::StatusOr<std::string> DrrClient::UploadTarget(
+    int height, int width, const std::vector<float>& pixels) {
   grpc::ClientContext context;
   v1::UploadTargetRequest request;
   request.set_height(height);
   request.set_width(width);
-  request.set_pixels(reinterpret_cast<const char*>(pixels.data()), pixels.size() * sizeof(float));
+  request.set_pixels(reinterpret_cast<const char*>(pixels.data()),
+                     pixels.size() * sizeof(float));
   v1::TargetInfo info;
-  absl::Status status = FromGrpcStatus(targets_->Upload(&context, request, &info));
+  absl::Status status =
+      FromGrpcStatus(targets_->Upload(&context, request, &info));
   if (!status.ok()) return status;
   return info.target_id();
 }
 
 absl::StatusOr<Images> DecodeImages(const v1::ImageTensor& tensor) {
   if (tensor.shape_size() != 4) {
-    return absl::InternalError("the server returned images that are not [B,C,H,W]");
+    return absl::InternalError(
+        "the server returned images that are not [B,C,H,W]");
   }
   Images images;
   images.batch = static_cast<int>(tensor.shape(0));
   images.channels = static_cast<int>(tensor.shape(1));
   images.height = static_cast<int>(tensor.shape(2));
   images.width = static_cast<int>(tensor.shape(3));
-  const size_t count =
-      static_cast<size_t>(images.batch) * images.channels * images.height * images.width;
+  const size_t count = static_cast<size_t>(images.batch) * images.channels *
+                       images.height * images.width;
   const size_t element = tensor.dtype() == v1::DTYPE_FLOAT32 ? 4 : 2;
   if (tensor.data().size() != count * element) {
-    return absl::InternalError(absl::StrCat("the server returned ", tensor.data().size(),
-                                            " image bytes for ", count, " pixels"));
+    return absl::InternalError(
+        absl::StrCat("the server returned ", tensor.data().size(),
+                     " image bytes for ", count, " pixels"));
   }
   images.data.resize(count);
   const char* bytes = tensor.data().data();
@@ -130,12 +139,14 @@ absl::StatusOr<Images> DecodeImages(const v1::ImageTensor& tensor) {
       for (size_t i = 0; i < count; ++i) {
         uint16_t bits;
         std::memcpy(&bits, bytes + 2 * i, 2);
-        images.data[i] = tensor.dtype() == v1::DTYPE_FLOAT16 ? kernels::ToFloat(kernels::Half{bits})
-                                                             : kernels::ToFloat(kernels::BFloat16{bits});
+        images.data[i] = tensor.dtype() == v1::DTYPE_FLOAT16
+                             ? kernels::ToFloat(kernels::Half{bits})
+                             : kernels::ToFloat(kernels::BFloat16{bits});
       }
       break;
     default:
-      return absl::InternalError(absl::StrCat("unknown image dtype ", tensor.dtype()));
+      return absl::InternalError(
+          absl::StrCat("unknown image dtype ", tensor.dtype()));
   }
   return images;
 }

@@ -45,7 +45,8 @@ class DrrClient {
   absl::StatusOr<v1::RenderResponse> Send(const v1::RenderRequest& request);
 
   // Stores a height × width float32 target image; returns its id.
-  absl::StatusOr<std::string> UploadTarget(int height, int width, const std::vector<float>& pixels);
+  absl::StatusOr<std::string> UploadTarget(int height, int width,
+                                           const std::vector<float>& pixels);
 
  private:
   std::shared_ptr<grpc::Channel> channel_;

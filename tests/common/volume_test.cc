@@ -53,7 +53,8 @@ TEST(ContentDigestTest, DependsOnHeaderVoxelsAndLabels) {
   h.depth = h.height = h.width = 1;
   const std::string a = ContentDigest(h, std::string("\x01\x00", 2));
   EXPECT_NE(a, ContentDigest(h, std::string("\x02\x00", 2)));
-  EXPECT_NE(a, ContentDigest(h, std::string("\x01\x00", 2), std::string("\x01", 1)));
+  EXPECT_NE(
+      a, ContentDigest(h, std::string("\x01\x00", 2), std::string("\x01", 1)));
   h.affine.m[0][0] = 2.0;
   EXPECT_NE(a, ContentDigest(h, std::string("\x01\x00", 2)));
   Sha256 manual;

@@ -28,7 +28,9 @@ double BoxChord(const Vec3d& p, const Vec3d& d, double lo, double hi) {
     t0 = std::max(t0, ta);
     t1 = std::min(t1, tb);
   }
-  return t1 > t0 ? (t1 - t0) * std::sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2]) : 0;
+  return t1 > t0
+             ? (t1 - t0) * std::sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])
+             : 0;
 }
 
 // Length of the segment p + t·d, t ∈ [0, 1], inside a ball (c, r).
@@ -36,19 +38,24 @@ double BallChord(const Vec3d& p, const Vec3d& d, const Vec3d& c, double r) {
   const Vec3d m{p[0] - c[0], p[1] - c[1], p[2] - c[2]};
   const double a = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
   const double b = m[0] * d[0] + m[1] * d[1] + m[2] * d[2];
-  const double disc = b * b - a * (m[0] * m[0] + m[1] * m[1] + m[2] * m[2] - r * r);
+  const double disc =
+      b * b - a * (m[0] * m[0] + m[1] * m[1] + m[2] * m[2] - r * r);
   if (disc <= 0) return 0;
   const double t0 = std::max(0.0, (-b - std::sqrt(disc)) / a);
   const double t1 = std::min(1.0, (-b + std::sqrt(disc)) / a);
   return t1 > t0 ? (t1 - t0) * std::sqrt(a) : 0;
 }
 
-// Length of the segment inside the infinite cylinder of axis z through (cx, cy).
-double CylinderChord(const Vec3d& p, const Vec3d& d, double cx, double cy, double r) {
+// Length of the segment inside the infinite cylinder of axis z through (cx,
+// cy).
+double CylinderChord(const Vec3d& p, const Vec3d& d, double cx, double cy,
+                     double r) {
   const double mx = p[0] - cx, my = p[1] - cy;
   const double a = d[0] * d[0] + d[1] * d[1];
   if (a == 0) {
-    return mx * mx + my * my < r * r ? std::sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2]) : 0;
+    return mx * mx + my * my < r * r
+               ? std::sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])
+               : 0;
   }
   const double b = mx * d[0] + my * d[1];
   const double disc = b * b - a * (mx * mx + my * my - r * r);
@@ -59,11 +66,14 @@ double CylinderChord(const Vec3d& p, const Vec3d& d, double cx, double cy, doubl
 }
 
 // The world-space segment of pixel (row, col) (identity volume affine).
-void WorldRay(const Mat4d& rt_inv, const Intrinsics& in, int row, int col, Vec3d* p, Vec3d* d) {
-  const Vec3d dir = InverseIntrinsicMatrix(in) * Vec3d{col + 0.5, row + 0.5, 1.0};
+void WorldRay(const Mat4d& rt_inv, const Intrinsics& in, int row, int col,
+              Vec3d* p, Vec3d* d) {
+  const Vec3d dir =
+      InverseIntrinsicMatrix(in) * Vec3d{col + 0.5, row + 0.5, 1.0};
   const Vec3d target{in.sdd * dir[0], in.sdd * dir[1], in.sdd * dir[2]};
-  const Vec3d source = in.orthographic ? Vec3d{target[0], target[1], target[2] - in.sdd}
-                                       : Vec3d{0, 0, 0};
+  const Vec3d source = in.orthographic
+                           ? Vec3d{target[0], target[1], target[2] - in.sdd}
+                           : Vec3d{0, 0, 0};
   *p = TransformPoint(rt_inv, source);
   const Vec3d q = TransformPoint(rt_inv, target);
   *d = {q[0] - (*p)[0], q[1] - (*p)[1], q[2] - (*p)[2]};
@@ -82,24 +92,27 @@ std::vector<View> Views(const Vec3d& centre, double distance) {
   in.delx = in.dely = 0.9;
   in.height = in.width = 24;
   std::vector<View> views;
-  for (Vec3d angles : {Vec3d{0, 0, 0}, Vec3d{33, -20, 12}, Vec3d{-70, 45, 80}}) {
-    views.push_back({MakeRtInv(EulerToMatrix("ZXY", angles, true), {0, distance, 0},
-                               Orientation::kAP, centre),
+  for (Vec3d angles :
+       {Vec3d{0, 0, 0}, Vec3d{33, -20, 12}, Vec3d{-70, 45, 80}}) {
+    views.push_back({MakeRtInv(EulerToMatrix("ZXY", angles, true),
+                               {0, distance, 0}, Orientation::kAP, centre),
                      in});
   }
   // Source inside the volume (1 mm from the centre), looking out.
-  views.push_back(
-      {MakeRtInv(EulerToMatrix("ZXY", {10, 5, 0}, true), {0, 1, 0}, Orientation::kAP, centre),
-       in});
+  views.push_back({MakeRtInv(EulerToMatrix("ZXY", {10, 5, 0}, true), {0, 1, 0},
+                             Orientation::kAP, centre),
+                   in});
   return views;
 }
 
 TEST(AnalyticPhantomTest, SiddonIsExactThroughAVoxelAlignedBoxOnAnyRay) {
   const int n = 24;
-  const std::vector<float> box = testing::UniformBox(n, 6, 17, kMu);  // box [5.5, 17.5]³
+  const std::vector<float> box =
+      testing::UniformBox(n, 6, 17, kMu);  // box [5.5, 17.5]³
   const VolumeView<float> view{box.data(), n, n, n};
   for (const View& v : Views({11.5, 11.5, 11.5}, 40.0)) {
-    const PoseGeometry g = MakePoseGeometry(Mat4d::Identity(), v.rt_inv, v.intrinsics);
+    const PoseGeometry g =
+        MakePoseGeometry(Mat4d::Identity(), v.rt_inv, v.intrinsics);
     int hits = 0;
     for (int row = 0; row < 24; ++row) {
       for (int col = 0; col < 24; ++col) {
@@ -107,7 +120,8 @@ TEST(AnalyticPhantomTest, SiddonIsExactThroughAVoxelAlignedBoxOnAnyRay) {
         WorldRay(v.rt_inv, v.intrinsics, row, col, &p, &d);
         const double expected = kMu * BoxChord(p, d, 5.5, 17.5);
         hits += expected > 0;
-        EXPECT_NEAR(testing::SiddonIntegral(view, g, row, col), expected, 2e-5 * kMu * 12 + 1e-7)
+        EXPECT_NEAR(testing::SiddonIntegral(view, g, row, col), expected,
+                    2e-5 * kMu * 12 + 1e-7)
             << "pixel " << row << "," << col;
       }
     }
@@ -115,7 +129,8 @@ TEST(AnalyticPhantomTest, SiddonIsExactThroughAVoxelAlignedBoxOnAnyRay) {
   }
 }
 
-TEST(AnalyticPhantomTest, SphereAndCylinderMatchTheirChordsToVoxelisationAccuracy) {
+TEST(AnalyticPhantomTest,
+     SphereAndCylinderMatchTheirChordsToVoxelisationAccuracy) {
   // 0.5 mm voxels: the surface is smeared over about one voxel.
   const int n = 96;
   const double spacing = 0.5, radius = 16.0;
@@ -129,12 +144,15 @@ TEST(AnalyticPhantomTest, SphereAndCylinderMatchTheirChordsToVoxelisationAccurac
       for (int i = 0; i < n; ++i) {
         const double x = i * spacing - centre[0], y = j * spacing - centre[1],
                      z = k * spacing - centre[2];
-        ball[(k * n + j) * n + i] = x * x + y * y + z * z < radius * radius ? kMu : 0;
+        ball[(k * n + j) * n + i] =
+            x * x + y * y + z * z < radius * radius ? kMu : 0;
         rod[(k * n + j) * n + i] = x * x + y * y < radius * radius ? kMu : 0;
       }
-  const VolumeView<float> ball_view{ball.data(), n, n, n}, rod_view{rod.data(), n, n, n};
+  const VolumeView<float> ball_view{ball.data(), n, n, n},
+      rod_view{rod.data(), n, n, n};
   for (const View& v : Views(centre, 60.0)) {
-    const PoseGeometry g = MakePoseGeometry(world_to_voxel, v.rt_inv, v.intrinsics);
+    const PoseGeometry g =
+        MakePoseGeometry(world_to_voxel, v.rt_inv, v.intrinsics);
     const RaySettings fine{24, 24, 4000};
     int hits = 0;
     for (int row = 0; row < 24; row += 2) {
@@ -146,7 +164,8 @@ TEST(AnalyticPhantomTest, SphereAndCylinderMatchTheirChordsToVoxelisationAccurac
         Vec3d clipped_p = p, clipped_d = d;
         double t0 = 0, t1 = 1;
         if (d[2] != 0) {
-          double ta = (-0.25 - p[2]) / d[2], tb = (n * spacing - 0.25 - p[2]) / d[2];
+          double ta = (-0.25 - p[2]) / d[2],
+                 tb = (n * spacing - 0.25 - p[2]) / d[2];
           if (ta > tb) std::swap(ta, tb);
           t0 = std::max(t0, ta);
           t1 = std::min(t1, tb);
@@ -157,15 +176,22 @@ TEST(AnalyticPhantomTest, SphereAndCylinderMatchTheirChordsToVoxelisationAccurac
             clipped_p[a] = p[a] + t0 * d[a];
             clipped_d[a] = (t1 - t0) * d[a];
           }
-          rod_chord = kMu * CylinderChord(clipped_p, clipped_d, centre[0], centre[1], radius);
+          rod_chord = kMu * CylinderChord(clipped_p, clipped_d, centre[0],
+                                          centre[1], radius);
         }
-        const double siddon_ball = testing::SiddonIntegral(ball_view, g, row, col);
-        const double trilinear_ball = testing::LineIntegral(ball_view, g, fine, row, col);
-        const double siddon_rod = testing::SiddonIntegral(rod_view, g, row, col);
+        const double siddon_ball =
+            testing::SiddonIntegral(ball_view, g, row, col);
+        const double trilinear_ball =
+            testing::LineIntegral(ball_view, g, fine, row, col);
+        const double siddon_rod =
+            testing::SiddonIntegral(rod_view, g, row, col);
         // A chord's voxelisation error is at most a couple of voxels' width.
-        EXPECT_NEAR(siddon_ball, ball_chord, kMu * 2.5 * spacing) << row << "," << col;
-        EXPECT_NEAR(trilinear_ball, ball_chord, kMu * 2.5 * spacing) << row << "," << col;
-        EXPECT_NEAR(siddon_rod, rod_chord, kMu * 2.5 * spacing) << row << "," << col;
+        EXPECT_NEAR(siddon_ball, ball_chord, kMu * 2.5 * spacing)
+            << row << "," << col;
+        EXPECT_NEAR(trilinear_ball, ball_chord, kMu * 2.5 * spacing)
+            << row << "," << col;
+        EXPECT_NEAR(siddon_rod, rod_chord, kMu * 2.5 * spacing)
+            << row << "," << col;
         hits += ball_chord > 0;
       }
     }
@@ -183,7 +209,8 @@ TEST(AnalyticPhantomTest, SiddonMissesGiveZero) {
   const PoseGeometry g = MakePoseGeometry(
       Mat4d::Identity(), Mat4d::FromAffine(Mat3d::Identity(), {200, 0, 0}), in);
   for (int row = 0; row < 6; ++row)
-    for (int col = 0; col < 6; ++col) EXPECT_EQ(testing::SiddonIntegral(view, g, row, col), 0.0f);
+    for (int col = 0; col < 6; ++col)
+      EXPECT_EQ(testing::SiddonIntegral(view, g, row, col), 0.0f);
 }
 
 }  // namespace

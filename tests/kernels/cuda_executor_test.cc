@@ -21,7 +21,8 @@ class CudaExecutorTest : public ::testing::Test {
     cpu_ = MakeCpuExecutor(0);
     volume_ = testing::WavyVolume(kShape.nx, kShape.ny, kShape.nz);
     labels_.resize(kShape.voxels());
-    for (size_t v = 0; v < labels_.size(); ++v) labels_[v] = (v % kShape.nx) / 6;  // 0..10
+    for (size_t v = 0; v < labels_.size(); ++v)
+      labels_[v] = (v % kShape.nx) / 6;  // 0..10
     Intrinsics in;
     in.sdd = 400.0;
     in.delx = in.dely = 1.5;
@@ -30,19 +31,24 @@ class CudaExecutorTest : public ::testing::Test {
     for (double angle : {0.0, 45.0, 170.0, -20.0}) {
       poses_.push_back(MakePoseGeometry(
           Mat4d::Identity(),
-          MakeRtInv(EulerToMatrix("ZXY", {angle, 5, -3}, true), {0, 250, 0}, Orientation::kAP,
-                    {30, 23, 18}),
+          MakeRtInv(EulerToMatrix("ZXY", {angle, 5, -3}, true), {0, 250, 0},
+                    Orientation::kAP, {30, 23, 18}),
           in));
     }
   }
 
-  std::vector<float> Render(Executor& executor, StorageType storage, const RenderSettings& s) {
+  std::vector<float> Render(Executor& executor, StorageType storage,
+                            const RenderSettings& s) {
     std::shared_ptr<ResidentVolume> resident;
-    EXPECT_TRUE(
-        executor.MakeResident(volume_.data(), labels_.data(), kShape, storage, &resident).ok());
-    std::vector<float> out(poses_.size() * s.channels * s.rays.height * s.rays.width);
-    const KernelStatus status = executor.Render(*resident, poses_.data(),
-                                                static_cast<int>(poses_.size()), s, out.data());
+    EXPECT_TRUE(executor
+                    .MakeResident(volume_.data(), labels_.data(), kShape,
+                                  storage, &resident)
+                    .ok());
+    std::vector<float> out(poses_.size() * s.channels * s.rays.height *
+                           s.rays.width);
+    const KernelStatus status =
+        executor.Render(*resident, poses_.data(),
+                        static_cast<int>(poses_.size()), s, out.data());
     EXPECT_TRUE(status.ok()) << status.message();
     return out;
   }
@@ -58,7 +64,8 @@ TEST_F(CudaExecutorTest, MatchesTheCpuExecutorForEveryModeAndStorage) {
     for (Reduce reduce : {Reduce::kSum, Reduce::kMax}) {
       for (int channels : {1, 11}) {
         for (StorageType storage :
-             {StorageType::kFloat32, StorageType::kFloat16, StorageType::kBFloat16}) {
+             {StorageType::kFloat32, StorageType::kFloat16,
+              StorageType::kBFloat16}) {
           RenderSettings s;
           s.rays = RaySettings{37, 53, 500};
           s.renderer = renderer;
@@ -68,8 +75,10 @@ TEST_F(CudaExecutorTest, MatchesTheCpuExecutorForEveryModeAndStorage) {
           const std::vector<float> actual = Render(*cuda_, storage, s);
           for (size_t i = 0; i < expected.size(); ++i) {
             // Only contraction into FMAs differs between host and device.
-            ASSERT_NEAR(actual[i], expected[i], 2e-5f * std::fabs(expected[i]) + 1e-6f)
-                << i << " renderer " << int(renderer) << " reduce " << int(reduce);
+            ASSERT_NEAR(actual[i], expected[i],
+                        2e-5f * std::fabs(expected[i]) + 1e-6f)
+                << i << " renderer " << int(renderer) << " reduce "
+                << int(reduce);
           }
         }
       }
@@ -83,25 +92,46 @@ TEST_F(CudaExecutorTest, PoseGradientAndJacobianMatchTheCpuExecutor) {
     s.rays = RaySettings{37, 53, 500};
     s.channels = channels;
     std::vector<float> upstream(poses_.size() * channels * 37 * 53);
-    for (size_t i = 0; i < upstream.size(); ++i) upstream[i] = std::sin(0.37f * i);
+    for (size_t i = 0; i < upstream.size(); ++i)
+      upstream[i] = std::sin(0.37f * i);
     std::shared_ptr<ResidentVolume> on_cpu, on_gpu;
-    ASSERT_TRUE(cpu_->MakeResident(volume_.data(), labels_.data(), kShape, StorageType::kFloat32,
-                                   &on_cpu).ok());
-    ASSERT_TRUE(cuda_->MakeResident(volume_.data(), labels_.data(), kShape,
-                                    StorageType::kFloat32, &on_gpu).ok());
-    std::vector<double> expected(poses_.size() * 12), actual(expected.size()), again(expected.size());
-    ASSERT_TRUE(cpu_->PoseGradient(*on_cpu, poses_.data(), 4, s, upstream.data(), expected.data()).ok());
-    ASSERT_TRUE(cuda_->PoseGradient(*on_gpu, poses_.data(), 4, s, upstream.data(), actual.data()).ok());
-    ASSERT_TRUE(cuda_->PoseGradient(*on_gpu, poses_.data(), 4, s, upstream.data(), again.data()).ok());
+    ASSERT_TRUE(cpu_->MakeResident(volume_.data(), labels_.data(), kShape,
+                                   StorageType::kFloat32, &on_cpu)
+                    .ok());
+    ASSERT_TRUE(cuda_
+                    ->MakeResident(volume_.data(), labels_.data(), kShape,
+                                   StorageType::kFloat32, &on_gpu)
+                    .ok());
+    std::vector<double> expected(poses_.size() * 12), actual(expected.size()),
+        again(expected.size());
+    ASSERT_TRUE(cpu_->PoseGradient(*on_cpu, poses_.data(), 4, s,
+                                   upstream.data(), expected.data())
+                    .ok());
+    ASSERT_TRUE(cuda_
+                    ->PoseGradient(*on_gpu, poses_.data(), 4, s,
+                                   upstream.data(), actual.data())
+                    .ok());
+    ASSERT_TRUE(cuda_
+                    ->PoseGradient(*on_gpu, poses_.data(), 4, s,
+                                   upstream.data(), again.data())
+                    .ok());
     EXPECT_EQ(actual, again);  // fixed-order reduction: the same bits
     double scale = 0;
     for (double g : expected) scale = std::max(scale, std::fabs(g));
-    for (size_t i = 0; i < expected.size(); ++i) EXPECT_NEAR(actual[i], expected[i], 1e-4 * scale);
-    std::vector<float> jacobian_cpu(upstream.size() * 12), jacobian_gpu(jacobian_cpu.size());
-    ASSERT_TRUE(cpu_->PoseJacobian(*on_cpu, poses_.data(), 4, s, jacobian_cpu.data()).ok());
-    ASSERT_TRUE(cuda_->PoseJacobian(*on_gpu, poses_.data(), 4, s, jacobian_gpu.data()).ok());
+    for (size_t i = 0; i < expected.size(); ++i)
+      EXPECT_NEAR(actual[i], expected[i], 1e-4 * scale);
+    std::vector<float> jacobian_cpu(upstream.size() * 12),
+        jacobian_gpu(jacobian_cpu.size());
+    ASSERT_TRUE(
+        cpu_->PoseJacobian(*on_cpu, poses_.data(), 4, s, jacobian_cpu.data())
+            .ok());
+    ASSERT_TRUE(
+        cuda_->PoseJacobian(*on_gpu, poses_.data(), 4, s, jacobian_gpu.data())
+            .ok());
     for (size_t i = 0; i < jacobian_cpu.size(); ++i) {
-      ASSERT_NEAR(jacobian_gpu[i], jacobian_cpu[i], 1e-4f * std::fabs(jacobian_cpu[i]) + 1e-6f) << i;
+      ASSERT_NEAR(jacobian_gpu[i], jacobian_cpu[i],
+                  1e-4f * std::fabs(jacobian_cpu[i]) + 1e-6f)
+          << i;
     }
   }
 }
@@ -109,7 +139,8 @@ TEST_F(CudaExecutorTest, PoseGradientAndJacobianMatchTheCpuExecutor) {
 TEST_F(CudaExecutorTest, IsDeterministic) {
   RenderSettings s;
   s.rays = RaySettings{37, 53, 500};
-  EXPECT_EQ(Render(*cuda_, StorageType::kFloat32, s), Render(*cuda_, StorageType::kFloat32, s));
+  EXPECT_EQ(Render(*cuda_, StorageType::kFloat32, s),
+            Render(*cuda_, StorageType::kFloat32, s));
 }
 
 TEST_F(CudaExecutorTest, TextureSamplerStaysWithinItsDocumentedError) {
@@ -120,7 +151,8 @@ TEST_F(CudaExecutorTest, TextureSamplerStaysWithinItsDocumentedError) {
   const std::vector<float> texture = Render(*cuda_, StorageType::kFloat32, s);
   double worst = 0, peak = 0;
   for (size_t i = 0; i < exact.size(); ++i) {
-    worst = std::max(worst, static_cast<double>(std::fabs(texture[i] - exact[i])));
+    worst =
+        std::max(worst, static_cast<double>(std::fabs(texture[i] - exact[i])));
     peak = std::max(peak, static_cast<double>(std::fabs(exact[i])));
   }
   // 8-bit interpolation weights: at most 2⁻⁹ of the local voxel contrast per

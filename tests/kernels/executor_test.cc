@@ -22,8 +22,8 @@ std::vector<PoseGeometry> ThreeViews() {
   in.width = 24;
   std::vector<PoseGeometry> poses;
   for (double angle : {0.0, 30.0, -75.0}) {
-    const Mat4d rt_inv = MakeRtInv(EulerToMatrix("ZXY", {angle, 10, 0}, true), {0, 120, 0},
-                                   Orientation::kAP, {8, 9, 10});
+    const Mat4d rt_inv = MakeRtInv(EulerToMatrix("ZXY", {angle, 10, 0}, true),
+                                   {0, 120, 0}, Orientation::kAP, {8, 9, 10});
     poses.push_back(MakePoseGeometry(Mat4d::Identity(), rt_inv, in));
   }
   return poses;
@@ -38,12 +38,16 @@ std::vector<uint16_t> SlabLabels() {
 
 std::vector<float> Render(Executor& executor, const std::vector<float>& volume,
                           const uint16_t* labels, StorageType storage,
-                          const std::vector<PoseGeometry>& poses, const RenderSettings& s) {
+                          const std::vector<PoseGeometry>& poses,
+                          const RenderSettings& s) {
   std::shared_ptr<ResidentVolume> resident;
-  EXPECT_TRUE(executor.MakeResident(volume.data(), labels, kShape, storage, &resident).ok());
-  std::vector<float> out(poses.size() * s.channels * s.rays.height * s.rays.width);
-  const KernelStatus status =
-      executor.Render(*resident, poses.data(), static_cast<int>(poses.size()), s, out.data());
+  EXPECT_TRUE(
+      executor.MakeResident(volume.data(), labels, kShape, storage, &resident)
+          .ok());
+  std::vector<float> out(poses.size() * s.channels * s.rays.height *
+                         s.rays.width);
+  const KernelStatus status = executor.Render(
+      *resident, poses.data(), static_cast<int>(poses.size()), s, out.data());
   EXPECT_TRUE(status.ok()) << status.message();
   return out;
 }
@@ -58,21 +62,25 @@ RenderSettings Settings(Renderer renderer, Reduce reduce, int channels) {
 }
 
 TEST(CpuExecutorTest, RendersEveryPoseOfABatchWithTheSharedRayBody) {
-  const std::vector<float> volume = testing::WavyVolume(kShape.nx, kShape.ny, kShape.nz);
+  const std::vector<float> volume =
+      testing::WavyVolume(kShape.nx, kShape.ny, kShape.nz);
   const std::vector<PoseGeometry> poses = ThreeViews();
   std::unique_ptr<Executor> cpu = MakeCpuExecutor(2);
   for (Renderer renderer : {Renderer::kTrilinear, Renderer::kSiddon}) {
     const RenderSettings s = Settings(renderer, Reduce::kSum, 1);
     const std::vector<float> out =
         Render(*cpu, volume, nullptr, StorageType::kFloat32, poses, s);
-    const VolumeView<float> view{volume.data(), kShape.nx, kShape.ny, kShape.nz};
+    const VolumeView<float> view{volume.data(), kShape.nx, kShape.ny,
+                                 kShape.nz};
     for (size_t p = 0; p < poses.size(); ++p) {
       for (int v = 0; v < 20; ++v) {
         for (int u = 0; u < 24; ++u) {
-          const float expected = renderer == Renderer::kSiddon
-                                     ? testing::SiddonIntegral(view, poses[p], v, u)
-                                     : testing::LineIntegral(view, poses[p], s.rays, v, u);
-          ASSERT_EQ(out[(p * 20 + v) * 24 + u], expected) << p << " " << v << "," << u;
+          const float expected =
+              renderer == Renderer::kSiddon
+                  ? testing::SiddonIntegral(view, poses[p], v, u)
+                  : testing::LineIntegral(view, poses[p], s.rays, v, u);
+          ASSERT_EQ(out[(p * 20 + v) * 24 + u], expected)
+              << p << " " << v << "," << u;
         }
       }
     }
@@ -80,25 +88,30 @@ TEST(CpuExecutorTest, RendersEveryPoseOfABatchWithTheSharedRayBody) {
 }
 
 TEST(CpuExecutorTest, ResultsDoNotDependOnTheThreadCount) {
-  const std::vector<float> volume = testing::WavyVolume(kShape.nx, kShape.ny, kShape.nz);
+  const std::vector<float> volume =
+      testing::WavyVolume(kShape.nx, kShape.ny, kShape.nz);
   const std::vector<PoseGeometry> poses = ThreeViews();
   const RenderSettings s = Settings(Renderer::kTrilinear, Reduce::kSum, 1);
-  std::unique_ptr<Executor> one = MakeCpuExecutor(1), three = MakeCpuExecutor(3);
+  std::unique_ptr<Executor> one = MakeCpuExecutor(1),
+                            three = MakeCpuExecutor(3);
   EXPECT_EQ(Render(*one, volume, nullptr, StorageType::kFloat32, poses, s),
             Render(*three, volume, nullptr, StorageType::kFloat32, poses, s));
 }
 
 TEST(CpuExecutorTest, LabelChannelsSumToTheUnlabelledImage) {
-  const std::vector<float> volume = testing::WavyVolume(kShape.nx, kShape.ny, kShape.nz);
+  const std::vector<float> volume =
+      testing::WavyVolume(kShape.nx, kShape.ny, kShape.nz);
   const std::vector<uint16_t> labels = SlabLabels();  // classes 0..4
   const std::vector<PoseGeometry> poses = ThreeViews();
   std::unique_ptr<Executor> cpu = MakeCpuExecutor(2);
   for (Renderer renderer : {Renderer::kTrilinear, Renderer::kSiddon}) {
     // 10 channels: two passes of 8; classes 5..9 are empty.
-    const std::vector<float> split = Render(*cpu, volume, labels.data(), StorageType::kFloat32,
-                                            poses, Settings(renderer, Reduce::kSum, 10));
-    const std::vector<float> total = Render(*cpu, volume, labels.data(), StorageType::kFloat32,
-                                            poses, Settings(renderer, Reduce::kSum, 1));
+    const std::vector<float> split =
+        Render(*cpu, volume, labels.data(), StorageType::kFloat32, poses,
+               Settings(renderer, Reduce::kSum, 10));
+    const std::vector<float> total =
+        Render(*cpu, volume, labels.data(), StorageType::kFloat32, poses,
+               Settings(renderer, Reduce::kSum, 1));
     const int plane = 20 * 24;
     for (size_t p = 0; p < poses.size(); ++p) {
       for (int px = 0; px < plane; ++px) {
@@ -110,7 +123,8 @@ TEST(CpuExecutorTest, LabelChannelsSumToTheUnlabelledImage) {
           }
           sum += value;
         }
-        EXPECT_NEAR(sum, total[p * plane + px], 1e-5f * total[p * plane + px] + 1e-7f);
+        EXPECT_NEAR(sum, total[p * plane + px],
+                    1e-5f * total[p * plane + px] + 1e-7f);
       }
     }
   }
@@ -118,12 +132,14 @@ TEST(CpuExecutorTest, LabelChannelsSumToTheUnlabelledImage) {
 
 TEST(CpuExecutorTest, MaximumIntensityIsTheLargestSample) {
   std::vector<float> volume(kShape.voxels(), 0.01f);
-  volume[(10 * kShape.ny + 9) * kShape.nx + 8] = 0.5f;  // one bright voxel at (8, 9, 10)
+  volume[(10 * kShape.ny + 9) * kShape.nx + 8] =
+      0.5f;  // one bright voxel at (8, 9, 10)
   const std::vector<PoseGeometry> poses = ThreeViews();
   std::unique_ptr<Executor> cpu = MakeCpuExecutor(1);
   for (Renderer renderer : {Renderer::kTrilinear, Renderer::kSiddon}) {
-    const std::vector<float> mip = Render(*cpu, volume, nullptr, StorageType::kFloat32, poses,
-                                          Settings(renderer, Reduce::kMax, 1));
+    const std::vector<float> mip =
+        Render(*cpu, volume, nullptr, StorageType::kFloat32, poses,
+               Settings(renderer, Reduce::kMax, 1));
     float brightest = 0;
     for (float v : mip) {
       EXPECT_GE(v, 0.0f);
@@ -135,15 +151,19 @@ TEST(CpuExecutorTest, MaximumIntensityIsTheLargestSample) {
 }
 
 TEST(CpuExecutorTest, HalfPrecisionStorageStaysWithinItsRoundingError) {
-  const std::vector<float> volume = testing::WavyVolume(kShape.nx, kShape.ny, kShape.nz);
+  const std::vector<float> volume =
+      testing::WavyVolume(kShape.nx, kShape.ny, kShape.nz);
   const std::vector<PoseGeometry> poses = ThreeViews();
   const RenderSettings s = Settings(Renderer::kTrilinear, Reduce::kSum, 1);
   std::unique_ptr<Executor> cpu = MakeCpuExecutor(2);
-  const std::vector<float> exact = Render(*cpu, volume, nullptr, StorageType::kFloat32, poses, s);
+  const std::vector<float> exact =
+      Render(*cpu, volume, nullptr, StorageType::kFloat32, poses, s);
   // Relative rounding of one stored value: 2⁻¹¹ (float16), 2⁻⁸ (bfloat16).
-  for (auto [storage, bound] : {std::pair{StorageType::kFloat16, 1.0f / 2048},
-                                std::pair{StorageType::kBFloat16, 1.0f / 256}}) {
-    const std::vector<float> half = Render(*cpu, volume, nullptr, storage, poses, s);
+  for (auto [storage, bound] :
+       {std::pair{StorageType::kFloat16, 1.0f / 2048},
+        std::pair{StorageType::kBFloat16, 1.0f / 256}}) {
+    const std::vector<float> half =
+        Render(*cpu, volume, nullptr, storage, poses, s);
     for (size_t i = 0; i < exact.size(); ++i) {
       ASSERT_NEAR(half[i], exact[i], bound * exact[i] + 1e-7f) << i;
     }
@@ -154,13 +174,15 @@ TEST(CpuExecutorTest, TextureSamplerIsRefused) {
   std::unique_ptr<Executor> cpu = MakeCpuExecutor(1);
   const std::vector<float> volume(kShape.voxels(), 1.0f);
   std::shared_ptr<ResidentVolume> resident;
-  ASSERT_TRUE(
-      cpu->MakeResident(volume.data(), nullptr, kShape, StorageType::kFloat32, &resident).ok());
+  ASSERT_TRUE(cpu->MakeResident(volume.data(), nullptr, kShape,
+                                StorageType::kFloat32, &resident)
+                  .ok());
   RenderSettings s = Settings(Renderer::kTrilinear, Reduce::kSum, 1);
   s.sampler = Sampler::kTexture;
   std::vector<float> out(20 * 24);
   const PoseGeometry pose = ThreeViews()[0];
-  EXPECT_EQ(cpu->Render(*resident, &pose, 1, s, out.data()).code(), KernelCode::kInvalidArgument);
+  EXPECT_EQ(cpu->Render(*resident, &pose, 1, s, out.data()).code(),
+            KernelCode::kInvalidArgument);
 }
 
 TEST(CpuExecutorTest, ResidentVolumeReportsWhatItHolds) {
@@ -168,8 +190,8 @@ TEST(CpuExecutorTest, ResidentVolumeReportsWhatItHolds) {
   const std::vector<float> volume(kShape.voxels(), 1.0f);
   const std::vector<uint16_t> labels = SlabLabels();
   std::shared_ptr<ResidentVolume> resident;
-  ASSERT_TRUE(cpu->MakeResident(volume.data(), labels.data(), kShape, StorageType::kFloat16,
-                                &resident)
+  ASSERT_TRUE(cpu->MakeResident(volume.data(), labels.data(), kShape,
+                                StorageType::kFloat16, &resident)
                   .ok());
   EXPECT_EQ(resident->shape().voxels(), kShape.voxels());
   EXPECT_EQ(resident->resident_bytes(), kShape.voxels() * 4);

@@ -47,9 +47,12 @@ TEST(EulerTest, ValidatesConventions) {
 }
 
 TEST(RotationVectorTest, InvertsTheSo3Exponential) {
-  for (Vec3d v : {Vec3d{0.3, -0.2, 0.5}, Vec3d{1e-8, 0, -2e-8}, Vec3d{0, 0, 3.1415}, Vec3d{0, 0, 0}}) {
-    const Vec3d back = RotationVector(RotationMatrix(Parameterization::kSo3Log, "", v.data(), false));
-    for (int i = 0; i < 3; ++i) EXPECT_NEAR(back[i], v[i], 1e-6) << v[0] << " " << v[2];
+  for (Vec3d v : {Vec3d{0.3, -0.2, 0.5}, Vec3d{1e-8, 0, -2e-8},
+                  Vec3d{0, 0, 3.1415}, Vec3d{0, 0, 0}}) {
+    const Vec3d back = RotationVector(
+        RotationMatrix(Parameterization::kSo3Log, "", v.data(), false));
+    for (int i = 0; i < 3; ++i)
+      EXPECT_NEAR(back[i], v[i], 1e-6) << v[0] << " " << v[2];
   }
 }
 

@@ -26,7 +26,8 @@ TEST(MarchRayTest, BoxLineIntegralIsMuTimesChordToFloatPrecision) {
     for (int u = 0; u < kN; ++u) {
       const bool inside = u >= 5 && u <= 14 && v >= 5 && v <= 14;
       const float expected = inside ? kMu * 10.0f : 0.0f;  // chord: 10 mm
-      EXPECT_NEAR(testing::LineIntegral(sampler, g, s, v, u), expected, 1e-6f * kMu * 10.0f)
+      EXPECT_NEAR(testing::LineIntegral(sampler, g, s, v, u), expected,
+                  1e-6f * kMu * 10.0f)
           << "pixel " << v << "," << u;
     }
   }
@@ -69,7 +70,8 @@ TEST(MarchRayTest, RaysThatMissTheVolumeIntegrateToZero) {
   const PoseGeometry g = MakePoseGeometry(Mat4d::Identity(), far_away, in);
   const RaySettings s{4, 4, 500};
   for (int v = 0; v < 4; ++v)
-    for (int u = 0; u < 4; ++u) EXPECT_EQ(testing::LineIntegral(sampler, g, s, v, u), 0.0f);
+    for (int u = 0; u < 4; ++u)
+      EXPECT_EQ(testing::LineIntegral(sampler, g, s, v, u), 0.0f);
 }
 
 TEST(MarchRayTest, CullingChangesNothing) {

@@ -10,11 +10,12 @@ namespace {
 TEST(HalfTest, EncodesKnownValuesAndRoundsToNearestEven) {
   EXPECT_EQ(ToHalf(1.0f).bits, 0x3c00);
   EXPECT_EQ(ToHalf(-2.5f).bits, 0xc100);
-  EXPECT_EQ(ToHalf(65504.0f).bits, 0x7bff);     // largest finite
-  EXPECT_EQ(ToHalf(65520.0f).bits, 0x7c00);     // rounds to inf
+  EXPECT_EQ(ToHalf(65504.0f).bits, 0x7bff);               // largest finite
+  EXPECT_EQ(ToHalf(65520.0f).bits, 0x7c00);               // rounds to inf
   EXPECT_EQ(ToHalf(std::ldexp(1.0f, -24)).bits, 0x0001);  // smallest subnormal
   EXPECT_EQ(ToHalf(1.0f + std::ldexp(1.0f, -11)).bits, 0x3c00);  // tie: even
-  EXPECT_EQ(ToHalf(1.0f + 3 * std::ldexp(1.0f, -11)).bits, 0x3c02);  // tie: even (up)
+  EXPECT_EQ(ToHalf(1.0f + 3 * std::ldexp(1.0f, -11)).bits,
+            0x3c02);  // tie: even (up)
   EXPECT_TRUE(std::isnan(ToFloat(ToHalf(NAN))));
 }
 

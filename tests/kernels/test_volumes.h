@@ -47,8 +47,8 @@ inline PoseGeometry ColumnRays(int size, double sdd) {
 
 // The trilinear line integral of one ray, all classes summed.
 template <class Volume>
-float LineIntegral(const Volume& volume, const PoseGeometry& g, const RaySettings& s, int row,
-                   int col) {
+float LineIntegral(const Volume& volume, const PoseGeometry& g,
+                   const RaySettings& s, int row, int col) {
   ChannelAccumulator<Reduce::kSum, 1> acc{0, {0.0f}};
   MarchTrilinear(volume, NoLabels{}, g, s, row, col, &acc);
   return acc.value[0];
@@ -56,7 +56,8 @@ float LineIntegral(const Volume& volume, const PoseGeometry& g, const RaySetting
 
 // The Siddon line integral of one ray, all classes summed.
 template <class Volume>
-float SiddonIntegral(const Volume& volume, const PoseGeometry& g, int row, int col) {
+float SiddonIntegral(const Volume& volume, const PoseGeometry& g, int row,
+                     int col) {
   ChannelAccumulator<Reduce::kSum, 1> acc{0, {0.0f}};
   MarchSiddon(volume, NoLabels{}, g, row, col, &acc);
   return acc.value[0];

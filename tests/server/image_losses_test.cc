@@ -55,10 +55,13 @@ TEST(ImageLossesTest, GradientsMatchCentralDifferences) {
       std::vector<float> moved = image;
       const float h = 1e-2f;
       moved[i] = image[i] + h;
-      const double up = LossAndGradient(spec, moved.data(), target.data(), kH, kW, &unused);
+      const double up =
+          LossAndGradient(spec, moved.data(), target.data(), kH, kW, &unused);
       moved[i] = image[i] - h;
-      const double down = LossAndGradient(spec, moved.data(), target.data(), kH, kW, &unused);
-      EXPECT_NEAR(grad[i], (up - down) / (2.0 * h), 2e-4 + 1e-3 * std::fabs(grad[i]))
+      const double down =
+          LossAndGradient(spec, moved.data(), target.data(), kH, kW, &unused);
+      EXPECT_NEAR(grad[i], (up - down) / (2.0 * h),
+                  2e-4 + 1e-3 * std::fabs(grad[i]))
           << "kind " << int(spec.kind) << " pixel " << i;
     }
   }
@@ -69,22 +72,30 @@ TEST(ImageLossesTest, NccIsOneForItselfAndMinusOneForItsNegative) {
   std::vector<float> negative(image.size()), scaled(image.size());
   for (size_t i = 0; i < image.size(); ++i) {
     negative[i] = -image[i];
-    scaled[i] = 3.0f * image[i];  // (an offset would show at the Sobel filter's zero border)
+    scaled[i] =
+        3.0f *
+        image[i];  // (an offset would show at the Sobel filter's zero border)
   }
   std::vector<double> grad;
   for (const LossSpec& spec : AllSpecs()) {
     if (spec.kind == LossSpec::Kind::kMse) continue;
     double weights = 0;
     for (size_t i = 0; i < spec.weights.size(); ++i) {
-      weights += spec.kind == LossSpec::Kind::kMultiscaleNcc || i == 0 ? spec.weights[i] : 0;
+      weights += spec.kind == LossSpec::Kind::kMultiscaleNcc || i == 0
+                     ? spec.weights[i]
+                     : 0;
     }
-    EXPECT_NEAR(LossAndGradient(spec, image.data(), scaled.data(), kH, kW, &grad), weights, 1e-3);
-    EXPECT_NEAR(LossAndGradient(spec, image.data(), negative.data(), kH, kW, &grad), -weights,
-                1e-3);
+    EXPECT_NEAR(
+        LossAndGradient(spec, image.data(), scaled.data(), kH, kW, &grad),
+        weights, 1e-3);
+    EXPECT_NEAR(
+        LossAndGradient(spec, image.data(), negative.data(), kH, kW, &grad),
+        -weights, 1e-3);
   }
   LossSpec mse;
   mse.kind = LossSpec::Kind::kMse;
-  EXPECT_NEAR(LossAndGradient(mse, image.data(), image.data(), kH, kW, &grad), 0.0, 1e-12);
+  EXPECT_NEAR(LossAndGradient(mse, image.data(), image.data(), kH, kW, &grad),
+              0.0, 1e-12);
 }
 
 TEST(ImageLossesTest, RejectsBadSpecs) {

@@ -24,9 +24,11 @@ HostVolume Blob() {
   for (int k = 0; k < 32; ++k)
     for (int j = 0; j < 36; ++j)
       for (int i = 0; i < 40; ++i) {
-        const double r2 = (i - 17.0) * (i - 17.0) + (j - 19.0) * (j - 19.0) / 1.5 +
+        const double r2 = (i - 17.0) * (i - 17.0) +
+                          (j - 19.0) * (j - 19.0) / 1.5 +
                           (k - 15.0) * (k - 15.0) * 1.3;
-        mu[(k * 36 + j) * 40 + i] = static_cast<float>(0.03 * std::exp(-r2 / 60.0));
+        mu[(k * 36 + j) * 40 + i] =
+            static_cast<float>(0.03 * std::exp(-r2 / 60.0));
       }
   v.voxels.assign(reinterpret_cast<const char*>(mu.data()), mu.size() * 4);
   return v;
@@ -34,7 +36,8 @@ HostVolume Blob() {
 
 class PoseGradientEngineTest : public ::testing::Test {
  protected:
-  PoseGradientEngineTest() : executor_(kernels::MakeCpuExecutor(2)), store_(executor_.get(), 2) {
+  PoseGradientEngineTest()
+      : executor_(kernels::MakeCpuExecutor(2)), store_(executor_.get(), 2) {
     HostVolume blob = Blob();
     id_ = ContentDigest(blob.header, blob.voxels);
     EXPECT_TRUE(store_.Insert(id_, std::move(blob)).ok());
@@ -54,12 +57,14 @@ class PoseGradientEngineTest : public ::testing::Test {
   }
 
   // Σ upstream · images of `call`.
-  double Loss(const RenderCall& call, const std::vector<float>& upstream) const {
+  double Loss(const RenderCall& call,
+              const std::vector<float>& upstream) const {
     RenderEngine engine(executor_.get(), &store_, nullptr, Limits{}, 1);
     absl::StatusOr<RenderResult> result = engine.Render(call);
     EXPECT_TRUE(result.ok()) << result.status();
     double loss = 0;
-    for (size_t i = 0; i < upstream.size(); ++i) loss += double{upstream[i]} * result->images[i];
+    for (size_t i = 0; i < upstream.size(); ++i)
+      loss += double{upstream[i]} * result->images[i];
     return loss;
   }
 
@@ -81,13 +86,26 @@ TEST_F(PoseGradientEngineTest, ParameterGradientsMatchCentralDifferences) {
   };
   const std::vector<Case> cases = {
       {kernels::Parameterization::kEuler, {10, -5, 8}, {3, 250, -2}, 0.05},
-      {kernels::Parameterization::kQuaternion, {0.05, -0.1, 0.02, 1.0}, {3, 250, -2}, 1e-3},
-      {kernels::Parameterization::kSo3Log, {0.1, -0.05, 0.2}, {3, 250, -2}, 1e-3},
-      {kernels::Parameterization::kSe3Log, {0.05, 0.03, -0.04}, {-1, 246, 3}, 1e-3},
+      {kernels::Parameterization::kQuaternion,
+       {0.05, -0.1, 0.02, 1.0},
+       {3, 250, -2},
+       1e-3},
+      {kernels::Parameterization::kSo3Log,
+       {0.1, -0.05, 0.2},
+       {3, 250, -2},
+       1e-3},
+      {kernels::Parameterization::kSe3Log,
+       {0.05, 0.03, -0.04},
+       {-1, 246, 3},
+       1e-3},
       {kernels::Parameterization::kQuaternionAdjugate,
-       {2.0, 0.1, -0.2, 0.05, 0.01, -0.01, 0.0, 0.02, 0.0, 0.01}, {3, 250, -2}, 1e-3},
+       {2.0, 0.1, -0.2, 0.05, 0.01, -0.01, 0.0, 0.02, 0.0, 0.01},
+       {3, 250, -2},
+       1e-3},
       {kernels::Parameterization::kRotation9d,
-       {0.99, -0.1, 0.04, 0.11, 0.98, -0.07, -0.03, 0.08, 1.01}, {3, 250, -2}, 1e-3},
+       {0.99, -0.1, 0.04, 0.11, 0.98, -0.07, -0.03, 0.08, 1.01},
+       {3, 250, -2},
+       1e-3},
   };
   for (OutputKind output : {OutputKind::kLineIntegral, OutputKind::kExp}) {
     for (const Case& c : cases) {
@@ -109,7 +127,8 @@ TEST_F(PoseGradientEngineTest, ParameterGradientsMatchCentralDifferences) {
       for (size_t k = 0; k < grad.size(); ++k) {
         ParameterizedPoseSpec moved = pose;
         const bool rotation = k < c.rotation.size();
-        double& value = rotation ? moved.rotation[k] : moved.translation[k - c.rotation.size()];
+        double& value = rotation ? moved.rotation[k]
+                                 : moved.translation[k - c.rotation.size()];
         const double h = rotation ? c.rotation_step : 0.2;
         value += h;
         call.poses[0] = moved;
@@ -118,8 +137,8 @@ TEST_F(PoseGradientEngineTest, ParameterGradientsMatchCentralDifferences) {
         call.poses[0] = moved;
         const double down = Loss(call, upstream);
         EXPECT_NEAR(grad[k], (up - down) / (2 * h), 0.02 * scale)
-            << "parameterization " << int(c.parameterization) << " value " << k << " output "
-            << int(output);
+            << "parameterization " << int(c.parameterization) << " value " << k
+            << " output " << int(output);
       }
     }
   }
@@ -138,7 +157,8 @@ TEST_F(PoseGradientEngineTest, BiplaneGradientsMatchCentralDifferences) {
   second.x0 = 4;
   call.intrinsics.push_back(second);
   std::vector<float> upstream(2 * 16 * 18);
-  for (size_t i = 0; i < upstream.size(); ++i) upstream[i] = std::sin(0.05 * i) + 1.0f;
+  for (size_t i = 0; i < upstream.size(); ++i)
+    upstream[i] = std::sin(0.05 * i) + 1.0f;
   call.gradient = GradientRequest{upstream};
   RenderEngine engine(executor_.get(), &store_, nullptr, Limits{}, 1);
   absl::StatusOr<RenderResult> result = engine.Render(call);
@@ -157,19 +177,22 @@ TEST_F(PoseGradientEngineTest, BiplaneGradientsMatchCentralDifferences) {
       const double up = Loss(moved, upstream);
       value -= 2 * h;
       const double down = Loss(moved, upstream);
-      EXPECT_NEAR(grad[k], (up - down) / (2 * h), 0.02 * scale) << "pose " << pose << " " << k;
+      EXPECT_NEAR(grad[k], (up - down) / (2 * h), 0.02 * scale)
+          << "pose " << pose << " " << k;
     }
   }
 }
 
-TEST_F(PoseGradientEngineTest, LabelChannelsWithOneUpstreamGiveTheSummedGradient) {
+TEST_F(PoseGradientEngineTest,
+       LabelChannelsWithOneUpstreamGiveTheSummedGradient) {
   // Class boundaries carry no gradient (nearest lookup, as in nanodrr), so
   // per-channel images are only piecewise differentiable; with the same
   // upstream in every channel the gradient is that of the summed image.
   HostVolume blob = Blob();
   blob.header.label_type = VoxelType::kUInt8;
   blob.labels.resize(blob.header.voxels());
-  for (size_t v = 0; v < blob.labels.size(); ++v) blob.labels[v] = static_cast<char>((v % 40) / 14);
+  for (size_t v = 0; v < blob.labels.size(); ++v)
+    blob.labels[v] = static_cast<char>((v % 40) / 14);
   const std::string id = ContentDigest(blob.header, blob.voxels, blob.labels);
   ASSERT_TRUE(store_.Insert(id, std::move(blob)).ok());
   ParameterizedPoseSpec pose;
@@ -180,7 +203,8 @@ TEST_F(PoseGradientEngineTest, LabelChannelsWithOneUpstreamGiveTheSummedGradient
   std::vector<float> upstream(16 * 18);
   for (size_t i = 0; i < upstream.size(); ++i) upstream[i] = std::cos(0.07 * i);
   std::vector<float> per_channel;
-  for (int c = 0; c < 3; ++c) per_channel.insert(per_channel.end(), upstream.begin(), upstream.end());
+  for (int c = 0; c < 3; ++c)
+    per_channel.insert(per_channel.end(), upstream.begin(), upstream.end());
   split.gradient = GradientRequest{per_channel};
   RenderCall summed = split;
   summed.channels.sum = true;
@@ -213,12 +237,15 @@ TEST_F(PoseGradientEngineTest, JacobianContractedWithTheUpstreamIsTheGradient) {
   ASSERT_EQ(g.jacobian.size(), upstream.size() * 7);
   for (size_t k = 0; k < 7; ++k) {
     double sum = 0;
-    for (size_t px = 0; px < upstream.size(); ++px) sum += double{upstream[px]} * g.jacobian[px * 7 + k];
-    EXPECT_NEAR(sum, g.parameters[k], 1e-4 * std::fabs(g.parameters[k]) + 1e-6) << k;
+    for (size_t px = 0; px < upstream.size(); ++px)
+      sum += double{upstream[px]} * g.jacobian[px * 7 + k];
+    EXPECT_NEAR(sum, g.parameters[k], 1e-4 * std::fabs(g.parameters[k]) + 1e-6)
+        << k;
   }
 }
 
-TEST_F(PoseGradientEngineTest, MatrixPosesGetTheRtInvGradientAndRequestsAreChecked) {
+TEST_F(PoseGradientEngineTest,
+       MatrixPosesGetTheRtInvGradientAndRequestsAreChecked) {
   ParameterizedPoseSpec pose;
   pose.rotation = {15, 0, 5};
   pose.translation = {0, 250, 0};
@@ -234,21 +261,27 @@ TEST_F(PoseGradientEngineTest, MatrixPosesGetTheRtInvGradientAndRequestsAreCheck
   ASSERT_TRUE(a.ok() && b.ok());
   ASSERT_EQ(a->gradients[0].parameters.size(), 16u);
   for (int e = 0; e < 16; ++e) {
-    EXPECT_DOUBLE_EQ(a->gradients[0].parameters[e], a->gradients[0].rt_inv.m[e / 4][e % 4]);
-    EXPECT_NEAR(a->gradients[0].rt_inv.m[e / 4][e % 4], b->gradients[0].rt_inv.m[e / 4][e % 4],
-                1e-9 + 1e-6 * std::fabs(b->gradients[0].rt_inv.m[e / 4][e % 4]));
+    EXPECT_DOUBLE_EQ(a->gradients[0].parameters[e],
+                     a->gradients[0].rt_inv.m[e / 4][e % 4]);
+    EXPECT_NEAR(
+        a->gradients[0].rt_inv.m[e / 4][e % 4],
+        b->gradients[0].rt_inv.m[e / 4][e % 4],
+        1e-9 + 1e-6 * std::fabs(b->gradients[0].rt_inv.m[e / 4][e % 4]));
   }
   // The same request gives the same bits.
   absl::StatusOr<RenderResult> again = engine.Render(by_euler);
   EXPECT_EQ(again->gradients[0].parameters, b->gradients[0].parameters);
 
   by_euler.gradient->upstream.pop_back();
-  EXPECT_EQ(engine.Render(by_euler).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(engine.Render(by_euler).status().code(),
+            absl::StatusCode::kInvalidArgument);
   by_euler.gradient->upstream.push_back(NAN);
-  EXPECT_EQ(engine.Render(by_euler).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(engine.Render(by_euler).status().code(),
+            absl::StatusCode::kInvalidArgument);
   by_euler.gradient->upstream.back() = 1.0f;
   by_euler.output = OutputKind::kMip;
-  EXPECT_EQ(engine.Render(by_euler).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(engine.Render(by_euler).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -19,7 +19,8 @@ ParameterizedPoseSpec& FirstPose(RenderCall& call) {
   return std::get<ParameterizedPoseSpec>(call.poses[0]);
 }
 
-void ExpectRejected(const RenderCall& call, absl::StatusCode code, absl::string_view field) {
+void ExpectRejected(const RenderCall& call, absl::StatusCode code,
+                    absl::string_view field) {
   const absl::Status s = ValidateRenderCall(call, Limits{});
   EXPECT_EQ(s.code(), code) << s;
   EXPECT_NE(s.message().find(field), absl::string_view::npos) << s;
@@ -38,13 +39,15 @@ TEST(ValidateRenderCallTest, RejectsBadSizesNamingTheField) {
   ExpectRejected(call, absl::StatusCode::kInvalidArgument, "intrinsics.width");
   call = GoodCall();
   call.intrinsics[0].width = 100000;
-  ExpectRejected(call, absl::StatusCode::kResourceExhausted, "intrinsics.width");
+  ExpectRejected(call, absl::StatusCode::kResourceExhausted,
+                 "intrinsics.width");
   call = GoodCall();
   call.n_samples = 1;
   ExpectRejected(call, absl::StatusCode::kInvalidArgument, "options.n_samples");
   call = GoodCall();
   call.n_samples = 1 << 20;
-  ExpectRejected(call, absl::StatusCode::kResourceExhausted, "options.n_samples");
+  ExpectRejected(call, absl::StatusCode::kResourceExhausted,
+                 "options.n_samples");
   call = GoodCall();
   call.poses.clear();
   ExpectRejected(call, absl::StatusCode::kInvalidArgument, "poses");
@@ -57,12 +60,14 @@ TEST(ValidateRenderCallTest, PerPoseIntrinsicsMustMatchTheBatchAndShareASize) {
   RenderCall call = GoodCall();
   call.poses.push_back(ParameterizedPoseSpec{});
   call.intrinsics.assign(3, kernels::Intrinsics{});
-  ExpectRejected(call, absl::StatusCode::kInvalidArgument, "per_pose_intrinsics");
+  ExpectRejected(call, absl::StatusCode::kInvalidArgument,
+                 "per_pose_intrinsics");
   call.intrinsics.resize(2);
   call.intrinsics[1].sdd = 800;  // biplane: different cameras are fine
   EXPECT_TRUE(ValidateRenderCall(call, Limits{}).ok());
   call.intrinsics[1].height = 100;
-  ExpectRejected(call, absl::StatusCode::kInvalidArgument, "per_pose_intrinsics[1]");
+  ExpectRejected(call, absl::StatusCode::kInvalidArgument,
+                 "per_pose_intrinsics[1]");
 }
 
 TEST(ValidateRenderCallTest, RejectsNonFiniteGeometryNamingTheField) {
@@ -77,15 +82,18 @@ TEST(ValidateRenderCallTest, RejectsNonFiniteGeometryNamingTheField) {
   ExpectRejected(call, absl::StatusCode::kInvalidArgument, "intrinsics.y0");
   call = GoodCall();
   FirstPose(call).rotation[1] = NAN;
-  ExpectRejected(call, absl::StatusCode::kInvalidArgument, "poses[0].parameterized.rotation[1]");
+  ExpectRejected(call, absl::StatusCode::kInvalidArgument,
+                 "poses[0].parameterized.rotation[1]");
   call = GoodCall();
   FirstPose(call).convention = "ZZX";
-  ExpectRejected(call, absl::StatusCode::kInvalidArgument, "poses[0].parameterized.convention");
+  ExpectRejected(call, absl::StatusCode::kInvalidArgument,
+                 "poses[0].parameterized.convention");
   call = GoodCall();
   kernels::Mat4d m = kernels::Mat4d::Identity();
   m.m[1][3] = INFINITY;
   call.poses.push_back(m);
-  ExpectRejected(call, absl::StatusCode::kInvalidArgument, "poses[1].rt_inv.values[7]");
+  ExpectRejected(call, absl::StatusCode::kInvalidArgument,
+                 "poses[1].rt_inv.values[7]");
 }
 
 TEST(ValidateRenderCallTest, ChecksEachParameterizationsValues) {
@@ -93,7 +101,8 @@ TEST(ValidateRenderCallTest, ChecksEachParameterizationsValues) {
   FirstPose(call).parameterization = kernels::Parameterization::kQuaternion;
   ExpectRejected(call, absl::StatusCode::kInvalidArgument, "needs 4 values");
   FirstPose(call).rotation = {0, 0, 0, 0};
-  ExpectRejected(call, absl::StatusCode::kInvalidArgument, "quaternion is zero");
+  ExpectRejected(call, absl::StatusCode::kInvalidArgument,
+                 "quaternion is zero");
   FirstPose(call).rotation = {0, 0, 0, 2};
   EXPECT_TRUE(ValidateRenderCall(call, Limits{}).ok());
   FirstPose(call).parameterization = kernels::Parameterization::kMatrix;
@@ -101,7 +110,8 @@ TEST(ValidateRenderCallTest, ChecksEachParameterizationsValues) {
   ExpectRejected(call, absl::StatusCode::kInvalidArgument, "reflection");
   FirstPose(call).rotation = {1, 0, 0, 0, 2, 0, 0, 0, 1};
   ExpectRejected(call, absl::StatusCode::kInvalidArgument, "orthonormal");
-  FirstPose(call).parameterization = kernels::Parameterization::kQuaternionAdjugate;
+  FirstPose(call).parameterization =
+      kernels::Parameterization::kQuaternionAdjugate;
   FirstPose(call).rotation.assign(10, 0.0);
   ExpectRejected(call, absl::StatusCode::kInvalidArgument, "adjugate is zero");
 }
@@ -109,13 +119,16 @@ TEST(ValidateRenderCallTest, ChecksEachParameterizationsValues) {
 TEST(ValidateRenderCallTest, RejectsBadOptions) {
   RenderCall call = GoodCall();
   call.attenuation.hu_bone = 0;
-  ExpectRejected(call, absl::StatusCode::kInvalidArgument, "options.attenuation.hu_bone");
+  ExpectRejected(call, absl::StatusCode::kInvalidArgument,
+                 "options.attenuation.hu_bone");
   call = GoodCall();
   call.attenuation.mu_water = NAN;
-  ExpectRejected(call, absl::StatusCode::kInvalidArgument, "options.attenuation.mu_water");
+  ExpectRejected(call, absl::StatusCode::kInvalidArgument,
+                 "options.attenuation.mu_water");
   call = GoodCall();
   call.channels.classes = {2, -1};
-  ExpectRejected(call, absl::StatusCode::kInvalidArgument, "options.channels.classes[1]");
+  ExpectRejected(call, absl::StatusCode::kInvalidArgument,
+                 "options.channels.classes[1]");
   call = GoodCall();
   call.channels = {true, {1}};
   ExpectRejected(call, absl::StatusCode::kInvalidArgument, "options.channels");

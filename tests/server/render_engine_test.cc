@@ -26,14 +26,16 @@ HostVolume LabelledPhantom() {
 
 class RenderEngineTest : public ::testing::Test {
  protected:
-  RenderEngineTest() : executor_(kernels::MakeCpuExecutor(2)), store_(executor_.get(), 4) {
+  RenderEngineTest()
+      : executor_(kernels::MakeCpuExecutor(2)), store_(executor_.get(), 4) {
     HostVolume phantom = MakeThoraxPhantom();
     id_ = ContentDigest(phantom.header, phantom.voxels);
     header_ = phantom.header;
     mu_ = AttenuationVolume(phantom.header, phantom.voxels, {});
     EXPECT_TRUE(store_.Insert(id_, std::move(phantom)).ok());
     HostVolume labelled = LabelledPhantom();
-    labelled_id_ = ContentDigest(labelled.header, labelled.voxels, labelled.labels);
+    labelled_id_ =
+        ContentDigest(labelled.header, labelled.voxels, labelled.labels);
     EXPECT_TRUE(store_.Insert(labelled_id_, std::move(labelled)).ok());
   }
 
@@ -73,7 +75,8 @@ TEST_F(RenderEngineTest, RendersEachPoseAsTheKernelsDo) {
   const kernels::RaySettings s{40, 50, 500};
   for (int p = 0; p < 2; ++p) {
     const kernels::PoseGeometry g = kernels::MakePoseGeometry(
-        world_to_voxel, ResolvePose(call.poses[p], VolumeCenter(header_)), call.intrinsics[0]);
+        world_to_voxel, ResolvePose(call.poses[p], VolumeCenter(header_)),
+        call.intrinsics[0]);
     for (int v = 0; v < 40; v += 7) {
       for (int u = 0; u < 50; u += 7) {
         EXPECT_EQ(result->images[(p * 40 + v) * 50 + u],
@@ -111,7 +114,8 @@ TEST_F(RenderEngineTest, AttenuationParametersApplyWithoutReupload) {
   absl::StatusOr<RenderResult> doubled = Render(call);
   ASSERT_TRUE(defaults.ok() && doubled.ok());
   for (size_t i = 0; i < defaults->images.size(); ++i) {
-    EXPECT_NEAR(doubled->images[i], 2 * defaults->images[i], 1e-5f * defaults->images[i] + 1e-7f);
+    EXPECT_NEAR(doubled->images[i], 2 * defaults->images[i],
+                1e-5f * defaults->images[i] + 1e-7f);
   }
 }
 
@@ -129,7 +133,8 @@ TEST_F(RenderEngineTest, LabelsGiveAChannelPerClassThatSumsToTheTotal) {
   for (int b = 0; b < 2; ++b) {
     for (int px = 0; px < plane; ++px) {
       float total = 0;
-      for (int c = 0; c < 4; ++c) total += per_class->images[(b * 4 + c) * plane + px];
+      for (int c = 0; c < 4; ++c)
+        total += per_class->images[(b * 4 + c) * plane + px];
       const float expected = summed->images[b * plane + px];
       EXPECT_NEAR(total, expected, 1e-5f * expected + 1e-6f);
     }
@@ -162,17 +167,20 @@ TEST_F(RenderEngineTest, OutputTransformsAndDtypes) {
   ASSERT_TRUE(mip.ok());
   for (float v : mip->images) {
     EXPECT_GE(v, 0.0f);
-    EXPECT_LE(v, 0.0192f + (0.0573f - 0.0192f) * 0.7f + 1e-6f);  // densest tissue: 700 HU
+    EXPECT_LE(v, 0.0192f + (0.0573f - 0.0192f) * 0.7f +
+                     1e-6f);  // densest tissue: 700 HU
   }
 }
 
 TEST_F(RenderEngineTest, SubmitAnswersOnAWorkerAndUnknownVolumesAreNotFound) {
   RenderEngine engine(executor_.get(), &store_, nullptr, Limits{}, 1);
   std::promise<absl::StatusOr<RenderResult>> ok, missing;
-  engine.Submit(ReferenceCall(8, 8), [&](absl::StatusOr<RenderResult> r) { ok.set_value(r); });
+  engine.Submit(ReferenceCall(8, 8),
+                [&](absl::StatusOr<RenderResult> r) { ok.set_value(r); });
   RenderCall unknown = ReferenceCall(8, 8);
   unknown.volume_id = "feedbeef";
-  engine.Submit(unknown, [&](absl::StatusOr<RenderResult> r) { missing.set_value(r); });
+  engine.Submit(unknown,
+                [&](absl::StatusOr<RenderResult> r) { missing.set_value(r); });
   EXPECT_TRUE(ok.get_future().get().ok());
   const absl::Status s = missing.get_future().get().status();
   EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
@@ -184,7 +192,8 @@ TEST_F(RenderEngineTest, AFullQueueRefusesAtOnce) {
   limits.max_queued_requests = 0;
   RenderEngine engine(executor_.get(), &store_, nullptr, limits, 1);
   absl::Status status;
-  engine.Submit(ReferenceCall(8, 8), [&](absl::StatusOr<RenderResult> r) { status = r.status(); });
+  engine.Submit(ReferenceCall(8, 8),
+                [&](absl::StatusOr<RenderResult> r) { status = r.status(); });
   EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
 }
 

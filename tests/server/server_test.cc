@@ -166,16 +166,21 @@ TEST_F(ServerTest, BadRenderRequestsAreInvalidAndTheServerKeepsServing) {
       {[](auto& r) {
          r.mutable_poses(0)->mutable_parameterized()->set_rotation(2, NAN);
        },
-       absl::StatusCode::kInvalidArgument, "poses[0].parameterized.rotation[2]"},
+       absl::StatusCode::kInvalidArgument,
+       "poses[0].parameterized.rotation[2]"},
       {[](auto& r) {
-         r.mutable_poses(0)->mutable_parameterized()->set_translation(1, INFINITY);
+         r.mutable_poses(0)->mutable_parameterized()->set_translation(1,
+                                                                      INFINITY);
        },
-       absl::StatusCode::kInvalidArgument, "poses[0].parameterized.translation[1]"},
+       absl::StatusCode::kInvalidArgument,
+       "poses[0].parameterized.translation[1]"},
       {[](auto& r) { r.mutable_intrinsics()->set_sdd(NAN); },
        absl::StatusCode::kInvalidArgument, "intrinsics.sdd"},
       {[](auto& r) { r.mutable_intrinsics()->set_x0(-INFINITY); },
        absl::StatusCode::kInvalidArgument, "intrinsics.x0"},
-      {[](auto& r) { r.mutable_poses(0)->mutable_parameterized()->add_rotation(1); },
+      {[](auto& r) {
+         r.mutable_poses(0)->mutable_parameterized()->add_rotation(1);
+       },
        absl::StatusCode::kInvalidArgument, "poses[0].parameterized.rotation"},
       {[](auto& r) { r.add_poses(); }, absl::StatusCode::kInvalidArgument,
        "poses[1]"},
