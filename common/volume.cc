@@ -36,22 +36,6 @@ int VoxelBytes(VoxelType type) {
   return 0;
 }
 
-std::string_view VoxelTypeName(VoxelType type) {
-  switch (type) {
-    case VoxelType::kUInt8:
-      return "uint8";
-    case VoxelType::kInt16:
-      return "int16";
-    case VoxelType::kUInt16:
-      return "uint16";
-    case VoxelType::kInt32:
-      return "int32";
-    case VoxelType::kFloat32:
-      return "float32";
-  }
-  return "unknown";
-}
-
 std::string CanonicalHeaderBytes(const VolumeHeader& header) {
   std::string out("DRRVOL1", 8);  // includes the terminating NUL
   AppendLittleEndian(static_cast<uint32_t>(header.voxel_type), &out);

@@ -24,9 +24,6 @@ enum class VoxelType : uint32_t {
 // Bytes per voxel of `type`.
 int VoxelBytes(VoxelType type);
 
-// A short lower-case name of `type` ("int16", ...).
-std::string_view VoxelTypeName(VoxelType type);
-
 // What voxel values mean (the wire enum's values).
 enum class ValueKind : uint32_t { kHu = 1, kAttenuation = 2 };
 
