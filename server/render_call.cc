@@ -167,6 +167,10 @@ absl::Status ValidateRenderCall(const RenderCall& call, const Limits& limits) {
   if (call.gradient && call.loss) {
     return absl::InvalidArgumentError("gradient and loss exclude each other");
   }
+  if (call.loss && !call.channels.classes.empty()) {
+    return absl::InvalidArgumentError(
+        "options.channels.classes: a loss compares the summed image, not classes");
+  }
   if (call.loss && call.loss->target_id.empty()) {
     return absl::InvalidArgumentError("loss.target_id is empty");
   }

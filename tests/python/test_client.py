@@ -6,7 +6,7 @@ import pytest
 
 import reference
 from conftest import small_volume
-from drrclient import Client, Intrinsics, Pose, RenderOptions, volume_id
+from drrclient import Client, Intrinsics, Loss, Pose, RenderOptions, volume_id
 from drr.v1 import volumes_pb2, volumes_pb2_grpc
 
 SMALL = Intrinsics(sdd=300, delx=1.5, dely=1.5, height=24, width=32)
@@ -204,3 +204,26 @@ def test_jacobians_contract_to_the_gradient(client):
     assert jacobians[0].shape == (1, 24, 32, 6)
     contracted = np.tensordot(upstream[0].astype(np.float64), jacobians[0], axes=([0, 1, 2], [0, 1, 2]))
     np.testing.assert_allclose(contracted, grads[0], rtol=1e-4, atol=1e-6 * np.abs(grads[0]).max())
+
+
+def test_targets_and_loss_requests_report_bad_input(client):
+    voxels, affine = small_volume(10)
+    vid = client.upload_volume(voxels, affine)
+    with pytest.raises(grpc.RpcError) as err:
+        client.loss_and_grad(vid, "e" * 64, [Pose(translation=(0, 150, 0))], SMALL)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND and "e" * 64 in err.value.details()
+    wrong_size = client.upload_target(np.ones((10, 12), np.float32))
+    with pytest.raises(grpc.RpcError) as err:
+        client.loss_and_grad(vid, wrong_size, [Pose(translation=(0, 150, 0))], SMALL)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "10×12" in err.value.details()
+    with pytest.raises(grpc.RpcError) as err:
+        client.upload_target(np.full((4, 4), np.nan, np.float32))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    target = client.upload_target(np.random.default_rng(0).random((24, 32)).astype(np.float32))
+    with pytest.raises(grpc.RpcError) as err:
+        client.loss_and_grad(vid, target, [Pose(translation=(0, 150, 0))], SMALL,
+                             Loss(kind="ncc", patch_sizes=[40]))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "patch_sizes" in err.value.details()
+    losses, grads, rt_inv = client.loss_and_grad(vid, target, [Pose(translation=(0, 150, 0))] * 2,
+                                                 SMALL, Loss(kind="mse"))
+    assert losses.shape == (2,) and losses[0] == losses[1] and rt_inv.shape == (2, 4, 4)

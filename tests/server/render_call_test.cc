@@ -136,6 +136,16 @@ TEST(ValidateRenderCallTest, RejectsBadOptions) {
   call.renderer = kernels::Renderer::kSiddon;
   call.sampler = kernels::Sampler::kTexture;
   ExpectRejected(call, absl::StatusCode::kInvalidArgument, "options.sampler");
+  call = GoodCall();
+  call.loss = LossRequest{"t", LossSpec{}, false};
+  call.channels.classes = {1};
+  ExpectRejected(call, absl::StatusCode::kInvalidArgument, "options.channels.classes");
+  call.channels.classes.clear();
+  call.gradient = GradientRequest{};
+  ExpectRejected(call, absl::StatusCode::kInvalidArgument, "exclude");
+  call.gradient.reset();
+  call.renderer = kernels::Renderer::kSiddon;
+  ExpectRejected(call, absl::StatusCode::kInvalidArgument, "trilinear");
 }
 
 TEST(ResolvePoseTest, ParameterizedPosesRotateAboutTheVolumeCentreByDefault) {
