@@ -29,31 +29,52 @@ RenderEngine::RenderEngine(kernels::Executor* executor,
 }
 
 RenderEngine::~RenderEngine() {
-  std::deque<Pending> abandoned;
+  std::deque<Task> abandoned;
   {
     absl::MutexLock lock(&mutex_);
     stopping_ = true;
     abandoned.swap(queue_);
   }
-  for (Pending& p : abandoned) {
-    p.done(absl::UnavailableError("the server is shutting down"));
-  }
+  for (Task& task : abandoned) task.abandon();
   for (std::thread& t : workers_) t.join();
 }
 
 void RenderEngine::Submit(RenderCall call, Callback done) {
+  auto shared_done = std::make_shared<Callback>(std::move(done));
+  Task task{
+      [this, call = std::move(call), shared_done](double queued) {
+        absl::StatusOr<RenderResult> result = Render(call);
+        if (result.ok()) result->queue_seconds = queued;
+        (*shared_done)(std::move(result));
+      },
+      [shared_done] {
+        (*shared_done)(absl::UnavailableError("the server is shutting down"));
+      },
+      std::chrono::steady_clock::now()};
   {
     absl::MutexLock lock(&mutex_);
     if (!stopping_ &&
         static_cast<int>(queue_.size()) < limits_.max_queued_requests) {
-      queue_.push_back(
-          {std::move(call), std::move(done), std::chrono::steady_clock::now()});
+      queue_.push_back(std::move(task));
       return;
     }
   }
-  done(absl::ResourceExhaustedError(absl::StrCat("the render queue is full (",
-                                                 limits_.max_queued_requests,
-                                                 " requests); retry later")));
+  (*shared_done)(absl::ResourceExhaustedError(
+      absl::StrCat("the render queue is full (", limits_.max_queued_requests,
+                   " requests); retry later")));
+}
+
+void RenderEngine::Post(std::function<void()> work,
+                        std::function<void()> abandon) {
+  {
+    absl::MutexLock lock(&mutex_);
+    if (!stopping_) {
+      queue_.push_back({[work = std::move(work)](double) { work(); },
+                        std::move(abandon), std::chrono::steady_clock::now()});
+      return;
+    }
+  }
+  abandon();
 }
 
 int RenderEngine::queue_depth() const {
@@ -63,7 +84,7 @@ int RenderEngine::queue_depth() const {
 
 void RenderEngine::WorkerLoop() {
   while (true) {
-    Pending next;
+    Task next;
     {
       absl::MutexLock lock(&mutex_);
       mutex_.Await(absl::Condition(
@@ -75,10 +96,7 @@ void RenderEngine::WorkerLoop() {
       next = std::move(queue_.front());
       queue_.pop_front();
     }
-    const double queued = SecondsSince(next.enqueued);
-    absl::StatusOr<RenderResult> result = Render(next.call);
-    if (result.ok()) result->queue_seconds = queued;
-    next.done(std::move(result));
+    next.run(SecondsSince(next.enqueued));
   }
 }
 

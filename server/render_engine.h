@@ -39,6 +39,11 @@ class RenderEngine {
   // RESOURCE_EXHAUSTED at once when the queue is full.
   void Submit(RenderCall call, Callback done);
 
+  // Queues other engine work (storing an uploaded volume, say) behind the
+  // renders, outside the render queue's bound: `work` runs on a worker, or
+  // `abandon` runs instead when the engine shuts down first.
+  void Post(std::function<void()> work, std::function<void()> abandon);
+
   // Renders `call` on the calling thread.
   absl::StatusOr<RenderResult> Render(const RenderCall& call) const;
 
@@ -46,9 +51,11 @@ class RenderEngine {
   int queue_depth() const;
 
  private:
-  struct Pending {
-    RenderCall call;
-    Callback done;
+  // Queued work: `run` gets how long the task waited; `abandon` tells its
+  // submitter that it will not run.
+  struct Task {
+    std::function<void(double queued_seconds)> run;
+    std::function<void()> abandon;
     std::chrono::steady_clock::time_point enqueued;
   };
 
@@ -81,7 +88,7 @@ class RenderEngine {
   const TargetStore* const targets_;
   const Limits limits_;
   mutable absl::Mutex mutex_;
-  std::deque<Pending> queue_ ABSL_GUARDED_BY(mutex_);
+  std::deque<Task> queue_ ABSL_GUARDED_BY(mutex_);
   bool stopping_ ABSL_GUARDED_BY(mutex_) = false;
   std::vector<std::thread> workers_;
 };

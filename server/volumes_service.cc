@@ -31,17 +31,19 @@ class UploadReactor final
       return;
     }
     absl::Status status = Accept();
-    if (!status.ok() || done_) {
+    if (!status.ok()) {
       Complete(status);
-      return;
+    } else if (!done_) {
+      StartRead(&chunk_);
     }
-    StartRead(&chunk_);
+    // Else an engine worker is storing the volume and completes the call.
   }
 
   void OnDone() override { delete this; }
 
  private:
-  // Takes the chunk just read; sets done_ once the digest has been handled.
+  // Takes the chunk just read; sets done_ once the digest has been handled
+  // (and, when it matched, handed the volume to Store).
   absl::Status Accept() {
     switch (chunk_.part_case()) {
       case v1::UploadVolumeChunk::kHeader: {
@@ -56,13 +58,7 @@ class UploadReactor final
         done_ = true;
         absl::StatusOr<HostVolume> volume = upload_.Finish(chunk_.digest());
         if (!volume.ok()) return volume.status();
-        const int64_t bytes = static_cast<int64_t>(volume->voxels.size());
-        absl::StatusOr<std::shared_ptr<const StoredVolume>> stored =
-            context_.store->Insert(chunk_.digest(), *std::move(volume));
-        if (!stored.ok()) return stored.status();
-        ToProto(**stored, response_);
-        context_.metrics->AddUploadBytes(bytes);
-        on_stored_();
+        Store(chunk_.digest(), *std::move(volume));
         return absl::OkStatus();
       }
       case v1::UploadVolumeChunk::PART_NOT_SET:
@@ -70,6 +66,29 @@ class UploadReactor final
     }
     return absl::InvalidArgumentError(
         "an upload chunk sets none of header, data, digest");
+  }
+
+  // Stores the checked volume on an engine worker (deriving μ and making it
+  // resident takes a while; gRPC's callback threads must not wait for it),
+  // then completes the call there.
+  void Store(std::string id, HostVolume volume) {
+    auto shared = std::make_shared<HostVolume>(std::move(volume));
+    context_.engine->Post(
+        [this, id = std::move(id), shared] {
+          const int64_t bytes =
+              shared->header.voxel_bytes() + shared->header.label_bytes();
+          absl::StatusOr<std::shared_ptr<const StoredVolume>> stored =
+              context_.store->Insert(id, std::move(*shared));
+          if (stored.ok()) {
+            ToProto(**stored, response_);
+            context_.metrics->AddUploadBytes(bytes);
+            on_stored_();
+          }
+          Complete(stored.status());
+        },
+        [this] {
+          Complete(absl::UnavailableError("the server is shutting down"));
+        });
   }
 
   void Complete(const absl::Status& status) {
