@@ -1,11 +1,9 @@
 """Writes nanodrr's images for the parity cases (tests/parity/cases.json) to
 tests/parity/goldens.npz, from nanodrr's torch backend on the CPU.
 
-Regenerate (needs PyPI; torch is large, so it lives in its own venv):
-
-    python3 -m venv .venv-parity
-    .venv-parity/bin/pip install nanodrr==0.1.6 nibabel
-    .venv-parity/bin/python tests/parity/make_goldens.py [../shared/data]
+Regenerate with tests/parity/make_goldens.sh, which installs nanodrr 0.1.6
+from PyPI into its own venv (.venv-parity; torch is large) and runs this
+script and make_gradient_goldens.py.
 
 The test (tests/python/test_parity.py) renders the same cases through the
 server and compares; CI does not need torch.

@@ -1,9 +1,7 @@
 """Writes nanodrr's pose gradients and metric values for the cases of
 tests/parity/gradient_cases.json to tests/parity/gradient_goldens.npz, from
-nanodrr's torch backend and torch autograd on the CPU (same venv as
-make_goldens.py):
-
-    .venv-parity/bin/python tests/parity/make_gradient_goldens.py [../shared/data]
+nanodrr's torch backend and torch autograd on the CPU (run by
+tests/parity/make_goldens.sh).
 
 Goldens are computed in float64 (nanodrr's own float32 renders differ from
 float64 by up to 2e-3 on these real-CT cases: trilinear gradients jump at voxel
