@@ -30,7 +30,10 @@ fi
 if [ ! -x .tools/bin/promtool ]; then
   echo "setup: fetching promtool"
   tmp=$(mktemp -d) && chmod 755 "$tmp"  # readable by apt's _apt user
-  (cd "$tmp" && apt-get download prometheus >/dev/null && dpkg-deb --fsys-tarfile prometheus_*.deb | tar -x ./usr/bin/promtool)
+  # (apt's package lists may be absent when every apt package was already there)
+  (cd "$tmp" && { apt-get download prometheus >/dev/null 2>&1 ||
+                  { as_root apt-get update -qq && apt-get download prometheus >/dev/null; }; } &&
+   dpkg-deb --fsys-tarfile prometheus_*.deb | tar -x ./usr/bin/promtool)
   mkdir -p .tools/bin && mv "$tmp/usr/bin/promtool" .tools/bin/promtool && rm -rf "$tmp"
 fi
 
