@@ -68,8 +68,8 @@ absl::StatusOr<Server> Server::Start(const Options& options) {
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(),
                            &impl->port);
-  // Room for a 1 MiB upload chunk or a large render request, bounded.
-  builder.SetMaxReceiveMessageSize(16 << 20);
+  // Room for upload chunks, target images and upstream gradients, bounded.
+  builder.SetMaxReceiveMessageSize(64 << 20);
   builder.RegisterService(&impl->volumes_service);
   builder.RegisterService(&impl->renderer_service);
   builder.RegisterService(&impl->targets_service);
