@@ -37,6 +37,13 @@ class RenderFrame:
     error: Optional[FrameError]
 
 
+def _pose_gradients(response):
+    """(parameter gradients [B, k], rt_inv gradients [B, 4, 4]) of a response."""
+    parameters = [np.asarray(g.parameters) for g in response.pose_gradients]
+    rt_inv = np.stack([np.asarray(g.rt_inv).reshape(4, 4) for g in response.pose_gradients])
+    return parameters, rt_inv
+
+
 def _status_code(value: int) -> grpc.StatusCode:
     for code in grpc.StatusCode:
         if code.value[0] == value:
@@ -114,9 +121,7 @@ class Client:
         request = self.render_request(volume_id, poses, intrinsics, options)
         request.loss.CopyFrom(loss.to_proto(target_id))
         response = self._renderer.Render(request)
-        parameters = [np.asarray(g.parameters) for g in response.pose_gradients]
-        rt_inv = np.stack([np.asarray(g.rt_inv).reshape(4, 4) for g in response.pose_gradients])
-        return np.asarray(response.losses), parameters, rt_inv
+        return (np.asarray(response.losses), *_pose_gradients(response))
 
     @staticmethod
     def render_request(volume_id: str, poses, intrinsics=Intrinsics(),
@@ -149,9 +154,7 @@ class Client:
         weights = np.ascontiguousarray(upstream, dtype="<f4")
         request.gradient.upstream = weights.tobytes()
         response = self._renderer.Render(request)
-        parameters = [np.asarray(g.parameters) for g in response.pose_gradients]
-        rt_inv = np.stack([np.asarray(g.rt_inv).reshape(4, 4) for g in response.pose_gradients])
-        return decode_images(response.images), parameters, rt_inv
+        return (decode_images(response.images), *_pose_gradients(response))
 
     def jacobians(self, volume_id: str, poses, intrinsics=Intrinsics(),
                   options: RenderOptions = RenderOptions()):
