@@ -46,22 +46,40 @@ struct TextureVolume {
   }
 };
 
-// Block b renders tile b / n_poses of pose b % n_poses, so consecutive blocks
-// march the same region of the volume for every pose of the batch and share
-// its cache lines (the co-scheduling of views TIGRE and ASTRA use). The
-// pose's geometry is staged in shared memory once per block.
+// Where a thread works: block b renders tile b / n_poses of pose b % n_poses,
+// so consecutive blocks march the same region of the volume for every pose of
+// the batch and share its cache lines (the co-scheduling of views TIGRE and
+// ASTRA use).
+struct BlockWork {
+  int pose, row, col;
+
+  // This thread's pose and pixel; stages the pose's geometry in `geometry`
+  // (shared memory) once per block. Every thread of the block must call it.
+  __device__ static BlockWork Of(const PoseGeometry* poses, int n_poses,
+                                 int tiles_x, PoseGeometry* geometry) {
+    const int pose = blockIdx.x % n_poses;
+    const int tile = blockIdx.x / n_poses;
+    if (threadIdx.x == 0 && threadIdx.y == 0) *geometry = poses[pose];
+    __syncthreads();
+    return {pose,
+            static_cast<int>((tile / tiles_x) * kTileHeight + threadIdx.y),
+            static_cast<int>((tile % tiles_x) * kTileWidth + threadIdx.x)};
+  }
+
+  __device__ bool inside(const RenderSettings& s) const {
+    return col < s.rays.width && row < s.rays.height;
+  }
+};
+
+// One thread per pixel writes every channel of it.
 template <class Volume, class Labels>
 __global__ void RenderKernel(Volume volume, Labels labels,
                              const PoseGeometry* poses, RenderSettings settings,
                              int n_poses, int tiles_x, float* out) {
   __shared__ PoseGeometry geometry;
-  const int pose = blockIdx.x % n_poses;
-  const int tile = blockIdx.x / n_poses;
-  if (threadIdx.x == 0 && threadIdx.y == 0) geometry = poses[pose];
-  __syncthreads();
-  const int col = (tile % tiles_x) * kTileWidth + threadIdx.x;
-  const int row = (tile / tiles_x) * kTileHeight + threadIdx.y;
-  if (col >= settings.rays.width || row >= settings.rays.height) return;
+  const BlockWork w = BlockWork::Of(poses, n_poses, tiles_x, &geometry);
+  if (!w.inside(settings)) return;
+  const int pose = w.pose, row = w.row, col = w.col;
   const long long plane =
       static_cast<long long>(settings.rays.height) * settings.rays.width;
   float* pixel =
@@ -81,15 +99,12 @@ __global__ void PoseGradientKernel(Volume volume, Labels labels,
   constexpr int kThreads = kTileWidth * kTileHeight;
   __shared__ PoseGeometry geometry;
   __shared__ float sums[12][kThreads];
-  const int pose = blockIdx.x % n_poses;
+  const BlockWork w = BlockWork::Of(poses, n_poses, tiles_x, &geometry);
+  const int pose = w.pose, row = w.row, col = w.col;
   const int tile = blockIdx.x / n_poses;
-  if (threadIdx.x == 0 && threadIdx.y == 0) geometry = poses[pose];
-  __syncthreads();
-  const int col = (tile % tiles_x) * kTileWidth + threadIdx.x;
-  const int row = (tile / tiles_x) * kTileHeight + threadIdx.y;
   const int thread = threadIdx.y * kTileWidth + threadIdx.x;
   float g[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
-  if (col < settings.rays.width && row < settings.rays.height) {
+  if (w.inside(settings)) {
     const long long plane =
         static_cast<long long>(settings.rays.height) * settings.rays.width;
     const float* weights = upstream + pose * settings.channels * plane +
@@ -119,13 +134,9 @@ __global__ void PoseJacobianKernel(Volume volume, Labels labels,
                                    RenderSettings settings, int n_poses,
                                    int tiles_x, float* out) {
   __shared__ PoseGeometry geometry;
-  const int pose = blockIdx.x % n_poses;
-  const int tile = blockIdx.x / n_poses;
-  if (threadIdx.x == 0 && threadIdx.y == 0) geometry = poses[pose];
-  __syncthreads();
-  const int col = (tile % tiles_x) * kTileWidth + threadIdx.x;
-  const int row = (tile / tiles_x) * kTileHeight + threadIdx.y;
-  if (col >= settings.rays.width || row >= settings.rays.height) return;
+  const BlockWork w = BlockWork::Of(poses, n_poses, tiles_x, &geometry);
+  if (!w.inside(settings)) return;
+  const int pose = w.pose, row = w.row, col = w.col;
   const float one = 1.0f;
   for (int c = 0; c < settings.channels; ++c) {
     float d[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
