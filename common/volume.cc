@@ -20,6 +20,17 @@ void AppendLittleEndian(T value, std::string* out) {
   out->append(bytes, sizeof(T));
 }
 
+template <typename T>
+std::vector<float> DecodeAs(const std::string& bytes) {
+  std::vector<float> out(bytes.size() / sizeof(T));
+  for (size_t i = 0; i < out.size(); ++i) {
+    T v;
+    std::memcpy(&v, bytes.data() + i * sizeof(T), sizeof(T));
+    out[i] = static_cast<float>(v);
+  }
+  return out;
+}
+
 }  // namespace
 
 int VoxelBytes(VoxelType type) {
@@ -34,6 +45,22 @@ int VoxelBytes(VoxelType type) {
       return 4;
   }
   return 0;
+}
+
+std::vector<float> VoxelsAsFloat(VoxelType type, const std::string& bytes) {
+  switch (type) {
+    case VoxelType::kUInt8:
+      return DecodeAs<uint8_t>(bytes);
+    case VoxelType::kInt16:
+      return DecodeAs<int16_t>(bytes);
+    case VoxelType::kUInt16:
+      return DecodeAs<uint16_t>(bytes);
+    case VoxelType::kInt32:
+      return DecodeAs<int32_t>(bytes);
+    case VoxelType::kFloat32:
+      break;
+  }
+  return DecodeAs<float>(bytes);
 }
 
 std::string CanonicalHeaderBytes(const VolumeHeader& header) {

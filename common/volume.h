@@ -55,6 +55,10 @@ struct HostVolume {
   std::string labels;
 };
 
+// The little-endian voxels of `type` in `bytes`, as float32 (int32 values
+// beyond 2²⁴ round).
+std::vector<float> VoxelsAsFloat(VoxelType type, const std::string& bytes);
+
 // The canonical header bytes that the content digest covers (see
 // proto/drr/v1/volumes.proto, UploadVolumeChunk.digest).
 std::string CanonicalHeaderBytes(const VolumeHeader& header);

@@ -7,32 +7,6 @@
 #include "absl/strings/str_cat.h"
 
 namespace drr {
-namespace {
-
-template <typename T>
-double ValueAt(const std::string& bytes, int64_t i) {
-  T v;
-  std::memcpy(&v, bytes.data() + i * sizeof(T), sizeof(T));
-  return static_cast<double>(v);
-}
-
-double LabelValue(const HostVolume& labels, int64_t i) {
-  switch (labels.header.voxel_type) {
-    case VoxelType::kUInt8:
-      return ValueAt<uint8_t>(labels.voxels, i);
-    case VoxelType::kInt16:
-      return ValueAt<int16_t>(labels.voxels, i);
-    case VoxelType::kUInt16:
-      return ValueAt<uint16_t>(labels.voxels, i);
-    case VoxelType::kInt32:
-      return ValueAt<int32_t>(labels.voxels, i);
-    case VoxelType::kFloat32:
-      break;
-  }
-  return ValueAt<float>(labels.voxels, i);
-}
-
-}  // namespace
 
 absl::Status AttachLabels(const HostVolume& labels, HostVolume* volume) {
   const VolumeHeader& a = volume->header;
@@ -43,10 +17,11 @@ absl::Status AttachLabels(const HostVolume& labels, HostVolume* volume) {
         " voxels, the volume ", a.width, "×", a.height, "×", a.depth));
   }
   const int64_t count = a.voxels();
+  const std::vector<float> values = VoxelsAsFloat(b.voxel_type, labels.voxels);
   std::vector<uint16_t> classes(count);
   uint16_t largest = 0;
   for (int64_t i = 0; i < count; ++i) {
-    const double v = LabelValue(labels, i);
+    const double v = values[i];
     if (!(v >= 0 && v <= 65535 && v == std::floor(v))) {
       return absl::InvalidArgumentError(absl::StrCat(
           "label voxel ", i, " is ", v, ", not a class index in [0, 65535]"));

@@ -9,33 +9,6 @@
 namespace drr::server {
 namespace {
 
-template <typename T>
-std::vector<float> ToFloat(const std::string& bytes) {
-  std::vector<float> out(bytes.size() / sizeof(T));
-  for (size_t i = 0; i < out.size(); ++i) {
-    T v;
-    std::memcpy(&v, bytes.data() + i * sizeof(T), sizeof(T));
-    out[i] = static_cast<float>(v);
-  }
-  return out;
-}
-
-std::vector<float> VoxelsAsFloat(VoxelType type, const std::string& voxels) {
-  switch (type) {
-    case VoxelType::kUInt8:
-      return ToFloat<uint8_t>(voxels);
-    case VoxelType::kInt16:
-      return ToFloat<int16_t>(voxels);
-    case VoxelType::kUInt16:
-      return ToFloat<uint16_t>(voxels);
-    case VoxelType::kInt32:
-      return ToFloat<int32_t>(voxels);
-    case VoxelType::kFloat32:
-      break;
-  }
-  return ToFloat<float>(voxels);
-}
-
 kernels::VolumeShape ShapeOf(const VolumeHeader& h) {
   return {static_cast<int>(h.width), static_cast<int>(h.height),
           static_cast<int>(h.depth)};
