@@ -14,9 +14,9 @@
 #include <string>
 #include <vector>
 
-#include "common/npy_reader.h"
+#include "geometry/pose.h"
+#include "io/npy_reader.h"
 #include "kernels/executor.h"
-#include "kernels/pose.h"
 #include "kernels/pose_geometry.h"
 
 namespace drr {
@@ -87,16 +87,16 @@ int Main(int argc, char** argv) {
   const kernels::VolumeShape shape{static_cast<int>(mu_array.shape[2]),
                                    static_cast<int>(mu_array.shape[1]),
                                    static_cast<int>(mu_array.shape[0])};
-  kernels::Mat4d affine;
+  geometry::Mat4d affine;
   for (int i = 0; i < 16; ++i) affine.m[i / 4][i % 4] = affine_array.values[i];
-  const kernels::Vec3d center = kernels::TransformPoint(
+  const geometry::Vec3d center = geometry::TransformPoint(
       affine,
       {(shape.nx - 1) / 2.0, (shape.ny - 1) / 2.0, (shape.nz - 1) / 2.0});
-  const kernels::Mat4d rt_inv =
-      kernels::MakeRtInv(kernels::Mat3d::Identity(), {0, 850, 0},
-                         kernels::Orientation::kAP, center);
+  const geometry::Mat4d rt_inv =
+      geometry::MakeRtInv(geometry::Mat3d::Identity(), {0, 850, 0},
+                          geometry::Orientation::kAP, center);
   const kernels::PoseGeometry reference = kernels::MakePoseGeometry(
-      *kernels::InvertAffine(affine), rt_inv, kernels::Intrinsics{});
+      *geometry::InvertAffine(affine), rt_inv, geometry::Intrinsics{});
 
   std::vector<std::unique_ptr<kernels::Executor>> executors;
   executors.push_back(kernels::MakeCpuExecutor(0));

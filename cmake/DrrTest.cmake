@@ -4,7 +4,7 @@ include(GoogleTest)
 function(drr_test name)
   cmake_parse_arguments(T "" "" "SOURCES;LIBS" ${ARGN})
   add_executable(${name} ${T_SOURCES})
-  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR})
+  target_link_libraries(${name} PRIVATE drr_test_support)
   target_link_libraries(${name} PRIVATE ${T_LIBS} GTest::gmock GTest::gtest_main)
   drr_warnings(${name})
   gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60

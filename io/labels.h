@@ -2,7 +2,7 @@
 #pragma once
 
 #include "absl/status/status.h"
-#include "common/volume.h"
+#include "volume/volume.h"
 
 namespace drr {
 

@@ -9,7 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "common/status_macros.h"
+#include "status/status_macros.h"
 
 namespace drr {
 namespace {
@@ -53,26 +53,26 @@ absl::Status Invalid(absl::string_view what) {
 }
 
 // The voxel→world affine from the qform quaternion, pixdim and qoffset.
-kernels::Mat4d QformAffine(const HeaderReader& h) {
+geometry::Mat4d QformAffine(const HeaderReader& h) {
   const double b = h.Get<float>(256), c = h.Get<float>(260),
                d = h.Get<float>(264);
   const double a = std::sqrt(std::max(0.0, 1.0 - (b * b + c * c + d * d)));
   const double qfac = h.Get<float>(76) < 0 ? -1.0 : 1.0;
   const double dx = h.Get<float>(80), dy = h.Get<float>(84),
                dz = h.Get<float>(88) * qfac;
-  const kernels::Mat3d r{{{a * a + b * b - c * c - d * d, 2 * (b * c - a * d),
-                           2 * (b * d + a * c)},
-                          {2 * (b * c + a * d), a * a + c * c - b * b - d * d,
-                           2 * (c * d - a * b)},
-                          {2 * (b * d - a * c), 2 * (c * d + a * b),
-                           a * a + d * d - c * c - b * b}}};
-  const kernels::Mat3d scale{{{dx, 0, 0}, {0, dy, 0}, {0, 0, dz}}};
-  return kernels::Mat4d::FromAffine(
+  const geometry::Mat3d r{{{a * a + b * b - c * c - d * d, 2 * (b * c - a * d),
+                            2 * (b * d + a * c)},
+                           {2 * (b * c + a * d), a * a + c * c - b * b - d * d,
+                            2 * (c * d - a * b)},
+                           {2 * (b * d - a * c), 2 * (c * d + a * b),
+                            a * a + d * d - c * c - b * b}}};
+  const geometry::Mat3d scale{{{dx, 0, 0}, {0, dy, 0}, {0, 0, dz}}};
+  return geometry::Mat4d::FromAffine(
       r * scale, {h.Get<float>(268), h.Get<float>(272), h.Get<float>(276)});
 }
 
-kernels::Mat4d SformAffine(const HeaderReader& h) {
-  kernels::Mat4d f = kernels::Mat4d::Identity();
+geometry::Mat4d SformAffine(const HeaderReader& h) {
+  geometry::Mat4d f = geometry::Mat4d::Identity();
   for (int r = 0; r < 3; ++r) {
     for (int c = 0; c < 4; ++c) f.m[r][c] = h.Get<float>(280 + 16 * r + 4 * c);
   }
@@ -191,7 +191,7 @@ absl::StatusOr<HostVolume> ParseNifti(absl::string_view bytes,
   } else if (h.Get<int16_t>(252) > 0) {
     header.affine = QformAffine(h);
   } else {
-    header.affine = kernels::Mat4d::Identity();
+    header.affine = geometry::Mat4d::Identity();
     for (int i = 0; i < 3; ++i)
       header.affine.m[i][i] = h.Get<float>(80 + 4 * i);
   }
@@ -201,7 +201,7 @@ absl::StatusOr<HostVolume> ParseNifti(absl::string_view bytes,
         return Invalid("the affine has a non-finite entry");
     }
   }
-  if (!kernels::InvertAffine(header.affine))
+  if (!geometry::InvertAffine(header.affine))
     return Invalid("the affine is singular");
 
   const float slope = h.Get<float>(112), inter = h.Get<float>(116);

@@ -7,7 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "common/volume.h"
+#include "volume/volume.h"
 
 namespace drr {
 

@@ -61,8 +61,8 @@ HostVolume MakeThoraxPhantom() {
   h.height = kHeight;
   h.depth = kDepth;
   const double sx = -kSpacing, sy = -kSpacing, sz = kSpacing;
-  h.affine = kernels::Mat4d::FromAffine(
-      kernels::Mat3d{{{sx, 0, 0}, {0, sy, 0}, {0, 0, sz}}},
+  h.affine = geometry::Mat4d::FromAffine(
+      geometry::Mat3d{{{sx, 0, 0}, {0, sy, 0}, {0, 0, sz}}},
       {-sx * (kWidth - 1) / 2.0, -sy * (kHeight - 1) / 2.0,
        -sz * (kDepth - 1) / 2.0});
   volume.voxels.resize(h.voxel_bytes());
@@ -70,7 +70,7 @@ HostVolume MakeThoraxPhantom() {
   for (int k = 0; k < kDepth; ++k) {
     for (int j = 0; j < kHeight; ++j) {
       for (int i = 0; i < kWidth; ++i) {
-        const kernels::Vec3d p = kernels::TransformPoint(
+        const geometry::Vec3d p = geometry::TransformPoint(
             h.affine, {double(i), double(j), double(k)});
         const int16_t hu = ThoraxHu(p[0], p[1], p[2]);
         std::memcpy(out, &hu, sizeof hu);

@@ -2,7 +2,7 @@
 // without any data files.
 #pragma once
 
-#include "common/volume.h"
+#include "volume/volume.h"
 
 namespace drr {
 

@@ -4,7 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "kernels/hd.h"
+#include "numeric/host_device.h"
 
 namespace drr::kernels {
 

@@ -6,8 +6,8 @@
 
 #include <cmath>
 
-#include "kernels/hd.h"
 #include "kernels/vec.h"
+#include "numeric/host_device.h"
 
 namespace drr::kernels {
 

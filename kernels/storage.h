@@ -1,16 +1,8 @@
-// Element types a volume may be stored in on an executor (float32, float16,
-// bfloat16) and conversions between them, identical on host and device.
-// Accumulation is always float32 (design.md §1).
+// The element types a volume may be stored in on an executor (float32,
+// float16, bfloat16). The conversions are numeric/float16.h's.
 #pragma once
 
-#include <cstdint>
-#include <cstring>
-
-#include "kernels/hd.h"
-
-#if defined(__CUDACC__)
-#include <cuda_fp16.h>
-#endif
+#include "numeric/float16.h"
 
 namespace drr::kernels {
 
@@ -21,59 +13,5 @@ enum class StorageType { kFloat32, kFloat16, kBFloat16 };
 inline int StorageBytes(StorageType type) {
   return type == StorageType::kFloat32 ? 4 : 2;
 }
-
-// IEEE 754 binary16, as raw bits.
-struct Half {
-  uint16_t bits;
-};
-
-// bfloat16 (the upper half of a binary32), as raw bits.
-struct BFloat16 {
-  uint16_t bits;
-};
-
-DRR_HD float BitsToFloat(uint32_t bits) {
-#if defined(__CUDA_ARCH__)
-  return __uint_as_float(bits);
-#else
-  float f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
-#endif
-}
-
-inline uint32_t FloatToBits(float f) {
-  uint32_t bits;
-  std::memcpy(&bits, &f, sizeof bits);
-  return bits;
-}
-
-DRR_HD float ToFloat(float v) { return v; }
-
-DRR_HD float ToFloat(BFloat16 v) {
-  return BitsToFloat(static_cast<uint32_t>(v.bits) << 16);
-}
-
-DRR_HD float ToFloat(Half v) {
-#if defined(__CUDA_ARCH__)
-  return __half2float(__ushort_as_half(v.bits));
-#else
-  const uint32_t sign = static_cast<uint32_t>(v.bits & 0x8000u) << 16;
-  const uint32_t exponent = (v.bits >> 10) & 0x1fu;
-  const uint32_t mantissa = v.bits & 0x3ffu;
-  if (exponent == 0) {  // zero or subnormal: mantissa · 2⁻²⁴, exact in float
-    const float magnitude = static_cast<float>(mantissa) * (1.0f / 16777216.0f);
-    return sign ? -magnitude : magnitude;
-  }
-  if (exponent == 31) return BitsToFloat(sign | 0x7f800000u | (mantissa << 13));
-  return BitsToFloat(sign | ((exponent + 112) << 23) | (mantissa << 13));
-#endif
-}
-
-// float32 → float16, rounding to nearest even; overflow gives ±inf.
-Half ToHalf(float f);
-
-// float32 → bfloat16, rounding to nearest even.
-BFloat16 ToBFloat16(float f);
 
 }  // namespace drr::kernels

@@ -3,7 +3,7 @@
 
 #include <cmath>
 
-#include "kernels/hd.h"
+#include "numeric/host_device.h"
 
 namespace drr::kernels {
 

@@ -5,9 +5,9 @@
 
 #include <cstdint>
 
-#include "kernels/hd.h"
 #include "kernels/storage.h"
 #include "kernels/vec.h"
+#include "numeric/host_device.h"
 
 namespace drr::kernels {
 

@@ -7,11 +7,11 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "common/cli.h"
-#include "common/status_macros.h"
+#include "cli/cli.h"
 #include "io/nifti.h"
 #include "io/phantom.h"
-#include "server/server.h"
+#include "server/frontend/server.h"
+#include "status/status_macros.h"
 
 namespace drr::server {
 namespace {

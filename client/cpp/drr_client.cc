@@ -6,8 +6,8 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "common/volume_proto.h"
-#include "kernels/storage.h"
+#include "numeric/float16.h"
+#include "wire/volume_proto.h"
 
 namespace drr::client {
 namespace {
@@ -140,8 +140,8 @@ absl::StatusOr<Images> DecodeImages(const v1::ImageTensor& tensor) {
         uint16_t bits;
         std::memcpy(&bits, bytes + 2 * i, 2);
         images.data[i] = tensor.dtype() == v1::DTYPE_FLOAT16
-                             ? kernels::ToFloat(kernels::Half{bits})
-                             : kernels::ToFloat(kernels::BFloat16{bits});
+                             ? ToFloat(Half{bits})
+                             : ToFloat(BFloat16{bits});
       }
       break;
     default:

@@ -7,10 +7,10 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "common/volume.h"
 #include "drr/v1/renderer.grpc.pb.h"
 #include "drr/v1/targets.grpc.pb.h"
 #include "drr/v1/volumes.grpc.pb.h"
+#include "volume/volume.h"
 
 namespace drr::client {
 

@@ -17,14 +17,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "cli/cli.h"
 #include "client/cpp/drr_client.h"
-#include "common/cli.h"
-#include "common/npy_reader.h"
-#include "common/status_macros.h"
+#include "geometry/pose.h"
 #include "io/image_files.h"
 #include "io/labels.h"
 #include "io/nifti.h"
-#include "kernels/pose.h"
+#include "io/npy_reader.h"
+#include "status/status_macros.h"
 
 namespace drr::client {
 namespace {
@@ -353,10 +353,11 @@ absl::Status Register(const CommandLine& cli, DrrClient& client,
     return absl::InvalidArgumentError(
         "register starts from an Euler pose (--rotation A B C)");
   }
-  const kernels::Vec3d start = kernels::RotationVector(kernels::EulerToMatrix(
-      pose->convention(),
-      {pose->rotation(0), pose->rotation(1), pose->rotation(2)},
-      !pose->radians()));
+  const geometry::Vec3d start =
+      geometry::RotationVector(geometry::EulerToMatrix(
+          pose->convention(),
+          {pose->rotation(0), pose->rotation(1), pose->rotation(2)},
+          !pose->radians()));
   std::vector<double> params = {start[0],
                                 start[1],
                                 start[2],

@@ -28,7 +28,7 @@ TEST(ThoraxPhantomTest, HasTheDeclaredShapeAndTissues) {
 
 TEST(ThoraxPhantomTest, CentreOfTheVolumeIsTheWorldOrigin) {
   const HostVolume v = MakeThoraxPhantom();
-  const kernels::Vec3d c = VolumeCenter(v.header);
+  const geometry::Vec3d c = VolumeCenter(v.header);
   for (double x : c) EXPECT_NEAR(x, 0.0, 1e-12);
 }
 

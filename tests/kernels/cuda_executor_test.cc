@@ -2,13 +2,19 @@
 #include <cmath>
 #include <vector>
 
+#include "geometry/pose.h"
 #include "gtest/gtest.h"
 #include "kernels/executor.h"
-#include "kernels/pose.h"
 #include "tests/kernels/test_volumes.h"
 
 namespace drr::kernels {
 namespace {
+
+using ::drr::geometry::EulerToMatrix;
+using ::drr::geometry::Intrinsics;
+using ::drr::geometry::MakeRtInv;
+using ::drr::geometry::Mat4d;
+using ::drr::geometry::Orientation;
 
 constexpr VolumeShape kShape{61, 47, 37};
 

@@ -4,13 +4,19 @@
 #include <random>
 #include <vector>
 
+#include "geometry/pose.h"
 #include "gtest/gtest.h"
 #include "kernels/executor.h"
-#include "kernels/pose.h"
 #include "kernels/pose_geometry.h"
 
 namespace drr::kernels {
 namespace {
+
+using ::drr::geometry::EulerToMatrix;
+using ::drr::geometry::Intrinsics;
+using ::drr::geometry::MakeRtInv;
+using ::drr::geometry::Mat4d;
+using ::drr::geometry::Orientation;
 
 constexpr VolumeShape kShape{36, 32, 28};
 

@@ -3,14 +3,24 @@
 #include <cmath>
 #include <vector>
 
+#include "geometry/pose.h"
 #include "gtest/gtest.h"
-#include "kernels/pose.h"
 #include "kernels/pose_geometry.h"
 #include "kernels/volume_view.h"
 #include "tests/kernels/test_volumes.h"
 
 namespace drr::kernels {
 namespace {
+
+using ::drr::geometry::EulerToMatrix;
+using ::drr::geometry::Intrinsics;
+using ::drr::geometry::InverseIntrinsicMatrix;
+using ::drr::geometry::MakeRtInv;
+using ::drr::geometry::Mat3d;
+using ::drr::geometry::Mat4d;
+using ::drr::geometry::Orientation;
+using ::drr::geometry::TransformPoint;
+using ::drr::geometry::Vec3d;
 
 constexpr int kN = 20;
 constexpr float kMu = 0.02f;

@@ -3,13 +3,16 @@
 
 #include <vector>
 
-#include "kernels/camera.h"
+#include "geometry/camera.h"
 #include "kernels/executor.h"
 #include "kernels/pose_geometry.h"
 #include "kernels/ray_march.h"
 #include "kernels/volume_view.h"
 
 namespace drr::kernels::testing {
+
+using ::drr::geometry::Intrinsics;
+using ::drr::geometry::Mat4d;
 
 // An n³ volume of zeros with μ in the voxels [lo, hi]³; with an identity
 // affine its physical extent is the box [lo − 0.5, hi + 0.5]³ mm.

@@ -1,0 +1,19 @@
+#include "server/engine/kernel_status.h"
+
+namespace drr::server {
+
+absl::Status FromKernelStatus(const kernels::KernelStatus& status) {
+  switch (status.code()) {
+    case kernels::KernelCode::kOk:
+      return absl::OkStatus();
+    case kernels::KernelCode::kInvalidArgument:
+      return absl::InvalidArgumentError(status.message());
+    case kernels::KernelCode::kResourceExhausted:
+      return absl::ResourceExhaustedError(status.message());
+    case kernels::KernelCode::kInternal:
+      break;
+  }
+  return absl::InternalError(status.message());
+}
+
+}  // namespace drr::server

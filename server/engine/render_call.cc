@@ -1,0 +1,252 @@
+#include "server/engine/render_call.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "status/status_macros.h"
+
+namespace drr::server {
+namespace {
+
+absl::Status CheckFinite(double value, absl::string_view field) {
+  if (!std::isfinite(value)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, " is not finite (", value, ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckPositive(double value, absl::string_view field) {
+  DRR_RETURN_IF_ERROR(CheckFinite(value, field));
+  if (value <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, " must be > 0, got ", value));
+  }
+  return absl::OkStatus();
+}
+
+// A count must be at least `min` (else INVALID_ARGUMENT) and at most the
+// server's `limit` (else RESOURCE_EXHAUSTED); both name the field.
+absl::Status CheckCount(int64_t value, int64_t min, int64_t limit,
+                        absl::string_view field) {
+  if (value < min) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, " is ", value, ", must be at least ", min));
+  }
+  if (value > limit) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        field, " is ", value, ", over the server's limit of ", limit));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckVec(const geometry::Vec3d& v, absl::string_view field) {
+  for (int i = 0; i < 3; ++i) {
+    DRR_RETURN_IF_ERROR(CheckFinite(v[i], absl::StrCat(field, "[", i, "]")));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidatePose(const PoseSpec& pose, int index) {
+  const std::string prefix = absl::StrCat("poses[", index, "]");
+  if (const auto* m = std::get_if<geometry::Mat4d>(&pose)) {
+    for (int r = 0; r < 4; ++r) {
+      for (int c = 0; c < 4; ++c) {
+        DRR_RETURN_IF_ERROR(CheckFinite(
+            m->m[r][c],
+            absl::StrCat(prefix, ".rt_inv.values[", 4 * r + c, "]")));
+      }
+    }
+    if (!geometry::InvertAffine(*m)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(prefix,
+                       ".rt_inv is not an invertible affine transform (last "
+                       "row must be 0 0 0 1)"));
+    }
+    return absl::OkStatus();
+  }
+  const auto& p = std::get<ParameterizedPoseSpec>(pose);
+  const std::string field = prefix + ".parameterized";
+  const int count = geometry::RotationParameterCount(p.parameterization);
+  if (static_cast<int>(p.rotation.size()) != count) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ".rotation needs ", count,
+        " values for this parameterization, got ", p.rotation.size()));
+  }
+  for (int i = 0; i < count; ++i) {
+    DRR_RETURN_IF_ERROR(
+        CheckFinite(p.rotation[i], absl::StrCat(field, ".rotation[", i, "]")));
+  }
+  const std::string problem = geometry::RotationProblem(
+      p.parameterization, p.convention, p.rotation.data());
+  if (!problem.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field,
+                     p.parameterization == geometry::Parameterization::kEuler
+                         ? ".convention: "
+                         : ".rotation: ",
+                     problem));
+  }
+  DRR_RETURN_IF_ERROR(CheckVec(p.translation, field + ".translation"));
+  if (p.isocenter)
+    DRR_RETURN_IF_ERROR(CheckVec(*p.isocenter, field + ".isocenter"));
+  return absl::OkStatus();
+}
+
+absl::Status ValidateIntrinsics(const geometry::Intrinsics& in,
+                                const std::string& field,
+                                const Limits& limits) {
+  DRR_RETURN_IF_ERROR(CheckPositive(in.sdd, field + ".sdd"));
+  DRR_RETURN_IF_ERROR(CheckPositive(in.delx, field + ".delx"));
+  DRR_RETURN_IF_ERROR(CheckPositive(in.dely, field + ".dely"));
+  DRR_RETURN_IF_ERROR(CheckFinite(in.x0, field + ".x0"));
+  DRR_RETURN_IF_ERROR(CheckFinite(in.y0, field + ".y0"));
+  DRR_RETURN_IF_ERROR(
+      CheckCount(in.height, 1, limits.max_image_side, field + ".height"));
+  DRR_RETURN_IF_ERROR(
+      CheckCount(in.width, 1, limits.max_image_side, field + ".width"));
+  return CheckCount(int64_t{in.height} * in.width, 1, limits.max_image_pixels,
+                    field + ".height × " + field + ".width");
+}
+
+}  // namespace
+
+absl::Status ValidateRenderCall(const RenderCall& call, const Limits& limits) {
+  if (call.volume_id.empty())
+    return absl::InvalidArgumentError("volume_id is empty");
+  const int batch = static_cast<int>(call.poses.size());
+  DRR_RETURN_IF_ERROR(CheckCount(batch, 1, limits.max_batch, "poses (count)"));
+  const bool per_pose = call.intrinsics.size() != 1;
+  if (per_pose && static_cast<int>(call.intrinsics.size()) != batch) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("per_pose_intrinsics has ", call.intrinsics.size(),
+                     " entries for ", batch, " poses"));
+  }
+  for (size_t i = 0; i < call.intrinsics.size(); ++i) {
+    const std::string field = per_pose
+                                  ? absl::StrCat("per_pose_intrinsics[", i, "]")
+                                  : std::string("intrinsics");
+    DRR_RETURN_IF_ERROR(ValidateIntrinsics(call.intrinsics[i], field, limits));
+    if (call.intrinsics[i].height != call.intrinsics[0].height ||
+        call.intrinsics[i].width != call.intrinsics[0].width) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, " is ", call.intrinsics[i].height, "×",
+          call.intrinsics[i].width,
+          ", but every image of a batch has the size of the first"));
+    }
+  }
+  const int64_t pixels =
+      int64_t{call.intrinsics[0].height} * call.intrinsics[0].width;
+  DRR_RETURN_IF_ERROR(CheckCount(pixels * batch, 1, limits.max_output_pixels,
+                                 "poses × height × width (pixels returned)"));
+  DRR_RETURN_IF_ERROR(
+      CheckCount(call.n_samples, 2, limits.max_samples, "options.n_samples"));
+  if (call.sampler == kernels::Sampler::kTexture &&
+      call.renderer != kernels::Renderer::kTrilinear) {
+    return absl::InvalidArgumentError(
+        "options.sampler TEXTURE applies to the trilinear renderer only");
+  }
+  const kernels::AttenuationParams& a = call.attenuation;
+  DRR_RETURN_IF_ERROR(CheckFinite(a.mu_water, "options.attenuation.mu_water"));
+  DRR_RETURN_IF_ERROR(CheckFinite(a.mu_bone, "options.attenuation.mu_bone"));
+  DRR_RETURN_IF_ERROR(CheckPositive(a.hu_bone, "options.attenuation.hu_bone"));
+  for (size_t i = 0; i < call.channels.classes.size(); ++i) {
+    if (call.channels.classes[i] < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("options.channels.classes[", i, "] is negative"));
+    }
+  }
+  if (call.channels.sum && !call.channels.classes.empty()) {
+    return absl::InvalidArgumentError(
+        "options.channels: sum and classes exclude each other");
+  }
+  for (int i = 0; i < batch; ++i)
+    DRR_RETURN_IF_ERROR(ValidatePose(call.poses[i], i));
+  if (call.gradient && call.loss) {
+    return absl::InvalidArgumentError("gradient and loss exclude each other");
+  }
+  if (call.loss && !call.channels.classes.empty()) {
+    return absl::InvalidArgumentError(
+        "options.channels.classes: a loss compares the summed image, not "
+        "classes");
+  }
+  if (call.loss && call.loss->target_id.empty()) {
+    return absl::InvalidArgumentError("loss.target_id is empty");
+  }
+  if (call.gradient || call.loss || call.jacobian) {
+    if (call.renderer != kernels::Renderer::kTrilinear ||
+        call.output == OutputKind::kMip ||
+        call.sampler != kernels::Sampler::kExact) {
+      return absl::InvalidArgumentError(
+          "pose gradients (gradient, loss, jacobian) need the trilinear "
+          "renderer, the exact "
+          "sampler and a line integral or exp output");
+    }
+    const size_t upstream = call.gradient ? call.gradient->upstream.size() : 0;
+    for (size_t i = 0; i < upstream; ++i) {
+      if (!std::isfinite(call.gradient->upstream[i])) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("gradient.upstream[", i, "] is not finite"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+geometry::Mat4d ResolvePose(const PoseSpec& pose,
+                            const geometry::Vec3d& volume_center) {
+  if (const auto* m = std::get_if<geometry::Mat4d>(&pose)) return *m;
+  const auto& p = std::get<ParameterizedPoseSpec>(pose);
+  return geometry::PoseMatrix(
+      p.parameterization, p.convention, p.rotation.data(), p.degrees,
+      p.translation, p.orientation, p.isocenter.value_or(volume_center));
+}
+
+std::vector<double> PoseParameterJacobian(
+    const PoseSpec& pose, const geometry::Vec3d& volume_center) {
+  if (std::holds_alternative<geometry::Mat4d>(pose)) {
+    std::vector<double> identity(16 * 16, 0.0);
+    for (int i = 0; i < 16; ++i) identity[i * 16 + i] = 1.0;
+    return identity;
+  }
+  ParameterizedPoseSpec p = std::get<ParameterizedPoseSpec>(pose);
+  const int rotations = static_cast<int>(p.rotation.size());
+  const int k = rotations + 3;
+  std::vector<double> jacobian(16 * k);
+  for (int column = 0; column < k; ++column) {
+    double& value = column < rotations ? p.rotation[column]
+                                       : p.translation[column - rotations];
+    const double original = value;
+    const double h = 1e-6 * std::max(1.0, std::fabs(original));
+    value = original + h;
+    const geometry::Mat4d up = ResolvePose(p, volume_center);
+    value = original - h;
+    const geometry::Mat4d down = ResolvePose(p, volume_center);
+    value = original;
+    for (int e = 0; e < 16; ++e) {
+      jacobian[e * k + column] =
+          (up.m[e / 4][e % 4] - down.m[e / 4][e % 4]) / (2 * h);
+    }
+  }
+  return jacobian;
+}
+
+std::string EncodeImages(const RenderResult& result) {
+  const std::vector<float>& v = result.images;
+  if (result.dtype == kernels::StorageType::kFloat32) {
+    return std::string(reinterpret_cast<const char*>(v.data()),
+                       v.size() * sizeof(float));
+  }
+  std::string bytes(v.size() * 2, '\0');
+  for (size_t i = 0; i < v.size(); ++i) {
+    const uint16_t bits = result.dtype == kernels::StorageType::kFloat16
+                              ? ToHalf(v[i]).bits
+                              : ToBFloat16(v[i]).bits;
+    std::memcpy(bytes.data() + 2 * i, &bits, 2);
+  }
+  return bytes;
+}
+
+}  // namespace drr::server

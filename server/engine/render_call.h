@@ -1,0 +1,136 @@
+// A render request in engine terms (no protobuf), and its validation.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "geometry/camera.h"
+#include "geometry/host_math.h"
+#include "geometry/pose.h"
+#include "kernels/attenuation.h"
+#include "kernels/executor.h"
+#include "kernels/storage.h"
+#include "server/engine/image_losses.h"
+#include "server/engine/limits.h"
+
+namespace drr::server {
+
+// A pose as rotation parameters and a translation (nanodrr's make_rt_inv).
+struct ParameterizedPoseSpec {
+  geometry::Parameterization parameterization =
+      geometry::Parameterization::kEuler;
+  std::string convention = "ZXY";  // Euler only
+  bool degrees = true;             // Euler only
+  std::vector<double> rotation{0, 0, 0};
+  geometry::Vec3d translation{0, 0, 0};
+  geometry::Orientation orientation = geometry::Orientation::kAP;
+  // Rotation centre in world mm; the volume centre when absent.
+  std::optional<geometry::Vec3d> isocenter;
+};
+
+// A camera pose: camera→world directly, or parameterized.
+using PoseSpec = std::variant<geometry::Mat4d, ParameterizedPoseSpec>;
+
+// What each pixel holds.
+enum class OutputKind { kLineIntegral, kExp, kMip };
+
+// Which channels come back: every class (labelled volumes), the classes
+// listed, or one channel summing all.
+struct ChannelSelection {
+  bool sum = false;
+  std::vector<int> classes;
+};
+
+// The derivative of the rendered images asked for: dL/dθ for an upstream
+// gradient dL/dI (a vector–Jacobian product, what a PyTorch backward needs).
+struct GradientRequest {
+  // dL/dI, float32 with the layout of the returned images [B, C, H, W].
+  std::vector<float> upstream;
+};
+
+// A loss against a stored target image: the response carries its value and
+// its gradient with respect to each pose instead of the images.
+struct LossRequest {
+  std::string target_id;
+  LossSpec spec;
+  // Return the rendered images too.
+  bool return_images = false;
+};
+
+// dL/d(pose) of one pose: with respect to its own parameters (rotation values
+// then translation; the 16 matrix entries for an rt_inv pose), and with
+// respect to its camera→world matrix.
+struct PoseGradient {
+  std::vector<double> parameters;
+  geometry::Mat4d rt_inv;
+  // When asked for: dI/dθ of every pixel, float32 [C, H, W, k] with k the
+  // size of `parameters`.
+  std::vector<float> jacobian;
+};
+
+// One batch of poses of one volume.
+struct RenderCall {
+  std::string volume_id;
+  std::vector<PoseSpec> poses;
+  // One shared by every pose, or one per pose (all of the same size).
+  std::vector<geometry::Intrinsics> intrinsics{geometry::Intrinsics{}};
+  int n_samples = 500;
+  kernels::Renderer renderer = kernels::Renderer::kTrilinear;
+  kernels::Sampler sampler = kernels::Sampler::kExact;
+  OutputKind output = OutputKind::kLineIntegral;
+  kernels::StorageType image_dtype = kernels::StorageType::kFloat32;
+  kernels::StorageType volume_storage = kernels::StorageType::kFloat32;
+  kernels::AttenuationParams attenuation;
+  ChannelSelection channels;
+  std::optional<GradientRequest> gradient;
+  std::optional<LossRequest> loss;
+  // Also return the full Jacobian dI/dθ of every image.
+  bool jacobian = false;
+
+  // The intrinsics of pose `i`.
+  const geometry::Intrinsics& intrinsics_of(int i) const {
+    return intrinsics.size() == 1 ? intrinsics[0] : intrinsics[i];
+  }
+};
+
+// Rendered images, float32 [batch, channels, height, width] (to be encoded
+// as `dtype`), and where the time went.
+struct RenderResult {
+  std::vector<float> images;
+  kernels::StorageType dtype = kernels::StorageType::kFloat32;
+  int batch = 0;
+  int channels = 1;
+  int height = 0;
+  int width = 0;
+  // One per pose when the call asked for a gradient or a loss.
+  std::vector<PoseGradient> gradients;
+  // One per pose when the call asked for a loss.
+  std::vector<double> losses;
+  double queue_seconds = 0;
+  double render_seconds = 0;
+};
+
+// Checks everything about `call` that does not need the volume: batch size,
+// image sizes, samples, finite intrinsics, poses and attenuation. Malformed
+// values are INVALID_ARGUMENT naming the field (as the API spells it); sizes
+// over `limits` are RESOURCE_EXHAUSTED.
+absl::Status ValidateRenderCall(const RenderCall& call, const Limits& limits);
+
+// Camera→world of `pose`; `volume_center` is the isocenter when the pose
+// names none.
+geometry::Mat4d ResolvePose(const PoseSpec& pose,
+                            const geometry::Vec3d& volume_center);
+
+// The parameter Jacobian of `pose`: d(rt_inv)/dθ as 16 × k values (row r·4+c
+// of rt_inv, column k of θ = rotation values then translation), by central
+// differences of ResolvePose in float64 (relative error ~1e-9).
+std::vector<double> PoseParameterJacobian(const PoseSpec& pose,
+                                          const geometry::Vec3d& volume_center);
+
+// The images of `result` as little-endian bytes of result.dtype.
+std::string EncodeImages(const RenderResult& result);
+
+}  // namespace drr::server

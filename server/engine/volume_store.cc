@@ -1,0 +1,171 @@
+#include "server/engine/volume_store.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "server/engine/kernel_status.h"
+
+namespace drr::server {
+namespace {
+
+kernels::VolumeShape ShapeOf(const VolumeHeader& h) {
+  return {static_cast<int>(h.width), static_cast<int>(h.height),
+          static_cast<int>(h.depth)};
+}
+
+}  // namespace
+
+std::vector<float> AttenuationVolume(const VolumeHeader& header,
+                                     const std::string& voxels,
+                                     const kernels::AttenuationParams& params) {
+  std::vector<float> values = VoxelsAsFloat(header.voxel_type, voxels);
+  if (header.value_kind == ValueKind::kHu) {
+    kernels::ConvertHuToMu(values.data(), values.size(), params, values.data());
+  }
+  return values;
+}
+
+std::vector<uint16_t> WidenLabels(const HostVolume& volume) {
+  if (!volume.header.label_type) return {};
+  const std::string& bytes = volume.labels;
+  if (*volume.header.label_type == VoxelType::kUInt8) {
+    const auto* first = reinterpret_cast<const uint8_t*>(bytes.data());
+    return std::vector<uint16_t>(first, first + bytes.size());
+  }
+  std::vector<uint16_t> labels(bytes.size() / 2);
+  std::memcpy(labels.data(), bytes.data(), labels.size() * 2);
+  return labels;
+}
+
+absl::Status VolumeNotFound(const std::string& id) {
+  return absl::NotFoundError(
+      absl::StrCat("volume ", id, " is not stored on this server"));
+}
+
+StoredVolume::StoredVolume(std::string id, HostVolume volume,
+                           std::vector<uint16_t> labels, int classes,
+                           kernels::Executor* executor)
+    : id_(std::move(id)),
+      header_(volume.header),
+      raw_voxels_(std::move(volume.voxels)),
+      labels_(std::move(labels)),
+      classes_(classes),
+      world_to_voxel_(*geometry::InvertAffine(header_.affine)),
+      isocenter_(VolumeCenter(header_)),
+      executor_(executor) {}
+
+absl::StatusOr<std::shared_ptr<kernels::ResidentVolume>> StoredVolume::Resident(
+    const kernels::AttenuationParams& params,
+    kernels::StorageType storage) const {
+  // Attenuation volumes do not depend on the HU map.
+  const kernels::AttenuationParams used = header_.value_kind == ValueKind::kHu
+                                              ? params
+                                              : kernels::AttenuationParams{};
+  const DerivedKey key{used.mu_water, used.mu_bone, used.hu_bone, storage};
+  {
+    absl::MutexLock lock(&mutex_);
+    for (auto it = derived_.begin(); it != derived_.end(); ++it) {
+      if (it->first == key) {
+        derived_.splice(derived_.begin(), derived_, it);
+        return derived_.front().second;
+      }
+    }
+  }
+  // Derive outside the lock: converting a large volume takes a while.
+  const std::vector<float> mu = AttenuationVolume(header_, raw_voxels_, used);
+  std::shared_ptr<kernels::ResidentVolume> resident;
+  DRR_RETURN_IF_KERNEL_ERROR(executor_->MakeResident(
+      mu.data(), labels_.empty() ? nullptr : labels_.data(), ShapeOf(header_),
+      storage, &resident));
+  absl::MutexLock lock(&mutex_);
+  derived_.emplace_front(key, resident);
+  while (static_cast<int>(derived_.size()) > kDerivedKept) derived_.pop_back();
+  return resident;
+}
+
+int64_t StoredVolume::resident_bytes() const {
+  absl::MutexLock lock(&mutex_);
+  int64_t bytes = 0;
+  for (const auto& [key, resident] : derived_)
+    bytes += resident->resident_bytes();
+  return bytes;
+}
+
+VolumeStore::VolumeStore(kernels::Executor* executor, int max_volumes,
+                         int max_classes)
+    : executor_(executor),
+      max_volumes_(max_volumes),
+      max_classes_(max_classes) {}
+
+absl::StatusOr<std::shared_ptr<const StoredVolume>> VolumeStore::Insert(
+    std::string id, HostVolume volume) {
+  {
+    absl::MutexLock lock(&mutex_);
+    auto it = volumes_.find(id);
+    if (it != volumes_.end()) return it->second;
+    if (static_cast<int>(volumes_.size()) >= max_volumes_) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("the server already stores ", volumes_.size(),
+                       " volumes, its limit; delete one first"));
+    }
+  }
+  if (!geometry::InvertAffine(volume.header.affine)) {
+    return absl::InvalidArgumentError(
+        "header.affine is not an invertible affine transform");
+  }
+  std::vector<uint16_t> labels = WidenLabels(volume);
+  const int classes =
+      labels.empty() ? 1 : *std::max_element(labels.begin(), labels.end()) + 1;
+  if (classes > max_classes_) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the labels have ", classes,
+                     " classes, over the server's limit of ", max_classes_));
+  }
+  auto stored = std::make_shared<StoredVolume>(
+      id, std::move(volume), std::move(labels), classes, executor_);
+  // Make the default μ resident now, so that running out of memory is an
+  // upload error rather than a surprise at the first render.
+  absl::StatusOr<std::shared_ptr<kernels::ResidentVolume>> resident =
+      stored->Resident(kernels::AttenuationParams{},
+                       kernels::StorageType::kFloat32);
+  if (!resident.ok()) return resident.status();
+  absl::MutexLock lock(&mutex_);
+  auto [it, inserted] = volumes_.emplace(std::move(id), std::move(stored));
+  return it->second;
+}
+
+absl::StatusOr<std::shared_ptr<const StoredVolume>> VolumeStore::Get(
+    const std::string& id) const {
+  absl::MutexLock lock(&mutex_);
+  auto it = volumes_.find(id);
+  if (it == volumes_.end()) return VolumeNotFound(id);
+  return it->second;
+}
+
+std::vector<std::shared_ptr<const StoredVolume>> VolumeStore::List() const {
+  absl::MutexLock lock(&mutex_);
+  std::vector<std::shared_ptr<const StoredVolume>> out;
+  out.reserve(volumes_.size());
+  for (const auto& [id, volume] : volumes_) out.push_back(volume);
+  return out;
+}
+
+int VolumeStore::size() const {
+  absl::MutexLock lock(&mutex_);
+  return static_cast<int>(volumes_.size());
+}
+
+int64_t VolumeStore::resident_bytes() const {
+  int64_t bytes = 0;
+  for (const auto& volume : List()) bytes += volume->resident_bytes();
+  return bytes;
+}
+
+absl::Status VolumeStore::Delete(const std::string& id) {
+  absl::MutexLock lock(&mutex_);
+  if (volumes_.erase(id) == 0) return VolumeNotFound(id);
+  return absl::OkStatus();
+}
+
+}  // namespace drr::server

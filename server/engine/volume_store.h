@@ -1,0 +1,133 @@
+// The engine's store of uploaded volumes: content-addressed, with their μ
+// derived and made resident on the executor that renders them. Knows
+// nothing of gRPC or protobuf.
+#pragma once
+
+#include <list>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "kernels/attenuation.h"
+#include "kernels/executor.h"
+#include "volume/volume.h"
+
+namespace drr::server {
+
+// A stored volume: its description and raw voxels as uploaded (HU are kept,
+// so μ can be derived again with other parameters), its labels, and the μ
+// volumes derived from it, resident on the executor.
+class StoredVolume {
+ public:
+  // How many derived μ volumes each stored volume keeps resident.
+  static constexpr int kDerivedKept = 2;
+
+  StoredVolume(std::string id, HostVolume volume, std::vector<uint16_t> labels,
+               int classes, kernels::Executor* executor);
+
+  const std::string& id() const { return id_; }
+  const VolumeHeader& header() const { return header_; }
+  // Bytes of voxel (and label) data as uploaded.
+  int64_t uploaded_bytes() const {
+    return header_.voxel_bytes() + header_.label_bytes();
+  }
+  // World → voxel, the inverse of header().affine.
+  const geometry::Mat4d& world_to_voxel() const { return world_to_voxel_; }
+  // World coordinates of the volume centre, the default isocenter.
+  const geometry::Vec3d& isocenter() const { return isocenter_; }
+  // Label classes (largest label + 1); 1 without labels.
+  int classes() const { return classes_; }
+  bool has_labels() const { return !labels_.empty(); }
+
+  // The μ volume for `params` (ignored for attenuation volumes) stored as
+  // `storage`, resident on the executor: derived on first use, the
+  // kDerivedKept most recently used kept.
+  absl::StatusOr<std::shared_ptr<kernels::ResidentVolume>> Resident(
+      const kernels::AttenuationParams& params,
+      kernels::StorageType storage) const;
+
+  // Bytes held on the executor by the derived volumes.
+  int64_t resident_bytes() const;
+
+ private:
+  struct DerivedKey {
+    float mu_water, mu_bone, hu_bone;
+    kernels::StorageType storage;
+    bool operator==(const DerivedKey& o) const {
+      return mu_water == o.mu_water && mu_bone == o.mu_bone &&
+             hu_bone == o.hu_bone && storage == o.storage;
+    }
+  };
+
+  const std::string id_;
+  const VolumeHeader header_;
+  const std::string raw_voxels_;
+  const std::vector<uint16_t> labels_;
+  const int classes_;
+  const geometry::Mat4d world_to_voxel_;
+  const geometry::Vec3d isocenter_;
+  kernels::Executor* const executor_;
+  mutable absl::Mutex mutex_;
+  // Most recently used first.
+  mutable std::list<
+      std::pair<DerivedKey, std::shared_ptr<kernels::ResidentVolume>>>
+      derived_ ABSL_GUARDED_BY(mutex_);
+};
+
+// Holds volumes by id. Thread-safe.
+class VolumeStore {
+ public:
+  // Stores on `executor` (which must outlive the store): at most
+  // `max_volumes` volumes of at most `max_classes` label classes.
+  VolumeStore(kernels::Executor* executor, int max_volumes,
+              int max_classes = 256);
+
+  // Stores `volume` under `id` (its content digest, checked by the caller)
+  // and makes its default μ (nanodrr's parameters, float32) resident.
+  // Storing an id that is already present returns the existing entry.
+  absl::StatusOr<std::shared_ptr<const StoredVolume>> Insert(std::string id,
+                                                             HostVolume volume);
+
+  // The volume with `id`, or NOT_FOUND naming the id.
+  absl::StatusOr<std::shared_ptr<const StoredVolume>> Get(
+      const std::string& id) const;
+
+  // Every stored volume, ordered by id.
+  std::vector<std::shared_ptr<const StoredVolume>> List() const;
+
+  // How many volumes are stored, and their resident bytes in total.
+  int size() const;
+  int64_t resident_bytes() const;
+
+  // Removes the volume with `id` (renders in flight keep their reference),
+  // or NOT_FOUND.
+  absl::Status Delete(const std::string& id);
+
+ private:
+  kernels::Executor* const executor_;
+  const int max_volumes_;
+  const int max_classes_;
+  mutable absl::Mutex mutex_;
+  std::map<std::string, std::shared_ptr<const StoredVolume>> volumes_
+      ABSL_GUARDED_BY(mutex_);
+};
+
+// The μ volume (float32, x fastest) of raw voxels described by `header`: HU
+// mapped with `params`, or the values as they are for attenuation volumes.
+std::vector<float> AttenuationVolume(const VolumeHeader& header,
+                                     const std::string& voxels,
+                                     const kernels::AttenuationParams& params);
+
+// The labels of `volume` widened to uint16 (empty without labels).
+std::vector<uint16_t> WidenLabels(const HostVolume& volume);
+
+// The NOT_FOUND status for an unknown volume id; it names the id so a client
+// can re-upload.
+absl::Status VolumeNotFound(const std::string& id);
+
+}  // namespace drr::server

@@ -1,0 +1,107 @@
+#include "server/frontend/metrics.h"
+
+#include <exception>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "prometheus/exposer.h"
+
+namespace drr::server {
+namespace {
+
+// Latency buckets (seconds) with edges at the navigation frame budgets.
+prometheus::Histogram::BucketBoundaries LatencyBuckets() {
+  return {0.0005, 0.001, 0.002, 0.005, 0.01, 0.0167, 0.0333, 0.05,
+          0.1,    0.25,  0.5,   1,     2.5,  5,      10};
+}
+
+}  // namespace
+
+ServerMetrics::ServerMetrics(absl::string_view backend)
+    : registry_(std::make_shared<prometheus::Registry>()),
+      requests_(
+          prometheus::BuildCounter()
+              .Name("drr_requests_total")
+              .Help(
+                  "Finished RPCs and stream frames by method and status code.")
+              .Register(*registry_)),
+      request_duration_(prometheus::BuildHistogram()
+                            .Name("drr_request_duration_seconds")
+                            .Help("Time from receiving a request (or stream "
+                                  "frame) to its answer.")
+                            .Register(*registry_)),
+      poses_rendered_(prometheus::BuildCounter()
+                          .Name("drr_poses_rendered_total")
+                          .Help("Poses rendered into images.")
+                          .Register(*registry_)
+                          .Add({})),
+      upload_bytes_(
+          prometheus::BuildCounter()
+              .Name("drr_volume_upload_bytes_total")
+              .Help("Voxel bytes received by completed volume uploads.")
+              .Register(*registry_)
+              .Add({})),
+      volumes_(prometheus::BuildGauge()
+                   .Name("drr_volume_cache_volumes")
+                   .Help("Volumes stored on this server.")
+                   .Register(*registry_)
+                   .Add({})),
+      volume_bytes_(prometheus::BuildGauge()
+                        .Name("drr_volume_cache_bytes")
+                        .Help("Bytes of resident attenuation volumes.")
+                        .Register(*registry_)
+                        .Add({})),
+      queue_depth_(prometheus::BuildGauge()
+                       .Name("drr_queue_depth")
+                       .Help("Render requests waiting for the renderer.")
+                       .Register(*registry_)
+                       .Add({})) {
+  prometheus::BuildGauge()
+      .Name("drr_build_info")
+      .Help("Build information; the value is always 1.")
+      .Register(*registry_)
+      .Add({{"version", DRR_VERSION}, {"backend", std::string(backend)}})
+      .Set(1);
+}
+
+ServerMetrics::~ServerMetrics() = default;
+
+absl::StatusOr<int> ServerMetrics::Expose(const std::string& address) {
+  try {
+    exposer_ = std::make_unique<prometheus::Exposer>(address);
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot serve metrics on ", address, ": ", e.what()));
+  }
+  exposer_->RegisterCollectable(registry_);
+  const std::vector<int> ports = exposer_->GetListeningPorts();
+  if (ports.empty())
+    return absl::UnavailableError("the metrics endpoint bound no port");
+  return ports.front();
+}
+
+void ServerMetrics::RecordRequest(absl::string_view method,
+                                  absl::StatusCode code, double seconds) {
+  requests_
+      .Add({{"method", std::string(method)},
+            {"code", absl::StatusCodeToString(code)}})
+      .Increment();
+  request_duration_.Add({{"method", std::string(method)}}, LatencyBuckets())
+      .Observe(seconds);
+}
+
+void ServerMetrics::AddPosesRendered(int n) { poses_rendered_.Increment(n); }
+
+void ServerMetrics::AddUploadBytes(int64_t n) {
+  upload_bytes_.Increment(static_cast<double>(n));
+}
+
+void ServerMetrics::SetStoredVolumes(int count, int64_t bytes) {
+  volumes_.Set(count);
+  volume_bytes_.Set(static_cast<double>(bytes));
+}
+
+void ServerMetrics::SetQueueDepth(int depth) { queue_depth_.Set(depth); }
+
+}  // namespace drr::server

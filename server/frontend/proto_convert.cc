@@ -1,0 +1,317 @@
+#include "server/frontend/proto_convert.h"
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "status/status_macros.h"
+#include "wire/volume_proto.h"
+
+namespace drr::server {
+namespace {
+
+absl::Status WrongLength(absl::string_view field, int want, int got) {
+  return absl::InvalidArgumentError(
+      absl::StrCat(field, " needs ", want, " values, got ", got));
+}
+
+template <typename Repeated>
+absl::StatusOr<geometry::Vec3d> Vec3FromProto(const Repeated& values,
+                                              absl::string_view field) {
+  if (values.size() != 3) return WrongLength(field, 3, values.size());
+  return geometry::Vec3d{values[0], values[1], values[2]};
+}
+
+template <typename Repeated>
+absl::StatusOr<geometry::Mat4d> Mat4FromProto(const Repeated& values,
+                                              absl::string_view field) {
+  if (values.size() != 16) return WrongLength(field, 16, values.size());
+  geometry::Mat4d m;
+  for (int i = 0; i < 16; ++i) m.m[i / 4][i % 4] = values[i];
+  return m;
+}
+
+absl::StatusOr<geometry::Orientation> OrientationFromProto(
+    v1::Orientation o, absl::string_view field) {
+  switch (o) {
+    case v1::ORIENTATION_UNSPECIFIED:
+    case v1::ORIENTATION_AP:
+      return geometry::Orientation::kAP;
+    case v1::ORIENTATION_PA:
+      return geometry::Orientation::kPA;
+    case v1::ORIENTATION_NONE:
+      return geometry::Orientation::kNone;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, " has unknown value ", o));
+  }
+}
+
+absl::StatusOr<geometry::Parameterization> ParameterizationFromProto(
+    v1::Parameterization p, absl::string_view field) {
+  switch (p) {
+    case v1::PARAMETERIZATION_UNSPECIFIED:
+    case v1::PARAMETERIZATION_EULER:
+      return geometry::Parameterization::kEuler;
+    case v1::PARAMETERIZATION_QUATERNION:
+      return geometry::Parameterization::kQuaternion;
+    case v1::PARAMETERIZATION_QUATERNION_ADJUGATE:
+      return geometry::Parameterization::kQuaternionAdjugate;
+    case v1::PARAMETERIZATION_ROTATION_9D:
+      return geometry::Parameterization::kRotation9d;
+    case v1::PARAMETERIZATION_SO3_LOG:
+      return geometry::Parameterization::kSo3Log;
+    case v1::PARAMETERIZATION_SE3_LOG:
+      return geometry::Parameterization::kSe3Log;
+    case v1::PARAMETERIZATION_MATRIX:
+      return geometry::Parameterization::kMatrix;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, " has unknown value ", p));
+  }
+}
+
+absl::StatusOr<PoseSpec> PoseFromProto(const v1::Pose& pose, int index) {
+  const std::string prefix = absl::StrCat("poses[", index, "]");
+  switch (pose.kind_case()) {
+    case v1::Pose::kRtInv:
+      return Mat4FromProto(pose.rt_inv().values(), prefix + ".rt_inv.values");
+    case v1::Pose::kParameterized: {
+      const v1::ParameterizedPose& p = pose.parameterized();
+      const std::string field = prefix + ".parameterized";
+      ParameterizedPoseSpec spec;
+      DRR_ASSIGN_OR_RETURN(
+          spec.parameterization,
+          ParameterizationFromProto(p.parameterization(),
+                                    field + ".parameterization"));
+      if (!p.convention().empty()) spec.convention = p.convention();
+      spec.degrees = !p.radians();
+      spec.rotation.assign(p.rotation().begin(), p.rotation().end());
+      DRR_ASSIGN_OR_RETURN(
+          spec.translation,
+          Vec3FromProto(p.translation(), field + ".translation"));
+      DRR_ASSIGN_OR_RETURN(
+          spec.orientation,
+          OrientationFromProto(p.orientation(), field + ".orientation"));
+      if (!p.isocenter().empty()) {
+        DRR_ASSIGN_OR_RETURN(
+            spec.isocenter, Vec3FromProto(p.isocenter(), field + ".isocenter"));
+      }
+      return spec;
+    }
+    case v1::Pose::KIND_NOT_SET:
+      break;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat(prefix, " sets neither rt_inv nor parameterized"));
+}
+
+absl::StatusOr<kernels::StorageType> DTypeFromProto(v1::DType dtype,
+                                                    absl::string_view field) {
+  switch (dtype) {
+    case v1::DTYPE_UNSPECIFIED:
+    case v1::DTYPE_FLOAT32:
+      return kernels::StorageType::kFloat32;
+    case v1::DTYPE_FLOAT16:
+      return kernels::StorageType::kFloat16;
+    case v1::DTYPE_BFLOAT16:
+      return kernels::StorageType::kBFloat16;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, " has unknown value ", dtype));
+  }
+}
+
+v1::DType DTypeToProto(kernels::StorageType type) {
+  switch (type) {
+    case kernels::StorageType::kFloat16:
+      return v1::DTYPE_FLOAT16;
+    case kernels::StorageType::kBFloat16:
+      return v1::DTYPE_BFLOAT16;
+    case kernels::StorageType::kFloat32:
+      break;
+  }
+  return v1::DTYPE_FLOAT32;
+}
+
+geometry::Intrinsics IntrinsicsFromProto(const v1::Intrinsics& in) {
+  return geometry::Intrinsics{in.sdd(),   in.delx(),        in.dely(),
+                              in.x0(),    in.y0(),          in.height(),
+                              in.width(), in.orthographic()};
+}
+
+// Fills the options of `call` from `options` (zero fields take defaults).
+absl::Status OptionsFromProto(const v1::RenderOptions& options,
+                              RenderCall* call) {
+  if (options.n_samples() != 0) call->n_samples = options.n_samples();
+  switch (options.renderer()) {
+    case v1::RENDERER_KIND_UNSPECIFIED:
+    case v1::RENDERER_KIND_TRILINEAR:
+      call->renderer = kernels::Renderer::kTrilinear;
+      break;
+    case v1::RENDERER_KIND_SIDDON:
+      call->renderer = kernels::Renderer::kSiddon;
+      break;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(
+          "options.renderer has unknown value ", options.renderer()));
+  }
+  switch (options.output()) {
+    case v1::OUTPUT_UNSPECIFIED:
+    case v1::OUTPUT_LINE_INTEGRAL:
+      call->output = OutputKind::kLineIntegral;
+      break;
+    case v1::OUTPUT_EXP:
+      call->output = OutputKind::kExp;
+      break;
+    case v1::OUTPUT_MIP:
+      call->output = OutputKind::kMip;
+      break;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("options.output has unknown value ", options.output()));
+  }
+  switch (options.sampler()) {
+    case v1::SAMPLER_UNSPECIFIED:
+    case v1::SAMPLER_EXACT:
+      call->sampler = kernels::Sampler::kExact;
+      break;
+    case v1::SAMPLER_TEXTURE:
+      call->sampler = kernels::Sampler::kTexture;
+      break;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(
+          "options.sampler has unknown value ", options.sampler()));
+  }
+  DRR_ASSIGN_OR_RETURN(
+      call->image_dtype,
+      DTypeFromProto(options.image_dtype(), "options.image_dtype"));
+  DRR_ASSIGN_OR_RETURN(
+      call->volume_storage,
+      DTypeFromProto(options.volume_storage(), "options.volume_storage"));
+  const v1::Attenuation& a = options.attenuation();
+  if (a.mu_water() != 0)
+    call->attenuation.mu_water = static_cast<float>(a.mu_water());
+  if (a.mu_bone() != 0)
+    call->attenuation.mu_bone = static_cast<float>(a.mu_bone());
+  if (a.hu_bone() != 0)
+    call->attenuation.hu_bone = static_cast<float>(a.hu_bone());
+  call->channels.sum = options.channels().sum();
+  call->channels.classes.assign(options.channels().classes().begin(),
+                                options.channels().classes().end());
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+void ToProto(const StoredVolume& volume, v1::VolumeInfo* out) {
+  out->set_volume_id(volume.id());
+  VolumeHeaderToProto(volume.header(), out->mutable_header());
+  out->set_voxel_bytes(volume.uploaded_bytes());
+  out->clear_isocenter();
+  for (double v : volume.isocenter()) out->add_isocenter(v);
+  out->set_classes(volume.classes());
+}
+
+absl::StatusOr<RenderCall> FromProto(const v1::RenderRequest& request) {
+  RenderCall call;
+  call.volume_id = request.volume_id();
+  if (request.per_pose_intrinsics_size() > 0) {
+    if (request.has_intrinsics()) {
+      return absl::InvalidArgumentError(
+          "set intrinsics or per_pose_intrinsics, not both");
+    }
+    call.intrinsics.clear();
+    for (const v1::Intrinsics& in : request.per_pose_intrinsics()) {
+      call.intrinsics.push_back(IntrinsicsFromProto(in));
+    }
+  } else if (request.has_intrinsics()) {
+    call.intrinsics = {IntrinsicsFromProto(request.intrinsics())};
+  } else {
+    return absl::InvalidArgumentError("intrinsics is not set");
+  }
+  DRR_RETURN_IF_ERROR(OptionsFromProto(request.options(), &call));
+  call.jacobian = request.jacobian();
+  if (request.has_loss()) {
+    const v1::Loss& loss = request.loss();
+    LossRequest out;
+    out.target_id = loss.target_id();
+    out.return_images = loss.return_images();
+    switch (loss.kind()) {
+      case v1::LOSS_KIND_UNSPECIFIED:
+      case v1::LOSS_KIND_NCC:
+        out.spec.kind = LossSpec::Kind::kNcc;
+        break;
+      case v1::LOSS_KIND_MULTISCALE_NCC:
+        out.spec.kind = LossSpec::Kind::kMultiscaleNcc;
+        out.spec.eps = 1e-4;
+        break;
+      case v1::LOSS_KIND_GRADIENT_NCC:
+        out.spec.kind = LossSpec::Kind::kGradientNcc;
+        break;
+      case v1::LOSS_KIND_MSE:
+        out.spec.kind = LossSpec::Kind::kMse;
+        break;
+      default:
+        return absl::InvalidArgumentError(
+            absl::StrCat("loss.kind has unknown value ", loss.kind()));
+    }
+    if (loss.patch_sizes_size() > 0) {
+      out.spec.patch_sizes.assign(loss.patch_sizes().begin(),
+                                  loss.patch_sizes().end());
+      out.spec.weights.assign(loss.patch_weights().begin(),
+                              loss.patch_weights().end());
+      if (out.spec.weights.empty())
+        out.spec.weights.assign(out.spec.patch_sizes.size(), 1.0);
+    }
+    if (loss.sigma() != 0)
+      out.spec.sigma = loss.sigma() < 0 ? 0.0 : loss.sigma();
+    if (loss.eps() != 0) out.spec.eps = loss.eps();
+    call.loss = std::move(out);
+  }
+  if (request.has_gradient()) {
+    const std::string& bytes = request.gradient().upstream();
+    if (bytes.size() % sizeof(float) != 0) {
+      return absl::InvalidArgumentError(
+          "gradient.upstream is not a whole number of float32s");
+    }
+    call.gradient.emplace();
+    call.gradient->upstream.resize(bytes.size() / sizeof(float));
+    std::memcpy(call.gradient->upstream.data(), bytes.data(), bytes.size());
+  }
+  call.poses.reserve(request.poses_size());
+  for (int i = 0; i < request.poses_size(); ++i) {
+    DRR_ASSIGN_OR_RETURN(PoseSpec pose, PoseFromProto(request.poses(i), i));
+    call.poses.push_back(std::move(pose));
+  }
+  return call;
+}
+
+void ToProto(const RenderResult& result, v1::RenderResponse* out) {
+  if (!result.images.empty()) {
+    v1::ImageTensor* images = out->mutable_images();
+    images->set_dtype(DTypeToProto(result.dtype));
+    images->clear_shape();
+    for (int64_t d :
+         {result.batch, result.channels, result.height, result.width}) {
+      images->add_shape(d);
+    }
+    images->set_data(EncodeImages(result));
+  }
+  for (double loss : result.losses) out->add_losses(loss);
+  for (const PoseGradient& gradient : result.gradients) {
+    v1::PoseGradient* proto = out->add_pose_gradients();
+    for (double v : gradient.parameters) proto->add_parameters(v);
+    if (!gradient.parameters.empty()) {
+      for (const auto& row : gradient.rt_inv.m) {
+        for (double v : row) proto->add_rt_inv(v);
+      }
+    }
+    proto->set_jacobian(reinterpret_cast<const char*>(gradient.jacobian.data()),
+                        gradient.jacobian.size() * sizeof(float));
+  }
+  out->mutable_timings()->set_queue_seconds(result.queue_seconds);
+  out->mutable_timings()->set_render_seconds(result.render_seconds);
+}
+
+}  // namespace drr::server

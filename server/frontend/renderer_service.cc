@@ -1,0 +1,177 @@
+#include "server/frontend/renderer_service.h"
+
+#include <deque>
+#include <memory>
+#include <mutex>
+
+#include "server/frontend/grpc_status.h"
+#include "server/frontend/proto_convert.h"
+
+namespace drr::server {
+namespace {
+
+// One frame of a stream: its response, filled when the engine answers.
+struct Frame {
+  v1::RenderResponse response;
+  bool ready = false;
+};
+
+// Answers a RenderStream: every frame in order, with its frame id, a bad
+// frame's error in that frame. At most limits.max_frames_in_flight frames are
+// outstanding; beyond that the stream is not read (backpressure). The reactor
+// is reference counted: gRPC holds one reference until OnDone, each frame in
+// the engine holds one, and the last release deletes it.
+class RenderStreamReactor final
+    : public grpc::ServerBidiReactor<v1::RenderRequest, v1::RenderResponse> {
+ public:
+  explicit RenderStreamReactor(ServiceContext context)
+      : context_(context), stream_timer_(context.metrics, "RenderStream") {
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      reading_done_ = true;
+      AdvanceLocked();
+      return;
+    }
+    auto frame = std::make_shared<Frame>();
+    frame->response.set_frame_id(request_.frame_id());
+    bool read_more;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      frames_.push_back(frame);
+      ++refs_;
+      read_more = static_cast<int>(frames_.size()) <
+                  context_.limits.max_frames_in_flight;
+      read_paused_ = !read_more;
+    }
+    auto timer =
+        std::make_shared<RequestTimer>(context_.metrics, "RenderStream.frame");
+    RenderThroughEngine(context_, request_, &frame->response,
+                        [this, frame, timer](absl::Status status) {
+                          timer->Done(status);
+                          FrameDone(*frame, status);
+                        });
+    if (read_more) StartRead(&request_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    write_in_flight_ = false;
+    frames_.pop_front();
+    if (!ok) {
+      // The client is gone: nothing more can be delivered.
+      broken_ = true;
+      frames_.clear();
+    }
+    if (read_paused_ && !broken_ && !reading_done_) {
+      read_paused_ = false;
+      StartRead(&request_);
+    }
+    AdvanceLocked();
+  }
+
+  void OnDone() override { Unref(); }
+
+ private:
+  void FrameDone(Frame& frame, const absl::Status& status) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      frame.response.mutable_status()->set_code(
+          static_cast<int>(status.code()));
+      frame.response.mutable_status()->set_message(
+          std::string(status.message()));
+      frame.ready = true;
+      AdvanceLocked();
+    }
+    Unref();
+  }
+
+  // Writes the head frame when it is ready, or finishes the stream once the
+  // client has stopped sending and every frame is answered.
+  void AdvanceLocked() {
+    if (write_in_flight_ || finished_) return;
+    if (!broken_ && !frames_.empty()) {
+      if (!frames_.front()->ready) return;
+      write_in_flight_ = true;
+      StartWrite(&frames_.front()->response);
+      return;
+    }
+    if (broken_ || reading_done_) {
+      finished_ = true;
+      const absl::Status status =
+          broken_ ? absl::CancelledError("the client went away")
+                  : absl::OkStatus();
+      Finish(ToGrpcStatus(stream_timer_.Done(status)));
+    }
+  }
+
+  void Unref() {
+    bool last;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      last = --refs_ == 0;
+    }
+    if (last) delete this;
+  }
+
+  ServiceContext context_;
+  RequestTimer stream_timer_;
+  v1::RenderRequest request_;
+  std::mutex mutex_;
+  std::deque<std::shared_ptr<Frame>> frames_;
+  int refs_ = 1;
+  bool reading_done_ = false;
+  bool read_paused_ = false;
+  bool write_in_flight_ = false;
+  bool broken_ = false;
+  bool finished_ = false;
+};
+
+}  // namespace
+
+void RenderThroughEngine(const ServiceContext& context,
+                         const v1::RenderRequest& request,
+                         v1::RenderResponse* response,
+                         std::function<void(absl::Status)> done) {
+  response->set_frame_id(request.frame_id());
+  absl::StatusOr<RenderCall> call = FromProto(request);
+  if (!call.ok()) {
+    done(call.status());
+    return;
+  }
+  ServerMetrics* metrics = context.metrics;
+  RenderEngine* engine = context.engine;
+  engine->Submit(*std::move(call),
+                 [metrics, engine, response,
+                  done = std::move(done)](absl::StatusOr<RenderResult> result) {
+                   metrics->SetQueueDepth(engine->queue_depth());
+                   if (result.ok()) {
+                     ToProto(*result, response);
+                     metrics->AddPosesRendered(result->batch);
+                   }
+                   done(result.status());
+                 });
+  metrics->SetQueueDepth(engine->queue_depth());
+}
+
+grpc::ServerUnaryReactor* RendererService::Render(
+    grpc::CallbackServerContext* context, const v1::RenderRequest* request,
+    v1::RenderResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto timer = std::make_shared<RequestTimer>(context_.metrics, "Render");
+  RenderThroughEngine(context_, *request, response,
+                      [reactor, timer](absl::Status status) {
+                        reactor->Finish(ToGrpcStatus(timer->Done(status)));
+                      });
+  return reactor;
+}
+
+grpc::ServerBidiReactor<v1::RenderRequest, v1::RenderResponse>*
+RendererService::RenderStream(grpc::CallbackServerContext*) {
+  return new RenderStreamReactor(context_);
+}
+
+}  // namespace drr::server

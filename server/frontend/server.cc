@@ -1,0 +1,120 @@
+#include "server/frontend/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include "absl/strings/str_cat.h"
+#include "server/engine/render_engine.h"
+#include "server/engine/target_store.h"
+#include "server/engine/volume_store.h"
+#include "server/frontend/metrics.h"
+#include "server/frontend/renderer_service.h"
+#include "server/frontend/targets_service.h"
+#include "server/frontend/volumes_service.h"
+
+namespace drr::server {
+
+class Server::Impl {
+ public:
+  Impl(SelectedExecutor selected, const Options& options)
+      : executor(std::move(selected.executor)),
+        backend_reason(std::move(selected.reason)),
+        metrics(executor->name()),
+        store(executor.get(), options.limits.max_volumes,
+              options.limits.max_classes),
+        targets(options.limits),
+        engine(executor.get(), &store, &targets, options.limits, /*workers=*/1),
+        volumes_service(
+            ServiceContext{&store, &engine, &metrics, options.limits}),
+        renderer_service(
+            ServiceContext{&store, &engine, &metrics, options.limits}),
+        targets_service(&targets, &metrics) {}
+
+  ~Impl() {
+    if (grpc_server) Shutdown();
+  }
+
+  // Gives calls in flight a grace period, then cancels what is left.
+  void Shutdown() {
+    grpc_server->Shutdown(std::chrono::system_clock::now() +
+                          std::chrono::seconds(5));
+  }
+
+  // Declaration order is teardown order reversed: the engine's workers may
+  // still record metrics while they drain.
+  std::unique_ptr<kernels::Executor> executor;
+  std::string backend_reason;
+  ServerMetrics metrics;
+  VolumeStore store;
+  TargetStore targets;
+  RenderEngine engine;
+  VolumesService volumes_service;
+  RendererService renderer_service;
+  TargetsService targets_service;
+  std::unique_ptr<grpc::Server> grpc_server;
+  int port = 0;
+  int metrics_port = 0;
+};
+
+absl::StatusOr<Server> Server::Start(const Options& options) {
+  absl::StatusOr<SelectedExecutor> selected =
+      SelectExecutor(options.device, options.cpu_threads);
+  if (!selected.ok()) return selected.status();
+  auto impl = std::make_unique<Impl>(*std::move(selected), options);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(),
+                           &impl->port);
+  // Room for upload chunks, target images and upstream gradients, bounded.
+  builder.SetMaxReceiveMessageSize(64 << 20);
+  builder.RegisterService(&impl->volumes_service);
+  builder.RegisterService(&impl->renderer_service);
+  builder.RegisterService(&impl->targets_service);
+  impl->grpc_server = builder.BuildAndStart();
+  if (impl->grpc_server == nullptr || impl->port == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options.listen));
+  }
+  grpc::HealthCheckServiceInterface* health =
+      impl->grpc_server->GetHealthCheckService();
+  for (const char* service :
+       {"", "drr.v1.Volumes", "drr.v1.Renderer", "drr.v1.Targets"}) {
+    health->SetServingStatus(service, true);
+  }
+  if (!options.metrics_listen.empty()) {
+    absl::StatusOr<int> metrics_port =
+        impl->metrics.Expose(options.metrics_listen);
+    if (!metrics_port.ok()) return metrics_port.status();
+    impl->metrics_port = *metrics_port;
+  }
+  return Server(std::move(impl));
+}
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Server::Server(Server&&) noexcept = default;
+Server& Server::operator=(Server&&) noexcept = default;
+Server::~Server() = default;
+
+int Server::port() const { return impl_->port; }
+int Server::metrics_port() const { return impl_->metrics_port; }
+std::string Server::backend() const { return impl_->executor->name(); }
+std::string Server::backend_reason() const { return impl_->backend_reason; }
+
+absl::StatusOr<std::string> Server::Preload(HostVolume volume) {
+  std::string id = ContentDigest(volume.header, volume.voxels, volume.labels);
+  absl::StatusOr<std::shared_ptr<const StoredVolume>> stored =
+      impl_->store.Insert(id, std::move(volume));
+  if (!stored.ok()) return stored.status();
+  impl_->metrics.SetStoredVolumes(impl_->store.size(),
+                                  impl_->store.resident_bytes());
+  return id;
+}
+
+void Server::Wait() { impl_->grpc_server->Wait(); }
+
+void Server::Shutdown() { impl_->Shutdown(); }
+
+}  // namespace drr::server

@@ -1,0 +1,59 @@
+// drrserve's gRPC server: engine, services, health, reflection and metrics,
+// started together and stopped together.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "server/engine/device.h"
+#include "server/engine/limits.h"
+#include "volume/volume.h"
+
+namespace drr::server {
+
+// A running server. Movable; destroying it shuts it down.
+class Server {
+ public:
+  // How to start a server.
+  struct Options {
+    // gRPC address, "host:port"; port 0 picks a free one.
+    std::string listen = "0.0.0.0:50051";
+    // Metrics address, "host:port"; empty serves no metrics.
+    std::string metrics_listen = "0.0.0.0:9464";
+    DeviceMode device = DeviceMode::kAuto;
+    // CPU executor worker threads (0 = one per core).
+    int cpu_threads = 0;
+    Limits limits;
+  };
+
+  // Starts a server, or says why it could not.
+  static absl::StatusOr<Server> Start(const Options& options);
+
+  Server(Server&&) noexcept;
+  Server& operator=(Server&&) noexcept;
+  ~Server();
+
+  // The bound gRPC port.
+  int port() const;
+  // The bound metrics port (0 when metrics are off).
+  int metrics_port() const;
+  // The executor in use ("cpu", "cuda") and why it was chosen.
+  std::string backend() const;
+  std::string backend_reason() const;
+
+  // Stores `volume` as if uploaded; returns its id.
+  absl::StatusOr<std::string> Preload(HostVolume volume);
+
+  // Blocks until Shutdown is called from another thread.
+  void Wait();
+  // Stops accepting calls, finishes those in flight, and stops.
+  void Shutdown();
+
+ private:
+  class Impl;
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace drr::server

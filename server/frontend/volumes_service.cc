@@ -1,0 +1,153 @@
+#include "server/frontend/volumes_service.h"
+
+#include "server/engine/volume_upload.h"
+#include "server/frontend/grpc_status.h"
+#include "server/frontend/proto_convert.h"
+#include "wire/volume_proto.h"
+
+namespace drr::server {
+namespace {
+
+// Receives one upload stream. Nothing is stored unless the stream ends with a
+// digest that matches; a client that goes away leaves nothing behind.
+class UploadReactor final
+    : public grpc::ServerReadReactor<v1::UploadVolumeChunk> {
+ public:
+  UploadReactor(ServiceContext context, v1::VolumeInfo* response,
+                std::function<void()> on_stored)
+      : context_(context),
+        response_(response),
+        on_stored_(std::move(on_stored)),
+        timer_(context.metrics, "Upload"),
+        upload_(context_.limits) {
+    StartRead(&chunk_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      // The client half-closed or went away before sending the digest.
+      Complete(absl::InvalidArgumentError(
+          "digest: the upload ended before its digest"));
+      return;
+    }
+    absl::Status status = Accept();
+    if (!status.ok()) {
+      Complete(status);
+    } else if (!done_) {
+      StartRead(&chunk_);
+    }
+    // Else an engine worker is storing the volume and completes the call.
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  // Takes the chunk just read; sets done_ once the digest has been handled
+  // (and, when it matched, handed the volume to Store).
+  absl::Status Accept() {
+    switch (chunk_.part_case()) {
+      case v1::UploadVolumeChunk::kHeader: {
+        absl::StatusOr<VolumeHeader> header =
+            VolumeHeaderFromProto(chunk_.header());
+        if (!header.ok()) return header.status();
+        return upload_.AcceptHeader(*header);
+      }
+      case v1::UploadVolumeChunk::kData:
+        return upload_.AcceptData(chunk_.data());
+      case v1::UploadVolumeChunk::kDigest: {
+        done_ = true;
+        absl::StatusOr<HostVolume> volume = upload_.Finish(chunk_.digest());
+        if (!volume.ok()) return volume.status();
+        Store(chunk_.digest(), *std::move(volume));
+        return absl::OkStatus();
+      }
+      case v1::UploadVolumeChunk::PART_NOT_SET:
+        break;
+    }
+    return absl::InvalidArgumentError(
+        "an upload chunk sets none of header, data, digest");
+  }
+
+  // Stores the checked volume on an engine worker (deriving μ and making it
+  // resident takes a while; gRPC's callback threads must not wait for it),
+  // then completes the call there.
+  void Store(std::string id, HostVolume volume) {
+    auto shared = std::make_shared<HostVolume>(std::move(volume));
+    context_.engine->Post(
+        [this, id = std::move(id), shared] {
+          const int64_t bytes =
+              shared->header.voxel_bytes() + shared->header.label_bytes();
+          absl::StatusOr<std::shared_ptr<const StoredVolume>> stored =
+              context_.store->Insert(id, std::move(*shared));
+          if (stored.ok()) {
+            ToProto(**stored, response_);
+            context_.metrics->AddUploadBytes(bytes);
+            on_stored_();
+          }
+          Complete(stored.status());
+        },
+        [this] {
+          Complete(absl::UnavailableError("the server is shutting down"));
+        });
+  }
+
+  void Complete(const absl::Status& status) {
+    Finish(ToGrpcStatus(timer_.Done(status)));
+  }
+
+  ServiceContext context_;
+  v1::VolumeInfo* response_;
+  std::function<void()> on_stored_;
+  RequestTimer timer_;
+  VolumeUpload upload_;
+  v1::UploadVolumeChunk chunk_;
+  bool done_ = false;
+};
+
+}  // namespace
+
+void VolumesService::PublishStoreSize() {
+  context_.metrics->SetStoredVolumes(context_.store->size(),
+                                     context_.store->resident_bytes());
+}
+
+grpc::ServerReadReactor<v1::UploadVolumeChunk>* VolumesService::Upload(
+    grpc::CallbackServerContext*, v1::VolumeInfo* response) {
+  return new UploadReactor(context_, response, [this] { PublishStoreSize(); });
+}
+
+grpc::ServerUnaryReactor* VolumesService::Get(
+    grpc::CallbackServerContext* context, const v1::GetVolumeRequest* request,
+    v1::VolumeInfo* response) {
+  RequestTimer timer(context_.metrics, "Get");
+  absl::StatusOr<std::shared_ptr<const StoredVolume>> volume =
+      context_.store->Get(request->volume_id());
+  if (volume.ok()) ToProto(**volume, response);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(timer.Done(volume.status())));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* VolumesService::List(
+    grpc::CallbackServerContext* context, const v1::ListVolumesRequest*,
+    v1::ListVolumesResponse* response) {
+  RequestTimer timer(context_.metrics, "List");
+  for (const auto& volume : context_.store->List())
+    ToProto(*volume, response->add_volumes());
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(timer.Done(absl::OkStatus())));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* VolumesService::Delete(
+    grpc::CallbackServerContext* context,
+    const v1::DeleteVolumeRequest* request, v1::DeleteVolumeResponse*) {
+  RequestTimer timer(context_.metrics, "Delete");
+  const absl::Status status = context_.store->Delete(request->volume_id());
+  if (status.ok()) PublishStoreSize();
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(timer.Done(status)));
+  return reactor;
+}
+
+}  // namespace drr::server

@@ -1,0 +1,202 @@
+#include "server/engine/render_engine.h"
+
+#include <cmath>
+#include <cstring>
+#include <future>
+
+#include "gtest/gtest.h"
+#include "io/phantom.h"
+#include "kernels/pose_geometry.h"
+#include "kernels/volume_view.h"
+#include "tests/kernels/test_volumes.h"
+
+namespace drr::server {
+namespace {
+
+// The phantom with labels: class = (i / 32), 4 classes.
+HostVolume LabelledPhantom() {
+  HostVolume phantom = MakeThoraxPhantom();
+  phantom.header.label_type = VoxelType::kUInt8;
+  phantom.labels.resize(phantom.header.voxels());
+  for (size_t v = 0; v < phantom.labels.size(); ++v) {
+    phantom.labels[v] = static_cast<char>((v % phantom.header.width) / 32);
+  }
+  return phantom;
+}
+
+class RenderEngineTest : public ::testing::Test {
+ protected:
+  RenderEngineTest()
+      : executor_(kernels::MakeCpuExecutor(2)), store_(executor_.get(), 4) {
+    HostVolume phantom = MakeThoraxPhantom();
+    id_ = ContentDigest(phantom.header, phantom.voxels);
+    header_ = phantom.header;
+    mu_ = AttenuationVolume(phantom.header, phantom.voxels, {});
+    EXPECT_TRUE(store_.Insert(id_, std::move(phantom)).ok());
+    HostVolume labelled = LabelledPhantom();
+    labelled_id_ =
+        ContentDigest(labelled.header, labelled.voxels, labelled.labels);
+    EXPECT_TRUE(store_.Insert(labelled_id_, std::move(labelled)).ok());
+  }
+
+  RenderCall ReferenceCall(int height, int width) const {
+    RenderCall call;
+    call.volume_id = id_;
+    call.intrinsics[0].height = height;
+    call.intrinsics[0].width = width;
+    call.intrinsics[0].delx = call.intrinsics[0].dely = 2.0 * 200 / width;
+    ParameterizedPoseSpec pose;
+    pose.translation = {0, 850, 0};
+    call.poses.push_back(pose);
+    pose.rotation = {90, 0, 0};
+    call.poses.push_back(pose);
+    return call;
+  }
+
+  absl::StatusOr<RenderResult> Render(const RenderCall& call) {
+    RenderEngine engine(executor_.get(), &store_, nullptr, Limits{}, 1);
+    return engine.Render(call);
+  }
+
+  std::unique_ptr<kernels::Executor> executor_;
+  VolumeStore store_;
+  std::string id_, labelled_id_;
+  VolumeHeader header_;
+  std::vector<float> mu_;
+};
+
+TEST_F(RenderEngineTest, RendersEachPoseAsTheKernelsDo) {
+  const RenderCall call = ReferenceCall(40, 50);
+  absl::StatusOr<RenderResult> result = Render(call);
+  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_EQ(result->images.size(), 2u * 40 * 50);
+  const kernels::VolumeView<float> view{mu_.data(), 128, 128, 96};
+  const geometry::Mat4d world_to_voxel =
+      *geometry::InvertAffine(header_.affine);
+  const kernels::RaySettings s{40, 50, 500};
+  for (int p = 0; p < 2; ++p) {
+    const kernels::PoseGeometry g = kernels::MakePoseGeometry(
+        world_to_voxel, ResolvePose(call.poses[p], VolumeCenter(header_)),
+        call.intrinsics[0]);
+    for (int v = 0; v < 40; v += 7) {
+      for (int u = 0; u < 50; u += 7) {
+        EXPECT_EQ(result->images[(p * 40 + v) * 50 + u],
+                  kernels::testing::LineIntegral(view, g, s, v, u));
+      }
+    }
+  }
+  // The body attenuates: the centre of the AP view is far from zero.
+  EXPECT_GT(result->images[20 * 50 + 25], 1.0f);
+}
+
+TEST_F(RenderEngineTest, PerPoseIntrinsicsRenderEachPoseWithItsOwnCamera) {
+  RenderCall biplane = ReferenceCall(32, 32);
+  geometry::Intrinsics second = biplane.intrinsics[0];
+  second.sdd = 900;
+  second.x0 = 20;
+  biplane.intrinsics = {biplane.intrinsics[0], second};
+  absl::StatusOr<RenderResult> both = Render(biplane);
+  ASSERT_TRUE(both.ok()) << both.status();
+  RenderCall alone = ReferenceCall(32, 32);
+  alone.poses.erase(alone.poses.begin());
+  alone.intrinsics = {second};
+  absl::StatusOr<RenderResult> single = Render(alone);
+  ASSERT_TRUE(single.ok());
+  EXPECT_TRUE(std::equal(single->images.begin(), single->images.end(),
+                         both->images.begin() + 32 * 32));
+}
+
+TEST_F(RenderEngineTest, AttenuationParametersApplyWithoutReupload) {
+  RenderCall call = ReferenceCall(16, 16);
+  absl::StatusOr<RenderResult> defaults = Render(call);
+  // Doubling μ_water and μ_bone doubles every μ, so every line integral.
+  call.attenuation.mu_water *= 2;
+  call.attenuation.mu_bone *= 2;
+  absl::StatusOr<RenderResult> doubled = Render(call);
+  ASSERT_TRUE(defaults.ok() && doubled.ok());
+  for (size_t i = 0; i < defaults->images.size(); ++i) {
+    EXPECT_NEAR(doubled->images[i], 2 * defaults->images[i],
+                1e-5f * defaults->images[i] + 1e-7f);
+  }
+}
+
+TEST_F(RenderEngineTest, LabelsGiveAChannelPerClassThatSumsToTheTotal) {
+  RenderCall call = ReferenceCall(16, 16);
+  call.volume_id = labelled_id_;
+  absl::StatusOr<RenderResult> per_class = Render(call);
+  ASSERT_TRUE(per_class.ok()) << per_class.status();
+  EXPECT_EQ(per_class->channels, 4);
+  call.channels.sum = true;
+  absl::StatusOr<RenderResult> summed = Render(call);
+  ASSERT_TRUE(summed.ok());
+  EXPECT_EQ(summed->channels, 1);
+  const int plane = 16 * 16;
+  for (int b = 0; b < 2; ++b) {
+    for (int px = 0; px < plane; ++px) {
+      float total = 0;
+      for (int c = 0; c < 4; ++c)
+        total += per_class->images[(b * 4 + c) * plane + px];
+      const float expected = summed->images[b * plane + px];
+      EXPECT_NEAR(total, expected, 1e-5f * expected + 1e-6f);
+    }
+  }
+  call.channels = {false, {3, 1}};
+  absl::StatusOr<RenderResult> selected = Render(call);
+  ASSERT_TRUE(selected.ok());
+  ASSERT_EQ(selected->channels, 2);
+  for (int px = 0; px < plane; ++px) {
+    EXPECT_EQ(selected->images[px], per_class->images[3 * plane + px]);
+    EXPECT_EQ(selected->images[plane + px], per_class->images[1 * plane + px]);
+  }
+  call.channels = {false, {4}};
+  EXPECT_EQ(Render(call).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(RenderEngineTest, OutputTransformsAndDtypes) {
+  RenderCall call = ReferenceCall(16, 16);
+  absl::StatusOr<RenderResult> line = Render(call);
+  call.output = OutputKind::kExp;
+  call.image_dtype = kernels::StorageType::kFloat16;
+  absl::StatusOr<RenderResult> intensity = Render(call);
+  ASSERT_TRUE(line.ok() && intensity.ok());
+  EXPECT_EQ(intensity->dtype, kernels::StorageType::kFloat16);
+  for (size_t i = 0; i < line->images.size(); ++i) {
+    EXPECT_NEAR(intensity->images[i], std::exp(-line->images[i]), 1e-6f);
+  }
+  call.output = OutputKind::kMip;
+  absl::StatusOr<RenderResult> mip = Render(call);
+  ASSERT_TRUE(mip.ok());
+  for (float v : mip->images) {
+    EXPECT_GE(v, 0.0f);
+    EXPECT_LE(v, 0.0192f + (0.0573f - 0.0192f) * 0.7f +
+                     1e-6f);  // densest tissue: 700 HU
+  }
+}
+
+TEST_F(RenderEngineTest, SubmitAnswersOnAWorkerAndUnknownVolumesAreNotFound) {
+  RenderEngine engine(executor_.get(), &store_, nullptr, Limits{}, 1);
+  std::promise<absl::StatusOr<RenderResult>> ok, missing;
+  engine.Submit(ReferenceCall(8, 8),
+                [&](absl::StatusOr<RenderResult> r) { ok.set_value(r); });
+  RenderCall unknown = ReferenceCall(8, 8);
+  unknown.volume_id = "feedbeef";
+  engine.Submit(unknown,
+                [&](absl::StatusOr<RenderResult> r) { missing.set_value(r); });
+  EXPECT_TRUE(ok.get_future().get().ok());
+  const absl::Status s = missing.get_future().get().status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(s.message().find("feedbeef"), absl::string_view::npos);
+}
+
+TEST_F(RenderEngineTest, AFullQueueRefusesAtOnce) {
+  Limits limits;
+  limits.max_queued_requests = 0;
+  RenderEngine engine(executor_.get(), &store_, nullptr, limits, 1);
+  absl::Status status;
+  engine.Submit(ReferenceCall(8, 8),
+                [&](absl::StatusOr<RenderResult> r) { status = r.status(); });
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
+}
+
+}  // namespace
+}  // namespace drr::server

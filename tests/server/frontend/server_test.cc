@@ -1,0 +1,290 @@
+// The real server on 127.0.0.1:0, driven through the C++ client and raw stubs.
+#include "server/frontend/server.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <cmath>
+
+#include "client/cpp/drr_client.h"
+#include "gtest/gtest.h"
+#include "io/phantom.h"
+#include "server/engine/render_engine.h"
+#include "wire/volume_proto.h"
+
+namespace drr::server {
+namespace {
+
+class ServerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    Server::Options options;
+    options.listen = "127.0.0.1:0";
+    options.metrics_listen = "";
+    options.device = DeviceMode::kCpu;
+    options.cpu_threads = 2;
+    options.limits.max_volume_voxels = 2'000'000;
+    absl::StatusOr<Server> server = Server::Start(options);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = new Server(*std::move(server));
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+
+  void SetUp() override {
+    target_ = "127.0.0.1:" + std::to_string(server_->port());
+    client_ = std::make_unique<client::DrrClient>(target_);
+    channel_ = grpc::CreateChannel(target_, grpc::InsecureChannelCredentials());
+  }
+
+  std::string UploadPhantom() {
+    absl::StatusOr<v1::VolumeInfo> info = client_->Upload(MakeThoraxPhantom());
+    EXPECT_TRUE(info.ok()) << info.status();
+    return info.ok() ? info->volume_id() : "";
+  }
+
+  static v1::RenderRequest ReferenceRequest(const std::string& id, int size) {
+    v1::RenderRequest request;
+    request.set_volume_id(id);
+    v1::ParameterizedPose* pose = request.add_poses()->mutable_parameterized();
+    for (double r : {0.0, 0.0, 0.0}) pose->add_rotation(r);
+    for (double t : {0.0, 850.0, 0.0}) pose->add_translation(t);
+    v1::Intrinsics* in = request.mutable_intrinsics();
+    in->set_sdd(1020);
+    in->set_delx(2.0 * 200 / size);
+    in->set_dely(2.0 * 200 / size);
+    in->set_height(size);
+    in->set_width(size);
+    return request;
+  }
+
+  // Streams an upload and returns its final status.
+  absl::Status RawUpload(const std::vector<v1::UploadVolumeChunk>& chunks) {
+    auto stub = v1::Volumes::NewStub(channel_);
+    grpc::ClientContext context;
+    v1::VolumeInfo info;
+    auto writer = stub->Upload(&context, &info);
+    for (const auto& chunk : chunks) {
+      if (!writer->Write(chunk)) break;
+    }
+    writer->WritesDone();
+    return client::FromGrpcStatus(writer->Finish());
+  }
+
+  static Server* server_;
+  std::string target_;
+  std::unique_ptr<client::DrrClient> client_;
+  std::shared_ptr<grpc::Channel> channel_;
+};
+
+Server* ServerTest::server_ = nullptr;
+
+std::vector<v1::UploadVolumeChunk> PhantomChunks(
+    std::string digest_override = "") {
+  const HostVolume phantom = MakeThoraxPhantom();
+  std::vector<v1::UploadVolumeChunk> chunks(1);
+  VolumeHeaderToProto(phantom.header, chunks[0].mutable_header());
+  for (size_t off = 0; off < phantom.voxels.size(); off += 1 << 20) {
+    chunks.emplace_back().set_data(phantom.voxels.substr(off, 1 << 20));
+  }
+  chunks.emplace_back().set_digest(
+      digest_override.empty() ? ContentDigest(phantom.header, phantom.voxels)
+                              : digest_override);
+  return chunks;
+}
+
+TEST_F(ServerTest, UploadIsContentAddressedAndDeduplicated) {
+  const HostVolume phantom = MakeThoraxPhantom();
+  const std::string id = UploadPhantom();
+  EXPECT_EQ(id, ContentDigest(phantom.header, phantom.voxels));
+  EXPECT_EQ(UploadPhantom(), id);
+  absl::StatusOr<std::vector<v1::VolumeInfo>> list = client_->List();
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(std::count_if(
+                list->begin(), list->end(),
+                [&](const v1::VolumeInfo& v) { return v.volume_id() == id; }),
+            1);
+  absl::StatusOr<v1::VolumeInfo> info = client_->Get(id);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->voxel_bytes(), static_cast<int64_t>(phantom.voxels.size()));
+  EXPECT_NEAR(info->isocenter(0), 0.0, 1e-9);
+}
+
+TEST_F(ServerTest, RendersWhatTheEngineRenders) {
+  const std::string id = UploadPhantom();
+  absl::StatusOr<client::Images> images =
+      client_->Render(ReferenceRequest(id, 64));
+  ASSERT_TRUE(images.ok()) << images.status();
+  EXPECT_EQ(images->batch, 1);
+  EXPECT_EQ(images->channels, 1);
+  ASSERT_EQ(images->data.size(), 64u * 64);
+
+  std::unique_ptr<kernels::Executor> cpu = kernels::MakeCpuExecutor(1);
+  VolumeStore store(cpu.get(), 1);
+  ASSERT_TRUE(store.Insert(id, MakeThoraxPhantom()).ok());
+  RenderEngine engine(cpu.get(), &store, nullptr, Limits{}, 1);
+  RenderCall call;
+  call.volume_id = id;
+  ParameterizedPoseSpec pose;
+  pose.translation = {0, 850, 0};
+  call.poses.push_back(pose);
+  call.intrinsics[0].delx = call.intrinsics[0].dely = 2.0 * 200 / 64;
+  call.intrinsics[0].height = call.intrinsics[0].width = 64;
+  absl::StatusOr<RenderResult> expected = engine.Render(call);
+  ASSERT_TRUE(expected.ok());
+  EXPECT_EQ(images->data, expected->images);
+}
+
+TEST_F(ServerTest, UnknownVolumeIsNotFoundNamingTheId) {
+  const std::string id(64, 'a');
+  absl::StatusOr<client::Images> images =
+      client_->Render(ReferenceRequest(id, 8));
+  EXPECT_EQ(images.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(images.status().message().find(id), absl::string_view::npos);
+  EXPECT_EQ(client_->Get(id).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(ServerTest, BadRenderRequestsAreInvalidAndTheServerKeepsServing) {
+  const std::string id = UploadPhantom();
+  struct Case {
+    std::function<void(v1::RenderRequest&)> mutate;
+    absl::StatusCode code;
+    std::string field;
+  };
+  const std::vector<Case> cases = {
+      {[](auto& r) { r.mutable_intrinsics()->set_height(0); },
+       absl::StatusCode::kInvalidArgument, "intrinsics.height"},
+      {[](auto& r) { r.mutable_intrinsics()->set_width(-3); },
+       absl::StatusCode::kInvalidArgument, "intrinsics.width"},
+      {[](auto& r) { r.mutable_intrinsics()->set_width(1 << 20); },
+       absl::StatusCode::kResourceExhausted, "intrinsics.width"},
+      {[](auto& r) { r.mutable_options()->set_n_samples(-1); },
+       absl::StatusCode::kInvalidArgument, "options.n_samples"},
+      {[](auto& r) { r.mutable_options()->set_n_samples(1 << 24); },
+       absl::StatusCode::kResourceExhausted, "options.n_samples"},
+      {[](auto& r) {
+         r.mutable_poses(0)->mutable_parameterized()->set_rotation(2, NAN);
+       },
+       absl::StatusCode::kInvalidArgument,
+       "poses[0].parameterized.rotation[2]"},
+      {[](auto& r) {
+         r.mutable_poses(0)->mutable_parameterized()->set_translation(1,
+                                                                      INFINITY);
+       },
+       absl::StatusCode::kInvalidArgument,
+       "poses[0].parameterized.translation[1]"},
+      {[](auto& r) { r.mutable_intrinsics()->set_sdd(NAN); },
+       absl::StatusCode::kInvalidArgument, "intrinsics.sdd"},
+      {[](auto& r) { r.mutable_intrinsics()->set_x0(-INFINITY); },
+       absl::StatusCode::kInvalidArgument, "intrinsics.x0"},
+      {[](auto& r) {
+         r.mutable_poses(0)->mutable_parameterized()->add_rotation(1);
+       },
+       absl::StatusCode::kInvalidArgument, "poses[0].parameterized.rotation"},
+      {[](auto& r) { r.add_poses(); }, absl::StatusCode::kInvalidArgument,
+       "poses[1]"},
+      {[](auto& r) { r.clear_intrinsics(); },
+       absl::StatusCode::kInvalidArgument, "intrinsics"},
+  };
+  for (const Case& c : cases) {
+    v1::RenderRequest request = ReferenceRequest(id, 16);
+    c.mutate(request);
+    const absl::Status s = client_->Render(request).status();
+    EXPECT_EQ(s.code(), c.code) << c.field << ": " << s;
+    EXPECT_NE(s.message().find(c.field), absl::string_view::npos) << s;
+  }
+  EXPECT_TRUE(client_->Render(ReferenceRequest(id, 16)).ok());
+}
+
+TEST_F(ServerTest, BadUploadsAreRefusedAndNothingIsStored) {
+  const std::string real_id = PhantomChunks().back().digest();
+  // The digest does not match the content.
+  EXPECT_EQ(RawUpload(PhantomChunks(std::string(64, 'f'))).code(),
+            absl::StatusCode::kInvalidArgument);
+  // Too few bytes.
+  std::vector<v1::UploadVolumeChunk> short_upload = PhantomChunks();
+  short_upload.erase(short_upload.end() - 2);
+  EXPECT_EQ(RawUpload(short_upload).code(), absl::StatusCode::kInvalidArgument);
+  // Too many bytes.
+  std::vector<v1::UploadVolumeChunk> long_upload = PhantomChunks();
+  long_upload.insert(long_upload.end() - 1, long_upload[1]);
+  EXPECT_EQ(RawUpload(long_upload).code(), absl::StatusCode::kInvalidArgument);
+  // A shape over the server's limit (2,000,000 voxels in this test).
+  std::vector<v1::UploadVolumeChunk> huge = PhantomChunks();
+  huge[0].mutable_header()->set_shape(0, 1000);
+  EXPECT_EQ(RawUpload({huge[0]}).code(), absl::StatusCode::kResourceExhausted);
+  // No digest at all.
+  std::vector<v1::UploadVolumeChunk> no_digest = PhantomChunks();
+  no_digest.pop_back();
+  EXPECT_EQ(RawUpload(no_digest).code(), absl::StatusCode::kInvalidArgument);
+  // None of these stored anything (the phantom may be stored by other tests
+  // only under its real id).
+  absl::StatusOr<std::vector<v1::VolumeInfo>> list = client_->List();
+  ASSERT_TRUE(list.ok());
+  for (const v1::VolumeInfo& v : *list) EXPECT_EQ(v.volume_id(), real_id);
+}
+
+TEST_F(ServerTest, AClientThatDisconnectsMidUploadLeavesNothingBehind) {
+  ASSERT_TRUE(client_->List().ok());
+  const size_t before = client_->List()->size();
+  // A volume no other test uploads.
+  HostVolume volume = MakeThoraxPhantom();
+  volume.voxels[0] ^= 1;
+  std::vector<v1::UploadVolumeChunk> chunks(2);
+  VolumeHeaderToProto(volume.header, chunks[0].mutable_header());
+  chunks[1].set_data(volume.voxels.substr(0, 1 << 20));
+  {
+    auto stub = v1::Volumes::NewStub(channel_);
+    grpc::ClientContext context;
+    v1::VolumeInfo info;
+    auto writer = stub->Upload(&context, &info);
+    ASSERT_TRUE(writer->Write(chunks[0]));
+    ASSERT_TRUE(writer->Write(chunks[1]));
+    context.TryCancel();
+    EXPECT_EQ(writer->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  }
+  EXPECT_EQ(client_->List()->size(), before);
+  EXPECT_EQ(
+      client_->Get(ContentDigest(volume.header, volume.voxels)).status().code(),
+      absl::StatusCode::kNotFound);
+  EXPECT_TRUE(client_->Upload(volume).ok());  // still serving
+  EXPECT_TRUE(client_->Get(ContentDigest(volume.header, volume.voxels)).ok());
+}
+
+TEST_F(ServerTest, StreamAnswersEveryFrameInOrderWithErrorsInBand) {
+  const std::string id = UploadPhantom();
+  auto stub = v1::Renderer::NewStub(channel_);
+  grpc::ClientContext context;
+  auto stream = stub->RenderStream(&context);
+  const std::vector<uint64_t> frame_ids = {10, 11, 12, 13, 14, 15,
+                                           16, 17, 18, 19, 20, 21};
+  for (uint64_t frame : frame_ids) {
+    v1::RenderRequest request = ReferenceRequest(id, 16);
+    request.set_frame_id(frame);
+    if (frame == 12) request.mutable_intrinsics()->set_height(0);
+    if (frame == 15) request.set_volume_id("nope");
+    ASSERT_TRUE(stream->Write(request));
+  }
+  stream->WritesDone();
+  v1::RenderResponse response;
+  std::vector<uint64_t> seen;
+  while (stream->Read(&response)) {
+    seen.push_back(response.frame_id());
+    if (response.frame_id() == 12) {
+      EXPECT_EQ(response.status().code(), grpc::StatusCode::INVALID_ARGUMENT);
+      EXPECT_NE(response.status().message().find("intrinsics.height"),
+                std::string::npos);
+    } else if (response.frame_id() == 15) {
+      EXPECT_EQ(response.status().code(), grpc::StatusCode::NOT_FOUND);
+    } else {
+      EXPECT_EQ(response.status().code(), 0);
+      EXPECT_EQ(response.images().data().size(), 16u * 16 * 4);
+    }
+  }
+  EXPECT_TRUE(stream->Finish().ok());
+  EXPECT_EQ(seen, frame_ids);
+}
+
+}  // namespace
+}  // namespace drr::server
