@@ -26,8 +26,8 @@ def drrserve_times(chest, repeats):
         subprocess.run([sys.executable, str(ROOT / "bench" / "export_volume.py"), str(chest), tmp],
                        check=True)
         out = subprocess.run([str(ROOT / "build" / "bench" / "render_bench"),
-                              str(pathlib.Path(tmp) / "mu.npy"),
-                              str(pathlib.Path(tmp) / "affine.npy"), "--repeats", str(repeats)],
+                              str(pathlib.Path(tmp) / "mu.f32"),
+                              str(pathlib.Path(tmp) / "mu.txt"), "--repeats", str(repeats)],
                              check=True, capture_output=True, text=True)
     times = {}
     for line in out.stdout.splitlines():

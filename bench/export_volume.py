@@ -1,6 +1,8 @@
-"""Writes a NIfTI CT as the inputs of build/bench/render_bench: MU.npy (the
-float32 attenuation volume (D, H, W), nanodrr's default HU -> mu map) and
-AFFINE.npy (its 4x4 voxel->world, float64).
+"""Writes a NIfTI CT as the inputs of build/bench/render_bench: mu.f32 (the
+float32 attenuation volume (D, H, W), C order, little-endian, nanodrr's
+default HU -> mu map) and mu.txt (its shape D H W, then its 4x4 voxel->world
+affine, row-major, as text). render_bench reads them with the standard
+library alone, so it builds with the kernels only.
 
     .venv/bin/python bench/export_volume.py ../shared/data/lidc-idri-0001.nii.gz out/
 """
@@ -23,8 +25,11 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     image = nibabel.load(str(source))
     hu = np.asanyarray(image.dataobj).transpose(2, 1, 0)
-    np.save(out / "mu.npy", np.ascontiguousarray(hu_to_mu(hu)))
-    np.save(out / "affine.npy", image.affine.astype(np.float64))
+    mu = np.ascontiguousarray(hu_to_mu(hu), dtype="<f4")
+    mu.tofile(out / "mu.f32")
+    numbers = [*mu.shape, *image.affine.astype(np.float64).ravel()]
+    (out / "mu.txt").write_text(" ".join(repr(float(v)) if i >= 3 else str(v)
+                                         for i, v in enumerate(numbers)) + "\n")
 
 
 if __name__ == "__main__":

@@ -4,46 +4,40 @@
 #include <vector>
 
 #include "kernels/executor.h"
+#include "kernels/ordered_sum.h"
 #include "kernels/pose_gradient.h"
 #include "kernels/render_pixel.h"
 #include "kernels/thread_pool.h"
-#include "kernels/volume_view.h"
+#include "kernels/volume_dispatch.h"
 
 namespace drr::kernels {
 namespace {
 
-// A μ volume (in its storage type) and optional labels in host memory.
-class HostVolume final : public ResidentVolume {
+// The host memory of a resident volume: μ in its storage type, and labels.
+struct HostVolumeMemory {
+  std::vector<char> voxels;
+  std::vector<uint16_t> labels;
+};
+
+// The CPU executor's scratch: per-row partial sums of pose gradients.
+class CpuWorkspace final : public Workspace {
  public:
-  HostVolume(std::vector<char> mu, std::vector<uint16_t> labels,
-             VolumeShape shape, StorageType storage)
-      : mu_(std::move(mu)),
-        labels_(std::move(labels)),
-        shape_(shape),
-        storage_(storage) {}
+  MemorySpace space() const override { return MemorySpace::kHost; }
 
-  VolumeShape shape() const override { return shape_; }
-  StorageType storage() const override { return storage_; }
-  bool has_labels() const override { return !labels_.empty(); }
-  long long resident_bytes() const override {
-    return static_cast<long long>(mu_.size() +
-                                  labels_.size() * sizeof(uint16_t));
+  // Room for `count` doubles (grown, never shrunk).
+  KernelStatus ReserveRowSums(size_t count) {
+    try {
+      if (row_sums_.size() < count) row_sums_.resize(count);
+    } catch (const std::bad_alloc&) {
+      return KernelStatus::Error(KernelCode::kResourceExhausted,
+                                 "out of host memory for gradient partials");
+    }
+    return KernelStatus::Ok();
   }
-
-  template <typename T>
-  VolumeView<T> view() const {
-    return VolumeView<T>{reinterpret_cast<const T*>(mu_.data()), shape_.nx,
-                         shape_.ny, shape_.nz};
-  }
-  LabelView labels() const {
-    return LabelView{labels_.data(), shape_.nx, shape_.ny, shape_.nz};
-  }
+  double* row_sums() { return row_sums_.data(); }
 
  private:
-  std::vector<char> mu_;
-  std::vector<uint16_t> labels_;
-  VolumeShape shape_;
-  StorageType storage_;
+  std::vector<double> row_sums_;
 };
 
 template <typename T, typename Convert>
@@ -59,112 +53,103 @@ class CpuExecutor final : public Executor {
   explicit CpuExecutor(int threads) : pool_(threads) {}
 
   std::string name() const override { return "cpu"; }
+  MemorySpace space() const override { return MemorySpace::kHost; }
 
-  KernelStatus MakeResident(const float* mu, const uint16_t* labels,
-                            VolumeShape shape, StorageType storage,
-                            std::shared_ptr<ResidentVolume>* out) override {
+  KernelStatus MakeResident(
+      const float* mu, const uint16_t* labels, VolumeShape shape,
+      const Residency& residency,
+      std::shared_ptr<const ResidentVolume>* out) override {
+    if (residency.texture) {
+      return KernelStatus::Error(KernelCode::kInvalidArgument,
+                                 "the texture sampler needs the CUDA executor");
+    }
     const size_t count = static_cast<size_t>(shape.voxels());
-    std::vector<char> stored;
-    std::vector<uint16_t> label_copy;
+    auto memory = std::make_shared<HostVolumeMemory>();
     try {
-      stored.resize(count * StorageBytes(storage));
-      if (labels != nullptr) label_copy.assign(labels, labels + count);
+      memory->voxels.resize(count * StorageBytes(residency.storage));
+      if (labels != nullptr) memory->labels.assign(labels, labels + count);
     } catch (const std::bad_alloc&) {
       return KernelStatus::Error(KernelCode::kResourceExhausted,
                                  "out of host memory for the volume");
     }
-    switch (storage) {
+    switch (residency.storage) {
       case StorageType::kFloat32:
-        StoreAs<float>(mu, count, stored.data(), [](float v) { return v; });
+        StoreAs<float>(mu, count, memory->voxels.data(),
+                       [](float v) { return v; });
         break;
       case StorageType::kFloat16:
-        StoreAs<Half>(mu, count, stored.data(), ToHalf);
+        StoreAs<Half>(mu, count, memory->voxels.data(), ToHalf);
         break;
       case StorageType::kBFloat16:
-        StoreAs<BFloat16>(mu, count, stored.data(), ToBFloat16);
+        StoreAs<BFloat16>(mu, count, memory->voxels.data(), ToBFloat16);
         break;
     }
-    *out = std::make_shared<HostVolume>(std::move(stored),
-                                        std::move(label_copy), shape, storage);
+    VolumeBuffers buffers;
+    buffers.space = MemorySpace::kHost;
+    buffers.shape = shape;
+    buffers.storage = residency.storage;
+    buffers.voxels = memory->voxels.data();
+    buffers.labels = labels != nullptr ? memory->labels.data() : nullptr;
+    const long long bytes = static_cast<long long>(
+        memory->voxels.size() + memory->labels.size() * sizeof(uint16_t));
+    *out = std::make_shared<const ResidentVolume>(buffers, bytes,
+                                                  std::move(memory));
+    return KernelStatus::Ok();
+  }
+
+  KernelStatus MakeWorkspace(std::unique_ptr<Workspace>* out) override {
+    *out = std::make_unique<CpuWorkspace>();
     return KernelStatus::Ok();
   }
 
   KernelStatus Render(const ResidentVolume& volume, const PoseGeometry* poses,
                       int n_poses, const RenderSettings& settings,
-                      float* out) override {
-    const HostVolume* host;
-    KernelStatus status = AsHost(volume, &host);
-    if (!status.ok()) return status;
-    if (settings.sampler == Sampler::kTexture) {
-      return KernelStatus::Error(KernelCode::kInvalidArgument,
-                                 "the texture sampler needs the CUDA executor");
-    }
-    Visit(*host, settings, [&](const auto& view, const auto& labels) {
-      RenderRows(view, labels, poses, n_poses, settings, out);
-    });
+                      Workspace& workspace, float* out) override {
+    DRR_KERNEL_RETURN_IF_ERROR(
+        CheckLaunch(space(), volume, settings, workspace));
+    VisitVolume(volume.buffers(), settings,
+                [&](const auto& view, const auto& labels) {
+                  RenderRows(view, labels, poses, n_poses, settings, out);
+                });
     return KernelStatus::Ok();
   }
 
   KernelStatus PoseGradient(const ResidentVolume& volume,
                             const PoseGeometry* poses, int n_poses,
                             const RenderSettings& settings,
-                            const float* upstream, double* grad) override {
-    const HostVolume* host;
-    KernelStatus status = AsHost(volume, &host);
-    if (status.ok()) status = CheckDifferentiable(settings);
-    if (!status.ok()) return status;
-    Visit(*host, settings, [&](const auto& view, const auto& labels) {
-      GradientRows(view, labels, poses, n_poses, settings, upstream, grad);
-    });
+                            const float* upstream, Workspace& workspace,
+                            PoseMapGradient* grad) override {
+    DRR_KERNEL_RETURN_IF_ERROR(
+        CheckLaunch(space(), volume, settings, workspace));
+    DRR_KERNEL_RETURN_IF_ERROR(CheckDifferentiable(settings));
+    auto& scratch = static_cast<CpuWorkspace&>(workspace);
+    const int rows = settings.rays.height;
+    DRR_KERNEL_RETURN_IF_ERROR(scratch.ReserveRowSums(
+        static_cast<size_t>(n_poses) * rows * kPoseMapEntries));
+    VisitVolume(volume.buffers(), settings,
+                [&](const auto& view, const auto& labels) {
+                  GradientRows(view, labels, poses, n_poses, settings, upstream,
+                               scratch.row_sums());
+                });
+    SumPartialsInOrder(scratch.row_sums(), n_poses, rows, grad);
     return KernelStatus::Ok();
   }
 
   KernelStatus PoseJacobian(const ResidentVolume& volume,
                             const PoseGeometry* poses, int n_poses,
                             const RenderSettings& settings,
-                            float* out) override {
-    const HostVolume* host;
-    KernelStatus status = AsHost(volume, &host);
-    if (status.ok()) status = CheckDifferentiable(settings);
-    if (!status.ok()) return status;
-    Visit(*host, settings, [&](const auto& view, const auto& labels) {
-      JacobianRows(view, labels, poses, n_poses, settings, out);
-    });
+                            Workspace& workspace, float* out) override {
+    DRR_KERNEL_RETURN_IF_ERROR(
+        CheckLaunch(space(), volume, settings, workspace));
+    DRR_KERNEL_RETURN_IF_ERROR(CheckDifferentiable(settings));
+    VisitVolume(volume.buffers(), settings,
+                [&](const auto& view, const auto& labels) {
+                  JacobianRows(view, labels, poses, n_poses, settings, out);
+                });
     return KernelStatus::Ok();
   }
 
  private:
-  static KernelStatus AsHost(const ResidentVolume& volume,
-                             const HostVolume** host) {
-    *host = dynamic_cast<const HostVolume*>(&volume);
-    if (*host != nullptr) return KernelStatus::Ok();
-    return KernelStatus::Error(KernelCode::kInternal,
-                               "volume is not resident on the CPU executor");
-  }
-
-  // Calls f(view, labels) with the view of the volume's storage type and the
-  // label view (NoLabels when one channel sums every class).
-  template <class F>
-  static void Visit(const HostVolume& host, const RenderSettings& settings,
-                    F&& f) {
-    const bool labelled = settings.channels > 1 && host.has_labels();
-    auto with_labels = [&](const auto& view) {
-      if (labelled) {
-        f(view, host.labels());
-      } else {
-        f(view, NoLabels{});
-      }
-    };
-    switch (host.storage()) {
-      case StorageType::kFloat32:
-        return with_labels(host.view<float>());
-      case StorageType::kFloat16:
-        return with_labels(host.view<Half>());
-      case StorageType::kBFloat16:
-        return with_labels(host.view<BFloat16>());
-    }
-  }
-
   template <class Volume, class Labels>
   void JacobianRows(const Volume& view, const Labels& labels,
                     const PoseGeometry* poses, int n_poses,
@@ -180,48 +165,40 @@ class CpuExecutor final : public Executor {
             out +
             (((static_cast<long long>(pose) * s.channels + c) * rows + row) *
              cols) *
-                12;
+                kPoseMapEntries;
         for (int col = 0; col < cols; ++col) {
-          float* d = line + col * 12;
-          for (int k = 0; k < 12; ++k) d[k] = 0.0f;
+          float* d = line + col * kPoseMapEntries;
+          for (int k = 0; k < kPoseMapEntries; ++k) d[k] = 0.0f;
           MarchTrilinearVjp(view, only, poses[pose], s.rays, row, col, &one, 0,
                             1, d);
         }
       }
     });
   }
-  // Each row sums its rays left to right; rows are then summed top to bottom,
-  // so the result does not depend on which thread took which row.
+
+  // Each row sums its rays left to right into its own partial (task index
+  // order: pose-major, rows top to bottom), for SumPartialsInOrder.
   template <class Volume, class Labels>
   void GradientRows(const Volume& view, const Labels& labels,
                     const PoseGeometry* poses, int n_poses,
                     const RenderSettings& s, const float* upstream,
-                    double* grad) {
+                    double* row_sums) {
     const int rows = s.rays.height, cols = s.rays.width;
     const long long plane = static_cast<long long>(rows) * cols;
-    std::vector<double> row_sums(static_cast<size_t>(n_poses) * rows * 12, 0.0);
     pool_.ParallelFor(n_poses * rows, [&](int task) {
       const int pose = task / rows;
       const int row = task % rows;
       const float* weights =
           upstream + static_cast<long long>(pose) * s.channels * plane;
-      double* sum = row_sums.data() + static_cast<size_t>(task) * 12;
+      double* sum = row_sums + static_cast<size_t>(task) * kPoseMapEntries;
+      for (int k = 0; k < kPoseMapEntries; ++k) sum[k] = 0.0;
       for (int col = 0; col < cols; ++col) {
-        float ray[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+        float ray[kPoseMapEntries] = {};
         MarchTrilinearVjp(view, labels, poses[pose], s.rays, row, col,
                           weights + row * cols + col, plane, s.channels, ray);
-        for (int k = 0; k < 12; ++k) sum[k] += ray[k];
+        for (int k = 0; k < kPoseMapEntries; ++k) sum[k] += ray[k];
       }
     });
-    for (int pose = 0; pose < n_poses; ++pose) {
-      double* out = grad + static_cast<size_t>(pose) * 12;
-      for (int k = 0; k < 12; ++k) out[k] = 0.0;
-      for (int row = 0; row < rows; ++row) {
-        const double* sum =
-            row_sums.data() + (static_cast<size_t>(pose) * rows + row) * 12;
-        for (int k = 0; k < 12; ++k) out[k] += sum[k];
-      }
-    }
   }
 
   template <class Volume, class Labels>

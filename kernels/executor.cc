@@ -1,9 +1,18 @@
 #include "kernels/executor.h"
 
+#include <string>
+
 namespace drr::kernels {
+namespace {
+
+const char* SpaceName(MemorySpace space) {
+  return space == MemorySpace::kHost ? "host" : "CUDA";
+}
+
+}  // namespace
 
 KernelStatus CheckDifferentiable(const RenderSettings& settings) {
-  if (settings.renderer != Renderer::kTrilinear) {
+  if (settings.projector != Projector::kTrilinear) {
     return KernelStatus::Error(KernelCode::kInvalidArgument,
                                "pose gradients need the trilinear renderer");
   }
@@ -14,6 +23,36 @@ KernelStatus CheckDifferentiable(const RenderSettings& settings) {
   if (settings.sampler != Sampler::kExact) {
     return KernelStatus::Error(KernelCode::kInvalidArgument,
                                "pose gradients need the exact sampler");
+  }
+  return KernelStatus::Ok();
+}
+
+KernelStatus CheckLaunch(MemorySpace space, const ResidentVolume& volume,
+                         const RenderSettings& settings,
+                         const Workspace& workspace) {
+  if (volume.buffers().space != space) {
+    return KernelStatus::Error(KernelCode::kInvalidArgument,
+                               std::string("the volume is resident in ") +
+                                   SpaceName(volume.buffers().space) +
+                                   " memory, the executor runs on " +
+                                   SpaceName(space) + " memory");
+  }
+  if (workspace.space() != space) {
+    return KernelStatus::Error(KernelCode::kInvalidArgument,
+                               std::string("the workspace belongs to a ") +
+                                   SpaceName(workspace.space()) +
+                                   " executor, not a " + SpaceName(space) +
+                                   " one");
+  }
+  if (settings.sampler == Sampler::kTexture && space == MemorySpace::kHost) {
+    return KernelStatus::Error(KernelCode::kInvalidArgument,
+                               "the texture sampler needs the CUDA executor");
+  }
+  if (settings.sampler == Sampler::kTexture &&
+      settings.projector == Projector::kTrilinear && !volume.has_texture()) {
+    return KernelStatus::Error(
+        KernelCode::kInvalidArgument,
+        "the texture sampler needs a volume made resident with a texture");
   }
   return KernelStatus::Ok();
 }

@@ -10,7 +10,13 @@ namespace drr::kernels {
 
 // Why a kernel call failed, in the canonical-code vocabulary the engine maps
 // to.
-enum class KernelCode { kOk, kInvalidArgument, kResourceExhausted, kInternal };
+enum class KernelCode {
+  kOk,
+  kInvalidArgument,
+  kResourceExhausted,
+  kUnavailable,
+  kInternal
+};
 
 // The outcome of a kernel call: ok, or a code and a message for people.
 class KernelStatus {
@@ -35,3 +41,10 @@ class KernelStatus {
 };
 
 }  // namespace drr::kernels
+
+// Returns the KernelStatus `expr` from the enclosing function unless it is OK.
+#define DRR_KERNEL_RETURN_IF_ERROR(expr)                      \
+  do {                                                        \
+    ::drr::kernels::KernelStatus drr_kernel_status_ = (expr); \
+    if (!drr_kernel_status_.ok()) return drr_kernel_status_;  \
+  } while (false)

@@ -3,23 +3,24 @@
 // camera→voxel map, shared by the CPU and CUDA executors.
 #pragma once
 
+#include "kernels/pose_map.h"
 #include "kernels/ray_march.h"
 #include "kernels/volume_view.h"
 
 namespace drr::kernels {
 
-// Adds to grad (the 3×4 camera→voxel map M, row-major) the gradient of
-// Σ_c w_c·I_c(row, col), where I_c is the trilinear line integral of class c
-// and w_c = upstream[c·channel_stride] (classes ≥ channels weigh nothing).
-// Each sample x_s = M·x̃_s (x̃_s the camera-space point, homogeneous) adds
-// w·Δ·∇μ(x_s) x̃_sᵀ, with ∇μ the analytic gradient of trilinear
+// Adds to grad (the entries of the 3×4 camera→voxel map M, pose_map.h) the
+// gradient of Σ_c w_c·I_c(row, col), where I_c is the trilinear line integral
+// of class c and w_c = upstream[c·channel_stride] (classes ≥ channels weigh
+// nothing). Each sample x_s = M·x̃_s (x̃_s the camera-space point, homogeneous)
+// adds w·Δ·∇μ(x_s) x̃_sᵀ, with ∇μ the analytic gradient of trilinear
 // interpolation; Δ does not depend on M.
 template <class Volume, class Labels>
 DRR_HD void MarchTrilinearVjp(const Volume& volume, const Labels& labels,
                               const PoseGeometry& g, const RaySettings& s,
                               int row, int col, const float* upstream,
                               long long channel_stride, int channels,
-                              float grad[12]) {
+                              float grad[kPoseMapEntries]) {
   const CameraRay ray = MakeCameraRay(g, row, col);
   const float inv_intervals = 1.0f / static_cast<float>(s.n_samples - 1);
   const Vec3 a = TransformPoint(g.camera_to_voxel, ray.source);
@@ -27,7 +28,7 @@ DRR_HD void MarchTrilinearVjp(const Volume& volume, const Labels& labels,
   const Vec3 camera_step = ray.target - ray.source;
   int first, last;
   SamplesMeetingVolume(volume, a, ab, s.n_samples, &first, &last);
-  float sum[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+  float sum[kPoseMapEntries] = {};
   for (int i = first; i <= last; ++i) {
     const float t = static_cast<float>(i) * inv_intervals;
     const Vec3 p = a + t * ab;
@@ -53,7 +54,7 @@ DRR_HD void MarchTrilinearVjp(const Volume& volume, const Labels& labels,
 #if defined(__CUDA_ARCH__)
 #pragma unroll
 #endif
-  for (int k = 0; k < 12; ++k) grad[k] += sum[k] * step_mm;
+  for (int k = 0; k < kPoseMapEntries; ++k) grad[k] += sum[k] * step_mm;
 }
 
 // Labels seen through one class: samples of class `only` are class 0, every

@@ -15,7 +15,7 @@ template <Reduce R, int kChannels, class Volume, class Labels>
 DRR_HD void MarchPass(const Volume& volume, const Labels& labels,
                       const PoseGeometry& g, const RenderSettings& s, int row,
                       int col, ChannelAccumulator<R, kChannels>* acc) {
-  if (s.renderer == Renderer::kSiddon) {
+  if (s.projector == Projector::kSiddon) {
     MarchSiddon(volume, labels, g, row, col, acc);
   } else {
     MarchTrilinear(volume, labels, g, s.rays, row, col, acc);

@@ -21,20 +21,20 @@ absl::StatusOr<SelectedExecutor> SelectExecutor(DeviceMode mode,
     selected.reason = "--device=cpu";
     return selected;
   }
-  std::string why_not;
-  selected.executor = kernels::MakeCudaExecutor(&why_not);
-  if (selected.executor) {
+  const kernels::KernelStatus cuda =
+      kernels::MakeCudaExecutor(&selected.executor);
+  if (cuda.ok()) {
     selected.reason =
         absl::StrCat("CUDA device 0: ", kernels::ProbeCuda().device_name);
     return selected;
   }
   if (mode == DeviceMode::kCuda) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("--device=cuda but no CUDA device is usable: ", why_not));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "--device=cuda but no CUDA device is usable: ", cuda.message()));
   }
   selected.executor = kernels::MakeCpuExecutor(cpu_threads);
-  selected.reason =
-      absl::StrCat("no usable CUDA device (", why_not, "), CPU fallback");
+  selected.reason = absl::StrCat("no usable CUDA device (", cuda.message(),
+                                 "), CPU fallback");
   return selected;
 }
 

@@ -144,7 +144,7 @@ absl::Status ValidateRenderCall(const RenderCall& call, const Limits& limits) {
   DRR_RETURN_IF_ERROR(
       CheckCount(call.n_samples, 2, limits.max_samples, "options.n_samples"));
   if (call.sampler == kernels::Sampler::kTexture &&
-      call.renderer != kernels::Renderer::kTrilinear) {
+      call.projector != kernels::Projector::kTrilinear) {
     return absl::InvalidArgumentError(
         "options.sampler TEXTURE applies to the trilinear renderer only");
   }
@@ -176,7 +176,7 @@ absl::Status ValidateRenderCall(const RenderCall& call, const Limits& limits) {
     return absl::InvalidArgumentError("loss.target_id is empty");
   }
   if (call.gradient || call.loss || call.jacobian) {
-    if (call.renderer != kernels::Renderer::kTrilinear ||
+    if (call.projector != kernels::Projector::kTrilinear ||
         call.output == OutputKind::kMip ||
         call.sampler != kernels::Sampler::kExact) {
       return absl::InvalidArgumentError(

@@ -78,7 +78,7 @@ struct RenderCall {
   // One shared by every pose, or one per pose (all of the same size).
   std::vector<geometry::Intrinsics> intrinsics{geometry::Intrinsics{}};
   int n_samples = 500;
-  kernels::Renderer renderer = kernels::Renderer::kTrilinear;
+  kernels::Projector projector = kernels::Projector::kTrilinear;
   kernels::Sampler sampler = kernels::Sampler::kExact;
   OutputKind output = OutputKind::kLineIntegral;
   kernels::StorageType image_dtype = kernels::StorageType::kFloat32;

@@ -6,7 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "kernels/pose_geometry.h"
-#include "server/engine/kernel_status.h"
+#include "server/engine/status_from_kernel.h"
 #include "status/status_macros.h"
 
 namespace drr::server {
@@ -42,8 +42,11 @@ RenderEngine::~RenderEngine() {
 void RenderEngine::Submit(RenderCall call, Callback done) {
   auto shared_done = std::make_shared<Callback>(std::move(done));
   Task task{
-      [this, call = std::move(call), shared_done](double queued) {
-        absl::StatusOr<RenderResult> result = Render(call);
+      [this, call = std::move(call), shared_done](double queued,
+                                                  Worker& worker) {
+        absl::StatusOr<RenderResult> result =
+            worker.workspace ? Render(call, *worker.workspace)
+                             : absl::StatusOr<RenderResult>(worker.status);
         if (result.ok()) result->queue_seconds = queued;
         (*shared_done)(std::move(result));
       },
@@ -69,7 +72,7 @@ void RenderEngine::Post(std::function<void()> work,
   {
     absl::MutexLock lock(&mutex_);
     if (!stopping_) {
-      queue_.push_back({[work = std::move(work)](double) { work(); },
+      queue_.push_back({[work = std::move(work)](double, Worker&) { work(); },
                         std::move(abandon), std::chrono::steady_clock::now()});
       return;
     }
@@ -83,6 +86,8 @@ int RenderEngine::queue_depth() const {
 }
 
 void RenderEngine::WorkerLoop() {
+  Worker worker;
+  worker.status = FromKernelStatus(executor_->MakeWorkspace(&worker.workspace));
   while (true) {
     Task next;
     {
@@ -96,12 +101,19 @@ void RenderEngine::WorkerLoop() {
       next = std::move(queue_.front());
       queue_.pop_front();
     }
-    next.run(SecondsSince(next.enqueued));
+    next.run(SecondsSince(next.enqueued), worker);
   }
 }
 
 absl::StatusOr<RenderResult> RenderEngine::Render(
     const RenderCall& call) const {
+  std::unique_ptr<kernels::Workspace> workspace;
+  DRR_RETURN_IF_KERNEL_ERROR(executor_->MakeWorkspace(&workspace));
+  return Render(call, *workspace);
+}
+
+absl::StatusOr<RenderResult> RenderEngine::Render(
+    const RenderCall& call, kernels::Workspace& workspace) const {
   const auto start = std::chrono::steady_clock::now();
   DRR_RETURN_IF_ERROR(ValidateRenderCall(call, limits_));
   DRR_ASSIGN_OR_RETURN(std::shared_ptr<const StoredVolume> volume,
@@ -114,8 +126,13 @@ absl::StatusOr<RenderResult> RenderEngine::Render(
                        call.volume_id, " has ", volume->classes(), " classes"));
     }
   }
-  DRR_ASSIGN_OR_RETURN(std::shared_ptr<kernels::ResidentVolume> resident,
-                       volume->Resident(call.attenuation, call.volume_storage));
+  kernels::Residency residency;
+  residency.storage = call.volume_storage;
+  residency.texture = call.sampler == kernels::Sampler::kTexture &&
+                      call.projector == kernels::Projector::kTrilinear &&
+                      executor_->space() == kernels::MemorySpace::kCuda;
+  DRR_ASSIGN_OR_RETURN(std::shared_ptr<const kernels::ResidentVolume> resident,
+                       volume->Resident(call.attenuation, residency));
   const int batch = static_cast<int>(call.poses.size());
   std::vector<kernels::PoseGeometry> geometry;
   geometry.reserve(batch);
@@ -128,7 +145,7 @@ absl::StatusOr<RenderResult> RenderEngine::Render(
   kernels::RenderSettings settings;
   settings.rays = {call.intrinsics[0].height, call.intrinsics[0].width,
                    call.n_samples};
-  settings.renderer = call.renderer;
+  settings.projector = call.projector;
   settings.sampler = call.sampler;
   settings.reduce = call.output == OutputKind::kMip ? kernels::Reduce::kMax
                                                     : kernels::Reduce::kSum;
@@ -146,7 +163,7 @@ absl::StatusOr<RenderResult> RenderEngine::Render(
     return absl::ResourceExhaustedError("out of host memory for the images");
   }
   DRR_RETURN_IF_KERNEL_ERROR(executor_->Render(
-      *resident, geometry.data(), batch, settings, rendered.data()));
+      *resident, geometry.data(), batch, settings, workspace, rendered.data()));
 
   RenderResult result;
   result.batch = batch;
@@ -178,18 +195,18 @@ absl::StatusOr<RenderResult> RenderEngine::Render(
     DRR_ASSIGN_OR_RETURN(
         result.gradients,
         PoseGradients(call, *volume, *resident, geometry, settings, result,
-                      call.gradient->upstream));
+                      call.gradient->upstream, workspace));
   }
   if (call.loss) {
     std::vector<float> upstream;
     DRR_RETURN_IF_ERROR(Losses(call, &result, &upstream));
     DRR_ASSIGN_OR_RETURN(result.gradients,
                          PoseGradients(call, *volume, *resident, geometry,
-                                       settings, result, upstream));
+                                       settings, result, upstream, workspace));
   }
   if (call.jacobian) {
-    DRR_RETURN_IF_ERROR(
-        Jacobians(call, *volume, *resident, geometry, settings, &result));
+    DRR_RETURN_IF_ERROR(Jacobians(call, *volume, *resident, geometry, settings,
+                                  workspace, &result));
   }
   if (call.loss && !call.loss->return_images) result.images.clear();
   result.render_seconds = SecondsSince(start);
@@ -201,7 +218,7 @@ absl::StatusOr<std::vector<PoseGradient>> RenderEngine::PoseGradients(
     const kernels::ResidentVolume& resident,
     const std::vector<kernels::PoseGeometry>& geometry,
     const kernels::RenderSettings& settings, const RenderResult& result,
-    const std::vector<float>& upstream) const {
+    const std::vector<float>& upstream, kernels::Workspace& workspace) const {
   if (upstream.size() != result.images.size()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "gradient.upstream has ", upstream.size(), " values, the images [",
@@ -228,16 +245,16 @@ absl::StatusOr<std::vector<PoseGradient>> RenderEngine::PoseGradients(
       }
     }
   }
-  std::vector<double> d_camera_to_voxel(12 * result.batch);
-  DRR_RETURN_IF_KERNEL_ERROR(
-      executor_->PoseGradient(resident, geometry.data(), result.batch, settings,
-                              weights.data(), d_camera_to_voxel.data()));
+  std::vector<kernels::PoseMapGradient> d_camera_to_voxel(result.batch);
+  DRR_RETURN_IF_KERNEL_ERROR(executor_->PoseGradient(
+      resident, geometry.data(), result.batch, settings, weights.data(),
+      workspace, d_camera_to_voxel.data()));
   std::vector<PoseGradient> gradients(result.batch);
   const geometry::Mat4d& w2v = volume.world_to_voxel();
   for (int b = 0; b < result.batch; ++b) {
     // camera_to_voxel = (world_to_voxel · rt_inv)[:3, :], so
     // dL/d rt_inv = world_to_voxel[:3, :]ᵀ · dL/d camera_to_voxel.
-    const double* g = d_camera_to_voxel.data() + 12 * b;
+    const double* g = d_camera_to_voxel[b].d;
     PoseGradient& out = gradients[b];
     for (int r = 0; r < 4; ++r) {
       for (int c = 0; c < 4; ++c) {
@@ -262,25 +279,27 @@ absl::Status RenderEngine::Jacobians(
     const RenderCall& call, const StoredVolume& volume,
     const kernels::ResidentVolume& resident,
     const std::vector<kernels::PoseGeometry>& geometry,
-    const kernels::RenderSettings& settings, RenderResult* result) const {
+    const kernels::RenderSettings& settings, kernels::Workspace& workspace,
+    RenderResult* result) const {
   const size_t plane = static_cast<size_t>(result->height) * result->width;
   std::vector<float> d_camera_to_voxel;
   try {
-    d_camera_to_voxel.resize(plane * result->batch * settings.channels * 12);
+    d_camera_to_voxel.resize(plane * result->batch * settings.channels *
+                             kernels::kPoseMapEntries);
   } catch (const std::bad_alloc&) {
     return absl::ResourceExhaustedError("out of host memory for the Jacobian");
   }
-  DRR_RETURN_IF_KERNEL_ERROR(executor_->PoseJacobian(resident, geometry.data(),
-                                                     result->batch, settings,
-                                                     d_camera_to_voxel.data()));
+  DRR_RETURN_IF_KERNEL_ERROR(
+      executor_->PoseJacobian(resident, geometry.data(), result->batch,
+                              settings, workspace, d_camera_to_voxel.data()));
   result->gradients.resize(result->batch);
   const geometry::Mat4d& w2v = volume.world_to_voxel();
   for (int b = 0; b < result->batch; ++b) {
-    // dM/dθ = world_to_voxel[:3, :] · d rt_inv/dθ, 12 × k.
+    // dM/dθ = world_to_voxel[:3, :] · d rt_inv/dθ, kPoseMapEntries × k.
     const std::vector<double> d_rt_inv =
         PoseParameterJacobian(call.poses[b], volume.isocenter());
     const size_t k = d_rt_inv.size() / 16;
-    std::vector<double> d_m(12 * k, 0.0);
+    std::vector<double> d_m(kernels::kPoseMapEntries * k, 0.0);
     for (int r = 0; r < 3; ++r)
       for (int c = 0; c < 4; ++c)
         for (size_t j = 0; j < k; ++j)
@@ -297,7 +316,7 @@ absl::Status RenderEngine::Jacobians(
             d_camera_to_voxel.data() +
             ((static_cast<size_t>(b) * settings.channels + channel) * plane +
              px) *
-                12;
+                kernels::kPoseMapEntries;
         // d exp(−I)/dθ = −exp(−I)·dI/dθ.
         const double scale =
             call.output == OutputKind::kExp
@@ -308,7 +327,8 @@ absl::Status RenderEngine::Jacobians(
                 : 1.0;
         for (size_t j = 0; j < k; ++j) {
           double sum = 0;
-          for (int e = 0; e < 12; ++e) sum += double{d[e]} * d_m[e * k + j];
+          for (int e = 0; e < kernels::kPoseMapEntries; ++e)
+            sum += double{d[e]} * d_m[e * k + j];
           out[(c * plane + px) * k + j] = static_cast<float>(scale * sum);
         }
       }

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -44,17 +45,29 @@ class RenderEngine {
   // `abandon` runs instead when the engine shuts down first.
   void Post(std::function<void()> work, std::function<void()> abandon);
 
-  // Renders `call` on the calling thread.
+  // Renders `call` on the calling thread, in a workspace of its own.
   absl::StatusOr<RenderResult> Render(const RenderCall& call) const;
+
+  // Renders `call` on the calling thread in `workspace` (one of the
+  // executor's, not used by any other call meanwhile).
+  absl::StatusOr<RenderResult> Render(const RenderCall& call,
+                                      kernels::Workspace& workspace) const;
 
   // Calls waiting in the queue.
   int queue_depth() const;
 
  private:
-  // Queued work: `run` gets how long the task waited; `abandon` tells its
-  // submitter that it will not run.
+  // What a worker thread owns: the workspace of its renders, or why it has
+  // none.
+  struct Worker {
+    std::unique_ptr<kernels::Workspace> workspace;
+    absl::Status status;
+  };
+
+  // Queued work: `run` gets how long the task waited and the worker running
+  // it; `abandon` tells its submitter that it will not run.
   struct Task {
-    std::function<void(double queued_seconds)> run;
+    std::function<void(double queued_seconds, Worker& worker)> run;
     std::function<void()> abandon;
     std::chrono::steady_clock::time_point enqueued;
   };
@@ -69,13 +82,14 @@ class RenderEngine {
       const kernels::ResidentVolume& resident,
       const std::vector<kernels::PoseGeometry>& geometry,
       const kernels::RenderSettings& settings, const RenderResult& result,
-      const std::vector<float>& upstream) const;
+      const std::vector<float>& upstream, kernels::Workspace& workspace) const;
 
   // Adds dI/dθ of every pixel of every image of `result` to its gradients.
   absl::Status Jacobians(const RenderCall& call, const StoredVolume& volume,
                          const kernels::ResidentVolume& resident,
                          const std::vector<kernels::PoseGeometry>& geometry,
                          const kernels::RenderSettings& settings,
+                         kernels::Workspace& workspace,
                          RenderResult* result) const;
 
   // The loss of each image of `result` against the call's target, and its

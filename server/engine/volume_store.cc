@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "server/engine/kernel_status.h"
+#include "server/engine/status_from_kernel.h"
 
 namespace drr::server {
 namespace {
@@ -55,14 +55,15 @@ StoredVolume::StoredVolume(std::string id, HostVolume volume,
       isocenter_(VolumeCenter(header_)),
       executor_(executor) {}
 
-absl::StatusOr<std::shared_ptr<kernels::ResidentVolume>> StoredVolume::Resident(
-    const kernels::AttenuationParams& params,
-    kernels::StorageType storage) const {
+absl::StatusOr<std::shared_ptr<const kernels::ResidentVolume>>
+StoredVolume::Resident(const kernels::AttenuationParams& params,
+                       const kernels::Residency& residency) const {
   // Attenuation volumes do not depend on the HU map.
   const kernels::AttenuationParams used = header_.value_kind == ValueKind::kHu
                                               ? params
                                               : kernels::AttenuationParams{};
-  const DerivedKey key{used.mu_water, used.mu_bone, used.hu_bone, storage};
+  const DerivedKey key{used.mu_water, used.mu_bone, used.hu_bone,
+                       residency.storage, residency.texture};
   {
     absl::MutexLock lock(&mutex_);
     for (auto it = derived_.begin(); it != derived_.end(); ++it) {
@@ -74,10 +75,10 @@ absl::StatusOr<std::shared_ptr<kernels::ResidentVolume>> StoredVolume::Resident(
   }
   // Derive outside the lock: converting a large volume takes a while.
   const std::vector<float> mu = AttenuationVolume(header_, raw_voxels_, used);
-  std::shared_ptr<kernels::ResidentVolume> resident;
+  std::shared_ptr<const kernels::ResidentVolume> resident;
   DRR_RETURN_IF_KERNEL_ERROR(executor_->MakeResident(
       mu.data(), labels_.empty() ? nullptr : labels_.data(), ShapeOf(header_),
-      storage, &resident));
+      residency, &resident));
   absl::MutexLock lock(&mutex_);
   derived_.emplace_front(key, resident);
   while (static_cast<int>(derived_.size()) > kDerivedKept) derived_.pop_back();
@@ -126,9 +127,8 @@ absl::StatusOr<std::shared_ptr<const StoredVolume>> VolumeStore::Insert(
       id, std::move(volume), std::move(labels), classes, executor_);
   // Make the default μ resident now, so that running out of memory is an
   // upload error rather than a surprise at the first render.
-  absl::StatusOr<std::shared_ptr<kernels::ResidentVolume>> resident =
-      stored->Resident(kernels::AttenuationParams{},
-                       kernels::StorageType::kFloat32);
+  absl::StatusOr<std::shared_ptr<const kernels::ResidentVolume>> resident =
+      stored->Resident(kernels::AttenuationParams{}, kernels::Residency{});
   if (!resident.ok()) return resident.status();
   absl::MutexLock lock(&mutex_);
   auto [it, inserted] = volumes_.emplace(std::move(id), std::move(stored));

@@ -44,12 +44,12 @@ class StoredVolume {
   int classes() const { return classes_; }
   bool has_labels() const { return !labels_.empty(); }
 
-  // The μ volume for `params` (ignored for attenuation volumes) stored as
-  // `storage`, resident on the executor: derived on first use, the
+  // The μ volume for `params` (ignored for attenuation volumes) made
+  // resident on the executor as `residency` asks: derived on first use, the
   // kDerivedKept most recently used kept.
-  absl::StatusOr<std::shared_ptr<kernels::ResidentVolume>> Resident(
+  absl::StatusOr<std::shared_ptr<const kernels::ResidentVolume>> Resident(
       const kernels::AttenuationParams& params,
-      kernels::StorageType storage) const;
+      const kernels::Residency& residency) const;
 
   // Bytes held on the executor by the derived volumes.
   int64_t resident_bytes() const;
@@ -58,9 +58,11 @@ class StoredVolume {
   struct DerivedKey {
     float mu_water, mu_bone, hu_bone;
     kernels::StorageType storage;
+    bool texture;
     bool operator==(const DerivedKey& o) const {
       return mu_water == o.mu_water && mu_bone == o.mu_bone &&
-             hu_bone == o.hu_bone && storage == o.storage;
+             hu_bone == o.hu_bone && storage == o.storage &&
+             texture == o.texture;
     }
   };
 
@@ -75,7 +77,7 @@ class StoredVolume {
   mutable absl::Mutex mutex_;
   // Most recently used first.
   mutable std::list<
-      std::pair<DerivedKey, std::shared_ptr<kernels::ResidentVolume>>>
+      std::pair<DerivedKey, std::shared_ptr<const kernels::ResidentVolume>>>
       derived_ ABSL_GUARDED_BY(mutex_);
 };
 

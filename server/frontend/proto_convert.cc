@@ -147,10 +147,10 @@ absl::Status OptionsFromProto(const v1::RenderOptions& options,
   switch (options.renderer()) {
     case v1::RENDERER_KIND_UNSPECIFIED:
     case v1::RENDERER_KIND_TRILINEAR:
-      call->renderer = kernels::Renderer::kTrilinear;
+      call->projector = kernels::Projector::kTrilinear;
       break;
     case v1::RENDERER_KIND_SIDDON:
-      call->renderer = kernels::Renderer::kSiddon;
+      call->projector = kernels::Projector::kSiddon;
       break;
     default:
       return absl::InvalidArgumentError(absl::StrCat(

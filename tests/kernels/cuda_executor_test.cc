@@ -1,10 +1,12 @@
-// Device results against the CPU executor (the reference), on GPU hosts only.
+// Device results against the CPU executor (the reference), on GPU hosts
+// only; executor_conformance_test.cc holds what both must do alike.
 #include <cmath>
 #include <vector>
 
 #include "geometry/pose.h"
 #include "gtest/gtest.h"
 #include "kernels/executor.h"
+#include "tests/kernels/executor_testing.h"
 #include "tests/kernels/test_volumes.h"
 
 namespace drr::kernels {
@@ -21,9 +23,8 @@ constexpr VolumeShape kShape{61, 47, 37};
 class CudaExecutorTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string why;
-    cuda_ = MakeCudaExecutor(&why);
-    if (!cuda_) GTEST_SKIP() << "no CUDA device: " << why;
+    const KernelStatus cuda = MakeCudaExecutor(&cuda_);
+    if (!cuda.ok()) GTEST_SKIP() << "no CUDA device: " << cuda.message();
     cpu_ = MakeCpuExecutor(0);
     volume_ = testing::WavyVolume(kShape.nx, kShape.ny, kShape.nz);
     labels_.resize(kShape.voxels());
@@ -45,18 +46,12 @@ class CudaExecutorTest : public ::testing::Test {
 
   std::vector<float> Render(Executor& executor, StorageType storage,
                             const RenderSettings& s) {
-    std::shared_ptr<ResidentVolume> resident;
-    EXPECT_TRUE(executor
-                    .MakeResident(volume_.data(), labels_.data(), kShape,
-                                  storage, &resident)
-                    .ok());
-    std::vector<float> out(poses_.size() * s.channels * s.rays.height *
-                           s.rays.width);
-    const KernelStatus status =
-        executor.Render(*resident, poses_.data(),
-                        static_cast<int>(poses_.size()), s, out.data());
-    EXPECT_TRUE(status.ok()) << status.message();
-    return out;
+    const bool texture = s.sampler == Sampler::kTexture;
+    return testing::RenderImages(
+        executor,
+        *testing::MakeResident(executor, volume_, labels_.data(), kShape,
+                               storage, texture),
+        poses_, s);
   }
 
   std::unique_ptr<Executor> cuda_, cpu_;
@@ -66,7 +61,7 @@ class CudaExecutorTest : public ::testing::Test {
 };
 
 TEST_F(CudaExecutorTest, MatchesTheCpuExecutorForEveryModeAndStorage) {
-  for (Renderer renderer : {Renderer::kTrilinear, Renderer::kSiddon}) {
+  for (Projector projector : {Projector::kTrilinear, Projector::kSiddon}) {
     for (Reduce reduce : {Reduce::kSum, Reduce::kMax}) {
       for (int channels : {1, 11}) {
         for (StorageType storage :
@@ -74,7 +69,7 @@ TEST_F(CudaExecutorTest, MatchesTheCpuExecutorForEveryModeAndStorage) {
               StorageType::kBFloat16}) {
           RenderSettings s;
           s.rays = RaySettings{37, 53, 500};
-          s.renderer = renderer;
+          s.projector = projector;
           s.reduce = reduce;
           s.channels = channels;
           const std::vector<float> expected = Render(*cpu_, storage, s);
@@ -83,7 +78,7 @@ TEST_F(CudaExecutorTest, MatchesTheCpuExecutorForEveryModeAndStorage) {
             // Only contraction into FMAs differs between host and device.
             ASSERT_NEAR(actual[i], expected[i],
                         2e-5f * std::fabs(expected[i]) + 1e-6f)
-                << i << " renderer " << int(renderer) << " reduce "
+                << i << " projector " << int(projector) << " reduce "
                 << int(reduce);
           }
         }
@@ -100,53 +95,29 @@ TEST_F(CudaExecutorTest, PoseGradientAndJacobianMatchTheCpuExecutor) {
     std::vector<float> upstream(poses_.size() * channels * 37 * 53);
     for (size_t i = 0; i < upstream.size(); ++i)
       upstream[i] = std::sin(0.37f * i);
-    std::shared_ptr<ResidentVolume> on_cpu, on_gpu;
-    ASSERT_TRUE(cpu_->MakeResident(volume_.data(), labels_.data(), kShape,
-                                   StorageType::kFloat32, &on_cpu)
-                    .ok());
-    ASSERT_TRUE(cuda_
-                    ->MakeResident(volume_.data(), labels_.data(), kShape,
-                                   StorageType::kFloat32, &on_gpu)
-                    .ok());
-    std::vector<double> expected(poses_.size() * 12), actual(expected.size()),
-        again(expected.size());
-    ASSERT_TRUE(cpu_->PoseGradient(*on_cpu, poses_.data(), 4, s,
-                                   upstream.data(), expected.data())
-                    .ok());
-    ASSERT_TRUE(cuda_
-                    ->PoseGradient(*on_gpu, poses_.data(), 4, s,
-                                   upstream.data(), actual.data())
-                    .ok());
-    ASSERT_TRUE(cuda_
-                    ->PoseGradient(*on_gpu, poses_.data(), 4, s,
-                                   upstream.data(), again.data())
-                    .ok());
-    EXPECT_EQ(actual, again);  // fixed-order reduction: the same bits
+    auto on_cpu = testing::MakeResident(*cpu_, volume_, labels_.data(), kShape);
+    auto on_gpu =
+        testing::MakeResident(*cuda_, volume_, labels_.data(), kShape);
+    const std::vector<double> expected =
+        testing::PoseGradients(*cpu_, *on_cpu, poses_, s, upstream);
+    const std::vector<double> actual =
+        testing::PoseGradients(*cuda_, *on_gpu, poses_, s, upstream);
+    ASSERT_EQ(actual.size(), expected.size());
     double scale = 0;
     for (double g : expected) scale = std::max(scale, std::fabs(g));
     for (size_t i = 0; i < expected.size(); ++i)
       EXPECT_NEAR(actual[i], expected[i], 1e-4 * scale);
-    std::vector<float> jacobian_cpu(upstream.size() * 12),
-        jacobian_gpu(jacobian_cpu.size());
-    ASSERT_TRUE(
-        cpu_->PoseJacobian(*on_cpu, poses_.data(), 4, s, jacobian_cpu.data())
-            .ok());
-    ASSERT_TRUE(
-        cuda_->PoseJacobian(*on_gpu, poses_.data(), 4, s, jacobian_gpu.data())
-            .ok());
+    const std::vector<float> jacobian_cpu =
+        testing::PoseJacobians(*cpu_, *on_cpu, poses_, s);
+    const std::vector<float> jacobian_gpu =
+        testing::PoseJacobians(*cuda_, *on_gpu, poses_, s);
+    ASSERT_EQ(jacobian_gpu.size(), jacobian_cpu.size());
     for (size_t i = 0; i < jacobian_cpu.size(); ++i) {
       ASSERT_NEAR(jacobian_gpu[i], jacobian_cpu[i],
                   1e-4f * std::fabs(jacobian_cpu[i]) + 1e-6f)
           << i;
     }
   }
-}
-
-TEST_F(CudaExecutorTest, IsDeterministic) {
-  RenderSettings s;
-  s.rays = RaySettings{37, 53, 500};
-  EXPECT_EQ(Render(*cuda_, StorageType::kFloat32, s),
-            Render(*cuda_, StorageType::kFloat32, s));
 }
 
 TEST_F(CudaExecutorTest, TextureSamplerStaysWithinItsDocumentedError) {

@@ -1,5 +1,5 @@
 // The pose gradient (vector–Jacobian product) against central finite
-// differences of the renderer itself.
+// differences of the renderer itself, on every executor present.
 #include <cmath>
 #include <random>
 #include <vector>
@@ -8,6 +8,7 @@
 #include "gtest/gtest.h"
 #include "kernels/executor.h"
 #include "kernels/pose_geometry.h"
+#include "tests/kernels/executor_testing.h"
 
 namespace drr::kernels {
 namespace {
@@ -38,139 +39,131 @@ std::vector<float> Blobs() {
   return v;
 }
 
-struct GradientCase {
-  std::unique_ptr<Executor> cpu = MakeCpuExecutor(2);
-  std::shared_ptr<ResidentVolume> resident;
-  std::vector<PoseGeometry> poses;
-  RenderSettings settings;
-  std::vector<float> upstream;
-
-  GradientCase() {
-    const std::vector<float> volume = Blobs();
-    EXPECT_TRUE(cpu->MakeResident(volume.data(), nullptr, kShape,
-                                  StorageType::kFloat32, &resident)
-                    .ok());
+class PoseGradientTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    executor_ = testing::MakeExecutor(GetParam());
+    resident_ = testing::MakeResident(*executor_, Blobs(), nullptr, kShape);
     Intrinsics in;
     in.sdd = 150;
     in.delx = in.dely = 1.0;
     in.height = 12;
     in.width = 14;
     for (double angle : {10.0, -35.0}) {
-      poses.push_back(MakePoseGeometry(
+      poses_.push_back(MakePoseGeometry(
           Mat4d::Identity(),
           MakeRtInv(EulerToMatrix("ZXY", {angle, 8, -4}, true), {0, 80, 0},
                     Orientation::kAP, {17, 15, 13}),
           in));
     }
-    settings.rays = {12, 14, 2000};
+    settings_.rays = {12, 14, 2000};
     std::mt19937 rng(7);
     std::uniform_real_distribution<float> weight(-1.0f, 1.0f);
-    upstream.resize(poses.size() * 12 * 14);
-    for (float& w : upstream) w = weight(rng);
+    upstream_.resize(poses_.size() * 12 * 14);
+    for (float& w : upstream_) w = weight(rng);
   }
 
   // Σ upstream · image for the poses as they are now.
   double Loss() {
-    std::vector<float> images(upstream.size());
-    EXPECT_TRUE(
-        cpu->Render(*resident, poses.data(), 2, settings, images.data()).ok());
+    const std::vector<float> images =
+        testing::RenderImages(*executor_, *resident_, poses_, settings_);
     double loss = 0;
     for (size_t i = 0; i < images.size(); ++i)
-      loss += static_cast<double>(upstream[i]) * images[i];
+      loss += static_cast<double>(upstream_[i]) * images[i];
     return loss;
   }
 
-  std::vector<double> Gradient(Executor& executor) {
-    std::vector<double> grad(poses.size() * 12);
-    const KernelStatus status = executor.PoseGradient(
-        *resident, poses.data(), 2, settings, upstream.data(), grad.data());
-    EXPECT_TRUE(status.ok()) << status.message();
-    return grad;
+  std::vector<double> Gradient() {
+    return testing::PoseGradients(*executor_, *resident_, poses_, settings_,
+                                  upstream_);
   }
+
+  std::unique_ptr<Executor> executor_;
+  std::shared_ptr<const ResidentVolume> resident_;
+  std::vector<PoseGeometry> poses_;
+  RenderSettings settings_;
+  std::vector<float> upstream_;
 };
 
-TEST(PoseGradientTest, MatchesCentralDifferencesOfTheRenderer) {
-  GradientCase s;
-  const std::vector<double> grad = s.Gradient(*s.cpu);
+TEST_P(PoseGradientTest, MatchesCentralDifferencesOfTheRenderer) {
+  const std::vector<double> grad = Gradient();
+  constexpr int kM = kPoseMapEntries;
   for (int pose = 0; pose < 2; ++pose) {
     double scale = 0;
-    for (int k = 0; k < 12; ++k)
+    for (int k = 0; k < kM; ++k)
       scale = std::max(
-          scale, std::fabs(grad[pose * 12 + k]) * (k % 4 == 3 ? 1.0 : 20.0));
-    for (int k = 0; k < 12; ++k) {
+          scale, std::fabs(grad[pose * kM + k]) * (k % 4 == 3 ? 1.0 : 20.0));
+    for (int k = 0; k < kM; ++k) {
       // Steps move samples by ~0.05 voxel: translations directly, linear
       // entries through camera coordinates of ~100 mm.
       const double h = k % 4 == 3 ? 0.05 : 0.05 / 100;
-      float& entry = s.poses[pose].camera_to_voxel.m[k / 4][k % 4];
+      float& entry = poses_[pose].camera_to_voxel.m[k / 4][k % 4];
       const float original = entry;
       entry = original + static_cast<float>(h);
-      const double up = s.Loss();
+      const double up = Loss();
       entry = original - static_cast<float>(h);
-      const double down = s.Loss();
+      const double down = Loss();
       entry = original;
       const double numeric = (up - down) / (2 * h);
       const double unit =
           k % 4 == 3 ? 1.0 : 20.0;  // compare in comparable units
-      EXPECT_NEAR(grad[pose * 12 + k] * unit, numeric * unit, 0.01 * scale)
+      EXPECT_NEAR(grad[pose * kM + k] * unit, numeric * unit, 0.01 * scale)
           << "pose " << pose << " entry " << k;
     }
   }
 }
 
-TEST(PoseGradientTest, IsDeterministicAndIndependentOfThreads) {
-  GradientCase s;
-  std::unique_ptr<Executor> one_thread = MakeCpuExecutor(1);
-  const std::vector<double> a = s.Gradient(*s.cpu);
-  EXPECT_EQ(a, s.Gradient(*s.cpu));
-  std::shared_ptr<ResidentVolume> resident;
-  const std::vector<float> volume = Blobs();
-  ASSERT_TRUE(one_thread
-                  ->MakeResident(volume.data(), nullptr, kShape,
-                                 StorageType::kFloat32, &resident)
-                  .ok());
-  std::vector<double> b(a.size());
-  ASSERT_TRUE(one_thread
-                  ->PoseGradient(*resident, s.poses.data(), 2, s.settings,
-                                 s.upstream.data(), b.data())
-                  .ok());
-  EXPECT_EQ(a, b);
+TEST_P(PoseGradientTest, IsDeterministic) {
+  const std::vector<double> a = Gradient();
+  EXPECT_EQ(a, Gradient());
 }
 
-TEST(PoseGradientTest, JacobianContractedWithTheUpstreamIsTheGradient) {
-  GradientCase s;
-  const std::vector<double> grad = s.Gradient(*s.cpu);
-  std::vector<float> jacobian(s.upstream.size() * 12);
-  ASSERT_TRUE(s.cpu
-                  ->PoseJacobian(*s.resident, s.poses.data(), 2, s.settings,
-                                 jacobian.data())
-                  .ok());
+TEST_P(PoseGradientTest, JacobianContractedWithTheUpstreamIsTheGradient) {
+  const std::vector<double> grad = Gradient();
+  const std::vector<float> jacobian =
+      testing::PoseJacobians(*executor_, *resident_, poses_, settings_);
+  constexpr int kM = kPoseMapEntries;
   for (int pose = 0; pose < 2; ++pose) {
-    for (int k = 0; k < 12; ++k) {
+    for (int k = 0; k < kM; ++k) {
       double sum = 0;
       for (int px = 0; px < 12 * 14; ++px) {
         const size_t i = static_cast<size_t>(pose) * 12 * 14 + px;
-        sum += double{s.upstream[i]} * jacobian[i * 12 + k];
+        sum += double{upstream_[i]} * jacobian[i * kM + k];
       }
-      EXPECT_NEAR(sum, grad[pose * 12 + k],
-                  1e-5 * std::fabs(grad[pose * 12 + k]) + 1e-6);
+      EXPECT_NEAR(sum, grad[pose * kM + k],
+                  1e-5 * std::fabs(grad[pose * kM + k]) + 1e-6);
     }
   }
 }
 
-TEST(PoseGradientTest, RefusesModesWithoutAGradient) {
-  GradientCase s;
-  std::vector<double> grad(24);
-  for (auto change :
-       {+[](RenderSettings& r) { r.renderer = Renderer::kSiddon; },
-        +[](RenderSettings& r) { r.reduce = Reduce::kMax; }}) {
-    RenderSettings settings = s.settings;
-    change(settings);
-    EXPECT_EQ(s.cpu
-                  ->PoseGradient(*s.resident, s.poses.data(), 2, settings,
-                                 s.upstream.data(), grad.data())
-                  .code(),
-              KernelCode::kInvalidArgument);
+INSTANTIATE_TEST_SUITE_P(Executors, PoseGradientTest,
+                         ::testing::ValuesIn(testing::AvailableExecutors()),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
+
+TEST(CpuPoseGradientTest, DoesNotDependOnTheThreadCount) {
+  const std::vector<float> volume = Blobs();
+  std::vector<std::vector<double>> gradients;
+  for (int threads : {1, 3}) {
+    std::unique_ptr<Executor> cpu = MakeCpuExecutor(threads);
+    Intrinsics in;
+    in.sdd = 150;
+    in.height = 12;
+    in.width = 14;
+    const std::vector<PoseGeometry> poses = {
+        MakePoseGeometry(Mat4d::Identity(),
+                         MakeRtInv(EulerToMatrix("ZXY", {10, 8, -4}, true),
+                                   {0, 80, 0}, Orientation::kAP, {17, 15, 13}),
+                         in)};
+    RenderSettings settings;
+    settings.rays = {12, 14, 500};
+    const std::vector<float> upstream(12 * 14, 0.5f);
+    gradients.push_back(testing::PoseGradients(
+        *cpu, *testing::MakeResident(*cpu, volume, nullptr, kShape), poses,
+        settings, upstream));
   }
+  EXPECT_EQ(gradients[0], gradients[1]);
 }
 
 }  // namespace

@@ -133,7 +133,7 @@ TEST(ValidateRenderCallTest, RejectsBadOptions) {
   call.channels = {true, {1}};
   ExpectRejected(call, absl::StatusCode::kInvalidArgument, "options.channels");
   call = GoodCall();
-  call.renderer = kernels::Renderer::kSiddon;
+  call.projector = kernels::Projector::kSiddon;
   call.sampler = kernels::Sampler::kTexture;
   ExpectRejected(call, absl::StatusCode::kInvalidArgument, "options.sampler");
   call = GoodCall();
@@ -145,7 +145,7 @@ TEST(ValidateRenderCallTest, RejectsBadOptions) {
   call.gradient = GradientRequest{};
   ExpectRejected(call, absl::StatusCode::kInvalidArgument, "exclude");
   call.gradient.reset();
-  call.renderer = kernels::Renderer::kSiddon;
+  call.projector = kernels::Projector::kSiddon;
   ExpectRejected(call, absl::StatusCode::kInvalidArgument, "trilinear");
 }
 

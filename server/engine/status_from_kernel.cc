@@ -1,4 +1,4 @@
-#include "server/engine/kernel_status.h"
+#include "server/engine/status_from_kernel.h"
 
 namespace drr::server {
 
@@ -10,6 +10,8 @@ absl::Status FromKernelStatus(const kernels::KernelStatus& status) {
       return absl::InvalidArgumentError(status.message());
     case kernels::KernelCode::kResourceExhausted:
       return absl::ResourceExhaustedError(status.message());
+    case kernels::KernelCode::kUnavailable:
+      return absl::UnavailableError(status.message());
     case kernels::KernelCode::kInternal:
       break;
   }

@@ -10,9 +10,8 @@ CudaProbe ProbeCuda() {
   return probe;
 }
 
-std::unique_ptr<Executor> MakeCudaExecutor(std::string* why) {
-  *why = ProbeCuda().reason;
-  return nullptr;
+KernelStatus MakeCudaExecutor(std::unique_ptr<Executor>*) {
+  return KernelStatus::Error(KernelCode::kUnavailable, ProbeCuda().reason);
 }
 
 }  // namespace drr::kernels

@@ -1,0 +1,279 @@
+// The CUDA executor: device memory, copies and streams around the kernels of
+// cuda_kernels.cu. Each workspace has its own stream and scratch buffers, so
+// calls with different workspaces run concurrently; nothing here holds a lock
+// while the GPU works.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <memory>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/cuda_kernels.h"
+#include "kernels/cuda/device_memory.h"
+#include "kernels/executor.h"
+#include "kernels/ordered_sum.h"
+
+namespace drr::kernels {
+namespace {
+
+// The device memory of a resident volume: μ in its storage type, labels, and
+// the texture when one was asked for.
+struct DeviceVolumeMemory {
+  DeviceBuffer voxels;
+  DeviceBuffer labels;
+  VolumeTexture texture;
+};
+
+// A stream and the scratch buffers of the calls issued on it.
+class CudaWorkspace final : public Workspace {
+ public:
+  MemorySpace space() const override { return MemorySpace::kCuda; }
+
+  KernelStatus Create() { return stream_.Create(); }
+  cudaStream_t stream() const { return stream_.get(); }
+
+  // Copies `n_poses` poses to the device.
+  KernelStatus UploadPoses(const PoseGeometry* poses, int n_poses) {
+    const size_t bytes = sizeof(PoseGeometry) * n_poses;
+    DRR_KERNEL_RETURN_IF_ERROR(poses_.Reserve(bytes, "cudaMalloc (poses)"));
+    DRR_CUDA_RETURN_IF_ERROR("cudaMemcpyAsync (poses)",
+                             cudaMemcpyAsync(poses_.data(), poses, bytes,
+                                             cudaMemcpyHostToDevice, stream()));
+    return KernelStatus::Ok();
+  }
+  const PoseGeometry* poses() const {
+    return static_cast<const PoseGeometry*>(poses_.data());
+  }
+
+  // Images rendered, or upstream gradients.
+  DeviceBuffer& images() { return images_; }
+  // Per-tile gradient partials on the device, and their host copy.
+  DeviceBuffer& partials() { return partials_; }
+  KernelStatus ReserveHostPartials(size_t count) {
+    try {
+      if (host_partials_.size() < count) host_partials_.resize(count);
+    } catch (const std::bad_alloc&) {
+      return KernelStatus::Error(KernelCode::kResourceExhausted,
+                                 "out of host memory for gradient partials");
+    }
+    return KernelStatus::Ok();
+  }
+  float* host_partials() { return host_partials_.data(); }
+
+  // Copies `bytes` of results to the host and waits for the stream.
+  KernelStatus CopyBack(void* host, const void* device, size_t bytes) {
+    DRR_CUDA_RETURN_IF_ERROR(
+        "cudaMemcpyAsync (results)",
+        cudaMemcpyAsync(host, device, bytes, cudaMemcpyDeviceToHost, stream()));
+    DRR_CUDA_RETURN_IF_ERROR("cudaStreamSynchronize",
+                             cudaStreamSynchronize(stream()));
+    return KernelStatus::Ok();
+  }
+
+ private:
+  CudaStream stream_;
+  DeviceBuffer poses_;
+  DeviceBuffer images_;
+  DeviceBuffer partials_;
+  std::vector<float> host_partials_;
+};
+
+// Copies host float32 μ to the device in `storage`, converting on the host
+// in slabs through one staging buffer.
+KernelStatus UploadConverted(const float* mu, size_t count, StorageType storage,
+                             void* device) {
+  if (storage == StorageType::kFloat32) {
+    DRR_CUDA_RETURN_IF_ERROR(
+        "cudaMemcpy (volume)",
+        cudaMemcpy(device, mu, count * sizeof(float), cudaMemcpyHostToDevice));
+    return KernelStatus::Ok();
+  }
+  constexpr size_t kSlab = size_t{1} << 22;
+  std::vector<uint16_t> staging(std::min(count, kSlab));
+  for (size_t start = 0; start < count; start += kSlab) {
+    const size_t n = std::min(kSlab, count - start);
+    for (size_t i = 0; i < n; ++i) {
+      staging[i] = storage == StorageType::kFloat16
+                       ? ToHalf(mu[start + i]).bits
+                       : ToBFloat16(mu[start + i]).bits;
+    }
+    DRR_CUDA_RETURN_IF_ERROR(
+        "cudaMemcpy (volume)",
+        cudaMemcpy(static_cast<uint16_t*>(device) + start, staging.data(),
+                   n * sizeof(uint16_t), cudaMemcpyHostToDevice));
+  }
+  return KernelStatus::Ok();
+}
+
+size_t Pixels(int n_poses, const RenderSettings& settings) {
+  return static_cast<size_t>(n_poses) * settings.channels *
+         settings.rays.height * settings.rays.width;
+}
+
+class CudaExecutor final : public Executor {
+ public:
+  std::string name() const override { return "cuda"; }
+  MemorySpace space() const override { return MemorySpace::kCuda; }
+
+  KernelStatus MakeResident(
+      const float* mu, const uint16_t* labels, VolumeShape shape,
+      const Residency& residency,
+      std::shared_ptr<const ResidentVolume>* out) override {
+    if (residency.texture && residency.storage == StorageType::kBFloat16) {
+      return KernelStatus::Error(
+          KernelCode::kInvalidArgument,
+          "the texture sampler needs float32 or float16 storage");
+    }
+    const size_t count = static_cast<size_t>(shape.voxels());
+    const size_t voxel_bytes = count * StorageBytes(residency.storage);
+    auto memory = std::make_shared<DeviceVolumeMemory>();
+    DRR_KERNEL_RETURN_IF_ERROR(
+        memory->voxels.Reserve(voxel_bytes, "cudaMalloc (volume)"));
+    DRR_KERNEL_RETURN_IF_ERROR(
+        UploadConverted(mu, count, residency.storage, memory->voxels.data()));
+    long long bytes = static_cast<long long>(voxel_bytes);
+    if (labels != nullptr) {
+      const size_t label_bytes = count * sizeof(uint16_t);
+      DRR_KERNEL_RETURN_IF_ERROR(
+          memory->labels.Reserve(label_bytes, "cudaMalloc (labels)"));
+      DRR_CUDA_RETURN_IF_ERROR("cudaMemcpy (labels)",
+                               cudaMemcpy(memory->labels.data(), labels,
+                                          label_bytes, cudaMemcpyHostToDevice));
+      bytes += static_cast<long long>(label_bytes);
+    }
+    if (residency.texture) {
+      CudaStream stream;
+      DRR_KERNEL_RETURN_IF_ERROR(stream.Create());
+      const cudaChannelFormatDesc format =
+          residency.storage == StorageType::kFloat32
+              ? cudaCreateChannelDesc<float>()
+              : cudaCreateChannelDescHalf();
+      DRR_KERNEL_RETURN_IF_ERROR(memory->texture.Create(
+          memory->voxels.data(), shape.nx, shape.ny, shape.nz,
+          StorageBytes(residency.storage), format, stream.get()));
+      bytes += static_cast<long long>(voxel_bytes);
+    }
+    VolumeBuffers buffers;
+    buffers.space = MemorySpace::kCuda;
+    buffers.shape = shape;
+    buffers.storage = residency.storage;
+    buffers.voxels = memory->voxels.data();
+    buffers.labels = static_cast<const uint16_t*>(memory->labels.data());
+    buffers.texture = memory->texture.get();
+    *out = std::make_shared<const ResidentVolume>(buffers, bytes,
+                                                  std::move(memory));
+    return KernelStatus::Ok();
+  }
+
+  KernelStatus MakeWorkspace(std::unique_ptr<Workspace>* out) override {
+    auto workspace = std::make_unique<CudaWorkspace>();
+    DRR_KERNEL_RETURN_IF_ERROR(workspace->Create());
+    *out = std::move(workspace);
+    return KernelStatus::Ok();
+  }
+
+  KernelStatus Render(const ResidentVolume& volume, const PoseGeometry* poses,
+                      int n_poses, const RenderSettings& settings,
+                      Workspace& workspace, float* out) override {
+    DRR_KERNEL_RETURN_IF_ERROR(
+        CheckLaunch(space(), volume, settings, workspace));
+    auto& scratch = static_cast<CudaWorkspace&>(workspace);
+    const size_t image_bytes = sizeof(float) * Pixels(n_poses, settings);
+    DRR_KERNEL_RETURN_IF_ERROR(
+        scratch.images().Reserve(image_bytes, "cudaMalloc (images)"));
+    DRR_KERNEL_RETURN_IF_ERROR(scratch.UploadPoses(poses, n_poses));
+    DRR_KERNEL_RETURN_IF_ERROR(LaunchRender(
+        volume.buffers(), scratch.poses(), n_poses, settings, scratch.stream(),
+        static_cast<float*>(scratch.images().data())));
+    return scratch.CopyBack(out, scratch.images().data(), image_bytes);
+  }
+
+  KernelStatus PoseGradient(const ResidentVolume& volume,
+                            const PoseGeometry* poses, int n_poses,
+                            const RenderSettings& settings,
+                            const float* upstream, Workspace& workspace,
+                            PoseMapGradient* grad) override {
+    DRR_KERNEL_RETURN_IF_ERROR(
+        CheckLaunch(space(), volume, settings, workspace));
+    DRR_KERNEL_RETURN_IF_ERROR(CheckDifferentiable(settings));
+    auto& scratch = static_cast<CudaWorkspace&>(workspace);
+    const int tiles = TilesOf(settings).tiles;
+    const size_t upstream_bytes = sizeof(float) * Pixels(n_poses, settings);
+    const size_t partial_count =
+        static_cast<size_t>(n_poses) * tiles * kPoseMapEntries;
+    DRR_KERNEL_RETURN_IF_ERROR(
+        scratch.images().Reserve(upstream_bytes, "cudaMalloc (upstream)"));
+    DRR_KERNEL_RETURN_IF_ERROR(scratch.partials().Reserve(
+        partial_count * sizeof(float), "cudaMalloc (partials)"));
+    DRR_KERNEL_RETURN_IF_ERROR(scratch.ReserveHostPartials(partial_count));
+    DRR_KERNEL_RETURN_IF_ERROR(scratch.UploadPoses(poses, n_poses));
+    DRR_CUDA_RETURN_IF_ERROR(
+        "cudaMemcpyAsync (upstream)",
+        cudaMemcpyAsync(scratch.images().data(), upstream, upstream_bytes,
+                        cudaMemcpyHostToDevice, scratch.stream()));
+    DRR_KERNEL_RETURN_IF_ERROR(LaunchPoseGradient(
+        volume.buffers(), scratch.poses(), n_poses, settings,
+        static_cast<const float*>(scratch.images().data()), scratch.stream(),
+        static_cast<float*>(scratch.partials().data())));
+    DRR_KERNEL_RETURN_IF_ERROR(scratch.CopyBack(scratch.host_partials(),
+                                                scratch.partials().data(),
+                                                partial_count * sizeof(float)));
+    SumPartialsInOrder(scratch.host_partials(), n_poses, tiles, grad);
+    return KernelStatus::Ok();
+  }
+
+  KernelStatus PoseJacobian(const ResidentVolume& volume,
+                            const PoseGeometry* poses, int n_poses,
+                            const RenderSettings& settings,
+                            Workspace& workspace, float* out) override {
+    DRR_KERNEL_RETURN_IF_ERROR(
+        CheckLaunch(space(), volume, settings, workspace));
+    DRR_KERNEL_RETURN_IF_ERROR(CheckDifferentiable(settings));
+    auto& scratch = static_cast<CudaWorkspace&>(workspace);
+    const size_t out_bytes =
+        sizeof(float) * kPoseMapEntries * Pixels(n_poses, settings);
+    DRR_KERNEL_RETURN_IF_ERROR(
+        scratch.images().Reserve(out_bytes, "cudaMalloc (Jacobian)"));
+    DRR_KERNEL_RETURN_IF_ERROR(scratch.UploadPoses(poses, n_poses));
+    DRR_KERNEL_RETURN_IF_ERROR(LaunchPoseJacobian(
+        volume.buffers(), scratch.poses(), n_poses, settings, scratch.stream(),
+        static_cast<float*>(scratch.images().data())));
+    return scratch.CopyBack(out, scratch.images().data(), out_bytes);
+  }
+};
+
+}  // namespace
+
+CudaProbe ProbeCuda() {
+  CudaProbe probe;
+  int count = 0;  // left unwritten by cudaGetDeviceCount on error
+  const cudaError_t e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess) {
+    probe.reason = CudaErrorText("cudaGetDeviceCount", e);
+    return probe;
+  }
+  if (count == 0) {
+    probe.reason = "no CUDA device present";
+    return probe;
+  }
+  cudaDeviceProp prop{};
+  if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess)
+    probe.device_name = prop.name;
+  probe.device_count = count;
+  return probe;
+}
+
+KernelStatus MakeCudaExecutor(std::unique_ptr<Executor>* out) {
+  const CudaProbe probe = ProbeCuda();
+  if (probe.device_count == 0) {
+    return KernelStatus::Error(KernelCode::kUnavailable, probe.reason);
+  }
+  DRR_CUDA_RETURN_IF_ERROR("cudaSetDevice", cudaSetDevice(0));
+  *out = std::make_unique<CudaExecutor>();
+  return KernelStatus::Ok();
+}
+
+}  // namespace drr::kernels

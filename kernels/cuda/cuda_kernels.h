@@ -1,0 +1,47 @@
+// Host entry points of the CUDA kernels: each launches one kernel over a
+// batch of poses on the caller's stream, dispatching on the volume's storage
+// type, labels and sampler. All pointers are device memory; nothing is
+// allocated and nothing is waited for.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include "kernels/executor.h"
+#include "kernels/resident_volume.h"
+
+namespace drr::kernels {
+
+// The work of one launch: one block per tile of the image of each pose,
+// poses fastest.
+struct TileGrid {
+  // Tiles per image row, and per image.
+  int tiles_x = 0;
+  int tiles = 0;
+};
+
+// The tiles of an image of `settings`.
+TileGrid TilesOf(const RenderSettings& settings);
+
+// Renders `n_poses` images into `images` (Executor::Render's layout).
+KernelStatus LaunchRender(const VolumeBuffers& volume,
+                          const PoseGeometry* poses, int n_poses,
+                          const RenderSettings& settings, cudaStream_t stream,
+                          float* images);
+
+// Writes, for each pose and tile, the tile's sum of the per-ray gradients of
+// Σ upstream·image into partials[pose][tile] (kPoseMapEntries floats each),
+// reduced inside the tile by a fixed tree: no atomics.
+KernelStatus LaunchPoseGradient(const VolumeBuffers& volume,
+                                const PoseGeometry* poses, int n_poses,
+                                const RenderSettings& settings,
+                                const float* upstream, cudaStream_t stream,
+                                float* partials);
+
+// Writes dI/dM of every pose, channel and pixel into `jacobian`
+// (Executor::PoseJacobian's layout).
+KernelStatus LaunchPoseJacobian(const VolumeBuffers& volume,
+                                const PoseGeometry* poses, int n_poses,
+                                const RenderSettings& settings,
+                                cudaStream_t stream, float* jacobian);
+
+}  // namespace drr::kernels

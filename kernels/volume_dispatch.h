@@ -1,0 +1,51 @@
+// From run-time volume facts to the compile-time views the per-ray bodies are
+// templated on: the storage type of the voxels and whether labels split the
+// channels. Shared by the CPU and CUDA executors.
+#pragma once
+
+#include "kernels/executor.h"
+#include "kernels/resident_volume.h"
+#include "kernels/volume_view.h"
+
+namespace drr::kernels {
+
+// Calls f(view, labels) with `view` and the label view of `volume`, or
+// NoLabels when one channel sums every class.
+template <class View, class F>
+void WithLabels(const View& view, const VolumeBuffers& volume,
+                const RenderSettings& settings, F&& f) {
+  if (settings.channels > 1 && volume.labels != nullptr) {
+    f(view, LabelView{volume.labels, volume.shape.nx, volume.shape.ny,
+                      volume.shape.nz});
+  } else {
+    f(view, NoLabels{});
+  }
+}
+
+// Calls f(view, labels) with the VolumeView of the storage type of `volume`
+// (its voxels read in place, host or device memory) and its labels as
+// WithLabels gives them.
+template <class F>
+void VisitVolume(const VolumeBuffers& volume, const RenderSettings& settings,
+                 F&& f) {
+  const VolumeShape& s = volume.shape;
+  switch (volume.storage) {
+    case StorageType::kFloat32:
+      return WithLabels(
+          VolumeView<float>{static_cast<const float*>(volume.voxels), s.nx,
+                            s.ny, s.nz},
+          volume, settings, f);
+    case StorageType::kFloat16:
+      return WithLabels(
+          VolumeView<Half>{static_cast<const Half*>(volume.voxels), s.nx, s.ny,
+                           s.nz},
+          volume, settings, f);
+    case StorageType::kBFloat16:
+      return WithLabels(
+          VolumeView<BFloat16>{static_cast<const BFloat16*>(volume.voxels),
+                               s.nx, s.ny, s.nz},
+          volume, settings, f);
+  }
+}
+
+}  // namespace drr::kernels

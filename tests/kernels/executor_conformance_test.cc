@@ -1,0 +1,300 @@
+// What every executor must do, run against each executor present (the CPU
+// everywhere, CUDA where a device is usable): render batches with the shared
+// per-ray bodies, split label channels, reduce to a maximum, store half
+// precision within its rounding, give the same bits every time and with any
+// number of concurrent workspaces, and refuse what it cannot do.
+#include <cmath>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "geometry/pose.h"
+#include "gtest/gtest.h"
+#include "kernels/executor.h"
+#include "kernels/volume_view.h"
+#include "tests/kernels/executor_testing.h"
+#include "tests/kernels/test_volumes.h"
+
+namespace drr::kernels {
+namespace {
+
+using ::drr::geometry::EulerToMatrix;
+using ::drr::geometry::Intrinsics;
+using ::drr::geometry::MakeRtInv;
+using ::drr::geometry::Mat4d;
+using ::drr::geometry::Orientation;
+using testing::MakeResident;
+using testing::MakeWorkspace;
+using testing::RenderImages;
+
+constexpr VolumeShape kShape{17, 19, 21};
+
+std::vector<PoseGeometry> ThreeViews() {
+  Intrinsics in;
+  in.sdd = 200.0;
+  in.delx = in.dely = 0.8;
+  in.height = 20;
+  in.width = 24;
+  std::vector<PoseGeometry> poses;
+  for (double angle : {0.0, 30.0, -75.0}) {
+    const Mat4d rt_inv = MakeRtInv(EulerToMatrix("ZXY", {angle, 10, 0}, true),
+                                   {0, 120, 0}, Orientation::kAP, {8, 9, 10});
+    poses.push_back(MakePoseGeometry(Mat4d::Identity(), rt_inv, in));
+  }
+  return poses;
+}
+
+// Classes 0..4 in slabs along x.
+std::vector<uint16_t> SlabLabels() {
+  std::vector<uint16_t> labels(kShape.voxels());
+  for (size_t v = 0; v < labels.size(); ++v) labels[v] = (v % kShape.nx) / 4;
+  return labels;
+}
+
+RenderSettings Settings(Projector projector, Reduce reduce, int channels) {
+  RenderSettings s;
+  s.rays = RaySettings{20, 24, 200};
+  s.projector = projector;
+  s.reduce = reduce;
+  s.channels = channels;
+  return s;
+}
+
+class ExecutorConformanceTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override { executor_ = testing::MakeExecutor(GetParam()); }
+
+  // How far this executor may be from the host's scalar ray body: the CPU
+  // runs it as is; a GPU contracts multiply-adds into FMAs.
+  float Tolerance(float expected) const {
+    return GetParam() == "cpu" ? 0.0f : 2e-5f * std::fabs(expected) + 1e-6f;
+  }
+
+  std::unique_ptr<Executor> executor_;
+};
+
+TEST_P(ExecutorConformanceTest, RendersEveryPoseOfABatchWithTheSharedRayBody) {
+  const std::vector<float> volume =
+      testing::WavyVolume(kShape.nx, kShape.ny, kShape.nz);
+  const std::vector<PoseGeometry> poses = ThreeViews();
+  auto resident = MakeResident(*executor_, volume, nullptr, kShape);
+  for (Projector projector : {Projector::kTrilinear, Projector::kSiddon}) {
+    const RenderSettings s = Settings(projector, Reduce::kSum, 1);
+    const std::vector<float> out =
+        RenderImages(*executor_, *resident, poses, s);
+    const VolumeView<float> view{volume.data(), kShape.nx, kShape.ny,
+                                 kShape.nz};
+    for (size_t p = 0; p < poses.size(); ++p) {
+      for (int v = 0; v < 20; ++v) {
+        for (int u = 0; u < 24; ++u) {
+          const float expected =
+              projector == Projector::kSiddon
+                  ? testing::SiddonIntegral(view, poses[p], v, u)
+                  : testing::LineIntegral(view, poses[p], s.rays, v, u);
+          ASSERT_NEAR(out[(p * 20 + v) * 24 + u], expected, Tolerance(expected))
+              << p << " " << v << "," << u;
+        }
+      }
+    }
+  }
+}
+
+TEST_P(ExecutorConformanceTest, LabelChannelsSumToTheUnlabelledImage) {
+  const std::vector<float> volume =
+      testing::WavyVolume(kShape.nx, kShape.ny, kShape.nz);
+  const std::vector<uint16_t> labels = SlabLabels();  // classes 0..4
+  const std::vector<PoseGeometry> poses = ThreeViews();
+  auto resident = MakeResident(*executor_, volume, labels.data(), kShape);
+  for (Projector projector : {Projector::kTrilinear, Projector::kSiddon}) {
+    // 10 channels: two passes of 8; classes 5..9 are empty.
+    const std::vector<float> split = RenderImages(
+        *executor_, *resident, poses, Settings(projector, Reduce::kSum, 10));
+    const std::vector<float> total = RenderImages(
+        *executor_, *resident, poses, Settings(projector, Reduce::kSum, 1));
+    const int plane = 20 * 24;
+    for (size_t p = 0; p < poses.size(); ++p) {
+      for (int px = 0; px < plane; ++px) {
+        float sum = 0;
+        for (int c = 0; c < 10; ++c) {
+          const float value = split[(p * 10 + c) * plane + px];
+          if (c >= 5) {
+            EXPECT_EQ(value, 0.0f);
+          }
+          sum += value;
+        }
+        EXPECT_NEAR(sum, total[p * plane + px],
+                    1e-5f * total[p * plane + px] + 1e-7f);
+      }
+    }
+  }
+}
+
+TEST_P(ExecutorConformanceTest, MaximumIntensityIsTheLargestSample) {
+  std::vector<float> volume(kShape.voxels(), 0.01f);
+  volume[(10 * kShape.ny + 9) * kShape.nx + 8] =
+      0.5f;  // one bright voxel at (8, 9, 10)
+  const std::vector<PoseGeometry> poses = ThreeViews();
+  auto resident = MakeResident(*executor_, volume, nullptr, kShape);
+  for (Projector projector : {Projector::kTrilinear, Projector::kSiddon}) {
+    const std::vector<float> mip = RenderImages(
+        *executor_, *resident, poses, Settings(projector, Reduce::kMax, 1));
+    float brightest = 0;
+    for (float v : mip) {
+      EXPECT_GE(v, 0.0f);
+      EXPECT_LE(v, 0.5f + 1e-6f);
+      brightest = std::max(brightest, v);
+    }
+    EXPECT_GT(brightest, 0.1f);  // some ray passes near the bright voxel
+  }
+}
+
+TEST_P(ExecutorConformanceTest, HalfPrecisionStorageStaysWithinItsRounding) {
+  const std::vector<float> volume =
+      testing::WavyVolume(kShape.nx, kShape.ny, kShape.nz);
+  const std::vector<PoseGeometry> poses = ThreeViews();
+  const RenderSettings s = Settings(Projector::kTrilinear, Reduce::kSum, 1);
+  const std::vector<float> exact = RenderImages(
+      *executor_, *MakeResident(*executor_, volume, nullptr, kShape), poses, s);
+  // Relative rounding of one stored value: 2⁻¹¹ (float16), 2⁻⁸ (bfloat16).
+  for (auto [storage, bound] :
+       {std::pair{StorageType::kFloat16, 1.0f / 2048},
+        std::pair{StorageType::kBFloat16, 1.0f / 256}}) {
+    auto resident = MakeResident(*executor_, volume, nullptr, kShape, storage);
+    EXPECT_EQ(resident->storage(), storage);
+    const std::vector<float> half =
+        RenderImages(*executor_, *resident, poses, s);
+    for (size_t i = 0; i < exact.size(); ++i) {
+      ASSERT_NEAR(half[i], exact[i], bound * exact[i] + 1e-7f) << i;
+    }
+  }
+}
+
+TEST_P(ExecutorConformanceTest, GivesTheSameBitsInConcurrentWorkspaces) {
+  const std::vector<float> volume =
+      testing::WavyVolume(kShape.nx, kShape.ny, kShape.nz);
+  const std::vector<uint16_t> labels = SlabLabels();
+  const std::vector<PoseGeometry> poses = ThreeViews();
+  auto resident = MakeResident(*executor_, volume, labels.data(), kShape);
+  const RenderSettings s = Settings(Projector::kTrilinear, Reduce::kSum, 5);
+  const std::vector<float> upstream(poses.size() * 5 * 20 * 24, 0.25f);
+  const std::vector<float> images =
+      RenderImages(*executor_, *resident, poses, s);
+  const std::vector<double> gradient =
+      testing::PoseGradients(*executor_, *resident, poses, s, upstream);
+  // Four callers, each with its own workspace, at once.
+  std::vector<std::vector<float>> images_seen(4);
+  std::vector<std::vector<double>> gradients_seen(4);
+  std::vector<std::thread> callers;
+  for (int t = 0; t < 4; ++t) {
+    callers.emplace_back([&, t] {
+      images_seen[t] = RenderImages(*executor_, *resident, poses, s);
+      gradients_seen[t] =
+          testing::PoseGradients(*executor_, *resident, poses, s, upstream);
+    });
+  }
+  for (std::thread& caller : callers) caller.join();
+  for (int t = 0; t < 4; ++t) {
+    EXPECT_EQ(images_seen[t], images) << "caller " << t;
+    EXPECT_EQ(gradients_seen[t], gradient) << "caller " << t;
+  }
+}
+
+TEST_P(ExecutorConformanceTest, ResidentVolumeReportsWhatItHolds) {
+  const std::vector<float> volume(kShape.voxels(), 1.0f);
+  const std::vector<uint16_t> labels = SlabLabels();
+  auto resident = MakeResident(*executor_, volume, labels.data(), kShape,
+                               StorageType::kFloat16);
+  EXPECT_EQ(resident->shape().voxels(), kShape.voxels());
+  EXPECT_EQ(resident->resident_bytes(), kShape.voxels() * 4);
+  EXPECT_TRUE(resident->has_labels());
+  EXPECT_FALSE(resident->has_texture());
+  EXPECT_EQ(resident->storage(), StorageType::kFloat16);
+  EXPECT_EQ(resident->buffers().space, executor_->space());
+  EXPECT_EQ(executor_->name(), GetParam());
+}
+
+TEST_P(ExecutorConformanceTest, RefusesGradientsOfModesWithoutOne) {
+  const std::vector<float> volume(kShape.voxels(), 0.01f);
+  auto resident = MakeResident(*executor_, volume, nullptr, kShape);
+  const std::vector<PoseGeometry> poses = ThreeViews();
+  const std::vector<float> upstream(poses.size() * 20 * 24, 1.0f);
+  std::vector<PoseMapGradient> grad(poses.size());
+  std::vector<float> jacobian(upstream.size() * kPoseMapEntries);
+  std::unique_ptr<Workspace> workspace = MakeWorkspace(*executor_);
+  for (const RenderSettings& s :
+       {Settings(Projector::kSiddon, Reduce::kSum, 1),
+        Settings(Projector::kTrilinear, Reduce::kMax, 1)}) {
+    EXPECT_EQ(executor_
+                  ->PoseGradient(*resident, poses.data(), 3, s, upstream.data(),
+                                 *workspace, grad.data())
+                  .code(),
+              KernelCode::kInvalidArgument);
+    EXPECT_EQ(executor_
+                  ->PoseJacobian(*resident, poses.data(), 3, s, *workspace,
+                                 jacobian.data())
+                  .code(),
+              KernelCode::kInvalidArgument);
+  }
+}
+
+TEST_P(ExecutorConformanceTest, TextureSamplerNeedsATexturedVolume) {
+  const std::vector<float> volume(kShape.voxels(), 1.0f);
+  auto resident = MakeResident(*executor_, volume, nullptr, kShape);
+  RenderSettings s = Settings(Projector::kTrilinear, Reduce::kSum, 1);
+  s.sampler = Sampler::kTexture;
+  std::vector<float> out(20 * 24);
+  const PoseGeometry pose = ThreeViews()[0];
+  std::unique_ptr<Workspace> workspace = MakeWorkspace(*executor_);
+  const KernelStatus status =
+      executor_->Render(*resident, &pose, 1, s, *workspace, out.data());
+  EXPECT_EQ(status.code(), KernelCode::kInvalidArgument);
+  EXPECT_NE(status.message().find("texture"), std::string::npos)
+      << status.message();
+}
+
+INSTANTIATE_TEST_SUITE_P(Executors, ExecutorConformanceTest,
+                         ::testing::ValuesIn(testing::AvailableExecutors()),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
+
+TEST(CpuExecutorTest, ResultsDoNotDependOnTheThreadCount) {
+  const std::vector<float> volume =
+      testing::WavyVolume(kShape.nx, kShape.ny, kShape.nz);
+  const std::vector<PoseGeometry> poses = ThreeViews();
+  const RenderSettings s = Settings(Projector::kTrilinear, Reduce::kSum, 1);
+  std::unique_ptr<Executor> one = MakeCpuExecutor(1),
+                            three = MakeCpuExecutor(3);
+  EXPECT_EQ(RenderImages(*one, *MakeResident(*one, volume, nullptr, kShape),
+                         poses, s),
+            RenderImages(*three, *MakeResident(*three, volume, nullptr, kShape),
+                         poses, s));
+}
+
+TEST(CpuExecutorTest, RefusesTexturesAndVolumesOfOtherMemorySpaces) {
+  std::unique_ptr<Executor> cpu = MakeCpuExecutor(1);
+  const std::vector<float> volume(kShape.voxels(), 1.0f);
+  std::shared_ptr<const ResidentVolume> resident;
+  EXPECT_EQ(cpu->MakeResident(volume.data(), nullptr, kShape,
+                              Residency{StorageType::kFloat32, true}, &resident)
+                .code(),
+            KernelCode::kInvalidArgument);
+  // A handle that claims device memory is refused before anything reads it.
+  VolumeBuffers device;
+  device.space = MemorySpace::kCuda;
+  device.shape = kShape;
+  device.voxels = volume.data();
+  const ResidentVolume foreign(device, 0, nullptr);
+  const PoseGeometry pose = ThreeViews()[0];
+  std::vector<float> out(20 * 24);
+  std::unique_ptr<Workspace> workspace = MakeWorkspace(*cpu);
+  const KernelStatus status = cpu->Render(
+      foreign, &pose, 1, Settings(Projector::kTrilinear, Reduce::kSum, 1),
+      *workspace, out.data());
+  EXPECT_EQ(status.code(), KernelCode::kInvalidArgument);
+  EXPECT_NE(status.message().find("CUDA memory"), std::string::npos)
+      << status.message();
+}
+
+}  // namespace
+}  // namespace drr::kernels

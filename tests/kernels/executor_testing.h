@@ -1,0 +1,99 @@
+// Running the executors from tests: which executors this machine has, and
+// short calls that fail the test (not crash) when an executor refuses.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "kernels/executor.h"
+
+namespace drr::kernels::testing {
+
+// The executors present here: "cpu" always, "cuda" where a device is usable.
+inline std::vector<std::string> AvailableExecutors() {
+  std::vector<std::string> names = {"cpu"};
+  if (ProbeCuda().device_count > 0) names.push_back("cuda");
+  return names;
+}
+
+// The executor called `name` ("cpu" with two threads, or "cuda").
+inline std::unique_ptr<Executor> MakeExecutor(const std::string& name) {
+  if (name == "cpu") return MakeCpuExecutor(2);
+  std::unique_ptr<Executor> cuda;
+  const KernelStatus status = MakeCudaExecutor(&cuda);
+  EXPECT_TRUE(status.ok()) << status.message();
+  return cuda;
+}
+
+// `mu` (and `labels`, or nullptr) of `shape` made resident on `executor`.
+inline std::shared_ptr<const ResidentVolume> MakeResident(
+    Executor& executor, const std::vector<float>& mu, const uint16_t* labels,
+    VolumeShape shape, StorageType storage = StorageType::kFloat32,
+    bool texture = false) {
+  std::shared_ptr<const ResidentVolume> resident;
+  const KernelStatus status = executor.MakeResident(
+      mu.data(), labels, shape, Residency{storage, texture}, &resident);
+  EXPECT_TRUE(status.ok()) << status.message();
+  return resident;
+}
+
+// A new workspace of `executor`.
+inline std::unique_ptr<Workspace> MakeWorkspace(Executor& executor) {
+  std::unique_ptr<Workspace> workspace;
+  const KernelStatus status = executor.MakeWorkspace(&workspace);
+  EXPECT_TRUE(status.ok()) << status.message();
+  return workspace;
+}
+
+// The images of `poses` rendered from `volume` with `settings`.
+inline std::vector<float> RenderImages(Executor& executor,
+                                       const ResidentVolume& volume,
+                                       const std::vector<PoseGeometry>& poses,
+                                       const RenderSettings& settings) {
+  std::vector<float> out(poses.size() * settings.channels *
+                         settings.rays.height * settings.rays.width);
+  std::unique_ptr<Workspace> workspace = MakeWorkspace(executor);
+  const KernelStatus status =
+      executor.Render(volume, poses.data(), static_cast<int>(poses.size()),
+                      settings, *workspace, out.data());
+  EXPECT_TRUE(status.ok()) << status.message();
+  return out;
+}
+
+// dΣ(upstream·image)/dM of every pose, flattened (kPoseMapEntries a pose).
+inline std::vector<double> PoseGradients(Executor& executor,
+                                         const ResidentVolume& volume,
+                                         const std::vector<PoseGeometry>& poses,
+                                         const RenderSettings& settings,
+                                         const std::vector<float>& upstream) {
+  std::vector<PoseMapGradient> grad(poses.size());
+  std::unique_ptr<Workspace> workspace = MakeWorkspace(executor);
+  const KernelStatus status = executor.PoseGradient(
+      volume, poses.data(), static_cast<int>(poses.size()), settings,
+      upstream.data(), *workspace, grad.data());
+  EXPECT_TRUE(status.ok()) << status.message();
+  std::vector<double> flat;
+  for (const PoseMapGradient& g : grad)
+    flat.insert(flat.end(), g.d, g.d + kPoseMapEntries);
+  return flat;
+}
+
+// dI/dM of every pose, channel and pixel (Executor::PoseJacobian's layout).
+inline std::vector<float> PoseJacobians(Executor& executor,
+                                        const ResidentVolume& volume,
+                                        const std::vector<PoseGeometry>& poses,
+                                        const RenderSettings& settings) {
+  std::vector<float> out(poses.size() * settings.channels *
+                         settings.rays.height * settings.rays.width *
+                         kPoseMapEntries);
+  std::unique_ptr<Workspace> workspace = MakeWorkspace(executor);
+  const KernelStatus status = executor.PoseJacobian(
+      volume, poses.data(), static_cast<int>(poses.size()), settings,
+      *workspace, out.data());
+  EXPECT_TRUE(status.ok()) << status.message();
+  return out;
+}
+
+}  // namespace drr::kernels::testing
