@@ -20,10 +20,10 @@
 #include "cli/cli.h"
 #include "client/cpp/drr_client.h"
 #include "geometry/pose.h"
-#include "io/image_files.h"
 #include "io/labels.h"
 #include "io/nifti.h"
-#include "io/npy_reader.h"
+#include "io/npy.h"
+#include "io/png.h"
 #include "status/status_macros.h"
 
 namespace drr::client {
@@ -310,12 +310,7 @@ absl::Status Register(const CommandLine& cli, DrrClient& client,
   }
   if (cli.Value("target").empty())
     return absl::InvalidArgumentError("register needs --target");
-  NpyArray target;
-  try {
-    target = ReadNpy(cli.Value("target"));
-  } catch (const std::exception& e) {
-    return absl::InvalidArgumentError(e.what());
-  }
+  DRR_ASSIGN_OR_RETURN(const NpyArray target, ReadNpy(cli.Value("target")));
   DRR_ASSIGN_OR_RETURN(v1::RenderRequest request,
                        RequestFromFlags(cli, volume_id));
   const v1::Intrinsics& in = request.intrinsics();

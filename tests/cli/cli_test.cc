@@ -1,9 +1,12 @@
 #include "cli/cli.h"
 
 #include "gtest/gtest.h"
+#include "tests/status_matchers.h"
 
 namespace drr {
 namespace {
+
+using ::drr::testing::IsOk;
 
 CommandLine Declared() {
   CommandLine cli;
@@ -18,10 +21,10 @@ CommandLine Declared() {
 
 TEST(CommandLineTest, ParsesMultiValueInlineAliasAndPositional) {
   CommandLine cli = Declared();
-  ASSERT_TRUE(
+  ASSERT_THAT(
       cli.Parse({"render", "--rotation", "1", "-2.5", "3",
-                 "--metrics-listen=:0", "-o", "out", "vol", "--verbose"})
-          .ok());
+                 "--metrics-listen=:0", "-o", "out", "vol", "--verbose"}),
+      IsOk());
   EXPECT_EQ(cli.positional(), (std::vector<std::string>{"render", "vol"}));
   EXPECT_EQ(*cli.Double("rotation", 1), -2.5);
   EXPECT_EQ(cli.Value("metrics-listen"), ":0");
@@ -31,14 +34,14 @@ TEST(CommandLineTest, ParsesMultiValueInlineAliasAndPositional) {
 
 TEST(CommandLineTest, VariadicOptionsTakeValuesUpToTheNextOption) {
   CommandLine cli = Declared();
-  ASSERT_TRUE(cli.Parse({"--classes", "1", "-3", "7", "--verbose"}).ok());
+  ASSERT_THAT(cli.Parse({"--classes", "1", "-3", "7", "--verbose"}), IsOk());
   EXPECT_EQ(cli.Values("classes"), (std::vector<std::string>{"1", "-3", "7"}));
   EXPECT_FALSE(Declared().Parse({"--classes", "--verbose"}).ok());
 }
 
 TEST(CommandLineTest, DefaultsApplyWhenNotGiven) {
   CommandLine cli = Declared();
-  ASSERT_TRUE(cli.Parse({}).ok());
+  ASSERT_THAT(cli.Parse({}), IsOk());
   EXPECT_EQ(cli.Values("rotation"), (std::vector<std::string>{"0", "0", "0"}));
   EXPECT_FALSE(cli.Given("verbose"));
 }
@@ -48,7 +51,7 @@ TEST(CommandLineTest, RejectsUnknownMissingRepeatedAndNonNumeric) {
   EXPECT_FALSE(Declared().Parse({"--rotation", "1", "2"}).ok());
   EXPECT_FALSE(Declared().Parse({"-o", "a", "--output", "b"}).ok());
   CommandLine cli = Declared();
-  ASSERT_TRUE(cli.Parse({"--rotation", "1", "x", "nan"}).ok());
+  ASSERT_THAT(cli.Parse({"--rotation", "1", "x", "nan"}), IsOk());
   EXPECT_FALSE(cli.Double("rotation", 1).ok());
   EXPECT_FALSE(cli.Double("rotation", 2).ok());
 }

@@ -5,9 +5,13 @@
 #include <fstream>
 
 #include "gtest/gtest.h"
+#include "tests/status_matchers.h"
 
 namespace drr {
 namespace {
+
+using ::drr::testing::IsOk;
+using ::drr::testing::StatusIs;
 
 template <typename T>
 void Put(std::string& bytes, int offset, T value) {
@@ -41,7 +45,7 @@ std::string TinyNifti(int nx, int ny, int nz) {
 
 TEST(ParseNiftiTest, ReadsShapeSformAndVoxels) {
   absl::StatusOr<HostVolume> v = ParseNifti(TinyNifti(4, 3, 2));
-  ASSERT_TRUE(v.ok()) << v.status();
+  ASSERT_THAT(v, IsOk());
   EXPECT_EQ(v->header.width, 4);
   EXPECT_EQ(v->header.height, 3);
   EXPECT_EQ(v->header.depth, 2);
@@ -59,7 +63,7 @@ TEST(ParseNiftiTest, AppliesScaleSlopeAsFloat32) {
   Put<float>(bytes, 112, 2.0f);
   Put<float>(bytes, 116, -1024.0f);
   absl::StatusOr<HostVolume> v = ParseNifti(bytes);
-  ASSERT_TRUE(v.ok()) << v.status();
+  ASSERT_THAT(v, IsOk());
   ASSERT_EQ(v->header.voxel_type, VoxelType::kFloat32);
   float second;
   std::memcpy(&second, v->voxels.data() + 4, 4);
@@ -86,8 +90,8 @@ TEST(ParseNiftiTest, RejectsMalformedFilesWithoutCrashing) {
   std::string singular = good;
   Put<float>(singular, 280, 0.0f);
   EXPECT_FALSE(ParseNifti(singular).ok());
-  EXPECT_EQ(ParseNifti(good, NiftiLimits{10}).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(ParseNifti(good, NiftiLimits{10}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 TEST(ReadNiftiFileTest, ReadsTheBundledChestCt) {
@@ -96,7 +100,7 @@ TEST(ReadNiftiFileTest, ReadsTheBundledChestCt) {
       std::string(data ? data : "") + "/lidc-idri-0001.nii.gz";
   if (!std::ifstream(path).good()) GTEST_SKIP() << "no " << path;
   absl::StatusOr<HostVolume> v = ReadNiftiFile(path);
-  ASSERT_TRUE(v.ok()) << v.status();
+  ASSERT_THAT(v, IsOk());
   EXPECT_EQ(v->header.width, 512);
   EXPECT_EQ(v->header.height, 512);
   EXPECT_EQ(v->header.depth, 133);
@@ -107,8 +111,8 @@ TEST(ReadNiftiFileTest, ReadsTheBundledChestCt) {
 }
 
 TEST(ReadNiftiFileTest, MissingFileIsNotFound) {
-  EXPECT_EQ(ReadNiftiFile("/nonexistent/x.nii.gz").status().code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_THAT(ReadNiftiFile("/nonexistent/x.nii.gz"),
+              StatusIs(absl::StatusCode::kNotFound));
 }
 
 }  // namespace

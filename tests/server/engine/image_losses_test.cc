@@ -5,9 +5,13 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/status_matchers.h"
 
 namespace drr::server {
 namespace {
+
+using ::drr::testing::IsOk;
+using ::drr::testing::StatusIs;
 
 constexpr int kH = 11, kW = 13;
 
@@ -48,7 +52,7 @@ std::vector<LossSpec> AllSpecs() {
 TEST(ImageLossesTest, GradientsMatchCentralDifferences) {
   const std::vector<float> image = Noise(1), target = Noise(2);
   for (const LossSpec& spec : AllSpecs()) {
-    ASSERT_TRUE(CheckLoss(spec, kH, kW).ok());
+    ASSERT_THAT(CheckLoss(spec, kH, kW), IsOk());
     std::vector<double> grad, unused;
     LossAndGradient(spec, image.data(), target.data(), kH, kW, &grad);
     for (int i = 0; i < kH * kW; i += 7) {
@@ -101,16 +105,20 @@ TEST(ImageLossesTest, NccIsOneForItselfAndMinusOneForItsNegative) {
 TEST(ImageLossesTest, RejectsBadSpecs) {
   LossSpec spec;
   spec.patch_sizes = {20};
-  EXPECT_EQ(CheckLoss(spec, kH, kW).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(CheckLoss(spec, kH, kW),
+              StatusIs(absl::StatusCode::kInvalidArgument));
   spec.patch_sizes = {3, 5};
-  EXPECT_EQ(CheckLoss(spec, kH, kW).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(CheckLoss(spec, kH, kW),
+              StatusIs(absl::StatusCode::kInvalidArgument));
   spec = LossSpec{};
   spec.eps = 0;
-  EXPECT_EQ(CheckLoss(spec, kH, kW).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(CheckLoss(spec, kH, kW),
+              StatusIs(absl::StatusCode::kInvalidArgument));
   spec = LossSpec{};
   spec.kind = LossSpec::Kind::kGradientNcc;
   spec.sigma = 10;
-  EXPECT_EQ(CheckLoss(spec, kH, kW).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(CheckLoss(spec, kH, kW),
+              StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 }  // namespace

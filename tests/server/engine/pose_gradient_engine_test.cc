@@ -6,9 +6,13 @@
 
 #include "gtest/gtest.h"
 #include "server/engine/render_engine.h"
+#include "tests/status_matchers.h"
 
 namespace drr::server {
 namespace {
+
+using ::drr::testing::IsOk;
+using ::drr::testing::StatusIs;
 
 // A smooth attenuation volume (a blob), so that the loss is smooth in the pose.
 HostVolume Blob() {
@@ -41,7 +45,7 @@ class PoseGradientEngineTest : public ::testing::Test {
       : executor_(kernels::MakeCpuExecutor(2)), store_(executor_.get(), 2) {
     HostVolume blob = Blob();
     id_ = ContentDigest(blob.header, blob.voxels);
-    EXPECT_TRUE(store_.Insert(id_, std::move(blob)).ok());
+    EXPECT_THAT(store_.Insert(id_, std::move(blob)), IsOk());
   }
 
   RenderCall Call(PoseSpec pose, OutputKind output) const {
@@ -62,7 +66,7 @@ class PoseGradientEngineTest : public ::testing::Test {
               const std::vector<float>& upstream) const {
     RenderEngine engine(executor_.get(), &store_, nullptr, Limits{}, 1);
     absl::StatusOr<RenderResult> result = engine.Render(call);
-    EXPECT_TRUE(result.ok()) << result.status();
+    EXPECT_THAT(result, IsOk());
     double loss = 0;
     for (size_t i = 0; i < upstream.size(); ++i)
       loss += double{upstream[i]} * result->images[i];
@@ -118,7 +122,7 @@ TEST_F(PoseGradientEngineTest, ParameterGradientsMatchCentralDifferences) {
       call.gradient = GradientRequest{upstream};
       RenderEngine engine(executor_.get(), &store_, nullptr, Limits{}, 1);
       absl::StatusOr<RenderResult> result = engine.Render(call);
-      ASSERT_TRUE(result.ok()) << result.status();
+      ASSERT_THAT(result, IsOk());
       ASSERT_EQ(result->gradients.size(), 1u);
       const std::vector<double>& grad = result->gradients[0].parameters;
       ASSERT_EQ(grad.size(), c.rotation.size() + 3);
@@ -163,7 +167,7 @@ TEST_F(PoseGradientEngineTest, BiplaneGradientsMatchCentralDifferences) {
   call.gradient = GradientRequest{upstream};
   RenderEngine engine(executor_.get(), &store_, nullptr, Limits{}, 1);
   absl::StatusOr<RenderResult> result = engine.Render(call);
-  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_THAT(result, IsOk());
   call.gradient.reset();
   for (int pose = 0; pose < 2; ++pose) {
     const std::vector<double>& grad = result->gradients[pose].parameters;
@@ -195,7 +199,7 @@ TEST_F(PoseGradientEngineTest,
   for (size_t v = 0; v < blob.labels.size(); ++v)
     blob.labels[v] = static_cast<char>((v % 40) / 14);
   const std::string id = ContentDigest(blob.header, blob.voxels, blob.labels);
-  ASSERT_TRUE(store_.Insert(id, std::move(blob)).ok());
+  ASSERT_THAT(store_.Insert(id, std::move(blob)), IsOk());
   ParameterizedPoseSpec pose;
   pose.rotation = {8, -3, 5};
   pose.translation = {2, 250, -1};
@@ -213,7 +217,8 @@ TEST_F(PoseGradientEngineTest,
   RenderEngine engine(executor_.get(), &store_, nullptr, Limits{}, 1);
   absl::StatusOr<RenderResult> a = engine.Render(split);
   absl::StatusOr<RenderResult> b = engine.Render(summed);
-  ASSERT_TRUE(a.ok() && b.ok()) << a.status() << b.status();
+  ASSERT_THAT(a, IsOk());
+  ASSERT_THAT(b, IsOk());
   ASSERT_EQ(a->channels, 3);
   for (size_t k = 0; k < 6; ++k) {
     EXPECT_NEAR(a->gradients[0].parameters[k], b->gradients[0].parameters[k],
@@ -233,7 +238,7 @@ TEST_F(PoseGradientEngineTest, JacobianContractedWithTheUpstreamIsTheGradient) {
   call.jacobian = true;
   RenderEngine engine(executor_.get(), &store_, nullptr, Limits{}, 1);
   absl::StatusOr<RenderResult> result = engine.Render(call);
-  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_THAT(result, IsOk());
   const PoseGradient& g = result->gradients[0];
   ASSERT_EQ(g.jacobian.size(), upstream.size() * 7);
   for (size_t k = 0; k < 7; ++k) {
@@ -259,7 +264,8 @@ TEST_F(PoseGradientEngineTest,
   RenderEngine engine(executor_.get(), &store_, nullptr, Limits{}, 1);
   absl::StatusOr<RenderResult> a = engine.Render(by_matrix);
   absl::StatusOr<RenderResult> b = engine.Render(by_euler);
-  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_THAT(a, IsOk());
+  ASSERT_THAT(b, IsOk());
   ASSERT_EQ(a->gradients[0].parameters.size(), 16u);
   for (int e = 0; e < 16; ++e) {
     EXPECT_DOUBLE_EQ(a->gradients[0].parameters[e],
@@ -274,15 +280,15 @@ TEST_F(PoseGradientEngineTest,
   EXPECT_EQ(again->gradients[0].parameters, b->gradients[0].parameters);
 
   by_euler.gradient->upstream.pop_back();
-  EXPECT_EQ(engine.Render(by_euler).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(engine.Render(by_euler),
+              StatusIs(absl::StatusCode::kInvalidArgument));
   by_euler.gradient->upstream.push_back(NAN);
-  EXPECT_EQ(engine.Render(by_euler).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(engine.Render(by_euler),
+              StatusIs(absl::StatusCode::kInvalidArgument));
   by_euler.gradient->upstream.back() = 1.0f;
   by_euler.output = OutputKind::kMip;
-  EXPECT_EQ(engine.Render(by_euler).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(engine.Render(by_euler),
+              StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 }  // namespace

@@ -4,9 +4,14 @@
 #include <cstring>
 
 #include "gtest/gtest.h"
+#include "tests/status_matchers.h"
 
 namespace drr::server {
 namespace {
+
+using ::drr::testing::StatusIs;
+
+using ::drr::testing::IsOk;
 
 RenderCall GoodCall() {
   RenderCall call;
@@ -22,12 +27,11 @@ ParameterizedPoseSpec& FirstPose(RenderCall& call) {
 void ExpectRejected(const RenderCall& call, absl::StatusCode code,
                     absl::string_view field) {
   const absl::Status s = ValidateRenderCall(call, Limits{});
-  EXPECT_EQ(s.code(), code) << s;
-  EXPECT_NE(s.message().find(field), absl::string_view::npos) << s;
+  EXPECT_THAT(s, StatusIs(code, ::testing::HasSubstr(std::string(field))));
 }
 
 TEST(ValidateRenderCallTest, AcceptsTheReferenceCall) {
-  EXPECT_TRUE(ValidateRenderCall(GoodCall(), Limits{}).ok());
+  EXPECT_THAT(ValidateRenderCall(GoodCall(), Limits{}), IsOk());
 }
 
 TEST(ValidateRenderCallTest, RejectsBadSizesNamingTheField) {
@@ -64,7 +68,7 @@ TEST(ValidateRenderCallTest, PerPoseIntrinsicsMustMatchTheBatchAndShareASize) {
                  "per_pose_intrinsics");
   call.intrinsics.resize(2);
   call.intrinsics[1].sdd = 800;  // biplane: different cameras are fine
-  EXPECT_TRUE(ValidateRenderCall(call, Limits{}).ok());
+  EXPECT_THAT(ValidateRenderCall(call, Limits{}), IsOk());
   call.intrinsics[1].height = 100;
   ExpectRejected(call, absl::StatusCode::kInvalidArgument,
                  "per_pose_intrinsics[1]");
@@ -104,7 +108,7 @@ TEST(ValidateRenderCallTest, ChecksEachParameterizationsValues) {
   ExpectRejected(call, absl::StatusCode::kInvalidArgument,
                  "quaternion is zero");
   FirstPose(call).rotation = {0, 0, 0, 2};
-  EXPECT_TRUE(ValidateRenderCall(call, Limits{}).ok());
+  EXPECT_THAT(ValidateRenderCall(call, Limits{}), IsOk());
   FirstPose(call).parameterization = geometry::Parameterization::kMatrix;
   FirstPose(call).rotation = {1, 0, 0, 0, 1, 0, 0, 0, -1};
   ExpectRejected(call, absl::StatusCode::kInvalidArgument, "reflection");

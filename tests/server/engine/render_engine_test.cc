@@ -9,9 +9,13 @@
 #include "kernels/pose_geometry.h"
 #include "kernels/volume_view.h"
 #include "tests/kernels/test_volumes.h"
+#include "tests/status_matchers.h"
 
 namespace drr::server {
 namespace {
+
+using ::drr::testing::IsOk;
+using ::drr::testing::StatusIs;
 
 // The phantom with labels: class = (i / 32), 4 classes.
 HostVolume LabelledPhantom() {
@@ -32,11 +36,11 @@ class RenderEngineTest : public ::testing::Test {
     id_ = ContentDigest(phantom.header, phantom.voxels);
     header_ = phantom.header;
     mu_ = AttenuationVolume(phantom.header, phantom.voxels, {});
-    EXPECT_TRUE(store_.Insert(id_, std::move(phantom)).ok());
+    EXPECT_THAT(store_.Insert(id_, std::move(phantom)), IsOk());
     HostVolume labelled = LabelledPhantom();
     labelled_id_ =
         ContentDigest(labelled.header, labelled.voxels, labelled.labels);
-    EXPECT_TRUE(store_.Insert(labelled_id_, std::move(labelled)).ok());
+    EXPECT_THAT(store_.Insert(labelled_id_, std::move(labelled)), IsOk());
   }
 
   RenderCall ReferenceCall(int height, int width) const {
@@ -68,7 +72,7 @@ class RenderEngineTest : public ::testing::Test {
 TEST_F(RenderEngineTest, RendersEachPoseAsTheKernelsDo) {
   const RenderCall call = ReferenceCall(40, 50);
   absl::StatusOr<RenderResult> result = Render(call);
-  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_THAT(result, IsOk());
   ASSERT_EQ(result->images.size(), 2u * 40 * 50);
   const kernels::VolumeView<float> view{mu_.data(), 128, 128, 96};
   const geometry::Mat4d world_to_voxel =
@@ -96,12 +100,12 @@ TEST_F(RenderEngineTest, PerPoseIntrinsicsRenderEachPoseWithItsOwnCamera) {
   second.x0 = 20;
   biplane.intrinsics = {biplane.intrinsics[0], second};
   absl::StatusOr<RenderResult> both = Render(biplane);
-  ASSERT_TRUE(both.ok()) << both.status();
+  ASSERT_THAT(both, IsOk());
   RenderCall alone = ReferenceCall(32, 32);
   alone.poses.erase(alone.poses.begin());
   alone.intrinsics = {second};
   absl::StatusOr<RenderResult> single = Render(alone);
-  ASSERT_TRUE(single.ok());
+  ASSERT_THAT(single, IsOk());
   EXPECT_TRUE(std::equal(single->images.begin(), single->images.end(),
                          both->images.begin() + 32 * 32));
 }
@@ -113,7 +117,8 @@ TEST_F(RenderEngineTest, AttenuationParametersApplyWithoutReupload) {
   call.attenuation.mu_water *= 2;
   call.attenuation.mu_bone *= 2;
   absl::StatusOr<RenderResult> doubled = Render(call);
-  ASSERT_TRUE(defaults.ok() && doubled.ok());
+  ASSERT_THAT(defaults, IsOk());
+  ASSERT_THAT(doubled, IsOk());
   for (size_t i = 0; i < defaults->images.size(); ++i) {
     EXPECT_NEAR(doubled->images[i], 2 * defaults->images[i],
                 1e-5f * defaults->images[i] + 1e-7f);
@@ -124,11 +129,11 @@ TEST_F(RenderEngineTest, LabelsGiveAChannelPerClassThatSumsToTheTotal) {
   RenderCall call = ReferenceCall(16, 16);
   call.volume_id = labelled_id_;
   absl::StatusOr<RenderResult> per_class = Render(call);
-  ASSERT_TRUE(per_class.ok()) << per_class.status();
+  ASSERT_THAT(per_class, IsOk());
   EXPECT_EQ(per_class->channels, 4);
   call.channels.sum = true;
   absl::StatusOr<RenderResult> summed = Render(call);
-  ASSERT_TRUE(summed.ok());
+  ASSERT_THAT(summed, IsOk());
   EXPECT_EQ(summed->channels, 1);
   const int plane = 16 * 16;
   for (int b = 0; b < 2; ++b) {
@@ -142,14 +147,14 @@ TEST_F(RenderEngineTest, LabelsGiveAChannelPerClassThatSumsToTheTotal) {
   }
   call.channels = {false, {3, 1}};
   absl::StatusOr<RenderResult> selected = Render(call);
-  ASSERT_TRUE(selected.ok());
+  ASSERT_THAT(selected, IsOk());
   ASSERT_EQ(selected->channels, 2);
   for (int px = 0; px < plane; ++px) {
     EXPECT_EQ(selected->images[px], per_class->images[3 * plane + px]);
     EXPECT_EQ(selected->images[plane + px], per_class->images[1 * plane + px]);
   }
   call.channels = {false, {4}};
-  EXPECT_EQ(Render(call).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(Render(call), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 TEST_F(RenderEngineTest, OutputTransformsAndDtypes) {
@@ -158,14 +163,15 @@ TEST_F(RenderEngineTest, OutputTransformsAndDtypes) {
   call.output = OutputKind::kExp;
   call.image_dtype = kernels::StorageType::kFloat16;
   absl::StatusOr<RenderResult> intensity = Render(call);
-  ASSERT_TRUE(line.ok() && intensity.ok());
+  ASSERT_THAT(line, IsOk());
+  ASSERT_THAT(intensity, IsOk());
   EXPECT_EQ(intensity->dtype, kernels::StorageType::kFloat16);
   for (size_t i = 0; i < line->images.size(); ++i) {
     EXPECT_NEAR(intensity->images[i], std::exp(-line->images[i]), 1e-6f);
   }
   call.output = OutputKind::kMip;
   absl::StatusOr<RenderResult> mip = Render(call);
-  ASSERT_TRUE(mip.ok());
+  ASSERT_THAT(mip, IsOk());
   for (float v : mip->images) {
     EXPECT_GE(v, 0.0f);
     EXPECT_LE(v, 0.0192f + (0.0573f - 0.0192f) * 0.7f +
@@ -182,9 +188,9 @@ TEST_F(RenderEngineTest, SubmitAnswersOnAWorkerAndUnknownVolumesAreNotFound) {
   unknown.volume_id = "feedbeef";
   engine.Submit(unknown,
                 [&](absl::StatusOr<RenderResult> r) { missing.set_value(r); });
-  EXPECT_TRUE(ok.get_future().get().ok());
+  EXPECT_THAT(ok.get_future().get(), IsOk());
   const absl::Status s = missing.get_future().get().status();
-  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kNotFound));
   EXPECT_NE(s.message().find("feedbeef"), absl::string_view::npos);
 }
 
@@ -195,7 +201,7 @@ TEST_F(RenderEngineTest, AFullQueueRefusesAtOnce) {
   absl::Status status;
   engine.Submit(ReferenceCall(8, 8),
                 [&](absl::StatusOr<RenderResult> r) { status = r.status(); });
-  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kResourceExhausted));
 }
 
 }  // namespace

@@ -1,9 +1,13 @@
 #include "server/engine/volume_upload.h"
 
 #include "gtest/gtest.h"
+#include "tests/status_matchers.h"
 
 namespace drr::server {
 namespace {
+
+using ::drr::testing::IsOk;
+using ::drr::testing::StatusIs;
 
 VolumeHeader SmallHeader() {
   VolumeHeader h;
@@ -19,22 +23,22 @@ const std::string kVoxels(2 * 3 * 4 * 2, '\x07');
 TEST(VolumeUploadTest, AcceptsAWholeUploadWithItsDigest) {
   Limits limits;
   VolumeUpload upload(limits);
-  ASSERT_TRUE(upload.AcceptHeader(SmallHeader()).ok());
-  ASSERT_TRUE(upload.AcceptData(kVoxels.substr(0, 10)).ok());
-  ASSERT_TRUE(upload.AcceptData(kVoxels.substr(10)).ok());
+  ASSERT_THAT(upload.AcceptHeader(SmallHeader()), IsOk());
+  ASSERT_THAT(upload.AcceptData(kVoxels.substr(0, 10)), IsOk());
+  ASSERT_THAT(upload.AcceptData(kVoxels.substr(10)), IsOk());
   absl::StatusOr<HostVolume> v =
       upload.Finish(ContentDigest(SmallHeader(), kVoxels));
-  ASSERT_TRUE(v.ok()) << v.status();
+  ASSERT_THAT(v, IsOk());
   EXPECT_EQ(v->voxels, kVoxels);
 }
 
 TEST(VolumeUploadTest, RejectsAMismatchedDigestNamingBoth) {
   Limits limits;
   VolumeUpload upload(limits);
-  ASSERT_TRUE(upload.AcceptHeader(SmallHeader()).ok());
-  ASSERT_TRUE(upload.AcceptData(kVoxels).ok());
+  ASSERT_THAT(upload.AcceptHeader(SmallHeader()), IsOk());
+  ASSERT_THAT(upload.AcceptData(kVoxels), IsOk());
   const absl::Status s = upload.Finish(std::string(64, '0')).status();
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_NE(s.message().find(ContentDigest(SmallHeader(), kVoxels)),
             absl::string_view::npos);
 }
@@ -42,51 +46,49 @@ TEST(VolumeUploadTest, RejectsAMismatchedDigestNamingBoth) {
 TEST(VolumeUploadTest, RejectsTooFewAndTooManyBytes) {
   Limits limits;
   VolumeUpload short_upload(limits);
-  ASSERT_TRUE(short_upload.AcceptHeader(SmallHeader()).ok());
-  ASSERT_TRUE(short_upload.AcceptData(kVoxels.substr(1)).ok());
-  EXPECT_EQ(short_upload.Finish(ContentDigest(SmallHeader(), kVoxels))
-                .status()
-                .code(),
-            absl::StatusCode::kInvalidArgument);
+  ASSERT_THAT(short_upload.AcceptHeader(SmallHeader()), IsOk());
+  ASSERT_THAT(short_upload.AcceptData(kVoxels.substr(1)), IsOk());
+  EXPECT_THAT(short_upload.Finish(ContentDigest(SmallHeader(), kVoxels)),
+              StatusIs(absl::StatusCode::kInvalidArgument));
   VolumeUpload long_upload(limits);
-  ASSERT_TRUE(long_upload.AcceptHeader(SmallHeader()).ok());
-  EXPECT_EQ(long_upload.AcceptData(kVoxels + "x").code(),
-            absl::StatusCode::kInvalidArgument);
+  ASSERT_THAT(long_upload.AcceptHeader(SmallHeader()), IsOk());
+  EXPECT_THAT(long_upload.AcceptData(kVoxels + "x"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 TEST(VolumeUploadTest, RejectsShapesOverTheLimitsAndBadAffines) {
   Limits limits;
   limits.max_volume_voxels = 10;
   VolumeUpload upload(limits);
-  EXPECT_EQ(upload.AcceptHeader(SmallHeader()).code(),
-            absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(upload.AcceptHeader(SmallHeader()),
+              StatusIs(absl::StatusCode::kResourceExhausted));
   Limits defaults;
   VolumeHeader zero = SmallHeader();
   zero.height = 0;
-  EXPECT_EQ(VolumeUpload(defaults).AcceptHeader(zero).code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(VolumeUpload(defaults).AcceptHeader(zero),
+              StatusIs(absl::StatusCode::kInvalidArgument));
   VolumeHeader huge = SmallHeader();
   huge.width = defaults.max_volume_dim + 1;
-  EXPECT_EQ(VolumeUpload(defaults).AcceptHeader(huge).code(),
-            absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(VolumeUpload(defaults).AcceptHeader(huge),
+              StatusIs(absl::StatusCode::kResourceExhausted));
   VolumeHeader singular = SmallHeader();
   singular.affine.m[1][1] = 0.0;
-  EXPECT_EQ(VolumeUpload(defaults).AcceptHeader(singular).code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(VolumeUpload(defaults).AcceptHeader(singular),
+              StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 TEST(VolumeUploadTest, RejectsOutOfOrderAndOversizedParts) {
   Limits limits;
   VolumeUpload upload(limits);
-  EXPECT_EQ(upload.AcceptData("ab").code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(upload.Finish("00").status().code(),
-            absl::StatusCode::kInvalidArgument);
-  ASSERT_TRUE(upload.AcceptHeader(SmallHeader()).ok());
-  EXPECT_EQ(upload.AcceptHeader(SmallHeader()).code(),
-            absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(
-      upload.AcceptData(std::string(kMaxUploadChunkBytes + 1, 'x')).code(),
-      absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(upload.AcceptData("ab"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(upload.Finish("00"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  ASSERT_THAT(upload.AcceptHeader(SmallHeader()), IsOk());
+  EXPECT_THAT(upload.AcceptHeader(SmallHeader()),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(upload.AcceptData(std::string(kMaxUploadChunkBytes + 1, 'x')),
+              StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 }  // namespace

@@ -9,10 +9,14 @@
 #include "gtest/gtest.h"
 #include "io/phantom.h"
 #include "server/engine/render_engine.h"
+#include "tests/status_matchers.h"
 #include "wire/volume_proto.h"
 
 namespace drr::server {
 namespace {
+
+using ::drr::testing::IsOk;
+using ::drr::testing::StatusIs;
 
 class ServerTest : public ::testing::Test {
  protected:
@@ -24,7 +28,7 @@ class ServerTest : public ::testing::Test {
     options.cpu_threads = 2;
     options.limits.max_volume_voxels = 2'000'000;
     absl::StatusOr<Server> server = Server::Start(options);
-    ASSERT_TRUE(server.ok()) << server.status();
+    ASSERT_THAT(server, IsOk());
     server_ = new Server(*std::move(server));
   }
   static void TearDownTestSuite() {
@@ -40,7 +44,7 @@ class ServerTest : public ::testing::Test {
 
   std::string UploadPhantom() {
     absl::StatusOr<v1::VolumeInfo> info = client_->Upload(MakeThoraxPhantom());
-    EXPECT_TRUE(info.ok()) << info.status();
+    EXPECT_THAT(info, IsOk());
     return info.ok() ? info->volume_id() : "";
   }
 
@@ -100,13 +104,13 @@ TEST_F(ServerTest, UploadIsContentAddressedAndDeduplicated) {
   EXPECT_EQ(id, ContentDigest(phantom.header, phantom.voxels));
   EXPECT_EQ(UploadPhantom(), id);
   absl::StatusOr<std::vector<v1::VolumeInfo>> list = client_->List();
-  ASSERT_TRUE(list.ok());
+  ASSERT_THAT(list, IsOk());
   EXPECT_EQ(std::count_if(
                 list->begin(), list->end(),
                 [&](const v1::VolumeInfo& v) { return v.volume_id() == id; }),
             1);
   absl::StatusOr<v1::VolumeInfo> info = client_->Get(id);
-  ASSERT_TRUE(info.ok());
+  ASSERT_THAT(info, IsOk());
   EXPECT_EQ(info->voxel_bytes(), static_cast<int64_t>(phantom.voxels.size()));
   EXPECT_NEAR(info->isocenter(0), 0.0, 1e-9);
 }
@@ -115,14 +119,14 @@ TEST_F(ServerTest, RendersWhatTheEngineRenders) {
   const std::string id = UploadPhantom();
   absl::StatusOr<client::Images> images =
       client_->Render(ReferenceRequest(id, 64));
-  ASSERT_TRUE(images.ok()) << images.status();
+  ASSERT_THAT(images, IsOk());
   EXPECT_EQ(images->batch, 1);
   EXPECT_EQ(images->channels, 1);
   ASSERT_EQ(images->data.size(), 64u * 64);
 
   std::unique_ptr<kernels::Executor> cpu = kernels::MakeCpuExecutor(1);
   VolumeStore store(cpu.get(), 1);
-  ASSERT_TRUE(store.Insert(id, MakeThoraxPhantom()).ok());
+  ASSERT_THAT(store.Insert(id, MakeThoraxPhantom()), IsOk());
   RenderEngine engine(cpu.get(), &store, nullptr, Limits{}, 1);
   RenderCall call;
   call.volume_id = id;
@@ -132,7 +136,7 @@ TEST_F(ServerTest, RendersWhatTheEngineRenders) {
   call.intrinsics[0].delx = call.intrinsics[0].dely = 2.0 * 200 / 64;
   call.intrinsics[0].height = call.intrinsics[0].width = 64;
   absl::StatusOr<RenderResult> expected = engine.Render(call);
-  ASSERT_TRUE(expected.ok());
+  ASSERT_THAT(expected, IsOk());
   EXPECT_EQ(images->data, expected->images);
 }
 
@@ -140,9 +144,9 @@ TEST_F(ServerTest, UnknownVolumeIsNotFoundNamingTheId) {
   const std::string id(64, 'a');
   absl::StatusOr<client::Images> images =
       client_->Render(ReferenceRequest(id, 8));
-  EXPECT_EQ(images.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(images, StatusIs(absl::StatusCode::kNotFound));
   EXPECT_NE(images.status().message().find(id), absl::string_view::npos);
-  EXPECT_EQ(client_->Get(id).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(client_->Get(id), StatusIs(absl::StatusCode::kNotFound));
 }
 
 TEST_F(ServerTest, BadRenderRequestsAreInvalidAndTheServerKeepsServing) {
@@ -194,39 +198,43 @@ TEST_F(ServerTest, BadRenderRequestsAreInvalidAndTheServerKeepsServing) {
     EXPECT_EQ(s.code(), c.code) << c.field << ": " << s;
     EXPECT_NE(s.message().find(c.field), absl::string_view::npos) << s;
   }
-  EXPECT_TRUE(client_->Render(ReferenceRequest(id, 16)).ok());
+  EXPECT_THAT(client_->Render(ReferenceRequest(id, 16)), IsOk());
 }
 
 TEST_F(ServerTest, BadUploadsAreRefusedAndNothingIsStored) {
   const std::string real_id = PhantomChunks().back().digest();
   // The digest does not match the content.
-  EXPECT_EQ(RawUpload(PhantomChunks(std::string(64, 'f'))).code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(RawUpload(PhantomChunks(std::string(64, 'f'))),
+              StatusIs(absl::StatusCode::kInvalidArgument));
   // Too few bytes.
   std::vector<v1::UploadVolumeChunk> short_upload = PhantomChunks();
   short_upload.erase(short_upload.end() - 2);
-  EXPECT_EQ(RawUpload(short_upload).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(RawUpload(short_upload),
+              StatusIs(absl::StatusCode::kInvalidArgument));
   // Too many bytes.
   std::vector<v1::UploadVolumeChunk> long_upload = PhantomChunks();
   long_upload.insert(long_upload.end() - 1, long_upload[1]);
-  EXPECT_EQ(RawUpload(long_upload).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(RawUpload(long_upload),
+              StatusIs(absl::StatusCode::kInvalidArgument));
   // A shape over the server's limit (2,000,000 voxels in this test).
   std::vector<v1::UploadVolumeChunk> huge = PhantomChunks();
   huge[0].mutable_header()->set_shape(0, 1000);
-  EXPECT_EQ(RawUpload({huge[0]}).code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(RawUpload({huge[0]}),
+              StatusIs(absl::StatusCode::kResourceExhausted));
   // No digest at all.
   std::vector<v1::UploadVolumeChunk> no_digest = PhantomChunks();
   no_digest.pop_back();
-  EXPECT_EQ(RawUpload(no_digest).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(RawUpload(no_digest),
+              StatusIs(absl::StatusCode::kInvalidArgument));
   // None of these stored anything (the phantom may be stored by other tests
   // only under its real id).
   absl::StatusOr<std::vector<v1::VolumeInfo>> list = client_->List();
-  ASSERT_TRUE(list.ok());
+  ASSERT_THAT(list, IsOk());
   for (const v1::VolumeInfo& v : *list) EXPECT_EQ(v.volume_id(), real_id);
 }
 
 TEST_F(ServerTest, AClientThatDisconnectsMidUploadLeavesNothingBehind) {
-  ASSERT_TRUE(client_->List().ok());
+  ASSERT_THAT(client_->List(), IsOk());
   const size_t before = client_->List()->size();
   // A volume no other test uploads.
   HostVolume volume = MakeThoraxPhantom();
@@ -245,11 +253,11 @@ TEST_F(ServerTest, AClientThatDisconnectsMidUploadLeavesNothingBehind) {
     EXPECT_EQ(writer->Finish().error_code(), grpc::StatusCode::CANCELLED);
   }
   EXPECT_EQ(client_->List()->size(), before);
-  EXPECT_EQ(
-      client_->Get(ContentDigest(volume.header, volume.voxels)).status().code(),
-      absl::StatusCode::kNotFound);
-  EXPECT_TRUE(client_->Upload(volume).ok());  // still serving
-  EXPECT_TRUE(client_->Get(ContentDigest(volume.header, volume.voxels)).ok());
+  EXPECT_THAT(client_->Get(ContentDigest(volume.header, volume.voxels)),
+              StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(client_->Upload(volume), IsOk());  // still serving
+  EXPECT_THAT(client_->Get(ContentDigest(volume.header, volume.voxels)),
+              IsOk());
 }
 
 TEST_F(ServerTest, StreamAnswersEveryFrameInOrderWithErrorsInBand) {

@@ -1,20 +1,15 @@
-// Writes rendered images to files people and numpy can read.
+// PNG previews of rendered images (libpng).
 #pragma once
 
-#include <cstdint>
 #include <string>
-#include <vector>
 
 #include "absl/status/status.h"
 
 namespace drr {
 
-// Writes float32 `values` (C order) as a NumPy .npy array of `shape`.
-absl::Status WriteNpy(const std::string& path, const float* values,
-                      const std::vector<int64_t>& shape);
-
 // Writes a rows×cols image as an 8-bit grayscale PNG, windowed linearly from
 // the image's minimum (black) to its maximum (white); row 0 is the top.
+// Non-finite pixels are black.
 absl::Status WritePng(const std::string& path, const float* image, int rows,
                       int cols);
 
