@@ -16,7 +16,6 @@ import re
 import subprocess
 import time
 
-import numpy as np
 import torch
 
 from drrclient import Client, Intrinsics, Loss, Pose, RenderOptions, load_nifti

@@ -10,8 +10,8 @@
 
 namespace drr {
 
-void CommandLine::Add(std::string name, int arity, std::string default_value,
-                      std::string help) {
+void CommandLine::Add(std::string name, int arity,
+                      const std::string& default_value, std::string help) {
   Option option;
   option.arity = arity;
   if (arity != 0) {

@@ -19,7 +19,7 @@ class CommandLine {
   // Declares `--name` taking `arity` values (0 = a switch, kVariadic = one
   // or more, up to the next option), with `help` text and a default
   // (space-separated for several values; ignored for switches).
-  void Add(std::string name, int arity, std::string default_value,
+  void Add(std::string name, int arity, const std::string& default_value,
            std::string help);
 
   // Lets `-letter` stand for `--name`.

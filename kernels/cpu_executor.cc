@@ -90,10 +90,10 @@ class CpuExecutor final : public Executor {
     buffers.storage = residency.storage;
     buffers.voxels = memory->voxels.data();
     buffers.labels = labels != nullptr ? memory->labels.data() : nullptr;
-    const long long bytes = static_cast<long long>(
-        memory->voxels.size() + memory->labels.size() * sizeof(uint16_t));
-    *out = std::make_shared<const ResidentVolume>(buffers, bytes,
-                                                  std::move(memory));
+    const size_t bytes =
+        memory->voxels.size() + memory->labels.size() * sizeof(uint16_t);
+    *out = std::make_shared<const ResidentVolume>(
+        buffers, static_cast<long long>(bytes), std::move(memory));
     return KernelStatus::Ok();
   }
 

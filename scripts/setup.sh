@@ -9,7 +9,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
-apt_packages=(cmake ninja-build g++ pkg-config ca-certificates curl
+apt_packages=(cmake ninja-build g++ pkg-config ca-certificates curl git clang-format clang-tidy
   libgrpc++-dev protobuf-compiler-grpc protobuf-compiler libprotobuf-dev libabsl-dev
   libcivetweb-dev civetweb prometheus-cpp-dev libgtest-dev libgmock-dev
   zlib1g-dev libpng-dev libssl-dev python3-venv plastimatch)

@@ -64,7 +64,7 @@ std::vector<float> VoxelsAsFloat(VoxelType type, const std::string& bytes) {
 }
 
 std::string CanonicalHeaderBytes(const VolumeHeader& header) {
-  std::string out("DRRVOL1", 8);  // includes the terminating NUL
+  std::string out("DRRVOL1\0", 8);  // the NUL is part of the magic
   AppendLittleEndian(static_cast<uint32_t>(header.voxel_type), &out);
   AppendLittleEndian(static_cast<uint32_t>(header.value_kind), &out);
   AppendLittleEndian(static_cast<uint32_t>(

@@ -14,7 +14,7 @@ PROTO_ROOT = pathlib.Path(__file__).resolve().parents[2] / "proto"
 class BuildWithStubs(build_py):
     """build_py that also generates drr/v1/*_pb2*.py with grpcio-tools."""
 
-    def run(self):
+    def run(self) -> None:
         super().run()
         out = pathlib.Path(self.build_lib)
         protos = sorted(str(p) for p in (PROTO_ROOT / "drr" / "v1").glob("*.proto"))

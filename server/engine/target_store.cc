@@ -18,7 +18,7 @@ absl::Status TargetNotFound(const std::string& id) {
 
 std::string TargetDigest(int height, int width,
                          const std::vector<float>& pixels) {
-  std::string header("DRRTGT1", 8);
+  std::string header("DRRTGT1\0", 8);  // the NUL is part of the magic
   const uint32_t dims[2] = {static_cast<uint32_t>(height),
                             static_cast<uint32_t>(width)};
   header.append(reinterpret_cast<const char*>(dims), sizeof dims);

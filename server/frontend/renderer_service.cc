@@ -50,7 +50,7 @@ class RenderStreamReactor final
     auto timer =
         std::make_shared<RequestTimer>(context_.metrics, "RenderStream.frame");
     RenderThroughEngine(context_, request_, &frame->response,
-                        [this, frame, timer](absl::Status status) {
+                        [this, frame, timer](const absl::Status& status) {
                           timer->Done(status);
                           FrameDone(*frame, status);
                         });
@@ -163,7 +163,7 @@ grpc::ServerUnaryReactor* RendererService::Render(
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   auto timer = std::make_shared<RequestTimer>(context_.metrics, "Render");
   RenderThroughEngine(context_, *request, response,
-                      [reactor, timer](absl::Status status) {
+                      [reactor, timer](const absl::Status& status) {
                         reactor->Finish(ToGrpcStatus(timer->Done(status)));
                       });
   return reactor;

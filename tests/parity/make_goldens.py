@@ -22,9 +22,9 @@ from nanodrr.data import Subject
 from nanodrr.drr import render
 from nanodrr.geometry import convert
 
+import volumes  # beside this script, so on sys.path when it runs
+
 HERE = pathlib.Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-import volumes  # noqa: E402
 
 
 def subject_for(case, data_dir):

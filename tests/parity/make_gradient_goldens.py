@@ -24,12 +24,15 @@ import numpy as np
 import torch
 from nanodrr.camera import make_k_inv
 from nanodrr.drr import render
-from nanodrr.metrics import (GradientNormalizedCrossCorrelation2d,
-                             MultiscaleNormalizedCrossCorrelation2d, NormalizedCrossCorrelation2d)
+from nanodrr.metrics import (
+    GradientNormalizedCrossCorrelation2d,
+    MultiscaleNormalizedCrossCorrelation2d,
+    NormalizedCrossCorrelation2d,
+)
+
+from make_goldens import rt_inv_for, subject_for  # beside this script, so on sys.path when it runs
 
 HERE = pathlib.Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from make_goldens import rt_inv_for, subject_for  # noqa: E402
 
 
 def upstream_for(shape):

@@ -36,7 +36,7 @@ class RunningServer:
                 line = self.lines.get(timeout=timeout)
             except queue.Empty:
                 self.stop()
-                raise RuntimeError("drrserve did not start:\n" + "".join(self.log))
+                raise RuntimeError("drrserve did not start:\n" + "".join(self.log)) from None
             if line is None:
                 raise RuntimeError("drrserve exited:\n" + "".join(self.log))
             self.log.append(line)

@@ -6,8 +6,8 @@ import pytest
 
 import reference
 from conftest import small_volume
-from drrclient import Client, Intrinsics, Loss, Pose, RenderOptions, volume_id
 from drr.v1 import volumes_pb2, volumes_pb2_grpc
+from drrclient import Client, Intrinsics, Loss, Pose, RenderOptions, volume_id
 
 SMALL = Intrinsics(sdd=300, delx=1.5, dely=1.5, height=24, width=32)
 

@@ -8,9 +8,10 @@ import json
 import numpy as np
 import pytest
 
+import volumes
 from conftest import SHARED_DATA
 from drrclient import Client, Intrinsics, Loss, Pose, RenderOptions
-from test_parity import PARITY, intrinsics_of, pose_of, volumes
+from test_parity import PARITY, intrinsics_of, pose_of
 
 CASES = json.loads((PARITY / "gradient_cases.json").read_text())
 GOLDENS = np.load(PARITY / "gradient_goldens.npz")

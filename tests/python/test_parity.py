@@ -4,18 +4,16 @@ tests/parity/cases.json: every parameterization, AP/PA/none, biplane and
 orthographic cameras, labels, attenuation parameters, sample counts."""
 
 import json
-import sys
 
 import numpy as np
 import pytest
 
 import reference
+import volumes  # tests/parity/volumes.py (on the path through tests/pytest.ini)
 from conftest import ROOT, SHARED_DATA
 from drrclient import Client, Intrinsics, Pose, RenderOptions
 
 PARITY = ROOT / "tests" / "parity"
-sys.path.insert(0, str(PARITY))
-import volumes  # noqa: E402
 
 CASES = json.loads((PARITY / "cases.json").read_text())
 GOLDENS = np.load(PARITY / "goldens.npz")

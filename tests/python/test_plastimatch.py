@@ -14,18 +14,15 @@ centre with x0 = y0 = 0. plastimatch reports the line integral in cm (mm / 10).
 
 import shutil
 import subprocess
-import sys
 
 import nibabel
 import numpy as np
 import pytest
 
 import reference
-from conftest import ROOT, SHARED_DATA
+import volumes  # tests/parity/volumes.py (on the path through tests/pytest.ini)
+from conftest import SHARED_DATA
 from drrclient import Intrinsics, RenderOptions
-
-sys.path.insert(0, str(ROOT / "tests" / "parity"))
-import volumes  # noqa: E402
 
 # Both trace exact voxel intersections. Most pixels agree to float32
 # precision; rays within a few pixels of the detector's central column (those

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Optional, Sequence
+from typing import Any
 
 import grpc
 import numpy as np
+import numpy.typing as npt
 
-from drr.v1 import (renderer_pb2, renderer_pb2_grpc, targets_pb2, targets_pb2_grpc, volumes_pb2,
-                    volumes_pb2_grpc)
-from drrclient.geometry import Intrinsics, pose_to_proto
+from drr.v1 import (
+    renderer_pb2,
+    renderer_pb2_grpc,
+    targets_pb2,
+    targets_pb2_grpc,
+    volumes_pb2,
+    volumes_pb2_grpc,
+)
+from drrclient.geometry import Intrinsics, Pose, pose_to_proto
 from drrclient.options import Loss, RenderOptions, decode_images
 from drrclient.volume import as_wire_labels, as_wire_voxels, canonical_header_bytes, header_proto
 
@@ -33,11 +41,12 @@ class RenderFrame:
     """One answered frame of a stream: images [B, C, H, W], or an error."""
 
     frame_id: int
-    images: Optional[np.ndarray]
-    error: Optional[FrameError]
+    images: npt.NDArray[np.float32] | None
+    error: FrameError | None
 
 
-def _pose_gradients(response):
+def _pose_gradients(
+        response: renderer_pb2.RenderResponse) -> tuple[list[npt.NDArray[Any]], npt.NDArray[Any]]:
     """(parameter gradients [B, k], rt_inv gradients [B, 4, 4]) of a response."""
     parameters = [np.asarray(g.parameters) for g in response.pose_gradients]
     rt_inv = np.stack([np.asarray(g.rt_inv).reshape(4, 4) for g in response.pose_gradients])
@@ -65,24 +74,25 @@ class Client:
     def close(self) -> None:
         self._channel.close()
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def upload_volume(self, voxels, affine, value_kind: str = "hu", labels=None) -> str:
+    def upload_volume(self, voxels: npt.ArrayLike, affine: npt.ArrayLike, value_kind: str = "hu",
+                      labels: npt.ArrayLike | None = None) -> str:
         """Uploads a (D, H, W) volume (x fastest) with its 4x4 voxel->world
         affine and optional label volume (class per voxel, same shape);
         returns its id. Identical uploads give the same id."""
         array = as_wire_voxels(voxels)
         label_array = None if labels is None else as_wire_labels(labels, array.shape)
         header = header_proto(array, affine, value_kind, label_array)
-        parts = [memoryview(array).cast("B")]
+        parts = [array.data.cast("B")]
         if label_array is not None:
-            parts.append(memoryview(label_array).cast("B"))
+            parts.append(label_array.data.cast("B"))
 
-        def chunks():
+        def chunks() -> Iterator[volumes_pb2.UploadVolumeChunk]:
             digest = hashlib.sha256(canonical_header_bytes(header))
             yield volumes_pb2.UploadVolumeChunk(header=header)
             for data in parts:
@@ -92,39 +102,47 @@ class Client:
                     yield volumes_pb2.UploadVolumeChunk(data=piece)
             yield volumes_pb2.UploadVolumeChunk(digest=digest.hexdigest())
 
-        return self._volumes.Upload(chunks()).volume_id
+        info: volumes_pb2.VolumeInfo = self._volumes.Upload(chunks())
+        return info.volume_id
 
     def get_volume(self, volume_id: str) -> volumes_pb2.VolumeInfo:
-        return self._volumes.Get(volumes_pb2.GetVolumeRequest(volume_id=volume_id))
+        info: volumes_pb2.VolumeInfo = self._volumes.Get(volumes_pb2.GetVolumeRequest(volume_id=volume_id))
+        return info
 
     def list_volumes(self) -> Sequence[volumes_pb2.VolumeInfo]:
-        return list(self._volumes.List(volumes_pb2.ListVolumesRequest()).volumes)
+        response: volumes_pb2.ListVolumesResponse = self._volumes.List(volumes_pb2.ListVolumesRequest())
+        return list(response.volumes)
 
     def delete_volume(self, volume_id: str) -> None:
         self._volumes.Delete(volumes_pb2.DeleteVolumeRequest(volume_id=volume_id))
 
-    def upload_target(self, image) -> str:
+    def upload_target(self, image: npt.ArrayLike) -> str:
         """Stores a 2-D target image (H, W) for loss requests; returns its id."""
         array = np.ascontiguousarray(image, dtype="<f4")
         if array.ndim != 2:
             raise ValueError(f"a target is one (H, W) image, got shape {array.shape}")
         request = targets_pb2.UploadTargetRequest(height=array.shape[0], width=array.shape[1],
                                                   pixels=array.tobytes())
-        return self._targets.Upload(request).target_id
+        info: targets_pb2.TargetInfo = self._targets.Upload(request)
+        return info.target_id
 
-    def loss_and_grad(self, volume_id: str, target_id: str, poses, intrinsics=Intrinsics(),
-                      loss: Loss = Loss(), options: RenderOptions = RenderOptions()):
+    def loss_and_grad(
+            self, volume_id: str, target_id: str, poses: Iterable[Pose | npt.ArrayLike],
+            intrinsics: Intrinsics | Sequence[Intrinsics] = Intrinsics(), loss: Loss = Loss(),
+            options: RenderOptions = RenderOptions(),
+    ) -> tuple[npt.NDArray[Any], list[npt.NDArray[Any]], npt.NDArray[Any]]:
         """The loss of each pose's DRR against the target and its gradient:
         (losses [B], parameter gradients [B, k] in each pose's own
         parameterization, rt_inv gradients [B, 4, 4]). A registration step is
         this one call; no image crosses the wire."""
         request = self.render_request(volume_id, poses, intrinsics, options)
         request.loss.CopyFrom(loss.to_proto(target_id))
-        response = self._renderer.Render(request)
+        response: renderer_pb2.RenderResponse = self._renderer.Render(request)
         return (np.asarray(response.losses), *_pose_gradients(response))
 
     @staticmethod
-    def render_request(volume_id: str, poses, intrinsics=Intrinsics(),
+    def render_request(volume_id: str, poses: Iterable[Pose | npt.ArrayLike],
+                       intrinsics: Intrinsics | Sequence[Intrinsics] = Intrinsics(),
                        options: RenderOptions = RenderOptions(),
                        frame_id: int = 0) -> renderer_pb2.RenderRequest:
         """The wire request for a batch of poses (Pose or 4x4 camera->world);
@@ -138,14 +156,19 @@ class Client:
             request.per_pose_intrinsics.extend(i.to_proto() for i in intrinsics)
         return request
 
-    def render(self, volume_id: str, poses, intrinsics=Intrinsics(),
-               options: RenderOptions = RenderOptions()) -> np.ndarray:
+    def render(self, volume_id: str, poses: Iterable[Pose | npt.ArrayLike],
+               intrinsics: Intrinsics | Sequence[Intrinsics] = Intrinsics(),
+               options: RenderOptions = RenderOptions()) -> npt.NDArray[np.float32]:
         """Renders a batch of poses; returns float32 images [B, C, H, W]."""
         request = self.render_request(volume_id, poses, intrinsics, options)
-        return decode_images(self._renderer.Render(request).images)
+        response: renderer_pb2.RenderResponse = self._renderer.Render(request)
+        return decode_images(response.images)
 
-    def render_with_gradients(self, volume_id: str, poses, upstream, intrinsics=Intrinsics(),
-                              options: RenderOptions = RenderOptions()):
+    def render_with_gradients(
+            self, volume_id: str, poses: Iterable[Pose | npt.ArrayLike], upstream: npt.ArrayLike,
+            intrinsics: Intrinsics | Sequence[Intrinsics] = Intrinsics(),
+            options: RenderOptions = RenderOptions(),
+    ) -> tuple[npt.NDArray[np.float32], list[npt.NDArray[Any]], npt.NDArray[Any]]:
         """Renders a batch and the pose gradients of sum(upstream * images)
         (a vector-Jacobian product). Returns (images [B, C, H, W],
         parameter gradients [B, k] in each pose's own parameterization (the 16
@@ -153,17 +176,20 @@ class Client:
         request = self.render_request(volume_id, poses, intrinsics, options)
         weights = np.ascontiguousarray(upstream, dtype="<f4")
         request.gradient.upstream = weights.tobytes()
-        response = self._renderer.Render(request)
+        response: renderer_pb2.RenderResponse = self._renderer.Render(request)
         return (decode_images(response.images), *_pose_gradients(response))
 
-    def jacobians(self, volume_id: str, poses, intrinsics=Intrinsics(),
-                  options: RenderOptions = RenderOptions()):
+    def jacobians(
+            self, volume_id: str, poses: Iterable[Pose | npt.ArrayLike],
+            intrinsics: Intrinsics | Sequence[Intrinsics] = Intrinsics(),
+            options: RenderOptions = RenderOptions(),
+    ) -> tuple[npt.NDArray[np.float32], list[npt.NDArray[Any]]]:
         """Renders a batch and the full Jacobian of every image with respect
         to each pose's own parameters: (images [B, C, H, W], [dI/dθ of each
         pose as [C, H, W, k]])."""
         request = self.render_request(volume_id, poses, intrinsics, options)
         request.jacobian = True
-        response = self._renderer.Render(request)
+        response: renderer_pb2.RenderResponse = self._renderer.Render(request)
         images = decode_images(response.images)
         shape = images.shape[1:]
         jacobians = [np.frombuffer(g.jacobian, dtype="<f4").reshape(*shape, -1)
@@ -173,7 +199,8 @@ class Client:
     def render_stream(self, requests: Iterable[renderer_pb2.RenderRequest]) -> Iterator[RenderFrame]:
         """Streams requests (each with its frame_id); yields every frame's
         answer in order. A bad frame yields its error; the stream goes on."""
-        for response in self._renderer.RenderStream(iter(requests)):
+        responses: Iterator[renderer_pb2.RenderResponse] = self._renderer.RenderStream(iter(requests))
+        for response in responses:
             if response.status.code != 0:
                 error = FrameError(response.frame_id, _status_code(response.status.code),
                                    response.status.message)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Any, Union
 
 import numpy as np
+import numpy.typing as npt
 
 from drr.v1 import renderer_pb2
+
+# A 3-vector (translation, isocenter) as a sequence or an array.
+Vector = Union[Sequence[float], npt.NDArray[Any]]
 
 _ORIENTATIONS = {
     "AP": renderer_pb2.ORIENTATION_AP,
@@ -61,13 +66,13 @@ class Pose:
     matrix (9, a rotation matrix row-major).
     """
 
-    rotation: Sequence[float] = (0.0, 0.0, 0.0)
-    translation: Sequence[float] = (0.0, 850.0, 0.0)
-    orientation: Optional[str] = "AP"
+    rotation: npt.ArrayLike = (0.0, 0.0, 0.0)
+    translation: Vector = (0.0, 850.0, 0.0)
+    orientation: str | None = "AP"
     parameterization: str = "euler"
     convention: str = "ZXY"
     degrees: bool = True
-    isocenter: Optional[Sequence[float]] = None
+    isocenter: Vector | None = None
 
     def to_proto(self) -> renderer_pb2.Pose:
         if self.orientation not in _ORIENTATIONS:
@@ -85,7 +90,7 @@ class Pose:
             isocenter=[] if self.isocenter is None else [float(v) for v in self.isocenter]))
 
 
-def pose_to_proto(pose) -> renderer_pb2.Pose:
+def pose_to_proto(pose: Pose | npt.ArrayLike) -> renderer_pb2.Pose:
     """A wire pose from a Pose or a 4x4 camera->world matrix."""
     if isinstance(pose, Pose):
         return pose.to_proto()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
 from drr.v1 import renderer_pb2
 
@@ -18,7 +20,10 @@ _DTYPES = {"float32": renderer_pb2.DTYPE_FLOAT32, "float16": renderer_pb2.DTYPE_
 _SAMPLERS = {"exact": renderer_pb2.SAMPLER_EXACT, "texture": renderer_pb2.SAMPLER_TEXTURE}
 
 
-def _pick(table, name, what):
+_T = TypeVar("_T")
+
+
+def _pick(table: Mapping[str, _T], name: str, what: str) -> _T:
     if name not in table:
         raise ValueError(f"{what} must be one of {sorted(table)}, not {name!r}")
     return table[name]
@@ -43,11 +48,11 @@ class RenderOptions:
     image_dtype: str = "float32"
     volume_storage: str = "float32"
     sampler: str = "exact"
-    mu_water: Optional[float] = None
-    mu_bone: Optional[float] = None
-    hu_bone: Optional[float] = None
+    mu_water: float | None = None
+    mu_bone: float | None = None
+    hu_bone: float | None = None
     sum_channels: bool = False
-    classes: Optional[Sequence[int]] = None
+    classes: Sequence[int] | None = None
 
     def to_proto(self) -> renderer_pb2.RenderOptions:
         return renderer_pb2.RenderOptions(
@@ -77,10 +82,10 @@ class Loss:
     (higher is better)."""
 
     kind: str = "ncc"
-    patch_sizes: Optional[Sequence[int]] = None
-    patch_weights: Optional[Sequence[float]] = None
-    sigma: Optional[float] = None
-    eps: Optional[float] = None
+    patch_sizes: Sequence[int | None] | None = None
+    patch_weights: Sequence[float] | None = None
+    sigma: float | None = None
+    eps: float | None = None
 
     def to_proto(self, target_id: str, return_images: bool = False) -> renderer_pb2.Loss:
         return renderer_pb2.Loss(
@@ -91,7 +96,7 @@ class Loss:
             return_images=return_images)
 
 
-def decode_images(tensor: renderer_pb2.ImageTensor) -> np.ndarray:
+def decode_images(tensor: renderer_pb2.ImageTensor) -> npt.NDArray[np.float32]:
     """The [B, C, H, W] images of a response, as float32 (half precision on
     the wire is widened exactly)."""
     shape = tuple(tensor.shape)

@@ -6,20 +6,22 @@ loss_and_grad call: a few hundred bytes each way."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Sequence
+from typing import Callable
 
 import numpy as np
+import numpy.typing as npt
 
-from drrclient.geometry import Intrinsics, Pose
+from drrclient.client import Client
+from drrclient.geometry import Intrinsics, Pose, Vector
 from drrclient.options import Loss, RenderOptions
 
 
-def euler_to_rotation_vector(angles: Sequence[float], convention: str = "ZXY",
-                             degrees: bool = False) -> np.ndarray:
+def euler_to_rotation_vector(angles: Vector, convention: str = "ZXY",
+                             degrees: bool = False) -> npt.NDArray[np.float64]:
     """The rotation vector (so3_log) of intrinsic Euler angles."""
-    angles = np.deg2rad(angles) if degrees else np.asarray(angles, dtype=np.float64)
+    radians = np.deg2rad(angles) if degrees else np.asarray(angles, dtype=np.float64)
     matrix = np.eye(3)
-    for axis, angle in zip(convention.lower(), angles):
+    for axis, angle in zip(convention.lower(), radians):
         c, s = np.cos(angle), np.sin(angle)
         i = "xyz".index(axis)
         r = np.eye(3)
@@ -28,25 +30,28 @@ def euler_to_rotation_vector(angles: Sequence[float], convention: str = "ZXY",
         if i == 1:  # rotation about y: the sign of sin flips in the (z, x) plane
             r[j, k], r[k, j] = s, -s
         matrix = matrix @ r
-    angle = np.arccos(np.clip((np.trace(matrix) - 1) / 2, -1.0, 1.0))
+    angle = float(np.arccos(np.clip((np.trace(matrix) - 1) / 2, -1.0, 1.0)))
     if angle < 1e-12:
         return np.zeros(3)
-    axis = np.array([matrix[2, 1] - matrix[1, 2], matrix[0, 2] - matrix[2, 0],
-                     matrix[1, 0] - matrix[0, 1]]) / (2 * np.sin(angle))
-    return axis * angle
+    unit_axis: npt.NDArray[np.float64] = np.array(
+        [matrix[2, 1] - matrix[1, 2], matrix[0, 2] - matrix[2, 0],
+         matrix[1, 0] - matrix[0, 1]]) / (2 * np.sin(angle))
+    return unit_axis * angle
 
 
 class Adam:
     """Adam (Kingma & Ba) for a parameter vector with per-entry learning rates."""
 
-    def __init__(self, learning_rates: np.ndarray, betas=(0.9, 0.999), eps: float = 1e-8):
+    def __init__(self, learning_rates: npt.ArrayLike, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8) -> None:
         self.lr = np.asarray(learning_rates, dtype=np.float64)
         self.betas, self.eps = betas, eps
         self.m = np.zeros_like(self.lr)
         self.v = np.zeros_like(self.lr)
         self.t = 0
 
-    def step(self, params: np.ndarray, gradient: np.ndarray) -> np.ndarray:
+    def step(self, params: npt.NDArray[np.float64],
+             gradient: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """The parameters after one descent step along `gradient`."""
         self.t += 1
         b1, b2 = self.betas
@@ -59,19 +64,19 @@ class Adam:
 
 @dataclass
 class RegistrationResult:
-    rotation: np.ndarray            # rotation vector (so3_log), radians
-    translation: np.ndarray         # mm, relative to the isocenter
-    losses: List[float] = field(default_factory=list)
+    rotation: npt.NDArray[np.float64]     # rotation vector (so3_log), radians
+    translation: npt.NDArray[np.float64]  # mm, relative to the isocenter
+    losses: list[float] = field(default_factory=list)
     converged: bool = False
 
 
-def register(client, volume_id: str, target_id: str, rotation: Sequence[float],
-             translation: Sequence[float], intrinsics: Intrinsics = Intrinsics(),
+def register(client: Client, volume_id: str, target_id: str, rotation: Vector,
+             translation: Vector, intrinsics: Intrinsics = Intrinsics(),
              loss: Loss = Loss(), options: RenderOptions = RenderOptions(),
-             orientation: Optional[str] = "AP", lr_rotation: float = 5e-2,
+             orientation: str | None = "AP", lr_rotation: float = 5e-2,
              lr_translation: float = 1e1, iterations: int = 100,
-             stop_at: Optional[float] = 0.999,
-             callback: Optional[Callable[[int, float, np.ndarray], None]] = None
+             stop_at: float | None = 0.999,
+             callback: Callable[[int, float, npt.NDArray[np.float64]], None] | None = None
              ) -> RegistrationResult:
     """Registers the volume to the target from the pose (rotation vector,
     translation). Similarities are maximised, MSE minimised; stops after

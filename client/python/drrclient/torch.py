@@ -12,30 +12,45 @@ computes the pose gradients on the server too.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any, TypedDict
+
 import numpy as np
 import torch
 
-from drrclient.geometry import Intrinsics, Pose
+from drrclient.client import Client
+from drrclient.geometry import Intrinsics, Pose, Vector
 from drrclient.options import RenderOptions
+
+
+class _PoseFields(TypedDict):
+    """The Pose fields other than rotation and translation."""
+
+    parameterization: str
+    convention: str
+    degrees: bool
+    orientation: str | None
+    isocenter: Vector | None
 
 
 class _Render(torch.autograd.Function):
     """Forward renders on the server; backward sends dL/dI and gets dL/dθ."""
 
     @staticmethod
-    def forward(ctx, rotation, translation, drr):
+    def forward(ctx: Any, rotation: torch.Tensor, translation: torch.Tensor,
+                drr: DRR) -> torch.Tensor:
         poses = drr.poses(rotation, translation)
         images = drr.client.render(drr.volume_id, poses, drr.intrinsics, drr.options)
         ctx.drr, ctx.poses = drr, poses
         return torch.from_numpy(images.copy()).to(rotation.device)
 
     @staticmethod
-    def backward(ctx, grad_images):
-        drr = ctx.drr
+    def backward(ctx: Any, grad_images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
+        drr: DRR = ctx.drr
         upstream = grad_images.detach().cpu().numpy().astype(np.float32)
-        _, gradients, _ = drr.client.render_with_gradients(drr.volume_id, ctx.poses, upstream,
-                                                           drr.intrinsics, drr.options)
-        gradients = torch.from_numpy(np.stack(gradients)).to(grad_images.device)
+        _, parameter_gradients, _ = drr.client.render_with_gradients(
+            drr.volume_id, ctx.poses, upstream, drr.intrinsics, drr.options)
+        gradients = torch.from_numpy(np.stack(parameter_gradients)).to(grad_images.device)
         k = drr.rotation_size
         return gradients[:, :k].float(), gradients[:, k:].float(), None
 
@@ -44,22 +59,25 @@ class DRR(torch.nn.Module):
     """Renders a batch of poses given as (rotation [B, k], translation [B, 3])
     tensors in one parameterization; differentiable with respect to both."""
 
-    def __init__(self, client, volume_id: str, intrinsics=Intrinsics(),
+    def __init__(self, client: Client, volume_id: str,
+                 intrinsics: Intrinsics | Sequence[Intrinsics] = Intrinsics(),
                  parameterization: str = "euler", convention: str = "ZXY", degrees: bool = True,
-                 orientation="AP", isocenter=None, options: RenderOptions = RenderOptions()):
+                 orientation: str | None = "AP", isocenter: Vector | None = None,
+                 options: RenderOptions = RenderOptions()) -> None:
         super().__init__()
         self.client, self.volume_id, self.intrinsics, self.options = (client, volume_id,
                                                                       intrinsics, options)
-        self.pose_fields = dict(parameterization=parameterization, convention=convention,
-                                degrees=degrees, orientation=orientation, isocenter=isocenter)
+        self.pose_fields = _PoseFields(parameterization=parameterization, convention=convention,
+                                       degrees=degrees, orientation=orientation, isocenter=isocenter)
         self.rotation_size = 0
 
-    def poses(self, rotation, translation):
+    def poses(self, rotation: torch.Tensor, translation: torch.Tensor) -> list[Pose]:
         self.rotation_size = rotation.shape[1]
-        rotation = rotation.detach().cpu().double().numpy()
-        translation = translation.detach().cpu().double().numpy()
+        rotations = rotation.detach().cpu().double().numpy()
+        translations = translation.detach().cpu().double().numpy()
         return [Pose(rotation=r, translation=t, **self.pose_fields)
-                for r, t in zip(rotation, translation)]
+                for r, t in zip(rotations, translations)]
 
     def forward(self, rotation: torch.Tensor, translation: torch.Tensor) -> torch.Tensor:
-        return _Render.apply(rotation, translation, self)
+        images: torch.Tensor = _Render.apply(rotation, translation, self)
+        return images

@@ -4,11 +4,18 @@ voxel->world affine, identified by a content digest the client can compute."""
 from __future__ import annotations
 
 import hashlib
+import os
 import struct
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from drr.v1 import volumes_pb2
+
+if TYPE_CHECKING:
+    from nibabel.spatialimages import SpatialImage
 
 # numpy dtype -> wire voxel type. Other dtypes are converted first (see as_wire_voxels).
 _VOXEL_TYPES = {
@@ -21,7 +28,7 @@ _VOXEL_TYPES = {
 _VALUE_KINDS = {"hu": volumes_pb2.VALUE_KIND_HU, "attenuation": volumes_pb2.VALUE_KIND_ATTENUATION}
 
 
-def as_wire_voxels(voxels) -> np.ndarray:
+def as_wire_voxels(voxels: npt.ArrayLike) -> npt.NDArray[Any]:
     """A C-contiguous little-endian (D, H, W) array of a type the server takes:
     int16, uint8, uint16, int32 or float32 as they are; int8 and bool widen
     losslessly; float64 and other floats become float32."""
@@ -40,7 +47,7 @@ def as_wire_voxels(voxels) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def as_wire_labels(labels, shape) -> np.ndarray:
+def as_wire_labels(labels: npt.ArrayLike, shape: Sequence[int]) -> npt.NDArray[Any]:
     """Class indices of `shape` as C-contiguous uint8 (all below 256) or
     little-endian uint16; other integer or integral-valued types convert."""
     array = np.asarray(labels)
@@ -53,8 +60,8 @@ def as_wire_labels(labels, shape) -> np.ndarray:
     return np.ascontiguousarray(array.astype(dtype))
 
 
-def header_proto(voxels: np.ndarray, affine, value_kind: str = "hu",
-                 labels: np.ndarray = None) -> volumes_pb2.VolumeHeader:
+def header_proto(voxels: npt.NDArray[Any], affine: npt.ArrayLike, value_kind: str = "hu",
+                 labels: npt.NDArray[Any] | None = None) -> volumes_pb2.VolumeHeader:
     """The wire header of wire-ready voxels and labels (see as_wire_voxels,
     as_wire_labels)."""
     if value_kind not in _VALUE_KINDS:
@@ -76,24 +83,26 @@ def canonical_header_bytes(header: volumes_pb2.VolumeHeader) -> bytes:
                        *header.shape, *header.affine)
 
 
-def volume_id(voxels, affine, value_kind: str = "hu", labels=None) -> str:
+def volume_id(voxels: npt.ArrayLike, affine: npt.ArrayLike, value_kind: str = "hu",
+              labels: npt.ArrayLike | None = None) -> str:
     """The id the server will give this volume, computed locally."""
     array = as_wire_voxels(voxels)
     label_array = None if labels is None else as_wire_labels(labels, array.shape)
     digest = hashlib.sha256(
         canonical_header_bytes(header_proto(array, affine, value_kind, label_array)))
-    digest.update(memoryview(array).cast("B"))
+    digest.update(array.data.cast("B"))
     if label_array is not None:
-        digest.update(memoryview(label_array).cast("B"))
+        digest.update(label_array.data.cast("B"))
     return digest.hexdigest()
 
 
-def load_nifti(path):
+def load_nifti(path: str | os.PathLike[str]) -> tuple[npt.NDArray[Any], npt.NDArray[np.float64]]:
     """(voxels (D, H, W), affine) of a NIfTI file, as the server reads it;
     needs nibabel."""
     import nibabel
 
-    image = nibabel.load(path)
+    # nibabel.load returns a FileBasedImage; a NIfTI file is a SpatialImage (voxels and affine).
+    image = cast("SpatialImage", nibabel.load(path))
     voxels = np.asanyarray(image.dataobj)
     if voxels.ndim > 3:
         voxels = voxels.reshape(voxels.shape[:3])

@@ -19,7 +19,7 @@ from drrclient.registration import euler_to_rotation_vector, register
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 
 
-def main():
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server", default="127.0.0.1:50051")
     parser.add_argument("--volume", default=str(ROOT.parent / "shared" / "data" / "lidc-idri-0001.nii.gz"))
