@@ -152,50 +152,6 @@ int RotationParameterCount(Parameterization parameterization) {
   return 3;
 }
 
-std::string RotationProblem(Parameterization parameterization,
-                            std::string_view convention,
-                            const double* rotation) {
-  switch (parameterization) {
-    case Parameterization::kEuler:
-      if (!IsEulerConvention(convention)) {
-        return "convention \"" + std::string(convention) +
-               "\" is not three axis letters (e.g. ZXY intrinsic, zxy "
-               "extrinsic)";
-      }
-      return "";
-    case Parameterization::kQuaternion: {
-      double n2 = 0;
-      for (int i = 0; i < 4; ++i) n2 += rotation[i] * rotation[i];
-      return n2 > 1e-24 ? "" : "quaternion is zero";
-    }
-    case Parameterization::kQuaternionAdjugate: {
-      double n2 = 0;
-      for (int i = 0; i < 10; ++i) n2 += rotation[i] * rotation[i];
-      return n2 > 1e-24 ? "" : "quaternion adjugate is zero";
-    }
-    case Parameterization::kMatrix: {
-      const double(*m)[3] = reinterpret_cast<const double(*)[3]>(rotation);
-      for (int r = 0; r < 3; ++r) {
-        for (int c = 0; c < 3; ++c) {
-          const double dot =
-              m[0][r] * m[0][c] + m[1][r] * m[1][c] + m[2][r] * m[2][c];
-          if (std::fabs(dot - (r == c ? 1.0 : 0.0)) > 1e-6)
-            return "matrix is not orthonormal";
-        }
-      }
-      const double det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) -
-                         m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0]) +
-                         m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
-      return det > 0 ? "" : "matrix is a reflection (determinant −1)";
-    }
-    case Parameterization::kRotation9d:
-    case Parameterization::kSo3Log:
-    case Parameterization::kSe3Log:
-      break;
-  }
-  return "";
-}
-
 Mat3d RotationMatrix(Parameterization parameterization,
                      std::string_view convention, const double* rotation,
                      bool degrees) {

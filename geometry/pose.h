@@ -38,14 +38,11 @@ enum class Parameterization {
 // The number of rotation values `parameterization` takes.
 int RotationParameterCount(Parameterization parameterization);
 
-// Why `rotation` (RotationParameterCount values) is not a valid rotation of
-// `parameterization` (e.g. a zero quaternion, a non-orthonormal matrix), or
-// "" when it is. Values must already be finite.
-std::string RotationProblem(Parameterization parameterization,
-                            std::string_view convention,
-                            const double* rotation);
-
-// The rotation matrix of valid `rotation` values (roma's conventions).
+// The rotation matrix of valid `rotation` values (roma's conventions):
+// RotationParameterCount finite values; for kEuler a convention that
+// satisfies IsEulerConvention; a nonzero quaternion or adjugate; for kMatrix
+// an orthonormal matrix with determinant +1. The engine checks these before
+// it calls (server/engine/render_call.cc); the geometry does not fail.
 Mat3d RotationMatrix(Parameterization parameterization,
                      std::string_view convention, const double* rotation,
                      bool degrees);

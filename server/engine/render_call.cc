@@ -27,6 +27,62 @@ absl::Status CheckPositive(double value, absl::string_view field) {
   return absl::OkStatus();
 }
 
+// OK when `p.rotation` (finite, of the parameterization's count) is a valid
+// rotation of its parameterization, as geometry::RotationMatrix requires:
+// a known Euler convention, a nonzero quaternion or adjugate, a proper
+// orthonormal matrix. Else INVALID_ARGUMENT naming `field`.
+absl::Status CheckRotation(const ParameterizedPoseSpec& p,
+                           const std::string& field) {
+  const double* rotation = p.rotation.data();
+  auto sum_of_squares = [&](int count) {
+    double n2 = 0;
+    for (int i = 0; i < count; ++i) n2 += rotation[i] * rotation[i];
+    return n2;
+  };
+  switch (p.parameterization) {
+    case geometry::Parameterization::kEuler:
+      if (!geometry::IsEulerConvention(p.convention)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            field, ".convention: convention \"", p.convention.substr(0, 16),
+            "\" is not three axis letters (e.g. ZXY intrinsic, zxy "
+            "extrinsic)"));
+      }
+      return absl::OkStatus();
+    case geometry::Parameterization::kQuaternion:
+      if (sum_of_squares(4) > 1e-24) return absl::OkStatus();
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ".rotation: quaternion is zero"));
+    case geometry::Parameterization::kQuaternionAdjugate:
+      if (sum_of_squares(10) > 1e-24) return absl::OkStatus();
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ".rotation: quaternion adjugate is zero"));
+    case geometry::Parameterization::kMatrix: {
+      const double(*m)[3] = reinterpret_cast<const double(*)[3]>(rotation);
+      for (int r = 0; r < 3; ++r) {
+        for (int c = 0; c < 3; ++c) {
+          const double dot =
+              m[0][r] * m[0][c] + m[1][r] * m[1][c] + m[2][r] * m[2][c];
+          if (std::fabs(dot - (r == c ? 1.0 : 0.0)) > 1e-6) {
+            return absl::InvalidArgumentError(
+                absl::StrCat(field, ".rotation: matrix is not orthonormal"));
+          }
+        }
+      }
+      const double det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) -
+                         m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0]) +
+                         m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
+      if (det > 0) return absl::OkStatus();
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, ".rotation: matrix is a reflection (determinant −1)"));
+    }
+    case geometry::Parameterization::kRotation9d:
+    case geometry::Parameterization::kSo3Log:
+    case geometry::Parameterization::kSe3Log:
+      break;
+  }
+  return absl::OkStatus();
+}
+
 // A count must be at least `min` (else INVALID_ARGUMENT) and at most the
 // server's `limit` (else RESOURCE_EXHAUSTED); both name the field.
 absl::Status CheckCount(int64_t value, int64_t min, int64_t limit,
@@ -79,16 +135,7 @@ absl::Status ValidatePose(const PoseSpec& pose, int index) {
     DRR_RETURN_IF_ERROR(
         CheckFinite(p.rotation[i], absl::StrCat(field, ".rotation[", i, "]")));
   }
-  const std::string problem = geometry::RotationProblem(
-      p.parameterization, p.convention, p.rotation.data());
-  if (!problem.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field,
-                     p.parameterization == geometry::Parameterization::kEuler
-                         ? ".convention: "
-                         : ".rotation: ",
-                     problem));
-  }
+  DRR_RETURN_IF_ERROR(CheckRotation(p, field));
   DRR_RETURN_IF_ERROR(CheckVec(p.translation, field + ".translation"));
   if (p.isocenter)
     DRR_RETURN_IF_ERROR(CheckVec(*p.isocenter, field + ".isocenter"));
