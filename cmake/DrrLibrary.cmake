@@ -21,6 +21,14 @@ function(drr_include_root target folder)
   if(type STREQUAL "INTERFACE_LIBRARY")
     target_include_directories(${target} INTERFACE $<BUILD_INTERFACE:${root}>)
   else()
-    target_include_directories(${target} PUBLIC $<BUILD_INTERFACE:${root}>)
+    target_include_directories(${target} PUBLIC $<BUILD_INTERFACE:${root}>
+                               $<INSTALL_INTERFACE:include>)
   endif()
+endfunction()
+
+# drr_install_headers(FOLDER): installs FOLDER/*.h as include/FOLDER/*.h, the
+# paths the installed targets' users include them by.
+function(drr_install_headers folder)
+  install(DIRECTORY ${PROJECT_SOURCE_DIR}/${folder}/ DESTINATION include/${folder}
+          COMPONENT client FILES_MATCHING PATTERN "*.h" PATTERN "cuda" EXCLUDE)
 endfunction()
