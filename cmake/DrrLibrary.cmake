@@ -19,7 +19,8 @@ function(drr_include_root target folder)
   endif()
   get_target_property(type ${target} TYPE)
   if(type STREQUAL "INTERFACE_LIBRARY")
-    target_include_directories(${target} INTERFACE $<BUILD_INTERFACE:${root}>)
+    target_include_directories(${target} INTERFACE $<BUILD_INTERFACE:${root}>
+                               $<INSTALL_INTERFACE:include>)
   else()
     target_include_directories(${target} PUBLIC $<BUILD_INTERFACE:${root}>
                                $<INSTALL_INTERFACE:include>)

@@ -1,16 +1,16 @@
 # What `cmake --install build [--prefix P] [--component C]` puts where:
 #   runtime  bin/drrserve, bin/drrctl
 #   client   the C++ client library: lib/libdrr_*.a, include/{client/cpp,
-#            wire,volume,geometry,numeric,drr/v1}, and the CMake package
+#            wire,volume,geometry,numeric,defaults,drr/v1}, the CMake package
 #            lib/cmake/drrclient (find_package(drrclient); drr::drr_client)
 #   python   the Python package drrclient and its drr.v1 stubs, in
 #            DRR_INSTALL_PYTHONDIR (put it on PYTHONPATH, or point it at a
 #            site-packages directory)
 install(TARGETS drrserve drrctl RUNTIME DESTINATION bin COMPONENT runtime)
 
-install(TARGETS drr_client drr_wire drr_volume drr_geometry drr_numeric drr_proto
+install(TARGETS drr_client drr_wire drr_volume drr_geometry drr_numeric drr_defaults drr_proto
         EXPORT drrclient ARCHIVE DESTINATION lib COMPONENT client)
-foreach(folder client/cpp wire volume geometry numeric)
+foreach(folder client/cpp wire volume geometry numeric defaults)
   drr_install_headers(${folder})
 endforeach()
 install(DIRECTORY ${PROJECT_BINARY_DIR}/proto/gen/drr DESTINATION include COMPONENT client

@@ -1,6 +1,7 @@
 // Detector intrinsics in nanodrr's convention (design.md §1).
 #pragma once
 
+#include "defaults/defaults.h"
 #include "geometry/host_math.h"
 
 namespace drr::geometry {
@@ -8,13 +9,13 @@ namespace drr::geometry {
 // A pinhole (or orthographic) X-ray camera: source-to-detector distance and
 // pixel spacing in mm, principal-point offset in mm, detector size in pixels.
 struct Intrinsics {
-  double sdd = 1020.0;
-  double delx = 2.0;
-  double dely = 2.0;
-  double x0 = 0.0;
-  double y0 = 0.0;
-  int height = 200;
-  int width = 200;
+  double sdd = defaults::kSdd;
+  double delx = defaults::kDelx;
+  double dely = defaults::kDely;
+  double x0 = defaults::kX0;
+  double y0 = defaults::kY0;
+  int height = defaults::kHeight;
+  int width = defaults::kWidth;
   bool orthographic = false;
 };
 

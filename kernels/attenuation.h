@@ -4,15 +4,16 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "defaults/defaults.h"
 #include "numeric/host_device.h"
 
 namespace drr::kernels {
 
 // The parameters of the bilinear HU → μ map; defaults are nanodrr's (≈70 keV).
 struct AttenuationParams {
-  float mu_water = 0.0192f;
-  float mu_bone = 0.0573f;
-  float hu_bone = 1000.0f;
+  float mu_water = static_cast<float>(defaults::kMuWater);
+  float mu_bone = static_cast<float>(defaults::kMuBone);
+  float hu_bone = static_cast<float>(defaults::kHuBone);
 };
 
 // μ for one HU value: HU is clamped to ≥ −1000; μ = μ_w(1 + HU/1000) for

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "defaults/defaults.h"
 
 namespace drr::server {
 
@@ -20,9 +21,9 @@ struct LossSpec {
   std::vector<int> patch_sizes{0};
   std::vector<double> weights{1.0};
   // Gaussian blur σ (pixels) of kGradientNcc; 0 = no blur.
-  double sigma = 1.0;
-  // Added to each variance: nanodrr's default is 1e-7, 1e-4 for multiscale.
-  double eps = 1e-7;
+  double sigma = defaults::kGradientNccSigma;
+  // Added to each variance (defaults::kMultiscaleNccEps suits kMultiscaleNcc).
+  double eps = defaults::kNccEps;
 };
 
 // Why `spec` cannot be applied to height × width images, or OK.

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "defaults/defaults.h"
 #include "geometry/camera.h"
 #include "geometry/host_math.h"
 #include "geometry/pose.h"
@@ -22,8 +23,8 @@ namespace drr::server {
 struct ParameterizedPoseSpec {
   geometry::Parameterization parameterization =
       geometry::Parameterization::kEuler;
-  std::string convention = "ZXY";  // Euler only
-  bool degrees = true;             // Euler only
+  std::string convention = defaults::kEulerConvention;  // Euler only
+  bool degrees = true;                                  // Euler only
   std::vector<double> rotation{0, 0, 0};
   geometry::Vec3d translation{0, 0, 0};
   geometry::Orientation orientation = geometry::Orientation::kAP;
@@ -77,7 +78,7 @@ struct RenderCall {
   std::vector<PoseSpec> poses;
   // One shared by every pose, or one per pose (all of the same size).
   std::vector<geometry::Intrinsics> intrinsics{geometry::Intrinsics{}};
-  int n_samples = 500;
+  int n_samples = defaults::kSamples;
   kernels::Projector projector = kernels::Projector::kTrilinear;
   kernels::Sampler sampler = kernels::Sampler::kExact;
   OutputKind output = OutputKind::kLineIntegral;

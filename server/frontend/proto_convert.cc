@@ -244,7 +244,7 @@ absl::StatusOr<RenderCall> FromProto(const v1::RenderRequest& request) {
         break;
       case v1::LOSS_KIND_MULTISCALE_NCC:
         out.spec.kind = LossSpec::Kind::kMultiscaleNcc;
-        out.spec.eps = 1e-4;
+        out.spec.eps = defaults::kMultiscaleNccEps;
         break;
       case v1::LOSS_KIND_GRADIENT_NCC:
         out.spec.kind = LossSpec::Kind::kGradientNcc;
