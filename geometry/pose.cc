@@ -152,6 +152,23 @@ int RotationParameterCount(Parameterization parameterization) {
   return 3;
 }
 
+std::vector<double> IdentityRotation(Parameterization parameterization) {
+  switch (parameterization) {
+    case Parameterization::kQuaternion:
+      return {0, 0, 0, 1};
+    case Parameterization::kQuaternionAdjugate:
+      return {1, 0, 0, 0, 0, 0, 0, 0, 0, 0};  // (w, x, y, z) = (1, 0, 0, 0)
+    case Parameterization::kRotation9d:
+    case Parameterization::kMatrix:
+      return {1, 0, 0, 0, 1, 0, 0, 0, 1};
+    case Parameterization::kEuler:
+    case Parameterization::kSo3Log:
+    case Parameterization::kSe3Log:
+      break;
+  }
+  return {0, 0, 0};
+}
+
 Mat3d RotationMatrix(Parameterization parameterization,
                      std::string_view convention, const double* rotation,
                      bool degrees) {

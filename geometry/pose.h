@@ -4,6 +4,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "geometry/host_math.h"
 
@@ -37,6 +38,11 @@ enum class Parameterization {
 
 // The number of rotation values `parameterization` takes.
 int RotationParameterCount(Parameterization parameterization);
+
+// The values of `parameterization` that give the identity rotation (zeros,
+// the quaternion (0, 0, 0, 1), the identity matrix, ...):
+// RotationParameterCount of them.
+std::vector<double> IdentityRotation(Parameterization parameterization);
 
 // The rotation matrix of valid `rotation` values (roma's conventions):
 // RotationParameterCount finite values; for kEuler a convention that

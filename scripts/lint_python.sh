@@ -27,7 +27,7 @@ touch "$stubs/drr/__init__.py" "$stubs/drr/v1/__init__.py"
 cd "$root/client/python"
 status=0
 echo "lint_python: ruff check client/python tests bench"
-"$bin/ruff" check --config pyproject.toml . ../../tests ../../bench || status=1
+"$bin/ruff" check --no-cache --config pyproject.toml . ../../tests ../../bench || status=1
 echo "lint_python: mypy client/python (drrclient, examples, setup.py)"
-MYPYPATH=$stubs "$bin/mypy" --config-file pyproject.toml || status=1
+MYPYPATH=$stubs "$bin/mypy" --config-file pyproject.toml --cache-dir "$stubs/.mypy_cache" || status=1
 exit "$status"

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
-#include "cli/cli.h"
 #include "io/nifti.h"
 #include "io/phantom.h"
 #include "server/frontend/server.h"
@@ -16,60 +16,59 @@
 namespace drr::server {
 namespace {
 
-void DeclareFlags(CommandLine& cli) {
-  const Limits defaults;
-  cli.Add("listen", 1, "0.0.0.0:50051",
-          "gRPC address host:port (port 0 picks one)");
-  cli.Add("metrics-listen", 1, "0.0.0.0:9464",
-          "Prometheus /metrics address host:port (\"\" disables)");
-  cli.Add("device", 1, "auto",
-          "executor: auto (CUDA if usable, else CPU), cpu or cuda");
-  cli.Add("cpu-threads", 1, "0", "CPU executor threads (0 = one per core)");
-  cli.Add("preload", 1, "", "NIfTI volume (.nii/.nii.gz) to store at start");
-  cli.Add("preload-phantom", 0, "",
-          "store the built-in analytic thorax phantom at start");
-  cli.Add("max-volume-voxels", 1, std::to_string(defaults.max_volume_voxels),
-          "largest volume accepted, in voxels");
-  cli.Add("max-volumes", 1, std::to_string(defaults.max_volumes),
-          "most volumes stored");
-  cli.Add("max-image-side", 1, std::to_string(defaults.max_image_side),
-          "largest image height or width, in pixels");
-  cli.Add("max-samples", 1, std::to_string(defaults.max_samples),
-          "most samples per ray");
-  cli.Add("max-batch", 1, std::to_string(defaults.max_batch),
-          "most poses per request");
-  cli.Add("max-queued-requests", 1,
-          std::to_string(defaults.max_queued_requests),
-          "most render requests waiting; more are refused");
-  cli.Add("help", 0, "", "print this help");
-}
-
-absl::StatusOr<Server::Options> OptionsFromFlags(const CommandLine& cli) {
+// The flags of drrserve.
+struct Flags {
   Server::Options options;
-  options.listen = cli.Value("listen");
-  options.metrics_listen = cli.Value("metrics-listen");
-  DRR_ASSIGN_OR_RETURN(options.device, ParseDeviceMode(cli.Value("device")));
-  DRR_ASSIGN_OR_RETURN(options.cpu_threads, cli.Int("cpu-threads"));
-  Limits& limits = options.limits;
-  DRR_ASSIGN_OR_RETURN(double voxels, cli.Double("max-volume-voxels"));
-  limits.max_volume_voxels = static_cast<int64_t>(voxels);
-  DRR_ASSIGN_OR_RETURN(limits.max_volumes, cli.Int("max-volumes"));
-  DRR_ASSIGN_OR_RETURN(limits.max_image_side, cli.Int("max-image-side"));
-  DRR_ASSIGN_OR_RETURN(limits.max_samples, cli.Int("max-samples"));
-  DRR_ASSIGN_OR_RETURN(limits.max_batch, cli.Int("max-batch"));
-  DRR_ASSIGN_OR_RETURN(limits.max_queued_requests,
-                       cli.Int("max-queued-requests"));
-  return options;
+  std::string device = "auto";
+  std::string preload;
+  bool preload_phantom = false;
+};
+
+void DeclareFlags(CLI::App& app, Flags& f) {
+  Server::Options& o = f.options;
+  Limits& limits = o.limits;
+  o.listen = "0.0.0.0:50051";
+  o.metrics_listen = "0.0.0.0:9464";
+  app.add_option("--listen", o.listen,
+                 "gRPC address host:port (port 0 picks one)")
+      ->capture_default_str();
+  app.add_option("--metrics-listen", o.metrics_listen,
+                 "Prometheus /metrics address host:port (\"\" disables)")
+      ->capture_default_str();
+  app.add_option("--device", f.device,
+                 "executor: auto (CUDA if usable, else CPU), cpu or cuda")
+      ->capture_default_str();
+  app.add_option("--cpu-threads", o.cpu_threads,
+                 "CPU executor threads (0 = one per core)")
+      ->capture_default_str();
+  app.add_option("--preload", f.preload,
+                 "NIfTI volume (.nii/.nii.gz) to store at start");
+  app.add_flag("--preload-phantom", f.preload_phantom,
+               "store the built-in analytic thorax phantom at start");
+  app.add_option("--max-volume-voxels", limits.max_volume_voxels,
+                 "largest volume accepted, in voxels")
+      ->capture_default_str();
+  app.add_option("--max-volumes", limits.max_volumes, "most volumes stored")
+      ->capture_default_str();
+  app.add_option("--max-image-side", limits.max_image_side,
+                 "largest image height or width, in pixels")
+      ->capture_default_str();
+  app.add_option("--max-samples", limits.max_samples, "most samples per ray")
+      ->capture_default_str();
+  app.add_option("--max-batch", limits.max_batch, "most poses per request")
+      ->capture_default_str();
+  app.add_option("--max-queued-requests", limits.max_queued_requests,
+                 "most render requests waiting; more are refused")
+      ->capture_default_str();
 }
 
-absl::Status Preload(const CommandLine& cli, Server& server) {
+absl::Status Preload(const Flags& flags, Server& server) {
   std::vector<std::pair<std::string, HostVolume>> volumes;
-  if (!cli.Value("preload").empty()) {
-    DRR_ASSIGN_OR_RETURN(HostVolume volume,
-                         ReadNiftiFile(cli.Value("preload")));
-    volumes.emplace_back(cli.Value("preload"), std::move(volume));
+  if (!flags.preload.empty()) {
+    DRR_ASSIGN_OR_RETURN(HostVolume volume, ReadNiftiFile(flags.preload));
+    volumes.emplace_back(flags.preload, std::move(volume));
   }
-  if (cli.Given("preload-phantom"))
+  if (flags.preload_phantom)
     volumes.emplace_back("thorax phantom", MakeThoraxPhantom());
   for (auto& [name, volume] : volumes) {
     DRR_ASSIGN_OR_RETURN(std::string id, server.Preload(std::move(volume)));
@@ -80,27 +79,21 @@ absl::Status Preload(const CommandLine& cli, Server& server) {
 }
 
 int Run(int argc, char** argv) {
-  CommandLine cli;
-  DeclareFlags(cli);
-  absl::Status status =
-      cli.Parse(std::vector<std::string>(argv + 1, argv + argc));
-  if (status.ok() && !cli.positional().empty()) {
-    status = absl::InvalidArgumentError(
-        absl::StrCat("unexpected argument \"", cli.positional().front(), "\""));
+  CLI::App app{"drrserve: the DRR render server"};
+  Flags flags;
+  DeclareFlags(app, flags);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
   }
-  if (!status.ok() || cli.Given("help")) {
-    if (!status.ok())
-      std::fprintf(stderr, "drrserve: %s\n",
-                   std::string(status.message()).c_str());
-    std::fprintf(stderr, "usage: drrserve [options]\n%s", cli.Usage().c_str());
-    return status.ok() ? 0 : 2;
-  }
-  absl::StatusOr<Server::Options> options = OptionsFromFlags(cli);
-  if (!options.ok()) {
+  absl::StatusOr<DeviceMode> device = ParseDeviceMode(flags.device);
+  if (!device.ok()) {
     std::fprintf(stderr, "drrserve: %s\n",
-                 std::string(options.status().message()).c_str());
+                 std::string(device.status().message()).c_str());
     return 2;
   }
+  flags.options.device = *device;
   // Signals are taken by sigwait below, not by whichever thread gets them.
   sigset_t signals;
   sigemptyset(&signals);
@@ -108,14 +101,14 @@ int Run(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  absl::StatusOr<Server> server = Server::Start(*options);
+  absl::StatusOr<Server> server = Server::Start(flags.options);
   if (!server.ok()) {
     std::fprintf(stderr, "drrserve: %s\n", server.status().ToString().c_str());
     return 1;
   }
   std::printf("drrserve: backend %s (%s)\n", server->backend().c_str(),
               server->backend_reason().c_str());
-  status = Preload(cli, *server);
+  const absl::Status status = Preload(flags, *server);
   if (!status.ok()) {
     std::fprintf(stderr, "drrserve: preload failed: %s\n",
                  status.ToString().c_str());

@@ -1,99 +1,151 @@
 // drrctl: command-line client of drrserve.
 //
-//   drrctl upload FILE.nii.gz [--labels MASK.nii.gz]   prints the volume id
-//   drrctl render VOLUME_ID|FILE -o NAME                writes NAME.png,
-//   NAME.npy drrctl register VOLUME_ID|FILE --target IMAGE.npy   registers with
-//   Adam drrctl list                                        prints the stored
-//   volumes
+//   drrctl upload FILE.nii.gz [--labels MASK.nii.gz]    prints the volume id
+//   drrctl render VOLUME_ID|FILE [-o NAME] [options]     writes NAME.png, .npy
+//   drrctl register VOLUME_ID|FILE --target IMAGE.npy    registers with Adam
+//   drrctl list                                          prints stored volumes
 //
-// Pose and camera flags are named after nanodrr's parameters; their defaults
-// are the reference camera of design.md §8.
+// Pose and camera flags are named after nanodrr's parameters. A flag left out
+// is left out of the request, and the server takes its default
+// (defaults/defaults.h): nanodrr's reference camera and pose.
 #include <sys/stat.h>
 
 #include <cmath>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "cli/cli.h"
 #include "client/cpp/drr_client.h"
+#include "defaults/defaults.h"
 #include "geometry/pose.h"
 #include "io/labels.h"
 #include "io/nifti.h"
 #include "io/npy.h"
 #include "io/png.h"
 #include "status/status_macros.h"
+#include "wire/enum_names.h"
 
 namespace drr::client {
 namespace {
 
-constexpr char kUsage[] =
-    "usage: drrctl upload FILE.nii.gz [--labels MASK.nii.gz] [--server "
-    "HOST:PORT]\n"
-    "       drrctl render VOLUME_ID|FILE.nii.gz -o NAME [options]\n"
-    "       drrctl register VOLUME_ID|FILE.nii.gz --target IMAGE.npy "
-    "[options]\n"
-    "       drrctl list [--server HOST:PORT]\n";
+// The flags of a render request (render and register).
+struct RenderFlags {
+  std::string source;
+  std::string labels;
+  std::optional<std::string> parameterization;
+  std::optional<std::string> convention;
+  bool radians = false;
+  std::vector<double> rotation;
+  std::vector<double> translation;
+  std::vector<double> isocenter;
+  std::optional<std::string> orientation;
+  std::optional<double> sdd, delx, dely, x0, y0;
+  std::optional<int> height, width;
+  bool orthographic = false;
+  std::optional<int> samples;
+  std::optional<std::string> renderer, output, image_dtype, volume_storage,
+      sampler;
+  std::optional<double> mu_water, mu_bone, hu_bone;
+  bool sum_channels = false;
+  std::vector<int> classes;
+};
 
-void DeclareFlags(CommandLine& cli) {
-  cli.Add("server", 1, "127.0.0.1:50051", "drrserve address");
-  cli.Add("out", 1, "drr", "render: write OUT.png and OUT.npy");
-  cli.Alias('o', "out");
-  cli.Add("labels", 1, "",
-          "upload, render FILE: label volume (NIfTI) of the same shape");
-  cli.Add("parameterization", 1, "euler",
-          "render: euler, quaternion, quaternion_adjugate, rotation_9d, "
-          "so3_log, se3_log or "
-          "matrix");
-  cli.Add("convention", 1, "ZXY",
-          "render: Euler convention (upper case intrinsic)");
-  cli.Add("radians", 0, "", "render: Euler angles in radians");
-  cli.Add("rotation", CommandLine::kVariadic, "0 0 0",
-          "render: rotation values (ZXY Euler RZ RX RY, degrees, by default)");
-  cli.Add("translation", 3, "0 850 0",
-          "render: camera centre TX TY TZ from the isocenter, mm");
-  cli.Add("orientation", 1, "AP", "render: AP, PA or none");
-  cli.Add("isocenter", 3, "",
-          "render: rotation centre, world mm (default: volume centre)");
-  cli.Add("sdd", 1, "1020", "render: source-to-detector distance, mm");
-  cli.Add("delx", 1, "2.0", "render: pixel spacing along x, mm");
-  cli.Add("dely", 1, "2.0", "render: pixel spacing along y, mm");
-  cli.Add("x0", 1, "0", "render: principal point offset along x, mm");
-  cli.Add("y0", 1, "0", "render: principal point offset along y, mm");
-  cli.Add("height", 1, "200", "render: image height, pixels");
-  cli.Add("width", 1, "200", "render: image width, pixels");
-  cli.Add("orthographic", 0, "", "render: parallel rays");
-  cli.Add("samples", 1, "500", "render: samples per ray");
-  cli.Add("renderer", 1, "trilinear", "render: trilinear or siddon");
-  cli.Add("output", 1, "line-integral", "render: line-integral, exp or mip");
-  cli.Add("image-dtype", 1, "float32",
-          "render: float32, float16 or bfloat16 on the wire");
-  cli.Add("volume-storage", 1, "float32",
-          "render: float32, float16 or bfloat16 on the device");
-  cli.Add("sampler", 1, "exact", "render: exact or texture (CUDA only)");
-  cli.Add("mu-water", 1, "0.0192", "render: mu of water, per mm");
-  cli.Add("mu-bone", 1, "0.0573", "render: mu of bone, per mm");
-  cli.Add("hu-bone", 1, "1000", "render: HU of bone");
-  cli.Add("sum-channels", 0, "",
-          "render: one channel summing every label class");
-  cli.Add("classes", CommandLine::kVariadic, "",
-          "render: only these label classes");
-  cli.Add("target", 1, "",
-          "register: the target image, a float32 (H, W) .npy file");
-  cli.Add("loss", 1, "ncc",
-          "register: ncc, multiscale_ncc, gradient_ncc or mse");
-  cli.Add("patch-sizes", CommandLine::kVariadic, "0",
-          "register: NCC patch sizes (0 = whole image)");
-  cli.Add("iterations", 1, "100", "register: most Adam iterations");
-  cli.Add("lr-rotation", 1, "0.05",
-          "register: Adam learning rate of the rotation vector");
-  cli.Add("lr-translation", 1, "10",
-          "register: Adam learning rate of the translation");
-  cli.Add("stop-at", 1, "0.999",
-          "register: stop once the similarity reaches this");
-  cli.Add("help", 0, "", "print this help");
+// The flags of register beyond the render flags.
+struct RegisterFlags {
+  std::string target;
+  std::optional<std::string> loss;
+  std::vector<int> patch_sizes;
+  int iterations = 100;
+  double lr_rotation = 0.05;
+  double lr_translation = 10;
+  double stop_at = 0.999;
+};
+
+// Help text of a flag the server defaults: "what (default: value)".
+template <typename T>
+std::string WithDefault(const std::string& what, T value) {
+  return absl::StrCat(what, " (default: ", value, ")");
+}
+
+// Help text of an enum flag: its spellings, from the proto descriptor.
+template <typename E>
+std::string OneOf(const std::string& what) {
+  return absl::StrCat(
+      what, ": ",
+      absl::StrJoin(EnumSpellings(*google::protobuf::GetEnumDescriptor<E>()),
+                    ", "));
+}
+
+void AddRenderFlags(CLI::App& command, RenderFlags& f) {
+  command
+      .add_option("source", f.source, "volume id, or a NIfTI file to upload")
+      ->required();
+  command.add_option("--labels", f.labels,
+                     "label volume (NIfTI) of the same shape, with FILE");
+  command.add_option("--parameterization", f.parameterization,
+                     OneOf<v1::Parameterization>("how --rotation is given"));
+  command.add_option("--convention", f.convention,
+                     WithDefault("Euler convention (upper case intrinsic)",
+                                 defaults::kEulerConvention));
+  command.add_flag("--radians", f.radians, "Euler angles in radians");
+  command
+      .add_option("--rotation", f.rotation,
+                  "rotation values (default: the identity)")
+      ->expected(1, 16);
+  command
+      .add_option("--translation", f.translation,
+                  WithDefault("camera centre TX TY TZ from the isocenter, mm",
+                              absl::StrJoin(defaults::kTranslation, " ")))
+      ->expected(3);
+  command
+      .add_option("--isocenter", f.isocenter,
+                  "rotation centre, world mm (default: volume centre)")
+      ->expected(3);
+  command.add_option("--orientation", f.orientation,
+                     OneOf<v1::Orientation>("reorientation (default: ap)"));
+  command.add_option(
+      "--sdd", f.sdd,
+      WithDefault("source-to-detector distance, mm", defaults::kSdd));
+  command.add_option("--delx", f.delx,
+                     WithDefault("pixel spacing along x, mm", defaults::kDelx));
+  command.add_option("--dely", f.dely,
+                     WithDefault("pixel spacing along y, mm", defaults::kDely));
+  command.add_option(
+      "--x0", f.x0,
+      WithDefault("principal point offset along x, mm", defaults::kX0));
+  command.add_option(
+      "--y0", f.y0,
+      WithDefault("principal point offset along y, mm", defaults::kY0));
+  command.add_option("--height", f.height,
+                     WithDefault("image height, pixels", defaults::kHeight));
+  command.add_option("--width", f.width,
+                     WithDefault("image width, pixels", defaults::kWidth));
+  command.add_flag("--orthographic", f.orthographic, "parallel rays");
+  command.add_option("--samples", f.samples,
+                     WithDefault("samples per ray", defaults::kSamples));
+  command.add_option("--renderer", f.renderer,
+                     OneOf<v1::RendererKind>("ray integral"));
+  command.add_option("--output", f.output, OneOf<v1::Output>("pixel values"));
+  command.add_option("--image-dtype", f.image_dtype,
+                     OneOf<v1::DType>("image type on the wire"));
+  command.add_option("--volume-storage", f.volume_storage,
+                     OneOf<v1::DType>("volume type on the device"));
+  command.add_option("--sampler", f.sampler,
+                     OneOf<v1::SamplerKind>("trilinear sampler"));
+  command.add_option("--mu-water", f.mu_water,
+                     WithDefault("mu of water, per mm", defaults::kMuWater));
+  command.add_option("--mu-bone", f.mu_bone,
+                     WithDefault("mu of bone, per mm", defaults::kMuBone));
+  command.add_option("--hu-bone", f.hu_bone,
+                     WithDefault("HU of bone", defaults::kHuBone));
+  command.add_flag("--sum-channels", f.sum_channels,
+                   "one channel summing every label class");
+  command.add_option("--classes", f.classes, "only these label classes")
+      ->expected(1, 1 << 16);
 }
 
 // Adam (Kingma & Ba) over a parameter vector with per-entry learning rates.
@@ -138,149 +190,83 @@ absl::StatusOr<std::string> UploadFile(DrrClient& client,
   return info.volume_id();
 }
 
-// Looks `text` up among `names` (flag spellings) and returns the matching
-// value.
-template <typename Enum>
-absl::StatusOr<Enum> Choose(
-    const CommandLine& cli, const std::string& flag,
-    std::initializer_list<std::pair<const char*, Enum>> names) {
-  const std::string text = cli.Value(flag);
-  std::string known;
-  for (const auto& [name, value] : names) {
-    if (text == name) return value;
-    absl::StrAppend(&known, known.empty() ? "" : ", ", name);
-  }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "--", flag, " must be one of ", known, ", not \"", text, "\""));
+// The volume id of `f.source`, uploading it first when it is a file.
+absl::StatusOr<std::string> VolumeId(DrrClient& client, const RenderFlags& f) {
+  if (!IsFile(f.source)) return f.source;
+  return UploadFile(client, f.source, f.labels);
 }
 
-absl::StatusOr<v1::Intrinsics> IntrinsicsFromFlags(const CommandLine& cli) {
-  v1::Intrinsics in;
-  DRR_ASSIGN_OR_RETURN(double sdd, cli.Double("sdd"));
-  DRR_ASSIGN_OR_RETURN(double delx, cli.Double("delx"));
-  DRR_ASSIGN_OR_RETURN(double dely, cli.Double("dely"));
-  DRR_ASSIGN_OR_RETURN(double x0, cli.Double("x0"));
-  DRR_ASSIGN_OR_RETURN(double y0, cli.Double("y0"));
-  DRR_ASSIGN_OR_RETURN(int height, cli.Int("height"));
-  DRR_ASSIGN_OR_RETURN(int width, cli.Int("width"));
-  in.set_sdd(sdd);
-  in.set_delx(delx);
-  in.set_dely(dely);
-  in.set_x0(x0);
-  in.set_y0(y0);
-  in.set_height(height);
-  in.set_width(width);
-  in.set_orthographic(cli.Given("orthographic"));
-  return in;
+// Sets `*out` to the value spelled `text` when the flag was given.
+template <typename E>
+absl::Status SetEnum(const std::optional<std::string>& text,
+                     const std::string& flag, void (v1::RenderOptions::*set)(E),
+                     v1::RenderOptions* out) {
+  if (!text) return absl::OkStatus();
+  DRR_ASSIGN_OR_RETURN(E value, ParseEnum<E>(*text, flag));
+  (out->*set)(value);
+  return absl::OkStatus();
 }
 
-absl::StatusOr<v1::Pose> PoseFromFlags(const CommandLine& cli) {
-  v1::Pose pose;
-  v1::ParameterizedPose* p = pose.mutable_parameterized();
-  DRR_ASSIGN_OR_RETURN(
-      v1::Parameterization parameterization,
-      Choose<v1::Parameterization>(
-          cli, "parameterization",
-          {{"euler", v1::PARAMETERIZATION_EULER},
-           {"quaternion", v1::PARAMETERIZATION_QUATERNION},
-           {"quaternion_adjugate", v1::PARAMETERIZATION_QUATERNION_ADJUGATE},
-           {"rotation_9d", v1::PARAMETERIZATION_ROTATION_9D},
-           {"so3_log", v1::PARAMETERIZATION_SO3_LOG},
-           {"se3_log", v1::PARAMETERIZATION_SE3_LOG},
-           {"matrix", v1::PARAMETERIZATION_MATRIX}}));
-  p->set_parameterization(parameterization);
-  p->set_convention(cli.Value("convention"));
-  p->set_radians(cli.Given("radians"));
-  for (size_t i = 0; i < cli.Values("rotation").size(); ++i) {
-    DRR_ASSIGN_OR_RETURN(double r, cli.Double("rotation", static_cast<int>(i)));
-    p->add_rotation(r);
-  }
-  for (int i = 0; i < 3; ++i) {
-    DRR_ASSIGN_OR_RETURN(double t, cli.Double("translation", i));
-    p->add_translation(t);
-    if (cli.Given("isocenter")) {
-      DRR_ASSIGN_OR_RETURN(double c, cli.Double("isocenter", i));
-      p->add_isocenter(c);
-    }
-  }
-  DRR_ASSIGN_OR_RETURN(
-      v1::Orientation orientation,
-      Choose<v1::Orientation>(cli, "orientation",
-                              {{"AP", v1::ORIENTATION_AP},
-                               {"PA", v1::ORIENTATION_PA},
-                               {"none", v1::ORIENTATION_NONE}}));
-  p->set_orientation(orientation);
-  return pose;
-}
-
-absl::StatusOr<v1::RenderOptions> OptionsFromFlags(const CommandLine& cli) {
-  v1::RenderOptions options;
-  DRR_ASSIGN_OR_RETURN(int samples, cli.Int("samples"));
-  options.set_n_samples(samples);
-  DRR_ASSIGN_OR_RETURN(
-      v1::RendererKind renderer,
-      Choose<v1::RendererKind>(cli, "renderer",
-                               {{"trilinear", v1::RENDERER_KIND_TRILINEAR},
-                                {"siddon", v1::RENDERER_KIND_SIDDON}}));
-  options.set_renderer(renderer);
-  DRR_ASSIGN_OR_RETURN(
-      v1::Output output,
-      Choose<v1::Output>(cli, "output",
-                         {{"line-integral", v1::OUTPUT_LINE_INTEGRAL},
-                          {"exp", v1::OUTPUT_EXP},
-                          {"mip", v1::OUTPUT_MIP}}));
-  options.set_output(output);
-  const std::initializer_list<std::pair<const char*, v1::DType>> dtypes = {
-      {"float32", v1::DTYPE_FLOAT32},
-      {"float16", v1::DTYPE_FLOAT16},
-      {"bfloat16", v1::DTYPE_BFLOAT16}};
-  DRR_ASSIGN_OR_RETURN(v1::DType image_dtype,
-                       Choose<v1::DType>(cli, "image-dtype", dtypes));
-  options.set_image_dtype(image_dtype);
-  DRR_ASSIGN_OR_RETURN(v1::DType storage,
-                       Choose<v1::DType>(cli, "volume-storage", dtypes));
-  options.set_volume_storage(storage);
-  DRR_ASSIGN_OR_RETURN(
-      v1::SamplerKind sampler,
-      Choose<v1::SamplerKind>(
-          cli, "sampler",
-          {{"exact", v1::SAMPLER_EXACT}, {"texture", v1::SAMPLER_TEXTURE}}));
-  options.set_sampler(sampler);
-  DRR_ASSIGN_OR_RETURN(double mu_water, cli.Double("mu-water"));
-  DRR_ASSIGN_OR_RETURN(double mu_bone, cli.Double("mu-bone"));
-  DRR_ASSIGN_OR_RETURN(double hu_bone, cli.Double("hu-bone"));
-  options.mutable_attenuation()->set_mu_water(mu_water);
-  options.mutable_attenuation()->set_mu_bone(mu_bone);
-  options.mutable_attenuation()->set_hu_bone(hu_bone);
-  options.mutable_channels()->set_sum(cli.Given("sum-channels"));
-  for (size_t i = 0; i < cli.Values("classes").size(); ++i) {
-    DRR_ASSIGN_OR_RETURN(double c, cli.Double("classes", static_cast<int>(i)));
-    options.mutable_channels()->add_classes(static_cast<int>(c));
-  }
-  return options;
-}
-
-absl::StatusOr<v1::RenderRequest> RequestFromFlags(
-    const CommandLine& cli, const std::string& volume_id) {
+absl::StatusOr<v1::RenderRequest> RequestFromFlags(const RenderFlags& f,
+                                                   const std::string& id) {
   v1::RenderRequest request;
-  request.set_volume_id(volume_id);
-  DRR_ASSIGN_OR_RETURN(*request.add_poses(), PoseFromFlags(cli));
-  DRR_ASSIGN_OR_RETURN(*request.mutable_intrinsics(), IntrinsicsFromFlags(cli));
-  DRR_ASSIGN_OR_RETURN(*request.mutable_options(), OptionsFromFlags(cli));
+  request.set_volume_id(id);
+  v1::ParameterizedPose* p = request.add_poses()->mutable_parameterized();
+  if (f.parameterization) {
+    DRR_ASSIGN_OR_RETURN(v1::Parameterization parameterization,
+                         ParseEnum<v1::Parameterization>(*f.parameterization,
+                                                         "--parameterization"));
+    p->set_parameterization(parameterization);
+  }
+  if (f.convention) p->set_convention(*f.convention);
+  p->set_radians(f.radians);
+  for (double r : f.rotation) p->add_rotation(r);
+  for (double t : f.translation) p->add_translation(t);
+  for (double c : f.isocenter) p->add_isocenter(c);
+  if (f.orientation) {
+    DRR_ASSIGN_OR_RETURN(
+        v1::Orientation orientation,
+        ParseEnum<v1::Orientation>(*f.orientation, "--orientation"));
+    p->set_orientation(orientation);
+  }
+
+  v1::Intrinsics* in = request.mutable_intrinsics();
+  if (f.sdd) in->set_sdd(*f.sdd);
+  if (f.delx) in->set_delx(*f.delx);
+  if (f.dely) in->set_dely(*f.dely);
+  if (f.x0) in->set_x0(*f.x0);
+  if (f.y0) in->set_y0(*f.y0);
+  if (f.height) in->set_height(*f.height);
+  if (f.width) in->set_width(*f.width);
+  in->set_orthographic(f.orthographic);
+
+  v1::RenderOptions* options = request.mutable_options();
+  if (f.samples) options->set_n_samples(*f.samples);
+  DRR_RETURN_IF_ERROR(SetEnum(f.renderer, "--renderer",
+                              &v1::RenderOptions::set_renderer, options));
+  DRR_RETURN_IF_ERROR(
+      SetEnum(f.output, "--output", &v1::RenderOptions::set_output, options));
+  DRR_RETURN_IF_ERROR(SetEnum(f.image_dtype, "--image-dtype",
+                              &v1::RenderOptions::set_image_dtype, options));
+  DRR_RETURN_IF_ERROR(SetEnum(f.volume_storage, "--volume-storage",
+                              &v1::RenderOptions::set_volume_storage, options));
+  DRR_RETURN_IF_ERROR(SetEnum(f.sampler, "--sampler",
+                              &v1::RenderOptions::set_sampler, options));
+  v1::Attenuation* attenuation = options->mutable_attenuation();
+  if (f.mu_water) attenuation->set_mu_water(*f.mu_water);
+  if (f.mu_bone) attenuation->set_mu_bone(*f.mu_bone);
+  if (f.hu_bone) attenuation->set_hu_bone(*f.hu_bone);
+  options->mutable_channels()->set_sum(f.sum_channels);
+  for (int c : f.classes) options->mutable_channels()->add_classes(c);
   return request;
 }
 
-absl::Status Render(const CommandLine& cli, DrrClient& client,
-                    const std::string& source) {
-  std::string volume_id = source;
-  if (IsFile(source)) {
-    DRR_ASSIGN_OR_RETURN(volume_id,
-                         UploadFile(client, source, cli.Value("labels")));
-  }
+absl::Status Render(DrrClient& client, const RenderFlags& f,
+                    const std::string& name) {
+  DRR_ASSIGN_OR_RETURN(const std::string volume_id, VolumeId(client, f));
   DRR_ASSIGN_OR_RETURN(v1::RenderRequest request,
-                       RequestFromFlags(cli, volume_id));
+                       RequestFromFlags(f, volume_id));
   DRR_ASSIGN_OR_RETURN(Images images, client.Render(request));
-  const std::string name = cli.Value("out");
   // One channel: (H, W); several: (C, H, W), and the PNG shows their sum.
   std::vector<int64_t> shape = {images.height, images.width};
   if (images.channels > 1) shape.insert(shape.begin(), images.channels);
@@ -301,75 +287,70 @@ absl::Status Render(const CommandLine& cli, DrrClient& client,
 // Registers the volume to the target image: Adam on a rotation vector
 // (so3_log) and translation, starting from the pose flags, maximising the
 // similarity (minimising MSE); prints each iteration and the final pose.
-absl::Status Register(const CommandLine& cli, DrrClient& client,
-                      const std::string& source) {
-  std::string volume_id = source;
-  if (IsFile(source)) {
-    DRR_ASSIGN_OR_RETURN(volume_id,
-                         UploadFile(client, source, cli.Value("labels")));
-  }
-  if (cli.Value("target").empty())
-    return absl::InvalidArgumentError("register needs --target");
-  DRR_ASSIGN_OR_RETURN(const NpyArray target, ReadNpy(cli.Value("target")));
-  DRR_ASSIGN_OR_RETURN(v1::RenderRequest request,
-                       RequestFromFlags(cli, volume_id));
-  const v1::Intrinsics& in = request.intrinsics();
-  if (target.shape.size() != 2 || target.shape[0] != in.height() ||
-      target.shape[1] != in.width()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--target must be a (", in.height(), ", ", in.width(),
-                     ") image, as --height and --width say"));
-  }
-  DRR_ASSIGN_OR_RETURN(
-      std::string target_id,
-      client.UploadTarget(
-          in.height(), in.width(),
-          std::vector<float>(target.values.begin(), target.values.end())));
-  DRR_ASSIGN_OR_RETURN(
-      v1::LossKind kind,
-      Choose<v1::LossKind>(cli, "loss",
-                           {{"ncc", v1::LOSS_KIND_NCC},
-                            {"multiscale_ncc", v1::LOSS_KIND_MULTISCALE_NCC},
-                            {"gradient_ncc", v1::LOSS_KIND_GRADIENT_NCC},
-                            {"mse", v1::LOSS_KIND_MSE}}));
-  v1::Loss* loss = request.mutable_loss();
-  loss->set_target_id(target_id);
-  loss->set_kind(kind);
-  for (size_t i = 0; i < cli.Values("patch-sizes").size(); ++i) {
-    DRR_ASSIGN_OR_RETURN(double p,
-                         cli.Double("patch-sizes", static_cast<int>(i)));
-    loss->add_patch_sizes(static_cast<int>(p));
-  }
-  // Start: the flags' pose as a rotation vector and translation.
-  v1::ParameterizedPose* pose =
-      request.mutable_poses(0)->mutable_parameterized();
-  if (pose->parameterization() != v1::PARAMETERIZATION_EULER ||
-      pose->rotation_size() != 3) {
+absl::Status Register(DrrClient& client, const RenderFlags& f,
+                      const RegisterFlags& r) {
+  if (f.rotation.size() != 0 && f.rotation.size() != 3) {
     return absl::InvalidArgumentError(
         "register starts from an Euler pose (--rotation A B C)");
   }
-  const geometry::Vec3d start =
-      geometry::RotationVector(geometry::EulerToMatrix(
-          pose->convention(),
-          {pose->rotation(0), pose->rotation(1), pose->rotation(2)},
-          !pose->radians()));
-  std::vector<double> params = {start[0],
-                                start[1],
-                                start[2],
-                                pose->translation(0),
-                                pose->translation(1),
-                                pose->translation(2)};
+  DRR_ASSIGN_OR_RETURN(v1::RenderRequest request, RequestFromFlags(f, ""));
+  v1::ParameterizedPose* pose =
+      request.mutable_poses(0)->mutable_parameterized();
+  if (pose->parameterization() != v1::PARAMETERIZATION_UNSPECIFIED &&
+      pose->parameterization() != v1::PARAMETERIZATION_EULER) {
+    return absl::InvalidArgumentError(
+        "register starts from an Euler pose (--rotation A B C)");
+  }
+  const int height = f.height.value_or(defaults::kHeight);
+  const int width = f.width.value_or(defaults::kWidth);
+  DRR_ASSIGN_OR_RETURN(const NpyArray target, ReadNpy(r.target));
+  if (target.shape.size() != 2 || target.shape[0] != height ||
+      target.shape[1] != width) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--target must be a (", height, ", ", width,
+                     ") image, as --height and --width say"));
+  }
+  DRR_ASSIGN_OR_RETURN(const std::string volume_id, VolumeId(client, f));
+  request.set_volume_id(volume_id);
+  DRR_ASSIGN_OR_RETURN(
+      std::string target_id,
+      client.UploadTarget(
+          height, width,
+          std::vector<float>(target.values.begin(), target.values.end())));
+  v1::Loss* loss = request.mutable_loss();
+  loss->set_target_id(target_id);
+  if (r.loss) {
+    DRR_ASSIGN_OR_RETURN(v1::LossKind kind,
+                         ParseEnum<v1::LossKind>(*r.loss, "--loss"));
+    loss->set_kind(kind);
+  }
+  for (int p : r.patch_sizes) loss->add_patch_sizes(p);
+  // Start: the flags' pose as a rotation vector and translation.
+  const std::vector<double> euler =
+      f.rotation.empty() ? std::vector<double>{0, 0, 0} : f.rotation;
+  const geometry::Vec3d start = geometry::RotationVector(
+      geometry::EulerToMatrix(f.convention.value_or(defaults::kEulerConvention),
+                              {euler[0], euler[1], euler[2]}, !f.radians));
+  const std::vector<double> translation =
+      f.translation.empty()
+          ? std::vector<double>(std::begin(defaults::kTranslation),
+                                std::end(defaults::kTranslation))
+          : f.translation;
+  std::vector<double> params = {start[0],       start[1],       start[2],
+                                translation[0], translation[1], translation[2]};
   pose->set_parameterization(v1::PARAMETERIZATION_SO3_LOG);
-  DRR_ASSIGN_OR_RETURN(double lr_rotation, cli.Double("lr-rotation"));
-  DRR_ASSIGN_OR_RETURN(double lr_translation, cli.Double("lr-translation"));
-  DRR_ASSIGN_OR_RETURN(int iterations, cli.Int("iterations"));
-  DRR_ASSIGN_OR_RETURN(double stop_at, cli.Double("stop-at"));
-  Adam adam({lr_rotation, lr_rotation, lr_rotation, lr_translation,
-             lr_translation, lr_translation});
-  const bool maximise = kind != v1::LOSS_KIND_MSE;
+  pose->clear_rotation();
+  pose->clear_translation();
+  for (int i = 0; i < 3; ++i) {
+    pose->add_rotation(0);
+    pose->add_translation(0);
+  }
+  Adam adam({r.lr_rotation, r.lr_rotation, r.lr_rotation, r.lr_translation,
+             r.lr_translation, r.lr_translation});
+  const bool maximise = loss->kind() != v1::LOSS_KIND_MSE;
   double value = 0;
   int iteration = 0;
-  for (; iteration < iterations; ++iteration) {
+  for (; iteration < r.iterations; ++iteration) {
     for (int i = 0; i < 3; ++i) {
       pose->set_rotation(i, params[i]);
       pose->set_translation(i, params[3 + i]);
@@ -377,7 +358,7 @@ absl::Status Register(const CommandLine& cli, DrrClient& client,
     DRR_ASSIGN_OR_RETURN(v1::RenderResponse response, client.Send(request));
     value = response.losses(0);
     std::printf("iteration %d loss %.6f\n", iteration, value);
-    if (maximise && value >= stop_at) break;
+    if (maximise && value >= r.stop_at) break;
     std::vector<double> gradient(
         response.pose_gradients(0).parameters().begin(),
         response.pose_gradients(0).parameters().end());
@@ -387,7 +368,7 @@ absl::Status Register(const CommandLine& cli, DrrClient& client,
     adam.Step(gradient, &params);
   }
   std::printf("final loss %.6f after %d iteration(s)\n", value,
-              iteration + (iteration < iterations));
+              iteration + (iteration < r.iterations));
   std::printf(
       "rotation (so3_log, rad) %.6f %.6f %.6f\ntranslation (mm) %.4f %.4f "
       "%.4f\n",
@@ -405,37 +386,85 @@ absl::Status List(DrrClient& client) {
   return absl::OkStatus();
 }
 
-absl::Status Run(const CommandLine& cli) {
-  const std::vector<std::string>& args = cli.positional();
-  DrrClient client(cli.Value("server"));
-  if (args.size() == 2 && args[0] == "upload") {
-    DRR_ASSIGN_OR_RETURN(std::string id,
-                         UploadFile(client, args[1], cli.Value("labels")));
-    std::printf("%s\n", id.c_str());
-    return absl::OkStatus();
-  }
-  if (args.size() == 2 && args[0] == "render")
-    return Render(cli, client, args[1]);
-  if (args.size() == 2 && args[0] == "register")
-    return Register(cli, client, args[1]);
-  if (args.size() == 1 && args[0] == "list") return List(client);
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown command \"", absl::StrJoin(args, " "), "\"\n", kUsage));
-}
+int Run(int argc, char** argv) {
+  CLI::App app{"drrctl: command-line client of drrserve"};
+  app.require_subcommand(1);
+  app.fallthrough();
+  std::string server = "127.0.0.1:50051";
+  app.add_option("--server", server, "drrserve address host:port")
+      ->capture_default_str();
 
-}  // namespace
-}  // namespace drr::client
+  std::string upload_file, upload_labels;
+  CLI::App* upload = app.add_subcommand("upload",
+                                        "upload a NIfTI volume; "
+                                        "prints its id");
+  upload->add_option("file", upload_file, "NIfTI volume (.nii, .nii.gz)")
+      ->required();
+  upload->add_option("--labels", upload_labels,
+                     "label volume (NIfTI) of the same shape");
 
-int main(int argc, char** argv) {
-  drr::CommandLine cli;
-  drr::client::DeclareFlags(cli);
-  absl::Status status =
-      cli.Parse(std::vector<std::string>(argv + 1, argv + argc));
-  if (status.ok() && cli.Given("help")) {
-    std::printf("%s\noptions:\n%s", drr::client::kUsage, cli.Usage().c_str());
-    return 0;
+  RenderFlags render_flags;
+  std::string out = "drr";
+  CLI::App* render =
+      app.add_subcommand("render", "render one DRR to OUT.png and OUT.npy");
+  AddRenderFlags(*render, render_flags);
+  render->add_option("-o,--out", out, "output name")->capture_default_str();
+
+  RenderFlags register_flags;
+  RegisterFlags registration;
+  CLI::App* reg = app.add_subcommand(
+      "register",
+      "register the volume to a target image (Adam, on the server's"
+      " loss and pose gradient)");
+  AddRenderFlags(*reg, register_flags);
+  reg->add_option("--target", registration.target,
+                  "the target image, a float32 (H, W) .npy file")
+      ->required();
+  reg->add_option("--loss", registration.loss,
+                  OneOf<v1::LossKind>("similarity (default: ncc)"));
+  reg->add_option("--patch-sizes", registration.patch_sizes,
+                  "NCC patch sizes (0 = the whole image)")
+      ->expected(1, 16);
+  reg->add_option("--iterations", registration.iterations,
+                  "most Adam iterations")
+      ->capture_default_str();
+  reg->add_option("--lr-rotation", registration.lr_rotation,
+                  "Adam learning rate of the rotation vector")
+      ->capture_default_str();
+  reg->add_option("--lr-translation", registration.lr_translation,
+                  "Adam learning rate of the translation")
+      ->capture_default_str();
+  reg->add_option("--stop-at", registration.stop_at,
+                  "stop once the similarity reaches this")
+      ->capture_default_str();
+
+  CLI::App* list = app.add_subcommand("list", "list the stored volumes");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "drrctl: INVALID_ARGUMENT: %s\n(drrctl --help)\n",
+                 e.what());
+    return 1;
   }
-  if (status.ok()) status = drr::client::Run(cli);
+  DrrClient client(server);
+  absl::Status status;
+  if (upload->parsed()) {
+    absl::StatusOr<std::string> id =
+        UploadFile(client, upload_file, upload_labels);
+    if (id.ok()) std::printf("%s\n", id->c_str());
+    status = id.status();
+  } else if (render->parsed()) {
+    status = Render(client, render_flags, out);
+  } else if (reg->parsed()) {
+    status = Register(client, register_flags, registration);
+  } else if (list->parsed()) {
+    status = List(client);
+  }
   if (!status.ok()) {
     std::fprintf(stderr, "drrctl: %s: %s\n",
                  absl::StatusCodeToString(status.code()).c_str(),
@@ -444,3 +473,8 @@ int main(int argc, char** argv) {
   }
   return 0;
 }
+
+}  // namespace
+}  // namespace drr::client
+
+int main(int argc, char** argv) { return drr::client::Run(argc, argv); }

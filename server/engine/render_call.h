@@ -26,7 +26,9 @@ struct ParameterizedPoseSpec {
   std::string convention = defaults::kEulerConvention;  // Euler only
   bool degrees = true;                                  // Euler only
   std::vector<double> rotation{0, 0, 0};
-  geometry::Vec3d translation{0, 0, 0};
+  geometry::Vec3d translation{defaults::kTranslation[0],
+                              defaults::kTranslation[1],
+                              defaults::kTranslation[2]};
   geometry::Orientation orientation = geometry::Orientation::kAP;
   // Rotation centre in world mm; the volume centre when absent.
   std::optional<geometry::Vec3d> isocenter;

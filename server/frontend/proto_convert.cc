@@ -84,12 +84,18 @@ absl::StatusOr<PoseSpec> PoseFromProto(const v1::Pose& pose, int index) {
           spec.parameterization,
           ParameterizationFromProto(p.parameterization(),
                                     field + ".parameterization"));
-      if (!p.convention().empty()) spec.convention = p.convention();
+      if (p.has_convention()) spec.convention = p.convention();
       spec.degrees = !p.radians();
-      spec.rotation.assign(p.rotation().begin(), p.rotation().end());
-      DRR_ASSIGN_OR_RETURN(
-          spec.translation,
-          Vec3FromProto(p.translation(), field + ".translation"));
+      if (p.rotation().empty()) {
+        spec.rotation = geometry::IdentityRotation(spec.parameterization);
+      } else {
+        spec.rotation.assign(p.rotation().begin(), p.rotation().end());
+      }
+      if (!p.translation().empty()) {
+        DRR_ASSIGN_OR_RETURN(
+            spec.translation,
+            Vec3FromProto(p.translation(), field + ".translation"));
+      }
       DRR_ASSIGN_OR_RETURN(
           spec.orientation,
           OrientationFromProto(p.orientation(), field + ".orientation"));
@@ -134,16 +140,25 @@ v1::DType DTypeToProto(kernels::StorageType type) {
   return v1::DTYPE_FLOAT32;
 }
 
+// The fields of `in` that are set, over the defaults.
 geometry::Intrinsics IntrinsicsFromProto(const v1::Intrinsics& in) {
-  return geometry::Intrinsics{in.sdd(),   in.delx(),        in.dely(),
-                              in.x0(),    in.y0(),          in.height(),
-                              in.width(), in.orthographic()};
+  geometry::Intrinsics out;
+  if (in.has_sdd()) out.sdd = in.sdd();
+  if (in.has_delx()) out.delx = in.delx();
+  if (in.has_dely()) out.dely = in.dely();
+  if (in.has_x0()) out.x0 = in.x0();
+  if (in.has_y0()) out.y0 = in.y0();
+  if (in.has_height()) out.height = in.height();
+  if (in.has_width()) out.width = in.width();
+  out.orthographic = in.orthographic();
+  return out;
 }
 
-// Fills the options of `call` from `options` (zero fields take defaults).
+// Fills the options of `call` from `options` (unset fields keep the call's
+// defaults).
 absl::Status OptionsFromProto(const v1::RenderOptions& options,
                               RenderCall* call) {
-  if (options.n_samples() != 0) call->n_samples = options.n_samples();
+  if (options.has_n_samples()) call->n_samples = options.n_samples();
   switch (options.renderer()) {
     case v1::RENDERER_KIND_UNSPECIFIED:
     case v1::RENDERER_KIND_TRILINEAR:
@@ -190,11 +205,11 @@ absl::Status OptionsFromProto(const v1::RenderOptions& options,
       call->volume_storage,
       DTypeFromProto(options.volume_storage(), "options.volume_storage"));
   const v1::Attenuation& a = options.attenuation();
-  if (a.mu_water() != 0)
+  if (a.has_mu_water())
     call->attenuation.mu_water = static_cast<float>(a.mu_water());
-  if (a.mu_bone() != 0)
+  if (a.has_mu_bone())
     call->attenuation.mu_bone = static_cast<float>(a.mu_bone());
-  if (a.hu_bone() != 0)
+  if (a.has_hu_bone())
     call->attenuation.hu_bone = static_cast<float>(a.hu_bone());
   call->channels.sum = options.channels().sum();
   call->channels.classes.assign(options.channels().classes().begin(),
@@ -225,10 +240,8 @@ absl::StatusOr<RenderCall> FromProto(const v1::RenderRequest& request) {
     for (const v1::Intrinsics& in : request.per_pose_intrinsics()) {
       call.intrinsics.push_back(IntrinsicsFromProto(in));
     }
-  } else if (request.has_intrinsics()) {
-    call.intrinsics = {IntrinsicsFromProto(request.intrinsics())};
   } else {
-    return absl::InvalidArgumentError("intrinsics is not set");
+    call.intrinsics = {IntrinsicsFromProto(request.intrinsics())};
   }
   DRR_RETURN_IF_ERROR(OptionsFromProto(request.options(), &call));
   call.jacobian = request.jacobian();
@@ -264,9 +277,8 @@ absl::StatusOr<RenderCall> FromProto(const v1::RenderRequest& request) {
       if (out.spec.weights.empty())
         out.spec.weights.assign(out.spec.patch_sizes.size(), 1.0);
     }
-    if (loss.sigma() != 0)
-      out.spec.sigma = loss.sigma() < 0 ? 0.0 : loss.sigma();
-    if (loss.eps() != 0) out.spec.eps = loss.eps();
+    if (loss.has_sigma()) out.spec.sigma = loss.sigma();
+    if (loss.has_eps()) out.spec.eps = loss.eps();
     call.loss = std::move(out);
   }
   if (request.has_gradient()) {

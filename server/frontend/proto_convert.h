@@ -14,7 +14,8 @@ namespace drr::server {
 // The wire description of a stored volume.
 void ToProto(const StoredVolume& volume, v1::VolumeInfo* out);
 
-// The engine call of a render request (n_samples 0 becomes 500).
+// The engine call of a render request; fields it leaves unset take the
+// defaults (defaults/defaults.h).
 absl::StatusOr<RenderCall> FromProto(const v1::RenderRequest& request);
 
 // Fills `out` with the images and timings of `result`.

@@ -95,5 +95,21 @@ TEST(MakeRtInvTest, RotatesTheTranslationAboutTheIsocenter) {
   EXPECT_NEAR(source[2], 3.0, 1e-9);
 }
 
+TEST(IdentityRotationTest, IsTheIdentityInEveryParameterization) {
+  for (Parameterization p :
+       {Parameterization::kEuler, Parameterization::kQuaternion,
+        Parameterization::kQuaternionAdjugate, Parameterization::kRotation9d,
+        Parameterization::kSo3Log, Parameterization::kSe3Log,
+        Parameterization::kMatrix}) {
+    const std::vector<double> values = IdentityRotation(p);
+    ASSERT_EQ(static_cast<int>(values.size()), RotationParameterCount(p));
+    const Mat3d r = RotationMatrix(p, "ZXY", values.data(), true);
+    for (int i = 0; i < 3; ++i)
+      for (int j = 0; j < 3; ++j)
+        EXPECT_NEAR(r.m[i][j], i == j ? 1.0 : 0.0, 1e-15)
+            << static_cast<int>(p) << " " << i << "," << j;
+  }
+}
+
 }  // namespace
 }  // namespace drr::geometry

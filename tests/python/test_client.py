@@ -227,3 +227,30 @@ def test_targets_and_loss_requests_report_bad_input(client):
     losses, grads, rt_inv = client.loss_and_grad(vid, target, [Pose(translation=(0, 150, 0))] * 2,
                                                  SMALL, Loss(kind="mse"))
     assert losses.shape == (2,) and losses[0] == losses[1] and rt_inv.shape == (2, 4, 4)
+
+
+def test_fields_left_none_are_left_out_and_the_server_takes_its_defaults(client):
+    assert Intrinsics().to_proto().ListFields() == []
+    options = RenderOptions().to_proto()
+    assert not options.HasField("n_samples") and options.attenuation.ListFields() == []
+    assert options.renderer == options.output == options.sampler == 0  # unspecified
+    pose = Pose().to_proto().parameterized
+    assert not pose.HasField("convention") and not pose.rotation and not pose.translation
+    loss = Loss(sigma=0).to_proto("t")
+    assert loss.HasField("sigma") and loss.sigma == 0 and not loss.HasField("eps")
+    voxels, affine = small_volume(21)
+    vid = client.upload_volume(voxels, affine)
+    bare = client.render(vid, [Pose(rotation=(5, 0, 0))])
+    assert bare.shape == (1, 1, 200, 200)
+    spelled_out = client.render(
+        vid, [Pose(rotation=(5, 0, 0), translation=(0, 850, 0), convention="ZXY")],
+        Intrinsics(sdd=1020, delx=2.0, dely=2.0, x0=0, y0=0, height=200, width=200),
+        RenderOptions(n_samples=500, renderer="trilinear", output="line_integral"))
+    np.testing.assert_array_equal(bare, spelled_out)
+
+
+def test_enum_spellings_come_from_the_proto_in_any_case():
+    with pytest.raises(ValueError, match="renderer must be one of trilinear, siddon"):
+        RenderOptions(renderer="Siddon-Jacobs").to_proto()
+    assert RenderOptions(renderer="SIDDON").to_proto().renderer == 2
+    assert Pose(orientation="pa").to_proto().parameterized.orientation == 2

@@ -6,7 +6,9 @@ import nibabel
 import numpy as np
 
 from conftest import DRRCTL, small_volume
+from drr.v1 import renderer_pb2
 from drrclient import Intrinsics, Pose, RenderOptions, load_nifti, volume_id
+from drrclient._enums import spellings
 
 
 def drrctl(*args):
@@ -109,3 +111,14 @@ def test_register_recovers_a_pose_and_prints_each_iteration(server, client, tmp_
     result = drrctl("register", vid, "--server", server.address, "--target",
                     str(tmp_path / "target.npy"), "--height", "10")
     assert result.returncode == 1 and "--target must be a (10, 200) image" in result.stderr
+
+
+def test_enum_flags_list_the_spellings_the_python_client_takes():
+    help_text = drrctl("render", "--help").stdout + drrctl("register", "--help").stdout
+    for flag, enum in [("--renderer", renderer_pb2.RendererKind), ("--output", renderer_pb2.Output),
+                       ("--image-dtype", renderer_pb2.DType), ("--sampler", renderer_pb2.SamplerKind),
+                       ("--parameterization", renderer_pb2.Parameterization),
+                       ("--orientation", renderer_pb2.Orientation), ("--loss", renderer_pb2.LossKind)]:
+        line = next(line for line in help_text.splitlines() if line.strip().startswith(flag + " "))
+        listed = line.rsplit(": ", 1)[1].split(", ")
+        assert listed == list(spellings(enum.DESCRIPTOR)), flag

@@ -10,42 +10,27 @@ import numpy as np
 import numpy.typing as npt
 
 from drr.v1 import renderer_pb2
+from drrclient._enums import pick
 
 # A 3-vector (translation, isocenter) as a sequence or an array.
 Vector = Union[Sequence[float], npt.NDArray[Any]]
-
-_ORIENTATIONS = {
-    "AP": renderer_pb2.ORIENTATION_AP,
-    "PA": renderer_pb2.ORIENTATION_PA,
-    None: renderer_pb2.ORIENTATION_NONE,
-    "none": renderer_pb2.ORIENTATION_NONE,
-}
-
-_PARAMETERIZATIONS = {
-    "euler": renderer_pb2.PARAMETERIZATION_EULER,
-    "quaternion": renderer_pb2.PARAMETERIZATION_QUATERNION,
-    "quaternion_adjugate": renderer_pb2.PARAMETERIZATION_QUATERNION_ADJUGATE,
-    "rotation_9d": renderer_pb2.PARAMETERIZATION_ROTATION_9D,
-    "so3_log": renderer_pb2.PARAMETERIZATION_SO3_LOG,
-    "se3_log": renderer_pb2.PARAMETERIZATION_SE3_LOG,
-    "matrix": renderer_pb2.PARAMETERIZATION_MATRIX,
-}
-
 
 @dataclass(frozen=True)
 class Intrinsics:
     """Detector intrinsics as nanodrr's ``make_k_inv`` takes them (mm, pixels).
 
-    The defaults are the reference camera of nanodrr's benchmark.
+    A field left None is left out of the request, and the server takes its
+    default: the reference camera of nanodrr's benchmark (the server's
+    defaults/defaults.h).
     """
 
-    sdd: float = 1020.0
-    delx: float = 2.0
-    dely: float = 2.0
-    x0: float = 0.0
-    y0: float = 0.0
-    height: int = 200
-    width: int = 200
+    sdd: float | None = None
+    delx: float | None = None
+    dely: float | None = None
+    x0: float | None = None
+    y0: float | None = None
+    height: int | None = None
+    width: int | None = None
     orthographic: bool = False
 
     def to_proto(self) -> renderer_pb2.Intrinsics:
@@ -63,30 +48,29 @@ class Pose:
     ``parameterization`` is one of euler (with ``convention`` and ``degrees``),
     quaternion (x, y, z, w), quaternion_adjugate (10), rotation_9d (9),
     so3_log (3), se3_log (3; ``translation`` is then the log-translation) and
-    matrix (9, a rotation matrix row-major).
+    matrix (9, a rotation matrix row-major). A field left None takes the
+    server's default: euler, ZXY, the identity rotation, the reference pose's
+    translation. ``orientation``: "AP", "PA" or None (no reorientation).
     """
 
-    rotation: npt.ArrayLike = (0.0, 0.0, 0.0)
-    translation: Vector = (0.0, 850.0, 0.0)
+    rotation: npt.ArrayLike | None = None
+    translation: Vector | None = None
     orientation: str | None = "AP"
-    parameterization: str = "euler"
-    convention: str = "ZXY"
+    parameterization: str | None = None
+    convention: str | None = None
     degrees: bool = True
     isocenter: Vector | None = None
 
     def to_proto(self) -> renderer_pb2.Pose:
-        if self.orientation not in _ORIENTATIONS:
-            raise ValueError(f"orientation must be 'AP', 'PA' or None, not {self.orientation!r}")
-        if self.parameterization not in _PARAMETERIZATIONS:
-            raise ValueError(f"parameterization must be one of {sorted(_PARAMETERIZATIONS)}, "
-                             f"not {self.parameterization!r}")
-        rotation = np.asarray(self.rotation, dtype=np.float64).ravel()
         return renderer_pb2.Pose(parameterized=renderer_pb2.ParameterizedPose(
-            parameterization=_PARAMETERIZATIONS[self.parameterization],
+            parameterization=pick(renderer_pb2.Parameterization.DESCRIPTOR, self.parameterization,
+                                  "parameterization"),
             convention=self.convention, radians=not self.degrees,
-            rotation=rotation.tolist(),
-            translation=[float(v) for v in self.translation],
-            orientation=_ORIENTATIONS[self.orientation],
+            rotation=([] if self.rotation is None
+                      else np.asarray(self.rotation, dtype=np.float64).ravel().tolist()),
+            translation=[] if self.translation is None else [float(v) for v in self.translation],
+            orientation=pick(renderer_pb2.Orientation.DESCRIPTOR,
+                             "none" if self.orientation is None else self.orientation, "orientation"),
             isocenter=[] if self.isocenter is None else [float(v) for v in self.isocenter]))
 
 

@@ -2,52 +2,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from drr.v1 import renderer_pb2
-
-_RENDERERS = {"trilinear": renderer_pb2.RENDERER_KIND_TRILINEAR,
-              "siddon": renderer_pb2.RENDERER_KIND_SIDDON}
-_OUTPUTS = {"line_integral": renderer_pb2.OUTPUT_LINE_INTEGRAL, "exp": renderer_pb2.OUTPUT_EXP,
-            "mip": renderer_pb2.OUTPUT_MIP}
-_DTYPES = {"float32": renderer_pb2.DTYPE_FLOAT32, "float16": renderer_pb2.DTYPE_FLOAT16,
-           "bfloat16": renderer_pb2.DTYPE_BFLOAT16}
-_SAMPLERS = {"exact": renderer_pb2.SAMPLER_EXACT, "texture": renderer_pb2.SAMPLER_TEXTURE}
-
-
-_T = TypeVar("_T")
-
-
-def _pick(table: Mapping[str, _T], name: str, what: str) -> _T:
-    if name not in table:
-        raise ValueError(f"{what} must be one of {sorted(table)}, not {name!r}")
-    return table[name]
+from drrclient._enums import pick
 
 
 @dataclass(frozen=True)
 class RenderOptions:
-    """Rendering options; the defaults are nanodrr's.
+    """Rendering options. A field left None is left out of the request, and
+    the server takes its default (nanodrr's samples per ray and HU -> mu map;
+    trilinear, line integral, float32, exact sampling).
 
     ``renderer``: trilinear (n_samples points over the source->detector
     segment) or siddon (exact radiological path). ``output``: line_integral,
     exp (exp(-line integral)) or mip. ``image_dtype`` (on the wire) and
     ``volume_storage`` (on the device): float32, float16 or bfloat16.
-    ``mu_water``/``mu_bone``/``hu_bone`` change the HU -> mu map without a
-    re-upload. With labels: every class is a channel, unless ``sum_channels``
-    or ``classes`` says otherwise.
+    ``sampler``: exact or texture (CUDA only). The spellings are the proto's
+    enum value names (drrclient._enums). ``mu_water``/``mu_bone``/``hu_bone``
+    change the HU -> mu map without a re-upload. With labels: every class is
+    a channel, unless ``sum_channels`` or ``classes`` says otherwise.
     """
 
-    n_samples: int = 500
-    renderer: str = "trilinear"
-    output: str = "line_integral"
-    image_dtype: str = "float32"
-    volume_storage: str = "float32"
-    sampler: str = "exact"
+    n_samples: int | None = None
+    renderer: str | None = None
+    output: str | None = None
+    image_dtype: str | None = None
+    volume_storage: str | None = None
+    sampler: str | None = None
     mu_water: float | None = None
     mu_bone: float | None = None
     hu_bone: float | None = None
@@ -57,20 +43,14 @@ class RenderOptions:
     def to_proto(self) -> renderer_pb2.RenderOptions:
         return renderer_pb2.RenderOptions(
             n_samples=self.n_samples,
-            renderer=_pick(_RENDERERS, self.renderer, "renderer"),
-            output=_pick(_OUTPUTS, self.output, "output"),
-            image_dtype=_pick(_DTYPES, self.image_dtype, "image_dtype"),
-            volume_storage=_pick(_DTYPES, self.volume_storage, "volume_storage"),
-            sampler=_pick(_SAMPLERS, self.sampler, "sampler"),
-            attenuation=renderer_pb2.Attenuation(mu_water=self.mu_water or 0.0,
-                                                 mu_bone=self.mu_bone or 0.0,
-                                                 hu_bone=self.hu_bone or 0.0),
-            channels=renderer_pb2.Channels(sum=self.sum_channels,
-                                           classes=list(self.classes or [])))
-
-
-_LOSSES = {"ncc": renderer_pb2.LOSS_KIND_NCC, "multiscale_ncc": renderer_pb2.LOSS_KIND_MULTISCALE_NCC,
-           "gradient_ncc": renderer_pb2.LOSS_KIND_GRADIENT_NCC, "mse": renderer_pb2.LOSS_KIND_MSE}
+            renderer=pick(renderer_pb2.RendererKind.DESCRIPTOR, self.renderer, "renderer"),
+            output=pick(renderer_pb2.Output.DESCRIPTOR, self.output, "output"),
+            image_dtype=pick(renderer_pb2.DType.DESCRIPTOR, self.image_dtype, "image_dtype"),
+            volume_storage=pick(renderer_pb2.DType.DESCRIPTOR, self.volume_storage, "volume_storage"),
+            sampler=pick(renderer_pb2.SamplerKind.DESCRIPTOR, self.sampler, "sampler"),
+            attenuation=renderer_pb2.Attenuation(mu_water=self.mu_water, mu_bone=self.mu_bone,
+                                                 hu_bone=self.hu_bone),
+            channels=renderer_pb2.Channels(sum=self.sum_channels, classes=list(self.classes or [])))
 
 
 @dataclass(frozen=True)
@@ -78,10 +58,11 @@ class Loss:
     """A similarity to a target image, as nanodrr's metrics define it: ncc
     (``patch_sizes=[p]`` for patch NCC), multiscale_ncc (``patch_sizes`` with
     ``patch_weights``; 0 means the whole image), gradient_ncc (Gaussian blur
-    ``sigma``, then Sobel, then NCC) or mse. NCC variants are similarities
-    (higher is better)."""
+    ``sigma`` pixels, 0 for none, then Sobel, then NCC) or mse. NCC variants
+    are similarities (higher is better). A field left None takes the
+    server's default (nanodrr's)."""
 
-    kind: str = "ncc"
+    kind: str | None = None
     patch_sizes: Sequence[int | None] | None = None
     patch_weights: Sequence[float] | None = None
     sigma: float | None = None
@@ -89,10 +70,9 @@ class Loss:
 
     def to_proto(self, target_id: str, return_images: bool = False) -> renderer_pb2.Loss:
         return renderer_pb2.Loss(
-            target_id=target_id, kind=_pick(_LOSSES, self.kind, "loss kind"),
+            target_id=target_id, kind=pick(renderer_pb2.LossKind.DESCRIPTOR, self.kind, "loss kind"),
             patch_sizes=[int(p or 0) for p in (self.patch_sizes or [])],
-            patch_weights=list(self.patch_weights or []),
-            sigma=(-1.0 if self.sigma == 0 else (self.sigma or 0.0)), eps=self.eps or 0.0,
+            patch_weights=list(self.patch_weights or []), sigma=self.sigma, eps=self.eps,
             return_images=return_images)
 
 

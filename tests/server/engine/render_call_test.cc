@@ -154,8 +154,9 @@ TEST(ValidateRenderCallTest, RejectsBadOptions) {
 }
 
 TEST(ResolvePoseTest, ParameterizedPosesRotateAboutTheVolumeCentreByDefault) {
-  const geometry::Mat4d rt_inv =
-      ResolvePose(ParameterizedPoseSpec{}, {1, 2, 3});
+  ParameterizedPoseSpec at_the_centre;
+  at_the_centre.translation = {0, 0, 0};
+  const geometry::Mat4d rt_inv = ResolvePose(at_the_centre, {1, 2, 3});
   EXPECT_EQ(rt_inv.m[0][3], 1.0);
   EXPECT_EQ(rt_inv.m[1][3], 2.0);
   EXPECT_EQ(rt_inv.m[2][3], 3.0);

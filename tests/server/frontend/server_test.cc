@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "client/cpp/drr_client.h"
+#include "defaults/defaults.h"
 #include "gtest/gtest.h"
 #include "io/phantom.h"
 #include "server/engine/render_engine.h"
@@ -140,6 +141,41 @@ TEST_F(ServerTest, RendersWhatTheEngineRenders) {
   EXPECT_EQ(images->data, expected->images);
 }
 
+TEST_F(ServerTest, UnsetFieldsTakeTheDefaults) {
+  const std::string id = UploadPhantom();
+  // Only a volume and a rotation: the default camera, pose translation,
+  // samples and HU → μ map.
+  v1::RenderRequest bare;
+  bare.set_volume_id(id);
+  v1::ParameterizedPose* rotated = bare.add_poses()->mutable_parameterized();
+  for (double r : {10.0, 0.0, 0.0}) rotated->add_rotation(r);
+  v1::RenderRequest spelled_out = bare;
+  v1::ParameterizedPose* pose =
+      spelled_out.mutable_poses(0)->mutable_parameterized();
+  pose->set_convention(defaults::kEulerConvention);
+  for (double t : defaults::kTranslation) pose->add_translation(t);
+  v1::Intrinsics* in = spelled_out.mutable_intrinsics();
+  in->set_sdd(defaults::kSdd);
+  in->set_delx(defaults::kDelx);
+  in->set_dely(defaults::kDely);
+  in->set_x0(defaults::kX0);
+  in->set_y0(defaults::kY0);
+  in->set_height(defaults::kHeight);
+  in->set_width(defaults::kWidth);
+  v1::RenderOptions* options = spelled_out.mutable_options();
+  options->set_n_samples(defaults::kSamples);
+  options->mutable_attenuation()->set_mu_water(defaults::kMuWater);
+  options->mutable_attenuation()->set_mu_bone(defaults::kMuBone);
+  options->mutable_attenuation()->set_hu_bone(defaults::kHuBone);
+  absl::StatusOr<client::Images> a = client_->Render(bare);
+  absl::StatusOr<client::Images> b = client_->Render(spelled_out);
+  ASSERT_THAT(a, IsOk());
+  ASSERT_THAT(b, IsOk());
+  EXPECT_EQ(a->height, defaults::kHeight);
+  EXPECT_EQ(a->width, defaults::kWidth);
+  EXPECT_EQ(a->data, b->data);
+}
+
 TEST_F(ServerTest, UnknownVolumeIsNotFoundNamingTheId) {
   const std::string id(64, 'a');
   absl::StatusOr<client::Images> images =
@@ -188,8 +224,10 @@ TEST_F(ServerTest, BadRenderRequestsAreInvalidAndTheServerKeepsServing) {
        absl::StatusCode::kInvalidArgument, "poses[0].parameterized.rotation"},
       {[](auto& r) { r.add_poses(); }, absl::StatusCode::kInvalidArgument,
        "poses[1]"},
-      {[](auto& r) { r.clear_intrinsics(); },
-       absl::StatusCode::kInvalidArgument, "intrinsics"},
+      {[](auto& r) { r.mutable_options()->set_n_samples(0); },
+       absl::StatusCode::kInvalidArgument, "options.n_samples"},
+      {[](auto& r) { r.mutable_intrinsics()->set_delx(0); },
+       absl::StatusCode::kInvalidArgument, "intrinsics.delx"},
   };
   for (const Case& c : cases) {
     v1::RenderRequest request = ReferenceRequest(id, 16);
