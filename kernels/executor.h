@@ -4,7 +4,9 @@
 // executor. As in CUB, the caller owns everything a call uses: the resident
 // volume, the poses, the output buffer, and a Workspace (the scratch memory
 // and, on CUDA, the stream). Calls with different workspaces may run at the
-// same time; nothing inside an executor serialises them.
+// same time: CUDA issues each on its workspace's stream with no lock held;
+// the CPU executor's thread pool, which every call shares, runs one call's
+// rows at a time.
 #pragma once
 
 #include <cstdint>
