@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "defaults/defaults.h"
 #include "geometry/pose.h"
 #include "kernels/executor.h"
 #include "kernels/pose_geometry.h"
@@ -59,6 +60,10 @@ bool ReadBenchVolume(const std::string& voxels_path,
   return true;
 }
 
+// The reference case's detector and samples (defaults/defaults.h).
+constexpr kernels::RaySettings kReferenceRays{
+    defaults::kHeight, defaults::kWidth, defaults::kSamples};
+
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
@@ -71,9 +76,10 @@ double TimeLaunch(kernels::Executor& executor, kernels::Workspace& workspace,
                   const std::vector<kernels::PoseGeometry>& poses,
                   kernels::Projector projector, int repeats) {
   kernels::RenderSettings settings;
-  settings.rays = {200, 200, 500};
+  settings.rays = kReferenceRays;
   settings.projector = projector;
-  std::vector<float> out(poses.size() * 200 * 200);
+  std::vector<float> out(poses.size() * kReferenceRays.height *
+                         kReferenceRays.width);
   std::vector<double> times;
   for (int r = 0; r <= repeats; ++r) {
     const auto start = std::chrono::steady_clock::now();
@@ -116,7 +122,9 @@ int Main(int argc, char** argv) {
       affine,
       {(shape.nx - 1) / 2.0, (shape.ny - 1) / 2.0, (shape.nz - 1) / 2.0});
   const geometry::Mat4d rt_inv =
-      geometry::MakeRtInv(geometry::Mat3d::Identity(), {0, 850, 0},
+      geometry::MakeRtInv(geometry::Mat3d::Identity(),
+                          {defaults::kTranslation[0], defaults::kTranslation[1],
+                           defaults::kTranslation[2]},
                           geometry::Orientation::kAP, center);
   const kernels::PoseGeometry reference = kernels::MakePoseGeometry(
       *geometry::InvertAffine(affine), rt_inv, geometry::Intrinsics{});
@@ -139,7 +147,7 @@ int Main(int argc, char** argv) {
     std::unique_ptr<kernels::Workspace> workspace;
     kernels::KernelStatus status = executor->MakeResident(
         mu.data(), nullptr, shape, kernels::Residency{}, &volume);
-    if (status.ok()) status = executor->MakeWorkspace(&workspace);
+    if (status.ok()) status = executor->MakeWorkspace(nullptr, &workspace);
     if (!status.ok()) {
       std::fprintf(stderr, "%s: %s\n", executor->name().c_str(),
                    status.message().c_str());
@@ -148,8 +156,9 @@ int Main(int argc, char** argv) {
     // The pose gradient (one pose, upstream 1 everywhere) beside the forward.
     {
       kernels::RenderSettings settings;
-      settings.rays = {200, 200, 500};
-      const std::vector<float> upstream(200 * 200, 1.0f);
+      settings.rays = kReferenceRays;
+      const std::vector<float> upstream(
+          kReferenceRays.height * kReferenceRays.width, 1.0f);
       kernels::PoseMapGradient grad;
       std::vector<double> times;
       for (int r = 0; r <= repeats; ++r) {

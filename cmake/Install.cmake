@@ -17,7 +17,11 @@ install(DIRECTORY ${PROJECT_BINARY_DIR}/proto/gen/drr DESTINATION include COMPON
         FILES_MATCHING PATTERN "*.h")
 install(EXPORT drrclient NAMESPACE drr:: DESTINATION lib/cmake/drrclient
         FILE drrclientTargets.cmake COMPONENT client)
+include(CMakePackageConfigHelpers)
+write_basic_package_version_file(${PROJECT_BINARY_DIR}/drrclientConfigVersion.cmake
+                                 COMPATIBILITY SameMinorVersion)
 install(FILES ${PROJECT_SOURCE_DIR}/cmake/drrclientConfig.cmake
+              ${PROJECT_BINARY_DIR}/drrclientConfigVersion.cmake
         DESTINATION lib/cmake/drrclient COMPONENT client)
 
 if(DRR_PYTHON)

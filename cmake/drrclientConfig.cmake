@@ -2,7 +2,6 @@
 #   find_package(drrclient REQUIRED)
 #   target_link_libraries(app PRIVATE drr::drr_client)
 include(CMakeFindDependencyMacro)
-find_dependency(Threads)
 find_dependency(OpenSSL)
 find_dependency(Protobuf)
 find_dependency(absl CONFIG)

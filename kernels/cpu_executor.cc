@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "kernels/executor.h"
+#include "kernels/host_scratch.h"
 #include "kernels/ordered_sum.h"
 #include "kernels/pose_gradient.h"
 #include "kernels/render_pixel.h"
@@ -24,20 +25,7 @@ class CpuWorkspace final : public Workspace {
  public:
   MemorySpace space() const override { return MemorySpace::kHost; }
 
-  // Room for `count` doubles (grown, never shrunk).
-  KernelStatus ReserveRowSums(size_t count) {
-    try {
-      if (row_sums_.size() < count) row_sums_.resize(count);
-    } catch (const std::bad_alloc&) {
-      return KernelStatus::Error(KernelCode::kResourceExhausted,
-                                 "out of host memory for gradient partials");
-    }
-    return KernelStatus::Ok();
-  }
-  double* row_sums() { return row_sums_.data(); }
-
- private:
-  std::vector<double> row_sums_;
+  HostScratch<double> row_sums;
 };
 
 template <typename T, typename Convert>
@@ -97,7 +85,8 @@ class CpuExecutor final : public Executor {
     return KernelStatus::Ok();
   }
 
-  KernelStatus MakeWorkspace(std::unique_ptr<Workspace>* out) override {
+  KernelStatus MakeWorkspace(void* /*cuda_stream*/,
+                             std::unique_ptr<Workspace>* out) override {
     *out = std::make_unique<CpuWorkspace>();
     return KernelStatus::Ok();
   }
@@ -120,18 +109,18 @@ class CpuExecutor final : public Executor {
                             const float* upstream, Workspace& workspace,
                             PoseMapGradient* grad) override {
     DRR_KERNEL_RETURN_IF_ERROR(
-        CheckLaunch(space(), volume, settings, workspace));
-    DRR_KERNEL_RETURN_IF_ERROR(CheckDifferentiable(settings));
+        CheckGradientLaunch(space(), volume, settings, workspace));
     auto& scratch = static_cast<CpuWorkspace&>(workspace);
     const int rows = settings.rays.height;
-    DRR_KERNEL_RETURN_IF_ERROR(scratch.ReserveRowSums(
-        static_cast<size_t>(n_poses) * rows * kPoseMapEntries));
+    DRR_KERNEL_RETURN_IF_ERROR(scratch.row_sums.Reserve(
+        static_cast<size_t>(n_poses) * rows * kPoseMapEntries,
+        "gradient partials"));
     VisitVolume(volume.buffers(), settings,
                 [&](const auto& view, const auto& labels) {
                   GradientRows(view, labels, poses, n_poses, settings, upstream,
-                               scratch.row_sums());
+                               scratch.row_sums.data());
                 });
-    SumPartialsInOrder(scratch.row_sums(), n_poses, rows, grad);
+    SumPartialsInOrder(scratch.row_sums.data(), n_poses, rows, grad);
     return KernelStatus::Ok();
   }
 
@@ -140,8 +129,7 @@ class CpuExecutor final : public Executor {
                             const RenderSettings& settings,
                             Workspace& workspace, float* out) override {
     DRR_KERNEL_RETURN_IF_ERROR(
-        CheckLaunch(space(), volume, settings, workspace));
-    DRR_KERNEL_RETURN_IF_ERROR(CheckDifferentiable(settings));
+        CheckGradientLaunch(space(), volume, settings, workspace));
     VisitVolume(volume.buffers(), settings,
                 [&](const auto& view, const auto& labels) {
                   JacobianRows(view, labels, poses, n_poses, settings, out);

@@ -31,14 +31,14 @@ KernelStatus CheckLaunch(MemorySpace space, const ResidentVolume& volume,
                          const RenderSettings& settings,
                          const Workspace& workspace) {
   if (volume.buffers().space != space) {
-    return KernelStatus::Error(KernelCode::kInvalidArgument,
+    return KernelStatus::Error(KernelCode::kInternal,
                                std::string("the volume is resident in ") +
                                    SpaceName(volume.buffers().space) +
                                    " memory, the executor runs on " +
                                    SpaceName(space) + " memory");
   }
   if (workspace.space() != space) {
-    return KernelStatus::Error(KernelCode::kInvalidArgument,
+    return KernelStatus::Error(KernelCode::kInternal,
                                std::string("the workspace belongs to a ") +
                                    SpaceName(workspace.space()) +
                                    " executor, not a " + SpaceName(space) +
@@ -55,6 +55,14 @@ KernelStatus CheckLaunch(MemorySpace space, const ResidentVolume& volume,
         "the texture sampler needs a volume made resident with a texture");
   }
   return KernelStatus::Ok();
+}
+
+KernelStatus CheckGradientLaunch(MemorySpace space,
+                                 const ResidentVolume& volume,
+                                 const RenderSettings& settings,
+                                 const Workspace& workspace) {
+  DRR_KERNEL_RETURN_IF_ERROR(CheckLaunch(space, volume, settings, workspace));
+  return CheckDifferentiable(settings);
 }
 
 }  // namespace drr::kernels

@@ -71,8 +71,11 @@ class Executor {
       const Residency& residency,
       std::shared_ptr<const ResidentVolume>* out) = 0;
 
-  // A new workspace (on CUDA, with a stream of its own).
-  virtual KernelStatus MakeWorkspace(std::unique_ptr<Workspace>* out) = 0;
+  // A new workspace. On CUDA its calls are issued on `cuda_stream` (a
+  // cudaStream_t the caller keeps alive and destroys), or on a stream of the
+  // workspace's own when that is nullptr; the CPU executor ignores it.
+  virtual KernelStatus MakeWorkspace(void* cuda_stream,
+                                     std::unique_ptr<Workspace>* out) = 0;
 
   // Renders `n_poses` images of settings.channels × height × width into `out`
   // (host memory, float32, [pose][channel][row][column], rows top to
@@ -108,12 +111,18 @@ class Executor {
 // integrals, exact sampler), else kInvalidArgument saying why.
 KernelStatus CheckDifferentiable(const RenderSettings& settings);
 
-// kOk when `volume` and `workspace` belong to executors of `space` and
-// `settings` can be rendered from `volume` (its sampler is there), else
-// kInvalidArgument saying what does not fit.
+// kOk when `volume` and `workspace` belong to executors of `space` (else
+// kInternal: a caller mixed executors) and `settings` can be rendered from
+// `volume` (else kInvalidArgument: e.g. no texture for the texture sampler).
 KernelStatus CheckLaunch(MemorySpace space, const ResidentVolume& volume,
                          const RenderSettings& settings,
                          const Workspace& workspace);
+
+// CheckLaunch, then CheckDifferentiable: what a gradient call checks first.
+KernelStatus CheckGradientLaunch(MemorySpace space,
+                                 const ResidentVolume& volume,
+                                 const RenderSettings& settings,
+                                 const Workspace& workspace);
 
 // The CPU executor over `threads` worker threads (0 = one per hardware thread).
 std::unique_ptr<Executor> MakeCpuExecutor(int threads);

@@ -13,6 +13,7 @@
 # Needs the apt packages of scripts/setup.sh; installs graphviz if `dot` is missing.
 #   scripts/architecture_graph.sh                   # check, and redraw the picture
 #   scripts/architecture_graph.sh --check FILE.dot  # only check a `cmake --graphviz` file
+#   scripts/architecture_graph.sh --check-build     # only configure and check (no graphviz; ctest)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
@@ -69,13 +70,6 @@ if [ "${1:-}" = --check ]; then
   exit
 fi
 
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-if ! command -v dot >/dev/null; then
-  echo "architecture_graph: installing graphviz"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends graphviz
-fi
-
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # graph OUT.dot [IGNORE...]: configure into $tmp and write the target graph,
@@ -103,6 +97,15 @@ CMAKE
 # layers (Abseil, used by every layer above the kernels, is left out).
 graph "$tmp/full/drrserve.dot"
 check "$tmp/full/drrserve.dot"
+[ "${1:-}" = --check-build ] && exit
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+if ! command -v dot >/dev/null; then
+  echo "architecture_graph: installing graphviz"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends graphviz
+fi
+
 graph "$tmp/picture/drrserve.dot" '^absl::' '^Threads::' '^OpenSSL::' '^PNG::' '^ZLIB::' \
   '^c-ares::' '^re2::' '^gRPC::(grpc|gpr|upb|address_sorting|grpc_cpp_plugin|grpc[+][+]_reflection)$' \
   '^prometheus-cpp::core$' '^protobuf::protoc$' '^CUDA::cudart_static_deps$' '^-' '^/' '^(dl|m|rt)$'

@@ -22,6 +22,8 @@ struct Flags {
   std::string device = "auto";
   std::string preload;
   bool preload_phantom = false;
+  // A double, so that 5e8 reads as a count.
+  double max_volume_voxels = static_cast<double>(Limits{}.max_volume_voxels);
 };
 
 void DeclareFlags(CLI::App& app, Flags& f) {
@@ -45,8 +47,9 @@ void DeclareFlags(CLI::App& app, Flags& f) {
                  "NIfTI volume (.nii/.nii.gz) to store at start");
   app.add_flag("--preload-phantom", f.preload_phantom,
                "store the built-in analytic thorax phantom at start");
-  app.add_option("--max-volume-voxels", limits.max_volume_voxels,
+  app.add_option("--max-volume-voxels", f.max_volume_voxels,
                  "largest volume accepted, in voxels")
+      ->check(CLI::Range(1.0, 9.0e15))
       ->capture_default_str();
   app.add_option("--max-volumes", limits.max_volumes, "most volumes stored")
       ->capture_default_str();
@@ -84,9 +87,14 @@ int Run(int argc, char** argv) {
   DeclareFlags(app, flags);
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "drrserve: %s (drrserve --help)\n", e.what());
+    return 2;
   }
+  flags.options.limits.max_volume_voxels =
+      static_cast<int64_t>(flags.max_volume_voxels);
   absl::StatusOr<DeviceMode> device = ParseDeviceMode(flags.device);
   if (!device.ok()) {
     std::fprintf(stderr, "drrserve: %s\n",

@@ -71,13 +71,14 @@ std::string WithDefault(const std::string& what, T value) {
   return absl::StrCat(what, " (default: ", value, ")");
 }
 
-// Help text of an enum flag: its spellings, from the proto descriptor.
+// Help text of an enum flag: its spellings, from the proto descriptor; the
+// server takes the first when the flag is left out.
 template <typename E>
 std::string OneOf(const std::string& what) {
-  return absl::StrCat(
-      what, ": ",
-      absl::StrJoin(EnumSpellings(*google::protobuf::GetEnumDescriptor<E>()),
-                    ", "));
+  const std::vector<std::string> spellings =
+      EnumSpellings(*google::protobuf::GetEnumDescriptor<E>());
+  return absl::StrCat(what, ", one of: ", absl::StrJoin(spellings, ", "),
+                      " (default: ", spellings.front(), ")");
 }
 
 void AddRenderFlags(CLI::App& command, RenderFlags& f) {
@@ -106,7 +107,7 @@ void AddRenderFlags(CLI::App& command, RenderFlags& f) {
                   "rotation centre, world mm (default: volume centre)")
       ->expected(3);
   command.add_option("--orientation", f.orientation,
-                     OneOf<v1::Orientation>("reorientation (default: ap)"));
+                     OneOf<v1::Orientation>("reorientation"));
   command.add_option(
       "--sdd", f.sdd,
       WithDefault("source-to-detector distance, mm", defaults::kSdd));
@@ -301,6 +302,13 @@ absl::Status Register(DrrClient& client, const RenderFlags& f,
     return absl::InvalidArgumentError(
         "register starts from an Euler pose (--rotation A B C)");
   }
+  const std::string convention =
+      f.convention.value_or(defaults::kEulerConvention);
+  if (!geometry::IsEulerConvention(convention)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--convention \"", convention.substr(0, 16),
+        "\" is not three axis letters (e.g. ZXY intrinsic, zxy extrinsic)"));
+  }
   const int height = f.height.value_or(defaults::kHeight);
   const int width = f.width.value_or(defaults::kWidth);
   DRR_ASSIGN_OR_RETURN(const NpyArray target, ReadNpy(r.target));
@@ -328,9 +336,9 @@ absl::Status Register(DrrClient& client, const RenderFlags& f,
   // Start: the flags' pose as a rotation vector and translation.
   const std::vector<double> euler =
       f.rotation.empty() ? std::vector<double>{0, 0, 0} : f.rotation;
-  const geometry::Vec3d start = geometry::RotationVector(
-      geometry::EulerToMatrix(f.convention.value_or(defaults::kEulerConvention),
-                              {euler[0], euler[1], euler[2]}, !f.radians));
+  const geometry::Vec3d start =
+      geometry::RotationVector(geometry::EulerToMatrix(
+          convention, {euler[0], euler[1], euler[2]}, !f.radians));
   const std::vector<double> translation =
       f.translation.empty()
           ? std::vector<double>(std::begin(defaults::kTranslation),
@@ -421,7 +429,7 @@ int Run(int argc, char** argv) {
                   "the target image, a float32 (H, W) .npy file")
       ->required();
   reg->add_option("--loss", registration.loss,
-                  OneOf<v1::LossKind>("similarity (default: ncc)"));
+                  OneOf<v1::LossKind>("similarity"));
   reg->add_option("--patch-sizes", registration.patch_sizes,
                   "NCC patch sizes (0 = the whole image)")
       ->expected(1, 16);

@@ -14,6 +14,7 @@
 #include "kernels/cuda/cuda_kernels.h"
 #include "kernels/cuda/device_memory.h"
 #include "kernels/executor.h"
+#include "kernels/host_scratch.h"
 #include "kernels/ordered_sum.h"
 
 namespace drr::kernels {
@@ -22,23 +23,32 @@ namespace {
 // The device memory of a resident volume: μ in its storage type, labels, and
 // the texture when one was asked for.
 struct DeviceVolumeMemory {
-  DeviceBuffer voxels;
-  DeviceBuffer labels;
+  DeviceMemory voxels;
+  DeviceMemory labels;
   VolumeTexture texture;
 };
 
-// A stream and the scratch buffers of the calls issued on it.
+// A stream and the scratch memory of the calls issued on it.
 class CudaWorkspace final : public Workspace {
  public:
   MemorySpace space() const override { return MemorySpace::kCuda; }
 
-  KernelStatus Create() { return stream_.Create(); }
+  // Issues this workspace's calls on `stream`, or on a new stream of its own
+  // when that is nullptr.
+  KernelStatus Start(cudaStream_t stream) {
+    if (stream != nullptr) {
+      stream_.Borrow(stream);
+      return KernelStatus::Ok();
+    }
+    return stream_.Create();
+  }
   cudaStream_t stream() const { return stream_.get(); }
 
   // Copies `n_poses` poses to the device.
   KernelStatus UploadPoses(const PoseGeometry* poses, int n_poses) {
     const size_t bytes = sizeof(PoseGeometry) * n_poses;
-    DRR_KERNEL_RETURN_IF_ERROR(poses_.Reserve(bytes, "cudaMalloc (poses)"));
+    DRR_KERNEL_RETURN_IF_ERROR(
+        poses_.Reserve(bytes, "cudaMallocAsync (poses)"));
     DRR_CUDA_RETURN_IF_ERROR("cudaMemcpyAsync (poses)",
                              cudaMemcpyAsync(poses_.data(), poses, bytes,
                                              cudaMemcpyHostToDevice, stream()));
@@ -48,22 +58,7 @@ class CudaWorkspace final : public Workspace {
     return static_cast<const PoseGeometry*>(poses_.data());
   }
 
-  // Images rendered, or upstream gradients.
-  DeviceBuffer& images() { return images_; }
-  // Per-tile gradient partials on the device, and their host copy.
-  DeviceBuffer& partials() { return partials_; }
-  KernelStatus ReserveHostPartials(size_t count) {
-    try {
-      if (host_partials_.size() < count) host_partials_.resize(count);
-    } catch (const std::bad_alloc&) {
-      return KernelStatus::Error(KernelCode::kResourceExhausted,
-                                 "out of host memory for gradient partials");
-    }
-    return KernelStatus::Ok();
-  }
-  float* host_partials() { return host_partials_.data(); }
-
-  // Copies `bytes` of results to the host and waits for the stream.
+  // Copies `bytes` of results to the host and waits for this stream (only).
   KernelStatus CopyBack(void* host, const void* device, size_t bytes) {
     DRR_CUDA_RETURN_IF_ERROR(
         "cudaMemcpyAsync (results)",
@@ -73,22 +68,31 @@ class CudaWorkspace final : public Workspace {
     return KernelStatus::Ok();
   }
 
+  // Images rendered, or upstream gradients.
+  StreamScratch& images() { return images_; }
+  // Per-tile gradient partials on the device, and their host copy.
+  StreamScratch& partials() { return partials_; }
+  HostScratch<float>& host_partials() { return host_partials_; }
+
  private:
+  // Declared first: the scratch below is freed on it, so it must go last.
   CudaStream stream_;
-  DeviceBuffer poses_;
-  DeviceBuffer images_;
-  DeviceBuffer partials_;
-  std::vector<float> host_partials_;
+  StreamScratch poses_{stream_};
+  StreamScratch images_{stream_};
+  StreamScratch partials_{stream_};
+  HostScratch<float> host_partials_;
 };
 
-// Copies host float32 μ to the device in `storage`, converting on the host
-// in slabs through one staging buffer.
+// Copies host float32 μ to `device` in `storage` on `stream`, converting on
+// the host in slabs through one staging buffer. (A copy from pageable host
+// memory returns once the source has been staged, so the staging buffer may
+// be refilled at once.)
 KernelStatus UploadConverted(const float* mu, size_t count, StorageType storage,
-                             void* device) {
+                             void* device, cudaStream_t stream) {
   if (storage == StorageType::kFloat32) {
-    DRR_CUDA_RETURN_IF_ERROR(
-        "cudaMemcpy (volume)",
-        cudaMemcpy(device, mu, count * sizeof(float), cudaMemcpyHostToDevice));
+    DRR_CUDA_RETURN_IF_ERROR("cudaMemcpyAsync (volume)",
+                             cudaMemcpyAsync(device, mu, count * sizeof(float),
+                                             cudaMemcpyHostToDevice, stream));
     return KernelStatus::Ok();
   }
   constexpr size_t kSlab = size_t{1} << 22;
@@ -101,9 +105,9 @@ KernelStatus UploadConverted(const float* mu, size_t count, StorageType storage,
                        : ToBFloat16(mu[start + i]).bits;
     }
     DRR_CUDA_RETURN_IF_ERROR(
-        "cudaMemcpy (volume)",
-        cudaMemcpy(static_cast<uint16_t*>(device) + start, staging.data(),
-                   n * sizeof(uint16_t), cudaMemcpyHostToDevice));
+        "cudaMemcpyAsync (volume)",
+        cudaMemcpyAsync(static_cast<uint16_t*>(device) + start, staging.data(),
+                        n * sizeof(uint16_t), cudaMemcpyHostToDevice, stream));
   }
   return KernelStatus::Ok();
 }
@@ -118,6 +122,8 @@ class CudaExecutor final : public Executor {
   std::string name() const override { return "cuda"; }
   MemorySpace space() const override { return MemorySpace::kCuda; }
 
+  // Every copy runs on one stream of its own, which is drained before the
+  // volume is handed out: renders on other streams then see it whole.
   KernelStatus MakeResident(
       const float* mu, const uint16_t* labels, VolumeShape shape,
       const Residency& residency,
@@ -129,24 +135,25 @@ class CudaExecutor final : public Executor {
     }
     const size_t count = static_cast<size_t>(shape.voxels());
     const size_t voxel_bytes = count * StorageBytes(residency.storage);
+    CudaStream stream;
+    DRR_KERNEL_RETURN_IF_ERROR(stream.Create());
     auto memory = std::make_shared<DeviceVolumeMemory>();
     DRR_KERNEL_RETURN_IF_ERROR(
-        memory->voxels.Reserve(voxel_bytes, "cudaMalloc (volume)"));
-    DRR_KERNEL_RETURN_IF_ERROR(
-        UploadConverted(mu, count, residency.storage, memory->voxels.data()));
+        memory->voxels.Allocate(voxel_bytes, "cudaMalloc (volume)"));
+    DRR_KERNEL_RETURN_IF_ERROR(UploadConverted(
+        mu, count, residency.storage, memory->voxels.data(), stream.get()));
     long long bytes = static_cast<long long>(voxel_bytes);
     if (labels != nullptr) {
       const size_t label_bytes = count * sizeof(uint16_t);
       DRR_KERNEL_RETURN_IF_ERROR(
-          memory->labels.Reserve(label_bytes, "cudaMalloc (labels)"));
-      DRR_CUDA_RETURN_IF_ERROR("cudaMemcpy (labels)",
-                               cudaMemcpy(memory->labels.data(), labels,
-                                          label_bytes, cudaMemcpyHostToDevice));
+          memory->labels.Allocate(label_bytes, "cudaMalloc (labels)"));
+      DRR_CUDA_RETURN_IF_ERROR(
+          "cudaMemcpyAsync (labels)",
+          cudaMemcpyAsync(memory->labels.data(), labels, label_bytes,
+                          cudaMemcpyHostToDevice, stream.get()));
       bytes += static_cast<long long>(label_bytes);
     }
     if (residency.texture) {
-      CudaStream stream;
-      DRR_KERNEL_RETURN_IF_ERROR(stream.Create());
       const cudaChannelFormatDesc format =
           residency.storage == StorageType::kFloat32
               ? cudaCreateChannelDesc<float>()
@@ -156,6 +163,8 @@ class CudaExecutor final : public Executor {
           StorageBytes(residency.storage), format, stream.get()));
       bytes += static_cast<long long>(voxel_bytes);
     }
+    DRR_CUDA_RETURN_IF_ERROR("cudaStreamSynchronize (volume)",
+                             cudaStreamSynchronize(stream.get()));
     VolumeBuffers buffers;
     buffers.space = MemorySpace::kCuda;
     buffers.shape = shape;
@@ -168,9 +177,11 @@ class CudaExecutor final : public Executor {
     return KernelStatus::Ok();
   }
 
-  KernelStatus MakeWorkspace(std::unique_ptr<Workspace>* out) override {
+  KernelStatus MakeWorkspace(void* cuda_stream,
+                             std::unique_ptr<Workspace>* out) override {
     auto workspace = std::make_unique<CudaWorkspace>();
-    DRR_KERNEL_RETURN_IF_ERROR(workspace->Create());
+    DRR_KERNEL_RETURN_IF_ERROR(
+        workspace->Start(static_cast<cudaStream_t>(cuda_stream)));
     *out = std::move(workspace);
     return KernelStatus::Ok();
   }
@@ -183,7 +194,7 @@ class CudaExecutor final : public Executor {
     auto& scratch = static_cast<CudaWorkspace&>(workspace);
     const size_t image_bytes = sizeof(float) * Pixels(n_poses, settings);
     DRR_KERNEL_RETURN_IF_ERROR(
-        scratch.images().Reserve(image_bytes, "cudaMalloc (images)"));
+        scratch.images().Reserve(image_bytes, "cudaMallocAsync (images)"));
     DRR_KERNEL_RETURN_IF_ERROR(scratch.UploadPoses(poses, n_poses));
     DRR_KERNEL_RETURN_IF_ERROR(LaunchRender(
         volume.buffers(), scratch.poses(), n_poses, settings, scratch.stream(),
@@ -197,18 +208,18 @@ class CudaExecutor final : public Executor {
                             const float* upstream, Workspace& workspace,
                             PoseMapGradient* grad) override {
     DRR_KERNEL_RETURN_IF_ERROR(
-        CheckLaunch(space(), volume, settings, workspace));
-    DRR_KERNEL_RETURN_IF_ERROR(CheckDifferentiable(settings));
+        CheckGradientLaunch(space(), volume, settings, workspace));
     auto& scratch = static_cast<CudaWorkspace&>(workspace);
     const int tiles = TilesOf(settings).tiles;
     const size_t upstream_bytes = sizeof(float) * Pixels(n_poses, settings);
     const size_t partial_count =
         static_cast<size_t>(n_poses) * tiles * kPoseMapEntries;
     DRR_KERNEL_RETURN_IF_ERROR(
-        scratch.images().Reserve(upstream_bytes, "cudaMalloc (upstream)"));
+        scratch.images().Reserve(upstream_bytes, "cudaMallocAsync (upstream)"));
     DRR_KERNEL_RETURN_IF_ERROR(scratch.partials().Reserve(
-        partial_count * sizeof(float), "cudaMalloc (partials)"));
-    DRR_KERNEL_RETURN_IF_ERROR(scratch.ReserveHostPartials(partial_count));
+        partial_count * sizeof(float), "cudaMallocAsync (partials)"));
+    DRR_KERNEL_RETURN_IF_ERROR(
+        scratch.host_partials().Reserve(partial_count, "gradient partials"));
     DRR_KERNEL_RETURN_IF_ERROR(scratch.UploadPoses(poses, n_poses));
     DRR_CUDA_RETURN_IF_ERROR(
         "cudaMemcpyAsync (upstream)",
@@ -218,10 +229,10 @@ class CudaExecutor final : public Executor {
         volume.buffers(), scratch.poses(), n_poses, settings,
         static_cast<const float*>(scratch.images().data()), scratch.stream(),
         static_cast<float*>(scratch.partials().data())));
-    DRR_KERNEL_RETURN_IF_ERROR(scratch.CopyBack(scratch.host_partials(),
+    DRR_KERNEL_RETURN_IF_ERROR(scratch.CopyBack(scratch.host_partials().data(),
                                                 scratch.partials().data(),
                                                 partial_count * sizeof(float)));
-    SumPartialsInOrder(scratch.host_partials(), n_poses, tiles, grad);
+    SumPartialsInOrder(scratch.host_partials().data(), n_poses, tiles, grad);
     return KernelStatus::Ok();
   }
 
@@ -230,13 +241,12 @@ class CudaExecutor final : public Executor {
                             const RenderSettings& settings,
                             Workspace& workspace, float* out) override {
     DRR_KERNEL_RETURN_IF_ERROR(
-        CheckLaunch(space(), volume, settings, workspace));
-    DRR_KERNEL_RETURN_IF_ERROR(CheckDifferentiable(settings));
+        CheckGradientLaunch(space(), volume, settings, workspace));
     auto& scratch = static_cast<CudaWorkspace&>(workspace);
     const size_t out_bytes =
         sizeof(float) * kPoseMapEntries * Pixels(n_poses, settings);
     DRR_KERNEL_RETURN_IF_ERROR(
-        scratch.images().Reserve(out_bytes, "cudaMalloc (Jacobian)"));
+        scratch.images().Reserve(out_bytes, "cudaMallocAsync (Jacobian)"));
     DRR_KERNEL_RETURN_IF_ERROR(scratch.UploadPoses(poses, n_poses));
     DRR_KERNEL_RETURN_IF_ERROR(LaunchPoseJacobian(
         volume.buffers(), scratch.poses(), n_poses, settings, scratch.stream(),

@@ -1,71 +1,98 @@
-// Owners of CUDA resources: device memory, streams, 3D arrays and texture
-// objects, each released by its destructor. Move-only.
+// Owners of CUDA resources: device memory, streams, stream-ordered scratch
+// memory, 3D arrays and texture objects, each released by its destructor.
+// None of them can be copied or moved.
 #pragma once
 
 #include <cuda_runtime.h>
 
 #include <cstddef>
-#include <utility>
 
 #include "kernels/cuda/cuda_check.h"
 
 namespace drr::kernels {
 
-// Device memory of some bytes; Reserve grows it, so that a buffer reused
-// for the same or smaller calls allocates nothing.
-class DeviceBuffer {
+// Device memory allocated once (volumes): cudaMalloc, freed by cudaFree.
+class DeviceMemory {
  public:
-  DeviceBuffer() = default;
-  ~DeviceBuffer() { cudaFree(data_); }
-  DeviceBuffer(DeviceBuffer&& other) noexcept
-      : data_(std::exchange(other.data_, nullptr)),
-        capacity_(std::exchange(other.capacity_, 0)) {}
-  DeviceBuffer& operator=(DeviceBuffer&&) = delete;
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  DeviceMemory() = default;
+  ~DeviceMemory() { cudaFree(data_); }
+  DeviceMemory(const DeviceMemory&) = delete;
+  DeviceMemory& operator=(const DeviceMemory&) = delete;
 
-  // Makes room for `bytes` (contents are not kept when it grows); `what`
-  // names the buffer in errors.
-  KernelStatus Reserve(size_t bytes, const char* what) {
-    if (bytes <= capacity_) return KernelStatus::Ok();
-    cudaFree(data_);
-    data_ = nullptr;
-    capacity_ = 0;
+  // Allocates `bytes`; `what` names the buffer in errors. Call once.
+  KernelStatus Allocate(size_t bytes, const char* what) {
     DRR_CUDA_RETURN_IF_ERROR(what, cudaMalloc(&data_, bytes));
-    capacity_ = bytes;
     return KernelStatus::Ok();
   }
-
   void* data() const { return data_; }
-  // Bytes held.
-  size_t capacity() const { return capacity_; }
 
  private:
   void* data_ = nullptr;
-  size_t capacity_ = 0;
 };
 
-// A non-blocking CUDA stream.
+// A CUDA stream: one the object created (and destroys), or one a caller
+// lends (and keeps).
 class CudaStream {
  public:
   CudaStream() = default;
   ~CudaStream() {
-    if (stream_ != nullptr) cudaStreamDestroy(stream_);
+    if (owned_) cudaStreamDestroy(stream_);
   }
   CudaStream(const CudaStream&) = delete;
   CudaStream& operator=(const CudaStream&) = delete;
 
-  // Creates the stream.
+  // Creates a non-blocking stream of its own.
   KernelStatus Create() {
     DRR_CUDA_RETURN_IF_ERROR(
         "cudaStreamCreateWithFlags",
         cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    owned_ = true;
     return KernelStatus::Ok();
   }
+  // Uses `stream`, which the caller keeps alive and destroys.
+  void Borrow(cudaStream_t stream) { stream_ = stream; }
+
   cudaStream_t get() const { return stream_; }
 
  private:
   cudaStream_t stream_ = nullptr;
+  bool owned_ = false;
+};
+
+// Scratch device memory used on one stream. It grows with stream-ordered
+// allocation (cudaFreeAsync / cudaMallocAsync on that stream), so growing
+// neither synchronises the device nor waits for other streams; once it is
+// as large as the largest call, calls allocate nothing.
+class StreamScratch {
+ public:
+  // Scratch for work on `stream`, which must outlive it.
+  explicit StreamScratch(const CudaStream& stream) : stream_(stream) {}
+  ~StreamScratch() {
+    if (data_ != nullptr) cudaFreeAsync(data_, stream_.get());
+  }
+  StreamScratch(const StreamScratch&) = delete;
+  StreamScratch& operator=(const StreamScratch&) = delete;
+
+  // Makes room for `bytes`; what it held is not kept when it grows. `what`
+  // names the buffer in errors.
+  KernelStatus Reserve(size_t bytes, const char* what) {
+    if (bytes <= capacity_) return KernelStatus::Ok();
+    if (data_ != nullptr) {
+      DRR_CUDA_RETURN_IF_ERROR(what, cudaFreeAsync(data_, stream_.get()));
+    }
+    data_ = nullptr;
+    capacity_ = 0;
+    DRR_CUDA_RETURN_IF_ERROR(what,
+                             cudaMallocAsync(&data_, bytes, stream_.get()));
+    capacity_ = bytes;
+    return KernelStatus::Ok();
+  }
+  void* data() const { return data_; }
+
+ private:
+  const CudaStream& stream_;
+  void* data_ = nullptr;
+  size_t capacity_ = 0;
 };
 
 // A 3D CUDA array and a texture object reading it with hardware trilinear
@@ -81,8 +108,8 @@ class VolumeTexture {
   VolumeTexture& operator=(const VolumeTexture&) = delete;
 
   // Copies `voxels` (device memory, nx·ny·nz elements of `format`, each
-  // `element_bytes` wide) into a new array on `stream` and makes the texture;
-  // waits for the copy.
+  // `element_bytes` wide) into a new array on `stream` and makes the
+  // texture. The copy is ordered on `stream` only.
   KernelStatus Create(const void* voxels, int nx, int ny, int nz,
                       size_t element_bytes, const cudaChannelFormatDesc& format,
                       cudaStream_t stream) {
@@ -90,6 +117,7 @@ class VolumeTexture {
     DRR_CUDA_RETURN_IF_ERROR("cudaMalloc3DArray",
                              cudaMalloc3DArray(&array_, &format, extent));
     cudaMemcpy3DParms copy{};
+    // make_cudaPitchedPtr takes void*; the copy only reads the source.
     copy.srcPtr = make_cudaPitchedPtr(const_cast<void*>(voxels),
                                       nx * element_bytes, nx, ny);
     copy.dstArray = array_;
@@ -97,8 +125,6 @@ class VolumeTexture {
     copy.kind = cudaMemcpyDeviceToDevice;
     DRR_CUDA_RETURN_IF_ERROR("cudaMemcpy3DAsync (texture)",
                              cudaMemcpy3DAsync(&copy, stream));
-    DRR_CUDA_RETURN_IF_ERROR("cudaStreamSynchronize (texture)",
-                             cudaStreamSynchronize(stream));
     cudaResourceDesc resource{};
     resource.resType = cudaResourceTypeArray;
     resource.res.array.array = array_;

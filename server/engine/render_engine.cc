@@ -23,8 +23,15 @@ RenderEngine::RenderEngine(kernels::Executor* executor,
                            const VolumeStore* store, const TargetStore* targets,
                            const Limits& limits, int workers)
     : executor_(executor), store_(store), targets_(targets), limits_(limits) {
+  // Workspaces are made here, before any work arrives, so that a missing
+  // one (a CUDA stream that cannot be created) fails the server's start.
   for (int i = 0; i < std::max(1, workers); ++i) {
-    workers_.emplace_back([this] { WorkerLoop(); });
+    auto worker = std::make_unique<Worker>();
+    worker->status =
+        FromKernelStatus(executor_->MakeWorkspace(nullptr, &worker->workspace));
+    if (status_.ok()) status_ = worker->status;
+    workers_.emplace_back(
+        [this, worker = std::move(worker)] { WorkerLoop(*worker); });
   }
 }
 
@@ -85,9 +92,7 @@ int RenderEngine::queue_depth() const {
   return static_cast<int>(queue_.size());
 }
 
-void RenderEngine::WorkerLoop() {
-  Worker worker;
-  worker.status = FromKernelStatus(executor_->MakeWorkspace(&worker.workspace));
+void RenderEngine::WorkerLoop(Worker& worker) {
   while (true) {
     Task next;
     {
@@ -108,7 +113,7 @@ void RenderEngine::WorkerLoop() {
 absl::StatusOr<RenderResult> RenderEngine::Render(
     const RenderCall& call) const {
   std::unique_ptr<kernels::Workspace> workspace;
-  DRR_RETURN_IF_KERNEL_ERROR(executor_->MakeWorkspace(&workspace));
+  DRR_RETURN_IF_KERNEL_ERROR(executor_->MakeWorkspace(nullptr, &workspace));
   return Render(call, *workspace);
 }
 

@@ -56,6 +56,10 @@ class RenderEngine {
   // Calls waiting in the queue.
   int queue_depth() const;
 
+  // OK when every worker has its workspace (on CUDA, its stream); else why
+  // not. A server must not start on an engine that is not OK.
+  const absl::Status& status() const { return status_; }
+
  private:
   // What a worker thread owns: the workspace of its renders, or why it has
   // none.
@@ -72,7 +76,7 @@ class RenderEngine {
     std::chrono::steady_clock::time_point enqueued;
   };
 
-  void WorkerLoop();
+  void WorkerLoop(Worker& worker);
 
   // dL/dθ and dL/d rt_inv of every pose of `call` for dL/d(images) =
   // `upstream`, where the images are `result` (rendered from `resident` with
@@ -101,6 +105,7 @@ class RenderEngine {
   const VolumeStore* const store_;
   const TargetStore* const targets_;
   const Limits limits_;
+  absl::Status status_;
   mutable absl::Mutex mutex_;
   std::deque<Task> queue_ ABSL_GUARDED_BY(mutex_);
   bool stopping_ ABSL_GUARDED_BY(mutex_) = false;

@@ -67,7 +67,7 @@ StoredVolume::Resident(const kernels::AttenuationParams& params,
   {
     absl::MutexLock lock(&mutex_);
     for (auto it = derived_.begin(); it != derived_.end(); ++it) {
-      if (it->first == key) {
+      if (it->first.Serves(key)) {
         derived_.splice(derived_.begin(), derived_, it);
         return derived_.front().second;
       }

@@ -59,10 +59,14 @@ class StoredVolume {
     float mu_water, mu_bone, hu_bone;
     kernels::StorageType storage;
     bool texture;
-    bool operator==(const DerivedKey& o) const {
-      return mu_water == o.mu_water && mu_bone == o.mu_bone &&
-             hu_bone == o.hu_bone && storage == o.storage &&
-             texture == o.texture;
+    // Whether a volume made for `this` serves a call that asks for `wanted`:
+    // the same μ and storage, and a texture if the call needs one (a
+    // textured volume keeps its linear copy, so it serves exact sampling
+    // too).
+    bool Serves(const DerivedKey& wanted) const {
+      return mu_water == wanted.mu_water && mu_bone == wanted.mu_bone &&
+             hu_bone == wanted.hu_bone && storage == wanted.storage &&
+             (texture || !wanted.texture);
     }
   };
 

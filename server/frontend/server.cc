@@ -62,6 +62,7 @@ absl::StatusOr<Server> Server::Start(const Options& options) {
       SelectExecutor(options.device, options.cpu_threads);
   if (!selected.ok()) return selected.status();
   auto impl = std::make_unique<Impl>(*std::move(selected), options);
+  if (!impl->engine.status().ok()) return impl->engine.status();
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

@@ -1,8 +1,11 @@
 // Running the executors from tests: which executors this machine has, and
-// short calls that fail the test (not crash) when an executor refuses.
+// short calls that fail the test when an executor refuses. A refusal throws
+// (GoogleTest reports it as a failure of the test with the message) rather
+// than return something the test would then dereference.
 #pragma once
 
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -10,6 +13,11 @@
 #include "kernels/executor.h"
 
 namespace drr::kernels::testing {
+
+// Fails the test with `status`'s message unless it is OK.
+inline void CheckOk(const KernelStatus& status) {
+  if (!status.ok()) throw std::runtime_error(status.message());
+}
 
 // The executors present here: "cpu" always, "cuda" where a device is usable.
 inline std::vector<std::string> AvailableExecutors() {
@@ -22,8 +30,7 @@ inline std::vector<std::string> AvailableExecutors() {
 inline std::unique_ptr<Executor> MakeExecutor(const std::string& name) {
   if (name == "cpu") return MakeCpuExecutor(2);
   std::unique_ptr<Executor> cuda;
-  const KernelStatus status = MakeCudaExecutor(&cuda);
-  EXPECT_TRUE(status.ok()) << status.message();
+  CheckOk(MakeCudaExecutor(&cuda));
   return cuda;
 }
 
@@ -33,17 +40,15 @@ inline std::shared_ptr<const ResidentVolume> MakeResident(
     VolumeShape shape, StorageType storage = StorageType::kFloat32,
     bool texture = false) {
   std::shared_ptr<const ResidentVolume> resident;
-  const KernelStatus status = executor.MakeResident(
-      mu.data(), labels, shape, Residency{storage, texture}, &resident);
-  EXPECT_TRUE(status.ok()) << status.message();
+  CheckOk(executor.MakeResident(mu.data(), labels, shape,
+                                Residency{storage, texture}, &resident));
   return resident;
 }
 
 // A new workspace of `executor`.
 inline std::unique_ptr<Workspace> MakeWorkspace(Executor& executor) {
   std::unique_ptr<Workspace> workspace;
-  const KernelStatus status = executor.MakeWorkspace(&workspace);
-  EXPECT_TRUE(status.ok()) << status.message();
+  CheckOk(executor.MakeWorkspace(nullptr, &workspace));
   return workspace;
 }
 
@@ -55,10 +60,8 @@ inline std::vector<float> RenderImages(Executor& executor,
   std::vector<float> out(poses.size() * settings.channels *
                          settings.rays.height * settings.rays.width);
   std::unique_ptr<Workspace> workspace = MakeWorkspace(executor);
-  const KernelStatus status =
-      executor.Render(volume, poses.data(), static_cast<int>(poses.size()),
-                      settings, *workspace, out.data());
-  EXPECT_TRUE(status.ok()) << status.message();
+  CheckOk(executor.Render(volume, poses.data(), static_cast<int>(poses.size()),
+                          settings, *workspace, out.data()));
   return out;
 }
 
@@ -70,10 +73,9 @@ inline std::vector<double> PoseGradients(Executor& executor,
                                          const std::vector<float>& upstream) {
   std::vector<PoseMapGradient> grad(poses.size());
   std::unique_ptr<Workspace> workspace = MakeWorkspace(executor);
-  const KernelStatus status = executor.PoseGradient(
-      volume, poses.data(), static_cast<int>(poses.size()), settings,
-      upstream.data(), *workspace, grad.data());
-  EXPECT_TRUE(status.ok()) << status.message();
+  CheckOk(executor.PoseGradient(volume, poses.data(),
+                                static_cast<int>(poses.size()), settings,
+                                upstream.data(), *workspace, grad.data()));
   std::vector<double> flat;
   for (const PoseMapGradient& g : grad)
     flat.insert(flat.end(), g.d, g.d + kPoseMapEntries);
@@ -89,10 +91,9 @@ inline std::vector<float> PoseJacobians(Executor& executor,
                          settings.rays.height * settings.rays.width *
                          kPoseMapEntries);
   std::unique_ptr<Workspace> workspace = MakeWorkspace(executor);
-  const KernelStatus status = executor.PoseJacobian(
-      volume, poses.data(), static_cast<int>(poses.size()), settings,
-      *workspace, out.data());
-  EXPECT_TRUE(status.ok()) << status.message();
+  CheckOk(executor.PoseJacobian(volume, poses.data(),
+                                static_cast<int>(poses.size()), settings,
+                                *workspace, out.data()));
   return out;
 }
 

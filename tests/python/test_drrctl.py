@@ -120,5 +120,13 @@ def test_enum_flags_list_the_spellings_the_python_client_takes():
                        ("--parameterization", renderer_pb2.Parameterization),
                        ("--orientation", renderer_pb2.Orientation), ("--loss", renderer_pb2.LossKind)]:
         line = next(line for line in help_text.splitlines() if line.strip().startswith(flag + " "))
-        listed = line.rsplit(": ", 1)[1].split(", ")
-        assert listed == list(spellings(enum.DESCRIPTOR)), flag
+        listed, default = line.split("one of: ", 1)[1].split(" (default: ")
+        assert listed.split(", ") == list(spellings(enum.DESCRIPTOR)), flag
+        assert default == listed.split(", ")[0] + ")", flag
+
+
+def test_register_refuses_a_convention_that_is_not_three_axes(server, tmp_path):
+    np.save(tmp_path / "target.npy", np.zeros((200, 200), np.float32))
+    result = drrctl("register", "f" * 64, "--server", server.address, "--target",
+                    str(tmp_path / "target.npy"), "--convention", "Z")
+    assert result.returncode == 1 and '--convention "Z" is not three axis letters' in result.stderr

@@ -81,7 +81,7 @@ def register(client: Client, volume_id: str, target_id: str, rotation: Vector,
     """Registers the volume to the target from the pose (rotation vector,
     translation). Similarities are maximised, MSE minimised; stops after
     `iterations` or once the similarity reaches `stop_at`."""
-    maximise = loss.kind != "mse"
+    maximise = (loss.kind or "").lower() != "mse"
     params = np.concatenate([np.asarray(rotation, float), np.asarray(translation, float)])
     adam = Adam(np.array([lr_rotation] * 3 + [lr_translation] * 3))
     result = RegistrationResult(params[:3].copy(), params[3:].copy())

@@ -27,7 +27,7 @@ class _PoseFields(TypedDict):
     """The Pose fields other than rotation and translation."""
 
     parameterization: str
-    convention: str
+    convention: str | None
     degrees: bool
     orientation: str | None
     isocenter: Vector | None
@@ -61,7 +61,7 @@ class DRR(torch.nn.Module):
 
     def __init__(self, client: Client, volume_id: str,
                  intrinsics: Intrinsics | Sequence[Intrinsics] = Intrinsics(),
-                 parameterization: str = "euler", convention: str = "ZXY", degrees: bool = True,
+                 parameterization: str = "euler", convention: str | None = None, degrees: bool = True,
                  orientation: str | None = "AP", isocenter: Vector | None = None,
                  options: RenderOptions = RenderOptions()) -> None:
         super().__init__()

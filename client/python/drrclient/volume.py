@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from drr.v1 import volumes_pb2
+from drrclient._enums import pick
 
 if TYPE_CHECKING:
     from nibabel.spatialimages import SpatialImage
@@ -25,7 +26,6 @@ _VOXEL_TYPES = {
     np.dtype("<i4"): volumes_pb2.VOXEL_TYPE_INT32,
     np.dtype("<f4"): volumes_pb2.VOXEL_TYPE_FLOAT32,
 }
-_VALUE_KINDS = {"hu": volumes_pb2.VALUE_KIND_HU, "attenuation": volumes_pb2.VALUE_KIND_ATTENUATION}
 
 
 def as_wire_voxels(voxels: npt.ArrayLike) -> npt.NDArray[Any]:
@@ -64,14 +64,13 @@ def header_proto(voxels: npt.NDArray[Any], affine: npt.ArrayLike, value_kind: st
                  labels: npt.NDArray[Any] | None = None) -> volumes_pb2.VolumeHeader:
     """The wire header of wire-ready voxels and labels (see as_wire_voxels,
     as_wire_labels)."""
-    if value_kind not in _VALUE_KINDS:
-        raise ValueError(f"value_kind must be one of {sorted(_VALUE_KINDS)}, not {value_kind!r}")
     matrix = np.asarray(affine, dtype=np.float64)
     if matrix.shape != (4, 4):
         raise ValueError(f"affine must be 4x4 voxel->world, got shape {matrix.shape}")
     return volumes_pb2.VolumeHeader(
         shape=list(voxels.shape), voxel_type=_VOXEL_TYPES[voxels.dtype],
-        affine=matrix.ravel().tolist(), value_kind=_VALUE_KINDS[value_kind],
+        affine=matrix.ravel().tolist(),
+        value_kind=pick(volumes_pb2.ValueKind.DESCRIPTOR, value_kind, "value_kind"),
         label_type=(volumes_pb2.VOXEL_TYPE_UNSPECIFIED if labels is None
                     else _VOXEL_TYPES[labels.dtype]))
 
