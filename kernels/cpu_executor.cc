@@ -72,12 +72,13 @@ class CpuExecutor final : public Executor {
         StoreAs<BFloat16>(mu, count, memory->voxels.data(), ToBFloat16);
         break;
     }
-    VolumeBuffers buffers;
-    buffers.space = MemorySpace::kHost;
-    buffers.shape = shape;
-    buffers.storage = residency.storage;
-    buffers.voxels = memory->voxels.data();
-    buffers.labels = labels != nullptr ? memory->labels.data() : nullptr;
+    const VolumeBuffers buffers{
+        MemorySpace::kHost,
+        shape,
+        residency.storage,
+        memory->voxels.data(),
+        labels != nullptr ? memory->labels.data() : nullptr,
+        /*texture=*/0};
     const size_t bytes =
         memory->voxels.size() + memory->labels.size() * sizeof(uint16_t);
     *out = std::make_shared<const ResidentVolume>(
@@ -178,14 +179,15 @@ class CpuExecutor final : public Executor {
       const int row = task % rows;
       const float* weights =
           upstream + static_cast<long long>(pose) * s.channels * plane;
-      double* sum = row_sums + static_cast<size_t>(task) * kPoseMapEntries;
-      for (int k = 0; k < kPoseMapEntries; ++k) sum[k] = 0.0;
+      double sum[kPoseMapEntries] = {};
       for (int col = 0; col < cols; ++col) {
         float ray[kPoseMapEntries] = {};
         MarchTrilinearVjp(view, labels, poses[pose], s.rays, row, col,
                           weights + row * cols + col, plane, s.channels, ray);
         for (int k = 0; k < kPoseMapEntries; ++k) sum[k] += ray[k];
       }
+      double* partial = row_sums + static_cast<size_t>(task) * kPoseMapEntries;
+      for (int k = 0; k < kPoseMapEntries; ++k) partial[k] = sum[k];
     });
   }
 

@@ -106,8 +106,9 @@ DRR_HD void ClipToSlab(float a, float d, float lower, float upper, float* lo,
 // inside (−1, n) on every axis. One sample of slack each side of the clipped
 // range keeps rounding from dropping one that counts.
 template <class Volume>
-DRR_HD void SamplesMeetingVolume(const Volume& volume, Vec3 a, Vec3 ab,
-                                 int n_samples, int* first, int* last) {
+DRR_HD_RAY_SETUP void SamplesMeetingVolume(const Volume& volume, Vec3 a,
+                                           Vec3 ab, int n_samples, int* first,
+                                           int* last) {
   float lo = 0.0f, hi = 1.0f;
   ClipToSlab(a.x, ab.x, -1.0f, static_cast<float>(volume.nx), &lo, &hi);
   ClipToSlab(a.y, ab.y, -1.0f, static_cast<float>(volume.ny), &lo, &hi);

@@ -7,3 +7,14 @@
 #else
 #define DRR_HD inline
 #endif
+
+// DRR_HD for once-per-ray set-up called from a per-sample loop: inlined on
+// the device like every body, kept out of line by the host compiler, where
+// inlining it into the loop's function costs registers in the loop (g++ 12
+// spilled the pose gradient's per-ray constants: 2.4% more instructions and
+// about 5% more time per DRR on the reference case).
+#if defined(__CUDACC__)
+#define DRR_HD_RAY_SETUP DRR_HD
+#else
+#define DRR_HD_RAY_SETUP inline __attribute__((noinline))
+#endif

@@ -165,13 +165,13 @@ class CudaExecutor final : public Executor {
     }
     DRR_CUDA_RETURN_IF_ERROR("cudaStreamSynchronize (volume)",
                              cudaStreamSynchronize(stream.get()));
-    VolumeBuffers buffers;
-    buffers.space = MemorySpace::kCuda;
-    buffers.shape = shape;
-    buffers.storage = residency.storage;
-    buffers.voxels = memory->voxels.data();
-    buffers.labels = static_cast<const uint16_t*>(memory->labels.data());
-    buffers.texture = memory->texture.get();
+    const VolumeBuffers buffers{
+        MemorySpace::kCuda,
+        shape,
+        residency.storage,
+        memory->voxels.data(),
+        static_cast<const uint16_t*>(memory->labels.data()),
+        memory->texture.get()};
     *out = std::make_shared<const ResidentVolume>(buffers, bytes,
                                                   std::move(memory));
     return KernelStatus::Ok();
