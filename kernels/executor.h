@@ -71,9 +71,12 @@ class Executor {
       const Residency& residency,
       std::shared_ptr<const ResidentVolume>* out) = 0;
 
-  // A new workspace. On CUDA its calls are issued on `cuda_stream` (a
-  // cudaStream_t the caller keeps alive and destroys), or on a stream of the
-  // workspace's own when that is nullptr; the CPU executor ignores it.
+  // A new workspace. On CUDA its calls are issued on `cuda_stream`, or on a
+  // stream of the workspace's own when that is nullptr; the CPU executor
+  // ignores it. A lent stream must be a stream of device 0 that outlives the
+  // workspace (its scratch is freed on it), not cudaStreamPerThread or the
+  // legacy default stream, and not being captured into a CUDA graph (calls
+  // wait for it).
   virtual KernelStatus MakeWorkspace(void* cuda_stream,
                                      std::unique_ptr<Workspace>* out) = 0;
 

@@ -14,6 +14,10 @@ namespace drr::kernels {
 // Where an executor keeps its volumes and scratch memory.
 enum class MemorySpace { kHost, kCuda };
 
+// The most voxels a volume may have: the kernels index voxels with 32-bit
+// integers.
+inline constexpr long long kMaxVolumeVoxels = (1LL << 31) - 1;
+
 // The size of a volume in voxels, x (i) fastest.
 struct VolumeShape {
   int nx = 0;

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "io/nifti.h"
 #include "io/phantom.h"
+#include "kernels/resident_volume.h"
 #include "server/frontend/server.h"
 #include "status/status_macros.h"
 
@@ -49,7 +50,7 @@ void DeclareFlags(CLI::App& app, Flags& f) {
                "store the built-in analytic thorax phantom at start");
   app.add_option("--max-volume-voxels", f.max_volume_voxels,
                  "largest volume accepted, in voxels")
-      ->check(CLI::Range(1.0, 9.0e15))
+      ->check(CLI::Range(1.0, static_cast<double>(kernels::kMaxVolumeVoxels)))
       ->capture_default_str();
   app.add_option("--max-volumes", limits.max_volumes, "most volumes stored")
       ->capture_default_str();

@@ -58,6 +58,13 @@ class CudaWorkspace final : public Workspace {
     return static_cast<const PoseGeometry*>(poses_.data());
   }
 
+  // `status`, after waiting for this stream when it is an error: a failed
+  // call may have queued work that reads buffers its caller frees next.
+  KernelStatus Settle(KernelStatus status) {
+    if (!status.ok()) cudaStreamSynchronize(stream());
+    return status;
+  }
+
   // Copies `bytes` of results to the host and waits for this stream (only).
   KernelStatus CopyBack(void* host, const void* device, size_t bytes) {
     DRR_CUDA_RETURN_IF_ERROR(
@@ -135,9 +142,11 @@ class CudaExecutor final : public Executor {
     }
     const size_t count = static_cast<size_t>(shape.voxels());
     const size_t voxel_bytes = count * StorageBytes(residency.storage);
+    // Declared after the memory, the stream goes first: its destructor waits
+    // for the copies, so that an early return frees nothing they write.
+    auto memory = std::make_shared<DeviceVolumeMemory>();
     CudaStream stream;
     DRR_KERNEL_RETURN_IF_ERROR(stream.Create());
-    auto memory = std::make_shared<DeviceVolumeMemory>();
     DRR_KERNEL_RETURN_IF_ERROR(
         memory->voxels.Allocate(voxel_bytes, "cudaMalloc (volume)"));
     DRR_KERNEL_RETURN_IF_ERROR(UploadConverted(
@@ -192,14 +201,8 @@ class CudaExecutor final : public Executor {
     DRR_KERNEL_RETURN_IF_ERROR(
         CheckLaunch(space(), volume, settings, workspace));
     auto& scratch = static_cast<CudaWorkspace&>(workspace);
-    const size_t image_bytes = sizeof(float) * Pixels(n_poses, settings);
-    DRR_KERNEL_RETURN_IF_ERROR(
-        scratch.images().Reserve(image_bytes, "cudaMallocAsync (images)"));
-    DRR_KERNEL_RETURN_IF_ERROR(scratch.UploadPoses(poses, n_poses));
-    DRR_KERNEL_RETURN_IF_ERROR(LaunchRender(
-        volume.buffers(), scratch.poses(), n_poses, settings, scratch.stream(),
-        static_cast<float*>(scratch.images().data())));
-    return scratch.CopyBack(out, scratch.images().data(), image_bytes);
+    return scratch.Settle(
+        RenderOn(scratch, volume, poses, n_poses, settings, out));
   }
 
   KernelStatus PoseGradient(const ResidentVolume& volume,
@@ -210,6 +213,41 @@ class CudaExecutor final : public Executor {
     DRR_KERNEL_RETURN_IF_ERROR(
         CheckGradientLaunch(space(), volume, settings, workspace));
     auto& scratch = static_cast<CudaWorkspace&>(workspace);
+    return scratch.Settle(PoseGradientOn(scratch, volume, poses, n_poses,
+                                         settings, upstream, grad));
+  }
+
+  KernelStatus PoseJacobian(const ResidentVolume& volume,
+                            const PoseGeometry* poses, int n_poses,
+                            const RenderSettings& settings,
+                            Workspace& workspace, float* out) override {
+    DRR_KERNEL_RETURN_IF_ERROR(
+        CheckGradientLaunch(space(), volume, settings, workspace));
+    auto& scratch = static_cast<CudaWorkspace&>(workspace);
+    return scratch.Settle(
+        PoseJacobianOn(scratch, volume, poses, n_poses, settings, out));
+  }
+
+ private:
+  // The calls' work once checked, queued on the workspace's stream.
+  KernelStatus RenderOn(CudaWorkspace& scratch, const ResidentVolume& volume,
+                        const PoseGeometry* poses, int n_poses,
+                        const RenderSettings& settings, float* out) {
+    const size_t image_bytes = sizeof(float) * Pixels(n_poses, settings);
+    DRR_KERNEL_RETURN_IF_ERROR(
+        scratch.images().Reserve(image_bytes, "cudaMallocAsync (images)"));
+    DRR_KERNEL_RETURN_IF_ERROR(scratch.UploadPoses(poses, n_poses));
+    DRR_KERNEL_RETURN_IF_ERROR(LaunchRender(
+        volume.buffers(), scratch.poses(), n_poses, settings, scratch.stream(),
+        static_cast<float*>(scratch.images().data())));
+    return scratch.CopyBack(out, scratch.images().data(), image_bytes);
+  }
+
+  KernelStatus PoseGradientOn(CudaWorkspace& scratch,
+                              const ResidentVolume& volume,
+                              const PoseGeometry* poses, int n_poses,
+                              const RenderSettings& settings,
+                              const float* upstream, PoseMapGradient* grad) {
     const int tiles = TilesOf(settings).tiles;
     const size_t upstream_bytes = sizeof(float) * Pixels(n_poses, settings);
     const size_t partial_count =
@@ -236,13 +274,10 @@ class CudaExecutor final : public Executor {
     return KernelStatus::Ok();
   }
 
-  KernelStatus PoseJacobian(const ResidentVolume& volume,
-                            const PoseGeometry* poses, int n_poses,
-                            const RenderSettings& settings,
-                            Workspace& workspace, float* out) override {
-    DRR_KERNEL_RETURN_IF_ERROR(
-        CheckGradientLaunch(space(), volume, settings, workspace));
-    auto& scratch = static_cast<CudaWorkspace&>(workspace);
+  KernelStatus PoseJacobianOn(CudaWorkspace& scratch,
+                              const ResidentVolume& volume,
+                              const PoseGeometry* poses, int n_poses,
+                              const RenderSettings& settings, float* out) {
     const size_t out_bytes =
         sizeof(float) * kPoseMapEntries * Pixels(n_poses, settings);
     DRR_KERNEL_RETURN_IF_ERROR(
@@ -282,6 +317,24 @@ KernelStatus MakeCudaExecutor(std::unique_ptr<Executor>* out) {
     return KernelStatus::Error(KernelCode::kUnavailable, probe.reason);
   }
   DRR_CUDA_RETURN_IF_ERROR("cudaSetDevice", cudaSetDevice(0));
+  // What this executor needs of the device, checked now so that a server
+  // falls back to the CPU instead of failing every render.
+  int memory_pools = 0;
+  DRR_CUDA_RETURN_IF_ERROR(
+      "cudaDeviceGetAttribute",
+      cudaDeviceGetAttribute(&memory_pools, cudaDevAttrMemoryPoolsSupported,
+                             0));
+  if (memory_pools == 0) {
+    return KernelStatus::Error(
+        KernelCode::kUnavailable,
+        probe.device_name +
+            " has no stream-ordered memory pools "
+            "(cudaMallocAsync), which the workspaces use");
+  }
+  const KernelStatus image = CheckKernelImage();
+  if (!image.ok()) {
+    return KernelStatus::Error(KernelCode::kUnavailable, image.message());
+  }
   *out = std::make_unique<CudaExecutor>();
   return KernelStatus::Ok();
 }

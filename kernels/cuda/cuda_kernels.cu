@@ -135,6 +135,11 @@ __global__ void PoseJacobianKernel(Volume volume, Labels labels,
   }
 }
 
+// Clears the thread's last CUDA error, so that the cudaGetLastError after a
+// launch reports that launch and not an earlier, handled failure (an
+// allocation that ran out of memory, say). Sticky errors stay.
+void ClearLastError() { static_cast<void>(cudaGetLastError()); }
+
 // The launch shape of `n_poses` images of `settings`.
 struct Launch {
   Launch(const RenderSettings& settings, int n_poses)
@@ -146,6 +151,14 @@ struct Launch {
 };
 
 }  // namespace
+
+KernelStatus CheckKernelImage() {
+  cudaFuncAttributes attributes{};
+  return CudaStatus(
+      "cudaFuncGetAttributes (is there a kernel image for this GPU?)",
+      cudaFuncGetAttributes(&attributes,
+                            RenderKernel<VolumeView<float>, NoLabels>));
+}
 
 TileGrid TilesOf(const RenderSettings& settings) {
   TileGrid grid;
@@ -160,6 +173,7 @@ KernelStatus LaunchRender(const VolumeBuffers& volume,
                           const RenderSettings& settings, cudaStream_t stream,
                           float* images) {
   const Launch launch(settings, n_poses);
+  ClearLastError();
   auto render = [&](const auto& view, const auto& labels) {
     RenderKernel<<<launch.blocks, launch.threads, 0, stream>>>(
         view, labels, poses, settings, n_poses, launch.grid.tiles_x, images);
@@ -181,6 +195,7 @@ KernelStatus LaunchPoseGradient(const VolumeBuffers& volume,
                                 const float* upstream, cudaStream_t stream,
                                 float* partials) {
   const Launch launch(settings, n_poses);
+  ClearLastError();
   VisitVolume(volume, settings, [&](const auto& view, const auto& labels) {
     PoseGradientKernel<<<launch.blocks, launch.threads, 0, stream>>>(
         view, labels, poses, settings, n_poses, launch.grid.tiles_x,
@@ -194,6 +209,7 @@ KernelStatus LaunchPoseJacobian(const VolumeBuffers& volume,
                                 const RenderSettings& settings,
                                 cudaStream_t stream, float* jacobian) {
   const Launch launch(settings, n_poses);
+  ClearLastError();
   VisitVolume(volume, settings, [&](const auto& view, const auto& labels) {
     PoseJacobianKernel<<<launch.blocks, launch.threads, 0, stream>>>(
         view, labels, poses, settings, n_poses, launch.grid.tiles_x, jacobian);

@@ -19,6 +19,10 @@ struct TileGrid {
   int tiles = 0;
 };
 
+// kOk when this build has kernel code the current device can run (its
+// architecture is among CMAKE_CUDA_ARCHITECTURES), else why not.
+KernelStatus CheckKernelImage();
+
 // The tiles of an image of `settings`.
 TileGrid TilesOf(const RenderSettings& settings);
 

@@ -21,7 +21,9 @@ class DeviceMemory {
 
   // Allocates `bytes`; `what` names the buffer in errors. Call once.
   KernelStatus Allocate(size_t bytes, const char* what) {
-    DRR_CUDA_RETURN_IF_ERROR(what, cudaMalloc(&data_, bytes));
+    void* data = nullptr;
+    DRR_CUDA_RETURN_IF_ERROR(what, cudaMalloc(&data, bytes));
+    data_ = data;
     return KernelStatus::Ok();
   }
   void* data() const { return data_; }
@@ -30,13 +32,15 @@ class DeviceMemory {
   void* data_ = nullptr;
 };
 
-// A CUDA stream: one the object created (and destroys), or one a caller
-// lends (and keeps).
+// A CUDA stream: one the object created (and, after waiting for what was
+// queued on it, destroys), or one a caller lends (and keeps).
 class CudaStream {
  public:
   CudaStream() = default;
   ~CudaStream() {
-    if (owned_) cudaStreamDestroy(stream_);
+    if (!owned_) return;
+    cudaStreamSynchronize(stream_);
+    cudaStreamDestroy(stream_);
   }
   CudaStream(const CudaStream&) = delete;
   CudaStream& operator=(const CudaStream&) = delete;
@@ -82,8 +86,10 @@ class StreamScratch {
     }
     data_ = nullptr;
     capacity_ = 0;
+    void* data = nullptr;
     DRR_CUDA_RETURN_IF_ERROR(what,
-                             cudaMallocAsync(&data_, bytes, stream_.get()));
+                             cudaMallocAsync(&data, bytes, stream_.get()));
+    data_ = data;
     capacity_ = bytes;
     return KernelStatus::Ok();
   }

@@ -79,9 +79,15 @@ StoredVolume::Resident(const kernels::AttenuationParams& params,
   DRR_RETURN_IF_KERNEL_ERROR(executor_->MakeResident(
       mu.data(), labels_.empty() ? nullptr : labels_.data(), ShapeOf(header_),
       residency, &resident));
+  // Evicted volumes are freed after the lock is released: freeing device
+  // memory may wait for the device.
+  std::vector<std::shared_ptr<const kernels::ResidentVolume>> evicted;
   absl::MutexLock lock(&mutex_);
   derived_.emplace_front(key, resident);
-  while (static_cast<int>(derived_.size()) > kDerivedKept) derived_.pop_back();
+  while (static_cast<int>(derived_.size()) > kDerivedKept) {
+    evicted.push_back(std::move(derived_.back().second));
+    derived_.pop_back();
+  }
   return resident;
 }
 
@@ -163,8 +169,12 @@ int64_t VolumeStore::resident_bytes() const {
 }
 
 absl::Status VolumeStore::Delete(const std::string& id) {
+  std::shared_ptr<const StoredVolume> deleted;  // freed after unlocking
   absl::MutexLock lock(&mutex_);
-  if (volumes_.erase(id) == 0) return VolumeNotFound(id);
+  auto it = volumes_.find(id);
+  if (it == volumes_.end()) return VolumeNotFound(id);
+  deleted = std::move(it->second);
+  volumes_.erase(it);
   return absl::OkStatus();
 }
 

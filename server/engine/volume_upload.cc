@@ -1,10 +1,12 @@
 #include "server/engine/volume_upload.h"
 
+#include <algorithm>
 #include <cmath>
 #include <new>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "kernels/resident_volume.h"
 
 namespace drr::server {
 
@@ -25,10 +27,14 @@ absl::Status VolumeUpload::AcceptHeader(const VolumeHeader& header) {
           limits_.max_volume_dim));
     }
   }
-  if (header.voxels() > limits_.max_volume_voxels) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "header.shape has ", header.voxels(),
-        " voxels, over the server's limit of ", limits_.max_volume_voxels));
+  // The kernels index voxels with 32-bit integers, whatever the limit says.
+  if (header.voxels() >
+      std::min<int64_t>(limits_.max_volume_voxels, kernels::kMaxVolumeVoxels)) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("header.shape has ", header.voxels(),
+                     " voxels, over the server's limit of ",
+                     std::min<int64_t>(limits_.max_volume_voxels,
+                                       kernels::kMaxVolumeVoxels)));
   }
   if (header.label_type && *header.label_type != VoxelType::kUInt8 &&
       *header.label_type != VoxelType::kUInt16) {

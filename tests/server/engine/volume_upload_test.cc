@@ -77,6 +77,22 @@ TEST(VolumeUploadTest, RejectsShapesOverTheLimitsAndBadAffines) {
               StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
+TEST(VolumeUploadTest, NoLimitAdmitsMoreVoxelsThanTheKernelsCanIndex) {
+  Limits limits;
+  limits.max_volume_voxels = int64_t{1} << 40;
+  limits.max_volume_dim = 4096;
+  VolumeUpload upload(limits);
+  VolumeHeader huge = SmallHeader();
+  huge.depth = 1024;
+  huge.height = 2048;
+  huge.width = 1024;  // exactly 2^31 voxels
+  EXPECT_THAT(upload.AcceptHeader(huge),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       ::testing::HasSubstr("2147483647")));
+  huge.width = 1023;  // under 2^31 − 1: accepted (no bytes are allocated yet)
+  EXPECT_THAT(VolumeUpload(limits).AcceptHeader(huge), IsOk());
+}
+
 TEST(VolumeUploadTest, RejectsOutOfOrderAndOversizedParts) {
   Limits limits;
   VolumeUpload upload(limits);
