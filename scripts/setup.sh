@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs everything drrserve needs on Debian 12 and builds it. Safe to run
 # again: it installs only what is missing and rebuilds only what changed.
-#   apt:    the C++ toolchain and libraries (gRPC, Protobuf, Abseil, prometheus-cpp, GoogleTest)
+#   apt:    the C++ toolchain and libraries (gRPC, Protobuf, Abseil, prometheus-cpp, GoogleTest,
+#           CLI11, libpng), clang-format and clang-tidy, plastimatch
 #   .tools: promtool, extracted from Debian's prometheus package
-#   .venv:  Python packages from PyPI (requirements-dev.txt)
+#   .venv:  Python packages from PyPI (requirements-dev.txt: grpcio, numpy, pytest, ruff, mypy, ...)
 #   build/: the CMake build (Release), CUDA included when nvcc is found
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
