@@ -212,6 +212,15 @@ absl::Status CheckLoss(const LossSpec& spec, int height, int width) {
                        ", must be 0 (whole image) or at most the "
                        "image's height and width"));
     }
+    const long long windows =
+        p == 0 ? 0 : 1LL * (height - p + 1) * (width - p + 1);
+    if (windows * p * p > kMaxPatchPlaneValues) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "loss.patch_sizes[", i, "] is ", p, ": the ", windows, " windows of ",
+          p, "×", p, " pixels of a ", height, "×", width, " image hold ",
+          windows * p * p, " values, over the limit of ", kMaxPatchPlaneValues,
+          "; use a smaller patch or image"));
+    }
     if (!std::isfinite(spec.weights[i])) {
       return absl::InvalidArgumentError(
           absl::StrCat("loss.patch_weights[", i, "] is not finite"));

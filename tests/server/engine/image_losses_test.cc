@@ -102,6 +102,18 @@ TEST(ImageLossesTest, NccIsOneForItselfAndMinusOneForItsNegative) {
               0.0, 1e-12);
 }
 
+TEST(ImageLossesTest, RefusesPatchSizesWhoseWindowsWouldExhaustMemory) {
+  LossSpec spec;
+  spec.patch_sizes = {256};  // 257² windows of 256² pixels: 34.6 GB
+  EXPECT_THAT(CheckLoss(spec, 512, 512),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       ::testing::HasSubstr("loss.patch_sizes[0]")));
+  spec.patch_sizes = {9};  // nanodrr's usual sizes stay well inside
+  EXPECT_THAT(CheckLoss(spec, 512, 512), IsOk());
+  spec.patch_sizes = {0};
+  EXPECT_THAT(CheckLoss(spec, 4096, 4096), IsOk());
+}
+
 TEST(ImageLossesTest, RejectsBadSpecs) {
   LossSpec spec;
   spec.patch_sizes = {20};
