@@ -1,6 +1,7 @@
 // A render request in engine terms (no protobuf), and its validation.
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <variant>
@@ -77,6 +78,9 @@ struct PoseGradient {
 // One batch of poses of one volume.
 struct RenderCall {
   std::string volume_id;
+  // When the caller stops waiting. A call still queued then is answered
+  // DEADLINE_EXCEEDED and not rendered.
+  std::optional<std::chrono::steady_clock::time_point> deadline;
   std::vector<PoseSpec> poses;
   // One shared by every pose, or one per pose (all of the same size).
   std::vector<geometry::Intrinsics> intrinsics{geometry::Intrinsics{}};

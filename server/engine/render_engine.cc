@@ -51,6 +51,13 @@ void RenderEngine::Submit(RenderCall call, Callback done) {
   Task task{
       [this, call = std::move(call), shared_done](double queued,
                                                   Worker& worker) {
+        if (call.deadline &&
+            std::chrono::steady_clock::now() >= *call.deadline) {
+          (*shared_done)(absl::DeadlineExceededError(
+              absl::StrCat("the request's deadline passed after ", queued,
+                           " s in the render queue; it was not rendered")));
+          return;
+        }
         absl::StatusOr<RenderResult> result =
             worker.workspace ? Render(call, *worker.workspace)
                              : absl::StatusOr<RenderResult>(worker.status);

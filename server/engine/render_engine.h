@@ -36,8 +36,10 @@ class RenderEngine {
   RenderEngine(const RenderEngine&) = delete;
   RenderEngine& operator=(const RenderEngine&) = delete;
 
-  // Queues `call`; `done` runs exactly once with the result, or with
-  // RESOURCE_EXHAUSTED at once when the queue is full.
+  // Queues `call`; `done` runs exactly once with the result, with
+  // RESOURCE_EXHAUSTED at once when the queue is full, or with
+  // DEADLINE_EXCEEDED, unrendered, when the call's deadline passes while it
+  // waits.
   void Submit(RenderCall call, Callback done);
 
   // Queues other engine work (storing an uploaded volume, say) behind the

@@ -49,7 +49,7 @@ class RenderStreamReactor final
     }
     auto timer =
         std::make_shared<RequestTimer>(context_.metrics, "RenderStream.frame");
-    RenderThroughEngine(context_, request_, &frame->response,
+    RenderThroughEngine(context_, request_, std::nullopt, &frame->response,
                         [this, frame, timer](const absl::Status& status) {
                           timer->Done(status);
                           FrameDone(*frame, status);
@@ -130,18 +130,31 @@ class RenderStreamReactor final
   bool finished_ = false;
 };
 
+// The client's deadline on the steady clock, or nothing when it set none.
+std::optional<std::chrono::steady_clock::time_point> ClientDeadline(
+    const grpc::CallbackServerContext& context) {
+  const std::chrono::system_clock::time_point deadline = context.deadline();
+  if (deadline == std::chrono::system_clock::time_point::max()) {
+    return std::nullopt;
+  }
+  return std::chrono::steady_clock::now() +
+         std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+             deadline - std::chrono::system_clock::now());
+}
+
 }  // namespace
 
-void RenderThroughEngine(const ServiceContext& context,
-                         const v1::RenderRequest& request,
-                         v1::RenderResponse* response,
-                         std::function<void(absl::Status)> done) {
+void RenderThroughEngine(
+    const ServiceContext& context, const v1::RenderRequest& request,
+    std::optional<std::chrono::steady_clock::time_point> deadline,
+    v1::RenderResponse* response, std::function<void(absl::Status)> done) {
   response->set_frame_id(request.frame_id());
   absl::StatusOr<RenderCall> call = FromProto(request);
   if (!call.ok()) {
     done(call.status());
     return;
   }
+  call->deadline = deadline;
   ServerMetrics* metrics = context.metrics;
   RenderEngine* engine = context.engine;
   engine->Submit(*std::move(call),
@@ -162,7 +175,7 @@ grpc::ServerUnaryReactor* RendererService::Render(
     v1::RenderResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   auto timer = std::make_shared<RequestTimer>(context_.metrics, "Render");
-  RenderThroughEngine(context_, *request, response,
+  RenderThroughEngine(context_, *request, ClientDeadline(*context), response,
                       [reactor, timer](const absl::Status& status) {
                         reactor->Finish(ToGrpcStatus(timer->Done(status)));
                       });

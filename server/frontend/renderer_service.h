@@ -1,6 +1,9 @@
 // The drr.v1.Renderer gRPC service: unary and streamed rendering.
 #pragma once
 
+#include <chrono>
+#include <optional>
+
 #include "drr/v1/renderer.grpc.pb.h"
 #include "server/frontend/service_context.h"
 
@@ -24,9 +27,10 @@ class RendererService final : public v1::Renderer::CallbackService {
 
 // Renders one request through the engine and fills `response`; `done` gets
 // the outcome on an engine worker (or at once for a malformed request).
-void RenderThroughEngine(const ServiceContext& context,
-                         const v1::RenderRequest& request,
-                         v1::RenderResponse* response,
-                         std::function<void(absl::Status)> done);
+// `deadline` is the client's, if it set one.
+void RenderThroughEngine(
+    const ServiceContext& context, const v1::RenderRequest& request,
+    std::optional<std::chrono::steady_clock::time_point> deadline,
+    v1::RenderResponse* response, std::function<void(absl::Status)> done);
 
 }  // namespace drr::server

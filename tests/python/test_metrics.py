@@ -4,14 +4,17 @@ import os
 import re
 import shutil
 import subprocess
+import time
 import urllib.request
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
 
 from conftest import ROOT, small_volume
-from drrclient import Intrinsics, Pose
+from drr.v1 import renderer_pb2, renderer_pb2_grpc
+from drrclient import Intrinsics, Pose, RenderOptions
 
 SERIES = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})? (\S+)$")
 
@@ -84,3 +87,35 @@ def test_requests_poses_and_volumes_are_counted(exercised):
     assert samples[("drr_poses_rendered_total", "")] >= 2
     assert samples[("drr_volume_cache_volumes", "")] >= 1
     assert any(name == "drr_build_info" for name, _ in samples)
+
+
+def test_a_request_whose_deadline_passes_in_the_queue_is_not_rendered(server, client):
+    """One worker busy with a large render; the next request's 50 ms deadline passes while it
+    waits: the server answers it DEADLINE_EXCEEDED without rendering it."""
+    voxels, affine = small_volume(23)
+    vid = client.upload_volume(voxels, affine)
+    stub = renderer_pb2_grpc.RendererStub(grpc.insecure_channel(server.address))
+
+    def request(size: int, samples: int) -> renderer_pb2.RenderRequest:
+        return client.render_request(vid, [Pose(translation=(0, 150, 0))],
+                                     Intrinsics(sdd=300, delx=30 / size, dely=30 / size,
+                                                height=size, width=size),
+                                     RenderOptions(n_samples=samples))
+
+    code = ("drr_requests_total", '{code="DEADLINE_EXCEEDED",method="Render"}')
+    poses = ("drr_poses_rendered_total", "")
+    before = parse(scrape(server))
+    with ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(stub.Render, request(400, 4000))
+        time.sleep(0.5)  # the slow render has started on the one worker
+        with pytest.raises(grpc.RpcError) as err:
+            stub.Render(request(8, 10), timeout=0.05)
+        assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        slow.result(timeout=300)
+    for _ in range(100):  # the worker answers the expired request just after the slow one
+        after = parse(scrape(server))
+        if after.get(code, 0) > before.get(code, 0):
+            break
+        time.sleep(0.05)
+    assert after.get(code, 0) == before.get(code, 0) + 1
+    assert after[poses] - before.get(poses, 0) == 1  # the slow request's pose only

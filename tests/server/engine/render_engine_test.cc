@@ -4,6 +4,7 @@
 #include <cstring>
 #include <future>
 
+#include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "io/phantom.h"
 #include "kernels/pose_geometry.h"
@@ -192,6 +193,43 @@ TEST_F(RenderEngineTest, SubmitAnswersOnAWorkerAndUnknownVolumesAreNotFound) {
   const absl::Status s = missing.get_future().get().status();
   EXPECT_THAT(s, StatusIs(absl::StatusCode::kNotFound));
   EXPECT_NE(s.message().find("feedbeef"), absl::string_view::npos);
+}
+
+TEST_F(RenderEngineTest, ACallWhoseDeadlinePassedInTheQueueIsNotRendered) {
+  RenderEngine engine(executor_.get(), &store_, nullptr, Limits{}, 1);
+  // The one worker is busy with a large render while the second call's
+  // deadline passes.
+  RenderCall slow = ReferenceCall(256, 256);
+  slow.n_samples = 4000;
+  RenderCall hurried = ReferenceCall(8, 8);
+  hurried.deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(20);
+  absl::Notification slow_done, hurried_done;
+  absl::Status slow_status, hurried_status;
+  engine.Submit(std::move(slow), [&](absl::StatusOr<RenderResult> r) {
+    slow_status = r.status();
+    slow_done.Notify();
+  });
+  engine.Submit(std::move(hurried), [&](absl::StatusOr<RenderResult> r) {
+    hurried_status = r.status();
+    hurried_done.Notify();
+  });
+  slow_done.WaitForNotification();
+  hurried_done.WaitForNotification();
+  EXPECT_THAT(slow_status, IsOk());
+  EXPECT_THAT(hurried_status, StatusIs(absl::StatusCode::kDeadlineExceeded,
+                                       ::testing::HasSubstr("not rendered")));
+  // A deadline still ahead renders as usual.
+  RenderCall relaxed = ReferenceCall(8, 8);
+  relaxed.deadline = std::chrono::steady_clock::now() + std::chrono::hours(1);
+  absl::Notification relaxed_done;
+  absl::Status relaxed_status;
+  engine.Submit(std::move(relaxed), [&](absl::StatusOr<RenderResult> r) {
+    relaxed_status = r.status();
+    relaxed_done.Notify();
+  });
+  relaxed_done.WaitForNotification();
+  EXPECT_THAT(relaxed_status, IsOk());
 }
 
 TEST_F(RenderEngineTest, AFullQueueRefusesAtOnce) {
