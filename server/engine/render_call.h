@@ -1,7 +1,9 @@
 // A render request in engine terms (no protobuf), and its validation.
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 #include <variant>
@@ -81,6 +83,9 @@ struct RenderCall {
   // When the caller stops waiting. A call still queued then is answered
   // DEADLINE_EXCEEDED and not rendered.
   std::optional<std::chrono::steady_clock::time_point> deadline;
+  // Set by the caller when it gives up (a cancelled RPC). A call still queued
+  // then is answered CANCELLED and not rendered.
+  std::shared_ptr<const std::atomic<bool>> cancelled;
   std::vector<PoseSpec> poses;
   // One shared by every pose, or one per pose (all of the same size).
   std::vector<geometry::Intrinsics> intrinsics{geometry::Intrinsics{}};

@@ -58,6 +58,12 @@ void RenderEngine::Submit(RenderCall call, Callback done) {
                            " s in the render queue; it was not rendered")));
           return;
         }
+        if (call.cancelled && call.cancelled->load()) {
+          (*shared_done)(absl::CancelledError(
+              absl::StrCat("the client cancelled the request after ", queued,
+                           " s in the render queue; it was not rendered")));
+          return;
+        }
         absl::StatusOr<RenderResult> result =
             worker.workspace ? Render(call, *worker.workspace)
                              : absl::StatusOr<RenderResult>(worker.status);

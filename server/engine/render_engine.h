@@ -37,9 +37,9 @@ class RenderEngine {
   RenderEngine& operator=(const RenderEngine&) = delete;
 
   // Queues `call`; `done` runs exactly once with the result, with
-  // RESOURCE_EXHAUSTED at once when the queue is full, or with
-  // DEADLINE_EXCEEDED, unrendered, when the call's deadline passes while it
-  // waits.
+  // RESOURCE_EXHAUSTED at once when the queue is full, or, unrendered, with
+  // DEADLINE_EXCEEDED or CANCELLED when the call's deadline passes or its
+  // caller gives up while it waits.
   void Submit(RenderCall call, Callback done);
 
   // Queues other engine work (storing an uploaded volume, say) behind the

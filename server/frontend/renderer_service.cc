@@ -49,7 +49,8 @@ class RenderStreamReactor final
     }
     auto timer =
         std::make_shared<RequestTimer>(context_.metrics, "RenderStream.frame");
-    RenderThroughEngine(context_, request_, std::nullopt, &frame->response,
+    RenderThroughEngine(context_, request_, std::nullopt, nullptr,
+                        &frame->response,
                         [this, frame, timer](const absl::Status& status) {
                           timer->Done(status);
                           FrameDone(*frame, status);
@@ -130,6 +131,25 @@ class RenderStreamReactor final
   bool finished_ = false;
 };
 
+// Answers a unary Render with the engine's status. When the client cancels
+// (or its deadline passes), it raises the flag the engine checks before it
+// renders a queued call.
+class RenderReactor final : public grpc::ServerUnaryReactor {
+ public:
+  RenderReactor() : cancelled_(std::make_shared<std::atomic<bool>>(false)) {}
+
+  // The flag OnCancel raises.
+  std::shared_ptr<const std::atomic<bool>> cancelled() const {
+    return cancelled_;
+  }
+
+  void OnCancel() override { cancelled_->store(true); }
+  void OnDone() override { delete this; }
+
+ private:
+  const std::shared_ptr<std::atomic<bool>> cancelled_;
+};
+
 // The client's deadline on the steady clock, or nothing when it set none.
 std::optional<std::chrono::steady_clock::time_point> ClientDeadline(
     const grpc::CallbackServerContext& context) {
@@ -147,6 +167,7 @@ std::optional<std::chrono::steady_clock::time_point> ClientDeadline(
 void RenderThroughEngine(
     const ServiceContext& context, const v1::RenderRequest& request,
     std::optional<std::chrono::steady_clock::time_point> deadline,
+    std::shared_ptr<const std::atomic<bool>> cancelled,
     v1::RenderResponse* response, std::function<void(absl::Status)> done) {
   response->set_frame_id(request.frame_id());
   absl::StatusOr<RenderCall> call = FromProto(request);
@@ -155,6 +176,7 @@ void RenderThroughEngine(
     return;
   }
   call->deadline = deadline;
+  call->cancelled = std::move(cancelled);
   ServerMetrics* metrics = context.metrics;
   RenderEngine* engine = context.engine;
   engine->Submit(*std::move(call),
@@ -173,9 +195,10 @@ void RenderThroughEngine(
 grpc::ServerUnaryReactor* RendererService::Render(
     grpc::CallbackServerContext* context, const v1::RenderRequest* request,
     v1::RenderResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto* reactor = new RenderReactor();
   auto timer = std::make_shared<RequestTimer>(context_.metrics, "Render");
-  RenderThroughEngine(context_, *request, ClientDeadline(*context), response,
+  RenderThroughEngine(context_, *request, ClientDeadline(*context),
+                      reactor->cancelled(), response,
                       [reactor, timer](const absl::Status& status) {
                         reactor->Finish(ToGrpcStatus(timer->Done(status)));
                       });

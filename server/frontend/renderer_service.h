@@ -1,7 +1,9 @@
 // The drr.v1.Renderer gRPC service: unary and streamed rendering.
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <memory>
 #include <optional>
 
 #include "drr/v1/renderer.grpc.pb.h"
@@ -27,10 +29,12 @@ class RendererService final : public v1::Renderer::CallbackService {
 
 // Renders one request through the engine and fills `response`; `done` gets
 // the outcome on an engine worker (or at once for a malformed request).
-// `deadline` is the client's, if it set one.
+// `deadline` is the client's, if it set one; `cancelled` (or nullptr) is set
+// when the client gives up.
 void RenderThroughEngine(
     const ServiceContext& context, const v1::RenderRequest& request,
     std::optional<std::chrono::steady_clock::time_point> deadline,
+    std::shared_ptr<const std::atomic<bool>> cancelled,
     v1::RenderResponse* response, std::function<void(absl::Status)> done);
 
 }  // namespace drr::server

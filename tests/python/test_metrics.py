@@ -96,8 +96,8 @@ def test_a_request_whose_deadline_passes_in_the_queue_is_not_rendered(server, cl
     vid = client.upload_volume(voxels, affine)
     stub = renderer_pb2_grpc.RendererStub(grpc.insecure_channel(server.address))
 
-    def request(size: int, samples: int) -> renderer_pb2.RenderRequest:
-        return client.render_request(vid, [Pose(translation=(0, 150, 0))],
+    def request(size: int, samples: int, batch: int = 1) -> renderer_pb2.RenderRequest:
+        return client.render_request(vid, [Pose(translation=(0, 150, 0))] * batch,
                                      Intrinsics(sdd=300, delx=30 / size, dely=30 / size,
                                                 height=size, width=size),
                                      RenderOptions(n_samples=samples))
@@ -106,7 +106,7 @@ def test_a_request_whose_deadline_passes_in_the_queue_is_not_rendered(server, cl
     poses = ("drr_poses_rendered_total", "")
     before = parse(scrape(server))
     with ThreadPoolExecutor(1) as pool:
-        slow = pool.submit(stub.Render, request(400, 4000))
+        slow = pool.submit(stub.Render, request(300, 8000, batch=8))  # ~5 s on 2 cores
         time.sleep(0.5)  # the slow render has started on the one worker
         with pytest.raises(grpc.RpcError) as err:
             stub.Render(request(8, 10), timeout=0.05)
@@ -118,4 +118,35 @@ def test_a_request_whose_deadline_passes_in_the_queue_is_not_rendered(server, cl
             break
         time.sleep(0.05)
     assert after.get(code, 0) == before.get(code, 0) + 1
-    assert after[poses] - before.get(poses, 0) == 1  # the slow request's pose only
+    assert after[poses] - before.get(poses, 0) == 8  # the slow request's poses only
+
+
+def test_a_request_its_client_cancels_in_the_queue_is_not_rendered(server, client):
+    """The same, with the client cancelling the queued request: CANCELLED, not rendered."""
+    voxels, affine = small_volume(24)
+    vid = client.upload_volume(voxels, affine)
+    stub = renderer_pb2_grpc.RendererStub(grpc.insecure_channel(server.address))
+
+    def request(size: int, samples: int, batch: int = 1) -> renderer_pb2.RenderRequest:
+        return client.render_request(vid, [Pose(translation=(0, 150, 0))] * batch,
+                                     Intrinsics(sdd=300, delx=30 / size, dely=30 / size,
+                                                height=size, width=size),
+                                     RenderOptions(n_samples=samples))
+
+    code = ("drr_requests_total", '{code="CANCELLED",method="Render"}')
+    poses = ("drr_poses_rendered_total", "")
+    before = parse(scrape(server))
+    with ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(stub.Render, request(300, 8000, batch=8))  # ~5 s on 2 cores
+        time.sleep(0.5)  # the slow render has started on the one worker
+        queued = stub.Render.future(request(8, 10))
+        time.sleep(0.2)  # the request has reached the server's queue
+        assert queued.cancel()
+        slow.result(timeout=300)
+    for _ in range(100):
+        after = parse(scrape(server))
+        if after.get(code, 0) > before.get(code, 0):
+            break
+        time.sleep(0.05)
+    assert after.get(code, 0) == before.get(code, 0) + 1
+    assert after[poses] - before.get(poses, 0) == 8  # the slow request's poses only

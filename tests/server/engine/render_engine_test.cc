@@ -232,6 +232,22 @@ TEST_F(RenderEngineTest, ACallWhoseDeadlinePassedInTheQueueIsNotRendered) {
   EXPECT_THAT(relaxed_status, IsOk());
 }
 
+TEST_F(RenderEngineTest, ACallItsCallerGaveUpOnIsNotRendered) {
+  RenderEngine engine(executor_.get(), &store_, nullptr, Limits{}, 1);
+  auto gave_up = std::make_shared<std::atomic<bool>>(true);
+  RenderCall call = ReferenceCall(8, 8);
+  call.cancelled = gave_up;
+  absl::Notification done;
+  absl::Status status;
+  engine.Submit(std::move(call), [&](absl::StatusOr<RenderResult> r) {
+    status = r.status();
+    done.Notify();
+  });
+  done.WaitForNotification();
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kCancelled,
+                               ::testing::HasSubstr("not rendered")));
+}
+
 TEST_F(RenderEngineTest, AFullQueueRefusesAtOnce) {
   Limits limits;
   limits.max_queued_requests = 0;
