@@ -12,6 +12,23 @@
 namespace drr::server {
 namespace {
 
+// OK while `call`'s caller still wants it after `queued` seconds in the
+// queue; DEADLINE_EXCEEDED or CANCELLED once its deadline has passed or its
+// caller has given up.
+absl::Status StillWanted(const RenderCall& call, double queued) {
+  if (call.deadline && std::chrono::steady_clock::now() >= *call.deadline) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("the request's deadline passed after ", queued,
+                     " s in the render queue; it was not rendered"));
+  }
+  if (call.cancelled && call.cancelled->load()) {
+    return absl::CancelledError(
+        absl::StrCat("the client cancelled the request after ", queued,
+                     " s in the render queue; it was not rendered"));
+  }
+  return absl::OkStatus();
+}
+
 double SecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
       .count();
@@ -51,17 +68,8 @@ void RenderEngine::Submit(RenderCall call, Callback done) {
   Task task{
       [this, call = std::move(call), shared_done](double queued,
                                                   Worker& worker) {
-        if (call.deadline &&
-            std::chrono::steady_clock::now() >= *call.deadline) {
-          (*shared_done)(absl::DeadlineExceededError(
-              absl::StrCat("the request's deadline passed after ", queued,
-                           " s in the render queue; it was not rendered")));
-          return;
-        }
-        if (call.cancelled && call.cancelled->load()) {
-          (*shared_done)(absl::CancelledError(
-              absl::StrCat("the client cancelled the request after ", queued,
-                           " s in the render queue; it was not rendered")));
+        if (absl::Status wanted = StillWanted(call, queued); !wanted.ok()) {
+          (*shared_done)(std::move(wanted));
           return;
         }
         absl::StatusOr<RenderResult> result =

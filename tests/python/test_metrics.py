@@ -7,7 +7,9 @@ import subprocess
 import time
 import urllib.request
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import grpc
 import pytest
@@ -89,9 +91,11 @@ def test_requests_poses_and_volumes_are_counted(exercised):
     assert any(name == "drr_build_info" for name, _ in samples)
 
 
-def test_a_request_whose_deadline_passes_in_the_queue_is_not_rendered(server, client):
-    """One worker busy with a large render; the next request's 50 ms deadline passes while it
-    waits: the server answers it DEADLINE_EXCEEDED without rendering it."""
+def queue_behind_a_slow_render(server: Any, client: Any, code: str,
+                               give_up: Callable[[Any, renderer_pb2.RenderRequest], None]) -> None:
+    """Keeps the one engine worker busy with an 8-pose render of about 5 s, has ``give_up`` send a
+    small request behind it and abandon it, then checks /metrics: one more Render answered with
+    ``code`` and only the slow request's 8 poses rendered."""
     voxels, affine = small_volume(23)
     vid = client.upload_volume(voxels, affine)
     stub = renderer_pb2_grpc.RendererStub(grpc.insecure_channel(server.address))
@@ -102,51 +106,40 @@ def test_a_request_whose_deadline_passes_in_the_queue_is_not_rendered(server, cl
                                                 height=size, width=size),
                                      RenderOptions(n_samples=samples))
 
-    code = ("drr_requests_total", '{code="DEADLINE_EXCEEDED",method="Render"}')
+    answered = ("drr_requests_total", f'{{code="{code}",method="Render"}}')
     poses = ("drr_poses_rendered_total", "")
     before = parse(scrape(server))
     with ThreadPoolExecutor(1) as pool:
-        slow = pool.submit(stub.Render, request(300, 8000, batch=8))  # ~5 s on 2 cores
+        slow = pool.submit(stub.Render, request(300, 8000, batch=8))
         time.sleep(0.5)  # the slow render has started on the one worker
-        with pytest.raises(grpc.RpcError) as err:
-            stub.Render(request(8, 10), timeout=0.05)
-        assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        give_up(stub, request(8, 10))
         slow.result(timeout=300)
-    for _ in range(100):  # the worker answers the expired request just after the slow one
+    for _ in range(100):  # the worker answers the abandoned request just after the slow one
         after = parse(scrape(server))
-        if after.get(code, 0) > before.get(code, 0):
+        if after.get(answered, 0) > before.get(answered, 0):
             break
         time.sleep(0.05)
-    assert after.get(code, 0) == before.get(code, 0) + 1
+    assert after.get(answered, 0) == before.get(answered, 0) + 1
     assert after[poses] - before.get(poses, 0) == 8  # the slow request's poses only
+
+
+def test_a_request_whose_deadline_passes_in_the_queue_is_not_rendered(server, client):
+    """The queued request's 50 ms deadline passes: DEADLINE_EXCEEDED, not rendered."""
+
+    def time_out(stub: Any, request: renderer_pb2.RenderRequest) -> None:
+        with pytest.raises(grpc.RpcError) as err:
+            stub.Render(request, timeout=0.05)
+        assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+    queue_behind_a_slow_render(server, client, "DEADLINE_EXCEEDED", time_out)
 
 
 def test_a_request_its_client_cancels_in_the_queue_is_not_rendered(server, client):
-    """The same, with the client cancelling the queued request: CANCELLED, not rendered."""
-    voxels, affine = small_volume(24)
-    vid = client.upload_volume(voxels, affine)
-    stub = renderer_pb2_grpc.RendererStub(grpc.insecure_channel(server.address))
+    """The client cancels the queued request: CANCELLED, not rendered."""
 
-    def request(size: int, samples: int, batch: int = 1) -> renderer_pb2.RenderRequest:
-        return client.render_request(vid, [Pose(translation=(0, 150, 0))] * batch,
-                                     Intrinsics(sdd=300, delx=30 / size, dely=30 / size,
-                                                height=size, width=size),
-                                     RenderOptions(n_samples=samples))
-
-    code = ("drr_requests_total", '{code="CANCELLED",method="Render"}')
-    poses = ("drr_poses_rendered_total", "")
-    before = parse(scrape(server))
-    with ThreadPoolExecutor(1) as pool:
-        slow = pool.submit(stub.Render, request(300, 8000, batch=8))  # ~5 s on 2 cores
-        time.sleep(0.5)  # the slow render has started on the one worker
-        queued = stub.Render.future(request(8, 10))
+    def cancel(stub: Any, request: renderer_pb2.RenderRequest) -> None:
+        queued = stub.Render.future(request)
         time.sleep(0.2)  # the request has reached the server's queue
         assert queued.cancel()
-        slow.result(timeout=300)
-    for _ in range(100):
-        after = parse(scrape(server))
-        if after.get(code, 0) > before.get(code, 0):
-            break
-        time.sleep(0.05)
-    assert after.get(code, 0) == before.get(code, 0) + 1
-    assert after[poses] - before.get(poses, 0) == 8  # the slow request's poses only
+
+    queue_behind_a_slow_render(server, client, "CANCELLED", cancel)

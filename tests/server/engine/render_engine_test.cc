@@ -195,6 +195,27 @@ TEST_F(RenderEngineTest, SubmitAnswersOnAWorkerAndUnknownVolumesAreNotFound) {
   EXPECT_NE(s.message().find("feedbeef"), absl::string_view::npos);
 }
 
+// The outcome of one Engine::Submit, to wait for.
+class Answer {
+ public:
+  // The callback to Submit with.
+  RenderEngine::Callback Callback() {
+    return [this](absl::StatusOr<RenderResult> result) {
+      status_ = result.status();
+      done_.Notify();
+    };
+  }
+  // The status the engine answered with, once it has.
+  const absl::Status& Wait() {
+    done_.WaitForNotification();
+    return status_;
+  }
+
+ private:
+  absl::Notification done_;
+  absl::Status status_;
+};
+
 TEST_F(RenderEngineTest, ACallWhoseDeadlinePassedInTheQueueIsNotRendered) {
   RenderEngine engine(executor_.get(), &store_, nullptr, Limits{}, 1);
   // The one worker is busy with a large render while the second call's
@@ -204,48 +225,29 @@ TEST_F(RenderEngineTest, ACallWhoseDeadlinePassedInTheQueueIsNotRendered) {
   RenderCall hurried = ReferenceCall(8, 8);
   hurried.deadline =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(20);
-  absl::Notification slow_done, hurried_done;
-  absl::Status slow_status, hurried_status;
-  engine.Submit(std::move(slow), [&](absl::StatusOr<RenderResult> r) {
-    slow_status = r.status();
-    slow_done.Notify();
-  });
-  engine.Submit(std::move(hurried), [&](absl::StatusOr<RenderResult> r) {
-    hurried_status = r.status();
-    hurried_done.Notify();
-  });
-  slow_done.WaitForNotification();
-  hurried_done.WaitForNotification();
-  EXPECT_THAT(slow_status, IsOk());
-  EXPECT_THAT(hurried_status, StatusIs(absl::StatusCode::kDeadlineExceeded,
-                                       ::testing::HasSubstr("not rendered")));
+  Answer slow_answer, hurried_answer;
+  engine.Submit(std::move(slow), slow_answer.Callback());
+  engine.Submit(std::move(hurried), hurried_answer.Callback());
+  EXPECT_THAT(slow_answer.Wait(), IsOk());
+  EXPECT_THAT(hurried_answer.Wait(),
+              StatusIs(absl::StatusCode::kDeadlineExceeded,
+                       ::testing::HasSubstr("not rendered")));
   // A deadline still ahead renders as usual.
   RenderCall relaxed = ReferenceCall(8, 8);
   relaxed.deadline = std::chrono::steady_clock::now() + std::chrono::hours(1);
-  absl::Notification relaxed_done;
-  absl::Status relaxed_status;
-  engine.Submit(std::move(relaxed), [&](absl::StatusOr<RenderResult> r) {
-    relaxed_status = r.status();
-    relaxed_done.Notify();
-  });
-  relaxed_done.WaitForNotification();
-  EXPECT_THAT(relaxed_status, IsOk());
+  Answer relaxed_answer;
+  engine.Submit(std::move(relaxed), relaxed_answer.Callback());
+  EXPECT_THAT(relaxed_answer.Wait(), IsOk());
 }
 
 TEST_F(RenderEngineTest, ACallItsCallerGaveUpOnIsNotRendered) {
   RenderEngine engine(executor_.get(), &store_, nullptr, Limits{}, 1);
-  auto gave_up = std::make_shared<std::atomic<bool>>(true);
   RenderCall call = ReferenceCall(8, 8);
-  call.cancelled = gave_up;
-  absl::Notification done;
-  absl::Status status;
-  engine.Submit(std::move(call), [&](absl::StatusOr<RenderResult> r) {
-    status = r.status();
-    done.Notify();
-  });
-  done.WaitForNotification();
-  EXPECT_THAT(status, StatusIs(absl::StatusCode::kCancelled,
-                               ::testing::HasSubstr("not rendered")));
+  call.cancelled = std::make_shared<std::atomic<bool>>(true);
+  Answer answer;
+  engine.Submit(std::move(call), answer.Callback());
+  EXPECT_THAT(answer.Wait(), StatusIs(absl::StatusCode::kCancelled,
+                                      ::testing::HasSubstr("not rendered")));
 }
 
 TEST_F(RenderEngineTest, AFullQueueRefusesAtOnce) {
