@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -50,6 +51,21 @@ class Workspace {
   virtual ~Workspace() = default;
   // The memory space of the executor that made it.
   virtual MemorySpace space() const = 0;
+
+  // Lets the caller stop its calls early: the CPU executor asks `check`
+  // every few pixels (from several threads at once, so it must be
+  // thread-safe and cheap), and once it returns true the call stops within
+  // a few pixels per thread and fails with kCancelled. The CUDA executor
+  // does not ask it inside a launch (callers split large batches into
+  // bounded launches and ask between them). An empty check never stops.
+  void set_stop_check(std::function<bool()> check) {
+    stop_check_ = std::move(check);
+  }
+  // Whether the caller's stop check asks the current call to stop.
+  bool ShouldStop() const { return stop_check_ && stop_check_(); }
+
+ private:
+  std::function<bool()> stop_check_;
 };
 
 // Renders batches of poses of volumes resident in its memory space.

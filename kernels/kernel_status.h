@@ -15,6 +15,9 @@ enum class KernelCode {
   kInvalidArgument,
   kResourceExhausted,
   kUnavailable,
+  // The caller's stop check (Workspace::set_stop_check) asked the call to
+  // stop; its output is incomplete.
+  kCancelled,
   kInternal
 };
 

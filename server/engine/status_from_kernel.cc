@@ -12,6 +12,8 @@ absl::Status FromKernelStatus(const kernels::KernelStatus& status) {
       return absl::ResourceExhaustedError(status.message());
     case kernels::KernelCode::kUnavailable:
       return absl::UnavailableError(status.message());
+    case kernels::KernelCode::kCancelled:
+      return absl::CancelledError(status.message());
     case kernels::KernelCode::kInternal:
       break;
   }

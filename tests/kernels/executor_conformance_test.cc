@@ -3,6 +3,7 @@
 // per-ray bodies, split label channels, reduce to a maximum, store half
 // precision within its rounding, give the same bits every time and with any
 // number of concurrent workspaces, and refuse what it cannot do.
+#include <atomic>
 #include <cmath>
 #include <string>
 #include <thread>
@@ -297,6 +298,50 @@ TEST(CpuExecutorTest, RefusesTexturesAndVolumesOfOtherMemorySpaces) {
   EXPECT_EQ(status.code(), KernelCode::kInternal);
   EXPECT_NE(status.message().find("CUDA memory"), std::string::npos)
       << status.message();
+}
+
+// A stop check that fires after `calls` questions stops each kind of call
+// within a few pixels per thread, fails it with kCancelled, and leaves the
+// workspace fit for the next call.
+TEST(CpuExecutorTest, StopsACallSoonAfterItsStopCheckFires) {
+  std::unique_ptr<Executor> cpu = MakeCpuExecutor(2);
+  const std::vector<float> volume =
+      testing::WavyVolume(kShape.nx, kShape.ny, kShape.nz);
+  auto resident = MakeResident(*cpu, volume, nullptr, kShape);
+  const std::vector<PoseGeometry> poses = ThreeViews();
+  const RenderSettings s = Settings(Projector::kTrilinear, Reduce::kSum, 1);
+  const size_t pixels = poses.size() * 20 * 24;
+  std::vector<float> out(pixels * kPoseMapEntries);
+  std::vector<PoseMapGradient> grad(poses.size());
+  const std::vector<float> upstream(pixels, 1.0f);
+  std::unique_ptr<Workspace> workspace = MakeWorkspace(*cpu);
+  std::atomic<int> asked{0};
+  workspace->set_stop_check([&asked] { return ++asked > 3; });
+
+  EXPECT_EQ(
+      cpu->Render(*resident, poses.data(), 3, s, *workspace, out.data()).code(),
+      KernelCode::kCancelled);
+  // Every question after the first "stop" comes from a thread that had not
+  // yet seen it: at most one per thread and row in flight.
+  EXPECT_LE(asked.load(), 3 + 3);
+  asked = 0;
+  EXPECT_EQ(cpu->PoseGradient(*resident, poses.data(), 3, s, upstream.data(),
+                              *workspace, grad.data())
+                .code(),
+            KernelCode::kCancelled);
+  asked = 0;
+  EXPECT_EQ(
+      cpu->PoseJacobian(*resident, poses.data(), 3, s, *workspace, out.data())
+          .code(),
+      KernelCode::kCancelled);
+
+  workspace->set_stop_check(nullptr);
+  const std::vector<float> whole = RenderImages(*cpu, *resident, poses, s);
+  std::vector<float> again(pixels);
+  EXPECT_TRUE(
+      cpu->Render(*resident, poses.data(), 3, s, *workspace, again.data())
+          .ok());
+  EXPECT_EQ(again, whole);
 }
 
 }  // namespace
