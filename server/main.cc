@@ -2,6 +2,7 @@
 // volumes, and serves until SIGINT or SIGTERM.
 #include <signal.h>
 
+#include <chrono>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -25,6 +26,7 @@ struct Flags {
   bool preload_phantom = false;
   // A double, so that 5e8 reads as a count.
   double max_volume_voxels = static_cast<double>(Limits{}.max_volume_voxels);
+  int batch_delay_us = 0;
 };
 
 void DeclareFlags(CLI::App& app, Flags& f) {
@@ -64,6 +66,15 @@ void DeclareFlags(CLI::App& app, Flags& f) {
   app.add_option("--max-queued-requests", limits.max_queued_requests,
                  "most render requests waiting; more are refused")
       ->capture_default_str();
+  app.add_option("--max-batch-poses", o.engine.max_batch_poses,
+                 "most poses gathered from several requests into one launch")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  app.add_option("--batch-delay-us", f.batch_delay_us,
+                 "how long a launch that is not full waits for more "
+                 "requests, in microseconds")
+      ->check(CLI::Range(0, 1000000))
+      ->capture_default_str();
 }
 
 absl::Status Preload(const Flags& flags, Server& server) {
@@ -96,6 +107,8 @@ int Run(int argc, char** argv) {
   }
   flags.options.limits.max_volume_voxels =
       static_cast<int64_t>(flags.max_volume_voxels);
+  flags.options.engine.batch_delay =
+      std::chrono::microseconds(flags.batch_delay_us);
   absl::StatusOr<DeviceMode> device = ParseDeviceMode(flags.device);
   if (!device.ok()) {
     std::fprintf(stderr, "drrserve: %s\n",

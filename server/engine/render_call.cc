@@ -242,6 +242,18 @@ absl::Status ValidateRenderCall(const RenderCall& call, const Limits& limits) {
   return absl::OkStatus();
 }
 
+absl::Status StillWanted(const RenderCall& call, absl::string_view when) {
+  if (call.deadline && std::chrono::steady_clock::now() >= *call.deadline) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("the request's deadline passed ", when));
+  }
+  if (call.cancelled && call.cancelled->load(std::memory_order_relaxed)) {
+    return absl::CancelledError(
+        absl::StrCat("the client cancelled the request ", when));
+  }
+  return absl::OkStatus();
+}
+
 geometry::Mat4d ResolvePose(const PoseSpec& pose,
                             const geometry::Vec3d& volume_center) {
   if (const auto* m = std::get_if<geometry::Mat4d>(&pose)) return *m;

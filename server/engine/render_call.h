@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "defaults/defaults.h"
 #include "geometry/camera.h"
 #include "geometry/host_math.h"
@@ -77,15 +79,33 @@ struct PoseGradient {
   std::vector<float> jacobian;
 };
 
+// Who waits first when the renderer is busy: interactive work before any
+// batch work; within a class, clients in turn.
+enum class Priority { kInteractive, kBatch };
+
+// Who asked for a call and how it is scheduled among everyone else's.
+struct Scheduling {
+  // Calls of different clients are served in turn (the gRPC peer, later the
+  // tenant); one client's calls in order of arrival.
+  std::string client;
+  Priority priority = Priority::kInteractive;
+  // Non-zero for the frames of a LATEST stream (one number per stream): a
+  // newer call of the same stream supersedes this one while it waits.
+  uint64_t latest_stream = 0;
+  // The frame id, to name the superseding frame.
+  uint64_t frame_id = 0;
+};
+
 // One batch of poses of one volume.
 struct RenderCall {
   std::string volume_id;
   // When the caller stops waiting. A call still queued then is answered
-  // DEADLINE_EXCEEDED and not rendered.
+  // DEADLINE_EXCEEDED and not rendered; a running one stops early.
   std::optional<std::chrono::steady_clock::time_point> deadline;
   // Set by the caller when it gives up (a cancelled RPC). A call still queued
-  // then is answered CANCELLED and not rendered.
+  // then is answered CANCELLED and not rendered; a running one stops early.
   std::shared_ptr<const std::atomic<bool>> cancelled;
+  Scheduling scheduling;
   std::vector<PoseSpec> poses;
   // One shared by every pose, or one per pose (all of the same size).
   std::vector<geometry::Intrinsics> intrinsics{geometry::Intrinsics{}};
@@ -121,9 +141,21 @@ struct RenderResult {
   std::vector<PoseGradient> gradients;
   // One per pose when the call asked for a loss.
   std::vector<double> losses;
+  // Where the time went: waiting in the queue, waiting for its batch to
+  // fill, the batch's launches, and the call's own work after them (channels,
+  // losses, gradients).
   double queue_seconds = 0;
+  double batch_wait_seconds = 0;
   double render_seconds = 0;
+  double post_seconds = 0;
+  // Poses of the launch this call's images came from (its own and others').
+  int launch_poses = 0;
 };
+
+// OK while `call`'s caller still wants it; DEADLINE_EXCEEDED or CANCELLED
+// (saying `when`, e.g. "in the render queue") once its deadline has passed or
+// its caller has given up.
+absl::Status StillWanted(const RenderCall& call, absl::string_view when);
 
 // Checks everything about `call` that does not need the volume: batch size,
 // image sizes, samples, finite intrinsics, poses and attenuation. Malformed

@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <new>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "kernels/pose_geometry.h"
 #include "server/engine/status_from_kernel.h"
 #include "status/status_macros.h"
@@ -12,37 +14,46 @@
 namespace drr::server {
 namespace {
 
-// OK while `call`'s caller still wants it after `queued` seconds in the
-// queue; DEADLINE_EXCEEDED or CANCELLED once its deadline has passed or its
-// caller has given up.
-absl::Status StillWanted(const RenderCall& call, double queued) {
-  if (call.deadline && std::chrono::steady_clock::now() >= *call.deadline) {
-    return absl::DeadlineExceededError(
-        absl::StrCat("the request's deadline passed after ", queued,
-                     " s in the render queue; it was not rendered"));
-  }
-  if (call.cancelled && call.cancelled->load()) {
-    return absl::CancelledError(
-        absl::StrCat("the client cancelled the request after ", queued,
-                     " s in the render queue; it was not rendered"));
-  }
-  return absl::OkStatus();
+double SecondsBetween(std::chrono::steady_clock::time_point from,
+                      std::chrono::steady_clock::time_point to) {
+  return std::chrono::duration<double>(to - from).count();
 }
 
-double SecondsSince(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
-      .count();
+// True when no caller of `batch` still wants it.
+bool NobodyWants(const std::vector<QueuedCall>& batch) {
+  return std::none_of(batch.begin(), batch.end(), [](const QueuedCall& q) {
+    return StillWanted(q.call, "").ok();
+  });
+}
+
+// What a launch stopped by its callers' stop check answers `call`: why its
+// caller no longer wants it. Other failures stand as they are.
+absl::Status WhyStopped(const RenderCall& call, absl::Status status) {
+  if (status.code() != absl::StatusCode::kCancelled) return status;
+  absl::Status why = StillWanted(call, "while it rendered; it was stopped");
+  return why.ok() ? status : why;
+}
+
+int TotalPoses(const std::vector<QueuedCall>& batch) {
+  int poses = 0;
+  for (const QueuedCall& q : batch) poses += q.poses();
+  return poses;
 }
 
 }  // namespace
 
 RenderEngine::RenderEngine(kernels::Executor* executor,
                            const VolumeStore* store, const TargetStore* targets,
-                           const Limits& limits, int workers)
-    : executor_(executor), store_(store), targets_(targets), limits_(limits) {
+                           const Limits& limits, const EngineOptions& options)
+    : executor_(executor),
+      store_(store),
+      targets_(targets),
+      limits_(limits),
+      options_(options),
+      queue_(limits.max_queued_requests) {
   // Workspaces are made here, before any work arrives, so that a missing
   // one (a CUDA stream that cannot be created) fails the server's start.
-  for (int i = 0; i < std::max(1, workers); ++i) {
+  for (int i = 0; i < std::max(1, options.workers); ++i) {
     auto worker = std::make_unique<Worker>();
     worker->status =
         FromKernelStatus(executor_->MakeWorkspace(nullptr, &worker->workspace));
@@ -53,44 +64,75 @@ RenderEngine::RenderEngine(kernels::Executor* executor,
 }
 
 RenderEngine::~RenderEngine() {
-  std::deque<Task> abandoned;
+  std::vector<QueuedCall> abandoned;
+  std::deque<PostedWork> posted;
   {
     absl::MutexLock lock(&mutex_);
     stopping_ = true;
-    abandoned.swap(queue_);
+    abandoned = queue_.TakeAll();
+    posted.swap(posted_);
   }
-  for (Task& task : abandoned) task.abandon();
+  for (QueuedCall& q : abandoned) {
+    q.done(absl::UnavailableError("the server is shutting down"));
+  }
+  for (PostedWork& work : posted) work.abandon();
   for (std::thread& t : workers_) t.join();
 }
 
-void RenderEngine::Submit(RenderCall call, Callback done) {
-  auto shared_done = std::make_shared<Callback>(std::move(done));
-  Task task{
-      [this, call = std::move(call), shared_done](double queued,
-                                                  Worker& worker) {
-        if (absl::Status wanted = StillWanted(call, queued); !wanted.ok()) {
-          (*shared_done)(std::move(wanted));
-          return;
-        }
-        absl::StatusOr<RenderResult> result =
-            worker.workspace ? Render(call, *worker.workspace)
-                             : absl::StatusOr<RenderResult>(worker.status);
-        if (result.ok()) result->queue_seconds = queued;
-        (*shared_done)(std::move(result));
-      },
-      [shared_done] {
-        (*shared_done)(absl::UnavailableError("the server is shutting down"));
-      },
-      std::chrono::steady_clock::now()};
-  {
-    absl::MutexLock lock(&mutex_);
-    if (!stopping_ &&
-        static_cast<int>(queue_.size()) < limits_.max_queued_requests) {
-      queue_.push_back(std::move(task));
-      return;
+absl::StatusOr<QueuedCall> RenderEngine::Prepare(RenderCall call) const {
+  DRR_RETURN_IF_ERROR(ValidateRenderCall(call, limits_));
+  DRR_ASSIGN_OR_RETURN(std::shared_ptr<const StoredVolume> volume,
+                       store_->Get(call.volume_id));
+  for (size_t i = 0; i < call.channels.classes.size(); ++i) {
+    if (call.channels.classes[i] >= volume->classes()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("options.channels.classes[", i, "] is ",
+                       call.channels.classes[i], ", but volume ",
+                       call.volume_id, " has ", volume->classes(), " classes"));
     }
   }
-  (*shared_done)(absl::ResourceExhaustedError(
+  QueuedCall queued;
+  LaunchKey& key = queued.launch;
+  key.volume_id = call.volume_id;
+  key.attenuation = call.attenuation;
+  key.residency.storage = call.volume_storage;
+  key.residency.texture = call.sampler == kernels::Sampler::kTexture &&
+                          call.projector == kernels::Projector::kTrilinear &&
+                          executor_->space() == kernels::MemorySpace::kCuda;
+  kernels::RenderSettings& settings = key.settings;
+  settings.rays = {call.intrinsics[0].height, call.intrinsics[0].width,
+                   call.n_samples};
+  settings.projector = call.projector;
+  settings.sampler = call.sampler;
+  settings.reduce = call.output == OutputKind::kMip ? kernels::Reduce::kMax
+                                                    : kernels::Reduce::kSum;
+  // Losses compare one image per pose: every class summed.
+  settings.channels = volume->has_labels() && !call.channels.sum && !call.loss
+                          ? volume->classes()
+                          : 1;
+  queued.volume = std::move(volume);
+  queued.call = std::move(call);
+  return queued;
+}
+
+void RenderEngine::Submit(RenderCall call, Callback done) {
+  absl::StatusOr<QueuedCall> prepared = Prepare(std::move(call));
+  if (!prepared.ok()) {
+    done(prepared.status());
+    return;
+  }
+  prepared->done = std::move(done);
+  prepared->enqueued = std::chrono::steady_clock::now();
+  std::vector<DroppedCall> dropped;
+  bool queued;
+  {
+    absl::MutexLock lock(&mutex_);
+    queued = !stopping_ && queue_.Push(&*prepared, &dropped);
+    if (queued) ++arrivals_;
+  }
+  AnswerDropped(std::move(dropped));
+  if (queued) return;
+  prepared->done(absl::ResourceExhaustedError(
       absl::StrCat("the render queue is full (", limits_.max_queued_requests,
                    " requests); retry later")));
 }
@@ -100,8 +142,7 @@ void RenderEngine::Post(std::function<void()> work,
   {
     absl::MutexLock lock(&mutex_);
     if (!stopping_) {
-      queue_.push_back({[work = std::move(work)](double, Worker&) { work(); },
-                        std::move(abandon), std::chrono::steady_clock::now()});
+      posted_.push_back({std::move(work), std::move(abandon)});
       return;
     }
   }
@@ -110,24 +151,82 @@ void RenderEngine::Post(std::function<void()> work,
 
 int RenderEngine::queue_depth() const {
   absl::MutexLock lock(&mutex_);
-  return static_cast<int>(queue_.size());
+  return queue_.size();
+}
+
+void RenderEngine::AnswerDropped(std::vector<DroppedCall> dropped) {
+  for (DroppedCall& d : dropped) {
+    if (options_.listener != nullptr)
+      options_.listener->OnDropped(d.why.code());
+    answers_.Post(
+        [d = std::move(d)]() mutable { d.queued.done(std::move(d.why)); });
+  }
+}
+
+void RenderEngine::FillBatch(std::vector<QueuedCall>* batch) {
+  const auto until = batch->front().enqueued + options_.batch_delay;
+  while (!stopping_ && TotalPoses(*batch) < options_.max_batch_poses) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= until) return;
+    const int64_t seen = arrivals_;
+    auto arrived = [this, seen]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
+      return stopping_ || arrivals_ != seen;
+    };
+    mutex_.AwaitWithTimeout(absl::Condition(&arrived),
+                            absl::FromChrono(until - now));
+    queue_.AddCompatible(options_.max_batch_poses, batch);
+  }
 }
 
 void RenderEngine::WorkerLoop(Worker& worker) {
   while (true) {
-    Task next;
+    PostedWork posted;
+    std::vector<QueuedCall> batch;
+    std::vector<DroppedCall> dropped;
     {
       absl::MutexLock lock(&mutex_);
       mutex_.Await(absl::Condition(
           +[](RenderEngine* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(e->mutex_) {
-            return e->stopping_ || !e->queue_.empty();
+            return e->stopping_ || !e->posted_.empty() || !e->queue_.empty();
           },
           this));
-      if (queue_.empty()) return;  // stopping
-      next = std::move(queue_.front());
-      queue_.pop_front();
+      if (!posted_.empty()) {
+        posted = std::move(posted_.front());
+        posted_.pop_front();
+      } else if (!queue_.empty()) {
+        queue_.DropUnwanted(&dropped);
+        batch = queue_.TakeBatch(options_.max_batch_poses);
+        if (!batch.empty() && options_.batch_delay.count() > 0) {
+          FillBatch(&batch);
+        }
+      } else {
+        return;  // stopping, nothing left
+      }
     }
-    next.run(SecondsSince(next.enqueued), worker);
+    AnswerDropped(std::move(dropped));
+    if (posted.run) {
+      posted.run();
+      continue;
+    }
+    if (batch.empty()) continue;
+    const auto taken = std::chrono::steady_clock::now();
+    std::vector<absl::StatusOr<RenderResult>> results =
+        worker.workspace
+            ? RunBatch(batch, *worker.workspace, worker.images, taken)
+            : std::vector<absl::StatusOr<RenderResult>>(batch.size(),
+                                                        worker.status);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const absl::StatusCode code = results[i].status().code();
+      if (options_.listener != nullptr &&
+          (code == absl::StatusCode::kCancelled ||
+           code == absl::StatusCode::kDeadlineExceeded)) {
+        options_.listener->OnDropped(code);
+      }
+      answers_.Post([done = std::move(batch[i].done),
+                     result = std::move(results[i])]() mutable {
+        done(std::move(result));
+      });
+    }
   }
 }
 
@@ -140,109 +239,170 @@ absl::StatusOr<RenderResult> RenderEngine::Render(
 
 absl::StatusOr<RenderResult> RenderEngine::Render(
     const RenderCall& call, kernels::Workspace& workspace) const {
-  const auto start = std::chrono::steady_clock::now();
-  DRR_RETURN_IF_ERROR(ValidateRenderCall(call, limits_));
-  DRR_ASSIGN_OR_RETURN(std::shared_ptr<const StoredVolume> volume,
-                       store_->Get(call.volume_id));
-  for (size_t i = 0; i < call.channels.classes.size(); ++i) {
-    if (call.channels.classes[i] >= volume->classes()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("options.channels.classes[", i, "] is ",
-                       call.channels.classes[i], ", but volume ",
-                       call.volume_id, " has ", volume->classes(), " classes"));
+  DRR_ASSIGN_OR_RETURN(QueuedCall queued, Prepare(call));
+  queued.enqueued = std::chrono::steady_clock::now();
+  std::vector<QueuedCall> batch;
+  batch.push_back(std::move(queued));
+  std::vector<float> images;
+  return std::move(
+      RunBatch(batch, workspace, images, batch.front().enqueued).front());
+}
+
+std::vector<absl::StatusOr<RenderResult>> RenderEngine::RunBatch(
+    const std::vector<QueuedCall>& batch, kernels::Workspace& workspace,
+    std::vector<float>& images,
+    std::chrono::steady_clock::time_point taken) const {
+  const auto started = std::chrono::steady_clock::now();
+  const LaunchKey& key = batch.front().launch;
+  const kernels::RenderSettings& settings = key.settings;
+  const int poses = TotalPoses(batch);
+  std::vector<absl::StatusOr<RenderResult>> results;
+  auto fail_all = [&](const absl::Status& status) {
+    results.clear();
+    for (const QueuedCall& q : batch) {
+      results.emplace_back(WhyStopped(q.call, status));
+    }
+    return results;
+  };
+  absl::StatusOr<std::shared_ptr<const kernels::ResidentVolume>> resident =
+      batch.front().volume->Resident(key.attenuation, key.residency);
+  if (!resident.ok()) return fail_all(resident.status());
+
+  std::vector<kernels::PoseGeometry> geometry;
+  geometry.reserve(poses);
+  for (const QueuedCall& q : batch) {
+    for (int i = 0; i < q.poses(); ++i) {
+      geometry.push_back(kernels::MakePoseGeometry(
+          q.volume->world_to_voxel(),
+          ResolvePose(q.call.poses[i], q.volume->isocenter()),
+          q.call.intrinsics_of(i)));
     }
   }
-  kernels::Residency residency;
-  residency.storage = call.volume_storage;
-  residency.texture = call.sampler == kernels::Sampler::kTexture &&
-                      call.projector == kernels::Projector::kTrilinear &&
-                      executor_->space() == kernels::MemorySpace::kCuda;
-  DRR_ASSIGN_OR_RETURN(std::shared_ptr<const kernels::ResidentVolume> resident,
-                       volume->Resident(call.attenuation, residency));
-  const int batch = static_cast<int>(call.poses.size());
-  std::vector<kernels::PoseGeometry> geometry;
-  geometry.reserve(batch);
-  for (int i = 0; i < batch; ++i) {
-    geometry.push_back(kernels::MakePoseGeometry(
-        volume->world_to_voxel(),
-        ResolvePose(call.poses[i], volume->isocenter()),
-        call.intrinsics_of(i)));
-  }
-  kernels::RenderSettings settings;
-  settings.rays = {call.intrinsics[0].height, call.intrinsics[0].width,
-                   call.n_samples};
-  settings.projector = call.projector;
-  settings.sampler = call.sampler;
-  settings.reduce = call.output == OutputKind::kMip ? kernels::Reduce::kMax
-                                                    : kernels::Reduce::kSum;
-  // Losses compare one image per pose: every class summed.
-  settings.channels = volume->has_labels() && !call.channels.sum && !call.loss
-                          ? volume->classes()
-                          : 1;
-
-  std::vector<float> rendered;
-  const size_t plane =
-      static_cast<size_t>(settings.rays.height) * settings.rays.width;
+  const int64_t image_values =
+      int64_t{settings.rays.height} * settings.rays.width * settings.channels;
   try {
-    rendered.resize(plane * batch * settings.channels);
+    if (images.size() < static_cast<size_t>(image_values * poses)) {
+      images.resize(image_values * poses);
+    }
   } catch (const std::bad_alloc&) {
-    return absl::ResourceExhaustedError("out of host memory for the images");
+    return fail_all(
+        absl::ResourceExhaustedError("out of host memory for the images"));
   }
-  DRR_RETURN_IF_KERNEL_ERROR(executor_->Render(
-      *resident, geometry.data(), batch, settings, workspace, rendered.data()));
+  if (options_.listener != nullptr) {
+    options_.listener->OnLaunch(static_cast<int>(batch.size()), poses);
+  }
+  // Pieces of at most kMaxRaySamplesPerLaunch samples, so that a batch
+  // nobody wants any more stops between them.
+  workspace.set_stop_check([&batch] { return NobodyWants(batch); });
+  const int per_piece = static_cast<int>(std::max<int64_t>(
+      1, kMaxRaySamplesPerLaunch /
+             (int64_t{settings.rays.height} * settings.rays.width *
+              settings.rays.n_samples)));
+  absl::Status launched;
+  for (int first = 0; first < poses && launched.ok(); first += per_piece) {
+    if (first > 0 && workspace.ShouldStop()) {
+      launched = absl::CancelledError("stopped between launches");
+      break;
+    }
+    launched = FromKernelStatus(executor_->Render(
+        **resident, geometry.data() + first, std::min(per_piece, poses - first),
+        settings, workspace, images.data() + first * image_values));
+  }
+  workspace.set_stop_check(nullptr);
+  if (!launched.ok()) return fail_all(launched);
+  const double render_seconds =
+      SecondsBetween(started, std::chrono::steady_clock::now());
 
+  int first = 0;
+  for (const QueuedCall& q : batch) {
+    const auto post_start = std::chrono::steady_clock::now();
+    workspace.set_stop_check([&q] { return !StillWanted(q.call, "").ok(); });
+    absl::StatusOr<RenderResult> result =
+        FinishCall(q, images.data() + first * image_values, **resident,
+                   geometry.data() + first, workspace);
+    workspace.set_stop_check(nullptr);
+    first += q.poses();
+    if (!result.ok()) {
+      results.emplace_back(WhyStopped(q.call, result.status()));
+      continue;
+    }
+    result->queue_seconds = SecondsBetween(q.enqueued, taken);
+    result->batch_wait_seconds = SecondsBetween(taken, started);
+    result->render_seconds = render_seconds;
+    result->post_seconds =
+        SecondsBetween(post_start, std::chrono::steady_clock::now());
+    result->launch_poses = poses;
+    results.push_back(std::move(result));
+  }
+  return results;
+}
+
+absl::StatusOr<RenderResult> RenderEngine::FinishCall(
+    const QueuedCall& queued, const float* rendered,
+    const kernels::ResidentVolume& resident,
+    const kernels::PoseGeometry* geometry,
+    kernels::Workspace& workspace) const {
+  const RenderCall& call = queued.call;
+  const kernels::RenderSettings& settings = queued.launch.settings;
   RenderResult result;
-  result.batch = batch;
+  result.batch = queued.poses();
   result.height = settings.rays.height;
   result.width = settings.rays.width;
   result.dtype = call.image_dtype;
-  if (call.channels.classes.empty()) {
-    result.channels = settings.channels;
-    result.images = std::move(rendered);
-  } else {
-    result.channels = static_cast<int>(call.channels.classes.size());
-    result.images.resize(plane * batch * result.channels);
-    for (int b = 0; b < batch; ++b) {
-      for (int c = 0; c < result.channels; ++c) {
-        const float* from =
-            rendered.data() + (static_cast<size_t>(b) * settings.channels +
-                               call.channels.classes[c]) *
-                                  plane;
-        std::copy(from, from + plane,
-                  result.images.data() +
-                      (static_cast<size_t>(b) * result.channels + c) * plane);
+  const size_t plane =
+      static_cast<size_t>(settings.rays.height) * settings.rays.width;
+  try {
+    if (call.channels.classes.empty()) {
+      result.channels = settings.channels;
+      result.images.assign(rendered,
+                           rendered + plane * result.batch * result.channels);
+    } else {
+      result.channels = static_cast<int>(call.channels.classes.size());
+      result.images.resize(plane * result.batch * result.channels);
+      for (int b = 0; b < result.batch; ++b) {
+        for (int c = 0; c < result.channels; ++c) {
+          const float* from =
+              rendered + (static_cast<size_t>(b) * settings.channels +
+                          call.channels.classes[c]) *
+                             plane;
+          std::copy(from, from + plane,
+                    result.images.data() +
+                        (static_cast<size_t>(b) * result.channels + c) * plane);
+        }
       }
     }
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError("out of host memory for the images");
   }
   if (call.output == OutputKind::kExp) {
     for (float& v : result.images) v = std::exp(-v);
   }
+  const StoredVolume& volume = *queued.volume;
   if (call.gradient) {
     DRR_ASSIGN_OR_RETURN(
         result.gradients,
-        PoseGradients(call, *volume, *resident, geometry, settings, result,
+        PoseGradients(call, volume, resident, geometry, settings, result,
                       call.gradient->upstream, workspace));
   }
   if (call.loss) {
     std::vector<float> upstream;
     DRR_RETURN_IF_ERROR(Losses(call, &result, &upstream));
     DRR_ASSIGN_OR_RETURN(result.gradients,
-                         PoseGradients(call, *volume, *resident, geometry,
+                         PoseGradients(call, volume, resident, geometry,
                                        settings, result, upstream, workspace));
   }
   if (call.jacobian) {
-    DRR_RETURN_IF_ERROR(Jacobians(call, *volume, *resident, geometry, settings,
+    DRR_RETURN_IF_ERROR(Jacobians(call, volume, resident, geometry, settings,
                                   workspace, &result));
   }
   if (call.loss && !call.loss->return_images) result.images.clear();
-  result.render_seconds = SecondsSince(start);
   return result;
 }
 
 absl::StatusOr<std::vector<PoseGradient>> RenderEngine::PoseGradients(
     const RenderCall& call, const StoredVolume& volume,
     const kernels::ResidentVolume& resident,
-    const std::vector<kernels::PoseGeometry>& geometry,
+    const kernels::PoseGeometry* geometry,
     const kernels::RenderSettings& settings, const RenderResult& result,
     const std::vector<float>& upstream, kernels::Workspace& workspace) const {
   if (upstream.size() != result.images.size()) {
@@ -273,8 +433,8 @@ absl::StatusOr<std::vector<PoseGradient>> RenderEngine::PoseGradients(
   }
   std::vector<kernels::PoseMapGradient> d_camera_to_voxel(result.batch);
   DRR_RETURN_IF_KERNEL_ERROR(executor_->PoseGradient(
-      resident, geometry.data(), result.batch, settings, weights.data(),
-      workspace, d_camera_to_voxel.data()));
+      resident, geometry, result.batch, settings, weights.data(), workspace,
+      d_camera_to_voxel.data()));
   std::vector<PoseGradient> gradients(result.batch);
   const geometry::Mat4d& w2v = volume.world_to_voxel();
   for (int b = 0; b < result.batch; ++b) {
@@ -301,12 +461,13 @@ absl::StatusOr<std::vector<PoseGradient>> RenderEngine::PoseGradients(
   return gradients;
 }
 
-absl::Status RenderEngine::Jacobians(
-    const RenderCall& call, const StoredVolume& volume,
-    const kernels::ResidentVolume& resident,
-    const std::vector<kernels::PoseGeometry>& geometry,
-    const kernels::RenderSettings& settings, kernels::Workspace& workspace,
-    RenderResult* result) const {
+absl::Status RenderEngine::Jacobians(const RenderCall& call,
+                                     const StoredVolume& volume,
+                                     const kernels::ResidentVolume& resident,
+                                     const kernels::PoseGeometry* geometry,
+                                     const kernels::RenderSettings& settings,
+                                     kernels::Workspace& workspace,
+                                     RenderResult* result) const {
   const size_t plane = static_cast<size_t>(result->height) * result->width;
   std::vector<float> d_camera_to_voxel;
   try {
@@ -316,8 +477,8 @@ absl::Status RenderEngine::Jacobians(
     return absl::ResourceExhaustedError("out of host memory for the Jacobian");
   }
   DRR_RETURN_IF_KERNEL_ERROR(
-      executor_->PoseJacobian(resident, geometry.data(), result->batch,
-                              settings, workspace, d_camera_to_voxel.data()));
+      executor_->PoseJacobian(resident, geometry, result->batch, settings,
+                              workspace, d_camera_to_voxel.data()));
   result->gradients.resize(result->batch);
   const geometry::Mat4d& w2v = volume.world_to_voxel();
   for (int b = 0; b < result->batch; ++b) {

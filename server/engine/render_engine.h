@@ -1,6 +1,7 @@
-// The render engine: validates render calls, resolves poses against the
-// stored volume and runs them on the executor from its own worker threads,
-// so gRPC's callback threads never render. Knows nothing of gRPC.
+// The render engine: validates render calls, queues them fairly, gathers
+// compatible calls into batched executor launches and runs them from its own
+// worker threads, so gRPC's callback threads never render; answers go out
+// on a thread of their own. Knows nothing of gRPC.
 #pragma once
 
 #include <chrono>
@@ -14,6 +15,8 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "kernels/executor.h"
+#include "server/engine/call_queue.h"
+#include "server/engine/callback_thread.h"
 #include "server/engine/limits.h"
 #include "server/engine/render_call.h"
 #include "server/engine/target_store.h"
@@ -21,28 +24,63 @@
 
 namespace drr::server {
 
-// Runs render calls on one executor, a bounded queue in front of it.
+// Hears what the engine does, for metrics. Called from engine threads; must
+// not block.
+class EngineListener {
+ public:
+  virtual ~EngineListener() = default;
+  // One executor launch of `poses` poses gathered from `calls` calls.
+  virtual void OnLaunch(int calls, int poses) = 0;
+  // A call answered unrendered, or stopped while it rendered, with `code`:
+  // ABORTED (superseded), DEADLINE_EXCEEDED or CANCELLED.
+  virtual void OnDropped(absl::StatusCode code) = 0;
+};
+
+// How the engine runs.
+struct EngineOptions {
+  // Worker threads, each with a workspace of its own (on CUDA, a stream).
+  int workers = 1;
+  // Most poses gathered into one launch (a larger call runs alone).
+  int max_batch_poses = 64;
+  // How long a launch that is not full waits for more compatible calls,
+  // from the arrival of its first call.
+  std::chrono::microseconds batch_delay{0};
+  // Hears launches and dropped calls; may be nullptr.
+  EngineListener* listener = nullptr;
+};
+
+// Runs render calls on one executor, a bounded fair queue in front of it.
 class RenderEngine {
  public:
-  // Receives the outcome of a submitted call, on an engine worker thread.
+  // Receives the outcome of a submitted call, on the engine's answer thread
+  // (or on the submitting thread when the call is refused at once).
   using Callback = std::function<void(absl::StatusOr<RenderResult>)>;
 
+  // Most ray samples (poses × pixels × samples) in one executor launch:
+  // larger batches are launched in pieces, and a batch whose callers have
+  // all given up stops between pieces (on the CPU also within one).
+  static constexpr int64_t kMaxRaySamplesPerLaunch = int64_t{1} << 28;
+
   // Renders volumes of `store` on `executor`, losses against `targets` (all
-  // outlive the engine) with `workers` threads taking calls from the queue.
+  // outlive the engine).
   RenderEngine(kernels::Executor* executor, const VolumeStore* store,
-               const TargetStore* targets, const Limits& limits, int workers);
-  // Fails queued calls with UNAVAILABLE and joins the workers.
+               const TargetStore* targets, const Limits& limits,
+               const EngineOptions& options = {});
+  // Fails queued calls with UNAVAILABLE, joins the workers, then sends the
+  // answers still waiting.
   ~RenderEngine();
   RenderEngine(const RenderEngine&) = delete;
   RenderEngine& operator=(const RenderEngine&) = delete;
 
-  // Queues `call`; `done` runs exactly once with the result, with
-  // RESOURCE_EXHAUSTED at once when the queue is full, or, unrendered, with
-  // DEADLINE_EXCEEDED or CANCELLED when the call's deadline passes or its
-  // caller gives up while it waits.
+  // Checks `call` and queues it; `done` runs exactly once with the result.
+  // A malformed call, an unknown volume or a full queue is answered at once;
+  // a call whose deadline passes or whose caller gives up is answered
+  // DEADLINE_EXCEEDED or CANCELLED, unrendered if it still waits, stopped
+  // early if it runs; a LATEST-stream call superseded while it waits is
+  // answered ABORTED.
   void Submit(RenderCall call, Callback done);
 
-  // Queues other engine work (storing an uploaded volume, say) behind the
+  // Queues other engine work (storing an uploaded volume, say) ahead of the
   // renders, outside the render queue's bound: `work` runs on a worker, or
   // `abandon` runs instead when the engine shuts down first.
   void Post(std::function<void()> work, std::function<void()> abandon);
@@ -63,22 +101,49 @@ class RenderEngine {
   const absl::Status& status() const { return status_; }
 
  private:
-  // What a worker thread owns: the workspace of its renders, or why it has
-  // none.
+  // What a worker thread owns: the workspace of its launches (or why it has
+  // none) and the host buffer of their images, reused from launch to launch.
   struct Worker {
     std::unique_ptr<kernels::Workspace> workspace;
     absl::Status status;
+    std::vector<float> images;
   };
 
-  // Queued work: `run` gets how long the task waited and the worker running
-  // it; `abandon` tells its submitter that it will not run.
-  struct Task {
-    std::function<void(double queued_seconds, Worker& worker)> run;
+  // Work posted with Post.
+  struct PostedWork {
+    std::function<void()> run;
     std::function<void()> abandon;
-    std::chrono::steady_clock::time_point enqueued;
   };
+
+  // `call` checked against the limits and its volume, ready to queue.
+  absl::StatusOr<QueuedCall> Prepare(RenderCall call) const;
 
   void WorkerLoop(Worker& worker);
+
+  // Adds compatible calls to `batch` as they arrive, until it is full or its
+  // first call has waited batch_delay.
+  void FillBatch(std::vector<QueuedCall>* batch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+
+  // Answers `dropped` calls on the answer thread.
+  void AnswerDropped(std::vector<DroppedCall> dropped);
+
+  // Renders `batch` (calls of one launch key) in one launch, in `workspace`
+  // with `images` as its output buffer, then finishes each call: the outcome
+  // of each, in order. `taken` is when the batch left the queue.
+  std::vector<absl::StatusOr<RenderResult>> RunBatch(
+      const std::vector<QueuedCall>& batch, kernels::Workspace& workspace,
+      std::vector<float>& images,
+      std::chrono::steady_clock::time_point taken) const;
+
+  // One call's result from its images of the launch (`rendered`, in the
+  // launch's channels): channel selection, exp, then its gradients, loss
+  // or Jacobian from `geometry` (its poses).
+  absl::StatusOr<RenderResult> FinishCall(
+      const QueuedCall& queued, const float* rendered,
+      const kernels::ResidentVolume& resident,
+      const kernels::PoseGeometry* geometry,
+      kernels::Workspace& workspace) const;
 
   // dL/dθ and dL/d rt_inv of every pose of `call` for dL/d(images) =
   // `upstream`, where the images are `result` (rendered from `resident` with
@@ -86,14 +151,14 @@ class RenderEngine {
   absl::StatusOr<std::vector<PoseGradient>> PoseGradients(
       const RenderCall& call, const StoredVolume& volume,
       const kernels::ResidentVolume& resident,
-      const std::vector<kernels::PoseGeometry>& geometry,
+      const kernels::PoseGeometry* geometry,
       const kernels::RenderSettings& settings, const RenderResult& result,
       const std::vector<float>& upstream, kernels::Workspace& workspace) const;
 
   // Adds dI/dθ of every pixel of every image of `result` to its gradients.
   absl::Status Jacobians(const RenderCall& call, const StoredVolume& volume,
                          const kernels::ResidentVolume& resident,
-                         const std::vector<kernels::PoseGeometry>& geometry,
+                         const kernels::PoseGeometry* geometry,
                          const kernels::RenderSettings& settings,
                          kernels::Workspace& workspace,
                          RenderResult* result) const;
@@ -107,9 +172,14 @@ class RenderEngine {
   const VolumeStore* const store_;
   const TargetStore* const targets_;
   const Limits limits_;
+  const EngineOptions options_;
   absl::Status status_;
+  CallbackThread answers_;
   mutable absl::Mutex mutex_;
-  std::deque<Task> queue_ ABSL_GUARDED_BY(mutex_);
+  CallQueue queue_ ABSL_GUARDED_BY(mutex_);
+  std::deque<PostedWork> posted_ ABSL_GUARDED_BY(mutex_);
+  // Calls queued so far, to wake a worker filling a batch.
+  int64_t arrivals_ ABSL_GUARDED_BY(mutex_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mutex_) = false;
   std::vector<std::thread> workers_;
 };

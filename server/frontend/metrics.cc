@@ -1,6 +1,7 @@
 #include "server/frontend/metrics.h"
 
 #include <exception>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -14,6 +15,23 @@ namespace {
 prometheus::Histogram::BucketBoundaries LatencyBuckets() {
   return {0.0005, 0.001, 0.002, 0.005, 0.01, 0.0167, 0.0333, 0.05,
           0.1,    0.25,  0.5,   1,     2.5,  5,      10};
+}
+
+// Batch sizes (poses or calls per launch) by powers of two.
+prometheus::Histogram::BucketBoundaries BatchBuckets() {
+  return {1, 2, 4, 8, 16, 32, 64, 128, 256};
+}
+
+// The reason label of a dropped call's status code.
+const char* DropReason(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kAborted:
+      return "superseded";
+    case absl::StatusCode::kDeadlineExceeded:
+      return "deadline";
+    default:
+      return "cancelled";
+  }
 }
 
 }  // namespace
@@ -56,7 +74,37 @@ ServerMetrics::ServerMetrics(absl::string_view backend)
                        .Name("drr_queue_depth")
                        .Help("Render requests waiting for the renderer.")
                        .Register(*registry_)
-                       .Add({})) {
+                       .Add({})),
+      batch_poses_(prometheus::BuildHistogram()
+                       .Name("drr_batch_poses")
+                       .Help("Poses per executor launch.")
+                       .Register(*registry_)
+                       .Add({}, BatchBuckets())),
+      batch_calls_(prometheus::BuildHistogram()
+                       .Name("drr_batch_calls")
+                       .Help("Requests (or stream frames) per executor launch.")
+                       .Register(*registry_)
+                       .Add({}, BatchBuckets())),
+      dropped_(prometheus::BuildCounter()
+                   .Name("drr_calls_dropped_total")
+                   .Help("Render requests and frames answered unrendered or "
+                         "stopped while rendering, by reason: superseded "
+                         "(LATEST streams), deadline, cancelled.")
+                   .Register(*registry_)),
+      stage_duration_(
+          prometheus::BuildHistogram()
+              .Name("drr_stage_duration_seconds")
+              .Help("Time a rendered request spent in each stage: queue, "
+                    "batch_wait, render (its launch), post (its own channels, "
+                    "losses, gradients), encode.")
+              .Register(*registry_)) {
+  for (const char* reason : {"superseded", "deadline", "cancelled"}) {
+    dropped_.Add({{"reason", reason}});
+  }
+  for (const char* stage :
+       {"queue", "batch_wait", "render", "post", "encode"}) {
+    stage_duration_.Add({{"stage", stage}}, LatencyBuckets());
+  }
   prometheus::BuildGauge()
       .Name("drr_build_info")
       .Help("Build information; the value is always 1.")
@@ -103,5 +151,27 @@ void ServerMetrics::SetStoredVolumes(int count, int64_t bytes) {
 }
 
 void ServerMetrics::SetQueueDepth(int depth) { queue_depth_.Set(depth); }
+
+void ServerMetrics::RecordStages(const RenderResult& result,
+                                 double encode_seconds) {
+  const std::pair<const char*, double> stages[] = {
+      {"queue", result.queue_seconds},
+      {"batch_wait", result.batch_wait_seconds},
+      {"render", result.render_seconds},
+      {"post", result.post_seconds},
+      {"encode", encode_seconds}};
+  for (const auto& [stage, seconds] : stages) {
+    stage_duration_.Add({{"stage", stage}}, LatencyBuckets()).Observe(seconds);
+  }
+}
+
+void ServerMetrics::OnLaunch(int calls, int poses) {
+  batch_calls_.Observe(calls);
+  batch_poses_.Observe(poses);
+}
+
+void ServerMetrics::OnDropped(absl::StatusCode code) {
+  dropped_.Add({{"reason", DropReason(code)}}).Increment();
+}
 
 }  // namespace drr::server

@@ -15,6 +15,8 @@
 #include "prometheus/gauge.h"
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
+#include "server/engine/render_call.h"
+#include "server/engine/render_engine.h"
 
 namespace prometheus {
 class Exposer;
@@ -22,12 +24,13 @@ class Exposer;
 
 namespace drr::server {
 
-// Metric families of one server, and the HTTP endpoint serving them.
-class ServerMetrics {
+// Metric families of one server, and the HTTP endpoint serving them. Hears
+// the engine's launches and dropped calls.
+class ServerMetrics final : public EngineListener {
  public:
   // Registers every family; `backend` ("cpu", "cuda") labels drr_build_info.
   explicit ServerMetrics(absl::string_view backend);
-  ~ServerMetrics();
+  ~ServerMetrics() override;
 
   // Serves /metrics on `address` ("host:port", port 0 picks one); returns
   // the bound port.
@@ -45,6 +48,14 @@ class ServerMetrics {
   void SetStoredVolumes(int count, int64_t bytes);
   // Sets the number of render calls waiting in the queue.
   void SetQueueDepth(int depth);
+  // Observes where the time of a rendered call went, `encode_seconds` being
+  // the frontend's encoding of its response.
+  void RecordStages(const RenderResult& result, double encode_seconds);
+
+  // EngineListener: the batch-size histograms.
+  void OnLaunch(int calls, int poses) override;
+  // EngineListener: calls dropped, by reason.
+  void OnDropped(absl::StatusCode code) override;
 
   // The registry, for tests that serialise it directly.
   const prometheus::Registry& registry() const { return *registry_; }
@@ -58,6 +69,10 @@ class ServerMetrics {
   prometheus::Gauge& volumes_;
   prometheus::Gauge& volume_bytes_;
   prometheus::Gauge& queue_depth_;
+  prometheus::Histogram& batch_poses_;
+  prometheus::Histogram& batch_calls_;
+  prometheus::Family<prometheus::Counter>& dropped_;
+  prometheus::Family<prometheus::Histogram>& stage_duration_;
   std::unique_ptr<prometheus::Exposer> exposer_;
 };
 

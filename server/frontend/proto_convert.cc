@@ -244,6 +244,19 @@ absl::StatusOr<RenderCall> FromProto(const v1::RenderRequest& request) {
     call.intrinsics = {IntrinsicsFromProto(request.intrinsics())};
   }
   DRR_RETURN_IF_ERROR(OptionsFromProto(request.options(), &call));
+  switch (request.priority()) {
+    case v1::PRIORITY_UNSPECIFIED:
+    case v1::PRIORITY_INTERACTIVE:
+      call.scheduling.priority = Priority::kInteractive;
+      break;
+    case v1::PRIORITY_BATCH:
+      call.scheduling.priority = Priority::kBatch;
+      break;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("priority has unknown value ", request.priority()));
+  }
+  call.scheduling.frame_id = request.frame_id();
   call.jacobian = request.jacobian();
   if (request.has_loss()) {
     const v1::Loss& loss = request.loss();
@@ -324,6 +337,9 @@ void ToProto(const RenderResult& result, v1::RenderResponse* out) {
   }
   out->mutable_timings()->set_queue_seconds(result.queue_seconds);
   out->mutable_timings()->set_render_seconds(result.render_seconds);
+  out->mutable_timings()->set_batch_wait_seconds(result.batch_wait_seconds);
+  out->mutable_timings()->set_post_seconds(result.post_seconds);
+  out->mutable_timings()->set_launch_poses(result.launch_poses);
 }
 
 }  // namespace drr::server

@@ -1,5 +1,6 @@
 #include "server/frontend/renderer_service.h"
 
+#include <algorithm>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -16,25 +17,62 @@ struct Frame {
   bool ready = false;
 };
 
+// The client's deadline on the steady clock, or nothing when it set none.
+std::optional<std::chrono::steady_clock::time_point> ClientDeadline(
+    const grpc::CallbackServerContext& context) {
+  const std::chrono::system_clock::time_point deadline = context.deadline();
+  if (deadline == std::chrono::system_clock::time_point::max()) {
+    return std::nullopt;
+  }
+  return std::chrono::steady_clock::now() +
+         std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+             deadline - std::chrono::system_clock::now());
+}
+
+// The earlier of two optional deadlines.
+std::optional<std::chrono::steady_clock::time_point> Earlier(
+    std::optional<std::chrono::steady_clock::time_point> a,
+    std::optional<std::chrono::steady_clock::time_point> b) {
+  if (!a) return b;
+  if (!b) return a;
+  return std::min(*a, *b);
+}
+
+// Numbers the LATEST streams of this process.
+std::atomic<uint64_t> latest_streams{0};
+
 // Answers a RenderStream: every frame in order, with its frame id, a bad
-// frame's error in that frame. At most limits.max_frames_in_flight frames are
-// outstanding; beyond that the stream is not read (backpressure). The reactor
-// is reference counted: gRPC holds one reference until OnDone, each frame in
-// the engine holds one, and the last release deletes it.
+// frame's error in that frame. The first frame sets the mode: ORDERED renders
+// every frame; LATEST lets a newer frame supersede older ones still waiting
+// (answered ABORTED by the engine). A frame with frame_deadline_us not started
+// by then is answered DEADLINE_EXCEEDED. At most limits.max_frames_in_flight
+// frames are outstanding; beyond that the stream is not read (backpressure).
+// The reactor is reference counted: gRPC holds one reference until OnDone,
+// each frame in the engine holds one, and the last release deletes it.
 class RenderStreamReactor final
     : public grpc::ServerBidiReactor<v1::RenderRequest, v1::RenderResponse> {
  public:
-  explicit RenderStreamReactor(ServiceContext context)
-      : context_(context), stream_timer_(context.metrics, "RenderStream") {
+  RenderStreamReactor(ServiceContext context,
+                      const grpc::CallbackServerContext& call)
+      : context_(context),
+        stream_timer_(context.metrics, "RenderStream"),
+        client_(call.peer()),
+        deadline_(ClientDeadline(call)),
+        cancelled_(std::make_shared<std::atomic<bool>>(false)) {
     StartRead(&request_);
   }
 
   void OnReadDone(bool ok) override {
+    const auto received = std::chrono::steady_clock::now();
     if (!ok) {
       std::lock_guard<std::mutex> lock(mutex_);
       reading_done_ = true;
       AdvanceLocked();
       return;
+    }
+    if (frames_read_++ == 0 &&
+        request_.stream_mode() == v1::STREAM_MODE_LATEST) {
+      latest_stream_ = ++latest_streams;
     }
     auto frame = std::make_shared<Frame>();
     frame->response.set_frame_id(request_.frame_id());
@@ -47,10 +85,16 @@ class RenderStreamReactor final
                   context_.limits.max_frames_in_flight;
       read_paused_ = !read_more;
     }
+    CallOrigin origin{client_, deadline_, cancelled_, latest_stream_};
+    if (request_.has_frame_deadline_us()) {
+      origin.deadline = Earlier(
+          origin.deadline,
+          received + std::chrono::microseconds(std::min<uint64_t>(
+                         request_.frame_deadline_us(), kLongestFrameDeadline)));
+    }
     auto timer =
         std::make_shared<RequestTimer>(context_.metrics, "RenderStream.frame");
-    RenderThroughEngine(context_, request_, std::nullopt, nullptr,
-                        &frame->response,
+    RenderThroughEngine(context_, request_, std::move(origin), &frame->response,
                         [this, frame, timer](const absl::Status& status) {
                           timer->Done(status);
                           FrameDone(*frame, status);
@@ -74,9 +118,14 @@ class RenderStreamReactor final
     AdvanceLocked();
   }
 
+  void OnCancel() override { cancelled_->store(true); }
+
   void OnDone() override { Unref(); }
 
  private:
+  // A frame deadline beyond a day is taken as a day (no overflow).
+  static constexpr uint64_t kLongestFrameDeadline = uint64_t{86400} * 1000000;
+
   void FrameDone(Frame& frame, const absl::Status& status) {
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -120,7 +169,13 @@ class RenderStreamReactor final
 
   ServiceContext context_;
   RequestTimer stream_timer_;
+  const std::string client_;
+  const std::optional<std::chrono::steady_clock::time_point> deadline_;
+  const std::shared_ptr<std::atomic<bool>> cancelled_;
+  // Read and written by OnReadDone only (gRPC runs one at a time).
   v1::RenderRequest request_;
+  int64_t frames_read_ = 0;
+  uint64_t latest_stream_ = 0;
   std::mutex mutex_;
   std::deque<std::shared_ptr<Frame>> frames_;
   int refs_ = 1;
@@ -150,33 +205,22 @@ class RenderReactor final : public grpc::ServerUnaryReactor {
   const std::shared_ptr<std::atomic<bool>> cancelled_;
 };
 
-// The client's deadline on the steady clock, or nothing when it set none.
-std::optional<std::chrono::steady_clock::time_point> ClientDeadline(
-    const grpc::CallbackServerContext& context) {
-  const std::chrono::system_clock::time_point deadline = context.deadline();
-  if (deadline == std::chrono::system_clock::time_point::max()) {
-    return std::nullopt;
-  }
-  return std::chrono::steady_clock::now() +
-         std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-             deadline - std::chrono::system_clock::now());
-}
-
 }  // namespace
 
-void RenderThroughEngine(
-    const ServiceContext& context, const v1::RenderRequest& request,
-    std::optional<std::chrono::steady_clock::time_point> deadline,
-    std::shared_ptr<const std::atomic<bool>> cancelled,
-    v1::RenderResponse* response, std::function<void(absl::Status)> done) {
+void RenderThroughEngine(const ServiceContext& context,
+                         const v1::RenderRequest& request, CallOrigin origin,
+                         v1::RenderResponse* response,
+                         std::function<void(absl::Status)> done) {
   response->set_frame_id(request.frame_id());
   absl::StatusOr<RenderCall> call = FromProto(request);
   if (!call.ok()) {
     done(call.status());
     return;
   }
-  call->deadline = deadline;
-  call->cancelled = std::move(cancelled);
+  call->deadline = origin.deadline;
+  call->cancelled = std::move(origin.cancelled);
+  call->scheduling.client = std::move(origin.client);
+  call->scheduling.latest_stream = origin.latest_stream;
   ServerMetrics* metrics = context.metrics;
   RenderEngine* engine = context.engine;
   engine->Submit(*std::move(call),
@@ -184,7 +228,12 @@ void RenderThroughEngine(
                   done = std::move(done)](absl::StatusOr<RenderResult> result) {
                    metrics->SetQueueDepth(engine->queue_depth());
                    if (result.ok()) {
+                     const auto start = std::chrono::steady_clock::now();
                      ToProto(*result, response);
+                     metrics->RecordStages(
+                         *result, std::chrono::duration<double>(
+                                      std::chrono::steady_clock::now() - start)
+                                      .count());
                      metrics->AddPosesRendered(result->batch);
                    }
                    done(result.status());
@@ -197,17 +246,18 @@ grpc::ServerUnaryReactor* RendererService::Render(
     v1::RenderResponse* response) {
   auto* reactor = new RenderReactor();
   auto timer = std::make_shared<RequestTimer>(context_.metrics, "Render");
-  RenderThroughEngine(context_, *request, ClientDeadline(*context),
-                      reactor->cancelled(), response,
-                      [reactor, timer](const absl::Status& status) {
+  RenderThroughEngine(context_, *request,
+                      CallOrigin{context->peer(), ClientDeadline(*context),
+                                 reactor->cancelled()},
+                      response, [reactor, timer](const absl::Status& status) {
                         reactor->Finish(ToGrpcStatus(timer->Done(status)));
                       });
   return reactor;
 }
 
 grpc::ServerBidiReactor<v1::RenderRequest, v1::RenderResponse>*
-RendererService::RenderStream(grpc::CallbackServerContext*) {
-  return new RenderStreamReactor(context_);
+RendererService::RenderStream(grpc::CallbackServerContext* context) {
+  return new RenderStreamReactor(context_, *context);
 }
 
 }  // namespace drr::server

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <string>
 
 #include "drr/v1/renderer.grpc.pb.h"
 #include "server/frontend/service_context.h"
@@ -27,14 +28,24 @@ class RendererService final : public v1::Renderer::CallbackService {
   ServiceContext context_;
 };
 
+// Who waits for a render, and for how long.
+struct CallOrigin {
+  // The gRPC peer, the engine's fairness key.
+  std::string client;
+  // When the client stops waiting, if it said.
+  std::optional<std::chrono::steady_clock::time_point> deadline;
+  // Raised when the client gives up; may be nullptr.
+  std::shared_ptr<const std::atomic<bool>> cancelled;
+  // Non-zero for the frames of a LATEST stream: the stream's number.
+  uint64_t latest_stream = 0;
+};
+
 // Renders one request through the engine and fills `response`; `done` gets
-// the outcome on an engine worker (or at once for a malformed request).
-// `deadline` is the client's, if it set one; `cancelled` (or nullptr) is set
-// when the client gives up.
-void RenderThroughEngine(
-    const ServiceContext& context, const v1::RenderRequest& request,
-    std::optional<std::chrono::steady_clock::time_point> deadline,
-    std::shared_ptr<const std::atomic<bool>> cancelled,
-    v1::RenderResponse* response, std::function<void(absl::Status)> done);
+// the outcome on the engine's answer thread (or at once for a malformed
+// request or a full queue).
+void RenderThroughEngine(const ServiceContext& context,
+                         const v1::RenderRequest& request, CallOrigin origin,
+                         v1::RenderResponse* response,
+                         std::function<void(absl::Status)> done);
 
 }  // namespace drr::server

@@ -14,6 +14,15 @@
 #include "server/frontend/volumes_service.h"
 
 namespace drr::server {
+namespace {
+
+// `options` with `listener` hearing the engine.
+EngineOptions WithListener(EngineOptions options, EngineListener* listener) {
+  options.listener = listener;
+  return options;
+}
+
+}  // namespace
 
 class Server::Impl {
  public:
@@ -24,7 +33,8 @@ class Server::Impl {
         store(executor.get(), options.limits.max_volumes,
               options.limits.max_classes),
         targets(options.limits),
-        engine(executor.get(), &store, &targets, options.limits, /*workers=*/1),
+        engine(executor.get(), &store, &targets, options.limits,
+               WithListener(options.engine, &metrics)),
         volumes_service(
             ServiceContext{&store, &engine, &metrics, options.limits}),
         renderer_service(

@@ -8,6 +8,7 @@
 #include "absl/status/statusor.h"
 #include "server/engine/device.h"
 #include "server/engine/limits.h"
+#include "server/engine/render_engine.h"
 #include "volume/volume.h"
 
 namespace drr::server {
@@ -25,6 +26,8 @@ class Server {
     // CPU executor worker threads (0 = one per core).
     int cpu_threads = 0;
     Limits limits;
+    // Workers, batching; its listener is the server's metrics.
+    EngineOptions engine;
   };
 
   // Starts a server, or says why it could not.

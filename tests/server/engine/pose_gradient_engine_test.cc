@@ -64,7 +64,7 @@ class PoseGradientEngineTest : public ::testing::Test {
   // Σ upstream · images of `call`.
   double Loss(const RenderCall& call,
               const std::vector<float>& upstream) const {
-    RenderEngine engine(executor_.get(), &store_, nullptr, Limits{}, 1);
+    RenderEngine engine(executor_.get(), &store_, nullptr, Limits{});
     absl::StatusOr<RenderResult> result = engine.Render(call);
     EXPECT_THAT(result, IsOk());
     double loss = 0;
@@ -120,7 +120,7 @@ TEST_F(PoseGradientEngineTest, ParameterGradientsMatchCentralDifferences) {
       pose.translation = c.translation;
       RenderCall call = Call(pose, output);
       call.gradient = GradientRequest{upstream};
-      RenderEngine engine(executor_.get(), &store_, nullptr, Limits{}, 1);
+      RenderEngine engine(executor_.get(), &store_, nullptr, Limits{});
       absl::StatusOr<RenderResult> result = engine.Render(call);
       ASSERT_THAT(result, IsOk());
       ASSERT_EQ(result->gradients.size(), 1u);
@@ -165,7 +165,7 @@ TEST_F(PoseGradientEngineTest, BiplaneGradientsMatchCentralDifferences) {
   for (size_t i = 0; i < upstream.size(); ++i)
     upstream[i] = std::sin(0.05 * i) + 1.0f;
   call.gradient = GradientRequest{upstream};
-  RenderEngine engine(executor_.get(), &store_, nullptr, Limits{}, 1);
+  RenderEngine engine(executor_.get(), &store_, nullptr, Limits{});
   absl::StatusOr<RenderResult> result = engine.Render(call);
   ASSERT_THAT(result, IsOk());
   call.gradient.reset();
@@ -214,7 +214,7 @@ TEST_F(PoseGradientEngineTest,
   RenderCall summed = split;
   summed.channels.sum = true;
   summed.gradient = GradientRequest{upstream};
-  RenderEngine engine(executor_.get(), &store_, nullptr, Limits{}, 1);
+  RenderEngine engine(executor_.get(), &store_, nullptr, Limits{});
   absl::StatusOr<RenderResult> a = engine.Render(split);
   absl::StatusOr<RenderResult> b = engine.Render(summed);
   ASSERT_THAT(a, IsOk());
@@ -236,7 +236,7 @@ TEST_F(PoseGradientEngineTest, JacobianContractedWithTheUpstreamIsTheGradient) {
   RenderCall call = Call(pose, OutputKind::kExp);
   call.gradient = GradientRequest{upstream};
   call.jacobian = true;
-  RenderEngine engine(executor_.get(), &store_, nullptr, Limits{}, 1);
+  RenderEngine engine(executor_.get(), &store_, nullptr, Limits{});
   absl::StatusOr<RenderResult> result = engine.Render(call);
   ASSERT_THAT(result, IsOk());
   const PoseGradient& g = result->gradients[0];
@@ -261,7 +261,7 @@ TEST_F(PoseGradientEngineTest,
   by_matrix.gradient = GradientRequest{upstream};
   RenderCall by_euler = Call(pose, OutputKind::kLineIntegral);
   by_euler.gradient = GradientRequest{upstream};
-  RenderEngine engine(executor_.get(), &store_, nullptr, Limits{}, 1);
+  RenderEngine engine(executor_.get(), &store_, nullptr, Limits{});
   absl::StatusOr<RenderResult> a = engine.Render(by_matrix);
   absl::StatusOr<RenderResult> b = engine.Render(by_euler);
   ASSERT_THAT(a, IsOk());

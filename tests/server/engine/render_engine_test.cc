@@ -3,7 +3,12 @@
 #include <cmath>
 #include <cstring>
 #include <future>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "io/phantom.h"
@@ -59,7 +64,7 @@ class RenderEngineTest : public ::testing::Test {
   }
 
   absl::StatusOr<RenderResult> Render(const RenderCall& call) {
-    RenderEngine engine(executor_.get(), &store_, nullptr, Limits{}, 1);
+    RenderEngine engine(executor_.get(), &store_, nullptr, Limits{});
     return engine.Render(call);
   }
 
@@ -181,7 +186,7 @@ TEST_F(RenderEngineTest, OutputTransformsAndDtypes) {
 }
 
 TEST_F(RenderEngineTest, SubmitAnswersOnAWorkerAndUnknownVolumesAreNotFound) {
-  RenderEngine engine(executor_.get(), &store_, nullptr, Limits{}, 1);
+  RenderEngine engine(executor_.get(), &store_, nullptr, Limits{});
   std::promise<absl::StatusOr<RenderResult>> ok, missing;
   engine.Submit(ReferenceCall(8, 8),
                 [&](absl::StatusOr<RenderResult> r) { ok.set_value(r); });
@@ -217,7 +222,7 @@ class Answer {
 };
 
 TEST_F(RenderEngineTest, ACallWhoseDeadlinePassedInTheQueueIsNotRendered) {
-  RenderEngine engine(executor_.get(), &store_, nullptr, Limits{}, 1);
+  RenderEngine engine(executor_.get(), &store_, nullptr, Limits{});
   // The one worker is busy with a large render while the second call's
   // deadline passes.
   RenderCall slow = ReferenceCall(256, 256);
@@ -241,7 +246,7 @@ TEST_F(RenderEngineTest, ACallWhoseDeadlinePassedInTheQueueIsNotRendered) {
 }
 
 TEST_F(RenderEngineTest, ACallItsCallerGaveUpOnIsNotRendered) {
-  RenderEngine engine(executor_.get(), &store_, nullptr, Limits{}, 1);
+  RenderEngine engine(executor_.get(), &store_, nullptr, Limits{});
   RenderCall call = ReferenceCall(8, 8);
   call.cancelled = std::make_shared<std::atomic<bool>>(true);
   Answer answer;
@@ -253,11 +258,189 @@ TEST_F(RenderEngineTest, ACallItsCallerGaveUpOnIsNotRendered) {
 TEST_F(RenderEngineTest, AFullQueueRefusesAtOnce) {
   Limits limits;
   limits.max_queued_requests = 0;
-  RenderEngine engine(executor_.get(), &store_, nullptr, limits, 1);
+  RenderEngine engine(executor_.get(), &store_, nullptr, limits);
   absl::Status status;
   engine.Submit(ReferenceCall(8, 8),
                 [&](absl::StatusOr<RenderResult> r) { status = r.status(); });
   EXPECT_THAT(status, StatusIs(absl::StatusCode::kResourceExhausted));
+}
+
+// Records what the engine tells its listener.
+class RecordingListener final : public EngineListener {
+ public:
+  void OnLaunch(int calls, int poses) override {
+    absl::MutexLock lock(&mutex_);
+    launches_.push_back({calls, poses});
+  }
+  void OnDropped(absl::StatusCode code) override {
+    absl::MutexLock lock(&mutex_);
+    dropped_.push_back(code);
+  }
+  std::vector<std::pair<int, int>> launches() const {
+    absl::MutexLock lock(&mutex_);
+    return launches_;
+  }
+  std::vector<absl::StatusCode> dropped() const {
+    absl::MutexLock lock(&mutex_);
+    return dropped_;
+  }
+
+ private:
+  mutable absl::Mutex mutex_;
+  std::vector<std::pair<int, int>> launches_;
+  std::vector<absl::StatusCode> dropped_;
+};
+
+// Holds an engine's one worker until released, so that calls queue up.
+class WorkerGate {
+ public:
+  explicit WorkerGate(RenderEngine& engine) {
+    engine.Post([this] { open_.WaitForNotification(); }, [] {});
+  }
+  ~WorkerGate() { Open(); }
+  void Open() {
+    if (!open_.HasBeenNotified()) open_.Notify();
+  }
+
+ private:
+  absl::Notification open_;
+};
+
+// The full outcome of one Engine::Submit, to wait for.
+class Outcome {
+ public:
+  RenderEngine::Callback Callback() {
+    return [this](absl::StatusOr<RenderResult> result) {
+      result_ = std::move(result);
+      done_.Notify();
+    };
+  }
+  const absl::StatusOr<RenderResult>& Wait() {
+    done_.WaitForNotification();
+    return result_;
+  }
+
+ private:
+  absl::Notification done_;
+  absl::StatusOr<RenderResult> result_;
+};
+
+TEST_F(RenderEngineTest, CompatibleCallsOfSeveralClientsShareOneLaunch) {
+  RecordingListener listener;
+  EngineOptions options;
+  options.listener = &listener;
+  RenderEngine engine(executor_.get(), &store_, nullptr, Limits{}, options);
+  std::vector<RenderCall> calls;
+  for (int i = 0; i < 4; ++i) {
+    RenderCall call = ReferenceCall(24, 20);
+    call.scheduling.client = "client " + std::to_string(i);
+    std::get<ParameterizedPoseSpec>(call.poses[1]).rotation = {10.0 * i, 0, 0};
+    if (i == 1) call.output = OutputKind::kExp;  // finished per call
+    calls.push_back(call);
+  }
+  std::vector<Outcome> outcomes(calls.size());
+  {
+    WorkerGate gate(engine);
+    for (size_t i = 0; i < calls.size(); ++i) {
+      engine.Submit(calls[i], outcomes[i].Callback());
+    }
+  }
+  for (Outcome& outcome : outcomes) ASSERT_THAT(outcome.Wait(), IsOk());
+  EXPECT_EQ(listener.launches(), (std::vector<std::pair<int, int>>{{4, 8}}));
+  for (size_t i = 0; i < calls.size(); ++i) {
+    const absl::StatusOr<RenderResult>& batched = outcomes[i].Wait();
+    EXPECT_EQ(batched->launch_poses, 8);
+    absl::StatusOr<RenderResult> alone = engine.Render(calls[i]);
+    ASSERT_THAT(alone, IsOk());
+    EXPECT_EQ(batched->images, alone->images) << i;
+  }
+}
+
+TEST_F(RenderEngineTest, ABatchWaitsForMoreCallsUntilItIsFull) {
+  RecordingListener listener;
+  EngineOptions options;
+  options.listener = &listener;
+  options.max_batch_poses = 4;
+  // Far longer than the test: the batch leaves because it is full.
+  options.batch_delay = std::chrono::seconds(60);
+  RenderEngine engine(executor_.get(), &store_, nullptr, Limits{}, options);
+  Outcome first, second;
+  engine.Submit(ReferenceCall(8, 8), first.Callback());
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  engine.Submit(ReferenceCall(8, 8), second.Callback());
+  ASSERT_THAT(first.Wait(), IsOk());
+  ASSERT_THAT(second.Wait(), IsOk());
+  EXPECT_EQ(first.Wait()->launch_poses, 4);
+  EXPECT_EQ(listener.launches(), (std::vector<std::pair<int, int>>{{2, 4}}));
+}
+
+TEST_F(RenderEngineTest, ALatestStreamFrameSupersedesTheOneWaiting) {
+  RecordingListener listener;
+  EngineOptions options;
+  options.listener = &listener;
+  RenderEngine engine(executor_.get(), &store_, nullptr, Limits{}, options);
+  std::vector<Outcome> frames(3);
+  {
+    WorkerGate gate(engine);
+    for (uint64_t f = 0; f < 3; ++f) {
+      RenderCall call = ReferenceCall(8, 8);
+      call.scheduling.latest_stream = 11;
+      call.scheduling.frame_id = 40 + f;
+      engine.Submit(std::move(call), frames[f].Callback());
+    }
+  }
+  EXPECT_THAT(frames[0].Wait().status(),
+              StatusIs(absl::StatusCode::kAborted, "superseded by frame 41"));
+  EXPECT_THAT(frames[1].Wait().status(),
+              StatusIs(absl::StatusCode::kAborted, "superseded by frame 42"));
+  EXPECT_THAT(frames[2].Wait(), IsOk());
+  EXPECT_EQ(listener.dropped(),
+            (std::vector<absl::StatusCode>{absl::StatusCode::kAborted,
+                                           absl::StatusCode::kAborted}));
+}
+
+// A render of about a second or more on this machine, so that it is still
+// running when its caller gives up.
+RenderCall LongRender(RenderCall call) {
+  call.intrinsics[0].height = call.intrinsics[0].width = 512;
+  call.intrinsics[0].delx = call.intrinsics[0].dely = 0.8;
+  call.n_samples = 4000;
+  return call;
+}
+
+TEST_F(RenderEngineTest, ARunningCallStopsWhenItsCallerGivesUp) {
+  RecordingListener listener;
+  EngineOptions options;
+  options.listener = &listener;
+  RenderEngine engine(executor_.get(), &store_, nullptr, Limits{}, options);
+  RenderCall call = LongRender(ReferenceCall(8, 8));
+  auto cancelled = std::make_shared<std::atomic<bool>>(false);
+  call.cancelled = cancelled;
+  Outcome outcome;
+  engine.Submit(std::move(call), outcome.Callback());
+  while (listener.launches().empty()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  cancelled->store(true);
+  EXPECT_THAT(outcome.Wait().status(),
+              StatusIs(absl::StatusCode::kCancelled,
+                       ::testing::HasSubstr("while it rendered")));
+  EXPECT_EQ(listener.dropped(),
+            std::vector<absl::StatusCode>{absl::StatusCode::kCancelled});
+
+  // Its deadline passing stops it the same way.
+  RenderCall hurried = LongRender(ReferenceCall(8, 8));
+  hurried.deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(300);
+  Outcome late;
+  engine.Submit(std::move(hurried), late.Callback());
+  const absl::Status status = late.Wait().status();
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kDeadlineExceeded));
+  // (Unless a very busy machine kept the idle worker from starting it in
+  // time, in which case it expired in the queue.)
+  if (listener.launches().size() == 2) {
+    EXPECT_THAT(status.message(), ::testing::HasSubstr("while it rendered"));
+  }
 }
 
 }  // namespace

@@ -128,7 +128,7 @@ TEST_F(ServerTest, RendersWhatTheEngineRenders) {
   std::unique_ptr<kernels::Executor> cpu = kernels::MakeCpuExecutor(1);
   VolumeStore store(cpu.get(), 1);
   ASSERT_THAT(store.Insert(id, MakeThoraxPhantom()), IsOk());
-  RenderEngine engine(cpu.get(), &store, nullptr, Limits{}, 1);
+  RenderEngine engine(cpu.get(), &store, nullptr, Limits{});
   RenderCall call;
   call.volume_id = id;
   ParameterizedPoseSpec pose;

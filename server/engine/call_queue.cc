@@ -1,0 +1,167 @@
+#include "server/engine/call_queue.h"
+
+#include <algorithm>
+#include <iterator>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace drr::server {
+
+bool SameLaunch(const LaunchKey& a, const LaunchKey& b) {
+  const kernels::RenderSettings& s = a.settings;
+  const kernels::RenderSettings& t = b.settings;
+  return a.volume_id == b.volume_id &&
+         a.attenuation.mu_water == b.attenuation.mu_water &&
+         a.attenuation.mu_bone == b.attenuation.mu_bone &&
+         a.attenuation.hu_bone == b.attenuation.hu_bone &&
+         a.residency.storage == b.residency.storage &&
+         a.residency.texture == b.residency.texture &&
+         s.rays.height == t.rays.height && s.rays.width == t.rays.width &&
+         s.rays.n_samples == t.rays.n_samples && s.projector == t.projector &&
+         s.reduce == t.reduce && s.sampler == t.sampler &&
+         s.channels == t.channels;
+}
+
+CallQueue::PriorityClass& CallQueue::ClassOf(const RenderCall& call) {
+  return classes_[static_cast<int>(call.scheduling.priority)];
+}
+
+void CallQueue::ForgetIfIdle(PriorityClass& cls, const std::string& client) {
+  auto it = cls.clients.find(client);
+  if (it == cls.clients.end() || !it->second.empty()) return;
+  cls.clients.erase(it);
+  cls.turn.remove(client);
+}
+
+bool CallQueue::Push(QueuedCall* call, std::vector<DroppedCall>* dropped) {
+  PriorityClass& cls = ClassOf(call->call);
+  const std::string& client = call->call.scheduling.client;
+  const uint64_t stream = call->call.scheduling.latest_stream;
+  auto it = cls.clients.find(client);
+  if (stream != 0 && it != cls.clients.end()) {
+    std::deque<QueuedCall>& calls = it->second;
+    for (auto c = calls.begin(); c != calls.end();) {
+      if (c->call.scheduling.latest_stream != stream) {
+        ++c;
+        continue;
+      }
+      dropped->push_back({std::move(*c), absl::AbortedError(absl::StrCat(
+                                             "superseded by frame ",
+                                             call->call.scheduling.frame_id))});
+      c = calls.erase(c);
+      --size_;
+    }
+  }
+  if (size_ >= max_calls_) {
+    if (it != cls.clients.end()) ForgetIfIdle(cls, client);
+    return false;
+  }
+  if (it == cls.clients.end() || it->second.empty()) {
+    if (it == cls.clients.end()) cls.turn.push_back(client);
+    it = cls.clients.try_emplace(client).first;
+  }
+  it->second.push_back(std::move(*call));
+  ++size_;
+  return true;
+}
+
+void CallQueue::DropUnwanted(std::vector<DroppedCall>* dropped) {
+  const auto now = std::chrono::steady_clock::now();
+  for (PriorityClass& cls : classes_) {
+    std::vector<std::string> idle;
+    for (auto& [client, calls] : cls.clients) {
+      for (auto c = calls.begin(); c != calls.end();) {
+        const double waited =
+            std::chrono::duration<double>(now - c->enqueued).count();
+        absl::Status wanted = StillWanted(
+            c->call, absl::StrCat("after ", waited,
+                                  " s in the render queue; it was not "
+                                  "rendered"));
+        if (wanted.ok()) {
+          ++c;
+          continue;
+        }
+        dropped->push_back({std::move(*c), std::move(wanted)});
+        c = calls.erase(c);
+        --size_;
+      }
+      if (calls.empty()) idle.push_back(client);
+    }
+    for (const std::string& client : idle) ForgetIfIdle(cls, client);
+  }
+}
+
+std::vector<QueuedCall> CallQueue::TakeBatch(int max_poses) {
+  std::vector<QueuedCall> batch;
+  for (PriorityClass& cls : classes_) {
+    if (cls.turn.empty()) continue;
+    const std::string client = cls.turn.front();
+    cls.turn.pop_front();
+    std::deque<QueuedCall>& calls = cls.clients[client];
+    batch.push_back(std::move(calls.front()));
+    calls.pop_front();
+    --size_;
+    if (calls.empty()) {
+      cls.clients.erase(client);
+    } else {
+      cls.turn.push_back(client);
+    }
+    AddCompatible(max_poses, &batch);
+    break;
+  }
+  return batch;
+}
+
+void CallQueue::AddCompatible(int max_poses, std::vector<QueuedCall>* batch) {
+  PriorityClass& cls = ClassOf(batch->front().call);
+  // A copy: pushing into `batch` moves its calls.
+  const LaunchKey key = batch->front().launch;
+  int poses = 0;
+  for (const QueuedCall& c : *batch) poses += c.poses();
+  bool added = true;
+  while (added && poses < max_poses) {
+    added = false;
+    std::list<std::string> served;
+    for (auto client = cls.turn.begin();
+         client != cls.turn.end() && poses < max_poses;) {
+      std::deque<QueuedCall>& calls = cls.clients[*client];
+      auto fits = std::find_if(calls.begin(), calls.end(), [&](const auto& c) {
+        return poses + c.poses() <= max_poses && SameLaunch(c.launch, key);
+      });
+      if (fits == calls.end()) {
+        ++client;
+        continue;
+      }
+      poses += fits->poses();
+      batch->push_back(std::move(*fits));
+      calls.erase(fits);
+      --size_;
+      added = true;
+      if (calls.empty()) {
+        cls.clients.erase(*client);
+        client = cls.turn.erase(client);
+      } else {
+        auto next = std::next(client);
+        served.splice(served.end(), cls.turn, client);
+        client = next;
+      }
+    }
+    cls.turn.splice(cls.turn.end(), served);
+  }
+}
+
+std::vector<QueuedCall> CallQueue::TakeAll() {
+  std::vector<QueuedCall> all;
+  for (PriorityClass& cls : classes_) {
+    for (auto& [client, calls] : cls.clients) {
+      for (QueuedCall& c : calls) all.push_back(std::move(c));
+    }
+    cls.clients.clear();
+    cls.turn.clear();
+  }
+  size_ = 0;
+  return all;
+}
+
+}  // namespace drr::server

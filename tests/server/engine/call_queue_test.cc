@@ -1,0 +1,148 @@
+#include "server/engine/call_queue.h"
+
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace drr::server {
+namespace {
+
+// A queued call of `client` with `poses` poses of volume `volume`, its frame
+// id `frame` (to tell calls apart).
+QueuedCall Call(const std::string& client, uint64_t frame, int poses = 1,
+                const std::string& volume = "v") {
+  QueuedCall q;
+  q.call.scheduling.client = client;
+  q.call.scheduling.frame_id = frame;
+  q.call.poses.resize(poses);
+  q.launch.volume_id = volume;
+  q.launch.settings.rays = {8, 8, 100};
+  q.enqueued = std::chrono::steady_clock::now();
+  return q;
+}
+
+// Pushes `q`, expecting room and nothing dropped.
+void Push(CallQueue& queue, QueuedCall q) {
+  std::vector<DroppedCall> dropped;
+  ASSERT_TRUE(queue.Push(&q, &dropped));
+  ASSERT_TRUE(dropped.empty());
+}
+
+// The frame ids of `batch`.
+std::vector<uint64_t> Frames(const std::vector<QueuedCall>& batch) {
+  std::vector<uint64_t> frames;
+  for (const QueuedCall& q : batch)
+    frames.push_back(q.call.scheduling.frame_id);
+  return frames;
+}
+
+TEST(CallQueueTest, ClientsAreServedInTurnWhateverTheyQueued) {
+  CallQueue queue(100);
+  for (uint64_t f = 1; f <= 5; ++f) Push(queue, Call("greedy", f));
+  Push(queue, Call("modest", 100));
+  // One pose per launch: no batching, only the order of service.
+  std::vector<uint64_t> order;
+  while (!queue.empty()) order.push_back(Frames(queue.TakeBatch(1)).at(0));
+  EXPECT_EQ(order, (std::vector<uint64_t>{1, 100, 2, 3, 4, 5}));
+}
+
+TEST(CallQueueTest, InteractiveCallsGoBeforeBatchCalls) {
+  CallQueue queue(100);
+  QueuedCall background = Call("a", 1);
+  background.call.scheduling.priority = Priority::kBatch;
+  Push(queue, std::move(background));
+  Push(queue, Call("b", 2));
+  EXPECT_EQ(Frames(queue.TakeBatch(1)), std::vector<uint64_t>{2});
+  EXPECT_EQ(Frames(queue.TakeBatch(1)), std::vector<uint64_t>{1});
+}
+
+TEST(CallQueueTest, BatchesGatherCompatibleCallsOnePerClientPerRound) {
+  CallQueue queue(100);
+  Push(queue, Call("a", 1, 2));
+  Push(queue, Call("a", 2, 2));
+  Push(queue, Call("b", 3, 2, "other volume"));
+  Push(queue, Call("b", 4, 2));
+  Push(queue, Call("c", 5, 3));
+  // a's first call, then one of b (its compatible one) and one of c, then
+  // a's second: 2 + 2 + 3 + 2 = 9 poses.
+  EXPECT_EQ(Frames(queue.TakeBatch(9)), (std::vector<uint64_t>{1, 4, 5, 2}));
+  EXPECT_EQ(Frames(queue.TakeBatch(9)), std::vector<uint64_t>{3});
+  EXPECT_TRUE(queue.empty());
+
+  // The pose budget is kept: a call that does not fit waits.
+  Push(queue, Call("a", 6, 3));
+  Push(queue, Call("b", 7, 2));
+  Push(queue, Call("c", 8, 1));
+  EXPECT_EQ(Frames(queue.TakeBatch(4)), (std::vector<uint64_t>{6, 8}));
+  // A call larger than the budget still runs, alone.
+  Push(queue, Call("d", 9, 10));
+  EXPECT_EQ(Frames(queue.TakeBatch(4)), std::vector<uint64_t>{7});
+  EXPECT_EQ(Frames(queue.TakeBatch(4)), std::vector<uint64_t>{9});
+}
+
+TEST(CallQueueTest, OneClientsWaitingCallsShareALaunch) {
+  CallQueue queue(100);
+  for (uint64_t f = 1; f <= 6; ++f) Push(queue, Call("a", f));
+  EXPECT_EQ(Frames(queue.TakeBatch(64)),
+            (std::vector<uint64_t>{1, 2, 3, 4, 5, 6}));
+}
+
+TEST(CallQueueTest, ANewerFrameOfALatestStreamSupersedesTheWaitingOnes) {
+  CallQueue queue(100);
+  auto frame = [](uint64_t stream, uint64_t f) {
+    QueuedCall q = Call("navigator", f);
+    q.call.scheduling.latest_stream = stream;
+    return q;
+  };
+  Push(queue, frame(7, 1));
+  Push(queue, frame(8, 50));  // another stream of the same client stays
+  std::vector<DroppedCall> dropped;
+  QueuedCall second = frame(7, 2);
+  ASSERT_TRUE(queue.Push(&second, &dropped));
+  ASSERT_EQ(dropped.size(), 1u);
+  EXPECT_EQ(dropped[0].queued.call.scheduling.frame_id, 1u);
+  EXPECT_EQ(dropped[0].why.code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(dropped[0].why.message(), "superseded by frame 2");
+  EXPECT_EQ(queue.size(), 2);
+  // An ORDERED call (stream 0) supersedes nothing.
+  dropped.clear();
+  QueuedCall ordered = Call("navigator", 3);
+  ASSERT_TRUE(queue.Push(&ordered, &dropped));
+  EXPECT_TRUE(dropped.empty());
+}
+
+TEST(CallQueueTest, ExpiredAndCancelledCallsAreDroppedWithTheirReason) {
+  CallQueue queue(100);
+  QueuedCall late = Call("a", 1);
+  late.call.deadline = std::chrono::steady_clock::now();
+  QueuedCall abandoned = Call("b", 2);
+  abandoned.call.cancelled = std::make_shared<std::atomic<bool>>(true);
+  Push(queue, std::move(late));
+  Push(queue, std::move(abandoned));
+  Push(queue, Call("c", 3));
+  std::vector<DroppedCall> dropped;
+  queue.DropUnwanted(&dropped);
+  ASSERT_EQ(dropped.size(), 2u);
+  EXPECT_EQ(dropped[0].why.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(dropped[1].why.code(), absl::StatusCode::kCancelled);
+  EXPECT_NE(dropped[0].why.message().find("not rendered"), std::string::npos);
+  EXPECT_EQ(Frames(queue.TakeBatch(1)), std::vector<uint64_t>{3});
+  EXPECT_TRUE(queue.empty());
+}
+
+TEST(CallQueueTest, AFullQueueLeavesTheCallWithItsCaller) {
+  CallQueue queue(1);
+  Push(queue, Call("a", 1));
+  QueuedCall refused = Call("b", 2);
+  refused.done = [](absl::StatusOr<RenderResult>) {};
+  std::vector<DroppedCall> dropped;
+  EXPECT_FALSE(queue.Push(&refused, &dropped));
+  EXPECT_TRUE(refused.done);  // not moved from: the caller answers it
+  EXPECT_EQ(queue.size(), 1);
+  EXPECT_EQ(queue.TakeAll().size(), 1u);
+  EXPECT_TRUE(queue.empty());
+}
+
+}  // namespace
+}  // namespace drr::server
