@@ -3,8 +3,11 @@
 #include <signal.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "CLI/CLI.hpp"
@@ -27,6 +30,7 @@ struct Flags {
   // A double, so that 5e8 reads as a count.
   double max_volume_voxels = static_cast<double>(Limits{}.max_volume_voxels);
   int batch_delay_us = 0;
+  double drain_timeout_s = 30;
 };
 
 void DeclareFlags(CLI::App& app, Flags& f) {
@@ -70,6 +74,12 @@ void DeclareFlags(CLI::App& app, Flags& f) {
                  "most poses gathered from several requests into one launch")
       ->check(CLI::Range(1, 1 << 20))
       ->capture_default_str();
+  app.add_option("--drain-timeout", f.drain_timeout_s,
+                 "on SIGTERM, seconds the work in flight may take to finish "
+                 "before it is cancelled; the process exits at most a second "
+                 "later")
+      ->check(CLI::Range(0.0, 3600.0))
+      ->capture_default_str();
   app.add_option("--batch-delay-us", f.batch_delay_us,
                  "how long a launch that is not full waits for more "
                  "requests, in microseconds")
@@ -109,6 +119,8 @@ int Run(int argc, char** argv) {
       static_cast<int64_t>(flags.max_volume_voxels);
   flags.options.engine.batch_delay =
       std::chrono::microseconds(flags.batch_delay_us);
+  flags.options.drain_timeout =
+      std::chrono::milliseconds(std::llround(flags.drain_timeout_s * 1000));
   absl::StatusOr<DeviceMode> device = ParseDeviceMode(flags.device);
   if (!device.ok()) {
     std::fprintf(stderr, "drrserve: %s\n",
@@ -141,8 +153,19 @@ int Run(int argc, char** argv) {
   std::fflush(stdout);
   int signal_number = 0;
   sigwait(&signals, &signal_number);
-  std::printf("drrserve: signal %d, shutting down\n", signal_number);
-  server->Shutdown();
+  std::printf("drrserve: signal %d, draining (at most %g s)\n", signal_number,
+              flags.drain_timeout_s);
+  std::fflush(stdout);
+  // Whatever happens, the process is gone a second after the drain timeout.
+  std::thread([deadline =
+                   flags.options.drain_timeout + std::chrono::seconds(1)] {
+    std::this_thread::sleep_for(deadline);
+    std::fprintf(stderr, "drrserve: the drain overran its timeout; exiting\n");
+    std::_Exit(1);
+  }).detach();
+  const bool drained = server->Shutdown();
+  std::printf("drrserve: %s\n",
+              drained ? "drained" : "drain timed out; cancelled the rest");
   return 0;
 }
 

@@ -15,6 +15,9 @@ namespace {
 struct Frame {
   v1::RenderResponse response;
   bool ready = false;
+  // Let in by the drain gate: it leaves once its answer is written (or the
+  // client has gone).
+  bool admitted = false;
 };
 
 // The client's deadline on the steady clock, or nothing when it set none.
@@ -76,14 +79,25 @@ class RenderStreamReactor final
     }
     auto frame = std::make_shared<Frame>();
     frame->response.set_frame_id(request_.frame_id());
+    const absl::Status open = context_.gate->Enter();
+    frame->admitted = open.ok();
     bool read_more;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       frames_.push_back(frame);
       ++refs_;
-      read_more = static_cast<int>(frames_.size()) <
-                  context_.limits.max_frames_in_flight;
-      read_paused_ = !read_more;
+      read_more = open.ok() && static_cast<int>(frames_.size()) <
+                                   context_.limits.max_frames_in_flight;
+      read_paused_ = open.ok() && !read_more;
+      // Draining: this frame is refused and the stream ends after the frames
+      // before it.
+      if (!open.ok()) reading_done_ = drained_ = true;
+    }
+    auto timer =
+        std::make_shared<RequestTimer>(context_.metrics, "RenderStream.frame");
+    if (!open.ok()) {
+      FrameDone(*frame, timer->Done(open));
+      return;
     }
     CallOrigin origin{client_, deadline_, cancelled_, latest_stream_};
     if (request_.has_frame_deadline_us()) {
@@ -92,8 +106,6 @@ class RenderStreamReactor final
           received + std::chrono::microseconds(std::min<uint64_t>(
                          request_.frame_deadline_us(), kLongestFrameDeadline)));
     }
-    auto timer =
-        std::make_shared<RequestTimer>(context_.metrics, "RenderStream.frame");
     RenderThroughEngine(context_, request_, std::move(origin), &frame->response,
                         [this, frame, timer](const absl::Status& status) {
                           timer->Done(status);
@@ -105,10 +117,15 @@ class RenderStreamReactor final
   void OnWriteDone(bool ok) override {
     std::lock_guard<std::mutex> lock(mutex_);
     write_in_flight_ = false;
+    if (frames_.front()->admitted) context_.gate->Leave();
     frames_.pop_front();
     if (!ok) {
-      // The client is gone: nothing more can be delivered.
+      // The client is gone: nothing more can be delivered. Answered frames
+      // leave the gate now, the others when the engine answers them.
       broken_ = true;
+      for (const auto& frame : frames_) {
+        if (frame->ready && frame->admitted) context_.gate->Leave();
+      }
       frames_.clear();
     }
     if (read_paused_ && !broken_ && !reading_done_) {
@@ -134,6 +151,7 @@ class RenderStreamReactor final
       frame.response.mutable_status()->set_message(
           std::string(status.message()));
       frame.ready = true;
+      if (broken_ && frame.admitted) context_.gate->Leave();
       AdvanceLocked();
     }
     Unref();
@@ -151,9 +169,12 @@ class RenderStreamReactor final
     }
     if (broken_ || reading_done_) {
       finished_ = true;
-      const absl::Status status =
-          broken_ ? absl::CancelledError("the client went away")
-                  : absl::OkStatus();
+      absl::Status status = absl::OkStatus();
+      if (broken_) {
+        status = absl::CancelledError("the client went away");
+      } else if (drained_) {
+        status = context_.gate->Check();
+      }
       Finish(ToGrpcStatus(stream_timer_.Done(status)));
     }
   }
@@ -183,15 +204,20 @@ class RenderStreamReactor final
   bool read_paused_ = false;
   bool write_in_flight_ = false;
   bool broken_ = false;
+  // A frame was refused because the server drains.
+  bool drained_ = false;
   bool finished_ = false;
 };
 
 // Answers a unary Render with the engine's status. When the client cancels
 // (or its deadline passes), it raises the flag the engine checks before it
 // renders a queued call.
+// A call the drain gate let in leaves it once its response has gone out.
 class RenderReactor final : public grpc::ServerUnaryReactor {
  public:
-  RenderReactor() : cancelled_(std::make_shared<std::atomic<bool>>(false)) {}
+  // `gate` (or nullptr) is left when the call is done.
+  explicit RenderReactor(DrainGate* gate)
+      : gate_(gate), cancelled_(std::make_shared<std::atomic<bool>>(false)) {}
 
   // The flag OnCancel raises.
   std::shared_ptr<const std::atomic<bool>> cancelled() const {
@@ -199,9 +225,13 @@ class RenderReactor final : public grpc::ServerUnaryReactor {
   }
 
   void OnCancel() override { cancelled_->store(true); }
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    if (gate_ != nullptr) gate_->Leave();
+    delete this;
+  }
 
  private:
+  DrainGate* const gate_;
   const std::shared_ptr<std::atomic<bool>> cancelled_;
 };
 
@@ -244,8 +274,13 @@ void RenderThroughEngine(const ServiceContext& context,
 grpc::ServerUnaryReactor* RendererService::Render(
     grpc::CallbackServerContext* context, const v1::RenderRequest* request,
     v1::RenderResponse* response) {
-  auto* reactor = new RenderReactor();
   auto timer = std::make_shared<RequestTimer>(context_.metrics, "Render");
+  const absl::Status open = context_.gate->Enter();
+  auto* reactor = new RenderReactor(open.ok() ? context_.gate : nullptr);
+  if (!open.ok()) {
+    reactor->Finish(ToGrpcStatus(timer->Done(open)));
+    return reactor;
+  }
   RenderThroughEngine(context_, *request,
                       CallOrigin{context->peer(), ClientDeadline(*context),
                                  reactor->cancelled()},

@@ -5,9 +5,11 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "server/engine/render_engine.h"
 #include "server/engine/target_store.h"
 #include "server/engine/volume_store.h"
+#include "server/frontend/drain_gate.h"
 #include "server/frontend/metrics.h"
 #include "server/frontend/renderer_service.h"
 #include "server/frontend/targets_service.h"
@@ -36,19 +38,26 @@ class Server::Impl {
         engine(executor.get(), &store, &targets, options.limits,
                WithListener(options.engine, &metrics)),
         volumes_service(
-            ServiceContext{&store, &engine, &metrics, options.limits}),
+            ServiceContext{&store, &engine, &metrics, &gate, options.limits}),
         renderer_service(
-            ServiceContext{&store, &engine, &metrics, options.limits}),
-        targets_service(&targets, &metrics) {}
+            ServiceContext{&store, &engine, &metrics, &gate, options.limits}),
+        targets_service(&targets, &metrics, &gate),
+        drain_timeout(options.drain_timeout) {}
 
   ~Impl() {
-    if (grpc_server) Shutdown();
+    if (grpc_server && !shut_down) Shutdown();
   }
 
-  // Gives calls in flight a grace period, then cancels what is left.
-  void Shutdown() {
-    grpc_server->Shutdown(std::chrono::system_clock::now() +
-                          std::chrono::seconds(5));
+  // Health turns NOT_SERVING and new calls are refused at once; the work in
+  // flight gets up to drain_timeout to finish, then whatever is left (work
+  // that did not finish, idle streams) is cancelled.
+  bool Shutdown() {
+    shut_down = true;
+    gate.Close();
+    grpc_server->GetHealthCheckService()->SetServingStatus(false);
+    const bool drained = gate.WaitUntilIdle(absl::FromChrono(drain_timeout));
+    grpc_server->Shutdown(std::chrono::system_clock::now());
+    return drained;
   }
 
   // Declaration order is teardown order reversed: the engine's workers may
@@ -59,10 +68,13 @@ class Server::Impl {
   VolumeStore store;
   TargetStore targets;
   RenderEngine engine;
+  DrainGate gate;
   VolumesService volumes_service;
   RendererService renderer_service;
   TargetsService targets_service;
+  const std::chrono::milliseconds drain_timeout;
   std::unique_ptr<grpc::Server> grpc_server;
+  bool shut_down = false;
   int port = 0;
   int metrics_port = 0;
 };
@@ -126,6 +138,6 @@ absl::StatusOr<std::string> Server::Preload(HostVolume volume) {
 
 void Server::Wait() { impl_->grpc_server->Wait(); }
 
-void Server::Shutdown() { impl_->Shutdown(); }
+bool Server::Shutdown() { return impl_->Shutdown(); }
 
 }  // namespace drr::server

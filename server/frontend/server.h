@@ -2,6 +2,7 @@
 // started together and stopped together.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -28,6 +29,8 @@ class Server {
     Limits limits;
     // Workers, batching; its listener is the server's metrics.
     EngineOptions engine;
+    // How long Shutdown lets the work in flight finish before cancelling it.
+    std::chrono::milliseconds drain_timeout{30000};
   };
 
   // Starts a server, or says why it could not.
@@ -50,8 +53,12 @@ class Server {
 
   // Blocks until Shutdown is called from another thread.
   void Wait();
-  // Stops accepting calls, finishes those in flight, and stops.
-  void Shutdown();
+  // Drains: health turns NOT_SERVING and new calls (and new stream frames)
+  // are refused with UNAVAILABLE at once; calls, frames and uploads in flight
+  // get up to options.drain_timeout to finish; then whatever is left is
+  // cancelled (renders stop within milliseconds) and the server stops. True
+  // when everything in flight finished in time.
+  bool Shutdown();
 
  private:
   class Impl;

@@ -9,15 +9,18 @@
 #include "server/engine/limits.h"
 #include "server/engine/render_engine.h"
 #include "server/engine/volume_store.h"
+#include "server/frontend/drain_gate.h"
 #include "server/frontend/metrics.h"
 
 namespace drr::server {
 
-// Borrowed pointers to the server's engine and metrics (owned by Server).
+// Borrowed pointers to the server's engine, metrics and drain gate (owned by
+// Server).
 struct ServiceContext {
   VolumeStore* store;
   RenderEngine* engine;
   ServerMetrics* metrics;
+  DrainGate* gate;
   Limits limits;
 };
 

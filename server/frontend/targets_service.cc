@@ -29,6 +29,9 @@ grpc::ServerUnaryReactor* TargetsService::Upload(
     grpc::CallbackServerContext* context,
     const v1::UploadTargetRequest* request, v1::TargetInfo* response) {
   RequestTimer timer(metrics_, "UploadTarget");
+  if (absl::Status open = gate_->Check(); !open.ok()) {
+    return Finish(context, timer, open);
+  }
   const std::string& bytes = request->pixels();
   if (bytes.size() % sizeof(float) != 0) {
     return Finish(
@@ -47,6 +50,9 @@ grpc::ServerUnaryReactor* TargetsService::Get(
     grpc::CallbackServerContext* context, const v1::GetTargetRequest* request,
     v1::TargetInfo* response) {
   RequestTimer timer(metrics_, "GetTarget");
+  if (absl::Status open = gate_->Check(); !open.ok()) {
+    return Finish(context, timer, open);
+  }
   absl::StatusOr<std::shared_ptr<const Target>> target =
       store_->Get(request->target_id());
   if (target.ok()) ToProto(**target, response);
@@ -57,6 +63,9 @@ grpc::ServerUnaryReactor* TargetsService::List(
     grpc::CallbackServerContext* context, const v1::ListTargetsRequest*,
     v1::ListTargetsResponse* response) {
   RequestTimer timer(metrics_, "ListTargets");
+  if (absl::Status open = gate_->Check(); !open.ok()) {
+    return Finish(context, timer, open);
+  }
   for (const auto& target : store_->List())
     ToProto(*target, response->add_targets());
   return Finish(context, timer, absl::OkStatus());
@@ -66,6 +75,9 @@ grpc::ServerUnaryReactor* TargetsService::Delete(
     grpc::CallbackServerContext* context,
     const v1::DeleteTargetRequest* request, v1::DeleteTargetResponse*) {
   RequestTimer timer(metrics_, "DeleteTarget");
+  if (absl::Status open = gate_->Check(); !open.ok()) {
+    return Finish(context, timer, open);
+  }
   return Finish(context, timer, store_->Delete(request->target_id()));
 }
 

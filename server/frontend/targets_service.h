@@ -3,6 +3,7 @@
 
 #include "drr/v1/targets.grpc.pb.h"
 #include "server/engine/target_store.h"
+#include "server/frontend/drain_gate.h"
 #include "server/frontend/metrics.h"
 
 namespace drr::server {
@@ -10,8 +11,11 @@ namespace drr::server {
 // Callback-API implementation of drr.v1.Targets over the engine's store.
 class TargetsService final : public v1::Targets::CallbackService {
  public:
-  TargetsService(TargetStore* store, ServerMetrics* metrics)
-      : store_(store), metrics_(metrics) {}
+  // Serves `store`, recording in `metrics`; refuses calls once `gate` is
+  // closed.
+  TargetsService(TargetStore* store, ServerMetrics* metrics,
+                 const DrainGate* gate)
+      : store_(store), metrics_(metrics), gate_(gate) {}
 
   grpc::ServerUnaryReactor* Upload(grpc::CallbackServerContext* context,
                                    const v1::UploadTargetRequest* request,
@@ -29,6 +33,7 @@ class TargetsService final : public v1::Targets::CallbackService {
  private:
   TargetStore* store_;
   ServerMetrics* metrics_;
+  const DrainGate* gate_;
 };
 
 }  // namespace drr::server

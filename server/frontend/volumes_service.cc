@@ -20,6 +20,12 @@ class UploadReactor final
         on_stored_(std::move(on_stored)),
         timer_(context.metrics, "Upload"),
         upload_(context_.limits) {
+    const absl::Status open = context_.gate->Enter();
+    admitted_ = open.ok();
+    if (!admitted_) {
+      Finish(ToGrpcStatus(timer_.Done(open)));
+      return;
+    }
     StartRead(&chunk_);
   }
 
@@ -39,7 +45,11 @@ class UploadReactor final
     // Else an engine worker is storing the volume and completes the call.
   }
 
-  void OnDone() override { delete this; }
+  // A call the drain gate let in leaves it once its response has gone out.
+  void OnDone() override {
+    if (admitted_) context_.gate->Leave();
+    delete this;
+  }
 
  private:
   // Takes the chunk just read; sets done_ once the digest has been handled
@@ -102,6 +112,7 @@ class UploadReactor final
   VolumeUpload upload_;
   v1::UploadVolumeChunk chunk_;
   bool done_ = false;
+  bool admitted_ = false;
 };
 
 }  // namespace
@@ -120,11 +131,15 @@ grpc::ServerUnaryReactor* VolumesService::Get(
     grpc::CallbackServerContext* context, const v1::GetVolumeRequest* request,
     v1::VolumeInfo* response) {
   RequestTimer timer(context_.metrics, "Get");
-  absl::StatusOr<std::shared_ptr<const StoredVolume>> volume =
-      context_.store->Get(request->volume_id());
-  if (volume.ok()) ToProto(**volume, response);
+  absl::Status status = context_.gate->Check();
+  if (status.ok()) {
+    absl::StatusOr<std::shared_ptr<const StoredVolume>> volume =
+        context_.store->Get(request->volume_id());
+    if (volume.ok()) ToProto(**volume, response);
+    status = volume.status();
+  }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(timer.Done(volume.status())));
+  reactor->Finish(ToGrpcStatus(timer.Done(status)));
   return reactor;
 }
 
@@ -132,10 +147,13 @@ grpc::ServerUnaryReactor* VolumesService::List(
     grpc::CallbackServerContext* context, const v1::ListVolumesRequest*,
     v1::ListVolumesResponse* response) {
   RequestTimer timer(context_.metrics, "List");
-  for (const auto& volume : context_.store->List())
-    ToProto(*volume, response->add_volumes());
+  const absl::Status status = context_.gate->Check();
+  if (status.ok()) {
+    for (const auto& volume : context_.store->List())
+      ToProto(*volume, response->add_volumes());
+  }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(timer.Done(absl::OkStatus())));
+  reactor->Finish(ToGrpcStatus(timer.Done(status)));
   return reactor;
 }
 
@@ -143,7 +161,8 @@ grpc::ServerUnaryReactor* VolumesService::Delete(
     grpc::CallbackServerContext* context,
     const v1::DeleteVolumeRequest* request, v1::DeleteVolumeResponse*) {
   RequestTimer timer(context_.metrics, "Delete");
-  const absl::Status status = context_.store->Delete(request->volume_id());
+  absl::Status status = context_.gate->Check();
+  if (status.ok()) status = context_.store->Delete(request->volume_id());
   if (status.ok()) PublishStoreSize();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpcStatus(timer.Done(status)));
