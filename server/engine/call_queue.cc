@@ -7,6 +7,15 @@
 #include "absl/strings/str_cat.h"
 
 namespace drr::server {
+namespace {
+
+// The answer of a LATEST-stream call that `by` superseded.
+absl::Status Superseded(const QueuedCall& by) {
+  return absl::AbortedError(
+      absl::StrCat("superseded by frame ", by.call.scheduling.frame_id));
+}
+
+}  // namespace
 
 bool SameLaunch(const LaunchKey& a, const LaunchKey& b) {
   const kernels::RenderSettings& s = a.settings;
@@ -34,33 +43,40 @@ void CallQueue::ForgetIfIdle(PriorityClass& cls, const std::string& client) {
   cls.turn.remove(client);
 }
 
-bool CallQueue::Push(QueuedCall* call, std::vector<DroppedCall>* dropped) {
-  PriorityClass& cls = ClassOf(call->call);
-  const std::string& client = call->call.scheduling.client;
-  const uint64_t stream = call->call.scheduling.latest_stream;
-  auto it = cls.clients.find(client);
-  if (stream != 0 && it != cls.clients.end()) {
+void CallQueue::Supersede(const QueuedCall& newer,
+                          std::vector<DroppedCall>* dropped) {
+  const std::string& client = newer.call.scheduling.client;
+  const uint64_t stream = newer.call.scheduling.latest_stream;
+  for (PriorityClass& cls : classes_) {
+    auto it = cls.clients.find(client);
+    if (it == cls.clients.end()) continue;
     std::deque<QueuedCall>& calls = it->second;
     for (auto c = calls.begin(); c != calls.end();) {
       if (c->call.scheduling.latest_stream != stream) {
         ++c;
         continue;
       }
-      dropped->push_back({std::move(*c), absl::AbortedError(absl::StrCat(
-                                             "superseded by frame ",
-                                             call->call.scheduling.frame_id))});
+      dropped->push_back({std::move(*c), Superseded(newer)});
       c = calls.erase(c);
       --size_;
     }
+    // The newer call's class keeps the client's turn for it.
+    if (&cls != &ClassOf(newer.call)) ForgetIfIdle(cls, client);
   }
+}
+
+bool CallQueue::Push(QueuedCall* call, std::vector<DroppedCall>* dropped) {
+  if (call->call.scheduling.latest_stream != 0) Supersede(*call, dropped);
+  // Calls nobody wants any more give their places up.
+  if (size_ >= max_calls_) DropUnwanted(dropped);
+  PriorityClass& cls = ClassOf(call->call);
+  const std::string& client = call->call.scheduling.client;
   if (size_ >= max_calls_) {
-    if (it != cls.clients.end()) ForgetIfIdle(cls, client);
+    ForgetIfIdle(cls, client);
     return false;
   }
-  if (it == cls.clients.end() || it->second.empty()) {
-    if (it == cls.clients.end()) cls.turn.push_back(client);
-    it = cls.clients.try_emplace(client).first;
-  }
+  auto [it, added] = cls.clients.try_emplace(client);
+  if (added) cls.turn.push_back(client);
   it->second.push_back(std::move(*call));
   ++size_;
   return true;
@@ -74,10 +90,11 @@ void CallQueue::DropUnwanted(std::vector<DroppedCall>* dropped) {
       for (auto c = calls.begin(); c != calls.end();) {
         const double waited =
             std::chrono::duration<double>(now - c->enqueued).count();
-        absl::Status wanted = StillWanted(
-            c->call, absl::StrCat("after ", waited,
-                                  " s in the render queue; it was not "
-                                  "rendered"));
+        absl::Status wanted =
+            StillWanted(c->call, CallStage::kWaiting,
+                        absl::StrCat("after ", waited,
+                                     " s in the render queue; it was not "
+                                     "rendered"));
         if (wanted.ok()) {
           ++c;
           continue;
@@ -92,7 +109,8 @@ void CallQueue::DropUnwanted(std::vector<DroppedCall>* dropped) {
   }
 }
 
-std::vector<QueuedCall> CallQueue::TakeBatch(int max_poses) {
+std::vector<QueuedCall> CallQueue::TakeBatch(
+    int max_poses, std::vector<DroppedCall>* dropped) {
   std::vector<QueuedCall> batch;
   for (PriorityClass& cls : classes_) {
     if (cls.turn.empty()) continue;
@@ -107,13 +125,14 @@ std::vector<QueuedCall> CallQueue::TakeBatch(int max_poses) {
     } else {
       cls.turn.push_back(client);
     }
-    AddCompatible(max_poses, &batch);
+    AddCompatible(max_poses, &batch, dropped);
     break;
   }
   return batch;
 }
 
-void CallQueue::AddCompatible(int max_poses, std::vector<QueuedCall>* batch) {
+void CallQueue::AddCompatible(int max_poses, std::vector<QueuedCall>* batch,
+                              std::vector<DroppedCall>* dropped) {
   PriorityClass& cls = ClassOf(batch->front().call);
   // A copy: pushing into `batch` moves its calls.
   const LaunchKey key = batch->front().launch;
@@ -126,16 +145,24 @@ void CallQueue::AddCompatible(int max_poses, std::vector<QueuedCall>* batch) {
     for (auto client = cls.turn.begin();
          client != cls.turn.end() && poses < max_poses;) {
       std::deque<QueuedCall>& calls = cls.clients[*client];
-      auto fits = std::find_if(calls.begin(), calls.end(), [&](const auto& c) {
-        return poses + c.poses() <= max_poses && SameLaunch(c.launch, key);
-      });
-      if (fits == calls.end()) {
+      QueuedCall& next = calls.front();  // a client's calls in order
+      if (poses + next.poses() > max_poses || !SameLaunch(next.launch, key)) {
         ++client;
         continue;
       }
-      poses += fits->poses();
-      batch->push_back(std::move(*fits));
-      calls.erase(fits);
+      // A newer frame of a LATEST stream replaces the batch's older one.
+      const uint64_t stream = next.call.scheduling.latest_stream;
+      auto older = std::find_if(batch->begin(), batch->end(), [&](auto& q) {
+        return stream != 0 && q.call.scheduling.latest_stream == stream;
+      });
+      if (older != batch->end()) {
+        poses -= older->poses();
+        dropped->push_back({std::move(*older), Superseded(next)});
+        batch->erase(older);
+      }
+      poses += next.poses();
+      batch->push_back(std::move(next));
+      calls.pop_front();
       --size_;
       added = true;
       if (calls.empty()) {

@@ -65,8 +65,10 @@ class CallQueue {
   explicit CallQueue(int max_calls) : max_calls_(max_calls) {}
 
   // Queues `*call` (moved from) and returns true, or returns false, leaving
-  // `*call` as it was, when the queue is full. A waiting call of the same
-  // LATEST stream is superseded: taken out into `dropped` with ABORTED.
+  // `*call` as it was, when the queue is full even after dropping the calls
+  // nobody wants any more (DropUnwanted). A waiting call of the same LATEST
+  // stream, in any class, is superseded: taken out into `dropped` with
+  // ABORTED.
   bool Push(QueuedCall* call, std::vector<DroppedCall>* dropped);
 
   // Takes out into `dropped` every call whose deadline has passed or whose
@@ -75,13 +77,17 @@ class CallQueue {
 
   // The next batch: the call of the client whose turn it is in the highest
   // class with waiting calls, then AddCompatible. Empty when nothing waits.
-  std::vector<QueuedCall> TakeBatch(int max_poses);
+  std::vector<QueuedCall> TakeBatch(int max_poses,
+                                    std::vector<DroppedCall>* dropped);
 
   // Adds to `batch` (not empty) waiting calls of its first call's class that
-  // can share its launch, one per client per round with clients in turn,
-  // while the batch has fewer than `max_poses` poses. Clients served move to
-  // the back of the turn.
-  void AddCompatible(int max_poses, std::vector<QueuedCall>* batch);
+  // can share its launch, while the batch has fewer than `max_poses` poses:
+  // each client's next call if it fits, one per client per round with
+  // clients in turn; clients served move to the back of the turn. A newer
+  // frame of a LATEST stream replaces the batch's older one, which goes to
+  // `dropped` with ABORTED.
+  void AddCompatible(int max_poses, std::vector<QueuedCall>* batch,
+                     std::vector<DroppedCall>* dropped);
 
   // Takes every waiting call out (the engine is shutting down).
   std::vector<QueuedCall> TakeAll();
@@ -99,6 +105,8 @@ class CallQueue {
   };
 
   PriorityClass& ClassOf(const RenderCall& call);
+  // Takes out into `dropped` the waiting calls of `newer`'s LATEST stream.
+  void Supersede(const QueuedCall& newer, std::vector<DroppedCall>* dropped);
   // Forgets `client` of `cls` once it has no waiting calls.
   void ForgetIfIdle(PriorityClass& cls, const std::string& client);
 

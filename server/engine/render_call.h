@@ -102,6 +102,10 @@ struct RenderCall {
   // When the caller stops waiting. A call still queued then is answered
   // DEADLINE_EXCEEDED and not rendered; a running one stops early.
   std::optional<std::chrono::steady_clock::time_point> deadline;
+  // When the call must have started rendering (a stream frame's
+  // frame_deadline_us): still waiting then, it is answered DEADLINE_EXCEEDED
+  // unrendered; once started it runs to its end.
+  std::optional<std::chrono::steady_clock::time_point> start_deadline;
   // Set by the caller when it gives up (a cancelled RPC). A call still queued
   // then is answered CANCELLED and not rendered; a running one stops early.
   std::shared_ptr<const std::atomic<bool>> cancelled;
@@ -152,10 +156,14 @@ struct RenderResult {
   int launch_poses = 0;
 };
 
-// OK while `call`'s caller still wants it; DEADLINE_EXCEEDED or CANCELLED
-// (saying `when`, e.g. "in the render queue") once its deadline has passed or
-// its caller has given up.
-absl::Status StillWanted(const RenderCall& call, absl::string_view when);
+// Whether a call waits for the renderer or runs on it.
+enum class CallStage { kWaiting, kRunning };
+
+// OK while `call`'s caller still wants it at `stage`; DEADLINE_EXCEEDED or
+// CANCELLED (saying `when`, e.g. "in the render queue") once its deadline (or,
+// while waiting, its start deadline) has passed or its caller has given up.
+absl::Status StillWanted(const RenderCall& call, CallStage stage,
+                         absl::string_view when);
 
 // Checks everything about `call` that does not need the volume: batch size,
 // image sizes, samples, finite intrinsics, poses and attenuation. Malformed

@@ -22,16 +22,8 @@ double SecondsBetween(std::chrono::steady_clock::time_point from,
 // True when no caller of `batch` still wants it.
 bool NobodyWants(const std::vector<QueuedCall>& batch) {
   return std::none_of(batch.begin(), batch.end(), [](const QueuedCall& q) {
-    return StillWanted(q.call, "").ok();
+    return StillWanted(q.call, CallStage::kRunning, "").ok();
   });
-}
-
-// What a launch stopped by its callers' stop check answers `call`: why its
-// caller no longer wants it. Other failures stand as they are.
-absl::Status WhyStopped(const RenderCall& call, absl::Status status) {
-  if (status.code() != absl::StatusCode::kCancelled) return status;
-  absl::Status why = StillWanted(call, "while it rendered; it was stopped");
-  return why.ok() ? status : why;
 }
 
 int TotalPoses(const std::vector<QueuedCall>& batch) {
@@ -41,6 +33,18 @@ int TotalPoses(const std::vector<QueuedCall>& batch) {
 }
 
 }  // namespace
+
+absl::Status RenderEngine::WhyStopped(const RenderCall& call,
+                                      absl::Status status) const {
+  if (status.code() != absl::StatusCode::kCancelled) return status;
+  if (shutting_down_.load()) {
+    return absl::UnavailableError(
+        "the server shut down while the request rendered");
+  }
+  absl::Status why = StillWanted(call, CallStage::kRunning,
+                                 "while it rendered; it was stopped");
+  return why.ok() ? status : why;
+}
 
 RenderEngine::RenderEngine(kernels::Executor* executor,
                            const VolumeStore* store, const TargetStore* targets,
@@ -66,6 +70,7 @@ RenderEngine::RenderEngine(kernels::Executor* executor,
 RenderEngine::~RenderEngine() {
   std::vector<QueuedCall> abandoned;
   std::deque<PostedWork> posted;
+  shutting_down_.store(true);
   {
     absl::MutexLock lock(&mutex_);
     stopping_ = true;
@@ -124,17 +129,21 @@ void RenderEngine::Submit(RenderCall call, Callback done) {
   prepared->done = std::move(done);
   prepared->enqueued = std::chrono::steady_clock::now();
   std::vector<DroppedCall> dropped;
-  bool queued;
+  bool queued = false;
+  bool stopping;
   {
     absl::MutexLock lock(&mutex_);
-    queued = !stopping_ && queue_.Push(&*prepared, &dropped);
+    stopping = stopping_;
+    if (!stopping) queued = queue_.Push(&*prepared, &dropped);
     if (queued) ++arrivals_;
   }
   AnswerDropped(std::move(dropped));
   if (queued) return;
-  prepared->done(absl::ResourceExhaustedError(
-      absl::StrCat("the render queue is full (", limits_.max_queued_requests,
-                   " requests); retry later")));
+  prepared->done(
+      stopping ? absl::UnavailableError("the server is shutting down")
+               : absl::ResourceExhaustedError(absl::StrCat(
+                     "the render queue is full (", limits_.max_queued_requests,
+                     " requests); retry later")));
 }
 
 void RenderEngine::Post(std::function<void()> work,
@@ -163,7 +172,8 @@ void RenderEngine::AnswerDropped(std::vector<DroppedCall> dropped) {
   }
 }
 
-void RenderEngine::FillBatch(std::vector<QueuedCall>* batch) {
+void RenderEngine::FillBatch(std::vector<QueuedCall>* batch,
+                             std::vector<DroppedCall>* dropped) {
   const auto until = batch->front().enqueued + options_.batch_delay;
   while (!stopping_ && TotalPoses(*batch) < options_.max_batch_poses) {
     const auto now = std::chrono::steady_clock::now();
@@ -174,7 +184,7 @@ void RenderEngine::FillBatch(std::vector<QueuedCall>* batch) {
     };
     mutex_.AwaitWithTimeout(absl::Condition(&arrived),
                             absl::FromChrono(until - now));
-    queue_.AddCompatible(options_.max_batch_poses, batch);
+    queue_.AddCompatible(options_.max_batch_poses, batch, dropped);
   }
 }
 
@@ -183,6 +193,7 @@ void RenderEngine::WorkerLoop(Worker& worker) {
     PostedWork posted;
     std::vector<QueuedCall> batch;
     std::vector<DroppedCall> dropped;
+    std::chrono::steady_clock::time_point taken;
     {
       absl::MutexLock lock(&mutex_);
       mutex_.Await(absl::Condition(
@@ -195,9 +206,10 @@ void RenderEngine::WorkerLoop(Worker& worker) {
         posted_.pop_front();
       } else if (!queue_.empty()) {
         queue_.DropUnwanted(&dropped);
-        batch = queue_.TakeBatch(options_.max_batch_poses);
+        batch = queue_.TakeBatch(options_.max_batch_poses, &dropped);
+        taken = std::chrono::steady_clock::now();
         if (!batch.empty() && options_.batch_delay.count() > 0) {
-          FillBatch(&batch);
+          FillBatch(&batch, &dropped);
         }
       } else {
         return;  // stopping, nothing left
@@ -209,7 +221,6 @@ void RenderEngine::WorkerLoop(Worker& worker) {
       continue;
     }
     if (batch.empty()) continue;
-    const auto taken = std::chrono::steady_clock::now();
     std::vector<absl::StatusOr<RenderResult>> results =
         worker.workspace
             ? RunBatch(batch, *worker.workspace, worker.images, taken)
@@ -264,6 +275,10 @@ std::vector<absl::StatusOr<RenderResult>> RenderEngine::RunBatch(
     }
     return results;
   };
+  // A launch stops early once nobody wants it or the engine shuts down.
+  auto stop = [this, &batch] {
+    return shutting_down_.load(std::memory_order_relaxed) || NobodyWants(batch);
+  };
   absl::StatusOr<std::shared_ptr<const kernels::ResidentVolume>> resident =
       batch.front().volume->Resident(key.attenuation, key.residency);
   if (!resident.ok()) return fail_all(resident.status());
@@ -293,7 +308,7 @@ std::vector<absl::StatusOr<RenderResult>> RenderEngine::RunBatch(
   }
   // Pieces of at most kMaxRaySamplesPerLaunch samples, so that a batch
   // nobody wants any more stops between them.
-  workspace.set_stop_check([&batch] { return NobodyWants(batch); });
+  workspace.set_stop_check(stop);
   const int per_piece = static_cast<int>(std::max<int64_t>(
       1, kMaxRaySamplesPerLaunch /
              (int64_t{settings.rays.height} * settings.rays.width *
@@ -316,12 +331,24 @@ std::vector<absl::StatusOr<RenderResult>> RenderEngine::RunBatch(
   int first = 0;
   for (const QueuedCall& q : batch) {
     const auto post_start = std::chrono::steady_clock::now();
-    workspace.set_stop_check([&q] { return !StillWanted(q.call, "").ok(); });
-    absl::StatusOr<RenderResult> result =
-        FinishCall(q, images.data() + first * image_values, **resident,
-                   geometry.data() + first, workspace);
-    workspace.set_stop_check(nullptr);
+    const int offset = first;
     first += q.poses();
+    // A caller who gave up while the launch ran gets no images.
+    if (absl::Status wanted =
+            StillWanted(q.call, CallStage::kRunning,
+                        "while it rendered; its images were dropped");
+        !wanted.ok()) {
+      results.emplace_back(std::move(wanted));
+      continue;
+    }
+    workspace.set_stop_check([this, &q] {
+      return shutting_down_.load(std::memory_order_relaxed) ||
+             !StillWanted(q.call, CallStage::kRunning, "").ok();
+    });
+    absl::StatusOr<RenderResult> result =
+        FinishCall(q, images.data() + offset * image_values, **resident,
+                   geometry.data() + offset, workspace);
+    workspace.set_stop_check(nullptr);
     if (!result.ok()) {
       results.emplace_back(WhyStopped(q.call, result.status()));
       continue;

@@ -4,6 +4,7 @@
 // on a thread of their own. Knows nothing of gRPC.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -122,8 +123,15 @@ class RenderEngine {
 
   // Adds compatible calls to `batch` as they arrive, until it is full or its
   // first call has waited batch_delay.
-  void FillBatch(std::vector<QueuedCall>* batch)
+  // Superseded calls go to `dropped`.
+  void FillBatch(std::vector<QueuedCall>* batch,
+                 std::vector<DroppedCall>* dropped)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+
+  // What a call of a launch that stopped with `status` is answered: why its
+  // caller no longer wants it, UNAVAILABLE when the engine shuts down; other
+  // failures stand as they are.
+  absl::Status WhyStopped(const RenderCall& call, absl::Status status) const;
 
   // Answers `dropped` calls on the answer thread.
   void AnswerDropped(std::vector<DroppedCall> dropped);
@@ -174,7 +182,8 @@ class RenderEngine {
   const Limits limits_;
   const EngineOptions options_;
   absl::Status status_;
-  CallbackThread answers_;
+  // Set first thing on destruction: running launches stop.
+  std::atomic<bool> shutting_down_{false};
   mutable absl::Mutex mutex_;
   CallQueue queue_ ABSL_GUARDED_BY(mutex_);
   std::deque<PostedWork> posted_ ABSL_GUARDED_BY(mutex_);
@@ -182,6 +191,9 @@ class RenderEngine {
   int64_t arrivals_ ABSL_GUARDED_BY(mutex_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mutex_) = false;
   std::vector<std::thread> workers_;
+  // Declared last, so destroyed first: the answers still waiting once the
+  // workers have joined go out while the queue and its lock still exist.
+  CallbackThread answers_;
 };
 
 }  // namespace drr::server

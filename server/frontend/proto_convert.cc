@@ -257,6 +257,10 @@ absl::StatusOr<RenderCall> FromProto(const v1::RenderRequest& request) {
           absl::StrCat("priority has unknown value ", request.priority()));
   }
   call.scheduling.frame_id = request.frame_id();
+  if (!v1::StreamMode_IsValid(request.stream_mode())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("stream_mode has unknown value ", request.stream_mode()));
+  }
   call.jacobian = request.jacobian();
   if (request.has_loss()) {
     const v1::Loss& loss = request.loss();

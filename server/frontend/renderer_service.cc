@@ -23,22 +23,14 @@ struct Frame {
 // The client's deadline on the steady clock, or nothing when it set none.
 std::optional<std::chrono::steady_clock::time_point> ClientDeadline(
     const grpc::CallbackServerContext& context) {
-  const std::chrono::system_clock::time_point deadline = context.deadline();
-  if (deadline == std::chrono::system_clock::time_point::max()) {
+  const auto left = context.deadline() - std::chrono::system_clock::now();
+  // None, or one too far away to matter (and to convert without overflow).
+  if (context.deadline() == std::chrono::system_clock::time_point::max() ||
+      left > std::chrono::hours(24 * 365)) {
     return std::nullopt;
   }
   return std::chrono::steady_clock::now() +
-         std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-             deadline - std::chrono::system_clock::now());
-}
-
-// The earlier of two optional deadlines.
-std::optional<std::chrono::steady_clock::time_point> Earlier(
-    std::optional<std::chrono::steady_clock::time_point> a,
-    std::optional<std::chrono::steady_clock::time_point> b) {
-  if (!a) return b;
-  if (!b) return a;
-  return std::min(*a, *b);
+         std::chrono::duration_cast<std::chrono::steady_clock::duration>(left);
 }
 
 // Numbers the LATEST streams of this process.
@@ -58,6 +50,7 @@ class RenderStreamReactor final
   RenderStreamReactor(ServiceContext context,
                       const grpc::CallbackServerContext& call)
       : context_(context),
+        call_(call),
         stream_timer_(context.metrics, "RenderStream"),
         client_(call.peer()),
         deadline_(ClientDeadline(call)),
@@ -73,12 +66,15 @@ class RenderStreamReactor final
       AdvanceLocked();
       return;
     }
+    // Taken out first: once the lock below is released, OnWriteDone may
+    // start the next read into request_.
+    const v1::RenderRequest request = std::move(request_);
     if (frames_read_++ == 0 &&
-        request_.stream_mode() == v1::STREAM_MODE_LATEST) {
+        request.stream_mode() == v1::STREAM_MODE_LATEST) {
       latest_stream_ = ++latest_streams;
     }
     auto frame = std::make_shared<Frame>();
-    frame->response.set_frame_id(request_.frame_id());
+    frame->response.set_frame_id(request.frame_id());
     const absl::Status open = context_.gate->Enter();
     frame->admitted = open.ok();
     bool read_more;
@@ -99,14 +95,14 @@ class RenderStreamReactor final
       FrameDone(*frame, timer->Done(open));
       return;
     }
-    CallOrigin origin{client_, deadline_, cancelled_, latest_stream_};
-    if (request_.has_frame_deadline_us()) {
-      origin.deadline = Earlier(
-          origin.deadline,
+    CallOrigin origin{client_, deadline_, std::nullopt, cancelled_,
+                      latest_stream_};
+    if (request.has_frame_deadline_us()) {
+      origin.start_deadline =
           received + std::chrono::microseconds(std::min<uint64_t>(
-                         request_.frame_deadline_us(), kLongestFrameDeadline)));
+                         request.frame_deadline_us(), kLongestFrameDeadline));
     }
-    RenderThroughEngine(context_, request_, std::move(origin), &frame->response,
+    RenderThroughEngine(context_, request, std::move(origin), &frame->response,
                         [this, frame, timer](const absl::Status& status) {
                           timer->Done(status);
                           FrameDone(*frame, status);
@@ -170,7 +166,7 @@ class RenderStreamReactor final
     if (broken_ || reading_done_) {
       finished_ = true;
       absl::Status status = absl::OkStatus();
-      if (broken_) {
+      if (broken_ || cancelled_->load() || call_.IsCancelled()) {
         status = absl::CancelledError("the client went away");
       } else if (drained_) {
         status = context_.gate->Check();
@@ -189,6 +185,8 @@ class RenderStreamReactor final
   }
 
   ServiceContext context_;
+  // gRPC's context of the stream, valid until OnDone.
+  const grpc::CallbackServerContext& call_;
   RequestTimer stream_timer_;
   const std::string client_;
   const std::optional<std::chrono::steady_clock::time_point> deadline_;
@@ -248,6 +246,7 @@ void RenderThroughEngine(const ServiceContext& context,
     return;
   }
   call->deadline = origin.deadline;
+  call->start_deadline = origin.start_deadline;
   call->cancelled = std::move(origin.cancelled);
   call->scheduling.client = std::move(origin.client);
   call->scheduling.latest_stream = origin.latest_stream;
@@ -283,7 +282,7 @@ grpc::ServerUnaryReactor* RendererService::Render(
   }
   RenderThroughEngine(context_, *request,
                       CallOrigin{context->peer(), ClientDeadline(*context),
-                                 reactor->cancelled()},
+                                 std::nullopt, reactor->cancelled()},
                       response, [reactor, timer](const absl::Status& status) {
                         reactor->Finish(ToGrpcStatus(timer->Done(status)));
                       });

@@ -34,6 +34,8 @@ struct CallOrigin {
   std::string client;
   // When the client stops waiting, if it said.
   std::optional<std::chrono::steady_clock::time_point> deadline;
+  // When the render must have started (a stream frame's frame_deadline_us).
+  std::optional<std::chrono::steady_clock::time_point> start_deadline;
   // Raised when the client gives up; may be nullptr.
   std::shared_ptr<const std::atomic<bool>> cancelled;
   // Non-zero for the frames of a LATEST stream: the stream's number.

@@ -129,3 +129,22 @@ def test_requests_waiting_together_are_rendered_in_one_launch(server: Any, clien
     assert sizes == [6] * 6, sizes  # all six shared one launch
     after = parse(scrape(server))
     assert after[calls] == before[calls] + 2  # the slow launch and the shared one
+
+
+def test_a_stream_its_client_cancels_is_counted_cancelled(server: Any, client: Any,
+                                                          volume: str) -> None:
+    stub = renderer_pb2_grpc.RendererStub(grpc.insecure_channel(server.address))
+    cancelled = ("drr_requests_total", '{code="CANCELLED",method="RenderStream"}')
+    before = parse(scrape(server))
+    hold = threading.Event()
+
+    def one_frame_then_wait() -> Iterator[renderer_pb2.RenderRequest]:
+        yield request(client, volume, 8, 10, frame_id=1)
+        hold.wait(30)
+
+    call = stub.RenderStream(one_frame_then_wait())
+    assert next(call).status.code == 0
+    call.cancel()
+    hold.set()
+    after = wait_for_metric(server, cancelled, before.get(cancelled, 0) + 1)
+    assert after.get(cancelled, 0) == before.get(cancelled, 0) + 1

@@ -37,13 +37,29 @@ std::vector<uint64_t> Frames(const std::vector<QueuedCall>& batch) {
   return frames;
 }
 
+// The frame ids of the next batch of at most `max_poses` poses, expecting
+// nothing dropped.
+std::vector<uint64_t> Take(CallQueue& queue, int max_poses) {
+  std::vector<DroppedCall> dropped;
+  std::vector<uint64_t> frames = Frames(queue.TakeBatch(max_poses, &dropped));
+  EXPECT_TRUE(dropped.empty());
+  return frames;
+}
+
+// A frame `f` of LATEST stream `stream` of one client.
+QueuedCall LatestFrame(uint64_t stream, uint64_t f) {
+  QueuedCall q = Call("navigator", f);
+  q.call.scheduling.latest_stream = stream;
+  return q;
+}
+
 TEST(CallQueueTest, ClientsAreServedInTurnWhateverTheyQueued) {
   CallQueue queue(100);
   for (uint64_t f = 1; f <= 5; ++f) Push(queue, Call("greedy", f));
   Push(queue, Call("modest", 100));
   // One pose per launch: no batching, only the order of service.
   std::vector<uint64_t> order;
-  while (!queue.empty()) order.push_back(Frames(queue.TakeBatch(1)).at(0));
+  while (!queue.empty()) order.push_back(Take(queue, 1).at(0));
   EXPECT_EQ(order, (std::vector<uint64_t>{1, 100, 2, 3, 4, 5}));
 }
 
@@ -53,8 +69,8 @@ TEST(CallQueueTest, InteractiveCallsGoBeforeBatchCalls) {
   background.call.scheduling.priority = Priority::kBatch;
   Push(queue, std::move(background));
   Push(queue, Call("b", 2));
-  EXPECT_EQ(Frames(queue.TakeBatch(1)), std::vector<uint64_t>{2});
-  EXPECT_EQ(Frames(queue.TakeBatch(1)), std::vector<uint64_t>{1});
+  EXPECT_EQ(Take(queue, 1), std::vector<uint64_t>{2});
+  EXPECT_EQ(Take(queue, 1), std::vector<uint64_t>{1});
 }
 
 TEST(CallQueueTest, BatchesGatherCompatibleCallsOnePerClientPerRound) {
@@ -64,37 +80,33 @@ TEST(CallQueueTest, BatchesGatherCompatibleCallsOnePerClientPerRound) {
   Push(queue, Call("b", 3, 2, "other volume"));
   Push(queue, Call("b", 4, 2));
   Push(queue, Call("c", 5, 3));
-  // a's first call, then one of b (its compatible one) and one of c, then
-  // a's second: 2 + 2 + 3 + 2 = 9 poses.
-  EXPECT_EQ(Frames(queue.TakeBatch(9)), (std::vector<uint64_t>{1, 4, 5, 2}));
-  EXPECT_EQ(Frames(queue.TakeBatch(9)), std::vector<uint64_t>{3});
+  // a's first call, then c's (b's next call is of another volume, and b's
+  // calls stay in order), then a's second: 2 + 3 + 2 poses.
+  EXPECT_EQ(Take(queue, 9), (std::vector<uint64_t>{1, 5, 2}));
+  EXPECT_EQ(Take(queue, 9), std::vector<uint64_t>{3});
+  EXPECT_EQ(Take(queue, 9), std::vector<uint64_t>{4});
   EXPECT_TRUE(queue.empty());
 
   // The pose budget is kept: a call that does not fit waits.
   Push(queue, Call("a", 6, 3));
   Push(queue, Call("b", 7, 2));
   Push(queue, Call("c", 8, 1));
-  EXPECT_EQ(Frames(queue.TakeBatch(4)), (std::vector<uint64_t>{6, 8}));
+  EXPECT_EQ(Take(queue, 4), (std::vector<uint64_t>{6, 8}));
   // A call larger than the budget still runs, alone.
   Push(queue, Call("d", 9, 10));
-  EXPECT_EQ(Frames(queue.TakeBatch(4)), std::vector<uint64_t>{7});
-  EXPECT_EQ(Frames(queue.TakeBatch(4)), std::vector<uint64_t>{9});
+  EXPECT_EQ(Take(queue, 4), std::vector<uint64_t>{7});
+  EXPECT_EQ(Take(queue, 4), std::vector<uint64_t>{9});
 }
 
 TEST(CallQueueTest, OneClientsWaitingCallsShareALaunch) {
   CallQueue queue(100);
   for (uint64_t f = 1; f <= 6; ++f) Push(queue, Call("a", f));
-  EXPECT_EQ(Frames(queue.TakeBatch(64)),
-            (std::vector<uint64_t>{1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(Take(queue, 64), (std::vector<uint64_t>{1, 2, 3, 4, 5, 6}));
 }
 
 TEST(CallQueueTest, ANewerFrameOfALatestStreamSupersedesTheWaitingOnes) {
   CallQueue queue(100);
-  auto frame = [](uint64_t stream, uint64_t f) {
-    QueuedCall q = Call("navigator", f);
-    q.call.scheduling.latest_stream = stream;
-    return q;
-  };
+  auto frame = LatestFrame;
   Push(queue, frame(7, 1));
   Push(queue, frame(8, 50));  // another stream of the same client stays
   std::vector<DroppedCall> dropped;
@@ -112,6 +124,50 @@ TEST(CallQueueTest, ANewerFrameOfALatestStreamSupersedesTheWaitingOnes) {
   EXPECT_TRUE(dropped.empty());
 }
 
+TEST(CallQueueTest, SupersessionReachesFramesOfAnotherPriority) {
+  CallQueue queue(100);
+  QueuedCall background = LatestFrame(7, 1);
+  background.call.scheduling.priority = Priority::kBatch;
+  Push(queue, std::move(background));
+  std::vector<DroppedCall> dropped;
+  QueuedCall urgent = LatestFrame(7, 2);
+  ASSERT_TRUE(queue.Push(&urgent, &dropped));
+  ASSERT_EQ(dropped.size(), 1u);
+  EXPECT_EQ(dropped[0].queued.call.scheduling.frame_id, 1u);
+  EXPECT_EQ(Take(queue, 1), std::vector<uint64_t>{2});
+  EXPECT_TRUE(queue.empty());
+}
+
+TEST(CallQueueTest, ANewerFrameReplacesItsStreamsFrameInABatchBeingFilled) {
+  CallQueue queue(100);
+  Push(queue, LatestFrame(7, 1));
+  Push(queue, Call("other", 50));
+  std::vector<DroppedCall> dropped;
+  std::vector<QueuedCall> batch = queue.TakeBatch(1, &dropped);
+  ASSERT_EQ(Frames(batch), std::vector<uint64_t>{1});
+  // Frame 2 arrives while the batch waits for more calls (a batch delay).
+  Push(queue, LatestFrame(7, 2));
+  queue.AddCompatible(64, &batch, &dropped);
+  EXPECT_EQ(Frames(batch), (std::vector<uint64_t>{50, 2}));
+  ASSERT_EQ(dropped.size(), 1u);
+  EXPECT_EQ(dropped[0].queued.call.scheduling.frame_id, 1u);
+  EXPECT_EQ(dropped[0].why.message(), "superseded by frame 2");
+}
+
+TEST(CallQueueTest, AFullQueueFirstDropsCallsNobodyWants) {
+  CallQueue queue(2);
+  QueuedCall late = Call("a", 1);
+  late.call.deadline = std::chrono::steady_clock::now();
+  Push(queue, std::move(late));
+  Push(queue, Call("b", 2));
+  std::vector<DroppedCall> dropped;
+  QueuedCall third = Call("c", 3);
+  ASSERT_TRUE(queue.Push(&third, &dropped));
+  ASSERT_EQ(dropped.size(), 1u);
+  EXPECT_EQ(dropped[0].why.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(queue.size(), 2);
+}
+
 TEST(CallQueueTest, ExpiredAndCancelledCallsAreDroppedWithTheirReason) {
   CallQueue queue(100);
   QueuedCall late = Call("a", 1);
@@ -127,7 +183,7 @@ TEST(CallQueueTest, ExpiredAndCancelledCallsAreDroppedWithTheirReason) {
   EXPECT_EQ(dropped[0].why.code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_EQ(dropped[1].why.code(), absl::StatusCode::kCancelled);
   EXPECT_NE(dropped[0].why.message().find("not rendered"), std::string::npos);
-  EXPECT_EQ(Frames(queue.TakeBatch(1)), std::vector<uint64_t>{3});
+  EXPECT_EQ(Take(queue, 1), std::vector<uint64_t>{3});
   EXPECT_TRUE(queue.empty());
 }
 
