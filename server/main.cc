@@ -74,6 +74,9 @@ void DeclareFlags(CLI::App& app, Flags& f) {
                  "most poses gathered from several requests into one launch")
       ->check(CLI::Range(1, 1 << 20))
       ->capture_default_str();
+  app.add_option("--data-dir", o.data_dir,
+                 "directory keeping uploaded volumes and targets across "
+                 "restarts (empty: memory only)");
   app.add_option("--drain-timeout", f.drain_timeout_s,
                  "on SIGTERM, seconds the work in flight may take to finish "
                  "before it is cancelled; the process exits at most a second "
@@ -142,6 +145,7 @@ int Run(int argc, char** argv) {
   }
   std::printf("drrserve: backend %s (%s)\n", server->backend().c_str(),
               server->backend_reason().c_str());
+  std::printf("drrserve: %s\n", server->storage().c_str());
   const absl::Status status = Preload(flags, *server);
   if (!status.ok()) {
     std::fprintf(stderr, "drrserve: preload failed: %s\n",

@@ -100,10 +100,22 @@ int64_t StoredVolume::resident_bytes() const {
 }
 
 VolumeStore::VolumeStore(kernels::Executor* executor, int max_volumes,
-                         int max_classes)
+                         int max_classes, const DiskArchive* archive)
     : executor_(executor),
       max_volumes_(max_volumes),
-      max_classes_(max_classes) {}
+      max_classes_(max_classes),
+      archive_(archive) {
+  if (archive_ == nullptr) return;
+  absl::MutexLock lock(&mutex_);
+  for (std::string& id : archive_->List(DiskArchive::Kind::kVolume)) {
+    archived_.insert(std::move(id));
+  }
+}
+
+int VolumeStore::CountLocked() const {
+  // With an archive every loaded volume is archived too.
+  return static_cast<int>(archive_ ? archived_.size() : volumes_.size());
+}
 
 absl::StatusOr<std::shared_ptr<const StoredVolume>> VolumeStore::Insert(
     std::string id, HostVolume volume) {
@@ -111,12 +123,17 @@ absl::StatusOr<std::shared_ptr<const StoredVolume>> VolumeStore::Insert(
     absl::MutexLock lock(&mutex_);
     auto it = volumes_.find(id);
     if (it != volumes_.end()) return it->second;
-    if (static_cast<int>(volumes_.size()) >= max_volumes_) {
+    if (archived_.count(id) == 0 && CountLocked() >= max_volumes_) {
       return absl::ResourceExhaustedError(
-          absl::StrCat("the server already stores ", volumes_.size(),
+          absl::StrCat("the server already stores ", CountLocked(),
                        " volumes, its limit; delete one first"));
     }
   }
+  return Admit(std::move(id), std::move(volume), /*persist=*/true);
+}
+
+absl::StatusOr<std::shared_ptr<const StoredVolume>> VolumeStore::Admit(
+    std::string id, HostVolume volume, bool persist) const {
   if (!geometry::InvertAffine(volume.header.affine)) {
     return absl::InvalidArgumentError(
         "header.affine is not an invertible affine transform");
@@ -129,6 +146,11 @@ absl::StatusOr<std::shared_ptr<const StoredVolume>> VolumeStore::Insert(
         absl::StrCat("the labels have ", classes,
                      " classes, over the server's limit of ", max_classes_));
   }
+  if (persist && archive_ != nullptr) {
+    absl::Status written =
+        archive_->Put(DiskArchive::Kind::kVolume, id, VolumeFileBytes(volume));
+    if (!written.ok()) return written;
+  }
   auto stored = std::make_shared<StoredVolume>(
       id, std::move(volume), std::move(labels), classes, executor_);
   // Make the default μ resident now, so that running out of memory is an
@@ -137,19 +159,40 @@ absl::StatusOr<std::shared_ptr<const StoredVolume>> VolumeStore::Insert(
       stored->Resident(kernels::AttenuationParams{}, kernels::Residency{});
   if (!resident.ok()) return resident.status();
   absl::MutexLock lock(&mutex_);
+  if (archive_ != nullptr) archived_.insert(id);
   auto [it, inserted] = volumes_.emplace(std::move(id), std::move(stored));
   return it->second;
 }
 
 absl::StatusOr<std::shared_ptr<const StoredVolume>> VolumeStore::Get(
     const std::string& id) const {
-  absl::MutexLock lock(&mutex_);
-  auto it = volumes_.find(id);
-  if (it == volumes_.end()) return VolumeNotFound(id);
-  return it->second;
+  {
+    absl::MutexLock lock(&mutex_);
+    auto it = volumes_.find(id);
+    if (it != volumes_.end()) return it->second;
+    if (archived_.count(id) == 0) return VolumeNotFound(id);
+  }
+  absl::StatusOr<std::string> bytes =
+      archive_->Get(DiskArchive::Kind::kVolume, id);
+  absl::StatusOr<HostVolume> volume =
+      bytes.ok() ? VolumeFromFileBytes(*bytes) : bytes.status();
+  if (!volume.ok()) {
+    absl::MutexLock lock(&mutex_);
+    archived_.erase(id);
+    return volume.status();
+  }
+  return Admit(id, *std::move(volume), /*persist=*/false);
 }
 
 std::vector<std::shared_ptr<const StoredVolume>> VolumeStore::List() const {
+  std::vector<std::string> unloaded;
+  {
+    absl::MutexLock lock(&mutex_);
+    for (const std::string& id : archived_) {
+      if (volumes_.count(id) == 0) unloaded.push_back(id);
+    }
+  }
+  for (const std::string& id : unloaded) Get(id).IgnoreError();
   absl::MutexLock lock(&mutex_);
   std::vector<std::shared_ptr<const StoredVolume>> out;
   out.reserve(volumes_.size());
@@ -159,23 +202,34 @@ std::vector<std::shared_ptr<const StoredVolume>> VolumeStore::List() const {
 
 int VolumeStore::size() const {
   absl::MutexLock lock(&mutex_);
-  return static_cast<int>(volumes_.size());
+  return CountLocked();
 }
 
 int64_t VolumeStore::resident_bytes() const {
+  std::vector<std::shared_ptr<const StoredVolume>> loaded;
+  {
+    absl::MutexLock lock(&mutex_);
+    for (const auto& [id, volume] : volumes_) loaded.push_back(volume);
+  }
   int64_t bytes = 0;
-  for (const auto& volume : List()) bytes += volume->resident_bytes();
+  for (const auto& volume : loaded) bytes += volume->resident_bytes();
   return bytes;
 }
 
 absl::Status VolumeStore::Delete(const std::string& id) {
   std::shared_ptr<const StoredVolume> deleted;  // freed after unlocking
-  absl::MutexLock lock(&mutex_);
-  auto it = volumes_.find(id);
-  if (it == volumes_.end()) return VolumeNotFound(id);
-  deleted = std::move(it->second);
-  volumes_.erase(it);
-  return absl::OkStatus();
+  {
+    absl::MutexLock lock(&mutex_);
+    auto it = volumes_.find(id);
+    const bool archived = archived_.erase(id) > 0;
+    if (it == volumes_.end() && !archived) return VolumeNotFound(id);
+    if (it != volumes_.end()) {
+      deleted = std::move(it->second);
+      volumes_.erase(it);
+    }
+  }
+  if (archive_ == nullptr) return absl::OkStatus();
+  return archive_->Remove(DiskArchive::Kind::kVolume, id);
 }
 
 }  // namespace drr::server

@@ -6,6 +6,7 @@
 #include <list>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -15,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "kernels/attenuation.h"
 #include "kernels/executor.h"
+#include "server/engine/disk_archive.h"
 #include "volume/volume.h"
 
 namespace drr::server {
@@ -85,42 +87,59 @@ class StoredVolume {
       derived_ ABSL_GUARDED_BY(mutex_);
 };
 
-// Holds volumes by id. Thread-safe.
+// Holds volumes by id, in memory and, with an archive, on disk: a volume is
+// written to the archive before Insert returns, and the volumes an archive
+// already holds (from before a restart) are loaded on first use. Thread-safe.
 class VolumeStore {
  public:
   // Stores on `executor` (which must outlive the store): at most
-  // `max_volumes` volumes of at most `max_classes` label classes.
+  // `max_volumes` volumes of at most `max_classes` label classes, kept in
+  // `archive` too when it is not nullptr (it must outlive the store).
   VolumeStore(kernels::Executor* executor, int max_volumes,
-              int max_classes = 256);
+              int max_classes = 256, const DiskArchive* archive = nullptr);
 
-  // Stores `volume` under `id` (its content digest, checked by the caller)
-  // and makes its default μ (nanodrr's parameters, float32) resident.
-  // Storing an id that is already present returns the existing entry.
+  // Stores `volume` under `id` (its content digest, checked by the caller):
+  // on disk first, with an archive, then in memory with its default μ
+  // (nanodrr's parameters, float32) resident. Storing an id that is already
+  // present returns the existing entry.
   absl::StatusOr<std::shared_ptr<const StoredVolume>> Insert(std::string id,
                                                              HostVolume volume);
 
-  // The volume with `id`, or NOT_FOUND naming the id.
+  // The volume with `id` (loaded from the archive on first use), or
+  // NOT_FOUND naming the id.
   absl::StatusOr<std::shared_ptr<const StoredVolume>> Get(
       const std::string& id) const;
 
-  // Every stored volume, ordered by id.
+  // Every stored volume, ordered by id (loading those not yet loaded).
   std::vector<std::shared_ptr<const StoredVolume>> List() const;
 
-  // How many volumes are stored, and their resident bytes in total.
+  // How many volumes are stored (loaded or not), and the resident bytes of
+  // those loaded.
   int size() const;
   int64_t resident_bytes() const;
 
-  // Removes the volume with `id` (renders in flight keep their reference),
-  // or NOT_FOUND.
+  // Removes the volume with `id`, from disk too (renders in flight keep
+  // their reference), or NOT_FOUND.
   absl::Status Delete(const std::string& id);
 
  private:
+  // Makes `volume` a stored volume under `id`, written to the archive first
+  // when `persist`.
+  absl::StatusOr<std::shared_ptr<const StoredVolume>> Admit(std::string id,
+                                                            HostVolume volume,
+                                                            bool persist) const;
+  int CountLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+
   kernels::Executor* const executor_;
   const int max_volumes_;
   const int max_classes_;
+  const DiskArchive* const archive_;
   mutable absl::Mutex mutex_;
-  std::map<std::string, std::shared_ptr<const StoredVolume>> volumes_
+  // Loaded volumes (a cache of the archive, when there is one).
+  mutable std::map<std::string, std::shared_ptr<const StoredVolume>> volumes_
       ABSL_GUARDED_BY(mutex_);
+  // Ids in the archive, loaded or not.
+  mutable std::set<std::string> archived_ ABSL_GUARDED_BY(mutex_);
 };
 
 // The μ volume (float32, x fastest) of raw voxels described by `header`: HU

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "server/engine/disk_archive.h"
 #include "server/engine/render_engine.h"
 #include "server/engine/target_store.h"
 #include "server/engine/volume_store.h"
@@ -28,13 +29,15 @@ EngineOptions WithListener(EngineOptions options, EngineListener* listener) {
 
 class Server::Impl {
  public:
-  Impl(SelectedExecutor selected, const Options& options)
+  Impl(SelectedExecutor selected, std::unique_ptr<DiskArchive> opened,
+       const Options& options)
       : executor(std::move(selected.executor)),
         backend_reason(std::move(selected.reason)),
+        archive(std::move(opened)),
         metrics(executor->name()),
         store(executor.get(), options.limits.max_volumes,
-              options.limits.max_classes),
-        targets(options.limits),
+              options.limits.max_classes, archive.get()),
+        targets(options.limits, archive.get()),
         engine(executor.get(), &store, &targets, options.limits,
                WithListener(options.engine, &metrics)),
         volumes_service(
@@ -64,6 +67,7 @@ class Server::Impl {
   // still record metrics while they drain.
   std::unique_ptr<kernels::Executor> executor;
   std::string backend_reason;
+  std::unique_ptr<DiskArchive> archive;  // nullptr without --data-dir
   ServerMetrics metrics;
   VolumeStore store;
   TargetStore targets;
@@ -83,7 +87,15 @@ absl::StatusOr<Server> Server::Start(const Options& options) {
   absl::StatusOr<SelectedExecutor> selected =
       SelectExecutor(options.device, options.cpu_threads);
   if (!selected.ok()) return selected.status();
-  auto impl = std::make_unique<Impl>(*std::move(selected), options);
+  std::unique_ptr<DiskArchive> archive;
+  if (!options.data_dir.empty()) {
+    absl::StatusOr<std::unique_ptr<DiskArchive>> opened =
+        DiskArchive::Open(options.data_dir);
+    if (!opened.ok()) return opened.status();
+    archive = *std::move(opened);
+  }
+  auto impl =
+      std::make_unique<Impl>(*std::move(selected), std::move(archive), options);
   if (!impl->engine.status().ok()) return impl->engine.status();
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -125,6 +137,15 @@ int Server::port() const { return impl_->port; }
 int Server::metrics_port() const { return impl_->metrics_port; }
 std::string Server::backend() const { return impl_->executor->name(); }
 std::string Server::backend_reason() const { return impl_->backend_reason; }
+
+std::string Server::storage() const {
+  if (impl_->archive == nullptr) {
+    return "volumes and targets in memory only (no --data-dir)";
+  }
+  return absl::StrCat("volumes and targets in ", impl_->archive->dir(), " (",
+                      impl_->store.size(), " volumes, ", impl_->targets.size(),
+                      " targets)");
+}
 
 absl::StatusOr<std::string> Server::Preload(HostVolume volume) {
   std::string id = ContentDigest(volume.header, volume.voxels, volume.labels);

@@ -29,6 +29,9 @@ class Server {
     Limits limits;
     // Workers, batching; its listener is the server's metrics.
     EngineOptions engine;
+    // Where uploaded volumes and targets are kept across restarts; empty
+    // keeps them in memory only.
+    std::string data_dir;
     // How long Shutdown lets the work in flight finish before cancelling it.
     std::chrono::milliseconds drain_timeout{30000};
   };
@@ -47,6 +50,8 @@ class Server {
   // The executor in use ("cpu", "cuda") and why it was chosen.
   std::string backend() const;
   std::string backend_reason() const;
+  // Where volumes and targets are kept, for the start-up log.
+  std::string storage() const;
 
   // Stores `volume` as if uploaded; returns its id.
   absl::StatusOr<std::string> Preload(HostVolume volume);
