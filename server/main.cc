@@ -31,6 +31,9 @@ struct Flags {
   double max_volume_voxels = static_cast<double>(Limits{}.max_volume_voxels);
   int batch_delay_us = 0;
   double drain_timeout_s = 30;
+  // Doubles, so that 8e9 reads as a count.
+  double memory_budget = 0;
+  double upload_idle_timeout_s = 30;
 };
 
 void DeclareFlags(CLI::App& app, Flags& f) {
@@ -73,6 +76,21 @@ void DeclareFlags(CLI::App& app, Flags& f) {
   app.add_option("--max-batch-poses", o.engine.max_batch_poses,
                  "most poses gathered from several requests into one launch")
       ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  app.add_option("--memory-budget", f.memory_budget,
+                 "host memory, in bytes, for stored volumes, their resident "
+                 "copies, uploads and requests in flight (0 = half of "
+                 "physical memory)")
+      ->check(CLI::Range(0.0, 1e18))
+      ->capture_default_str();
+  app.add_option("--max-concurrent-uploads", limits.max_concurrent_uploads,
+                 "most volume uploads in progress at once")
+      ->check(CLI::Range(1, 1 << 16))
+      ->capture_default_str();
+  app.add_option("--upload-idle-timeout", f.upload_idle_timeout_s,
+                 "seconds an upload may go without a chunk before it is "
+                 "cancelled")
+      ->check(CLI::Range(0.001, 86400.0))
       ->capture_default_str();
   app.add_option("--data-dir", o.data_dir,
                  "directory keeping uploaded volumes and targets across "
@@ -122,6 +140,9 @@ int Run(int argc, char** argv) {
       static_cast<int64_t>(flags.max_volume_voxels);
   flags.options.engine.batch_delay =
       std::chrono::microseconds(flags.batch_delay_us);
+  flags.options.memory_budget = static_cast<int64_t>(flags.memory_budget);
+  flags.options.limits.upload_idle_timeout = std::chrono::milliseconds(
+      std::llround(flags.upload_idle_timeout_s * 1000));
   flags.options.drain_timeout =
       std::chrono::milliseconds(std::llround(flags.drain_timeout_s * 1000));
   absl::StatusOr<DeviceMode> device = ParseDeviceMode(flags.device);

@@ -17,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "kernels/attenuation.h"
 #include "kernels/executor.h"
+#include "server/engine/memory_budget.h"
 #include "server/engine/render_call.h"
 #include "server/engine/volume_store.h"
 
@@ -45,6 +46,8 @@ struct QueuedCall {
   // Receives the outcome, exactly once.
   std::function<void(absl::StatusOr<RenderResult>)> done;
   std::chrono::steady_clock::time_point enqueued;
+  // Its share of the memory budget, given back once it is answered.
+  MemoryHold held;
 
   int poses() const { return static_cast<int>(call.poses.size()); }
 };

@@ -1,6 +1,7 @@
 // Every size the server accepts is bounded by these limits (design.md §6).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 
 namespace drr::server {
@@ -31,6 +32,10 @@ struct Limits {
   int max_queued_requests = 256;
   // Most frames of one stream in flight before the server stops reading it.
   int max_frames_in_flight = 8;
+  // Most volume uploads in progress at once.
+  int max_concurrent_uploads = 8;
+  // How long an upload may go without a chunk before it is cancelled.
+  std::chrono::milliseconds upload_idle_timeout{30000};
 };
 
 }  // namespace drr::server

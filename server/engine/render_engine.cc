@@ -115,6 +115,25 @@ absl::StatusOr<QueuedCall> RenderEngine::Prepare(RenderCall call) const {
   settings.channels = volume->has_labels() && !call.channels.sum && !call.loss
                           ? volume->classes()
                           : 1;
+  if (options_.budget != nullptr) {
+    // The images as rendered and as encoded, the upstream gradient, and the
+    // Jacobian as the kernels write it and as it is returned.
+    const int64_t values = int64_t{settings.channels} * settings.rays.height *
+                           settings.rays.width *
+                           static_cast<int64_t>(call.poses.size());
+    int64_t bytes = 2 * values * int64_t{sizeof(float)};
+    if (call.gradient) {
+      bytes +=
+          static_cast<int64_t>(call.gradient->upstream.size() * sizeof(float));
+    }
+    if (call.jacobian) {
+      bytes +=
+          values * (kernels::kPoseMapEntries + 16) * int64_t{sizeof(float)};
+    }
+    DRR_ASSIGN_OR_RETURN(queued.held,
+                         options_.budget->Reserve(MemoryUse::kRequests, bytes,
+                                                  "this render request"));
+  }
   queued.volume = std::move(volume);
   queued.call = std::move(call);
   return queued;
@@ -167,8 +186,9 @@ void RenderEngine::AnswerDropped(std::vector<DroppedCall> dropped) {
   for (DroppedCall& d : dropped) {
     if (options_.listener != nullptr)
       options_.listener->OnDropped(d.why.code());
-    answers_.Post(
-        [d = std::move(d)]() mutable { d.queued.done(std::move(d.why)); });
+    // Shared: std::function needs a copyable callable, a hold is move-only.
+    auto shared = std::make_shared<DroppedCall>(std::move(d));
+    answers_.Post([shared] { shared->queued.done(std::move(shared->why)); });
   }
 }
 
@@ -233,9 +253,12 @@ void RenderEngine::WorkerLoop(Worker& worker) {
            code == absl::StatusCode::kDeadlineExceeded)) {
         options_.listener->OnDropped(code);
       }
-      answers_.Post([done = std::move(batch[i].done),
+      // The call's budget is given back once it is answered.
+      auto held = std::make_shared<MemoryHold>(std::move(batch[i].held));
+      answers_.Post([done = std::move(batch[i].done), held,
                      result = std::move(results[i])]() mutable {
         done(std::move(result));
+        held->Release();
       });
     }
   }

@@ -19,6 +19,7 @@
 #include "server/engine/call_queue.h"
 #include "server/engine/callback_thread.h"
 #include "server/engine/limits.h"
+#include "server/engine/memory_budget.h"
 #include "server/engine/render_call.h"
 #include "server/engine/target_store.h"
 #include "server/engine/volume_store.h"
@@ -48,6 +49,9 @@ struct EngineOptions {
   std::chrono::microseconds batch_delay{0};
   // Hears launches and dropped calls; may be nullptr.
   EngineListener* listener = nullptr;
+  // Holds each accepted call's images and gradients until it is answered;
+  // a call that does not fit is refused. May be nullptr (no budget).
+  MemoryBudget* budget = nullptr;
 };
 
 // Runs render calls on one executor, a bounded fair queue in front of it.

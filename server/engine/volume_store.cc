@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/engine/status_from_kernel.h"
+#include "status/status_macros.h"
 
 namespace drr::server {
 namespace {
@@ -45,7 +46,7 @@ absl::Status VolumeNotFound(const std::string& id) {
 
 StoredVolume::StoredVolume(std::string id, HostVolume volume,
                            std::vector<uint16_t> labels, int classes,
-                           kernels::Executor* executor)
+                           kernels::Executor* executor, Memory memory)
     : id_(std::move(id)),
       header_(volume.header),
       raw_voxels_(std::move(volume.voxels)),
@@ -53,7 +54,34 @@ StoredVolume::StoredVolume(std::string id, HostVolume volume,
       classes_(classes),
       world_to_voxel_(*geometry::InvertAffine(header_.affine)),
       isocenter_(VolumeCenter(header_)),
-      executor_(executor) {}
+      executor_(executor),
+      memory_(std::move(memory)) {}
+
+absl::StatusOr<MemoryHold> StoredVolume::Reserve(int64_t bytes,
+                                                 absl::string_view what) const {
+  if (memory_.budget == nullptr) return MemoryHold();
+  absl::StatusOr<MemoryHold> held =
+      memory_.budget->Reserve(MemoryUse::kResident, bytes, what);
+  if (held.ok() || !memory_.make_room) return held;
+  memory_.make_room(bytes, this);
+  return memory_.budget->Reserve(MemoryUse::kResident, bytes, what);
+}
+
+std::vector<std::shared_ptr<const kernels::ResidentVolume>>
+StoredVolume::TakeIdleResidents(int64_t* freed) const {
+  std::vector<std::shared_ptr<const kernels::ResidentVolume>> taken;
+  absl::MutexLock lock(&mutex_);
+  for (auto it = derived_.begin(); it != derived_.end();) {
+    if (it->resident.use_count() > 1) {  // a render holds it
+      ++it;
+      continue;
+    }
+    *freed += it->held.bytes();
+    taken.push_back(std::move(it->resident));
+    it = derived_.erase(it);
+  }
+  return taken;
+}
 
 absl::StatusOr<std::shared_ptr<const kernels::ResidentVolume>>
 StoredVolume::Resident(const kernels::AttenuationParams& params,
@@ -67,25 +95,42 @@ StoredVolume::Resident(const kernels::AttenuationParams& params,
   {
     absl::MutexLock lock(&mutex_);
     for (auto it = derived_.begin(); it != derived_.end(); ++it) {
-      if (it->first.Serves(key)) {
+      if (it->key.Serves(key)) {
         derived_.splice(derived_.begin(), derived_, it);
-        return derived_.front().second;
+        return derived_.front().resident;
       }
     }
   }
+  // The float32 μ while it is derived, and the copy made resident (host
+  // memory on the CPU executor; device memory is not this budget's).
+  const int64_t voxels = header_.voxels();
+  DRR_ASSIGN_OR_RETURN(MemoryHold deriving,
+                       Reserve(voxels * int64_t{sizeof(float)},
+                               absl::StrCat("deriving μ of volume ", id_)));
+  const int64_t resident_bytes =
+      executor_->space() == kernels::MemorySpace::kHost
+          ? voxels * kernels::StorageBytes(residency.storage) +
+                static_cast<int64_t>(labels_.size() * sizeof(uint16_t))
+          : 0;
+  DRR_ASSIGN_OR_RETURN(
+      MemoryHold held,
+      Reserve(resident_bytes, absl::StrCat("a resident copy of volume ", id_)));
   // Derive outside the lock: converting a large volume takes a while.
-  const std::vector<float> mu = AttenuationVolume(header_, raw_voxels_, used);
   std::shared_ptr<const kernels::ResidentVolume> resident;
-  DRR_RETURN_IF_KERNEL_ERROR(executor_->MakeResident(
-      mu.data(), labels_.empty() ? nullptr : labels_.data(), ShapeOf(header_),
-      residency, &resident));
+  {
+    const std::vector<float> mu = AttenuationVolume(header_, raw_voxels_, used);
+    DRR_RETURN_IF_KERNEL_ERROR(executor_->MakeResident(
+        mu.data(), labels_.empty() ? nullptr : labels_.data(), ShapeOf(header_),
+        residency, &resident));
+  }
+  deriving.Release();
   // Evicted volumes are freed after the lock is released: freeing device
   // memory may wait for the device.
-  std::vector<std::shared_ptr<const kernels::ResidentVolume>> evicted;
+  std::vector<Derived> evicted;
   absl::MutexLock lock(&mutex_);
-  derived_.emplace_front(key, resident);
+  derived_.push_front({key, resident, std::move(held)});
   while (static_cast<int>(derived_.size()) > kDerivedKept) {
-    evicted.push_back(std::move(derived_.back().second));
+    evicted.push_back(std::move(derived_.back()));
     derived_.pop_back();
   }
   return resident;
@@ -94,17 +139,19 @@ StoredVolume::Resident(const kernels::AttenuationParams& params,
 int64_t StoredVolume::resident_bytes() const {
   absl::MutexLock lock(&mutex_);
   int64_t bytes = 0;
-  for (const auto& [key, resident] : derived_)
-    bytes += resident->resident_bytes();
+  for (const Derived& derived : derived_)
+    bytes += derived.resident->resident_bytes();
   return bytes;
 }
 
 VolumeStore::VolumeStore(kernels::Executor* executor, int max_volumes,
-                         int max_classes, const DiskArchive* archive)
+                         int max_classes, const DiskArchive* archive,
+                         MemoryBudget* budget)
     : executor_(executor),
       max_volumes_(max_volumes),
       max_classes_(max_classes),
-      archive_(archive) {
+      archive_(archive),
+      budget_(budget) {
   if (archive_ == nullptr) return;
   absl::MutexLock lock(&mutex_);
   for (std::string& id : archive_->List(DiskArchive::Kind::kVolume)) {
@@ -146,13 +193,32 @@ absl::StatusOr<std::shared_ptr<const StoredVolume>> VolumeStore::Admit(
         absl::StrCat("the labels have ", classes,
                      " classes, over the server's limit of ", max_classes_));
   }
+  StoredVolume::Memory memory;
+  if (budget_ != nullptr) {
+    const int64_t bytes = static_cast<int64_t>(
+        volume.voxels.size() + labels.size() * sizeof(uint16_t));
+    const std::string what = absl::StrCat("storing volume ", id);
+    absl::StatusOr<MemoryHold> held =
+        budget_->Reserve(MemoryUse::kVolumes, bytes, what);
+    if (!held.ok()) {
+      MakeRoom(bytes, nullptr);
+      held = budget_->Reserve(MemoryUse::kVolumes, bytes, what);
+    }
+    if (!held.ok()) return held.status();
+    memory.budget = budget_;
+    memory.uploaded = *std::move(held);
+    memory.make_room = [this](int64_t needed, const StoredVolume* asking) {
+      MakeRoom(needed, asking);
+    };
+  }
   if (persist && archive_ != nullptr) {
     absl::Status written =
         archive_->Put(DiskArchive::Kind::kVolume, id, VolumeFileBytes(volume));
     if (!written.ok()) return written;
   }
-  auto stored = std::make_shared<StoredVolume>(
-      id, std::move(volume), std::move(labels), classes, executor_);
+  auto stored =
+      std::make_shared<StoredVolume>(id, std::move(volume), std::move(labels),
+                                     classes, executor_, std::move(memory));
   // Make the default μ resident now, so that running out of memory is an
   // upload error rather than a surprise at the first render.
   absl::StatusOr<std::shared_ptr<const kernels::ResidentVolume>> resident =
@@ -169,7 +235,10 @@ absl::StatusOr<std::shared_ptr<const StoredVolume>> VolumeStore::Get(
   {
     absl::MutexLock lock(&mutex_);
     auto it = volumes_.find(id);
-    if (it != volumes_.end()) return it->second;
+    if (it != volumes_.end()) {
+      it->second->Touch(++clock_);
+      return it->second;
+    }
     if (archived_.count(id) == 0) return VolumeNotFound(id);
   }
   absl::StatusOr<std::string> bytes =
@@ -214,6 +283,35 @@ int64_t VolumeStore::resident_bytes() const {
   int64_t bytes = 0;
   for (const auto& volume : loaded) bytes += volume->resident_bytes();
   return bytes;
+}
+
+void VolumeStore::MakeRoom(int64_t needed, const StoredVolume* asking) const {
+  // Freed once the lock is released.
+  std::vector<std::shared_ptr<const kernels::ResidentVolume>> residents;
+  std::vector<std::shared_ptr<const StoredVolume>> unloaded;
+  absl::MutexLock lock(&mutex_);
+  std::vector<std::pair<int64_t, std::string>> oldest_first;
+  for (const auto& [id, volume] : volumes_) {
+    oldest_first.emplace_back(volume->last_used(), id);
+  }
+  std::sort(oldest_first.begin(), oldest_first.end());
+  int64_t freed = 0;
+  for (const auto& [tick, id] : oldest_first) {
+    if (freed >= needed) return;
+    for (auto& r : volumes_.at(id)->TakeIdleResidents(&freed)) {
+      residents.push_back(std::move(r));
+    }
+  }
+  if (archive_ == nullptr) return;
+  for (const auto& [tick, id] : oldest_first) {
+    if (freed >= needed) return;
+    auto it = volumes_.find(id);
+    // Only the store holds it: no render or upload uses it.
+    if (it->second.get() == asking || it->second.use_count() > 1) continue;
+    freed += it->second->uploaded_bytes();
+    unloaded.push_back(std::move(it->second));
+    volumes_.erase(it);
+  }
 }
 
 absl::Status VolumeStore::Delete(const std::string& id) {

@@ -3,6 +3,8 @@
 // nothing of gRPC or protobuf.
 #pragma once
 
+#include <atomic>
+#include <functional>
 #include <list>
 #include <map>
 #include <memory>
@@ -13,10 +15,12 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "kernels/attenuation.h"
 #include "kernels/executor.h"
 #include "server/engine/disk_archive.h"
+#include "server/engine/memory_budget.h"
 #include "volume/volume.h"
 
 namespace drr::server {
@@ -29,8 +33,18 @@ class StoredVolume {
   // How many derived μ volumes each stored volume keeps resident.
   static constexpr int kDerivedKept = 2;
 
+  // Where a stored volume's memory is accounted: the budget (or nullptr),
+  // the hold on its uploaded bytes, and who can free memory when a resident
+  // copy does not fit (called with the bytes needed and the volume asking,
+  // outside any lock of the volume).
+  struct Memory {
+    MemoryBudget* budget = nullptr;
+    MemoryHold uploaded;
+    std::function<void(int64_t needed, const StoredVolume* asking)> make_room;
+  };
+
   StoredVolume(std::string id, HostVolume volume, std::vector<uint16_t> labels,
-               int classes, kernels::Executor* executor);
+               int classes, kernels::Executor* executor, Memory memory);
 
   const std::string& id() const { return id_; }
   const VolumeHeader& header() const { return header_; }
@@ -56,6 +70,16 @@ class StoredVolume {
   // Bytes held on the executor by the derived volumes.
   int64_t resident_bytes() const;
 
+  // Takes out the derived volumes no render holds (adding their budgeted
+  // bytes to `*freed`), for the caller to free once it holds no lock; they
+  // are derived again when next needed.
+  std::vector<std::shared_ptr<const kernels::ResidentVolume>> TakeIdleResidents(
+      int64_t* freed) const;
+
+  // A counter value of the store's at the volume's last use (for LRU).
+  int64_t last_used() const { return last_used_.load(); }
+  void Touch(int64_t tick) const { last_used_.store(tick); }
+
  private:
   struct DerivedKey {
     float mu_water, mu_bone, hu_bone;
@@ -79,12 +103,24 @@ class StoredVolume {
   const int classes_;
   const geometry::Mat4d world_to_voxel_;
   const geometry::Vec3d isocenter_;
+  // A derived volume and the budget it holds.
+  struct Derived {
+    DerivedKey key;
+    std::shared_ptr<const kernels::ResidentVolume> resident;
+    MemoryHold held;
+  };
+
+  // Holds `bytes` of the budget for `what`, freeing memory elsewhere once if
+  // they do not fit; an empty hold without a budget.
+  absl::StatusOr<MemoryHold> Reserve(int64_t bytes,
+                                     absl::string_view what) const;
+
   kernels::Executor* const executor_;
+  const Memory memory_;
+  mutable std::atomic<int64_t> last_used_{0};
   mutable absl::Mutex mutex_;
   // Most recently used first.
-  mutable std::list<
-      std::pair<DerivedKey, std::shared_ptr<const kernels::ResidentVolume>>>
-      derived_ ABSL_GUARDED_BY(mutex_);
+  mutable std::list<Derived> derived_ ABSL_GUARDED_BY(mutex_);
 };
 
 // Holds volumes by id, in memory and, with an archive, on disk: a volume is
@@ -95,8 +131,13 @@ class VolumeStore {
   // Stores on `executor` (which must outlive the store): at most
   // `max_volumes` volumes of at most `max_classes` label classes, kept in
   // `archive` too when it is not nullptr (it must outlive the store).
+  // Accounts memory in `budget` when it is not nullptr: what does not fit is
+  // refused, after the resident copies no render uses (and, with an
+  // archive, loaded volumes no render uses) are freed, least recently used
+  // first; they come back on demand.
   VolumeStore(kernels::Executor* executor, int max_volumes,
-              int max_classes = 256, const DiskArchive* archive = nullptr);
+              int max_classes = 256, const DiskArchive* archive = nullptr,
+              MemoryBudget* budget = nullptr);
 
   // Stores `volume` under `id` (its content digest, checked by the caller):
   // on disk first, with an archive, then in memory with its default μ
@@ -129,11 +170,18 @@ class VolumeStore {
                                                             HostVolume volume,
                                                             bool persist) const;
   int CountLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // Frees at least `needed` budgeted bytes if it can: idle resident copies,
+  // then (with an archive, which can load them again) idle volumes other
+  // than `asking`, least recently used first.
+  void MakeRoom(int64_t needed, const StoredVolume* asking) const;
 
   kernels::Executor* const executor_;
   const int max_volumes_;
   const int max_classes_;
   const DiskArchive* const archive_;
+  MemoryBudget* const budget_;
+  // Ticks at every Get, for least-recently-used order.
+  mutable std::atomic<int64_t> clock_{0};
   mutable absl::Mutex mutex_;
   // Loaded volumes (a cache of the archive, when there is one).
   mutable std::map<std::string, std::shared_ptr<const StoredVolume>> volumes_

@@ -97,7 +97,31 @@ ServerMetrics::ServerMetrics(absl::string_view backend)
               .Help("Time a rendered request spent in each stage: queue, "
                     "batch_wait, render (its launch), post (its own channels, "
                     "losses, gradients), encode.")
-              .Register(*registry_)) {
+              .Register(*registry_)),
+      memory_budget_(prometheus::BuildGauge()
+                         .Name("drr_memory_budget_bytes")
+                         .Help("The host memory budget (--memory-budget).")
+                         .Register(*registry_)
+                         .Add({})),
+      memory_used_(prometheus::BuildGauge()
+                       .Name("drr_memory_used_bytes")
+                       .Help("Host memory held against the budget, by use: "
+                             "volumes (as uploaded), resident (μ copies), "
+                             "uploads (in progress), requests (in flight).")
+                       .Register(*registry_)),
+      active_streams_(prometheus::BuildGauge()
+                          .Name("drr_active_streams")
+                          .Help("RenderStream calls in progress.")
+                          .Register(*registry_)
+                          .Add({})),
+      active_uploads_(prometheus::BuildGauge()
+                          .Name("drr_active_uploads")
+                          .Help("Volume uploads in progress.")
+                          .Register(*registry_)
+                          .Add({})) {
+  for (int use = 0; use < kMemoryUses; ++use) {
+    memory_used_.Add({{"use", MemoryUseName(static_cast<MemoryUse>(use))}});
+  }
   for (const char* reason : {"superseded", "deadline", "cancelled"}) {
     dropped_.Add({{"reason", reason}});
   }
@@ -163,6 +187,23 @@ void ServerMetrics::RecordStages(const RenderResult& result,
   for (const auto& [stage, seconds] : stages) {
     stage_duration_.Add({{"stage", stage}}, LatencyBuckets()).Observe(seconds);
   }
+}
+
+void ServerMetrics::SetMemoryBudget(int64_t bytes) {
+  memory_budget_.Set(static_cast<double>(bytes));
+}
+
+void ServerMetrics::SetMemoryUsed(MemoryUse use, int64_t bytes) {
+  memory_used_.Add({{"use", MemoryUseName(use)}})
+      .Set(static_cast<double>(bytes));
+}
+
+void ServerMetrics::AddActiveStreams(int delta) {
+  active_streams_.Increment(delta);
+}
+
+void ServerMetrics::AddActiveUploads(int delta) {
+  active_uploads_.Increment(delta);
 }
 
 void ServerMetrics::OnLaunch(int calls, int poses) {

@@ -15,6 +15,7 @@
 #include "prometheus/gauge.h"
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
+#include "server/engine/memory_budget.h"
 #include "server/engine/render_call.h"
 #include "server/engine/render_engine.h"
 
@@ -52,6 +53,13 @@ class ServerMetrics final : public EngineListener {
   // the frontend's encoding of its response.
   void RecordStages(const RenderResult& result, double encode_seconds);
 
+  // Sets the memory budget and what `use` holds of it now.
+  void SetMemoryBudget(int64_t bytes);
+  void SetMemoryUsed(MemoryUse use, int64_t bytes);
+  // Adds `delta` to the streams (or uploads) in progress.
+  void AddActiveStreams(int delta);
+  void AddActiveUploads(int delta);
+
   // EngineListener: the batch-size histograms.
   void OnLaunch(int calls, int poses) override;
   // EngineListener: calls dropped, by reason.
@@ -73,6 +81,10 @@ class ServerMetrics final : public EngineListener {
   prometheus::Histogram& batch_calls_;
   prometheus::Family<prometheus::Counter>& dropped_;
   prometheus::Family<prometheus::Histogram>& stage_duration_;
+  prometheus::Gauge& memory_budget_;
+  prometheus::Family<prometheus::Gauge>& memory_used_;
+  prometheus::Gauge& active_streams_;
+  prometheus::Gauge& active_uploads_;
   std::unique_ptr<prometheus::Exposer> exposer_;
 };
 

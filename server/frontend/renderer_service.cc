@@ -55,6 +55,7 @@ class RenderStreamReactor final
         client_(call.peer()),
         deadline_(ClientDeadline(call)),
         cancelled_(std::make_shared<std::atomic<bool>>(false)) {
+    context_.metrics->AddActiveStreams(1);
     StartRead(&request_);
   }
 
@@ -133,7 +134,10 @@ class RenderStreamReactor final
 
   void OnCancel() override { cancelled_->store(true); }
 
-  void OnDone() override { Unref(); }
+  void OnDone() override {
+    context_.metrics->AddActiveStreams(-1);
+    Unref();
+  }
 
  private:
   // A frame deadline beyond a day is taken as a day (no overflow).

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "server/engine/disk_archive.h"
+#include "server/engine/memory_budget.h"
 #include "server/engine/render_engine.h"
 #include "server/engine/target_store.h"
 #include "server/engine/volume_store.h"
@@ -14,14 +15,18 @@
 #include "server/frontend/metrics.h"
 #include "server/frontend/renderer_service.h"
 #include "server/frontend/targets_service.h"
+#include "server/frontend/upload_tracker.h"
 #include "server/frontend/volumes_service.h"
 
 namespace drr::server {
 namespace {
 
 // `options` with `listener` hearing the engine.
-EngineOptions WithListener(EngineOptions options, EngineListener* listener) {
+// `options` with `listener` hearing the engine and `budget` bounding it.
+EngineOptions WithListener(EngineOptions options, EngineListener* listener,
+                           MemoryBudget* budget) {
   options.listener = listener;
+  options.budget = budget;
   return options;
 }
 
@@ -35,17 +40,26 @@ class Server::Impl {
         backend_reason(std::move(selected.reason)),
         archive(std::move(opened)),
         metrics(executor->name()),
+        budget(options.memory_budget > 0 ? options.memory_budget
+                                         : DefaultMemoryBudget(),
+               [this](MemoryUse use, int64_t bytes) {
+                 metrics.SetMemoryUsed(use, bytes);
+               }),
+        uploads(options.limits.max_concurrent_uploads,
+                options.limits.upload_idle_timeout),
         store(executor.get(), options.limits.max_volumes,
-              options.limits.max_classes, archive.get()),
+              options.limits.max_classes, archive.get(), &budget),
         targets(options.limits, archive.get()),
         engine(executor.get(), &store, &targets, options.limits,
-               WithListener(options.engine, &metrics)),
-        volumes_service(
-            ServiceContext{&store, &engine, &metrics, &gate, options.limits}),
-        renderer_service(
-            ServiceContext{&store, &engine, &metrics, &gate, options.limits}),
+               WithListener(options.engine, &metrics, &budget)),
+        volumes_service(ServiceContext{&store, &engine, &metrics, &gate,
+                                       &budget, &uploads, options.limits}),
+        renderer_service(ServiceContext{&store, &engine, &metrics, &gate,
+                                        &budget, &uploads, options.limits}),
         targets_service(&targets, &metrics, &gate),
-        drain_timeout(options.drain_timeout) {}
+        drain_timeout(options.drain_timeout) {
+    metrics.SetMemoryBudget(budget.limit());
+  }
 
   ~Impl() {
     if (grpc_server && !shut_down) Shutdown();
@@ -69,6 +83,8 @@ class Server::Impl {
   std::string backend_reason;
   std::unique_ptr<DiskArchive> archive;  // nullptr without --data-dir
   ServerMetrics metrics;
+  MemoryBudget budget;
+  UploadTracker uploads;
   VolumeStore store;
   TargetStore targets;
   RenderEngine engine;

@@ -29,6 +29,9 @@ class Server {
     Limits limits;
     // Workers, batching; its listener is the server's metrics.
     EngineOptions engine;
+    // Host memory for volumes, their resident copies, uploads and requests
+    // in flight; 0 = half of physical memory.
+    int64_t memory_budget = 0;
     // Where uploaded volumes and targets are kept across restarts; empty
     // keeps them in memory only.
     std::string data_dir;

@@ -7,20 +7,24 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "server/engine/limits.h"
+#include "server/engine/memory_budget.h"
 #include "server/engine/render_engine.h"
 #include "server/engine/volume_store.h"
 #include "server/frontend/drain_gate.h"
 #include "server/frontend/metrics.h"
+#include "server/frontend/upload_tracker.h"
 
 namespace drr::server {
 
-// Borrowed pointers to the server's engine, metrics and drain gate (owned by
-// Server).
+// Borrowed pointers to the server's engine, metrics, drain gate, memory
+// budget and upload tracker (owned by Server).
 struct ServiceContext {
   VolumeStore* store;
   RenderEngine* engine;
   ServerMetrics* metrics;
   DrainGate* gate;
+  MemoryBudget* budget;
+  UploadTracker* uploads;
   Limits limits;
 };
 

@@ -1,8 +1,10 @@
 #include "server/frontend/volumes_service.h"
 
+#include "absl/strings/str_cat.h"
 #include "server/engine/volume_upload.h"
 #include "server/frontend/grpc_status.h"
 #include "server/frontend/proto_convert.h"
+#include "status/status_macros.h"
 #include "wire/volume_proto.h"
 
 namespace drr::server {
@@ -13,8 +15,8 @@ namespace {
 class UploadReactor final
     : public grpc::ServerReadReactor<v1::UploadVolumeChunk> {
  public:
-  UploadReactor(ServiceContext context, v1::VolumeInfo* response,
-                std::function<void()> on_stored)
+  UploadReactor(ServiceContext context, grpc::CallbackServerContext* call,
+                v1::VolumeInfo* response, std::function<void()> on_stored)
       : context_(context),
         response_(response),
         on_stored_(std::move(on_stored)),
@@ -26,16 +28,26 @@ class UploadReactor final
       Finish(ToGrpcStatus(timer_.Done(open)));
       return;
     }
+    absl::StatusOr<std::shared_ptr<UploadTracker::Ticket>> ticket =
+        context_.uploads->Begin(call);
+    if (!ticket.ok()) {
+      Finish(ToGrpcStatus(timer_.Done(ticket.status())));
+      return;
+    }
+    ticket_ = *std::move(ticket);
+    context_.metrics->AddActiveUploads(1);
     StartRead(&chunk_);
   }
 
   void OnReadDone(bool ok) override {
     if (!ok) {
-      // The client half-closed or went away before sending the digest.
+      // The client half-closed or went away (or idled past the timeout and
+      // was cancelled) before sending the digest.
       Complete(absl::InvalidArgumentError(
           "digest: the upload ended before its digest"));
       return;
     }
+    ticket_->Touch();
     absl::Status status = Accept();
     if (!status.ok()) {
       Complete(status);
@@ -47,6 +59,10 @@ class UploadReactor final
 
   // A call the drain gate let in leaves it once its response has gone out.
   void OnDone() override {
+    if (ticket_ != nullptr) {
+      ticket_->Close();
+      context_.metrics->AddActiveUploads(-1);
+    }
     if (admitted_) context_.gate->Leave();
     delete this;
   }
@@ -60,7 +76,19 @@ class UploadReactor final
         absl::StatusOr<VolumeHeader> header =
             VolumeHeaderFromProto(chunk_.header());
         if (!header.ok()) return header.status();
-        return upload_.AcceptHeader(*header);
+        DRR_RETURN_IF_ERROR(upload_.AcceptHeader(*header));
+        // Refused at once, before any data, when it cannot be kept.
+        if (context_.store->size() >= context_.limits.max_volumes) {
+          return absl::ResourceExhaustedError(
+              absl::StrCat("the server already stores ", context_.store->size(),
+                           " volumes, its limit; delete one first"));
+        }
+        DRR_ASSIGN_OR_RETURN(
+            held_,
+            context_.budget->Reserve(
+                MemoryUse::kUploads,
+                header->voxel_bytes() + header->label_bytes(), "this upload"));
+        return absl::OkStatus();
       }
       case v1::UploadVolumeChunk::kData:
         return upload_.AcceptData(chunk_.data());
@@ -85,6 +113,8 @@ class UploadReactor final
     auto shared = std::make_shared<HostVolume>(std::move(volume));
     context_.engine->Post(
         [this, id = std::move(id), shared] {
+          // The volume holds its own share of the budget from here on.
+          held_.Release();
           const int64_t bytes =
               shared->header.voxel_bytes() + shared->header.label_bytes();
           absl::StatusOr<std::shared_ptr<const StoredVolume>> stored =
@@ -113,6 +143,9 @@ class UploadReactor final
   v1::UploadVolumeChunk chunk_;
   bool done_ = false;
   bool admitted_ = false;
+  std::shared_ptr<UploadTracker::Ticket> ticket_;
+  // The budget the upload's bytes take until the volume is stored.
+  MemoryHold held_;
 };
 
 }  // namespace
@@ -123,8 +156,9 @@ void VolumesService::PublishStoreSize() {
 }
 
 grpc::ServerReadReactor<v1::UploadVolumeChunk>* VolumesService::Upload(
-    grpc::CallbackServerContext*, v1::VolumeInfo* response) {
-  return new UploadReactor(context_, response, [this] { PublishStoreSize(); });
+    grpc::CallbackServerContext* context, v1::VolumeInfo* response) {
+  return new UploadReactor(context_, context, response,
+                           [this] { PublishStoreSize(); });
 }
 
 grpc::ServerUnaryReactor* VolumesService::Get(

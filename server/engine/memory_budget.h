@@ -1,0 +1,95 @@
+// One budget for the host memory a user can make the server hold: stored
+// volumes, their resident copies, uploads in progress and render requests in
+// flight (--memory-budget). Work that does not fit is refused with
+// RESOURCE_EXHAUSTED naming what it needed, before it allocates.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace drr::server {
+
+// What budgeted memory holds.
+enum class MemoryUse {
+  // Stored volumes' voxels and labels as uploaded.
+  kVolumes,
+  // Their μ copies made resident for rendering (rebuilt on demand).
+  kResident,
+  // Uploads in progress, reserved from their header on.
+  kUploads,
+  // Render requests from acceptance to answer: their inputs and results.
+  kRequests,
+};
+inline constexpr int kMemoryUses = 4;
+
+// The lowercase name of `use` ("volumes", "resident", ...), for metrics.
+const char* MemoryUseName(MemoryUse use);
+
+class MemoryBudget;
+
+// Bytes held against a budget until destroyed (or Release). Movable.
+class MemoryHold {
+ public:
+  MemoryHold() = default;
+  MemoryHold(MemoryHold&& other) noexcept;
+  MemoryHold& operator=(MemoryHold&& other) noexcept;
+  ~MemoryHold() { Release(); }
+
+  // Gives the bytes back now.
+  void Release();
+  int64_t bytes() const { return bytes_; }
+
+ private:
+  friend class MemoryBudget;
+  MemoryHold(MemoryBudget* budget, MemoryUse use, int64_t bytes)
+      : budget_(budget), use_(use), bytes_(bytes) {}
+
+  MemoryBudget* budget_ = nullptr;
+  MemoryUse use_ = MemoryUse::kRequests;
+  int64_t bytes_ = 0;
+};
+
+// A number of bytes shared by every use. Thread-safe and lock-free.
+class MemoryBudget {
+ public:
+  // Called after the bytes held for a use change, with the new total of that
+  // use (for metrics); must be cheap and not call back into the budget.
+  using Observer = std::function<void(MemoryUse use, int64_t used)>;
+
+  explicit MemoryBudget(int64_t limit, Observer observer = nullptr)
+      : limit_(limit), observer_(std::move(observer)) {}
+  MemoryBudget(const MemoryBudget&) = delete;
+  MemoryBudget& operator=(const MemoryBudget&) = delete;
+
+  // Holds `bytes` for `use`, or RESOURCE_EXHAUSTED saying that `what` needs
+  // them and how much of the budget is free.
+  absl::StatusOr<MemoryHold> Reserve(MemoryUse use, int64_t bytes,
+                                     absl::string_view what);
+
+  int64_t limit() const { return limit_; }
+  // Bytes held, in total and for `use`.
+  int64_t used() const { return used_.load(); }
+  int64_t used(MemoryUse use) const {
+    return by_use_[static_cast<int>(use)].load();
+  }
+
+ private:
+  friend class MemoryHold;
+  void Give(MemoryUse use, int64_t bytes);
+  void Tell(MemoryUse use) const;
+
+  const int64_t limit_;
+  const Observer observer_;
+  std::atomic<int64_t> used_{0};
+  std::array<std::atomic<int64_t>, kMemoryUses> by_use_{};
+};
+
+// Half of this machine's physical memory: the default budget.
+int64_t DefaultMemoryBudget();
+
+}  // namespace drr::server

@@ -1,0 +1,148 @@
+#include "server/engine/memory_budget.h"
+
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "io/phantom.h"
+#include "server/engine/render_engine.h"
+#include "server/engine/volume_store.h"
+#include "tests/status_matchers.h"
+#include "tests/temp_dir.h"
+
+namespace drr::server {
+namespace {
+
+using ::drr::testing::IsOk;
+using ::drr::testing::ScopedTempDir;
+using ::drr::testing::StatusIs;
+
+TEST(MemoryBudgetTest, HoldsAreRefusedPastTheLimitAndGivenBack) {
+  std::vector<std::pair<MemoryUse, int64_t>> heard;
+  MemoryBudget budget(
+      100, [&](MemoryUse use, int64_t used) { heard.emplace_back(use, used); });
+  absl::StatusOr<MemoryHold> a = budget.Reserve(MemoryUse::kVolumes, 60, "a");
+  ASSERT_THAT(a, IsOk());
+  EXPECT_THAT(budget.Reserve(MemoryUse::kUploads, 41, "this upload").status(),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       ::testing::HasSubstr("this upload needs 41 bytes")));
+  {
+    absl::StatusOr<MemoryHold> b = budget.Reserve(MemoryUse::kUploads, 40, "b");
+    ASSERT_THAT(b, IsOk());
+    EXPECT_EQ(budget.used(), 100);
+    EXPECT_EQ(budget.used(MemoryUse::kUploads), 40);
+  }
+  EXPECT_EQ(budget.used(), 60);
+  MemoryHold moved = *std::move(a);
+  EXPECT_EQ(budget.used(), 60);
+  moved.Release();
+  EXPECT_EQ(budget.used(), 0);
+  EXPECT_EQ(heard.back(),
+            (std::pair<MemoryUse, int64_t>{MemoryUse::kVolumes, 0}));
+}
+
+// The phantom (128×128×96 int16 HU) as stored: 3 MiB uploaded, 6 MiB per
+// float32 resident copy (and 6 MiB more while it is derived).
+class BudgetedStoreTest : public ::testing::Test {
+ protected:
+  BudgetedStoreTest() : cpu_(kernels::MakeCpuExecutor(1)) {
+    phantom_ = MakeThoraxPhantom();
+    id_ = ContentDigest(phantom_.header, phantom_.voxels);
+  }
+
+  // A second volume: the phantom with its affine moved.
+  std::pair<std::string, HostVolume> Other() const {
+    HostVolume other = phantom_;
+    other.header.affine.m[0][3] += 1;
+    return {ContentDigest(other.header, other.voxels), other};
+  }
+
+  std::unique_ptr<kernels::Executor> cpu_;
+  HostVolume phantom_;
+  std::string id_;
+};
+
+constexpr int64_t kMiB = int64_t{1} << 20;
+
+TEST_F(BudgetedStoreTest, AVolumeThatCannotFitIsRefusedNamingWhatItNeeded) {
+  MemoryBudget budget(8 * kMiB);  // the raw bytes fit, a resident copy not
+  VolumeStore store(cpu_.get(), 4, 256, nullptr, &budget);
+  EXPECT_THAT(store.Insert(id_, phantom_).status(),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       ::testing::HasSubstr("needs")));
+  EXPECT_EQ(store.size(), 0);
+  EXPECT_EQ(budget.used(), 0);  // nothing kept of the refused volume
+}
+
+TEST_F(BudgetedStoreTest, IdleResidentCopiesMakeRoomAndComeBackOnDemand) {
+  // Two volumes' raw bytes and resident copies, plus one derivation, but
+  // not a second resident copy of each.
+  MemoryBudget budget(26 * kMiB);
+  VolumeStore store(cpu_.get(), 4, 256, nullptr, &budget);
+  ASSERT_THAT(store.Insert(id_, phantom_), IsOk());
+  auto [other_id, other] = Other();
+  ASSERT_THAT(store.Insert(other_id, other), IsOk());
+  EXPECT_EQ(budget.used(MemoryUse::kVolumes), 6 * kMiB);
+  EXPECT_EQ(budget.used(MemoryUse::kResident), 12 * kMiB);
+  // A float16 copy of the second volume needs room: the first volume's idle
+  // copy goes.
+  absl::StatusOr<std::shared_ptr<const StoredVolume>> second =
+      store.Get(other_id);
+  ASSERT_THAT(second, IsOk());
+  absl::StatusOr<std::shared_ptr<const kernels::ResidentVolume>> half =
+      (*second)->Resident({}, {kernels::StorageType::kFloat16, false});
+  ASSERT_THAT(half, IsOk());
+  EXPECT_LE(budget.used(), budget.limit());
+  // The first volume renders again: its copy is derived anew.
+  absl::StatusOr<std::shared_ptr<const StoredVolume>> first = store.Get(id_);
+  ASSERT_THAT(first, IsOk());
+  half->reset();
+  EXPECT_THAT((*first)->Resident({}, {}), IsOk());
+  EXPECT_LE(budget.used(), budget.limit());
+}
+
+TEST_F(BudgetedStoreTest, WithADataDirIdleVolumesAreUnloadedAndReloaded) {
+  ScopedTempDir dir;
+  absl::StatusOr<std::unique_ptr<DiskArchive>> archive =
+      DiskArchive::Open(dir.path());
+  ASSERT_THAT(archive, IsOk());
+  // One volume and its copy (9 MiB) and a derivation, not two volumes.
+  MemoryBudget budget(16 * kMiB);
+  VolumeStore store(cpu_.get(), 4, 256, archive->get(), &budget);
+  ASSERT_THAT(store.Insert(id_, phantom_), IsOk());
+  auto [other_id, other] = Other();
+  ASSERT_THAT(store.Insert(other_id, other), IsOk());  // unloads the first
+  EXPECT_EQ(store.size(), 2);
+  EXPECT_LE(budget.used(), budget.limit());
+  absl::StatusOr<std::shared_ptr<const StoredVolume>> first = store.Get(id_);
+  ASSERT_THAT(first, IsOk());  // reloaded from disk, the second unloaded
+  EXPECT_EQ((*first)->id(), id_);
+  EXPECT_LE(budget.used(), budget.limit());
+}
+
+TEST_F(BudgetedStoreTest, ARequestThatCannotFitIsRefusedAtOnce) {
+  MemoryBudget budget(20 * kMiB);
+  VolumeStore store(cpu_.get(), 4, 256, nullptr, &budget);
+  ASSERT_THAT(store.Insert(id_, phantom_), IsOk());
+  EngineOptions options;
+  options.budget = &budget;
+  RenderEngine engine(cpu_.get(), &store, nullptr, Limits{}, options);
+  RenderCall call;
+  call.volume_id = id_;
+  call.intrinsics[0].height = call.intrinsics[0].width = 2048;
+  call.poses.assign(4, ParameterizedPoseSpec{});
+  absl::Status answered;
+  engine.Submit(call, [&](absl::StatusOr<RenderResult> result) {
+    answered = result.status();
+  });
+  EXPECT_THAT(answered, StatusIs(absl::StatusCode::kResourceExhausted,
+                                 ::testing::HasSubstr("this render request")));
+  // A small one fits, and gives its share back once answered.
+  call.intrinsics[0].height = call.intrinsics[0].width = 16;
+  call.poses.resize(1);
+  EXPECT_THAT(engine.Render(call), IsOk());
+  EXPECT_EQ(budget.used(MemoryUse::kRequests), 0);
+}
+
+}  // namespace
+}  // namespace drr::server
