@@ -1,5 +1,6 @@
 #include "server/engine/image_losses.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -28,37 +29,115 @@ Planes FromImage(const float* image, int height, int width) {
   return p;
 }
 
-// nanodrr's _to_patches: every p×p window (stride 1) of every plane becomes
-// a plane of its own, so NCC normalises each window separately and averages
-// them (local NCC). Plane (c·H' + y)·W' + x of the result is the window at
-// (y, x) of input plane c, with H' = H − p + 1, W' = W − p + 1. p = 0 leaves
-// the input as it is.
-Planes ToPatches(const Planes& in, int p) {
-  if (p == 0) return in;
-  const int rows = in.height - p + 1, cols = in.width - p + 1;
-  Planes out(in.count * rows * cols, p, p);
-  for (int c = 0; c < in.count; ++c)
-    for (int y = 0; y < rows; ++y)
-      for (int x = 0; x < cols; ++x)
-        for (int i = 0; i < p; ++i)
-          for (int j = 0; j < p; ++j)
-            out.at((c * rows + y) * cols + x, i, j) = in.at(c, y + i, x + j);
-  return out;
-}
+// Sums over every p×p window of a height × width plane, from its integral
+// image: window (y, x) covers rows y..y+p−1 and columns x..x+p−1.
+class WindowSums {
+ public:
+  WindowSums(const double* plane, int height, int width, int p)
+      : width_(width), p_(p), integral_(size_t(height + 1) * (width + 1), 0.0) {
+    for (int y = 0; y < height; ++y) {
+      double row = 0;
+      for (int x = 0; x < width; ++x) {
+        row += plane[size_t(y) * width + x];
+        at(y + 1, x + 1) = at(y, x + 1) + row;
+      }
+    }
+  }
+  // The sum over the window at (y, x).
+  double Window(int y, int x) const {
+    return at(y + p_, x + p_) - at(y, x + p_) - at(y + p_, x) + at(y, x);
+  }
+  // The sum over rows [y0, y1) and columns [x0, x1).
+  double Box(int y0, int y1, int x0, int x1) const {
+    return at(y1, x1) - at(y0, x1) - at(y1, x0) + at(y0, x0);
+  }
 
-// The adjoint of ToPatches: sums window gradients back onto the input.
-Planes FromPatches(const Planes& grad, int p, int count, int height,
-                   int width) {
-  if (p == 0) return grad;
-  const int rows = height - p + 1, cols = width - p + 1;
-  Planes out(count, height, width);
-  for (int c = 0; c < count; ++c)
-    for (int y = 0; y < rows; ++y)
-      for (int x = 0; x < cols; ++x)
-        for (int i = 0; i < p; ++i)
-          for (int j = 0; j < p; ++j)
-            out.at(c, y + i, x + j) += grad.at((c * rows + y) * cols + x, i, j);
-  return out;
+ private:
+  double& at(int y, int x) { return integral_[size_t(y) * (width_ + 1) + x]; }
+  double at(int y, int x) const {
+    return integral_[size_t(y) * (width_ + 1) + x];
+  }
+
+  int width_, p_;
+  std::vector<double> integral_;
+};
+
+// nanodrr's patch NCC (its _to_patches with stride 1: every p×p window of
+// every plane normalised on its own, the NCCs averaged) of `a` against `b`,
+// and its gradient with respect to `a` into `grad` (a's shape), in
+// O(height · width) memory and time: window sums come from integral images,
+// and the gradient at a pixel sums, over the windows that hold it, terms
+// linear in the pixel (see Ncc) whose coefficients are summed the same way.
+double WindowNcc(const Planes& a, const Planes& b, int p, double eps,
+                 Planes* grad) {
+  const int h = a.height, w = a.width;
+  const int rows = h - p + 1, cols = w - p + 1;
+  const double n = double(p) * p;
+  const size_t pixels = size_t(h) * w;
+  double total = 0;
+  for (int c = 0; c < a.count; ++c) {
+    // Centred on the plane's mean: window variances lose nothing to
+    // cancellation (NCC does not change under an offset).
+    std::vector<double> x(a.values.begin() + c * pixels,
+                          a.values.begin() + (c + 1) * pixels);
+    std::vector<double> y(b.values.begin() + c * pixels,
+                          b.values.begin() + (c + 1) * pixels);
+    double mean_x = 0, mean_y = 0;
+    for (size_t i = 0; i < pixels; ++i) {
+      mean_x += x[i];
+      mean_y += y[i];
+    }
+    for (size_t i = 0; i < pixels; ++i) {
+      x[i] -= mean_x / pixels;
+      y[i] -= mean_y / pixels;
+    }
+    std::vector<double> xx(pixels), yy(pixels), xy(pixels);
+    for (size_t i = 0; i < pixels; ++i) {
+      xx[i] = x[i] * x[i];
+      yy[i] = y[i] * y[i];
+      xy[i] = x[i] * y[i];
+    }
+    const WindowSums sx(x.data(), h, w, p), sy(y.data(), h, w, p),
+        sxx(xx.data(), h, w, p), syy(yy.data(), h, w, p),
+        sxy(xy.data(), h, w, p);
+    // Per window: ∂dot/∂x_k = y_k·A − B − x_k·C + D (A = 1/(σx σy),
+    // B = ȳ/(σx σy), C = dot/(N σx²), D = x̄·dot/(N σx²)).
+    std::vector<double> coef_a(size_t(rows) * cols), coef_b(coef_a.size()),
+        coef_c(coef_a.size()), coef_d(coef_a.size());
+    for (int wy = 0; wy < rows; ++wy) {
+      for (int wx = 0; wx < cols; ++wx) {
+        const double mx = sx.Window(wy, wx) / n, my = sy.Window(wy, wx) / n;
+        const double vx = std::max(0.0, sxx.Window(wy, wx) / n - mx * mx);
+        const double vy = std::max(0.0, syy.Window(wy, wx) / n - my * my);
+        const double dx = std::sqrt(vx + eps), dy = std::sqrt(vy + eps);
+        const double dot = (sxy.Window(wy, wx) - n * mx * my) / (dx * dy);
+        total += dot;
+        const size_t k = size_t(wy) * cols + wx;
+        coef_a[k] = 1 / (dx * dy);
+        coef_b[k] = my / (dx * dy);
+        coef_c[k] = dot / (n * dx * dx);
+        coef_d[k] = mx * dot / (n * dx * dx);
+      }
+    }
+    const WindowSums ca(coef_a.data(), rows, cols, 1),
+        cb(coef_b.data(), rows, cols, 1), cc(coef_c.data(), rows, cols, 1),
+        cd(coef_d.data(), rows, cols, 1);
+    double* g = grad->values.data() + c * pixels;
+    for (int i = 0; i < h; ++i) {
+      // The windows holding pixel (i, j) start at rows y0..y1−1, columns
+      // x0..x1−1.
+      const int y0 = std::max(0, i - p + 1), y1 = std::min(i, rows - 1) + 1;
+      for (int j = 0; j < w; ++j) {
+        const int x0 = std::max(0, j - p + 1), x1 = std::min(j, cols - 1) + 1;
+        const size_t k = size_t(i) * w + j;
+        g[k] = y[k] * ca.Box(y0, y1, x0, x1) - cb.Box(y0, y1, x0, x1) -
+               x[k] * cc.Box(y0, y1, x0, x1) + cd.Box(y0, y1, x0, x1);
+      }
+    }
+  }
+  const double scale = 1.0 / (double(a.count) * rows * cols * n);
+  for (double& g : grad->values) g *= scale;
+  return total * scale;
 }
 
 // NCC of two plane stacks (each plane normalised on its own) and its
@@ -212,15 +291,6 @@ absl::Status CheckLoss(const LossSpec& spec, int height, int width) {
                        ", must be 0 (whole image) or at most the "
                        "image's height and width"));
     }
-    const long long windows =
-        p == 0 ? 0 : 1LL * (height - p + 1) * (width - p + 1);
-    if (windows * p * p > kMaxPatchPlaneValues) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "loss.patch_sizes[", i, "] is ", p, ": the ", windows, " windows of ",
-          p, "×", p, " pixels of a ", height, "×", width, " image hold ",
-          windows * p * p, " values, over the limit of ", kMaxPatchPlaneValues,
-          "; use a smaller patch or image"));
-    }
     if (!std::isfinite(spec.weights[i])) {
       return absl::InvalidArgumentError(
           absl::StrCat("loss.patch_weights[", i, "] is not finite"));
@@ -269,12 +339,11 @@ double LossAndGradient(const LossSpec& spec, const float* image,
     const int p = spec.patch_sizes[s];
     const double w =
         spec.kind == LossSpec::Kind::kMultiscaleNcc ? spec.weights[s] : 1.0;
-    const Planes px = ToPatches(fx, p), py = ToPatches(fy, p);
-    Planes g(px.count, px.height, px.width);
-    loss += w * Ncc(px, py, spec.eps, &g);
-    const Planes back = FromPatches(g, p, fx.count, height, width);
+    Planes g(fx.count, height, width);
+    loss += w * (p == 0 ? Ncc(fx, fy, spec.eps, &g)
+                        : WindowNcc(fx, fy, p, spec.eps, &g));
     for (size_t i = 0; i < grad_f.values.size(); ++i)
-      grad_f.values[i] += w * back.values[i];
+      grad_f.values[i] += w * g.values[i];
   }
   const Planes grad = sobel ? filter.Backward(grad_f) : grad_f;
   gradient->assign(grad.values.begin(), grad.values.end());

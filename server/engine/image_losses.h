@@ -26,14 +26,9 @@ struct LossSpec {
   double eps = defaults::kNccEps;
 };
 
-// The most values one patch-NCC plane may hold: patch NCC copies every p×p
-// window of the image, (H − p + 1)(W − p + 1)·p² float64 values, and keeps a
-// few such planes at once (256 MiB each at this bound).
-inline constexpr long long kMaxPatchPlaneValues = 1LL << 25;
-
 // Why `spec` cannot be applied to height × width images, or OK: malformed
-// values are INVALID_ARGUMENT; a patch size whose windows would hold more
-// than kMaxPatchPlaneValues is RESOURCE_EXHAUSTED.
+// values are INVALID_ARGUMENT. Every loss takes O(height · width) memory and
+// time, whatever its patch sizes (windows are summed with integral images).
 absl::Status CheckLoss(const LossSpec& spec, int height, int width);
 
 // The loss between `image` and `target` (height × width, row-major) and, in

@@ -256,16 +256,15 @@ def test_enum_spellings_come_from_the_proto_in_any_case():
     assert Pose(orientation="pa").to_proto().parameterized.orientation == 2
 
 
-def test_a_patch_loss_too_large_for_memory_is_refused_and_the_server_goes_on(client):
+def test_a_patch_loss_with_huge_windows_is_answered_and_the_server_goes_on(client):
     voxels, affine = small_volume(22)
     vid = client.upload_volume(voxels, affine)
     camera = Intrinsics(sdd=300, delx=0.5, dely=0.5, height=400, width=400)
     target = client.upload_target(np.random.default_rng(1).random((400, 400)).astype(np.float32))
-    with pytest.raises(grpc.RpcError) as err:  # 201² windows of 200² pixels: 13 GB of float64
-        client.loss_and_grad(vid, target, [Pose(translation=(0, 150, 0))], camera,
-                             Loss(kind="ncc", patch_sizes=[200]), RenderOptions(n_samples=50))
-    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert "loss.patch_sizes[0]" in (err.value.details() or "")
-    losses, _, _ = client.loss_and_grad(vid, target, [Pose(translation=(0, 150, 0))], camera,
-                                        Loss(kind="ncc", patch_sizes=[9]), RenderOptions(n_samples=50))
-    assert np.isfinite(losses).all()
+    # 201² windows of 200² pixels: 13 GB of float64 if every window were copied; patch NCC
+    # sums windows with integral images in image-sized memory.
+    for patch in (200, 9):
+        losses, _, _ = client.loss_and_grad(vid, target, [Pose(translation=(0, 150, 0))], camera,
+                                            Loss(kind="ncc", patch_sizes=[patch]),
+                                            RenderOptions(n_samples=50))
+        assert np.isfinite(losses).all() and -1 <= losses[0] <= 1
