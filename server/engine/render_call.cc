@@ -211,18 +211,15 @@ absl::Status ValidateRenderCall(const RenderCall& call, const Limits& limits) {
   }
   for (int i = 0; i < batch; ++i)
     DRR_RETURN_IF_ERROR(ValidatePose(call.poses[i], i));
-  if (call.gradient && call.loss) {
-    return absl::InvalidArgumentError("gradient and loss exclude each other");
-  }
-  if (call.loss && !call.channels.classes.empty()) {
+  if (call.loss() && !call.channels.classes.empty()) {
     return absl::InvalidArgumentError(
         "options.channels.classes: a loss compares the summed image, not "
         "classes");
   }
-  if (call.loss && call.loss->target_id.empty()) {
+  if (call.loss() && call.loss()->target_id.empty()) {
     return absl::InvalidArgumentError("loss.target_id is empty");
   }
-  if (call.gradient || call.loss || call.jacobian) {
+  if (!std::holds_alternative<ImagesRequest>(call.kind)) {
     if (call.projector != kernels::Projector::kTrilinear ||
         call.output == OutputKind::kMip ||
         call.sampler != kernels::Sampler::kExact) {
@@ -231,9 +228,10 @@ absl::Status ValidateRenderCall(const RenderCall& call, const Limits& limits) {
           "renderer, the exact "
           "sampler and a line integral or exp output");
     }
-    const size_t upstream = call.gradient ? call.gradient->upstream.size() : 0;
+    const size_t upstream =
+        call.gradient() ? call.gradient()->upstream.size() : 0;
     for (size_t i = 0; i < upstream; ++i) {
-      if (!std::isfinite(call.gradient->upstream[i])) {
+      if (!std::isfinite(call.gradient()->upstream[i])) {
         return absl::InvalidArgumentError(
             absl::StrCat("gradient.upstream[", i, "] is not finite"));
       }

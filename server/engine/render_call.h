@@ -52,6 +52,9 @@ struct ChannelSelection {
   std::vector<int> classes;
 };
 
+// A render call that returns its images and nothing more.
+struct ImagesRequest {};
+
 // The derivative of the rendered images asked for: dL/dθ for an upstream
 // gradient dL/dI (a vector–Jacobian product, what a PyTorch backward needs).
 struct GradientRequest {
@@ -67,6 +70,15 @@ struct LossRequest {
   // Return the rendered images too.
   bool return_images = false;
 };
+
+// The images and the full Jacobian dI/dθ of every image (for Gauss–Newton
+// style optimisers).
+struct JacobianRequest {};
+
+// What a render call computes from its images: one of returning them, a
+// vector–Jacobian product, the full Jacobian, or a loss and its gradient.
+using CallKind =
+    std::variant<ImagesRequest, GradientRequest, JacobianRequest, LossRequest>;
 
 // dL/d(pose) of one pose: with respect to its own parameters (rotation values
 // then translation; the 16 matrix entries for an rt_inv pose), and with
@@ -121,10 +133,18 @@ struct RenderCall {
   kernels::StorageType volume_storage = kernels::StorageType::kFloat32;
   kernels::AttenuationParams attenuation;
   ChannelSelection channels;
-  std::optional<GradientRequest> gradient;
-  std::optional<LossRequest> loss;
-  // Also return the full Jacobian dI/dθ of every image.
-  bool jacobian = false;
+  CallKind kind;
+
+  // The vector–Jacobian product asked for, or nullptr.
+  const GradientRequest* gradient() const {
+    return std::get_if<GradientRequest>(&kind);
+  }
+  // The loss asked for, or nullptr.
+  const LossRequest* loss() const { return std::get_if<LossRequest>(&kind); }
+  // Whether the full Jacobian is asked for.
+  bool jacobian() const {
+    return std::holds_alternative<JacobianRequest>(kind);
+  }
 
   // The intrinsics of pose `i`.
   const geometry::Intrinsics& intrinsics_of(int i) const {

@@ -112,7 +112,7 @@ absl::StatusOr<QueuedCall> RenderEngine::Prepare(RenderCall call) const {
   settings.reduce = call.output == OutputKind::kMip ? kernels::Reduce::kMax
                                                     : kernels::Reduce::kSum;
   // Losses compare one image per pose: every class summed.
-  settings.channels = volume->has_labels() && !call.channels.sum && !call.loss
+  settings.channels = volume->has_labels() && !call.channels.sum && !call.loss()
                           ? volume->classes()
                           : 1;
   if (options_.budget != nullptr) {
@@ -122,11 +122,10 @@ absl::StatusOr<QueuedCall> RenderEngine::Prepare(RenderCall call) const {
                            settings.rays.width *
                            static_cast<int64_t>(call.poses.size());
     int64_t bytes = 2 * values * int64_t{sizeof(float)};
-    if (call.gradient) {
-      bytes +=
-          static_cast<int64_t>(call.gradient->upstream.size() * sizeof(float));
+    if (const GradientRequest* gradient = call.gradient()) {
+      bytes += static_cast<int64_t>(gradient->upstream.size() * sizeof(float));
     }
-    if (call.jacobian) {
+    if (call.jacobian()) {
       bytes +=
           values * (kernels::kPoseMapEntries + 16) * int64_t{sizeof(float)};
     }
@@ -428,24 +427,24 @@ absl::StatusOr<RenderResult> RenderEngine::FinishCall(
     for (float& v : result.images) v = std::exp(-v);
   }
   const StoredVolume& volume = *queued.volume;
-  if (call.gradient) {
+  if (const GradientRequest* gradient = call.gradient()) {
     DRR_ASSIGN_OR_RETURN(
         result.gradients,
         PoseGradients(call, volume, resident, geometry, settings, result,
-                      call.gradient->upstream, workspace));
+                      gradient->upstream, workspace));
   }
-  if (call.loss) {
+  if (call.loss()) {
     std::vector<float> upstream;
     DRR_RETURN_IF_ERROR(Losses(call, &result, &upstream));
     DRR_ASSIGN_OR_RETURN(result.gradients,
                          PoseGradients(call, volume, resident, geometry,
                                        settings, result, upstream, workspace));
   }
-  if (call.jacobian) {
+  if (call.jacobian()) {
     DRR_RETURN_IF_ERROR(Jacobians(call, volume, resident, geometry, settings,
                                   workspace, &result));
   }
-  if (call.loss && !call.loss->return_images) result.images.clear();
+  if (call.loss() && !call.loss()->return_images) result.images.clear();
   return result;
 }
 
@@ -579,7 +578,7 @@ absl::Status RenderEngine::Losses(const RenderCall& call, RenderResult* result,
   if (targets_ == nullptr)
     return absl::FailedPreconditionError("this engine has no targets");
   DRR_ASSIGN_OR_RETURN(std::shared_ptr<const Target> target,
-                       targets_->Get(call.loss->target_id));
+                       targets_->Get(call.loss()->target_id));
   if (target->height != result->height || target->width != result->width) {
     return absl::InvalidArgumentError(
         absl::StrCat("loss.target_id: target ", target->id, " is ",
@@ -587,7 +586,7 @@ absl::Status RenderEngine::Losses(const RenderCall& call, RenderResult* result,
                      result->height, "×", result->width));
   }
   DRR_RETURN_IF_ERROR(
-      CheckLoss(call.loss->spec, result->height, result->width));
+      CheckLoss(call.loss()->spec, result->height, result->width));
   const size_t plane = static_cast<size_t>(result->height) * result->width;
   upstream->resize(result->images.size());
   result->losses.resize(result->batch);
@@ -595,7 +594,7 @@ absl::Status RenderEngine::Losses(const RenderCall& call, RenderResult* result,
   for (int b = 0; b < result->batch; ++b) {
     const float* image = result->images.data() + b * plane;
     result->losses[b] =
-        LossAndGradient(call.loss->spec, image, target->pixels.data(),
+        LossAndGradient(call.loss()->spec, image, target->pixels.data(),
                         result->height, result->width, &gradient);
     std::copy(gradient.begin(), gradient.end(), upstream->begin() + b * plane);
   }

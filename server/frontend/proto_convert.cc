@@ -261,7 +261,14 @@ absl::StatusOr<RenderCall> FromProto(const v1::RenderRequest& request) {
     return absl::InvalidArgumentError(
         absl::StrCat("stream_mode has unknown value ", request.stream_mode()));
   }
-  call.jacobian = request.jacobian();
+  if (int(request.has_gradient()) + int(request.has_loss()) +
+          int(request.jacobian()) >
+      1) {
+    return absl::InvalidArgumentError(
+        "gradient, loss and jacobian exclude each other: a request asks for "
+        "one of them (or none, for images only)");
+  }
+  if (request.jacobian()) call.kind = JacobianRequest{};
   if (request.has_loss()) {
     const v1::Loss& loss = request.loss();
     LossRequest out;
@@ -296,7 +303,7 @@ absl::StatusOr<RenderCall> FromProto(const v1::RenderRequest& request) {
     }
     if (loss.has_sigma()) out.spec.sigma = loss.sigma();
     if (loss.has_eps()) out.spec.eps = loss.eps();
-    call.loss = std::move(out);
+    call.kind = std::move(out);
   }
   if (request.has_gradient()) {
     const std::string& bytes = request.gradient().upstream();
@@ -304,9 +311,10 @@ absl::StatusOr<RenderCall> FromProto(const v1::RenderRequest& request) {
       return absl::InvalidArgumentError(
           "gradient.upstream is not a whole number of float32s");
     }
-    call.gradient.emplace();
-    call.gradient->upstream.resize(bytes.size() / sizeof(float));
-    std::memcpy(call.gradient->upstream.data(), bytes.data(), bytes.size());
+    GradientRequest gradient;
+    gradient.upstream.resize(bytes.size() / sizeof(float));
+    std::memcpy(gradient.upstream.data(), bytes.data(), bytes.size());
+    call.kind = std::move(gradient);
   }
   call.poses.reserve(request.poses_size());
   for (int i = 0; i < request.poses_size(); ++i) {

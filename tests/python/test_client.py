@@ -206,6 +206,18 @@ def test_jacobians_contract_to_the_gradient(client):
     np.testing.assert_allclose(contracted, grads[0], rtol=1e-4, atol=1e-6 * np.abs(grads[0]).max())
 
 
+def test_a_request_asks_for_one_of_gradient_loss_and_jacobian(client):
+    voxels, affine = small_volume(8)
+    vid = client.upload_volume(voxels, affine)
+    request = client.render_request(vid, [Pose(translation=(1, 150, 2))], SMALL)
+    request.jacobian = True
+    request.gradient.upstream = np.ones((1, 1, 24, 32), "<f4").tobytes()
+    with pytest.raises(grpc.RpcError) as err:
+        client._renderer.Render(request)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "exclude each other" in (err.value.details() or "")
+
+
 def test_targets_and_loss_requests_report_bad_input(client):
     voxels, affine = small_volume(10)
     vid = client.upload_volume(voxels, affine)

@@ -119,7 +119,7 @@ TEST_F(PoseGradientEngineTest, ParameterGradientsMatchCentralDifferences) {
       pose.rotation = c.rotation;
       pose.translation = c.translation;
       RenderCall call = Call(pose, output);
-      call.gradient = GradientRequest{upstream};
+      call.kind = GradientRequest{upstream};
       RenderEngine engine(executor_.get(), &store_, nullptr, Limits{});
       absl::StatusOr<RenderResult> result = engine.Render(call);
       ASSERT_THAT(result, IsOk());
@@ -128,7 +128,7 @@ TEST_F(PoseGradientEngineTest, ParameterGradientsMatchCentralDifferences) {
       ASSERT_EQ(grad.size(), c.rotation.size() + 3);
       double scale = 0;
       for (double g : grad) scale = std::max(scale, std::fabs(g));
-      call.gradient.reset();
+      call.kind = ImagesRequest{};
       for (size_t k = 0; k < grad.size(); ++k) {
         ParameterizedPoseSpec moved = pose;
         const bool rotation = k < c.rotation.size();
@@ -164,11 +164,11 @@ TEST_F(PoseGradientEngineTest, BiplaneGradientsMatchCentralDifferences) {
   std::vector<float> upstream(2 * 16 * 18);
   for (size_t i = 0; i < upstream.size(); ++i)
     upstream[i] = std::sin(0.05 * i) + 1.0f;
-  call.gradient = GradientRequest{upstream};
+  call.kind = GradientRequest{upstream};
   RenderEngine engine(executor_.get(), &store_, nullptr, Limits{});
   absl::StatusOr<RenderResult> result = engine.Render(call);
   ASSERT_THAT(result, IsOk());
-  call.gradient.reset();
+  call.kind = ImagesRequest{};
   for (int pose = 0; pose < 2; ++pose) {
     const std::vector<double>& grad = result->gradients[pose].parameters;
     double scale = 0;
@@ -210,10 +210,10 @@ TEST_F(PoseGradientEngineTest,
   std::vector<float> per_channel;
   for (int c = 0; c < 3; ++c)
     per_channel.insert(per_channel.end(), upstream.begin(), upstream.end());
-  split.gradient = GradientRequest{per_channel};
+  split.kind = GradientRequest{per_channel};
   RenderCall summed = split;
   summed.channels.sum = true;
-  summed.gradient = GradientRequest{upstream};
+  summed.kind = GradientRequest{upstream};
   RenderEngine engine(executor_.get(), &store_, nullptr, Limits{});
   absl::StatusOr<RenderResult> a = engine.Render(split);
   absl::StatusOr<RenderResult> b = engine.Render(summed);
@@ -234,19 +234,21 @@ TEST_F(PoseGradientEngineTest, JacobianContractedWithTheUpstreamIsTheGradient) {
   std::vector<float> upstream(16 * 18);
   for (size_t i = 0; i < upstream.size(); ++i) upstream[i] = std::cos(0.3 * i);
   RenderCall call = Call(pose, OutputKind::kExp);
-  call.gradient = GradientRequest{upstream};
-  call.jacobian = true;
+  call.kind = GradientRequest{upstream};
   RenderEngine engine(executor_.get(), &store_, nullptr, Limits{});
-  absl::StatusOr<RenderResult> result = engine.Render(call);
-  ASSERT_THAT(result, IsOk());
-  const PoseGradient& g = result->gradients[0];
-  ASSERT_EQ(g.jacobian.size(), upstream.size() * 7);
+  absl::StatusOr<RenderResult> vjp = engine.Render(call);
+  ASSERT_THAT(vjp, IsOk());
+  call.kind = JacobianRequest{};
+  absl::StatusOr<RenderResult> full = engine.Render(call);
+  ASSERT_THAT(full, IsOk());
+  const std::vector<double>& gradient = vjp->gradients[0].parameters;
+  const std::vector<float>& jacobian = full->gradients[0].jacobian;
+  ASSERT_EQ(jacobian.size(), upstream.size() * 7);
   for (size_t k = 0; k < 7; ++k) {
     double sum = 0;
     for (size_t px = 0; px < upstream.size(); ++px)
-      sum += double{upstream[px]} * g.jacobian[px * 7 + k];
-    EXPECT_NEAR(sum, g.parameters[k], 1e-4 * std::fabs(g.parameters[k]) + 1e-6)
-        << k;
+      sum += double{upstream[px]} * jacobian[px * 7 + k];
+    EXPECT_NEAR(sum, gradient[k], 1e-4 * std::fabs(gradient[k]) + 1e-6) << k;
   }
 }
 
@@ -258,9 +260,9 @@ TEST_F(PoseGradientEngineTest,
   const geometry::Mat4d rt_inv = ResolvePose(pose, VolumeCenter(Blob().header));
   std::vector<float> upstream(16 * 18, 1.0f);
   RenderCall by_matrix = Call(rt_inv, OutputKind::kLineIntegral);
-  by_matrix.gradient = GradientRequest{upstream};
+  by_matrix.kind = GradientRequest{upstream};
   RenderCall by_euler = Call(pose, OutputKind::kLineIntegral);
-  by_euler.gradient = GradientRequest{upstream};
+  by_euler.kind = GradientRequest{upstream};
   RenderEngine engine(executor_.get(), &store_, nullptr, Limits{});
   absl::StatusOr<RenderResult> a = engine.Render(by_matrix);
   absl::StatusOr<RenderResult> b = engine.Render(by_euler);
@@ -279,13 +281,13 @@ TEST_F(PoseGradientEngineTest,
   absl::StatusOr<RenderResult> again = engine.Render(by_euler);
   EXPECT_EQ(again->gradients[0].parameters, b->gradients[0].parameters);
 
-  by_euler.gradient->upstream.pop_back();
+  std::get<GradientRequest>(by_euler.kind).upstream.pop_back();
   EXPECT_THAT(engine.Render(by_euler),
               StatusIs(absl::StatusCode::kInvalidArgument));
-  by_euler.gradient->upstream.push_back(NAN);
+  std::get<GradientRequest>(by_euler.kind).upstream.push_back(NAN);
   EXPECT_THAT(engine.Render(by_euler),
               StatusIs(absl::StatusCode::kInvalidArgument));
-  by_euler.gradient->upstream.back() = 1.0f;
+  std::get<GradientRequest>(by_euler.kind).upstream.back() = 1.0f;
   by_euler.output = OutputKind::kMip;
   EXPECT_THAT(engine.Render(by_euler),
               StatusIs(absl::StatusCode::kInvalidArgument));

@@ -141,15 +141,12 @@ TEST(ValidateRenderCallTest, RejectsBadOptions) {
   call.sampler = kernels::Sampler::kTexture;
   ExpectRejected(call, absl::StatusCode::kInvalidArgument, "options.sampler");
   call = GoodCall();
-  call.loss = LossRequest{"t", LossSpec{}, false};
+  call.kind = LossRequest{"t", LossSpec{}, false};
   call.channels.classes = {1};
   ExpectRejected(call, absl::StatusCode::kInvalidArgument,
                  "options.channels.classes");
   call.channels.classes.clear();
-  call.gradient = GradientRequest{};
-  ExpectRejected(call, absl::StatusCode::kInvalidArgument, "exclude");
-  call.gradient.reset();
-  call.projector = kernels::Projector::kSiddon;
+  call.projector = kernels::Projector::kSiddon;  // a loss needs a gradient
   ExpectRejected(call, absl::StatusCode::kInvalidArgument, "trilinear");
 }
 
