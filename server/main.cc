@@ -191,7 +191,11 @@ int Run(int argc, char** argv) {
   const bool drained = server->Shutdown();
   std::printf("drrserve: %s\n",
               drained ? "drained" : "drain timed out; cancelled the rest");
-  return 0;
+  std::fflush(stdout);
+  // Every call is answered and every volume on disk is durable: the rest of
+  // the teardown (the metrics web server alone waits up to 2 s) would only
+  // overrun the drain's bound.
+  std::_Exit(0);
 }
 
 }  // namespace

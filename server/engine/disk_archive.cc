@@ -28,9 +28,19 @@ const char* SubdirOf(DiskArchive::Kind kind) {
   return kind == DiskArchive::Kind::kVolume ? "volumes" : "targets";
 }
 
+// The status of a failed file operation on `path`: logged with the path,
+// answered without it; a full disk is RESOURCE_EXHAUSTED, anything else
+// UNAVAILABLE (the server cannot keep data now).
 absl::Status ErrnoError(absl::string_view what, const std::string& path) {
-  return absl::InternalError(
-      absl::StrCat(what, " ", path, ": ", std::strerror(errno)));
+  const int error = errno;
+  std::fprintf(stderr, "drrserve: %s %s: %s\n", std::string(what).c_str(),
+               path.c_str(), std::strerror(error));
+  const std::string message = absl::StrCat(
+      "the server cannot keep data on its disk (", std::strerror(error), ")");
+  if (error == ENOSPC || error == EDQUOT) {
+    return absl::ResourceExhaustedError(message);
+  }
+  return absl::UnavailableError(message);
 }
 
 // True when `id` can name a file: 64 lower-case hex digits (a SHA-256).
@@ -100,6 +110,20 @@ absl::StatusOr<std::unique_ptr<DiskArchive>> DiskArchive::Open(
   if (error) {
     return absl::FailedPreconditionError(
         absl::StrCat("--data-dir: cannot use ", dir, ": ", error.message()));
+  }
+  // Refuse to start on a directory that cannot be written, rather than fail
+  // every upload once its bytes have arrived.
+  const std::string probe =
+      (fs::path(dir) / SubdirOf(Kind::kVolume) /
+       absl::StrCat(kTemporaryPrefix, "probe-", ::getpid()))
+          .string();
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  const bool writable = fd >= 0 && WriteAll(fd, "probe") && ::fsync(fd) == 0;
+  if (fd >= 0) ::close(fd);
+  ::unlink(probe.c_str());
+  if (!writable) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "--data-dir: cannot write in ", dir, ": ", std::strerror(errno)));
   }
   return std::unique_ptr<DiskArchive>(new DiskArchive(dir));
 }

@@ -43,21 +43,28 @@ void MemoryHold::Release() {
   bytes_ = 0;
 }
 
-absl::StatusOr<MemoryHold> MemoryBudget::Reserve(MemoryUse use, int64_t bytes,
-                                                 absl::string_view what) {
-  if (bytes < 0) bytes = 0;
+bool MemoryBudget::TryTake(MemoryUse use, int64_t bytes) {
   int64_t used = used_.load();
   do {
-    if (bytes > limit_ - used) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          what, " needs ", bytes, " bytes of memory; the server's budget (",
-          "--memory-budget) has ", limit_ - used, " of ", limit_,
-          " free; retry later"));
-    }
+    if (bytes > limit_ - used) return false;
   } while (!used_.compare_exchange_weak(used, used + bytes));
   by_use_[static_cast<int>(use)] += bytes;
   Tell(use);
-  return MemoryHold(this, use, bytes);
+  return true;
+}
+
+absl::StatusOr<MemoryHold> MemoryBudget::Reserve(MemoryUse use, int64_t bytes,
+                                                 absl::string_view what) {
+  if (bytes < 0) bytes = 0;
+  if (TryTake(use, bytes)) return MemoryHold(this, use, bytes);
+  if (reclaimer_) {
+    reclaimer_(bytes - (limit_ - used_.load()));
+    if (TryTake(use, bytes)) return MemoryHold(this, use, bytes);
+  }
+  return absl::ResourceExhaustedError(absl::StrCat(
+      what, " needs ", bytes, " bytes of memory; the server's budget (",
+      "--memory-budget) has ", limit_ - used_.load(), " of ", limit_,
+      " free; retry later"));
 }
 
 void MemoryBudget::Give(MemoryUse use, int64_t bytes) {

@@ -66,8 +66,16 @@ class MemoryBudget {
   MemoryBudget(const MemoryBudget&) = delete;
   MemoryBudget& operator=(const MemoryBudget&) = delete;
 
-  // Holds `bytes` for `use`, or RESOURCE_EXHAUSTED saying that `what` needs
-  // them and how much of the budget is free.
+  // Asked, when a reservation does not fit, to free at least `shortfall`
+  // bytes held elsewhere (idle caches); the reservation is then tried once
+  // more. Set before the budget is shared; it must not reserve.
+  void set_reclaimer(std::function<void(int64_t shortfall)> reclaimer) {
+    reclaimer_ = std::move(reclaimer);
+  }
+
+  // Holds `bytes` for `use` (after the reclaimer freed what it could, if
+  // they did not fit), or RESOURCE_EXHAUSTED saying that `what` needs them
+  // and how much of the budget is free.
   absl::StatusOr<MemoryHold> Reserve(MemoryUse use, int64_t bytes,
                                      absl::string_view what);
 
@@ -80,11 +88,14 @@ class MemoryBudget {
 
  private:
   friend class MemoryHold;
+  // Holds `bytes` if they fit now.
+  bool TryTake(MemoryUse use, int64_t bytes);
   void Give(MemoryUse use, int64_t bytes);
   void Tell(MemoryUse use) const;
 
   const int64_t limit_;
   const Observer observer_;
+  std::function<void(int64_t)> reclaimer_;
   std::atomic<int64_t> used_{0};
   std::array<std::atomic<int64_t>, kMemoryUses> by_use_{};
 };

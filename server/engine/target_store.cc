@@ -140,6 +140,8 @@ absl::StatusOr<std::shared_ptr<const Target>> TargetStore::Get(
     archived_.erase(id);
     return target.status();
   }
+  // A target loaded while a Delete removed it stays deleted.
+  if (archived_.count(id) == 0) return TargetNotFound(id);
   return targets_.emplace(id, *std::move(target)).first->second;
 }
 

@@ -60,10 +60,6 @@ StoredVolume::StoredVolume(std::string id, HostVolume volume,
 absl::StatusOr<MemoryHold> StoredVolume::Reserve(int64_t bytes,
                                                  absl::string_view what) const {
   if (memory_.budget == nullptr) return MemoryHold();
-  absl::StatusOr<MemoryHold> held =
-      memory_.budget->Reserve(MemoryUse::kResident, bytes, what);
-  if (held.ok() || !memory_.make_room) return held;
-  memory_.make_room(bytes, this);
   return memory_.budget->Reserve(MemoryUse::kResident, bytes, what);
 }
 
@@ -152,6 +148,9 @@ VolumeStore::VolumeStore(kernels::Executor* executor, int max_volumes,
       max_classes_(max_classes),
       archive_(archive),
       budget_(budget) {
+  if (budget_ != nullptr) {
+    budget_->set_reclaimer([this](int64_t shortfall) { MakeRoom(shortfall); });
+  }
   if (archive_ == nullptr) return;
   absl::MutexLock lock(&mutex_);
   for (std::string& id : archive_->List(DiskArchive::Kind::kVolume)) {
@@ -197,19 +196,10 @@ absl::StatusOr<std::shared_ptr<const StoredVolume>> VolumeStore::Admit(
   if (budget_ != nullptr) {
     const int64_t bytes = static_cast<int64_t>(
         volume.voxels.size() + labels.size() * sizeof(uint16_t));
-    const std::string what = absl::StrCat("storing volume ", id);
-    absl::StatusOr<MemoryHold> held =
-        budget_->Reserve(MemoryUse::kVolumes, bytes, what);
-    if (!held.ok()) {
-      MakeRoom(bytes, nullptr);
-      held = budget_->Reserve(MemoryUse::kVolumes, bytes, what);
-    }
-    if (!held.ok()) return held.status();
+    DRR_ASSIGN_OR_RETURN(memory.uploaded,
+                         budget_->Reserve(MemoryUse::kVolumes, bytes,
+                                          absl::StrCat("storing volume ", id)));
     memory.budget = budget_;
-    memory.uploaded = *std::move(held);
-    memory.make_room = [this](int64_t needed, const StoredVolume* asking) {
-      MakeRoom(needed, asking);
-    };
   }
   if (persist && archive_ != nullptr) {
     absl::Status written =
@@ -225,6 +215,8 @@ absl::StatusOr<std::shared_ptr<const StoredVolume>> VolumeStore::Admit(
       stored->Resident(kernels::AttenuationParams{}, kernels::Residency{});
   if (!resident.ok()) return resident.status();
   absl::MutexLock lock(&mutex_);
+  // A volume loaded from disk while a Delete removed it stays deleted.
+  if (!persist && archived_.count(id) == 0) return VolumeNotFound(id);
   if (archive_ != nullptr) archived_.insert(id);
   auto [it, inserted] = volumes_.emplace(std::move(id), std::move(stored));
   return it->second;
@@ -285,7 +277,7 @@ int64_t VolumeStore::resident_bytes() const {
   return bytes;
 }
 
-void VolumeStore::MakeRoom(int64_t needed, const StoredVolume* asking) const {
+void VolumeStore::MakeRoom(int64_t needed) const {
   // Freed once the lock is released.
   std::vector<std::shared_ptr<const kernels::ResidentVolume>> residents;
   std::vector<std::shared_ptr<const StoredVolume>> unloaded;
@@ -307,7 +299,7 @@ void VolumeStore::MakeRoom(int64_t needed, const StoredVolume* asking) const {
     if (freed >= needed) return;
     auto it = volumes_.find(id);
     // Only the store holds it: no render or upload uses it.
-    if (it->second.get() == asking || it->second.use_count() > 1) continue;
+    if (it->second.use_count() > 1) continue;
     freed += it->second->uploaded_bytes();
     unloaded.push_back(std::move(it->second));
     volumes_.erase(it);

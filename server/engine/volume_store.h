@@ -4,7 +4,6 @@
 #pragma once
 
 #include <atomic>
-#include <functional>
 #include <list>
 #include <map>
 #include <memory>
@@ -33,14 +32,12 @@ class StoredVolume {
   // How many derived μ volumes each stored volume keeps resident.
   static constexpr int kDerivedKept = 2;
 
-  // Where a stored volume's memory is accounted: the budget (or nullptr),
-  // the hold on its uploaded bytes, and who can free memory when a resident
-  // copy does not fit (called with the bytes needed and the volume asking,
-  // outside any lock of the volume).
+  // Where a stored volume's memory is accounted: the budget (or nullptr;
+  // its reclaimer may free idle copies of this volume too) and the hold on
+  // its uploaded bytes.
   struct Memory {
     MemoryBudget* budget = nullptr;
     MemoryHold uploaded;
-    std::function<void(int64_t needed, const StoredVolume* asking)> make_room;
   };
 
   StoredVolume(std::string id, HostVolume volume, std::vector<uint16_t> labels,
@@ -110,8 +107,7 @@ class StoredVolume {
     MemoryHold held;
   };
 
-  // Holds `bytes` of the budget for `what`, freeing memory elsewhere once if
-  // they do not fit; an empty hold without a budget.
+  // Holds `bytes` of the budget for `what`; an empty hold without a budget.
   absl::StatusOr<MemoryHold> Reserve(int64_t bytes,
                                      absl::string_view what) const;
 
@@ -131,10 +127,10 @@ class VolumeStore {
   // Stores on `executor` (which must outlive the store): at most
   // `max_volumes` volumes of at most `max_classes` label classes, kept in
   // `archive` too when it is not nullptr (it must outlive the store).
-  // Accounts memory in `budget` when it is not nullptr: what does not fit is
-  // refused, after the resident copies no render uses (and, with an
-  // archive, loaded volumes no render uses) are freed, least recently used
-  // first; they come back on demand.
+  // Accounts memory in `budget` when it is not nullptr, and becomes its
+  // reclaimer: what does not fit is refused only after the resident copies
+  // no render uses (and, with an archive, loaded volumes no render uses) are
+  // freed, least recently used first; they come back on demand.
   VolumeStore(kernels::Executor* executor, int max_volumes,
               int max_classes = 256, const DiskArchive* archive = nullptr,
               MemoryBudget* budget = nullptr);
@@ -171,9 +167,9 @@ class VolumeStore {
                                                             bool persist) const;
   int CountLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   // Frees at least `needed` budgeted bytes if it can: idle resident copies,
-  // then (with an archive, which can load them again) idle volumes other
-  // than `asking`, least recently used first.
-  void MakeRoom(int64_t needed, const StoredVolume* asking) const;
+  // then (with an archive, which can load them again) idle volumes, least
+  // recently used first.
+  void MakeRoom(int64_t needed) const;
 
   kernels::Executor* const executor_;
   const int max_volumes_;

@@ -94,6 +94,8 @@ class UploadReactor final
         return upload_.AcceptData(chunk_.data());
       case v1::UploadVolumeChunk::kDigest: {
         done_ = true;
+        // No more chunks: storing it is the server's time, not idle time.
+        ticket_->Close();
         absl::StatusOr<HostVolume> volume = upload_.Finish(chunk_.digest());
         if (!volume.ok()) return volume.status();
         Store(chunk_.digest(), *std::move(volume));
