@@ -31,6 +31,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "client/cpp/drr_client.h"
+#include "defaults/defaults.h"
 #include "io/nifti.h"
 #include "io/phantom.h"
 #include "status/status_macros.h"
@@ -203,6 +204,12 @@ v1::RenderRequest BaseRequest(const Flags& flags, const std::string& volume_id,
                               const std::string& target_id) {
   v1::RenderRequest request;
   request.set_volume_id(volume_id);
+  // The reference camera given explicitly (defaults/defaults.h), so that
+  // servers from before the API had defaults — the benchmarks' baseline
+  // ed92efc — render the same thing.
+  request.mutable_intrinsics()->set_sdd(defaults::kSdd);
+  request.mutable_intrinsics()->set_delx(defaults::kDelx);
+  request.mutable_intrinsics()->set_dely(defaults::kDely);
   request.mutable_intrinsics()->set_height(flags.height);
   request.mutable_intrinsics()->set_width(flags.width);
   request.mutable_options()->set_n_samples(flags.samples);
