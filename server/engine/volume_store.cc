@@ -214,16 +214,30 @@ absl::StatusOr<std::shared_ptr<const StoredVolume>> VolumeStore::Admit(
   absl::StatusOr<std::shared_ptr<const kernels::ResidentVolume>> resident =
       stored->Resident(kernels::AttenuationParams{}, kernels::Residency{});
   if (!resident.ok()) return resident.status();
-  absl::MutexLock lock(&mutex_);
-  // A volume loaded from disk while a Delete removed it stays deleted.
-  if (!persist && archived_.count(id) == 0) return VolumeNotFound(id);
-  if (archive_ != nullptr) archived_.insert(id);
-  auto [it, inserted] = volumes_.emplace(std::move(id), std::move(stored));
-  return it->second;
+  {
+    absl::MutexLock lock(&mutex_);
+    // A volume loaded from disk while a Delete removed it stays deleted.
+    if (!persist && archived_.count(id) == 0) return VolumeNotFound(id);
+    // Concurrent uploads of different volumes checked the count apart.
+    const bool full = persist && volumes_.count(id) == 0 &&
+                      archived_.count(id) == 0 && CountLocked() >= max_volumes_;
+    if (!full) {
+      if (archive_ != nullptr) archived_.insert(id);
+      return volumes_.emplace(std::move(id), std::move(stored)).first->second;
+    }
+  }
+  if (archive_ != nullptr) {
+    archive_->Remove(DiskArchive::Kind::kVolume, id).IgnoreError();
+  }
+  return absl::ResourceExhaustedError(
+      absl::StrCat("the server already stores ", max_volumes_,
+                   " volumes, its limit; delete one first"));
 }
 
 absl::StatusOr<std::shared_ptr<const StoredVolume>> VolumeStore::Get(
     const std::string& id) const {
+  std::shared_ptr<Loading> loading;
+  bool loads;
   {
     absl::MutexLock lock(&mutex_);
     auto it = volumes_.find(id);
@@ -232,17 +246,32 @@ absl::StatusOr<std::shared_ptr<const StoredVolume>> VolumeStore::Get(
       return it->second;
     }
     if (archived_.count(id) == 0) return VolumeNotFound(id);
+    // One load per id: later callers wait for the first one's.
+    auto [entry, first] = loading_.try_emplace(id);
+    if (first) entry->second = std::make_shared<Loading>();
+    loading = entry->second;
+    loads = first;
+  }
+  if (!loads) {
+    loading->done.WaitForNotification();
+    return loading->result;
   }
   absl::StatusOr<std::string> bytes =
       archive_->Get(DiskArchive::Kind::kVolume, id);
   absl::StatusOr<HostVolume> volume =
       bytes.ok() ? VolumeFromFileBytes(*bytes) : bytes.status();
-  if (!volume.ok()) {
+  const bool readable = volume.ok();
+  loading->result = readable
+                        ? Admit(id, *std::move(volume), /*persist=*/false)
+                        : absl::StatusOr<std::shared_ptr<const StoredVolume>>(
+                              volume.status());
+  {
     absl::MutexLock lock(&mutex_);
-    archived_.erase(id);
-    return volume.status();
+    if (!readable) archived_.erase(id);
+    loading_.erase(id);
   }
-  return Admit(id, *std::move(volume), /*persist=*/false);
+  loading->done.Notify();
+  return loading->result;
 }
 
 std::vector<std::shared_ptr<const StoredVolume>> VolumeStore::List() const {

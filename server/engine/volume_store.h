@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "kernels/attenuation.h"
 #include "kernels/executor.h"
 #include "server/engine/disk_archive.h"
@@ -184,6 +185,14 @@ class VolumeStore {
       ABSL_GUARDED_BY(mutex_);
   // Ids in the archive, loaded or not.
   mutable std::set<std::string> archived_ ABSL_GUARDED_BY(mutex_);
+  // A load from the archive in progress, and its outcome once done.
+  struct Loading {
+    absl::Notification done;
+    absl::StatusOr<std::shared_ptr<const StoredVolume>> result;
+  };
+  // The loads in progress, by id.
+  mutable std::map<std::string, std::shared_ptr<Loading>> loading_
+      ABSL_GUARDED_BY(mutex_);
 };
 
 // The μ volume (float32, x fastest) of raw voxels described by `header`: HU

@@ -1,6 +1,7 @@
 #include "server/engine/memory_budget.h"
 
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -118,6 +119,31 @@ TEST_F(BudgetedStoreTest, WithADataDirIdleVolumesAreUnloadedAndReloaded) {
   ASSERT_THAT(first, IsOk());  // reloaded from disk, the second unloaded
   EXPECT_EQ((*first)->id(), id_);
   EXPECT_LE(budget.used(), budget.limit());
+}
+
+TEST_F(BudgetedStoreTest, ConcurrentFirstUsesAfterARestartLoadTheVolumeOnce) {
+  ScopedTempDir dir;
+  absl::StatusOr<std::unique_ptr<DiskArchive>> archive =
+      DiskArchive::Open(dir.path());
+  ASSERT_THAT(archive, IsOk());
+  {
+    VolumeStore before(cpu_.get(), 4, 256, archive->get());
+    ASSERT_THAT(before.Insert(id_, phantom_), IsOk());
+  }
+  // Room for one load (3 + 6 + 6 MiB at its peak), not two at once.
+  MemoryBudget budget(16 * kMiB);
+  VolumeStore store(cpu_.get(), 4, 256, archive->get(), &budget);
+  std::vector<absl::StatusOr<std::shared_ptr<const StoredVolume>>> got(8);
+  std::vector<std::thread> users;
+  for (auto& result : got) {
+    users.emplace_back([&store, &result, this] { result = store.Get(id_); });
+  }
+  for (std::thread& user : users) user.join();
+  for (const auto& result : got) {
+    ASSERT_THAT(result, IsOk());
+    EXPECT_EQ(result->get(), got[0]->get());
+  }
+  EXPECT_EQ(budget.used(MemoryUse::kVolumes), 3 * kMiB);
 }
 
 TEST_F(BudgetedStoreTest, ARequestThatCannotFitIsRefusedAtOnce) {
