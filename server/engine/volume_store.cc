@@ -209,11 +209,9 @@ absl::StatusOr<std::shared_ptr<const StoredVolume>> VolumeStore::Admit(
   auto stored =
       std::make_shared<StoredVolume>(id, std::move(volume), std::move(labels),
                                      classes, executor_, std::move(memory));
-  // Make the default μ resident now, so that running out of memory is an
-  // upload error rather than a surprise at the first render.
-  absl::StatusOr<std::shared_ptr<const kernels::ResidentVolume>> resident =
-      stored->Resident(kernels::AttenuationParams{}, kernels::Residency{});
-  if (!resident.ok()) return resident.status();
+  // Its μ is made resident at its first render, in the storage type that
+  // render asks for: a volume rendered only in float16 never holds a
+  // float32 copy.
   {
     absl::MutexLock lock(&mutex_);
     // A volume loaded from disk while a Delete removed it stays deleted.

@@ -137,9 +137,9 @@ class VolumeStore {
               MemoryBudget* budget = nullptr);
 
   // Stores `volume` under `id` (its content digest, checked by the caller):
-  // on disk first, with an archive, then in memory with its default μ
-  // (nanodrr's parameters, float32) resident. Storing an id that is already
-  // present returns the existing entry.
+  // on disk first, with an archive, then in memory (its μ is made resident
+  // at its first render). Storing an id that is already present returns the
+  // existing entry.
   absl::StatusOr<std::shared_ptr<const StoredVolume>> Insert(std::string id,
                                                              HostVolume volume);
 

@@ -84,6 +84,7 @@ TEST(DiskArchiveTest, StoresFindTheirVolumesAndTargetsAfterARestart) {
   absl::StatusOr<std::shared_ptr<const StoredVolume>> loaded = store.Get(id);
   ASSERT_THAT(loaded, IsOk());
   EXPECT_EQ((*loaded)->classes(), 2);
+  EXPECT_THAT((*loaded)->Resident({}, {}), IsOk());
   EXPECT_GT(store.resident_bytes(), 0);
   TargetStore targets(Limits{}, archive.get());
   absl::StatusOr<std::shared_ptr<const Target>> target = targets.Get(target_id);

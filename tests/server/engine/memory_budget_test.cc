@@ -66,39 +66,51 @@ class BudgetedStoreTest : public ::testing::Test {
 constexpr int64_t kMiB = int64_t{1} << 20;
 
 TEST_F(BudgetedStoreTest, AVolumeThatCannotFitIsRefusedNamingWhatItNeeded) {
-  MemoryBudget budget(8 * kMiB);  // the raw bytes fit, a resident copy not
+  MemoryBudget budget(2 * kMiB);  // less than its 3 MiB of voxels
   VolumeStore store(cpu_.get(), 4, 256, nullptr, &budget);
   EXPECT_THAT(store.Insert(id_, phantom_).status(),
               StatusIs(absl::StatusCode::kResourceExhausted,
-                       ::testing::HasSubstr("needs")));
+                       ::testing::HasSubstr("storing volume")));
   EXPECT_EQ(store.size(), 0);
   EXPECT_EQ(budget.used(), 0);  // nothing kept of the refused volume
 }
 
+TEST_F(BudgetedStoreTest, ACopyIsMadeResidentOnlyInTheStorageRendered) {
+  MemoryBudget budget(64 * kMiB);
+  VolumeStore store(cpu_.get(), 4, 256, nullptr, &budget);
+  absl::StatusOr<std::shared_ptr<const StoredVolume>> stored =
+      store.Insert(id_, phantom_);
+  ASSERT_THAT(stored, IsOk());
+  EXPECT_EQ(budget.used(MemoryUse::kResident), 0);
+  ASSERT_THAT((*stored)->Resident({}, {kernels::StorageType::kFloat16, false}),
+              IsOk());
+  // 2 bytes a voxel as uploaded (int16) and 2 in float16: 4 in all.
+  EXPECT_EQ(budget.used(), 6 * kMiB);
+}
+
 TEST_F(BudgetedStoreTest, IdleResidentCopiesMakeRoomAndComeBackOnDemand) {
-  // Two volumes' raw bytes and resident copies, plus one derivation, but
-  // not a second resident copy of each.
-  MemoryBudget budget(26 * kMiB);
+  // Two volumes' voxels (6 MiB), one resident copy (6 MiB) and one being
+  // derived (12 MiB at its peak), but not two copies.
+  MemoryBudget budget(20 * kMiB);
   VolumeStore store(cpu_.get(), 4, 256, nullptr, &budget);
   ASSERT_THAT(store.Insert(id_, phantom_), IsOk());
   auto [other_id, other] = Other();
   ASSERT_THAT(store.Insert(other_id, other), IsOk());
   EXPECT_EQ(budget.used(MemoryUse::kVolumes), 6 * kMiB);
-  EXPECT_EQ(budget.used(MemoryUse::kResident), 12 * kMiB);
-  // A float16 copy of the second volume needs room: the first volume's idle
-  // copy goes.
+  absl::StatusOr<std::shared_ptr<const StoredVolume>> first = store.Get(id_);
+  ASSERT_THAT(first, IsOk());
+  ASSERT_THAT((*first)->Resident({}, {}), IsOk());
+  EXPECT_EQ(budget.used(MemoryUse::kResident), 6 * kMiB);
+  // The second volume's copy needs room: the first one's idle copy goes.
   absl::StatusOr<std::shared_ptr<const StoredVolume>> second =
       store.Get(other_id);
   ASSERT_THAT(second, IsOk());
-  absl::StatusOr<std::shared_ptr<const kernels::ResidentVolume>> half =
-      (*second)->Resident({}, {kernels::StorageType::kFloat16, false});
-  ASSERT_THAT(half, IsOk());
+  ASSERT_THAT((*second)->Resident({}, {}), IsOk());
+  EXPECT_EQ((*first)->resident_bytes(), 0);
   EXPECT_LE(budget.used(), budget.limit());
   // The first volume renders again: its copy is derived anew.
-  absl::StatusOr<std::shared_ptr<const StoredVolume>> first = store.Get(id_);
-  ASSERT_THAT(first, IsOk());
-  half->reset();
   EXPECT_THAT((*first)->Resident({}, {}), IsOk());
+  EXPECT_EQ((*second)->resident_bytes(), 0);
   EXPECT_LE(budget.used(), budget.limit());
 }
 
@@ -107,17 +119,25 @@ TEST_F(BudgetedStoreTest, WithADataDirIdleVolumesAreUnloadedAndReloaded) {
   absl::StatusOr<std::unique_ptr<DiskArchive>> archive =
       DiskArchive::Open(dir.path());
   ASSERT_THAT(archive, IsOk());
-  // One volume and its copy (9 MiB) and a derivation, not two volumes.
+  // Both volumes' voxels (6 MiB) and one copy being derived (12 MiB), not
+  // more.
   MemoryBudget budget(16 * kMiB);
   VolumeStore store(cpu_.get(), 4, 256, archive->get(), &budget);
   ASSERT_THAT(store.Insert(id_, phantom_), IsOk());
   auto [other_id, other] = Other();
-  ASSERT_THAT(store.Insert(other_id, other), IsOk());  // unloads the first
+  {
+    absl::StatusOr<std::shared_ptr<const StoredVolume>> second =
+        store.Insert(other_id, other);
+    ASSERT_THAT(second, IsOk());
+    // Its copy unloads the first volume, which no render uses.
+    ASSERT_THAT((*second)->Resident({}, {}), IsOk());
+  }
   EXPECT_EQ(store.size(), 2);
-  EXPECT_LE(budget.used(), budget.limit());
+  EXPECT_EQ(budget.used(MemoryUse::kVolumes), 3 * kMiB);
   absl::StatusOr<std::shared_ptr<const StoredVolume>> first = store.Get(id_);
-  ASSERT_THAT(first, IsOk());  // reloaded from disk, the second unloaded
+  ASSERT_THAT(first, IsOk());  // reloaded from disk
   EXPECT_EQ((*first)->id(), id_);
+  EXPECT_THAT((*first)->Resident({}, {}), IsOk());
   EXPECT_LE(budget.used(), budget.limit());
 }
 
