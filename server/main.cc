@@ -73,6 +73,11 @@ void DeclareFlags(CLI::App& app, Flags& f) {
   app.add_option("--max-queued-requests", limits.max_queued_requests,
                  "most render requests waiting; more are refused")
       ->capture_default_str();
+  app.add_option("--workers", o.engine.workers,
+                 "render workers, each with its own workspace (CUDA: its own "
+                 "stream); 0 = two on CUDA, one on the CPU")
+      ->check(CLI::Range(0, 64))
+      ->capture_default_str();
   app.add_option("--max-batch-poses", o.engine.max_batch_poses,
                  "most poses gathered from several requests into one launch")
       ->check(CLI::Range(1, 1 << 20))

@@ -57,7 +57,11 @@ RenderEngine::RenderEngine(kernels::Executor* executor,
       queue_(limits.max_queued_requests) {
   // Workspaces are made here, before any work arrives, so that a missing
   // one (a CUDA stream that cannot be created) fails the server's start.
-  for (int i = 0; i < std::max(1, options.workers); ++i) {
+  const int workers =
+      options.workers > 0
+          ? options.workers
+          : (executor_->space() == kernels::MemorySpace::kCuda ? 2 : 1);
+  for (int i = 0; i < workers; ++i) {
     auto worker = std::make_unique<Worker>();
     worker->status =
         FromKernelStatus(executor_->MakeWorkspace(nullptr, &worker->workspace));

@@ -40,8 +40,10 @@ class EngineListener {
 
 // How the engine runs.
 struct EngineOptions {
-  // Worker threads, each with a workspace of its own (on CUDA, a stream).
-  int workers = 1;
+  // Worker threads, each with a workspace of its own (on CUDA, a stream, so
+  // that one worker's copies overlap another's kernels); 0 = two on CUDA,
+  // one on the CPU (whose one launch already uses every core).
+  int workers = 0;
   // Most poses gathered into one launch (a larger call runs alone).
   int max_batch_poses = 64;
   // How long a launch that is not full waits for more compatible calls,

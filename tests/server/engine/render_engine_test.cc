@@ -356,6 +356,30 @@ TEST_F(RenderEngineTest, CompatibleCallsOfSeveralClientsShareOneLaunch) {
   }
 }
 
+TEST_F(RenderEngineTest, SeveralWorkersRenderWhatOneWouldRender) {
+  EngineOptions options;
+  options.workers = 3;
+  options.max_batch_poses = 2;  // one call per launch: every worker busy
+  RenderEngine engine(executor_.get(), &store_, nullptr, Limits{}, options);
+  ASSERT_THAT(engine.status(), IsOk());
+  std::vector<RenderCall> calls;
+  for (int i = 0; i < 9; ++i) {
+    RenderCall call = ReferenceCall(16, 12);
+    std::get<ParameterizedPoseSpec>(call.poses[0]).rotation = {7.0 * i, 0, 0};
+    call.scheduling.client = "client " + std::to_string(i % 3);
+    calls.push_back(call);
+  }
+  std::vector<Outcome> outcomes(calls.size());
+  for (size_t i = 0; i < calls.size(); ++i) {
+    engine.Submit(calls[i], outcomes[i].Callback());
+  }
+  for (size_t i = 0; i < calls.size(); ++i) {
+    const absl::StatusOr<RenderResult>& result = outcomes[i].Wait();
+    ASSERT_THAT(result, IsOk());
+    EXPECT_EQ(result->images, engine.Render(calls[i])->images) << i;
+  }
+}
+
 TEST_F(RenderEngineTest, ABatchWaitsForMoreCallsUntilItIsFull) {
   RecordingListener listener;
   EngineOptions options;
