@@ -71,6 +71,7 @@ class Server::Impl {
   bool Shutdown() {
     shut_down = true;
     gate.Close();
+    uploads.Drain();
     grpc_server->GetHealthCheckService()->SetServingStatus(false);
     const bool drained = gate.WaitUntilIdle(absl::FromChrono(drain_timeout));
     grpc_server->Shutdown(std::chrono::system_clock::now());

@@ -73,13 +73,19 @@ int UploadTracker::active() const {
   return open;
 }
 
+void UploadTracker::Drain() {
+  absl::MutexLock lock(&mutex_);
+  idle_timeout_ = std::min(idle_timeout_, kDrainingIdleTimeout);
+}
+
 void UploadTracker::Watch() {
-  // Often enough to cancel within a quarter of the timeout of its due time.
-  const auto period = std::clamp<std::chrono::milliseconds>(
-      idle_timeout_ / 4, std::chrono::milliseconds(5),
-      std::chrono::milliseconds(1000));
   absl::MutexLock lock(&mutex_);
   while (true) {
+    // Often enough to cancel within a quarter of the timeout of its due
+    // time.
+    const auto period = std::clamp<std::chrono::milliseconds>(
+        idle_timeout_ / 4, std::chrono::milliseconds(5),
+        std::chrono::milliseconds(250));
     auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
       return stopping_;
     };

@@ -57,12 +57,20 @@ class UploadTracker {
   // Uploads in progress.
   int active() const;
 
+  // The server drains: from now on an upload is cancelled after
+  // kDrainingIdleTimeout without a chunk (a half-open upload must not hold
+  // the drain for the whole idle timeout).
+  void Drain();
+
+  // How long an upload may idle once the server drains.
+  static constexpr std::chrono::milliseconds kDrainingIdleTimeout{1000};
+
  private:
   void Watch();
 
   const int max_uploads_;
-  const std::chrono::milliseconds idle_timeout_;
   mutable absl::Mutex mutex_;
+  std::chrono::milliseconds idle_timeout_ ABSL_GUARDED_BY(mutex_);
   std::map<Ticket*, std::shared_ptr<Ticket>> tickets_ ABSL_GUARDED_BY(mutex_);
   bool stopping_ ABSL_GUARDED_BY(mutex_) = false;
   std::thread watcher_;

@@ -3,7 +3,9 @@ flight finishes within --drain-timeout, then what is left is cancelled and the p
 
 import queue
 import signal
+import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -11,8 +13,9 @@ import grpc
 import pytest
 
 from conftest import RunningServer, small_volume
-from drr.v1 import renderer_pb2, renderer_pb2_grpc
+from drr.v1 import renderer_pb2, renderer_pb2_grpc, volumes_pb2, volumes_pb2_grpc
 from drrclient import Client, Intrinsics, Pose, RenderOptions
+from drrclient.volume import as_wire_voxels, header_proto
 
 NOT_SERVING = b"\x08\x02"
 
@@ -99,13 +102,35 @@ def test_sigterm_finishes_work_in_flight_and_refuses_new_calls(draining: Any) ->
     assert any("drained" in line for line in server.log + drain_lines(server))
 
 
+def test_a_half_open_upload_does_not_hold_the_drain(draining: Any) -> None:
+    server, client, _ = draining("--drain-timeout", "60", "--upload-idle-timeout", "60")
+    stub = volumes_pb2_grpc.VolumesStub(grpc.insecure_channel(server.address))
+    voxels, affine = small_volume(43)
+    release = threading.Event()
+
+    def header_then_nothing() -> Iterator[volumes_pb2.UploadVolumeChunk]:
+        array = as_wire_voxels(voxels)
+        yield volumes_pb2.UploadVolumeChunk(header=header_proto(array, affine, "hu", None))
+        release.wait(60)
+
+    with ThreadPoolExecutor(1) as pool:
+        upload = pool.submit(stub.Upload, header_then_nothing(), timeout=120)
+        time.sleep(0.5)
+        server.process.send_signal(signal.SIGTERM)
+        code, seconds = exit_of(server, 30)
+        release.set()
+        with pytest.raises(grpc.RpcError):
+            upload.result()
+    assert code == 0
+    # Cancelled after a second of idling once the drain began, not 60 s.
+    assert seconds < 10
+
+
 def drain_lines(server: RunningServer) -> list[str]:
-    """The server's output lines not yet read by the test."""
+    """The output lines of the exited server the test has not read yet, up to its end."""
     lines = []
-    while not server.lines.empty():
-        line = server.lines.get()
-        if line is not None:
-            lines.append(line)
+    while (line := server.lines.get(timeout=10)) is not None:
+        lines.append(line)
     return lines
 
 

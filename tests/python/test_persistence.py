@@ -119,10 +119,8 @@ def test_a_corrupt_volume_file_is_set_aside_and_reported(servers: Any,
 
 
 def drain(server: RunningServer) -> list[str]:
-    """The server's output lines the test has not read yet."""
+    """The output lines of the exited server the test has not read yet, up to its end."""
     lines = []
-    while not server.lines.empty():
-        line = server.lines.get()
-        if line is not None:
-            lines.append(line)
+    while (line := server.lines.get(timeout=10)) is not None:
+        lines.append(line)
     return lines
