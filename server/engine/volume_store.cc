@@ -15,6 +15,11 @@ kernels::VolumeShape ShapeOf(const VolumeHeader& h) {
           static_cast<int>(h.depth)};
 }
 
+// Tells `listener`, if any, of `count` `event`s.
+void Tell(CacheListener* listener, CacheEvent event, int count = 1) {
+  if (listener != nullptr && count > 0) listener->OnCacheEvent(event, count);
+}
+
 }  // namespace
 
 std::vector<float> AttenuationVolume(const VolumeHeader& header,
@@ -93,10 +98,12 @@ StoredVolume::Resident(const kernels::AttenuationParams& params,
     for (auto it = derived_.begin(); it != derived_.end(); ++it) {
       if (it->key.Serves(key)) {
         derived_.splice(derived_.begin(), derived_, it);
+        Tell(memory_.listener, CacheEvent::kHit);
         return derived_.front().resident;
       }
     }
   }
+  Tell(memory_.listener, CacheEvent::kMiss);
   // The float32 μ while it is derived, and the copy made resident (host
   // memory on the CPU executor; device memory is not this budget's).
   const int64_t voxels = header_.voxels();
@@ -127,6 +134,7 @@ StoredVolume::Resident(const kernels::AttenuationParams& params,
   derived_.push_front({key, resident, std::move(held)});
   while (static_cast<int>(derived_.size()) > kDerivedKept) {
     evicted.push_back(std::move(derived_.back()));
+    Tell(memory_.listener, CacheEvent::kEviction);
     derived_.pop_back();
   }
   return resident;
@@ -142,12 +150,13 @@ int64_t StoredVolume::resident_bytes() const {
 
 VolumeStore::VolumeStore(kernels::Executor* executor, int max_volumes,
                          int max_classes, const DiskArchive* archive,
-                         MemoryBudget* budget)
+                         MemoryBudget* budget, CacheListener* listener)
     : executor_(executor),
       max_volumes_(max_volumes),
       max_classes_(max_classes),
       archive_(archive),
-      budget_(budget) {
+      budget_(budget),
+      listener_(listener) {
   if (budget_ != nullptr) {
     budget_->set_reclaimer([this](int64_t shortfall) { MakeRoom(shortfall); });
   }
@@ -201,6 +210,7 @@ absl::StatusOr<std::shared_ptr<const StoredVolume>> VolumeStore::Admit(
                                           absl::StrCat("storing volume ", id)));
     memory.budget = budget_;
   }
+  memory.listener = listener_;
   if (persist && archive_ != nullptr) {
     absl::Status written =
         archive_->Put(DiskArchive::Kind::kVolume, id, VolumeFileBytes(volume));
@@ -268,6 +278,7 @@ absl::StatusOr<std::shared_ptr<const StoredVolume>> VolumeStore::Get(
     if (!readable) archived_.erase(id);
     loading_.erase(id);
   }
+  if (loading->result.ok()) Tell(listener_, CacheEvent::kLoad);
   loading->done.Notify();
   return loading->result;
 }
@@ -308,29 +319,32 @@ void VolumeStore::MakeRoom(int64_t needed) const {
   // Freed once the lock is released.
   std::vector<std::shared_ptr<const kernels::ResidentVolume>> residents;
   std::vector<std::shared_ptr<const StoredVolume>> unloaded;
-  absl::MutexLock lock(&mutex_);
-  std::vector<std::pair<int64_t, std::string>> oldest_first;
-  for (const auto& [id, volume] : volumes_) {
-    oldest_first.emplace_back(volume->last_used(), id);
-  }
-  std::sort(oldest_first.begin(), oldest_first.end());
-  int64_t freed = 0;
-  for (const auto& [tick, id] : oldest_first) {
-    if (freed >= needed) return;
-    for (auto& r : volumes_.at(id)->TakeIdleResidents(&freed)) {
-      residents.push_back(std::move(r));
+  {
+    absl::MutexLock lock(&mutex_);
+    std::vector<std::pair<int64_t, std::string>> oldest_first;
+    for (const auto& [id, volume] : volumes_) {
+      oldest_first.emplace_back(volume->last_used(), id);
+    }
+    std::sort(oldest_first.begin(), oldest_first.end());
+    int64_t freed = 0;
+    for (const auto& [tick, id] : oldest_first) {
+      if (freed >= needed) break;
+      for (auto& r : volumes_.at(id)->TakeIdleResidents(&freed)) {
+        residents.push_back(std::move(r));
+      }
+    }
+    for (const auto& [tick, id] : oldest_first) {
+      if (archive_ == nullptr || freed >= needed) break;
+      auto it = volumes_.find(id);
+      // Only the store holds it: no render or upload uses it.
+      if (it->second.use_count() > 1) continue;
+      freed += it->second->uploaded_bytes();
+      unloaded.push_back(std::move(it->second));
+      volumes_.erase(it);
     }
   }
-  if (archive_ == nullptr) return;
-  for (const auto& [tick, id] : oldest_first) {
-    if (freed >= needed) return;
-    auto it = volumes_.find(id);
-    // Only the store holds it: no render or upload uses it.
-    if (it->second.use_count() > 1) continue;
-    freed += it->second->uploaded_bytes();
-    unloaded.push_back(std::move(it->second));
-    volumes_.erase(it);
-  }
+  Tell(listener_, CacheEvent::kEviction, static_cast<int>(residents.size()));
+  Tell(listener_, CacheEvent::kUnload, static_cast<int>(unloaded.size()));
 }
 
 absl::Status VolumeStore::Delete(const std::string& id) {

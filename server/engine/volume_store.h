@@ -25,6 +25,28 @@
 
 namespace drr::server {
 
+// What the volume cache does, for metrics.
+enum class CacheEvent {
+  // A render found the resident copy it needs.
+  kHit,
+  // A render had to derive its resident copy.
+  kMiss,
+  // A resident copy was dropped (too many per volume, or to free memory).
+  kEviction,
+  // A stored volume was loaded from the data directory.
+  kLoad,
+  // A stored volume was unloaded to free memory (still on disk).
+  kUnload,
+};
+
+// Hears the volume cache's events. Called from engine and gRPC threads;
+// must be cheap and must not call back into the store.
+class CacheListener {
+ public:
+  virtual ~CacheListener() = default;
+  virtual void OnCacheEvent(CacheEvent event, int count) = 0;
+};
+
 // A stored volume: its description and raw voxels as uploaded (HU are kept,
 // so μ can be derived again with other parameters), its labels, and the μ
 // volumes derived from it, resident on the executor.
@@ -39,6 +61,8 @@ class StoredVolume {
   struct Memory {
     MemoryBudget* budget = nullptr;
     MemoryHold uploaded;
+    // Hears its cache hits, misses and evictions; may be nullptr.
+    CacheListener* listener = nullptr;
   };
 
   StoredVolume(std::string id, HostVolume volume, std::vector<uint16_t> labels,
@@ -134,7 +158,8 @@ class VolumeStore {
   // freed, least recently used first; they come back on demand.
   VolumeStore(kernels::Executor* executor, int max_volumes,
               int max_classes = 256, const DiskArchive* archive = nullptr,
-              MemoryBudget* budget = nullptr);
+              MemoryBudget* budget = nullptr,
+              CacheListener* listener = nullptr);
 
   // Stores `volume` under `id` (its content digest, checked by the caller):
   // on disk first, with an archive, then in memory (its μ is made resident
@@ -177,6 +202,7 @@ class VolumeStore {
   const int max_classes_;
   const DiskArchive* const archive_;
   MemoryBudget* const budget_;
+  CacheListener* const listener_;
   // Ticks at every Get, for least-recently-used order.
   mutable std::atomic<int64_t> clock_{0};
   mutable absl::Mutex mutex_;

@@ -118,7 +118,18 @@ ServerMetrics::ServerMetrics(absl::string_view backend)
                           .Name("drr_active_uploads")
                           .Help("Volume uploads in progress.")
                           .Register(*registry_)
-                          .Add({})) {
+                          .Add({})),
+      cache_events_(
+          prometheus::BuildCounter()
+              .Name("drr_volume_cache_events_total")
+              .Help("Volume cache events: hit and miss (a render found or "
+                    "derived its resident copy), eviction (a resident copy "
+                    "dropped), load and unload (a stored volume read from or "
+                    "dropped to --data-dir).")
+              .Register(*registry_)) {
+  for (const char* event : {"hit", "miss", "eviction", "load", "unload"}) {
+    cache_events_.Add({{"event", event}});
+  }
   for (int use = 0; use < kMemoryUses; ++use) {
     memory_used_.Add({{"use", MemoryUseName(static_cast<MemoryUse>(use))}});
   }
@@ -204,6 +215,27 @@ void ServerMetrics::AddActiveStreams(int delta) {
 
 void ServerMetrics::AddActiveUploads(int delta) {
   active_uploads_.Increment(delta);
+}
+
+void ServerMetrics::OnCacheEvent(CacheEvent event, int count) {
+  const char* name = "hit";
+  switch (event) {
+    case CacheEvent::kHit:
+      break;
+    case CacheEvent::kMiss:
+      name = "miss";
+      break;
+    case CacheEvent::kEviction:
+      name = "eviction";
+      break;
+    case CacheEvent::kLoad:
+      name = "load";
+      break;
+    case CacheEvent::kUnload:
+      name = "unload";
+      break;
+  }
+  cache_events_.Add({{"event", name}}).Increment(count);
 }
 
 void ServerMetrics::OnLaunch(int calls, int poses) {

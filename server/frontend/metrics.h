@@ -18,6 +18,7 @@
 #include "server/engine/memory_budget.h"
 #include "server/engine/render_call.h"
 #include "server/engine/render_engine.h"
+#include "server/engine/volume_store.h"
 
 namespace prometheus {
 class Exposer;
@@ -27,7 +28,7 @@ namespace drr::server {
 
 // Metric families of one server, and the HTTP endpoint serving them. Hears
 // the engine's launches and dropped calls.
-class ServerMetrics final : public EngineListener {
+class ServerMetrics final : public EngineListener, public CacheListener {
  public:
   // Registers every family; `backend` ("cpu", "cuda") labels drr_build_info.
   explicit ServerMetrics(absl::string_view backend);
@@ -64,6 +65,9 @@ class ServerMetrics final : public EngineListener {
   void OnLaunch(int calls, int poses) override;
   // EngineListener: calls dropped, by reason.
   void OnDropped(absl::StatusCode code) override;
+  // CacheListener: the volume cache's hits, misses, evictions, loads and
+  // unloads.
+  void OnCacheEvent(CacheEvent event, int count) override;
 
   // The registry, for tests that serialise it directly.
   const prometheus::Registry& registry() const { return *registry_; }
@@ -85,6 +89,7 @@ class ServerMetrics final : public EngineListener {
   prometheus::Family<prometheus::Gauge>& memory_used_;
   prometheus::Gauge& active_streams_;
   prometheus::Gauge& active_uploads_;
+  prometheus::Family<prometheus::Counter>& cache_events_;
   std::unique_ptr<prometheus::Exposer> exposer_;
 };
 

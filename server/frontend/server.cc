@@ -48,7 +48,7 @@ class Server::Impl {
         uploads(options.limits.max_concurrent_uploads,
                 options.limits.upload_idle_timeout),
         store(executor.get(), options.limits.max_volumes,
-              options.limits.max_classes, archive.get(), &budget),
+              options.limits.max_classes, archive.get(), &budget, &metrics),
         targets(options.limits, archive.get()),
         engine(executor.get(), &store, &targets, options.limits,
                WithListener(options.engine, &metrics, &budget)),

@@ -148,3 +148,17 @@ def test_a_stream_its_client_cancels_is_counted_cancelled(server: Any, client: A
     hold.set()
     after = wait_for_metric(server, cancelled, before.get(cancelled, 0) + 1)
     assert after.get(cancelled, 0) == before.get(cancelled, 0) + 1
+
+
+def test_the_volume_cache_counts_its_misses_and_hits(server: Any, client: Any,
+                                                     volume: str) -> None:
+    miss = ("drr_volume_cache_events_total", '{event="miss"}')
+    hit = ("drr_volume_cache_events_total", '{event="hit"}')
+    options = RenderOptions(n_samples=10, volume_storage="bfloat16")  # a copy no test made
+    before = parse(scrape(server))
+    for _ in range(2):
+        client.render(volume, [Pose(translation=(0, 150, 0))],
+                      Intrinsics(sdd=300, delx=4, dely=4, height=8, width=8), options)
+    after = parse(scrape(server))
+    assert after[miss] == before[miss] + 1
+    assert after[hit] >= before[hit] + 1

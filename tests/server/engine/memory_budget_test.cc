@@ -1,5 +1,7 @@
 #include "server/engine/memory_budget.h"
 
+#include <array>
+#include <atomic>
 #include <string>
 #include <thread>
 #include <vector>
@@ -65,6 +67,20 @@ class BudgetedStoreTest : public ::testing::Test {
 
 constexpr int64_t kMiB = int64_t{1} << 20;
 
+// Counts the volume cache's events.
+class CountingListener final : public CacheListener {
+ public:
+  void OnCacheEvent(CacheEvent event, int count) override {
+    counts_[static_cast<int>(event)] += count;
+  }
+  int count(CacheEvent event) const {
+    return counts_[static_cast<int>(event)].load();
+  }
+
+ private:
+  std::array<std::atomic<int>, 5> counts_{};
+};
+
 TEST_F(BudgetedStoreTest, AVolumeThatCannotFitIsRefusedNamingWhatItNeeded) {
   MemoryBudget budget(2 * kMiB);  // less than its 3 MiB of voxels
   VolumeStore store(cpu_.get(), 4, 256, nullptr, &budget);
@@ -92,7 +108,8 @@ TEST_F(BudgetedStoreTest, IdleResidentCopiesMakeRoomAndComeBackOnDemand) {
   // Two volumes' voxels (6 MiB), one resident copy (6 MiB) and one being
   // derived (12 MiB at its peak), but not two copies.
   MemoryBudget budget(20 * kMiB);
-  VolumeStore store(cpu_.get(), 4, 256, nullptr, &budget);
+  CountingListener events;
+  VolumeStore store(cpu_.get(), 4, 256, nullptr, &budget, &events);
   ASSERT_THAT(store.Insert(id_, phantom_), IsOk());
   auto [other_id, other] = Other();
   ASSERT_THAT(store.Insert(other_id, other), IsOk());
@@ -112,6 +129,10 @@ TEST_F(BudgetedStoreTest, IdleResidentCopiesMakeRoomAndComeBackOnDemand) {
   EXPECT_THAT((*first)->Resident({}, {}), IsOk());
   EXPECT_EQ((*second)->resident_bytes(), 0);
   EXPECT_LE(budget.used(), budget.limit());
+  EXPECT_THAT((*first)->Resident({}, {}), IsOk());
+  EXPECT_EQ(events.count(CacheEvent::kMiss), 3);
+  EXPECT_EQ(events.count(CacheEvent::kHit), 1);
+  EXPECT_EQ(events.count(CacheEvent::kEviction), 2);
 }
 
 TEST_F(BudgetedStoreTest, WithADataDirIdleVolumesAreUnloadedAndReloaded) {
@@ -122,7 +143,8 @@ TEST_F(BudgetedStoreTest, WithADataDirIdleVolumesAreUnloadedAndReloaded) {
   // Both volumes' voxels (6 MiB) and one copy being derived (12 MiB), not
   // more.
   MemoryBudget budget(16 * kMiB);
-  VolumeStore store(cpu_.get(), 4, 256, archive->get(), &budget);
+  CountingListener events;
+  VolumeStore store(cpu_.get(), 4, 256, archive->get(), &budget, &events);
   ASSERT_THAT(store.Insert(id_, phantom_), IsOk());
   auto [other_id, other] = Other();
   {
@@ -139,6 +161,8 @@ TEST_F(BudgetedStoreTest, WithADataDirIdleVolumesAreUnloadedAndReloaded) {
   EXPECT_EQ((*first)->id(), id_);
   EXPECT_THAT((*first)->Resident({}, {}), IsOk());
   EXPECT_LE(budget.used(), budget.limit());
+  EXPECT_EQ(events.count(CacheEvent::kLoad), 1);
+  EXPECT_GE(events.count(CacheEvent::kUnload), 1);
 }
 
 TEST_F(BudgetedStoreTest, ConcurrentFirstUsesAfterARestartLoadTheVolumeOnce) {
