@@ -120,12 +120,13 @@ absl::StatusOr<QueuedCall> RenderEngine::Prepare(RenderCall call) const {
                           ? volume->classes()
                           : 1;
   if (options_.budget != nullptr) {
-    // The images as rendered and as encoded, the upstream gradient, and the
-    // Jacobian as the kernels write it and as it is returned.
+    // The images in the launch's buffer, as the call's own and as encoded,
+    // the upstream gradient, and the Jacobian as the kernels write it and as
+    // it is returned.
     const int64_t values = int64_t{settings.channels} * settings.rays.height *
                            settings.rays.width *
                            static_cast<int64_t>(call.poses.size());
-    int64_t bytes = 2 * values * int64_t{sizeof(float)};
+    int64_t bytes = 3 * values * int64_t{sizeof(float)};
     if (const GradientRequest* gradient = call.gradient()) {
       bytes += static_cast<int64_t>(gradient->upstream.size() * sizeof(float));
     }
@@ -322,8 +323,12 @@ std::vector<absl::StatusOr<RenderResult>> RenderEngine::RunBatch(
   const int64_t image_values =
       int64_t{settings.rays.height} * settings.rays.width * settings.channels;
   try {
-    if (images.size() < static_cast<size_t>(image_values * poses)) {
-      images.resize(image_values * poses);
+    // Reused from launch to launch, but not kept far larger than needed:
+    // the budget counts a launch's buffer only while its calls are in
+    // flight.
+    const size_t needed = static_cast<size_t>(image_values * poses);
+    if (images.size() < needed || images.size() > 4 * needed) {
+      images = std::vector<float>(needed);
     }
   } catch (const std::bad_alloc&) {
     return fail_all(
