@@ -179,9 +179,7 @@ absl::StatusOr<std::shared_ptr<const StoredVolume>> VolumeStore::Insert(
     auto it = volumes_.find(id);
     if (it != volumes_.end()) return it->second;
     if (archived_.count(id) == 0 && CountLocked() >= max_volumes_) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat("the server already stores ", CountLocked(),
-                       " volumes, its limit; delete one first"));
+      return StoreFull();
     }
   }
   return Admit(std::move(id), std::move(volume), /*persist=*/true);
@@ -237,9 +235,17 @@ absl::StatusOr<std::shared_ptr<const StoredVolume>> VolumeStore::Admit(
   if (archive_ != nullptr) {
     archive_->Remove(DiskArchive::Kind::kVolume, id).IgnoreError();
   }
+  return StoreFull();
+}
+
+absl::Status VolumeStore::StoreFull() const {
   return absl::ResourceExhaustedError(
       absl::StrCat("the server already stores ", max_volumes_,
                    " volumes, its limit; delete one first"));
+}
+
+absl::Status VolumeStore::CheckRoomForAnother() const {
+  return size() >= max_volumes_ ? StoreFull() : absl::OkStatus();
 }
 
 absl::StatusOr<std::shared_ptr<const StoredVolume>> VolumeStore::Get(

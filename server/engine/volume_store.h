@@ -176,6 +176,10 @@ class VolumeStore {
   // Every stored volume, ordered by id (loading those not yet loaded).
   std::vector<std::shared_ptr<const StoredVolume>> List() const;
 
+  // OK while another volume can be stored; RESOURCE_EXHAUSTED, saying so,
+  // once --max-volumes are.
+  absl::Status CheckRoomForAnother() const;
+
   // How many volumes are stored (loaded or not), and the resident bytes of
   // those loaded.
   int size() const;
@@ -192,6 +196,8 @@ class VolumeStore {
                                                             HostVolume volume,
                                                             bool persist) const;
   int CountLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // The refusal of a volume over max_volumes_.
+  absl::Status StoreFull() const;
   // Frees at least `needed` budgeted bytes if it can: idle resident copies,
   // then (with an archive, which can load them again) idle volumes, least
   // recently used first.

@@ -78,11 +78,7 @@ class UploadReactor final
         if (!header.ok()) return header.status();
         DRR_RETURN_IF_ERROR(upload_.AcceptHeader(*header));
         // Refused at once, before any data, when it cannot be kept.
-        if (context_.store->size() >= context_.limits.max_volumes) {
-          return absl::ResourceExhaustedError(
-              absl::StrCat("the server already stores ", context_.store->size(),
-                           " volumes, its limit; delete one first"));
-        }
+        DRR_RETURN_IF_ERROR(context_.store->CheckRoomForAnother());
         DRR_ASSIGN_OR_RETURN(
             held_,
             context_.budget->Reserve(

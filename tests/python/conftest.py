@@ -51,6 +51,13 @@ class RunningServer:
             self.lines.put(line)
         self.lines.put(None)
 
+    def rest_of_output(self):
+        """The output lines of the exited server not read yet, up to its end."""
+        lines = []
+        while (line := self.lines.get(timeout=10)) is not None:
+            lines.append(line)
+        return lines
+
     def stop(self):
         self.process.terminate()
         try:
@@ -58,6 +65,23 @@ class RunningServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             raise
+
+
+@pytest.fixture()
+def servers():
+    """Starts servers of the test's own (``servers("--flag", "value")``); stops those still
+    running afterwards, expecting a clean exit."""
+    started = []
+
+    def start(*args):
+        running = RunningServer(*args)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        if running.process.poll() is None:
+            assert running.stop() == 0, "drrserve did not shut down cleanly on SIGTERM"
 
 
 @pytest.fixture(scope="session")

@@ -17,21 +17,6 @@ from drrclient.volume import as_wire_voxels, header_proto
 from test_metrics import parse, scrape
 
 
-@pytest.fixture()
-def servers() -> Any:
-    """Starts servers with extra flags; stops them after the test."""
-    started: list[RunningServer] = []
-
-    def start(*args: str) -> RunningServer:
-        server = RunningServer(*args)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        assert server.stop() == 0
-
-
 def header_then_wait(voxels: Any, affine: Any, release: threading.Event,
                      first_chunk: bool = True) -> Iterator[volumes_pb2.UploadVolumeChunk]:
     """An upload that sends its header (and a first chunk), then waits for ``release``."""

@@ -43,22 +43,15 @@ def exit_of(server: RunningServer, timeout: float) -> tuple[int, float]:
 
 
 @pytest.fixture()
-def draining() -> Any:
-    """Starts a server with ``*args`` and an uploaded volume; stops it if the test did not."""
-    started: list[RunningServer] = []
-
+def draining(servers: Any) -> Any:
+    """Starts a server with ``*args`` and an uploaded volume."""
     def start(*args: str) -> tuple[RunningServer, Client, str]:
-        server = RunningServer(*args)
-        started.append(server)
+        server = servers(*args)
         client = Client(server.address)
         voxels, affine = small_volume(41)
         return server, client, client.upload_volume(voxels, affine)
 
-    yield start
-    for server in started:
-        if server.process.poll() is None:
-            server.process.kill()
-            server.process.wait()
+    return start
 
 
 def test_sigterm_finishes_work_in_flight_and_refuses_new_calls(draining: Any) -> None:
@@ -99,7 +92,7 @@ def test_sigterm_finishes_work_in_flight_and_refuses_new_calls(draining: Any) ->
     code, _ = exit_of(server, 30)
     assert code == 0
     server.stop()
-    assert any("drained" in line for line in server.log + drain_lines(server))
+    assert any("drained" in line for line in server.log + server.rest_of_output())
 
 
 def test_a_half_open_upload_does_not_hold_the_drain(draining: Any) -> None:
@@ -126,13 +119,6 @@ def test_a_half_open_upload_does_not_hold_the_drain(draining: Any) -> None:
     assert seconds < 10
 
 
-def drain_lines(server: RunningServer) -> list[str]:
-    """The output lines of the exited server the test has not read yet, up to its end."""
-    lines = []
-    while (line := server.lines.get(timeout=10)) is not None:
-        lines.append(line)
-    return lines
-
 
 def test_sigterm_cancels_work_that_outlasts_the_drain_timeout(draining: Any) -> None:
     server, client, vid = draining("--drain-timeout", "1")
@@ -151,4 +137,4 @@ def test_sigterm_cancels_work_that_outlasts_the_drain_timeout(draining: Any) -> 
     # The drain timeout plus the second the process allows itself, with room for a slow
     # machine to deliver the signal and reap the process.
     assert seconds < 1 + 1 + 1.5
-    assert any("drain timed out" in line for line in server.log + drain_lines(server))
+    assert any("drain timed out" in line for line in server.log + server.rest_of_output())

@@ -10,7 +10,7 @@ import grpc
 import numpy as np
 import pytest
 
-from conftest import RunningServer, small_volume
+from conftest import small_volume
 from drrclient import Client, Intrinsics, Pose, volume_id
 
 CAMERA = Intrinsics(sdd=300, delx=2.0, dely=2.0, height=16, width=16)
@@ -20,23 +20,6 @@ POSE = [Pose(translation=(0, 150, 0))]
 def volume_of(seed: int) -> tuple[Any, Any]:
     """A volume of a few MB, so that uploads are still running when the server dies."""
     return small_volume(seed, shape=(48, 96, 128))
-
-
-@pytest.fixture()
-def servers() -> Any:
-    """Starts servers; kills whatever the test left running."""
-    started: list[RunningServer] = []
-
-    def start(*args: str) -> RunningServer:
-        server = RunningServer(*args)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        if server.process.poll() is None:
-            server.process.kill()
-            server.process.wait()
 
 
 def test_acknowledged_volumes_and_targets_survive_kill_9(servers: Any,
@@ -115,12 +98,5 @@ def test_a_corrupt_volume_file_is_set_aside_and_reported(servers: Any,
         assert client.upload_volume(voxels, affine) == vid  # a good copy again
         client.render(vid, POSE, CAMERA)
     assert restarted.stop() == 0
-    assert any("corrupt" in line for line in restarted.log + drain(restarted))
+    assert any("corrupt" in line for line in restarted.log + restarted.rest_of_output())
 
-
-def drain(server: RunningServer) -> list[str]:
-    """The output lines of the exited server the test has not read yet, up to its end."""
-    lines = []
-    while (line := server.lines.get(timeout=10)) is not None:
-        lines.append(line)
-    return lines
