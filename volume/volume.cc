@@ -88,6 +88,23 @@ std::string ContentDigest(const VolumeHeader& header, std::string_view voxels,
   return hash.HexDigest();
 }
 
+void LabelClassCounter::Add(std::string_view bytes) {
+  const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
+  size_t i = 0;
+  if (type_ == VoxelType::kUInt8) {
+    for (; i < bytes.size(); ++i) largest_ = std::max<int>(largest_, data[i]);
+    return;
+  }
+  if (split_byte_ >= 0 && !bytes.empty()) {
+    largest_ = std::max(largest_, split_byte_ | (data[0] << 8));
+    split_byte_ = -1;
+    i = 1;
+  }
+  for (; i + 1 < bytes.size(); i += 2)
+    largest_ = std::max(largest_, data[i] | (data[i + 1] << 8));
+  if (i < bytes.size()) split_byte_ = data[i];
+}
+
 geometry::Vec3d VolumeCenter(const VolumeHeader& header) {
   return geometry::TransformPoint(
       header.affine, {(header.width - 1) / 2.0, (header.height - 1) / 2.0,

@@ -55,6 +55,32 @@ struct HostVolume {
   std::string labels;
 };
 
+// What a client is told of a stored volume: its id, header and label
+// classes (largest label + 1; 1 without labels).
+struct VolumeSummary {
+  std::string id;
+  VolumeHeader header;
+  int classes = 1;
+};
+
+// Counts the label classes (largest label + 1) of little-endian label bytes
+// of `type` (kUInt8 or kUInt16) fed in pieces of any size.
+class LabelClassCounter {
+ public:
+  explicit LabelClassCounter(VoxelType type) : type_(type) {}
+
+  // Feeds the next `bytes` of the labels.
+  void Add(std::string_view bytes);
+  // Classes so far (0 before any label).
+  int classes() const { return largest_ + 1; }
+
+ private:
+  VoxelType type_;
+  int largest_ = -1;
+  // The first byte of a uint16 label whose second byte comes next.
+  int split_byte_ = -1;
+};
+
 // The little-endian voxels of `type` in `bytes`, as float32 (int32 values
 // beyond 2²⁴ round).
 std::vector<float> VoxelsAsFloat(VoxelType type, const std::string& bytes);

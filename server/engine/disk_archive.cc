@@ -1,8 +1,10 @@
 #include "server/engine/disk_archive.h"
 
 #include <fcntl.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -14,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "status/status_macros.h"
 #include "volume/sha256.h"
 
 namespace drr::server {
@@ -52,8 +55,14 @@ bool IsDigest(absl::string_view id) {
   return true;
 }
 
+// The refusal of a file name that is not a content id.
+absl::Status NotAContentId(absl::string_view id) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("not a content id: ", id.substr(0, 80)));
+}
+
 // Writes all of `bytes` to `fd`.
-bool WriteAll(int fd, const std::string& bytes) {
+bool WriteAll(int fd, absl::string_view bytes) {
   size_t done = 0;
   while (done < bytes.size()) {
     const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
@@ -76,7 +85,7 @@ absl::Status SyncDirectory(const std::string& dir) {
 
 // Reads the little-endian value at `*offset` of `bytes`, advancing it.
 template <typename T>
-bool ReadLittleEndian(const std::string& bytes, size_t* offset, T* out) {
+bool ReadLittleEndian(absl::string_view bytes, size_t* offset, T* out) {
   if (*offset > bytes.size() || bytes.size() - *offset < sizeof(T)) {
     return false;
   }
@@ -132,35 +141,114 @@ std::string DiskArchive::PathOf(Kind kind, const std::string& id) const {
   return (fs::path(dir_) / SubdirOf(kind) / id).string();
 }
 
-absl::Status DiskArchive::Put(Kind kind, const std::string& id,
-                              const std::string& bytes) const {
-  if (!IsDigest(id)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("not a content id: ", id.substr(0, 80)));
+absl::StatusOr<std::unique_ptr<ArchiveFile>> DiskArchive::Create(
+    Kind kind, int64_t bytes) const {
+  struct statvfs disk;
+  if (::statvfs(dir_.c_str(), &disk) != 0) {
+    return ErrnoError("cannot read the free space of", dir_);
   }
-  const std::string path = PathOf(kind, id);
-  std::error_code error;
-  if (fs::exists(path, error)) return absl::OkStatus();
+  const int64_t available =
+      static_cast<int64_t>(disk.f_bavail) * static_cast<int64_t>(disk.f_frsize);
+  const int64_t before = reserved_.fetch_add(bytes);
+  if (before + bytes > available) {
+    reserved_.fetch_sub(bytes);
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the server's disk has room for ",
+                     std::max<int64_t>(0, available - before),
+                     " more bytes of uploads; this one needs ", bytes));
+  }
   // Unique per process and call: concurrent uploads of one id each write
   // their own temporary file; the renames agree on the content.
   static std::atomic<uint64_t> counter{0};
-  const std::string temporary =
+  std::string temporary =
       (fs::path(dir_) / SubdirOf(kind) /
-       absl::StrCat(kTemporaryPrefix, id, "-", ::getpid(), "-", ++counter))
+       absl::StrCat(kTemporaryPrefix, ::getpid(), "-", ++counter))
           .string();
   const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
-  if (fd < 0) return ErrnoError("cannot create", temporary);
-  const bool written = WriteAll(fd, bytes) && ::fsync(fd) == 0;
-  const absl::Status status =
-      written ? absl::OkStatus() : ErrnoError("cannot write", temporary);
-  ::close(fd);
-  if (!written || ::rename(temporary.c_str(), path.c_str()) != 0) {
-    absl::Status failed =
-        written ? ErrnoError("cannot rename into", path) : status;
-    ::unlink(temporary.c_str());
+  if (fd < 0) {
+    reserved_.fetch_sub(bytes);
+    return ErrnoError("cannot create", temporary);
+  }
+  return std::unique_ptr<ArchiveFile>(
+      new ArchiveFile(this, kind, fd, std::move(temporary), bytes));
+}
+
+ArchiveFile::~ArchiveFile() {
+  if (!committed_) Drop();
+}
+
+void ArchiveFile::Drop() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  ::unlink(temporary_.c_str());
+  archive_->reserved_.fetch_sub(reserved_);
+  committed_ = true;  // nothing left to drop
+}
+
+absl::Status ArchiveFile::Append(absl::string_view bytes) {
+  if (written_ + static_cast<int64_t>(bytes.size()) > reserved_) {
+    return absl::InternalError("more bytes than the archive file reserved");
+  }
+  if (!WriteAll(fd_, bytes)) return ErrnoError("cannot write", temporary_);
+  written_ += static_cast<int64_t>(bytes.size());
+  return absl::OkStatus();
+}
+
+absl::Status ArchiveFile::Commit(const std::string& id) {
+  const std::string path = archive_->PathOf(kind_, id);
+  if (!IsDigest(id)) {
+    Drop();
+    return NotAContentId(id);
+  }
+  std::error_code error;
+  if (fs::exists(path, error)) {
+    Drop();
+    return absl::OkStatus();
+  }
+  if (::fsync(fd_) != 0) {
+    absl::Status failed = ErrnoError("cannot write", temporary_);
+    Drop();
     return failed;
   }
-  return SyncDirectory((fs::path(dir_) / SubdirOf(kind)).string());
+  if (::rename(temporary_.c_str(), path.c_str()) != 0) {
+    absl::Status failed = ErrnoError("cannot rename into", path);
+    Drop();
+    return failed;
+  }
+  // Renamed: nothing to unlink any more.
+  ::close(fd_);
+  fd_ = -1;
+  archive_->reserved_.fetch_sub(reserved_);
+  committed_ = true;
+  return SyncDirectory((fs::path(archive_->dir_) / SubdirOf(kind_)).string());
+}
+
+absl::Status DiskArchive::Put(Kind kind, const std::string& id,
+                              const std::string& bytes) const {
+  if (!IsDigest(id)) return NotAContentId(id);
+  std::error_code error;
+  if (fs::exists(PathOf(kind, id), error)) return absl::OkStatus();
+  DRR_ASSIGN_OR_RETURN(std::unique_ptr<ArchiveFile> file,
+                       Create(kind, static_cast<int64_t>(bytes.size())));
+  DRR_RETURN_IF_ERROR(file->Append(bytes));
+  return file->Commit(id);
+}
+
+absl::Status DiskArchive::PutVolume(const std::string& id,
+                                    const HostVolume& volume) const {
+  if (!IsDigest(id)) return NotAContentId(id);
+  std::error_code error;
+  if (fs::exists(PathOf(Kind::kVolume, id), error)) return absl::OkStatus();
+  const std::string head = CanonicalHeaderBytes(volume.header);
+  DRR_ASSIGN_OR_RETURN(
+      std::unique_ptr<ArchiveFile> file,
+      Create(Kind::kVolume,
+             static_cast<int64_t>(head.size() + volume.voxels.size() +
+                                  volume.labels.size())));
+  DRR_RETURN_IF_ERROR(file->Append(head));
+  DRR_RETURN_IF_ERROR(file->Append(volume.voxels));
+  DRR_RETURN_IF_ERROR(file->Append(volume.labels));
+  return file->Commit(id);
 }
 
 absl::StatusOr<std::string> DiskArchive::Get(Kind kind,
@@ -177,6 +265,79 @@ absl::StatusOr<std::string> DiskArchive::Get(Kind kind,
   Sha256 hash;
   hash.Update(bytes);
   if (hash.HexDigest() == id) return bytes;
+  return SetAsideCorrupt(kind, id);
+}
+
+absl::StatusOr<VolumeHeader> DiskArchive::OpenVolume(const std::string& id,
+                                                     std::ifstream& in) const {
+  const std::string path = PathOf(Kind::kVolume, id);
+  if (!IsDigest(id)) return absl::NotFoundError("not a content id");
+  in.open(path, std::ios::binary);
+  if (!in) {
+    return absl::NotFoundError(absl::StrCat(path, " is not on disk"));
+  }
+  std::string head(static_cast<size_t>(VolumeFileHeaderBytes()), '\0');
+  in.read(head.data(), static_cast<std::streamsize>(head.size()));
+  absl::StatusOr<VolumeHeader> header =
+      in ? VolumeHeaderFromFileBytes(head)
+         : absl::InvalidArgumentError("shorter than a volume header");
+  std::error_code error;
+  // The sizes are checked before anything is allocated for them.
+  if (!header.ok() ||
+      static_cast<int64_t>(fs::file_size(path, error)) !=
+          VolumeFileHeaderBytes() + header->voxel_bytes() +
+              header->label_bytes() ||
+      error) {
+    in.close();
+    return SetAsideCorrupt(Kind::kVolume, id);
+  }
+  return header;
+}
+
+absl::StatusOr<HostVolume> DiskArchive::GetVolume(const std::string& id) const {
+  std::ifstream in;
+  HostVolume volume;
+  DRR_ASSIGN_OR_RETURN(volume.header, OpenVolume(id, in));
+  volume.voxels.resize(static_cast<size_t>(volume.header.voxel_bytes()));
+  volume.labels.resize(static_cast<size_t>(volume.header.label_bytes()));
+  in.read(volume.voxels.data(),
+          static_cast<std::streamsize>(volume.voxels.size()));
+  in.read(volume.labels.data(),
+          static_cast<std::streamsize>(volume.labels.size()));
+  Sha256 hash;
+  hash.Update(CanonicalHeaderBytes(volume.header));
+  hash.Update(volume.voxels);
+  hash.Update(volume.labels);
+  if (in && hash.HexDigest() == id) return volume;
+  in.close();
+  return SetAsideCorrupt(Kind::kVolume, id);
+}
+
+absl::StatusOr<VolumeSummary> DiskArchive::DescribeVolume(
+    const std::string& id) const {
+  std::ifstream in;
+  VolumeSummary summary;
+  summary.id = id;
+  DRR_ASSIGN_OR_RETURN(summary.header, OpenVolume(id, in));
+  if (!summary.header.label_type) return summary;
+  in.seekg(VolumeFileHeaderBytes() + summary.header.voxel_bytes());
+  LabelClassCounter classes(*summary.header.label_type);
+  std::string piece(size_t{1} << 20, '\0');
+  for (int64_t left = summary.header.label_bytes(); left > 0 && in;) {
+    const int64_t n = std::min<int64_t>(left, piece.size());
+    in.read(piece.data(), static_cast<std::streamsize>(n));
+    classes.Add(std::string_view(piece.data(), static_cast<size_t>(n)));
+    left -= n;
+  }
+  if (!in)
+    return absl::UnavailableError("cannot read a stored volume's labels");
+  summary.classes = classes.classes();
+  return summary;
+}
+
+absl::Status DiskArchive::SetAsideCorrupt(Kind kind,
+                                          const std::string& id) const {
+  const std::string path = PathOf(kind, id);
   const std::string aside =
       (fs::path(dir_) / "corrupt" / absl::StrCat(SubdirOf(kind), "-", id))
           .string();
@@ -213,36 +374,34 @@ absl::Status DiskArchive::Remove(Kind kind, const std::string& id) const {
   return absl::OkStatus();
 }
 
-std::string VolumeFileBytes(const HostVolume& volume) {
-  std::string bytes = CanonicalHeaderBytes(volume.header);
-  bytes.reserve(bytes.size() + volume.voxels.size() + volume.labels.size());
-  bytes += volume.voxels;
-  bytes += volume.labels;
+int64_t VolumeFileHeaderBytes() {
+  static const int64_t bytes =
+      static_cast<int64_t>(CanonicalHeaderBytes(VolumeHeader{}).size());
   return bytes;
 }
 
-absl::StatusOr<HostVolume> VolumeFromFileBytes(const std::string& bytes) {
+absl::StatusOr<VolumeHeader> VolumeHeaderFromFileBytes(absl::string_view head) {
   const auto malformed = [] {
     return absl::InvalidArgumentError("not a drrserve volume file");
   };
-  if (bytes.compare(0, 8, std::string("DRRVOL1\0", 8)) != 0) {
+  if (static_cast<int64_t>(head.size()) != VolumeFileHeaderBytes() ||
+      head.substr(0, 8) != absl::string_view("DRRVOL1\0", 8)) {
     return malformed();
   }
   size_t offset = 8;
   uint32_t voxel_type, value_kind, label_type;
-  HostVolume volume;
-  VolumeHeader& h = volume.header;
-  if (!ReadLittleEndian(bytes, &offset, &voxel_type) ||
-      !ReadLittleEndian(bytes, &offset, &value_kind) ||
-      !ReadLittleEndian(bytes, &offset, &label_type) ||
-      !ReadLittleEndian(bytes, &offset, &h.depth) ||
-      !ReadLittleEndian(bytes, &offset, &h.height) ||
-      !ReadLittleEndian(bytes, &offset, &h.width)) {
+  VolumeHeader h;
+  if (!ReadLittleEndian(head, &offset, &voxel_type) ||
+      !ReadLittleEndian(head, &offset, &value_kind) ||
+      !ReadLittleEndian(head, &offset, &label_type) ||
+      !ReadLittleEndian(head, &offset, &h.depth) ||
+      !ReadLittleEndian(head, &offset, &h.height) ||
+      !ReadLittleEndian(head, &offset, &h.width)) {
     return malformed();
   }
   for (auto& row : h.affine.m) {
     for (double& v : row) {
-      if (!ReadLittleEndian(bytes, &offset, &v)) return malformed();
+      if (!ReadLittleEndian(head, &offset, &v)) return malformed();
     }
   }
   if (!IsVoxelType(voxel_type) || (value_kind != 1 && value_kind != 2) ||
@@ -254,13 +413,7 @@ absl::StatusOr<HostVolume> VolumeFromFileBytes(const std::string& bytes) {
   h.voxel_type = static_cast<VoxelType>(voxel_type);
   h.value_kind = static_cast<ValueKind>(value_kind);
   if (label_type != 0) h.label_type = static_cast<VoxelType>(label_type);
-  const size_t rest = bytes.size() - offset;
-  if (static_cast<uint64_t>(h.voxel_bytes()) + h.label_bytes() != rest) {
-    return malformed();
-  }
-  volume.voxels = bytes.substr(offset, h.voxel_bytes());
-  volume.labels = bytes.substr(offset + h.voxel_bytes());
-  return volume;
+  return h;
 }
 
 }  // namespace drr::server

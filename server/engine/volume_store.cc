@@ -185,6 +185,20 @@ absl::StatusOr<std::shared_ptr<const StoredVolume>> VolumeStore::Insert(
   return Admit(std::move(id), std::move(volume), /*persist=*/true);
 }
 
+absl::Status VolumeStore::AdoptArchived(const VolumeSummary& summary) {
+  {
+    absl::MutexLock lock(&mutex_);
+    if (archived_.count(summary.id) > 0) return absl::OkStatus();
+    if (CountLocked() < max_volumes_) {
+      archived_.insert(summary.id);
+      summaries_.emplace(summary.id, summary);
+      return absl::OkStatus();
+    }
+  }
+  archive_->Remove(DiskArchive::Kind::kVolume, summary.id).IgnoreError();
+  return StoreFull();
+}
+
 absl::StatusOr<std::shared_ptr<const StoredVolume>> VolumeStore::Admit(
     std::string id, HostVolume volume, bool persist) const {
   if (!geometry::InvertAffine(volume.header.affine)) {
@@ -210,9 +224,7 @@ absl::StatusOr<std::shared_ptr<const StoredVolume>> VolumeStore::Admit(
   }
   memory.listener = listener_;
   if (persist && archive_ != nullptr) {
-    absl::Status written =
-        archive_->Put(DiskArchive::Kind::kVolume, id, VolumeFileBytes(volume));
-    if (!written.ok()) return written;
+    DRR_RETURN_IF_ERROR(archive_->PutVolume(id, volume));
   }
   auto stored =
       std::make_shared<StoredVolume>(id, std::move(volume), std::move(labels),
@@ -270,10 +282,7 @@ absl::StatusOr<std::shared_ptr<const StoredVolume>> VolumeStore::Get(
     loading->done.WaitForNotification();
     return loading->result;
   }
-  absl::StatusOr<std::string> bytes =
-      archive_->Get(DiskArchive::Kind::kVolume, id);
-  absl::StatusOr<HostVolume> volume =
-      bytes.ok() ? VolumeFromFileBytes(*bytes) : bytes.status();
+  absl::StatusOr<HostVolume> volume = archive_->GetVolume(id);
   const bool readable = volume.ok();
   loading->result = readable
                         ? Admit(id, *std::move(volume), /*persist=*/false)
@@ -281,7 +290,10 @@ absl::StatusOr<std::shared_ptr<const StoredVolume>> VolumeStore::Get(
                               volume.status());
   {
     absl::MutexLock lock(&mutex_);
-    if (!readable) archived_.erase(id);
+    if (!readable) {
+      archived_.erase(id);
+      summaries_.erase(id);
+    }
     loading_.erase(id);
   }
   if (loading->result.ok()) Tell(listener_, CacheEvent::kLoad);
@@ -289,19 +301,43 @@ absl::StatusOr<std::shared_ptr<const StoredVolume>> VolumeStore::Get(
   return loading->result;
 }
 
-std::vector<std::shared_ptr<const StoredVolume>> VolumeStore::List() const {
-  std::vector<std::string> unloaded;
+absl::StatusOr<VolumeSummary> VolumeStore::Describe(
+    const std::string& id) const {
   {
     absl::MutexLock lock(&mutex_);
-    for (const std::string& id : archived_) {
-      if (volumes_.count(id) == 0) unloaded.push_back(id);
+    auto loaded = volumes_.find(id);
+    if (loaded != volumes_.end()) return loaded->second->summary();
+    auto known = summaries_.find(id);
+    if (known != summaries_.end()) return known->second;
+    if (archived_.count(id) == 0) return VolumeNotFound(id);
+  }
+  absl::StatusOr<VolumeSummary> summary = archive_->DescribeVolume(id);
+  absl::MutexLock lock(&mutex_);
+  // A corrupt file was set aside; one deleted meanwhile stays deleted.
+  if (summary.status().code() == absl::StatusCode::kNotFound) {
+    archived_.erase(id);
+  } else if (summary.ok() && archived_.count(id) > 0) {
+    summaries_.emplace(id, *summary);
+  }
+  return summary;
+}
+
+std::vector<VolumeSummary> VolumeStore::List() const {
+  std::vector<std::string> ids;
+  {
+    absl::MutexLock lock(&mutex_);
+    if (archive_ != nullptr) {
+      ids.assign(archived_.begin(), archived_.end());
+    } else {
+      for (const auto& [id, volume] : volumes_) ids.push_back(id);
     }
   }
-  for (const std::string& id : unloaded) Get(id).IgnoreError();
-  absl::MutexLock lock(&mutex_);
-  std::vector<std::shared_ptr<const StoredVolume>> out;
-  out.reserve(volumes_.size());
-  for (const auto& [id, volume] : volumes_) out.push_back(volume);
+  std::vector<VolumeSummary> out;
+  out.reserve(ids.size());
+  for (const std::string& id : ids) {
+    absl::StatusOr<VolumeSummary> summary = Describe(id);
+    if (summary.ok()) out.push_back(*std::move(summary));
+  }
   return out;
 }
 
@@ -359,6 +395,7 @@ absl::Status VolumeStore::Delete(const std::string& id) {
     absl::MutexLock lock(&mutex_);
     auto it = volumes_.find(id);
     const bool archived = archived_.erase(id) > 0;
+    summaries_.erase(id);
     if (it == volumes_.end() && !archived) return VolumeNotFound(id);
     if (it != volumes_.end()) {
       deleted = std::move(it->second);

@@ -81,6 +81,8 @@ class StoredVolume {
   // Label classes (largest label + 1); 1 without labels.
   int classes() const { return classes_; }
   bool has_labels() const { return !labels_.empty(); }
+  // What a client is told of it.
+  VolumeSummary summary() const { return {id_, header_, classes_}; }
 
   // The μ volume for `params` (ignored for attenuation volumes) made
   // resident on the executor as `residency` asks: derived on first use, the
@@ -168,13 +170,23 @@ class VolumeStore {
   absl::StatusOr<std::shared_ptr<const StoredVolume>> Insert(std::string id,
                                                              HostVolume volume);
 
+  // Stores the volume an upload wrote to the archive as the file of
+  // `summary.id` (its content digest, checked by the upload), to be loaded
+  // at its first use; RESOURCE_EXHAUSTED, removing the file, once
+  // --max-volumes are stored. Requires an archive.
+  absl::Status AdoptArchived(const VolumeSummary& summary);
+
   // The volume with `id` (loaded from the archive on first use), or
   // NOT_FOUND naming the id.
   absl::StatusOr<std::shared_ptr<const StoredVolume>> Get(
       const std::string& id) const;
 
-  // Every stored volume, ordered by id (loading those not yet loaded).
-  std::vector<std::shared_ptr<const StoredVolume>> List() const;
+  // What a client is told of the volume with `id`, without loading it (an
+  // archived volume's labels are read once, for its classes), or NOT_FOUND.
+  absl::StatusOr<VolumeSummary> Describe(const std::string& id) const;
+
+  // The summary of every stored volume, ordered by id, loading none.
+  std::vector<VolumeSummary> List() const;
 
   // OK while another volume can be stored; RESOURCE_EXHAUSTED, saying so,
   // once --max-volumes are.
@@ -217,6 +229,10 @@ class VolumeStore {
       ABSL_GUARDED_BY(mutex_);
   // Ids in the archive, loaded or not.
   mutable std::set<std::string> archived_ ABSL_GUARDED_BY(mutex_);
+  // Summaries of archived volumes known without loading them (from their
+  // uploads, or read once).
+  mutable std::map<std::string, VolumeSummary> summaries_
+      ABSL_GUARDED_BY(mutex_);
   // A load from the archive in progress, and its outcome once done.
   struct Loading {
     absl::Notification done;

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "kernels/resident_volume.h"
+#include "status/status_macros.h"
 
 namespace drr::server {
 
@@ -53,12 +54,23 @@ absl::Status VolumeUpload::AcceptHeader(const VolumeHeader& header) {
         "header.affine is not an invertible affine transform (last row must be "
         "0 0 0 1)");
   }
-  try {
-    volume_.voxels.reserve(header.voxel_bytes() + header.label_bytes());
-  } catch (const std::bad_alloc&) {
-    return absl::ResourceExhaustedError("out of host memory for the upload");
+  const int64_t bytes = header.voxel_bytes() + header.label_bytes();
+  const std::string head = CanonicalHeaderBytes(header);
+  if (archive_ != nullptr) {
+    DRR_ASSIGN_OR_RETURN(
+        file_, archive_->Create(DiskArchive::Kind::kVolume,
+                                static_cast<int64_t>(head.size()) + bytes));
+    DRR_RETURN_IF_ERROR(file_->Append(head));
+  } else {
+    try {
+      in_memory_.reserve(static_cast<size_t>(bytes));
+    } catch (const std::bad_alloc&) {
+      return absl::ResourceExhaustedError("out of host memory for the upload");
+    }
   }
-  volume_.header = header;
+  hash_.Update(head);
+  if (header.label_type) classes_.emplace(*header.label_type);
+  header_ = header;
   have_header_ = true;
   return absl::OkStatus();
 }
@@ -73,39 +85,65 @@ absl::Status VolumeUpload::AcceptData(absl::string_view bytes) {
         "data: a chunk holds ", bytes.size(), " bytes, more than the ",
         kMaxUploadChunkBytes, " allowed"));
   }
-  const int64_t expected =
-      volume_.header.voxel_bytes() + volume_.header.label_bytes();
-  if (received_bytes() + static_cast<int64_t>(bytes.size()) > expected) {
+  const int64_t expected = header_.voxel_bytes() + header_.label_bytes();
+  if (received_ + static_cast<int64_t>(bytes.size()) > expected) {
     return absl::InvalidArgumentError(absl::StrCat(
         "data: more voxel and label bytes than the header declares (", expected,
         ")"));
   }
-  volume_.voxels.append(bytes.data(), bytes.size());
+  // The stream carries the voxels, then the labels.
+  const int64_t voxels_left =
+      std::max<int64_t>(0, header_.voxel_bytes() - received_);
+  if (static_cast<int64_t>(bytes.size()) > voxels_left) {
+    classes_->Add(std::string_view(bytes.data(), bytes.size())
+                      .substr(static_cast<size_t>(voxels_left)));
+    if (classes_->classes() > limits_.max_classes) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "the labels have at least ", classes_->classes(),
+          " classes, over the server's limit of ", limits_.max_classes));
+    }
+  }
+  if (file_ != nullptr) {
+    DRR_RETURN_IF_ERROR(file_->Append(bytes));
+  } else {
+    in_memory_.append(bytes.data(), bytes.size());
+  }
+  hash_.Update(std::string_view(bytes.data(), bytes.size()));
+  received_ += static_cast<int64_t>(bytes.size());
   return absl::OkStatus();
 }
 
-absl::StatusOr<HostVolume> VolumeUpload::Finish(absl::string_view digest) {
+absl::StatusOr<FinishedUpload> VolumeUpload::Finish(absl::string_view digest) {
   if (!have_header_)
     return absl::InvalidArgumentError("header: the upload has no header");
-  const int64_t expected =
-      volume_.header.voxel_bytes() + volume_.header.label_bytes();
-  if (received_bytes() != expected) {
+  const int64_t expected = header_.voxel_bytes() + header_.label_bytes();
+  if (received_ != expected) {
     return absl::InvalidArgumentError(
-        absl::StrCat("data: received ", received_bytes(),
+        absl::StrCat("data: received ", received_,
                      " voxel and label bytes, the header declares ", expected));
   }
-  // The stream carries the voxels, then the labels.
-  volume_.labels = volume_.voxels.substr(volume_.header.voxel_bytes());
-  volume_.voxels.resize(volume_.header.voxel_bytes());
-  const std::string actual =
-      ContentDigest(volume_.header, volume_.voxels, volume_.labels);
+  have_header_ = false;
+  const std::string actual = hash_.HexDigest();
   if (digest != actual) {
+    file_.reset();
     return absl::InvalidArgumentError(
         absl::StrCat("digest: the client sent ", digest,
                      " but the content hashes to ", actual));
   }
-  have_header_ = false;
-  return std::move(volume_);
+  FinishedUpload finished;
+  finished.summary = {actual, header_, classes_ ? classes_->classes() : 1};
+  if (file_ != nullptr) {
+    DRR_RETURN_IF_ERROR(file_->Commit(actual));
+    file_.reset();
+  } else {
+    HostVolume volume;
+    volume.header = header_;
+    volume.labels = in_memory_.substr(header_.voxel_bytes());
+    in_memory_.resize(header_.voxel_bytes());
+    volume.voxels = std::move(in_memory_);
+    finished.in_memory = std::move(volume);
+  }
+  return finished;
 }
 
 }  // namespace drr::server

@@ -2,13 +2,16 @@
 // against the limits and the digest before anything is stored.
 #pragma once
 
+#include <memory>
+#include <optional>
 #include <string>
-#include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "server/engine/disk_archive.h"
 #include "server/engine/limits.h"
+#include "volume/sha256.h"
 #include "volume/volume.h"
 
 namespace drr::server {
@@ -16,33 +19,56 @@ namespace drr::server {
 // Largest data chunk an upload may carry.
 inline constexpr size_t kMaxUploadChunkBytes = size_t{1} << 20;
 
+// A complete upload whose digest matched.
+struct FinishedUpload {
+  // Its id (the content digest), header and label classes.
+  VolumeSummary summary;
+  // The volume, when the upload kept it in memory; with an archive it is
+  // the archive's file of `id` instead.
+  std::optional<HostVolume> in_memory;
+};
+
 // The state of one upload. Abandoning it (a client that disconnects) leaves
 // nothing behind.
 class VolumeUpload {
  public:
-  explicit VolumeUpload(const Limits& limits) : limits_(limits) {}
+  // Writes the bytes to `archive` as they arrive when it is not nullptr (it
+  // must outlive the upload), so that an upload holds no more memory than a
+  // chunk; keeps them in memory otherwise.
+  explicit VolumeUpload(const Limits& limits,
+                        const DiskArchive* archive = nullptr)
+      : limits_(limits), archive_(archive) {}
 
   // Takes the header, which must come first and once: shape within the
-  // limits, a finite invertible affine.
+  // limits, a finite invertible affine. With an archive, reserves the disk
+  // space the volume takes (RESOURCE_EXHAUSTED when the disk cannot).
   absl::Status AcceptHeader(const VolumeHeader& header);
 
   // Appends voxel bytes, then label bytes (at most kMaxUploadChunkBytes per
-  // call) after the header; more bytes than the header declares is an error.
+  // call) after the header; more bytes than the header declares, or labels
+  // of more classes than the limit, is an error.
   absl::Status AcceptData(absl::string_view bytes);
 
   // Completes the upload: all declared bytes received and `digest` equal to
-  // the content digest. Returns the volume, whose id is the digest.
-  absl::StatusOr<HostVolume> Finish(absl::string_view digest);
+  // the content digest. With an archive the volume is then committed to it,
+  // durably; a mismatch removes the file written.
+  absl::StatusOr<FinishedUpload> Finish(absl::string_view digest);
 
   // Bytes of voxel and label data received so far.
-  int64_t received_bytes() const {
-    return static_cast<int64_t>(volume_.voxels.size());
-  }
+  int64_t received_bytes() const { return received_; }
 
  private:
   const Limits& limits_;
+  const DiskArchive* const archive_;
   bool have_header_ = false;
-  HostVolume volume_;
+  VolumeHeader header_;
+  Sha256 hash_;
+  int64_t received_ = 0;
+  // Counts the label classes, when the volume has labels.
+  std::optional<LabelClassCounter> classes_;
+  // Where the bytes go: the archive's file, or memory.
+  std::unique_ptr<ArchiveFile> file_;
+  std::string in_memory_;
 };
 
 }  // namespace drr::server

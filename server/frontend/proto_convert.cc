@@ -219,13 +219,14 @@ absl::Status OptionsFromProto(const v1::RenderOptions& options,
 
 }  // namespace
 
-void ToProto(const StoredVolume& volume, v1::VolumeInfo* out) {
-  out->set_volume_id(volume.id());
-  VolumeHeaderToProto(volume.header(), out->mutable_header());
-  out->set_voxel_bytes(volume.uploaded_bytes());
+void ToProto(const VolumeSummary& volume, v1::VolumeInfo* out) {
+  const VolumeHeader& header = volume.header;
+  out->set_volume_id(volume.id);
+  VolumeHeaderToProto(header, out->mutable_header());
+  out->set_voxel_bytes(header.voxel_bytes() + header.label_bytes());
   out->clear_isocenter();
-  for (double v : volume.isocenter()) out->add_isocenter(v);
-  out->set_classes(volume.classes());
+  for (double v : VolumeCenter(header)) out->add_isocenter(v);
+  out->set_classes(volume.classes);
 }
 
 absl::StatusOr<RenderCall> FromProto(const v1::RenderRequest& request) {

@@ -12,7 +12,7 @@
 namespace drr::server {
 
 // The wire description of a stored volume.
-void ToProto(const StoredVolume& volume, v1::VolumeInfo* out);
+void ToProto(const VolumeSummary& volume, v1::VolumeInfo* out);
 
 // The engine call of a render request; fields it leaves unset take the
 // defaults (defaults/defaults.h).

@@ -52,10 +52,12 @@ class Server::Impl {
         targets(options.limits, archive.get()),
         engine(executor.get(), &store, &targets, options.limits,
                WithListener(options.engine, &metrics, &budget)),
-        volumes_service(ServiceContext{&store, &engine, &metrics, &gate,
-                                       &budget, &uploads, options.limits}),
-        renderer_service(ServiceContext{&store, &engine, &metrics, &gate,
-                                        &budget, &uploads, options.limits}),
+        volumes_service(ServiceContext{&store, archive.get(), &engine, &metrics,
+                                       &gate, &budget, &uploads,
+                                       options.limits}),
+        renderer_service(ServiceContext{&store, archive.get(), &engine,
+                                        &metrics, &gate, &budget, &uploads,
+                                        options.limits}),
         targets_service(&targets, &metrics, &gate),
         drain_timeout(options.drain_timeout) {
     metrics.SetMemoryBudget(budget.limit());

@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "server/engine/disk_archive.h"
 #include "server/engine/limits.h"
 #include "server/engine/memory_budget.h"
 #include "server/engine/render_engine.h"
@@ -17,9 +18,11 @@
 namespace drr::server {
 
 // Borrowed pointers to the server's engine, metrics, drain gate, memory
-// budget and upload tracker (owned by Server).
+// budget, upload tracker and data directory (owned by Server).
 struct ServiceContext {
   VolumeStore* store;
+  // The data directory, or nullptr without --data-dir.
+  const DiskArchive* archive;
   RenderEngine* engine;
   ServerMetrics* metrics;
   DrainGate* gate;

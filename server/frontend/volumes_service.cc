@@ -21,7 +21,7 @@ class UploadReactor final
         response_(response),
         on_stored_(std::move(on_stored)),
         timer_(context.metrics, "Upload"),
-        upload_(context_.limits) {
+        upload_(context_.limits, context_.archive) {
     const absl::Status open = context_.gate->Enter();
     admitted_ = open.ok();
     if (!admitted_) {
@@ -76,27 +76,19 @@ class UploadReactor final
         absl::StatusOr<VolumeHeader> header =
             VolumeHeaderFromProto(chunk_.header());
         if (!header.ok()) return header.status();
-        DRR_RETURN_IF_ERROR(upload_.AcceptHeader(*header));
         // Refused at once, before any data, when it cannot be kept.
         DRR_RETURN_IF_ERROR(context_.store->CheckRoomForAnother());
-        DRR_ASSIGN_OR_RETURN(
-            held_,
-            context_.budget->Reserve(
-                MemoryUse::kUploads,
-                header->voxel_bytes() + header->label_bytes(), "this upload"));
-        return absl::OkStatus();
+        DRR_RETURN_IF_ERROR(CheckMemoryFor(*header));
+        return upload_.AcceptHeader(*header);
       }
       case v1::UploadVolumeChunk::kData:
         return upload_.AcceptData(chunk_.data());
-      case v1::UploadVolumeChunk::kDigest: {
+      case v1::UploadVolumeChunk::kDigest:
         done_ = true;
         // No more chunks: storing it is the server's time, not idle time.
         ticket_->Close();
-        absl::StatusOr<HostVolume> volume = upload_.Finish(chunk_.digest());
-        if (!volume.ok()) return volume.status();
-        Store(chunk_.digest(), *std::move(volume));
+        Store(chunk_.digest());
         return absl::OkStatus();
-      }
       case v1::UploadVolumeChunk::PART_NOT_SET:
         break;
     }
@@ -104,29 +96,58 @@ class UploadReactor final
         "an upload chunk sets none of header, data, digest");
   }
 
-  // Stores the checked volume on an engine worker (deriving μ and making it
-  // resident takes a while; gRPC's callback threads must not wait for it),
+  // Without a data directory the upload's bytes are held in memory, from
+  // the header on. With one they go to disk, but the volume must still fit
+  // the budget once it is loaded to render: its bytes and the float32 μ
+  // derived from them.
+  absl::Status CheckMemoryFor(const VolumeHeader& header) {
+    const int64_t uploaded = header.voxel_bytes() + header.label_bytes();
+    if (context_.archive == nullptr) {
+      DRR_ASSIGN_OR_RETURN(
+          held_, context_.budget->Reserve(MemoryUse::kUploads, uploaded,
+                                          "this upload"));
+      return absl::OkStatus();
+    }
+    const int64_t to_render =
+        uploaded + header.voxels() * int64_t{sizeof(float)};
+    if (to_render > context_.budget->limit()) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "rendering this volume needs at least ", to_render,
+          " bytes of memory, over the server's --memory-budget of ",
+          context_.budget->limit()));
+    }
+    return absl::OkStatus();
+  }
+
+  // Checks the digest and stores the volume on an engine worker (flushing it
+  // to disk takes a while; gRPC's callback threads must not wait for it),
   // then completes the call there.
-  void Store(std::string id, HostVolume volume) {
-    auto shared = std::make_shared<HostVolume>(std::move(volume));
+  void Store(std::string digest) {
     context_.engine->Post(
-        [this, id = std::move(id), shared] {
-          // The volume holds its own share of the budget from here on.
-          held_.Release();
-          const int64_t bytes =
-              shared->header.voxel_bytes() + shared->header.label_bytes();
-          absl::StatusOr<std::shared_ptr<const StoredVolume>> stored =
-              context_.store->Insert(id, std::move(*shared));
-          if (stored.ok()) {
-            ToProto(**stored, response_);
-            context_.metrics->AddUploadBytes(bytes);
-            on_stored_();
-          }
-          Complete(stored.status());
-        },
+        [this, digest = std::move(digest)] { Complete(Stored(digest)); },
         [this] {
           Complete(absl::UnavailableError("the server is shutting down"));
         });
+  }
+
+  // Finishes the upload whose digest is `digest` and stores its volume.
+  absl::Status Stored(const std::string& digest) {
+    DRR_ASSIGN_OR_RETURN(FinishedUpload finished, upload_.Finish(digest));
+    // The volume holds its own share of the budget from here on.
+    held_.Release();
+    const VolumeSummary& summary = finished.summary;
+    if (finished.in_memory) {
+      DRR_RETURN_IF_ERROR(
+          context_.store->Insert(summary.id, *std::move(finished.in_memory))
+              .status());
+    } else {
+      DRR_RETURN_IF_ERROR(context_.store->AdoptArchived(summary));
+    }
+    ToProto(summary, response_);
+    context_.metrics->AddUploadBytes(summary.header.voxel_bytes() +
+                                     summary.header.label_bytes());
+    on_stored_();
+    return absl::OkStatus();
   }
 
   void Complete(const absl::Status& status) {
@@ -142,7 +163,8 @@ class UploadReactor final
   bool done_ = false;
   bool admitted_ = false;
   std::shared_ptr<UploadTracker::Ticket> ticket_;
-  // The budget the upload's bytes take until the volume is stored.
+  // The budget the upload's bytes take until the volume is stored (without
+  // a data directory).
   MemoryHold held_;
 };
 
@@ -165,9 +187,9 @@ grpc::ServerUnaryReactor* VolumesService::Get(
   RequestTimer timer(context_.metrics, "Get");
   absl::Status status = context_.gate->Check();
   if (status.ok()) {
-    absl::StatusOr<std::shared_ptr<const StoredVolume>> volume =
-        context_.store->Get(request->volume_id());
-    if (volume.ok()) ToProto(**volume, response);
+    absl::StatusOr<VolumeSummary> volume =
+        context_.store->Describe(request->volume_id());
+    if (volume.ok()) ToProto(*volume, response);
     status = volume.status();
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
@@ -181,8 +203,8 @@ grpc::ServerUnaryReactor* VolumesService::List(
   RequestTimer timer(context_.metrics, "List");
   const absl::Status status = context_.gate->Check();
   if (status.ok()) {
-    for (const auto& volume : context_.store->List())
-      ToProto(*volume, response->add_volumes());
+    for (const VolumeSummary& volume : context_.store->List())
+      ToProto(volume, response->add_volumes());
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpcStatus(timer.Done(status)));

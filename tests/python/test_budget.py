@@ -92,3 +92,44 @@ def test_the_memory_budget_refuses_an_upload_at_its_header(servers: Any) -> None
         vid = client.upload_volume(voxels, affine)
         assert client.get_volume(vid).volume_id == vid
     assert 0 < gauge(server, "drr_memory_used_bytes", '{use="volumes"}') <= 8 << 20
+
+
+def test_with_a_data_dir_uploads_stream_to_disk_not_memory(servers: Any,
+                                                           tmp_path: Any) -> None:
+    data = tmp_path / "data"
+    server = servers("--data-dir", str(data), "--memory-budget", str(32 << 20))
+    stub = volumes_pb2_grpc.VolumesStub(grpc.insecure_channel(server.address))
+    # 8 MiB of voxels: 24 MiB to render (with its float32 μ), within the budget.
+    voxels = np.zeros((16, 512, 512), np.int16)
+    release = threading.Event()
+    pending = stub.Upload.future(header_then_wait(voxels, np.eye(4), release), timeout=60)
+    in_progress: list[Any] = []
+    for _ in range(100):
+        in_progress = [f for f in (data / "volumes").iterdir() if f.name.startswith(".tmp-")]
+        if in_progress and in_progress[0].stat().st_size > 1024:
+            break
+        time.sleep(0.05)
+    assert len(in_progress) == 1  # the bytes so far are on disk ...
+    assert gauge(server, "drr_active_uploads") == 1
+    assert gauge(server, "drr_memory_used_bytes", '{use="uploads"}') == 0  # ... not in memory
+    release.set()
+    with pytest.raises(grpc.RpcError):
+        pending.result()  # it ended without its digest
+    for _ in range(100):
+        if not any((data / "volumes").iterdir()):
+            break
+        time.sleep(0.05)
+    assert not any((data / "volumes").iterdir())  # and left nothing behind
+
+    # A volume the budget could never render is refused at its header.
+    too_big = np.zeros((64, 512, 512), np.int16)
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.Upload(header_then_wait(too_big, np.eye(4), release, first_chunk=False),
+                    timeout=30)
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "--memory-budget" in (refused.value.details() or "")
+
+    with Client(server.address) as client:
+        vid = client.upload_volume(voxels, np.eye(4))
+        assert (data / "volumes" / vid).stat().st_size > voxels.nbytes
+        assert client.get_volume(vid).voxel_bytes == voxels.nbytes

@@ -7,6 +7,7 @@
 
 #include "gtest/gtest.h"
 #include "io/phantom.h"
+#include "server/engine/memory_budget.h"
 #include "server/engine/target_store.h"
 #include "server/engine/volume_store.h"
 #include "tests/status_matchers.h"
@@ -41,20 +42,62 @@ std::unique_ptr<DiskArchive> OpenArchive(const std::string& dir) {
 }
 
 TEST(DiskArchiveTest, VolumeFilesRoundTripAndAreTheirIdsBytes) {
+  ScopedTempDir dir;
+  auto archive = OpenArchive(dir.path());
   const HostVolume volume = SmallVolume();
-  const std::string bytes = VolumeFileBytes(volume);
-  absl::StatusOr<HostVolume> back = VolumeFromFileBytes(bytes);
+  const std::string id =
+      ContentDigest(volume.header, volume.voxels, volume.labels);
+  ASSERT_THAT(archive->PutVolume(id, volume), IsOk());
+  absl::StatusOr<HostVolume> back = archive->GetVolume(id);
   ASSERT_THAT(back, IsOk());
   EXPECT_EQ(back->voxels, volume.voxels);
   EXPECT_EQ(back->labels, volume.labels);
   EXPECT_EQ(back->header.label_type, volume.header.label_type);
   EXPECT_EQ(back->header.affine.m[0][3], 7.5);
-  EXPECT_EQ(ContentDigest(back->header, back->voxels, back->labels),
-            ContentDigest(volume.header, volume.voxels, volume.labels));
-  // Truncated or padded files are refused.
-  EXPECT_FALSE(VolumeFromFileBytes(bytes.substr(0, bytes.size() - 1)).ok());
-  EXPECT_FALSE(VolumeFromFileBytes(bytes + "x").ok());
-  EXPECT_FALSE(VolumeFromFileBytes("DRRVOL1").ok());
+  // The file is exactly the bytes its id hashes.
+  absl::StatusOr<std::string> bytes =
+      archive->Get(DiskArchive::Kind::kVolume, id);
+  ASSERT_THAT(bytes, IsOk());
+  EXPECT_EQ(static_cast<int64_t>(bytes->size()),
+            VolumeFileHeaderBytes() + volume.header.voxel_bytes() +
+                volume.header.label_bytes());
+  EXPECT_THAT(
+      VolumeHeaderFromFileBytes(bytes->substr(0, VolumeFileHeaderBytes())),
+      IsOk());
+  EXPECT_FALSE(VolumeHeaderFromFileBytes("DRRVOL1").ok());
+  // A truncated file is corrupt: set aside, never served.
+  fs::resize_file(dir.File("volumes/" + id),
+                  static_cast<uintmax_t>(bytes->size() - 1));
+  EXPECT_THAT(
+      archive->GetVolume(id).status(),
+      StatusIs(absl::StatusCode::kNotFound, ::testing::HasSubstr("corrupt")));
+  EXPECT_TRUE(fs::exists(dir.File("corrupt/volumes-" + id)));
+}
+
+TEST(DiskArchiveTest, FilesReserveTheirDiskSpaceUntilDone) {
+  ScopedTempDir dir;
+  auto archive = OpenArchive(dir.path());
+  EXPECT_THAT(
+      archive->Create(DiskArchive::Kind::kVolume, int64_t{1} << 62).status(),
+      StatusIs(absl::StatusCode::kResourceExhausted,
+               ::testing::HasSubstr("needs 4611686018427387904")));
+  // Two files that each fit, but not together: the second is refused until
+  // the first is dropped.
+  const int64_t free_bytes =
+      static_cast<int64_t>(fs::space(dir.path()).available);
+  const int64_t most = free_bytes / 4 * 3;
+  absl::StatusOr<std::unique_ptr<ArchiveFile>> first =
+      archive->Create(DiskArchive::Kind::kVolume, most);
+  ASSERT_THAT(first, IsOk());
+  EXPECT_THAT(archive->Create(DiskArchive::Kind::kVolume, most).status(),
+              StatusIs(absl::StatusCode::kResourceExhausted));
+  first->reset();
+  EXPECT_THAT(archive->Create(DiskArchive::Kind::kVolume, most), IsOk());
+  // Writing more than reserved is refused.
+  absl::StatusOr<std::unique_ptr<ArchiveFile>> small =
+      archive->Create(DiskArchive::Kind::kTarget, 3);
+  ASSERT_THAT(small, IsOk());
+  EXPECT_THAT((*small)->Append("abcd"), StatusIs(absl::StatusCode::kInternal));
 }
 
 TEST(DiskArchiveTest, StoresFindTheirVolumesAndTargetsAfterARestart) {
@@ -78,11 +121,21 @@ TEST(DiskArchiveTest, StoresFindTheirVolumesAndTargetsAfterARestart) {
   std::ofstream(dir.File("volumes/.tmp-partial")) << "half a volume";
   auto archive = OpenArchive(dir.path());
   EXPECT_FALSE(fs::exists(dir.File("volumes/.tmp-partial")));
-  VolumeStore store(cpu.get(), 4, 256, archive.get());
+  MemoryBudget budget(int64_t{1} << 30);
+  VolumeStore store(cpu.get(), 4, 256, archive.get(), &budget);
   EXPECT_EQ(store.size(), 1);  // listed, not yet loaded
   EXPECT_EQ(store.resident_bytes(), 0);
+  // Listing and describing read its header and labels, not its voxels.
+  std::vector<VolumeSummary> listed = store.List();
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].id, id);
+  EXPECT_EQ(listed[0].classes, 2);
+  EXPECT_EQ(listed[0].header.width, 5);
+  EXPECT_THAT(store.Describe(id), IsOk());
+  EXPECT_EQ(budget.used(MemoryUse::kVolumes), 0);
   absl::StatusOr<std::shared_ptr<const StoredVolume>> loaded = store.Get(id);
   ASSERT_THAT(loaded, IsOk());
+  EXPECT_GT(budget.used(MemoryUse::kVolumes), 0);
   EXPECT_EQ((*loaded)->classes(), 2);
   EXPECT_THAT((*loaded)->Resident({}, {}), IsOk());
   EXPECT_GT(store.resident_bytes(), 0);
@@ -124,10 +177,27 @@ TEST(DiskArchiveTest, ACorruptFileIsSetAsideAndNeverServed) {
   EXPECT_FALSE(fs::exists(dir.File("volumes/" + id)));
   EXPECT_TRUE(fs::exists(dir.File("corrupt/volumes-" + id)));
   EXPECT_EQ(store.size(), 0);
+  EXPECT_TRUE(store.List().empty());
   EXPECT_THAT(store.Get(id).status(), StatusIs(absl::StatusCode::kNotFound));
   // Uploading it again stores a good copy.
   ASSERT_THAT(store.Insert(id, volume), IsOk());
   EXPECT_TRUE(fs::exists(dir.File("volumes/" + id)));
+}
+
+TEST(DiskArchiveTest, AFileOfTheWrongSizeIsSetAsideWhenListed) {
+  ScopedTempDir dir;
+  std::unique_ptr<kernels::Executor> cpu = kernels::MakeCpuExecutor(1);
+  const HostVolume volume = SmallVolume();
+  const std::string id =
+      ContentDigest(volume.header, volume.voxels, volume.labels);
+  auto archive = OpenArchive(dir.path());
+  ASSERT_THAT(archive->PutVolume(id, volume), IsOk());
+  std::ofstream(dir.File("volumes/" + id), std::ios::app) << "trailing";
+  VolumeStore store(cpu.get(), 4, 256, archive.get());
+  EXPECT_EQ(store.size(), 1);
+  EXPECT_TRUE(store.List().empty());
+  EXPECT_EQ(store.size(), 0);
+  EXPECT_TRUE(fs::exists(dir.File("corrupt/volumes-" + id)));
 }
 
 TEST(DiskArchiveTest, RefusesNamesThatAreNotContentIds) {

@@ -1,13 +1,26 @@
 #include "server/engine/volume_upload.h"
 
+#include <filesystem>
+
 #include "gtest/gtest.h"
 #include "tests/status_matchers.h"
+#include "tests/temp_dir.h"
 
 namespace drr::server {
 namespace {
 
 using ::drr::testing::IsOk;
+using ::drr::testing::ScopedTempDir;
 using ::drr::testing::StatusIs;
+
+// Files (finished or in progress) in `dir`.
+int FilesIn(const std::string& dir) {
+  int n = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    n += entry.is_regular_file();
+  }
+  return n;
+}
 
 VolumeHeader SmallHeader() {
   VolumeHeader h;
@@ -26,10 +39,89 @@ TEST(VolumeUploadTest, AcceptsAWholeUploadWithItsDigest) {
   ASSERT_THAT(upload.AcceptHeader(SmallHeader()), IsOk());
   ASSERT_THAT(upload.AcceptData(kVoxels.substr(0, 10)), IsOk());
   ASSERT_THAT(upload.AcceptData(kVoxels.substr(10)), IsOk());
-  absl::StatusOr<HostVolume> v =
+  absl::StatusOr<FinishedUpload> v =
       upload.Finish(ContentDigest(SmallHeader(), kVoxels));
   ASSERT_THAT(v, IsOk());
-  EXPECT_EQ(v->voxels, kVoxels);
+  EXPECT_EQ(v->summary.id, ContentDigest(SmallHeader(), kVoxels));
+  EXPECT_EQ(v->summary.classes, 1);
+  ASSERT_TRUE(v->in_memory.has_value());
+  EXPECT_EQ(v->in_memory->voxels, kVoxels);
+  EXPECT_TRUE(v->in_memory->labels.empty());
+}
+
+// A header with uint16 labels.
+VolumeHeader LabelledHeader() {
+  VolumeHeader h = SmallHeader();
+  h.label_type = VoxelType::kUInt16;
+  return h;
+}
+
+// Its labels: all 0 but the third, `largest`.
+std::string Labels16(int largest) {
+  std::string labels(2 * 3 * 4 * 2, '\0');
+  labels[4] = char(largest & 0xff);  // the 3rd label, split below
+  labels[5] = char(largest >> 8);
+  return labels;
+}
+
+TEST(VolumeUploadTest, CountsLabelClassesAcrossChunksAndRefusesTooMany) {
+  Limits limits;
+  limits.max_classes = 300;
+  // Chunks split the voxels from the labels mid-chunk and a uint16 label
+  // between two chunks.
+  const std::string bytes = kVoxels + Labels16(299);
+  const std::string id =
+      ContentDigest(LabelledHeader(), kVoxels, Labels16(299));
+  VolumeUpload upload(limits);
+  ASSERT_THAT(upload.AcceptHeader(LabelledHeader()), IsOk());
+  const size_t split = kVoxels.size() + 5;  // between the bytes of label 3
+  ASSERT_THAT(upload.AcceptData(bytes.substr(0, 40)), IsOk());
+  ASSERT_THAT(upload.AcceptData(bytes.substr(40, split - 40)), IsOk());
+  ASSERT_THAT(upload.AcceptData(bytes.substr(split)), IsOk());
+  absl::StatusOr<FinishedUpload> v = upload.Finish(id);
+  ASSERT_THAT(v, IsOk());
+  EXPECT_EQ(v->summary.classes, 300);
+  EXPECT_EQ(v->in_memory->labels, Labels16(299));
+
+  VolumeUpload over(limits);
+  ASSERT_THAT(over.AcceptHeader(LabelledHeader()), IsOk());
+  ASSERT_THAT(over.AcceptData(kVoxels), IsOk());
+  EXPECT_THAT(over.AcceptData(Labels16(300)),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       ::testing::HasSubstr("301 classes")));
+}
+
+TEST(VolumeUploadTest, WithAnArchiveTheBytesGoToDiskAsTheyArrive) {
+  ScopedTempDir dir;
+  absl::StatusOr<std::unique_ptr<DiskArchive>> archive =
+      DiskArchive::Open(dir.path());
+  ASSERT_THAT(archive, IsOk());
+  Limits limits;
+  const std::string id = ContentDigest(SmallHeader(), kVoxels);
+  {
+    VolumeUpload abandoned(limits, archive->get());
+    ASSERT_THAT(abandoned.AcceptHeader(SmallHeader()), IsOk());
+    ASSERT_THAT(abandoned.AcceptData(kVoxels.substr(0, 10)), IsOk());
+    EXPECT_EQ(FilesIn(dir.File("volumes")), 1);  // the file in progress
+  }
+  EXPECT_EQ(FilesIn(dir.File("volumes")), 0);  // a dropped upload leaves none
+  VolumeUpload upload(limits, archive->get());
+  ASSERT_THAT(upload.AcceptHeader(SmallHeader()), IsOk());
+  ASSERT_THAT(upload.AcceptData(kVoxels), IsOk());
+  absl::StatusOr<FinishedUpload> v = upload.Finish(id);
+  ASSERT_THAT(v, IsOk());
+  EXPECT_FALSE(v->in_memory.has_value());
+  EXPECT_EQ(FilesIn(dir.File("volumes")), 1);
+  absl::StatusOr<HostVolume> stored = (*archive)->GetVolume(id);
+  ASSERT_THAT(stored, IsOk());
+  EXPECT_EQ(stored->voxels, kVoxels);
+
+  // A mismatched digest leaves nothing either.
+  VolumeUpload wrong(limits, archive->get());
+  ASSERT_THAT(wrong.AcceptHeader(SmallHeader()), IsOk());
+  ASSERT_THAT(wrong.AcceptData(std::string(kVoxels.size(), 'x')), IsOk());
+  EXPECT_THAT(wrong.Finish(id), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_EQ(FilesIn(dir.File("volumes")), 1);
 }
 
 TEST(VolumeUploadTest, RejectsAMismatchedDigestNamingBoth) {
