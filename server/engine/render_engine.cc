@@ -144,6 +144,25 @@ absl::StatusOr<QueuedCall> RenderEngine::Prepare(RenderCall call) const {
 }
 
 void RenderEngine::Submit(RenderCall call, Callback done) {
+  // A volume only on disk is loaded on a worker: reading and checking it
+  // takes a while, and the caller's thread (gRPC's) must not wait for it.
+  if (store_->OnDiskOnly(call.volume_id)) {
+    auto waiting = std::make_shared<std::pair<RenderCall, Callback>>(
+        std::move(call), std::move(done));
+    Post(
+        [this, waiting] {
+          Enqueue(std::move(waiting->first), std::move(waiting->second));
+        },
+        [waiting] {
+          waiting->second(
+              absl::UnavailableError("the server is shutting down"));
+        });
+    return;
+  }
+  Enqueue(std::move(call), std::move(done));
+}
+
+void RenderEngine::Enqueue(RenderCall call, Callback done) {
   absl::StatusOr<QueuedCall> prepared = Prepare(std::move(call));
   if (!prepared.ok()) {
     done(prepared.status());

@@ -80,6 +80,7 @@ class RenderEngine {
   RenderEngine& operator=(const RenderEngine&) = delete;
 
   // Checks `call` and queues it; `done` runs exactly once with the result.
+  // A call for a volume only on disk waits for a worker to load it first.
   // A malformed call, an unknown volume or a full queue is answered at once;
   // a call whose deadline passes or whose caller gives up is answered
   // DEADLINE_EXCEEDED or CANCELLED, unrendered if it still waits, stopped
@@ -121,6 +122,10 @@ class RenderEngine {
     std::function<void()> run;
     std::function<void()> abandon;
   };
+
+  // Checks `call` (loading its volume, if it is only on disk) and queues
+  // it, as Submit says.
+  void Enqueue(RenderCall call, Callback done);
 
   // `call` checked against the limits and its volume, ready to queue.
   absl::StatusOr<QueuedCall> Prepare(RenderCall call) const;

@@ -301,6 +301,11 @@ absl::StatusOr<std::shared_ptr<const StoredVolume>> VolumeStore::Get(
   return loading->result;
 }
 
+bool VolumeStore::OnDiskOnly(const std::string& id) const {
+  absl::MutexLock lock(&mutex_);
+  return archived_.count(id) > 0 && volumes_.count(id) == 0;
+}
+
 absl::StatusOr<VolumeSummary> VolumeStore::Describe(
     const std::string& id) const {
   {

@@ -181,6 +181,10 @@ class VolumeStore {
   absl::StatusOr<std::shared_ptr<const StoredVolume>> Get(
       const std::string& id) const;
 
+  // Whether the volume with `id` is stored on disk and not loaded: a Get
+  // would read it.
+  bool OnDiskOnly(const std::string& id) const;
+
   // What a client is told of the volume with `id`, without loading it (an
   // archived volume's labels are read once, for its classes), or NOT_FOUND.
   absl::StatusOr<VolumeSummary> Describe(const std::string& id) const;

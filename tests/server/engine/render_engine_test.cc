@@ -16,11 +16,13 @@
 #include "kernels/volume_view.h"
 #include "tests/kernels/test_volumes.h"
 #include "tests/status_matchers.h"
+#include "tests/temp_dir.h"
 
 namespace drr::server {
 namespace {
 
 using ::drr::testing::IsOk;
+using ::drr::testing::ScopedTempDir;
 using ::drr::testing::StatusIs;
 
 // The phantom with labels: class = (i / 32), 4 classes.
@@ -220,6 +222,44 @@ class Answer {
   absl::Notification done_;
   absl::Status status_;
 };
+
+// Records the threads that loaded volumes from disk.
+class LoadThreads : public CacheListener {
+ public:
+  void OnCacheEvent(CacheEvent event, int) override {
+    if (event != CacheEvent::kLoad) return;
+    absl::MutexLock lock(&mutex_);
+    threads_.push_back(std::this_thread::get_id());
+  }
+  std::vector<std::thread::id> threads() const {
+    absl::MutexLock lock(&mutex_);
+    return threads_;
+  }
+
+ private:
+  mutable absl::Mutex mutex_;
+  std::vector<std::thread::id> threads_;
+};
+
+TEST_F(RenderEngineTest, AVolumeOnlyOnDiskIsLoadedOnAWorkerNotTheCaller) {
+  ScopedTempDir dir;
+  absl::StatusOr<std::unique_ptr<DiskArchive>> archive =
+      DiskArchive::Open(dir.path());
+  ASSERT_THAT(archive, IsOk());
+  HostVolume phantom = MakeThoraxPhantom();
+  ASSERT_THAT((*archive)->PutVolume(id_, phantom), IsOk());
+  LoadThreads loads;
+  VolumeStore restarted(executor_.get(), 4, 256, archive->get(), nullptr,
+                        &loads);
+  ASSERT_TRUE(restarted.OnDiskOnly(id_));
+  RenderEngine engine(executor_.get(), &restarted, nullptr, Limits{});
+  Answer answer;
+  engine.Submit(ReferenceCall(8, 8), answer.Callback());
+  EXPECT_THAT(answer.Wait(), IsOk());
+  EXPECT_FALSE(restarted.OnDiskOnly(id_));
+  ASSERT_EQ(loads.threads().size(), 1u);
+  EXPECT_NE(loads.threads()[0], std::this_thread::get_id());
+}
 
 TEST_F(RenderEngineTest, ACallWhoseDeadlinePassedInTheQueueIsNotRendered) {
   RenderEngine engine(executor_.get(), &store_, nullptr, Limits{});
