@@ -17,9 +17,11 @@ const char* MemoryUseName(MemoryUse use) {
     case MemoryUse::kUploads:
       return "uploads";
     case MemoryUse::kRequests:
+      return "requests";
+    case MemoryUse::kTargets:
       break;
   }
-  return "requests";
+  return "targets";
 }
 
 MemoryHold::MemoryHold(MemoryHold&& other) noexcept

@@ -1,7 +1,7 @@
 // One budget for the host memory a user can make the server hold: stored
-// volumes, their resident copies, uploads in progress and render requests in
-// flight (--memory-budget). Work that does not fit is refused with
-// RESOURCE_EXHAUSTED naming what it needed, before it allocates.
+// volumes, their resident copies, uploads in progress, render requests in
+// flight and stored targets (--memory-budget). Work that does not fit is
+// refused with RESOURCE_EXHAUSTED naming what it needed, before it allocates.
 #pragma once
 
 #include <array>
@@ -24,8 +24,10 @@ enum class MemoryUse {
   kUploads,
   // Render requests from acceptance to answer: their inputs and results.
   kRequests,
+  // Stored target images.
+  kTargets,
 };
-inline constexpr int kMemoryUses = 4;
+inline constexpr int kMemoryUses = 5;
 
 // The lowercase name of `use` ("volumes", "resident", ...), for metrics.
 const char* MemoryUseName(MemoryUse use);

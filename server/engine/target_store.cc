@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "status/status_macros.h"
 #include "volume/sha256.h"
 
 namespace drr::server {
@@ -16,7 +17,7 @@ absl::Status TargetNotFound(const std::string& id) {
 
 // The target of archived `bytes` (already verified against `id`), or
 // INVALID_ARGUMENT when they are not a target file.
-absl::StatusOr<std::shared_ptr<const Target>> TargetFromFileBytes(
+absl::StatusOr<std::shared_ptr<Target>> TargetFromFileBytes(
     const std::string& id, const std::string& bytes) {
   uint32_t dims[2];
   if (bytes.size() < 8 + sizeof dims ||
@@ -59,13 +60,24 @@ std::string TargetDigest(int height, int width,
   return hash.HexDigest();
 }
 
-TargetStore::TargetStore(const Limits& limits, const DiskArchive* archive)
-    : limits_(limits), archive_(archive) {
+TargetStore::TargetStore(const Limits& limits, const DiskArchive* archive,
+                         MemoryBudget* budget)
+    : limits_(limits), archive_(archive), budget_(budget) {
   if (archive_ == nullptr) return;
   absl::MutexLock lock(&mutex_);
   for (std::string& id : archive_->List(DiskArchive::Kind::kTarget)) {
     archived_.insert(std::move(id));
   }
+}
+
+absl::Status TargetStore::Hold(Target& target) const {
+  if (budget_ == nullptr) return absl::OkStatus();
+  DRR_ASSIGN_OR_RETURN(
+      target.held, budget_->Reserve(MemoryUse::kTargets,
+                                    static_cast<int64_t>(target.pixels.size() *
+                                                         sizeof(float)),
+                                    absl::StrCat("target ", target.id)));
+  return absl::OkStatus();
 }
 
 int TargetStore::CountLocked() const {
@@ -113,6 +125,7 @@ absl::StatusOr<std::shared_ptr<const Target>> TargetStore::Insert(
                        " targets, its limit; delete one first"));
     }
   }
+  DRR_RETURN_IF_ERROR(Hold(*target));
   if (archive_ != nullptr) {
     absl::Status written =
         archive_->Put(DiskArchive::Kind::kTarget, target->id, bytes);
@@ -133,8 +146,12 @@ absl::StatusOr<std::shared_ptr<const Target>> TargetStore::Get(
   }
   absl::StatusOr<std::string> bytes =
       archive_->Get(DiskArchive::Kind::kTarget, id);
-  absl::StatusOr<std::shared_ptr<const Target>> target =
+  absl::StatusOr<std::shared_ptr<Target>> target =
       bytes.ok() ? TargetFromFileBytes(id, *bytes) : bytes.status();
+  if (target.ok()) {
+    absl::Status held = Hold(**target);
+    if (!held.ok()) return held;
+  }
   absl::MutexLock lock(&mutex_);
   if (!target.ok()) {
     archived_.erase(id);

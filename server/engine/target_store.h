@@ -13,6 +13,7 @@
 #include "absl/synchronization/mutex.h"
 #include "server/engine/disk_archive.h"
 #include "server/engine/limits.h"
+#include "server/engine/memory_budget.h"
 
 namespace drr::server {
 
@@ -22,6 +23,8 @@ struct Target {
   int height = 0;
   int width = 0;
   std::vector<float> pixels;
+  // The budget its pixels hold while anything references it.
+  MemoryHold held;
 };
 
 // The bytes a target's id is the SHA-256 of (and its file in an archive):
@@ -40,9 +43,12 @@ std::string TargetDigest(int height, int width,
 class TargetStore {
  public:
   // At most limits.max_targets targets of limits' image sizes, kept in
-  // `archive` too when it is not nullptr (it must outlive the store).
+  // `archive` too when it is not nullptr (it must outlive the store), their
+  // pixels held in `budget` when it is not nullptr (a target that does not
+  // fit is refused, RESOURCE_EXHAUSTED).
   explicit TargetStore(const Limits& limits,
-                       const DiskArchive* archive = nullptr);
+                       const DiskArchive* archive = nullptr,
+                       MemoryBudget* budget = nullptr);
 
   // Stores a height × width image (finite values, within the image limits);
   // storing the same image again returns the existing entry.
@@ -61,9 +67,12 @@ class TargetStore {
 
  private:
   int CountLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // Holds the budget for `target`'s pixels (nothing without a budget).
+  absl::Status Hold(Target& target) const;
 
   const Limits limits_;
   const DiskArchive* const archive_;
+  MemoryBudget* const budget_;
   mutable absl::Mutex mutex_;
   // Loaded targets (a cache of the archive, when there is one).
   mutable std::map<std::string, std::shared_ptr<const Target>> targets_

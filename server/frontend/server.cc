@@ -49,7 +49,7 @@ class Server::Impl {
                 options.limits.upload_idle_timeout),
         store(executor.get(), options.limits.max_volumes,
               options.limits.max_classes, archive.get(), &budget, &metrics),
-        targets(options.limits, archive.get()),
+        targets(options.limits, archive.get(), &budget),
         engine(executor.get(), &store, &targets, options.limits,
                WithListener(options.engine, &metrics, &budget)),
         volumes_service(ServiceContext{&store, archive.get(), &engine, &metrics,

@@ -9,6 +9,7 @@
 #include "gtest/gtest.h"
 #include "io/phantom.h"
 #include "server/engine/render_engine.h"
+#include "server/engine/target_store.h"
 #include "server/engine/volume_store.h"
 #include "tests/status_matchers.h"
 #include "tests/temp_dir.h"
@@ -212,6 +213,27 @@ TEST_F(BudgetedStoreTest, ARequestThatCannotFitIsRefusedAtOnce) {
   call.poses.resize(1);
   EXPECT_THAT(engine.Render(call), IsOk());
   EXPECT_EQ(budget.used(MemoryUse::kRequests), 0);
+}
+
+TEST(TargetBudgetTest, TargetsHoldTheirPixelsUntilDeleted) {
+  MemoryBudget budget(1000 * sizeof(float));
+  TargetStore targets(Limits{}, nullptr, &budget);
+  absl::StatusOr<std::shared_ptr<const Target>> small =
+      targets.Insert(20, 30, std::vector<float>(600, 1.0f));
+  ASSERT_THAT(small, IsOk());
+  EXPECT_EQ(budget.used(MemoryUse::kTargets), 600 * 4);
+  // The same image again takes nothing more; another that does not fit is
+  // refused, naming it.
+  ASSERT_THAT(targets.Insert(20, 30, std::vector<float>(600, 1.0f)), IsOk());
+  EXPECT_EQ(budget.used(MemoryUse::kTargets), 600 * 4);
+  EXPECT_THAT(targets.Insert(20, 30, std::vector<float>(600, 2.0f)).status(),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       ::testing::HasSubstr("target ")));
+  const std::string id = (*small)->id;
+  small->reset();
+  ASSERT_THAT(targets.Delete(id), IsOk());
+  EXPECT_EQ(budget.used(MemoryUse::kTargets), 0);
+  EXPECT_THAT(targets.Insert(20, 30, std::vector<float>(600, 2.0f)), IsOk());
 }
 
 }  // namespace
