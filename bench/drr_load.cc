@@ -109,6 +109,10 @@ struct Report {
   double fairness = 0;
   // Non-OK answers by gRPC code name.
   std::map<std::string, int64_t> errors;
+  // OK frames answered later than --frame-deadline-us after they were
+  // scheduled (an upper bound on those the server answered late: the
+  // deadline counts from the server's receipt, later than that).
+  int64_t late_ok = 0;
 };
 
 // The canonical name of a gRPC status code, e.g. "DEADLINE_EXCEEDED".
@@ -502,6 +506,12 @@ Report Summarize(const Flags& flags, const std::vector<ClientStats>& clients) {
                                                  report.per_client.end()) /
                                    mean
                              : 0;
+  if (flags.frame_deadline_us) {
+    const double deadline_ms = *flags.frame_deadline_us / 1000.0;
+    const std::vector<double>& l = report.sorted_latencies_ms;
+    report.late_ok =
+        l.end() - std::upper_bound(l.begin(), l.end(), deadline_ms);
+  }
   return report;
 }
 
@@ -582,7 +592,8 @@ std::string ToJson(const Flags& flags, Mode mode,
         ",\n  \"stream_fps\": ", flags.stream_fps,
         ",\n  \"frame_deadline_us\": ",
         flags.frame_deadline_us ? absl::StrCat(*flags.frame_deadline_us)
-                                : "null");
+                                : "null",
+        ",\n  \"late_ok\": ", r.late_ok);
   }
   if (mode == Mode::kOpen) {
     absl::StrAppend(&json, ",\n  \"arrivals\": ", JsonString(flags.arrivals));
@@ -625,6 +636,10 @@ void PrintReport(const Flags& flags, Mode mode, const Report& r) {
   }
   std::printf("errors: %s\n",
               errors.empty() ? "none" : absl::StrJoin(errors, ", ").c_str());
+  if (flags.frame_deadline_us) {
+    std::printf("OK frames later than their deadline: %lld\n",
+                static_cast<long long>(r.late_ok));
+  }
 }
 
 // Writes `text` to the file at `path`.

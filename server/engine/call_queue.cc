@@ -90,11 +90,10 @@ void CallQueue::DropUnwanted(std::vector<DroppedCall>* dropped) {
       for (auto c = calls.begin(); c != calls.end();) {
         const double waited =
             std::chrono::duration<double>(now - c->enqueued).count();
-        absl::Status wanted =
-            StillWanted(c->call, CallStage::kWaiting,
-                        absl::StrCat("after ", waited,
-                                     " s in the render queue; it was not "
-                                     "rendered"));
+        absl::Status wanted = StillWanted(
+            c->call, absl::StrCat("after ", waited,
+                                  " s in the render queue; it was not "
+                                  "rendered"));
         if (wanted.ok()) {
           ++c;
           continue;

@@ -240,17 +240,10 @@ absl::Status ValidateRenderCall(const RenderCall& call, const Limits& limits) {
   return absl::OkStatus();
 }
 
-absl::Status StillWanted(const RenderCall& call, CallStage stage,
-                         absl::string_view when) {
-  const auto now = std::chrono::steady_clock::now();
-  if (call.deadline && now >= *call.deadline) {
+absl::Status StillWanted(const RenderCall& call, absl::string_view when) {
+  if (call.deadline && std::chrono::steady_clock::now() >= *call.deadline) {
     return absl::DeadlineExceededError(
         absl::StrCat("the request's deadline passed ", when));
-  }
-  if (stage == CallStage::kWaiting && call.start_deadline &&
-      now >= *call.start_deadline) {
-    return absl::DeadlineExceededError(
-        absl::StrCat("the frame's deadline to start passed ", when));
   }
   if (call.cancelled && call.cancelled->load(std::memory_order_relaxed)) {
     return absl::CancelledError(

@@ -111,13 +111,12 @@ struct Scheduling {
 // One batch of poses of one volume.
 struct RenderCall {
   std::string volume_id;
-  // When the caller stops waiting. A call still queued then is answered
-  // DEADLINE_EXCEEDED and not rendered; a running one stops early.
+  // When the caller stops waiting (the gRPC deadline, or a stream frame's
+  // frame_deadline_us if earlier). A call still queued then is answered
+  // DEADLINE_EXCEEDED and not rendered; a running one stops early, or its
+  // images are dropped, and it is answered DEADLINE_EXCEEDED: no call is
+  // answered OK after its deadline.
   std::optional<std::chrono::steady_clock::time_point> deadline;
-  // When the call must have started rendering (a stream frame's
-  // frame_deadline_us): still waiting then, it is answered DEADLINE_EXCEEDED
-  // unrendered; once started it runs to its end.
-  std::optional<std::chrono::steady_clock::time_point> start_deadline;
   // Set by the caller when it gives up (a cancelled RPC). A call still queued
   // then is answered CANCELLED and not rendered; a running one stops early.
   std::shared_ptr<const std::atomic<bool>> cancelled;
@@ -176,14 +175,10 @@ struct RenderResult {
   int launch_poses = 0;
 };
 
-// Whether a call waits for the renderer or runs on it.
-enum class CallStage { kWaiting, kRunning };
-
-// OK while `call`'s caller still wants it at `stage`; DEADLINE_EXCEEDED or
-// CANCELLED (saying `when`, e.g. "in the render queue") once its deadline (or,
-// while waiting, its start deadline) has passed or its caller has given up.
-absl::Status StillWanted(const RenderCall& call, CallStage stage,
-                         absl::string_view when);
+// OK while `call`'s caller still wants it; DEADLINE_EXCEEDED or CANCELLED
+// (saying `when`, e.g. "in the render queue") once its deadline has passed
+// or its caller has given up.
+absl::Status StillWanted(const RenderCall& call, absl::string_view when);
 
 // Checks everything about `call` that does not need the volume: batch size,
 // image sizes, samples, finite intrinsics, poses and attenuation. Malformed

@@ -22,7 +22,7 @@ double SecondsBetween(std::chrono::steady_clock::time_point from,
 // True when no caller of `batch` still wants it.
 bool NobodyWants(const std::vector<QueuedCall>& batch) {
   return std::none_of(batch.begin(), batch.end(), [](const QueuedCall& q) {
-    return StillWanted(q.call, CallStage::kRunning, "").ok();
+    return StillWanted(q.call, "").ok();
   });
 }
 
@@ -41,8 +41,7 @@ absl::Status RenderEngine::WhyStopped(const RenderCall& call,
     return absl::UnavailableError(
         "the server shut down while the request rendered");
   }
-  absl::Status why = StillWanted(call, CallStage::kRunning,
-                                 "while it rendered; it was stopped");
+  absl::Status why = StillWanted(call, "while it rendered; it was stopped");
   return why.ok() ? status : why;
 }
 
@@ -385,15 +384,14 @@ std::vector<absl::StatusOr<RenderResult>> RenderEngine::RunBatch(
     first += q.poses();
     // A caller who gave up while the launch ran gets no images.
     if (absl::Status wanted =
-            StillWanted(q.call, CallStage::kRunning,
-                        "while it rendered; its images were dropped");
+            StillWanted(q.call, "while it rendered; its images were dropped");
         !wanted.ok()) {
       results.emplace_back(std::move(wanted));
       continue;
     }
     workspace.set_stop_check([this, &q] {
       return shutting_down_.load(std::memory_order_relaxed) ||
-             !StillWanted(q.call, CallStage::kRunning, "").ok();
+             !StillWanted(q.call, "").ok();
     });
     absl::StatusOr<RenderResult> result =
         FinishCall(q, images.data() + offset * image_values, **resident,
@@ -401,6 +399,13 @@ std::vector<absl::StatusOr<RenderResult>> RenderEngine::RunBatch(
     workspace.set_stop_check(nullptr);
     if (!result.ok()) {
       results.emplace_back(WhyStopped(q.call, result.status()));
+      continue;
+    }
+    // No call is answered OK after its deadline.
+    if (absl::Status wanted = StillWanted(
+            q.call, "while it was finished; its result was dropped");
+        !wanted.ok()) {
+      results.emplace_back(std::move(wanted));
       continue;
     }
     result->queue_seconds = SecondsBetween(q.enqueued, taken);

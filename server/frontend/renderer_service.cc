@@ -39,7 +39,7 @@ std::atomic<uint64_t> latest_streams{0};
 // Answers a RenderStream: every frame in order, with its frame id, a bad
 // frame's error in that frame. The first frame sets the mode: ORDERED renders
 // every frame; LATEST lets a newer frame supersede older ones still waiting
-// (answered ABORTED by the engine). A frame with frame_deadline_us not started
+// (answered ABORTED by the engine). A frame with frame_deadline_us not done
 // by then is answered DEADLINE_EXCEEDED. At most limits.max_frames_in_flight
 // frames are outstanding; beyond that the stream is not read (backpressure).
 // The reactor is reference counted: gRPC holds one reference until OnDone,
@@ -96,12 +96,13 @@ class RenderStreamReactor final
       FrameDone(*frame, timer->Done(open));
       return;
     }
-    CallOrigin origin{client_, deadline_, std::nullopt, cancelled_,
-                      latest_stream_};
+    CallOrigin origin{client_, deadline_, cancelled_, latest_stream_};
     if (request.has_frame_deadline_us()) {
-      origin.start_deadline =
+      const auto frame_deadline =
           received + std::chrono::microseconds(std::min<uint64_t>(
                          request.frame_deadline_us(), kLongestFrameDeadline));
+      origin.deadline =
+          std::min(deadline_.value_or(frame_deadline), frame_deadline);
     }
     RenderThroughEngine(context_, request, std::move(origin), &frame->response,
                         [this, frame, timer](const absl::Status& status) {
@@ -250,7 +251,6 @@ void RenderThroughEngine(const ServiceContext& context,
     return;
   }
   call->deadline = origin.deadline;
-  call->start_deadline = origin.start_deadline;
   call->cancelled = std::move(origin.cancelled);
   call->scheduling.client = std::move(origin.client);
   call->scheduling.latest_stream = origin.latest_stream;
@@ -286,7 +286,7 @@ grpc::ServerUnaryReactor* RendererService::Render(
   }
   RenderThroughEngine(context_, *request,
                       CallOrigin{context->peer(), ClientDeadline(*context),
-                                 std::nullopt, reactor->cancelled()},
+                                 reactor->cancelled()},
                       response, [reactor, timer](const absl::Status& status) {
                         reactor->Finish(ToGrpcStatus(timer->Done(status)));
                       });

@@ -32,10 +32,9 @@ class RendererService final : public v1::Renderer::CallbackService {
 struct CallOrigin {
   // The gRPC peer, the engine's fairness key.
   std::string client;
-  // When the client stops waiting, if it said.
+  // When the client stops waiting, if it said (the gRPC deadline, or a
+  // stream frame's frame_deadline_us if earlier).
   std::optional<std::chrono::steady_clock::time_point> deadline;
-  // When the render must have started (a stream frame's frame_deadline_us).
-  std::optional<std::chrono::steady_clock::time_point> start_deadline;
   // Raised when the client gives up; may be nullptr.
   std::shared_ptr<const std::atomic<bool>> cancelled;
   // Non-zero for the frames of a LATEST stream: the stream's number.

@@ -105,6 +105,19 @@ def test_a_frame_not_started_by_its_deadline_is_answered_deadline_exceeded(
     assert "not rendered" in answers[1].error.message
 
 
+def test_a_frame_whose_deadline_passes_while_it_renders_is_stopped(
+        server: Any, client: Any, volume: str) -> None:
+    hurried = slow(client, volume, frame_id=1)
+    hurried.frame_deadline_us = 200_000
+    after = request(client, volume, 8, 10, frame_id=2)
+    answers = list(client.render_stream(iter([hurried, after])))
+    assert [a.frame_id for a in answers] == [1, 2]
+    assert answers[0].error is not None
+    assert answers[0].error.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert "while it rendered" in answers[0].error.message
+    assert answers[1].error is None  # the stream goes on
+
+
 def test_requests_waiting_together_are_rendered_in_one_launch(server: Any, client: Any,
                                                                volume: str) -> None:
     stub = renderer_pb2_grpc.RendererStub(grpc.insecure_channel(server.address))
