@@ -149,7 +149,7 @@ DRR_HD void MarchTrilinear(const Volume& volume, const Labels& labels,
 
 // The index of the voxel holding coordinate `p`, clamped to [0, n).
 DRR_HD int NearestIndex(float p, int n) {
-  const int i = static_cast<int>(floorf(p + 0.5f));
+  const int i = SaturatingIndex(floorf(p + 0.5f), n);
   return i < 0 ? 0 : (i >= n ? n - 1 : i);
 }
 

@@ -33,4 +33,12 @@ DRR_HD Vec3 TransformPoint(const Affine3x4& f, Vec3 p) {
           f.m[2][0] * p.x + f.m[2][1] * p.y + f.m[2][2] * p.z + f.m[2][3]};
 }
 
+// The integral coordinate `f` (or NaN, or ±inf) as an index clamped to
+// [−2, n + 1]: an index that far outside an axis of n voxels is outside
+// every trilinear or nearest support, so coordinates beyond the volume land
+// outside it without overflowing the conversion to int.
+DRR_HD int SaturatingIndex(float f, int n) {
+  return static_cast<int>(fminf(fmaxf(f, -2.0f), static_cast<float>(n + 1)));
+}
+
 }  // namespace drr::kernels

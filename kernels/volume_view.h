@@ -28,8 +28,8 @@ struct VolumeView {
   // align_corners=False and zero padding, at voxel coordinates).
   DRR_HD float operator()(Vec3 p) const {
     const float fx = floorf(p.x), fy = floorf(p.y), fz = floorf(p.z);
-    const int x0 = static_cast<int>(fx), y0 = static_cast<int>(fy),
-              z0 = static_cast<int>(fz);
+    const int x0 = SaturatingIndex(fx, nx), y0 = SaturatingIndex(fy, ny),
+              z0 = SaturatingIndex(fz, nz);
     const float wx = p.x - fx, wy = p.y - fy, wz = p.z - fz;
     if (x0 >= 0 && y0 >= 0 && z0 >= 0 && x0 + 1 < nx && y0 + 1 < ny &&
         z0 + 1 < nz) {
@@ -73,8 +73,8 @@ struct VolumeView {
 template <class Volume>
 DRR_HD float SampleWithGradient(const Volume& v, Vec3 p, Vec3* gradient) {
   const float fx = floorf(p.x), fy = floorf(p.y), fz = floorf(p.z);
-  const int x0 = static_cast<int>(fx), y0 = static_cast<int>(fy),
-            z0 = static_cast<int>(fz);
+  const int x0 = SaturatingIndex(fx, v.nx), y0 = SaturatingIndex(fy, v.ny),
+            z0 = SaturatingIndex(fz, v.nz);
   const float wx = p.x - fx, wy = p.y - fy, wz = p.z - fz;
   float value = 0.0f, gx = 0.0f, gy = 0.0f, gz = 0.0f;
   for (int dz = 0; dz < 2; ++dz) {
@@ -121,9 +121,9 @@ struct LabelView {
   // The class of the voxel nearest `p`, rounding halves to even as
   // grid_sample(mode="nearest") does; class 0 outside the volume.
   DRR_HD int Nearest(Vec3 p) const {
-    const int i = static_cast<int>(rintf(p.x));
-    const int j = static_cast<int>(rintf(p.y));
-    const int k = static_cast<int>(rintf(p.z));
+    const int i = SaturatingIndex(rintf(p.x), nx);
+    const int j = SaturatingIndex(rintf(p.y), ny);
+    const int k = SaturatingIndex(rintf(p.z), nz);
     if (i < 0 || j < 0 || k < 0 || i >= nx || j >= ny || k >= nz) return 0;
     return Voxel(i, j, k);
   }

@@ -6,6 +6,20 @@
 
 namespace drr::server {
 
+// Physically meaningful ranges of geometry and attenuation: values beyond
+// them are refused (INVALID_ARGUMENT), so that no accepted request renders a
+// non-finite pixel or overflows a conversion.
+// Largest magnitude of a coordinate, distance or affine entry, in mm.
+inline constexpr double kMaxMillimetres = 1e6;
+// Smallest detector or voxel spacing, and source-to-detector distance, in mm.
+inline constexpr double kMinSpacingMillimetres = 1e-6;
+// Largest magnitude of a rotation parameter (degrees, radians or unitless).
+inline constexpr double kMaxRotationParameter = 1e6;
+// Largest magnitude of the HU→μ parameters mu_water and mu_bone (per mm).
+inline constexpr double kMaxAttenuationPerMm = 1e3;
+// Largest magnitude of a float32 voxel (HU or μ per mm).
+inline constexpr double kMaxVoxelValue = 1e6;
+
 // Bounds on untrusted input, set from flags.
 struct Limits {
   // Largest number of voxels in one volume.

@@ -10,21 +10,28 @@
 namespace drr::server {
 namespace {
 
-absl::Status CheckFinite(double value, absl::string_view field) {
-  if (!std::isfinite(value)) {
+// OK when `value` is within [lo, hi]; else (NaN too) INVALID_ARGUMENT naming
+// `field` and the range.
+absl::Status CheckBetween(double value, double lo, double hi,
+                          absl::string_view field) {
+  if (!(value >= lo && value <= hi)) {
     return absl::InvalidArgumentError(
-        absl::StrCat(field, " is not finite (", value, ")"));
+        absl::StrCat(field, " is ", value, ", outside the meaningful range [",
+                     lo, ", ", hi, "]"));
   }
   return absl::OkStatus();
 }
 
-absl::Status CheckPositive(double value, absl::string_view field) {
-  DRR_RETURN_IF_ERROR(CheckFinite(value, field));
-  if (value <= 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, " must be > 0, got ", value));
-  }
-  return absl::OkStatus();
+// OK when |value| ≤ `bound`, as CheckBetween.
+absl::Status CheckMagnitude(double value, double bound,
+                            absl::string_view field) {
+  return CheckBetween(value, -bound, bound, field);
+}
+
+// A length in mm of a camera: at least the smallest spacing, at most the
+// largest distance.
+absl::Status CheckLength(double value, absl::string_view field) {
+  return CheckBetween(value, kMinSpacingMillimetres, kMaxMillimetres, field);
 }
 
 // OK when `p.rotation` (finite, of the parameterization's count) is a valid
@@ -98,9 +105,11 @@ absl::Status CheckCount(int64_t value, int64_t min, int64_t limit,
   return absl::OkStatus();
 }
 
+// A point or offset in mm.
 absl::Status CheckVec(const geometry::Vec3d& v, absl::string_view field) {
   for (int i = 0; i < 3; ++i) {
-    DRR_RETURN_IF_ERROR(CheckFinite(v[i], absl::StrCat(field, "[", i, "]")));
+    DRR_RETURN_IF_ERROR(CheckMagnitude(v[i], kMaxMillimetres,
+                                       absl::StrCat(field, "[", i, "]")));
   }
   return absl::OkStatus();
 }
@@ -110,8 +119,8 @@ absl::Status ValidatePose(const PoseSpec& pose, int index) {
   if (const auto* m = std::get_if<geometry::Mat4d>(&pose)) {
     for (int r = 0; r < 4; ++r) {
       for (int c = 0; c < 4; ++c) {
-        DRR_RETURN_IF_ERROR(CheckFinite(
-            m->m[r][c],
+        DRR_RETURN_IF_ERROR(CheckMagnitude(
+            m->m[r][c], kMaxMillimetres,
             absl::StrCat(prefix, ".rt_inv.values[", 4 * r + c, "]")));
       }
     }
@@ -133,7 +142,8 @@ absl::Status ValidatePose(const PoseSpec& pose, int index) {
   }
   for (int i = 0; i < count; ++i) {
     DRR_RETURN_IF_ERROR(
-        CheckFinite(p.rotation[i], absl::StrCat(field, ".rotation[", i, "]")));
+        CheckMagnitude(p.rotation[i], kMaxRotationParameter,
+                       absl::StrCat(field, ".rotation[", i, "]")));
   }
   DRR_RETURN_IF_ERROR(CheckRotation(p, field));
   DRR_RETURN_IF_ERROR(CheckVec(p.translation, field + ".translation"));
@@ -145,11 +155,11 @@ absl::Status ValidatePose(const PoseSpec& pose, int index) {
 absl::Status ValidateIntrinsics(const geometry::Intrinsics& in,
                                 const std::string& field,
                                 const Limits& limits) {
-  DRR_RETURN_IF_ERROR(CheckPositive(in.sdd, field + ".sdd"));
-  DRR_RETURN_IF_ERROR(CheckPositive(in.delx, field + ".delx"));
-  DRR_RETURN_IF_ERROR(CheckPositive(in.dely, field + ".dely"));
-  DRR_RETURN_IF_ERROR(CheckFinite(in.x0, field + ".x0"));
-  DRR_RETURN_IF_ERROR(CheckFinite(in.y0, field + ".y0"));
+  DRR_RETURN_IF_ERROR(CheckLength(in.sdd, field + ".sdd"));
+  DRR_RETURN_IF_ERROR(CheckLength(in.delx, field + ".delx"));
+  DRR_RETURN_IF_ERROR(CheckLength(in.dely, field + ".dely"));
+  DRR_RETURN_IF_ERROR(CheckMagnitude(in.x0, kMaxMillimetres, field + ".x0"));
+  DRR_RETURN_IF_ERROR(CheckMagnitude(in.y0, kMaxMillimetres, field + ".y0"));
   DRR_RETURN_IF_ERROR(
       CheckCount(in.height, 1, limits.max_image_side, field + ".height"));
   DRR_RETURN_IF_ERROR(
@@ -196,9 +206,12 @@ absl::Status ValidateRenderCall(const RenderCall& call, const Limits& limits) {
         "options.sampler TEXTURE applies to the trilinear renderer only");
   }
   const kernels::AttenuationParams& a = call.attenuation;
-  DRR_RETURN_IF_ERROR(CheckFinite(a.mu_water, "options.attenuation.mu_water"));
-  DRR_RETURN_IF_ERROR(CheckFinite(a.mu_bone, "options.attenuation.mu_bone"));
-  DRR_RETURN_IF_ERROR(CheckPositive(a.hu_bone, "options.attenuation.hu_bone"));
+  DRR_RETURN_IF_ERROR(CheckMagnitude(a.mu_water, kMaxAttenuationPerMm,
+                                     "options.attenuation.mu_water"));
+  DRR_RETURN_IF_ERROR(CheckMagnitude(a.mu_bone, kMaxAttenuationPerMm,
+                                     "options.attenuation.mu_bone"));
+  DRR_RETURN_IF_ERROR(CheckBetween(a.hu_bone, 1.0, kMaxVoxelValue,
+                                   "options.attenuation.hu_bone"));
   for (size_t i = 0; i < call.channels.classes.size(); ++i) {
     if (call.channels.classes[i] < 0) {
       return absl::InvalidArgumentError(

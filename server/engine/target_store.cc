@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "status/quoted.h"
 #include "status/status_macros.h"
 #include "volume/sha256.h"
 
@@ -12,7 +13,7 @@ namespace {
 
 absl::Status TargetNotFound(const std::string& id) {
   return absl::NotFoundError(
-      absl::StrCat("target ", id, " is not stored on this server"));
+      absl::StrCat("target ", Quoted(id), " is not stored on this server"));
 }
 
 // The target of archived `bytes` (already verified against `id`), or

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/engine/status_from_kernel.h"
+#include "status/quoted.h"
 #include "status/status_macros.h"
 
 namespace drr::server {
@@ -46,7 +47,7 @@ std::vector<uint16_t> WidenLabels(const HostVolume& volume) {
 
 absl::Status VolumeNotFound(const std::string& id) {
   return absl::NotFoundError(
-      absl::StrCat("volume ", id, " is not stored on this server"));
+      absl::StrCat("volume ", Quoted(id), " is not stored on this server"));
 }
 
 StoredVolume::StoredVolume(std::string id, HostVolume volume,

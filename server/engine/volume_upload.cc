@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <new>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "kernels/resident_volume.h"
+#include "status/quoted.h"
 #include "status/status_macros.h"
 
 namespace drr::server {
@@ -44,9 +46,24 @@ absl::Status VolumeUpload::AcceptHeader(const VolumeHeader& header) {
   }
   for (const auto& row : header.affine.m) {
     for (double v : row) {
-      if (!std::isfinite(v))
+      if (!(std::fabs(v) <= kMaxMillimetres)) {
         return absl::InvalidArgumentError(
-            "header.affine has a non-finite entry");
+            absl::StrCat("header.affine has an entry of ", v,
+                         ", outside the meaningful range [-", kMaxMillimetres,
+                         ", ", kMaxMillimetres, "] mm"));
+      }
+    }
+  }
+  for (int axis = 0; axis < 3; ++axis) {
+    const auto& m = header.affine.m;
+    const double spacing =
+        std::sqrt(m[0][axis] * m[0][axis] + m[1][axis] * m[1][axis] +
+                  m[2][axis] * m[2][axis]);
+    if (spacing < kMinSpacingMillimetres) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("header.affine: the voxel spacing along axis ", axis,
+                       " is ", spacing, " mm, under the smallest meaningful ",
+                       kMinSpacingMillimetres, " mm"));
     }
   }
   if (!geometry::InvertAffine(header.affine)) {
@@ -81,7 +98,7 @@ absl::Status VolumeUpload::AcceptData(absl::string_view bytes) {
         "data: the header must come before any data");
   }
   if (bytes.size() > kMaxUploadChunkBytes) {
-    return absl::InvalidArgumentError(absl::StrCat(
+    return absl::ResourceExhaustedError(absl::StrCat(
         "data: a chunk holds ", bytes.size(), " bytes, more than the ",
         kMaxUploadChunkBytes, " allowed"));
   }
@@ -94,6 +111,11 @@ absl::Status VolumeUpload::AcceptData(absl::string_view bytes) {
   // The stream carries the voxels, then the labels.
   const int64_t voxels_left =
       std::max<int64_t>(0, header_.voxel_bytes() - received_);
+  if (header_.voxel_type == VoxelType::kFloat32 && voxels_left > 0) {
+    DRR_RETURN_IF_ERROR(CheckFloatVoxels(bytes.substr(
+        0, static_cast<size_t>(std::min<int64_t>(
+               voxels_left, static_cast<int64_t>(bytes.size()))))));
+  }
   if (static_cast<int64_t>(bytes.size()) > voxels_left) {
     classes_->Add(std::string_view(bytes.data(), bytes.size())
                       .substr(static_cast<size_t>(voxels_left)));
@@ -113,6 +135,28 @@ absl::Status VolumeUpload::AcceptData(absl::string_view bytes) {
   return absl::OkStatus();
 }
 
+absl::Status VolumeUpload::CheckFloatVoxels(absl::string_view bytes) {
+  // A float may be split between chunks: its first bytes wait in split_.
+  size_t i = 0;
+  float value;
+  while (i < bytes.size()) {
+    const size_t take =
+        std::min(sizeof value - split_.size(), bytes.size() - i);
+    split_.append(bytes.data() + i, take);
+    i += take;
+    if (split_.size() < sizeof value) break;
+    std::memcpy(&value, split_.data(), sizeof value);
+    split_.clear();
+    if (!(std::fabs(value) <= kMaxVoxelValue)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "data: voxel ", (received_ + static_cast<int64_t>(i)) / 4 - 1, " is ",
+          value, ", outside the meaningful range [-", kMaxVoxelValue, ", ",
+          kMaxVoxelValue, "]"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<FinishedUpload> VolumeUpload::Finish(absl::string_view digest) {
   if (!have_header_)
     return absl::InvalidArgumentError("header: the upload has no header");
@@ -127,7 +171,7 @@ absl::StatusOr<FinishedUpload> VolumeUpload::Finish(absl::string_view digest) {
   if (digest != actual) {
     file_.reset();
     return absl::InvalidArgumentError(
-        absl::StrCat("digest: the client sent ", digest,
+        absl::StrCat("digest: the client sent ", Quoted(digest),
                      " but the content hashes to ", actual));
   }
   FinishedUpload finished;

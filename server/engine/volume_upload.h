@@ -64,6 +64,12 @@ class VolumeUpload {
   VolumeHeader header_;
   Sha256 hash_;
   int64_t received_ = 0;
+  // Refuses float32 voxels that are not finite or beyond kMaxVoxelValue
+  // among `bytes`, the next voxel bytes.
+  absl::Status CheckFloatVoxels(absl::string_view bytes);
+
+  // The first bytes of a float32 voxel whose last bytes come next.
+  std::string split_;
   // Counts the label classes, when the volume has labels.
   std::optional<LabelClassCounter> classes_;
   // Where the bytes go: the archive's file, or memory.

@@ -100,6 +100,56 @@ TEST(ValidateRenderCallTest, RejectsNonFiniteGeometryNamingTheField) {
                  "poses[1].rt_inv.values[7]");
 }
 
+TEST(ValidateRenderCallTest, RefusesValuesBeyondTheirMeaningfulRange) {
+  // Each absurd but finite value that once rendered all-NaN images.
+  for (double absurd : {1e30, 1e308}) {
+    RenderCall call = GoodCall();
+    call.intrinsics[0].sdd = absurd;
+    ExpectRejected(call, absl::StatusCode::kInvalidArgument, "intrinsics.sdd");
+    call = GoodCall();
+    call.intrinsics[0].delx = absurd;
+    ExpectRejected(call, absl::StatusCode::kInvalidArgument, "intrinsics.delx");
+    call = GoodCall();
+    call.intrinsics[0].dely = absurd;
+    ExpectRejected(call, absl::StatusCode::kInvalidArgument, "intrinsics.dely");
+    call = GoodCall();
+    call.intrinsics[0].x0 = -absurd;
+    ExpectRejected(call, absl::StatusCode::kInvalidArgument, "intrinsics.x0");
+    call = GoodCall();
+    call.intrinsics[0].y0 = absurd;
+    ExpectRejected(call, absl::StatusCode::kInvalidArgument, "intrinsics.y0");
+    call = GoodCall();
+    FirstPose(call).translation[1] = absurd;
+    ExpectRejected(call, absl::StatusCode::kInvalidArgument,
+                   "poses[0].parameterized.translation[1]");
+    call = GoodCall();
+    FirstPose(call).rotation[2] = absurd;
+    ExpectRejected(call, absl::StatusCode::kInvalidArgument,
+                   "poses[0].parameterized.rotation[2]");
+    call = GoodCall();
+    call.attenuation.mu_bone = absurd;
+    ExpectRejected(call, absl::StatusCode::kInvalidArgument,
+                   "options.attenuation.mu_bone");
+    call = GoodCall();
+    geometry::Mat4d rt_inv = geometry::Mat4d::Identity();
+    rt_inv.m[0][3] = absurd;
+    call.poses[0] = rt_inv;
+    ExpectRejected(call, absl::StatusCode::kInvalidArgument,
+                   "poses[0].rt_inv.values[3]");
+  }
+  RenderCall call = GoodCall();
+  call.intrinsics[0].delx = 1e-7;
+  ExpectRejected(call, absl::StatusCode::kInvalidArgument,
+                 "outside the meaningful range [1e-06, 1e+06]");
+  // The range's ends are accepted.
+  call = GoodCall();
+  call.intrinsics[0].sdd = kMaxMillimetres;
+  call.intrinsics[0].delx = kMinSpacingMillimetres;
+  call.intrinsics[0].x0 = -kMaxMillimetres;
+  FirstPose(call).translation = {kMaxMillimetres, -kMaxMillimetres, 0};
+  EXPECT_THAT(ValidateRenderCall(call, Limits{}), IsOk());
+}
+
 TEST(ValidateRenderCallTest, ChecksEachParameterizationsValues) {
   RenderCall call = GoodCall();
   FirstPose(call).parameterization = geometry::Parameterization::kQuaternion;

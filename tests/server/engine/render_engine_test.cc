@@ -118,6 +118,48 @@ TEST_F(RenderEngineTest, PerPoseIntrinsicsRenderEachPoseWithItsOwnCamera) {
                          both->images.begin() + 32 * 32));
 }
 
+TEST_F(RenderEngineTest, EveryAcceptedExtremeRendersFinitePixels) {
+  std::vector<RenderCall> extremes;
+  RenderCall call = ReferenceCall(8, 8);
+  call.intrinsics[0].sdd = kMaxMillimetres;
+  call.intrinsics[0].delx = call.intrinsics[0].dely = kMaxMillimetres;
+  std::get<ParameterizedPoseSpec>(call.poses[0]).translation = {
+      kMaxMillimetres, -kMaxMillimetres, kMaxMillimetres};
+  extremes.push_back(call);
+  call = ReferenceCall(8, 8);
+  call.intrinsics[0].sdd = kMinSpacingMillimetres;
+  call.intrinsics[0].delx = call.intrinsics[0].dely = kMinSpacingMillimetres;
+  call.intrinsics[0].x0 = kMaxMillimetres;
+  call.intrinsics[0].y0 = -kMaxMillimetres;
+  extremes.push_back(call);
+  call = ReferenceCall(8, 8);
+  call.attenuation = {kMaxAttenuationPerMm, kMaxAttenuationPerMm, 1.0};
+  extremes.push_back(call);
+  call = ReferenceCall(8, 8);
+  geometry::Mat4d stretched = geometry::Mat4d::Identity();
+  for (int i = 0; i < 3; ++i) stretched.m[i][i] = kMaxMillimetres;
+  stretched.m[1][3] = -kMaxMillimetres;
+  call.poses[0] = stretched;
+  extremes.push_back(call);
+  for (size_t e = 0; e < extremes.size(); ++e) {
+    for (auto projector :
+         {kernels::Projector::kTrilinear, kernels::Projector::kSiddon}) {
+      for (auto output : {OutputKind::kLineIntegral, OutputKind::kMip}) {
+        RenderCall c = extremes[e];
+        c.projector = projector;
+        c.output = output;
+        ASSERT_THAT(ValidateRenderCall(c, Limits{}), IsOk()) << e;
+        absl::StatusOr<RenderResult> r = Render(c);
+        ASSERT_THAT(r, IsOk()) << e;
+        EXPECT_TRUE(std::all_of(r->images.begin(), r->images.end(),
+                                [](float v) { return std::isfinite(v); }))
+            << "extreme " << e << ", projector " << int(projector)
+            << ", output " << int(output);
+      }
+    }
+  }
+}
+
 TEST_F(RenderEngineTest, AttenuationParametersApplyWithoutReupload) {
   RenderCall call = ReferenceCall(16, 16);
   absl::StatusOr<RenderResult> defaults = Render(call);

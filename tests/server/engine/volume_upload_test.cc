@@ -1,5 +1,6 @@
 #include "server/engine/volume_upload.h"
 
+#include <cstring>
 #include <filesystem>
 
 #include "gtest/gtest.h"
@@ -169,6 +170,48 @@ TEST(VolumeUploadTest, RejectsShapesOverTheLimitsAndBadAffines) {
               StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
+TEST(VolumeUploadTest, RefusesAffinesAndVoxelsBeyondTheirMeaningfulRange) {
+  Limits limits;
+  VolumeHeader far = SmallHeader();
+  far.affine.m[2][3] = 1e30;
+  EXPECT_THAT(VolumeUpload(limits).AcceptHeader(far),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       ::testing::HasSubstr("header.affine")));
+  VolumeHeader flat = SmallHeader();
+  flat.affine.m[0][0] = 1e-9;
+  EXPECT_THAT(VolumeUpload(limits).AcceptHeader(flat),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       ::testing::HasSubstr("spacing along axis 0")));
+
+  VolumeHeader floats = SmallHeader();
+  floats.voxel_type = VoxelType::kFloat32;
+  std::string voxels(floats.voxel_bytes(), '\0');
+  const float fine = 1e6f, absurd = 1e30f;
+  std::memcpy(voxels.data() + 4, &fine, 4);
+  VolumeUpload good(limits);
+  ASSERT_THAT(good.AcceptHeader(floats), IsOk());
+  ASSERT_THAT(good.AcceptData(voxels), IsOk());
+  // A value split between two chunks is checked whole.
+  std::memcpy(voxels.data() + 8, &absurd, 4);
+  VolumeUpload bad(limits);
+  ASSERT_THAT(bad.AcceptHeader(floats), IsOk());
+  ASSERT_THAT(bad.AcceptData(voxels.substr(0, 10)), IsOk());
+  EXPECT_THAT(bad.AcceptData(voxels.substr(10)),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       ::testing::HasSubstr("voxel 2 is 1e+30")));
+}
+
+TEST(VolumeUploadTest, QuotesAnAbsurdDigestOnlyInPart) {
+  Limits limits;
+  VolumeUpload upload(limits);
+  ASSERT_THAT(upload.AcceptHeader(SmallHeader()), IsOk());
+  ASSERT_THAT(upload.AcceptData(kVoxels), IsOk());
+  const absl::Status s = upload.Finish(std::string(10000, 'f')).status();
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument,
+                          ::testing::HasSubstr("(9872 more bytes)")));
+  EXPECT_LT(s.message().size(), 400u);
+}
+
 TEST(VolumeUploadTest, NoLimitAdmitsMoreVoxelsThanTheKernelsCanIndex) {
   Limits limits;
   limits.max_volume_voxels = int64_t{1} << 40;
@@ -196,7 +239,7 @@ TEST(VolumeUploadTest, RejectsOutOfOrderAndOversizedParts) {
   EXPECT_THAT(upload.AcceptHeader(SmallHeader()),
               StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(upload.AcceptData(std::string(kMaxUploadChunkBytes + 1, 'x')),
-              StatusIs(absl::StatusCode::kInvalidArgument));
+              StatusIs(absl::StatusCode::kResourceExhausted));
 }
 
 }  // namespace

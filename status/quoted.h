@@ -1,0 +1,24 @@
+// Client text quoted in error messages, bounded: a message must never grow
+// with what a client sent (gRPC refuses trailers over its metadata limit and
+// would replace the real error).
+#pragma once
+
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+
+namespace drr {
+
+// Most characters of client text an error message quotes.
+inline constexpr size_t kMaxQuotedChars = 128;
+
+// `text` as a message may quote it: whole when at most kMaxQuotedChars
+// bytes, else its first kMaxQuotedChars bytes and how many were left out.
+inline std::string Quoted(absl::string_view text) {
+  if (text.size() <= kMaxQuotedChars) return std::string(text);
+  return absl::StrCat(text.substr(0, kMaxQuotedChars), "... (",
+                      text.size() - kMaxQuotedChars, " more bytes)");
+}
+
+}  // namespace drr
