@@ -39,14 +39,24 @@ struct Flags {
 void DeclareFlags(CLI::App& app, Flags& f) {
   Server::Options& o = f.options;
   Limits& limits = o.limits;
-  o.listen = "0.0.0.0:50051";
-  o.metrics_listen = "0.0.0.0:9464";
   app.add_option("--listen", o.listen,
-                 "gRPC address host:port (port 0 picks one)")
+                 "gRPC address host:port (port 0 picks one; 0.0.0.0:PORT "
+                 "serves every interface)")
       ->capture_default_str();
   app.add_option("--metrics-listen", o.metrics_listen,
-                 "Prometheus /metrics address host:port (\"\" disables)")
+                 "Prometheus /metrics address host:port (\"\" disables); "
+                 "operator-only")
       ->capture_default_str();
+  app.add_option("--tls-cert", o.tls.cert,
+                 "PEM certificate chain of the gRPC port (with --tls-key: "
+                 "TLS; re-read when it changes)");
+  app.add_option("--tls-key", o.tls.key, "PEM private key of --tls-cert");
+  app.add_option("--tls-client-ca", o.tls.client_ca,
+                 "PEM CA that must have signed every client's certificate "
+                 "(mutual TLS)");
+  app.add_flag("--reflection", o.reflection,
+               "serve gRPC server reflection (describes every service to "
+               "anyone who connects)");
   app.add_option("--device", f.device,
                  "executor: auto (CUDA if usable, else CPU), cpu or cuda")
       ->capture_default_str();

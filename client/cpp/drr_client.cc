@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <fstream>
+#include <sstream>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "numeric/float16.h"
@@ -21,11 +24,38 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
                       status.error_message());
 }
 
-DrrClient::DrrClient(const std::string& target) {
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentialsFor(
+    const TlsOptions& tls) {
+  if (tls.ca.empty() && tls.cert.empty() && tls.key.empty()) {
+    return grpc::InsecureChannelCredentials();
+  }
+  if (tls.cert.empty() != tls.key.empty()) {
+    return absl::InvalidArgumentError(
+        "a client certificate and its key go together");
+  }
+  grpc::SslCredentialsOptions options;
+  for (auto [path, pem] : {std::pair{&tls.ca, &options.pem_root_certs},
+                           std::pair{&tls.cert, &options.pem_cert_chain},
+                           std::pair{&tls.key, &options.pem_private_key}}) {
+    if (path->empty()) continue;
+    std::ifstream in(*path, std::ios::binary);
+    std::ostringstream contents;
+    contents << in.rdbuf();
+    if (!in || contents.str().empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cannot read the PEM file ", *path));
+    }
+    *pem = contents.str();
+  }
+  return grpc::SslCredentials(options);
+}
+
+DrrClient::DrrClient(
+    const std::string& target,
+    const std::shared_ptr<grpc::ChannelCredentials>& credentials) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(-1);
-  channel_ = grpc::CreateCustomChannel(
-      target, grpc::InsecureChannelCredentials(), args);
+  channel_ = grpc::CreateCustomChannel(target, credentials, args);
   volumes_ = v1::Volumes::NewStub(channel_);
   renderer_ = v1::Renderer::NewStub(channel_);
   targets_ = v1::Targets::NewStub(channel_);

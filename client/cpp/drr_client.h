@@ -10,6 +10,7 @@
 #include "drr/v1/renderer.grpc.pb.h"
 #include "drr/v1/targets.grpc.pb.h"
 #include "drr/v1/volumes.grpc.pb.h"
+#include "grpcpp/security/credentials.h"
 #include "volume/volume.h"
 
 namespace drr::client {
@@ -23,11 +24,29 @@ struct Images {
   int width = 0;
 };
 
+// PEM files of a TLS connection: the CA that signed the server's
+// certificate and, for mutual TLS, the client's certificate chain and key.
+// All empty: a plain connection.
+struct TlsOptions {
+  std::string ca;
+  std::string cert;
+  std::string key;
+};
+
+// The channel credentials of `tls`: insecure when it names nothing, else TLS
+// with the files' contents; INVALID_ARGUMENT naming a file that cannot be
+// read, or a certificate without its key.
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentialsFor(
+    const TlsOptions& tls);
+
 // A connection to one drrserve.
 class DrrClient {
  public:
-  // Connects (lazily, without TLS) to `target` ("host:port").
-  explicit DrrClient(const std::string& target);
+  // Connects (lazily) to `target` ("host:port") with `credentials`, by
+  // default a plain connection.
+  explicit DrrClient(const std::string& target,
+                     const std::shared_ptr<grpc::ChannelCredentials>&
+                         credentials = grpc::InsecureChannelCredentials());
 
   // Uploads `volume` in chunks of 1 MiB; returns what the server stored.
   absl::StatusOr<v1::VolumeInfo> Upload(const HostVolume& volume);

@@ -401,6 +401,12 @@ int Run(int argc, char** argv) {
   std::string server = "127.0.0.1:50051";
   app.add_option("--server", server, "drrserve address host:port")
       ->capture_default_str();
+  TlsOptions tls;
+  app.add_option("--tls-ca", tls.ca,
+                 "PEM CA of the server's certificate (TLS)");
+  app.add_option("--tls-cert", tls.cert,
+                 "PEM client certificate chain (mutual TLS)");
+  app.add_option("--tls-key", tls.key, "PEM private key of --tls-cert");
 
   std::string upload_file, upload_labels;
   CLI::App* upload = app.add_subcommand("upload",
@@ -459,7 +465,14 @@ int Run(int argc, char** argv) {
                  e.what());
     return 1;
   }
-  DrrClient client(server);
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      ChannelCredentialsFor(tls);
+  if (!credentials.ok()) {
+    std::fprintf(stderr, "drrctl: %s\n",
+                 credentials.status().ToString().c_str());
+    return 1;
+  }
+  DrrClient client(server, *credentials);
   absl::Status status;
   if (upload->parsed()) {
     absl::StatusOr<std::string> id =

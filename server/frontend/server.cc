@@ -3,6 +3,12 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/impl/server_builder_option.h>
+#include <grpcpp/impl/server_builder_plugin.h>
+
+#include <algorithm>
+#include <memory>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -29,6 +35,24 @@ EngineOptions WithListener(EngineOptions options, EngineListener* listener,
   options.budget = budget;
   return options;
 }
+
+// Takes gRPC's reflection plugin out of a server builder.
+class NoReflection final : public grpc::ServerBuilderOption {
+ public:
+  void UpdateArguments(grpc::ChannelArguments*) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>*
+                         plugins) override {
+    plugins->erase(
+        std::remove_if(
+            plugins->begin(), plugins->end(),
+            [](const std::unique_ptr<grpc::ServerBuilderPlugin>& p) {
+              return dynamic_cast<
+                         grpc::reflection::ProtoServerReflectionPlugin*>(
+                         p.get()) != nullptr;
+            }),
+        plugins->end());
+  }
+};
 
 }  // namespace
 
@@ -117,11 +141,16 @@ absl::StatusOr<Server> Server::Start(const Options& options) {
       std::make_unique<Impl>(*std::move(selected), std::move(archive), options);
   if (!impl->engine.status().ok()) return impl->engine.status();
 
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      ServerCredentialsFor(options.tls);
+  if (!credentials.ok()) return credentials.status();
   grpc::EnableDefaultHealthCheckService(true);
+  // Registers the plugin for every builder of the process (loading gRPC's
+  // reflection library does too); a builder without --reflection drops it.
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(),
-                           &impl->port);
+  if (!options.reflection) builder.SetOption(std::make_unique<NoReflection>());
+  builder.AddListeningPort(options.listen, *credentials, &impl->port);
   // Room for upload chunks, target images and upstream gradients, bounded.
   builder.SetMaxReceiveMessageSize(64 << 20);
   builder.RegisterService(&impl->volumes_service);

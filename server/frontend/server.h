@@ -10,6 +10,7 @@
 #include "server/engine/device.h"
 #include "server/engine/limits.h"
 #include "server/engine/render_engine.h"
+#include "server/frontend/tls.h"
 #include "volume/volume.h"
 
 namespace drr::server {
@@ -19,10 +20,17 @@ class Server {
  public:
   // How to start a server.
   struct Options {
-    // gRPC address, "host:port"; port 0 picks a free one.
-    std::string listen = "0.0.0.0:50051";
-    // Metrics address, "host:port"; empty serves no metrics.
-    std::string metrics_listen = "0.0.0.0:9464";
+    // gRPC address, "host:port"; port 0 picks a free one. Loopback unless
+    // the operator says otherwise.
+    std::string listen = "127.0.0.1:50051";
+    // Metrics address, "host:port"; empty serves no metrics. Operator-only:
+    // it tells anyone who reaches it what the server holds and does.
+    std::string metrics_listen = "127.0.0.1:9464";
+    // TLS for the gRPC port (none when empty).
+    TlsFiles tls;
+    // Whether to serve gRPC server reflection (it describes every service to
+    // anyone who connects).
+    bool reflection = false;
     DeviceMode device = DeviceMode::kAuto;
     // CPU executor worker threads (0 = one per core).
     int cpu_threads = 0;

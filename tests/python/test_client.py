@@ -111,15 +111,12 @@ def test_a_client_that_disconnects_mid_upload_stores_nothing(server, client):
     assert client.upload_volume(voxels, affine) == vid  # the server still serves
 
 
-def test_health_and_reflection_are_served(server):
+def test_health_is_served(server):
     with grpc.insecure_channel(server.address) as channel:
         check = channel.unary_unary("/grpc.health.v1.Health/Check")
         for service in (b"", b"drr.v1.Renderer", b"drr.v1.Volumes"):
             request = b"\n" + bytes([len(service)]) + service if service else b""
             assert check(request, timeout=5) == b"\x08\x01"  # status: SERVING
-        reflect = channel.stream_stream("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo")
-        answer = b"".join(reflect(iter([b"\x3a\x00"]), timeout=5))  # list_services: ""
-        assert b"drr.v1.Renderer" in answer and b"drr.v1.Volumes" in answer
 
 
 def test_render_options_siddon_exp_mip_and_labels(client):

@@ -26,6 +26,14 @@ from drrclient.volume import as_wire_labels, as_wire_voxels, canonical_header_by
 CHUNK_BYTES = 1 << 20
 
 
+def _read(path: str | None) -> bytes | None:
+    """The bytes of the file at ``path``, or None without one."""
+    if path is None:
+        return None
+    with open(path, "rb") as f:
+        return f.read()
+
+
 class FrameError(Exception):
     """A stream frame the server answered with an error."""
 
@@ -63,10 +71,21 @@ def _status_code(value: int) -> grpc.StatusCode:
 class Client:
     """Uploads volumes to and renders DRRs on one drrserve at ``target``."""
 
-    def __init__(self, target: str = "127.0.0.1:50051"):
-        self._channel = grpc.insecure_channel(
-            target, options=[("grpc.max_receive_message_length", -1),
-                             ("grpc.max_send_message_length", -1)])
+    def __init__(self, target: str = "127.0.0.1:50051", *, tls_ca: str | None = None,
+                 tls_cert: str | None = None, tls_key: str | None = None):
+        """Connects to ``target`` ("host:port"): over TLS when ``tls_ca`` (the PEM file of the CA
+        that signed the server's certificate) is given, with the client certificate ``tls_cert``
+        and its key ``tls_key`` (PEM files) for mutual TLS."""
+        options = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
+        if tls_ca is None and tls_cert is None and tls_key is None:
+            self._channel = grpc.insecure_channel(target, options=options)
+        else:
+            if (tls_cert is None) != (tls_key is None):
+                raise ValueError("tls_cert and tls_key go together")
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=_read(tls_ca), private_key=_read(tls_key),
+                certificate_chain=_read(tls_cert))
+            self._channel = grpc.secure_channel(target, credentials, options=options)
         self._volumes = volumes_pb2_grpc.VolumesStub(self._channel)
         self._renderer = renderer_pb2_grpc.RendererStub(self._channel)
         self._targets = targets_pb2_grpc.TargetsStub(self._channel)
