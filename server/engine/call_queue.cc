@@ -108,8 +108,25 @@ void CallQueue::DropUnwanted(std::vector<DroppedCall>* dropped) {
   }
 }
 
+int64_t QueuedCall::ray_samples() const {
+  const kernels::RaySettings& rays = launch.settings.rays;
+  return int64_t{poses()} * rays.height * rays.width * rays.n_samples;
+}
+
+bool LaunchEstimate::EndsBy(
+    int64_t ray_samples,
+    std::optional<std::chrono::steady_clock::time_point> deadline) const {
+  if (!deadline || seconds_per_ray_sample <= 0) return true;
+  return start +
+             std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                 std::chrono::duration<double>(seconds_per_ray_sample *
+                                               ray_samples)) <=
+         *deadline;
+}
+
 std::vector<QueuedCall> CallQueue::TakeBatch(
-    int max_poses, std::vector<DroppedCall>* dropped) {
+    int max_poses, const LaunchEstimate& estimate,
+    std::vector<DroppedCall>* dropped) {
   std::vector<QueuedCall> batch;
   for (PriorityClass& cls : classes_) {
     if (cls.turn.empty()) continue;
@@ -124,19 +141,30 @@ std::vector<QueuedCall> CallQueue::TakeBatch(
     } else {
       cls.turn.push_back(client);
     }
-    AddCompatible(max_poses, &batch, dropped);
+    AddCompatible(max_poses, estimate, &batch, dropped);
     break;
   }
   return batch;
 }
 
-void CallQueue::AddCompatible(int max_poses, std::vector<QueuedCall>* batch,
+void CallQueue::AddCompatible(int max_poses, const LaunchEstimate& estimate,
+                              std::vector<QueuedCall>* batch,
                               std::vector<DroppedCall>* dropped) {
   PriorityClass& cls = ClassOf(batch->front().call);
   // A copy: pushing into `batch` moves its calls.
   const LaunchKey key = batch->front().launch;
   int poses = 0;
-  for (const QueuedCall& c : *batch) poses += c.poses();
+  int64_t samples = 0;
+  std::optional<std::chrono::steady_clock::time_point> earliest;
+  // The earlier of two optional deadlines.
+  auto earlier = [](auto a, auto b) {
+    return !a ? b : !b ? a : std::min(a, b);
+  };
+  for (const QueuedCall& c : *batch) {
+    poses += c.poses();
+    samples += c.ray_samples();
+    earliest = earlier(earliest, c.call.deadline);
+  }
   bool added = true;
   while (added && poses < max_poses) {
     added = false;
@@ -145,7 +173,9 @@ void CallQueue::AddCompatible(int max_poses, std::vector<QueuedCall>* batch,
          client != cls.turn.end() && poses < max_poses;) {
       std::deque<QueuedCall>& calls = cls.clients[*client];
       QueuedCall& next = calls.front();  // a client's calls in order
-      if (poses + next.poses() > max_poses || !SameLaunch(next.launch, key)) {
+      if (poses + next.poses() > max_poses || !SameLaunch(next.launch, key) ||
+          !estimate.EndsBy(samples + next.ray_samples(),
+                           earlier(earliest, next.call.deadline))) {
         ++client;
         continue;
       }
@@ -156,10 +186,13 @@ void CallQueue::AddCompatible(int max_poses, std::vector<QueuedCall>* batch,
       });
       if (older != batch->end()) {
         poses -= older->poses();
+        samples -= older->ray_samples();
         dropped->push_back({std::move(*older), Superseded(next)});
         batch->erase(older);
       }
       poses += next.poses();
+      samples += next.ray_samples();
+      earliest = earlier(earliest, next.call.deadline);
       batch->push_back(std::move(next));
       calls.pop_front();
       --size_;

@@ -10,6 +10,7 @@
 #include <list>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,23 @@ struct QueuedCall {
   MemoryHold held;
 
   int poses() const { return static_cast<int>(call.poses.size()); }
+  // Poses × pixels × samples per ray: the work of its launch share.
+  int64_t ray_samples() const;
+};
+
+// How long a launch is expected to take, from the launches so far, so that a
+// batch is not grown past what its calls' deadlines allow.
+struct LaunchEstimate {
+  // Seconds per ray sample; 0 while unknown (then nothing is held back).
+  double seconds_per_ray_sample = 0;
+  // When the launch would start.
+  std::chrono::steady_clock::time_point start;
+
+  // Whether a launch of `ray_samples` is expected to end by `deadline` (if
+  // any).
+  bool EndsBy(
+      int64_t ray_samples,
+      std::optional<std::chrono::steady_clock::time_point> deadline) const;
 };
 
 // A call taken out of the queue unrendered, and the status to answer it with.
@@ -81,15 +99,20 @@ class CallQueue {
   // The next batch: the call of the client whose turn it is in the highest
   // class with waiting calls, then AddCompatible. Empty when nothing waits.
   std::vector<QueuedCall> TakeBatch(int max_poses,
+                                    const LaunchEstimate& estimate,
                                     std::vector<DroppedCall>* dropped);
 
   // Adds to `batch` (not empty) waiting calls of its first call's class that
   // can share its launch, while the batch has fewer than `max_poses` poses:
   // each client's next call if it fits, one per client per round with
-  // clients in turn; clients served move to the back of the turn. A newer
-  // frame of a LATEST stream replaces the batch's older one, which goes to
-  // `dropped` with ABORTED.
-  void AddCompatible(int max_poses, std::vector<QueuedCall>* batch,
+  // clients in turn; clients served move to the back of the turn. A call is
+  // not added when, by `estimate`, the grown launch would end after its
+  // deadline or the deadline of a call already in the batch: it waits for a
+  // launch of its own rather than make the batch too late for anyone. A
+  // newer frame of a LATEST stream replaces the batch's older one, which
+  // goes to `dropped` with ABORTED.
+  void AddCompatible(int max_poses, const LaunchEstimate& estimate,
+                     std::vector<QueuedCall>* batch,
                      std::vector<DroppedCall>* dropped);
 
   // Takes every waiting call out (the engine is shutting down).

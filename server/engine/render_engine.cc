@@ -214,6 +214,22 @@ void RenderEngine::AnswerDropped(std::vector<DroppedCall> dropped) {
   }
 }
 
+LaunchEstimate RenderEngine::Estimate() const {
+  return {seconds_per_ray_sample_.load(std::memory_order_relaxed),
+          std::chrono::steady_clock::now()};
+}
+
+void RenderEngine::LearnLaunchTime(double seconds, int64_t ray_samples) const {
+  if (ray_samples <= 0) return;
+  const double latest = seconds / static_cast<double>(ray_samples);
+  const double before = seconds_per_ray_sample_.load(std::memory_order_relaxed);
+  // A moving average over the last few launches; workers racing here only
+  // lose one launch's say.
+  seconds_per_ray_sample_.store(
+      before == 0 ? latest : 0.8 * before + 0.2 * latest,
+      std::memory_order_relaxed);
+}
+
 void RenderEngine::FillBatch(std::vector<QueuedCall>* batch,
                              std::vector<DroppedCall>* dropped) {
   const auto until = batch->front().enqueued + options_.batch_delay;
@@ -226,7 +242,7 @@ void RenderEngine::FillBatch(std::vector<QueuedCall>* batch,
     };
     mutex_.AwaitWithTimeout(absl::Condition(&arrived),
                             absl::FromChrono(until - now));
-    queue_.AddCompatible(options_.max_batch_poses, batch, dropped);
+    queue_.AddCompatible(options_.max_batch_poses, Estimate(), batch, dropped);
   }
 }
 
@@ -248,7 +264,8 @@ void RenderEngine::WorkerLoop(Worker& worker) {
         posted_.pop_front();
       } else if (!queue_.empty()) {
         queue_.DropUnwanted(&dropped);
-        batch = queue_.TakeBatch(options_.max_batch_poses, &dropped);
+        batch =
+            queue_.TakeBatch(options_.max_batch_poses, Estimate(), &dropped);
         taken = std::chrono::steady_clock::now();
         if (!batch.empty() && options_.batch_delay.count() > 0) {
           FillBatch(&batch, &dropped);
@@ -376,6 +393,9 @@ std::vector<absl::StatusOr<RenderResult>> RenderEngine::RunBatch(
   if (!launched.ok()) return fail_all(launched);
   const double render_seconds =
       SecondsBetween(started, std::chrono::steady_clock::now());
+  int64_t ray_samples = 0;
+  for (const QueuedCall& q : batch) ray_samples += q.ray_samples();
+  LearnLaunchTime(render_seconds, ray_samples);
 
   int first = 0;
   for (const QueuedCall& q : batch) {

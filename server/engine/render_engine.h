@@ -132,6 +132,11 @@ class RenderEngine {
 
   void WorkerLoop(Worker& worker);
 
+  // What a launch starting now is expected to take per ray sample.
+  LaunchEstimate Estimate() const;
+  // Updates the estimate with a launch of `ray_samples` that took `seconds`.
+  void LearnLaunchTime(double seconds, int64_t ray_samples) const;
+
   // Adds compatible calls to `batch` as they arrive, until it is full or its
   // first call has waited batch_delay.
   // Superseded calls go to `dropped`.
@@ -193,6 +198,8 @@ class RenderEngine {
   const Limits limits_;
   const EngineOptions options_;
   absl::Status status_;
+  // Seconds per ray sample of recent launches (0 before the first).
+  mutable std::atomic<double> seconds_per_ray_sample_{0};
   // Set first thing on destruction: running launches stop.
   std::atomic<bool> shutting_down_{false};
   mutable absl::Mutex mutex_;

@@ -41,7 +41,8 @@ std::vector<uint64_t> Frames(const std::vector<QueuedCall>& batch) {
 // nothing dropped.
 std::vector<uint64_t> Take(CallQueue& queue, int max_poses) {
   std::vector<DroppedCall> dropped;
-  std::vector<uint64_t> frames = Frames(queue.TakeBatch(max_poses, &dropped));
+  std::vector<uint64_t> frames =
+      Frames(queue.TakeBatch(max_poses, LaunchEstimate{}, &dropped));
   EXPECT_TRUE(dropped.empty());
   return frames;
 }
@@ -143,11 +144,12 @@ TEST(CallQueueTest, ANewerFrameReplacesItsStreamsFrameInABatchBeingFilled) {
   Push(queue, LatestFrame(7, 1));
   Push(queue, Call("other", 50));
   std::vector<DroppedCall> dropped;
-  std::vector<QueuedCall> batch = queue.TakeBatch(1, &dropped);
+  std::vector<QueuedCall> batch =
+      queue.TakeBatch(1, LaunchEstimate{}, &dropped);
   ASSERT_EQ(Frames(batch), std::vector<uint64_t>{1});
   // Frame 2 arrives while the batch waits for more calls (a batch delay).
   Push(queue, LatestFrame(7, 2));
-  queue.AddCompatible(64, &batch, &dropped);
+  queue.AddCompatible(64, LaunchEstimate{}, &batch, &dropped);
   EXPECT_EQ(Frames(batch), (std::vector<uint64_t>{50, 2}));
   ASSERT_EQ(dropped.size(), 1u);
   EXPECT_EQ(dropped[0].queued.call.scheduling.frame_id, 1u);
@@ -198,6 +200,42 @@ TEST(CallQueueTest, AFullQueueLeavesTheCallWithItsCaller) {
   EXPECT_EQ(queue.size(), 1);
   EXPECT_EQ(queue.TakeAll().size(), 1u);
   EXPECT_TRUE(queue.empty());
+}
+
+TEST(CallQueueTest, ABatchGrowsOnlyAsFarAsItsCallsDeadlinesAllow) {
+  const auto now = std::chrono::steady_clock::now();
+  // Each call is 8 × 8 × 100 = 6400 ray samples: 10 ms at this estimate.
+  const LaunchEstimate estimate{10e-3 / 6400, now};
+  CallQueue queue(100);
+  QueuedCall hurried = Call("a", 1);
+  hurried.call.deadline = now + std::chrono::milliseconds(25);
+  Push(queue, std::move(hurried));
+  for (uint64_t f = 2; f <= 5; ++f)
+    Push(queue, Call("b" + std::to_string(f), f));
+  std::vector<DroppedCall> dropped;
+  // Two calls end by the first one's deadline (20 ms), a third would not.
+  EXPECT_EQ(Frames(queue.TakeBatch(64, estimate, &dropped)),
+            (std::vector<uint64_t>{1, 2}));
+  // Without deadlines the rest go together.
+  EXPECT_EQ(Frames(queue.TakeBatch(64, estimate, &dropped)),
+            (std::vector<uint64_t>{3, 4, 5}));
+  // A call whose own deadline a grown batch would miss waits for the next.
+  Push(queue, Call("c", 6));
+  QueuedCall late = Call("d", 7);
+  late.call.deadline = now + std::chrono::milliseconds(15);
+  Push(queue, std::move(late));
+  EXPECT_EQ(Frames(queue.TakeBatch(64, estimate, &dropped)),
+            (std::vector<uint64_t>{6}));
+  EXPECT_EQ(Frames(queue.TakeBatch(64, estimate, &dropped)),
+            (std::vector<uint64_t>{7}));
+  // An unknown estimate holds nothing back.
+  QueuedCall first = Call("e", 8);
+  first.call.deadline = now;
+  Push(queue, std::move(first));
+  Push(queue, Call("f", 9));
+  EXPECT_EQ(Frames(queue.TakeBatch(64, LaunchEstimate{0, now}, &dropped)),
+            (std::vector<uint64_t>{8, 9}));
+  EXPECT_TRUE(dropped.empty());
 }
 
 }  // namespace
