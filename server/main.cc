@@ -54,6 +54,9 @@ void DeclareFlags(CLI::App& app, Flags& f) {
   app.add_option("--tls-client-ca", o.tls.client_ca,
                  "PEM CA that must have signed every client's certificate "
                  "(mutual TLS)");
+  app.add_option("--tokens", o.tokens_path,
+                 "token file of the tenants: one line per token, TENANT "
+                 "ROLE(user|admin) SHA256-OF-TOKEN; read again on SIGHUP");
   app.add_flag("--reflection", o.reflection,
                "serve gRPC server reflection (describes every service to "
                "anyone who connects)");
@@ -172,6 +175,7 @@ int Run(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   absl::StatusOr<Server> server = Server::Start(flags.options);
@@ -182,6 +186,11 @@ int Run(int argc, char** argv) {
   std::printf("drrserve: backend %s (%s)\n", server->backend().c_str(),
               server->backend_reason().c_str());
   std::printf("drrserve: %s\n", server->storage().c_str());
+  std::printf("drrserve: %s\n",
+              server->uses_tokens()
+                  ? "calls need a token of --tokens (tenants)"
+                  : "no --tokens: every caller is the one anonymous tenant "
+                    "and sees every volume");
   const absl::Status status = Preload(flags, *server);
   if (!status.ok()) {
     std::fprintf(stderr, "drrserve: preload failed: %s\n",
@@ -192,7 +201,16 @@ int Run(int argc, char** argv) {
               server->port(), server->metrics_port());
   std::fflush(stdout);
   int signal_number = 0;
-  sigwait(&signals, &signal_number);
+  while (sigwait(&signals, &signal_number) == 0 && signal_number == SIGHUP) {
+    absl::StatusOr<int> tokens = server->ReloadTokens();
+    if (tokens.ok()) {
+      std::printf("drrserve: SIGHUP: %d tokens\n", *tokens);
+    } else {
+      std::printf("drrserve: SIGHUP: kept the tokens in use: %s\n",
+                  std::string(tokens.status().message()).c_str());
+    }
+    std::fflush(stdout);
+  }
   std::printf("drrserve: signal %d, draining (at most %g s)\n", signal_number,
               flags.drain_timeout_s);
   std::fflush(stdout);

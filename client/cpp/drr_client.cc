@@ -52,7 +52,9 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentialsFor(
 
 DrrClient::DrrClient(
     const std::string& target,
-    const std::shared_ptr<grpc::ChannelCredentials>& credentials) {
+    const std::shared_ptr<grpc::ChannelCredentials>& credentials,
+    std::string token)
+    : token_(std::move(token)) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(-1);
   channel_ = grpc::CreateCustomChannel(target, credentials, args);
@@ -61,8 +63,13 @@ DrrClient::DrrClient(
   targets_ = v1::Targets::NewStub(channel_);
 }
 
+void DrrClient::Authorize(grpc::ClientContext& context) const {
+  if (!token_.empty()) context.AddMetadata("authorization", "Bearer " + token_);
+}
+
 absl::StatusOr<v1::VolumeInfo> DrrClient::Upload(const HostVolume& volume) {
   grpc::ClientContext context;
+  Authorize(context);
   v1::VolumeInfo info;
   std::unique_ptr<grpc::ClientWriter<v1::UploadVolumeChunk>> writer =
       volumes_->Upload(&context, &info);
@@ -91,6 +98,7 @@ absl::StatusOr<v1::VolumeInfo> DrrClient::Upload(const HostVolume& volume) {
 
 absl::StatusOr<v1::VolumeInfo> DrrClient::Get(const std::string& volume_id) {
   grpc::ClientContext context;
+  Authorize(context);
   v1::GetVolumeRequest request;
   request.set_volume_id(volume_id);
   v1::VolumeInfo info;
@@ -101,6 +109,7 @@ absl::StatusOr<v1::VolumeInfo> DrrClient::Get(const std::string& volume_id) {
 
 absl::StatusOr<std::vector<v1::VolumeInfo>> DrrClient::List() {
   grpc::ClientContext context;
+  Authorize(context);
   v1::ListVolumesResponse response;
   absl::Status status = FromGrpcStatus(
       volumes_->List(&context, v1::ListVolumesRequest(), &response));
@@ -118,6 +127,7 @@ absl::StatusOr<Images> DrrClient::Render(const v1::RenderRequest& request) {
 absl::StatusOr<v1::RenderResponse> DrrClient::Send(
     const v1::RenderRequest& request) {
   grpc::ClientContext context;
+  Authorize(context);
   v1::RenderResponse response;
   absl::Status status =
       FromGrpcStatus(renderer_->Render(&context, request, &response));
@@ -128,6 +138,7 @@ absl::StatusOr<v1::RenderResponse> DrrClient::Send(
 absl::StatusOr<std::string> DrrClient::UploadTarget(
     int height, int width, const std::vector<float>& pixels) {
   grpc::ClientContext context;
+  Authorize(context);
   v1::UploadTargetRequest request;
   request.set_height(height);
   request.set_width(width);

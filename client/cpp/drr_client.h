@@ -43,10 +43,12 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentialsFor(
 class DrrClient {
  public:
   // Connects (lazily) to `target` ("host:port") with `credentials`, by
-  // default a plain connection.
+  // default a plain connection; calls carry `token` (a server's --tokens)
+  // as "authorization: Bearer TOKEN" when it is not empty.
   explicit DrrClient(const std::string& target,
                      const std::shared_ptr<grpc::ChannelCredentials>&
-                         credentials = grpc::InsecureChannelCredentials());
+                         credentials = grpc::InsecureChannelCredentials(),
+                     std::string token = "");
 
   // Uploads `volume` in chunks of 1 MiB; returns what the server stored.
   absl::StatusOr<v1::VolumeInfo> Upload(const HostVolume& volume);
@@ -68,6 +70,10 @@ class DrrClient {
                                            const std::vector<float>& pixels);
 
  private:
+  // Adds the token, if any, to a call's metadata.
+  void Authorize(grpc::ClientContext& context) const;
+
+  const std::string token_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Volumes::Stub> volumes_;
   std::unique_ptr<v1::Renderer::Stub> renderer_;

@@ -12,6 +12,8 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <optional>
 #include <string>
 #include <vector>
@@ -407,6 +409,10 @@ int Run(int argc, char** argv) {
   app.add_option("--tls-cert", tls.cert,
                  "PEM client certificate chain (mutual TLS)");
   app.add_option("--tls-key", tls.key, "PEM private key of --tls-cert");
+  std::string token_file;
+  app.add_option("--token-file", token_file,
+                 "file holding the bearer token of a server with --tokens "
+                 "(default: $DRR_TOKEN)");
 
   std::string upload_file, upload_labels;
   CLI::App* upload = app.add_subcommand("upload",
@@ -472,7 +478,18 @@ int Run(int argc, char** argv) {
                  credentials.status().ToString().c_str());
     return 1;
   }
-  DrrClient client(server, *credentials);
+  std::string token;
+  if (!token_file.empty()) {
+    std::ifstream in(token_file);
+    if (!std::getline(in, token) || token.empty()) {
+      std::fprintf(stderr, "drrctl: INVALID_ARGUMENT: no token in %s\n",
+                   token_file.c_str());
+      return 1;
+    }
+  } else if (const char* from_env = std::getenv("DRR_TOKEN")) {
+    token = from_env;
+  }
+  DrrClient client(server, *credentials, token);
   absl::Status status;
   if (upload->parsed()) {
     absl::StatusOr<std::string> id =

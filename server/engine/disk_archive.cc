@@ -115,6 +115,16 @@ absl::StatusOr<std::unique_ptr<DiskArchive>> DiskArchive::Open(
       }
     }
   }
+  fs::create_directories(fs::path(dir) / "owners", error);
+  if (!error) {
+    for (const auto& entry :
+         fs::directory_iterator(fs::path(dir) / "owners", error)) {
+      if (absl::string_view(entry.path().filename().string())
+              .substr(0, kTemporaryPrefix.size()) == kTemporaryPrefix) {
+        fs::remove(entry.path(), error);
+      }
+    }
+  }
   fs::create_directories(fs::path(dir) / "corrupt", error);
   if (error) {
     return absl::FailedPreconditionError(
@@ -372,6 +382,61 @@ absl::Status DiskArchive::Remove(Kind kind, const std::string& id) const {
                                             ": ", error.message()));
   }
   return absl::OkStatus();
+}
+
+std::map<std::string, std::set<std::string>> DiskArchive::Owners(
+    Kind kind) const {
+  std::map<std::string, std::set<std::string>> owners;
+  const std::string prefix = absl::StrCat(SubdirOf(kind), "-");
+  std::error_code error;
+  for (const auto& entry :
+       fs::directory_iterator(fs::path(dir_) / "owners", error)) {
+    const std::string name = entry.path().filename().string();
+    if (name.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::string id = name.substr(prefix.size());
+    if (!IsDigest(id)) continue;
+    std::ifstream in(entry.path());
+    std::set<std::string>& tenants = owners[id];
+    for (std::string tenant; std::getline(in, tenant);) {
+      if (!tenant.empty()) tenants.insert(tenant);
+    }
+  }
+  return owners;
+}
+
+absl::Status DiskArchive::SetOwners(
+    Kind kind, const std::string& id,
+    const std::set<std::string>& tenants) const {
+  if (!IsDigest(id)) return NotAContentId(id);
+  const fs::path dir = fs::path(dir_) / "owners";
+  const std::string path =
+      (dir / absl::StrCat(SubdirOf(kind), "-", id)).string();
+  if (tenants.empty()) {
+    std::error_code error;
+    fs::remove(path, error);
+    return SyncDirectory(dir.string());
+  }
+  std::string text;
+  for (const std::string& tenant : tenants)
+    absl::StrAppend(&text, tenant, "\n");
+  static std::atomic<uint64_t> counter{0};
+  const std::string temporary =
+      (dir / absl::StrCat(kTemporaryPrefix, ::getpid(), "-", ++counter))
+          .string();
+  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+  if (fd < 0) return ErrnoError("cannot create", temporary);
+  const bool written = WriteAll(fd, text) && ::fsync(fd) == 0;
+  absl::Status status =
+      written ? absl::OkStatus() : ErrnoError("cannot write", temporary);
+  ::close(fd);
+  if (status.ok() && ::rename(temporary.c_str(), path.c_str()) != 0) {
+    status = ErrnoError("cannot rename into", path);
+  }
+  if (!status.ok()) {
+    ::unlink(temporary.c_str());
+    return status;
+  }
+  return SyncDirectory(dir.string());
 }
 
 int64_t VolumeFileHeaderBytes() {

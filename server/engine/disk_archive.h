@@ -5,7 +5,9 @@
 
 #include <atomic>
 #include <fstream>
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -69,6 +71,14 @@ class DiskArchive {
 
   // Removes the file of `id` of `kind`, if present.
   absl::Status Remove(Kind kind, const std::string& id) const;
+
+  // The tenants recorded as owning each id of `kind` (by SetOwners), by id.
+  std::map<std::string, std::set<std::string>> Owners(Kind kind) const;
+
+  // Records `tenants` as the owners of `id` of `kind`, durably, in
+  // DIR/owners/; no tenants removes the record.
+  absl::Status SetOwners(Kind kind, const std::string& id,
+                         const std::set<std::string>& tenants) const;
 
   const std::string& dir() const { return dir_; }
 

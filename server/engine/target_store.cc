@@ -9,12 +9,13 @@
 #include "volume/sha256.h"
 
 namespace drr::server {
-namespace {
 
 absl::Status TargetNotFound(const std::string& id) {
   return absl::NotFoundError(
       absl::StrCat("target ", Quoted(id), " is not stored on this server"));
 }
+
+namespace {
 
 // The target of archived `bytes` (already verified against `id`), or
 // INVALID_ARGUMENT when they are not a target file.

@@ -33,6 +33,9 @@ struct Target {
 std::string TargetFileBytes(int height, int width,
                             const std::vector<float>& pixels);
 
+// The NOT_FOUND status for an unknown target id, naming it.
+absl::Status TargetNotFound(const std::string& id);
+
 // The id of a target: the hex SHA-256 of its TargetFileBytes.
 std::string TargetDigest(int height, int width,
                          const std::vector<float>& pixels);

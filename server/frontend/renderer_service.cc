@@ -52,7 +52,9 @@ class RenderStreamReactor final
       : context_(context),
         call_(call),
         stream_timer_(context.metrics, "RenderStream"),
-        client_(call.peer()),
+        caller_(context.Authenticate(call)),
+        client_(caller_.ok() ? context.FairnessKey(*caller_, call.peer())
+                             : call.peer()),
         deadline_(ClientDeadline(call)),
         cancelled_(std::make_shared<std::atomic<bool>>(false)) {
     context_.metrics->AddActiveStreams(1);
@@ -96,7 +98,13 @@ class RenderStreamReactor final
       FrameDone(*frame, timer->Done(open));
       return;
     }
-    CallOrigin origin{client_, deadline_, cancelled_, latest_stream_};
+    // A stream without a valid token has each frame answered so.
+    if (!caller_.ok()) {
+      FrameDone(*frame, timer->Done(caller_.status()));
+      if (read_more) StartRead(&request_);
+      return;
+    }
+    CallOrigin origin{client_, deadline_, cancelled_, latest_stream_, *caller_};
     if (request.has_frame_deadline_us()) {
       const auto frame_deadline =
           received + std::chrono::microseconds(std::min<uint64_t>(
@@ -193,6 +201,8 @@ class RenderStreamReactor final
   // gRPC's context of the stream, valid until OnDone.
   const grpc::CallbackServerContext& call_;
   RequestTimer stream_timer_;
+  // Who calls (authenticated once, from the stream's metadata).
+  const absl::StatusOr<Caller> caller_;
   const std::string client_;
   const std::optional<std::chrono::steady_clock::time_point> deadline_;
   const std::shared_ptr<std::atomic<bool>> cancelled_;
@@ -250,6 +260,16 @@ void RenderThroughEngine(const ServiceContext& context,
     done(call.status());
     return;
   }
+  absl::Status visible =
+      context.CheckVolumeVisible(call->volume_id, origin.caller);
+  if (visible.ok() && call->loss() != nullptr) {
+    visible =
+        context.CheckTargetVisible(call->loss()->target_id, origin.caller);
+  }
+  if (!visible.ok()) {
+    done(visible);
+    return;
+  }
   call->deadline = origin.deadline;
   call->cancelled = std::move(origin.cancelled);
   call->scheduling.client = std::move(origin.client);
@@ -284,10 +304,16 @@ grpc::ServerUnaryReactor* RendererService::Render(
     reactor->Finish(ToGrpcStatus(timer->Done(open)));
     return reactor;
   }
-  RenderThroughEngine(context_, *request,
-                      CallOrigin{context->peer(), ClientDeadline(*context),
-                                 reactor->cancelled()},
-                      response, [reactor, timer](const absl::Status& status) {
+  absl::StatusOr<Caller> caller = context_.Authenticate(*context);
+  if (!caller.ok()) {
+    reactor->Finish(ToGrpcStatus(timer->Done(caller.status())));
+    return reactor;
+  }
+  CallOrigin origin{context_.FairnessKey(*caller, context->peer()),
+                    ClientDeadline(*context), reactor->cancelled(), 0,
+                    *std::move(caller)};
+  RenderThroughEngine(context_, *request, std::move(origin), response,
+                      [reactor, timer](const absl::Status& status) {
                         reactor->Finish(ToGrpcStatus(timer->Done(status)));
                       });
   return reactor;

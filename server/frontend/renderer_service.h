@@ -30,7 +30,8 @@ class RendererService final : public v1::Renderer::CallbackService {
 
 // Who waits for a render, and for how long.
 struct CallOrigin {
-  // The gRPC peer, the engine's fairness key.
+  // The engine's fairness key: the tenant when calls carry tokens, else
+  // the gRPC peer.
   std::string client;
   // When the client stops waiting, if it said (the gRPC deadline, or a
   // stream frame's frame_deadline_us if earlier).
@@ -39,6 +40,8 @@ struct CallOrigin {
   std::shared_ptr<const std::atomic<bool>> cancelled;
   // Non-zero for the frames of a LATEST stream: the stream's number.
   uint64_t latest_stream = 0;
+  // Who calls: it must see the volume and any loss target.
+  Caller caller;
 };
 
 // Renders one request through the engine and fills `response`; `done` gets

@@ -14,15 +14,18 @@
 #include "absl/time/time.h"
 #include "server/engine/disk_archive.h"
 #include "server/engine/memory_budget.h"
+#include "server/engine/ownership.h"
 #include "server/engine/render_engine.h"
 #include "server/engine/target_store.h"
 #include "server/engine/volume_store.h"
+#include "server/frontend/auth.h"
 #include "server/frontend/drain_gate.h"
 #include "server/frontend/metrics.h"
 #include "server/frontend/renderer_service.h"
 #include "server/frontend/targets_service.h"
 #include "server/frontend/upload_tracker.h"
 #include "server/frontend/volumes_service.h"
+#include "status/status_macros.h"
 
 namespace drr::server {
 namespace {
@@ -59,10 +62,12 @@ class NoReflection final : public grpc::ServerBuilderOption {
 class Server::Impl {
  public:
   Impl(SelectedExecutor selected, std::unique_ptr<DiskArchive> opened,
-       const Options& options)
+       std::unique_ptr<Authenticator> authenticator, const Options& options)
       : executor(std::move(selected.executor)),
         backend_reason(std::move(selected.reason)),
         archive(std::move(opened)),
+        auth(std::move(authenticator)),
+        owners(archive.get()),
         metrics(executor->name()),
         budget(options.memory_budget > 0 ? options.memory_budget
                                          : DefaultMemoryBudget(),
@@ -76,19 +81,22 @@ class Server::Impl {
         targets(options.limits, archive.get(), &budget),
         engine(executor.get(), &store, &targets, options.limits,
                WithListener(options.engine, &metrics, &budget)),
-        volumes_service(ServiceContext{&store, archive.get(), &engine, &metrics,
-                                       &gate, &budget, &uploads,
-                                       options.limits}),
-        renderer_service(ServiceContext{&store, archive.get(), &engine,
-                                        &metrics, &gate, &budget, &uploads,
-                                        options.limits}),
-        targets_service(&targets, &metrics, &gate),
+        volumes_service(Context(options)),
+        renderer_service(Context(options)),
+        targets_service(Context(options)),
         drain_timeout(options.drain_timeout) {
     metrics.SetMemoryBudget(budget.limit());
   }
 
   ~Impl() {
     if (grpc_server && !shut_down) Shutdown();
+  }
+
+  // What the services share.
+  ServiceContext Context(const Options& options) {
+    return ServiceContext{&store,  &targets, archive.get(), auth.get(),
+                          &owners, &engine,  &metrics,      &gate,
+                          &budget, &uploads, options.limits};
   }
 
   // Health turns NOT_SERVING and new calls are refused at once; the work in
@@ -109,6 +117,8 @@ class Server::Impl {
   std::unique_ptr<kernels::Executor> executor;
   std::string backend_reason;
   std::unique_ptr<DiskArchive> archive;  // nullptr without --data-dir
+  std::unique_ptr<Authenticator> auth;
+  Ownership owners;
   ServerMetrics metrics;
   MemoryBudget budget;
   UploadTracker uploads;
@@ -137,8 +147,11 @@ absl::StatusOr<Server> Server::Start(const Options& options) {
     if (!opened.ok()) return opened.status();
     archive = *std::move(opened);
   }
-  auto impl =
-      std::make_unique<Impl>(*std::move(selected), std::move(archive), options);
+  absl::StatusOr<std::unique_ptr<Authenticator>> auth =
+      Authenticator::Open(options.tokens_path);
+  if (!auth.ok()) return auth.status();
+  auto impl = std::make_unique<Impl>(*std::move(selected), std::move(archive),
+                                     *std::move(auth), options);
   if (!impl->engine.status().ok()) return impl->engine.status();
 
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
@@ -200,10 +213,17 @@ absl::StatusOr<std::string> Server::Preload(HostVolume volume) {
   absl::StatusOr<std::shared_ptr<const StoredVolume>> stored =
       impl_->store.Insert(id, std::move(volume));
   if (!stored.ok()) return stored.status();
+  // The operator's volume: every tenant renders it.
+  DRR_RETURN_IF_ERROR(
+      impl_->owners.Grant(Ownership::Kind::kVolume, id, kEveryTenant));
   impl_->metrics.SetStoredVolumes(impl_->store.size(),
                                   impl_->store.resident_bytes());
   return id;
 }
+
+absl::StatusOr<int> Server::ReloadTokens() { return impl_->auth->Reload(); }
+
+bool Server::uses_tokens() const { return impl_->auth->enabled(); }
 
 void Server::Wait() { impl_->grpc_server->Wait(); }
 

@@ -31,6 +31,9 @@ class Server {
     // Whether to serve gRPC server reflection (it describes every service to
     // anyone who connects).
     bool reflection = false;
+    // The token file of the tenants (auth.h); empty: every caller is the
+    // anonymous tenant, an administrator.
+    std::string tokens_path;
     DeviceMode device = DeviceMode::kAuto;
     // CPU executor worker threads (0 = one per core).
     int cpu_threads = 0;
@@ -64,8 +67,15 @@ class Server {
   // Where volumes and targets are kept, for the start-up log.
   std::string storage() const;
 
-  // Stores `volume` as if uploaded; returns its id.
+  // Stores `volume` as if uploaded, for every tenant to render; returns its
+  // id.
   absl::StatusOr<std::string> Preload(HostVolume volume);
+
+  // Reads the token file again (SIGHUP); the tokens in use stay when it is
+  // wrong. Returns how many tokens it holds.
+  absl::StatusOr<int> ReloadTokens();
+  // Whether calls need a token (--tokens).
+  bool uses_tokens() const;
 
   // Blocks until Shutdown is called from another thread.
   void Wait();

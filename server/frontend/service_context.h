@@ -9,8 +9,11 @@
 #include "server/engine/disk_archive.h"
 #include "server/engine/limits.h"
 #include "server/engine/memory_budget.h"
+#include "server/engine/ownership.h"
 #include "server/engine/render_engine.h"
+#include "server/engine/target_store.h"
 #include "server/engine/volume_store.h"
+#include "server/frontend/auth.h"
 #include "server/frontend/drain_gate.h"
 #include "server/frontend/metrics.h"
 #include "server/frontend/upload_tracker.h"
@@ -18,17 +21,38 @@
 namespace drr::server {
 
 // Borrowed pointers to the server's engine, metrics, drain gate, memory
-// budget, upload tracker and data directory (owned by Server).
+// budget, upload tracker, data directory and tenancy (owned by Server).
 struct ServiceContext {
   VolumeStore* store;
+  TargetStore* targets;
   // The data directory, or nullptr without --data-dir.
   const DiskArchive* archive;
+  const Authenticator* auth;
+  Ownership* owners;
   RenderEngine* engine;
   ServerMetrics* metrics;
   DrainGate* gate;
   MemoryBudget* budget;
   UploadTracker* uploads;
   Limits limits;
+
+  // The caller of a call, or UNAUTHENTICATED.
+  absl::StatusOr<Caller> Authenticate(
+      const grpc::ServerContextBase& call) const {
+    return auth->Authenticate(call);
+  }
+  // OK when `caller` may see the volume `id`; else the NOT_FOUND of an
+  // unknown volume, so that a foreign id tells nothing.
+  absl::Status CheckVolumeVisible(const std::string& id,
+                                  const Caller& caller) const;
+  // As CheckVolumeVisible, for the target `id`.
+  absl::Status CheckTargetVisible(const std::string& id,
+                                  const Caller& caller) const;
+  // The scheduling key of `caller` on connection `peer`: the tenant when
+  // calls carry tokens (tenants share the renderer fairly), else the peer.
+  std::string FairnessKey(const Caller& caller, const std::string& peer) const {
+    return auth->enabled() ? caller.tenant : peer;
+  }
 };
 
 // Measures one RPC or stream frame from construction and records it in the

@@ -4,7 +4,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/frontend/grpc_status.h"
-#include "server/frontend/service_context.h"
 
 namespace drr::server {
 namespace {
@@ -25,13 +24,18 @@ grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* context,
 
 }  // namespace
 
+absl::StatusOr<Caller> TargetsService::Admit(
+    const grpc::CallbackServerContext& call) const {
+  if (absl::Status open = context_.gate->Check(); !open.ok()) return open;
+  return context_.Authenticate(call);
+}
+
 grpc::ServerUnaryReactor* TargetsService::Upload(
     grpc::CallbackServerContext* context,
     const v1::UploadTargetRequest* request, v1::TargetInfo* response) {
-  RequestTimer timer(metrics_, "UploadTarget");
-  if (absl::Status open = gate_->Check(); !open.ok()) {
-    return Finish(context, timer, open);
-  }
+  RequestTimer timer(context_.metrics, "UploadTarget");
+  absl::StatusOr<Caller> caller = Admit(*context);
+  if (!caller.ok()) return Finish(context, timer, caller.status());
   const std::string& bytes = request->pixels();
   if (bytes.size() % sizeof(float) != 0) {
     return Finish(
@@ -41,20 +45,30 @@ grpc::ServerUnaryReactor* TargetsService::Upload(
   std::vector<float> pixels(bytes.size() / sizeof(float));
   std::memcpy(pixels.data(), bytes.data(), bytes.size());
   absl::StatusOr<std::shared_ptr<const Target>> target =
-      store_->Insert(request->height(), request->width(), std::move(pixels));
-  if (target.ok()) ToProto(**target, response);
-  return Finish(context, timer, target.status());
+      context_.targets->Insert(request->height(), request->width(),
+                               std::move(pixels));
+  absl::Status status = target.status();
+  if (status.ok()) {
+    status = context_.owners->Grant(Ownership::Kind::kTarget, (*target)->id,
+                                    caller->tenant);
+  }
+  if (status.ok()) ToProto(**target, response);
+  return Finish(context, timer, status);
 }
 
 grpc::ServerUnaryReactor* TargetsService::Get(
     grpc::CallbackServerContext* context, const v1::GetTargetRequest* request,
     v1::TargetInfo* response) {
-  RequestTimer timer(metrics_, "GetTarget");
-  if (absl::Status open = gate_->Check(); !open.ok()) {
-    return Finish(context, timer, open);
+  RequestTimer timer(context_.metrics, "GetTarget");
+  absl::StatusOr<Caller> caller = Admit(*context);
+  if (!caller.ok()) return Finish(context, timer, caller.status());
+  if (absl::Status visible =
+          context_.CheckTargetVisible(request->target_id(), *caller);
+      !visible.ok()) {
+    return Finish(context, timer, visible);
   }
   absl::StatusOr<std::shared_ptr<const Target>> target =
-      store_->Get(request->target_id());
+      context_.targets->Get(request->target_id());
   if (target.ok()) ToProto(**target, response);
   return Finish(context, timer, target.status());
 }
@@ -62,23 +76,33 @@ grpc::ServerUnaryReactor* TargetsService::Get(
 grpc::ServerUnaryReactor* TargetsService::List(
     grpc::CallbackServerContext* context, const v1::ListTargetsRequest*,
     v1::ListTargetsResponse* response) {
-  RequestTimer timer(metrics_, "ListTargets");
-  if (absl::Status open = gate_->Check(); !open.ok()) {
-    return Finish(context, timer, open);
+  RequestTimer timer(context_.metrics, "ListTargets");
+  absl::StatusOr<Caller> caller = Admit(*context);
+  if (!caller.ok()) return Finish(context, timer, caller.status());
+  for (const auto& target : context_.targets->List()) {
+    if (context_.CheckTargetVisible(target->id, *caller).ok()) {
+      ToProto(*target, response->add_targets());
+    }
   }
-  for (const auto& target : store_->List())
-    ToProto(*target, response->add_targets());
   return Finish(context, timer, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* TargetsService::Delete(
     grpc::CallbackServerContext* context,
     const v1::DeleteTargetRequest* request, v1::DeleteTargetResponse*) {
-  RequestTimer timer(metrics_, "DeleteTarget");
-  if (absl::Status open = gate_->Check(); !open.ok()) {
-    return Finish(context, timer, open);
+  RequestTimer timer(context_.metrics, "DeleteTarget");
+  absl::StatusOr<Caller> caller = Admit(*context);
+  if (!caller.ok()) return Finish(context, timer, caller.status());
+  const std::string& id = request->target_id();
+  absl::Status status = context_.CheckTargetVisible(id, *caller);
+  if (status.ok()) {
+    // The image goes once its last owner deletes it.
+    absl::StatusOr<bool> last =
+        context_.owners->Release(Ownership::Kind::kTarget, id, *caller);
+    status = last.status();
+    if (last.ok() && *last) status = context_.targets->Delete(id);
   }
-  return Finish(context, timer, store_->Delete(request->target_id()));
+  return Finish(context, timer, status);
 }
 
 }  // namespace drr::server

@@ -2,20 +2,16 @@
 #pragma once
 
 #include "drr/v1/targets.grpc.pb.h"
-#include "server/engine/target_store.h"
-#include "server/frontend/drain_gate.h"
-#include "server/frontend/metrics.h"
+#include "server/frontend/service_context.h"
 
 namespace drr::server {
 
 // Callback-API implementation of drr.v1.Targets over the engine's store.
 class TargetsService final : public v1::Targets::CallbackService {
  public:
-  // Serves `store`, recording in `metrics`; refuses calls once `gate` is
-  // closed.
-  TargetsService(TargetStore* store, ServerMetrics* metrics,
-                 const DrainGate* gate)
-      : store_(store), metrics_(metrics), gate_(gate) {}
+  // Serves `context.targets` to the tenants that own them, recording in its
+  // metrics; refuses calls once its gate is closed.
+  explicit TargetsService(ServiceContext context) : context_(context) {}
 
   grpc::ServerUnaryReactor* Upload(grpc::CallbackServerContext* context,
                                    const v1::UploadTargetRequest* request,
@@ -31,9 +27,10 @@ class TargetsService final : public v1::Targets::CallbackService {
                                    v1::DeleteTargetResponse* response) override;
 
  private:
-  TargetStore* store_;
-  ServerMetrics* metrics_;
-  const DrainGate* gate_;
+  // Who calls, once the gate has let the call in: the caller, or why not.
+  absl::StatusOr<Caller> Admit(const grpc::CallbackServerContext& call) const;
+
+  ServiceContext context_;
 };
 
 }  // namespace drr::server

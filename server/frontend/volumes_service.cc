@@ -28,6 +28,12 @@ class UploadReactor final
       Finish(ToGrpcStatus(timer_.Done(open)));
       return;
     }
+    absl::StatusOr<Caller> caller = context_.Authenticate(*call);
+    if (!caller.ok()) {
+      Finish(ToGrpcStatus(timer_.Done(caller.status())));
+      return;
+    }
+    caller_ = *std::move(caller);
     absl::StatusOr<std::shared_ptr<UploadTracker::Ticket>> ticket =
         context_.uploads->Begin(call);
     if (!ticket.ok()) {
@@ -143,6 +149,8 @@ class UploadReactor final
     } else {
       DRR_RETURN_IF_ERROR(context_.store->AdoptArchived(summary));
     }
+    DRR_RETURN_IF_ERROR(context_.owners->Grant(Ownership::Kind::kVolume,
+                                               summary.id, caller_.tenant));
     ToProto(summary, response_);
     context_.metrics->AddUploadBytes(summary.header.voxel_bytes() +
                                      summary.header.label_bytes());
@@ -163,6 +171,8 @@ class UploadReactor final
   bool done_ = false;
   bool admitted_ = false;
   std::shared_ptr<UploadTracker::Ticket> ticket_;
+  // Who uploads: the volume's owner once stored.
+  Caller caller_;
   // The budget the upload's bytes take until the volume is stored (without
   // a data directory).
   MemoryHold held_;
@@ -186,6 +196,11 @@ grpc::ServerUnaryReactor* VolumesService::Get(
     v1::VolumeInfo* response) {
   RequestTimer timer(context_.metrics, "Get");
   absl::Status status = context_.gate->Check();
+  absl::StatusOr<Caller> caller = context_.Authenticate(*context);
+  if (status.ok()) status = caller.status();
+  if (status.ok()) {
+    status = context_.CheckVolumeVisible(request->volume_id(), *caller);
+  }
   if (status.ok()) {
     absl::StatusOr<VolumeSummary> volume =
         context_.store->Describe(request->volume_id());
@@ -201,10 +216,15 @@ grpc::ServerUnaryReactor* VolumesService::List(
     grpc::CallbackServerContext* context, const v1::ListVolumesRequest*,
     v1::ListVolumesResponse* response) {
   RequestTimer timer(context_.metrics, "List");
-  const absl::Status status = context_.gate->Check();
+  absl::Status status = context_.gate->Check();
+  absl::StatusOr<Caller> caller = context_.Authenticate(*context);
+  if (status.ok()) status = caller.status();
   if (status.ok()) {
-    for (const VolumeSummary& volume : context_.store->List())
-      ToProto(volume, response->add_volumes());
+    for (const VolumeSummary& volume : context_.store->List()) {
+      if (context_.CheckVolumeVisible(volume.id, *caller).ok()) {
+        ToProto(volume, response->add_volumes());
+      }
+    }
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpcStatus(timer.Done(status)));
@@ -216,7 +236,17 @@ grpc::ServerUnaryReactor* VolumesService::Delete(
     const v1::DeleteVolumeRequest* request, v1::DeleteVolumeResponse*) {
   RequestTimer timer(context_.metrics, "Delete");
   absl::Status status = context_.gate->Check();
-  if (status.ok()) status = context_.store->Delete(request->volume_id());
+  absl::StatusOr<Caller> caller = context_.Authenticate(*context);
+  if (status.ok()) status = caller.status();
+  const std::string& id = request->volume_id();
+  if (status.ok()) status = context_.CheckVolumeVisible(id, *caller);
+  if (status.ok()) {
+    // The content goes once its last owner deletes it.
+    absl::StatusOr<bool> last =
+        context_.owners->Release(Ownership::Kind::kVolume, id, *caller);
+    status = last.status();
+    if (last.ok() && *last) status = context_.store->Delete(id);
+  }
   if (status.ok()) PublishStoreSize();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpcStatus(timer.Done(status)));

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,38 @@ from drrclient.options import Loss, RenderOptions, decode_images
 from drrclient.volume import as_wire_labels, as_wire_voxels, canonical_header_bytes, header_proto
 
 CHUNK_BYTES = 1 << 20
+
+
+class _CallDetails(
+        collections.namedtuple("_CallDetails", ("method", "timeout", "metadata", "credentials",
+                                                "wait_for_ready", "compression")),
+        grpc.ClientCallDetails):
+    """A call's details with metadata of our choosing."""
+
+
+class _BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+                   grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+    """Adds ``authorization: Bearer TOKEN`` to the metadata of every call."""
+
+    def __init__(self, token: str):
+        self._header = ("authorization", f"Bearer {token}")
+
+    def _with_token(self, details: Any) -> _CallDetails:
+        return _CallDetails(details.method, details.timeout,
+                            [*(details.metadata or ()), self._header], details.credentials,
+                            details.wait_for_ready, details.compression)
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._with_token(details), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._with_token(details), request)
+
+    def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._with_token(details), requests)
+
+    def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._with_token(details), requests)
 
 
 def _read(path: str | None) -> bytes | None:
@@ -72,20 +105,24 @@ class Client:
     """Uploads volumes to and renders DRRs on one drrserve at ``target``."""
 
     def __init__(self, target: str = "127.0.0.1:50051", *, tls_ca: str | None = None,
-                 tls_cert: str | None = None, tls_key: str | None = None):
+                 tls_cert: str | None = None, tls_key: str | None = None,
+                 token: str | None = None):
         """Connects to ``target`` ("host:port"): over TLS when ``tls_ca`` (the PEM file of the CA
         that signed the server's certificate) is given, with the client certificate ``tls_cert``
-        and its key ``tls_key`` (PEM files) for mutual TLS."""
+        and its key ``tls_key`` (PEM files) for mutual TLS; every call carries ``token`` (of a
+        server started with ``--tokens``) as ``authorization: Bearer TOKEN``."""
         options = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
         if tls_ca is None and tls_cert is None and tls_key is None:
-            self._channel = grpc.insecure_channel(target, options=options)
+            channel = grpc.insecure_channel(target, options=options)
         else:
             if (tls_cert is None) != (tls_key is None):
                 raise ValueError("tls_cert and tls_key go together")
             credentials = grpc.ssl_channel_credentials(
                 root_certificates=_read(tls_ca), private_key=_read(tls_key),
                 certificate_chain=_read(tls_cert))
-            self._channel = grpc.secure_channel(target, credentials, options=options)
+            channel = grpc.secure_channel(target, credentials, options=options)
+        self._channel = channel if token is None else grpc.intercept_channel(
+            channel, _BearerToken(token))
         self._volumes = volumes_pb2_grpc.VolumesStub(self._channel)
         self._renderer = renderer_pb2_grpc.RendererStub(self._channel)
         self._targets = targets_pb2_grpc.TargetsStub(self._channel)

@@ -1,0 +1,65 @@
+// Tenants: who owns each stored volume and target. Content is stored once
+// (content-addressed) whatever the number of tenants that uploaded it; each
+// tenant sees only what it uploaded, and content is deleted when its last
+// owner deletes it. Knows nothing of gRPC or tokens.
+#pragma once
+
+#include <map>
+#include <set>
+#include <string>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "server/engine/disk_archive.h"
+
+namespace drr::server {
+
+// Who makes a call: a tenant, and whether it administers the server (sees
+// and deletes everything). Without --tokens every call is the anonymous
+// tenant "", an administrator.
+struct Caller {
+  std::string tenant;
+  bool admin = false;
+};
+
+// The owner that lets every tenant see content (volumes preloaded by the
+// operator); only an administrator deletes it.
+inline constexpr char kEveryTenant[] = "*";
+
+// The owners of each stored volume and target, kept in the data directory
+// when there is one so that they survive a restart. Content with no owner
+// (stored before owners were recorded) is an administrator's alone.
+// Thread-safe.
+class Ownership {
+ public:
+  using Kind = DiskArchive::Kind;
+
+  // Reads the owners `archive` recorded (it may be nullptr: memory only; it
+  // must outlive this).
+  explicit Ownership(const DiskArchive* archive);
+
+  // Records `tenant` as an owner of `id` (durably, with an archive).
+  absl::Status Grant(Kind kind, const std::string& id,
+                     const std::string& tenant);
+
+  // Whether `caller` may see `id`.
+  bool Sees(Kind kind, const std::string& id, const Caller& caller) const;
+
+  // Ends `caller`'s ownership of `id` (an administrator's ends every
+  // owner's); true when nobody owns it any more, so that the caller deletes
+  // the content. PERMISSION_DENIED for a tenant who sees it only as shared
+  // with every tenant.
+  absl::StatusOr<bool> Release(Kind kind, const std::string& id,
+                               const Caller& caller);
+
+ private:
+  using Key = std::pair<Kind, std::string>;
+
+  const DiskArchive* const archive_;
+  mutable absl::Mutex mutex_;
+  std::map<Key, std::set<std::string>> owners_ ABSL_GUARDED_BY(mutex_);
+};
+
+}  // namespace drr::server

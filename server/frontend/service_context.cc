@@ -1,0 +1,19 @@
+#include "server/frontend/service_context.h"
+
+namespace drr::server {
+
+absl::Status ServiceContext::CheckVolumeVisible(const std::string& id,
+                                                const Caller& caller) const {
+  return owners->Sees(Ownership::Kind::kVolume, id, caller)
+             ? absl::OkStatus()
+             : VolumeNotFound(id);
+}
+
+absl::Status ServiceContext::CheckTargetVisible(const std::string& id,
+                                                const Caller& caller) const {
+  return owners->Sees(Ownership::Kind::kTarget, id, caller)
+             ? absl::OkStatus()
+             : TargetNotFound(id);
+}
+
+}  // namespace drr::server
