@@ -191,16 +191,18 @@ void ArchiveFile::Drop() {
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
   ::unlink(temporary_.c_str());
-  archive_->reserved_.fetch_sub(reserved_);
+  archive_->reserved_.fetch_sub(unwritten_);
   committed_ = true;  // nothing left to drop
 }
 
 absl::Status ArchiveFile::Append(absl::string_view bytes) {
-  if (written_ + static_cast<int64_t>(bytes.size()) > reserved_) {
+  const auto size = static_cast<int64_t>(bytes.size());
+  if (size > unwritten_) {
     return absl::InternalError("more bytes than the archive file reserved");
   }
   if (!WriteAll(fd_, bytes)) return ErrnoError("cannot write", temporary_);
-  written_ += static_cast<int64_t>(bytes.size());
+  unwritten_ -= size;
+  archive_->reserved_.fetch_sub(size);
   return absl::OkStatus();
 }
 
@@ -228,7 +230,7 @@ absl::Status ArchiveFile::Commit(const std::string& id) {
   // Renamed: nothing to unlink any more.
   ::close(fd_);
   fd_ = -1;
-  archive_->reserved_.fetch_sub(reserved_);
+  archive_->reserved_.fetch_sub(unwritten_);
   committed_ = true;
   return SyncDirectory((fs::path(archive_->dir_) / SubdirOf(kind_)).string());
 }
@@ -284,6 +286,9 @@ absl::StatusOr<VolumeHeader> DiskArchive::OpenVolume(const std::string& id,
   if (!IsDigest(id)) return absl::NotFoundError("not a content id");
   in.open(path, std::ios::binary);
   if (!in) {
+    // Absent is NOT_FOUND; any other failure (no file descriptors left, say)
+    // leaves the volume stored.
+    if (errno != ENOENT) return ErrnoError("cannot open", path);
     return absl::NotFoundError(absl::StrCat(path, " is not on disk"));
   }
   std::string head(static_cast<size_t>(VolumeFileHeaderBytes()), '\0');
@@ -304,10 +309,14 @@ absl::StatusOr<VolumeHeader> DiskArchive::OpenVolume(const std::string& id,
   return header;
 }
 
-absl::StatusOr<HostVolume> DiskArchive::GetVolume(const std::string& id) const {
+absl::StatusOr<HostVolume> DiskArchive::GetVolume(
+    const std::string& id,
+    const std::function<absl::Status(const VolumeHeader&)>& before_reading)
+    const {
   std::ifstream in;
   HostVolume volume;
   DRR_ASSIGN_OR_RETURN(volume.header, OpenVolume(id, in));
+  if (before_reading) DRR_RETURN_IF_ERROR(before_reading(volume.header));
   volume.voxels.resize(static_cast<size_t>(volume.header.voxel_bytes()));
   volume.labels.resize(static_cast<size_t>(volume.header.label_bytes()));
   in.read(volume.voxels.data(),

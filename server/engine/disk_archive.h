@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -57,8 +58,13 @@ class DiskArchive {
   absl::StatusOr<std::string> Get(Kind kind, const std::string& id) const;
 
   // The verified volume of `id`, read straight into its voxels and labels
-  // (no second copy of the file), or NOT_FOUND as Get says.
-  absl::StatusOr<HostVolume> GetVolume(const std::string& id) const;
+  // (no second copy of the file), or NOT_FOUND as Get says. Once the header
+  // is read and before anything is allocated for the rest, `before_reading`
+  // (if any) is called with it; its error ends the read.
+  absl::StatusOr<HostVolume> GetVolume(
+      const std::string& id,
+      const std::function<absl::Status(const VolumeHeader&)>& before_reading =
+          nullptr) const;
 
   // The summary of the volume file of `id`: its header and, read from its
   // labels, its classes, without reading its voxels. The digest is checked
@@ -124,7 +130,7 @@ class ArchiveFile {
         kind_(kind),
         fd_(fd),
         temporary_(std::move(temporary)),
-        reserved_(reserved) {}
+        unwritten_(reserved) {}
   // Closes and removes the temporary file, and gives the reservation back.
   void Drop();
 
@@ -132,8 +138,9 @@ class ArchiveFile {
   const DiskArchive::Kind kind_;
   int fd_;
   const std::string temporary_;
-  const int64_t reserved_;
-  int64_t written_ = 0;
+  // Bytes it may still write, still reserved: the disk's free space shrinks
+  // by what it has written.
+  int64_t unwritten_;
   bool committed_ = false;
 };
 

@@ -45,6 +45,11 @@ std::vector<uint16_t> WidenLabels(const HostVolume& volume) {
   return labels;
 }
 
+int64_t StoredBytes(const VolumeHeader& header) {
+  return header.voxel_bytes() +
+         (header.label_type ? header.voxels() * int64_t{sizeof(uint16_t)} : 0);
+}
+
 absl::Status VolumeNotFound(const std::string& id) {
   return absl::NotFoundError(
       absl::StrCat("volume ", Quoted(id), " is not stored on this server"));
@@ -201,7 +206,7 @@ absl::Status VolumeStore::AdoptArchived(const VolumeSummary& summary) {
 }
 
 absl::StatusOr<std::shared_ptr<const StoredVolume>> VolumeStore::Admit(
-    std::string id, HostVolume volume, bool persist) const {
+    std::string id, HostVolume volume, bool persist, MemoryHold held) const {
   if (!geometry::InvertAffine(volume.header.affine)) {
     return absl::InvalidArgumentError(
         "header.affine is not an invertible affine transform");
@@ -216,11 +221,14 @@ absl::StatusOr<std::shared_ptr<const StoredVolume>> VolumeStore::Admit(
   }
   StoredVolume::Memory memory;
   if (budget_ != nullptr) {
-    const int64_t bytes = static_cast<int64_t>(
-        volume.voxels.size() + labels.size() * sizeof(uint16_t));
-    DRR_ASSIGN_OR_RETURN(memory.uploaded,
-                         budget_->Reserve(MemoryUse::kVolumes, bytes,
-                                          absl::StrCat("storing volume ", id)));
+    if (held.bytes() > 0) {
+      memory.uploaded = std::move(held);
+    } else {
+      DRR_ASSIGN_OR_RETURN(
+          memory.uploaded,
+          budget_->Reserve(MemoryUse::kVolumes, StoredBytes(volume.header),
+                           absl::StrCat("storing volume ", id)));
+    }
     memory.budget = budget_;
   }
   memory.listener = listener_;
@@ -283,15 +291,33 @@ absl::StatusOr<std::shared_ptr<const StoredVolume>> VolumeStore::Get(
     loading->done.WaitForNotification();
     return loading->result;
   }
-  absl::StatusOr<HostVolume> volume = archive_->GetVolume(id);
-  const bool readable = volume.ok();
-  loading->result = readable
-                        ? Admit(id, *std::move(volume), /*persist=*/false)
-                        : absl::StatusOr<std::shared_ptr<const StoredVolume>>(
-                              volume.status());
+  // The budget is held before the file is read: its voxels and widened
+  // labels for as long as the volume stays loaded, its raw labels while they
+  // are widened.
+  MemoryHold kept, widening;
+  absl::StatusOr<HostVolume> volume =
+      archive_->GetVolume(id, [&](const VolumeHeader& header) -> absl::Status {
+        if (budget_ == nullptr) return absl::OkStatus();
+        const std::string what = absl::StrCat("loading volume ", id);
+        DRR_ASSIGN_OR_RETURN(kept, budget_->Reserve(MemoryUse::kVolumes,
+                                                    StoredBytes(header), what));
+        DRR_ASSIGN_OR_RETURN(
+            widening,
+            budget_->Reserve(MemoryUse::kVolumes, header.label_bytes(), what));
+        return absl::OkStatus();
+      });
+  const absl::StatusCode read = volume.status().code();
+  loading->result =
+      volume.ok()
+          ? Admit(id, *std::move(volume), /*persist=*/false, std::move(kept))
+          : absl::StatusOr<std::shared_ptr<const StoredVolume>>(
+                volume.status());
+  widening.Release();
   {
     absl::MutexLock lock(&mutex_);
-    if (!readable) {
+    // Gone or corrupt (set aside); a volume the budget could not take now
+    // stays stored.
+    if (read == absl::StatusCode::kNotFound) {
       archived_.erase(id);
       summaries_.erase(id);
     }

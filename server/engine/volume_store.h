@@ -207,10 +207,11 @@ class VolumeStore {
 
  private:
   // Makes `volume` a stored volume under `id`, written to the archive first
-  // when `persist`.
-  absl::StatusOr<std::shared_ptr<const StoredVolume>> Admit(std::string id,
-                                                            HostVolume volume,
-                                                            bool persist) const;
+  // when `persist`, holding `held` of the budget (StoredBytes of it) or, when
+  // that is empty, reserving it.
+  absl::StatusOr<std::shared_ptr<const StoredVolume>> Admit(
+      std::string id, HostVolume volume, bool persist,
+      MemoryHold held = MemoryHold()) const;
   int CountLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   // The refusal of a volume over max_volumes_.
   absl::Status StoreFull() const;
@@ -252,6 +253,10 @@ class VolumeStore {
 std::vector<float> AttenuationVolume(const VolumeHeader& header,
                                      const std::string& voxels,
                                      const kernels::AttenuationParams& params);
+
+// Bytes a stored volume keeps in memory: its voxels as uploaded and its
+// labels widened to uint16.
+int64_t StoredBytes(const VolumeHeader& header);
 
 // The labels of `volume` widened to uint16 (empty without labels).
 std::vector<uint16_t> WidenLabels(const HostVolume& volume);

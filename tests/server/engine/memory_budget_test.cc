@@ -166,6 +166,26 @@ TEST_F(BudgetedStoreTest, WithADataDirIdleVolumesAreUnloadedAndReloaded) {
   EXPECT_GE(events.count(CacheEvent::kUnload), 1);
 }
 
+TEST_F(BudgetedStoreTest, ALoadIsBudgetedBeforeTheFileIsRead) {
+  ScopedTempDir dir;
+  absl::StatusOr<std::unique_ptr<DiskArchive>> archive =
+      DiskArchive::Open(dir.path());
+  ASSERT_THAT(archive, IsOk());
+  ASSERT_THAT((*archive)->PutVolume(id_, phantom_), IsOk());
+  // Room for less than the phantom's 3 MiB of voxels.
+  MemoryBudget small(2 * kMiB);
+  VolumeStore store(cpu_.get(), 4, 256, archive->get(), &small);
+  EXPECT_THAT(store.Get(id_).status(),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       ::testing::HasSubstr("loading volume")));
+  EXPECT_EQ(small.used(), 0);
+  EXPECT_EQ(store.size(), 1);  // still stored, loadable once there is room
+  MemoryBudget enough(4 * kMiB);
+  VolumeStore roomier(cpu_.get(), 4, 256, archive->get(), &enough);
+  ASSERT_THAT(roomier.Get(id_), IsOk());
+  EXPECT_EQ(enough.used(MemoryUse::kVolumes), StoredBytes(phantom_.header));
+}
+
 TEST_F(BudgetedStoreTest, ConcurrentFirstUsesAfterARestartLoadTheVolumeOnce) {
   ScopedTempDir dir;
   absl::StatusOr<std::unique_ptr<DiskArchive>> archive =
