@@ -98,7 +98,7 @@ class CpuExecutor final : public Executor {
                        [](float v) { return v; });
         break;
       case StorageType::kFloat16:
-        StoreAs<Half>(mu, count, memory->voxels.data(), ToHalf);
+        StoreAs<Half>(mu, count, memory->voxels.data(), ToHalfSaturating);
         break;
       case StorageType::kBFloat16:
         StoreAs<BFloat16>(mu, count, memory->voxels.data(), ToBFloat16);

@@ -71,6 +71,16 @@ DRR_HD float ToFloat(Half v) {
 // float32 → float16, rounding to nearest even; overflow gives ±inf.
 Half ToHalf(float f);
 
+// The largest finite float16.
+inline constexpr float kHalfMax = 65504.0f;
+
+// float32 → float16 for stored values: as ToHalf, but saturating at
+// ±kHalfMax (NaN gives −kHalfMax), so that a stored value is never ±inf
+// (whose differences in interpolation would be NaN).
+inline Half ToHalfSaturating(float f) {
+  return ToHalf(f >= kHalfMax ? kHalfMax : (f > -kHalfMax ? f : -kHalfMax));
+}
+
 // float32 → bfloat16, rounding to nearest even.
 BFloat16 ToBFloat16(float f);
 

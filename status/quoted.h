@@ -14,11 +14,17 @@ namespace drr {
 inline constexpr size_t kMaxQuotedChars = 128;
 
 // `text` as a message may quote it: whole when at most kMaxQuotedChars
-// bytes, else its first kMaxQuotedChars bytes and how many were left out.
+// bytes, else its first kMaxQuotedChars bytes (fewer, not to cut a UTF-8
+// character) and how many were left out.
 inline std::string Quoted(absl::string_view text) {
   if (text.size() <= kMaxQuotedChars) return std::string(text);
-  return absl::StrCat(text.substr(0, kMaxQuotedChars), "... (",
-                      text.size() - kMaxQuotedChars, " more bytes)");
+  size_t kept = kMaxQuotedChars;
+  // A UTF-8 continuation byte is 10xxxxxx: back up to a character's start.
+  while (kept > 0 && (static_cast<unsigned char>(text[kept]) & 0xC0) == 0x80) {
+    --kept;
+  }
+  return absl::StrCat(text.substr(0, kept), "... (", text.size() - kept,
+                      " more bytes)");
 }
 
 }  // namespace drr

@@ -108,7 +108,7 @@ KernelStatus UploadConverted(const float* mu, size_t count, StorageType storage,
     const size_t n = std::min(kSlab, count - start);
     for (size_t i = 0; i < n; ++i) {
       staging[i] = storage == StorageType::kFloat16
-                       ? ToHalf(mu[start + i]).bits
+                       ? ToHalfSaturating(mu[start + i]).bits
                        : ToBFloat16(mu[start + i]).bits;
     }
     DRR_CUDA_RETURN_IF_ERROR(

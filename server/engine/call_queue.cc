@@ -43,6 +43,22 @@ void CallQueue::ForgetIfIdle(PriorityClass& cls, const std::string& client) {
   cls.turn.remove(client);
 }
 
+const QueuedCall* CallQueue::LaterOfStream(const QueuedCall& call) const {
+  const std::string& client = call.call.scheduling.client;
+  const uint64_t stream = call.call.scheduling.latest_stream;
+  for (const PriorityClass& cls : classes_) {
+    auto it = cls.clients.find(client);
+    if (it == cls.clients.end()) continue;
+    for (const QueuedCall& c : it->second) {
+      if (c.call.scheduling.latest_stream == stream &&
+          c.call.scheduling.arrival > call.call.scheduling.arrival) {
+        return &c;
+      }
+    }
+  }
+  return nullptr;
+}
+
 void CallQueue::Supersede(const QueuedCall& newer,
                           std::vector<DroppedCall>* dropped) {
   const std::string& client = newer.call.scheduling.client;
@@ -66,7 +82,14 @@ void CallQueue::Supersede(const QueuedCall& newer,
 }
 
 bool CallQueue::Push(QueuedCall* call, std::vector<DroppedCall>* dropped) {
-  if (call->call.scheduling.latest_stream != 0) Supersede(*call, dropped);
+  if (call->call.scheduling.latest_stream != 0) {
+    // A later frame of its stream already waits: this one is superseded.
+    if (const QueuedCall* later = LaterOfStream(*call)) {
+      dropped->push_back({std::move(*call), Superseded(*later)});
+      return true;
+    }
+    Supersede(*call, dropped);
+  }
   // Calls nobody wants any more give their places up.
   if (size_ >= max_calls_) DropUnwanted(dropped);
   PriorityClass& cls = ClassOf(call->call);
@@ -117,11 +140,9 @@ bool LaunchEstimate::EndsBy(
     int64_t ray_samples,
     std::optional<std::chrono::steady_clock::time_point> deadline) const {
   if (!deadline || seconds_per_ray_sample <= 0) return true;
-  return start +
-             std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                 std::chrono::duration<double>(seconds_per_ray_sample *
-                                               ray_samples)) <=
-         *deadline;
+  // In seconds, as doubles: no duration conversion to overflow.
+  return seconds_per_ray_sample * static_cast<double>(ray_samples) <=
+         std::chrono::duration<double>(*deadline - start).count();
 }
 
 std::vector<QueuedCall> CallQueue::TakeBatch(
@@ -184,6 +205,20 @@ void CallQueue::AddCompatible(int max_poses, const LaunchEstimate& estimate,
       auto older = std::find_if(batch->begin(), batch->end(), [&](auto& q) {
         return stream != 0 && q.call.scheduling.latest_stream == stream;
       });
+      if (older != batch->end() &&
+          older->call.scheduling.arrival > next.call.scheduling.arrival) {
+        // The batch holds a later frame of its stream: it is superseded.
+        dropped->push_back({std::move(next), Superseded(*older)});
+        calls.pop_front();
+        --size_;
+        if (calls.empty()) {
+          cls.clients.erase(*client);
+          client = cls.turn.erase(client);
+        } else {
+          ++client;
+        }
+        continue;
+      }
       if (older != batch->end()) {
         poses -= older->poses();
         samples -= older->ray_samples();

@@ -89,7 +89,8 @@ class CallQueue {
   // `*call` as it was, when the queue is full even after dropping the calls
   // nobody wants any more (DropUnwanted). A waiting call of the same LATEST
   // stream, in any class, is superseded: taken out into `dropped` with
-  // ABORTED.
+  // ABORTED; when the waiting one arrived later, `*call` itself goes to
+  // `dropped` instead (and true is returned).
   bool Push(QueuedCall* call, std::vector<DroppedCall>* dropped);
 
   // Takes out into `dropped` every call whose deadline has passed or whose
@@ -131,6 +132,8 @@ class CallQueue {
   };
 
   PriorityClass& ClassOf(const RenderCall& call);
+  // A waiting call of `call`'s LATEST stream that arrived after it, if any.
+  const QueuedCall* LaterOfStream(const QueuedCall& call) const;
   // Takes out into `dropped` the waiting calls of `newer`'s LATEST stream.
   void Supersede(const QueuedCall& newer, std::vector<DroppedCall>* dropped);
   // Forgets `client` of `cls` once it has no waiting calls.

@@ -106,6 +106,10 @@ struct Scheduling {
   uint64_t latest_stream = 0;
   // The frame id, to name the superseding frame.
   uint64_t frame_id = 0;
+  // The order in which the engine received the call: of two calls of one
+  // LATEST stream, the later arrival supersedes the other, whichever reaches
+  // the queue first (a call waiting for its volume to load reaches it late).
+  uint64_t arrival = 0;
 };
 
 // One batch of poses of one volume.

@@ -143,22 +143,42 @@ absl::StatusOr<QueuedCall> RenderEngine::Prepare(RenderCall call) const {
 }
 
 void RenderEngine::Submit(RenderCall call, Callback done) {
+  call.scheduling.arrival = ++submitted_;
   // A volume only on disk is loaded on a worker: reading and checking it
   // takes a while, and the caller's thread (gRPC's) must not wait for it.
+  // A malformed call is refused first, and calls waiting for loads count
+  // against the queue's bound.
   if (store_->OnDiskOnly(call.volume_id)) {
+    if (absl::Status valid = ValidateRenderCall(call, limits_); !valid.ok()) {
+      done(valid);
+      return;
+    }
+    if (loads_waiting_.fetch_add(1) >= limits_.max_queued_requests) {
+      loads_waiting_.fetch_sub(1);
+      done(QueueFull());
+      return;
+    }
     auto waiting = std::make_shared<std::pair<RenderCall, Callback>>(
         std::move(call), std::move(done));
     Post(
         [this, waiting] {
+          loads_waiting_.fetch_sub(1);
           Enqueue(std::move(waiting->first), std::move(waiting->second));
         },
-        [waiting] {
+        [this, waiting] {
+          loads_waiting_.fetch_sub(1);
           waiting->second(
               absl::UnavailableError("the server is shutting down"));
         });
     return;
   }
   Enqueue(std::move(call), std::move(done));
+}
+
+absl::Status RenderEngine::QueueFull() const {
+  return absl::ResourceExhaustedError(absl::StrCat("the render queue is full (",
+                                                   limits_.max_queued_requests,
+                                                   " requests); retry later"));
 }
 
 void RenderEngine::Enqueue(RenderCall call, Callback done) {
@@ -180,11 +200,9 @@ void RenderEngine::Enqueue(RenderCall call, Callback done) {
   }
   AnswerDropped(std::move(dropped));
   if (queued) return;
-  prepared->done(
-      stopping ? absl::UnavailableError("the server is shutting down")
-               : absl::ResourceExhaustedError(absl::StrCat(
-                     "the render queue is full (", limits_.max_queued_requests,
-                     " requests); retry later")));
+  prepared->done(stopping
+                     ? absl::UnavailableError("the server is shutting down")
+                     : QueueFull());
 }
 
 void RenderEngine::Post(std::function<void()> work,
@@ -380,6 +398,7 @@ std::vector<absl::StatusOr<RenderResult>> RenderEngine::RunBatch(
              (int64_t{settings.rays.height} * settings.rays.width *
               settings.rays.n_samples)));
   absl::Status launched;
+  const auto launch_start = std::chrono::steady_clock::now();
   for (int first = 0; first < poses && launched.ok(); first += per_piece) {
     if (first > 0 && workspace.ShouldStop()) {
       launched = absl::CancelledError("stopped between launches");
@@ -391,11 +410,12 @@ std::vector<absl::StatusOr<RenderResult>> RenderEngine::RunBatch(
   }
   workspace.set_stop_check(nullptr);
   if (!launched.ok()) return fail_all(launched);
-  const double render_seconds =
-      SecondsBetween(started, std::chrono::steady_clock::now());
+  const auto launch_end = std::chrono::steady_clock::now();
+  const double render_seconds = SecondsBetween(started, launch_end);
   int64_t ray_samples = 0;
   for (const QueuedCall& q : batch) ray_samples += q.ray_samples();
-  LearnLaunchTime(render_seconds, ray_samples);
+  // The launches alone: deriving a resident copy is not per ray sample.
+  LearnLaunchTime(SecondsBetween(launch_start, launch_end), ray_samples);
 
   int first = 0;
   for (const QueuedCall& q : batch) {

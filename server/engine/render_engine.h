@@ -127,6 +127,9 @@ class RenderEngine {
   // it, as Submit says.
   void Enqueue(RenderCall call, Callback done);
 
+  // The refusal of a call when the queue is full.
+  absl::Status QueueFull() const;
+
   // `call` checked against the limits and its volume, ready to queue.
   absl::StatusOr<QueuedCall> Prepare(RenderCall call) const;
 
@@ -198,6 +201,10 @@ class RenderEngine {
   const Limits limits_;
   const EngineOptions options_;
   absl::Status status_;
+  // Calls submitted so far: each call's arrival number.
+  std::atomic<uint64_t> submitted_{0};
+  // Calls waiting for a worker to load their volume from disk.
+  std::atomic<int> loads_waiting_{0};
   // Seconds per ray sample of recent launches (0 before the first).
   mutable std::atomic<double> seconds_per_ray_sample_{0};
   // Set first thing on destruction: running launches stop.

@@ -13,30 +13,27 @@
 
 namespace drr::server {
 
-absl::Status VolumeUpload::AcceptHeader(const VolumeHeader& header) {
-  if (have_header_) {
-    return absl::InvalidArgumentError(
-        "header: an upload carries exactly one header");
-  }
+absl::Status VolumeUpload::CheckHeader(const VolumeHeader& header,
+                                       const Limits& limits) {
   const int64_t dims[3] = {header.depth, header.height, header.width};
   for (int i = 0; i < 3; ++i) {
     if (dims[i] < 1) {
       return absl::InvalidArgumentError(absl::StrCat(
           "header.shape[", i, "] is ", dims[i], ", must be at least 1"));
     }
-    if (dims[i] > limits_.max_volume_dim) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "header.shape[", i, "] is ", dims[i], ", over the server's limit of ",
-          limits_.max_volume_dim));
+    if (dims[i] > limits.max_volume_dim) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("header.shape[", i, "] is ", dims[i],
+                       ", over the server's limit of ", limits.max_volume_dim));
     }
   }
   // The kernels index voxels with 32-bit integers, whatever the limit says.
   if (header.voxels() >
-      std::min<int64_t>(limits_.max_volume_voxels, kernels::kMaxVolumeVoxels)) {
+      std::min<int64_t>(limits.max_volume_voxels, kernels::kMaxVolumeVoxels)) {
     return absl::ResourceExhaustedError(
         absl::StrCat("header.shape has ", header.voxels(),
                      " voxels, over the server's limit of ",
-                     std::min<int64_t>(limits_.max_volume_voxels,
+                     std::min<int64_t>(limits.max_volume_voxels,
                                        kernels::kMaxVolumeVoxels)));
   }
   if (header.label_type && *header.label_type != VoxelType::kUInt8 &&
@@ -71,6 +68,15 @@ absl::Status VolumeUpload::AcceptHeader(const VolumeHeader& header) {
         "header.affine is not an invertible affine transform (last row must be "
         "0 0 0 1)");
   }
+  return absl::OkStatus();
+}
+
+absl::Status VolumeUpload::AcceptHeader(const VolumeHeader& header) {
+  if (have_header_) {
+    return absl::InvalidArgumentError(
+        "header: an upload carries exactly one header");
+  }
+  DRR_RETURN_IF_ERROR(CheckHeader(header, limits_));
   const int64_t bytes = header.voxel_bytes() + header.label_bytes();
   const std::string head = CanonicalHeaderBytes(header);
   if (archive_ != nullptr) {

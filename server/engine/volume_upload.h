@@ -39,9 +39,15 @@ class VolumeUpload {
                         const DiskArchive* archive = nullptr)
       : limits_(limits), archive_(archive) {}
 
-  // Takes the header, which must come first and once: shape within the
-  // limits, a finite invertible affine. With an archive, reserves the disk
-  // space the volume takes (RESOURCE_EXHAUSTED when the disk cannot).
+  // OK when `header` can be taken under `limits`: shape within them, an
+  // invertible affine within the meaningful ranges; checks nothing that
+  // costs more than reading it.
+  static absl::Status CheckHeader(const VolumeHeader& header,
+                                  const Limits& limits);
+
+  // Takes the header, which must come first and once, after CheckHeader. With
+  // an archive, reserves the disk space the volume takes (RESOURCE_EXHAUSTED
+  // when the disk cannot).
   absl::Status AcceptHeader(const VolumeHeader& header);
 
   // Appends voxel bytes, then label bytes (at most kMaxUploadChunkBytes per

@@ -54,10 +54,12 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentialsFor(
       ReadCertificate(files.cert, "--tls-cert");
   if (!cert.ok()) return cert.status();
   std::unique_ptr<BIO, BioCloser> key_bio(BIO_new_file(files.key.c_str(), "r"));
+  // No passphrase callback may prompt: an encrypted key is refused.
+  pem_password_cb* no_passphrase = [](char*, int, int, void*) { return 0; };
   std::unique_ptr<EVP_PKEY, KeyFreer> key(
-      key_bio
-          ? PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr)
-          : nullptr);
+      key_bio ? PEM_read_bio_PrivateKey(key_bio.get(), nullptr, no_passphrase,
+                                        nullptr)
+              : nullptr);
   ERR_clear_error();
   if (key == nullptr) {
     return absl::InvalidArgumentError(

@@ -82,7 +82,10 @@ class UploadReactor final
         absl::StatusOr<VolumeHeader> header =
             VolumeHeaderFromProto(chunk_.header());
         if (!header.ok()) return header.status();
-        // Refused at once, before any data, when it cannot be kept.
+        // Refused at once, before any data, when it cannot be kept; its
+        // sizes are only read once they are checked.
+        DRR_RETURN_IF_ERROR(
+            VolumeUpload::CheckHeader(*header, context_.limits));
         DRR_RETURN_IF_ERROR(context_.store->CheckRoomForAnother());
         DRR_RETURN_IF_ERROR(CheckMemoryFor(*header));
         return upload_.AcceptHeader(*header);

@@ -40,6 +40,8 @@ def pki(tmp_path_factory: Any) -> pathlib.Path:
     issue(pki, "server")
     issue(pki, "client")
     issue(pki, "intruder", ca="other-ca")
+    openssl("ec", "-in", pki / "server.key", "-aes256", "-passout", "pass:secret",
+            "-out", pki / "server-encrypted.key")
     return pki
 
 
@@ -96,6 +98,8 @@ def test_a_server_refuses_to_start_with_tls_it_cannot_serve(pki: pathlib.Path) -
          "is not the key of"),
         (["--tls-cert", str(pki / "server.key"), "--tls-key", str(pki / "server.key")],
          "not a readable PEM certificate"),
+        (["--tls-cert", str(pki / "server.pem"), "--tls-key", str(pki / "server-encrypted.key")],
+         "unencrypted PEM private key"),
         (["--tls-cert", str(pki / "server.pem"), "--tls-key", str(pki / "server.key"),
           "--tls-client-ca", str(pki / "absent.pem")], "--tls-client-ca"),
     ]:

@@ -51,6 +51,7 @@ std::vector<uint64_t> Take(CallQueue& queue, int max_poses) {
 QueuedCall LatestFrame(uint64_t stream, uint64_t f) {
   QueuedCall q = Call("navigator", f);
   q.call.scheduling.latest_stream = stream;
+  q.call.scheduling.arrival = f;
   return q;
 }
 
@@ -236,6 +237,31 @@ TEST(CallQueueTest, ABatchGrowsOnlyAsFarAsItsCallsDeadlinesAllow) {
   EXPECT_EQ(Frames(queue.TakeBatch(64, LaunchEstimate{0, now}, &dropped)),
             (std::vector<uint64_t>{8, 9}));
   EXPECT_TRUE(dropped.empty());
+}
+
+TEST(CallQueueTest, AnEarlierFrameReachingTheQueueLateIsTheOneSuperseded) {
+  CallQueue queue(100);
+  std::vector<DroppedCall> dropped;
+  // Frame 2 reaches the queue first (frame 1 waited for its volume to load).
+  QueuedCall second = LatestFrame(7, 2);
+  ASSERT_TRUE(queue.Push(&second, &dropped));
+  QueuedCall first = LatestFrame(7, 1);
+  ASSERT_TRUE(queue.Push(&first, &dropped));
+  ASSERT_EQ(dropped.size(), 1u);
+  EXPECT_EQ(dropped[0].queued.call.scheduling.frame_id, 1u);
+  EXPECT_EQ(dropped[0].why.message(), "superseded by frame 2");
+  dropped.clear();
+  EXPECT_EQ(Frames(queue.TakeBatch(64, LaunchEstimate{}, &dropped)),
+            (std::vector<uint64_t>{2}));
+  // Likewise against a batch that already holds the later frame.
+  std::vector<QueuedCall> batch;
+  batch.push_back(LatestFrame(7, 4));
+  Push(queue, LatestFrame(7, 3));
+  queue.AddCompatible(64, LaunchEstimate{}, &batch, &dropped);
+  EXPECT_EQ(Frames(batch), (std::vector<uint64_t>{4}));
+  ASSERT_EQ(dropped.size(), 1u);
+  EXPECT_EQ(dropped[0].why.message(), "superseded by frame 4");
+  EXPECT_TRUE(queue.empty());
 }
 
 }  // namespace

@@ -135,6 +135,9 @@ TEST_F(RenderEngineTest, EveryAcceptedExtremeRendersFinitePixels) {
   call = ReferenceCall(8, 8);
   call.attenuation = {kMaxAttenuationPerMm, kMaxAttenuationPerMm, 1.0};
   extremes.push_back(call);
+  // μ of a 1000 HU voxel ≈ 1e6 per mm: beyond float16's range.
+  call.attenuation = {0.0f, kMaxAttenuationPerMm, 1.0};
+  extremes.push_back(call);
   call = ReferenceCall(8, 8);
   geometry::Mat4d stretched = geometry::Mat4d::Identity();
   for (int i = 0; i < 3; ++i) stretched.m[i][i] = kMaxMillimetres;
@@ -145,16 +148,21 @@ TEST_F(RenderEngineTest, EveryAcceptedExtremeRendersFinitePixels) {
     for (auto projector :
          {kernels::Projector::kTrilinear, kernels::Projector::kSiddon}) {
       for (auto output : {OutputKind::kLineIntegral, OutputKind::kMip}) {
-        RenderCall c = extremes[e];
-        c.projector = projector;
-        c.output = output;
-        ASSERT_THAT(ValidateRenderCall(c, Limits{}), IsOk()) << e;
-        absl::StatusOr<RenderResult> r = Render(c);
-        ASSERT_THAT(r, IsOk()) << e;
-        EXPECT_TRUE(std::all_of(r->images.begin(), r->images.end(),
-                                [](float v) { return std::isfinite(v); }))
-            << "extreme " << e << ", projector " << int(projector)
-            << ", output " << int(output);
+        for (auto storage :
+             {kernels::StorageType::kFloat32, kernels::StorageType::kFloat16,
+              kernels::StorageType::kBFloat16}) {
+          RenderCall c = extremes[e];
+          c.projector = projector;
+          c.output = output;
+          c.volume_storage = storage;
+          ASSERT_THAT(ValidateRenderCall(c, Limits{}), IsOk()) << e;
+          absl::StatusOr<RenderResult> r = Render(c);
+          ASSERT_THAT(r, IsOk()) << e;
+          EXPECT_TRUE(std::all_of(r->images.begin(), r->images.end(),
+                                  [](float v) { return std::isfinite(v); }))
+              << "extreme " << e << ", projector " << int(projector)
+              << ", output " << int(output) << ", storage " << int(storage);
+        }
       }
     }
   }
