@@ -166,6 +166,11 @@ absl::StatusOr<Server> Server::Start(const Options& options) {
   builder.AddListeningPort(options.listen, *credentials, &impl->port);
   // Room for upload chunks, target images and upstream gradients, bounded.
   builder.SetMaxReceiveMessageSize(64 << 20);
+  // What a stream may have in flight towards the server, unread: 1 MiB (an
+  // upload chunk), not the many MiB gRPC's bandwidth probing grows it to,
+  // which no budget would see.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 1 << 20);
   builder.RegisterService(&impl->volumes_service);
   builder.RegisterService(&impl->renderer_service);
   builder.RegisterService(&impl->targets_service);
