@@ -35,6 +35,7 @@ struct Flags {
   // Doubles, so that 8e9 reads as a count.
   double memory_budget = 0;
   double upload_idle_timeout_s = 30;
+  double tenant_stored_bytes = 0;
 };
 
 void DeclareFlags(CLI::App& app, Flags& f) {
@@ -58,6 +59,24 @@ void DeclareFlags(CLI::App& app, Flags& f) {
   app.add_option("--tokens", o.tokens_path,
                  "token file of the tenants: one line per token, TENANT "
                  "ROLE(user|admin) SHA256-OF-TOKEN; read again on SIGHUP");
+  app.add_option("--tenant-stored-bytes", f.tenant_stored_bytes,
+                 "each tenant's stored volumes and targets, in bytes, "
+                 "unless the token file says (0 = unlimited)")
+      ->check(CLI::Range(0.0, 1e18))
+      ->capture_default_str();
+  app.add_option("--tenant-streams", o.tenant_quota.streams,
+                 "each tenant's open RenderStreams (0 = unlimited)")
+      ->check(CLI::Range(0, 1 << 20))
+      ->capture_default_str();
+  app.add_option("--tenant-uploads", o.tenant_quota.uploads,
+                 "each tenant's uploads in progress (0 = unlimited)")
+      ->check(CLI::Range(0, 1 << 20))
+      ->capture_default_str();
+  app.add_option("--tenant-rps", o.tenant_quota.requests_per_second,
+                 "each tenant's requests (calls, uploads, stream frames) "
+                 "per second (0 = unlimited)")
+      ->check(CLI::Range(0.0, 1e9))
+      ->capture_default_str();
   app.add_flag("--reflection", o.reflection,
                "serve gRPC server reflection (describes every service to "
                "anyone who connects)");
@@ -177,6 +196,8 @@ int Run(int argc, char** argv) {
   flags.options.engine.batch_delay =
       std::chrono::microseconds(flags.batch_delay_us);
   flags.options.memory_budget = static_cast<int64_t>(flags.memory_budget);
+  flags.options.tenant_quota.stored_bytes =
+      static_cast<int64_t>(flags.tenant_stored_bytes);
   flags.options.limits.upload_idle_timeout = std::chrono::milliseconds(
       std::llround(flags.upload_idle_timeout_s * 1000));
   flags.options.drain_timeout =

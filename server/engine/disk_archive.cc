@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -393,9 +394,9 @@ absl::Status DiskArchive::Remove(Kind kind, const std::string& id) const {
   return absl::OkStatus();
 }
 
-std::map<std::string, std::set<std::string>> DiskArchive::Owners(
+std::map<std::string, DiskArchive::OwnerRecord> DiskArchive::Owners(
     Kind kind) const {
-  std::map<std::string, std::set<std::string>> owners;
+  std::map<std::string, OwnerRecord> owners;
   const std::string prefix = absl::StrCat(SubdirOf(kind), "-");
   std::error_code error;
   for (const auto& entry :
@@ -404,30 +405,35 @@ std::map<std::string, std::set<std::string>> DiskArchive::Owners(
     if (name.compare(0, prefix.size(), prefix) != 0) continue;
     const std::string id = name.substr(prefix.size());
     if (!IsDigest(id)) continue;
+    // "#bytes N", then a tenant per line ('#' is in no tenant's name).
     std::ifstream in(entry.path());
-    std::set<std::string>& tenants = owners[id];
-    for (std::string tenant; std::getline(in, tenant);) {
-      if (!tenant.empty()) tenants.insert(tenant);
+    OwnerRecord& record = owners[id];
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("#bytes ", 0) == 0) {
+        record.bytes = std::atoll(line.c_str() + 7);
+      } else if (!line.empty()) {
+        record.tenants.insert(line);
+      }
     }
   }
   return owners;
 }
 
-absl::Status DiskArchive::SetOwners(
-    Kind kind, const std::string& id,
-    const std::set<std::string>& tenants) const {
+absl::Status DiskArchive::SetOwners(Kind kind, const std::string& id,
+                                    const OwnerRecord& record) const {
   if (!IsDigest(id)) return NotAContentId(id);
   const fs::path dir = fs::path(dir_) / "owners";
   const std::string path =
       (dir / absl::StrCat(SubdirOf(kind), "-", id)).string();
-  if (tenants.empty()) {
+  if (record.tenants.empty()) {
     std::error_code error;
     fs::remove(path, error);
     return SyncDirectory(dir.string());
   }
-  std::string text;
-  for (const std::string& tenant : tenants)
+  std::string text = absl::StrCat("#bytes ", record.bytes, "\n");
+  for (const std::string& tenant : record.tenants) {
     absl::StrAppend(&text, tenant, "\n");
+  }
   static std::atomic<uint64_t> counter{0};
   const std::string temporary =
       (dir / absl::StrCat(kTemporaryPrefix, ::getpid(), "-", ++counter))

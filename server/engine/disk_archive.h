@@ -78,13 +78,19 @@ class DiskArchive {
   // Removes the file of `id` of `kind`, if present.
   absl::Status Remove(Kind kind, const std::string& id) const;
 
-  // The tenants recorded as owning each id of `kind` (by SetOwners), by id.
-  std::map<std::string, std::set<std::string>> Owners(Kind kind) const;
+  // Who owns a stored file, and its size as counted against their quotas.
+  struct OwnerRecord {
+    int64_t bytes = 0;
+    std::set<std::string> tenants;
+  };
 
-  // Records `tenants` as the owners of `id` of `kind`, durably, in
-  // DIR/owners/; no tenants removes the record.
+  // The owners recorded for each id of `kind` (by SetOwners), by id.
+  std::map<std::string, OwnerRecord> Owners(Kind kind) const;
+
+  // Records `record` for `id` of `kind`, durably, in DIR/owners/; no tenants
+  // removes the record.
   absl::Status SetOwners(Kind kind, const std::string& id,
-                         const std::set<std::string>& tenants) const;
+                         const OwnerRecord& record) const;
 
   const std::string& dir() const { return dir_; }
 

@@ -6,22 +6,44 @@ Ownership::Ownership(const DiskArchive* archive) : archive_(archive) {
   if (archive_ == nullptr) return;
   absl::MutexLock lock(&mutex_);
   for (Kind kind : {Kind::kVolume, Kind::kTarget}) {
-    for (auto& [id, tenants] : archive_->Owners(kind)) {
-      owners_[{kind, id}] = std::move(tenants);
+    for (auto& [id, record] : archive_->Owners(kind)) {
+      Count(record, +1);
+      owners_[{kind, id}] = std::move(record);
     }
   }
 }
 
-absl::Status Ownership::Grant(Kind kind, const std::string& id,
-                              const std::string& tenant) {
-  absl::MutexLock lock(&mutex_);
-  std::set<std::string>& tenants = owners_[{kind, id}];
-  if (!tenants.insert(tenant).second || archive_ == nullptr) {
-    return absl::OkStatus();
+void Ownership::Count(const Record& record, int sign) {
+  for (const std::string& tenant : record.tenants) {
+    stored_bytes_[tenant] += sign * record.bytes;
   }
-  absl::Status recorded = archive_->SetOwners(kind, id, tenants);
-  if (!recorded.ok()) tenants.erase(tenant);
-  return recorded;
+}
+
+absl::Status Ownership::Grant(Kind kind, const std::string& id,
+                              const std::string& tenant, int64_t bytes) {
+  absl::MutexLock lock(&mutex_);
+  Record& record = owners_[{kind, id}];
+  if (record.tenants.count(tenant) > 0) return absl::OkStatus();
+  Record updated = record;
+  updated.bytes = bytes;
+  updated.tenants.insert(tenant);
+  if (archive_ != nullptr) {
+    absl::Status recorded = archive_->SetOwners(kind, id, updated);
+    if (!recorded.ok()) {
+      if (record.tenants.empty()) owners_.erase({kind, id});
+      return recorded;
+    }
+  }
+  Count(record, -1);
+  record = std::move(updated);
+  Count(record, +1);
+  return absl::OkStatus();
+}
+
+int64_t Ownership::StoredBytes(const std::string& tenant) const {
+  absl::MutexLock lock(&mutex_);
+  auto it = stored_bytes_.find(tenant);
+  return it == stored_bytes_.end() ? 0 : it->second;
 }
 
 bool Ownership::Sees(Kind kind, const std::string& id,
@@ -29,8 +51,8 @@ bool Ownership::Sees(Kind kind, const std::string& id,
   if (caller.admin) return true;
   absl::MutexLock lock(&mutex_);
   auto it = owners_.find({kind, id});
-  return it != owners_.end() && (it->second.count(caller.tenant) > 0 ||
-                                 it->second.count(kEveryTenant) > 0);
+  return it != owners_.end() && (it->second.tenants.count(caller.tenant) > 0 ||
+                                 it->second.tenants.count(kEveryTenant) > 0);
 }
 
 absl::StatusOr<bool> Ownership::Release(Kind kind, const std::string& id,
@@ -38,10 +60,10 @@ absl::StatusOr<bool> Ownership::Release(Kind kind, const std::string& id,
   absl::MutexLock lock(&mutex_);
   auto it = owners_.find({kind, id});
   if (it == owners_.end()) return true;
-  std::set<std::string> left = it->second;
+  Record left = it->second;
   if (caller.admin) {
-    left.clear();
-  } else if (left.erase(caller.tenant) == 0) {
+    left.tenants.clear();
+  } else if (left.tenants.erase(caller.tenant) == 0) {
     return absl::PermissionDeniedError(
         "it is shared with every tenant by the operator; only an "
         "administrator deletes it");
@@ -50,11 +72,13 @@ absl::StatusOr<bool> Ownership::Release(Kind kind, const std::string& id,
     absl::Status recorded = archive_->SetOwners(kind, id, left);
     if (!recorded.ok()) return recorded;
   }
-  if (left.empty()) {
+  Count(it->second, -1);
+  if (left.tenants.empty()) {
     owners_.erase(it);
     return true;
   }
   it->second = std::move(left);
+  Count(it->second, +1);
   return false;
 }
 

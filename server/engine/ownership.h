@@ -40,9 +40,13 @@ class Ownership {
   // must outlive this).
   explicit Ownership(const DiskArchive* archive);
 
-  // Records `tenant` as an owner of `id` (durably, with an archive).
+  // Records `tenant` as an owner of `id`, `bytes` large (durably, with an
+  // archive); each owner's stored bytes count it whole.
   absl::Status Grant(Kind kind, const std::string& id,
-                     const std::string& tenant);
+                     const std::string& tenant, int64_t bytes);
+
+  // The bytes of the volumes and targets `tenant` owns.
+  int64_t StoredBytes(const std::string& tenant) const;
 
   // Whether `caller` may see `id`.
   bool Sees(Kind kind, const std::string& id, const Caller& caller) const;
@@ -56,10 +60,16 @@ class Ownership {
 
  private:
   using Key = std::pair<Kind, std::string>;
+  using Record = DiskArchive::OwnerRecord;
+
+  // Adds `sign` × the record's bytes to each of its tenants' totals.
+  void Count(const Record& record, int sign)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
 
   const DiskArchive* const archive_;
   mutable absl::Mutex mutex_;
-  std::map<Key, std::set<std::string>> owners_ ABSL_GUARDED_BY(mutex_);
+  std::map<Key, Record> owners_ ABSL_GUARDED_BY(mutex_);
+  std::map<std::string, int64_t> stored_bytes_ ABSL_GUARDED_BY(mutex_);
 };
 
 }  // namespace drr::server

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "volume/sha256.h"
@@ -31,7 +32,42 @@ bool IsHexDigest(absl::string_view s) {
 
 }  // namespace
 
-absl::StatusOr<TokenTable> ReadTokenFile(const std::string& path) {
+// Applies the quota `field` ("name=value") to `quota`; false when it is not
+// one.
+bool ApplyQuota(absl::string_view field, TenantQuota* quota) {
+  std::pair<absl::string_view, absl::string_view> kv =
+      absl::StrSplit(field, absl::MaxSplits('=', 1));
+  const absl::string_view name = kv.first;
+  absl::string_view value = kv.second;
+  if (name == "rps") {
+    return absl::SimpleAtod(value, &quota->requests_per_second) &&
+           quota->requests_per_second >= 0;
+  }
+  if (name == "streams") {
+    return absl::SimpleAtoi(value, &quota->streams) && quota->streams >= 0;
+  }
+  if (name == "uploads") {
+    return absl::SimpleAtoi(value, &quota->uploads) && quota->uploads >= 0;
+  }
+  if (name != "stored" || value.empty()) return false;
+  int64_t scale = 1;
+  const char suffix = value.back();
+  const std::string units = "KMGT";
+  if (const size_t power = units.find(suffix); power != std::string::npos) {
+    scale = int64_t{1} << (10 * (power + 1));
+    value.remove_suffix(1);
+  }
+  int64_t count;
+  if (!absl::SimpleAtoi(value, &count) || count < 0 ||
+      count > (int64_t{1} << 62) / scale) {
+    return false;
+  }
+  quota->stored_bytes = count * scale;
+  return true;
+}
+
+absl::StatusOr<TokenTable> ReadTokenFile(const std::string& path,
+                                         const TenantQuota& defaults) {
   std::ifstream in(path);
   if (!in) {
     return absl::InvalidArgumentError(
@@ -48,7 +84,7 @@ absl::StatusOr<TokenTable> ReadTokenFile(const std::string& path) {
           absl::StrCat("--tokens ", path, " line ", number, ": ", why,
                        " (expected TENANT ROLE SHA256-OF-TOKEN)"));
     };
-    if (fields.size() != 3) return wrong("not three fields");
+    if (fields.size() < 3) return wrong("fewer than three fields");
     if (!IsTenantName(fields[0])) {
       return wrong("a tenant is 1 to 64 letters, digits, '.', '_' or '-'");
     }
@@ -58,33 +94,44 @@ absl::StatusOr<TokenTable> ReadTokenFile(const std::string& path) {
     if (!IsHexDigest(fields[2])) {
       return wrong("the token's SHA-256 is 64 lower-case hex digits");
     }
-    if (!table
+    const std::string tenant(fields[0]);
+    if (!table.callers
              .emplace(std::string(fields[2]),
-                      Caller{std::string(fields[0]), fields[1] == "admin"})
+                      Caller{tenant, fields[1] == "admin"})
              .second) {
       return wrong("the same token twice");
+    }
+    TenantQuota& quota =
+        table.quotas.try_emplace(tenant, defaults).first->second;
+    for (size_t i = 3; i < fields.size(); ++i) {
+      if (!ApplyQuota(fields[i], &quota)) {
+        return wrong(absl::StrCat(
+            "\"", fields[i].substr(0, 40),
+            "\" is not a quota (stored=BYTES[K|M|G|T], streams=N, uploads=N, "
+            "rps=R)"));
+      }
     }
   }
   return table;
 }
 
 absl::StatusOr<std::unique_ptr<Authenticator>> Authenticator::Open(
-    const std::string& tokens_path) {
+    const std::string& tokens_path, const TenantQuota& defaults) {
   TokenTable table;
   if (!tokens_path.empty()) {
-    absl::StatusOr<TokenTable> read = ReadTokenFile(tokens_path);
+    absl::StatusOr<TokenTable> read = ReadTokenFile(tokens_path, defaults);
     if (!read.ok()) return read.status();
     table = *std::move(read);
   }
   return std::unique_ptr<Authenticator>(
-      new Authenticator(tokens_path, std::move(table)));
+      new Authenticator(tokens_path, defaults, std::move(table)));
 }
 
 absl::StatusOr<int> Authenticator::Reload() {
   if (!enabled()) return 0;
-  absl::StatusOr<TokenTable> read = ReadTokenFile(path_);
+  absl::StatusOr<TokenTable> read = ReadTokenFile(path_, defaults_);
   if (!read.ok()) return read.status();
-  const int count = static_cast<int>(read->size());
+  const int count = static_cast<int>(read->callers.size());
   absl::MutexLock lock(&mutex_);
   table_ = *std::move(read);
   return count;
@@ -104,13 +151,19 @@ absl::StatusOr<Caller> Authenticator::Authenticate(
                                    value.size() - kBearer.size()));
       const std::string digest = hash.HexDigest();
       absl::MutexLock lock(&mutex_);
-      auto caller = table_.find(digest);
-      if (caller != table_.end()) return caller->second;
+      auto caller = table_.callers.find(digest);
+      if (caller != table_.callers.end()) return caller->second;
     }
   }
   return absl::UnauthenticatedError(
       "this server needs a valid token: send the metadata "
       "\"authorization: Bearer TOKEN\"");
+}
+
+TenantQuota Authenticator::QuotaOf(const std::string& tenant) const {
+  absl::MutexLock lock(&mutex_);
+  auto it = table_.quotas.find(tenant);
+  return it == table_.quotas.end() ? defaults_ : it->second;
 }
 
 }  // namespace drr::server

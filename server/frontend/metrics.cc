@@ -107,7 +107,8 @@ ServerMetrics::ServerMetrics(absl::string_view backend)
                        .Name("drr_memory_used_bytes")
                        .Help("Host memory held against the budget, by use: "
                              "volumes (as uploaded), resident (μ copies), "
-                             "uploads (in progress), requests (in flight).")
+                             "uploads (in progress), requests (in flight), "
+                             "targets.")
                        .Register(*registry_)),
       active_streams_(prometheus::BuildGauge()
                           .Name("drr_active_streams")
@@ -126,6 +127,13 @@ ServerMetrics::ServerMetrics(absl::string_view backend)
                     "derived its resident copy), eviction (a resident copy "
                     "dropped), load and unload (a stored volume read from or "
                     "dropped to --data-dir).")
+              .Register(*registry_)),
+      quota_refusals_(
+          prometheus::BuildCounter()
+              .Name("drr_tenant_quota_refusals_total")
+              .Help("Requests refused over a tenant's quota, by tenant (those "
+                    "of --tokens) and quota: stored-bytes, streams, uploads, "
+                    "requests-per-second.")
               .Register(*registry_)) {
   for (const char* event : {"hit", "miss", "eviction", "load", "unload"}) {
     cache_events_.Add({{"event", event}});
@@ -211,6 +219,12 @@ void ServerMetrics::SetMemoryUsed(MemoryUse use, int64_t bytes) {
 
 void ServerMetrics::AddActiveStreams(int delta) {
   active_streams_.Increment(delta);
+}
+
+void ServerMetrics::CountQuotaRefusal(const std::string& tenant,
+                                      absl::string_view quota) {
+  quota_refusals_.Add({{"tenant", tenant}, {"quota", std::string(quota)}})
+      .Increment();
 }
 
 void ServerMetrics::AddActiveUploads(int delta) {

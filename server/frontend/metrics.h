@@ -60,6 +60,8 @@ class ServerMetrics final : public EngineListener, public CacheListener {
   // Adds `delta` to the streams (or uploads) in progress.
   void AddActiveStreams(int delta);
   void AddActiveUploads(int delta);
+  // Counts a request `tenant` was refused over its quota `quota`.
+  void CountQuotaRefusal(const std::string& tenant, absl::string_view quota);
 
   // EngineListener: the batch-size histograms.
   void OnLaunch(int calls, int poses) override;
@@ -90,6 +92,7 @@ class ServerMetrics final : public EngineListener, public CacheListener {
   prometheus::Gauge& active_streams_;
   prometheus::Gauge& active_uploads_;
   prometheus::Family<prometheus::Counter>& cache_events_;
+  prometheus::Family<prometheus::Counter>& quota_refusals_;
   std::unique_ptr<prometheus::Exposer> exposer_;
 };
 

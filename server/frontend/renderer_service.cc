@@ -58,6 +58,13 @@ class RenderStreamReactor final
         deadline_(ClientDeadline(call)),
         cancelled_(std::make_shared<std::atomic<bool>>(false)) {
     context_.metrics->AddActiveStreams(1);
+    admission_ = caller_.status();
+    if (caller_.ok()) {
+      absl::StatusOr<QuotaGate::Slot> slot =
+          context_.quotas->Take(*caller_, QuotaKind::kStreams);
+      admission_ = slot.status();
+      if (slot.ok()) stream_slot_ = *std::move(slot);
+    }
     StartRead(&request_);
   }
 
@@ -98,9 +105,12 @@ class RenderStreamReactor final
       FrameDone(*frame, timer->Done(open));
       return;
     }
-    // A stream without a valid token has each frame answered so.
-    if (!caller_.ok()) {
-      FrameDone(*frame, timer->Done(caller_.status()));
+    // A stream without a valid token, or over its tenant's streams quota,
+    // has each frame answered so; each frame counts against the rate quota.
+    absl::Status admitted = admission_;
+    if (admitted.ok()) admitted = context_.quotas->Request(*caller_);
+    if (!admitted.ok()) {
+      FrameDone(*frame, timer->Done(admitted));
       if (read_more) StartRead(&request_);
       return;
     }
@@ -184,6 +194,8 @@ class RenderStreamReactor final
       } else if (drained_) {
         status = context_.gate->Check();
       }
+      // The tenant may open another stream as soon as it hears this one end.
+      stream_slot_ = QuotaGate::Slot();
       Finish(ToGrpcStatus(stream_timer_.Done(status)));
     }
   }
@@ -203,6 +215,10 @@ class RenderStreamReactor final
   RequestTimer stream_timer_;
   // Who calls (authenticated once, from the stream's metadata).
   const absl::StatusOr<Caller> caller_;
+  // Why the stream's frames are refused, if they are: no valid token, or its
+  // tenant's streams quota; else its slot in that quota.
+  absl::Status admission_;
+  QuotaGate::Slot stream_slot_;
   const std::string client_;
   const std::optional<std::chrono::steady_clock::time_point> deadline_;
   const std::shared_ptr<std::atomic<bool>> cancelled_;

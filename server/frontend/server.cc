@@ -69,6 +69,12 @@ class Server::Impl {
         auth(std::move(authenticator)),
         owners(archive.get()),
         metrics(executor->name()),
+        quotas(
+            [this](const std::string& tenant) { return auth->QuotaOf(tenant); },
+            &owners,
+            [this](const std::string& tenant, QuotaKind kind) {
+              metrics.CountQuotaRefusal(tenant, QuotaName(kind));
+            }),
         budget(options.memory_budget > 0 ? options.memory_budget
                                          : DefaultMemoryBudget(),
                [this](MemoryUse use, int64_t bytes) {
@@ -95,8 +101,8 @@ class Server::Impl {
   // What the services share.
   ServiceContext Context(const Options& options) {
     return ServiceContext{&store,  &targets, archive.get(), auth.get(),
-                          &owners, &engine,  &metrics,      &gate,
-                          &budget, &uploads, options.limits};
+                          &owners, &quotas,  &engine,       &metrics,
+                          &gate,   &budget,  &uploads,      options.limits};
   }
 
   // Health turns NOT_SERVING and new calls are refused at once; the work in
@@ -120,6 +126,7 @@ class Server::Impl {
   std::unique_ptr<Authenticator> auth;
   Ownership owners;
   ServerMetrics metrics;
+  QuotaGate quotas;
   MemoryBudget budget;
   UploadTracker uploads;
   VolumeStore store;
@@ -148,7 +155,7 @@ absl::StatusOr<Server> Server::Start(const Options& options) {
     archive = *std::move(opened);
   }
   absl::StatusOr<std::unique_ptr<Authenticator>> auth =
-      Authenticator::Open(options.tokens_path);
+      Authenticator::Open(options.tokens_path, options.tenant_quota);
   if (!auth.ok()) return auth.status();
   auto impl = std::make_unique<Impl>(*std::move(selected), std::move(archive),
                                      *std::move(auth), options);
@@ -219,14 +226,18 @@ absl::StatusOr<std::string> Server::Preload(HostVolume volume) {
       impl_->store.Insert(id, std::move(volume));
   if (!stored.ok()) return stored.status();
   // The operator's volume: every tenant renders it.
-  DRR_RETURN_IF_ERROR(
-      impl_->owners.Grant(Ownership::Kind::kVolume, id, kEveryTenant));
+  DRR_RETURN_IF_ERROR(impl_->owners.Grant(
+      Ownership::Kind::kVolume, id, kEveryTenant, (*stored)->uploaded_bytes()));
   impl_->metrics.SetStoredVolumes(impl_->store.size(),
                                   impl_->store.resident_bytes());
   return id;
 }
 
-absl::StatusOr<int> Server::ReloadTokens() { return impl_->auth->Reload(); }
+absl::StatusOr<int> Server::ReloadTokens() {
+  absl::StatusOr<int> tokens = impl_->auth->Reload();
+  if (tokens.ok()) impl_->quotas.Reset();
+  return tokens;
+}
 
 bool Server::uses_tokens() const { return impl_->auth->enabled(); }
 

@@ -10,6 +10,7 @@
 #include "server/engine/device.h"
 #include "server/engine/limits.h"
 #include "server/engine/render_engine.h"
+#include "server/frontend/quotas.h"
 #include "server/frontend/tls.h"
 #include "volume/volume.h"
 
@@ -34,6 +35,8 @@ class Server {
     // The token file of the tenants (auth.h); empty: every caller is the
     // anonymous tenant, an administrator.
     std::string tokens_path;
+    // The quotas of tenants the token file gives none of their own.
+    TenantQuota tenant_quota;
     DeviceMode device = DeviceMode::kAuto;
     // CPU executor worker threads (0 = one per core).
     int cpu_threads = 0;

@@ -16,6 +16,7 @@
 #include "server/frontend/auth.h"
 #include "server/frontend/drain_gate.h"
 #include "server/frontend/metrics.h"
+#include "server/frontend/quotas.h"
 #include "server/frontend/upload_tracker.h"
 
 namespace drr::server {
@@ -29,6 +30,7 @@ struct ServiceContext {
   const DiskArchive* archive;
   const Authenticator* auth;
   Ownership* owners;
+  QuotaGate* quotas;
   RenderEngine* engine;
   ServerMetrics* metrics;
   DrainGate* gate;
@@ -36,11 +38,10 @@ struct ServiceContext {
   UploadTracker* uploads;
   Limits limits;
 
-  // The caller of a call, or UNAUTHENTICATED.
+  // The caller of a call, counted as one request against its rate quota:
+  // UNAUTHENTICATED, or RESOURCE_EXHAUSTED over the rate.
   absl::StatusOr<Caller> Authenticate(
-      const grpc::ServerContextBase& call) const {
-    return auth->Authenticate(call);
-  }
+      const grpc::ServerContextBase& call) const;
   // OK when `caller` may see the volume `id`; else the NOT_FOUND of an
   // unknown volume, so that a foreign id tells nothing.
   absl::Status CheckVolumeVisible(const std::string& id,

@@ -42,6 +42,11 @@ grpc::ServerUnaryReactor* TargetsService::Upload(
         context, timer,
         absl::InvalidArgumentError("pixels is not a whole number of float32s"));
   }
+  if (absl::Status room = context_.quotas->CheckStore(
+          *caller, static_cast<int64_t>(bytes.size()));
+      !room.ok()) {
+    return Finish(context, timer, room);
+  }
   std::vector<float> pixels(bytes.size() / sizeof(float));
   std::memcpy(pixels.data(), bytes.data(), bytes.size());
   absl::StatusOr<std::shared_ptr<const Target>> target =
@@ -49,8 +54,9 @@ grpc::ServerUnaryReactor* TargetsService::Upload(
                                std::move(pixels));
   absl::Status status = target.status();
   if (status.ok()) {
-    status = context_.owners->Grant(Ownership::Kind::kTarget, (*target)->id,
-                                    caller->tenant);
+    status = context_.owners->Grant(
+        Ownership::Kind::kTarget, (*target)->id, caller->tenant,
+        static_cast<int64_t>((*target)->pixels.size() * sizeof(float)));
   }
   if (status.ok()) ToProto(**target, response);
   return Finish(context, timer, status);

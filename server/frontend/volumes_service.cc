@@ -34,6 +34,13 @@ class UploadReactor final
       return;
     }
     caller_ = *std::move(caller);
+    absl::StatusOr<QuotaGate::Slot> slot =
+        context_.quotas->Take(caller_, QuotaKind::kUploads);
+    if (!slot.ok()) {
+      Finish(ToGrpcStatus(timer_.Done(slot.status())));
+      return;
+    }
+    upload_slot_ = *std::move(slot);
     absl::StatusOr<std::shared_ptr<UploadTracker::Ticket>> ticket =
         context_.uploads->Begin(call);
     if (!ticket.ok()) {
@@ -87,6 +94,8 @@ class UploadReactor final
         DRR_RETURN_IF_ERROR(
             VolumeUpload::CheckHeader(*header, context_.limits));
         DRR_RETURN_IF_ERROR(context_.store->CheckRoomForAnother());
+        DRR_RETURN_IF_ERROR(context_.quotas->CheckStore(
+            caller_, header->voxel_bytes() + header->label_bytes()));
         DRR_RETURN_IF_ERROR(CheckMemoryFor(*header));
         return upload_.AcceptHeader(*header);
       }
@@ -152,8 +161,9 @@ class UploadReactor final
     } else {
       DRR_RETURN_IF_ERROR(context_.store->AdoptArchived(summary));
     }
-    DRR_RETURN_IF_ERROR(context_.owners->Grant(Ownership::Kind::kVolume,
-                                               summary.id, caller_.tenant));
+    DRR_RETURN_IF_ERROR(context_.owners->Grant(
+        Ownership::Kind::kVolume, summary.id, caller_.tenant,
+        summary.header.voxel_bytes() + summary.header.label_bytes()));
     ToProto(summary, response_);
     context_.metrics->AddUploadBytes(summary.header.voxel_bytes() +
                                      summary.header.label_bytes());
@@ -162,6 +172,8 @@ class UploadReactor final
   }
 
   void Complete(const absl::Status& status) {
+    // The tenant may start another upload as soon as it hears of this one.
+    upload_slot_ = QuotaGate::Slot();
     Finish(ToGrpcStatus(timer_.Done(status)));
   }
 
@@ -176,6 +188,8 @@ class UploadReactor final
   std::shared_ptr<UploadTracker::Ticket> ticket_;
   // Who uploads: the volume's owner once stored.
   Caller caller_;
+  // The upload's place in its tenant's concurrent-uploads quota.
+  QuotaGate::Slot upload_slot_;
   // The budget the upload's bytes take until the volume is stored (without
   // a data directory).
   MemoryHold held_;
