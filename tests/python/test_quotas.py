@@ -15,7 +15,7 @@ import pytest
 from conftest import small_volume
 from drr.v1 import volumes_pb2_grpc
 from drrclient import Client, Intrinsics, Pose
-from test_budget import header_then_wait
+from test_budget import gauge, header_then_wait
 from test_metrics import parse, scrape
 
 CAMERA = Intrinsics(sdd=300, delx=2.0, dely=2.0, height=8, width=8)
@@ -65,14 +65,12 @@ def test_concurrent_uploads_quota(quota_server: Any) -> None:
     held = stub.Upload.future(header_then_wait(voxels, affine, release), timeout=60,
                               metadata=[("authorization", "Bearer a")])
     try:
+        for _ in range(200):  # until the first upload holds its slot
+            if gauge(quota_server, "drr_active_uploads") == 1:
+                break
+            time.sleep(0.05)
         with Client(quota_server.address, token="a") as alice:
-            for _ in range(100):  # until the first upload holds its slot
-                try:
-                    message = refused(lambda: alice.upload_volume(*small_volume(3)))
-                    break
-                except AssertionError:
-                    time.sleep(0.05)
-            assert "uploads quota" in message
+            assert "uploads quota" in refused(lambda: alice.upload_volume(*small_volume(3)))
     finally:
         release.set()
     with pytest.raises(grpc.RpcError):
