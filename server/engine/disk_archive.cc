@@ -17,6 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "status/quoted.h"
 #include "status/status_macros.h"
 #include "volume/sha256.h"
 
@@ -59,7 +60,7 @@ bool IsDigest(absl::string_view id) {
 // The refusal of a file name that is not a content id.
 absl::Status NotAContentId(absl::string_view id) {
   return absl::InvalidArgumentError(
-      absl::StrCat("not a content id: ", id.substr(0, 80)));
+      absl::StrCat("not a content id: ", Quoted(id)));
 }
 
 // Writes all of `bytes` to `fd`.
@@ -102,24 +103,17 @@ bool IsVoxelType(uint32_t v) { return v >= 1 && v <= 5; }
 absl::StatusOr<std::unique_ptr<DiskArchive>> DiskArchive::Open(
     const std::string& dir) {
   std::error_code error;
-  for (Kind kind : {Kind::kVolume, Kind::kTarget}) {
-    const fs::path sub = fs::path(dir) / SubdirOf(kind);
+  // The stored files' directories and the owners', without the temporary
+  // files a crash left in them.
+  for (const char* name : {SubdirOf(Kind::kVolume), SubdirOf(Kind::kTarget),
+                           static_cast<const char*>("owners")}) {
+    const fs::path sub = fs::path(dir) / name;
     fs::create_directories(sub, error);
     if (error) {
       return absl::FailedPreconditionError(absl::StrCat(
           "--data-dir: cannot create ", sub.string(), ": ", error.message()));
     }
     for (const auto& entry : fs::directory_iterator(sub, error)) {
-      if (absl::string_view(entry.path().filename().string())
-              .substr(0, kTemporaryPrefix.size()) == kTemporaryPrefix) {
-        fs::remove(entry.path(), error);
-      }
-    }
-  }
-  fs::create_directories(fs::path(dir) / "owners", error);
-  if (!error) {
-    for (const auto& entry :
-         fs::directory_iterator(fs::path(dir) / "owners", error)) {
       if (absl::string_view(entry.path().filename().string())
               .substr(0, kTemporaryPrefix.size()) == kTemporaryPrefix) {
         fs::remove(entry.path(), error);
