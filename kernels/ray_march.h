@@ -53,7 +53,9 @@ DRR_HD CameraRay MakeCameraRay(const PoseGeometry& g, int row, int col) {
 }
 
 // Per-channel accumulators for the classes [first, first + kChannels) of one
-// ray: each sample adds to (or maxes into) the channel of its class.
+// ray: each sample adds to the channel of its class; for the maximum, as
+// nanodrr masks μ by class, a sample is μ in its class's channel and zero in
+// every other.
 template <Reduce R, int kChannels>
 struct ChannelAccumulator {
   int first;
@@ -70,11 +72,10 @@ struct ChannelAccumulator {
 #pragma unroll
 #endif
     for (int c = 0; c < kChannels; ++c) {
-      if (c != channel) continue;
       if (R == Reduce::kSum) {
-        value[c] += x;
+        if (c == channel) value[c] += x;
       } else {
-        value[c] = fmaxf(value[c], x);
+        value[c] = fmaxf(value[c], c == channel ? x : 0.0f);
       }
     }
   }

@@ -173,7 +173,7 @@ absl::StatusOr<Images> DecodeImages(const v1::ImageTensor& tensor) {
   const char* bytes = tensor.data().data();
   switch (tensor.dtype()) {
     case v1::DTYPE_FLOAT32:
-      std::memcpy(images.data.data(), bytes, count * 4);
+      if (count > 0) std::memcpy(images.data.data(), bytes, count * 4);
       break;
     case v1::DTYPE_FLOAT16:
     case v1::DTYPE_BFLOAT16:

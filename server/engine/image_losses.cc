@@ -291,9 +291,10 @@ absl::Status CheckLoss(const LossSpec& spec, int height, int width) {
                        ", must be 0 (whole image) or at most the "
                        "image's height and width"));
     }
-    if (!std::isfinite(spec.weights[i])) {
+    if (!(std::fabs(spec.weights[i]) <= kMaxLossWeight)) {
       return absl::InvalidArgumentError(
-          absl::StrCat("loss.patch_weights[", i, "] is not finite"));
+          absl::StrCat("loss.patch_weights[", i, "] is ", spec.weights[i],
+                       ", must be within ±", kMaxLossWeight));
     }
   }
   if (!(spec.eps > 0) || !std::isfinite(spec.eps)) {

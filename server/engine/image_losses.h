@@ -26,6 +26,10 @@ struct LossSpec {
   double eps = defaults::kNccEps;
 };
 
+// Largest |weight| of one scale of a multiscale loss: beyond it a weighted
+// sum of similarities could overflow.
+inline constexpr double kMaxLossWeight = 1e6;
+
 // Why `spec` cannot be applied to height × width images, or OK: malformed
 // values are INVALID_ARGUMENT. Every loss takes O(height · width) memory and
 // time, whatever its patch sizes (windows are summed with integral images).

@@ -314,7 +314,9 @@ absl::StatusOr<RenderCall> FromProto(const v1::RenderRequest& request) {
     }
     GradientRequest gradient;
     gradient.upstream.resize(bytes.size() / sizeof(float));
-    std::memcpy(gradient.upstream.data(), bytes.data(), bytes.size());
+    if (!bytes.empty()) {  // (memcpy from an empty vector's nullptr is UB)
+      std::memcpy(gradient.upstream.data(), bytes.data(), bytes.size());
+    }
     call.kind = std::move(gradient);
   }
   call.poses.reserve(request.poses_size());

@@ -3,6 +3,7 @@
 // per-ray bodies, split label channels, reduce to a maximum, store half
 // precision within its rounding, give the same bits every time and with any
 // number of concurrent workspaces, and refuse what it cannot do.
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <string>
@@ -146,6 +147,43 @@ TEST_P(ExecutorConformanceTest, MaximumIntensityIsTheLargestSample) {
       brightest = std::max(brightest, v);
     }
     EXPECT_GT(brightest, 0.1f);  // some ray passes near the bright voxel
+  }
+}
+
+TEST_P(ExecutorConformanceTest,
+       MaximumIntensityPerClassCountsOtherClassesAsZero) {
+  const std::vector<float> volume =
+      testing::WavyVolume(kShape.nx, kShape.ny, kShape.nz);
+  const std::vector<uint16_t> labels = SlabLabels();  // classes 0..4
+  const std::vector<PoseGeometry> poses = ThreeViews();
+  auto resident = MakeResident(*executor_, volume, labels.data(), kShape);
+  for (Projector projector : {Projector::kTrilinear, Projector::kSiddon}) {
+    // Two samples (the segment's ends, outside the volume) meet one class at
+    // most: every other channel must be 0, not the -inf of an empty maximum.
+    for (int samples : {2, 200}) {
+      RenderSettings s = Settings(projector, Reduce::kMax, 10);
+      s.rays.n_samples = samples;
+      const std::vector<float> split =
+          RenderImages(*executor_, *resident, poses, s);
+      s.channels = 1;
+      const std::vector<float> whole =
+          RenderImages(*executor_, *resident, poses, s);
+      const size_t plane = 20 * 24;
+      for (size_t p = 0; p < poses.size(); ++p) {
+        for (size_t px = 0; px < plane; ++px) {
+          float largest = 0;
+          for (int c = 0; c < 10; ++c) {
+            const float value = split[(p * 10 + c) * plane + px];
+            ASSERT_TRUE(std::isfinite(value)) << samples << " " << c;
+            if (c >= 5) {
+              EXPECT_EQ(value, 0.0f);
+            }
+            largest = std::max(largest, value);
+          }
+          EXPECT_EQ(largest, whole[p * plane + px]);
+        }
+      }
+    }
   }
 }
 

@@ -187,6 +187,15 @@ TEST(ImageLossesTest, RejectsBadSpecs) {
   spec.sigma = 10;
   EXPECT_THAT(CheckLoss(spec, kH, kW),
               StatusIs(absl::StatusCode::kInvalidArgument));
+  // A finite weight whose weighted sum overflows (found by loss_fuzz).
+  spec = LossSpec{};
+  spec.kind = LossSpec::Kind::kMultiscaleNcc;
+  spec.patch_sizes = {0, 4};
+  spec.weights = {0.5, 8.98846567431158e307};
+  EXPECT_THAT(CheckLoss(spec, kH, kW),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  spec.weights = {0.5, -kMaxLossWeight};
+  EXPECT_THAT(CheckLoss(spec, kH, kW), IsOk());
 }
 
 }  // namespace
