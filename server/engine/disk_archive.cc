@@ -15,6 +15,7 @@
 #include <sstream>
 #include <system_error>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "status/quoted.h"
@@ -399,12 +400,15 @@ std::map<std::string, DiskArchive::OwnerRecord> DiskArchive::Owners(
     if (name.compare(0, prefix.size(), prefix) != 0) continue;
     const std::string id = name.substr(prefix.size());
     if (!IsDigest(id)) continue;
-    // "#bytes N", then a tenant per line ('#' is in no tenant's name).
+    // "#bytes N", then a tenant per line ('#' is in no tenant's name). A
+    // size that is not a count (a damaged file) counts as 0.
     std::ifstream in(entry.path());
     OwnerRecord& record = owners[id];
     for (std::string line; std::getline(in, line);) {
       if (line.rfind("#bytes ", 0) == 0) {
-        record.bytes = std::atoll(line.c_str() + 7);
+        int64_t bytes = 0;
+        const bool counted = absl::SimpleAtoi(line.substr(7), &bytes);
+        record.bytes = counted && bytes >= 0 ? bytes : 0;
       } else if (!line.empty()) {
         record.tenants.insert(line);
       }

@@ -2,7 +2,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -198,6 +200,28 @@ TEST(DiskArchiveTest, AFileOfTheWrongSizeIsSetAsideWhenListed) {
   EXPECT_TRUE(store.List().empty());
   EXPECT_EQ(store.size(), 0);
   EXPECT_TRUE(fs::exists(dir.File("corrupt/volumes-" + id)));
+}
+
+TEST(DiskArchiveTest, OwnerRecordsRoundTripAndDamagedSizesCountAsZero) {
+  ScopedTempDir dir;
+  auto archive = OpenArchive(dir.path());
+  const std::string id(64, 'a'), damaged(64, 'b'), overflowing(64, 'c');
+  ASSERT_THAT(archive->SetOwners(DiskArchive::Kind::kVolume, id,
+                                 {1234, {"alice", "bob"}}),
+              IsOk());
+  for (const auto& [name, size] :
+       {std::pair{damaged, "-5"},
+        std::pair{overflowing, "99999999999999999999"}}) {
+    std::ofstream(dir.File("owners/volumes-" + name))
+        << "#bytes " << size << "\nalice\n";
+  }
+  const auto owners = archive->Owners(DiskArchive::Kind::kVolume);
+  ASSERT_EQ(owners.size(), 3u);
+  EXPECT_EQ(owners.at(id).bytes, 1234);
+  EXPECT_EQ(owners.at(id).tenants, (std::set<std::string>{"alice", "bob"}));
+  EXPECT_EQ(owners.at(damaged).bytes, 0);
+  EXPECT_EQ(owners.at(overflowing).bytes, 0);
+  EXPECT_EQ(owners.at(overflowing).tenants, std::set<std::string>{"alice"});
 }
 
 TEST(DiskArchiveTest, RefusesNamesThatAreNotContentIds) {
