@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Style and type checks of the Python code, with the project venv (scripts/setup.sh):
-#   ruff check   client/python, tests and bench
+#   ruff check   client/python, tests, bench and fuzz
 #   mypy         the drrclient package, its example and setup.py (strict)
 # Both read their settings from client/python/pyproject.toml. Exits non-zero on any finding.
 #   scripts/lint_python.sh
@@ -26,8 +26,9 @@ touch "$stubs/drr/__init__.py" "$stubs/drr/v1/__init__.py"
 # working directory when given --config, and mypy's `files` are relative to it.
 cd "$root/client/python"
 status=0
-echo "lint_python: ruff check client/python tests bench"
-"$bin/ruff" check --no-cache --config pyproject.toml . ../../tests ../../bench || status=1
+echo "lint_python: ruff check client/python tests bench fuzz"
+"$bin/ruff" check --no-cache --config pyproject.toml . ../../tests ../../bench ../../fuzz ||
+  status=1
 echo "lint_python: mypy client/python (drrclient, examples, setup.py)"
 MYPYPATH=$stubs "$bin/mypy" --config-file pyproject.toml --cache-dir "$stubs/.mypy_cache" || status=1
 exit "$status"
