@@ -21,11 +21,12 @@ DRRCTL = BUILD / "client" / "drrctl"
 
 
 class RunningServer:
-    """A drrserve process on 127.0.0.1 with its gRPC and metrics ports."""
+    """A drrserve process on 127.0.0.1 with its gRPC and metrics ports; ``prefix`` is a command
+    that runs it (it must exec drrserve, whose output and exit status the test reads)."""
 
-    def __init__(self, *extra_args, timeout=60):
+    def __init__(self, *extra_args, timeout=60, prefix=()):
         self.process = subprocess.Popen(
-            [str(DRRSERVE), "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+            [*prefix, str(DRRSERVE), "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
              "--device", "cpu", *extra_args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines = queue.Queue()
@@ -73,8 +74,8 @@ def servers():
     running afterwards, expecting a clean exit."""
     started = []
 
-    def start(*args):
-        running = RunningServer(*args)
+    def start(*args, prefix=()):
+        running = RunningServer(*args, prefix=prefix)
         started.append(running)
         return running
 
