@@ -2,7 +2,8 @@
 
 namespace drr::server {
 
-Ownership::Ownership(const DiskArchive* archive) : archive_(archive) {
+Ownership::Ownership(const DiskArchive* archive, StoredBytesObserver observer)
+    : archive_(archive), observer_(std::move(observer)) {
   if (archive_ == nullptr) return;
   absl::MutexLock lock(&mutex_);
   for (Kind kind : {Kind::kVolume, Kind::kTarget}) {
@@ -15,7 +16,8 @@ Ownership::Ownership(const DiskArchive* archive) : archive_(archive) {
 
 void Ownership::Count(const Record& record, int sign) {
   for (const std::string& tenant : record.tenants) {
-    stored_bytes_[tenant] += sign * record.bytes;
+    const int64_t bytes = stored_bytes_[tenant] += sign * record.bytes;
+    if (observer_) observer_(tenant, bytes);
   }
 }
 

@@ -4,6 +4,8 @@
 // owner deletes it. Knows nothing of gRPC or tokens.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -36,9 +38,15 @@ class Ownership {
  public:
   using Kind = DiskArchive::Kind;
 
+  // Hears each tenant's stored bytes whenever they change (with the owners
+  // read at the start too); must be cheap.
+  using StoredBytesObserver =
+      std::function<void(const std::string& tenant, int64_t bytes)>;
+
   // Reads the owners `archive` recorded (it may be nullptr: memory only; it
   // must outlive this).
-  explicit Ownership(const DiskArchive* archive);
+  explicit Ownership(const DiskArchive* archive,
+                     StoredBytesObserver observer = nullptr);
 
   // Records `tenant` as an owner of `id`, `bytes` large (durably, with an
   // archive); each owner's stored bytes count it whole.
@@ -67,6 +75,7 @@ class Ownership {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
 
   const DiskArchive* const archive_;
+  const StoredBytesObserver observer_;
   mutable absl::Mutex mutex_;
   std::map<Key, Record> owners_ ABSL_GUARDED_BY(mutex_);
   std::map<std::string, int64_t> stored_bytes_ ABSL_GUARDED_BY(mutex_);

@@ -134,6 +134,19 @@ ServerMetrics::ServerMetrics(absl::string_view backend)
               .Help("Requests refused over a tenant's quota, by tenant (those "
                     "of --tokens) and quota: stored-bytes, streams, uploads, "
                     "requests-per-second.")
+              .Register(*registry_)),
+      tenant_requests_(
+          prometheus::BuildCounter()
+              .Name("drr_tenant_requests_total")
+              .Help("Authenticated requests and stream frames, by tenant "
+                    "(those of --tokens, or anonymous).")
+              .Register(*registry_)),
+      tenant_stored_bytes_(
+          prometheus::BuildGauge()
+              .Name("drr_tenant_stored_bytes")
+              .Help("Bytes of the volumes and targets each tenant owns, as "
+                    "its stored-bytes quota counts them (shared content "
+                    "counts whole for each owner).")
               .Register(*registry_)) {
   for (const char* event : {"hit", "miss", "eviction", "load", "unload"}) {
     cache_events_.Add({{"event", event}});
@@ -223,8 +236,29 @@ void ServerMetrics::AddActiveStreams(int delta) {
 
 void ServerMetrics::CountQuotaRefusal(const std::string& tenant,
                                       absl::string_view quota) {
-  quota_refusals_.Add({{"tenant", tenant}, {"quota", std::string(quota)}})
+  quota_refusals_
+      .Add({{"tenant", TenantLabel(tenant)}, {"quota", std::string(quota)}})
       .Increment();
+}
+
+void ServerMetrics::CountTenantRequest(const std::string& tenant) {
+  tenant_requests_.Add({{"tenant", TenantLabel(tenant)}}).Increment();
+}
+
+void ServerMetrics::SetTenantStoredBytes(const std::string& tenant,
+                                         int64_t bytes) {
+  const std::string label = TenantLabel(tenant);
+  if (label == tenant) {
+    tenant_stored_bytes_.Add({{"tenant", label}}).Set(double(bytes));
+  }
+}
+
+std::string ServerMetrics::TenantLabel(const std::string& tenant) {
+  absl::MutexLock lock(&tenants_mutex_);
+  if (labelled_tenants_.count(tenant) > 0) return tenant;
+  if (labelled_tenants_.size() >= kMaxTenantSeries) return "other";
+  labelled_tenants_.insert(tenant);
+  return tenant;
 }
 
 void ServerMetrics::AddActiveUploads(int delta) {

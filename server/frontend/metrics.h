@@ -3,13 +3,16 @@
 // the renderer.
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
 #include "prometheus/gauge.h"
@@ -62,6 +65,15 @@ class ServerMetrics final : public EngineListener, public CacheListener {
   void AddActiveUploads(int delta);
   // Counts a request `tenant` was refused over its quota `quota`.
   void CountQuotaRefusal(const std::string& tenant, absl::string_view quota);
+  // Counts one authenticated request (or stream frame) of `tenant`.
+  void CountTenantRequest(const std::string& tenant);
+  // Sets the bytes of the volumes and targets `tenant` owns.
+  void SetTenantStoredBytes(const std::string& tenant, int64_t bytes);
+
+  // Most tenants labelled in the per-tenant families; the requests and
+  // refusals of tenants beyond them count as tenant="other", their stored
+  // bytes are not reported.
+  static constexpr int kMaxTenantSeries = 100;
 
   // EngineListener: the batch-size histograms.
   void OnLaunch(int calls, int poses) override;
@@ -93,7 +105,15 @@ class ServerMetrics final : public EngineListener, public CacheListener {
   prometheus::Gauge& active_uploads_;
   prometheus::Family<prometheus::Counter>& cache_events_;
   prometheus::Family<prometheus::Counter>& quota_refusals_;
+  prometheus::Family<prometheus::Counter>& tenant_requests_;
+  prometheus::Family<prometheus::Gauge>& tenant_stored_bytes_;
   std::unique_ptr<prometheus::Exposer> exposer_;
+
+  // The label of `tenant`: itself while fewer than kMaxTenantSeries tenants
+  // are labelled, else "other".
+  std::string TenantLabel(const std::string& tenant);
+  absl::Mutex tenants_mutex_;
+  std::set<std::string> labelled_tenants_ ABSL_GUARDED_BY(tenants_mutex_);
 };
 
 }  // namespace drr::server

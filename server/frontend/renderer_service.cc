@@ -108,7 +108,10 @@ class RenderStreamReactor final
     // A stream without a valid token, or over its tenant's streams quota,
     // has each frame answered so; each frame counts against the rate quota.
     absl::Status admitted = admission_;
-    if (admitted.ok()) admitted = context_.quotas->Request(*caller_);
+    if (admitted.ok()) {
+      context_.metrics->CountTenantRequest(caller_->tenant);
+      admitted = context_.quotas->Request(*caller_);
+    }
     if (!admitted.ok()) {
       FrameDone(*frame, timer->Done(admitted));
       if (read_more) StartRead(&request_);

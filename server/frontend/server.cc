@@ -67,8 +67,11 @@ class Server::Impl {
         backend_reason(std::move(selected.reason)),
         archive(std::move(opened)),
         auth(std::move(authenticator)),
-        owners(archive.get()),
         metrics(executor->name()),
+        owners(archive.get(),
+               [this](const std::string& tenant, int64_t bytes) {
+                 metrics.SetTenantStoredBytes(tenant, bytes);
+               }),
         quotas(
             [this](const std::string& tenant) { return auth->QuotaOf(tenant); },
             &owners,
@@ -124,8 +127,8 @@ class Server::Impl {
   std::string backend_reason;
   std::unique_ptr<DiskArchive> archive;  // nullptr without --data-dir
   std::unique_ptr<Authenticator> auth;
-  Ownership owners;
   ServerMetrics metrics;
+  Ownership owners;
   QuotaGate quotas;
   MemoryBudget budget;
   UploadTracker uploads;

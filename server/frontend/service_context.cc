@@ -6,6 +6,7 @@ absl::StatusOr<Caller> ServiceContext::Authenticate(
     const grpc::ServerContextBase& call) const {
   absl::StatusOr<Caller> caller = auth->Authenticate(call);
   if (!caller.ok()) return caller;
+  metrics->CountTenantRequest(caller->tenant);
   if (absl::Status allowed = quotas->Request(*caller); !allowed.ok()) {
     return allowed;
   }

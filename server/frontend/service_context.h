@@ -38,7 +38,8 @@ struct ServiceContext {
   UploadTracker* uploads;
   Limits limits;
 
-  // The caller of a call, counted as one request against its rate quota:
+  // The caller of a call, counted as one request of its tenant (metrics) and
+  // against its rate quota:
   // UNAUTHENTICATED, or RESOURCE_EXHAUSTED over the rate.
   absl::StatusOr<Caller> Authenticate(
       const grpc::ServerContextBase& call) const;

@@ -58,6 +58,29 @@ def test_stored_bytes_quota(quota_server: Any) -> None:
                     '{quota="stored-bytes",tenant="alice"}')] == 1
 
 
+def test_requests_and_stored_bytes_are_reported_per_tenant(quota_server: Any) -> None:
+    small = small_volume(0)[0].astype(np.int16).nbytes
+    before = parse(scrape(quota_server))
+    with Client(quota_server.address, token="a") as alice, \
+            Client(quota_server.address, token="b") as bob:
+        first = alice.upload_volume(*small_volume(0))
+        bob.upload_volume(*small_volume(0))  # the same content: it counts whole for each owner
+        bob.upload_volume(*small_volume(1))
+        for _ in range(3):
+            bob.render(first, POSE, CAMERA)
+        samples = parse(scrape(quota_server))
+        assert samples[("drr_tenant_stored_bytes", '{tenant="alice"}')] == small
+        assert samples[("drr_tenant_stored_bytes", '{tenant="bob"}')] == 2 * small
+        requests = {tenant: samples[("drr_tenant_requests_total", f'{{tenant="{tenant}"}}')]
+                    - before.get(("drr_tenant_requests_total", f'{{tenant="{tenant}"}}'), 0)
+                    for tenant in ("alice", "bob")}
+        assert requests == {"alice": 1, "bob": 5}
+        alice.delete_volume(first)
+        samples = parse(scrape(quota_server))
+        assert samples[("drr_tenant_stored_bytes", '{tenant="alice"}')] == 0
+        assert samples[("drr_tenant_stored_bytes", '{tenant="bob"}')] == 2 * small
+
+
 def test_concurrent_uploads_quota(quota_server: Any) -> None:
     voxels, affine = small_volume(2)
     stub = volumes_pb2_grpc.VolumesStub(grpc.insecure_channel(quota_server.address))
