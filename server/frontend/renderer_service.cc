@@ -76,8 +76,12 @@ class RenderStreamReactor final
       AdvanceLocked();
       return;
     }
-    // Taken out first: once the lock below is released, OnWriteDone may
-    // start the next read into request_.
+    // Held until this frame is submitted: once the lock below is released,
+    // OnWriteDone may start the next read, and the next OnReadDone must not
+    // submit its frame first (a LATEST stream's newer frame supersedes the
+    // older one by the order the engine receives them).
+    std::unique_lock<std::mutex> submitting(submit_mutex_);
+    // Taken out first, for the same reason: the next read goes to request_.
     const v1::RenderRequest request = std::move(request_);
     if (frames_read_++ == 0 &&
         request.stream_mode() == v1::STREAM_MODE_LATEST) {
@@ -114,6 +118,7 @@ class RenderStreamReactor final
     }
     if (!admitted.ok()) {
       FrameDone(*frame, timer->Done(admitted));
+      submitting.unlock();
       if (read_more) StartRead(&request_);
       return;
     }
@@ -130,6 +135,7 @@ class RenderStreamReactor final
                           timer->Done(status);
                           FrameDone(*frame, status);
                         });
+    submitting.unlock();
     if (read_more) StartRead(&request_);
   }
 
@@ -225,7 +231,10 @@ class RenderStreamReactor final
   const std::string client_;
   const std::optional<std::chrono::steady_clock::time_point> deadline_;
   const std::shared_ptr<std::atomic<bool>> cancelled_;
-  // Read and written by OnReadDone only (gRPC runs one at a time).
+  // Serialises the OnReadDone calls, which overlap when OnWriteDone starts a
+  // read while the previous OnReadDone is still submitting its frame.
+  std::mutex submit_mutex_;
+  // Read and written by OnReadDone, under submit_mutex_.
   v1::RenderRequest request_;
   int64_t frames_read_ = 0;
   uint64_t latest_stream_ = 0;
