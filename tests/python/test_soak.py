@@ -1,11 +1,10 @@
 """Soak: 64 concurrent clients mixing unary renders, ORDERED and LATEST streams, loss requests,
 uploads, deletes, cancellations and disconnects against one server for DRR_SOAK_SECONDS, with no
 unexpected error, and the server's RSS, threads and open files no larger after the run than after
-its warm-up (each measured with every client gone).
+its warm-up (each measured with every client gone). DRR_SOAK_SECONDS: 60 unless set; 0 skips it.
 
-Run only when DRR_SOAK_SECONDS is set: in one CI run (2026-12-02) the server died during the
-second phase, which local runs (60 s alone, 60 s beside two CPU hogs, 20 s under the sanitizers)
-have not reproduced; until that is found the soak stays out of the default suite."""
+Should the server die, the test fails with its exit status and its last output: one CI run
+(2026-12-02, 917cb0d) saw it die once, unexplained and not reproduced since (docs/reliability.md)."""
 
 import os
 import random
@@ -34,6 +33,15 @@ def process_state(pid: int) -> tuple[float, int, int]:
     status = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status"))
     return (int(status["VmRSS"].split()[0]) / 1024, int(status["Threads"]),
             len(os.listdir(f"/proc/{pid}/fd")))
+
+
+def state_of_live(server: Any) -> tuple[float, int, int]:
+    """process_state of the server, which must be running; if it died, how (its exit status: a
+    negative signal number, and its output since it started)."""
+    if server.process.poll() is not None:
+        raise AssertionError(f"drrserve exited {server.process.returncode}:\n"
+                             + "".join(server.log + server.rest_of_output()[-50:]))
+    return process_state(server.process.pid)
 
 
 def pose(rng: random.Random) -> list[Pose]:
@@ -113,32 +121,29 @@ def run_phase(address: str, seconds: float, shared: str, target: str, seed: int,
         assert not t.is_alive(), "a soak client hung"
 
 
-@pytest.mark.skipif("DRR_SOAK_SECONDS" not in os.environ,
-                    reason="a soak runs when DRR_SOAK_SECONDS says how long")
+SECONDS = float(os.environ.get("DRR_SOAK_SECONDS", "60"))
+
+
+@pytest.mark.skipif(SECONDS <= 0, reason="DRR_SOAK_SECONDS=0")
 def test_soak_of_64_mixed_clients(servers: Any) -> None:
-    seconds = float(os.environ["DRR_SOAK_SECONDS"])
+    seconds = SECONDS
     # Room for every client's volumes and uploads at once: the bounds themselves are pushed
     # past by their own tests.
     server = servers("--max-volumes", str(2 * CLIENTS + 8), "--max-concurrent-uploads",
                      str(CLIENTS))
-    pid = server.process.pid
     with Client(server.address) as setup:
         shared = setup.upload_volume(*small_volume(7))
         target = setup.upload_target(np.ones((16, 16), np.float32))
     outcomes: Counter[str] = Counter()
     run_phase(server.address, seconds / 4, shared, target, 1, outcomes)
     time.sleep(1.5)
-    warm = process_state(pid)
+    warm = state_of_live(server)
     run_phase(server.address, seconds * 3 / 4, shared, target, 2, outcomes)
     time.sleep(1.5)
-    if server.process.poll() is not None:  # it died: say how
-        raise AssertionError(f"drrserve exited {server.process.returncode}:\n"
-                             + "".join(server.log + server.rest_of_output()[-50:]))
-    end = process_state(pid)
+    end = state_of_live(server)
     unexpected = {k: v for k, v in outcomes.items() if k.startswith("unexpected")}
     assert not unexpected, unexpected
     assert sum(outcomes.values()) > CLIENTS * 10, outcomes
-    assert server.process.poll() is None  # the server outlived it all
     print(f"soak: {seconds} s, {sum(outcomes.values())} actions {dict(outcomes)}; "
           f"warm RSS {warm[0]:.1f} MiB, {warm[1]} threads, {warm[2]} fds; "
           f"end RSS {end[0]:.1f} MiB, {end[1]} threads, {end[2]} fds")
