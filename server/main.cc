@@ -77,6 +77,10 @@ void DeclareFlags(CLI::App& app, Flags& f) {
                  "per second (0 = unlimited)")
       ->check(CLI::Range(0.0, 1e9))
       ->capture_default_str();
+  app.add_flag("--require-volume-header", o.require_volume_header,
+               "refuse calls that name a volume without the x-drr-volume-id "
+               "header (FAILED_PRECONDITION): behind a proxy that routes by "
+               "it, such a call would reach any replica");
   app.add_flag("--reflection", o.reflection,
                "serve gRPC server reflection (describes every service to "
                "anyone who connects)");

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "numeric/float16.h"
+#include "wire/routing.h"
 #include "wire/volume_proto.h"
 
 namespace drr::client {
@@ -63,13 +64,17 @@ DrrClient::DrrClient(
   targets_ = v1::Targets::NewStub(channel_);
 }
 
-void DrrClient::Authorize(grpc::ClientContext& context) const {
+void DrrClient::Prepare(grpc::ClientContext& context,
+                        const std::string& volume_id) const {
   if (!token_.empty()) context.AddMetadata("authorization", "Bearer " + token_);
+  if (!volume_id.empty()) context.AddMetadata(kVolumeHeader, volume_id);
 }
 
 absl::StatusOr<v1::VolumeInfo> DrrClient::Upload(const HostVolume& volume) {
+  const std::string digest =
+      ContentDigest(volume.header, volume.voxels, volume.labels);
   grpc::ClientContext context;
-  Authorize(context);
+  Prepare(context, digest);
   v1::VolumeInfo info;
   std::unique_ptr<grpc::ClientWriter<v1::UploadVolumeChunk>> writer =
       volumes_->Upload(&context, &info);
@@ -86,8 +91,7 @@ absl::StatusOr<v1::VolumeInfo> DrrClient::Upload(const HostVolume& volume) {
     }
   }
   if (sent) {
-    chunk.set_digest(
-        ContentDigest(volume.header, volume.voxels, volume.labels));
+    chunk.set_digest(digest);
     writer->Write(chunk);
   }
   writer->WritesDone();
@@ -98,7 +102,7 @@ absl::StatusOr<v1::VolumeInfo> DrrClient::Upload(const HostVolume& volume) {
 
 absl::StatusOr<v1::VolumeInfo> DrrClient::Get(const std::string& volume_id) {
   grpc::ClientContext context;
-  Authorize(context);
+  Prepare(context, volume_id);
   v1::GetVolumeRequest request;
   request.set_volume_id(volume_id);
   v1::VolumeInfo info;
@@ -109,7 +113,7 @@ absl::StatusOr<v1::VolumeInfo> DrrClient::Get(const std::string& volume_id) {
 
 absl::StatusOr<std::vector<v1::VolumeInfo>> DrrClient::List() {
   grpc::ClientContext context;
-  Authorize(context);
+  Prepare(context, "");
   v1::ListVolumesResponse response;
   absl::Status status = FromGrpcStatus(
       volumes_->List(&context, v1::ListVolumesRequest(), &response));
@@ -127,7 +131,7 @@ absl::StatusOr<Images> DrrClient::Render(const v1::RenderRequest& request) {
 absl::StatusOr<v1::RenderResponse> DrrClient::Send(
     const v1::RenderRequest& request) {
   grpc::ClientContext context;
-  Authorize(context);
+  Prepare(context, request.volume_id());
   v1::RenderResponse response;
   absl::Status status =
       FromGrpcStatus(renderer_->Render(&context, request, &response));
@@ -136,9 +140,10 @@ absl::StatusOr<v1::RenderResponse> DrrClient::Send(
 }
 
 absl::StatusOr<std::string> DrrClient::UploadTarget(
-    int height, int width, const std::vector<float>& pixels) {
+    int height, int width, const std::vector<float>& pixels,
+    const std::string& volume_id) {
   grpc::ClientContext context;
-  Authorize(context);
+  Prepare(context, volume_id);
   v1::UploadTargetRequest request;
   request.set_height(height);
   request.set_width(width);

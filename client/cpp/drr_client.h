@@ -50,6 +50,9 @@ class DrrClient {
                          credentials = grpc::InsecureChannelCredentials(),
                      std::string token = "");
 
+  // Every call that names a volume carries it as x-drr-volume-id, the key a
+  // proxy in front of several replicas routes by (deploy/haproxy).
+
   // Uploads `volume` in chunks of 1 MiB; returns what the server stored.
   absl::StatusOr<v1::VolumeInfo> Upload(const HostVolume& volume);
 
@@ -65,13 +68,18 @@ class DrrClient {
   // Sends `request` and returns the whole response (losses, gradients).
   absl::StatusOr<v1::RenderResponse> Send(const v1::RenderRequest& request);
 
-  // Stores a height × width float32 target image; returns its id.
+  // Stores a height × width float32 target image; returns its id. Behind a
+  // proxy, `volume_id` (the volume it will be compared with) routes it to
+  // that volume's replica.
   absl::StatusOr<std::string> UploadTarget(int height, int width,
-                                           const std::vector<float>& pixels);
+                                           const std::vector<float>& pixels,
+                                           const std::string& volume_id = "");
 
  private:
-  // Adds the token, if any, to a call's metadata.
-  void Authorize(grpc::ClientContext& context) const;
+  // Adds the token, if any, and `volume_id`, if not empty, as
+  // x-drr-volume-id (what a proxy routes by) to a call's metadata.
+  void Prepare(grpc::ClientContext& context,
+               const std::string& volume_id) const;
 
   const std::string token_;
   std::shared_ptr<grpc::Channel> channel_;

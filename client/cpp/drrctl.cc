@@ -326,7 +326,8 @@ absl::Status Register(DrrClient& client, const RenderFlags& f,
       std::string target_id,
       client.UploadTarget(
           height, width,
-          std::vector<float>(target.values.begin(), target.values.end())));
+          std::vector<float>(target.values.begin(), target.values.end()),
+          volume_id));
   v1::Loss* loss = request.mutable_loss();
   loss->set_target_id(target_id);
   if (r.loss) {

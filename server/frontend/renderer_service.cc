@@ -56,6 +56,7 @@ class RenderStreamReactor final
         client_(caller_.ok() ? context.FairnessKey(*caller_, call.peer())
                              : call.peer()),
         deadline_(ClientDeadline(call)),
+        routed_(RoutedVolume(call)),
         cancelled_(std::make_shared<std::atomic<bool>>(false)) {
     context_.metrics->AddActiveStreams(1);
     admission_ = caller_.status();
@@ -122,7 +123,8 @@ class RenderStreamReactor final
       if (read_more) StartRead(&request_);
       return;
     }
-    CallOrigin origin{client_, deadline_, cancelled_, latest_stream_, *caller_};
+    CallOrigin origin{client_,        deadline_, cancelled_,
+                      latest_stream_, *caller_,  routed_};
     if (request.has_frame_deadline_us()) {
       const auto frame_deadline =
           received + std::chrono::microseconds(std::min<uint64_t>(
@@ -230,6 +232,8 @@ class RenderStreamReactor final
   QuotaGate::Slot stream_slot_;
   const std::string client_;
   const std::optional<std::chrono::steady_clock::time_point> deadline_;
+  // The volume the stream was routed by; every frame must name it.
+  const std::optional<std::string> routed_;
   const std::shared_ptr<std::atomic<bool>> cancelled_;
   // Serialises the OnReadDone calls, which overlap when OnWriteDone starts a
   // read while the previous OnReadDone is still submitting its frame.
@@ -289,7 +293,10 @@ void RenderThroughEngine(const ServiceContext& context,
     return;
   }
   absl::Status visible =
-      context.CheckVolumeVisible(call->volume_id, origin.caller);
+      context.CheckRouted(origin.routed_volume, call->volume_id);
+  if (visible.ok()) {
+    visible = context.CheckVolumeVisible(call->volume_id, origin.caller);
+  }
   if (visible.ok() && call->loss() != nullptr) {
     visible =
         context.CheckTargetVisible(call->loss()->target_id, origin.caller);
@@ -338,8 +345,11 @@ grpc::ServerUnaryReactor* RendererService::Render(
     return reactor;
   }
   CallOrigin origin{context_.FairnessKey(*caller, context->peer()),
-                    ClientDeadline(*context), reactor->cancelled(), 0,
-                    *std::move(caller)};
+                    ClientDeadline(*context),
+                    reactor->cancelled(),
+                    0,
+                    *std::move(caller),
+                    RoutedVolume(*context)};
   RenderThroughEngine(context_, *request, std::move(origin), response,
                       [reactor, timer](const absl::Status& status) {
                         reactor->Finish(ToGrpcStatus(timer->Done(status)));

@@ -42,6 +42,8 @@ struct CallOrigin {
   uint64_t latest_stream = 0;
   // Who calls: it must see the volume and any loss target.
   Caller caller;
+  // The volume the call was routed by (x-drr-volume-id), if it says.
+  std::optional<std::string> routed_volume;
 };
 
 // Renders one request through the engine and fills `response`; `done` gets

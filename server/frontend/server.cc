@@ -103,9 +103,19 @@ class Server::Impl {
 
   // What the services share.
   ServiceContext Context(const Options& options) {
-    return ServiceContext{&store,  &targets, archive.get(), auth.get(),
-                          &owners, &quotas,  &engine,       &metrics,
-                          &gate,   &budget,  &uploads,      options.limits};
+    return ServiceContext{&store,
+                          &targets,
+                          archive.get(),
+                          auth.get(),
+                          &owners,
+                          &quotas,
+                          &engine,
+                          &metrics,
+                          &gate,
+                          &budget,
+                          &uploads,
+                          options.limits,
+                          options.require_volume_header};
   }
 
   // Health turns NOT_SERVING and new calls are refused at once; the work in

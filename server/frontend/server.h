@@ -32,6 +32,9 @@ class Server {
     // Whether to serve gRPC server reflection (it describes every service to
     // anyone who connects).
     bool reflection = false;
+    // Refuse calls that name a volume without x-drr-volume-id (behind a
+    // proxy that routes by it: a call without it would land anywhere).
+    bool require_volume_header = false;
     // The token file of the tenants (auth.h); empty: every caller is the
     // anonymous tenant, an administrator.
     std::string tokens_path;

@@ -1,5 +1,9 @@
 #include "server/frontend/service_context.h"
 
+#include "absl/strings/str_cat.h"
+#include "status/quoted.h"
+#include "wire/routing.h"
+
 namespace drr::server {
 
 absl::StatusOr<Caller> ServiceContext::Authenticate(
@@ -11,6 +15,34 @@ absl::StatusOr<Caller> ServiceContext::Authenticate(
     return allowed;
   }
   return caller;
+}
+
+absl::Status ServiceContext::CheckRouted(
+    const std::optional<std::string>& routed,
+    absl::string_view volume_id) const {
+  if (!routed.has_value()) {
+    if (!require_volume_header) return absl::OkStatus();
+    return VolumeHeaderMissing(
+        absl::StrCat("the call names volume ", Quoted(volume_id)));
+  }
+  if (*routed == volume_id) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      kVolumeHeader, " is ", Quoted(*routed), " but the call names volume ",
+      Quoted(volume_id), ": it was routed by another volume"));
+}
+
+absl::Status VolumeHeaderMissing(absl::string_view detail) {
+  return absl::FailedPreconditionError(absl::StrCat(
+      "this server requires the ", kVolumeHeader,
+      " header on every call that names a volume (a proxy routes by it); ",
+      detail));
+}
+
+std::optional<std::string> RoutedVolume(const grpc::ServerContextBase& call) {
+  const auto& metadata = call.client_metadata();
+  const auto it = metadata.find(kVolumeHeader);
+  if (it == metadata.end()) return std::nullopt;
+  return std::string(it->second.data(), it->second.size());
 }
 
 absl::Status ServiceContext::CheckVolumeVisible(const std::string& id,

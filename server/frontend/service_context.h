@@ -2,6 +2,8 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
+#include <string>
 #include <string_view>
 
 #include "absl/status/status.h"
@@ -37,6 +39,9 @@ struct ServiceContext {
   MemoryBudget* budget;
   UploadTracker* uploads;
   Limits limits;
+  // Calls that name a volume must carry it as x-drr-volume-id
+  // (--require-volume-header).
+  bool require_volume_header = false;
 
   // The caller of a call, counted as one request of its tenant (metrics) and
   // against its rate quota:
@@ -50,12 +55,25 @@ struct ServiceContext {
   // As CheckVolumeVisible, for the target `id`.
   absl::Status CheckTargetVisible(const std::string& id,
                                   const Caller& caller) const;
+  // OK when a call that names `volume_id` was routed by it: its
+  // x-drr-volume-id (`routed`, if any) names that volume, or it carries none
+  // and the server does not require one; else FAILED_PRECONDITION naming the
+  // header.
+  absl::Status CheckRouted(const std::optional<std::string>& routed,
+                           absl::string_view volume_id) const;
   // The scheduling key of `caller` on connection `peer`: the tenant when
   // calls carry tokens (tenants share the renderer fairly), else the peer.
   std::string FairnessKey(const Caller& caller, const std::string& peer) const {
     return auth->enabled() ? caller.tenant : peer;
   }
 };
+
+// The FAILED_PRECONDITION of a call without x-drr-volume-id on a server that
+// requires it; `detail` says which volume the call names.
+absl::Status VolumeHeaderMissing(absl::string_view detail);
+
+// The x-drr-volume-id of `call`, if it carries one.
+std::optional<std::string> RoutedVolume(const grpc::ServerContextBase& call);
 
 // Measures one RPC or stream frame from construction and records it in the
 // metrics when it ends.

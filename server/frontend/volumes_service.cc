@@ -1,6 +1,9 @@
 #include "server/frontend/volumes_service.h"
 
+#include <optional>
+
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "server/engine/volume_upload.h"
 #include "server/frontend/grpc_status.h"
 #include "server/frontend/proto_convert.h"
@@ -21,6 +24,7 @@ class UploadReactor final
         response_(response),
         on_stored_(std::move(on_stored)),
         timer_(context.metrics, "Upload"),
+        routed_(RoutedVolume(*call)),
         upload_(context_.limits, context_.archive) {
     const absl::Status open = context_.gate->Enter();
     admitted_ = open.ok();
@@ -34,6 +38,12 @@ class UploadReactor final
       return;
     }
     caller_ = *std::move(caller);
+    if (!routed_.has_value() && context_.require_volume_header) {
+      // (The id an upload will have is the digest its client computed.)
+      Finish(ToGrpcStatus(timer_.Done(VolumeHeaderMissing(
+          "an upload carries the id its content will have"))));
+      return;
+    }
     absl::StatusOr<QuotaGate::Slot> slot =
         context_.quotas->Take(caller_, QuotaKind::kUploads);
     if (!slot.ok()) {
@@ -52,22 +62,48 @@ class UploadReactor final
     StartRead(&chunk_);
   }
 
+  // Reads until the client half-closes, also after the digest: a call
+  // finished with the client's half-close unread is reset (RST_STREAM), and
+  // through a proxy the reset can overtake the answer. An upload that fails
+  // is answered at once instead (the reset then stops the client sending).
   void OnReadDone(bool ok) override {
     if (!ok) {
-      // The client half-closed or went away (or idled past the timeout and
-      // was cancelled) before sending the digest.
-      Complete(absl::InvalidArgumentError(
-          "digest: the upload ended before its digest"));
+      // The client half-closed, went away, or idled past the timeout.
+      ticket_->Close();
+      absl::ReleasableMutexLock lock(&mutex_);
+      reading_ = false;
+      if (!digest_taken_) {
+        FailLocked(absl::InvalidArgumentError(
+            "digest: the upload ended before its digest"));
+      }
+      FinishIfDone(lock);
       return;
     }
     ticket_->Touch();
-    absl::Status status = Accept();
-    if (!status.ok()) {
-      Complete(status);
-    } else if (!done_) {
-      StartRead(&chunk_);
+    absl::Status status =
+        absl::InvalidArgumentError("the upload sent a chunk after its digest");
+    if (!DigestTaken()) status = Accept();
+    if (status.ok() && chunk_.has_digest()) {
+      status = context_.CheckRouted(routed_, chunk_.digest());
     }
-    // Else an engine worker is storing the volume and completes the call.
+    absl::ReleasableMutexLock lock(&mutex_);
+    if (!status.ok()) {
+      FailLocked(status);
+      reading_ = false;
+      FinishIfDone(lock);
+      return;
+    }
+    if (chunk_.has_digest()) {
+      digest_taken_ = true;
+      storing_ = true;
+      Store(chunk_.digest());  // an engine worker stores it: StoreDone
+    }
+    StartRead(&chunk_);  // the next chunk, or the half-close
+  }
+
+  bool DigestTaken() {
+    absl::MutexLock lock(&mutex_);
+    return digest_taken_;
   }
 
   // A call the drain gate let in leaves it once its response has gone out.
@@ -81,8 +117,7 @@ class UploadReactor final
   }
 
  private:
-  // Takes the chunk just read; sets done_ once the digest has been handled
-  // (and, when it matched, handed the volume to Store).
+  // Takes the chunk just read (the digest is OnReadDone's to store).
   absl::Status Accept() {
     switch (chunk_.part_case()) {
       case v1::UploadVolumeChunk::kHeader: {
@@ -102,11 +137,7 @@ class UploadReactor final
       case v1::UploadVolumeChunk::kData:
         return upload_.AcceptData(chunk_.data());
       case v1::UploadVolumeChunk::kDigest:
-        done_ = true;
-        // No more chunks: storing it is the server's time, not idle time.
-        ticket_->Close();
-        Store(chunk_.digest());
-        return absl::OkStatus();
+        return absl::OkStatus();  // OnReadDone stores it
       case v1::UploadVolumeChunk::PART_NOT_SET:
         break;
     }
@@ -139,13 +170,21 @@ class UploadReactor final
 
   // Checks the digest and stores the volume on an engine worker (flushing it
   // to disk takes a while; gRPC's callback threads must not wait for it),
-  // then completes the call there.
+  // then answers the call there, or when the client half-closes.
   void Store(std::string digest) {
     context_.engine->Post(
-        [this, digest = std::move(digest)] { Complete(Stored(digest)); },
+        [this, digest = std::move(digest)] { StoreDone(Stored(digest)); },
         [this] {
-          Complete(absl::UnavailableError("the server is shutting down"));
+          StoreDone(absl::UnavailableError("the server is shutting down"));
         });
+  }
+
+  void StoreDone(const absl::Status& status) {
+    absl::ReleasableMutexLock lock(&mutex_);
+    storing_ = false;
+    stored_ = status;
+    if (!status.ok()) upload_slot_ = QuotaGate::Slot();
+    FinishIfDone(lock);
   }
 
   // Finishes the upload whose digest is `digest` and stores its volume.
@@ -171,20 +210,53 @@ class UploadReactor final
     return absl::OkStatus();
   }
 
-  void Complete(const absl::Status& status) {
+  // Records what went wrong with the stream (the first thing only): the
+  // call's answer, whatever storing gives. An upload that fails holds no
+  // quota or budget from here on.
+  void FailLocked(const absl::Status& status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
+    if (failed_.has_value()) return;
+    failed_ = status;
+    upload_slot_ = QuotaGate::Slot();
+    if (!storing_) held_.Release();  // (else the store releases it)
+  }
+
+  // Finishes the call once its answer is decided, the volume is no longer
+  // being stored, and reading is over; `lock` holds mutex_ and is released
+  // first. The caller must not touch the reactor afterwards: once finished,
+  // OnDone may delete it on another thread.
+  void FinishIfDone(absl::ReleasableMutexLock& lock) {
+    if (storing_ || reading_ || finished_) return;
+    if (!failed_.has_value() && !stored_.has_value()) return;
+    finished_ = true;
     // The tenant may start another upload as soon as it hears of this one.
     upload_slot_ = QuotaGate::Slot();
-    Finish(ToGrpcStatus(timer_.Done(status)));
+    const absl::Status answer = failed_.value_or(*stored_);
+    lock.Release();
+    Finish(ToGrpcStatus(timer_.Done(answer)));
   }
 
   ServiceContext context_;
   v1::VolumeInfo* response_;
   std::function<void()> on_stored_;
   RequestTimer timer_;
+  // The volume the upload was routed by: its digest must name it.
+  const std::optional<std::string> routed_;
   VolumeUpload upload_;
   v1::UploadVolumeChunk chunk_;
-  bool done_ = false;
   bool admitted_ = false;
+  absl::Mutex mutex_;
+  // What went wrong with the stream, if anything: the call's answer.
+  std::optional<absl::Status> failed_ ABSL_GUARDED_BY(mutex_);
+  // The outcome of storing the volume: the answer when nothing failed.
+  std::optional<absl::Status> stored_ ABSL_GUARDED_BY(mutex_);
+  // The digest came (no chunk may follow it).
+  bool digest_taken_ ABSL_GUARDED_BY(mutex_) = false;
+  // An engine worker is storing the volume.
+  bool storing_ ABSL_GUARDED_BY(mutex_) = false;
+  // A read is outstanding (until the client's half-close).
+  bool reading_ ABSL_GUARDED_BY(mutex_) = true;
+  bool finished_ ABSL_GUARDED_BY(mutex_) = false;
   std::shared_ptr<UploadTracker::Ticket> ticket_;
   // Who uploads: the volume's owner once stored.
   Caller caller_;
@@ -215,6 +287,9 @@ grpc::ServerUnaryReactor* VolumesService::Get(
   absl::Status status = context_.gate->Check();
   absl::StatusOr<Caller> caller = context_.Authenticate(*context);
   if (status.ok()) status = caller.status();
+  if (status.ok()) {
+    status = context_.CheckRouted(RoutedVolume(*context), request->volume_id());
+  }
   if (status.ok()) {
     status = context_.CheckVolumeVisible(request->volume_id(), *caller);
   }
@@ -256,6 +331,7 @@ grpc::ServerUnaryReactor* VolumesService::Delete(
   absl::StatusOr<Caller> caller = context_.Authenticate(*context);
   if (status.ok()) status = caller.status();
   const std::string& id = request->volume_id();
+  if (status.ok()) status = context_.CheckRouted(RoutedVolume(*context), id);
   if (status.ok()) status = context_.CheckVolumeVisible(id, *caller);
   if (status.ok()) {
     // The content goes once its last owner deletes it.

@@ -259,6 +259,13 @@ TEST_F(ServerTest, BadUploadsAreRefusedAndNothingIsStored) {
   huge[0].mutable_header()->set_shape(0, 1000);
   EXPECT_THAT(RawUpload({huge[0]}),
               StatusIs(absl::StatusCode::kResourceExhausted));
+  // A chunk after the digest (the server reads on to the client's
+  // half-close, so it sees it).
+  std::vector<v1::UploadVolumeChunk> after_digest = PhantomChunks();
+  after_digest.push_back(after_digest[1]);
+  EXPECT_THAT(RawUpload(after_digest),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       ::testing::HasSubstr("after its digest")));
   // No digest at all.
   std::vector<v1::UploadVolumeChunk> no_digest = PhantomChunks();
   no_digest.pop_back();
@@ -269,6 +276,31 @@ TEST_F(ServerTest, BadUploadsAreRefusedAndNothingIsStored) {
   absl::StatusOr<std::vector<v1::VolumeInfo>> list = client_->List();
   ASSERT_THAT(list, IsOk());
   for (const v1::VolumeInfo& v : *list) EXPECT_EQ(v.volume_id(), real_id);
+}
+
+TEST_F(ServerTest, ACallRoutedByAnotherVolumeIsRefused) {
+  const std::string id = UploadPhantom();
+  const std::string other(64, 'e');
+  auto renderer = v1::Renderer::NewStub(channel_);
+  grpc::ClientContext render_context;
+  render_context.AddMetadata("x-drr-volume-id", other);
+  v1::RenderResponse response;
+  EXPECT_THAT(client::FromGrpcStatus(renderer->Render(
+                  &render_context, ReferenceRequest(id, 8), &response)),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       ::testing::HasSubstr("x-drr-volume-id")));
+  // An upload whose digest is not the volume it was routed by.
+  auto volumes = v1::Volumes::NewStub(channel_);
+  grpc::ClientContext upload_context;
+  upload_context.AddMetadata("x-drr-volume-id", other);
+  v1::VolumeInfo info;
+  auto writer = volumes->Upload(&upload_context, &info);
+  for (const auto& chunk : PhantomChunks()) ASSERT_TRUE(writer->Write(chunk));
+  writer->WritesDone();
+  EXPECT_THAT(client::FromGrpcStatus(writer->Finish()),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  // The client routes by the volume it names: served as ever.
+  EXPECT_THAT(client_->Render(ReferenceRequest(id, 8)), IsOk());
 }
 
 TEST_F(ServerTest, AClientThatDisconnectsMidUploadLeavesNothingBehind) {
