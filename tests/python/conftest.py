@@ -22,11 +22,12 @@ DRRCTL = BUILD / "client" / "drrctl"
 
 class RunningServer:
     """A drrserve process on 127.0.0.1 with its gRPC and metrics ports; ``prefix`` is a command
-    that runs it (it must exec drrserve, whose output and exit status the test reads)."""
+    that runs it (it must exec drrserve, whose output and exit status the test reads); ``listen``
+    its gRPC address (port 0: any free port)."""
 
-    def __init__(self, *extra_args, timeout=60, prefix=()):
+    def __init__(self, *extra_args, timeout=60, prefix=(), listen="127.0.0.1:0"):
         self.process = subprocess.Popen(
-            [*prefix, str(DRRSERVE), "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+            [*prefix, str(DRRSERVE), "--listen", listen, "--metrics-listen", "127.0.0.1:0",
              "--device", "cpu", *extra_args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines = queue.Queue()

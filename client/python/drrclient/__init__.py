@@ -7,6 +7,7 @@ project's ``scripts/setup.sh`` generates them and puts them on the venv's path.
 from drrclient.client import Client, FrameError, RenderFrame
 from drrclient.geometry import Intrinsics, Pose
 from drrclient.options import Loss, RenderOptions
+from drrclient.recovery import VOLUME_HEADER, RetryPolicy
 from drrclient.volume import load_nifti, volume_id
 
 __all__ = [
@@ -17,6 +18,8 @@ __all__ = [
     "Pose",
     "RenderFrame",
     "RenderOptions",
+    "RetryPolicy",
+    "VOLUME_HEADER",
     "load_nifti",
     "volume_id",
 ]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import collections
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import numpy as np
@@ -22,9 +23,20 @@ from drr.v1 import (
 )
 from drrclient.geometry import Intrinsics, Pose, pose_to_proto
 from drrclient.options import Loss, RenderOptions, decode_images
+from drrclient.recovery import VOLUME_HEADER, Backoff, Feeder, RetryPolicy, missing_content
 from drrclient.volume import as_wire_labels, as_wire_voxels, canonical_header_bytes, header_proto
 
 CHUNK_BYTES = 1 << 20
+T = TypeVar("T")
+Metadata = list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class _KeptVolume:
+    """What an upload sent, to send again where the volume went missing."""
+
+    header: volumes_pb2.VolumeHeader
+    parts: tuple[memoryview, ...]
 
 
 class _CallDetails(
@@ -102,15 +114,24 @@ def _status_code(value: int) -> grpc.StatusCode:
 
 
 class Client:
-    """Uploads volumes to and renders DRRs on one drrserve at ``target``."""
+    """Uploads volumes to and renders DRRs on drrserve at ``target``: one server, or replicas
+    behind a proxy that routes by volume id (deploy/haproxy). Every call that names a volume
+    carries it as ``x-drr-volume-id``; UNAVAILABLE is retried with backoff, and content that went
+    missing (a replica restarted without it, or a volume routed to another replica) is uploaded
+    again from what the client kept, then the call is retried (``retry``; RetryPolicy() unless
+    given)."""
 
     def __init__(self, target: str = "127.0.0.1:50051", *, tls_ca: str | None = None,
                  tls_cert: str | None = None, tls_key: str | None = None,
-                 token: str | None = None):
+                 token: str | None = None, retry: RetryPolicy | None = None,
+                 keep_uploads: bool = True):
         """Connects to ``target`` ("host:port"): over TLS when ``tls_ca`` (the PEM file of the CA
         that signed the server's certificate) is given, with the client certificate ``tls_cert``
         and its key ``tls_key`` (PEM files) for mutual TLS; every call carries ``token`` (of a
-        server started with ``--tokens``) as ``authorization: Bearer TOKEN``."""
+        server started with ``--tokens``) as ``authorization: Bearer TOKEN``. With
+        ``keep_uploads`` the client holds on to what it uploads (the arrays, not copies, where
+        they are already in wire layout) until it deletes them or forget() is called, so as to
+        upload them again when they go missing."""
         options = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
         if tls_ca is None and tls_cert is None and tls_key is None:
             channel = grpc.insecure_channel(target, options=options)
@@ -126,6 +147,10 @@ class Client:
         self._volumes = volumes_pb2_grpc.VolumesStub(self._channel)
         self._renderer = renderer_pb2_grpc.RendererStub(self._channel)
         self._targets = targets_pb2_grpc.TargetsStub(self._channel)
+        self._retry = retry or RetryPolicy()
+        self._keep_uploads = keep_uploads
+        self._kept_volumes: dict[str, _KeptVolume] = {}
+        self._kept_targets: dict[str, npt.NDArray[np.float32]] = {}
 
     def close(self) -> None:
         self._channel.close()
@@ -143,26 +168,74 @@ class Client:
         returns its id. Identical uploads give the same id."""
         array = as_wire_voxels(voxels)
         label_array = None if labels is None else as_wire_labels(labels, array.shape)
-        header = header_proto(array, affine, value_kind, label_array)
         parts = [array.data.cast("B")]
         if label_array is not None:
             parts.append(label_array.data.cast("B"))
+        kept = _KeptVolume(header_proto(array, affine, value_kind, label_array), tuple(parts))
+        digest = hashlib.sha256(canonical_header_bytes(kept.header))
+        for data in kept.parts:
+            digest.update(data)
+        volume_id = digest.hexdigest()
+        self._send_volume(volume_id, kept)
+        if self._keep_uploads:
+            self._kept_volumes[volume_id] = kept
+        return volume_id
+
+    def _send_volume(self, volume_id: str, kept: _KeptVolume) -> None:
+        """Uploads ``kept`` (whose id is ``volume_id``), retrying UNAVAILABLE."""
 
         def chunks() -> Iterator[volumes_pb2.UploadVolumeChunk]:
-            digest = hashlib.sha256(canonical_header_bytes(header))
-            yield volumes_pb2.UploadVolumeChunk(header=header)
-            for data in parts:
+            yield volumes_pb2.UploadVolumeChunk(header=kept.header)
+            for data in kept.parts:
                 for start in range(0, len(data), CHUNK_BYTES):
-                    piece = bytes(data[start:start + CHUNK_BYTES])
-                    digest.update(piece)
-                    yield volumes_pb2.UploadVolumeChunk(data=piece)
-            yield volumes_pb2.UploadVolumeChunk(digest=digest.hexdigest())
+                    yield volumes_pb2.UploadVolumeChunk(data=bytes(data[start:start + CHUNK_BYTES]))
+            yield volumes_pb2.UploadVolumeChunk(digest=volume_id)
 
-        info: volumes_pb2.VolumeInfo = self._volumes.Upload(chunks())
-        return info.volume_id
+        self._call(volume_id, None, lambda metadata: self._volumes.Upload(chunks(),
+                                                                          metadata=metadata))
+
+    def forget(self, content_id: str) -> None:
+        """Stops holding the volume or target ``content_id`` for uploading again."""
+        self._kept_volumes.pop(content_id, None)
+        self._kept_targets.pop(content_id, None)
+
+    def _call(self, volume_id: str | None, target_id: str | None,
+              invoke: Callable[[Metadata], T]) -> T:
+        """invoke(metadata), the metadata naming ``volume_id``; UNAVAILABLE retried with backoff,
+        and a NOT_FOUND for the volume or the target ``target_id``, when this client holds it,
+        answered by uploading it again and retrying (once for each)."""
+        metadata: Metadata = [] if volume_id is None else [(VOLUME_HEADER, volume_id)]
+        backoff = Backoff(self._retry)
+        resent: set[str] = set()
+        while True:
+            try:
+                return invoke(metadata)
+            except grpc.RpcError as error:
+                if not (self._resend_missing(error.code(), error.details() or "", volume_id,
+                                             target_id, resent) or backoff.wait_after(error)):
+                    raise
+
+    def _resend_missing(self, code: grpc.StatusCode, message: str, volume_id: str | None,
+                        target_id: str | None, resent: set[str]) -> bool:
+        """Uploads again what a NOT_FOUND says is missing, if this client holds it and has not
+        sent it again for this call yet (``resent``); True when it did."""
+        kind = missing_content(code, message)
+        content_id = volume_id if kind == "volume" else target_id if kind == "target" else None
+        if content_id is None or content_id in resent:
+            return False
+        if kind == "volume" and content_id in self._kept_volumes:
+            self._send_volume(content_id, self._kept_volumes[content_id])
+        elif kind == "target" and content_id in self._kept_targets:
+            self._send_target(self._kept_targets[content_id], volume_id)
+        else:
+            return False
+        resent.add(content_id)
+        return True
 
     def get_volume(self, volume_id: str) -> volumes_pb2.VolumeInfo:
-        info: volumes_pb2.VolumeInfo = self._volumes.Get(volumes_pb2.GetVolumeRequest(volume_id=volume_id))
+        info: volumes_pb2.VolumeInfo = self._call(
+            volume_id, None, lambda metadata: self._volumes.Get(
+                volumes_pb2.GetVolumeRequest(volume_id=volume_id), metadata=metadata))
         return info
 
     def list_volumes(self) -> Sequence[volumes_pb2.VolumeInfo]:
@@ -170,17 +243,44 @@ class Client:
         return list(response.volumes)
 
     def delete_volume(self, volume_id: str) -> None:
-        self._volumes.Delete(volumes_pb2.DeleteVolumeRequest(volume_id=volume_id))
+        """Deletes the volume (this client's ownership of it) and stops holding it."""
+        self.forget(volume_id)
+        backoff = Backoff(self._retry)
+        while True:
+            try:
+                self._volumes.Delete(volumes_pb2.DeleteVolumeRequest(volume_id=volume_id),
+                                     metadata=[(VOLUME_HEADER, volume_id)])
+                return
+            except grpc.RpcError as error:
+                if not backoff.wait_after(error):
+                    raise
 
-    def upload_target(self, image: npt.ArrayLike) -> str:
-        """Stores a 2-D target image (H, W) for loss requests; returns its id."""
+    def upload_target(self, image: npt.ArrayLike, volume_id: str | None = None) -> str:
+        """Stores a 2-D target image (H, W) for loss requests; returns its id. Behind a proxy,
+        ``volume_id`` (the volume it will be compared with) routes it to that volume's replica;
+        without it a loss call that finds the target missing there uploads it again."""
         array = np.ascontiguousarray(image, dtype="<f4")
         if array.ndim != 2:
             raise ValueError(f"a target is one (H, W) image, got shape {array.shape}")
+        target_id = self._send_target(array, volume_id)
+        if self._keep_uploads:
+            self._kept_targets[target_id] = array
+        return target_id
+
+    def _send_target(self, array: npt.NDArray[np.float32], volume_id: str | None) -> str:
         request = targets_pb2.UploadTargetRequest(height=array.shape[0], width=array.shape[1],
                                                   pixels=array.tobytes())
-        info: targets_pb2.TargetInfo = self._targets.Upload(request)
+        info: targets_pb2.TargetInfo = self._call(
+            volume_id, None, lambda metadata: self._targets.Upload(request, metadata=metadata))
         return info.target_id
+
+    def _render(self, request: renderer_pb2.RenderRequest) -> renderer_pb2.RenderResponse:
+        """The Render call of ``request``, as _call makes it."""
+        target_id = request.loss.target_id if request.HasField("loss") else None
+        response: renderer_pb2.RenderResponse = self._call(
+            request.volume_id, target_id,
+            lambda metadata: self._renderer.Render(request, metadata=metadata))
+        return response
 
     def loss_and_grad(
             self, volume_id: str, target_id: str, poses: Iterable[Pose | npt.ArrayLike],
@@ -193,7 +293,7 @@ class Client:
         this one call; no image crosses the wire."""
         request = self.render_request(volume_id, poses, intrinsics, options)
         request.loss.CopyFrom(loss.to_proto(target_id))
-        response: renderer_pb2.RenderResponse = self._renderer.Render(request)
+        response = self._render(request)
         return (np.asarray(response.losses), *_pose_gradients(response))
 
     @staticmethod
@@ -217,7 +317,7 @@ class Client:
                options: RenderOptions = RenderOptions()) -> npt.NDArray[np.float32]:
         """Renders a batch of poses; returns float32 images [B, C, H, W]."""
         request = self.render_request(volume_id, poses, intrinsics, options)
-        response: renderer_pb2.RenderResponse = self._renderer.Render(request)
+        response = self._render(request)
         return decode_images(response.images)
 
     def render_with_gradients(
@@ -232,7 +332,7 @@ class Client:
         request = self.render_request(volume_id, poses, intrinsics, options)
         weights = np.ascontiguousarray(upstream, dtype="<f4")
         request.gradient.upstream = weights.tobytes()
-        response: renderer_pb2.RenderResponse = self._renderer.Render(request)
+        response = self._render(request)
         return (decode_images(response.images), *_pose_gradients(response))
 
     def jacobians(
@@ -245,7 +345,7 @@ class Client:
         pose as [C, H, W, k]])."""
         request = self.render_request(volume_id, poses, intrinsics, options)
         request.jacobian = True
-        response: renderer_pb2.RenderResponse = self._renderer.Render(request)
+        response = self._render(request)
         images = decode_images(response.images)
         shape = images.shape[1:]
         jacobians = [np.frombuffer(g.jacobian, dtype="<f4").reshape(*shape, -1)
@@ -253,14 +353,47 @@ class Client:
         return images, jacobians
 
     def render_stream(self, requests: Iterable[renderer_pb2.RenderRequest]) -> Iterator[RenderFrame]:
-        """Streams requests (each with its frame_id); yields every frame's
-        answer in order. A bad frame yields its error; the stream goes on."""
-        responses: Iterator[renderer_pb2.RenderResponse] = self._renderer.RenderStream(iter(requests))
-        for response in responses:
-            if response.status.code != 0:
-                error = FrameError(response.frame_id, _status_code(response.status.code),
-                                   response.status.message)
-                yield RenderFrame(response.frame_id, None, error)
-            else:
-                yield RenderFrame(response.frame_id, decode_images(response.images), None)
+        """Streams requests (each with its frame_id); yields every frame's answer in order. A bad
+        frame yields its error; the stream goes on. The stream is routed by its first frame's
+        volume (all its frames should name it). Should the stream break (UNAVAILABLE: its replica
+        went away) or a frame find its volume or target missing while this client holds it, the
+        missing content is uploaded again and a new stream resumes from the first unanswered
+        frame (retried with backoff as ``retry`` says)."""
+        source = iter(requests)
+        first = next(source, None)
+        if first is None:
+            return
+        metadata = [(VOLUME_HEADER, first.volume_id)]
+        upcoming: Iterator[renderer_pb2.RenderRequest] = itertools.chain([first], source)
+        pending: collections.deque[renderer_pb2.RenderRequest] = collections.deque()
+        backoff = Backoff(self._retry)
+        resent: set[str] = set()
+        while True:
+            feeder = Feeder(pending, upcoming)
+            call = self._renderer.RenderStream(feeder, metadata=metadata)
+            try:
+                for response in call:
+                    request = pending.popleft()
+                    code = _status_code(response.status.code)
+                    target_id = request.loss.target_id if request.HasField("loss") else None
+                    if self._resend_missing(code, response.status.message, request.volume_id,
+                                            target_id, resent):
+                        pending.appendleft(request)
+                        break  # resume from this frame
+                    if code != grpc.StatusCode.OK:
+                        error = FrameError(response.frame_id, code, response.status.message)
+                        yield RenderFrame(response.frame_id, None, error)
+                    else:
+                        yield RenderFrame(response.frame_id, decode_images(response.images), None)
+                else:
+                    return  # every frame answered
+            except grpc.RpcError as error:
+                if not backoff.wait_after(error):
+                    raise
+            finally:
+                feeder.stop()
+                call.cancel()
+            # A new stream: first the frames sent and not answered, then the rest.
+            upcoming = itertools.chain(list(pending), upcoming)
+            pending.clear()
 
