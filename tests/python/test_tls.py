@@ -1,14 +1,22 @@
-"""TLS and mutual TLS on the gRPC port, reflection off by default — real handshakes against
-certificates made for the test with the openssl command."""
+"""TLS and mutual TLS on the gRPC port and (through HAProxy) on /metrics, reflection off by
+default — real handshakes against certificates made for the test with the openssl command."""
 
+import http.client
+import os
 import pathlib
+import shutil
+import socket
+import ssl
 import subprocess
+import time
+import urllib.error
+import urllib.request
 from typing import Any
 
 import grpc
 import pytest
 
-from conftest import DRRCTL, RunningServer, small_volume
+from conftest import DRRCTL, ROOT, RunningServer, small_volume
 from drrclient import Client, Intrinsics, Pose
 
 CAMERA = Intrinsics(sdd=300, delx=2.0, dely=2.0, height=8, width=8)
@@ -124,3 +132,51 @@ def reflection_answers(address: str) -> grpc.StatusCode:
 def test_reflection_is_off_unless_asked_for(servers: Any) -> None:
     assert reflection_answers(servers().address) == grpc.StatusCode.UNIMPLEMENTED
     assert reflection_answers(servers("--reflection").address) == grpc.StatusCode.OK
+
+
+def test_metrics_are_served_over_mutual_tls_by_haproxy_in_front(servers: Any,
+                                                                 pki: pathlib.Path) -> None:
+    """deploy/haproxy/metrics-tls.cfg as shipped: HTTPS with a client certificate only."""
+    if shutil.which("haproxy") is None:
+        pytest.skip("haproxy is not installed (scripts/setup.sh installs it)")
+    server = servers()
+    (pki / "server-combined.pem").write_bytes((pki / "server.pem").read_bytes()
+                                              + (pki / "server.key").read_bytes())
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "DRR_METRICS_BIND": f"127.0.0.1:{port}",
+           "DRR_METRICS_PEM": str(pki / "server-combined.pem"),
+           "DRR_METRICS_CLIENT_CA": str(pki / "ca.pem"), "DRR_METRICS_VERIFY": "required",
+           "DRR_METRICS_BACKEND": f"127.0.0.1:{server.metrics_port}"}
+    proxy = subprocess.Popen(["haproxy", "-db", "-f", str(ROOT / "deploy/haproxy/metrics-tls.cfg")],
+                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"https://127.0.0.1:{port}/metrics"
+
+        def scrape_with(context: ssl.SSLContext) -> str:
+            for _ in range(50):  # until HAProxy listens
+                try:
+                    with urllib.request.urlopen(url, context=context, timeout=10) as response:
+                        return str(response.read().decode())
+                except urllib.error.URLError as error:
+                    if not isinstance(error.reason, ConnectionRefusedError):
+                        raise
+                    time.sleep(0.1)
+            raise AssertionError("HAProxy did not listen")
+
+        trusted = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+        trusted.load_cert_chain(str(pki / "client.pem"), str(pki / "client.key"))
+        assert "drr_build_info" in scrape_with(trusted)
+        without_certificate = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+        with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionResetError)):
+            scrape_with(without_certificate)
+        stranger = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+        stranger.load_cert_chain(str(pki / "intruder.pem"), str(pki / "intruder.key"))
+        with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionResetError)):
+            scrape_with(stranger)
+        with pytest.raises((urllib.error.URLError, ConnectionResetError, http.client.HTTPException)):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+    finally:
+        proxy.terminate()
+        proxy.wait(timeout=10)
