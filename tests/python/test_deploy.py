@@ -1,5 +1,7 @@
 """deploy/ as shipped: the Grafana dashboard's and the Prometheus rules' queries are valid PromQL
-over metrics the server really exports, and the HAProxy configurations are valid."""
+over metrics the server really exports, the HAProxy configurations are valid, and the Kubernetes
+manifests validate against the API schemas (offline), pass yamllint and agree with drrserve's
+flags and HAProxy's configuration."""
 
 import json
 import os
@@ -7,10 +9,13 @@ import pathlib
 import re
 import shutil
 import subprocess
+import sys
+from typing import Any
 
 import pytest
+import yaml
 
-from conftest import ROOT
+from conftest import DRRSERVE, ROOT
 
 DEPLOY = ROOT / "deploy"
 # A metric name (not part of a recording rule's level:metric:operations name).
@@ -88,3 +93,69 @@ def test_haproxy_configurations_are_valid(config: str, env: dict[str, str],
                              env={**os.environ, **env}, capture_output=True, text=True,
                              check=False)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def venv_tool(name: str) -> str:
+    tool = pathlib.Path(sys.executable).parent / name
+    if not tool.exists():
+        pytest.skip(f"{name} is not in the venv (requirements-dev.txt; scripts/setup.sh)")
+    return str(tool)
+
+
+def manifests() -> list[dict[str, Any]]:
+    return [doc for path in sorted((DEPLOY / "k8s").glob("*.yaml"))
+            for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def test_kubernetes_manifests_validate_against_the_api_schemas(tmp_path: pathlib.Path) -> None:
+    validate = venv_tool("kubernetes-validate")
+    files = sorted(str(p) for p in (DEPLOY / "k8s").glob("*.yaml"))
+    checked = subprocess.run([validate, "-k", "1.29.0", "--strict", "--quiet", *files],
+                             capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    # The check can fail: a misspelt field is refused.
+    broken = (DEPLOY / "k8s" / "statefulset.yaml").read_text().replace("serviceName", "servceName")
+    (tmp_path / "broken.yaml").write_text(broken)
+    refused = subprocess.run([validate, "-k", "1.29.0", "--strict", "--quiet",
+                              str(tmp_path / "broken.yaml")], capture_output=True, check=False)
+    assert refused.returncode != 0
+
+
+def test_deploy_yaml_is_lint_clean() -> None:
+    checked = subprocess.run([venv_tool("yamllint"), "-c", str(DEPLOY / ".yamllint.yaml"),
+                              str(DEPLOY)], capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_manifests_agree_with_the_server_and_the_proxy() -> None:
+    by_kind = {(m["kind"], m["metadata"]["name"]): m for m in manifests()}
+    pod = by_kind[("StatefulSet", "drrserve")]["spec"]["template"]["spec"]
+    server = pod["containers"][0]
+    # Every flag it passes is one drrserve has.
+    usage = subprocess.run([str(DRRSERVE), "--help"], capture_output=True, text=True,
+                           check=False).stdout
+    flags = {arg.split("=")[0] for arg in server["args"]}
+    assert {f for f in flags if f not in usage} == set()
+    args = dict(arg.split("=", 1) for arg in server["args"] if "=" in arg)
+    # The drain fits in the grace period, after the preStop pause.
+    pause = int(server["lifecycle"]["preStop"]["exec"]["command"][1])
+    assert pod["terminationGracePeriodSeconds"] >= int(args["--drain-timeout"]) + pause + 1
+    # Probes and ports are the ones it listens on.
+    grpc_port = int(args["--listen"].rsplit(":", 1)[1])
+    assert {p["containerPort"] for p in server["ports"]} == {
+        grpc_port, int(args["--metrics-listen"].rsplit(":", 1)[1])}
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert server[probe]["grpc"]["port"] == grpc_port
+    assert "--require-volume-header" in flags
+    # HAProxy gets every address its configuration reads.
+    proxy = by_kind[("Deployment", "drrserve-proxy")]["spec"]["template"]["spec"]["containers"][0]
+    wanted = set(re.findall(r"\$\{(\w+)\}", (DEPLOY / "haproxy" / "haproxy.cfg").read_text()))
+    assert wanted <= {e["name"] for e in proxy["env"]}
+    replicas = by_kind[("StatefulSet", "drrserve")]["spec"]["replicas"]
+    assert {n for n in wanted if n.startswith("DRR_REPLICA_")} == {
+        f"DRR_REPLICA_{i}" for i in range(replicas)}
+    # What the kustomization names exists.
+    kustomization = yaml.safe_load((DEPLOY / "kustomization.yaml").read_text())
+    named = kustomization["resources"] + [
+        f for generator in kustomization["configMapGenerator"] for f in generator["files"]]
+    assert [n for n in named if not (DEPLOY / n).exists()] == []
