@@ -3,11 +3,14 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <thread>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "numeric/float16.h"
 #include "wire/routing.h"
@@ -54,8 +57,8 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentialsFor(
 DrrClient::DrrClient(
     const std::string& target,
     const std::shared_ptr<grpc::ChannelCredentials>& credentials,
-    std::string token)
-    : token_(std::move(token)) {
+    std::string token, RetryPolicy retry)
+    : token_(std::move(token)), retry_(retry) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(-1);
   channel_ = grpc::CreateCustomChannel(target, credentials, args);
@@ -70,14 +73,84 @@ void DrrClient::Prepare(grpc::ClientContext& context,
   if (!volume_id.empty()) context.AddMetadata(kVolumeHeader, volume_id);
 }
 
-absl::StatusOr<v1::VolumeInfo> DrrClient::Upload(const HostVolume& volume) {
+absl::Status DrrClient::Retrying(const std::string& volume_id,
+                                 const std::string& target_id,
+                                 const std::function<absl::Status()>& attempt) {
+  std::chrono::milliseconds backoff = retry_.initial_backoff;
+  bool resent_volume = false, resent_target = false;
+  for (int failures = 0;;) {
+    absl::Status status = attempt();
+    if (status.ok()) return status;
+    if (absl::IsNotFound(status)) {
+      const bool of_volume =
+          absl::StartsWith(status.message(), "volume ") && !resent_volume;
+      const bool of_target =
+          absl::StartsWith(status.message(), "target ") && !resent_target;
+      if (!(of_volume || of_target) ||
+          !ResendMissing(status, volume_id, target_id)) {
+        return status;
+      }
+      (of_volume ? resent_volume : resent_target) = true;
+      continue;
+    }
+    if (!absl::IsUnavailable(status) && !absl::IsCancelled(status)) {
+      return status;
+    }
+    if (++failures >= retry_.attempts) return status;
+    std::this_thread::sleep_for(backoff);
+    backoff = std::min(2 * backoff, retry_.max_backoff);
+  }
+}
+
+bool DrrClient::ResendMissing(const absl::Status& status,
+                              const std::string& volume_id,
+                              const std::string& target_id) {
+  if (absl::StartsWith(status.message(), "volume ")) {
+    VolumeSource source;
+    {
+      absl::MutexLock lock(&mutex_);
+      auto it = sources_.find(volume_id);
+      if (it == sources_.end()) return false;
+      source = it->second;
+    }
+    absl::StatusOr<HostVolume> volume = source();
+    return volume.ok() && Upload(*volume).ok();
+  }
+  std::shared_ptr<const KeptTarget> target;
+  {
+    absl::MutexLock lock(&mutex_);
+    auto it = targets_kept_.find(target_id);
+    if (it == targets_kept_.end()) return false;
+    target = it->second;
+  }
+  std::string id;
+  return Retrying(volume_id, "",
+                  [&] { return UploadTargetOnce(*target, volume_id, &id); })
+      .ok();
+}
+
+absl::StatusOr<v1::VolumeInfo> DrrClient::Upload(const HostVolume& volume,
+                                                 VolumeSource source) {
   const std::string digest =
       ContentDigest(volume.header, volume.voxels, volume.labels);
+  v1::VolumeInfo info;
+  const absl::Status status =
+      Retrying(digest, "", [&] { return UploadOnce(volume, digest, &info); });
+  if (!status.ok()) return status;
+  if (source != nullptr) {
+    absl::MutexLock lock(&mutex_);
+    sources_[digest] = std::move(source);
+  }
+  return info;
+}
+
+absl::Status DrrClient::UploadOnce(const HostVolume& volume,
+                                   const std::string& digest,
+                                   v1::VolumeInfo* info) {
   grpc::ClientContext context;
   Prepare(context, digest);
-  v1::VolumeInfo info;
   std::unique_ptr<grpc::ClientWriter<v1::UploadVolumeChunk>> writer =
-      volumes_->Upload(&context, &info);
+      volumes_->Upload(&context, info);
   v1::UploadVolumeChunk chunk;
   VolumeHeaderToProto(volume.header, chunk.mutable_header());
   bool sent = writer->Write(chunk);
@@ -95,18 +168,18 @@ absl::StatusOr<v1::VolumeInfo> DrrClient::Upload(const HostVolume& volume) {
     writer->Write(chunk);
   }
   writer->WritesDone();
-  absl::Status status = FromGrpcStatus(writer->Finish());
-  if (!status.ok()) return status;
-  return info;
+  return FromGrpcStatus(writer->Finish());
 }
 
 absl::StatusOr<v1::VolumeInfo> DrrClient::Get(const std::string& volume_id) {
-  grpc::ClientContext context;
-  Prepare(context, volume_id);
   v1::GetVolumeRequest request;
   request.set_volume_id(volume_id);
   v1::VolumeInfo info;
-  absl::Status status = FromGrpcStatus(volumes_->Get(&context, request, &info));
+  const absl::Status status = Retrying(volume_id, "", [&] {
+    grpc::ClientContext context;
+    Prepare(context, volume_id);
+    return FromGrpcStatus(volumes_->Get(&context, request, &info));
+  });
   if (!status.ok()) return status;
   return info;
 }
@@ -130,11 +203,14 @@ absl::StatusOr<Images> DrrClient::Render(const v1::RenderRequest& request) {
 
 absl::StatusOr<v1::RenderResponse> DrrClient::Send(
     const v1::RenderRequest& request) {
-  grpc::ClientContext context;
-  Prepare(context, request.volume_id());
   v1::RenderResponse response;
-  absl::Status status =
-      FromGrpcStatus(renderer_->Render(&context, request, &response));
+  const absl::Status status = Retrying(
+      request.volume_id(), request.has_loss() ? request.loss().target_id() : "",
+      [&] {
+        grpc::ClientContext context;
+        Prepare(context, request.volume_id());
+        return FromGrpcStatus(renderer_->Render(&context, request, &response));
+      });
   if (!status.ok()) return status;
   return response;
 }
@@ -142,18 +218,33 @@ absl::StatusOr<v1::RenderResponse> DrrClient::Send(
 absl::StatusOr<std::string> DrrClient::UploadTarget(
     int height, int width, const std::vector<float>& pixels,
     const std::string& volume_id) {
+  auto target =
+      std::make_shared<const KeptTarget>(KeptTarget{height, width, pixels});
+  std::string target_id;
+  const absl::Status status = Retrying(volume_id, "", [&] {
+    return UploadTargetOnce(*target, volume_id, &target_id);
+  });
+  if (!status.ok()) return status;
+  absl::MutexLock lock(&mutex_);
+  targets_kept_[target_id] = std::move(target);
+  return target_id;
+}
+
+absl::Status DrrClient::UploadTargetOnce(const KeptTarget& target,
+                                         const std::string& volume_id,
+                                         std::string* target_id) {
   grpc::ClientContext context;
   Prepare(context, volume_id);
   v1::UploadTargetRequest request;
-  request.set_height(height);
-  request.set_width(width);
-  request.set_pixels(reinterpret_cast<const char*>(pixels.data()),
-                     pixels.size() * sizeof(float));
+  request.set_height(target.height);
+  request.set_width(target.width);
+  request.set_pixels(reinterpret_cast<const char*>(target.pixels.data()),
+                     target.pixels.size() * sizeof(float));
   v1::TargetInfo info;
-  absl::Status status =
+  const absl::Status status =
       FromGrpcStatus(targets_->Upload(&context, request, &info));
-  if (!status.ok()) return status;
-  return info.target_id();
+  if (status.ok()) *target_id = info.target_id();
+  return status;
 }
 
 absl::StatusOr<Images> DecodeImages(const v1::ImageTensor& tensor) {

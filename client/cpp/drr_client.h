@@ -2,11 +2,16 @@
 // in chunks, and renders.
 #pragma once
 
+#include <chrono>
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "drr/v1/renderer.grpc.pb.h"
 #include "drr/v1/targets.grpc.pb.h"
 #include "drr/v1/volumes.grpc.pb.h"
@@ -39,7 +44,26 @@ struct TlsOptions {
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentialsFor(
     const TlsOptions& tls);
 
-// A connection to one drrserve.
+// How a client rides out replicas that restart (docs/api.md, "Routing among
+// replicas"): UNAVAILABLE, and a CANCELLED the client did not ask for (a
+// proxy resets the calls of a replica that went away), are retried up to
+// `attempts` calls in all, waiting `initial_backoff` after the first failure
+// and twice as long after each next one, at most `max_backoff`.
+struct RetryPolicy {
+  int attempts = 6;
+  std::chrono::milliseconds initial_backoff{100};
+  std::chrono::milliseconds max_backoff{2000};
+};
+
+// Reads an uploaded volume again (from its file, say), to upload it again
+// where a replica answers NOT_FOUND for it.
+using VolumeSource = std::function<absl::StatusOr<HostVolume>()>;
+
+// A connection to one drrserve, or to replicas behind a proxy that routes by
+// volume id. Every call that names a volume carries it as x-drr-volume-id;
+// calls are retried as `retry` says, and a NOT_FOUND for a volume this
+// client can read again (Upload's `source`) or a target it uploaded is
+// answered by uploading it again and retrying, once. Thread-safe.
 class DrrClient {
  public:
   // Connects (lazily) to `target` ("host:port") with `credentials`, by
@@ -48,13 +72,13 @@ class DrrClient {
   explicit DrrClient(const std::string& target,
                      const std::shared_ptr<grpc::ChannelCredentials>&
                          credentials = grpc::InsecureChannelCredentials(),
-                     std::string token = "");
-
-  // Every call that names a volume carries it as x-drr-volume-id, the key a
-  // proxy in front of several replicas routes by (deploy/haproxy).
+                     std::string token = "", RetryPolicy retry = {});
 
   // Uploads `volume` in chunks of 1 MiB; returns what the server stored.
-  absl::StatusOr<v1::VolumeInfo> Upload(const HostVolume& volume);
+  // `source`, when given, is kept to upload the volume again should a
+  // replica not have it.
+  absl::StatusOr<v1::VolumeInfo> Upload(const HostVolume& volume,
+                                        VolumeSource source = nullptr);
 
   // Metadata of a stored volume; NOT_FOUND when the server does not have it.
   absl::StatusOr<v1::VolumeInfo> Get(const std::string& volume_id);
@@ -76,12 +100,39 @@ class DrrClient {
                                            const std::string& volume_id = "");
 
  private:
+  // A target this client uploaded, to upload again.
+  struct KeptTarget {
+    int height = 0;
+    int width = 0;
+    std::vector<float> pixels;
+  };
+
   // Adds the token, if any, and `volume_id`, if not empty, as
   // x-drr-volume-id (what a proxy routes by) to a call's metadata.
   void Prepare(grpc::ClientContext& context,
                const std::string& volume_id) const;
+  // Runs `attempt` (one call) until it succeeds or fails for good, as the
+  // class comment says; NOT_FOUND is answered for the volume `volume_id` and
+  // the target `target_id` (either may be empty).
+  absl::Status Retrying(const std::string& volume_id,
+                        const std::string& target_id,
+                        const std::function<absl::Status()>& attempt);
+  // Uploads again what `status` (a NOT_FOUND) says is missing, if this
+  // client can; true when it did.
+  bool ResendMissing(const absl::Status& status, const std::string& volume_id,
+                     const std::string& target_id);
+  absl::Status UploadOnce(const HostVolume& volume, const std::string& digest,
+                          v1::VolumeInfo* info);
+  absl::Status UploadTargetOnce(const KeptTarget& target,
+                                const std::string& volume_id,
+                                std::string* target_id);
 
   const std::string token_;
+  const RetryPolicy retry_;
+  absl::Mutex mutex_;
+  std::map<std::string, VolumeSource> sources_ ABSL_GUARDED_BY(mutex_);
+  std::map<std::string, std::shared_ptr<const KeptTarget>> targets_kept_
+      ABSL_GUARDED_BY(mutex_);
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Volumes::Stub> volumes_;
   std::unique_ptr<v1::Renderer::Stub> renderer_;

@@ -181,15 +181,28 @@ bool IsFile(const std::string& path) {
 
 // Uploads the NIfTI volume at `path`, with the label volume at `labels_path`
 // when that is not empty; returns the volume id.
-absl::StatusOr<std::string> UploadFile(DrrClient& client,
-                                       const std::string& path,
-                                       const std::string& labels_path) {
+// The volume of the NIfTI file `path` with the labels of `labels_path`, if
+// not empty.
+absl::StatusOr<HostVolume> ReadVolume(const std::string& path,
+                                      const std::string& labels_path) {
   DRR_ASSIGN_OR_RETURN(HostVolume volume, ReadNiftiFile(path));
   if (!labels_path.empty()) {
     DRR_ASSIGN_OR_RETURN(HostVolume labels, ReadNiftiFile(labels_path));
     DRR_RETURN_IF_ERROR(AttachLabels(labels, &volume));
   }
-  DRR_ASSIGN_OR_RETURN(v1::VolumeInfo info, client.Upload(volume));
+  return volume;
+}
+
+// Uploads the volume of `path` (and `labels_path`); the client reads the
+// files again should a replica not have the volume later.
+absl::StatusOr<std::string> UploadFile(DrrClient& client,
+                                       const std::string& path,
+                                       const std::string& labels_path) {
+  DRR_ASSIGN_OR_RETURN(HostVolume volume, ReadVolume(path, labels_path));
+  DRR_ASSIGN_OR_RETURN(v1::VolumeInfo info,
+                       client.Upload(volume, [path, labels_path] {
+                         return ReadVolume(path, labels_path);
+                       }));
   return info.volume_id();
 }
 

@@ -3,7 +3,10 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <chrono>
 #include <cmath>
+#include <string>
+#include <vector>
 
 #include "client/cpp/drr_client.h"
 #include "defaults/defaults.h"
@@ -301,6 +304,73 @@ TEST_F(ServerTest, ACallRoutedByAnotherVolumeIsRefused) {
               StatusIs(absl::StatusCode::kFailedPrecondition));
   // The client routes by the volume it names: served as ever.
   EXPECT_THAT(client_->Render(ReferenceRequest(id, 8)), IsOk());
+}
+
+TEST_F(ServerTest, TheClientUploadsAgainWhatTheServerNoLongerHas) {
+  // A volume no other test uploads, which the client can read again.
+  HostVolume volume = MakeThoraxPhantom();
+  volume.voxels[1] ^= 1;
+  int reads = 0;
+  absl::StatusOr<v1::VolumeInfo> info =
+      client_->Upload(volume, [&]() -> absl::StatusOr<HostVolume> {
+        ++reads;
+        return volume;
+      });
+  ASSERT_THAT(info, IsOk());
+  const std::string id = info->volume_id();
+  absl::StatusOr<std::string> target =
+      client_->UploadTarget(8, 8, std::vector<float>(64, 1.0f), id);
+  ASSERT_THAT(target, IsOk());
+  // Both go (a replica that restarted without them, say).
+  grpc::ClientContext volume_context, target_context;
+  volume_context.AddMetadata("x-drr-volume-id", id);
+  v1::DeleteVolumeRequest delete_volume;
+  delete_volume.set_volume_id(id);
+  v1::DeleteVolumeResponse volume_deleted;
+  ASSERT_TRUE(v1::Volumes::NewStub(channel_)
+                  ->Delete(&volume_context, delete_volume, &volume_deleted)
+                  .ok());
+  v1::DeleteTargetRequest delete_target;
+  delete_target.set_target_id(*target);
+  v1::DeleteTargetResponse target_deleted;
+  ASSERT_TRUE(v1::Targets::NewStub(channel_)
+                  ->Delete(&target_context, delete_target, &target_deleted)
+                  .ok());
+  // A loss against them: the client uploads both again and retries.
+  v1::RenderRequest request = ReferenceRequest(id, 8);
+  request.mutable_loss()->set_target_id(*target);
+  absl::StatusOr<v1::RenderResponse> response = client_->Send(request);
+  ASSERT_THAT(response, IsOk());
+  EXPECT_EQ(response->losses_size(), 1);
+  EXPECT_EQ(reads, 1);
+  // What it cannot read again stays NOT_FOUND.
+  EXPECT_THAT(client_->Render(ReferenceRequest(std::string(64, 'd'), 8)),
+              StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST(DrrClientTest, RetriesUnavailableWithBackoffAsItsPolicySays) {
+  // Nothing listens on this port: every attempt is UNAVAILABLE.
+  int port = 0;
+  {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                             &port);
+    std::unique_ptr<grpc::Server> placeholder = builder.BuildAndStart();
+    ASSERT_NE(placeholder, nullptr);
+    placeholder->Shutdown();
+  }
+  client::RetryPolicy retry;
+  retry.attempts = 4;
+  retry.initial_backoff = std::chrono::milliseconds(100);
+  retry.max_backoff = std::chrono::milliseconds(150);
+  client::DrrClient client("127.0.0.1:" + std::to_string(port),
+                           grpc::InsecureChannelCredentials(), "", retry);
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_THAT(client.Get(std::string(64, 'a')),
+              StatusIs(absl::StatusCode::kUnavailable));
+  // Three waits between four attempts: 100 + 150 + 150 ms.
+  EXPECT_GE(std::chrono::steady_clock::now() - start,
+            std::chrono::milliseconds(400));
 }
 
 TEST_F(ServerTest, AClientThatDisconnectsMidUploadLeavesNothingBehind) {
