@@ -50,7 +50,7 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentialsFor(
 // `attempts` calls in all, waiting `initial_backoff` after the first failure
 // and twice as long after each next one, at most `max_backoff`.
 struct RetryPolicy {
-  int attempts = 6;
+  int attempts = 8;
   std::chrono::milliseconds initial_backoff{100};
   std::chrono::milliseconds max_backoff{2000};
 };

@@ -362,9 +362,12 @@ absl::Status DiskArchive::SetAsideCorrupt(Kind kind,
                "drrserve: %s does not match its digest (corrupt); moved it "
                "to %s\n",
                path.c_str(), error ? "nowhere (rename failed)" : aside.c_str());
-  return absl::NotFoundError(
-      absl::StrCat("the server's stored copy of ", id,
-                   " was corrupt and has been set aside; upload it again"));
+  // (Worded as every NOT_FOUND of a volume or target is, so that clients
+  // upload it again: docs/api.md.)
+  return absl::NotFoundError(absl::StrCat(
+      kind == Kind::kVolume ? "volume " : "target ", id,
+      " is not stored on this server: its stored copy was corrupt and has "
+      "been set aside; upload it again"));
 }
 
 std::vector<std::string> DiskArchive::List(Kind kind) const {

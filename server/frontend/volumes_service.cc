@@ -86,19 +86,24 @@ class UploadReactor final
     if (status.ok() && chunk_.has_digest()) {
       status = context_.CheckRouted(routed_, chunk_.digest());
     }
-    absl::ReleasableMutexLock lock(&mutex_);
-    if (!status.ok()) {
-      FailLocked(status);
-      reading_ = false;
-      FinishIfDone(lock);
-      return;
-    }
-    if (chunk_.has_digest()) {
-      digest_taken_ = true;
-      storing_ = true;
-      Store(chunk_.digest());  // an engine worker stores it: StoreDone
+    std::optional<std::string> digest;
+    {
+      absl::ReleasableMutexLock lock(&mutex_);
+      if (!status.ok()) {
+        FailLocked(status);
+        reading_ = false;
+        FinishIfDone(lock);
+        return;
+      }
+      if (chunk_.has_digest()) {
+        digest = chunk_.digest();
+        digest_taken_ = true;
+        storing_ = true;
+      }
     }
     StartRead(&chunk_);  // the next chunk, or the half-close
+    // (Posted without the lock: a stopping engine calls StoreDone at once.)
+    if (digest) Store(*std::move(digest));  // a worker stores it: StoreDone
   }
 
   bool DigestTaken() {

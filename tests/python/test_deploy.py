@@ -69,26 +69,29 @@ def test_rules_query_exported_metrics() -> None:
     assert used - exported_families() == set()
 
 
+REPLICAS = {"DRR_PROXY_BIND": "127.0.0.1:1", "DRR_REPLICA_0": "127.0.0.1:2",
+            "DRR_REPLICA_1": "127.0.0.1:3", "DRR_REPLICA_2": "127.0.0.1:4"}
+
+
 @pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy is not installed")
 @pytest.mark.parametrize("config,env", [
-    ("haproxy.cfg", {"DRR_PROXY_BIND": "127.0.0.1:1", "DRR_REPLICA_0": "127.0.0.1:2",
-                     "DRR_REPLICA_1": "127.0.0.1:3", "DRR_REPLICA_2": "127.0.0.1:4"}),
-    ("metrics-tls.cfg", {"DRR_METRICS_BIND": "127.0.0.1:1", "DRR_METRICS_PEM": "PEM",
-                         "DRR_METRICS_CLIENT_CA": "CA", "DRR_METRICS_VERIFY": "required",
+    ("haproxy.cfg", REPLICAS),
+    ("haproxy.cfg", {**REPLICAS, "DRR_PROXY_TLS": "ssl crt {PEM} alpn h2"}),
+    ("metrics-tls.cfg", {"DRR_METRICS_BIND": "127.0.0.1:1", "DRR_METRICS_PEM": "{PEM}",
+                         "DRR_METRICS_CLIENT_CA": "{CA}", "DRR_METRICS_VERIFY": "required",
                          "DRR_METRICS_BACKEND": "127.0.0.1:2"}),
 ])
 def test_haproxy_configurations_are_valid(config: str, env: dict[str, str],
                                           tmp_path: pathlib.Path) -> None:
     # (haproxy -c reads the certificate files too: give it real ones.)
-    if "DRR_METRICS_PEM" in env:
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                        "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", tmp_path / "k.pem",
-                        "-out", tmp_path / "c.pem", "-days", "1", "-subj", "/CN=t"],
-                       check=True, capture_output=True)
-        (tmp_path / "pem").write_bytes((tmp_path / "c.pem").read_bytes()
-                                       + (tmp_path / "k.pem").read_bytes())
-        env = {**env, "DRR_METRICS_PEM": str(tmp_path / "pem"),
-               "DRR_METRICS_CLIENT_CA": str(tmp_path / "c.pem")}
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", tmp_path / "k.pem",
+                    "-out", tmp_path / "c.pem", "-days", "1", "-subj", "/CN=t"],
+                   check=True, capture_output=True)
+    (tmp_path / "pem").write_bytes((tmp_path / "c.pem").read_bytes()
+                                   + (tmp_path / "k.pem").read_bytes())
+    env = {name: value.format(PEM=tmp_path / "pem", CA=tmp_path / "c.pem")
+           for name, value in env.items()}
     checked = subprocess.run(["haproxy", "-c", "-f", str(DEPLOY / "haproxy" / config)],
                              env={**os.environ, **env}, capture_output=True, text=True,
                              check=False)
@@ -131,6 +134,8 @@ def test_manifests_agree_with_the_server_and_the_proxy() -> None:
     by_kind = {(m["kind"], m["metadata"]["name"]): m for m in manifests()}
     pod = by_kind[("StatefulSet", "drrserve")]["spec"]["template"]["spec"]
     server = pod["containers"][0]
+    # It runs drrserve itself (the image's entrypoint passes --listen too: twice is refused).
+    assert server["command"] == ["drrserve"]
     # Every flag it passes is one drrserve has.
     usage = subprocess.run([str(DRRSERVE), "--help"], capture_output=True, text=True,
                            check=False).stdout
@@ -147,9 +152,13 @@ def test_manifests_agree_with_the_server_and_the_proxy() -> None:
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert server[probe]["grpc"]["port"] == grpc_port
     assert "--require-volume-header" in flags
+    # A full memory budget is an answer, not an OOM kill.
+    limit = server["resources"]["limits"]["memory"]
+    assert limit.endswith("Gi") and int(args["--memory-budget"]) < int(limit[:-2]) << 30
     # HAProxy gets every address its configuration reads.
     proxy = by_kind[("Deployment", "drrserve-proxy")]["spec"]["template"]["spec"]["containers"][0]
-    wanted = set(re.findall(r"\$\{(\w+)\}", (DEPLOY / "haproxy" / "haproxy.cfg").read_text()))
+    wanted = set(re.findall(r"\$\{(\w+)(?:\[\*\])?\}",
+                            (DEPLOY / "haproxy" / "haproxy.cfg").read_text()))
     assert wanted <= {e["name"] for e in proxy["env"]}
     replicas = by_kind[("StatefulSet", "drrserve")]["spec"]["replicas"]
     assert {n for n in wanted if n.startswith("DRR_REPLICA_")} == {

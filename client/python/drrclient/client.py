@@ -23,7 +23,14 @@ from drr.v1 import (
 )
 from drrclient.geometry import Intrinsics, Pose, pose_to_proto
 from drrclient.options import Loss, RenderOptions, decode_images
-from drrclient.recovery import VOLUME_HEADER, Backoff, Feeder, RetryPolicy, missing_content
+from drrclient.recovery import (
+    VOLUME_HEADER,
+    Backoff,
+    Feeder,
+    RetryPolicy,
+    SharedSource,
+    missing_content,
+)
 from drrclient.volume import as_wire_labels, as_wire_voxels, canonical_header_bytes, header_proto
 
 CHUNK_BYTES = 1 << 20
@@ -129,9 +136,10 @@ class Client:
         that signed the server's certificate) is given, with the client certificate ``tls_cert``
         and its key ``tls_key`` (PEM files) for mutual TLS; every call carries ``token`` (of a
         server started with ``--tokens``) as ``authorization: Bearer TOKEN``. With
-        ``keep_uploads`` the client holds on to what it uploads (the arrays, not copies, where
-        they are already in wire layout) until it deletes them or forget() is called, so as to
-        upload them again when they go missing."""
+        ``keep_uploads`` the client holds on to what it uploads until it deletes it or forget()
+        is called, so as to upload it again when it goes missing: a copy of each target, and the
+        volume's arrays themselves where they are already in wire layout (contiguous
+        little-endian), which the caller must then not change while the client holds them."""
         options = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
         if tls_ca is None and tls_cert is None and tls_key is None:
             channel = grpc.insecure_channel(target, options=options)
@@ -244,16 +252,21 @@ class Client:
 
     def delete_volume(self, volume_id: str) -> None:
         """Deletes the volume (this client's ownership of it) and stops holding it."""
-        self.forget(volume_id)
         backoff = Backoff(self._retry)
+        retried = False
         while True:
             try:
                 self._volumes.Delete(volumes_pb2.DeleteVolumeRequest(volume_id=volume_id),
                                      metadata=[(VOLUME_HEADER, volume_id)])
-                return
+                break
             except grpc.RpcError as error:
+                # A retry that finds nothing: the first attempt deleted it, its answer was cut.
+                if retried and error.code() == grpc.StatusCode.NOT_FOUND:
+                    break
                 if not backoff.wait_after(error):
                     raise
+                retried = True
+        self.forget(volume_id)
 
     def upload_target(self, image: npt.ArrayLike, volume_id: str | None = None) -> str:
         """Stores a 2-D target image (H, W) for loss requests; returns its id. Behind a proxy,
@@ -264,7 +277,7 @@ class Client:
             raise ValueError(f"a target is one (H, W) image, got shape {array.shape}")
         target_id = self._send_target(array, volume_id)
         if self._keep_uploads:
-            self._kept_targets[target_id] = array
+            self._kept_targets[target_id] = array.copy()  # (the caller may reuse its buffer)
         return target_id
 
     def _send_target(self, array: npt.NDArray[np.float32], volume_id: str | None) -> str:
@@ -364,26 +377,31 @@ class Client:
         if first is None:
             return
         metadata = [(VOLUME_HEADER, first.volume_id)]
-        upcoming: Iterator[renderer_pb2.RenderRequest] = itertools.chain([first], source)
+        shared = SharedSource(itertools.chain([first], source))
         pending: collections.deque[renderer_pb2.RenderRequest] = collections.deque()
         backoff = Backoff(self._retry)
         resent: set[str] = set()
         while True:
-            feeder = Feeder(pending, upcoming)
+            feeder = Feeder(shared, pending)
             call = self._renderer.RenderStream(feeder, metadata=metadata)
             try:
                 for response in call:
-                    request = pending.popleft()
+                    request = pending[0]  # popped once its answer is delivered
                     code = _status_code(response.status.code)
                     target_id = request.loss.target_id if request.HasField("loss") else None
                     if self._resend_missing(code, response.status.message, request.volume_id,
                                             target_id, resent):
-                        pending.appendleft(request)
                         break  # resume from this frame
+                    if code == grpc.StatusCode.UNAVAILABLE and backoff.wait_after_code(code):
+                        break  # refused by a replica that drains: resume from this frame
+                    pending.popleft()
                     if code != grpc.StatusCode.OK:
                         error = FrameError(response.frame_id, code, response.status.message)
                         yield RenderFrame(response.frame_id, None, error)
                     else:
+                        # Each recovery is owed only to failures since the last good frame.
+                        backoff = Backoff(self._retry)
+                        resent.clear()
                         yield RenderFrame(response.frame_id, decode_images(response.images), None)
                 else:
                     return  # every frame answered
@@ -394,6 +412,5 @@ class Client:
                 feeder.stop()
                 call.cancel()
             # A new stream: first the frames sent and not answered, then the rest.
-            upcoming = itertools.chain(list(pending), upcoming)
-            pending.clear()
+            shared.resume(pending)
 

@@ -28,7 +28,7 @@ class RetryPolicy:
     after each next one, at most ``max_backoff``. NOT_FOUND for a volume or target the client
     uploaded (and still holds) is answered by uploading it again, once per call."""
 
-    attempts: int = 6
+    attempts: int = 8
     initial_backoff: float = 0.1
     max_backoff: float = 2.0
 
@@ -42,9 +42,14 @@ class Backoff:
 
     def wait_after(self, error: grpc.RpcError) -> bool:
         """Waits before the next attempt and returns True when ``error`` is worth another
-        attempt (attempts left, and UNAVAILABLE or a CANCELLED: this client never cancels a call
-        it still waits for); else returns False at once."""
-        if error.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
+        attempt; else returns False at once."""
+        return self.wait_after_code(error.code())
+
+    def wait_after_code(self, code: grpc.StatusCode) -> bool:
+        """As wait_after, for a failure with ``code``: worth another attempt when attempts are
+        left and it is UNAVAILABLE or a CANCELLED (this client never cancels a call it still
+        waits for)."""
+        if code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
             return False
         self._failures += 1
         if self._failures >= self._policy.attempts:
@@ -64,29 +69,77 @@ def missing_content(code: grpc.StatusCode, message: str) -> str | None:
     return None
 
 
-class Feeder(Generic[T]):
-    """The requests of one stream call, drawn from ``source`` and remembered in ``pending``
-    until answered (the caller pops them as answers arrive, in order). stop() ends the call's
-    requests, so that a new call can take over ``source`` and the unanswered ones."""
+class SharedSource(Generic[T]):
+    """The caller's requests, drawn by one stream call after another. A call draws them on a
+    thread of gRPC's and remembers each in ``pending`` until it is answered; when the call breaks,
+    resume() puts its unanswered requests back in front, and a request drawn for a call that has
+    stopped meanwhile is kept for the next call, never lost nor sent twice on one call. Only one
+    thread draws from the caller's iterator at a time, and no lock is held while it does (it may
+    block until the caller has read an answer)."""
 
-    def __init__(self, pending: collections.deque[T], source: Iterator[T]):
-        self._pending = pending
+    def __init__(self, source: Iterator[T]):
         self._source = source
-        self._lock = threading.Lock()
-        self._stopped = False
+        self._changed = threading.Condition()
+        self._kept: collections.deque[T] = collections.deque()
+        self._drawing = False
+        self._exhausted = False
+
+    def take(self, stopped: threading.Event, pending: collections.deque[T]) -> T:
+        """The next request for the call that ``stopped`` belongs to, appended to its
+        ``pending``; StopIteration when the caller has no more or the call has stopped."""
+        with self._changed:
+            while True:
+                if stopped.is_set():
+                    raise StopIteration
+                if self._kept:
+                    item = self._kept.popleft()
+                    pending.append(item)
+                    return item
+                if self._exhausted:
+                    raise StopIteration
+                if not self._drawing:
+                    break
+                self._changed.wait(0.1)
+            self._drawing = True
+        try:
+            item = next(self._source)
+        except BaseException as error:
+            with self._changed:
+                self._drawing = False
+                self._exhausted = isinstance(error, StopIteration)
+                self._changed.notify_all()
+            raise
+        with self._changed:
+            self._drawing = False
+            self._changed.notify_all()
+            if stopped.is_set():
+                self._kept.append(item)
+                raise StopIteration
+            pending.append(item)
+            return item
+
+    def resume(self, pending: collections.deque[T]) -> None:
+        """Puts a stopped call's unanswered requests back, in order, ahead of the rest."""
+        with self._changed:
+            self._kept.extendleft(reversed(pending))
+            pending.clear()
+            self._changed.notify_all()
+
+
+class Feeder(Generic[T]):
+    """The request iterator of one stream call, drawing from a SharedSource until stop()."""
+
+    def __init__(self, source: SharedSource[T], pending: collections.deque[T]):
+        self._source = source
+        self._pending = pending
+        self._stopped = threading.Event()
 
     def __iter__(self) -> Feeder[T]:
         return self
 
     def __next__(self) -> T:
-        with self._lock:  # (gRPC draws requests on a thread of its own)
-            if self._stopped:
-                raise StopIteration
-            item = next(self._source)
-            self._pending.append(item)
-            return item
+        return self._source.take(self._stopped, self._pending)
 
     def stop(self) -> None:
-        """No request is drawn from now on (waits for one being drawn)."""
-        with self._lock:
-            self._stopped = True
+        """Draws nothing more for this call (returns at once)."""
+        self._stopped.set()
