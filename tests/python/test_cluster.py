@@ -225,3 +225,43 @@ def test_a_call_without_the_volume_header_is_refused_by_a_replica_that_requires_
         stub.Render(Client.render_request("a" * 64, POSE, CAMERA, OPTIONS),
                     metadata=[("x-drr-volume-id", "b" * 64)])
     assert mismatched.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+@pytest.mark.skipif(shutil.which("nginx") is None,
+                    reason="nginx is not installed (scripts/setup.sh installs it)")
+def test_nginx_routes_each_volume_to_one_replica_too(cluster: Cluster,
+                                                    tmp_path: pathlib.Path) -> None:
+    """deploy/nginx/drrserve.conf, its addresses set to this cluster's, in front of it."""
+    port = free_port()
+    conf = (ROOT / "deploy" / "nginx" / "drrserve.conf").read_text()
+    conf = conf.replace("127.0.0.1:50051", f"127.0.0.1:{port}")
+    for i, replica_port in enumerate(cluster.ports):
+        conf = conf.replace(f"127.0.0.1:5006{i}", f"127.0.0.1:{replica_port}")
+    (tmp_path / "drrserve.conf").write_text(conf)
+    (tmp_path / "nginx.conf").write_text(
+        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\ndaemon off;\n"
+        "events {}\nhttp {\n  access_log off;\n"
+        + "".join(f"  {kind}_temp_path {tmp_path}/{kind};\n"
+                  for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        + f"  include {tmp_path}/drrserve.conf;\n}}\n")
+    nginx = ["nginx", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")]
+    checked = subprocess.run([*nginx, "-t"], capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stderr
+    proxy = subprocess.Popen(nginx, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        with Client(f"127.0.0.1:{port}", retry=RetryPolicy(attempts=1)) as client:
+            ids = [client.upload_volume(*volume(500 + seed)) for seed in range(20)]
+            for vid in ids:
+                assert np.isfinite(client.render(vid, POSE, CAMERA, OPTIONS)).all()
+        held = cluster.holders()
+        assert all(len(held[vid]) == 1 for vid in ids), held
+        assert len({held[vid][0] for vid in ids}) > 1, "nginx sent every volume to one replica"
+    finally:
+        proxy.terminate()
+        proxy.wait(timeout=10)
