@@ -4,17 +4,14 @@
 // endian). Each chunk is parsed, converted and handed to VolumeUpload until
 // one is refused or the digest is taken. Never a crash; an upload that
 // finishes holds exactly the bytes whose digest it was given.
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
-#include <filesystem>
-#include <memory>
 #include <optional>
 #include <string>
 
 #include "drr/v1/volumes.pb.h"
+#include "fuzz/temporary_archive.h"
 #include "server/engine/disk_archive.h"
 #include "server/engine/volume_upload.h"
 #include "volume/volume.h"
@@ -35,24 +32,6 @@ Limits SmallLimits() {
   limits.max_classes = 4096;
   return limits;
 }
-
-// An archive in a temporary directory, removed when the fuzzer exits.
-struct TemporaryArchive {
-  TemporaryArchive() {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern =
-        std::string(base != nullptr ? base : "/tmp") + "/upload-fuzz-XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) std::abort();
-    dir = pattern;
-    archive = *DiskArchive::Open(dir);
-  }
-  ~TemporaryArchive() {
-    std::error_code error;
-    std::filesystem::remove_all(dir, error);
-  }
-  std::string dir;
-  std::unique_ptr<DiskArchive> archive;
-};
 
 // Checks what a finished upload holds against the digest it was given.
 void CheckFinished(const FinishedUpload& finished, const DiskArchive* archive) {
@@ -105,12 +84,10 @@ absl::Status Accept(const drr::v1::UploadVolumeChunk& chunk,
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const Limits limits = SmallLimits();
-  static const TemporaryArchive* const temporary = new TemporaryArchive;
-  static const int cleanup = std::atexit([] { delete temporary; });
-  (void)cleanup;
   if (size == 0) return 0;
   const DiskArchive* archive =
-      data[0] % 2 == 1 ? temporary->archive.get() : nullptr;
+      data[0] % 2 == 1 ? &drr::fuzz::ProcessArchive("upload-fuzz").archive()
+                       : nullptr;
   VolumeUpload upload(limits, archive);
   size_t at = 1;
   while (at + 2 <= size) {

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <thread>
 #include <utility>
@@ -77,20 +78,16 @@ absl::Status DrrClient::Retrying(const std::string& volume_id,
                                  const std::string& target_id,
                                  const std::function<absl::Status()>& attempt) {
   std::chrono::milliseconds backoff = retry_.initial_backoff;
-  bool resent_volume = false, resent_target = false;
+  std::set<Missing> resent;
   for (int failures = 0;;) {
     absl::Status status = attempt();
     if (status.ok()) return status;
-    if (absl::IsNotFound(status)) {
-      const bool of_volume =
-          absl::StartsWith(status.message(), "volume ") && !resent_volume;
-      const bool of_target =
-          absl::StartsWith(status.message(), "target ") && !resent_target;
-      if (!(of_volume || of_target) ||
-          !ResendMissing(status, volume_id, target_id)) {
+    if (const Missing missing = MissingIn(status);
+        missing != Missing::kNothing) {
+      if (!resent.insert(missing).second ||
+          !ResendMissing(missing, volume_id, target_id)) {
         return status;
       }
-      (of_volume ? resent_volume : resent_target) = true;
       continue;
     }
     if (!absl::IsUnavailable(status) && !absl::IsCancelled(status)) {
@@ -102,10 +99,16 @@ absl::Status DrrClient::Retrying(const std::string& volume_id,
   }
 }
 
-bool DrrClient::ResendMissing(const absl::Status& status,
-                              const std::string& volume_id,
+DrrClient::Missing DrrClient::MissingIn(const absl::Status& status) {
+  if (!absl::IsNotFound(status)) return Missing::kNothing;
+  if (absl::StartsWith(status.message(), "volume ")) return Missing::kVolume;
+  if (absl::StartsWith(status.message(), "target ")) return Missing::kTarget;
+  return Missing::kNothing;
+}
+
+bool DrrClient::ResendMissing(Missing missing, const std::string& volume_id,
                               const std::string& target_id) {
-  if (absl::StartsWith(status.message(), "volume ")) {
+  if (missing == Missing::kVolume) {
     VolumeSource source;
     {
       absl::MutexLock lock(&mutex_);

@@ -111,15 +111,19 @@ class DrrClient {
   // x-drr-volume-id (what a proxy routes by) to a call's metadata.
   void Prepare(grpc::ClientContext& context,
                const std::string& volume_id) const;
+  // What a NOT_FOUND says is missing (docs/api.md), if it says.
+  enum class Missing { kNothing, kVolume, kTarget };
+  static Missing MissingIn(const absl::Status& status);
+
   // Runs `attempt` (one call) until it succeeds or fails for good, as the
   // class comment says; NOT_FOUND is answered for the volume `volume_id` and
   // the target `target_id` (either may be empty).
   absl::Status Retrying(const std::string& volume_id,
                         const std::string& target_id,
                         const std::function<absl::Status()>& attempt);
-  // Uploads again what `status` (a NOT_FOUND) says is missing, if this
-  // client can; true when it did.
-  bool ResendMissing(const absl::Status& status, const std::string& volume_id,
+  // Uploads again the `missing` volume `volume_id` or target `target_id`,
+  // if this client can; true when it did.
+  bool ResendMissing(Missing missing, const std::string& volume_id,
                      const std::string& target_id);
   absl::Status UploadOnce(const HostVolume& volume, const std::string& digest,
                           v1::VolumeInfo* info);

@@ -4,8 +4,10 @@ import os
 import pathlib
 import queue
 import re
+import socket
 import subprocess
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -18,6 +20,26 @@ SHARED_DATA = pathlib.Path(os.environ.get("DRR_SHARED_DATA", ROOT.parent / "shar
 CHEST = SHARED_DATA / "lidc-idri-0001.nii.gz"
 DRRSERVE = BUILD / "server" / "drrserve"
 DRRCTL = BUILD / "client" / "drrctl"
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (for a process that needs a fixed one)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until_listening(port: int, seconds: float = 10) -> None:
+    """Returns once something accepts connections on loopback ``port``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 class RunningServer:

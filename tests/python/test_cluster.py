@@ -5,7 +5,6 @@ nothing is cut by the proxy, and a replica killed mid-stream costs re-uploads, n
 import os
 import pathlib
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -16,7 +15,7 @@ import grpc
 import numpy as np
 import pytest
 
-from conftest import ROOT, RunningServer
+from conftest import ROOT, RunningServer, free_port, wait_until_listening
 from drr.v1 import renderer_pb2, renderer_pb2_grpc
 from drrclient import Client, Intrinsics, Pose, RenderOptions, RetryPolicy
 from test_metrics import parse, scrape
@@ -31,12 +30,6 @@ RETRY = RetryPolicy(attempts=10, initial_backoff=0.2, max_backoff=2.0)
 
 pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None,
                                 reason="haproxy is not installed (scripts/setup.sh installs it)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def volume(seed: int) -> tuple[Any, Any]:
@@ -59,12 +52,7 @@ class Cluster:
         self.proxy_log: list[str] = []
         threading.Thread(target=lambda: self.proxy_log.extend(self.haproxy.stdout or []),
                          daemon=True).start()
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", self.proxy_port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_until_listening(self.proxy_port)
         self.address = f"127.0.0.1:{self.proxy_port}"
 
     def start(self, i: int) -> RunningServer:
@@ -249,12 +237,7 @@ def test_nginx_routes_each_volume_to_one_replica_too(cluster: Cluster,
     assert checked.returncode == 0, checked.stderr
     proxy = subprocess.Popen(nginx, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_until_listening(port)
         with Client(f"127.0.0.1:{port}", retry=RetryPolicy(attempts=1)) as client:
             ids = [client.upload_volume(*volume(500 + seed)) for seed in range(20)]
             for vid in ids:

@@ -5,10 +5,8 @@ import http.client
 import os
 import pathlib
 import shutil
-import socket
 import ssl
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -16,7 +14,7 @@ from typing import Any
 import grpc
 import pytest
 
-from conftest import DRRCTL, ROOT, RunningServer, small_volume
+from conftest import DRRCTL, ROOT, RunningServer, free_port, small_volume, wait_until_listening
 from drrclient import Client, Intrinsics, Pose
 
 CAMERA = Intrinsics(sdd=300, delx=2.0, dely=2.0, height=8, width=8)
@@ -142,9 +140,7 @@ def test_metrics_are_served_over_mutual_tls_by_haproxy_in_front(servers: Any,
     server = servers()
     (pki / "server-combined.pem").write_bytes((pki / "server.pem").read_bytes()
                                               + (pki / "server.key").read_bytes())
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "DRR_METRICS_BIND": f"127.0.0.1:{port}",
            "DRR_METRICS_PEM": str(pki / "server-combined.pem"),
            "DRR_METRICS_CLIENT_CA": str(pki / "ca.pem"), "DRR_METRICS_VERIFY": "required",
@@ -154,16 +150,11 @@ def test_metrics_are_served_over_mutual_tls_by_haproxy_in_front(servers: Any,
     try:
         url = f"https://127.0.0.1:{port}/metrics"
 
+        wait_until_listening(port)
+
         def scrape_with(context: ssl.SSLContext) -> str:
-            for _ in range(50):  # until HAProxy listens
-                try:
-                    with urllib.request.urlopen(url, context=context, timeout=10) as response:
-                        return str(response.read().decode())
-                except urllib.error.URLError as error:
-                    if not isinstance(error.reason, ConnectionRefusedError):
-                        raise
-                    time.sleep(0.1)
-            raise AssertionError("HAProxy did not listen")
+            with urllib.request.urlopen(url, context=context, timeout=10) as response:
+                return str(response.read().decode())
 
         trusted = ssl.create_default_context(cafile=str(pki / "ca.pem"))
         trusted.load_cert_chain(str(pki / "client.pem"), str(pki / "client.key"))

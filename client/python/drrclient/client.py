@@ -113,6 +113,11 @@ def _pose_gradients(
     return parameters, rt_inv
 
 
+def _loss_target(request: renderer_pb2.RenderRequest) -> str | None:
+    """The target a loss request compares with, or None."""
+    return request.loss.target_id if request.HasField("loss") else None
+
+
 def _status_code(value: int) -> grpc.StatusCode:
     for code in grpc.StatusCode:
         if code.value[0] == value:
@@ -289,9 +294,8 @@ class Client:
 
     def _render(self, request: renderer_pb2.RenderRequest) -> renderer_pb2.RenderResponse:
         """The Render call of ``request``, as _call makes it."""
-        target_id = request.loss.target_id if request.HasField("loss") else None
         response: renderer_pb2.RenderResponse = self._call(
-            request.volume_id, target_id,
+            request.volume_id, _loss_target(request),
             lambda metadata: self._renderer.Render(request, metadata=metadata))
         return response
 
@@ -388,9 +392,8 @@ class Client:
                 for response in call:
                     request = pending[0]  # popped once its answer is delivered
                     code = _status_code(response.status.code)
-                    target_id = request.loss.target_id if request.HasField("loss") else None
                     if self._resend_missing(code, response.status.message, request.volume_id,
-                                            target_id, resent):
+                                            _loss_target(request), resent):
                         break  # resume from this frame
                     if code == grpc.StatusCode.UNAVAILABLE and backoff.wait_after_code(code):
                         break  # refused by a replica that drains: resume from this frame
