@@ -1,13 +1,15 @@
 """The Python client against the real server: uploads, batches, streams, errors."""
 
+import time
+
 import grpc
 import numpy as np
 import pytest
 
 import reference
-from conftest import small_volume
+from conftest import free_port, small_volume
 from drr.v1 import volumes_pb2, volumes_pb2_grpc
-from drrclient import Client, Intrinsics, Loss, Pose, RenderOptions, volume_id
+from drrclient import Client, Intrinsics, Loss, Pose, RenderOptions, RetryPolicy, volume_id
 
 SMALL = Intrinsics(sdd=300, delx=1.5, dely=1.5, height=24, width=32)
 
@@ -277,3 +279,21 @@ def test_a_patch_loss_with_huge_windows_is_answered_and_the_server_goes_on(clien
                                             Loss(kind="ncc", patch_sizes=[patch]),
                                             RenderOptions(n_samples=50))
         assert np.isfinite(losses).all() and -1 <= losses[0] <= 1
+
+
+def test_unavailable_is_retried_with_backoff_as_many_times_as_the_policy_says():
+    """Nothing listens: every attempt is UNAVAILABLE, and the last one's error comes back after
+    the policy's waits (0.1 + 0.15 + 0.15 s for four attempts)."""
+    with Client(f"127.0.0.1:{free_port()}",
+                retry=RetryPolicy(attempts=4, initial_backoff=0.1, max_backoff=0.15)) as dead:
+        started = time.monotonic()
+        with pytest.raises(grpc.RpcError) as error:
+            dead.get_volume("a" * 64)
+        assert error.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert time.monotonic() - started >= 0.4
+    # One attempt: no wait at all.
+    with Client(f"127.0.0.1:{free_port()}", retry=RetryPolicy(attempts=1)) as once:
+        started = time.monotonic()
+        with pytest.raises(grpc.RpcError):
+            once.get_volume("a" * 64)
+        assert time.monotonic() - started < 0.4
