@@ -297,8 +297,10 @@ absl::Status CheckLoss(const LossSpec& spec, int height, int width) {
                        ", must be within ±", kMaxLossWeight));
     }
   }
-  if (!(spec.eps > 0) || !std::isfinite(spec.eps)) {
-    return absl::InvalidArgumentError("loss.eps must be > 0");
+  if (!(spec.eps >= kMinLossEps) || !std::isfinite(spec.eps)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("loss.eps is ", spec.eps, ", must be finite and at least ",
+                     kMinLossEps));
   }
   if (!(spec.sigma >= 0) || spec.sigma > 50) {
     return absl::InvalidArgumentError("loss.sigma must be in [0, 50]");

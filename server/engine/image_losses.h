@@ -30,6 +30,10 @@ struct LossSpec {
 // sum of similarities could overflow.
 inline constexpr double kMaxLossWeight = 1e6;
 
+// Smallest eps a loss takes: below it the reciprocal deviations of a flat
+// image or patch (1/√eps) overflow its gradient.
+inline constexpr double kMinLossEps = 1e-12;
+
 // Why `spec` cannot be applied to height × width images, or OK: malformed
 // values are INVALID_ARGUMENT. Every loss takes O(height · width) memory and
 // time, whatever its patch sizes (windows are summed with integral images).

@@ -4,6 +4,7 @@
 #include <random>
 #include <vector>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/status_matchers.h"
 
@@ -12,6 +13,7 @@ namespace {
 
 using ::drr::testing::IsOk;
 using ::drr::testing::StatusIs;
+using ::testing::HasSubstr;
 
 constexpr int kH = 11, kW = 13;
 
@@ -196,6 +198,32 @@ TEST(ImageLossesTest, RejectsBadSpecs) {
               StatusIs(absl::StatusCode::kInvalidArgument));
   spec.weights = {0.5, -kMaxLossWeight};
   EXPECT_THAT(CheckLoss(spec, kH, kW), IsOk());
+}
+
+// A subnormal eps made 1/(σx·σy) of a flat patch overflow to an infinite
+// gradient (found by loss_fuzz); the smallest eps accepted keeps it finite.
+TEST(ImageLossesTest, EpsIsBoundedBelowSoFlatImagesKeepAFiniteGradient) {
+  LossSpec spec;
+  spec.kind = LossSpec::Kind::kMultiscaleNcc;
+  spec.patch_sizes = {0, 4};
+  spec.weights = {0.5, 0.5};
+  spec.eps = 3.42338897387647e-313;
+  EXPECT_THAT(
+      CheckLoss(spec, kH, kW),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("loss.eps")));
+  spec.eps = kMinLossEps / 2;
+  EXPECT_THAT(CheckLoss(spec, kH, kW),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  spec.eps = kMinLossEps;
+  ASSERT_THAT(CheckLoss(spec, kH, kW), IsOk());
+  std::vector<float> flat(kH * kW, 0.0f);
+  flat[0] = -5.5e-9f;
+  const std::vector<float> target(kH * kW, 0.0f);
+  std::vector<double> grad;
+  const double loss =
+      LossAndGradient(spec, flat.data(), target.data(), kH, kW, &grad);
+  EXPECT_TRUE(std::isfinite(loss));
+  for (double g : grad) ASSERT_TRUE(std::isfinite(g));
 }
 
 }  // namespace
