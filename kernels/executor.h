@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "kernels/kernel_status.h"
 #include "kernels/pose_map.h"
@@ -89,10 +90,10 @@ class Executor {
 
   // A new workspace. On CUDA its calls are issued on `cuda_stream`, or on a
   // stream of the workspace's own when that is nullptr; the CPU executor
-  // ignores it. A lent stream must be a stream of device 0 that outlives the
-  // workspace (its scratch is freed on it), not cudaStreamPerThread or the
-  // legacy default stream, and not being captured into a CUDA graph (calls
-  // wait for it).
+  // ignores it. A lent stream must be a stream of the executor's device that
+  // outlives the workspace (its scratch is freed on it), not
+  // cudaStreamPerThread or the legacy default stream, and not being captured
+  // into a CUDA graph (calls wait for it).
   virtual KernelStatus MakeWorkspace(void* cuda_stream,
                                      std::unique_ptr<Workspace>* out) = 0;
 
@@ -146,20 +147,28 @@ KernelStatus CheckGradientLaunch(MemorySpace space,
 // The CPU executor over `threads` worker threads (0 = one per hardware thread).
 std::unique_ptr<Executor> MakeCpuExecutor(int threads);
 
-// Why CUDA can or cannot be used here: the number of usable devices, the name
-// of the first, and, when none, the reason.
+// A CUDA device as the runtime reports it.
+struct CudaDevice {
+  std::string name;
+  // Its global memory.
+  int64_t memory_bytes = 0;
+};
+
+// Why CUDA can or cannot be used here: the usable devices, by ordinal, and,
+// when none, the reason.
 struct CudaProbe {
   int device_count = 0;
-  std::string device_name;
+  std::vector<CudaDevice> devices;
   std::string reason;
 };
 
-// Looks for a usable CUDA device (never fails: a build without nvcc, a missing
+// Looks for usable CUDA devices (never fails: a build without nvcc, a missing
 // driver or no device all give device_count 0 and a reason).
 CudaProbe ProbeCuda();
 
-// The CUDA executor on device 0 into `out`; kUnavailable, with the reason,
-// when there is none.
-KernelStatus MakeCudaExecutor(std::unique_ptr<Executor>* out);
+// The CUDA executor on device `device` (an ordinal of ProbeCuda's) into
+// `out`; kUnavailable, with the reason, when there is no such device. Every
+// call it takes makes its device the calling thread's current one.
+KernelStatus MakeCudaExecutor(std::unique_ptr<Executor>* out, int device = 0);
 
 }  // namespace drr::kernels

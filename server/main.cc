@@ -26,6 +26,7 @@ namespace {
 struct Flags {
   Server::Options options;
   std::string device = "auto";
+  std::string devices = "all";
   std::string preload;
   bool preload_phantom = false;
   // A double, so that 5e8 reads as a count.
@@ -34,6 +35,7 @@ struct Flags {
   double drain_timeout_s = 30;
   // Doubles, so that 8e9 reads as a count.
   double memory_budget = 0;
+  double device_memory_budget = 0;
   double upload_idle_timeout_s = 30;
   double tenant_stored_bytes = 0;
 };
@@ -87,8 +89,20 @@ void DeclareFlags(CLI::App& app, Flags& f) {
   app.add_option("--device", f.device,
                  "executor: auto (CUDA if usable, else CPU), cpu or cuda")
       ->capture_default_str();
+  app.add_option("--devices", f.devices,
+                 "devices to render on, each with an engine of its own and "
+                 "volumes placed by a hash of their ids: all, or device "
+                 "numbers such as 0,1 (on the CPU, CPU executors stand in "
+                 "for them; all = one)")
+      ->capture_default_str();
+  app.add_option("--device-memory-budget", f.device_memory_budget,
+                 "memory, in bytes, each device's resident volumes may take "
+                 "(0 = 90% of a GPU's memory; on the CPU an equal share of "
+                 "--memory-budget)")
+      ->check(CLI::Range(0.0, 1e18))
+      ->capture_default_str();
   app.add_option("--cpu-threads", o.cpu_threads,
-                 "CPU executor threads (0 = one per core)")
+                 "threads of each CPU executor (0 = one per core)")
       ->capture_default_str();
   app.add_option("--preload", f.preload,
                  "NIfTI volume (.nii/.nii.gz) to store at start");
@@ -200,6 +214,8 @@ int Run(int argc, char** argv) {
   flags.options.engine.batch_delay =
       std::chrono::microseconds(flags.batch_delay_us);
   flags.options.memory_budget = static_cast<int64_t>(flags.memory_budget);
+  flags.options.device_memory_budget =
+      static_cast<int64_t>(flags.device_memory_budget);
   flags.options.tenant_quota.stored_bytes =
       static_cast<int64_t>(flags.tenant_stored_bytes);
   flags.options.limits.upload_idle_timeout = std::chrono::milliseconds(
@@ -213,6 +229,13 @@ int Run(int argc, char** argv) {
     return 2;
   }
   flags.options.device = *device;
+  absl::StatusOr<DeviceList> devices = ParseDeviceList(flags.devices);
+  if (!devices.ok()) {
+    std::fprintf(stderr, "drrserve: %s\n",
+                 std::string(devices.status().message()).c_str());
+    return 2;
+  }
+  flags.options.devices = *std::move(devices);
   // Signals are taken by sigwait below, not by whichever thread gets them.
   sigset_t signals;
   sigemptyset(&signals);

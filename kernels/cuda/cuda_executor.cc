@@ -126,6 +126,8 @@ size_t Pixels(int n_poses, const RenderSettings& settings) {
 
 class CudaExecutor final : public Executor {
  public:
+  explicit CudaExecutor(int device) : device_(device) {}
+
   std::string name() const override { return "cuda"; }
   MemorySpace space() const override { return MemorySpace::kCuda; }
 
@@ -135,6 +137,7 @@ class CudaExecutor final : public Executor {
       const float* mu, const uint16_t* labels, VolumeShape shape,
       const Residency& residency,
       std::shared_ptr<const ResidentVolume>* out) override {
+    DRR_KERNEL_RETURN_IF_ERROR(UseDevice());
     if (residency.texture && residency.storage == StorageType::kBFloat16) {
       return KernelStatus::Error(
           KernelCode::kInvalidArgument,
@@ -188,6 +191,7 @@ class CudaExecutor final : public Executor {
 
   KernelStatus MakeWorkspace(void* cuda_stream,
                              std::unique_ptr<Workspace>* out) override {
+    DRR_KERNEL_RETURN_IF_ERROR(UseDevice());
     auto workspace = std::make_unique<CudaWorkspace>();
     DRR_KERNEL_RETURN_IF_ERROR(
         workspace->Start(static_cast<cudaStream_t>(cuda_stream)));
@@ -200,6 +204,7 @@ class CudaExecutor final : public Executor {
                       Workspace& workspace, float* out) override {
     DRR_KERNEL_RETURN_IF_ERROR(
         CheckLaunch(space(), volume, settings, workspace));
+    DRR_KERNEL_RETURN_IF_ERROR(UseDevice());
     auto& scratch = static_cast<CudaWorkspace&>(workspace);
     return scratch.Settle(
         RenderOn(scratch, volume, poses, n_poses, settings, out));
@@ -212,6 +217,7 @@ class CudaExecutor final : public Executor {
                             PoseMapGradient* grad) override {
     DRR_KERNEL_RETURN_IF_ERROR(
         CheckGradientLaunch(space(), volume, settings, workspace));
+    DRR_KERNEL_RETURN_IF_ERROR(UseDevice());
     auto& scratch = static_cast<CudaWorkspace&>(workspace);
     return scratch.Settle(PoseGradientOn(scratch, volume, poses, n_poses,
                                          settings, upstream, grad));
@@ -223,12 +229,22 @@ class CudaExecutor final : public Executor {
                             Workspace& workspace, float* out) override {
     DRR_KERNEL_RETURN_IF_ERROR(
         CheckGradientLaunch(space(), volume, settings, workspace));
+    DRR_KERNEL_RETURN_IF_ERROR(UseDevice());
     auto& scratch = static_cast<CudaWorkspace&>(workspace);
     return scratch.Settle(
         PoseJacobianOn(scratch, volume, poses, n_poses, settings, out));
   }
 
  private:
+  // Makes this executor's device the calling thread's current one: its
+  // streams, allocations and launches belong to it.
+  KernelStatus UseDevice() const {
+    DRR_CUDA_RETURN_IF_ERROR("cudaSetDevice", cudaSetDevice(device_));
+    return KernelStatus::Ok();
+  }
+
+  const int device_;
+
   // The calls' work once checked, queued on the workspace's stream.
   KernelStatus RenderOn(CudaWorkspace& scratch, const ResidentVolume& volume,
                         const PoseGeometry* poses, int n_poses,
@@ -304,30 +320,43 @@ CudaProbe ProbeCuda() {
     probe.reason = "no CUDA device present";
     return probe;
   }
-  cudaDeviceProp prop{};
-  if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess)
-    probe.device_name = prop.name;
+  for (int device = 0; device < count; ++device) {
+    cudaDeviceProp prop{};
+    CudaDevice found;
+    if (cudaGetDeviceProperties(&prop, device) == cudaSuccess) {
+      found.name = prop.name;
+      found.memory_bytes = static_cast<int64_t>(prop.totalGlobalMem);
+    }
+    probe.devices.push_back(found);
+  }
   probe.device_count = count;
   return probe;
 }
 
-KernelStatus MakeCudaExecutor(std::unique_ptr<Executor>* out) {
+KernelStatus MakeCudaExecutor(std::unique_ptr<Executor>* out, int device) {
   const CudaProbe probe = ProbeCuda();
   if (probe.device_count == 0) {
     return KernelStatus::Error(KernelCode::kUnavailable, probe.reason);
   }
-  DRR_CUDA_RETURN_IF_ERROR("cudaSetDevice", cudaSetDevice(0));
+  if (device < 0 || device >= probe.device_count) {
+    return KernelStatus::Error(
+        KernelCode::kUnavailable,
+        "there is no CUDA device " + std::to_string(device) + " (" +
+            std::to_string(probe.device_count) + " present)");
+  }
+  const std::string& name = probe.devices[device].name;
+  DRR_CUDA_RETURN_IF_ERROR("cudaSetDevice", cudaSetDevice(device));
   // What this executor needs of the device, checked now so that a server
   // falls back to the CPU instead of failing every render.
   int memory_pools = 0;
   DRR_CUDA_RETURN_IF_ERROR(
       "cudaDeviceGetAttribute",
       cudaDeviceGetAttribute(&memory_pools, cudaDevAttrMemoryPoolsSupported,
-                             0));
+                             device));
   if (memory_pools == 0) {
     return KernelStatus::Error(
         KernelCode::kUnavailable,
-        probe.device_name +
+        name +
             " has no stream-ordered memory pools "
             "(cudaMallocAsync), which the workspaces use");
   }
@@ -335,7 +364,7 @@ KernelStatus MakeCudaExecutor(std::unique_ptr<Executor>* out) {
   if (!image.ok()) {
     return KernelStatus::Error(KernelCode::kUnavailable, image.message());
   }
-  *out = std::make_unique<CudaExecutor>();
+  *out = std::make_unique<CudaExecutor>(device);
   return KernelStatus::Ok();
 }
 

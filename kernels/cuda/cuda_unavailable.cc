@@ -10,7 +10,7 @@ CudaProbe ProbeCuda() {
   return probe;
 }
 
-KernelStatus MakeCudaExecutor(std::unique_ptr<Executor>*) {
+KernelStatus MakeCudaExecutor(std::unique_ptr<Executor>*, int) {
   return KernelStatus::Error(KernelCode::kUnavailable, ProbeCuda().reason);
 }
 

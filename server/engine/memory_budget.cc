@@ -64,9 +64,8 @@ absl::StatusOr<MemoryHold> MemoryBudget::Reserve(MemoryUse use, int64_t bytes,
     if (TryTake(use, bytes)) return MemoryHold(this, use, bytes);
   }
   return absl::ResourceExhaustedError(absl::StrCat(
-      what, " needs ", bytes, " bytes of memory; the server's budget (",
-      "--memory-budget) has ", limit_ - used_.load(), " of ", limit_,
-      " free; retry later"));
+      what, " needs ", bytes, " bytes of memory; ", name_, " has ",
+      limit_ - used_.load(), " of ", limit_, " free; retry later"));
 }
 
 void MemoryBudget::Give(MemoryUse use, int64_t bytes) {

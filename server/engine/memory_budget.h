@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -63,8 +64,14 @@ class MemoryBudget {
   // use (for metrics); must be cheap and not call back into the budget.
   using Observer = std::function<void(MemoryUse use, int64_t used)>;
 
-  explicit MemoryBudget(int64_t limit, Observer observer = nullptr)
-      : limit_(limit), observer_(std::move(observer)) {}
+  // `name` is how refusals call it.
+  explicit MemoryBudget(int64_t limit, Observer observer = nullptr,
+                        std::string name = kServerBudgetName)
+      : limit_(limit), observer_(std::move(observer)), name_(std::move(name)) {}
+
+  // The name of the host budget: "the server's budget (--memory-budget)".
+  static constexpr const char* kServerBudgetName =
+      "the server's budget (--memory-budget)";
   MemoryBudget(const MemoryBudget&) = delete;
   MemoryBudget& operator=(const MemoryBudget&) = delete;
 
@@ -76,8 +83,8 @@ class MemoryBudget {
   }
 
   // Holds `bytes` for `use` (after the reclaimer freed what it could, if
-  // they did not fit), or RESOURCE_EXHAUSTED saying that `what` needs them
-  // and how much of the budget is free.
+  // they did not fit), or RESOURCE_EXHAUSTED saying that `what` needs them,
+  // naming the budget, and how much of it is free.
   absl::StatusOr<MemoryHold> Reserve(MemoryUse use, int64_t bytes,
                                      absl::string_view what);
 
@@ -97,6 +104,7 @@ class MemoryBudget {
 
   const int64_t limit_;
   const Observer observer_;
+  const std::string name_;
   std::function<void(int64_t)> reclaimer_;
   std::atomic<int64_t> used_{0};
   std::array<std::atomic<int64_t>, kMemoryUses> by_use_{};

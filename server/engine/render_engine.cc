@@ -91,6 +91,11 @@ absl::StatusOr<QueuedCall> RenderEngine::Prepare(RenderCall call) const {
   DRR_RETURN_IF_ERROR(ValidateRenderCall(call, limits_));
   DRR_ASSIGN_OR_RETURN(std::shared_ptr<const StoredVolume> volume,
                        store_->Get(call.volume_id));
+  if (volume->executor() != executor_) {
+    return absl::InternalError(
+        absl::StrCat("volume ", call.volume_id,
+                     " is resident on another device than this engine's"));
+  }
   for (size_t i = 0; i < call.channels.classes.size(); ++i) {
     if (call.channels.classes[i] >= volume->classes()) {
       return absl::InvalidArgumentError(

@@ -57,7 +57,8 @@ absl::Status VolumeNotFound(const std::string& id) {
 
 StoredVolume::StoredVolume(std::string id, HostVolume volume,
                            std::vector<uint16_t> labels, int classes,
-                           kernels::Executor* executor, Memory memory)
+                           kernels::Executor* executor, int device,
+                           Memory memory)
     : id_(std::move(id)),
       header_(volume.header),
       raw_voxels_(std::move(volume.voxels)),
@@ -66,16 +67,12 @@ StoredVolume::StoredVolume(std::string id, HostVolume volume,
       world_to_voxel_(*geometry::InvertAffine(header_.affine)),
       isocenter_(VolumeCenter(header_)),
       executor_(executor),
+      device_(device),
       memory_(std::move(memory)) {}
 
-absl::StatusOr<MemoryHold> StoredVolume::Reserve(int64_t bytes,
-                                                 absl::string_view what) const {
-  if (memory_.budget == nullptr) return MemoryHold();
-  return memory_.budget->Reserve(MemoryUse::kResident, bytes, what);
-}
-
 std::vector<std::shared_ptr<const kernels::ResidentVolume>>
-StoredVolume::TakeIdleResidents(int64_t* freed) const {
+StoredVolume::TakeIdleResidents(const MemoryBudget* budget,
+                                int64_t* freed) const {
   std::vector<std::shared_ptr<const kernels::ResidentVolume>> taken;
   absl::MutexLock lock(&mutex_);
   for (auto it = derived_.begin(); it != derived_.end();) {
@@ -83,7 +80,8 @@ StoredVolume::TakeIdleResidents(int64_t* freed) const {
       ++it;
       continue;
     }
-    *freed += it->held.bytes();
+    *freed += budget == memory_.device_budget ? it->device_held.bytes()
+                                              : it->held.bytes();
     taken.push_back(std::move(it->resident));
     it = derived_.erase(it);
   }
@@ -110,20 +108,35 @@ StoredVolume::Resident(const kernels::AttenuationParams& params,
     }
   }
   Tell(memory_.listener, CacheEvent::kMiss);
-  // The float32 μ while it is derived, and the copy made resident (host
-  // memory on the CPU executor; device memory is not this budget's).
+  // The float32 μ while it is derived (host memory), and the copy made
+  // resident: in the device's budget and, when the device's memory is the
+  // host's, in the host budget too.
   const int64_t voxels = header_.voxels();
-  DRR_ASSIGN_OR_RETURN(MemoryHold deriving,
-                       Reserve(voxels * int64_t{sizeof(float)},
-                               absl::StrCat("deriving μ of volume ", id_)));
+  const std::string what = absl::StrCat("a resident copy of volume ", id_);
+  MemoryHold deriving, held, device_held;
+  if (memory_.budget != nullptr) {
+    DRR_ASSIGN_OR_RETURN(
+        deriving, memory_.budget->Reserve(
+                      MemoryUse::kResident, voxels * int64_t{sizeof(float)},
+                      absl::StrCat("deriving μ of volume ", id_)));
+  }
+  const int64_t voxel_bytes = voxels * kernels::StorageBytes(residency.storage);
   const int64_t resident_bytes =
-      executor_->space() == kernels::MemorySpace::kHost
-          ? voxels * kernels::StorageBytes(residency.storage) +
-                static_cast<int64_t>(labels_.size() * sizeof(uint16_t))
-          : 0;
-  DRR_ASSIGN_OR_RETURN(
-      MemoryHold held,
-      Reserve(resident_bytes, absl::StrCat("a resident copy of volume ", id_)));
+      voxel_bytes + static_cast<int64_t>(labels_.size() * sizeof(uint16_t));
+  const bool host = executor_->space() == kernels::MemorySpace::kHost;
+  if (memory_.device_budget != nullptr) {
+    // On CUDA a textured copy keeps its linear copy too.
+    DRR_ASSIGN_OR_RETURN(
+        device_held,
+        memory_.device_budget->Reserve(
+            MemoryUse::kResident,
+            resident_bytes + (!host && residency.texture ? voxel_bytes : 0),
+            what));
+  }
+  if (host && memory_.budget != nullptr) {
+    DRR_ASSIGN_OR_RETURN(held, memory_.budget->Reserve(MemoryUse::kResident,
+                                                       resident_bytes, what));
+  }
   // Derive outside the lock: converting a large volume takes a while.
   std::shared_ptr<const kernels::ResidentVolume> resident;
   {
@@ -137,7 +150,7 @@ StoredVolume::Resident(const kernels::AttenuationParams& params,
   // memory may wait for the device.
   std::vector<Derived> evicted;
   absl::MutexLock lock(&mutex_);
-  derived_.push_front({key, resident, std::move(held)});
+  derived_.push_front({key, resident, std::move(held), std::move(device_held)});
   while (static_cast<int>(derived_.size()) > kDerivedKept) {
     evicted.push_back(std::move(derived_.back()));
     Tell(memory_.listener, CacheEvent::kEviction);
@@ -154,17 +167,27 @@ int64_t StoredVolume::resident_bytes() const {
   return bytes;
 }
 
-VolumeStore::VolumeStore(kernels::Executor* executor, int max_volumes,
-                         int max_classes, const DiskArchive* archive,
-                         MemoryBudget* budget, CacheListener* listener)
-    : executor_(executor),
+VolumeStore::VolumeStore(std::vector<Residence> residences, Placement place,
+                         int max_volumes, int max_classes,
+                         const DiskArchive* archive, MemoryBudget* budget,
+                         CacheListener* listener)
+    : residences_(std::move(residences)),
+      place_(std::move(place)),
       max_volumes_(max_volumes),
       max_classes_(max_classes),
       archive_(archive),
       budget_(budget),
       listener_(listener) {
   if (budget_ != nullptr) {
-    budget_->set_reclaimer([this](int64_t shortfall) { MakeRoom(shortfall); });
+    budget_->set_reclaimer(
+        [this](int64_t shortfall) { MakeRoom(budget_, shortfall); });
+  }
+  for (const Residence& residence : residences_) {
+    if (residence.budget == nullptr) continue;
+    residence.budget->set_reclaimer(
+        [this, device = residence.budget](int64_t shortfall) {
+          MakeRoom(device, shortfall);
+        });
   }
   if (archive_ == nullptr) return;
   absl::MutexLock lock(&mutex_);
@@ -172,6 +195,13 @@ VolumeStore::VolumeStore(kernels::Executor* executor, int max_volumes,
     archived_.insert(std::move(id));
   }
 }
+
+VolumeStore::VolumeStore(kernels::Executor* executor, int max_volumes,
+                         int max_classes, const DiskArchive* archive,
+                         MemoryBudget* budget, CacheListener* listener)
+    : VolumeStore(
+          {Residence{executor, nullptr}}, [](const std::string&) { return 0; },
+          max_volumes, max_classes, archive, budget, listener) {}
 
 int VolumeStore::CountLocked() const {
   // With an archive every loaded volume is archived too.
@@ -232,12 +262,14 @@ absl::StatusOr<std::shared_ptr<const StoredVolume>> VolumeStore::Admit(
     memory.budget = budget_;
   }
   memory.listener = listener_;
+  const int device = place_(id);
+  memory.device_budget = residences_[device].budget;
   if (persist && archive_ != nullptr) {
     DRR_RETURN_IF_ERROR(archive_->PutVolume(id, volume));
   }
-  auto stored =
-      std::make_shared<StoredVolume>(id, std::move(volume), std::move(labels),
-                                     classes, executor_, std::move(memory));
+  auto stored = std::make_shared<StoredVolume>(
+      id, std::move(volume), std::move(labels), classes,
+      residences_[device].executor, device, std::move(memory));
   // Its μ is made resident at its first render, in the storage type that
   // render asks for: a volume rendered only in float16 never holds a
   // float32 copy.
@@ -389,26 +421,40 @@ int64_t VolumeStore::resident_bytes() const {
   return bytes;
 }
 
-void VolumeStore::MakeRoom(int64_t needed) const {
+std::vector<int> VolumeStore::CountByResidence() const {
+  std::vector<int> counts(residences_.size(), 0);
+  absl::MutexLock lock(&mutex_);
+  if (archive_ != nullptr) {
+    for (const std::string& id : archived_) ++counts[place_(id)];
+  } else {
+    for (const auto& [id, volume] : volumes_) ++counts[volume->device()];
+  }
+  return counts;
+}
+
+void VolumeStore::MakeRoom(const MemoryBudget* budget, int64_t needed) const {
   // Freed once the lock is released.
   std::vector<std::shared_ptr<const kernels::ResidentVolume>> residents;
   std::vector<std::shared_ptr<const StoredVolume>> unloaded;
   {
     absl::MutexLock lock(&mutex_);
     std::vector<std::pair<int64_t, std::string>> oldest_first;
+    const bool host = budget == budget_;
     for (const auto& [id, volume] : volumes_) {
-      oldest_first.emplace_back(volume->last_used(), id);
+      if (host || residences_[volume->device()].budget == budget) {
+        oldest_first.emplace_back(volume->last_used(), id);
+      }
     }
     std::sort(oldest_first.begin(), oldest_first.end());
     int64_t freed = 0;
     for (const auto& [tick, id] : oldest_first) {
       if (freed >= needed) break;
-      for (auto& r : volumes_.at(id)->TakeIdleResidents(&freed)) {
+      for (auto& r : volumes_.at(id)->TakeIdleResidents(budget, &freed)) {
         residents.push_back(std::move(r));
       }
     }
     for (const auto& [tick, id] : oldest_first) {
-      if (archive_ == nullptr || freed >= needed) break;
+      if (!host || archive_ == nullptr || freed >= needed) break;
       auto it = volumes_.find(id);
       // Only the store holds it: no render or upload uses it.
       if (it->second.use_count() > 1) continue;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <list>
 #include <map>
 #include <memory>
@@ -47,6 +48,14 @@ class CacheListener {
   virtual void OnCacheEvent(CacheEvent event, int count) = 0;
 };
 
+// Where volumes are made resident: an executor and the budget of the memory
+// its resident copies take there (a GPU's memory; on the CPU, the share of
+// host memory this stand-in device may fill), or nullptr for none.
+struct Residence {
+  kernels::Executor* executor = nullptr;
+  MemoryBudget* budget = nullptr;
+};
+
 // A stored volume: its description and raw voxels as uploaded (HU are kept,
 // so μ can be derived again with other parameters), its labels, and the μ
 // volumes derived from it, resident on the executor.
@@ -55,21 +64,28 @@ class StoredVolume {
   // How many derived μ volumes each stored volume keeps resident.
   static constexpr int kDerivedKept = 2;
 
-  // Where a stored volume's memory is accounted: the budget (or nullptr;
-  // its reclaimer may free idle copies of this volume too) and the hold on
-  // its uploaded bytes.
+  // Where a stored volume's memory is accounted: the host budget (or
+  // nullptr; its reclaimer may free idle copies of this volume too), the
+  // hold on its uploaded bytes there, and the budget of its residence's
+  // memory (or nullptr), which holds its resident copies too.
   struct Memory {
     MemoryBudget* budget = nullptr;
     MemoryHold uploaded;
+    MemoryBudget* device_budget = nullptr;
     // Hears its cache hits, misses and evictions; may be nullptr.
     CacheListener* listener = nullptr;
   };
 
+  // Made resident on `executor`, the device of index `device` of its store.
   StoredVolume(std::string id, HostVolume volume, std::vector<uint16_t> labels,
-               int classes, kernels::Executor* executor, Memory memory);
+               int classes, kernels::Executor* executor, int device,
+               Memory memory);
 
   const std::string& id() const { return id_; }
   const VolumeHeader& header() const { return header_; }
+  // The executor its copies are made resident on, and its device's index.
+  const kernels::Executor* executor() const { return executor_; }
+  int device() const { return device_; }
   // Bytes of voxel (and label) data as uploaded.
   int64_t uploaded_bytes() const {
     return header_.voxel_bytes() + header_.label_bytes();
@@ -94,11 +110,12 @@ class StoredVolume {
   // Bytes held on the executor by the derived volumes.
   int64_t resident_bytes() const;
 
-  // Takes out the derived volumes no render holds (adding their budgeted
-  // bytes to `*freed`), for the caller to free once it holds no lock; they
-  // are derived again when next needed.
+  // Takes out the derived volumes no render holds (adding the bytes they
+  // hold of `budget`, the host's or the device's, to `*freed`), for the
+  // caller to free once it holds no lock; they are derived again when next
+  // needed.
   std::vector<std::shared_ptr<const kernels::ResidentVolume>> TakeIdleResidents(
-      int64_t* freed) const;
+      const MemoryBudget* budget, int64_t* freed) const;
 
   // A counter value of the store's at the volume's last use (for LRU).
   int64_t last_used() const { return last_used_.load(); }
@@ -127,18 +144,17 @@ class StoredVolume {
   const int classes_;
   const geometry::Mat4d world_to_voxel_;
   const geometry::Vec3d isocenter_;
-  // A derived volume and the budget it holds.
+  // A derived volume and what it holds of the host's and the device's
+  // budgets.
   struct Derived {
     DerivedKey key;
     std::shared_ptr<const kernels::ResidentVolume> resident;
     MemoryHold held;
+    MemoryHold device_held;
   };
 
-  // Holds `bytes` of the budget for `what`; an empty hold without a budget.
-  absl::StatusOr<MemoryHold> Reserve(int64_t bytes,
-                                     absl::string_view what) const;
-
   kernels::Executor* const executor_;
+  const int device_;
   const Memory memory_;
   mutable std::atomic<int64_t> last_used_{0};
   mutable absl::Mutex mutex_;
@@ -151,13 +167,24 @@ class StoredVolume {
 // already holds (from before a restart) are loaded on first use. Thread-safe.
 class VolumeStore {
  public:
-  // Stores on `executor` (which must outlive the store): at most
-  // `max_volumes` volumes of at most `max_classes` label classes, kept in
-  // `archive` too when it is not nullptr (it must outlive the store).
-  // Accounts memory in `budget` when it is not nullptr, and becomes its
-  // reclaimer: what does not fit is refused only after the resident copies
-  // no render uses (and, with an archive, loaded volumes no render uses) are
+  // Chooses the index of the residence of the volume with `id`.
+  using Placement = std::function<int(const std::string& id)>;
+
+  // Stores volumes made resident on `residences` (whose executors and
+  // budgets must outlive the store), each on the one `place` chooses: at
+  // most `max_volumes` volumes of at most `max_classes` label classes, kept
+  // in `archive` too when it is not nullptr (it must outlive the store).
+  // Accounts host memory in `budget` when it is not nullptr. Becomes the
+  // reclaimer of that budget and of the residences': what does not fit is
+  // refused only after the resident copies no render uses (and, with an
+  // archive and for the host budget, loaded volumes no render uses) are
   // freed, least recently used first; they come back on demand.
+  VolumeStore(std::vector<Residence> residences, Placement place,
+              int max_volumes, int max_classes = 256,
+              const DiskArchive* archive = nullptr,
+              MemoryBudget* budget = nullptr,
+              CacheListener* listener = nullptr);
+  // Stores every volume on `executor`, with no budget of its own.
   VolumeStore(kernels::Executor* executor, int max_volumes,
               int max_classes = 256, const DiskArchive* archive = nullptr,
               MemoryBudget* budget = nullptr,
@@ -200,6 +227,8 @@ class VolumeStore {
   // those loaded.
   int size() const;
   int64_t resident_bytes() const;
+  // How many stored volumes (loaded or not) each residence holds, by index.
+  std::vector<int> CountByResidence() const;
 
   // Removes the volume with `id`, from disk too (renders in flight keep
   // their reference), or NOT_FOUND.
@@ -215,12 +244,14 @@ class VolumeStore {
   int CountLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   // The refusal of a volume over max_volumes_.
   absl::Status StoreFull() const;
-  // Frees at least `needed` budgeted bytes if it can: idle resident copies,
-  // then (with an archive, which can load them again) idle volumes, least
-  // recently used first.
-  void MakeRoom(int64_t needed) const;
+  // Frees at least `needed` bytes of `budget` (the host's, or a residence's)
+  // if it can: idle resident copies counted in it, then, for the host
+  // budget and with an archive (which can load them again), idle volumes,
+  // least recently used first.
+  void MakeRoom(const MemoryBudget* budget, int64_t needed) const;
 
-  kernels::Executor* const executor_;
+  const std::vector<Residence> residences_;
+  const Placement place_;
   const int max_volumes_;
   const int max_classes_;
   const DiskArchive* const archive_;

@@ -147,6 +147,33 @@ ServerMetrics::ServerMetrics(absl::string_view backend)
               .Help("Bytes of the volumes and targets each tenant owns, as "
                     "its stored-bytes quota counts them (shared content "
                     "counts whole for each owner).")
+              .Register(*registry_)),
+      device_launches_(prometheus::BuildCounter()
+                           .Name("drr_device_launches_total")
+                           .Help("Executor launches on each device.")
+                           .Register(*registry_)),
+      device_poses_(prometheus::BuildCounter()
+                        .Name("drr_device_poses_total")
+                        .Help("Poses launched on each device.")
+                        .Register(*registry_)),
+      device_queue_depth_(prometheus::BuildGauge()
+                              .Name("drr_device_queue_depth")
+                              .Help("Render requests waiting for each device.")
+                              .Register(*registry_)),
+      device_volumes_(prometheus::BuildGauge()
+                          .Name("drr_device_volumes")
+                          .Help("Stored volumes placed on each device.")
+                          .Register(*registry_)),
+      device_memory_budget_(
+          prometheus::BuildGauge()
+              .Name("drr_device_memory_budget_bytes")
+              .Help("Memory each device's resident volumes may take "
+                    "(--device-memory-budget).")
+              .Register(*registry_)),
+      device_memory_used_(
+          prometheus::BuildGauge()
+              .Name("drr_device_memory_used_bytes")
+              .Help("Memory each device's resident volumes take.")
               .Register(*registry_)) {
   for (const char* event : {"hit", "miss", "eviction", "load", "unload"}) {
     cache_events_.Add({{"event", event}});
@@ -206,7 +233,45 @@ void ServerMetrics::SetStoredVolumes(int count, int64_t bytes) {
   volume_bytes_.Set(static_cast<double>(bytes));
 }
 
-void ServerMetrics::SetQueueDepth(int depth) { queue_depth_.Set(depth); }
+DeviceMetrics& ServerMetrics::AddDevice(const std::string& label,
+                                        int64_t budget_bytes) {
+  devices_.push_back(
+      std::make_unique<DeviceMetrics>(this, label, budget_bytes));
+  return *devices_.back();
+}
+
+DeviceMetrics::DeviceMetrics(ServerMetrics* server, const std::string& label,
+                             int64_t budget_bytes)
+    : server_(server),
+      launches_(server->device_launches_.Add({{"device", label}})),
+      poses_(server->device_poses_.Add({{"device", label}})),
+      queue_depth_(server->device_queue_depth_.Add({{"device", label}})),
+      volumes_(server->device_volumes_.Add({{"device", label}})),
+      memory_used_(server->device_memory_used_.Add({{"device", label}})) {
+  server->device_memory_budget_.Add({{"device", label}})
+      .Set(static_cast<double>(budget_bytes));
+}
+
+void DeviceMetrics::SetQueueDepth(int depth) {
+  queue_depth_.Set(depth);
+  server_->queue_depth_.Increment(depth - last_depth_.exchange(depth));
+}
+
+void DeviceMetrics::SetVolumes(int count) { volumes_.Set(count); }
+
+void DeviceMetrics::SetResidentBytes(int64_t bytes) {
+  memory_used_.Set(static_cast<double>(bytes));
+}
+
+void DeviceMetrics::OnLaunch(int calls, int poses) {
+  launches_.Increment();
+  poses_.Increment(poses);
+  server_->OnLaunch(calls, poses);
+}
+
+void DeviceMetrics::OnDropped(absl::StatusCode code) {
+  server_->OnDropped(code);
+}
 
 void ServerMetrics::RecordStages(const RenderResult& result,
                                  double encode_seconds) {

@@ -3,11 +3,13 @@
 // the renderer.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -28,6 +30,39 @@ class Exposer;
 }
 
 namespace drr::server {
+
+class ServerMetrics;
+
+// The series of one device, labelled device="cuda:1": its launches and
+// poses, its queue, the volumes placed on it and the memory their resident
+// copies take of its budget. Hears its engine, and passes launches and
+// dropped calls on to the server's histograms and counters.
+class DeviceMetrics final : public EngineListener {
+ public:
+  DeviceMetrics(ServerMetrics* server, const std::string& label,
+                int64_t budget_bytes);
+
+  // Sets the calls waiting for this device (and the server's total).
+  void SetQueueDepth(int depth);
+  // Sets the stored volumes placed on it.
+  void SetVolumes(int count);
+  // Sets the bytes its resident copies hold of its budget.
+  void SetResidentBytes(int64_t bytes);
+
+  // EngineListener.
+  void OnLaunch(int calls, int poses) override;
+  void OnDropped(absl::StatusCode code) override;
+
+ private:
+  ServerMetrics* const server_;
+  prometheus::Counter& launches_;
+  prometheus::Counter& poses_;
+  prometheus::Gauge& queue_depth_;
+  prometheus::Gauge& volumes_;
+  prometheus::Gauge& memory_used_;
+  // The depth last set, to keep the server's total the sum of the devices'.
+  std::atomic<int> last_depth_{0};
+};
 
 // Metric families of one server, and the HTTP endpoint serving them. Hears
 // the engine's launches and dropped calls.
@@ -51,8 +86,12 @@ class ServerMetrics final : public EngineListener, public CacheListener {
   void AddUploadBytes(int64_t n);
   // Sets the number of stored volumes and their resident bytes.
   void SetStoredVolumes(int count, int64_t bytes);
-  // Sets the number of render calls waiting in the queue.
-  void SetQueueDepth(int depth);
+  // The series of a device labelled `label` with a budget of
+  // `budget_bytes`, its index the number of devices added before it. Called
+  // at start, before the metrics are shared.
+  DeviceMetrics& AddDevice(const std::string& label, int64_t budget_bytes);
+  // The series of device `index`.
+  DeviceMetrics& device(int index) { return *devices_[index]; }
   // Observes where the time of a rendered call went, `encode_seconds` being
   // the frontend's encoding of its response.
   void RecordStages(const RenderResult& result, double encode_seconds);
@@ -87,6 +126,8 @@ class ServerMetrics final : public EngineListener, public CacheListener {
   const prometheus::Registry& registry() const { return *registry_; }
 
  private:
+  friend class DeviceMetrics;
+
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>& requests_;
   prometheus::Family<prometheus::Histogram>& request_duration_;
@@ -107,6 +148,13 @@ class ServerMetrics final : public EngineListener, public CacheListener {
   prometheus::Family<prometheus::Counter>& quota_refusals_;
   prometheus::Family<prometheus::Counter>& tenant_requests_;
   prometheus::Family<prometheus::Gauge>& tenant_stored_bytes_;
+  prometheus::Family<prometheus::Counter>& device_launches_;
+  prometheus::Family<prometheus::Counter>& device_poses_;
+  prometheus::Family<prometheus::Gauge>& device_queue_depth_;
+  prometheus::Family<prometheus::Gauge>& device_volumes_;
+  prometheus::Family<prometheus::Gauge>& device_memory_budget_;
+  prometheus::Family<prometheus::Gauge>& device_memory_used_;
+  std::vector<std::unique_ptr<DeviceMetrics>> devices_;
   std::unique_ptr<prometheus::Exposer> exposer_;
 
   // The label of `tenant`: itself while fewer than kMaxTenantSeries tenants

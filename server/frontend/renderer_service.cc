@@ -310,11 +310,14 @@ void RenderThroughEngine(const ServiceContext& context,
   call->scheduling.client = std::move(origin.client);
   call->scheduling.latest_stream = origin.latest_stream;
   ServerMetrics* metrics = context.metrics;
-  RenderEngine* engine = context.engine;
+  // The engine of the device the volume is placed on.
+  const int device = context.devices->Place(call->volume_id);
+  RenderEngine* engine = &context.engines->at(device);
+  DeviceMetrics* device_metrics = &metrics->device(device);
   engine->Submit(*std::move(call),
-                 [metrics, engine, response,
+                 [metrics, device_metrics, engine, response,
                   done = std::move(done)](absl::StatusOr<RenderResult> result) {
-                   metrics->SetQueueDepth(engine->queue_depth());
+                   device_metrics->SetQueueDepth(engine->queue_depth());
                    if (result.ok()) {
                      const auto start = std::chrono::steady_clock::now();
                      ToProto(*result, response);
@@ -326,7 +329,7 @@ void RenderThroughEngine(const ServiceContext& context,
                    }
                    done(result.status());
                  });
-  metrics->SetQueueDepth(engine->queue_depth());
+  device_metrics->SetQueueDepth(engine->queue_depth());
 }
 
 grpc::ServerUnaryReactor* RendererService::Render(

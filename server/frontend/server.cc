@@ -11,11 +11,13 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "server/engine/device_pool.h"
 #include "server/engine/disk_archive.h"
+#include "server/engine/engine_set.h"
 #include "server/engine/memory_budget.h"
 #include "server/engine/ownership.h"
-#include "server/engine/render_engine.h"
 #include "server/engine/target_store.h"
 #include "server/engine/volume_store.h"
 #include "server/frontend/auth.h"
@@ -30,13 +32,33 @@
 namespace drr::server {
 namespace {
 
-// `options` with `listener` hearing the engine.
-// `options` with `listener` hearing the engine and `budget` bounding it.
-EngineOptions WithListener(EngineOptions options, EngineListener* listener,
-                           MemoryBudget* budget) {
-  options.listener = listener;
+// `options` with `budget` bounding the requests in flight.
+EngineOptions WithBudget(EngineOptions options, MemoryBudget* budget) {
   options.budget = budget;
   return options;
+}
+
+// The budget of `device`'s resident volumes: `configured` when set, else 90 %
+// of a GPU's memory (the rest for workspaces and the CUDA context), or for
+// a CPU executor an equal share of the host budget `host_limit` among
+// `device_count` devices.
+int64_t DeviceBudget(int64_t configured, const SelectedDevice& device,
+                     int64_t host_limit, int device_count) {
+  if (configured > 0) return configured;
+  if (device.memory_bytes > 0) return device.memory_bytes / 10 * 9;
+  return host_limit / device_count;
+}
+
+// Registers the series of each device of `devices` in `metrics`, in order,
+// and returns them as the listeners of the devices' engines.
+std::vector<EngineListener*> DeviceListeners(ServerMetrics& metrics,
+                                             const DevicePool& devices) {
+  std::vector<EngineListener*> listeners;
+  for (int i = 0; i < devices.size(); ++i) {
+    listeners.push_back(&metrics.AddDevice(devices.device(i).label,
+                                           devices.device(i).budget->limit()));
+  }
+  return listeners;
 }
 
 // Takes gRPC's reflection plugin out of a server builder.
@@ -61,13 +83,12 @@ class NoReflection final : public grpc::ServerBuilderOption {
 
 class Server::Impl {
  public:
-  Impl(SelectedExecutor selected, std::unique_ptr<DiskArchive> opened,
+  Impl(SelectedExecutors selected, std::unique_ptr<DiskArchive> opened,
        std::unique_ptr<Authenticator> authenticator, const Options& options)
-      : executor(std::move(selected.executor)),
-        backend_reason(std::move(selected.reason)),
+      : backend_reason(std::move(selected.reason)),
         archive(std::move(opened)),
         auth(std::move(authenticator)),
-        metrics(executor->name()),
+        metrics(selected.devices.front().executor->name()),
         owners(archive.get(),
                [this](const std::string& tenant, int64_t bytes) {
                  metrics.SetTenantStoredBytes(tenant, bytes);
@@ -85,14 +106,28 @@ class Server::Impl {
                }),
         uploads(options.limits.max_concurrent_uploads,
                 options.limits.upload_idle_timeout),
-        store(executor.get(), options.limits.max_volumes,
-              options.limits.max_classes, archive.get(), &budget, &metrics),
+        devices(
+            std::move(selected.devices),
+            [&](const SelectedDevice& device, int device_count) {
+              return DeviceBudget(options.device_memory_budget, device,
+                                  budget.limit(), device_count);
+            },
+            [this](int index, int64_t bytes) {
+              metrics.device(index).SetResidentBytes(bytes);
+            }),
+        store(
+            devices.Residences(),
+            [this](const std::string& id) { return devices.Place(id); },
+            options.limits.max_volumes, options.limits.max_classes,
+            archive.get(), &budget, &metrics),
         targets(options.limits, archive.get(), &budget),
-        engine(executor.get(), &store, &targets, options.limits,
-               WithListener(options.engine, &metrics, &budget)),
-        volumes_service(Context(options)),
-        renderer_service(Context(options)),
-        targets_service(Context(options)),
+        engines(devices, &store, &targets, options.limits,
+                WithBudget(options.engine, &budget),
+                DeviceListeners(metrics, devices)),
+        context(Context(options)),
+        volumes_service(context),
+        renderer_service(context),
+        targets_service(context),
         drain_timeout(options.drain_timeout) {
     metrics.SetMemoryBudget(budget.limit());
   }
@@ -103,19 +138,13 @@ class Server::Impl {
 
   // What the services share.
   ServiceContext Context(const Options& options) {
-    return ServiceContext{&store,
-                          &targets,
-                          archive.get(),
-                          auth.get(),
-                          &owners,
-                          &quotas,
-                          &engine,
-                          &metrics,
-                          &gate,
-                          &budget,
-                          &uploads,
-                          options.limits,
-                          options.require_volume_header};
+    return ServiceContext{&store,         &targets,
+                          archive.get(),  auth.get(),
+                          &owners,        &quotas,
+                          &devices,       &engines,
+                          &metrics,       &gate,
+                          &budget,        &uploads,
+                          options.limits, options.require_volume_header};
   }
 
   // Health turns NOT_SERVING and new calls are refused at once; the work in
@@ -131,9 +160,8 @@ class Server::Impl {
     return drained;
   }
 
-  // Declaration order is teardown order reversed: the engine's workers may
+  // Declaration order is teardown order reversed: the engines' workers may
   // still record metrics while they drain.
-  std::unique_ptr<kernels::Executor> executor;
   std::string backend_reason;
   std::unique_ptr<DiskArchive> archive;  // nullptr without --data-dir
   std::unique_ptr<Authenticator> auth;
@@ -142,10 +170,12 @@ class Server::Impl {
   QuotaGate quotas;
   MemoryBudget budget;
   UploadTracker uploads;
+  DevicePool devices;
   VolumeStore store;
   TargetStore targets;
-  RenderEngine engine;
+  EngineSet engines;
   DrainGate gate;
+  ServiceContext context;
   VolumesService volumes_service;
   RendererService renderer_service;
   TargetsService targets_service;
@@ -157,8 +187,8 @@ class Server::Impl {
 };
 
 absl::StatusOr<Server> Server::Start(const Options& options) {
-  absl::StatusOr<SelectedExecutor> selected =
-      SelectExecutor(options.device, options.cpu_threads);
+  absl::StatusOr<SelectedExecutors> selected =
+      SelectExecutors(options.device, options.devices, options.cpu_threads);
   if (!selected.ok()) return selected.status();
   std::unique_ptr<DiskArchive> archive;
   if (!options.data_dir.empty()) {
@@ -172,7 +202,9 @@ absl::StatusOr<Server> Server::Start(const Options& options) {
   if (!auth.ok()) return auth.status();
   auto impl = std::make_unique<Impl>(*std::move(selected), std::move(archive),
                                      *std::move(auth), options);
-  if (!impl->engine.status().ok()) return impl->engine.status();
+  if (absl::Status engines = impl->engines.status(); !engines.ok()) {
+    return engines;
+  }
 
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
       ServerCredentialsFor(options.tls);
@@ -221,7 +253,15 @@ Server::~Server() = default;
 
 int Server::port() const { return impl_->port; }
 int Server::metrics_port() const { return impl_->metrics_port; }
-std::string Server::backend() const { return impl_->executor->name(); }
+std::string Server::backend() const {
+  const DevicePool& devices = impl_->devices;
+  if (devices.size() == 1) return devices.device(0).executor->name();
+  std::vector<std::string> labels;
+  for (int i = 0; i < devices.size(); ++i) {
+    labels.push_back(devices.device(i).label);
+  }
+  return absl::StrJoin(labels, ", ");
+}
 std::string Server::backend_reason() const { return impl_->backend_reason; }
 
 std::string Server::storage() const {
@@ -241,8 +281,7 @@ absl::StatusOr<std::string> Server::Preload(HostVolume volume) {
   // The operator's volume: every tenant renders it.
   DRR_RETURN_IF_ERROR(impl_->owners.Grant(
       Ownership::Kind::kVolume, id, kEveryTenant, (*stored)->uploaded_bytes()));
-  impl_->metrics.SetStoredVolumes(impl_->store.size(),
-                                  impl_->store.resident_bytes());
+  impl_->context.PublishStoreSize();
   return id;
 }
 

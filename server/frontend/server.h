@@ -41,10 +41,18 @@ class Server {
     // The quotas of tenants the token file gives none of their own.
     TenantQuota tenant_quota;
     DeviceMode device = DeviceMode::kAuto;
-    // CPU executor worker threads (0 = one per core).
+    // The devices to render on, each with an engine of its own; volumes are
+    // placed on them by a consistent hash of their ids. On the CPU, each
+    // listed device is a CPU executor standing in for one.
+    DeviceList devices;
+    // What each device's resident volumes may take, in bytes; 0 = 90 % of a
+    // GPU's memory, or on the CPU an equal share of the host budget.
+    int64_t device_memory_budget = 0;
+    // CPU executor worker threads, per CPU executor (0 = one per core).
     int cpu_threads = 0;
     Limits limits;
-    // Workers, batching; its listener is the server's metrics.
+    // Workers and batching of each device's engine; its listener is the
+    // server's metrics.
     EngineOptions engine;
     // Host memory for volumes, their resident copies, uploads and requests
     // in flight; 0 = half of physical memory.
@@ -67,7 +75,8 @@ class Server {
   int port() const;
   // The bound metrics port (0 when metrics are off).
   int metrics_port() const;
-  // The executor in use ("cpu", "cuda") and why it was chosen.
+  // The executors in use ("cpu", "cuda"; their devices, when several) and
+  // why they were chosen.
   std::string backend() const;
   std::string backend_reason() const;
   // Where volumes and targets are kept, for the start-up log.

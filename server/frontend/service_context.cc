@@ -17,6 +17,14 @@ absl::StatusOr<Caller> ServiceContext::Authenticate(
   return caller;
 }
 
+void ServiceContext::PublishStoreSize() const {
+  metrics->SetStoredVolumes(store->size(), store->resident_bytes());
+  const std::vector<int> counts = store->CountByResidence();
+  for (size_t i = 0; i < counts.size(); ++i) {
+    metrics->device(static_cast<int>(i)).SetVolumes(counts[i]);
+  }
+}
+
 absl::Status ServiceContext::CheckRouted(
     const std::optional<std::string>& routed,
     absl::string_view volume_id) const {

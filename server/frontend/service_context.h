@@ -8,11 +8,12 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "server/engine/device_pool.h"
 #include "server/engine/disk_archive.h"
+#include "server/engine/engine_set.h"
 #include "server/engine/limits.h"
 #include "server/engine/memory_budget.h"
 #include "server/engine/ownership.h"
-#include "server/engine/render_engine.h"
 #include "server/engine/target_store.h"
 #include "server/engine/volume_store.h"
 #include "server/frontend/auth.h"
@@ -33,7 +34,9 @@ struct ServiceContext {
   const Authenticator* auth;
   Ownership* owners;
   QuotaGate* quotas;
-  RenderEngine* engine;
+  // The devices volumes are placed on, and their engines.
+  const DevicePool* devices;
+  EngineSet* engines;
   ServerMetrics* metrics;
   DrainGate* gate;
   MemoryBudget* budget;
@@ -66,6 +69,9 @@ struct ServiceContext {
   std::string FairnessKey(const Caller& caller, const std::string& peer) const {
     return auth->enabled() ? caller.tenant : peer;
   }
+  // Sets the metrics of the stored volumes: their count, resident bytes and
+  // how many each device holds.
+  void PublishStoreSize() const;
 };
 
 // The FAILED_PRECONDITION of a call without x-drr-volume-id on a server that

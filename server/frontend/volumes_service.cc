@@ -177,7 +177,9 @@ class UploadReactor final
   // to disk takes a while; gRPC's callback threads must not wait for it),
   // then answers the call there, or when the client half-closes.
   void Store(std::string digest) {
-    context_.engine->Post(
+    // On a worker of the device the volume is placed on.
+    RenderEngine& engine = context_.engines->For(digest);
+    engine.Post(
         [this, digest = std::move(digest)] { StoreDone(Stored(digest)); },
         [this] {
           StoreDone(absl::UnavailableError("the server is shutting down"));
@@ -274,15 +276,10 @@ class UploadReactor final
 
 }  // namespace
 
-void VolumesService::PublishStoreSize() {
-  context_.metrics->SetStoredVolumes(context_.store->size(),
-                                     context_.store->resident_bytes());
-}
-
 grpc::ServerReadReactor<v1::UploadVolumeChunk>* VolumesService::Upload(
     grpc::CallbackServerContext* context, v1::VolumeInfo* response) {
   return new UploadReactor(context_, context, response,
-                           [this] { PublishStoreSize(); });
+                           [this] { context_.PublishStoreSize(); });
 }
 
 grpc::ServerUnaryReactor* VolumesService::Get(
@@ -345,7 +342,7 @@ grpc::ServerUnaryReactor* VolumesService::Delete(
     status = last.status();
     if (last.ok() && *last) status = context_.store->Delete(id);
   }
-  if (status.ok()) PublishStoreSize();
+  if (status.ok()) context_.PublishStoreSize();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpcStatus(timer.Done(status)));
   return reactor;

@@ -24,8 +24,6 @@ class VolumesService final : public v1::Volumes::CallbackService {
                                    v1::DeleteVolumeResponse* response) override;
 
  private:
-  void PublishStoreSize();
-
   ServiceContext context_;
 };
 
