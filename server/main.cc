@@ -102,7 +102,8 @@ void DeclareFlags(CLI::App& app, Flags& f) {
       ->check(CLI::Range(0.0, 1e18))
       ->capture_default_str();
   app.add_option("--cpu-threads", o.cpu_threads,
-                 "threads of each CPU executor (0 = one per core)")
+                 "threads of each CPU executor (0 = the cores, shared equally "
+                 "among the CPU executors)")
       ->capture_default_str();
   app.add_option("--preload", f.preload,
                  "NIfTI volume (.nii/.nii.gz) to store at start");
@@ -122,11 +123,11 @@ void DeclareFlags(CLI::App& app, Flags& f) {
   app.add_option("--max-batch", limits.max_batch, "most poses per request")
       ->capture_default_str();
   app.add_option("--max-queued-requests", limits.max_queued_requests,
-                 "most render requests waiting; more are refused")
+                 "most render requests waiting per device; more are refused")
       ->capture_default_str();
   app.add_option("--workers", o.engine.workers,
-                 "render workers, each with its own workspace (CUDA: its own "
-                 "stream); 0 = two on CUDA, one on the CPU")
+                 "render workers per device, each with its own workspace "
+                 "(CUDA: its own stream); 0 = two on CUDA, one on the CPU")
       ->check(CLI::Range(0, 64))
       ->capture_default_str();
   app.add_option("--max-batch-poses", o.engine.max_batch_poses,

@@ -1,5 +1,6 @@
 // Owners of CUDA resources: device memory, streams, stream-ordered scratch
-// memory, 3D arrays and texture objects, each released by its destructor.
+// memory, 3D arrays and texture objects, each released by its destructor on
+// the device it was made on (whichever device the destroying thread uses).
 // None of them can be copied or moved.
 #pragma once
 
@@ -11,11 +12,40 @@
 
 namespace drr::kernels {
 
+// The calling thread's current device (0 when the runtime cannot say).
+inline int CurrentCudaDevice() {
+  int device = 0;
+  return cudaGetDevice(&device) == cudaSuccess ? device : 0;
+}
+
+// Makes `device` the calling thread's current device while it lives, then
+// restores the one before.
+class ScopedCudaDevice {
+ public:
+  explicit ScopedCudaDevice(int device)
+      : device_(device), previous_(CurrentCudaDevice()) {
+    if (previous_ != device_) cudaSetDevice(device_);
+  }
+  ~ScopedCudaDevice() {
+    if (previous_ != device_) cudaSetDevice(previous_);
+  }
+  ScopedCudaDevice(const ScopedCudaDevice&) = delete;
+  ScopedCudaDevice& operator=(const ScopedCudaDevice&) = delete;
+
+ private:
+  const int device_;
+  const int previous_;
+};
+
 // Device memory allocated once (volumes): cudaMalloc, freed by cudaFree.
 class DeviceMemory {
  public:
   DeviceMemory() = default;
-  ~DeviceMemory() { cudaFree(data_); }
+  ~DeviceMemory() {
+    if (data_ == nullptr) return;
+    ScopedCudaDevice on(device_);
+    cudaFree(data_);
+  }
   DeviceMemory(const DeviceMemory&) = delete;
   DeviceMemory& operator=(const DeviceMemory&) = delete;
 
@@ -24,12 +54,14 @@ class DeviceMemory {
     void* data = nullptr;
     DRR_CUDA_RETURN_IF_ERROR(what, cudaMalloc(&data, bytes));
     data_ = data;
+    device_ = CurrentCudaDevice();
     return KernelStatus::Ok();
   }
   void* data() const { return data_; }
 
  private:
   void* data_ = nullptr;
+  int device_ = 0;
 };
 
 // A CUDA stream: one the object created (and, after waiting for what was
@@ -39,6 +71,7 @@ class CudaStream {
   CudaStream() = default;
   ~CudaStream() {
     if (!owned_) return;
+    ScopedCudaDevice on(device_);
     cudaStreamSynchronize(stream_);
     cudaStreamDestroy(stream_);
   }
@@ -51,6 +84,7 @@ class CudaStream {
         "cudaStreamCreateWithFlags",
         cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     owned_ = true;
+    device_ = CurrentCudaDevice();
     return KernelStatus::Ok();
   }
   // Uses `stream`, which the caller keeps alive and destroys.
@@ -61,6 +95,8 @@ class CudaStream {
  private:
   cudaStream_t stream_ = nullptr;
   bool owned_ = false;
+  // The device it was created on.
+  int device_ = 0;
 };
 
 // Scratch device memory used on one stream. It grows with stream-ordered
@@ -72,7 +108,9 @@ class StreamScratch {
   // Scratch for work on `stream`, which must outlive it.
   explicit StreamScratch(const CudaStream& stream) : stream_(stream) {}
   ~StreamScratch() {
-    if (data_ != nullptr) cudaFreeAsync(data_, stream_.get());
+    if (data_ == nullptr) return;
+    ScopedCudaDevice on(device_);
+    cudaFreeAsync(data_, stream_.get());
   }
   StreamScratch(const StreamScratch&) = delete;
   StreamScratch& operator=(const StreamScratch&) = delete;
@@ -91,6 +129,7 @@ class StreamScratch {
                              cudaMallocAsync(&data, bytes, stream_.get()));
     data_ = data;
     capacity_ = bytes;
+    device_ = CurrentCudaDevice();
     return KernelStatus::Ok();
   }
   void* data() const { return data_; }
@@ -99,6 +138,7 @@ class StreamScratch {
   const CudaStream& stream_;
   void* data_ = nullptr;
   size_t capacity_ = 0;
+  int device_ = 0;
 };
 
 // A 3D CUDA array and a texture object reading it with hardware trilinear
@@ -107,8 +147,10 @@ class VolumeTexture {
  public:
   VolumeTexture() = default;
   ~VolumeTexture() {
+    if (array_ == nullptr) return;
+    ScopedCudaDevice on(device_);
     if (texture_ != 0) cudaDestroyTextureObject(texture_);
-    if (array_ != nullptr) cudaFreeArray(array_);
+    cudaFreeArray(array_);
   }
   VolumeTexture(const VolumeTexture&) = delete;
   VolumeTexture& operator=(const VolumeTexture&) = delete;
@@ -120,6 +162,7 @@ class VolumeTexture {
                       size_t element_bytes, const cudaChannelFormatDesc& format,
                       cudaStream_t stream) {
     const cudaExtent extent = make_cudaExtent(nx, ny, nz);
+    device_ = CurrentCudaDevice();
     DRR_CUDA_RETURN_IF_ERROR("cudaMalloc3DArray",
                              cudaMalloc3DArray(&array_, &format, extent));
     cudaMemcpy3DParms copy{};
@@ -151,6 +194,7 @@ class VolumeTexture {
  private:
   cudaArray_t array_ = nullptr;
   cudaTextureObject_t texture_ = 0;
+  int device_ = 0;
 };
 
 }  // namespace drr::kernels

@@ -1,6 +1,7 @@
 #include "server/engine/device.h"
 
 #include <algorithm>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -16,15 +17,20 @@ namespace {
 // Most devices one process renders on.
 constexpr int kMaxDevices = 64;
 
-// CPU executors standing in for the devices of `list` (one for "all").
+// CPU executors standing in for the devices of `list` (one for "all"), with
+// `cpu_threads` threads each; 0 shares the cores among them.
 SelectedExecutors CpuExecutors(const DeviceList& list, int cpu_threads,
                                std::string reason) {
   SelectedExecutors selected;
   const std::vector<int> ordinals =
       list.all() ? std::vector<int>{0} : list.ordinals;
+  const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  const int threads =
+      cpu_threads > 0 ? cpu_threads
+                      : std::max(1, cores / static_cast<int>(ordinals.size()));
   for (int ordinal : ordinals) {
     selected.devices.push_back({ordinal, absl::StrCat("cpu:", ordinal),
-                                kernels::MakeCpuExecutor(cpu_threads), 0});
+                                kernels::MakeCpuExecutor(threads), 0});
   }
   selected.reason = std::move(reason);
   return selected;
@@ -92,7 +98,7 @@ absl::StatusOr<SelectedExecutors> SelectExecutors(DeviceMode mode,
     if (!made.ok()) {
       // A device the operator named must work; of "all", the usable ones
       // serve.
-      if (mode == DeviceMode::kCuda || !list.all()) {
+      if (!list.all()) {
         return absl::FailedPreconditionError(absl::StrCat(
             "CUDA device ", ordinal, " is not usable: ", made.message()));
       }
@@ -105,6 +111,11 @@ absl::StatusOr<SelectedExecutors> SelectExecutors(DeviceMode mode,
     selected.devices.push_back(std::move(device));
   }
   if (selected.devices.empty()) {
+    if (mode == DeviceMode::kCuda) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("--device=cuda but no CUDA device is usable: ",
+                       absl::StrJoin(skipped, "; ")));
+    }
     return CpuExecutors(
         list, cpu_threads,
         absl::StrCat("no usable CUDA device (", absl::StrJoin(skipped, "; "),

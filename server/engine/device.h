@@ -45,11 +45,12 @@ struct SelectedExecutors {
   std::string reason;
 };
 
-// kAuto takes the CUDA devices of `list` when CUDA is usable, else as many
-// CPU executors (one for "all"); kCuda fails with FAILED_PRECONDITION when no
-// device is usable or one of `list` is not; kCpu takes CPU executors. Each CPU
-// executor has `cpu_threads` workers (0 = one per core); several of them
-// stand in for several devices (tests, and trials of a multi-GPU setup).
+// kAuto takes the CUDA devices of `list` (of "all", those usable) when CUDA
+// is usable, else as many CPU executors (one for "all"); kCuda fails with
+// FAILED_PRECONDITION when no device is usable or one `list` names is not;
+// kCpu takes CPU executors. Each CPU executor has `cpu_threads` workers (0 =
+// the cores shared equally among them); several of them stand in for
+// several devices (tests, and trials of a multi-GPU setup).
 absl::StatusOr<SelectedExecutors> SelectExecutors(DeviceMode mode,
                                                   const DeviceList& list,
                                                   int cpu_threads);

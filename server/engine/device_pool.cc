@@ -42,7 +42,7 @@ int RendezvousPick(absl::string_view key, const std::vector<int>& ordinals) {
 }
 
 DevicePool::DevicePool(std::vector<SelectedDevice> selected,
-                       const BudgetOf& budget_of, Observer observer) {
+                       const BudgetOf& budget_of, const Observer& observer) {
   for (size_t i = 0; i < selected.size(); ++i) {
     SelectedDevice& device = selected[i];
     MemoryBudget::Observer tell;

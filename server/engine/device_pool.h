@@ -45,7 +45,7 @@ class DevicePool {
   // The devices of `selected`, each with a budget of `budget_of` bytes;
   // `observer` may be empty.
   DevicePool(std::vector<SelectedDevice> selected, const BudgetOf& budget_of,
-             Observer observer);
+             const Observer& observer);
 
   int size() const { return static_cast<int>(devices_.size()); }
   const PooledDevice& device(int index) const { return devices_[index]; }

@@ -76,12 +76,16 @@ StoredVolume::TakeIdleResidents(const MemoryBudget* budget,
   std::vector<std::shared_ptr<const kernels::ResidentVolume>> taken;
   absl::MutexLock lock(&mutex_);
   for (auto it = derived_.begin(); it != derived_.end();) {
-    if (it->resident.use_count() > 1) {  // a render holds it
+    const int64_t bytes = budget == memory_.device_budget
+                              ? it->device_held.bytes()
+                              : it->held.bytes();
+    // Held by a render, or taking nothing of `budget` (a GPU's copy when
+    // host memory is short): kept.
+    if (it->resident.use_count() > 1 || bytes == 0) {
       ++it;
       continue;
     }
-    *freed += budget == memory_.device_budget ? it->device_held.bytes()
-                                              : it->held.bytes();
+    *freed += bytes;
     taken.push_back(std::move(it->resident));
     it = derived_.erase(it);
   }

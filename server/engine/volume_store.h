@@ -110,8 +110,8 @@ class StoredVolume {
   // Bytes held on the executor by the derived volumes.
   int64_t resident_bytes() const;
 
-  // Takes out the derived volumes no render holds (adding the bytes they
-  // hold of `budget`, the host's or the device's, to `*freed`), for the
+  // Takes out the derived volumes no render holds that hold bytes of
+  // `budget`, the host's or the device's (adding them to `*freed`), for the
   // caller to free once it holds no lock; they are derived again when next
   // needed.
   std::vector<std::shared_ptr<const kernels::ResidentVolume>> TakeIdleResidents(

@@ -253,8 +253,10 @@ DeviceMetrics::DeviceMetrics(ServerMetrics* server, const std::string& label,
 }
 
 void DeviceMetrics::SetQueueDepth(int depth) {
+  absl::MutexLock lock(&depth_mutex_);
   queue_depth_.Set(depth);
-  server_->queue_depth_.Increment(depth - last_depth_.exchange(depth));
+  server_->queue_depth_.Increment(depth - last_depth_);
+  last_depth_ = depth;
 }
 
 void DeviceMetrics::SetVolumes(int count) { volumes_.Set(count); }

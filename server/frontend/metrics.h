@@ -3,7 +3,6 @@
 // the renderer.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <set>
@@ -60,8 +59,9 @@ class DeviceMetrics final : public EngineListener {
   prometheus::Gauge& queue_depth_;
   prometheus::Gauge& volumes_;
   prometheus::Gauge& memory_used_;
-  // The depth last set, to keep the server's total the sum of the devices'.
-  std::atomic<int> last_depth_{0};
+  // Keeps this device's depth and its share of the server's total equal.
+  absl::Mutex depth_mutex_;
+  int last_depth_ ABSL_GUARDED_BY(depth_mutex_) = 0;
 };
 
 // Metric families of one server, and the HTTP endpoint serving them. Hears

@@ -115,6 +115,7 @@ class Server::Impl {
             [this](int index, int64_t bytes) {
               metrics.device(index).SetResidentBytes(bytes);
             }),
+        device_listeners(DeviceListeners(metrics, devices)),
         store(
             devices.Residences(),
             [this](const std::string& id) { return devices.Place(id); },
@@ -122,8 +123,7 @@ class Server::Impl {
             archive.get(), &budget, &metrics),
         targets(options.limits, archive.get(), &budget),
         engines(devices, &store, &targets, options.limits,
-                WithBudget(options.engine, &budget),
-                DeviceListeners(metrics, devices)),
+                WithBudget(options.engine, &budget), device_listeners),
         context(Context(options)),
         volumes_service(context),
         renderer_service(context),
@@ -171,6 +171,8 @@ class Server::Impl {
   MemoryBudget budget;
   UploadTracker uploads;
   DevicePool devices;
+  // Each device's series, registered as soon as the devices exist.
+  std::vector<EngineListener*> device_listeners;
   VolumeStore store;
   TargetStore targets;
   EngineSet engines;
@@ -205,6 +207,8 @@ absl::StatusOr<Server> Server::Start(const Options& options) {
   if (absl::Status engines = impl->engines.status(); !engines.ok()) {
     return engines;
   }
+  // The volumes a --data-dir already holds.
+  impl->context.PublishStoreSize();
 
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
       ServerCredentialsFor(options.tls);

@@ -74,3 +74,18 @@ def test_a_device_budget_bounds_its_resident_copies(servers: Any) -> None:
 def test_a_malformed_device_list_stops_the_server(devices: str) -> None:
     with pytest.raises(RuntimeError, match="--devices"):
         RunningServer("--devices", devices, timeout=20)
+
+
+def test_a_restarted_server_places_its_stored_volumes_as_before(servers: Any, tmp_path: Any) -> None:
+    args = ("--devices", "0,1", "--data-dir", str(tmp_path))
+    first = servers(*args)
+    with Client(first.address) as client:
+        ids = [client.upload_volume(*small_volume(seed)) for seed in range(6)]
+    placed = per_device(first, "drr_device_volumes")
+    assert first.stop() == 0
+    again = servers(*args)
+    assert per_device(again, "drr_device_volumes") == placed  # before any call
+    with Client(again.address) as client:
+        for volume_id in ids:
+            client.render(volume_id, POSE, CAMERA)
+    assert per_device(again, "drr_device_launches_total") == placed

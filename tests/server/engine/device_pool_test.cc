@@ -194,6 +194,10 @@ TEST_F(SmallDeviceBudgetTest, ADeviceMakesRoomFromItsOwnIdleCopiesOnly) {
   }
   std::shared_ptr<const StoredVolume> one =
       *store.Insert(on_one[0].first, on_one[0].second);
+  // Device 1's volume is the least recently used: the first a reclaimer
+  // that ignored devices would take.
+  ASSERT_THAT(store.Get(on_one[0].first), IsOk());
+  for (const auto& [id, volume] : on_zero) ASSERT_THAT(store.Get(id), IsOk());
   ASSERT_THAT(one->Resident({}, {}), IsOk());
   ASSERT_THAT(zero[0]->Resident({}, {}), IsOk());
   // Device 0's second copy takes the room of its first, idle one; device
