@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Style and type checks of the Python code, with the project venv (scripts/setup.sh):
 #   ruff check   client/python, tests, bench and fuzz
-#   mypy         the drrclient package, its example and setup.py (strict)
+#   mypy         the drrclient package, its example, setup.py and gen_stubs.py (strict)
 # Both read their settings from client/python/pyproject.toml. Exits non-zero on any finding.
 #   scripts/lint_python.sh
 set -euo pipefail
@@ -14,13 +14,11 @@ for tool in python ruff mypy; do
   fi
 done
 
-# mypy checks the client against the drr.v1 messages' .pyi stubs, generated here from proto/
-# with the venv's grpcio-tools (the generator of build/python), so no build is needed.
-stubs=$(mktemp -d)
-trap 'rm -rf "$stubs"' EXIT
-"$bin/python" -m grpc_tools.protoc --proto_path="$root/proto" --python_out="$stubs" \
-  --pyi_out="$stubs" --grpc_python_out="$stubs" "$root"/proto/drr/v1/*.proto
-touch "$stubs/drr/__init__.py" "$stubs/drr/v1/__init__.py"
+# mypy checks the client against the .pyi types of its generated drrclient._proto, made here
+# from proto/ with the venv's grpcio-tools, so no build is needed.
+"$bin/python" "$root/client/python/gen_stubs.py"
+cache=$(mktemp -d)
+trap 'rm -rf "$cache"' EXIT
 
 # From the directory of the settings: ruff resolves their relative paths (src) from the
 # working directory when given --config, and mypy's `files` are relative to it.
@@ -29,6 +27,6 @@ status=0
 echo "lint_python: ruff check client/python tests bench fuzz"
 "$bin/ruff" check --no-cache --config pyproject.toml . ../../tests ../../bench ../../fuzz ||
   status=1
-echo "lint_python: mypy client/python (drrclient, examples, setup.py)"
-MYPYPATH=$stubs "$bin/mypy" --config-file pyproject.toml --cache-dir "$stubs/.mypy_cache" || status=1
+echo "lint_python: mypy client/python (drrclient, examples, setup.py, gen_stubs.py)"
+"$bin/mypy" --config-file pyproject.toml --cache-dir "$cache" || status=1
 exit "$status"

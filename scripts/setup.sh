@@ -56,6 +56,8 @@ fi
 # Make the generated stubs and the client package importable from the venv.
 site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 printf '%s\n%s\n' "$root/build/python" "$root/client/python" > "$site/drrserve.pth"
+# drrclient's generated protobuf and gRPC code (drrclient._proto, not in git).
+.venv/bin/python client/python/gen_stubs.py
 
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DDRR_PYTHON="$root/.venv/bin/python" >/dev/null
 cmake --build build -j"$(nproc)"

@@ -1,27 +1,25 @@
-"""Builds the drr.v1 Python stubs from ../../proto into the package when
-drrclient is installed from a checkout (`pip install client/python`)."""
+"""Builds drrclient with its drr.v1 protobuf and gRPC code generated into drrclient._proto
+(gen_stubs.py) when it is installed from a checkout (`pip install client/python`)."""
 
+import importlib.util
 import pathlib
-import subprocess
-import sys
 
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
-PROTO_ROOT = pathlib.Path(__file__).resolve().parents[2] / "proto"
+HERE = pathlib.Path(__file__).resolve().parent
 
 
 class BuildWithStubs(build_py):
-    """build_py that also generates drr/v1/*_pb2*.py with grpcio-tools."""
+    """build_py that also generates drrclient/_proto with the pinned grpcio-tools."""
 
     def run(self) -> None:
         super().run()
-        out = pathlib.Path(self.build_lib)
-        protos = sorted(str(p) for p in (PROTO_ROOT / "drr" / "v1").glob("*.proto"))
-        subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"--proto_path={PROTO_ROOT}",
-                        f"--python_out={out}", f"--grpc_python_out={out}", *protos], check=True)
-        for package in (out / "drr", out / "drr" / "v1"):
-            (package / "__init__.py").touch()
+        spec = importlib.util.spec_from_file_location("gen_stubs", HERE / "gen_stubs.py")
+        assert spec is not None and spec.loader is not None
+        gen_stubs = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(gen_stubs)
+        gen_stubs.generate(pathlib.Path(self.build_lib))
 
 
 setup(cmdclass={"build_py": BuildWithStubs})

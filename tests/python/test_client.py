@@ -1,15 +1,19 @@
 """The Python client against the real server: uploads, batches, streams, errors."""
 
+import hashlib
 import time
+import typing
 
 import grpc
 import numpy as np
 import pytest
 
+import drrclient
 import reference
 from conftest import free_port, small_volume
-from drr.v1 import volumes_pb2, volumes_pb2_grpc
-from drrclient import Client, Intrinsics, Loss, Pose, RenderOptions, RetryPolicy, volume_id
+from drr.v1 import renderer_pb2, volumes_pb2, volumes_pb2_grpc
+from drrclient import Client, Intrinsics, Loss, Pose, RenderOptions, RetryPolicy, options, volume_id
+from drrclient._enums import spellings
 
 SMALL = Intrinsics(sdd=300, delx=1.5, dely=1.5, height=24, width=32)
 
@@ -198,9 +202,13 @@ def test_jacobians_contract_to_the_gradient(client):
     vid = client.upload_volume(voxels, affine)
     poses = [Pose(rotation=(0.1, -0.2, 0.3), translation=(1, 150, 2), parameterization="so3_log")]
     upstream = np.random.default_rng(2).normal(size=(1, 1, 24, 32)).astype(np.float32)
-    _, grads, _ = client.render_with_gradients(vid, poses, upstream, SMALL)
-    images, jacobians = client.jacobians(vid, poses, SMALL)
-    assert jacobians[0].shape == (1, 24, 32, 6)
+    gradients = client.render_with_gradients(vid, poses, upstream, SMALL)
+    _, grads, _ = gradients  # named results unpack as tuples
+    assert grads is gradients.parameters and gradients.rt_inv.shape == (1, 4, 4)
+    result = client.jacobians(vid, poses, SMALL)
+    images, jacobians = result
+    np.testing.assert_array_equal(result.images, gradients.images)
+    assert jacobians is result.per_pose and jacobians[0].shape == (1, 24, 32, 6)
     contracted = np.tensordot(upstream[0].astype(np.float64), jacobians[0], axes=([0, 1, 2], [0, 1, 2]))
     np.testing.assert_allclose(contracted, grads[0], rtol=1e-4, atol=1e-6 * np.abs(grads[0]).max())
 
@@ -265,6 +273,12 @@ def test_enum_spellings_come_from_the_proto_in_any_case():
         RenderOptions(renderer="Siddon-Jacobs").to_proto()
     assert RenderOptions(renderer="SIDDON").to_proto().renderer == 2
     assert Pose(orientation="pa").to_proto().parameterized.orientation == 2
+    # The typed spellings (Literal) are exactly the proto's.
+    for literal, enum in [(options.Renderer, renderer_pb2.RendererKind),
+                          (options.Output, renderer_pb2.Output), (options.DType, renderer_pb2.DType),
+                          (options.Sampler, renderer_pb2.SamplerKind),
+                          (options.LossKind, renderer_pb2.LossKind)]:
+        assert typing.get_args(literal) == tuple(spellings(enum.DESCRIPTOR))
 
 
 def test_a_patch_loss_with_huge_windows_is_answered_and_the_server_goes_on(client):
@@ -297,3 +311,45 @@ def test_unavailable_is_retried_with_backoff_as_many_times_as_the_policy_says():
         with pytest.raises(grpc.RpcError):
             once.get_volume("a" * 64)
         assert time.monotonic() - started < 0.4
+
+
+def test_each_refusal_raises_its_own_error_carrying_the_server_message(servers, tmp_path):
+    """One class per kind of refusal, each a grpc.RpcError too with the same code and details."""
+    token_file = tmp_path / "tokens"
+    token_file.write_text(f"alice user {hashlib.sha256(b'secret').hexdigest()}\n")
+    server = servers("--max-batch", "2", "--tokens", str(token_file))
+    pose = Pose(translation=(0, 150, 0))
+    with Client(server.address, token="secret") as client:
+        vid = client.upload_volume(*small_volume(11))
+        cases = [
+            (lambda: client.render("0" * 64, [pose], SMALL), drrclient.VolumeNotFound,
+             grpc.StatusCode.NOT_FOUND, "0" * 64),
+            (lambda: client.loss_and_grad(vid, "e" * 64, [pose], SMALL), drrclient.TargetNotFound,
+             grpc.StatusCode.NOT_FOUND, "e" * 64),
+            (lambda: client.render(vid, [Pose(rotation=(0, float("nan"), 0))], SMALL),
+             drrclient.InvalidRequest, grpc.StatusCode.INVALID_ARGUMENT,
+             "poses[0].parameterized.rotation[1]"),
+            (lambda: client.render(vid, [pose] * 3, SMALL), drrclient.Overloaded,
+             grpc.StatusCode.RESOURCE_EXHAUSTED, "poses (count) is 3"),
+        ]
+        for call, kind, code, named in cases:
+            with pytest.raises(kind) as error:
+                call()
+            assert isinstance(error.value, drrclient.DrrError)
+            assert isinstance(error.value, grpc.RpcError)
+            assert error.value.code() == code and error.value.status == code
+            assert named in error.value.details() and error.value.message == error.value.details()
+            assert str(error.value).startswith(code.name)
+        assert issubclass(drrclient.VolumeNotFound, drrclient.NotFound)
+    with Client(server.address) as anonymous:  # no token
+        with pytest.raises(drrclient.Unauthenticated):
+            anonymous.list_volumes()
+    # The default deadline of each call, here too short for any answer.
+    with Client(server.address, token="secret", timeout=1e-6) as hurried:
+        with pytest.raises(drrclient.DeadlineExceeded):
+            hurried.render(vid, [pose], SMALL)
+    with Client(f"127.0.0.1:{free_port()}", retry=RetryPolicy(attempts=1)) as dead:
+        with pytest.raises(drrclient.Unavailable):
+            dead.get_volume(vid)
+        with pytest.raises(drrclient.Unavailable):
+            list(dead.render_stream([Client.render_request(vid, [pose], SMALL)]))

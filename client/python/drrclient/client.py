@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import collections
+import functools
 import hashlib
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar, cast
 
 import grpc
 import numpy as np
 import numpy.typing as npt
 
-from drr.v1 import (
+from drrclient._proto.drr.v1 import (
     renderer_pb2,
     renderer_pb2_grpc,
     targets_pb2,
@@ -21,6 +22,7 @@ from drr.v1 import (
     volumes_pb2,
     volumes_pb2_grpc,
 )
+from drrclient.errors import DrrError, typed
 from drrclient.geometry import Intrinsics, Pose, pose_to_proto
 from drrclient.options import Loss, RenderOptions, decode_images
 from drrclient.recovery import (
@@ -35,7 +37,23 @@ from drrclient.volume import as_wire_labels, as_wire_voxels, canonical_header_by
 
 CHUNK_BYTES = 1 << 20
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 Metadata = list[tuple[str, str]]
+
+
+def _typed_errors(method: F) -> F:
+    """``method`` raising the DrrError of each gRPC error it meets (errors.py)."""
+
+    @functools.wraps(method)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except DrrError:
+            raise
+        except grpc.RpcError as error:
+            raise typed(error) from None
+
+    return cast(F, call)
 
 
 @dataclass(frozen=True)
@@ -105,6 +123,34 @@ class RenderFrame:
     error: FrameError | None
 
 
+class Gradients(NamedTuple):
+    """A batch rendered with its pose gradients (a vector-Jacobian product): ``images``
+    [B, C, H, W], ``parameters`` (each pose's gradient [k] in its own parameterization: rotation
+    values then translation, or the 16 matrix entries of a matrix pose) and ``rt_inv``
+    [B, 4, 4] (the gradient with respect to each camera->world matrix). Unpacks as a tuple."""
+
+    images: npt.NDArray[np.float32]
+    parameters: list[npt.NDArray[Any]]
+    rt_inv: npt.NDArray[Any]
+
+
+class Losses(NamedTuple):
+    """Each pose's loss against a target, ``losses`` [B], and its gradient: ``parameters`` and
+    ``rt_inv`` as in Gradients. Unpacks as a tuple."""
+
+    losses: npt.NDArray[Any]
+    parameters: list[npt.NDArray[Any]]
+    rt_inv: npt.NDArray[Any]
+
+
+class Jacobians(NamedTuple):
+    """A batch rendered with its full Jacobians: ``images`` [B, C, H, W] and, per pose, dI/dθ as
+    [C, H, W, k] (``per_pose``). Unpacks as a tuple."""
+
+    images: npt.NDArray[np.float32]
+    per_pose: list[npt.NDArray[np.float32]]
+
+
 def _pose_gradients(
         response: renderer_pb2.RenderResponse) -> tuple[list[npt.NDArray[Any]], npt.NDArray[Any]]:
     """(parameter gradients [B, k], rt_inv gradients [B, 4, 4]) of a response."""
@@ -131,12 +177,13 @@ class Client:
     carries it as ``x-drr-volume-id``; UNAVAILABLE is retried with backoff, and content that went
     missing (a replica restarted without it, or a volume routed to another replica) is uploaded
     again from what the client kept, then the call is retried (``retry``; RetryPolicy() unless
-    given)."""
+    given). A call the server refuses raises the DrrError of its status (drrclient.errors:
+    VolumeNotFound, InvalidRequest, Overloaded, ...) with the server's message."""
 
     def __init__(self, target: str = "127.0.0.1:50051", *, tls_ca: str | None = None,
                  tls_cert: str | None = None, tls_key: str | None = None,
                  token: str | None = None, retry: RetryPolicy | None = None,
-                 keep_uploads: bool = True):
+                 keep_uploads: bool = True, timeout: float | None = 60.0):
         """Connects to ``target`` ("host:port"): over TLS when ``tls_ca`` (the PEM file of the CA
         that signed the server's certificate) is given, with the client certificate ``tls_cert``
         and its key ``tls_key`` (PEM files) for mutual TLS; every call carries ``token`` (of a
@@ -144,7 +191,10 @@ class Client:
         ``keep_uploads`` the client holds on to what it uploads until it deletes it or forget()
         is called, so as to upload it again when it goes missing: a copy of each target, and the
         volume's arrays themselves where they are already in wire layout (contiguous
-        little-endian), which the caller must then not change while the client holds them."""
+        little-endian), which the caller must then not change while the client holds them.
+        ``timeout`` (seconds; None for none) is the deadline of each attempt of a unary call
+        (renders, losses, target uploads, get, list, delete); volume uploads and streams, whose
+        length depends on the data, have none."""
         options = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
         if tls_ca is None and tls_cert is None and tls_key is None:
             channel = grpc.insecure_channel(target, options=options)
@@ -162,6 +212,7 @@ class Client:
         self._targets = targets_pb2_grpc.TargetsStub(self._channel)
         self._retry = retry or RetryPolicy()
         self._keep_uploads = keep_uploads
+        self._timeout = timeout
         self._kept_volumes: dict[str, _KeptVolume] = {}
         self._kept_targets: dict[str, npt.NDArray[np.float32]] = {}
 
@@ -174,6 +225,7 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @_typed_errors
     def upload_volume(self, voxels: npt.ArrayLike, affine: npt.ArrayLike, value_kind: str = "hu",
                       labels: npt.ArrayLike | None = None) -> str:
         """Uploads a (D, H, W) volume (x fastest) with its 4x4 voxel->world
@@ -245,16 +297,21 @@ class Client:
         resent.add(content_id)
         return True
 
+    @_typed_errors
     def get_volume(self, volume_id: str) -> volumes_pb2.VolumeInfo:
         info: volumes_pb2.VolumeInfo = self._call(
             volume_id, None, lambda metadata: self._volumes.Get(
-                volumes_pb2.GetVolumeRequest(volume_id=volume_id), metadata=metadata))
+                volumes_pb2.GetVolumeRequest(volume_id=volume_id), metadata=metadata,
+                timeout=self._timeout))
         return info
 
+    @_typed_errors
     def list_volumes(self) -> Sequence[volumes_pb2.VolumeInfo]:
-        response: volumes_pb2.ListVolumesResponse = self._volumes.List(volumes_pb2.ListVolumesRequest())
+        response: volumes_pb2.ListVolumesResponse = self._volumes.List(
+            volumes_pb2.ListVolumesRequest(), timeout=self._timeout)
         return list(response.volumes)
 
+    @_typed_errors
     def delete_volume(self, volume_id: str) -> None:
         """Deletes the volume (this client's ownership of it) and stops holding it."""
         backoff = Backoff(self._retry)
@@ -262,7 +319,8 @@ class Client:
         while True:
             try:
                 self._volumes.Delete(volumes_pb2.DeleteVolumeRequest(volume_id=volume_id),
-                                     metadata=[(VOLUME_HEADER, volume_id)])
+                                     metadata=[(VOLUME_HEADER, volume_id)],
+                                     timeout=self._timeout)
                 break
             except grpc.RpcError as error:
                 # A retry that finds nothing: the first attempt deleted it, its answer was cut.
@@ -273,6 +331,7 @@ class Client:
                 retried = True
         self.forget(volume_id)
 
+    @_typed_errors
     def upload_target(self, image: npt.ArrayLike, volume_id: str | None = None) -> str:
         """Stores a 2-D target image (H, W) for loss requests; returns its id. Behind a proxy,
         ``volume_id`` (the volume it will be compared with) routes it to that volume's replica;
@@ -289,29 +348,31 @@ class Client:
         request = targets_pb2.UploadTargetRequest(height=array.shape[0], width=array.shape[1],
                                                   pixels=array.tobytes())
         info: targets_pb2.TargetInfo = self._call(
-            volume_id, None, lambda metadata: self._targets.Upload(request, metadata=metadata))
+            volume_id, None, lambda metadata: self._targets.Upload(
+                request, metadata=metadata, timeout=self._timeout))
         return info.target_id
 
     def _render(self, request: renderer_pb2.RenderRequest) -> renderer_pb2.RenderResponse:
         """The Render call of ``request``, as _call makes it."""
         response: renderer_pb2.RenderResponse = self._call(
             request.volume_id, _loss_target(request),
-            lambda metadata: self._renderer.Render(request, metadata=metadata))
+            lambda metadata: self._renderer.Render(request, metadata=metadata,
+                                                   timeout=self._timeout))
         return response
 
+    @_typed_errors
     def loss_and_grad(
             self, volume_id: str, target_id: str, poses: Iterable[Pose | npt.ArrayLike],
             intrinsics: Intrinsics | Sequence[Intrinsics] = Intrinsics(), loss: Loss = Loss(),
             options: RenderOptions = RenderOptions(),
-    ) -> tuple[npt.NDArray[Any], list[npt.NDArray[Any]], npt.NDArray[Any]]:
-        """The loss of each pose's DRR against the target and its gradient:
-        (losses [B], parameter gradients [B, k] in each pose's own
-        parameterization, rt_inv gradients [B, 4, 4]). A registration step is
-        this one call; no image crosses the wire."""
+    ) -> Losses:
+        """The loss of each pose's DRR against the target and its gradient (Losses: losses [B],
+        parameter gradients [B, k] in each pose's own parameterization, rt_inv gradients
+        [B, 4, 4]). A registration step is this one call; no image crosses the wire."""
         request = self.render_request(volume_id, poses, intrinsics, options)
         request.loss.CopyFrom(loss.to_proto(target_id))
         response = self._render(request)
-        return (np.asarray(response.losses), *_pose_gradients(response))
+        return Losses(np.asarray(response.losses), *_pose_gradients(response))
 
     @staticmethod
     def render_request(volume_id: str, poses: Iterable[Pose | npt.ArrayLike],
@@ -329,6 +390,7 @@ class Client:
             request.per_pose_intrinsics.extend(i.to_proto() for i in intrinsics)
         return request
 
+    @_typed_errors
     def render(self, volume_id: str, poses: Iterable[Pose | npt.ArrayLike],
                intrinsics: Intrinsics | Sequence[Intrinsics] = Intrinsics(),
                options: RenderOptions = RenderOptions()) -> npt.NDArray[np.float32]:
@@ -337,29 +399,29 @@ class Client:
         response = self._render(request)
         return decode_images(response.images)
 
+    @_typed_errors
     def render_with_gradients(
             self, volume_id: str, poses: Iterable[Pose | npt.ArrayLike], upstream: npt.ArrayLike,
             intrinsics: Intrinsics | Sequence[Intrinsics] = Intrinsics(),
             options: RenderOptions = RenderOptions(),
-    ) -> tuple[npt.NDArray[np.float32], list[npt.NDArray[Any]], npt.NDArray[Any]]:
-        """Renders a batch and the pose gradients of sum(upstream * images)
-        (a vector-Jacobian product). Returns (images [B, C, H, W],
-        parameter gradients [B, k] in each pose's own parameterization (the 16
-        matrix entries for matrix poses), rt_inv gradients [B, 4, 4])."""
+    ) -> Gradients:
+        """Renders a batch and the pose gradients of sum(upstream * images) (a vector-Jacobian
+        product): Gradients (images [B, C, H, W], parameter gradients [B, k] in each pose's own
+        parameterization (the 16 matrix entries for matrix poses), rt_inv gradients [B, 4, 4])."""
         request = self.render_request(volume_id, poses, intrinsics, options)
         weights = np.ascontiguousarray(upstream, dtype="<f4")
         request.gradient.upstream = weights.tobytes()
         response = self._render(request)
-        return (decode_images(response.images), *_pose_gradients(response))
+        return Gradients(decode_images(response.images), *_pose_gradients(response))
 
+    @_typed_errors
     def jacobians(
             self, volume_id: str, poses: Iterable[Pose | npt.ArrayLike],
             intrinsics: Intrinsics | Sequence[Intrinsics] = Intrinsics(),
             options: RenderOptions = RenderOptions(),
-    ) -> tuple[npt.NDArray[np.float32], list[npt.NDArray[Any]]]:
-        """Renders a batch and the full Jacobian of every image with respect
-        to each pose's own parameters: (images [B, C, H, W], [dI/dθ of each
-        pose as [C, H, W, k]])."""
+    ) -> Jacobians:
+        """Renders a batch and the full Jacobian of every image with respect to each pose's own
+        parameters: Jacobians (images [B, C, H, W], [dI/dθ of each pose as [C, H, W, k]])."""
         request = self.render_request(volume_id, poses, intrinsics, options)
         request.jacobian = True
         response = self._render(request)
@@ -367,7 +429,7 @@ class Client:
         shape = images.shape[1:]
         jacobians = [np.frombuffer(g.jacobian, dtype="<f4").reshape(*shape, -1)
                      for g in response.pose_gradients]
-        return images, jacobians
+        return Jacobians(images, jacobians)
 
     def render_stream(self, requests: Iterable[renderer_pb2.RenderRequest]) -> Iterator[RenderFrame]:
         """Streams requests (each with its frame_id); yields every frame's answer in order. A bad
@@ -375,7 +437,17 @@ class Client:
         volume (all its frames should name it). Should the stream break (UNAVAILABLE: its replica
         went away) or a frame find its volume or target missing while this client holds it, the
         missing content is uploaded again and a new stream resumes from the first unanswered
-        frame (retried with backoff as ``retry`` says)."""
+        frame (retried with backoff as ``retry`` says). A stream that fails as a whole raises the
+        DrrError of its status."""
+        try:
+            yield from self._render_stream(requests)
+        except DrrError:
+            raise
+        except grpc.RpcError as error:
+            raise typed(error) from None
+
+    def _render_stream(self, requests: Iterable[renderer_pb2.RenderRequest]) -> Iterator[RenderFrame]:
+        """render_stream, raising gRPC's errors."""
         source = iter(requests)
         first = next(source, None)
         if first is None:

@@ -9,8 +9,8 @@ from typing import Any, Union
 import numpy as np
 import numpy.typing as npt
 
-from drr.v1 import renderer_pb2
 from drrclient._enums import pick
+from drrclient._proto.drr.v1 import renderer_pb2
 
 # A 3-vector (translation, isocenter) as a sequence or an array.
 Vector = Union[Sequence[float], npt.NDArray[Any]]

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from drr.v1 import renderer_pb2
 from drrclient._enums import pick
+from drrclient._proto.drr.v1 import renderer_pb2
+
+#: The spellings of the drr.v1 enums (drrclient._enums; any case is accepted at run time).
+Renderer = Literal["trilinear", "siddon"]
+Output = Literal["line_integral", "exp", "mip"]
+DType = Literal["float32", "float16", "bfloat16"]
+Sampler = Literal["exact", "texture"]
+LossKind = Literal["ncc", "multiscale_ncc", "gradient_ncc", "mse"]
 
 
 @dataclass(frozen=True)
@@ -29,11 +37,11 @@ class RenderOptions:
     """
 
     n_samples: int | None = None
-    renderer: str | None = None
-    output: str | None = None
-    image_dtype: str | None = None
-    volume_storage: str | None = None
-    sampler: str | None = None
+    renderer: Renderer | None = None
+    output: Output | None = None
+    image_dtype: DType | None = None
+    volume_storage: DType | None = None
+    sampler: Sampler | None = None
     mu_water: float | None = None
     mu_bone: float | None = None
     hu_bone: float | None = None
@@ -62,7 +70,7 @@ class Loss:
     are similarities (higher is better). A field left None takes the
     server's default (nanodrr's)."""
 
-    kind: str | None = None
+    kind: LossKind | None = None
     patch_sizes: Sequence[int | None] | None = None
     patch_weights: Sequence[float] | None = None
     sigma: float | None = None

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import numpy.typing as npt
 
-from drr.v1 import volumes_pb2
 from drrclient._enums import pick
+from drrclient._proto.drr.v1 import volumes_pb2
 
 if TYPE_CHECKING:
     from nibabel.spatialimages import SpatialImage
