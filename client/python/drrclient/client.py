@@ -104,6 +104,43 @@ def _read(path: str | None) -> bytes | None:
         return f.read()
 
 
+def _channel_credentials(tls_ca: str | None, tls_cert: str | None,
+                         tls_key: str | None) -> grpc.ChannelCredentials | None:
+    """TLS credentials from PEM files (the CA's; the client's certificate and key for mutual
+    TLS), or None for a plaintext channel when none is given."""
+    if tls_ca is None and tls_cert is None and tls_key is None:
+        return None
+    if (tls_cert is None) != (tls_key is None):
+        raise ValueError("tls_cert and tls_key go together")
+    return grpc.ssl_channel_credentials(root_certificates=_read(tls_ca),
+                                        private_key=_read(tls_key),
+                                        certificate_chain=_read(tls_cert))
+
+
+def _prepare_upload(voxels: npt.ArrayLike, affine: npt.ArrayLike, value_kind: str,
+                    labels: npt.ArrayLike | None) -> tuple[str, _KeptVolume]:
+    """(id, what an upload sends) of a volume: its header and its voxel and label bytes."""
+    array = as_wire_voxels(voxels)
+    label_array = None if labels is None else as_wire_labels(labels, array.shape)
+    parts = [array.data.cast("B")]
+    if label_array is not None:
+        parts.append(label_array.data.cast("B"))
+    kept = _KeptVolume(header_proto(array, affine, value_kind, label_array), tuple(parts))
+    digest = hashlib.sha256(canonical_header_bytes(kept.header))
+    for data in kept.parts:
+        digest.update(data)
+    return digest.hexdigest(), kept
+
+
+def _upload_chunks(volume_id: str, kept: _KeptVolume) -> Iterator[volumes_pb2.UploadVolumeChunk]:
+    """The chunks of the upload of ``kept``: its header, its bytes, its digest."""
+    yield volumes_pb2.UploadVolumeChunk(header=kept.header)
+    for data in kept.parts:
+        for start in range(0, len(data), CHUNK_BYTES):
+            yield volumes_pb2.UploadVolumeChunk(data=bytes(data[start:start + CHUNK_BYTES]))
+    yield volumes_pb2.UploadVolumeChunk(digest=volume_id)
+
+
 class FrameError(Exception):
     """A stream frame the server answered with an error."""
 
@@ -196,15 +233,9 @@ class Client:
         (renders, losses, target uploads, get, list, delete); volume uploads and streams, whose
         length depends on the data, have none."""
         options = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
-        if tls_ca is None and tls_cert is None and tls_key is None:
-            channel = grpc.insecure_channel(target, options=options)
-        else:
-            if (tls_cert is None) != (tls_key is None):
-                raise ValueError("tls_cert and tls_key go together")
-            credentials = grpc.ssl_channel_credentials(
-                root_certificates=_read(tls_ca), private_key=_read(tls_key),
-                certificate_chain=_read(tls_cert))
-            channel = grpc.secure_channel(target, credentials, options=options)
+        credentials = _channel_credentials(tls_ca, tls_cert, tls_key)
+        channel = (grpc.insecure_channel(target, options=options) if credentials is None
+                   else grpc.secure_channel(target, credentials, options=options))
         self._channel = channel if token is None else grpc.intercept_channel(
             channel, _BearerToken(token))
         self._volumes = volumes_pb2_grpc.VolumesStub(self._channel)
@@ -231,16 +262,7 @@ class Client:
         """Uploads a (D, H, W) volume (x fastest) with its 4x4 voxel->world
         affine and optional label volume (class per voxel, same shape);
         returns its id. Identical uploads give the same id."""
-        array = as_wire_voxels(voxels)
-        label_array = None if labels is None else as_wire_labels(labels, array.shape)
-        parts = [array.data.cast("B")]
-        if label_array is not None:
-            parts.append(label_array.data.cast("B"))
-        kept = _KeptVolume(header_proto(array, affine, value_kind, label_array), tuple(parts))
-        digest = hashlib.sha256(canonical_header_bytes(kept.header))
-        for data in kept.parts:
-            digest.update(data)
-        volume_id = digest.hexdigest()
+        volume_id, kept = _prepare_upload(voxels, affine, value_kind, labels)
         self._send_volume(volume_id, kept)
         if self._keep_uploads:
             self._kept_volumes[volume_id] = kept
@@ -248,16 +270,8 @@ class Client:
 
     def _send_volume(self, volume_id: str, kept: _KeptVolume) -> None:
         """Uploads ``kept`` (whose id is ``volume_id``), retrying UNAVAILABLE."""
-
-        def chunks() -> Iterator[volumes_pb2.UploadVolumeChunk]:
-            yield volumes_pb2.UploadVolumeChunk(header=kept.header)
-            for data in kept.parts:
-                for start in range(0, len(data), CHUNK_BYTES):
-                    yield volumes_pb2.UploadVolumeChunk(data=bytes(data[start:start + CHUNK_BYTES]))
-            yield volumes_pb2.UploadVolumeChunk(digest=volume_id)
-
-        self._call(volume_id, None, lambda metadata: self._volumes.Upload(chunks(),
-                                                                          metadata=metadata))
+        self._call(volume_id, None, lambda metadata: self._volumes.Upload(
+            _upload_chunks(volume_id, kept), metadata=metadata))
 
     def forget(self, content_id: str) -> None:
         """Stops holding the volume or target ``content_id`` for uploading again."""

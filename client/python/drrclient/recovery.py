@@ -46,17 +46,24 @@ class Backoff:
         return self.wait_after_code(error.code())
 
     def wait_after_code(self, code: grpc.StatusCode) -> bool:
-        """As wait_after, for a failure with ``code``: worth another attempt when attempts are
-        left and it is UNAVAILABLE or a CANCELLED (this client never cancels a call it still
-        waits for)."""
-        if code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
+        """As wait_after, for a failure with ``code``."""
+        delay = self.delay_after(code)
+        if delay is None:
             return False
+        time.sleep(delay)
+        return True
+
+    def delay_after(self, code: grpc.StatusCode) -> float | None:
+        """Seconds to wait before the next attempt after a failure with ``code``, or None when
+        it is not worth another: one is when attempts are left and it is UNAVAILABLE or a
+        CANCELLED (a client never cancels a call it still waits for)."""
+        if code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
+            return None
         self._failures += 1
         if self._failures >= self._policy.attempts:
-            return False
-        delay = self._policy.initial_backoff * 2 ** (self._failures - 1)
-        time.sleep(min(delay, self._policy.max_backoff))
-        return True
+            return None
+        delay: float = self._policy.initial_backoff * 2 ** (self._failures - 1)
+        return min(delay, self._policy.max_backoff)
 
 
 def missing_content(code: grpc.StatusCode, message: str) -> str | None:
