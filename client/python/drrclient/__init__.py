@@ -23,7 +23,7 @@ from drrclient.errors import (
 from drrclient.geometry import Intrinsics, Pose
 from drrclient.options import Loss, RenderOptions
 from drrclient.recovery import VOLUME_HEADER, RetryPolicy
-from drrclient.volume import load_nifti, volume_id
+from drrclient.volume import load_nifti, load_volume, volume_id
 
 __all__ = [
     "Cancelled",
@@ -51,5 +51,6 @@ __all__ = [
     "VOLUME_HEADER",
     "VolumeNotFound",
     "load_nifti",
+    "load_volume",
     "volume_id",
 ]

@@ -106,3 +106,74 @@ def load_nifti(path: str | os.PathLike[str]) -> tuple[npt.NDArray[Any], npt.NDAr
     if voxels.ndim > 3:
         voxels = voxels.reshape(voxels.shape[:3])
     return np.ascontiguousarray(voxels.transpose(2, 1, 0)), image.affine
+
+
+# What load_volume reads with SimpleITK, by file name ending.
+_ITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd", ".dcm")
+
+
+def load_volume(path: str | os.PathLike[str],
+                series: str | None = None) -> tuple[npt.NDArray[Any], npt.NDArray[np.float64]]:
+    """(voxels (D, H, W), voxel->world affine in RAS) of a CT volume in any of the usual formats:
+    NIfTI (.nii, .nii.gz) with nibabel; with SimpleITK (``pip install drrclient[itk]``) a DICOM
+    series (a directory of its slices, or one of its .dcm files; ``series`` picks one of several
+    series by its UID), NRRD (.nrrd, .nhdr) or MetaImage (.mha, .mhd). DICOM values come as
+    Hounsfield units (rescale slope and intercept applied), integer voxels as int16 when that
+    loses nothing; ITK's LPS geometry is turned into RAS once, here, so that every format gives
+    the affine load_nifti gives."""
+    name = os.fspath(path)
+    lowered = name.lower()
+    if lowered.endswith((".nii", ".nii.gz")):
+        return load_nifti(name)
+    if not (os.path.isdir(name) or lowered.endswith(_ITK_SUFFIXES)):
+        raise ValueError(f"{name}: not a NIfTI, NRRD, MetaImage or DICOM file, nor a directory "
+                         "of DICOM slices")
+    image = _read_dicom_series(name, series) if (
+        os.path.isdir(name) or lowered.endswith(".dcm")) else _itk().ReadImage(name)
+    if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
+        raise ValueError(f"{name}: a volume must be 3-D with one value per voxel")
+    voxels = _itk().GetArrayFromImage(image)  # (D, H, W), x fastest
+    if voxels.dtype.kind in "iu" and voxels.size and (
+            voxels.min() >= np.iinfo(np.int16).min and voxels.max() <= np.iinfo(np.int16).max):
+        voxels = voxels.astype(np.int16)
+    return np.ascontiguousarray(voxels), ras_affine(image)
+
+
+def ras_affine(image: Any) -> npt.NDArray[np.float64]:
+    """The voxel->world affine (RAS, as NIfTI's) of a SimpleITK image, whose origin, spacing and
+    direction cosines are in LPS."""
+    direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(3, 3)
+    lps = np.eye(4)
+    lps[:3, :3] = direction * np.asarray(image.GetSpacing(), dtype=np.float64)
+    lps[:3, 3] = image.GetOrigin()
+    return np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
+
+
+def _read_dicom_series(path: str, series: str | None) -> Any:
+    """The DICOM series of the slices in ``path`` (a directory, or the directory of a slice
+    file), slices sorted by position; ``series`` chooses among several."""
+    sitk = _itk()
+    directory = path if os.path.isdir(path) else os.path.dirname(path) or "."
+    found = sitk.ImageSeriesReader.GetGDCMSeriesIDs(directory)
+    if not found:
+        raise ValueError(f"{directory}: no DICOM series")
+    if series is None:
+        if len(found) > 1:
+            raise ValueError(f"{directory} holds {len(found)} DICOM series; choose one with "
+                             f"series=: {', '.join(found)}")
+        series = found[0]
+    elif series not in found:
+        raise ValueError(f"{directory} holds no DICOM series {series}")
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(directory, series))
+    return reader.Execute()
+
+
+def _itk() -> Any:
+    """SimpleITK, or an ImportError saying how to install it."""
+    try:
+        import SimpleITK
+    except ImportError as error:
+        raise ImportError("reading DICOM, NRRD and MetaImage needs SimpleITK: "
+                          "pip install 'drrclient[itk]'") from error
+    return SimpleITK
