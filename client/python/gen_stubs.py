@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 
@@ -18,10 +19,14 @@ PACKAGE = "drrclient._proto.drr.v1"
 
 
 def generate(package_root: pathlib.Path) -> list[pathlib.Path]:
-    """Writes drrclient/_proto under ``package_root`` (the directory holding drrclient/);
+    """Writes drrclient/_proto under ``package_root`` (the directory holding drrclient/), anew;
     returns the files written."""
+    if not (PROTO_ROOT / "drr" / "v1").is_dir():
+        raise FileNotFoundError(f"{PROTO_ROOT / 'drr' / 'v1'} is missing: drrclient is built from "
+                                "a drrserve checkout (client/python, with proto/ two levels up)")
     out = package_root / "drrclient" / "_proto"
-    out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out, ignore_errors=True)  # nothing left of protos since removed
+    out.mkdir(parents=True)
     protos = sorted(str(p) for p in (PROTO_ROOT / "drr" / "v1").glob("*.proto"))
     subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"--proto_path={PROTO_ROOT}",
                     f"--python_out={out}", f"--pyi_out={out}", f"--grpc_python_out={out}",
@@ -31,6 +36,8 @@ def generate(package_root: pathlib.Path) -> list[pathlib.Path]:
         if path.suffix in (".py", ".pyi"):
             text = re.sub(r"^from drr\.v1 import ", f"from {PACKAGE} import ", path.read_text(),
                           flags=re.MULTILINE)
+            # The module the message classes say they live in (pickling imports it).
+            text = re.sub(r"'drr\.v1\.(\w+)'", rf"'{PACKAGE}.\1'", text)
             path.write_text(text)
             written.append(path)
     for package in (out, out / "drr", out / "drr" / "v1"):

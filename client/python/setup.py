@@ -3,6 +3,7 @@
 
 import importlib.util
 import pathlib
+import shutil
 
 from setuptools import setup
 from setuptools.command.build_py import build_py
@@ -15,6 +16,8 @@ class BuildWithStubs(build_py):
 
     def run(self) -> None:
         super().run()
+        # A build directory reused from a build of the package before drrclient._proto.
+        shutil.rmtree(pathlib.Path(self.build_lib) / "drr", ignore_errors=True)
         spec = importlib.util.spec_from_file_location("gen_stubs", HERE / "gen_stubs.py")
         assert spec is not None and spec.loader is not None
         gen_stubs = importlib.util.module_from_spec(spec)

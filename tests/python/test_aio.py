@@ -32,15 +32,18 @@ def test_the_async_client_answers_as_the_client_does(server: Any) -> None:
             losses = await client.loss_and_grad(volume, target_id, [POSE], SMALL, Loss("mse"))
             info = await client.get_volume(volume)
             listed = [v.volume_id for v in await client.list_volumes()]
-            return volume, images, gradients, losses, info, listed
+            jacobians = await client.jacobians(volume, [POSE], SMALL)
+            return volume, images, gradients, losses, info, listed, jacobians
 
-    volume, images, gradients, losses, info, listed = asyncio.run(run())
+    volume, images, gradients, losses, info, listed, jacobians = asyncio.run(run())
     assert volume == drrclient.volume_id(voxels, affine) and volume in listed
     assert list(info.header.shape) == list(voxels.shape)
     with Client(server.address) as sync:
         np.testing.assert_array_equal(images, sync.render(volume, [POSE], SMALL))
         expected = sync.render_with_gradients(volume, [POSE], upstream, SMALL)
         np.testing.assert_array_equal(gradients.parameters[0], expected.parameters[0])
+        np.testing.assert_array_equal(jacobians.per_pose[0],
+                                      sync.jacobians(volume, [POSE], SMALL).per_pose[0])
         target_id = sync.upload_target(target)
         expected_losses = sync.loss_and_grad(volume, target_id, [POSE], SMALL, Loss("mse"))
         np.testing.assert_array_equal(losses.losses, expected_losses.losses)
@@ -67,6 +70,34 @@ def test_refusals_are_typed_and_a_missing_volume_is_uploaded_again(server: Any) 
         async with dead:
             with pytest.raises(drrclient.Unavailable):
                 await dead.list_volumes()
+
+    asyncio.run(run())
+
+
+def test_a_delete_never_uploads_again_and_a_failing_pose_source_raises_its_own_error(
+        server: Any) -> None:
+    voxels, affine = small_volume(33)
+
+    async def broken_poses() -> AsyncIterator[Pose]:
+        yield POSE
+        yield POSE
+        raise KeyError("the tracker went away")
+
+    async def run() -> None:
+        async with AsyncClient(server.address) as client:
+            volume = await client.upload_volume(voxels, affine)
+            with Client(server.address) as other:
+                other.delete_volume(volume)
+                # Kept by the async client, yet its delete does not upload it again.
+                with pytest.raises(drrclient.VolumeNotFound):
+                    await client.delete_volume(volume)
+                assert volume not in [v.volume_id for v in other.list_volumes()]
+            volume = await client.upload_volume(voxels, affine)
+            frames = []
+            with pytest.raises(KeyError, match="the tracker went away"):
+                async for frame in client.navigate(volume, broken_poses(), SMALL):
+                    frames.append(frame)
+            assert frames and frames[-1].frame_id == 2  # the poses sent were answered
 
     asyncio.run(run())
 

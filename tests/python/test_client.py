@@ -1,6 +1,7 @@
 """The Python client against the real server: uploads, batches, streams, errors."""
 
 import hashlib
+import pickle
 import time
 import typing
 
@@ -340,6 +341,8 @@ def test_each_refusal_raises_its_own_error_carrying_the_server_message(servers, 
             assert error.value.code() == code and error.value.status == code
             assert named in error.value.details() and error.value.message == error.value.details()
             assert str(error.value).startswith(code.name)
+            copied = pickle.loads(pickle.dumps(error.value))  # crosses process boundaries
+            assert type(copied) is kind and copied.details() == error.value.details()
         assert issubclass(drrclient.VolumeNotFound, drrclient.NotFound)
     with Client(server.address) as anonymous:  # no token
         with pytest.raises(drrclient.Unauthenticated):

@@ -101,6 +101,9 @@ with drrclient.Client(sys.argv[1]) as client:
                           drrclient.Intrinsics(sdd=300, delx=2.0, dely=2.0, height=8, width=8))
 assert image.shape == (1, 1, 8, 8) and float(image.max()) > 0
 assert isinstance(renderer_pb2.RenderRequest(), google.protobuf.message.Message)
+import pickle
+request = renderer_pb2.RenderRequest(volume_id=volume, frame_id=7)
+assert pickle.loads(pickle.dumps(request)) == request  # its module imports without a drr
 """
 
 

@@ -3,6 +3,7 @@ the voxels and the affine of the matching slab of the NIfTI made from the whole 
 and MetaImage files SimpleITK writes from that NIfTI read back as nibabel reads the NIfTI."""
 
 import pathlib
+import shutil
 from typing import Any
 
 import numpy as np
@@ -61,6 +62,24 @@ def test_a_dicom_volume_renders_as_its_nifti_slab(nifti: Any, client: Client) ->
                                pose, camera)
     np.testing.assert_allclose(from_dicom, from_nifti, rtol=1e-5, atol=1e-6)
     assert float(from_dicom.max()) > 0
+
+
+def test_a_slice_reads_its_own_series_where_a_directory_holds_several(
+        nifti: Any, tmp_path: pathlib.Path) -> None:
+    for path in DICOM.iterdir():
+        shutil.copy(path, tmp_path / path.name)
+    other = sitk.ReadImage(str(DICOM / "1-043.dcm"))  # a one-slice series of its own
+    other.SetMetaData("0020|000e", "1.2.826.0.1.3680043.2.1125.1.99")
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    writer.SetFileName(str(tmp_path / "other.dcm"))
+    writer.Execute(other)
+    with pytest.raises(ValueError, match="holds 2 DICOM series; choose one"):
+        load_volume(tmp_path)
+    voxels, _ = load_volume(tmp_path / "1-045.dcm")
+    np.testing.assert_array_equal(voxels, nifti[0][FIRST_SLICE:FIRST_SLICE + 8])
+    assert load_volume(tmp_path / "other.dcm")[0].shape == (1, 512, 512)
+    assert load_volume(tmp_path, series="1.2.826.0.1.3680043.2.1125.1.99")[0].shape[0] == 1
 
 
 def test_what_is_not_a_volume_is_refused_clearly(tmp_path: pathlib.Path) -> None:

@@ -7,7 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Sequence,
+)
 from typing import TypeVar
 
 import grpc
@@ -27,6 +35,7 @@ from drrclient.client import (
     Client,
     FrameError,
     Gradients,
+    Jacobians,
     Losses,
     RenderFrame,
     _channel_credentials,
@@ -160,13 +169,25 @@ class AsyncClient:
         return list(response.volumes)
 
     async def delete_volume(self, volume_id: str) -> None:
-        """Deletes the volume (this client's ownership of it) and stops holding it."""
-        try:
-            await self._call(volume_id, None, lambda metadata: self._volumes.Delete(
-                volumes_pb2.DeleteVolumeRequest(volume_id=volume_id), metadata=metadata,
-                timeout=self._timeout))
-        finally:
-            self._kept_volumes.pop(volume_id, None)
+        """As Client.delete_volume: UNAVAILABLE retried, a NOT_FOUND on a retry taken as done
+        (the first attempt deleted it, its answer was cut); never uploads it again."""
+        backoff = Backoff(self._retry)
+        retried = False
+        while True:
+            try:
+                await self._volumes.Delete(volumes_pb2.DeleteVolumeRequest(volume_id=volume_id),
+                                           metadata=self._metadata(volume_id),
+                                           timeout=self._timeout)
+                break
+            except grpc.RpcError as error:
+                if retried and error.code() == grpc.StatusCode.NOT_FOUND:
+                    break
+                delay = backoff.delay_after(error.code())
+                if delay is None:
+                    raise typed(error) from None
+                await asyncio.sleep(delay)
+                retried = True
+        self._kept_volumes.pop(volume_id, None)
 
     async def _render(self, request: renderer_pb2.RenderRequest) -> renderer_pb2.RenderResponse:
         response: renderer_pb2.RenderResponse = await self._call(
@@ -191,6 +212,23 @@ class AsyncClient:
         response = await self._render(request)
         return Gradients(decode_images(response.images), *_pose_gradients(response))
 
+    async def jacobians(
+            self, volume_id: str, poses: Iterable[Pose | npt.ArrayLike],
+            intrinsics: Intrinsics | Sequence[Intrinsics] = Intrinsics(),
+            options: RenderOptions = RenderOptions()) -> Jacobians:
+        """As Client.jacobians."""
+        request = Client.render_request(volume_id, poses, intrinsics, options)
+        request.jacobian = True
+        response = await self._render(request)
+        images = decode_images(response.images)
+        return Jacobians(images, [np.frombuffer(g.jacobian, dtype="<f4").reshape(*images.shape[1:], -1)
+                                  for g in response.pose_gradients])
+
+    def forget(self, content_id: str) -> None:
+        """Stops holding the volume or target ``content_id`` for uploading again."""
+        self._kept_volumes.pop(content_id, None)
+        self._kept_targets.pop(content_id, None)
+
     async def loss_and_grad(
             self, volume_id: str, target_id: str, poses: Iterable[Pose | npt.ArrayLike],
             intrinsics: Intrinsics | Sequence[Intrinsics] = Intrinsics(), loss: Loss = Loss(),
@@ -203,20 +241,26 @@ class AsyncClient:
 
     async def render_stream(
             self, requests: AsyncIterable[renderer_pb2.RenderRequest],
-    ) -> AsyncIterator[RenderFrame]:
+    ) -> AsyncGenerator[RenderFrame, None]:
         """Streams ``requests`` (the first one's volume routes the stream, as in Client); yields
         every frame's answer in order, a bad or superseded frame's error in that frame. A stream
-        that fails as a whole raises the DrrError of its status."""
+        that fails as a whole raises the DrrError of its status; should ``requests`` raise, the
+        stream ends there (the frames sent are answered first) and its exception is raised."""
         source = requests.__aiter__()
         try:
             first = await source.__anext__()
         except StopAsyncIteration:
             return
+        # grpc.aio would swallow an exception of the request iterator and cancel the call.
+        failed: list[Exception] = []
 
         async def frames() -> AsyncIterator[renderer_pb2.RenderRequest]:
             yield first
-            async for request in source:
-                yield request
+            try:
+                async for request in source:
+                    yield request
+            except Exception as error:  # raised to the caller once the stream is done
+                failed.append(error)
 
         call = self._renderer.RenderStream(frames(), metadata=self._metadata(first.volume_id))
         try:
@@ -233,10 +277,13 @@ class AsyncClient:
             raise typed(error) from None
         finally:
             call.cancel()
+        if failed:
+            raise failed[0]
 
     async def navigate(self, volume_id: str, poses: AsyncIterable[Pose | npt.ArrayLike],
                        intrinsics: Intrinsics = Intrinsics(),
-                       options: RenderOptions = RenderOptions()) -> AsyncIterator[RenderFrame]:
+                       options: RenderOptions = RenderOptions(),
+                       ) -> AsyncGenerator[RenderFrame, None]:
         """Renders a pose at a time as the caller's ``poses`` produce them, over one LATEST-mode
         stream: a pose that arrives while older ones still wait supersedes them, so the images
         keep up with the newest pose. Yields the frames rendered (frame ids count the poses from
@@ -250,10 +297,13 @@ class AsyncClient:
                 request.stream_mode = renderer_pb2.STREAM_MODE_LATEST
                 yield request
 
-        async for frame in self.render_stream(requests()):
-            if frame.error is None:
-                yield frame
-            elif frame.error.code != grpc.StatusCode.ABORTED:  # superseded: skipped
-                raise error_for(frame.error.code,
-                                f"frame {frame.frame_id}: {frame.error.message}")
+        stream = self.render_stream(requests())
+        try:
+            async for frame in stream:
+                if frame.error is None:
+                    yield frame
+                elif frame.error.code != grpc.StatusCode.ABORTED:  # superseded: skipped
+                    raise error_for(frame.error.code, frame.error.message)
+        finally:
+            await stream.aclose()  # the stream ends with the caller's loop
 

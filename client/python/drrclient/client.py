@@ -321,8 +321,9 @@ class Client:
 
     @_typed_errors
     def list_volumes(self) -> Sequence[volumes_pb2.VolumeInfo]:
-        response: volumes_pb2.ListVolumesResponse = self._volumes.List(
-            volumes_pb2.ListVolumesRequest(), timeout=self._timeout)
+        response: volumes_pb2.ListVolumesResponse = self._call(
+            None, None, lambda metadata: self._volumes.List(
+                volumes_pb2.ListVolumesRequest(), metadata=metadata, timeout=self._timeout))
         return list(response.volumes)
 
     @_typed_errors

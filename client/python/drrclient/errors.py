@@ -16,6 +16,10 @@ class DrrError(grpc.RpcError):
         self.status = status
         self.message = message
 
+    def __reduce__(self) -> tuple[type[DrrError], tuple[grpc.StatusCode, str]]:
+        # (Rebuilt from status and message: picklable across processes.)
+        return type(self), (self.status, self.message)
+
     def code(self) -> grpc.StatusCode:
         return self.status
 

@@ -115,12 +115,13 @@ _ITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd", ".dcm")
 def load_volume(path: str | os.PathLike[str],
                 series: str | None = None) -> tuple[npt.NDArray[Any], npt.NDArray[np.float64]]:
     """(voxels (D, H, W), voxel->world affine in RAS) of a CT volume in any of the usual formats:
-    NIfTI (.nii, .nii.gz) with nibabel; with SimpleITK (``pip install drrclient[itk]``) a DICOM
-    series (a directory of its slices, or one of its .dcm files; ``series`` picks one of several
-    series by its UID), NRRD (.nrrd, .nhdr) or MetaImage (.mha, .mhd). DICOM values come as
-    Hounsfield units (rescale slope and intercept applied), integer voxels as int16 when that
-    loses nothing; ITK's LPS geometry is turned into RAS once, here, so that every format gives
-    the affine load_nifti gives."""
+    NIfTI (.nii, .nii.gz) with nibabel; with SimpleITK (the package's ``itk`` extra,
+    ``pip install 'client/python[itk]'``) a DICOM series (a directory of its slices, or one of its
+    .dcm files; ``series`` picks one of several series by its UID), NRRD (.nrrd, .nhdr) or
+    MetaImage (.mha, .mhd). DICOM values come as Hounsfield units (rescale slope and intercept
+    applied), the other formats' as stored; integer voxels as int16 when that loses nothing.
+    ITK's LPS geometry is turned into RAS once, here, so that every format gives the affine
+    load_nifti gives."""
     name = os.fspath(path)
     lowered = name.lower()
     if lowered.endswith((".nii", ".nii.gz")):
@@ -151,12 +152,18 @@ def ras_affine(image: Any) -> npt.NDArray[np.float64]:
 
 def _read_dicom_series(path: str, series: str | None) -> Any:
     """The DICOM series of the slices in ``path`` (a directory, or the directory of a slice
-    file), slices sorted by position; ``series`` chooses among several."""
+    file, whose own series it is unless ``series`` says otherwise), slices sorted by position;
+    ``series`` chooses among several."""
     sitk = _itk()
     directory = path if os.path.isdir(path) else os.path.dirname(path) or "."
     found = sitk.ImageSeriesReader.GetGDCMSeriesIDs(directory)
     if not found:
         raise ValueError(f"{directory}: no DICOM series")
+    if series is None and not os.path.isdir(path):
+        slice_reader = sitk.ImageFileReader()
+        slice_reader.SetFileName(path)
+        slice_reader.ReadImageInformation()
+        series = slice_reader.GetMetaData("0020|000e").strip()  # SeriesInstanceUID
     if series is None:
         if len(found) > 1:
             raise ValueError(f"{directory} holds {len(found)} DICOM series; choose one with "
@@ -174,6 +181,6 @@ def _itk() -> Any:
     try:
         import SimpleITK
     except ImportError as error:
-        raise ImportError("reading DICOM, NRRD and MetaImage needs SimpleITK: "
-                          "pip install 'drrclient[itk]'") from error
+        raise ImportError("reading DICOM, NRRD and MetaImage needs SimpleITK (drrclient's itk "
+                          "extra): pip install SimpleITK") from error
     return SimpleITK
