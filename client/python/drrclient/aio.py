@@ -25,11 +25,8 @@ import numpy.typing as npt
 
 from drrclient._proto.drr.v1 import (
     renderer_pb2,
-    renderer_pb2_grpc,
     targets_pb2,
-    targets_pb2_grpc,
     volumes_pb2,
-    volumes_pb2_grpc,
 )
 from drrclient.client import (
     Client,
@@ -39,6 +36,7 @@ from drrclient.client import (
     Losses,
     RenderFrame,
     _channel_credentials,
+    _Connection,
     _KeptVolume,
     _loss_target,
     _pose_gradients,
@@ -55,7 +53,7 @@ T = TypeVar("T")
 Metadata = list[tuple[str, str]]
 
 
-class AsyncClient:
+class AsyncClient(_Connection):
     """Client for asyncio: the same connection options, retries, re-uploads, errors
     (drrclient.errors) and per-call ``timeout``; use it as ``async with AsyncClient(...) as c``."""
 
@@ -67,17 +65,11 @@ class AsyncClient:
         ``retry``, ``keep_uploads`` and ``timeout`` (seconds per attempt of a unary call)."""
         options = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
         credentials = _channel_credentials(tls_ca, tls_cert, tls_key)
-        self._channel = (grpc.aio.insecure_channel(target, options=options) if credentials is None
-                         else grpc.aio.secure_channel(target, credentials, options=options))
+        super().__init__(
+            grpc.aio.insecure_channel(target, options=options) if credentials is None
+            else grpc.aio.secure_channel(target, credentials, options=options),
+            retry, keep_uploads, timeout)
         self._auth: Metadata = [] if token is None else [("authorization", f"Bearer {token}")]
-        self._volumes = volumes_pb2_grpc.VolumesStub(self._channel)
-        self._renderer = renderer_pb2_grpc.RendererStub(self._channel)
-        self._targets = targets_pb2_grpc.TargetsStub(self._channel)
-        self._retry = retry or RetryPolicy()
-        self._keep_uploads = keep_uploads
-        self._timeout = timeout
-        self._kept_volumes: dict[str, _KeptVolume] = {}
-        self._kept_targets: dict[str, npt.NDArray[np.float32]] = {}
 
     async def close(self) -> None:
         await self._channel.close()
@@ -223,11 +215,6 @@ class AsyncClient:
         images = decode_images(response.images)
         return Jacobians(images, [np.frombuffer(g.jacobian, dtype="<f4").reshape(*images.shape[1:], -1)
                                   for g in response.pose_gradients])
-
-    def forget(self, content_id: str) -> None:
-        """Stops holding the volume or target ``content_id`` for uploading again."""
-        self._kept_volumes.pop(content_id, None)
-        self._kept_targets.pop(content_id, None)
 
     async def loss_and_grad(
             self, volume_id: str, target_id: str, poses: Iterable[Pose | npt.ArrayLike],

@@ -208,7 +208,29 @@ def _status_code(value: int) -> grpc.StatusCode:
     return grpc.StatusCode.UNKNOWN
 
 
-class Client:
+class _Connection:
+    """What Client and AsyncClient hold: stubs over a channel (grpc's, or grpc.aio's), the retry
+    policy, the per-call deadline, and what they uploaded, to upload it again."""
+
+    def __init__(self, channel: Any, retry: RetryPolicy | None, keep_uploads: bool,
+                 timeout: float | None):
+        self._channel = channel
+        self._volumes = volumes_pb2_grpc.VolumesStub(channel)
+        self._renderer = renderer_pb2_grpc.RendererStub(channel)
+        self._targets = targets_pb2_grpc.TargetsStub(channel)
+        self._retry = retry or RetryPolicy()
+        self._keep_uploads = keep_uploads
+        self._timeout = timeout
+        self._kept_volumes: dict[str, _KeptVolume] = {}
+        self._kept_targets: dict[str, npt.NDArray[np.float32]] = {}
+
+    def forget(self, content_id: str) -> None:
+        """Stops holding the volume or target ``content_id`` for uploading again."""
+        self._kept_volumes.pop(content_id, None)
+        self._kept_targets.pop(content_id, None)
+
+
+class Client(_Connection):
     """Uploads volumes to and renders DRRs on drrserve at ``target``: one server, or replicas
     behind a proxy that routes by volume id (deploy/haproxy). Every call that names a volume
     carries it as ``x-drr-volume-id``; UNAVAILABLE is retried with backoff, and content that went
@@ -236,16 +258,8 @@ class Client:
         credentials = _channel_credentials(tls_ca, tls_cert, tls_key)
         channel = (grpc.insecure_channel(target, options=options) if credentials is None
                    else grpc.secure_channel(target, credentials, options=options))
-        self._channel = channel if token is None else grpc.intercept_channel(
-            channel, _BearerToken(token))
-        self._volumes = volumes_pb2_grpc.VolumesStub(self._channel)
-        self._renderer = renderer_pb2_grpc.RendererStub(self._channel)
-        self._targets = targets_pb2_grpc.TargetsStub(self._channel)
-        self._retry = retry or RetryPolicy()
-        self._keep_uploads = keep_uploads
-        self._timeout = timeout
-        self._kept_volumes: dict[str, _KeptVolume] = {}
-        self._kept_targets: dict[str, npt.NDArray[np.float32]] = {}
+        super().__init__(channel if token is None else grpc.intercept_channel(
+            channel, _BearerToken(token)), retry, keep_uploads, timeout)
 
     def close(self) -> None:
         self._channel.close()
@@ -272,11 +286,6 @@ class Client:
         """Uploads ``kept`` (whose id is ``volume_id``), retrying UNAVAILABLE."""
         self._call(volume_id, None, lambda metadata: self._volumes.Upload(
             _upload_chunks(volume_id, kept), metadata=metadata))
-
-    def forget(self, content_id: str) -> None:
-        """Stops holding the volume or target ``content_id`` for uploading again."""
-        self._kept_volumes.pop(content_id, None)
-        self._kept_targets.pop(content_id, None)
 
     def _call(self, volume_id: str | None, target_id: str | None,
               invoke: Callable[[Metadata], T]) -> T:
