@@ -10,9 +10,7 @@
 
 namespace drr {
 
-absl::Status WritePng(const std::string& path, const float* image, int rows,
-                      int cols) {
-  const size_t n = static_cast<size_t>(rows) * cols;
+std::vector<uint8_t> WindowToGrey(const float* image, size_t n) {
   float lo = INFINITY, hi = -INFINITY;
   for (size_t i = 0; i < n; ++i) {
     if (std::isfinite(image[i])) {
@@ -21,11 +19,18 @@ absl::Status WritePng(const std::string& path, const float* image, int rows,
     }
   }
   const float scale = hi > lo ? 255.0f / (hi - lo) : 0.0f;
-  std::vector<png_byte> gray(n);
+  std::vector<uint8_t> grey(n);
   for (size_t i = 0; i < n; ++i) {
     const float level = std::isfinite(image[i]) ? (image[i] - lo) * scale : 0;
-    gray[i] = static_cast<png_byte>(std::clamp(std::lround(level), 0L, 255L));
+    grey[i] = static_cast<uint8_t>(std::clamp(std::lround(level), 0L, 255L));
   }
+  return grey;
+}
+
+absl::Status WritePng(const std::string& path, const float* image, int rows,
+                      int cols) {
+  std::vector<uint8_t> gray =
+      WindowToGrey(image, static_cast<size_t>(rows) * cols);
 
   png_image png{};
   png.version = PNG_IMAGE_VERSION;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Style and type checks of the Python code, with the project venv (scripts/setup.sh):
-#   ruff check   client/python, tests, bench and fuzz
+#   ruff check   client/python, tests, bench, fuzz and docs
 #   mypy         the drrclient package, its example, setup.py and gen_stubs.py (strict)
 # Both read their settings from client/python/pyproject.toml. Exits non-zero on any finding.
 #   scripts/lint_python.sh
@@ -24,8 +24,9 @@ trap 'rm -rf "$cache"' EXIT
 # working directory when given --config, and mypy's `files` are relative to it.
 cd "$root/client/python"
 status=0
-echo "lint_python: ruff check client/python tests bench fuzz"
-"$bin/ruff" check --no-cache --config pyproject.toml . ../../tests ../../bench ../../fuzz ||
+echo "lint_python: ruff check client/python tests bench fuzz docs"
+"$bin/ruff" check --no-cache --config pyproject.toml . ../../tests ../../bench ../../fuzz \
+  ../../docs ||
   status=1
 echo "lint_python: mypy client/python (drrclient, examples, setup.py, gen_stubs.py)"
 "$bin/mypy" --config-file pyproject.toml --cache-dir "$cache" || status=1

@@ -132,13 +132,14 @@ bool DrrClient::ResendMissing(Missing missing, const std::string& volume_id,
       .ok();
 }
 
-absl::StatusOr<v1::VolumeInfo> DrrClient::Upload(const HostVolume& volume,
-                                                 VolumeSource source) {
+absl::StatusOr<v1::VolumeInfo> DrrClient::Upload(
+    const HostVolume& volume, VolumeSource source,
+    const UploadProgress& progress) {
   const std::string digest =
       ContentDigest(volume.header, volume.voxels, volume.labels);
   v1::VolumeInfo info;
-  const absl::Status status =
-      Retrying(digest, "", [&] { return UploadOnce(volume, digest, &info); });
+  const absl::Status status = Retrying(
+      digest, "", [&] { return UploadOnce(volume, digest, progress, &info); });
   if (!status.ok()) return status;
   if (source != nullptr) {
     absl::MutexLock lock(&mutex_);
@@ -149,6 +150,7 @@ absl::StatusOr<v1::VolumeInfo> DrrClient::Upload(const HostVolume& volume,
 
 absl::Status DrrClient::UploadOnce(const HostVolume& volume,
                                    const std::string& digest,
+                                   const UploadProgress& progress,
                                    v1::VolumeInfo* info) {
   grpc::ClientContext context;
   Prepare(context, digest);
@@ -158,12 +160,17 @@ absl::Status DrrClient::UploadOnce(const HostVolume& volume,
   VolumeHeaderToProto(volume.header, chunk.mutable_header());
   bool sent = writer->Write(chunk);
   // The voxels, then the labels (if any).
+  const int64_t total =
+      static_cast<int64_t>(volume.voxels.size() + volume.labels.size());
+  int64_t done = 0;
   for (const std::string* part : {&volume.voxels, &volume.labels}) {
     for (size_t offset = 0; sent && offset < part->size();
          offset += kChunkBytes) {
-      chunk.set_data(part->data() + offset,
-                     std::min(kChunkBytes, part->size() - offset));
+      const size_t bytes = std::min(kChunkBytes, part->size() - offset);
+      chunk.set_data(part->data() + offset, bytes);
       sent = writer->Write(chunk);
+      done += static_cast<int64_t>(bytes);
+      if (sent && progress) progress(done, total);
     }
   }
   if (sent) {

@@ -59,6 +59,10 @@ struct RetryPolicy {
 // where a replica answers NOT_FOUND for it.
 using VolumeSource = std::function<absl::StatusOr<HostVolume>()>;
 
+// Hears an upload's progress: bytes of voxels and labels sent so far, of
+// `total`.
+using UploadProgress = std::function<void(int64_t sent, int64_t total)>;
+
 // A connection to one drrserve, or to replicas behind a proxy that routes by
 // volume id. Every call that names a volume carries it as x-drr-volume-id;
 // calls are retried as `retry` says, and a NOT_FOUND for a volume this
@@ -76,9 +80,10 @@ class DrrClient {
 
   // Uploads `volume` in chunks of 1 MiB; returns what the server stored.
   // `source`, when given, is kept to upload the volume again should a
-  // replica not have it.
-  absl::StatusOr<v1::VolumeInfo> Upload(const HostVolume& volume,
-                                        VolumeSource source = nullptr);
+  // replica not have it; `progress`, when given, hears each chunk sent.
+  absl::StatusOr<v1::VolumeInfo> Upload(
+      const HostVolume& volume, VolumeSource source = nullptr,
+      const UploadProgress& progress = nullptr);
 
   // Metadata of a stored volume; NOT_FOUND when the server does not have it.
   absl::StatusOr<v1::VolumeInfo> Get(const std::string& volume_id);
@@ -126,7 +131,7 @@ class DrrClient {
   bool ResendMissing(Missing missing, const std::string& volume_id,
                      const std::string& target_id);
   absl::Status UploadOnce(const HostVolume& volume, const std::string& digest,
-                          v1::VolumeInfo* info);
+                          const UploadProgress& progress, v1::VolumeInfo* info);
   absl::Status UploadTargetOnce(const KeptTarget& target,
                                 const std::string& volume_id,
                                 std::string* target_id);

@@ -2,14 +2,21 @@
 //
 //   drrctl upload FILE.nii.gz [--labels MASK.nii.gz]    prints the volume id
 //   drrctl render VOLUME_ID|FILE [-o NAME] [options]     writes NAME.png, .npy
-//   drrctl register VOLUME_ID|FILE --target IMAGE.npy    registers with Adam
+//   drrctl sweep VOLUME_ID|FILE --from A --to B --count N [-o NAME]
+//                                  a pose sweep: NAME.png (contact sheet), .npy
+//   drrctl register VOLUME_ID|FILE --target IMAGE.npy [-o NAME]
+//                      registers with Adam; NAME-overlay.png, NAME-loss.png
 //   drrctl list                                          prints stored volumes
+//
+// On a terminal, uploads and registrations show a progress bar.
 //
 // Pose and camera flags are named after nanodrr's parameters. A flag left out
 // is left out of the request, and the server takes its default
 // (defaults/defaults.h): nanodrr's reference camera and pose.
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -19,11 +26,13 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "client/cpp/drr_client.h"
 #include "defaults/defaults.h"
 #include "geometry/pose.h"
+#include "io/figures.h"
 #include "io/labels.h"
 #include "io/nifti.h"
 #include "io/npy.h"
@@ -59,6 +68,8 @@ struct RenderFlags {
 // The flags of register beyond the render flags.
 struct RegisterFlags {
   std::string target;
+  // Writes NAME-overlay.png and NAME-loss.png when not empty.
+  std::string out;
   std::optional<std::string> loss;
   std::vector<int> patch_sizes;
   int iterations = 100;
@@ -66,6 +77,33 @@ struct RegisterFlags {
   double lr_translation = 10;
   double stop_at = 0.999;
 };
+
+// The flags of sweep beyond the render flags: `count` poses whose Euler
+// angle `axis` (0, 1, 2: the first, second, third of --convention) runs
+// evenly from `from` to `to`, the other angles those of --rotation.
+struct SweepFlags {
+  int axis = 0;
+  double from = -90;
+  double to = 90;
+  int count = 9;
+  int columns = 0;
+};
+
+// Draws `done` of `total` as a bar on `out` (a terminal), in place; a new
+// line once done reaches total.
+void ProgressBar(std::FILE* out, const std::string& what, int64_t done,
+                 int64_t total, const std::string& detail = "") {
+  constexpr int kWidth = 30;
+  const double fraction =
+      total > 0 ? std::min(1.0, double(done) / double(total)) : 1.0;
+  const int filled = static_cast<int>(fraction * kWidth);
+  std::fprintf(out, "\r%s [%s%s] %3d%% %s", what.c_str(),
+               std::string(filled, '#').c_str(),
+               std::string(kWidth - filled, ' ').c_str(),
+               static_cast<int>(fraction * 100), detail.c_str());
+  if (done >= total) std::fprintf(out, "\n");
+  std::fflush(out);
+}
 
 // Help text of a flag the server defaults: "what (default: value)".
 template <typename T>
@@ -199,10 +237,18 @@ absl::StatusOr<std::string> UploadFile(DrrClient& client,
                                        const std::string& path,
                                        const std::string& labels_path) {
   DRR_ASSIGN_OR_RETURN(HostVolume volume, ReadVolume(path, labels_path));
-  DRR_ASSIGN_OR_RETURN(v1::VolumeInfo info,
-                       client.Upload(volume, [path, labels_path] {
-                         return ReadVolume(path, labels_path);
-                       }));
+  UploadProgress progress;
+  if (isatty(STDERR_FILENO)) {
+    progress = [](int64_t sent, int64_t total) {
+      ProgressBar(stderr, "upload", sent, total,
+                  absl::StrCat(sent >> 20, " of ", total >> 20, " MiB"));
+    };
+  }
+  DRR_ASSIGN_OR_RETURN(
+      v1::VolumeInfo info,
+      client.Upload(
+          volume, [path, labels_path] { return ReadVolume(path, labels_path); },
+          progress));
   return info.volume_id();
 }
 
@@ -277,6 +323,20 @@ absl::StatusOr<v1::RenderRequest> RequestFromFlags(const RenderFlags& f,
   return request;
 }
 
+// The images of every pose of a render, each summed over its channels.
+std::vector<float> ChannelSums(const Images& images) {
+  const size_t plane = static_cast<size_t>(images.height) * images.width;
+  std::vector<float> sums(images.batch * plane, 0.0f);
+  for (int b = 0; b < images.batch; ++b) {
+    for (int c = 0; c < images.channels; ++c) {
+      const float* channel =
+          images.data.data() + (size_t(b) * images.channels + c) * plane;
+      for (size_t i = 0; i < plane; ++i) sums[b * plane + i] += channel[i];
+    }
+  }
+  return sums;
+}
+
 absl::Status Render(DrrClient& client, const RenderFlags& f,
                     const std::string& name) {
   DRR_ASSIGN_OR_RETURN(const std::string volume_id, VolumeId(client, f));
@@ -287,16 +347,68 @@ absl::Status Render(DrrClient& client, const RenderFlags& f,
   std::vector<int64_t> shape = {images.height, images.width};
   if (images.channels > 1) shape.insert(shape.begin(), images.channels);
   DRR_RETURN_IF_ERROR(WriteNpy(name + ".npy", images.data.data(), shape));
-  const size_t plane = static_cast<size_t>(images.height) * images.width;
-  std::vector<float> total(images.data.begin(), images.data.begin() + plane);
-  for (int c = 1; c < images.channels; ++c) {
-    for (size_t i = 0; i < plane; ++i) total[i] += images.data[c * plane + i];
-  }
-  DRR_RETURN_IF_ERROR(
-      WritePng(name + ".png", total.data(), images.height, images.width));
+  DRR_RETURN_IF_ERROR(WritePng(name + ".png", ChannelSums(images).data(),
+                               images.height, images.width));
   std::printf("%s.png %s.npy (%d channel(s) of %dx%d) from volume %s\n",
               name.c_str(), name.c_str(), images.channels, images.height,
               images.width, volume_id.c_str());
+  return absl::OkStatus();
+}
+
+// The Euler angles --rotation gives (the identity without it), or
+// INVALID_ARGUMENT when the flags give the pose another way; `what` names the
+// command.
+absl::StatusOr<std::vector<double>> EulerAngles(const RenderFlags& f,
+                                                const std::string& what) {
+  const bool euler = !f.parameterization ||
+                     absl::AsciiStrToLower(*f.parameterization) == "euler";
+  if (!euler || (f.rotation.size() != 0 && f.rotation.size() != 3)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " takes an Euler pose (--rotation A B C)"));
+  }
+  return f.rotation.empty() ? std::vector<double>{0, 0, 0} : f.rotation;
+}
+
+// Renders a sweep of poses in one request: NAME.npy holds the images
+// [count, C, H, W] (or [count, H, W]), NAME.png a contact sheet of them.
+absl::Status Sweep(DrrClient& client, const RenderFlags& f, const SweepFlags& s,
+                   const std::string& name) {
+  DRR_ASSIGN_OR_RETURN(const std::vector<double> angles,
+                       EulerAngles(f, "sweep"));
+  if (s.axis < 0 || s.axis > 2 || s.count < 1) {
+    return absl::InvalidArgumentError(
+        "sweep needs --axis 0, 1 or 2 and a --count of at least 1");
+  }
+  DRR_ASSIGN_OR_RETURN(const std::string volume_id, VolumeId(client, f));
+  DRR_ASSIGN_OR_RETURN(v1::RenderRequest request,
+                       RequestFromFlags(f, volume_id));
+  const v1::Pose first = request.poses(0);
+  request.clear_poses();
+  for (int i = 0; i < s.count; ++i) {
+    v1::ParameterizedPose* pose = request.add_poses()->mutable_parameterized();
+    *pose = first.parameterized();
+    pose->clear_rotation();
+    for (int a = 0; a < 3; ++a) {
+      pose->add_rotation(a != s.axis    ? angles[a]
+                         : s.count == 1 ? s.from
+                                        : s.from + (s.to - s.from) * i /
+                                                       double(s.count - 1));
+    }
+  }
+  DRR_ASSIGN_OR_RETURN(Images images, client.Render(request));
+  std::vector<int64_t> shape = {images.batch, images.height, images.width};
+  if (images.channels > 1) shape.insert(shape.begin() + 1, images.channels);
+  DRR_RETURN_IF_ERROR(WriteNpy(name + ".npy", images.data.data(), shape));
+  const int columns =
+      s.columns > 0 ? s.columns
+                    : static_cast<int>(std::ceil(std::sqrt(images.batch)));
+  DRR_RETURN_IF_ERROR(WriteRgbPng(
+      name + ".png", ContactSheet(ChannelSums(images).data(), images.batch,
+                                  images.height, images.width, columns)));
+  std::printf(
+      "%s.png %s.npy (%d poses, angle %d from %g to %g) from volume %s\n",
+      name.c_str(), name.c_str(), images.batch, s.axis, s.from, s.to,
+      volume_id.c_str());
   return absl::OkStatus();
 }
 
@@ -305,18 +417,11 @@ absl::Status Render(DrrClient& client, const RenderFlags& f,
 // similarity (minimising MSE); prints each iteration and the final pose.
 absl::Status Register(DrrClient& client, const RenderFlags& f,
                       const RegisterFlags& r) {
-  if (f.rotation.size() != 0 && f.rotation.size() != 3) {
-    return absl::InvalidArgumentError(
-        "register starts from an Euler pose (--rotation A B C)");
-  }
+  DRR_ASSIGN_OR_RETURN(const std::vector<double> euler,
+                       EulerAngles(f, "register"));
   DRR_ASSIGN_OR_RETURN(v1::RenderRequest request, RequestFromFlags(f, ""));
   v1::ParameterizedPose* pose =
       request.mutable_poses(0)->mutable_parameterized();
-  if (pose->parameterization() != v1::PARAMETERIZATION_UNSPECIFIED &&
-      pose->parameterization() != v1::PARAMETERIZATION_EULER) {
-    return absl::InvalidArgumentError(
-        "register starts from an Euler pose (--rotation A B C)");
-  }
   const std::string convention =
       f.convention.value_or(defaults::kEulerConvention);
   if (!geometry::IsEulerConvention(convention)) {
@@ -350,8 +455,6 @@ absl::Status Register(DrrClient& client, const RenderFlags& f,
   }
   for (int p : r.patch_sizes) loss->add_patch_sizes(p);
   // Start: the flags' pose as a rotation vector and translation.
-  const std::vector<double> euler =
-      f.rotation.empty() ? std::vector<double>{0, 0, 0} : f.rotation;
   const geometry::Vec3d start =
       geometry::RotationVector(geometry::EulerToMatrix(
           convention, {euler[0], euler[1], euler[2]}, !f.radians));
@@ -372,6 +475,9 @@ absl::Status Register(DrrClient& client, const RenderFlags& f,
   Adam adam({r.lr_rotation, r.lr_rotation, r.lr_rotation, r.lr_translation,
              r.lr_translation, r.lr_translation});
   const bool maximise = loss->kind() != v1::LOSS_KIND_MSE;
+  // On a terminal a bar; else a line per iteration.
+  const bool bar = isatty(STDOUT_FILENO);
+  std::vector<double> losses;
   double value = 0;
   int iteration = 0;
   for (; iteration < r.iterations; ++iteration) {
@@ -381,7 +487,18 @@ absl::Status Register(DrrClient& client, const RenderFlags& f,
     }
     DRR_ASSIGN_OR_RETURN(v1::RenderResponse response, client.Send(request));
     value = response.losses(0);
-    std::printf("iteration %d loss %.6f\n", iteration, value);
+    losses.push_back(value);
+    const bool last =
+        (maximise && value >= r.stop_at) || iteration + 1 == r.iterations;
+    if (bar) {
+      char detail[64];
+      std::snprintf(detail, sizeof detail, "iteration %d loss %.6f", iteration,
+                    value);
+      ProgressBar(stdout, "register", last ? r.iterations : iteration + 1,
+                  r.iterations, detail);
+    } else {
+      std::printf("iteration %d loss %.6f\n", iteration, value);
+    }
     if (maximise && value >= r.stop_at) break;
     std::vector<double> gradient(
         response.pose_gradients(0).parameters().begin(),
@@ -397,6 +514,25 @@ absl::Status Register(DrrClient& client, const RenderFlags& f,
       "rotation (so3_log, rad) %.6f %.6f %.6f\ntranslation (mm) %.4f %.4f "
       "%.4f\n",
       params[0], params[1], params[2], params[3], params[4], params[5]);
+  if (r.out.empty()) return absl::OkStatus();
+  // The DRR at the final pose, its edges over the target, and the loss.
+  for (int i = 0; i < 3; ++i) {
+    pose->set_rotation(i, params[i]);
+    pose->set_translation(i, params[3 + i]);
+  }
+  request.clear_loss();
+  DRR_ASSIGN_OR_RETURN(Images images, client.Render(request));
+  const std::vector<float> drr = ChannelSums(images);
+  const std::vector<float> pixels(target.values.begin(), target.values.end());
+  DRR_RETURN_IF_ERROR(
+      WriteRgbPng(r.out + "-overlay.png",
+                  EdgeOverlay(pixels.data(), drr.data(), height, width)));
+  DRR_RETURN_IF_ERROR(
+      WriteRgbPng(r.out + "-loss.png", LinePlot(losses, 240, 400)));
+  std::printf(
+      "%s-overlay.png (the final DRR's edges over the target) "
+      "%s-loss.png (loss per iteration, %.6f to %.6f)\n",
+      r.out.c_str(), r.out.c_str(), losses.front(), losses.back());
   return absl::OkStatus();
 }
 
@@ -471,6 +607,33 @@ int Run(int argc, char** argv) {
   reg->add_option("--stop-at", registration.stop_at,
                   "stop once the similarity reaches this")
       ->capture_default_str();
+  reg->add_option("-o,--out", registration.out,
+                  "write OUT-overlay.png (the final DRR's edges over the "
+                  "target) and OUT-loss.png (the loss per iteration)");
+
+  RenderFlags sweep_flags;
+  SweepFlags sweep_options;
+  std::string sweep_out = "sweep";
+  CLI::App* sweep = app.add_subcommand(
+      "sweep",
+      "render a sweep of one Euler angle in one batch: OUT.png (a contact "
+      "sheet) and OUT.npy");
+  AddRenderFlags(*sweep, sweep_flags);
+  sweep
+      ->add_option("--axis", sweep_options.axis,
+                   "which Euler angle sweeps: 0, 1 or 2 (the first, second "
+                   "or third of --convention)")
+      ->capture_default_str();
+  sweep->add_option("--from", sweep_options.from, "first angle")
+      ->capture_default_str();
+  sweep->add_option("--to", sweep_options.to, "last angle")
+      ->capture_default_str();
+  sweep->add_option("--count", sweep_options.count, "poses")
+      ->capture_default_str();
+  sweep->add_option("--columns", sweep_options.columns,
+                    "images per row of the sheet (default: a square)");
+  sweep->add_option("-o,--out", sweep_out, "output name")
+      ->capture_default_str();
 
   CLI::App* list = app.add_subcommand("list", "list the stored volumes");
 
@@ -512,6 +675,8 @@ int Run(int argc, char** argv) {
     status = id.status();
   } else if (render->parsed()) {
     status = Render(client, render_flags, out);
+  } else if (sweep->parsed()) {
+    status = Sweep(client, sweep_flags, sweep_options, sweep_out);
   } else if (reg->parsed()) {
     status = Register(client, register_flags, registration);
   } else if (list->parsed()) {

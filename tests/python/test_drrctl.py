@@ -1,7 +1,10 @@
 """drrctl against the real server."""
 
+import os
+import pty
 import subprocess
 
+import matplotlib.image
 import nibabel
 import numpy as np
 
@@ -102,12 +105,20 @@ def test_register_recovers_a_pose_and_prints_each_iteration(server, client, tmp_
                     "--translation", "4", "245", "-3", "--lr-rotation", "0.02",
                     "--lr-translation", "1", "--iterations", "150", "--stop-at", "0.9995",
                     "--sdd", "400", "--delx", "3", "--dely", "3", "--height", "24",
-                    "--width", "28", "--samples", "300")
+                    "--width", "28", "--samples", "300", "-o", str(tmp_path / "reg"))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("iteration 0 loss")
+    assert lines[0].startswith("iteration 0 loss")  # not a terminal: a line per iteration
     final = float(next(line for line in lines if line.startswith("final loss")).split()[2])
     assert final >= 0.9995
+    # The final DRR's edges (red) over the target, and the loss per iteration (a blue line).
+    overlay = np.round(matplotlib.image.imread(tmp_path / "reg-overlay.png") * 255)
+    assert overlay.shape == (24, 28, 3)
+    red = np.all(overlay == (255, 40, 40), axis=-1)
+    assert 0 < red.sum() <= 0.1 * 24 * 28 + 1
+    plot = np.round(matplotlib.image.imread(tmp_path / "reg-loss.png") * 255)
+    assert plot.shape == (240, 400, 3)
+    assert np.all(plot == (30, 80, 200), axis=-1).sum() > 100
     result = drrctl("register", vid, "--server", server.address, "--target",
                     str(tmp_path / "target.npy"), "--height", "10")
     assert result.returncode == 1 and "--target must be a (10, 200) image" in result.stderr
@@ -130,3 +141,51 @@ def test_register_refuses_a_convention_that_is_not_three_axes(server, tmp_path):
     result = drrctl("register", "f" * 64, "--server", server.address, "--target",
                     str(tmp_path / "target.npy"), "--convention", "Z")
     assert result.returncode == 1 and '--convention "Z" is not three axis letters' in result.stderr
+
+
+def test_sweep_renders_a_batch_of_poses_into_a_contact_sheet(server, client, tmp_path):
+    vid = client.upload_volume(*small_volume(13))
+    camera = ["--sdd", "300", "--delx", "1.5", "--dely", "1.5", "--height", "16", "--width", "20"]
+    result = drrctl("sweep", vid, "--server", server.address, "--axis", "0", "--from", "-30",
+                    "--to", "30", "--count", "5", "--translation", "0", "150", "0", *camera,
+                    "-o", str(tmp_path / "sweep"))
+    assert result.returncode == 0, result.stderr
+    images = np.load(tmp_path / "sweep.npy")
+    assert images.shape == (5, 16, 20)
+    for image, angle in zip(images, [-30, -15, 0, 15, 30]):
+        expected = client.render(vid, [Pose(rotation=(angle, 0, 0), translation=(0, 150, 0))],
+                                 Intrinsics(sdd=300, delx=1.5, dely=1.5, height=16, width=20))
+        np.testing.assert_array_equal(image, expected[0, 0])
+    # Three to a row (a square), 4 white pixels apart; each tile windowed on its own.
+    sheet = np.round(matplotlib.image.imread(tmp_path / "sweep.png") * 255)
+    assert sheet.shape == (2 * 16 + 4, 3 * 20 + 2 * 4, 3)
+    for i, image in enumerate(images):
+        top, left = (i // 3) * 20, (i % 3) * 24
+        windowed = np.round((image - image.min()) / (image.max() - image.min()) * 255)
+        np.testing.assert_allclose(sheet[top:top + 16, left:left + 20, 0], windowed, atol=1)
+    assert np.all(sheet[16:20] == 255) and np.all(sheet[20:, 3 * 20 + 2 * 4 - 20:] == 255)
+
+
+def test_an_upload_shows_a_progress_bar_on_a_terminal(server, tmp_path):
+    write_nifti(tmp_path / "v.nii.gz", *small_volume(14, shape=(64, 96, 128)))  # 2 chunks
+    controller, terminal = pty.openpty()
+    try:
+        result = subprocess.run([str(DRRCTL), "upload", str(tmp_path / "v.nii.gz"), "--server",
+                                 server.address], stdout=subprocess.PIPE, stderr=terminal,
+                                timeout=120, check=False)
+        os.close(terminal)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:  # the terminal closed
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(controller)
+    assert result.returncode == 0
+    assert len(result.stdout.decode().strip()) == 64  # the id alone on stdout
+    text = shown.decode()
+    assert "upload [" in text and "100% 1 of 1 MiB" in text and text.count("\r") >= 2
