@@ -1,6 +1,8 @@
 // Device results against the CPU executor (the reference), on GPU hosts
 // only; executor_conformance_test.cc holds what both must do alike.
 #include <cmath>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "geometry/pose.h"
@@ -135,6 +137,40 @@ TEST_F(CudaExecutorTest, TextureSamplerStaysWithinItsDocumentedError) {
   // 8-bit interpolation weights: at most 2⁻⁹ of the local voxel contrast per
   // sample, which averages down along a ray (docs/renderer.md).
   EXPECT_LT(worst / peak, 2e-3) << "max relative error " << worst / peak;
+}
+
+TEST_F(CudaExecutorTest, AnotherDeviceRendersAsDeviceZeroAndFreesOnItsOwn) {
+  if (ProbeCuda().device_count < 2) GTEST_SKIP() << "fewer than two devices";
+  std::unique_ptr<Executor> second;
+  ASSERT_TRUE(MakeCudaExecutor(&second, 1).ok());
+  RenderSettings s;
+  s.rays = RaySettings{37, 53, 500};
+  for (bool texture : {false, true}) {
+    s.sampler = texture ? Sampler::kTexture : Sampler::kExact;
+    std::shared_ptr<const ResidentVolume> on_second =
+        testing::MakeResident(*second, volume_, labels_.data(), kShape,
+                              StorageType::kFloat32, texture);
+    const std::vector<float> other =
+        testing::RenderImages(*second, *on_second, poses_, s);
+    // Device 0 current again: the volume (and its texture) made on device 1
+    // is freed from here, on its own device.
+    const std::vector<float> first = Render(*cuda_, StorageType::kFloat32, s);
+    on_second.reset();
+    ASSERT_EQ(first.size(), other.size());
+    for (size_t i = 0; i < first.size(); ++i) {
+      ASSERT_NEAR(other[i], first[i], 1e-6f * std::fabs(first[i]) + 1e-7f)
+          << "texture " << texture << " pixel " << i;
+    }
+    EXPECT_EQ(Render(*second, StorageType::kFloat32, s).size(), other.size());
+  }
+}
+
+TEST_F(CudaExecutorTest, ADeviceThatIsNotThereIsUnavailable) {
+  std::unique_ptr<Executor> missing;
+  const KernelStatus status = MakeCudaExecutor(&missing, 1000);
+  EXPECT_EQ(status.code(), KernelCode::kUnavailable);
+  EXPECT_NE(status.message().find("no CUDA device 1000"), std::string::npos)
+      << status.message();
 }
 
 }  // namespace
