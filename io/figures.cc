@@ -63,6 +63,7 @@ absl::Status WriteRgbPng(const std::string& path, const RgbImage& image) {
 
 RgbImage ContactSheet(const float* images, int count, int rows, int cols,
                       int columns, int gap) {
+  if (count <= 0) return RgbImage(0, 0);
   columns = std::max(1, std::min(columns, count));
   const int sheet_rows = (count + columns - 1) / columns;
   RgbImage sheet(sheet_rows * rows + (sheet_rows - 1) * gap,
@@ -109,8 +110,9 @@ RgbImage EdgeOverlay(const float* target, const float* drr, int rows, int cols,
     }
   }
   std::vector<double> sorted = magnitude;
-  const size_t keep = static_cast<size_t>(std::clamp(edge_fraction, 0.0, 1.0) *
-                                          static_cast<double>(n));
+  const double fraction =
+      std::isfinite(edge_fraction) ? std::clamp(edge_fraction, 0.0, 1.0) : 0.0;
+  const size_t keep = static_cast<size_t>(fraction * static_cast<double>(n));
   if (keep == 0) return overlay;
   std::nth_element(sorted.begin(), sorted.end() - keep, sorted.end());
   const double threshold = sorted[n - keep];

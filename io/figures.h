@@ -3,6 +3,7 @@
 // RGB rasters saved with WriteRgbPng.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -13,8 +14,11 @@ namespace drr {
 
 // An 8-bit RGB raster: rows × cols pixels, row 0 at the top, 3 bytes each.
 struct RgbImage {
+  // rows × cols pixels (none where either is not positive) of one grey.
   RgbImage(int rows, int cols, uint8_t grey = 0)
-      : rows(rows), cols(cols), pixels(size_t(rows) * cols * 3, grey) {}
+      : rows(std::max(rows, 0)),
+        cols(std::max(cols, 0)),
+        pixels(size_t(this->rows) * this->cols * 3, grey) {}
 
   // Sets pixel (row, col), if it lies inside, to (r, g, b).
   void Set(int row, int col, uint8_t r, uint8_t g, uint8_t b);
@@ -29,7 +33,8 @@ absl::Status WriteRgbPng(const std::string& path, const RgbImage& image);
 
 // `count` images of rows × cols floats (one after the other), each windowed
 // from its own minimum (black) to maximum (white), tiled left to right and
-// top to bottom `columns` to a row, `gap` white pixels apart.
+// top to bottom `columns` to a row, `gap` white pixels apart; an empty image
+// for no images.
 RgbImage ContactSheet(const float* images, int count, int rows, int cols,
                       int columns, int gap = 4);
 

@@ -431,6 +431,9 @@ absl::Status Register(DrrClient& client, const RenderFlags& f,
   }
   const int height = f.height.value_or(defaults::kHeight);
   const int width = f.width.value_or(defaults::kWidth);
+  if (r.iterations < 1) {
+    return absl::InvalidArgumentError("--iterations must be at least 1");
+  }
   DRR_ASSIGN_OR_RETURN(const NpyArray target, ReadNpy(r.target));
   if (target.shape.size() != 2 || target.shape[0] != height ||
       target.shape[1] != width) {
@@ -508,20 +511,23 @@ absl::Status Register(DrrClient& client, const RenderFlags& f,
     }
     adam.Step(gradient, &params);
   }
+  // The pose of the last loss, which `pose` still holds (not the step after).
   std::printf("final loss %.6f after %d iteration(s)\n", value,
               iteration + (iteration < r.iterations));
   std::printf(
       "rotation (so3_log, rad) %.6f %.6f %.6f\ntranslation (mm) %.4f %.4f "
       "%.4f\n",
-      params[0], params[1], params[2], params[3], params[4], params[5]);
+      pose->rotation(0), pose->rotation(1), pose->rotation(2),
+      pose->translation(0), pose->translation(1), pose->translation(2));
   if (r.out.empty()) return absl::OkStatus();
-  // The DRR at the final pose, its edges over the target, and the loss.
-  for (int i = 0; i < 3; ++i) {
-    pose->set_rotation(i, params[i]);
-    pose->set_translation(i, params[3 + i]);
-  }
+  // The DRR at that pose, its edges over the target, and the loss.
   request.clear_loss();
   DRR_ASSIGN_OR_RETURN(Images images, client.Render(request));
+  if (images.height != height || images.width != width) {
+    return absl::InternalError(
+        absl::StrCat("the server rendered ", images.height, "x", images.width,
+                     " images for a ", height, "x", width, " target"));
+  }
   const std::vector<float> drr = ChannelSums(images);
   const std::vector<float> pixels(target.values.begin(), target.values.end());
   DRR_RETURN_IF_ERROR(
@@ -624,7 +630,9 @@ int Run(int argc, char** argv) {
                    "which Euler angle sweeps: 0, 1 or 2 (the first, second "
                    "or third of --convention)")
       ->capture_default_str();
-  sweep->add_option("--from", sweep_options.from, "first angle")
+  sweep
+      ->add_option("--from", sweep_options.from,
+                   "first angle (degrees, or radians with --radians)")
       ->capture_default_str();
   sweep->add_option("--to", sweep_options.to, "last angle")
       ->capture_default_str();

@@ -122,6 +122,9 @@ def test_register_recovers_a_pose_and_prints_each_iteration(server, client, tmp_
     result = drrctl("register", vid, "--server", server.address, "--target",
                     str(tmp_path / "target.npy"), "--height", "10")
     assert result.returncode == 1 and "--target must be a (10, 200) image" in result.stderr
+    result = drrctl("register", vid, "--server", server.address, "--target",
+                    str(tmp_path / "target.npy"), "--iterations", "0", "-o", str(tmp_path / "x"))
+    assert result.returncode == 1 and "--iterations must be at least 1" in result.stderr
 
 
 def test_enum_flags_list_the_spellings_the_python_client_takes():
@@ -170,10 +173,12 @@ def test_an_upload_shows_a_progress_bar_on_a_terminal(server, tmp_path):
     write_nifti(tmp_path / "v.nii.gz", *small_volume(14, shape=(64, 96, 128)))  # 2 chunks
     controller, terminal = pty.openpty()
     try:
-        result = subprocess.run([str(DRRCTL), "upload", str(tmp_path / "v.nii.gz"), "--server",
-                                 server.address], stdout=subprocess.PIPE, stderr=terminal,
-                                timeout=120, check=False)
-        os.close(terminal)
+        try:
+            result = subprocess.run([str(DRRCTL), "upload", str(tmp_path / "v.nii.gz"),
+                                     "--server", server.address], stdout=subprocess.PIPE,
+                                    stderr=terminal, timeout=120, check=False)
+        finally:
+            os.close(terminal)
         shown = b""
         while True:
             try:
@@ -188,4 +193,5 @@ def test_an_upload_shows_a_progress_bar_on_a_terminal(server, tmp_path):
     assert result.returncode == 0
     assert len(result.stdout.decode().strip()) == 64  # the id alone on stdout
     text = shown.decode()
-    assert "upload [" in text and "100% 1 of 1 MiB" in text and text.count("\r") >= 2
+    # The bar redrawn in place: after the first chunk (1 of 1.5 MiB), then at the end.
+    assert "upload [" in text and " 66% 1 of 1 MiB" in text and "100% 1 of 1 MiB" in text

@@ -78,6 +78,8 @@ def test_preprocessing_crops_subtracts_the_background_and_reduces_frames(
     np.testing.assert_allclose(read_xray(path, frames="sum").image, together.sum(axis=0),
                                rtol=1e-6)
     np.testing.assert_allclose(read_xray(path, frames=2).image, together[2], rtol=1e-6)
+    with pytest.raises(ValueError, match="frames must be"):
+        read_xray(path, frames="mean")
 
 
 def test_an_xray_camera_and_pose_render_a_drr_of_its_shape(client: Client,

@@ -73,7 +73,10 @@ def read_xray(path: str | os.PathLike[str], crop: int = 0, subtract_background: 
                          "X-ray with its geometry")
     spacing = numbers(_PIXEL_SPACING) or numbers(_IMAGER_PIXEL_SPACING)
     if spacing is None:
-        spacing = list(reversed(image.GetSpacing()[:2]))  # (row, column)
+        raise ValueError(f"{path}: no PixelSpacing (0028,0030) nor ImagerPixelSpacing "
+                         "(0018,1164)")
+    if not (frames in ("max", "sum") or isinstance(frames, int)):
+        raise ValueError(f"frames must be 'max', 'sum' or a frame index, not {frames!r}")
     origin = numbers(_DETECTOR_ACTIVE_ORIGIN) or [0.0, 0.0]
 
     # (frames, H, W): one frame, or a run of them.
