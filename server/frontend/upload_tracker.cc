@@ -18,6 +18,11 @@ void UploadTracker::Ticket::Close() {
   closed_ = true;
 }
 
+bool UploadTracker::Ticket::closed() const {
+  absl::MutexLock lock(&mutex_);
+  return closed_;
+}
+
 bool UploadTracker::Ticket::CancelIfIdleSince(
     std::chrono::steady_clock::time_point since) {
   absl::MutexLock lock(&mutex_);
@@ -47,10 +52,10 @@ UploadTracker::~UploadTracker() {
 absl::StatusOr<std::shared_ptr<UploadTracker::Ticket>> UploadTracker::Begin(
     grpc::CallbackServerContext* call) {
   absl::MutexLock lock(&mutex_);
-  // Closed tickets the watcher has not yet collected do not count.
+  // Closed tickets the watcher has not yet collected do not count. (Erased
+  // with their lock released: the tracker may hold their last reference.)
   for (auto it = tickets_.begin(); it != tickets_.end();) {
-    absl::MutexLock ticket(&it->second->mutex_);
-    it = it->second->closed_ ? tickets_.erase(it) : std::next(it);
+    it = it->second->closed() ? tickets_.erase(it) : std::next(it);
   }
   if (static_cast<int>(tickets_.size()) >= max_uploads_) {
     return absl::ResourceExhaustedError(
@@ -67,8 +72,7 @@ int UploadTracker::active() const {
   absl::MutexLock lock(&mutex_);
   int open = 0;
   for (const auto& [key, ticket] : tickets_) {
-    absl::MutexLock ticket_lock(&ticket->mutex_);
-    if (!ticket->closed_) ++open;
+    if (!ticket->closed()) ++open;
   }
   return open;
 }

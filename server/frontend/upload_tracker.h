@@ -31,10 +31,12 @@ class UploadTracker {
 
    private:
     friend class UploadTracker;
+    // Whether Close was called (or the tracker cancelled the call).
+    bool closed() const;
     // Cancels the call unless it is closed or was touched since `since`.
     bool CancelIfIdleSince(std::chrono::steady_clock::time_point since);
 
-    absl::Mutex mutex_;
+    mutable absl::Mutex mutex_;
     grpc::CallbackServerContext* const call_;
     std::chrono::steady_clock::time_point touched_ ABSL_GUARDED_BY(mutex_) =
         std::chrono::steady_clock::now();

@@ -3,8 +3,8 @@ uploads, deletes, cancellations and disconnects against one server for DRR_SOAK_
 unexpected error, and the server's RSS, threads and open files no larger after the run than after
 its warm-up (each measured with every client gone). DRR_SOAK_SECONDS: 60 unless set; 0 skips it.
 
-Should the server die, the test fails with its exit status and its last output: one CI run
-(2026-12-02, 917cb0d) saw it die once, unexplained and not reproduced since (docs/reliability.md)."""
+Should the server die, the test fails with its exit status and its last output: that output
+found the upload tracker's use-after-free behind two CI runs' aborts (docs/reliability.md)."""
 
 import os
 import random
