@@ -38,4 +38,17 @@ inline constexpr double kNccEps = 1e-7;
 inline constexpr double kMultiscaleNccEps = 1e-4;
 inline constexpr double kGradientNccSigma = 1.0;
 
+// A registration's optimiser (Adam with reduce-on-plateau): step sizes of the
+// rotation values (radians, or degrees for Euler angles in degrees) and of
+// the translation (mm); iterations per scale; how many steps without a
+// relative improvement of kRegisterTolerance shrink the steps by
+// kRegisterPlateauFactor, and how many such reductions end a scale.
+inline constexpr double kRegisterLrRotation = 5e-2;
+inline constexpr double kRegisterLrTranslation = 10.0;
+inline constexpr int kRegisterIterations = 100;
+inline constexpr int kRegisterPatience = 10;
+inline constexpr double kRegisterPlateauFactor = 0.5;
+inline constexpr double kRegisterTolerance = 1e-4;
+inline constexpr int kRegisterMaxReductions = 3;
+
 }  // namespace drr::defaults

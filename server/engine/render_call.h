@@ -21,6 +21,7 @@
 #include "kernels/storage.h"
 #include "server/engine/image_losses.h"
 #include "server/engine/limits.h"
+#include "server/engine/target_store.h"
 
 namespace drr::server {
 
@@ -69,6 +70,9 @@ struct LossRequest {
   LossSpec spec;
   // Return the rendered images too.
   bool return_images = false;
+  // The target itself when the caller holds it (a registration's target at
+  // a coarse scale); else the engine looks target_id up.
+  std::shared_ptr<const Target> target;
 };
 
 // The images and the full Jacobian dI/dθ of every image (for Gauss–Newton

@@ -653,10 +653,12 @@ absl::Status RenderEngine::Jacobians(const RenderCall& call,
 
 absl::Status RenderEngine::Losses(const RenderCall& call, RenderResult* result,
                                   std::vector<float>* upstream) const {
-  if (targets_ == nullptr)
-    return absl::FailedPreconditionError("this engine has no targets");
-  DRR_ASSIGN_OR_RETURN(std::shared_ptr<const Target> target,
-                       targets_->Get(call.loss()->target_id));
+  std::shared_ptr<const Target> target = call.loss()->target;
+  if (target == nullptr) {
+    if (targets_ == nullptr)
+      return absl::FailedPreconditionError("this engine has no targets");
+    DRR_ASSIGN_OR_RETURN(target, targets_->Get(call.loss()->target_id));
+  }
   if (target->height != result->height || target->width != result->width) {
     return absl::InvalidArgumentError(
         absl::StrCat("loss.target_id: target ", target->id, " is ",

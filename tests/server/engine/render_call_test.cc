@@ -191,7 +191,7 @@ TEST(ValidateRenderCallTest, RejectsBadOptions) {
   call.sampler = kernels::Sampler::kTexture;
   ExpectRejected(call, absl::StatusCode::kInvalidArgument, "options.sampler");
   call = GoodCall();
-  call.kind = LossRequest{"t", LossSpec{}, false};
+  call.kind = LossRequest{"t", LossSpec{}, false, nullptr};
   call.channels.classes = {1};
   ExpectRejected(call, absl::StatusCode::kInvalidArgument,
                  "options.channels.classes");
