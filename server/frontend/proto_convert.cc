@@ -2,7 +2,9 @@
 
 #include <cstring>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/string_view.h"
 #include "status/status_macros.h"
 #include "wire/volume_proto.h"
@@ -355,6 +357,105 @@ void ToProto(const RenderResult& result, v1::RenderResponse* out) {
   out->mutable_timings()->set_batch_wait_seconds(result.batch_wait_seconds);
   out->mutable_timings()->set_post_seconds(result.post_seconds);
   out->mutable_timings()->set_launch_poses(result.launch_poses);
+}
+
+absl::StatusOr<RegistrationSpec> FromProto(const v1::RegisterRequest& request) {
+  v1::RenderRequest render;
+  render.set_volume_id(request.volume_id());
+  for (const v1::ParameterizedPose& start : request.starts()) {
+    *render.add_poses()->mutable_parameterized() = start;
+  }
+  if (request.has_intrinsics()) {
+    *render.mutable_intrinsics() = request.intrinsics();
+  }
+  if (request.has_options()) *render.mutable_options() = request.options();
+  if (request.has_loss()) *render.mutable_loss() = request.loss();
+  render.set_priority(request.priority() == v1::PRIORITY_UNSPECIFIED
+                          ? v1::PRIORITY_BATCH
+                          : request.priority());
+  absl::StatusOr<RenderCall> call = FromProto(render);
+  if (!call.ok()) return NamedForRegistration(call.status());
+  RegistrationSpec spec;
+  spec.call = *std::move(call);
+  const v1::Optimizer& o = request.optimizer();
+  OptimizerSpec& out = spec.optimizer;
+  if (o.has_lr_rotation()) out.lr_rotation = o.lr_rotation();
+  if (o.has_lr_translation()) out.lr_translation = o.lr_translation();
+  if (o.has_iterations()) out.iterations = o.iterations();
+  if (o.has_stop_at()) out.stop_at = o.stop_at();
+  if (o.has_patience()) out.patience = o.patience();
+  if (o.has_plateau_factor()) out.plateau_factor = o.plateau_factor();
+  if (o.has_tolerance()) out.tolerance = o.tolerance();
+  if (o.has_max_reductions()) out.max_reductions = o.max_reductions();
+  if (!request.scales().empty()) {
+    spec.scales.assign(request.scales().begin(), request.scales().end());
+  }
+  return spec;
+}
+
+absl::Status NamedForRegistration(const absl::Status& status) {
+  if (!absl::StartsWith(status.message(), "poses")) return status;
+  std::string message =
+      absl::StrCat("starts", status.message().substr(sizeof("poses") - 1));
+  message = absl::StrReplaceAll(message, {{"].parameterized", "]"}});
+  return absl::Status(status.code(), message);
+}
+
+namespace {
+
+// The request's start `index` with `parameters` (rotation values then
+// translation) in place of its own.
+void PoseWith(const v1::RegisterRequest& request, int index,
+              const std::vector<double>& parameters,
+              v1::ParameterizedPose* out) {
+  *out = request.starts(index);
+  out->clear_rotation();
+  out->clear_translation();
+  const size_t rotation_values = parameters.size() - 3;
+  for (size_t i = 0; i < parameters.size(); ++i) {
+    if (i < rotation_values) {
+      out->add_rotation(parameters[i]);
+    } else {
+      out->add_translation(parameters[i]);
+    }
+  }
+}
+
+v1::RegisterStop StopToProto(RegistrationStop stop) {
+  switch (stop) {
+    case RegistrationStop::kReachedStopAt:
+      return v1::REGISTER_STOP_REACHED_STOP_AT;
+    case RegistrationStop::kPlateau:
+      return v1::REGISTER_STOP_PLATEAU;
+    case RegistrationStop::kIterations:
+      break;
+  }
+  return v1::REGISTER_STOP_ITERATIONS;
+}
+
+}  // namespace
+
+void ToProto(const RegistrationStep& step, const v1::RegisterRequest& request,
+             v1::RegisterStep* out) {
+  out->set_iteration(step.iteration);
+  out->set_scale(step.scale);
+  out->mutable_losses()->Assign(step.losses.begin(), step.losses.end());
+  out->set_best_start(step.best_start);
+  out->set_best_loss(step.best_loss);
+  PoseWith(request, step.best_start, step.best_parameters,
+           out->mutable_best_pose());
+}
+
+void ToProto(const RegistrationOutcome& outcome,
+             const v1::RegisterRequest& request, v1::RegisterResult* out) {
+  out->set_start(outcome.start);
+  out->set_loss(outcome.loss);
+  PoseWith(request, outcome.start, outcome.parameters, out->mutable_pose());
+  out->set_iterations(outcome.iterations);
+  out->set_stopped_by(StopToProto(outcome.stopped_by));
+  for (const RegistrationStep& step : outcome.trajectory) {
+    ToProto(step, request, out->add_trajectory());
+  }
 }
 
 }  // namespace drr::server

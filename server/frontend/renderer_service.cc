@@ -20,19 +20,6 @@ struct Frame {
   bool admitted = false;
 };
 
-// The client's deadline on the steady clock, or nothing when it set none.
-std::optional<std::chrono::steady_clock::time_point> ClientDeadline(
-    const grpc::CallbackServerContext& context) {
-  const auto left = context.deadline() - std::chrono::system_clock::now();
-  // None, or one too far away to matter (and to convert without overflow).
-  if (context.deadline() == std::chrono::system_clock::time_point::max() ||
-      left > std::chrono::hours(24 * 365)) {
-    return std::nullopt;
-  }
-  return std::chrono::steady_clock::now() +
-         std::chrono::duration_cast<std::chrono::steady_clock::duration>(left);
-}
-
 // Numbers the LATEST streams of this process.
 std::atomic<uint64_t> latest_streams{0};
 

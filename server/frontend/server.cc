@@ -23,6 +23,7 @@
 #include "server/frontend/auth.h"
 #include "server/frontend/drain_gate.h"
 #include "server/frontend/metrics.h"
+#include "server/frontend/registrations_service.h"
 #include "server/frontend/renderer_service.h"
 #include "server/frontend/targets_service.h"
 #include "server/frontend/upload_tracker.h"
@@ -128,6 +129,7 @@ class Server::Impl {
         volumes_service(context),
         renderer_service(context),
         targets_service(context),
+        registrations_service(context),
         drain_timeout(options.drain_timeout) {
     metrics.SetMemoryBudget(budget.limit());
   }
@@ -181,6 +183,7 @@ class Server::Impl {
   VolumesService volumes_service;
   RendererService renderer_service;
   TargetsService targets_service;
+  RegistrationsService registrations_service;
   const std::chrono::milliseconds drain_timeout;
   std::unique_ptr<grpc::Server> grpc_server;
   bool shut_down = false;
@@ -230,6 +233,7 @@ absl::StatusOr<Server> Server::Start(const Options& options) {
   builder.RegisterService(&impl->volumes_service);
   builder.RegisterService(&impl->renderer_service);
   builder.RegisterService(&impl->targets_service);
+  builder.RegisterService(&impl->registrations_service);
   impl->grpc_server = builder.BuildAndStart();
   if (impl->grpc_server == nullptr || impl->port == 0) {
     return absl::UnavailableError(
@@ -237,8 +241,8 @@ absl::StatusOr<Server> Server::Start(const Options& options) {
   }
   grpc::HealthCheckServiceInterface* health =
       impl->grpc_server->GetHealthCheckService();
-  for (const char* service :
-       {"", "drr.v1.Volumes", "drr.v1.Renderer", "drr.v1.Targets"}) {
+  for (const char* service : {"", "drr.v1.Volumes", "drr.v1.Renderer",
+                              "drr.v1.Targets", "drr.v1.Registrations"}) {
     health->SetServingStatus(service, true);
   }
   if (!options.metrics_listen.empty()) {

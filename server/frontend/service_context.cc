@@ -67,4 +67,16 @@ absl::Status ServiceContext::CheckTargetVisible(const std::string& id,
              : TargetNotFound(id);
 }
 
+std::optional<std::chrono::steady_clock::time_point> ClientDeadline(
+    const grpc::ServerContextBase& call) {
+  const auto left = call.deadline() - std::chrono::system_clock::now();
+  // None, or one too far away to matter (and to convert without overflow).
+  if (call.deadline() == std::chrono::system_clock::time_point::max() ||
+      left > std::chrono::hours(24 * 365)) {
+    return std::nullopt;
+  }
+  return std::chrono::steady_clock::now() +
+         std::chrono::duration_cast<std::chrono::steady_clock::duration>(left);
+}
+
 }  // namespace drr::server

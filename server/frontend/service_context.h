@@ -78,6 +78,11 @@ struct ServiceContext {
 // requires it; `detail` says which volume the call names.
 absl::Status VolumeHeaderMissing(absl::string_view detail);
 
+// The client's deadline of `call` on the steady clock, or nothing when it set
+// none (or one beyond a year).
+std::optional<std::chrono::steady_clock::time_point> ClientDeadline(
+    const grpc::ServerContextBase& call);
+
 // The x-drr-volume-id of `call`, if it carries one.
 std::optional<std::string> RoutedVolume(const grpc::ServerContextBase& call);
 

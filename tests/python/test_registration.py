@@ -1,14 +1,32 @@
-"""Registration through the real server: nanodrr's tutorial problem on the
-chest CT (design.md §8 camera at 100 x 100 pixels of 4 mm and 250 samples, to
-keep CI fast; bench/ runs the full-size case)."""
+"""Registration through the real server, its loop on the server and on the client: nanodrr's
+tutorial problem on the chest CT (design.md §8 camera at 100 x 100 pixels of 4 mm and 250
+samples, to keep CI fast; bench/ runs the full-size case)."""
+
+import time
 
 import numpy as np
 import pytest
 
 import reference
 from conftest import CHEST
-from drrclient import Intrinsics, Loss, Pose, RenderOptions, load_nifti
-from drrclient.registration import euler_to_rotation_vector, register
+from drrclient import (
+    DeadlineExceeded,
+    Intrinsics,
+    InvalidRequest,
+    Loss,
+    Pose,
+    RenderOptions,
+    TargetNotFound,
+    VolumeNotFound,
+    load_nifti,
+)
+from drrclient.registration import (
+    Optimizer,
+    euler_to_rotation_vector,
+    register,
+    register_on_server,
+)
+from test_metrics import parse, scrape
 
 CAMERA = Intrinsics(sdd=1020, delx=4.0, dely=4.0, height=100, width=100)
 OPTIONS = RenderOptions(n_samples=250)
@@ -57,3 +75,94 @@ def test_registers_nanodrrs_tutorial_start_pose_within_100_iterations(client):
     assert result.losses[-1] >= 0.999
     assert np.linalg.norm(result.rotation) < 0.02          # radians
     assert np.abs(result.translation - [0, 850, 0]).max() < 3.0  # mm
+
+
+def tutorial_problem(client):
+    """The chest CT, a target rendered at the reference pose, and nanodrr's tutorial start."""
+    if not CHEST.exists():
+        pytest.skip(f"{CHEST} is absent")
+    voxels, affine = load_nifti(str(CHEST))
+    vid = client.upload_volume(voxels, affine)
+    target = client.render(vid, [Pose(rotation=(0, 0, 0), translation=(0, 850, 0))], CAMERA,
+                           OPTIONS)[0, 0]
+    return vid, client.upload_target(target), euler_to_rotation_vector(
+        (-0.1303, 0.3461, -0.7852), "ZXY")
+
+
+def test_the_server_loop_takes_the_client_loops_steps(client):
+    vid, tid, start = tutorial_problem(client)
+    runs = {on: register(client, vid, tid, start, (-11.86, 828.81, -24.46), CAMERA, Loss(),
+                         OPTIONS, iterations=100, stop_at=0.999, on=on)
+            for on in ("server", "client")}
+    server, local = runs["server"], runs["client"]
+    assert server.converged and local.converged
+    assert len(server.losses) == len(local.losses)
+    np.testing.assert_allclose(server.losses, local.losses, atol=1e-5)
+    np.testing.assert_allclose(server.translation, local.translation, atol=1e-2)
+
+
+def test_the_server_registers_coarse_to_fine_from_the_best_of_several_starts(client):
+    vid, tid, start = tutorial_problem(client)
+    starts = [Pose(rotation=-start, translation=(40, 800, 40), parameterization="so3_log"),
+              Pose(rotation=start, translation=(-11.86, 828.81, -24.46),
+                   parameterization="so3_log")]
+    heard = []
+    found = register_on_server(
+        client, vid, tid, starts, CAMERA, Loss(), OPTIONS,
+        Optimizer(lr_rotation=5e-2, lr_translation=1e1, iterations=60, stop_at=0.999),
+        scales=(4, 2, 1), on_step=lambda i, scale, losses, best: heard.append((i, scale)))
+    assert found.start == 1 and found.loss >= 0.999, found.stopped_by
+    assert found.stopped_by == "reached_stop_at"
+    assert found.losses.shape == (found.iterations, 2)
+    assert list(dict.fromkeys(found.scales)) == [4, 2, 1]
+    assert np.linalg.norm(found.parameters[:3]) < 0.02
+    assert np.abs(found.parameters[3:] - [0, 850, 0]).max() < 3.0
+    assert found.pose.parameterization == "so3_log"
+    # Progress came in order, the last iteration among it.
+    assert heard and [i for i, _ in heard] == sorted(i for i, _ in heard)
+    assert heard[-1][0] == found.iterations - 1
+
+
+def test_the_server_refuses_a_bad_registration_naming_the_field(client):
+    vid, tid, start = tutorial_problem(client)
+    pose = Pose(rotation=start, translation=(0, 850, 0), parameterization="so3_log")
+    with pytest.raises(InvalidRequest, match="scales"):
+        register_on_server(client, vid, tid, [pose], CAMERA, scales=(3,))
+    with pytest.raises(InvalidRequest, match="optimizer.plateau_factor"):
+        register_on_server(client, vid, tid, [pose], CAMERA, optimizer=Optimizer(
+            plateau_factor=2))
+    with pytest.raises(InvalidRequest, match=r"starts\[0\].translation"):
+        register_on_server(client, vid, tid, [Pose(translation=(0, 1e300, 0))], CAMERA)
+    with pytest.raises(TargetNotFound):
+        register_on_server(client, vid, "0" * 64, [pose], CAMERA)
+    with pytest.raises(VolumeNotFound):
+        register_on_server(client, "0" * 64, tid, [pose], CAMERA)
+
+
+def test_a_registration_ends_with_its_deadline_or_its_client(server, client):
+    vid, tid, start = tutorial_problem(client)
+    pose = Pose(rotation=start, translation=(-11.86, 828.81, -24.46), parameterization="so3_log")
+    endless = Optimizer(iterations=10000, patience=10000)
+    with pytest.raises(DeadlineExceeded):
+        register_on_server(client, vid, tid, [pose], CAMERA, optimizer=endless, timeout=1.0)
+
+    class Enough(Exception):
+        pass
+
+    def stop(iteration, scale, losses, best):
+        if iteration >= 2:
+            raise Enough
+
+    with pytest.raises(Enough):
+        register_on_server(client, vid, tid, [pose], CAMERA, optimizer=endless, on_step=stop)
+    # Both stopped on the server, at their next iteration, and it goes on serving.
+    def ended() -> float:
+        return sum(value for (name, labels), value in parse(scrape(server)).items()
+                   if name == "drr_requests_total" and 'method="Register"' in labels
+                   and ('"CANCELLED"' in labels or '"DEADLINE_EXCEEDED"' in labels))
+
+    until = time.monotonic() + 10
+    while ended() < 2:
+        assert time.monotonic() < until, scrape(server)
+        time.sleep(0.1)
+    assert client.render(vid, [Pose()], CAMERA, OPTIONS).shape == (1, 1, 100, 100)

@@ -15,6 +15,8 @@ import numpy as np
 import numpy.typing as npt
 
 from drrclient._proto.drr.v1 import (
+    registrations_pb2,
+    registrations_pb2_grpc,
     renderer_pb2,
     renderer_pb2_grpc,
     targets_pb2,
@@ -54,6 +56,14 @@ def _typed_errors(method: F) -> F:
             raise typed(error) from None
 
     return cast(F, call)
+
+
+class _NotRetried(Exception):
+    """Carries a gRPC error out of Client._call without its retries."""
+
+    def __init__(self, error: grpc.RpcError):
+        super().__init__(str(error))
+        self.error = error
 
 
 @dataclass(frozen=True)
@@ -218,6 +228,7 @@ class _Connection:
         self._volumes = volumes_pb2_grpc.VolumesStub(channel)
         self._renderer = renderer_pb2_grpc.RendererStub(channel)
         self._targets = targets_pb2_grpc.TargetsStub(channel)
+        self._registrations = registrations_pb2_grpc.RegistrationsStub(channel)
         self._retry = retry or RetryPolicy()
         self._keep_uploads = keep_uploads
         self._timeout = timeout
@@ -397,6 +408,43 @@ class Client(_Connection):
         request.loss.CopyFrom(loss.to_proto(target_id))
         response = self._render(request)
         return Losses(np.asarray(response.losses), *_pose_gradients(response))
+
+    @_typed_errors
+    def run_registration(
+            self, request: registrations_pb2.RegisterRequest,
+            on_step: Callable[[registrations_pb2.RegisterStep], None] | None = None,
+            timeout: float | None = None) -> registrations_pb2.RegisterResult:
+        """Runs the registration ``request`` on the server (drrclient.registration.register builds
+        it) and returns its result; ``on_step`` hears each iteration the server streams (the
+        latest one whenever the client is ready: the result holds them all). ``timeout``
+        (seconds) bounds the whole registration; None for none. Retried from the start while no
+        iteration was heard yet (UNAVAILABLE, or a volume or target to upload again)."""
+        heard = False
+
+        def run(metadata: Metadata) -> registrations_pb2.RegisterResult:
+            nonlocal heard
+            stream = self._registrations.Register(request, metadata=metadata, timeout=timeout)
+            try:
+                for message in stream:
+                    if message.HasField("result"):
+                        result: registrations_pb2.RegisterResult = message.result
+                        return result
+                    heard = True
+                    if on_step is not None:
+                        on_step(message.step)
+            except grpc.RpcError as error:
+                if heard:  # iterations were delivered: not run again from the start
+                    raise _NotRetried(error) from None
+                raise
+            finally:
+                stream.cancel()  # the server stops at once should on_step raise
+            raise DrrError(grpc.StatusCode.INTERNAL,
+                           "the registration stream ended without a result")
+
+        try:
+            return self._call(request.volume_id, request.loss.target_id, run)
+        except _NotRetried as stop:
+            raise stop.error from None
 
     @staticmethod
     def render_request(volume_id: str, poses: Iterable[Pose | npt.ArrayLike],

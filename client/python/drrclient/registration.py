@@ -1,16 +1,20 @@
-"""2D/3D registration through the server: Adam on a pose (rotation vector
-and translation, nanodrr's make_rt_inv convention) to maximise a similarity
-(or minimise MSE) between the DRR and a target image. Each iteration is one
-loss_and_grad call: a few hundred bytes each way."""
+"""2D/3D registration: Adam on a pose (rotation vector and translation, nanodrr's make_rt_inv
+convention) to maximise a similarity (or minimise MSE) between the DRR and a target image. On
+the server (register_on_server; register's default) the loop runs next to the renderer, with
+coarse scales first, several starts at once and reduce-on-plateau; on the client each iteration
+is one loss_and_grad call (a few hundred bytes each way)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
+from drrclient._enums import pick
+from drrclient._proto.drr.v1 import registrations_pb2, renderer_pb2
 from drrclient.client import Client
 from drrclient.geometry import Intrinsics, Pose, Vector
 from drrclient.options import Loss, RenderOptions
@@ -62,6 +66,90 @@ class Adam:
         return params - self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
 
 
+@dataclass(frozen=True)
+class Optimizer:
+    """How the server optimises the pose parameters: Adam on each start's rotation values and
+    translation, the steps shrunk by ``plateau_factor`` after ``patience`` iterations without the
+    best loss improving by ``tolerance``, the scale over after ``max_reductions`` reductions;
+    ``stop_at`` ends the finest scale. A field left None takes the server's default
+    (proto/drr/v1/registrations.proto)."""
+
+    lr_rotation: float | None = None
+    lr_translation: float | None = None
+    iterations: int | None = None
+    stop_at: float | None = None
+    patience: int | None = None
+    plateau_factor: float | None = None
+    tolerance: float | None = None
+    max_reductions: int | None = None
+
+    def to_proto(self) -> registrations_pb2.Optimizer:
+        return registrations_pb2.Optimizer(
+            **{k: v for k, v in asdict(self).items() if v is not None})
+
+
+@dataclass
+class ServerRegistration:
+    """What a registration on the server found: the best ``start`` at the finest scale, its
+    ``pose`` (the start with the best parameters), ``loss`` and ``parameters`` (rotation values
+    then translation); per iteration, the ``scales`` and every start's ``losses`` [iterations,
+    starts]; why it stopped ("reached_stop_at", "plateau" or "iterations")."""
+
+    start: int
+    loss: float
+    pose: Pose
+    parameters: npt.NDArray[np.float64]
+    iterations: int
+    stopped_by: str
+    scales: npt.NDArray[np.int32]
+    losses: npt.NDArray[np.float64]
+
+
+def _pose_from_proto(proto: renderer_pb2.ParameterizedPose, like: Pose) -> Pose:
+    return replace(like, rotation=np.asarray(proto.rotation, dtype=np.float64),
+                   translation=tuple(proto.translation))
+
+
+def register_on_server(
+        client: Client, volume_id: str, target_id: str, starts: Sequence[Pose],
+        intrinsics: Intrinsics = Intrinsics(), loss: Loss = Loss(),
+        options: RenderOptions = RenderOptions(), optimizer: Optimizer = Optimizer(),
+        scales: Sequence[int] = (1,), priority: Literal["interactive", "batch"] = "batch",
+        on_step: Callable[[int, int, npt.NDArray[np.float64], npt.NDArray[np.float64]], None]
+        | None = None,
+        timeout: float | None = None) -> ServerRegistration:
+    """Registers the volume to the target on the server, next to its renderer: no round trip per
+    iteration. Each iteration renders every start (Pose, all of one parameterization) as one
+    batch; ``scales`` are detector downsampling factors, coarsest first (each dividing the
+    height and width of ``intrinsics``, the target's size). ``on_step(iteration, scale, losses,
+    best)`` hears the iterations as they come (the latest whenever the client is ready): every
+    start's loss, and the best parameters of the scale so far.
+    Cancelled by the deadline ``timeout`` (seconds), or by an exception from ``on_step``."""
+    request = registrations_pb2.RegisterRequest(
+        volume_id=volume_id, loss=loss.to_proto(target_id),
+        starts=[start.to_proto().parameterized for start in starts],
+        intrinsics=intrinsics.to_proto(), options=options.to_proto(),
+        optimizer=optimizer.to_proto(), scales=list(scales),
+        priority=pick(renderer_pb2.Priority.DESCRIPTOR, priority, "priority"))
+
+    def heard(step: registrations_pb2.RegisterStep) -> None:
+        if on_step is not None:
+            on_step(step.iteration, step.scale, np.asarray(step.losses, dtype=np.float64),
+                    np.asarray([*step.best_pose.rotation, *step.best_pose.translation]))
+
+    result = client.run_registration(request, heard, timeout)
+    return ServerRegistration(
+        start=result.start, loss=result.loss,
+        pose=_pose_from_proto(result.pose, starts[result.start]),
+        parameters=np.asarray([*result.pose.rotation, *result.pose.translation]),
+        iterations=result.iterations,
+        stopped_by=registrations_pb2.RegisterStop.Name(result.stopped_by)
+        .removeprefix("REGISTER_STOP_").lower(),
+        scales=np.asarray([step.scale for step in result.trajectory], dtype=np.int32),
+        losses=np.asarray([list(step.losses) for step in result.trajectory], dtype=np.float64)
+        .reshape(len(result.trajectory), len(starts)))
+
+
 @dataclass
 class RegistrationResult:
     rotation: npt.NDArray[np.float64]     # rotation vector (so3_log), radians
@@ -76,11 +164,37 @@ def register(client: Client, volume_id: str, target_id: str, rotation: Vector,
              orientation: str | None = "AP", lr_rotation: float = 5e-2,
              lr_translation: float = 1e1, iterations: int = 100,
              stop_at: float | None = 0.999,
-             callback: Callable[[int, float, npt.NDArray[np.float64]], None] | None = None
+             callback: Callable[[int, float, npt.NDArray[np.float64]], None] | None = None,
+             on: Literal["server", "client"] = "server", scales: Sequence[int] = (1,)
              ) -> RegistrationResult:
     """Registers the volume to the target from the pose (rotation vector,
-    translation). Similarities are maximised, MSE minimised; stops after
-    `iterations` or once the similarity reaches `stop_at`."""
+    translation) with Adam. Similarities are maximised, MSE minimised; stops after
+    `iterations` (per scale) or once the similarity reaches `stop_at`.
+
+    On the server (``on="server"``) the loop runs next to the renderer, coarse ``scales``
+    first, and the result is the best pose met; ``callback(iteration, loss, parameters)`` then
+    hears the iterations the server streams, with the best parameters so far. On the client
+    (``on="client"``) each iteration is one loss_and_grad call and the result is the last pose
+    evaluated; ``scales`` must then be (1,)."""
+    if on == "server":
+        start = Pose(rotation=np.asarray(rotation, float), translation=tuple(translation),
+                     orientation=orientation, parameterization="so3_log")
+        # No plateau: the steps the client loop would take.
+        optimizer = Optimizer(lr_rotation=lr_rotation, lr_translation=lr_translation,
+                              iterations=iterations, stop_at=stop_at, patience=iterations)
+
+        def heard(iteration: int, scale: int, losses: npt.NDArray[np.float64],
+                  best: npt.NDArray[np.float64]) -> None:
+            if callback:
+                callback(iteration, float(losses[0]), best)
+
+        found = register_on_server(client, volume_id, target_id, [start], intrinsics, loss,
+                                   options, optimizer, scales, on_step=heard)
+        return RegistrationResult(found.parameters[:3].copy(), found.parameters[3:].copy(),
+                                  [float(v) for v in found.losses[:, 0]],
+                                  found.stopped_by == "reached_stop_at")
+    if tuple(scales) != (1,):
+        raise ValueError("the client loop registers at full scale only: scales=(1,)")
     maximise = (loss.kind or "").lower() != "mse"
     params = np.concatenate([np.asarray(rotation, float), np.asarray(translation, float)])
     adam = Adam(np.array([lr_rotation] * 3 + [lr_translation] * 3))
