@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -66,6 +67,7 @@ DrrClient::DrrClient(
   volumes_ = v1::Volumes::NewStub(channel_);
   renderer_ = v1::Renderer::NewStub(channel_);
   targets_ = v1::Targets::NewStub(channel_);
+  registrations_ = v1::Registrations::NewStub(channel_);
 }
 
 void DrrClient::Prepare(grpc::ClientContext& context,
@@ -223,6 +225,47 @@ absl::StatusOr<v1::RenderResponse> DrrClient::Send(
       });
   if (!status.ok()) return status;
   return response;
+}
+
+absl::StatusOr<v1::RegisterResult> DrrClient::Register(
+    const v1::RegisterRequest& request,
+    const std::function<void(const v1::RegisterStep&)>& on_step) {
+  std::optional<v1::RegisterResult> result;
+  bool heard = false;
+  absl::Status status =
+      Retrying(request.volume_id(), request.loss().target_id(), [&] {
+        grpc::ClientContext context;
+        Prepare(context, request.volume_id());
+        std::unique_ptr<grpc::ClientReader<v1::RegisterProgress>> reader =
+            registrations_->Register(&context, request);
+        v1::RegisterProgress message;
+        while (reader->Read(&message)) {
+          if (message.has_result()) {
+            result = std::move(*message.mutable_result());
+          } else {
+            heard = true;
+            if (on_step) on_step(message.step());
+          }
+        }
+        absl::Status finished = FromGrpcStatus(reader->Finish());
+        if (finished.ok() && !result) {
+          finished = absl::InternalError(
+              "the registration stream ended without a result");
+        }
+        // Iterations were delivered: not run again from the start (what
+        // Retrying would retry is reported as ABORTED).
+        if (heard &&
+            (absl::IsUnavailable(finished) || absl::IsCancelled(finished) ||
+             absl::IsNotFound(finished))) {
+          return absl::AbortedError(
+              absl::StrCat("the registration failed after iterations were "
+                           "heard: ",
+                           finished.ToString()));
+        }
+        return finished;
+      });
+  if (!status.ok()) return status;
+  return *std::move(result);
 }
 
 absl::StatusOr<std::string> DrrClient::UploadTarget(

@@ -12,6 +12,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "drr/v1/registrations.grpc.pb.h"
 #include "drr/v1/renderer.grpc.pb.h"
 #include "drr/v1/targets.grpc.pb.h"
 #include "drr/v1/volumes.grpc.pb.h"
@@ -104,6 +105,14 @@ class DrrClient {
                                            const std::vector<float>& pixels,
                                            const std::string& volume_id = "");
 
+  // Runs the registration `request` on the server and returns its result;
+  // `on_step`, when given, hears the iterations the server streams (the
+  // latest whenever the client is ready). Retried as every call while no
+  // iteration was heard; not after.
+  absl::StatusOr<v1::RegisterResult> Register(
+      const v1::RegisterRequest& request,
+      const std::function<void(const v1::RegisterStep&)>& on_step = nullptr);
+
  private:
   // A target this client uploaded, to upload again.
   struct KeptTarget {
@@ -146,6 +155,7 @@ class DrrClient {
   std::unique_ptr<v1::Volumes::Stub> volumes_;
   std::unique_ptr<v1::Renderer::Stub> renderer_;
   std::unique_ptr<v1::Targets::Stub> targets_;
+  std::unique_ptr<v1::Registrations::Stub> registrations_;
 };
 
 // The absl::Status with the same code and message as `status`.

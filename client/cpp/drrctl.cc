@@ -72,10 +72,21 @@ struct RegisterFlags {
   std::string out;
   std::optional<std::string> loss;
   std::vector<int> patch_sizes;
+  // Most iterations (per scale, on the server).
   int iterations = 100;
   double lr_rotation = 0.05;
   double lr_translation = 10;
   double stop_at = 0.999;
+  // Detector downsampling factors, coarsest first (on the server).
+  std::vector<int> scales{1};
+  // Iterations without improvement before the steps shrink (on the server);
+  // unset: as many as the iterations (no plateau, the client loop's steps).
+  std::optional<int> patience;
+  // Each iteration one loss call from here, not the server's loop.
+  bool client_loop = false;
+
+  // Iterations at most, over every scale.
+  int total() const { return iterations * static_cast<int>(scales.size()); }
 };
 
 // The flags of sweep beyond the render flags: `count` poses whose Euler
@@ -412,9 +423,56 @@ absl::Status Sweep(DrrClient& client, const RenderFlags& f, const SweepFlags& s,
   return absl::OkStatus();
 }
 
+// Hears a registration's iteration, its loss, and whether it is the last.
+using IterationHeard = std::function<void(int, double, bool)>;
+
+// The registration loop run from here: one loss call per iteration and Adam
+// on its gradient, until r.iterations or r.stop_at; `request` (a loss call
+// of one so3_log pose) ends at the pose of the last loss. Returns the losses.
+absl::StatusOr<std::vector<double>> ClientLoop(DrrClient& client,
+                                               const RegisterFlags& r,
+                                               v1::RenderRequest& request,
+                                               const IterationHeard& heard) {
+  if (r.scales != std::vector<int>{1}) {
+    return absl::InvalidArgumentError(
+        "--client-loop registers at full scale only (--scales 1)");
+  }
+  v1::ParameterizedPose* pose =
+      request.mutable_poses(0)->mutable_parameterized();
+  std::vector<double> params(pose->rotation().begin(), pose->rotation().end());
+  params.insert(params.end(), pose->translation().begin(),
+                pose->translation().end());
+  Adam adam({r.lr_rotation, r.lr_rotation, r.lr_rotation, r.lr_translation,
+             r.lr_translation, r.lr_translation});
+  const bool maximise = request.loss().kind() != v1::LOSS_KIND_MSE;
+  std::vector<double> losses;
+  for (int iteration = 0; iteration < r.iterations; ++iteration) {
+    for (int i = 0; i < 3; ++i) {
+      pose->set_rotation(i, params[i]);
+      pose->set_translation(i, params[3 + i]);
+    }
+    DRR_ASSIGN_OR_RETURN(v1::RenderResponse response, client.Send(request));
+    const double value = response.losses(0);
+    losses.push_back(value);
+    const bool reached = maximise && value >= r.stop_at;
+    heard(iteration, value, reached || iteration + 1 == r.iterations);
+    if (reached) break;
+    std::vector<double> gradient(
+        response.pose_gradients(0).parameters().begin(),
+        response.pose_gradients(0).parameters().end());
+    if (maximise) {
+      for (double& g : gradient) g = -g;
+    }
+    adam.Step(gradient, &params);
+  }
+  return losses;
+}
+
 // Registers the volume to the target image: Adam on a rotation vector
 // (so3_log) and translation, starting from the pose flags, maximising the
-// similarity (minimising MSE); prints each iteration and the final pose.
+// similarity (minimising MSE), on the server (coarse scales first; the best
+// pose met) or from here (--client-loop; the last pose); prints each
+// iteration and the final pose.
 absl::Status Register(DrrClient& client, const RenderFlags& f,
                       const RegisterFlags& r) {
   DRR_ASSIGN_OR_RETURN(const std::vector<double> euler,
@@ -466,54 +524,65 @@ absl::Status Register(DrrClient& client, const RenderFlags& f,
           ? std::vector<double>(std::begin(defaults::kTranslation),
                                 std::end(defaults::kTranslation))
           : f.translation;
-  std::vector<double> params = {start[0],       start[1],       start[2],
-                                translation[0], translation[1], translation[2]};
   pose->set_parameterization(v1::PARAMETERIZATION_SO3_LOG);
   pose->clear_rotation();
   pose->clear_translation();
   for (int i = 0; i < 3; ++i) {
-    pose->add_rotation(0);
-    pose->add_translation(0);
+    pose->add_rotation(start[i]);
+    pose->add_translation(translation[i]);
   }
-  Adam adam({r.lr_rotation, r.lr_rotation, r.lr_rotation, r.lr_translation,
-             r.lr_translation, r.lr_translation});
-  const bool maximise = loss->kind() != v1::LOSS_KIND_MSE;
   // On a terminal a bar; else a line per iteration.
   const bool bar = isatty(STDOUT_FILENO);
-  std::vector<double> losses;
-  double value = 0;
-  int iteration = 0;
-  for (; iteration < r.iterations; ++iteration) {
-    for (int i = 0; i < 3; ++i) {
-      pose->set_rotation(i, params[i]);
-      pose->set_translation(i, params[3 + i]);
-    }
-    DRR_ASSIGN_OR_RETURN(v1::RenderResponse response, client.Send(request));
-    value = response.losses(0);
-    losses.push_back(value);
-    const bool last =
-        (maximise && value >= r.stop_at) || iteration + 1 == r.iterations;
+  auto heard = [&](int iteration, double value, bool last) {
     if (bar) {
       char detail[64];
       std::snprintf(detail, sizeof detail, "iteration %d loss %.6f", iteration,
                     value);
-      ProgressBar(stdout, "register", last ? r.iterations : iteration + 1,
-                  r.iterations, detail);
+      ProgressBar(stdout, "register", last ? r.total() : iteration + 1,
+                  r.total(), detail);
     } else {
       std::printf("iteration %d loss %.6f\n", iteration, value);
     }
-    if (maximise && value >= r.stop_at) break;
-    std::vector<double> gradient(
-        response.pose_gradients(0).parameters().begin(),
-        response.pose_gradients(0).parameters().end());
-    if (maximise) {
-      for (double& g : gradient) g = -g;
+  };
+  std::vector<double> losses;
+  int iterations = 0;
+  double value = 0;
+  if (r.client_loop) {
+    DRR_ASSIGN_OR_RETURN(losses, ClientLoop(client, r, request, heard));
+    iterations = static_cast<int>(losses.size());
+    value = losses.back();
+  } else {
+    v1::RegisterRequest job;
+    job.set_volume_id(volume_id);
+    *job.mutable_loss() = *loss;
+    *job.add_starts() = *pose;
+    *job.mutable_intrinsics() = request.intrinsics();
+    *job.mutable_options() = request.options();
+    v1::Optimizer* o = job.mutable_optimizer();
+    o->set_lr_rotation(r.lr_rotation);
+    o->set_lr_translation(r.lr_translation);
+    o->set_iterations(r.iterations);
+    o->set_stop_at(r.stop_at);
+    o->set_patience(r.patience.value_or(r.iterations));
+    for (int f : r.scales) job.add_scales(f);
+    DRR_ASSIGN_OR_RETURN(
+        v1::RegisterResult result,
+        client.Register(job, [&](const v1::RegisterStep& step) {
+          heard(step.iteration(), step.losses(0), false);
+        }));
+    // (A bar ends full; lines were printed as the iterations came.)
+    if (bar) {
+      heard(result.iterations() - 1, result.trajectory().rbegin()->losses(0),
+            true);
     }
-    adam.Step(gradient, &params);
+    for (const v1::RegisterStep& step : result.trajectory()) {
+      losses.push_back(step.losses(0));
+    }
+    *pose = result.pose();
+    iterations = result.iterations();
+    value = result.loss();
   }
-  // The pose of the last loss, which `pose` still holds (not the step after).
-  std::printf("final loss %.6f after %d iteration(s)\n", value,
-              iteration + (iteration < r.iterations));
+  std::printf("final loss %.6f after %d iteration(s)\n", value, iterations);
   std::printf(
       "rotation (so3_log, rad) %.6f %.6f %.6f\ntranslation (mm) %.4f %.4f "
       "%.4f\n",
@@ -590,8 +659,8 @@ int Run(int argc, char** argv) {
   RegisterFlags registration;
   CLI::App* reg = app.add_subcommand(
       "register",
-      "register the volume to a target image (Adam, on the server's"
-      " loss and pose gradient)");
+      "register the volume to a target image (Adam, run on the server next"
+      " to the renderer, or from here with --client-loop)");
   AddRenderFlags(*reg, register_flags);
   reg->add_option("--target", registration.target,
                   "the target image, a float32 (H, W) .npy file")
@@ -613,6 +682,15 @@ int Run(int argc, char** argv) {
   reg->add_option("--stop-at", registration.stop_at,
                   "stop once the similarity reaches this")
       ->capture_default_str();
+  reg->add_option("--scales", registration.scales,
+                  "detector downsampling factors, coarsest first (e.g. 4 2 1)")
+      ->expected(1, 8)
+      ->capture_default_str();
+  reg->add_option("--patience", registration.patience,
+                  "iterations without improvement before the steps halve "
+                  "(default: no plateau)");
+  reg->add_flag("--client-loop", registration.client_loop,
+                "run the loop here, one loss call per iteration");
   reg->add_option("-o,--out", registration.out,
                   "write OUT-overlay.png (the final DRR's edges over the "
                   "target) and OUT-loss.png (the loss per iteration)");

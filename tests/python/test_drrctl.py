@@ -100,17 +100,32 @@ def test_register_recovers_a_pose_and_prints_each_iteration(server, client, tmp_
     image = client.render(vid, [Pose(translation=(0, 250, 0))], camera,
                           RenderOptions(n_samples=300))[0, 0]
     np.save(tmp_path / "target.npy", image)
+    problem = ["--target", str(tmp_path / "target.npy"), "--rotation", "6", "-4", "3",
+               "--translation", "4", "245", "-3", "--lr-rotation", "0.02",
+               "--lr-translation", "1", "--iterations", "150", "--stop-at", "0.9995",
+               "--sdd", "400", "--delx", "3", "--dely", "3", "--height", "24",
+               "--width", "28", "--samples", "300"]
+
+    def final_loss(result) -> float:
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert lines[0].startswith("iteration 0 loss")  # not a terminal: lines as they come
+        return float(next(line for line in lines if line.startswith("final loss")).split()[2])
+
+    # The server's loop, the loop run from drrctl, and the server's coarse-to-fine.
     result = drrctl("register", str(tmp_path / "b.nii.gz"), "--server", server.address,
-                    "--target", str(tmp_path / "target.npy"), "--rotation", "6", "-4", "3",
-                    "--translation", "4", "245", "-3", "--lr-rotation", "0.02",
-                    "--lr-translation", "1", "--iterations", "150", "--stop-at", "0.9995",
-                    "--sdd", "400", "--delx", "3", "--dely", "3", "--height", "24",
-                    "--width", "28", "--samples", "300", "-o", str(tmp_path / "reg"))
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
-    assert lines[0].startswith("iteration 0 loss")  # not a terminal: a line per iteration
-    final = float(next(line for line in lines if line.startswith("final loss")).split()[2])
-    assert final >= 0.9995
+                    *problem, "-o", str(tmp_path / "reg"))
+    assert final_loss(result) >= 0.9995
+    local = drrctl("register", vid, "--server", server.address, *problem, "--client-loop")
+    assert final_loss(local) >= 0.9995
+    coarse = drrctl("register", vid, "--server", server.address, *problem, "--scales", "4",
+                    "2", "1")
+    assert final_loss(coarse) >= 0.9995
+    refused = drrctl("register", vid, "--server", server.address, *problem, "--scales", "5")
+    assert refused.returncode == 1 and "scales[0] is 5" in refused.stderr
+    refused = drrctl("register", vid, "--server", server.address, *problem, "--scales", "2",
+                     "--client-loop")
+    assert refused.returncode == 1 and "--client-loop registers at full scale" in refused.stderr
     # The final DRR's edges (red) over the target, and the loss per iteration (a blue line).
     overlay = np.round(matplotlib.image.imread(tmp_path / "reg-overlay.png") * 255)
     assert overlay.shape == (24, 28, 3)
