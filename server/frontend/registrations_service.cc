@@ -118,7 +118,8 @@ class RegisterReactor final
   void OnOutcome(absl::StatusOr<RegistrationOutcome> outcome) {
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      job_status_ = outcome.status();
+      // (A start stepped out of range is named as the request names it.)
+      job_status_ = NamedForRegistration(outcome.status());
       pending_.reset();  // the result holds every iteration
       if (outcome.ok()) {
         result_.emplace();
