@@ -28,7 +28,7 @@ absl::Status CheckStepSize(double value, const char* field) {
   return absl::OkStatus();
 }
 
-absl::Status CheckOptimizer(const OptimizerSpec& o, int scales) {
+absl::Status CheckOptimizer(const OptimizerSpec& o, int scales, int starts) {
   DRR_RETURN_IF_ERROR(CheckStepSize(o.lr_rotation, "optimizer.lr_rotation"));
   DRR_RETURN_IF_ERROR(
       CheckStepSize(o.lr_translation, "optimizer.lr_translation"));
@@ -38,6 +38,12 @@ absl::Status CheckOptimizer(const OptimizerSpec& o, int scales) {
         "optimizer.iterations is ", o.iterations, "; with ", scales,
         " scale(s) it must be in [1, ", most_iterations, "] (at most ",
         kMaxRegistrationIterations, " iterations in all)"));
+  }
+  if (int64_t{o.iterations} * scales * starts > kMaxRegistrationLosses) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("optimizer.iterations × scales × starts is ",
+                     int64_t{o.iterations} * scales * starts, "; at most ",
+                     kMaxRegistrationLosses, " losses are kept"));
   }
   if (o.stop_at && !std::isfinite(*o.stop_at)) {
     return absl::InvalidArgumentError("optimizer.stop_at is not finite");
@@ -137,7 +143,12 @@ class Job : public std::enable_shared_from_this<Job> {
   }
 
  private:
-  bool Better(double a, double b) const { return maximise_ ? a > b : a < b; }
+  // A finite loss betters any that is not.
+  bool Better(double a, double b) const {
+    if (!std::isfinite(a)) return false;
+    if (!std::isfinite(b)) return true;
+    return maximise_ ? a > b : a < b;
+  }
 
   // Whether `loss` betters `best` by the tolerance, relative to the larger of
   // |best| and 1 (NCC lives in [−1, 1]).
@@ -200,6 +211,14 @@ class Job : public std::enable_shared_from_this<Job> {
 
   void OnAnswer(absl::StatusOr<RenderResult> result) {
     if (!result.ok()) {
+      // The first call was checked before it started; a later one fails
+      // validation only when a step left the meaningful ranges.
+      if (iteration_ > 0 && absl::IsInvalidArgument(result.status())) {
+        done_(absl::AbortedError(absl::StrCat(
+            "iteration ", iteration_,
+            " stepped out of range: ", result.status().message())));
+        return;
+      }
       done_(result.status());
       return;
     }
@@ -221,7 +240,9 @@ class Job : public std::enable_shared_from_this<Job> {
     const Start& best = starts_[step.best_start];
     step.best_loss = *best.best_loss;
     step.best_parameters = best.best_parameters;
-    if (!scale_best_ || Improves(step.best_loss, *scale_best_)) {
+    if (!scale_best_ || (Better(step.best_loss, *scale_best_) &&
+                         (!std::isfinite(*scale_best_) ||
+                          Improves(step.best_loss, *scale_best_)))) {
       scale_best_ = step.best_loss;
       since_improvement_ = 0;
     } else {
@@ -252,8 +273,12 @@ class Job : public std::enable_shared_from_this<Job> {
     Submit();
   }
 
-  // One Adam step of `start` down the loss (up a similarity).
+  // One Adam step of `start` down the loss (up a similarity); none when the
+  // gradient is not finite.
   void Step(Start& start, const std::vector<double>& gradient) const {
+    for (double g : gradient) {
+      if (!std::isfinite(g)) return;
+    }
     const int t = scale_iterations_;
     const double sign = maximise_ ? -1.0 : 1.0;
     for (size_t i = 0; i < start.parameters.size(); ++i) {
@@ -330,8 +355,15 @@ absl::Status ValidateRegistration(const RegistrationSpec& spec,
                        "] is not parameterized: a registration optimises "
                        "rotation values and a translation"));
     }
-    if (std::get<ParameterizedPoseSpec>(call.poses[i]).parameterization !=
-        std::get<ParameterizedPoseSpec>(call.poses[0]).parameterization) {
+    const geometry::Parameterization p =
+        std::get<ParameterizedPoseSpec>(call.poses[i]).parameterization;
+    if (p == geometry::Parameterization::kMatrix) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "starts[", i,
+          "] is a rotation matrix, which a step would make non-orthonormal; "
+          "use rotation_9d, so3_log or another parameterization"));
+    }
+    if (p != std::get<ParameterizedPoseSpec>(call.poses[0]).parameterization) {
       return absl::InvalidArgumentError(absl::StrCat(
           "starts[", i, "] has another parameterization than starts[0]"));
     }
@@ -343,8 +375,8 @@ absl::Status ValidateRegistration(const RegistrationSpec& spec,
   DRR_RETURN_IF_ERROR(ValidateRenderCall(call, limits));
   DRR_RETURN_IF_ERROR(CheckScales(spec.scales, call.intrinsics[0].height,
                                   call.intrinsics[0].width));
-  DRR_RETURN_IF_ERROR(
-      CheckOptimizer(spec.optimizer, static_cast<int>(spec.scales.size())));
+  DRR_RETURN_IF_ERROR(CheckOptimizer(
+      spec.optimizer, static_cast<int>(spec.scales.size()), starts));
   for (int f : spec.scales) {
     DRR_RETURN_IF_ERROR(CheckLoss(call.loss()->spec,
                                   call.intrinsics[0].height / f,

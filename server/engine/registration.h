@@ -45,6 +45,9 @@ inline constexpr int kMaxRegistrationStarts = 64;
 inline constexpr int kMaxRegistrationIterations = 10000;
 // Largest detector downsampling factor.
 inline constexpr int kMaxRegistrationScale = 64;
+// Most losses one registration's trajectory keeps: iterations (over all
+// scales) × starts.
+inline constexpr int kMaxRegistrationLosses = 200000;
 
 // One registration: the loss call of its start poses at full detector size,
 // the optimiser, and the scales.
@@ -94,8 +97,9 @@ struct RegistrationOutcome {
 
 // Checks everything about `spec` that does not need the volume or target:
 // its call (ValidateRenderCall), parameterized starts within
-// kMaxRegistrationStarts, a loss call with one intrinsics, the optimiser's
-// values and the scales. INVALID_ARGUMENT names the field as the API spells
+// kMaxRegistrationStarts (not `matrix`, which a step would make
+// non-orthonormal), a loss call with one intrinsics, the optimiser's values
+// and the scales. INVALID_ARGUMENT names the field as the API spells
 // it (`optimizer.lr_rotation`, `scales`, ...).
 absl::Status ValidateRegistration(const RegistrationSpec& spec,
                                   const Limits& limits);
@@ -121,7 +125,9 @@ class Registrar {
   // loss call on the engine, submitted when the previous one is answered.
   // The call's deadline and cancelled flag bound the whole registration: it
   // ends DEADLINE_EXCEEDED or CANCELLED. A target that does not match the
-  // detector is INVALID_ARGUMENT.
+  // detector is INVALID_ARGUMENT; a step that leaves the meaningful ranges
+  // ends it ABORTED, naming the pose and the iteration. A start whose loss
+  // or gradient is not finite stays where it is (never the best).
   void Start(RegistrationSpec spec, Progress progress, Done done) const;
 
  private:

@@ -394,11 +394,12 @@ absl::StatusOr<RegistrationSpec> FromProto(const v1::RegisterRequest& request) {
 }
 
 absl::Status NamedForRegistration(const absl::Status& status) {
-  if (!absl::StartsWith(status.message(), "poses")) return status;
-  std::string message =
-      absl::StrCat("starts", status.message().substr(sizeof("poses") - 1));
-  message = absl::StrReplaceAll(message, {{"].parameterized", "]"}});
-  return absl::Status(status.code(), message);
+  if (!absl::StrContains(status.message(), "poses")) return status;
+  return absl::Status(
+      status.code(),
+      absl::StrReplaceAll(status.message(), {{"poses[", "starts["},
+                                             {"].parameterized", "]"},
+                                             {"poses ×", "starts ×"}}));
 }
 
 namespace {

@@ -116,15 +116,18 @@ class RegisterReactor final
   }
 
   void OnOutcome(absl::StatusOr<RegistrationOutcome> outcome) {
+    // (Converted before the lock: a long trajectory takes a while.)
+    std::optional<v1::RegisterProgress> result;
+    if (outcome.ok()) {
+      result.emplace();
+      ToProto(*outcome, request_, result->mutable_result());
+    }
     {
       std::lock_guard<std::mutex> lock(mutex_);
       // (A start stepped out of range is named as the request names it.)
       job_status_ = NamedForRegistration(outcome.status());
       pending_.reset();  // the result holds every iteration
-      if (outcome.ok()) {
-        result_.emplace();
-        ToProto(*outcome, request_, result_->mutable_result());
-      }
+      result_ = std::move(result);
       AdvanceLocked();
     }
     Unref();

@@ -165,23 +165,26 @@ def register(client: Client, volume_id: str, target_id: str, rotation: Vector,
              lr_translation: float = 1e1, iterations: int = 100,
              stop_at: float | None = 0.999,
              callback: Callable[[int, float, npt.NDArray[np.float64]], None] | None = None,
-             on: Literal["server", "client"] = "server", scales: Sequence[int] = (1,)
-             ) -> RegistrationResult:
+             on: Literal["server", "client"] = "server", scales: Sequence[int] = (1,),
+             timeout: float | None = None) -> RegistrationResult:
     """Registers the volume to the target from the pose (rotation vector,
     translation) with Adam. Similarities are maximised, MSE minimised; stops after
     `iterations` (per scale) or once the similarity reaches `stop_at`.
 
     On the server (``on="server"``) the loop runs next to the renderer, coarse ``scales``
     first, and the result is the best pose met; ``callback(iteration, loss, parameters)`` then
-    hears the iterations the server streams, with the best parameters so far. On the client
+    hears the iterations the server streams, with the best parameters so far, and ``timeout``
+    (seconds; None for none) bounds the whole registration. On the client
     (``on="client"``) each iteration is one loss_and_grad call and the result is the last pose
     evaluated; ``scales`` must then be (1,)."""
+    maximise = (loss.kind or "").lower() != "mse"
     if on == "server":
         start = Pose(rotation=np.asarray(rotation, float), translation=tuple(translation),
                      orientation=orientation, parameterization="so3_log")
         # No plateau: the steps the client loop would take.
         optimizer = Optimizer(lr_rotation=lr_rotation, lr_translation=lr_translation,
-                              iterations=iterations, stop_at=stop_at, patience=iterations)
+                              iterations=iterations, stop_at=stop_at if maximise else None,
+                              patience=iterations)
 
         def heard(iteration: int, scale: int, losses: npt.NDArray[np.float64],
                   best: npt.NDArray[np.float64]) -> None:
@@ -189,13 +192,12 @@ def register(client: Client, volume_id: str, target_id: str, rotation: Vector,
                 callback(iteration, float(losses[0]), best)
 
         found = register_on_server(client, volume_id, target_id, [start], intrinsics, loss,
-                                   options, optimizer, scales, on_step=heard)
+                                   options, optimizer, scales, on_step=heard, timeout=timeout)
         return RegistrationResult(found.parameters[:3].copy(), found.parameters[3:].copy(),
                                   [float(v) for v in found.losses[:, 0]],
                                   found.stopped_by == "reached_stop_at")
     if tuple(scales) != (1,):
         raise ValueError("the client loop registers at full scale only: scales=(1,)")
-    maximise = (loss.kind or "").lower() != "mse"
     params = np.concatenate([np.asarray(rotation, float), np.asarray(translation, float)])
     adam = Adam(np.array([lr_rotation] * 3 + [lr_translation] * 3))
     result = RegistrationResult(params[:3].copy(), params[3:].copy())

@@ -268,6 +268,17 @@ TEST_F(RegistrationTest, EndsCancelledOrPastItsDeadline) {
   EXPECT_THAT(Run(spec), StatusIs(absl::StatusCode::kDeadlineExceeded));
 }
 
+TEST_F(RegistrationTest, EndsAbortedWhenAStepLeavesTheMeaningfulRanges) {
+  RegistrationSpec spec;
+  spec.call = Call({Pose({0.08, -0.06, 0.05}, {8, 300, 0})});
+  spec.optimizer.lr_translation = 1e6;
+  spec.optimizer.patience = 100;
+  EXPECT_THAT(Run(spec),
+              StatusIs(absl::StatusCode::kAborted,
+                       HasSubstr("stepped out of range: poses[0].parameterized."
+                                 "translation")));
+}
+
 TEST_F(RegistrationTest, RefusesATargetOfAnotherSize) {
   RegistrationSpec spec;
   spec.call = Call({Pose({0, 0, 0}, {0, 300, 0})});
@@ -293,6 +304,19 @@ TEST_F(RegistrationTest, RefusesBadSettingsNamingTheField) {
        [](auto& s) { s.call.poses.resize(65, s.call.poses[0]); }},
       {"starts[0] is not parameterized",
        [](auto& s) { s.call.poses[0] = geometry::Mat4d::Identity(); }},
+      {"starts[0] is a rotation matrix",
+       [](auto& s) {
+         ParameterizedPoseSpec matrix;
+         matrix.parameterization = geometry::Parameterization::kMatrix;
+         matrix.rotation = {1, 0, 0, 0, 1, 0, 0, 0, 1};
+         s.call.poses[0] = matrix;
+       }},
+      {"optimizer.iterations × scales × starts is 201000",
+       [](auto& s) {
+         s.call.poses.resize(67, s.call.poses[0]);
+         s.call.poses.resize(60);
+         s.optimizer.iterations = 3350;
+       }},
       {"starts[1] has another parameterization",
        [](auto& s) {
          ParameterizedPoseSpec euler;
