@@ -38,6 +38,10 @@ inline constexpr double kNccEps = 1e-7;
 inline constexpr double kMultiscaleNccEps = 1e-4;
 inline constexpr double kGradientNccSigma = 1.0;
 
+// Mutual information's histogram: bins per image (each image's intensities
+// min–max normalised to [0, 1], Gaussian Parzen windows of half a bin).
+inline constexpr int kMutualInformationBins = 32;
+
 // A registration's optimiser (Adam with reduce-on-plateau): step sizes of the
 // rotation values (radians, or degrees for Euler angles in degrees) and of
 // the translation (mm); iterations per scale; how many steps without a

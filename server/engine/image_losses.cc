@@ -274,6 +274,138 @@ class SobelFilter {
   std::vector<double> kernel_;
 };
 
+// Intensities min–max normalised to [0, 1], spread over histogram bins by
+// Gaussian Parzen windows: pixel i puts weight w[i][k] (summing to 1) in bin
+// first[i] + k, for the kWindow bins nearest its value (farther bins would
+// get less than e⁻¹⁸ of it).
+class ParzenWeights {
+ public:
+  static constexpr int kWindow = 7;
+
+  ParzenWeights(const Planes& image, int bins)
+      : bins_(bins), sigma_(0.5 / (bins - 1)) {
+    const auto [lo, hi] =
+        std::minmax_element(image.values.begin(), image.values.end());
+    min_index_ = lo - image.values.begin();
+    max_index_ = hi - image.values.begin();
+    range_ = *hi - *lo;
+    const size_t n = image.values.size();
+    normalised_.resize(n);
+    first_.resize(n);
+    weights_.resize(n * kWindow);
+    slopes_.resize(n * kWindow);
+    for (size_t i = 0; i < n; ++i) {
+      // A flat image is all mid-grey (and has no gradient).
+      const double v = range_ > 0 ? (image.values[i] - *lo) / range_ : 0.5;
+      normalised_[i] = v;
+      const int nearest = static_cast<int>(std::lround(v * (bins - 1)));
+      first_[i] = std::clamp(nearest - kWindow / 2, 0, bins - kWindow);
+      double sum = 0;
+      for (int k = 0; k < kWindow; ++k) {
+        const double d = v - Center(first_[i] + k);
+        weights_[i * kWindow + k] = std::exp(-d * d / (2 * sigma_ * sigma_));
+        slopes_[i * kWindow + k] = -d / (sigma_ * sigma_);  // d log w / dv
+        sum += weights_[i * kWindow + k];
+      }
+      for (int k = 0; k < kWindow; ++k) weights_[i * kWindow + k] /= sum;
+    }
+  }
+
+  double Center(int bin) const { return double(bin) / (bins_ - 1); }
+  size_t size() const { return normalised_.size(); }
+  int first(size_t i) const { return first_[i]; }
+  double weight(size_t i, int k) const { return weights_[i * kWindow + k]; }
+
+  // d(Σₖ weight(i, k)·g[first(i) + k]) / d(normalised value of pixel i).
+  double Derivative(size_t i, const double* g) const {
+    double mean_slope = 0, sum = 0;
+    for (int k = 0; k < kWindow; ++k) {
+      mean_slope += weight(i, k) * slopes_[i * kWindow + k];
+    }
+    for (int k = 0; k < kWindow; ++k) {
+      sum += g[first_[i] + k] * weight(i, k) *
+             (slopes_[i * kWindow + k] - mean_slope);
+    }
+    return sum;
+  }
+
+  // The gradient with respect to the raw intensities of one with respect
+  // to the normalised ones (through the minimum and maximum too).
+  std::vector<double> ThroughNormalisation(const std::vector<double>& d) const {
+    std::vector<double> out(d.size(), 0.0);
+    if (!(range_ > 0)) return out;
+    double through_min = 0, through_max = 0;
+    for (size_t i = 0; i < d.size(); ++i) {
+      out[i] = d[i] / range_;
+      through_min += d[i] * (normalised_[i] - 1) / range_;
+      through_max -= d[i] * normalised_[i] / range_;
+    }
+    out[min_index_] += through_min;
+    out[max_index_] += through_max;
+    return out;
+  }
+
+ private:
+  int bins_;
+  double sigma_;
+  double range_ = 0;
+  size_t min_index_ = 0, max_index_ = 0;
+  std::vector<double> normalised_;
+  std::vector<int> first_;
+  std::vector<double> weights_, slopes_;
+};
+
+// Σ p(a,b)·log((p(a,b) + ε)/(p(a)·q(b) + ε)) over the joint histogram of the
+// image (a) and the target (b), and its gradient with respect to the image.
+double MutualInformation(const Planes& x, const Planes& y, int bins, double eps,
+                         std::vector<double>* gradient) {
+  const ParzenWeights a(x, bins), b(y, bins);
+  const size_t n = a.size();
+  const int w = ParzenWeights::kWindow;
+  std::vector<double> joint(size_t(bins) * bins, 0.0), pa(bins, 0.0),
+      qb(bins, 0.0);
+  for (size_t i = 0; i < n; ++i) {
+    for (int k = 0; k < w; ++k) {
+      pa[a.first(i) + k] += a.weight(i, k) / n;
+      qb[b.first(i) + k] += b.weight(i, k) / n;
+      for (int l = 0; l < w; ++l) {
+        joint[size_t(a.first(i) + k) * bins + b.first(i) + l] +=
+            a.weight(i, k) * b.weight(i, l) / n;
+      }
+    }
+  }
+  double mi = 0;
+  // dMI/dp(a,b) and dMI/dp(a).
+  std::vector<double> d_joint(joint.size()), d_pa(bins, 0.0);
+  for (int i = 0; i < bins; ++i) {
+    for (int j = 0; j < bins; ++j) {
+      const double p = joint[size_t(i) * bins + j];
+      const double independent = pa[i] * qb[j];
+      mi += p * (std::log(p + eps) - std::log(independent + eps));
+      d_joint[size_t(i) * bins + j] =
+          std::log(p + eps) - std::log(independent + eps) + p / (p + eps);
+      d_pa[i] -= p * qb[j] / (independent + eps);
+    }
+  }
+  // dMI/d(weight of pixel i in image bin c) = (Σ_b dMI/dp(c,b)·t(i,b) +
+  // dMI/dp(c)) / n, then through the Parzen windows and the normalisation.
+  std::vector<double> d_normalised(n), g(bins);
+  for (size_t i = 0; i < n; ++i) {
+    std::fill(g.begin(), g.end(), 0.0);
+    for (int k = 0; k < w; ++k) {
+      const int c = a.first(i) + k;
+      double sum = d_pa[c];
+      for (int l = 0; l < w; ++l) {
+        sum += d_joint[size_t(c) * bins + b.first(i) + l] * b.weight(i, l);
+      }
+      g[c] = sum / n;
+    }
+    d_normalised[i] = a.Derivative(i, g.data());
+  }
+  *gradient = a.ThroughNormalisation(d_normalised);
+  return mi;
+}
+
 }  // namespace
 
 absl::Status CheckLoss(const LossSpec& spec, int height, int width) {
@@ -302,6 +434,11 @@ absl::Status CheckLoss(const LossSpec& spec, int height, int width) {
         absl::StrCat("loss.eps is ", spec.eps, ", must be finite and at least ",
                      kMinLossEps));
   }
+  if (spec.bins < kMinLossBins || spec.bins > kMaxLossBins) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("loss.bins is ", spec.bins, ", must be in [", kMinLossBins,
+                     ", ", kMaxLossBins, "]"));
+  }
   if (!(spec.sigma >= 0) || spec.sigma > 50) {
     return absl::InvalidArgumentError("loss.sigma must be in [0, 50]");
   }
@@ -329,6 +466,9 @@ double LossAndGradient(const LossSpec& spec, const float* image,
       (*gradient)[i] = 2 * d / n;
     }
     return sum / n;
+  }
+  if (spec.kind == LossSpec::Kind::kMutualInformation) {
+    return MutualInformation(x, y, spec.bins, spec.eps, gradient);
   }
   const bool sobel = spec.kind == LossSpec::Kind::kGradientNcc;
   const SobelFilter filter(spec.sigma, height, width);

@@ -292,6 +292,9 @@ absl::StatusOr<RenderCall> FromProto(const v1::RenderRequest& request) {
       case v1::LOSS_KIND_MSE:
         out.spec.kind = LossSpec::Kind::kMse;
         break;
+      case v1::LOSS_KIND_MUTUAL_INFORMATION:
+        out.spec.kind = LossSpec::Kind::kMutualInformation;
+        break;
       default:
         return absl::InvalidArgumentError(
             absl::StrCat("loss.kind has unknown value ", loss.kind()));
@@ -306,6 +309,7 @@ absl::StatusOr<RenderCall> FromProto(const v1::RenderRequest& request) {
     }
     if (loss.has_sigma()) out.spec.sigma = loss.sigma();
     if (loss.has_eps()) out.spec.eps = loss.eps();
+    if (loss.has_bins()) out.spec.bins = loss.bins();
     call.kind = std::move(out);
   }
   if (request.has_gradient()) {

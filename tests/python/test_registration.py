@@ -166,3 +166,20 @@ def test_a_registration_ends_with_its_deadline_or_its_client(server, client):
         assert time.monotonic() < until, scrape(server)
         time.sleep(0.1)
     assert client.render(vid, [Pose()], CAMERA, OPTIONS).shape == (1, 1, 100, 100)
+
+
+def test_mutual_information_peaks_at_the_true_pose_whatever_the_contrast(client):
+    vid, tid, _ = tutorial_problem(client)
+    target = client.render(vid, [Pose(rotation=(0, 0, 0), translation=(0, 850, 0))], CAMERA,
+                           OPTIONS)[0, 0]
+    inverted = client.upload_target(10.0 - 2.0 * target)
+    mi = Loss(kind="mutual_information", bins=24)
+    moved = Pose(rotation=(5, 2, -3), translation=(4, 845, -2))
+    losses, grads, _ = client.loss_and_grad(vid, inverted, [Pose(), moved], CAMERA, mi, OPTIONS)
+    assert losses[0] > losses[1] > 0
+    assert np.all(np.isfinite(grads)) and np.abs(grads[1]).max() > 0
+    ncc, _, _ = client.loss_and_grad(vid, inverted, [Pose()], CAMERA, Loss(), OPTIONS)
+    assert ncc[0] == pytest.approx(-1.0, abs=1e-5)  # what NCC makes of it
+    with pytest.raises(InvalidRequest, match="loss.bins"):
+        client.loss_and_grad(vid, tid, [Pose()], CAMERA, Loss(kind="mutual_information", bins=4),
+                             OPTIONS)

@@ -17,7 +17,7 @@ Renderer = Literal["trilinear", "siddon"]
 Output = Literal["line_integral", "exp", "mip"]
 DType = Literal["float32", "float16", "bfloat16"]
 Sampler = Literal["exact", "texture"]
-LossKind = Literal["ncc", "multiscale_ncc", "gradient_ncc", "mse"]
+LossKind = Literal["ncc", "multiscale_ncc", "gradient_ncc", "mse", "mutual_information"]
 
 
 @dataclass(frozen=True)
@@ -66,22 +66,24 @@ class Loss:
     """A similarity to a target image, as nanodrr's metrics define it: ncc
     (``patch_sizes=[p]`` for patch NCC), multiscale_ncc (``patch_sizes`` with
     ``patch_weights``; 0 means the whole image), gradient_ncc (Gaussian blur
-    ``sigma`` pixels, 0 for none, then Sobel, then NCC) or mse. NCC variants
-    are similarities (higher is better). A field left None takes the
-    server's default (nanodrr's)."""
+    ``sigma`` pixels, 0 for none, then Sobel, then NCC), mse, or
+    mutual_information (``bins`` per image, each image min-max normalised).
+    NCC variants and mutual information are similarities (higher is better).
+    A field left None takes the server's default (nanodrr's)."""
 
     kind: LossKind | None = None
     patch_sizes: Sequence[int | None] | None = None
     patch_weights: Sequence[float] | None = None
     sigma: float | None = None
     eps: float | None = None
+    bins: int | None = None
 
     def to_proto(self, target_id: str, return_images: bool = False) -> renderer_pb2.Loss:
         return renderer_pb2.Loss(
             target_id=target_id, kind=pick(renderer_pb2.LossKind.DESCRIPTOR, self.kind, "loss kind"),
             patch_sizes=[int(p or 0) for p in (self.patch_sizes or [])],
             patch_weights=list(self.patch_weights or []), sigma=self.sigma, eps=self.eps,
-            return_images=return_images)
+            bins=self.bins, return_images=return_images)
 
 
 def decode_images(tensor: renderer_pb2.ImageTensor) -> npt.NDArray[np.float32]:

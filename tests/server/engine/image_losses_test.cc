@@ -48,6 +48,10 @@ std::vector<LossSpec> AllSpecs() {
   LossSpec mse;
   mse.kind = LossSpec::Kind::kMse;
   specs.push_back(mse);
+  LossSpec mi;
+  mi.kind = LossSpec::Kind::kMutualInformation;
+  mi.bins = 16;
+  specs.push_back(mi);
   return specs;
 }
 
@@ -84,7 +88,10 @@ TEST(ImageLossesTest, NccIsOneForItselfAndMinusOneForItsNegative) {
   }
   std::vector<double> grad;
   for (const LossSpec& spec : AllSpecs()) {
-    if (spec.kind == LossSpec::Kind::kMse) continue;
+    if (spec.kind == LossSpec::Kind::kMse ||
+        spec.kind == LossSpec::Kind::kMutualInformation) {
+      continue;  // (not correlations)
+    }
     double weights = 0;
     for (size_t i = 0; i < spec.weights.size(); ++i) {
       weights += spec.kind == LossSpec::Kind::kMultiscaleNcc || i == 0
@@ -172,6 +179,30 @@ TEST(ImageLossesTest, LargePatchesNeedOnlyImageSizedMemory) {
   for (double g : grad) ASSERT_TRUE(std::isfinite(g));
 }
 
+TEST(ImageLossesTest, MutualInformationIsHighestForTheSameImageAnyContrast) {
+  const std::vector<float> image = Noise(1), other = Noise(2);
+  LossSpec mi;
+  mi.kind = LossSpec::Kind::kMutualInformation;
+  std::vector<double> grad;
+  const double itself =
+      LossAndGradient(mi, image.data(), image.data(), kH, kW, &grad);
+  const double unrelated =
+      LossAndGradient(mi, image.data(), other.data(), kH, kW, &grad);
+  EXPECT_GT(itself, 1.0);  // nats: about log(bins) for spread values
+  EXPECT_LT(unrelated, 0.6 * itself);
+  // Another window and level (inverted too): the same information (to the
+  // float32 rounding of the new values).
+  std::vector<float> contrast(image.size());
+  for (size_t i = 0; i < image.size(); ++i) contrast[i] = 5 - 3 * image[i];
+  EXPECT_NEAR(LossAndGradient(mi, contrast.data(), image.data(), kH, kW, &grad),
+              itself, 1e-6);
+  // A flat image shares nothing, and has no gradient.
+  const std::vector<float> flat(image.size(), 2.0f);
+  EXPECT_NEAR(LossAndGradient(mi, flat.data(), image.data(), kH, kW, &grad),
+              0.0, 1e-6);
+  for (double g : grad) EXPECT_EQ(g, 0.0);
+}
+
 TEST(ImageLossesTest, RejectsBadSpecs) {
   LossSpec spec;
   spec.patch_sizes = {20};
@@ -198,6 +229,14 @@ TEST(ImageLossesTest, RejectsBadSpecs) {
               StatusIs(absl::StatusCode::kInvalidArgument));
   spec.weights = {0.5, -kMaxLossWeight};
   EXPECT_THAT(CheckLoss(spec, kH, kW), IsOk());
+  spec = LossSpec{};
+  spec.kind = LossSpec::Kind::kMutualInformation;
+  for (int bins : {kMinLossBins - 1, kMaxLossBins + 1}) {
+    spec.bins = bins;
+    EXPECT_THAT(
+        CheckLoss(spec, kH, kW),
+        StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("loss.bins")));
+  }
 }
 
 // A subnormal eps made 1/(σx·σy) of a flat patch overflow to an infinite

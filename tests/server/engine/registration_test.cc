@@ -239,6 +239,37 @@ TEST_F(RegistrationTest, MinimisesMse) {
   EXPECT_LT(outcome->loss, 0.2 * steps.front().losses[0]);
 }
 
+TEST_F(RegistrationTest, MaximisesMutualInformationAgainstAnotherContrast) {
+  // The target with its contrast inverted (as another modality might be):
+  // NCC would push away from the truth, mutual information does not care.
+  const std::shared_ptr<const Target> truth = *targets_.Get(target_id_);
+  std::vector<float> inverted(truth->pixels.size());
+  for (size_t i = 0; i < inverted.size(); ++i) {
+    inverted[i] = 2.0f - 3.0f * truth->pixels[i];
+  }
+  auto target = targets_.Insert(24, 24, inverted);
+  ASSERT_THAT(target, IsOk());
+  RegistrationSpec spec;
+  spec.call = Call({Pose({0.1, -0.08, 0.06}, {10, 300, -6})});
+  auto& loss = std::get<LossRequest>(spec.call.kind);
+  loss.target_id = (*target)->id;
+  loss.spec.kind = LossSpec::Kind::kMutualInformation;
+  loss.spec.bins = 16;
+  spec.scales = {2, 1};
+  spec.optimizer.lr_rotation = 0.01;
+  spec.optimizer.lr_translation = 1;
+  spec.optimizer.iterations = 60;
+  std::vector<RegistrationStep> steps;
+  absl::StatusOr<RegistrationOutcome> outcome = Run(spec, &steps);
+  ASSERT_THAT(outcome, IsOk());
+  const auto [rotation, translation] = Error(outcome->parameters);
+  const auto [start_rotation, start_translation] =
+      Error({0.1, -0.08, 0.06, 10, 300, -6});
+  EXPECT_LT(rotation, 0.5 * start_rotation);
+  EXPECT_LT(translation, 0.5 * start_translation);
+  EXPECT_GT(outcome->loss, steps.back().losses[0] - 1e-12);
+}
+
 TEST_F(RegistrationTest, EndsCancelledOrPastItsDeadline) {
   RegistrationSpec spec;
   spec.call = Call({Pose({0.08, -0.06, 0.05}, {8, 300, 0})});
