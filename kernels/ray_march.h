@@ -85,21 +85,22 @@ struct ChannelAccumulator {
 };
 
 // Narrows [*lo, *hi] (segment parameters) to where a + α·d lies strictly
-// between `lower` and `upper` on one axis (empty: *lo ≥ *hi).
-DRR_HD void ClipToSlab(float a, float d, float lower, float upper, float* lo,
-                       float* hi) {
-  if (d == 0.0f) {
-    if (!(a > lower && a < upper)) *hi = -1.0f;
+// between `lower` and `upper` on one axis (empty: *lo ≥ *hi). In float for
+// the trilinear renderer's sample range, in double for Siddon's walk.
+template <typename T>
+DRR_HD void ClipToSlab(T a, T d, T lower, T upper, T* lo, T* hi) {
+  if (d == T(0)) {
+    if (!(a > lower && a < upper)) *hi = T(-1);
     return;
   }
-  float t0 = (lower - a) / d, t1 = (upper - a) / d;
+  T t0 = (lower - a) / d, t1 = (upper - a) / d;
   if (t0 > t1) {
-    const float t = t0;
+    const T t = t0;
     t0 = t1;
     t1 = t;
   }
-  *lo = fmaxf(*lo, t0);
-  *hi = fminf(*hi, t1);
+  if (t0 > *lo) *lo = t0;
+  if (t1 < *hi) *hi = t1;
 }
 
 // The samples [*first, *last] (empty when *last < *first) of the n-sample
@@ -149,25 +150,24 @@ DRR_HD void MarchTrilinear(const Volume& volume, const Labels& labels,
 }
 
 // The index of the voxel holding coordinate `p`, clamped to [0, n).
-DRR_HD int NearestIndex(float p, int n) {
-  const int i = SaturatingIndex(floorf(p + 0.5f), n);
-  return i < 0 ? 0 : (i >= n ? n - 1 : i);
+DRR_HD int NearestIndex(double p, int n) {
+  const double i = floor(p + 0.5);
+  return !(i >= 0.0) ? 0 : (i >= n ? n - 1 : static_cast<int>(i));  // NaN: 0
 }
 
 // The segment parameter of the first voxel boundary (plane k − 0.5) that the
 // coordinate a + α·d crosses after `alpha`, and the parameter step between
 // boundaries; +inf when the ray is parallel to the planes.
-DRR_HD void FirstCrossing(float a, float d, float alpha, float* next,
-                          float* step) {
-  if (d == 0.0f) {
+DRR_HD void FirstCrossing(double a, double d, double alpha, double* next,
+                          double* step) {
+  if (d == 0.0) {
     *next = INFINITY;
     *step = INFINITY;
     return;
   }
-  const float p = a + alpha * d;
-  const float boundary =
-      d > 0.0f ? floorf(p + 0.5f) + 0.5f : ceilf(p + 0.5f) - 1.5f;
-  *step = fabsf(1.0f / d);
+  const double p = a + alpha * d;
+  const double boundary = d > 0.0 ? floor(p + 0.5) + 0.5 : ceil(p + 0.5) - 1.5;
+  *step = fabs(1.0 / d);
   *next = (boundary - a) / d;
   if (*next <= alpha) *next += *step;  // rounding put the crossing behind us
 }
@@ -177,43 +177,48 @@ DRR_HD void FirstCrossing(float a, float d, float alpha, float* next,
 // Σ length_mm·μ(voxel) per class; kMax gives the largest μ met (zero joins
 // when part of the segment lies outside the volume). The walk starts in the
 // voxel holding the midpoint of the first piece and steps one voxel per
-// boundary crossed.
+// boundary crossed. The walk's ray parameters are float64: a chord is the
+// difference of two parameters of the whole source→detector segment, ~1e-3
+// apart where they are ~0.5, which float32 resolves to ~1e-4 of the chord
+// (1e-5 of the image maximum and worse, against a float64 exact path).
 template <Reduce R, int kChannels, class Volume, class Labels>
 DRR_HD void MarchSiddon(const Volume& volume, const Labels& labels,
                         const PoseGeometry& g, int row, int col,
                         ChannelAccumulator<R, kChannels>* acc) {
   const CameraRay ray = MakeCameraRay(g, row, col);
-  const Vec3 a = TransformPoint(g.camera_to_voxel, ray.source);
-  const Vec3 d = TransformPoint(g.camera_to_voxel, ray.target) - a;
-  float lo = 0.0f, hi = 1.0f;
-  ClipToSlab(a.x, d.x, -0.5f, volume.nx - 0.5f, &lo, &hi);
-  ClipToSlab(a.y, d.y, -0.5f, volume.ny - 0.5f, &lo, &hi);
-  ClipToSlab(a.z, d.z, -0.5f, volume.nz - 0.5f, &lo, &hi);
-  acc->Reset(R == Reduce::kSum || lo > 0.0f || hi < 1.0f ? 0.0f : -INFINITY);
+  const Vec3 source = TransformPoint(g.camera_to_voxel, ray.source);
+  const Vec3 delta = TransformPoint(g.camera_to_voxel, ray.target) - source;
+  const double ax = source.x, ay = source.y, az = source.z;
+  const double dx = delta.x, dy = delta.y, dz = delta.z;
+  double lo = 0.0, hi = 1.0;
+  ClipToSlab(ax, dx, -0.5, volume.nx - 0.5, &lo, &hi);
+  ClipToSlab(ay, dy, -0.5, volume.ny - 0.5, &lo, &hi);
+  ClipToSlab(az, dz, -0.5, volume.nz - 0.5, &lo, &hi);
+  acc->Reset(R == Reduce::kSum || lo > 0.0 || hi < 1.0 ? 0.0f : -INFINITY);
   if (!(lo < hi)) return;
-  float next_x, next_y, next_z, step_x, step_y, step_z;
-  FirstCrossing(a.x, d.x, lo, &next_x, &step_x);
-  FirstCrossing(a.y, d.y, lo, &next_y, &step_y);
-  FirstCrossing(a.z, d.z, lo, &next_z, &step_z);
-  const float first =
-      0.5f * (lo + fminf(fminf(next_x, next_y), fminf(next_z, hi)));
-  int i = NearestIndex(a.x + first * d.x, volume.nx);
-  int j = NearestIndex(a.y + first * d.y, volume.ny);
-  int k = NearestIndex(a.z + first * d.z, volume.nz);
-  const int di = d.x > 0.0f ? 1 : -1, dj = d.y > 0.0f ? 1 : -1,
-            dk = d.z > 0.0f ? 1 : -1;
-  float alpha = lo;
+  double next_x, next_y, next_z, step_x, step_y, step_z;
+  FirstCrossing(ax, dx, lo, &next_x, &step_x);
+  FirstCrossing(ay, dy, lo, &next_y, &step_y);
+  FirstCrossing(az, dz, lo, &next_z, &step_z);
+  const double first =
+      0.5 * (lo + fmin(fmin(next_x, next_y), fmin(next_z, hi)));
+  int i = NearestIndex(ax + first * dx, volume.nx);
+  int j = NearestIndex(ay + first * dy, volume.ny);
+  int k = NearestIndex(az + first * dz, volume.nz);
+  const int di = dx > 0.0 ? 1 : -1, dj = dy > 0.0 ? 1 : -1,
+            dk = dz > 0.0 ? 1 : -1;
+  double alpha = lo;
   // Every iteration crosses one boundary, which bounds the walk.
   for (int steps = volume.nx + volume.ny + volume.nz + 3; steps > 0; --steps) {
     // The axis whose boundary comes next.
     const int axis =
         next_x < next_y ? (next_x < next_z ? 0 : 2) : (next_y < next_z ? 1 : 2);
-    float next = axis == 0 ? next_x : (axis == 1 ? next_y : next_z);
+    double next = axis == 0 ? next_x : (axis == 1 ? next_y : next_z);
     const bool last = next >= hi;
     if (last) next = hi;
     const float mu = volume.Voxel(i, j, k);
     acc->Add(labels.Voxel(i, j, k),
-             R == Reduce::kSum ? mu * (next - alpha) : mu);
+             R == Reduce::kSum ? mu * static_cast<float>(next - alpha) : mu);
     if (last) break;
     alpha = next;
     if (axis == 0) {
