@@ -32,8 +32,8 @@
 #include "absl/strings/str_join.h"
 #include "client/cpp/drr_client.h"
 #include "defaults/defaults.h"
-#include "io/nifti.h"
 #include "io/phantom.h"
+#include "io/volume_file.h"
 #include "status/status_macros.h"
 
 namespace drr::load {
@@ -184,7 +184,7 @@ absl::StatusOr<std::string> PrepareVolume(client::DrrClient& client,
   if (flags.volume_file.empty()) {
     volume = MakeThoraxPhantom();
   } else {
-    DRR_ASSIGN_OR_RETURN(volume, ReadNiftiFile(flags.volume_file));
+    DRR_ASSIGN_OR_RETURN(volume, ReadVolumeFile(flags.volume_file));
   }
   DRR_ASSIGN_OR_RETURN(v1::VolumeInfo info, client.Upload(volume));
   return info.volume_id();
@@ -661,7 +661,8 @@ void AddFlags(CLI::App& app, Flags& f) {
   app.add_option("--target", f.target, "drrserve address host:port")
       ->capture_default_str();
   CLI::Option* file = app.add_option("--volume", f.volume_file,
-                                     "NIfTI volume to upload and render");
+                                     "volume file (NIfTI, NRRD, MetaImage, "
+                                     "DICOM series) to upload and render");
   app.add_option("--volume-id", f.volume_id, "a stored volume to render")
       ->excludes(file);
   app.add_option("--height", f.height, "image height, pixels")

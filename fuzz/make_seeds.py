@@ -9,7 +9,6 @@ import io
 import pathlib
 import struct
 
-import nibabel
 import numpy as np
 
 from drr.v1 import volumes_pb2
@@ -39,31 +38,6 @@ def volumes() -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
         "uint8-labels16": (rng.integers(0, 255, size=(2, 2, 3)).astype(np.uint8),
                            (np.arange(12).reshape(2, 2, 3) * 300).astype(np.uint16)),
     }
-
-
-def nifti_seeds() -> None:
-    rng = np.random.default_rng(2)
-    images = {
-        "int16-sform": nibabel.Nifti1Image(rng.integers(-1000, 2000, (5, 4, 3)).astype(np.int16),
-                                           AFFINE),
-        "float32": nibabel.Nifti1Image(rng.normal(size=(4, 4, 2)).astype(np.float32), AFFINE),
-        "float64": nibabel.Nifti1Image(rng.normal(size=(2, 3, 4)), np.eye(4)),
-        "uint8-4d": nibabel.Nifti1Image(rng.integers(0, 255, (3, 3, 2, 1)).astype(np.uint8),
-                                        AFFINE),
-        "int8": nibabel.Nifti1Image(rng.integers(-100, 100, (2, 2, 2)).astype(np.int8), AFFINE),
-    }
-    scaled = nibabel.Nifti1Image(rng.integers(0, 4000, (3, 2, 2)).astype(np.int16), AFFINE)
-    scaled.header.set_slope_inter(1.0, -1024.0)
-    images["int16-scaled"] = scaled
-    qform = nibabel.Nifti1Image(rng.integers(0, 100, (2, 3, 2)).astype(np.int16), None)
-    qform.set_qform(AFFINE, code=1)
-    qform.set_sform(None, code=0)
-    images["qform-only"] = qform
-    extended = nibabel.Nifti1Image(rng.integers(0, 9, (2, 2, 2)).astype(np.int16), AFFINE)
-    extended.header.extensions.append(nibabel.nifti1.Nifti1Extension(6, b"a comment"))
-    images["extension"] = extended
-    for name, image in images.items():
-        write("nifti_fuzz", name + ".nii", image.to_bytes())
 
 
 def npy_seeds() -> None:
@@ -162,7 +136,6 @@ def render_request_seeds() -> None:
 
 
 def main() -> None:
-    nifti_seeds()
     npy_seeds()
     upload_and_archive_seeds()
     render_request_seeds()

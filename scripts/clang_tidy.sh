@@ -11,7 +11,9 @@ build=${1:-$root/build}
   exit 2
 }
 cd "$root"
-mapfile -t sources < <(git ls-files '*.cc' | grep -v '^tests/')
+# (Not io/volume_file.cc: Debian's ITK headers accept only the compiler ITK was
+# built with, GCC, and clang-tidy parses as clang.)
+mapfile -t sources < <(git ls-files '*.cc' | grep -v '^tests/' | grep -vx 'io/volume_file.cc')
 run=$(command -v run-clang-tidy-14 || command -v run-clang-tidy)
 echo "clang_tidy: ${#sources[@]} files"
 # run-clang-tidy takes regular expressions; anchor each path.

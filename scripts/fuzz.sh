@@ -8,7 +8,7 @@
 # build/fuzz/<target>_replay FILE; once fixed, commit it to
 # fuzz/regressions/<target>/, which every build's tests replay).
 #   scripts/fuzz.sh                  every target
-#   scripts/fuzz.sh nifti_fuzz ...   these targets
+#   scripts/fuzz.sh npy_fuzz ...     these targets
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 seconds=${DRR_FUZZ_SECONDS:-30}
@@ -16,7 +16,7 @@ build="$root/build-fuzz"
 if [ $# -gt 0 ]; then
   targets=("$@")
 else
-  targets=(archive_fuzz loss_fuzz nifti_fuzz npy_fuzz render_request_fuzz upload_fuzz)
+  targets=(archive_fuzz loss_fuzz npy_fuzz render_request_fuzz upload_fuzz)
 fi
 
 CC=clang-16 CXX=clang++-16 cmake -S "$root" -B "$build" -G Ninja \

@@ -2,9 +2,9 @@
 # Installs everything drrserve needs on Debian 12 and builds it. Safe to run
 # again: it installs only what is missing and rebuilds only what changed.
 #   apt:    the C++ toolchain and libraries (gRPC, Protobuf, Abseil, prometheus-cpp, GoogleTest,
-#           CLI11, libpng, OpenSSL and its command for the TLS tests), clang-format and
-#           clang-tidy, plastimatch, clang-16 with libFuzzer for the fuzzers, HAProxy and nginx for
-#           the cluster tests
+#           CLI11, libpng, OpenSSL and its command for the TLS tests, ITK for volume files),
+#           clang-format and clang-tidy, plastimatch, clang-16 with libFuzzer for the fuzzers,
+#           HAProxy and nginx for the cluster tests
 #   .tools: promtool, extracted from Debian's prometheus package
 #   .venv:  Python packages from PyPI (requirements-dev.txt: grpcio, numpy, pytest, ruff, mypy, ...)
 #   build/: the CMake build (Release), CUDA included when nvcc is found
@@ -15,7 +15,7 @@ cd "$root"
 apt_packages=(cmake ninja-build g++ pkg-config ca-certificates curl git clang-format clang-tidy
   libgrpc++-dev protobuf-compiler-grpc protobuf-compiler libprotobuf-dev libabsl-dev
   libcivetweb-dev civetweb prometheus-cpp-dev libgtest-dev libgmock-dev
-  zlib1g-dev libpng-dev libssl-dev openssl libcli11-dev python3-venv plastimatch
+  zlib1g-dev libpng-dev libssl-dev openssl libcli11-dev libinsighttoolkit5-dev python3-venv plastimatch
   clang-16 libfuzzer-16-dev libclang-rt-16-dev haproxy nginx)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }

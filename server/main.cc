@@ -13,8 +13,8 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
-#include "io/nifti.h"
 #include "io/phantom.h"
+#include "io/volume_file.h"
 #include "kernels/resident_volume.h"
 #include "server/frontend/server.h"
 #include "status/status_macros.h"
@@ -106,7 +106,8 @@ void DeclareFlags(CLI::App& app, Flags& f) {
                  "among the CPU executors)")
       ->capture_default_str();
   app.add_option("--preload", f.preload,
-                 "NIfTI volume (.nii/.nii.gz) to store at start");
+                 "volume to store at start: NIfTI, NRRD, MetaImage, or a "
+                 "directory of one DICOM series");
   app.add_flag("--preload-phantom", f.preload_phantom,
                "store the built-in analytic thorax phantom at start");
   app.add_option("--max-volume-voxels", f.max_volume_voxels,
@@ -168,7 +169,7 @@ void DeclareFlags(CLI::App& app, Flags& f) {
 absl::Status Preload(const Flags& flags, Server& server) {
   std::vector<std::pair<std::string, HostVolume>> volumes;
   if (!flags.preload.empty()) {
-    DRR_ASSIGN_OR_RETURN(HostVolume volume, ReadNiftiFile(flags.preload));
+    DRR_ASSIGN_OR_RETURN(HostVolume volume, ReadVolumeFile(flags.preload));
     volumes.emplace_back(flags.preload, std::move(volume));
   }
   if (flags.preload_phantom)

@@ -34,9 +34,9 @@
 #include "geometry/pose.h"
 #include "io/figures.h"
 #include "io/labels.h"
-#include "io/nifti.h"
 #include "io/npy.h"
 #include "io/png.h"
+#include "io/volume_file.h"
 #include "status/status_macros.h"
 #include "wire/enum_names.h"
 
@@ -134,10 +134,12 @@ std::string OneOf(const std::string& what) {
 
 void AddRenderFlags(CLI::App& command, RenderFlags& f) {
   command
-      .add_option("source", f.source, "volume id, or a NIfTI file to upload")
+      .add_option("source", f.source,
+                  "volume id, or a volume to upload: NIfTI, NRRD, MetaImage "
+                  "or DICOM (a directory of one series)")
       ->required();
   command.add_option("--labels", f.labels,
-                     "label volume (NIfTI) of the same shape, with FILE");
+                     "label volume of the same shape, with a volume to upload");
   command.add_option("--parameterization", f.parameterization,
                      OneOf<v1::Parameterization>("how --rotation is given"));
   command.add_option("--convention", f.convention,
@@ -223,20 +225,19 @@ class Adam {
   int t_ = 0;
 };
 
-bool IsFile(const std::string& path) {
+// Whether `path` names a file or directory (a volume to upload, not an id).
+bool Exists(const std::string& path) {
   struct stat info;
-  return stat(path.c_str(), &info) == 0 && S_ISREG(info.st_mode);
+  return stat(path.c_str(), &info) == 0;
 }
 
-// Uploads the NIfTI volume at `path`, with the label volume at `labels_path`
-// when that is not empty; returns the volume id.
-// The volume of the NIfTI file `path` with the labels of `labels_path`, if
-// not empty.
+// The volume of the file or DICOM series directory `path` (any format
+// io/volume_file reads) with the labels of `labels_path`, if not empty.
 absl::StatusOr<HostVolume> ReadVolume(const std::string& path,
                                       const std::string& labels_path) {
-  DRR_ASSIGN_OR_RETURN(HostVolume volume, ReadNiftiFile(path));
+  DRR_ASSIGN_OR_RETURN(HostVolume volume, ReadVolumeFile(path));
   if (!labels_path.empty()) {
-    DRR_ASSIGN_OR_RETURN(HostVolume labels, ReadNiftiFile(labels_path));
+    DRR_ASSIGN_OR_RETURN(HostVolume labels, ReadVolumeFile(labels_path));
     DRR_RETURN_IF_ERROR(AttachLabels(labels, &volume));
   }
   return volume;
@@ -263,9 +264,10 @@ absl::StatusOr<std::string> UploadFile(DrrClient& client,
   return info.volume_id();
 }
 
-// The volume id of `f.source`, uploading it first when it is a file.
+// The volume id of `f.source`, uploading it first when it is a file or a
+// DICOM series directory.
 absl::StatusOr<std::string> VolumeId(DrrClient& client, const RenderFlags& f) {
-  if (!IsFile(f.source)) return f.source;
+  if (!Exists(f.source)) return f.source;
   return UploadFile(client, f.source, f.labels);
 }
 
@@ -640,13 +642,15 @@ int Run(int argc, char** argv) {
                  "(default: $DRR_TOKEN)");
 
   std::string upload_file, upload_labels;
-  CLI::App* upload = app.add_subcommand("upload",
-                                        "upload a NIfTI volume; "
-                                        "prints its id");
-  upload->add_option("file", upload_file, "NIfTI volume (.nii, .nii.gz)")
+  CLI::App* upload =
+      app.add_subcommand("upload", "upload a volume; prints its id");
+  upload
+      ->add_option("file", upload_file,
+                   "NIfTI (.nii, .nii.gz), NRRD (.nrrd, .nhdr), MetaImage "
+                   "(.mha, .mhd), or a directory of one DICOM series")
       ->required();
   upload->add_option("--labels", upload_labels,
-                     "label volume (NIfTI) of the same shape");
+                     "label volume of the same shape (any of those formats)");
 
   RenderFlags render_flags;
   std::string out = "drr";

@@ -7,6 +7,7 @@ import subprocess
 import matplotlib.image
 import nibabel
 import numpy as np
+import pytest
 
 from conftest import DRRCTL, small_volume
 from drr.v1 import renderer_pb2
@@ -15,7 +16,7 @@ from drrclient._enums import spellings
 
 
 def drrctl(*args):
-    return subprocess.run([str(DRRCTL), *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([str(DRRCTL), *args], capture_output=True, encoding="utf-8", timeout=120)
 
 
 def write_nifti(path, voxels, affine):
@@ -29,6 +30,29 @@ def test_upload_prints_the_content_id(server, tmp_path):
     result = drrctl("upload", str(tmp_path / "v.nii.gz"), "--server", server.address)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == volume_id(voxels, affine)
+
+
+@pytest.mark.parametrize("kind", ["qform-only", "scaled", "int8", "float64", "sheared-uint16"])
+def test_upload_reads_nifti_as_nibabel_does(server, tmp_path, kind):
+    """niftilib in drrctl, nibabel in drrclient: one file, one volume id."""
+    rng = np.random.default_rng(5)
+    affine = np.array([[-0.8, 0.1, 0.0, 40.0], [0.05, 0.9, 0.0, -30.0], [0.0, 0.0, 2.5, 7.25],
+                       [0, 0, 0, 1]])
+    data = {"qform-only": rng.integers(-1000, 2000, (6, 5, 4)).astype(np.int16),
+            "scaled": rng.integers(0, 3000, (6, 5, 4)).astype(np.int16),
+            "int8": rng.integers(-100, 100, (6, 5, 4)).astype(np.int8),
+            "float64": rng.normal(size=(6, 5, 4)),
+            "sheared-uint16": rng.integers(0, 60000, (6, 5, 4)).astype(np.uint16)}[kind]
+    image = nibabel.Nifti1Image(data, affine)
+    if kind == "qform-only":
+        image.set_qform(np.diag([-0.8, 0.9, 2.5, 1.0]), code=1)
+        image.set_sform(None, code=0)
+    if kind == "scaled":
+        image.header.set_slope_inter(2.0, -1024.0)
+    nibabel.save(image, str(tmp_path / "v.nii.gz"))
+    result = drrctl("upload", str(tmp_path / "v.nii.gz"), "--server", server.address)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == volume_id(*load_nifti(str(tmp_path / "v.nii.gz")))
 
 
 def test_render_writes_png_and_npy_of_the_requested_pose(server, client, tmp_path):

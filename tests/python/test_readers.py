@@ -4,12 +4,13 @@ and MetaImage files SimpleITK writes from that NIfTI read back as nibabel reads 
 
 import pathlib
 import shutil
+import subprocess
 from typing import Any
 
 import numpy as np
 import pytest
 
-from conftest import CHEST
+from conftest import CHEST, DRRCTL
 from drrclient import Client, Intrinsics, Pose, load_nifti, load_volume
 
 sitk = pytest.importorskip("SimpleITK")
@@ -87,3 +88,17 @@ def test_what_is_not_a_volume_is_refused_clearly(tmp_path: pathlib.Path) -> None
         load_volume(tmp_path / "chest.png")
     with pytest.raises(ValueError, match="no DICOM series"):
         load_volume(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["directory", "one slice", "nrrd"])
+def test_drrctl_uploads_every_format_as_the_python_client_does(
+        nifti: Any, name: str, client: Client, server: Any, tmp_path: pathlib.Path) -> None:
+    """drrctl reads with ITK in C++, drrclient with SimpleITK: one file, one volume id."""
+    path = {"directory": DICOM, "one slice": DICOM / "1-043.dcm",
+            "nrrd": tmp_path / "chest.nrrd"}[name]
+    if name == "nrrd":
+        sitk.WriteImage(sitk.ReadImage(str(DICOM / "1-043.dcm")), str(path))
+    uploaded = subprocess.run([str(DRRCTL), "upload", str(path), "--server", server.address],
+                              capture_output=True, encoding="utf-8", timeout=120)
+    assert uploaded.returncode == 0, uploaded.stderr
+    assert uploaded.stdout.split()[-1] == client.upload_volume(*load_volume(path))
