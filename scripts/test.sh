@@ -20,7 +20,9 @@ sanitizer_pass() {
   # The lint tests read sources, not binaries; install_check builds a consumer
   # without the sanitizer runtime, which cannot link against these libraries;
   # image_check checks the libraries an image needs, which are not those.
-  ctest --test-dir "$root/build-sanitize" --output-on-failure --timeout 1800 \
+  # Third-party leaks are suppressed by name (scripts/lsan-suppressions.txt).
+  LSAN_OPTIONS="suppressions=$root/scripts/lsan-suppressions.txt${LSAN_OPTIONS:+:$LSAN_OPTIONS}" \
+    ctest --test-dir "$root/build-sanitize" --output-on-failure --timeout 1800 \
     -LE lint -E "install_check|image_check" "$@"
 }
 
