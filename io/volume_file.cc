@@ -35,7 +35,7 @@ PathKind KindOf(const std::string& path) {
 // The DICOM series of `directory`, by GDCM.
 itk::GDCMSeriesFileNames::Pointer SeriesIn(const std::string& directory) {
   auto names = itk::GDCMSeriesFileNames::New();
-  names->SetUseSeriesDetails(true);
+  names->SetUseSeriesDetails(false);  // as SimpleITK's series ids
   names->SetDirectory(directory);
   return names;
 }
@@ -181,34 +181,74 @@ absl::StatusOr<HostVolume> ReadNarrowed(const std::string& path,
 // A NIfTI image as niftilib holds it, freed with it.
 using NiftiImage = std::unique_ptr<nifti_image, void (*)(nifti_image*)>;
 
-// The voxel→world affine of a NIfTI header, as nibabel chooses it: the sform
-// when its code is set, else the qform (rebuilt in float64 from its
-// quaternion, spacings and offsets), else the spacings.
-geometry::Mat4d NiftiAffine(const nifti_image& n) {
-  if (n.sform_code > 0) {
-    geometry::Mat4d f = geometry::Mat4d::Identity();
-    for (int r = 0; r < 3; ++r) {
-      for (int c = 0; c < 4; ++c) f.m[r][c] = n.sto_xyz.m[r][c];
+// The qform affine of a NIfTI header as nibabel builds it, to the bit (a
+// volume id hashes the affine's bytes): w filled from b, c, d and the
+// rotation matrix in long double (numpy's longdouble, nibabel's
+// fillpositive and quat2mat), its product with the float32 spacings (the
+// last one times qfac) summed as numpy's dot does, then rounded to double.
+// A quaternion whose b, c, d are longer than 1 is INVALID_ARGUMENT, as
+// nibabel refuses it.
+absl::StatusOr<geometry::Mat4d> NiftiQform(const std::string& path,
+                                           const nifti_image& n) {
+  using Wide = long double;
+  const Wide x = n.quatern_b, y = n.quatern_c, z = n.quatern_d;
+  const Wide w2 = 1.0L - (x * x + y * y + z * z);
+  const float threshold = std::numeric_limits<float>::epsilon() * 3;
+  if (w2 < 0 && std::fabs(w2) >= threshold) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": its qform quaternion is not a rotation"));
+  }
+  const Wide w = std::fabs(w2) < threshold ? 0.0L : std::sqrt(w2);
+  Wide r[3][3] = {{1, 0, 0}, {0, 1, 0}, {0, 0, 1}};
+  const Wide norm = w * w + x * x + y * y + z * z;
+  if (norm >= std::numeric_limits<double>::epsilon()) {
+    const Wide s = 2.0L / norm;
+    const Wide X = x * s, Y = y * s, Z = z * s;
+    const Wide wX = w * X, wY = w * Y, wZ = w * Z;
+    const Wide xX = x * X, xY = x * Y, xZ = x * Z;
+    const Wide yY = y * Y, yZ = y * Z, zZ = z * Z;
+    const Wide m[3][3] = {{1.0L - (yY + zZ), xY - wZ, xZ + wY},
+                          {xY + wZ, 1.0L - (xX + zZ), yZ - wX},
+                          {xZ - wY, yZ + wX, 1.0L - (xX + yY)}};
+    for (int i = 0; i < 3; ++i) {
+      for (int j = 0; j < 3; ++j) r[i][j] = m[i][j];
     }
-    return f;
   }
-  const double dx = n.dx, dy = n.dy, dz = n.dz;
-  if (n.qform_code <= 0) {
-    return geometry::Mat4d::FromAffine(
-        geometry::Mat3d{{{dx, 0, 0}, {0, dy, 0}, {0, 0, dz}}}, {0, 0, 0});
+  const float voxel[3] = {n.dx, n.dy, n.qfac < 0 ? -n.dz : n.dz};
+  geometry::Mat4d affine = geometry::Mat4d::Identity();
+  for (int i = 0; i < 3; ++i) {
+    for (int j = 0; j < 3; ++j) {
+      Wide sum = 0;
+      for (int k = 0; k < 3; ++k) sum += r[i][k] * (k == j ? voxel[j] : 0.0f);
+      affine.m[i][j] = static_cast<double>(sum);
+    }
   }
-  const double b = n.quatern_b, c = n.quatern_c, d = n.quatern_d;
-  const double a = std::sqrt(std::max(0.0, 1.0 - (b * b + c * c + d * d)));
-  const double z = n.qfac < 0 ? -dz : dz;
-  const geometry::Mat3d r{{{a * a + b * b - c * c - d * d, 2 * (b * c - a * d),
-                            2 * (b * d + a * c)},
-                           {2 * (b * c + a * d), a * a + c * c - b * b - d * d,
-                            2 * (c * d - a * b)},
-                           {2 * (b * d - a * c), 2 * (c * d + a * b),
-                            a * a + d * d - c * c - b * b}}};
-  const geometry::Mat3d scale{{{dx, 0, 0}, {0, dy, 0}, {0, 0, z}}};
-  return geometry::Mat4d::FromAffine(r * scale,
-                                     {n.qoffset_x, n.qoffset_y, n.qoffset_z});
+  affine.m[0][3] = n.qoffset_x;
+  affine.m[1][3] = n.qoffset_y;
+  affine.m[2][3] = n.qoffset_z;
+  return affine;
+}
+
+// The voxel→world affine of a NIfTI header, as nibabel chooses it: the sform
+// when its code is set, else the qform, else nibabel's default (Analyze's:
+// the spacings, x flipped, the volume centred on the origin).
+absl::StatusOr<geometry::Mat4d> NiftiAffine(const std::string& path,
+                                            const nifti_image& n) {
+  geometry::Mat4d affine = geometry::Mat4d::Identity();
+  if (n.sform_code != 0) {
+    for (int r = 0; r < 3; ++r) {
+      for (int c = 0; c < 4; ++c) affine.m[r][c] = n.sto_xyz.m[r][c];
+    }
+    return affine;
+  }
+  if (n.qform_code != 0) return NiftiQform(path, n);
+  const double zoom[3] = {-double{n.dx}, n.dy, n.dz};
+  const int size[3] = {n.nx, n.ny, n.nz};
+  for (int a = 0; a < 3; ++a) {
+    affine.m[a][a] = zoom[a];
+    affine.m[a][3] = -((size[a] - 1) / 2.0) * zoom[a];
+  }
+  return affine;
 }
 
 // `count` voxels of `From` as `To`, each slope·v + inter.
@@ -330,7 +370,7 @@ absl::StatusOr<HostVolume> ReadNifti(const std::string& path,
   volume.header.width = n.nx;
   volume.header.height = n.ny;
   volume.header.depth = n.nz;
-  volume.header.affine = NiftiAffine(n);
+  DRR_ASSIGN_OR_RETURN(volume.header.affine, NiftiAffine(path, n));
   DRR_RETURN_IF_ERROR(NiftiVoxels(path, n, &volume));
   return volume;
 }
@@ -352,8 +392,11 @@ geometry::Mat4d RasAffineOfLps(const double origin[3], const double spacing[3],
   return affine;
 }
 
-absl::StatusOr<HostVolume> ReadVolumeFile(const std::string& path,
-                                          const VolumeFileLimits& limits) {
+namespace {
+
+// ReadVolumeFile, letting ITK's and the allocator's exceptions through.
+absl::StatusOr<HostVolume> ReadOrThrow(const std::string& path,
+                                       const VolumeFileLimits& limits) {
   std::vector<std::string> files;
   switch (KindOf(path)) {
     case PathKind::kMissing:
@@ -399,9 +442,13 @@ absl::StatusOr<HostVolume> ReadVolumeFile(const std::string& path,
         path, " is not a 3-D scalar volume (", dimensions, " dimensions, ",
         io->GetNumberOfComponents(), " components per voxel)"));
   }
+  // (Each factor is bounded before it multiplies: no overflow.)
   int64_t voxels = slices ? static_cast<int64_t>(files.size()) : 1;
-  for (int d = 0; d < (slices ? 2 : 3); ++d) {
-    voxels *= static_cast<int64_t>(io->GetDimensions(d));
+  for (int d = 0; d < (slices ? 2 : 3) && voxels <= limits.max_voxels; ++d) {
+    const uint64_t size = io->GetDimensions(d);
+    voxels = size > static_cast<uint64_t>(limits.max_voxels)
+                 ? limits.max_voxels + 1
+                 : voxels * static_cast<int64_t>(size);
   }
   if (voxels > limits.max_voxels) {
     return absl::ResourceExhaustedError(
@@ -422,6 +469,23 @@ absl::StatusOr<HostVolume> ReadVolumeFile(const std::string& path,
       break;
   }
   return ReadAs<float>(path, io, files, slices, VoxelType::kFloat32);
+}
+
+}  // namespace
+
+absl::StatusOr<HostVolume> ReadVolumeFile(const std::string& path,
+                                          const VolumeFileLimits& limits) {
+  try {
+    return ReadOrThrow(path, limits);
+  } catch (const itk::ExceptionObject& error) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": ", error.GetDescription()));
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(path, ": not enough memory to read it"));
+  } catch (const std::exception& error) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", error.what()));
+  }
 }
 
 }  // namespace drr

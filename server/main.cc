@@ -169,7 +169,11 @@ void DeclareFlags(CLI::App& app, Flags& f) {
 absl::Status Preload(const Flags& flags, Server& server) {
   std::vector<std::pair<std::string, HostVolume>> volumes;
   if (!flags.preload.empty()) {
-    DRR_ASSIGN_OR_RETURN(HostVolume volume, ReadVolumeFile(flags.preload));
+    DRR_ASSIGN_OR_RETURN(
+        HostVolume volume,
+        ReadVolumeFile(
+            flags.preload,
+            VolumeFileLimits{flags.options.limits.max_volume_voxels}));
     volumes.emplace_back(flags.preload, std::move(volume));
   }
   if (flags.preload_phantom)

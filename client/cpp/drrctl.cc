@@ -228,7 +228,8 @@ class Adam {
 // Whether `path` names a file or directory (a volume to upload, not an id).
 bool Exists(const std::string& path) {
   struct stat info;
-  return stat(path.c_str(), &info) == 0;
+  return stat(path.c_str(), &info) == 0 &&
+         (S_ISREG(info.st_mode) || S_ISDIR(info.st_mode));
 }
 
 // The volume of the file or DICOM series directory `path` (any format

@@ -274,103 +274,101 @@ class SobelFilter {
   std::vector<double> kernel_;
 };
 
-// Intensities min–max normalised to [0, 1], spread over histogram bins by
-// Gaussian Parzen windows: pixel i puts weight w[i][k] (summing to 1) in bin
-// first[i] + k, for the kWindow bins nearest its value (farther bins would
-// get less than e⁻¹⁸ of it).
-class ParzenWeights {
+// An image's intensities min–max normalised to [0, 1]. An image whose range
+// float32 cannot resolve (below 1e-6 of its magnitude, or 1e-12) is flat:
+// all mid-grey, without gradient (1/range would overflow it).
+class Normalisation {
  public:
-  static constexpr int kWindow = 7;
-
-  ParzenWeights(const Planes& image, int bins)
-      : bins_(bins), sigma_(0.5 / (bins - 1)) {
-    const auto [lo, hi] =
-        std::minmax_element(image.values.begin(), image.values.end());
-    min_index_ = lo - image.values.begin();
-    max_index_ = hi - image.values.begin();
-    range_ = *hi - *lo;
-    const size_t n = image.values.size();
-    normalised_.resize(n);
-    first_.resize(n);
-    weights_.resize(n * kWindow);
-    slopes_.resize(n * kWindow);
-    for (size_t i = 0; i < n; ++i) {
-      // A flat image is all mid-grey (and has no gradient).
-      const double v = range_ > 0 ? (image.values[i] - *lo) / range_ : 0.5;
-      normalised_[i] = v;
-      const int nearest = static_cast<int>(std::lround(v * (bins - 1)));
-      first_[i] = std::clamp(nearest - kWindow / 2, 0, bins - kWindow);
-      double sum = 0;
-      for (int k = 0; k < kWindow; ++k) {
-        const double d = v - Center(first_[i] + k);
-        weights_[i * kWindow + k] = std::exp(-d * d / (2 * sigma_ * sigma_));
-        slopes_[i * kWindow + k] = -d / (sigma_ * sigma_);  // d log w / dv
-        sum += weights_[i * kWindow + k];
-      }
-      for (int k = 0; k < kWindow; ++k) weights_[i * kWindow + k] /= sum;
-    }
+  explicit Normalisation(const std::vector<double>& values) {
+    const auto [lo, hi] = std::minmax_element(values.begin(), values.end());
+    lo_ = *lo;
+    min_index_ = lo - values.begin();
+    max_index_ = hi - values.begin();
+    const double range = *hi - *lo;
+    range_ =
+        range > std::max(1e-6 * std::max(std::fabs(*lo), std::fabs(*hi)), 1e-12)
+            ? range
+            : 0.0;
   }
 
-  double Center(int bin) const { return double(bin) / (bins_ - 1); }
-  size_t size() const { return normalised_.size(); }
-  int first(size_t i) const { return first_[i]; }
-  double weight(size_t i, int k) const { return weights_[i * kWindow + k]; }
-
-  // d(Σₖ weight(i, k)·g[first(i) + k]) / d(normalised value of pixel i).
-  double Derivative(size_t i, const double* g) const {
-    double mean_slope = 0, sum = 0;
-    for (int k = 0; k < kWindow; ++k) {
-      mean_slope += weight(i, k) * slopes_[i * kWindow + k];
-    }
-    for (int k = 0; k < kWindow; ++k) {
-      sum += g[first_[i] + k] * weight(i, k) *
-             (slopes_[i * kWindow + k] - mean_slope);
-    }
-    return sum;
+  bool flat() const { return range_ == 0.0; }
+  double operator()(double x) const {
+    return flat() ? 0.5 : (x - lo_) / range_;
   }
 
-  // The gradient with respect to the raw intensities of one with respect
-  // to the normalised ones (through the minimum and maximum too).
-  std::vector<double> ThroughNormalisation(const std::vector<double>& d) const {
-    std::vector<double> out(d.size(), 0.0);
-    if (!(range_ > 0)) return out;
+  // Adds to `gradient` (w.r.t. the raw intensities) that of `d` (w.r.t. the
+  // normalised ones), through the minimum and maximum too.
+  void Backward(const std::vector<double>& values, const std::vector<double>& d,
+                std::vector<double>* gradient) const {
+    if (flat()) return;
     double through_min = 0, through_max = 0;
     for (size_t i = 0; i < d.size(); ++i) {
-      out[i] = d[i] / range_;
-      through_min += d[i] * (normalised_[i] - 1) / range_;
-      through_max -= d[i] * normalised_[i] / range_;
+      const double v = (*this)(values[i]);
+      (*gradient)[i] += d[i] / range_;
+      through_min += d[i] * (v - 1) / range_;
+      through_max -= d[i] * v / range_;
     }
-    out[min_index_] += through_min;
-    out[max_index_] += through_max;
-    return out;
+    (*gradient)[min_index_] += through_min;
+    (*gradient)[max_index_] += through_max;
   }
 
  private:
-  int bins_;
-  double sigma_;
-  double range_ = 0;
+  double lo_ = 0, range_ = 0;
   size_t min_index_ = 0, max_index_ = 0;
-  std::vector<double> normalised_;
-  std::vector<int> first_;
-  std::vector<double> weights_, slopes_;
+};
+
+// The Gaussian Parzen window of a normalised intensity: weight w[k] (summing
+// to 1) in bin first + k for the kWindow bins nearest it (farther bins would
+// get less than e⁻¹⁸ of it), and d log(unnormalised w[k]) / dv.
+struct ParzenWindow {
+  static constexpr int kWindow = 7;
+  int first = 0;
+  double weight[kWindow];
+  double slope[kWindow];
+
+  ParzenWindow(double v, int bins) {
+    const double sigma = 0.5 / (bins - 1);
+    const int nearest = static_cast<int>(std::lround(v * (bins - 1)));
+    first = std::clamp(nearest - kWindow / 2, 0, bins - kWindow);
+    double sum = 0;
+    for (int k = 0; k < kWindow; ++k) {
+      const double d = v - double(first + k) / (bins - 1);
+      weight[k] = std::exp(-d * d / (2 * sigma * sigma));
+      slope[k] = -d / (sigma * sigma);
+      sum += weight[k];
+    }
+    for (double& w : weight) w /= sum;
+  }
+
+  // d(Σₖ weight[k]·g[first + k]) / dv.
+  double Derivative(const double* g) const {
+    double mean_slope = 0, sum = 0;
+    for (int k = 0; k < kWindow; ++k) mean_slope += weight[k] * slope[k];
+    for (int k = 0; k < kWindow; ++k) {
+      sum += g[first + k] * weight[k] * (slope[k] - mean_slope);
+    }
+    return sum;
+  }
 };
 
 // Σ p(a,b)·log((p(a,b) + ε)/(p(a)·q(b) + ε)) over the joint histogram of the
 // image (a) and the target (b), and its gradient with respect to the image.
+// Two passes over the pixels, windows recomputed: O(bins²) memory.
 double MutualInformation(const Planes& x, const Planes& y, int bins, double eps,
                          std::vector<double>* gradient) {
-  const ParzenWeights a(x, bins), b(y, bins);
-  const size_t n = a.size();
-  const int w = ParzenWeights::kWindow;
+  const Normalisation na(x.values), nb(y.values);
+  const size_t n = x.values.size();
+  const int w = ParzenWindow::kWindow;
   std::vector<double> joint(size_t(bins) * bins, 0.0), pa(bins, 0.0),
       qb(bins, 0.0);
   for (size_t i = 0; i < n; ++i) {
+    const ParzenWindow a(na(x.values[i]), bins), b(nb(y.values[i]), bins);
     for (int k = 0; k < w; ++k) {
-      pa[a.first(i) + k] += a.weight(i, k) / n;
-      qb[b.first(i) + k] += b.weight(i, k) / n;
+      pa[a.first + k] += a.weight[k] / n;
+      qb[b.first + k] += b.weight[k] / n;
       for (int l = 0; l < w; ++l) {
-        joint[size_t(a.first(i) + k) * bins + b.first(i) + l] +=
-            a.weight(i, k) * b.weight(i, l) / n;
+        joint[size_t(a.first + k) * bins + b.first + l] +=
+            a.weight[k] * b.weight[l] / n;
       }
     }
   }
@@ -387,22 +385,24 @@ double MutualInformation(const Planes& x, const Planes& y, int bins, double eps,
       d_pa[i] -= p * qb[j] / (independent + eps);
     }
   }
+  gradient->assign(n, 0.0);
+  if (na.flat()) return mi;
   // dMI/d(weight of pixel i in image bin c) = (Σ_b dMI/dp(c,b)·t(i,b) +
-  // dMI/dp(c)) / n, then through the Parzen windows and the normalisation.
-  std::vector<double> d_normalised(n), g(bins);
+  // dMI/dp(c)) / n, then through the window and the normalisation.
+  std::vector<double> d_normalised(n), g(bins, 0.0);
   for (size_t i = 0; i < n; ++i) {
-    std::fill(g.begin(), g.end(), 0.0);
+    const ParzenWindow a(na(x.values[i]), bins), b(nb(y.values[i]), bins);
     for (int k = 0; k < w; ++k) {
-      const int c = a.first(i) + k;
+      const int c = a.first + k;
       double sum = d_pa[c];
       for (int l = 0; l < w; ++l) {
-        sum += d_joint[size_t(c) * bins + b.first(i) + l] * b.weight(i, l);
+        sum += d_joint[size_t(c) * bins + b.first + l] * b.weight[l];
       }
       g[c] = sum / n;
     }
-    d_normalised[i] = a.Derivative(i, g.data());
+    d_normalised[i] = a.Derivative(g.data());
   }
-  *gradient = a.ThroughNormalisation(d_normalised);
+  na.Backward(x.values, d_normalised, gradient);
   return mi;
 }
 

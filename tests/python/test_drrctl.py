@@ -32,13 +32,16 @@ def test_upload_prints_the_content_id(server, tmp_path):
     assert result.stdout.strip() == volume_id(voxels, affine)
 
 
-@pytest.mark.parametrize("kind", ["qform-only", "scaled", "int8", "float64", "sheared-uint16"])
+@pytest.mark.parametrize("kind", ["qform-only", "oblique-qform", "no-codes", "scaled", "int8",
+                                  "float64", "sheared-uint16"])
 def test_upload_reads_nifti_as_nibabel_does(server, tmp_path, kind):
     """niftilib in drrctl, nibabel in drrclient: one file, one volume id."""
     rng = np.random.default_rng(5)
     affine = np.array([[-0.8, 0.1, 0.0, 40.0], [0.05, 0.9, 0.0, -30.0], [0.0, 0.0, 2.5, 7.25],
                        [0, 0, 0, 1]])
     data = {"qform-only": rng.integers(-1000, 2000, (6, 5, 4)).astype(np.int16),
+            "oblique-qform": rng.integers(-1000, 2000, (6, 5, 4)).astype(np.int16),
+            "no-codes": rng.integers(-1000, 2000, (6, 5, 4)).astype(np.int16),
             "scaled": rng.integers(0, 3000, (6, 5, 4)).astype(np.int16),
             "int8": rng.integers(-100, 100, (6, 5, 4)).astype(np.int8),
             "float64": rng.normal(size=(6, 5, 4)),
@@ -46,6 +49,17 @@ def test_upload_reads_nifti_as_nibabel_does(server, tmp_path, kind):
     image = nibabel.Nifti1Image(data, affine)
     if kind == "qform-only":
         image.set_qform(np.diag([-0.8, 0.9, 2.5, 1.0]), code=1)
+        image.set_sform(None, code=0)
+    if kind == "oblique-qform":  # nibabel rebuilds it in long double: bit for bit
+        c, s_ = np.cos(0.4), np.sin(0.4)
+        rotation = np.array([[c, -s_, 0], [s_ * 0.6, c * 0.6, -0.8], [s_ * 0.8, c * 0.8, 0.6]])
+        oblique = np.eye(4)
+        oblique[:3, :3] = rotation @ np.diag([0.7, 0.9, 2.5])
+        oblique[:3, 3] = [12.5, -40.25, 3.0]
+        image.set_qform(oblique, code=1)
+        image.set_sform(None, code=0)
+    if kind == "no-codes":
+        image.set_qform(None, code=0)
         image.set_sform(None, code=0)
     if kind == "scaled":
         image.header.set_slope_inter(2.0, -1024.0)

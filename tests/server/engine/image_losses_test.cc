@@ -196,10 +196,17 @@ TEST(ImageLossesTest, MutualInformationIsHighestForTheSameImageAnyContrast) {
   for (size_t i = 0; i < image.size(); ++i) contrast[i] = 5 - 3 * image[i];
   EXPECT_NEAR(LossAndGradient(mi, contrast.data(), image.data(), kH, kW, &grad),
               itself, 1e-6);
-  // A flat image shares nothing, and has no gradient.
+  // A flat image shares nothing, and has no gradient; nor has one whose
+  // range float32 cannot resolve (its gradient, ~1/range, would overflow).
   const std::vector<float> flat(image.size(), 2.0f);
   EXPECT_NEAR(LossAndGradient(mi, flat.data(), image.data(), kH, kW, &grad),
               0.0, 1e-6);
+  for (double g : grad) EXPECT_EQ(g, 0.0);
+  std::vector<float> nearly_flat(image.size(), 1e30f);
+  nearly_flat[3] = std::nextafter(1e30f, 2e30f);
+  EXPECT_NEAR(
+      LossAndGradient(mi, nearly_flat.data(), image.data(), kH, kW, &grad), 0.0,
+      1e-6);
   for (double g : grad) EXPECT_EQ(g, 0.0);
 }
 
