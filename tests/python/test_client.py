@@ -347,10 +347,11 @@ def test_each_refusal_raises_its_own_error_carrying_the_server_message(servers, 
     with Client(server.address) as anonymous:  # no token
         with pytest.raises(drrclient.Unauthenticated):
             anonymous.list_volumes()
-    # The default deadline of each call, here too short for any answer.
-    with Client(server.address, token="secret", timeout=1e-6) as hurried:
+    # The default deadline of each call, here far shorter than the render (a 1 µs deadline
+    # raced a fast render: gRPC's deadline timer can fire after the answer).
+    with Client(server.address, token="secret", timeout=1e-3) as hurried:
         with pytest.raises(drrclient.DeadlineExceeded):
-            hurried.render(vid, [pose], SMALL)
+            hurried.render(vid, [pose] * 2, SMALL, RenderOptions(n_samples=8000))
     with Client(f"127.0.0.1:{free_port()}", retry=RetryPolicy(attempts=1)) as dead:
         with pytest.raises(drrclient.Unavailable):
             dead.get_volume(vid)
