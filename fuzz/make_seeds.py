@@ -124,7 +124,8 @@ def render_request_seeds() -> None:
                        "multiscale": Loss(kind="multiscale_ncc", patch_sizes=[0, 4],
                                           patch_weights=[0.5, 0.5]),
                        "gradient-ncc": Loss(kind="gradient_ncc", sigma=1.5),
-                       "mse": Loss(kind="mse", eps=1e-3)}.items():
+                       "mse": Loss(kind="mse", eps=1e-3),
+                       "mutual-information": Loss(kind="mutual_information", bins=16)}.items():
         request = ask("v", [pose], camera, RenderOptions(n_samples=8, sum_channels=True))
         request.loss.CopyFrom(spec.to_proto("t", return_images=True))
         requests["loss-" + name] = request
