@@ -94,7 +94,8 @@ CMAKE
 }
 
 # The check sees every external library; the picture only those that show the
-# layers (Abseil, used by every layer above the kernels, is left out).
+# layers (Abseil, used by every layer above the kernels, is left out; ITK is
+# drawn as its ImageIO base, the rest of it is ITK's own layering).
 graph "$tmp/full/drrserve.dot"
 check "$tmp/full/drrserve.dot"
 [ "${1:-}" = --check-build ] && exit
@@ -108,7 +109,8 @@ fi
 
 graph "$tmp/picture/drrserve.dot" '^absl::' '^Threads::' '^OpenSSL::' '^PNG::' '^ZLIB::' \
   '^c-ares::' '^re2::' '^gRPC::(grpc|gpr|upb|address_sorting|grpc_cpp_plugin|grpc[+][+]_reflection)$' \
-  '^prometheus-cpp::core$' '^protobuf::protoc$' '^CUDA::cudart_static_deps$' '^-' '^/' '^(dl|m|rt)$'
+  '^prometheus-cpp::core$' '^protobuf::protoc$' '^CUDA::cudart_static_deps$' '^-' '^/' '^(dl|m|rt)$' \
+  '^itk' '^ITK(Common|VNLInstantiation|MetaIO|IONRRD|IOGDCM|IOMeta|IONIFTI)$' '^ITKInternalEigen3::'
 
 # No legend (docs/architecture.md explains the shapes); the layers filled.
 paint=(-e '/^subgraph clusterLegend \{/,/^\}/d')
@@ -118,7 +120,8 @@ fill "#d9ead3" drr_kernels render_bench 'CUDA::[a-z_]+'                     # ke
 fill "#fff2cc" drr_engine                                                   # engine
 fill "#fce5cd" drr_frontend drrserve                                        # frontend
 fill "#ead1dc" drr_client drrctl                                            # clients
-fill "#eeeeee" 'gRPC::[a-z+_]+' 'protobuf::[a-z]+' 'prometheus-cpp::[a-z]+'  # external
+fill "#eeeeee" 'gRPC::[a-z+_]+' 'protobuf::[a-z]+' 'prometheus-cpp::[a-z]+' \
+  ITKIOImageBase                                                            # external
 sed -E "${paint[@]}" "$tmp/picture/drrserve.dot" |
   dot -Tpng -Gdpi=96 -o "$root/docs/images/architecture.png"
 echo "architecture_graph: wrote docs/images/architecture.png"
