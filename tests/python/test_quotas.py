@@ -15,6 +15,7 @@ import pytest
 from conftest import small_volume
 from drr.v1 import volumes_pb2_grpc
 from drrclient import Client, Intrinsics, Pose
+from drrclient.registration import Optimizer, register_on_server
 from test_budget import gauge, header_then_wait
 from test_metrics import parse, scrape
 
@@ -120,6 +121,48 @@ def test_streams_quota_per_tenant(quota_server: Any) -> None:
         # Her stream closed, she may open another.
         again = list(alice.render_stream(iter([alice.render_request(vid, POSE, CAMERA)])))
         assert again[0].error is None
+
+
+def test_a_registration_holds_one_of_its_tenants_streams(quota_server: Any) -> None:
+    with Client(quota_server.address, token="a") as alice:
+        vid = alice.upload_volume(*small_volume(4))
+        tid = alice.upload_target(alice.render(vid, POSE, CAMERA)[0, 0])
+        start = [Pose(rotation=(0.05, 0, 0), translation=(0, 150, 0), parameterization="so3_log")]
+        endless = Optimizer(iterations=10000, patience=10000)
+        running, release = threading.Event(), threading.Event()
+
+        class Released(Exception):
+            pass
+
+        def hold(*_: Any) -> None:
+            running.set()
+            release.wait(30)
+            raise Released
+
+        def first() -> None:
+            with pytest.raises(Released):
+                register_on_server(alice, vid, tid, start, CAMERA, optimizer=endless,
+                                   on_step=hold)
+
+        holder = threading.Thread(target=first)
+        holder.start()
+        assert running.wait(30)
+        assert "streams quota" in refused(lambda: register_on_server(
+            alice, vid, tid, start, CAMERA, optimizer=Optimizer(iterations=2)))
+        release.set()
+        holder.join(30)
+        # Cancelled, the first ends at its next iteration and frees the stream.
+        until = time.monotonic() + 10
+        while True:
+            try:
+                found = register_on_server(alice, vid, tid, start, CAMERA,
+                                           optimizer=Optimizer(iterations=2))
+                break
+            except grpc.RpcError as error:
+                assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                assert time.monotonic() < until
+                time.sleep(0.05)
+        assert found.iterations == 2
 
 
 def test_request_rate_quota(quota_server: Any) -> None:
