@@ -19,6 +19,7 @@
 
 #include "defaults/defaults.h"
 #include "geometry/pose.h"
+#include "kernels/cpu_simd.h"
 #include "kernels/executor.h"
 #include "kernels/pose_geometry.h"
 
@@ -131,6 +132,8 @@ int Main(int argc, char** argv) {
 
   std::vector<std::unique_ptr<kernels::Executor>> executors;
   executors.push_back(kernels::MakeCpuExecutor(0));
+  executors.push_back(kernels::MakeScalarCpuExecutor(0));
+  std::printf("# CPU vectorised path: %s\n", kernels::SimdTargetName());
   std::unique_ptr<kernels::Executor> cuda;
   const kernels::KernelStatus cuda_status = kernels::MakeCudaExecutor(&cuda);
   if (cuda_status.ok()) {

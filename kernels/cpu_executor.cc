@@ -1,9 +1,11 @@
 // The CPU executor: runs the shared per-ray bodies over a thread pool.
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <new>
 #include <vector>
 
+#include "kernels/cpu_simd.h"
 #include "kernels/executor.h"
 #include "kernels/host_scratch.h"
 #include "kernels/ordered_sum.h"
@@ -15,7 +17,8 @@
 namespace drr::kernels {
 namespace {
 
-// The host memory of a resident volume: μ in its storage type, and labels.
+// The host memory of a resident volume: μ in its storage type (readable
+// kSimdVoxelPadding bytes past the last voxel), and labels.
 struct HostVolumeMemory {
   std::vector<char> voxels;
   std::vector<uint16_t> labels;
@@ -70,9 +73,13 @@ class EarlyStop {
 // scheduling, short enough to balance 200-row images over a few cores.
 class CpuExecutor final : public Executor {
  public:
-  explicit CpuExecutor(int threads) : pool_(threads) {}
+  // `vectorised`: whether renders SimdRenders accepts take the SIMD path.
+  CpuExecutor(int threads, bool vectorised)
+      : vectorised_(vectorised), pool_(threads) {}
 
-  std::string name() const override { return "cpu"; }
+  std::string name() const override {
+    return vectorised_ ? "cpu" : "cpu_scalar";
+  }
   MemorySpace space() const override { return MemorySpace::kHost; }
 
   KernelStatus MakeResident(
@@ -84,9 +91,10 @@ class CpuExecutor final : public Executor {
                                  "the texture sampler needs the CUDA executor");
     }
     const size_t count = static_cast<size_t>(shape.voxels());
+    const size_t voxel_bytes = count * StorageBytes(residency.storage);
     auto memory = std::make_shared<HostVolumeMemory>();
     try {
-      memory->voxels.resize(count * StorageBytes(residency.storage));
+      memory->voxels.resize(voxel_bytes + kSimdVoxelPadding);
       if (labels != nullptr) memory->labels.assign(labels, labels + count);
     } catch (const std::bad_alloc&) {
       return KernelStatus::Error(KernelCode::kResourceExhausted,
@@ -111,8 +119,7 @@ class CpuExecutor final : public Executor {
         memory->voxels.data(),
         labels != nullptr ? memory->labels.data() : nullptr,
         /*texture=*/0};
-    const size_t bytes =
-        memory->voxels.size() + memory->labels.size() * sizeof(uint16_t);
+    const size_t bytes = voxel_bytes + memory->labels.size() * sizeof(uint16_t);
     *out = std::make_shared<const ResidentVolume>(
         buffers, static_cast<long long>(bytes), std::move(memory));
     return KernelStatus::Ok();
@@ -130,6 +137,10 @@ class CpuExecutor final : public Executor {
     DRR_KERNEL_RETURN_IF_ERROR(
         CheckLaunch(space(), volume, settings, workspace));
     EarlyStop stop(workspace);
+    if (vectorised_ && SimdRenders(settings)) {
+      RenderSpans(volume.buffers(), poses, n_poses, settings, stop, out);
+      return stop.Outcome();
+    }
     VisitVolume(volume.buffers(), settings,
                 [&](const auto& view, const auto& labels) {
                   RenderRows(view, labels, poses, n_poses, settings, stop, out);
@@ -150,11 +161,16 @@ class CpuExecutor final : public Executor {
         static_cast<size_t>(n_poses) * rows * kPoseMapEntries,
         "gradient partials"));
     EarlyStop stop(workspace);
-    VisitVolume(volume.buffers(), settings,
-                [&](const auto& view, const auto& labels) {
-                  GradientRows(view, labels, poses, n_poses, settings, upstream,
-                               stop, scratch.row_sums.data());
-                });
+    if (vectorised_ && SimdDifferentiates(settings)) {
+      GradientSpans(volume.buffers(), poses, n_poses, settings, upstream, stop,
+                    scratch.row_sums.data());
+    } else {
+      VisitVolume(volume.buffers(), settings,
+                  [&](const auto& view, const auto& labels) {
+                    GradientRows(view, labels, poses, n_poses, settings,
+                                 upstream, stop, scratch.row_sums.data());
+                  });
+    }
     DRR_KERNEL_RETURN_IF_ERROR(stop.Outcome());
     SumPartialsInOrder(scratch.row_sums.data(), n_poses, rows, grad);
     return KernelStatus::Ok();
@@ -247,13 +263,65 @@ class CpuExecutor final : public Executor {
     });
   }
 
+  // A row per task in spans of kSpanPixels pixels: a multiple of every
+  // SIMD target's lanes and of EarlyStop's check interval.
+  static constexpr int kSpanPixels = 32;
+
+  // The vectorised pose gradient: GradientRows's partials, span by span.
+  void GradientSpans(const VolumeBuffers& volume, const PoseGeometry* poses,
+                     int n_poses, const RenderSettings& s,
+                     const float* upstream, EarlyStop& stop, double* row_sums) {
+    const HostVoxels voxels = HostVoxelsOf(volume);
+    const int rows = s.rays.height, cols = s.rays.width;
+    pool_.ParallelFor(n_poses * rows, [&](int task) {
+      const float* weights =
+          upstream + static_cast<long long>(task) * cols;  // pose-major rows
+      double* partial = row_sums + static_cast<size_t>(task) * kPoseMapEntries;
+      for (int k = 0; k < kPoseMapEntries; ++k) partial[k] = 0.0;
+      for (int col = 0; col < cols; col += kSpanPixels) {
+        if (stop.Before(col)) return;
+        AddTrilinearVjpSpan(voxels, poses[task / rows], s.rays, task % rows,
+                            col, std::min(col + kSpanPixels, cols),
+                            weights + col, partial);
+      }
+    });
+  }
+
+  // The vectorised render of RenderRows.
+  void RenderSpans(const VolumeBuffers& volume, const PoseGeometry* poses,
+                   int n_poses, const RenderSettings& s, EarlyStop& stop,
+                   float* out) {
+    const HostVoxels voxels = HostVoxelsOf(volume);
+    const int rows = s.rays.height, cols = s.rays.width;
+    pool_.ParallelFor(n_poses * rows, [&](int task) {
+      const int pose = task / rows;
+      const int row = task % rows;
+      float* line = out + (static_cast<long long>(pose) * rows + row) * cols;
+      for (int col = 0; col < cols; col += kSpanPixels) {
+        if (stop.Before(col)) return;
+        RenderTrilinearSpan(voxels, poses[pose], s.rays, row, col,
+                            std::min(col + kSpanPixels, cols), line + col);
+      }
+    });
+  }
+
+  static HostVoxels HostVoxelsOf(const VolumeBuffers& volume) {
+    return {volume.voxels, volume.storage, volume.shape.nx, volume.shape.ny,
+            volume.shape.nz};
+  }
+
+  const bool vectorised_;
   ThreadPool pool_;
 };
 
 }  // namespace
 
 std::unique_ptr<Executor> MakeCpuExecutor(int threads) {
-  return std::make_unique<CpuExecutor>(threads);
+  return std::make_unique<CpuExecutor>(threads, /*vectorised=*/true);
+}
+
+std::unique_ptr<Executor> MakeScalarCpuExecutor(int threads) {
+  return std::make_unique<CpuExecutor>(threads, /*vectorised=*/false);
 }
 
 }  // namespace drr::kernels

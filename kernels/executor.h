@@ -144,8 +144,15 @@ KernelStatus CheckGradientLaunch(MemorySpace space,
                                  const RenderSettings& settings,
                                  const Workspace& workspace);
 
-// The CPU executor over `threads` worker threads (0 = one per hardware thread).
+// The CPU executor over `threads` worker threads (0 = one per hardware
+// thread). Trilinear one-channel renders take the vectorised path
+// (kernels/cpu_simd.h) where this build has one; everything else runs the
+// per-ray bodies.
 std::unique_ptr<Executor> MakeCpuExecutor(int threads);
+
+// The CPU executor with every ray through the per-ray bodies ("cpu_scalar"):
+// the specification the vectorised path is tested and measured against.
+std::unique_ptr<Executor> MakeScalarCpuExecutor(int threads);
 
 // A CUDA device as the runtime reports it.
 struct CudaDevice {

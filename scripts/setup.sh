@@ -15,7 +15,7 @@ cd "$root"
 apt_packages=(cmake ninja-build g++ pkg-config ca-certificates curl git clang-format clang-tidy
   libgrpc++-dev protobuf-compiler-grpc protobuf-compiler libprotobuf-dev libabsl-dev
   libcivetweb-dev civetweb prometheus-cpp-dev libgtest-dev libgmock-dev
-  zlib1g-dev libpng-dev libssl-dev openssl libcli11-dev libinsighttoolkit5-dev python3-venv plastimatch
+  zlib1g-dev libpng-dev libssl-dev openssl libcli11-dev libinsighttoolkit5-dev libhwy-dev python3-venv plastimatch
   clang-16 libfuzzer-16-dev libclang-rt-16-dev haproxy nginx)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }

@@ -19,16 +19,19 @@ inline void CheckOk(const KernelStatus& status) {
   if (!status.ok()) throw std::runtime_error(status.message());
 }
 
-// The executors present here: "cpu" always, "cuda" where a device is usable.
+// The executors present here: "cpu" (vectorised where this build can) and
+// "cpu_scalar" always, "cuda" where a device is usable.
 inline std::vector<std::string> AvailableExecutors() {
-  std::vector<std::string> names = {"cpu"};
+  std::vector<std::string> names = {"cpu", "cpu_scalar"};
   if (ProbeCuda().device_count > 0) names.push_back("cuda");
   return names;
 }
 
-// The executor called `name` ("cpu" with two threads, or "cuda").
+// The executor called `name` ("cpu" or "cpu_scalar" with two threads, or
+// "cuda").
 inline std::unique_ptr<Executor> MakeExecutor(const std::string& name) {
   if (name == "cpu") return MakeCpuExecutor(2);
+  if (name == "cpu_scalar") return MakeScalarCpuExecutor(2);
   std::unique_ptr<Executor> cuda;
   CheckOk(MakeCudaExecutor(&cuda));
   return cuda;

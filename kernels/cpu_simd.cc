@@ -1,0 +1,449 @@
+// The vectorised trilinear march (cpu_simd.h), compiled once per instruction
+// set Highway targets and dispatched at run time. Built with
+// -ffp-contract=off: the scalar body, built for baseline x86-64, has no fused
+// multiply-add, so the lanes must not fuse either to round alike.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/cpu_simd.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+// (foreach_target.h includes this file again once per target.)
+#include <algorithm>
+
+#include "hwy/highway.h"
+#include "kernels/cpu_simd.h"
+#include "kernels/volume_view.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace drr::kernels {
+namespace HWY_NAMESPACE {
+
+namespace hn = hwy::HWY_NAMESPACE;
+using FloatLanes = hn::ScalableTag<float>;
+using IntLanes = hn::RebindToSigned<FloatLanes>;
+using FloatVec = hn::Vec<FloatLanes>;
+using IntVec = hn::Vec<IntLanes>;
+
+// The most lanes a vector of this target holds.
+constexpr size_t kMaxLanes = HWY_MAX_BYTES / sizeof(float);
+
+// The voxels at `index` (lanes whose index is 0 where masked off).
+HWY_INLINE FloatVec GatherVoxels(const float* data, IntVec index) {
+  return hn::GatherIndex(FloatLanes(), data, index);
+}
+
+// 16-bit voxels are read as the 32-bit word starting at each (the buffer's
+// padding keeps the last one readable) and widened from its low half.
+HWY_INLINE IntVec GatherLowHalves(const void* data, IntVec index) {
+  return hn::GatherOffset(IntLanes(), static_cast<const int32_t*>(data),
+                          hn::ShiftLeft<1>(index));
+}
+
+HWY_INLINE FloatVec GatherVoxels(const BFloat16* data, IntVec index) {
+  return hn::BitCast(FloatLanes(),
+                     hn::ShiftLeft<16>(GatherLowHalves(data, index)));
+}
+
+HWY_INLINE FloatVec GatherVoxels(const Half* data, IntVec index) {
+  const hn::Rebind<int16_t, FloatLanes> halves;
+  // Sign-extending the low half makes the narrowing exact.
+  const IntVec low =
+      hn::ShiftRight<16>(hn::ShiftLeft<16>(GatherLowHalves(data, index)));
+  return hn::PromoteTo(FloatLanes(),
+                       hn::BitCast(hn::Rebind<hwy::float16_t, FloatLanes>(),
+                                   hn::DemoteTo(halves, low)));
+}
+
+// The rays of one group of lanes: the voxel-space start and step of each
+// segment, the camera-space ones (for the gradient), the samples whose
+// trilinear support meets the volume (as SamplesMeetingVolume gives them)
+// and the factor of the line integral.
+struct LaneRays {
+  HWY_ALIGN float ax[kMaxLanes], ay[kMaxLanes], az[kMaxLanes];
+  HWY_ALIGN float abx[kMaxLanes], aby[kMaxLanes], abz[kMaxLanes];
+  HWY_ALIGN float sx[kMaxLanes], sy[kMaxLanes], sz[kMaxLanes];
+  HWY_ALIGN float dx[kMaxLanes], dy[kMaxLanes], dz[kMaxLanes];
+  HWY_ALIGN int32_t first[kMaxLanes], last[kMaxLanes];
+  float scale[kMaxLanes];
+  int min_first, max_last;
+};
+
+// Sets up the rays of pixels col_begin + l (l < lanes) of `row`, as
+// MarchTrilinear does per ray; lanes at or past `col_end` march nothing.
+template <class Volume>
+void SetUpLanes(const Volume& volume, const PoseGeometry& g,
+                const RaySettings& s, int row, int col_begin, int col_end,
+                size_t lanes, LaneRays* r) {
+  const float inv_intervals = 1.0f / static_cast<float>(s.n_samples - 1);
+  r->min_first = s.n_samples;
+  r->max_last = -1;
+  for (size_t l = 0; l < lanes; ++l) {
+    const int col = col_begin + static_cast<int>(l);
+    Vec3 a{0.0f, 0.0f, 0.0f}, ab = a, source = a, step = a;
+    int first = 0, last = -1;
+    float scale = 0.0f;
+    if (col < col_end) {
+      const CameraRay ray = MakeCameraRay(g, row, col);
+      a = TransformPoint(g.camera_to_voxel, ray.source);
+      ab = TransformPoint(g.camera_to_voxel, ray.target) - a;
+      source = ray.source;
+      step = ray.target - ray.source;
+      SamplesMeetingVolume(volume, a, ab, s.n_samples, &first, &last);
+      scale = Norm(ray.target - ray.source) * inv_intervals;
+    }
+    r->ax[l] = a.x, r->ay[l] = a.y, r->az[l] = a.z;
+    r->abx[l] = ab.x, r->aby[l] = ab.y, r->abz[l] = ab.z;
+    r->sx[l] = source.x, r->sy[l] = source.y, r->sz[l] = source.z;
+    r->dx[l] = step.x, r->dy[l] = step.y, r->dz[l] = step.z;
+    r->first[l] = first, r->last[l] = last;
+    r->scale[l] = scale;
+    if (first <= last) {
+      r->min_first = first < r->min_first ? first : r->min_first;
+      r->max_last = last > r->max_last ? last : r->max_last;
+    }
+  }
+}
+
+// One axis of the samples of a step: the cell's lower corner (saturated as
+// SaturatingIndex does), the weight of its upper corner, and whether each
+// corner lies inside.
+struct AxisCell {
+  IntVec lower;
+  FloatVec weight;
+  hn::Mask<IntLanes> lower_inside, upper_inside, meets;
+};
+
+HWY_INLINE AxisCell CellOnAxis(FloatVec p, int n) {
+  const FloatLanes df;
+  const IntLanes di;
+  const FloatVec f = hn::Floor(p);
+  AxisCell cell;
+  cell.lower =
+      hn::ConvertTo(di, hn::Min(hn::Max(f, hn::Set(df, -2.0f)),
+                                hn::Set(df, static_cast<float>(n + 1))));
+  cell.weight = hn::Sub(p, f);
+  cell.lower_inside = cell.lower > hn::Set(di, -1);  // (no integer >=)
+  cell.upper_inside = cell.lower < hn::Set(di, n - 1);
+  cell.meets =
+      hn::And(cell.lower > hn::Set(di, -2), cell.lower < hn::Set(di, n));
+  return cell;
+}
+
+// VolumeView::operator()'s interpolation inside the volume, over the
+// gathered corners c[dx + 2·dy + 4·dz], in its order.
+HWY_INLINE FloatVec Interpolate(const FloatVec c[8], FloatVec wx, FloatVec wy,
+                                FloatVec wz) {
+  const FloatVec c00 = hn::Add(c[0], hn::Mul(wx, hn::Sub(c[1], c[0])));
+  const FloatVec c10 = hn::Add(c[2], hn::Mul(wx, hn::Sub(c[3], c[2])));
+  const FloatVec c01 = hn::Add(c[4], hn::Mul(wx, hn::Sub(c[5], c[4])));
+  const FloatVec c11 = hn::Add(c[6], hn::Mul(wx, hn::Sub(c[7], c[6])));
+  const FloatVec c0 = hn::Add(c00, hn::Mul(wy, hn::Sub(c10, c00)));
+  const FloatVec c1 = hn::Add(c01, hn::Mul(wy, hn::Sub(c11, c01)));
+  return hn::Add(c0, hn::Mul(wz, hn::Sub(c1, c0)));
+}
+
+// VolumeView::operator()'s sum at the volume's faces, in its order: corners
+// outside (zero here) add nothing.
+HWY_INLINE FloatVec WeightedCornerSum(const FloatVec c[8], FloatVec wx,
+                                      FloatVec wy, FloatVec wz) {
+  const FloatVec one = hn::Set(FloatLanes(), 1.0f);
+  const FloatVec w_x[2] = {hn::Sub(one, wx), wx};
+  const FloatVec w_y[2] = {hn::Sub(one, wy), wy};
+  const FloatVec w_z[2] = {hn::Sub(one, wz), wz};
+  FloatVec sum = hn::Zero(FloatLanes());
+  for (int dz = 0; dz < 2; ++dz)
+    for (int dy = 0; dy < 2; ++dy) {
+      const FloatVec w_zy = hn::Mul(w_z[dz], w_y[dy]);
+      for (int dx = 0; dx < 2; ++dx)
+        sum = hn::Add(sum,
+                      hn::Mul(hn::Mul(w_zy, w_x[dx]), c[dx + 2 * dy + 4 * dz]));
+    }
+  return sum;
+}
+
+// Marches the lanes of `r` in lockstep over the union of their sample
+// ranges; a lane adds only its own samples, each as VolumeView::operator()
+// computes it: interpolated where all 8 corners are inside, else the
+// weighted sum of the corners inside. Returns the sums.
+template <typename T>
+FloatVec MarchLanes(const VolumeView<T>& v, const LaneRays& r, int n_samples) {
+  const FloatLanes df;
+  const IntLanes di;
+  const float inv_intervals = 1.0f / static_cast<float>(n_samples - 1);
+  const FloatVec ax = hn::Load(df, r.ax), ay = hn::Load(df, r.ay),
+                 az = hn::Load(df, r.az);
+  const FloatVec abx = hn::Load(df, r.abx), aby = hn::Load(df, r.aby),
+                 abz = hn::Load(df, r.abz);
+  const IntVec first = hn::Load(di, r.first), last = hn::Load(di, r.last);
+  const int32_t sy = v.nx, sz = v.nx * v.ny;
+  const int32_t offsets[8] = {0,  1,      sy,      sy + 1,
+                              sz, sz + 1, sz + sy, sz + sy + 1};
+  FloatVec sum = hn::Zero(df);
+  for (int i = r.min_first; i <= r.max_last; ++i) {
+    const FloatVec t = hn::Set(df, static_cast<float>(i) * inv_intervals);
+    const AxisCell x = CellOnAxis(hn::Add(ax, hn::Mul(t, abx)), v.nx);
+    const AxisCell y = CellOnAxis(hn::Add(ay, hn::Mul(t, aby)), v.ny);
+    const AxisCell z = CellOnAxis(hn::Add(az, hn::Mul(t, abz)), v.nz);
+    const IntVec step = hn::Set(di, i);
+    const auto counts =
+        hn::And(hn::And(hn::Not(step < first), hn::Not(last < step)),
+                hn::And(x.meets, hn::And(y.meets, z.meets)));
+    const IntVec base = hn::Add(hn::Add(hn::Mul(z.lower, hn::Set(di, sz)),
+                                        hn::Mul(y.lower, hn::Set(di, sy))),
+                                x.lower);
+    const auto interior = hn::And(
+        counts, hn::And(hn::And(x.lower_inside, x.upper_inside),
+                        hn::And(hn::And(y.lower_inside, y.upper_inside),
+                                hn::And(z.lower_inside, z.upper_inside))));
+    FloatVec corners[8];
+    if (hn::AllTrue(di, interior)) {
+      for (int c = 0; c < 8; ++c)
+        corners[c] =
+            GatherVoxels(v.data, hn::Add(base, hn::Set(di, offsets[c])));
+      sum = hn::Add(sum, Interpolate(corners, x.weight, y.weight, z.weight));
+      continue;
+    }
+    // Some lane at a face or idle: corners outside read as zero.
+    for (int c = 0; c < 8; ++c) {
+      const auto inside = hn::And(
+          counts, hn::And(c & 1 ? x.upper_inside : x.lower_inside,
+                          hn::And(c & 2 ? y.upper_inside : y.lower_inside,
+                                  c & 4 ? z.upper_inside : z.lower_inside)));
+      const IntVec index =
+          hn::IfThenElseZero(inside, hn::Add(base, hn::Set(di, offsets[c])));
+      corners[c] = hn::IfThenElseZero(hn::RebindMask(df, inside),
+                                      GatherVoxels(v.data, index));
+    }
+    const FloatVec sample = hn::IfThenElse(
+        hn::RebindMask(df, interior),
+        Interpolate(corners, x.weight, y.weight, z.weight),
+        WeightedCornerSum(corners, x.weight, y.weight, z.weight));
+    sum = hn::Add(sum, hn::IfThenElseZero(hn::RebindMask(df, counts), sample));
+  }
+  return sum;
+}
+
+template <typename T>
+void MarchSpan(const VolumeView<T>& v, const PoseGeometry& g,
+               const RaySettings& s, int row, int col_begin, int col_end,
+               float* out) {
+  const FloatLanes df;
+  const size_t lanes = hn::Lanes(df);
+  LaneRays rays;
+  HWY_ALIGN float sums[kMaxLanes];
+  for (int col = col_begin; col < col_end; col += static_cast<int>(lanes)) {
+    SetUpLanes(v, g, s, row, col, col_end, lanes, &rays);
+    hn::Store(MarchLanes(v, rays, s.n_samples), df, sums);
+    for (size_t l = 0; l < lanes && col + static_cast<int>(l) < col_end; ++l)
+      out[col - col_begin + static_cast<int>(l)] = sums[l] * rays.scale[l];
+  }
+}
+
+void RenderSpan(const HostVoxels& voxels, const PoseGeometry& g,
+                const RaySettings& s, int row, int col_begin, int col_end,
+                float* out) {
+  const int nx = voxels.nx, ny = voxels.ny, nz = voxels.nz;
+  switch (voxels.storage) {
+    case StorageType::kFloat32:
+      return MarchSpan(
+          VolumeView<float>{static_cast<const float*>(voxels.data), nx, ny, nz},
+          g, s, row, col_begin, col_end, out);
+    case StorageType::kFloat16:
+      return MarchSpan(
+          VolumeView<Half>{static_cast<const Half*>(voxels.data), nx, ny, nz},
+          g, s, row, col_begin, col_end, out);
+    case StorageType::kBFloat16:
+      return MarchSpan(
+          VolumeView<BFloat16>{static_cast<const BFloat16*>(voxels.data), nx,
+                               ny, nz},
+          g, s, row, col_begin, col_end, out);
+  }
+}
+
+// SampleWithGradient's gradient over gathered corners c[dx + 2·dy + 4·dz]
+// (zero outside the volume), in its order.
+HWY_INLINE void CornerGradient(const FloatVec c[8], FloatVec wx, FloatVec wy,
+                               FloatVec wz, FloatVec* gx, FloatVec* gy,
+                               FloatVec* gz) {
+  const FloatLanes df;
+  const FloatVec one = hn::Set(df, 1.0f);
+  const FloatVec a_x[2] = {hn::Sub(one, wx), wx};
+  const FloatVec a_y[2] = {hn::Sub(one, wy), wy};
+  const FloatVec a_z[2] = {hn::Sub(one, wz), wz};
+  const FloatVec sign[2] = {hn::Set(df, -1.0f), one};
+  *gx = *gy = *gz = hn::Zero(df);
+  for (int dz = 0; dz < 2; ++dz)
+    for (int dy = 0; dy < 2; ++dy)
+      for (int dx = 0; dx < 2; ++dx) {
+        const FloatVec v = c[dx + 2 * dy + 4 * dz];
+        *gx = hn::Add(*gx,
+                      hn::Mul(hn::Mul(hn::Mul(sign[dx], a_y[dy]), a_z[dz]), v));
+        *gy = hn::Add(*gy,
+                      hn::Mul(hn::Mul(hn::Mul(a_x[dx], sign[dy]), a_z[dz]), v));
+        *gz = hn::Add(*gz,
+                      hn::Mul(hn::Mul(hn::Mul(a_x[dx], a_y[dy]), sign[dz]), v));
+      }
+}
+
+// MarchTrilinearVjp for the lanes of `r` with upstream weights `w` (one
+// channel), marched in lockstep; writes each lane's 12 sums, before the
+// ray's step length, to sums[k·lanes + lane].
+template <typename T>
+void MarchLanesVjp(const VolumeView<T>& v, const LaneRays& r,
+                   const float* weights, int n_samples, float* sums) {
+  const FloatLanes df;
+  const IntLanes di;
+  const size_t lanes = hn::Lanes(df);
+  const float inv_intervals = 1.0f / static_cast<float>(n_samples - 1);
+  const FloatVec ax = hn::Load(df, r.ax), ay = hn::Load(df, r.ay),
+                 az = hn::Load(df, r.az);
+  const FloatVec abx = hn::Load(df, r.abx), aby = hn::Load(df, r.aby),
+                 abz = hn::Load(df, r.abz);
+  const FloatVec sx = hn::Load(df, r.sx), sy = hn::Load(df, r.sy),
+                 sz = hn::Load(df, r.sz);
+  const FloatVec dx = hn::Load(df, r.dx), dy = hn::Load(df, r.dy),
+                 dz = hn::Load(df, r.dz);
+  const FloatVec w = hn::Load(df, weights);
+  const IntVec first = hn::Load(di, r.first), last = hn::Load(di, r.last);
+  // A lane whose upstream weight is zero adds nothing (the body skips it).
+  const auto weighted = hn::RebindMask(di, hn::Not(w == hn::Zero(df)));
+  const int32_t row_stride = v.nx, slice_stride = v.nx * v.ny;
+  const int32_t offsets[8] = {0,
+                              1,
+                              row_stride,
+                              row_stride + 1,
+                              slice_stride,
+                              slice_stride + 1,
+                              slice_stride + row_stride,
+                              slice_stride + row_stride + 1};
+  FloatVec sum[kPoseMapEntries];
+  for (FloatVec& entry : sum) entry = hn::Zero(df);
+  for (int i = r.min_first; i <= r.max_last; ++i) {
+    const float t_lane = static_cast<float>(i) * inv_intervals;
+    const FloatVec t = hn::Set(df, t_lane);
+    const AxisCell x = CellOnAxis(hn::Add(ax, hn::Mul(t, abx)), v.nx);
+    const AxisCell y = CellOnAxis(hn::Add(ay, hn::Mul(t, aby)), v.ny);
+    const AxisCell z = CellOnAxis(hn::Add(az, hn::Mul(t, abz)), v.nz);
+    const IntVec step = hn::Set(di, i);
+    const auto counts = hn::And(
+        hn::And(weighted, hn::And(hn::Not(step < first), hn::Not(last < step))),
+        hn::And(x.meets, hn::And(y.meets, z.meets)));
+    if (hn::AllFalse(di, counts)) continue;
+    const IntVec base =
+        hn::Add(hn::Add(hn::Mul(z.lower, hn::Set(di, slice_stride)),
+                        hn::Mul(y.lower, hn::Set(di, row_stride))),
+                x.lower);
+    FloatVec corners[8];
+    for (int c = 0; c < 8; ++c) {
+      const auto inside = hn::And(
+          counts, hn::And(c & 1 ? x.upper_inside : x.lower_inside,
+                          hn::And(c & 2 ? y.upper_inside : y.lower_inside,
+                                  c & 4 ? z.upper_inside : z.lower_inside)));
+      const IntVec index =
+          hn::IfThenElseZero(inside, hn::Add(base, hn::Set(di, offsets[c])));
+      corners[c] = hn::IfThenElseZero(hn::RebindMask(df, inside),
+                                      GatherVoxels(v.data, index));
+    }
+    FloatVec gx, gy, gz;
+    CornerGradient(corners, x.weight, y.weight, z.weight, &gx, &gy, &gz);
+    const auto adds = hn::RebindMask(df, counts);
+    const FloatVec point[3] = {hn::Add(sx, hn::Mul(t, dx)),
+                               hn::Add(sy, hn::Mul(t, dy)),
+                               hn::Add(sz, hn::Mul(t, dz))};
+    const FloatVec c[3] = {hn::Mul(w, gx), hn::Mul(w, gy), hn::Mul(w, gz)};
+    for (int row = 0; row < 3; ++row) {
+      for (int col = 0; col < 3; ++col)
+        sum[4 * row + col] =
+            hn::Add(sum[4 * row + col],
+                    hn::IfThenElseZero(adds, hn::Mul(c[row], point[col])));
+      sum[4 * row + 3] =
+          hn::Add(sum[4 * row + 3], hn::IfThenElseZero(adds, c[row]));
+    }
+  }
+  for (int k = 0; k < kPoseMapEntries; ++k)
+    hn::Store(sum[k], df, sums + k * lanes);
+}
+
+template <typename T>
+void MarchVjpSpan(const VolumeView<T>& v, const PoseGeometry& g,
+                  const RaySettings& s, int row, int col_begin, int col_end,
+                  const float* upstream, double* row_sum) {
+  const FloatLanes df;
+  const size_t lanes = hn::Lanes(df);
+  LaneRays rays;
+  HWY_ALIGN float weights[kMaxLanes];
+  HWY_ALIGN float sums[kPoseMapEntries * kMaxLanes];
+  for (int col = col_begin; col < col_end; col += static_cast<int>(lanes)) {
+    SetUpLanes(v, g, s, row, col, col_end, lanes, &rays);
+    const size_t used = std::min(lanes, static_cast<size_t>(col_end - col));
+    for (size_t l = 0; l < lanes; ++l)
+      weights[l] = l < used ? upstream[col - col_begin + l] : 0.0f;
+    MarchLanesVjp(v, rays, weights, s.n_samples, sums);
+    // As GradientRows sums the body's rays: each ray's float entries, then
+    // the row's in double, left to right.
+    for (size_t l = 0; l < used; ++l)
+      for (int k = 0; k < kPoseMapEntries; ++k)
+        row_sum[k] += 0.0f + sums[k * lanes + l] * rays.scale[l];
+  }
+}
+
+void AddVjpSpan(const HostVoxels& voxels, const PoseGeometry& g,
+                const RaySettings& s, int row, int col_begin, int col_end,
+                const float* upstream, double* row_sum) {
+  const int nx = voxels.nx, ny = voxels.ny, nz = voxels.nz;
+  switch (voxels.storage) {
+    case StorageType::kFloat32:
+      return MarchVjpSpan(
+          VolumeView<float>{static_cast<const float*>(voxels.data), nx, ny, nz},
+          g, s, row, col_begin, col_end, upstream, row_sum);
+    case StorageType::kFloat16:
+      return MarchVjpSpan(
+          VolumeView<Half>{static_cast<const Half*>(voxels.data), nx, ny, nz},
+          g, s, row, col_begin, col_end, upstream, row_sum);
+    case StorageType::kBFloat16:
+      return MarchVjpSpan(
+          VolumeView<BFloat16>{static_cast<const BFloat16*>(voxels.data), nx,
+                               ny, nz},
+          g, s, row, col_begin, col_end, upstream, row_sum);
+  }
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace drr::kernels
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace drr::kernels {
+
+HWY_EXPORT(RenderSpan);
+HWY_EXPORT(AddVjpSpan);
+
+bool SimdRenders(const RenderSettings& settings) {
+  return settings.projector == Projector::kTrilinear &&
+         settings.reduce == Reduce::kSum && settings.channels == 1;
+}
+
+bool SimdDifferentiates(const RenderSettings& settings) {
+  return SimdRenders(settings);
+}
+
+const char* SimdTargetName() {
+  const int64_t targets = hwy::SupportedTargets() & HWY_TARGETS;
+  return hwy::TargetName(targets & -targets);  // the best: the lowest bit
+}
+
+void RenderTrilinearSpan(const HostVoxels& voxels, const PoseGeometry& g,
+                         const RaySettings& rays, int row, int col_begin,
+                         int col_end, float* out) {
+  HWY_DYNAMIC_DISPATCH(RenderSpan)
+  (voxels, g, rays, row, col_begin, col_end, out);
+}
+
+void AddTrilinearVjpSpan(const HostVoxels& voxels, const PoseGeometry& g,
+                         const RaySettings& rays, int row, int col_begin,
+                         int col_end, const float* upstream,
+                         double row_sum[kPoseMapEntries]) {
+  HWY_DYNAMIC_DISPATCH(AddVjpSpan)
+  (voxels, g, rays, row, col_begin, col_end, upstream, row_sum);
+}
+
+}  // namespace drr::kernels
+#endif  // HWY_ONCE

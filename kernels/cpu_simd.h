@@ -1,0 +1,60 @@
+// The CPU executor's vectorised path: the trilinear renderer's common case
+// (a summed line integral of one channel) marched by the widest SIMD unit of
+// this CPU, chosen at run time (Highway: AVX-512, AVX2, SSE4, ...). One lane
+// per ray; the rays of consecutive pixels of a row march in lockstep, so the
+// gathers of one step share cache lines. Each lane does the per-ray body's
+// arithmetic (MarchTrilinear, VolumeView::operator()) in the same order, so
+// the two give the same bits. Builds without Highway (the kernels-only
+// build on GPU hosts) have no vectorised path: SimdRenders is then false.
+#pragma once
+
+#include <cstddef>
+
+#include "kernels/executor.h"
+#include "kernels/pose_map.h"
+#include "kernels/ray_march.h"
+
+namespace drr::kernels {
+
+// Bytes a host voxel buffer keeps readable past its last voxel: 16-bit
+// voxels are gathered as 32-bit words.
+inline constexpr size_t kSimdVoxelPadding = 2;
+
+// The voxels of a volume in host memory, V[k][j][i] in their storage type,
+// readable kSimdVoxelPadding bytes past the end.
+struct HostVoxels {
+  const void* data;
+  StorageType storage;
+  int nx, ny, nz;
+};
+
+// True when this build has the vectorised path and it renders `settings`:
+// trilinear, summed, one channel.
+bool SimdRenders(const RenderSettings& settings);
+
+// True when this build has the vectorised path and it differentiates
+// `settings`: the pose gradient of a trilinear, summed, one-channel render.
+bool SimdDifferentiates(const RenderSettings& settings);
+
+// The instruction set the vectorised path runs on here ("AVX3", "AVX2",
+// ...), or "none" without one.
+const char* SimdTargetName();
+
+// Writes the one-channel trilinear line integrals of pixels
+// [col_begin, col_end) of row `row` of pose `g` to out[0 .. col_end −
+// col_begin); needs SimdRenders(settings) for the settings holding `rays`.
+void RenderTrilinearSpan(const HostVoxels& voxels, const PoseGeometry& g,
+                         const RaySettings& rays, int row, int col_begin,
+                         int col_end, float* out);
+
+// Adds to row_sum the pose gradient (dL/dM, pose_map.h) of pixels
+// [col_begin, col_end) of row `row` of pose `g` for upstream weights
+// upstream[0 .. col_end − col_begin), as the CPU executor sums
+// MarchTrilinearVjp: each ray's float entries, added in double left to
+// right; needs SimdDifferentiates for the settings holding `rays`.
+void AddTrilinearVjpSpan(const HostVoxels& voxels, const PoseGeometry& g,
+                         const RaySettings& rays, int row, int col_begin,
+                         int col_end, const float* upstream,
+                         double row_sum[kPoseMapEntries]);
+
+}  // namespace drr::kernels

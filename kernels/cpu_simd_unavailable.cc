@@ -1,0 +1,18 @@
+// The vectorised CPU path of a build made without Highway (the kernels-only
+// build on GPU hosts): every ray takes the per-ray body.
+#include <cstdlib>
+
+#include "kernels/cpu_simd.h"
+
+namespace drr::kernels {
+
+bool SimdRenders(const RenderSettings&) { return false; }
+
+const char* SimdTargetName() { return "none"; }
+
+void RenderTrilinearSpan(const HostVoxels&, const PoseGeometry&,
+                         const RaySettings&, int, int, int, float*) {
+  std::abort();  // unreachable: SimdRenders is false
+}
+
+}  // namespace drr::kernels
