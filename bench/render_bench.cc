@@ -1,13 +1,18 @@
 // Times the renderer on design.md §8's reference case: the LIDC-IDRI-0001
 // chest CT, 200×200 pixels, sdd 1020, delx = dely 2.0, ZXY (0,0,0),
 // translation (0, 850, 0), AP, 500 samples. Reports the median time per
-// launch for batches of 1, 8 and 64 poses, trilinear and Siddon, on every
-// executor available here: one tab-separated line per measurement. Needs
-// only the kernels library, so it also builds in the kernels-only
+// launch for batches of 1, 8 and 64 poses, the pose gradient, trilinear and
+// Siddon, on every executor available here (the CPU's vectorised path, its
+// scalar per-ray bodies, CUDA): one tab-separated line per measurement.
+// Flags change the case for scaling curves (bench/scaling_curves.py): the
+// pixel count over the same detector extent, samples, batches, threads.
+// Needs only the kernels library, so it also builds in the kernels-only
 // configuration on GPU hosts; bench/export_volume.py writes its inputs (raw
 // float32 voxels, and a text file with the shape and the affine).
 //
-//   render_bench MU.f32 MU.txt [--repeats N]
+//   render_bench MU.f32 MU.txt [--repeats N] [--side PIXELS] [--samples N]
+//       [--batches 1,8,64] [--threads N] [--executors cpu,cpu_scalar,cuda]
+//       [--renderers trilinear-gradient,trilinear,siddon]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -61,35 +66,54 @@ bool ReadBenchVolume(const std::string& voxels_path,
   return true;
 }
 
-// The reference case's detector and samples (defaults/defaults.h).
-constexpr kernels::RaySettings kReferenceRays{
-    defaults::kHeight, defaults::kWidth, defaults::kSamples};
-
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
 }
 
-// Renders `poses` once to warm up, then `repeats` times; returns the median
-// milliseconds per launch (images copied back to host memory included).
+// What to time: by default design.md §8's reference case on every executor.
+struct BenchOptions {
+  int repeats = 5;
+  kernels::RaySettings rays{defaults::kHeight, defaults::kWidth,
+                            defaults::kSamples};
+  std::vector<int> batches = {1, 8, 64};
+  int threads = 0;  // CPU executors: 0 = one per hardware thread
+  std::vector<std::string> executors = {"cpu", "cpu_scalar", "cuda"};
+  std::vector<std::string> renderers = {"trilinear-gradient", "trilinear",
+                                        "siddon"};
+};
+
+// Times `renderer` ("trilinear", "siddon" or "trilinear-gradient", the pose
+// gradient for upstream 1 everywhere) for `poses`: once to warm up, then
+// `repeats` times; the median milliseconds per launch (images copied back to
+// host memory included).
 double TimeLaunch(kernels::Executor& executor, kernels::Workspace& workspace,
                   const kernels::ResidentVolume& volume,
                   const std::vector<kernels::PoseGeometry>& poses,
-                  kernels::Projector projector, int repeats) {
+                  const std::string& renderer, const kernels::RaySettings& rays,
+                  int repeats) {
   kernels::RenderSettings settings;
-  settings.rays = kReferenceRays;
-  settings.projector = projector;
-  std::vector<float> out(poses.size() * kReferenceRays.height *
-                         kReferenceRays.width);
+  settings.rays = rays;
+  settings.projector = renderer == "siddon" ? kernels::Projector::kSiddon
+                                            : kernels::Projector::kTrilinear;
+  const int n = static_cast<int>(poses.size());
+  const size_t pixels = static_cast<size_t>(rays.height) * rays.width;
+  std::vector<float> out(poses.size() * pixels);
+  const std::vector<float> upstream(poses.size() * pixels, 1.0f);
+  std::vector<kernels::PoseMapGradient> grad(poses.size());
   std::vector<double> times;
   for (int r = 0; r <= repeats; ++r) {
     const auto start = std::chrono::steady_clock::now();
     const kernels::KernelStatus status =
-        executor.Render(volume, poses.data(), static_cast<int>(poses.size()),
-                        settings, workspace, out.data());
+        renderer == "trilinear-gradient"
+            ? executor.PoseGradient(volume, poses.data(), n, settings,
+                                    upstream.data(), workspace, grad.data())
+            : executor.Render(volume, poses.data(), n, settings, workspace,
+                              out.data());
     const auto stop = std::chrono::steady_clock::now();
     if (!status.ok()) {
-      std::fprintf(stderr, "render failed: %s\n", status.message().c_str());
+      std::fprintf(stderr, "%s failed: %s\n", renderer.c_str(),
+                   status.message().c_str());
       std::exit(1);
     }
     if (r > 0)
@@ -99,21 +123,83 @@ double TimeLaunch(kernels::Executor& executor, kernels::Workspace& workspace,
   return Median(times);
 }
 
-int Main(int argc, char** argv) {
-  std::vector<std::string> paths;
-  int repeats = 5;
+// The comma-separated items of `list`.
+std::vector<std::string> Split(const std::string& list) {
+  std::vector<std::string> items;
+  size_t start = 0;
+  while (start <= list.size()) {
+    const size_t comma = std::min(list.find(',', start), list.size());
+    if (comma > start) items.push_back(list.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return items;
+}
+
+constexpr char kUsage[] =
+    "usage: render_bench MU.f32 MU.txt [--repeats N] [--side PIXELS]\n"
+    "       [--samples N] [--batches 1,8,64] [--threads N]\n"
+    "       [--executors cpu,cpu_scalar,cuda]\n"
+    "       [--renderers trilinear-gradient,trilinear,siddon]\n";
+
+// Parses the command line into `options` and the two input paths; false
+// (with the usage on stderr) when it does not fit.
+bool ParseArguments(int argc, char** argv, BenchOptions* options,
+                    std::vector<std::string>* paths) {
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
-    if (arg == "--repeats" && i + 1 < argc) {
-      repeats = std::max(1, std::atoi(argv[++i]));
+    const bool has_value = i + 1 < argc;
+    if (arg.rfind("--", 0) != 0) {
+      paths->push_back(arg);
+    } else if (!has_value) {
+      break;
+    } else if (arg == "--repeats") {
+      options->repeats = std::max(1, std::atoi(argv[++i]));
+    } else if (arg == "--side") {
+      options->rays.height = options->rays.width = std::atoi(argv[++i]);
+    } else if (arg == "--samples") {
+      options->rays.n_samples = std::atoi(argv[++i]);
+    } else if (arg == "--threads") {
+      options->threads = std::atoi(argv[++i]);
+    } else if (arg == "--batches") {
+      options->batches.clear();
+      for (const std::string& b : Split(argv[++i]))
+        options->batches.push_back(std::atoi(b.c_str()));
+    } else if (arg == "--executors") {
+      options->executors = Split(argv[++i]);
+    } else if (arg == "--renderers") {
+      options->renderers = Split(argv[++i]);
     } else {
-      paths.push_back(arg);
+      break;
     }
   }
-  if (paths.size() != 2) {
-    std::fprintf(stderr, "usage: render_bench MU.f32 MU.txt [--repeats N]\n");
-    return 2;
-  }
+  bool ok = paths->size() == 2 && options->rays.height > 0 &&
+            options->rays.n_samples >= 2 && options->threads >= 0 &&
+            !options->batches.empty();
+  for (int b : options->batches) ok = ok && b > 0;
+  for (const std::string& r : options->renderers)
+    ok = ok && (r == "trilinear" || r == "siddon" || r == "trilinear-gradient");
+  if (!ok) std::fputs(kUsage, stderr);
+  return ok;
+}
+
+// The executor called `name`, or nullptr (with the reason on stdout) when
+// this machine has none.
+std::unique_ptr<kernels::Executor> MakeExecutor(const std::string& name,
+                                                int threads) {
+  if (name == "cpu") return kernels::MakeCpuExecutor(threads);
+  if (name == "cpu_scalar") return kernels::MakeScalarCpuExecutor(threads);
+  std::unique_ptr<kernels::Executor> cuda;
+  const kernels::KernelStatus status = kernels::MakeCudaExecutor(&cuda);
+  if (name == "cuda" && status.ok()) return cuda;
+  std::printf("# %s: %s\n", name.c_str(),
+              name == "cuda" ? status.message().c_str() : "no such executor");
+  return nullptr;
+}
+
+int Main(int argc, char** argv) {
+  BenchOptions options;
+  std::vector<std::string> paths;
+  if (!ParseArguments(argc, argv, &options, &paths)) return 2;
   BenchVolume volume_in;
   if (!ReadBenchVolume(paths[0], paths[1], &volume_in)) return 1;
   const kernels::VolumeShape shape = volume_in.shape;
@@ -127,71 +213,46 @@ int Main(int argc, char** argv) {
                           {defaults::kTranslation[0], defaults::kTranslation[1],
                            defaults::kTranslation[2]},
                           geometry::Orientation::kAP, center);
+  // The reference detector's physical extent, at any pixel count.
+  geometry::Intrinsics intrinsics;
+  const double scale = static_cast<double>(intrinsics.height) /
+                       static_cast<double>(options.rays.height);
+  intrinsics.delx *= scale;
+  intrinsics.dely *= scale;
+  intrinsics.height = intrinsics.width = options.rays.height;
   const kernels::PoseGeometry reference = kernels::MakePoseGeometry(
-      *geometry::InvertAffine(affine), rt_inv, geometry::Intrinsics{});
+      *geometry::InvertAffine(affine), rt_inv, intrinsics);
 
-  std::vector<std::unique_ptr<kernels::Executor>> executors;
-  executors.push_back(kernels::MakeCpuExecutor(0));
-  executors.push_back(kernels::MakeScalarCpuExecutor(0));
   std::printf("# CPU vectorised path: %s\n", kernels::SimdTargetName());
-  std::unique_ptr<kernels::Executor> cuda;
-  const kernels::KernelStatus cuda_status = kernels::MakeCudaExecutor(&cuda);
-  if (cuda_status.ok()) {
-    executors.push_back(std::move(cuda));
-  } else {
-    std::printf("# CUDA: %s\n", cuda_status.message().c_str());
-  }
-  std::printf("# %s, %dx%dx%d, 200x200, 500 samples, median of %d\n",
-              paths[0].c_str(), shape.nx, shape.ny, shape.nz, repeats);
+  std::printf("# %s, %dx%dx%d, %dx%d, %d samples, median of %d\n",
+              paths[0].c_str(), shape.nx, shape.ny, shape.nz,
+              options.rays.width, options.rays.height, options.rays.n_samples,
+              options.repeats);
   std::printf(
       "executor\trenderer\tbatch\tms_per_launch\tms_per_drr\tdrr_per_s\n");
-  for (auto& executor : executors) {
+  for (const std::string& name : options.executors) {
+    std::unique_ptr<kernels::Executor> executor =
+        MakeExecutor(name, options.threads);
+    if (executor == nullptr) continue;
     std::shared_ptr<const kernels::ResidentVolume> volume;
     std::unique_ptr<kernels::Workspace> workspace;
     kernels::KernelStatus status = executor->MakeResident(
         mu.data(), nullptr, shape, kernels::Residency{}, &volume);
     if (status.ok()) status = executor->MakeWorkspace(nullptr, &workspace);
     if (!status.ok()) {
-      std::fprintf(stderr, "%s: %s\n", executor->name().c_str(),
-                   status.message().c_str());
+      std::fprintf(stderr, "%s: %s\n", name.c_str(), status.message().c_str());
       return 1;
     }
-    // The pose gradient (one pose, upstream 1 everywhere) beside the forward.
-    {
-      kernels::RenderSettings settings;
-      settings.rays = kReferenceRays;
-      const std::vector<float> upstream(
-          kReferenceRays.height * kReferenceRays.width, 1.0f);
-      kernels::PoseMapGradient grad;
-      std::vector<double> times;
-      for (int r = 0; r <= repeats; ++r) {
-        const auto start = std::chrono::steady_clock::now();
-        status = executor->PoseGradient(*volume, &reference, 1, settings,
-                                        upstream.data(), *workspace, &grad);
-        const auto stop = std::chrono::steady_clock::now();
-        if (!status.ok()) {
-          std::fprintf(stderr, "gradient failed: %s\n",
-                       status.message().c_str());
-          return 1;
-        }
-        if (r > 0)
-          times.push_back(
-              std::chrono::duration<double, std::milli>(stop - start).count());
-      }
-      const double ms = Median(times);
-      std::printf("%s\ttrilinear-gradient\t1\t%.3f\t%.3f\t%.1f\n",
-                  executor->name().c_str(), ms, ms, 1000.0 / ms);
-    }
-    for (auto [projector, name] :
-         {std::pair{kernels::Projector::kTrilinear, "trilinear"},
-          std::pair{kernels::Projector::kSiddon, "siddon"}}) {
-      for (int batch : {1, 8, 64}) {
+    for (const std::string& renderer : options.renderers) {
+      for (int batch : options.batches) {
         const std::vector<kernels::PoseGeometry> poses(batch, reference);
-        const int runs = batch == 64 ? std::max(1, repeats / 3) : repeats;
-        const double ms =
-            TimeLaunch(*executor, *workspace, *volume, poses, projector, runs);
-        std::printf("%s\t%s\t%d\t%.3f\t%.3f\t%.1f\n", executor->name().c_str(),
-                    name, batch, ms, ms / batch, 1000.0 * batch / ms);
+        const int runs =
+            batch >= 64 ? std::max(1, options.repeats / 3) : options.repeats;
+        const double ms = TimeLaunch(*executor, *workspace, *volume, poses,
+                                     renderer, options.rays, runs);
+        std::printf("%s\t%s\t%d\t%.3f\t%.3f\t%.1f\n", name.c_str(),
+                    renderer.c_str(), batch, ms, ms / batch,
+                    1000.0 * batch / ms);
         std::fflush(stdout);
       }
     }
