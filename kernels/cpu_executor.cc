@@ -299,8 +299,8 @@ class CpuExecutor final : public Executor {
       float* line = out + (static_cast<long long>(pose) * rows + row) * cols;
       for (int col = 0; col < cols; col += kSpanPixels) {
         if (stop.Before(col)) return;
-        RenderTrilinearSpan(voxels, poses[pose], s.rays, row, col,
-                            std::min(col + kSpanPixels, cols), line + col);
+        RenderSimdSpan(voxels, poses[pose], s, row, col,
+                       std::min(col + kSpanPixels, cols), line + col);
       }
     });
   }

@@ -1,10 +1,11 @@
-// The CPU executor's vectorised path: the trilinear renderer's common case
-// (a summed line integral of one channel) marched by the widest SIMD unit of
-// this CPU, chosen at run time (Highway: AVX-512, AVX2, SSE4, ...). One lane
-// per ray; the rays of consecutive pixels of a row march in lockstep, so the
-// gathers of one step share cache lines. Each lane does the per-ray body's
-// arithmetic (MarchTrilinear, VolumeView::operator()) in the same order, so
-// the two give the same bits. Builds without Highway (the kernels-only
+// The CPU executor's vectorised path: the common case (a summed line
+// integral of one channel, trilinear or Siddon, and the trilinear pose
+// gradient) marched by the widest SIMD unit of this CPU, chosen at run time
+// (Highway: AVX-512, AVX2, SSE4, ...). One lane per ray; the rays of
+// consecutive pixels of a row march in lockstep, so the voxels of one step
+// share cache lines. Each lane does the per-ray body's arithmetic
+// (MarchTrilinear, MarchSiddon, MarchTrilinearVjp) in the same order, so the
+// two give the same bits. Builds without Highway (the kernels-only
 // build on GPU hosts) have no vectorised path: SimdRenders is then false.
 #pragma once
 
@@ -29,7 +30,7 @@ struct HostVoxels {
 };
 
 // True when this build has the vectorised path and it renders `settings`:
-// trilinear, summed, one channel.
+// summed, one channel.
 bool SimdRenders(const RenderSettings& settings);
 
 // True when this build has the vectorised path and it differentiates
@@ -40,12 +41,11 @@ bool SimdDifferentiates(const RenderSettings& settings);
 // ...), or "none" without one.
 const char* SimdTargetName();
 
-// Writes the one-channel trilinear line integrals of pixels
-// [col_begin, col_end) of row `row` of pose `g` to out[0 .. col_end −
-// col_begin); needs SimdRenders(settings) for the settings holding `rays`.
-void RenderTrilinearSpan(const HostVoxels& voxels, const PoseGeometry& g,
-                         const RaySettings& rays, int row, int col_begin,
-                         int col_end, float* out);
+// Writes the line integrals of pixels [col_begin, col_end) of row `row` of
+// pose `g` to out[0 .. col_end − col_begin); needs SimdRenders(settings).
+void RenderSimdSpan(const HostVoxels& voxels, const PoseGeometry& g,
+                    const RenderSettings& settings, int row, int col_begin,
+                    int col_end, float* out);
 
 // Adds to row_sum the pose gradient (dL/dM, pose_map.h) of pixels
 // [col_begin, col_end) of row `row` of pose `g` for upstream weights

@@ -10,9 +10,17 @@ bool SimdRenders(const RenderSettings&) { return false; }
 
 const char* SimdTargetName() { return "none"; }
 
-void RenderTrilinearSpan(const HostVoxels&, const PoseGeometry&,
-                         const RaySettings&, int, int, int, float*) {
+bool SimdDifferentiates(const RenderSettings&) { return false; }
+
+void RenderSimdSpan(const HostVoxels&, const PoseGeometry&,
+                    const RenderSettings&, int, int, int, float*) {
   std::abort();  // unreachable: SimdRenders is false
+}
+
+void AddTrilinearVjpSpan(const HostVoxels&, const PoseGeometry&,
+                         const RaySettings&, int, int, int, const float*,
+                         double*) {
+  std::abort();  // unreachable: SimdDifferentiates is false
 }
 
 }  // namespace drr::kernels

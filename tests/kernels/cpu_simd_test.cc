@@ -1,5 +1,6 @@
 // The CPU executor's vectorised path against the per-ray bodies it must
-// reproduce bit for bit (kernels/cpu_simd.h): every storage type, rays that
+// reproduce bit for bit (kernels/cpu_simd.h), trilinear and Siddon renders
+// and the trilinear pose gradient: every storage type, rays that
 // graze the volume's faces or miss it, widths that leave lanes idle, thin
 // volumes, and a pose far outside the range any lane can index.
 #include "kernels/cpu_simd.h"
@@ -95,17 +96,28 @@ RenderSettings Trilinear(int height, int width, int samples) {
   return s;
 }
 
-TEST(CpuSimdTest, VectorisedPathTakesTheOneChannelTrilinearSums) {
+RenderSettings Siddon(int height, int width) {
+  RenderSettings s;
+  s.rays = RaySettings{height, width, 2};
+  s.projector = Projector::kSiddon;
+  return s;
+}
+
+TEST(CpuSimdTest, VectorisedPathTakesTheOneChannelSums) {
+  const bool simd = std::string(SimdTargetName()) != "none";
   RenderSettings s = Trilinear(4, 4, 10);
-  EXPECT_EQ(SimdRenders(s), std::string(SimdTargetName()) != "none");
+  EXPECT_EQ(SimdRenders(s), simd);
+  EXPECT_EQ(SimdDifferentiates(s), simd);
   s.channels = 2;
   EXPECT_FALSE(SimdRenders(s));
+  EXPECT_FALSE(SimdDifferentiates(s));
   s.channels = 1;
   s.reduce = Reduce::kMax;
   EXPECT_FALSE(SimdRenders(s));
   s.reduce = Reduce::kSum;
   s.projector = Projector::kSiddon;
-  EXPECT_FALSE(SimdRenders(s));
+  EXPECT_EQ(SimdRenders(s), simd);
+  EXPECT_FALSE(SimdDifferentiates(s));
 }
 
 TEST(CpuSimdTest, GivesTheScalarBodysBitsInEveryStorageType) {
@@ -118,6 +130,29 @@ TEST(CpuSimdTest, GivesTheScalarBodysBitsInEveryStorageType) {
     SCOPED_TRACE(static_cast<int>(storage));
     EXPECT_GT(ExpectSameBits(mu, shape, storage, poses, Trilinear(9, 37, 150)),
               0.5);
+  }
+}
+
+TEST(CpuSimdTest, SiddonGivesTheScalarBodysBitsInEveryStorageType) {
+  const VolumeShape shape{23, 19, 17};
+  const std::vector<float> mu = DistinctVoxels(shape);
+  const std::vector<PoseGeometry> poses = ViewsOf(shape, 9, 37);
+  for (StorageType storage :
+       {StorageType::kFloat32, StorageType::kFloat16, StorageType::kBFloat16}) {
+    SCOPED_TRACE(static_cast<int>(storage));
+    EXPECT_GT(ExpectSameBits(mu, shape, storage, poses, Siddon(9, 37)), 0.5);
+  }
+}
+
+TEST(CpuSimdTest, SiddonGivesTheScalarBodysBitsInThinVolumes) {
+  for (VolumeShape shape : {VolumeShape{1, 16, 16}, VolumeShape{16, 2, 16},
+                            VolumeShape{16, 16, 1}, VolumeShape{2, 1, 3}}) {
+    SCOPED_TRACE(std::to_string(shape.nx) + "x" + std::to_string(shape.ny) +
+                 "x" + std::to_string(shape.nz));
+    EXPECT_GT(
+        ExpectSameBits(DistinctVoxels(shape), shape, StorageType::kFloat32,
+                       ViewsOf(shape, 6, 40), Siddon(6, 40)),
+        0.05);
   }
 }
 
@@ -209,6 +244,10 @@ TEST(CpuSimdTest, RaysFarOutsideTheIndexRangeAddNothing) {
       *simd, *MakeResident(*simd, DistinctVoxels(shape), nullptr, shape), {far},
       Trilinear(5, 20, 100));
   for (float v : image) EXPECT_EQ(v, 0.0f);
+  const std::vector<float> walked = RenderImages(
+      *simd, *MakeResident(*simd, DistinctVoxels(shape), nullptr, shape), {far},
+      Siddon(5, 20));
+  for (float v : walked) EXPECT_EQ(v, 0.0f);
 }
 
 }  // namespace
