@@ -145,13 +145,13 @@ constexpr char kUsage[] =
 // (with the usage on stderr) when it does not fit.
 bool ParseArguments(int argc, char** argv, BenchOptions* options,
                     std::vector<std::string>* paths) {
-  for (int i = 1; i < argc; ++i) {
+  bool ok = true;
+  for (int i = 1; i < argc && ok; ++i) {
     const std::string arg = argv[i];
-    const bool has_value = i + 1 < argc;
     if (arg.rfind("--", 0) != 0) {
       paths->push_back(arg);
-    } else if (!has_value) {
-      break;
+    } else if (i + 1 == argc) {
+      ok = false;  // a flag without its value
     } else if (arg == "--repeats") {
       options->repeats = std::max(1, std::atoi(argv[++i]));
     } else if (arg == "--side") {
@@ -169,12 +169,12 @@ bool ParseArguments(int argc, char** argv, BenchOptions* options,
     } else if (arg == "--renderers") {
       options->renderers = Split(argv[++i]);
     } else {
-      break;
+      ok = false;  // an unknown flag
     }
   }
-  bool ok = paths->size() == 2 && options->rays.height > 0 &&
-            options->rays.n_samples >= 2 && options->threads >= 0 &&
-            !options->batches.empty();
+  ok = ok && paths->size() == 2 && options->rays.height > 0 &&
+       options->rays.n_samples >= 2 && options->threads >= 0 &&
+       !options->batches.empty();
   for (int b : options->batches) ok = ok && b > 0;
   for (const std::string& r : options->renderers)
     ok = ok && (r == "trilinear" || r == "siddon" || r == "trilinear-gradient");
@@ -188,11 +188,14 @@ std::unique_ptr<kernels::Executor> MakeExecutor(const std::string& name,
                                                 int threads) {
   if (name == "cpu") return kernels::MakeCpuExecutor(threads);
   if (name == "cpu_scalar") return kernels::MakeScalarCpuExecutor(threads);
+  if (name != "cuda") {
+    std::printf("# %s: no such executor\n", name.c_str());
+    return nullptr;
+  }
   std::unique_ptr<kernels::Executor> cuda;
   const kernels::KernelStatus status = kernels::MakeCudaExecutor(&cuda);
-  if (name == "cuda" && status.ok()) return cuda;
-  std::printf("# %s: %s\n", name.c_str(),
-              name == "cuda" ? status.message().c_str() : "no such executor");
+  if (status.ok()) return cuda;
+  std::printf("# cuda: %s\n", status.message().c_str());
   return nullptr;
 }
 

@@ -42,6 +42,10 @@ void StoreAs(const float* mu, size_t count, char* out, Convert convert) {
 // every task asks before each group of kPixelsPerCheck pixels.
 class EarlyStop {
  public:
+  // Sparse enough to cost nothing, dense enough to stop a 2000-sample ray
+  // march within about a millisecond per thread.
+  static constexpr int kPixelsPerCheck = 8;
+
   explicit EarlyStop(const Workspace& workspace) : workspace_(workspace) {}
 
   // True once the call should stop; asks the stop check when `pixel` starts
@@ -61,10 +65,6 @@ class EarlyStop {
   }
 
  private:
-  // Sparse enough to cost nothing, dense enough to stop a 2000-sample ray
-  // march within about a millisecond per thread.
-  static constexpr int kPixelsPerCheck = 8;
-
   const Workspace& workspace_;
   std::atomic<bool> stopped_{false};
 };
@@ -263,15 +263,15 @@ class CpuExecutor final : public Executor {
     });
   }
 
-  // A row per task in spans of kSpanPixels pixels: a multiple of every
-  // SIMD target's lanes and of EarlyStop's check interval.
+  // A row per task in spans of kSpanPixels pixels: a multiple of the x86
+  // SIMD targets' lanes and of EarlyStop's check interval.
   static constexpr int kSpanPixels = 32;
+  static_assert(kSpanPixels % EarlyStop::kPixelsPerCheck == 0);
 
   // The vectorised pose gradient: GradientRows's partials, span by span.
   void GradientSpans(const VolumeBuffers& volume, const PoseGeometry* poses,
                      int n_poses, const RenderSettings& s,
                      const float* upstream, EarlyStop& stop, double* row_sums) {
-    const HostVoxels voxels = HostVoxelsOf(volume);
     const int rows = s.rays.height, cols = s.rays.width;
     pool_.ParallelFor(n_poses * rows, [&](int task) {
       const float* weights =
@@ -280,9 +280,9 @@ class CpuExecutor final : public Executor {
       for (int k = 0; k < kPoseMapEntries; ++k) partial[k] = 0.0;
       for (int col = 0; col < cols; col += kSpanPixels) {
         if (stop.Before(col)) return;
-        AddTrilinearVjpSpan(voxels, poses[task / rows], s.rays, task % rows,
-                            col, std::min(col + kSpanPixels, cols),
-                            weights + col, partial);
+        AddTrilinearVjpSpan(volume, poses[task / rows], s, task % rows, col,
+                            std::min(col + kSpanPixels, cols), weights + col,
+                            partial);
       }
     });
   }
@@ -291,7 +291,6 @@ class CpuExecutor final : public Executor {
   void RenderSpans(const VolumeBuffers& volume, const PoseGeometry* poses,
                    int n_poses, const RenderSettings& s, EarlyStop& stop,
                    float* out) {
-    const HostVoxels voxels = HostVoxelsOf(volume);
     const int rows = s.rays.height, cols = s.rays.width;
     pool_.ParallelFor(n_poses * rows, [&](int task) {
       const int pose = task / rows;
@@ -299,15 +298,10 @@ class CpuExecutor final : public Executor {
       float* line = out + (static_cast<long long>(pose) * rows + row) * cols;
       for (int col = 0; col < cols; col += kSpanPixels) {
         if (stop.Before(col)) return;
-        RenderSimdSpan(voxels, poses[pose], s, row, col,
+        RenderSimdSpan(volume, poses[pose], s, row, col,
                        std::min(col + kSpanPixels, cols), line + col);
       }
     });
-  }
-
-  static HostVoxels HostVoxelsOf(const VolumeBuffers& volume) {
-    return {volume.voxels, volume.storage, volume.shape.nx, volume.shape.ny,
-            volume.shape.nz};
   }
 
   const bool vectorised_;

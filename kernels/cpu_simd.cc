@@ -1,16 +1,20 @@
-// The vectorised trilinear march (cpu_simd.h), compiled once per instruction
-// set Highway targets and dispatched at run time. Built with
-// -ffp-contract=off: the scalar body, built for baseline x86-64, has no fused
-// multiply-add, so the lanes must not fuse either to round alike.
+// The vectorised marches (cpu_simd.h): trilinear, its pose gradient and
+// Siddon's walk, compiled once per instruction set Highway targets and
+// dispatched at run time. drr_kernels and its users are built with
+// -ffp-contract=off (kernels/CMakeLists.txt), so that neither the lanes nor
+// the per-ray bodies fuse a multiply and an add and both round alike.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/cpu_simd.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 // (foreach_target.h includes this file again once per target.)
 #include <algorithm>
+#include <string>
+#include <vector>
 
 #include "hwy/cache_control.h"
 #include "hwy/highway.h"
 #include "kernels/cpu_simd.h"
+#include "kernels/volume_dispatch.h"
 #include "kernels/volume_view.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -34,14 +38,16 @@ HWY_INLINE hn::Vec<D> GatherVoxels(D d, const float* data,
   return hn::GatherIndex(d, data, index);
 }
 
-// 16-bit voxels are read as the 32-bit word starting at each (the buffer's
-// padding keeps the last one readable) and widened from its low half.
+// 16-bit voxels: the aligned 32-bit word holding each (the buffer's padding
+// keeps the last one readable), shifted so that the voxel is its low half.
 template <class D>
 HWY_INLINE hn::Vec<hn::RebindToSigned<D>> GatherLowHalves(
     D, const void* data, hn::Vec<hn::RebindToSigned<D>> index) {
-  return hn::GatherOffset(hn::RebindToSigned<D>(),
-                          static_cast<const int32_t*>(data),
-                          hn::ShiftLeft<1>(index));
+  const hn::RebindToSigned<D> di;
+  const auto words = hn::GatherIndex(di, static_cast<const int32_t*>(data),
+                                     hn::ShiftRight<1>(index));
+  return hn::IfThenElse(hn::TestBit(index, hn::Set(di, 1)),
+                        hn::ShiftRight<16>(words), words);
 }
 
 template <class D>
@@ -136,6 +142,38 @@ HWY_INLINE AxisCell CellOnAxis(FloatVec p, int n) {
   return cell;
 }
 
+// The 8 corners c[dx + 2·dy + 4·dz] of each lane's cell (x, y, z); with
+// `masked`, only those inside the volume in the lanes of `reads`, the rest
+// zero; without, every lane's all 8 (all inside).
+template <typename T>
+HWY_INLINE void GatherCorners(const VolumeView<T>& v, const AxisCell& x,
+                              const AxisCell& y, const AxisCell& z,
+                              hn::Mask<IntLanes> reads, bool masked,
+                              FloatVec c[8]) {
+  const FloatLanes df;
+  const IntLanes di;
+  const int32_t sy = v.nx, sz = v.nx * v.ny;
+  const int32_t offsets[8] = {0,  1,      sy,      sy + 1,
+                              sz, sz + 1, sz + sy, sz + sy + 1};
+  const IntVec base = hn::Add(hn::Add(hn::Mul(z.lower, hn::Set(di, sz)),
+                                      hn::Mul(y.lower, hn::Set(di, sy))),
+                              x.lower);
+  for (int k = 0; k < 8; ++k) {
+    const IntVec index = hn::Add(base, hn::Set(di, offsets[k]));
+    if (!masked) {
+      c[k] = GatherVoxels(df, v.data, index);
+      continue;
+    }
+    const auto inside = hn::And(
+        reads, hn::And(k & 1 ? x.upper_inside : x.lower_inside,
+                       hn::And(k & 2 ? y.upper_inside : y.lower_inside,
+                               k & 4 ? z.upper_inside : z.lower_inside)));
+    c[k] = hn::IfThenElseZero(
+        hn::RebindMask(df, inside),
+        GatherVoxels(df, v.data, hn::IfThenElseZero(inside, index)));
+  }
+}
+
 // VolumeView::operator()'s interpolation inside the volume, over the
 // gathered corners c[dx + 2·dy + 4·dz], in its order.
 HWY_INLINE FloatVec Interpolate(const FloatVec c[8], FloatVec wx, FloatVec wy,
@@ -182,9 +220,6 @@ FloatVec MarchLanes(const VolumeView<T>& v, const LaneRays& r, int n_samples) {
   const FloatVec abx = hn::Load(df, r.abx), aby = hn::Load(df, r.aby),
                  abz = hn::Load(df, r.abz);
   const IntVec first = hn::Load(di, r.first), last = hn::Load(di, r.last);
-  const int32_t sy = v.nx, sz = v.nx * v.ny;
-  const int32_t offsets[8] = {0,  1,      sy,      sy + 1,
-                              sz, sz + 1, sz + sy, sz + sy + 1};
   FloatVec sum = hn::Zero(df);
   for (int i = r.min_first; i <= r.max_last; ++i) {
     const FloatVec t = hn::Set(df, static_cast<float>(i) * inv_intervals);
@@ -195,31 +230,17 @@ FloatVec MarchLanes(const VolumeView<T>& v, const LaneRays& r, int n_samples) {
     const auto counts =
         hn::And(hn::And(hn::Not(step < first), hn::Not(last < step)),
                 hn::And(x.meets, hn::And(y.meets, z.meets)));
-    const IntVec base = hn::Add(hn::Add(hn::Mul(z.lower, hn::Set(di, sz)),
-                                        hn::Mul(y.lower, hn::Set(di, sy))),
-                                x.lower);
     const auto interior = hn::And(
         counts, hn::And(hn::And(x.lower_inside, x.upper_inside),
                         hn::And(hn::And(y.lower_inside, y.upper_inside),
                                 hn::And(z.lower_inside, z.upper_inside))));
     FloatVec corners[8];
-    if (hn::AllTrue(di, interior)) {
-      for (int c = 0; c < 8; ++c)
-        corners[c] =
-            GatherVoxels(df, v.data, hn::Add(base, hn::Set(di, offsets[c])));
+    // Every lane inside (the common case), or some at a face or idle.
+    const bool all_interior = hn::AllTrue(di, interior);
+    GatherCorners(v, x, y, z, counts, !all_interior, corners);
+    if (all_interior) {
       sum = hn::Add(sum, Interpolate(corners, x.weight, y.weight, z.weight));
       continue;
-    }
-    // Some lane at a face or idle: corners outside read as zero.
-    for (int c = 0; c < 8; ++c) {
-      const auto inside = hn::And(
-          counts, hn::And(c & 1 ? x.upper_inside : x.lower_inside,
-                          hn::And(c & 2 ? y.upper_inside : y.lower_inside,
-                                  c & 4 ? z.upper_inside : z.lower_inside)));
-      const IntVec index =
-          hn::IfThenElseZero(inside, hn::Add(base, hn::Set(di, offsets[c])));
-      corners[c] = hn::IfThenElseZero(hn::RebindMask(df, inside),
-                                      GatherVoxels(df, v.data, index));
     }
     const FloatVec sample = hn::IfThenElse(
         hn::RebindMask(df, interior),
@@ -299,8 +320,8 @@ void SetUpSiddonLanes(const Volume& volume, const PoseGeometry& g, int row,
     double lo = 0.0, hi = 1.0;
     for (int axis = 0; axis < 3; ++axis)
       ClipToSlab(a[axis], d[axis], -0.5, n[axis] - 0.5, &lo, &hi);
+    if (!(lo < hi)) continue;  // the body returns 0, unscaled
     w->scale[l] = Norm(ray.target - ray.source);
-    if (!(lo < hi)) continue;
     double next[3], step[3];
     for (int axis = 0; axis < 3; ++axis)
       FirstCrossing(a[axis], d[axis], lo, &next[axis], &step[axis]);
@@ -377,6 +398,7 @@ void WalkSiddonLanes(const VolumeView<T>& v, const SiddonLanes& w,
     for (size_t l = 0; l < lanes; ++l) hwy::Prefetch(v.data + upcoming[l]);
     const auto mu = GatherVoxels(df, v.data, voxel);
     const auto length = hn::DemoteTo(df, hn::Sub(crossing, alpha));
+    // (A float64 mask as a float32 one: Highway 1.0 has no mask demotion.)
     const auto adds =
         hn::DemoteTo(df, hn::IfThenElseZero(walking, one)) == hn::Set(df, 1.0f);
     sum = hn::Add(sum, hn::IfThenElseZero(adds, hn::Mul(mu, length)));
@@ -422,25 +444,12 @@ void MarchSpanOf(const VolumeView<T>& v, const PoseGeometry& g,
   }
 }
 
-void RenderSpan(const HostVoxels& voxels, const PoseGeometry& g,
+void RenderSpan(const VolumeBuffers& volume, const PoseGeometry& g,
                 const RenderSettings& s, int row, int col_begin, int col_end,
                 float* out) {
-  const int nx = voxels.nx, ny = voxels.ny, nz = voxels.nz;
-  switch (voxels.storage) {
-    case StorageType::kFloat32:
-      return MarchSpanOf(
-          VolumeView<float>{static_cast<const float*>(voxels.data), nx, ny, nz},
-          g, s, row, col_begin, col_end, out);
-    case StorageType::kFloat16:
-      return MarchSpanOf(
-          VolumeView<Half>{static_cast<const Half*>(voxels.data), nx, ny, nz},
-          g, s, row, col_begin, col_end, out);
-    case StorageType::kBFloat16:
-      return MarchSpanOf(
-          VolumeView<BFloat16>{static_cast<const BFloat16*>(voxels.data), nx,
-                               ny, nz},
-          g, s, row, col_begin, col_end, out);
-  }
+  VisitVolume(volume, s, [&](const auto& view, const auto& /*labels*/) {
+    MarchSpanOf(view, g, s, row, col_begin, col_end, out);
+  });
 }
 
 // SampleWithGradient's gradient over gathered corners c[dx + 2·dy + 4·dz]
@@ -490,15 +499,6 @@ void MarchLanesVjp(const VolumeView<T>& v, const LaneRays& r,
   const IntVec first = hn::Load(di, r.first), last = hn::Load(di, r.last);
   // A lane whose upstream weight is zero adds nothing (the body skips it).
   const auto weighted = hn::RebindMask(di, hn::Not(w == hn::Zero(df)));
-  const int32_t row_stride = v.nx, slice_stride = v.nx * v.ny;
-  const int32_t offsets[8] = {0,
-                              1,
-                              row_stride,
-                              row_stride + 1,
-                              slice_stride,
-                              slice_stride + 1,
-                              slice_stride + row_stride,
-                              slice_stride + row_stride + 1};
   FloatVec sum[kPoseMapEntries];
   for (FloatVec& entry : sum) entry = hn::Zero(df);
   for (int i = r.min_first; i <= r.max_last; ++i) {
@@ -508,27 +508,20 @@ void MarchLanesVjp(const VolumeView<T>& v, const LaneRays& r,
     const AxisCell y = CellOnAxis(hn::Add(ay, hn::Mul(t, aby)), v.ny);
     const AxisCell z = CellOnAxis(hn::Add(az, hn::Mul(t, abz)), v.nz);
     const IntVec step = hn::Set(di, i);
-    const auto counts = hn::And(
-        hn::And(weighted, hn::And(hn::Not(step < first), hn::Not(last < step))),
-        hn::And(x.meets, hn::And(y.meets, z.meets)));
+    const auto counts =
+        hn::And(weighted, hn::And(hn::Not(step < first), hn::Not(last < step)));
     if (hn::AllFalse(di, counts)) continue;
-    const IntVec base =
-        hn::Add(hn::Add(hn::Mul(z.lower, hn::Set(di, slice_stride)),
-                        hn::Mul(y.lower, hn::Set(di, row_stride))),
-                x.lower);
+    const auto meets = hn::And(x.meets, hn::And(y.meets, z.meets));
     FloatVec corners[8];
-    for (int c = 0; c < 8; ++c) {
-      const auto inside = hn::And(
-          counts, hn::And(c & 1 ? x.upper_inside : x.lower_inside,
-                          hn::And(c & 2 ? y.upper_inside : y.lower_inside,
-                                  c & 4 ? z.upper_inside : z.lower_inside)));
-      const IntVec index =
-          hn::IfThenElseZero(inside, hn::Add(base, hn::Set(di, offsets[c])));
-      corners[c] = hn::IfThenElseZero(hn::RebindMask(df, inside),
-                                      GatherVoxels(df, v.data, index));
-    }
+    GatherCorners(v, x, y, z, hn::And(counts, meets), true, corners);
     FloatVec gx, gy, gz;
     CornerGradient(corners, x.weight, y.weight, z.weight, &gx, &gy, &gz);
+    // A sample whose support misses the volume has a zero gradient (whatever
+    // its weights), and still counts: w·0 is NaN for a non-finite w.
+    const auto supported = hn::RebindMask(df, meets);
+    gx = hn::IfThenElseZero(supported, gx);
+    gy = hn::IfThenElseZero(supported, gy);
+    gz = hn::IfThenElseZero(supported, gz);
     const auto adds = hn::RebindMask(df, counts);
     const FloatVec point[3] = {hn::Add(sx, hn::Mul(t, dx)),
                                hn::Add(sy, hn::Mul(t, dy)),
@@ -570,25 +563,12 @@ void MarchVjpSpan(const VolumeView<T>& v, const PoseGeometry& g,
   }
 }
 
-void AddVjpSpan(const HostVoxels& voxels, const PoseGeometry& g,
-                const RaySettings& s, int row, int col_begin, int col_end,
+void AddVjpSpan(const VolumeBuffers& volume, const PoseGeometry& g,
+                const RenderSettings& s, int row, int col_begin, int col_end,
                 const float* upstream, double* row_sum) {
-  const int nx = voxels.nx, ny = voxels.ny, nz = voxels.nz;
-  switch (voxels.storage) {
-    case StorageType::kFloat32:
-      return MarchVjpSpan(
-          VolumeView<float>{static_cast<const float*>(voxels.data), nx, ny, nz},
-          g, s, row, col_begin, col_end, upstream, row_sum);
-    case StorageType::kFloat16:
-      return MarchVjpSpan(
-          VolumeView<Half>{static_cast<const Half*>(voxels.data), nx, ny, nz},
-          g, s, row, col_begin, col_end, upstream, row_sum);
-    case StorageType::kBFloat16:
-      return MarchVjpSpan(
-          VolumeView<BFloat16>{static_cast<const BFloat16*>(voxels.data), nx,
-                               ny, nz},
-          g, s, row, col_begin, col_end, upstream, row_sum);
-  }
+  VisitVolume(volume, s, [&](const auto& view, const auto& /*labels*/) {
+    MarchVjpSpan(view, g, s.rays, row, col_begin, col_end, upstream, row_sum);
+  });
 }
 
 }  // namespace HWY_NAMESPACE
@@ -614,19 +594,33 @@ const char* SimdTargetName() {
   return hwy::TargetName(targets & -targets);  // the best: the lowest bit
 }
 
-void RenderSimdSpan(const HostVoxels& voxels, const PoseGeometry& g,
+std::vector<std::string> SimdTargets() {
+  std::vector<std::string> names;
+  for (int64_t target : hwy::SupportedAndGeneratedTargets())
+    names.push_back(hwy::TargetName(target));
+  return names;
+}
+
+void UseSimdTarget(const std::string& target) {
+  hwy::SetSupportedTargetsForTest(0);  // every target this CPU supports
+  for (int64_t t : hwy::SupportedAndGeneratedTargets()) {
+    if (target == hwy::TargetName(t)) hwy::SetSupportedTargetsForTest(t);
+  }
+}
+
+void RenderSimdSpan(const VolumeBuffers& volume, const PoseGeometry& g,
                     const RenderSettings& settings, int row, int col_begin,
                     int col_end, float* out) {
   HWY_DYNAMIC_DISPATCH(RenderSpan)
-  (voxels, g, settings, row, col_begin, col_end, out);
+  (volume, g, settings, row, col_begin, col_end, out);
 }
 
-void AddTrilinearVjpSpan(const HostVoxels& voxels, const PoseGeometry& g,
-                         const RaySettings& rays, int row, int col_begin,
+void AddTrilinearVjpSpan(const VolumeBuffers& volume, const PoseGeometry& g,
+                         const RenderSettings& settings, int row, int col_begin,
                          int col_end, const float* upstream,
                          double row_sum[kPoseMapEntries]) {
   HWY_DYNAMIC_DISPATCH(AddVjpSpan)
-  (voxels, g, rays, row, col_begin, col_end, upstream, row_sum);
+  (volume, g, settings, row, col_begin, col_end, upstream, row_sum);
 }
 
 }  // namespace drr::kernels

@@ -5,29 +5,25 @@
 // consecutive pixels of a row march in lockstep, so the voxels of one step
 // share cache lines. Each lane does the per-ray body's arithmetic
 // (MarchTrilinear, MarchSiddon, MarchTrilinearVjp) in the same order, so the
-// two give the same bits. Builds without Highway (the kernels-only
-// build on GPU hosts) have no vectorised path: SimdRenders is then false.
+// two give the same bits. Builds without Highway (the kernels-only build on
+// GPU hosts) have no vectorised path: SimdRenders is then false.
 #pragma once
 
 #include <cstddef>
+#include <string>
+#include <vector>
 
 #include "kernels/executor.h"
 #include "kernels/pose_map.h"
 #include "kernels/ray_march.h"
+#include "kernels/resident_volume.h"
 
 namespace drr::kernels {
 
 // Bytes a host voxel buffer keeps readable past its last voxel: 16-bit
-// voxels are gathered as 32-bit words.
+// voxels are gathered as the aligned 32-bit words that hold them, so the
+// buffer must also start 4-byte aligned.
 inline constexpr size_t kSimdVoxelPadding = 2;
-
-// The voxels of a volume in host memory, V[k][j][i] in their storage type,
-// readable kSimdVoxelPadding bytes past the end.
-struct HostVoxels {
-  const void* data;
-  StorageType storage;
-  int nx, ny, nz;
-};
 
 // True when this build has the vectorised path and it renders `settings`:
 // summed, one channel.
@@ -41,9 +37,19 @@ bool SimdDifferentiates(const RenderSettings& settings);
 // ...), or "none" without one.
 const char* SimdTargetName();
 
+// Every instruction set the vectorised path can run on here (built and
+// supported by this CPU), best first; empty without one.
+std::vector<std::string> SimdTargets();
+
+// Makes the vectorised path run on `target` (one of SimdTargets()) from now
+// on, in every thread, or on the best again when `target` is empty: for tests
+// that cover every instruction set. Not while renders run.
+void UseSimdTarget(const std::string& target);
+
 // Writes the line integrals of pixels [col_begin, col_end) of row `row` of
-// pose `g` to out[0 .. col_end − col_begin); needs SimdRenders(settings).
-void RenderSimdSpan(const HostVoxels& voxels, const PoseGeometry& g,
+// pose `g` to out[0 .. col_end − col_begin); `volume` in host memory with
+// kSimdVoxelPadding; needs SimdRenders(settings).
+void RenderSimdSpan(const VolumeBuffers& volume, const PoseGeometry& g,
                     const RenderSettings& settings, int row, int col_begin,
                     int col_end, float* out);
 
@@ -51,9 +57,9 @@ void RenderSimdSpan(const HostVoxels& voxels, const PoseGeometry& g,
 // [col_begin, col_end) of row `row` of pose `g` for upstream weights
 // upstream[0 .. col_end − col_begin), as the CPU executor sums
 // MarchTrilinearVjp: each ray's float entries, added in double left to
-// right; needs SimdDifferentiates for the settings holding `rays`.
-void AddTrilinearVjpSpan(const HostVoxels& voxels, const PoseGeometry& g,
-                         const RaySettings& rays, int row, int col_begin,
+// right; needs SimdDifferentiates(settings).
+void AddTrilinearVjpSpan(const VolumeBuffers& volume, const PoseGeometry& g,
+                         const RenderSettings& settings, int row, int col_begin,
                          int col_end, const float* upstream,
                          double row_sum[kPoseMapEntries]);
 

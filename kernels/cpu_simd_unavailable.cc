@@ -8,17 +8,21 @@ namespace drr::kernels {
 
 bool SimdRenders(const RenderSettings&) { return false; }
 
-const char* SimdTargetName() { return "none"; }
-
 bool SimdDifferentiates(const RenderSettings&) { return false; }
 
-void RenderSimdSpan(const HostVoxels&, const PoseGeometry&,
+const char* SimdTargetName() { return "none"; }
+
+std::vector<std::string> SimdTargets() { return {}; }
+
+void UseSimdTarget(const std::string&) {}
+
+void RenderSimdSpan(const VolumeBuffers&, const PoseGeometry&,
                     const RenderSettings&, int, int, int, float*) {
   std::abort();  // unreachable: SimdRenders is false
 }
 
-void AddTrilinearVjpSpan(const HostVoxels&, const PoseGeometry&,
-                         const RaySettings&, int, int, int, const float*,
+void AddTrilinearVjpSpan(const VolumeBuffers&, const PoseGeometry&,
+                         const RenderSettings&, int, int, int, const float*,
                          double*) {
   std::abort();  // unreachable: SimdDifferentiates is false
 }

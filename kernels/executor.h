@@ -145,9 +145,9 @@ KernelStatus CheckGradientLaunch(MemorySpace space,
                                  const Workspace& workspace);
 
 // The CPU executor over `threads` worker threads (0 = one per hardware
-// thread). Trilinear one-channel renders take the vectorised path
-// (kernels/cpu_simd.h) where this build has one; everything else runs the
-// per-ray bodies.
+// thread). Summed one-channel renders and trilinear pose gradients take the
+// vectorised path (kernels/cpu_simd.h) where this build has one; everything
+// else runs the per-ray bodies.
 std::unique_ptr<Executor> MakeCpuExecutor(int threads);
 
 // The CPU executor with every ray through the per-ray bodies ("cpu_scalar"):

@@ -5,6 +5,7 @@
 // volumes, and a pose far outside the range any lane can index.
 #include "kernels/cpu_simd.h"
 
+#include <cmath>
 #include <cstring>
 #include <string>
 #include <tuple>
@@ -103,7 +104,29 @@ RenderSettings Siddon(int height, int width) {
   return s;
 }
 
-TEST(CpuSimdTest, VectorisedPathTakesTheOneChannelSums) {
+// Runs every test on each instruction set the vectorised path has here
+// (AVX-512, AVX2, SSE4, SSSE3, the portable fallback), and skips where
+// there is none (a build without Highway).
+class CpuSimdTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (SimdTargets().empty()) GTEST_SKIP() << "no vectorised path here";
+  }
+  void TearDown() override { UseSimdTarget(""); }
+
+  // Runs `check` once per instruction set.
+  template <class F>
+  void OnEveryTarget(F check) {
+    for (const std::string& target : SimdTargets()) {
+      SCOPED_TRACE(target);
+      UseSimdTarget(target);
+      ASSERT_STREQ(SimdTargetName(), target.c_str());
+      check();
+    }
+  }
+};
+
+TEST(CpuSimdDispatchTest, VectorisedPathTakesTheOneChannelSums) {
   const bool simd = std::string(SimdTargetName()) != "none";
   RenderSettings s = Trilinear(4, 4, 10);
   EXPECT_EQ(SimdRenders(s), simd);
@@ -120,67 +143,79 @@ TEST(CpuSimdTest, VectorisedPathTakesTheOneChannelSums) {
   EXPECT_FALSE(SimdDifferentiates(s));
 }
 
-TEST(CpuSimdTest, GivesTheScalarBodysBitsInEveryStorageType) {
-  const VolumeShape shape{23, 19, 17};
-  const std::vector<float> mu = DistinctVoxels(shape);
-  // 37 columns: a full span of 32 and 5 pixels that leave lanes idle.
-  const std::vector<PoseGeometry> poses = ViewsOf(shape, 9, 37);
-  for (StorageType storage :
-       {StorageType::kFloat32, StorageType::kFloat16, StorageType::kBFloat16}) {
-    SCOPED_TRACE(static_cast<int>(storage));
-    EXPECT_GT(ExpectSameBits(mu, shape, storage, poses, Trilinear(9, 37, 150)),
-              0.5);
-  }
+TEST_F(CpuSimdTest, GivesTheScalarBodysBitsInEveryStorageType) {
+  OnEveryTarget([&] {
+    const VolumeShape shape{23, 19, 17};
+    const std::vector<float> mu = DistinctVoxels(shape);
+    // 37 columns: a full span of 32 and 5 pixels that leave lanes idle.
+    const std::vector<PoseGeometry> poses = ViewsOf(shape, 9, 37);
+    for (StorageType storage : {StorageType::kFloat32, StorageType::kFloat16,
+                                StorageType::kBFloat16}) {
+      SCOPED_TRACE(static_cast<int>(storage));
+      EXPECT_GT(
+          ExpectSameBits(mu, shape, storage, poses, Trilinear(9, 37, 150)),
+          0.5);
+    }
+  });
 }
 
-TEST(CpuSimdTest, SiddonGivesTheScalarBodysBitsInEveryStorageType) {
-  const VolumeShape shape{23, 19, 17};
-  const std::vector<float> mu = DistinctVoxels(shape);
-  const std::vector<PoseGeometry> poses = ViewsOf(shape, 9, 37);
-  for (StorageType storage :
-       {StorageType::kFloat32, StorageType::kFloat16, StorageType::kBFloat16}) {
-    SCOPED_TRACE(static_cast<int>(storage));
-    EXPECT_GT(ExpectSameBits(mu, shape, storage, poses, Siddon(9, 37)), 0.5);
-  }
+TEST_F(CpuSimdTest, SiddonGivesTheScalarBodysBitsInEveryStorageType) {
+  OnEveryTarget([&] {
+    const VolumeShape shape{23, 19, 17};
+    const std::vector<float> mu = DistinctVoxels(shape);
+    const std::vector<PoseGeometry> poses = ViewsOf(shape, 9, 37);
+    for (StorageType storage : {StorageType::kFloat32, StorageType::kFloat16,
+                                StorageType::kBFloat16}) {
+      SCOPED_TRACE(static_cast<int>(storage));
+      EXPECT_GT(ExpectSameBits(mu, shape, storage, poses, Siddon(9, 37)), 0.5);
+    }
+  });
 }
 
-TEST(CpuSimdTest, SiddonGivesTheScalarBodysBitsInThinVolumes) {
-  for (VolumeShape shape : {VolumeShape{1, 16, 16}, VolumeShape{16, 2, 16},
-                            VolumeShape{16, 16, 1}, VolumeShape{2, 1, 3}}) {
-    SCOPED_TRACE(std::to_string(shape.nx) + "x" + std::to_string(shape.ny) +
-                 "x" + std::to_string(shape.nz));
-    EXPECT_GT(
-        ExpectSameBits(DistinctVoxels(shape), shape, StorageType::kFloat32,
-                       ViewsOf(shape, 6, 40), Siddon(6, 40)),
-        0.05);
-  }
+TEST_F(CpuSimdTest, SiddonGivesTheScalarBodysBitsInThinVolumes) {
+  OnEveryTarget([&] {
+    for (VolumeShape shape : {VolumeShape{1, 16, 16}, VolumeShape{16, 2, 16},
+                              VolumeShape{16, 16, 1}, VolumeShape{2, 1, 3}}) {
+      SCOPED_TRACE(std::to_string(shape.nx) + "x" + std::to_string(shape.ny) +
+                   "x" + std::to_string(shape.nz));
+      EXPECT_GT(
+          ExpectSameBits(DistinctVoxels(shape), shape, StorageType::kFloat32,
+                         ViewsOf(shape, 6, 40), Siddon(6, 40)),
+          0.05);
+    }
+  });
 }
 
-TEST(CpuSimdTest, GivesTheScalarBodysBitsForFewAndManySamples) {
-  const VolumeShape shape{20, 24, 18};
-  const std::vector<float> mu = DistinctVoxels(shape);
-  // Two samples: the segment's ends, both outside the volume.
-  EXPECT_EQ(ExpectSameBits(mu, shape, StorageType::kFloat32,
-                           ViewsOf(shape, 7, 50), Trilinear(7, 50, 2)),
-            0.0);
-  for (int samples : {3, 1000}) {
-    SCOPED_TRACE(samples);
-    EXPECT_GT(ExpectSameBits(mu, shape, StorageType::kFloat32,
-                             ViewsOf(shape, 7, 50), Trilinear(7, 50, samples)),
-              0.5);
-  }
+TEST_F(CpuSimdTest, GivesTheScalarBodysBitsForFewAndManySamples) {
+  OnEveryTarget([&] {
+    const VolumeShape shape{20, 24, 18};
+    const std::vector<float> mu = DistinctVoxels(shape);
+    // Two samples: the segment's ends, both outside the volume.
+    EXPECT_EQ(ExpectSameBits(mu, shape, StorageType::kFloat32,
+                             ViewsOf(shape, 7, 50), Trilinear(7, 50, 2)),
+              0.0);
+    for (int samples : {3, 1000}) {
+      SCOPED_TRACE(samples);
+      EXPECT_GT(
+          ExpectSameBits(mu, shape, StorageType::kFloat32,
+                         ViewsOf(shape, 7, 50), Trilinear(7, 50, samples)),
+          0.5);
+    }
+  });
 }
 
-TEST(CpuSimdTest, GivesTheScalarBodysBitsInVolumesOneOrTwoVoxelsThin) {
-  for (VolumeShape shape : {VolumeShape{1, 16, 16}, VolumeShape{16, 2, 16},
-                            VolumeShape{16, 16, 1}, VolumeShape{2, 1, 3}}) {
-    SCOPED_TRACE(std::to_string(shape.nx) + "x" + std::to_string(shape.ny) +
-                 "x" + std::to_string(shape.nz));
-    EXPECT_GT(
-        ExpectSameBits(DistinctVoxels(shape), shape, StorageType::kBFloat16,
-                       ViewsOf(shape, 6, 40), Trilinear(6, 40, 300)),
-        0.05);
-  }
+TEST_F(CpuSimdTest, GivesTheScalarBodysBitsInVolumesOneOrTwoVoxelsThin) {
+  OnEveryTarget([&] {
+    for (VolumeShape shape : {VolumeShape{1, 16, 16}, VolumeShape{16, 2, 16},
+                              VolumeShape{16, 16, 1}, VolumeShape{2, 1, 3}}) {
+      SCOPED_TRACE(std::to_string(shape.nx) + "x" + std::to_string(shape.ny) +
+                   "x" + std::to_string(shape.nz));
+      EXPECT_GT(
+          ExpectSameBits(DistinctVoxels(shape), shape, StorageType::kBFloat16,
+                         ViewsOf(shape, 6, 40), Trilinear(6, 40, 300)),
+          0.05);
+    }
+  });
 }
 
 // The pose gradients of `poses` for `upstream` by the vectorised and the
@@ -205,49 +240,95 @@ std::vector<double> ExpectSameGradientBits(
   return spec;
 }
 
-TEST(CpuSimdTest, PoseGradientGivesTheScalarBodysBitsInEveryStorageType) {
-  const VolumeShape shape{23, 19, 17};
-  const std::vector<float> mu = DistinctVoxels(shape);
-  const std::vector<PoseGeometry> poses = ViewsOf(shape, 9, 37);
-  // Upstream weights of both signs, every fifth one zero (a skipped ray).
-  std::vector<float> upstream(poses.size() * 9 * 37);
-  for (size_t i = 0; i < upstream.size(); ++i)
-    upstream[i] = i % 5 == 0 ? 0.0f : 0.5f - static_cast<float>(i % 7) / 6.0f;
-  for (StorageType storage :
-       {StorageType::kFloat32, StorageType::kFloat16, StorageType::kBFloat16}) {
-    SCOPED_TRACE(static_cast<int>(storage));
-    const std::vector<double> gradient = ExpectSameGradientBits(
-        mu, shape, storage, poses, Trilinear(9, 37, 150), upstream);
-    int nonzero = 0;
-    for (double d : gradient) nonzero += d != 0.0;
-    EXPECT_GT(nonzero, static_cast<int>(gradient.size()) / 2);
-  }
+TEST_F(CpuSimdTest, PoseGradientGivesTheScalarBodysBitsInEveryStorageType) {
+  OnEveryTarget([&] {
+    const VolumeShape shape{23, 19, 17};
+    const std::vector<float> mu = DistinctVoxels(shape);
+    const std::vector<PoseGeometry> poses = ViewsOf(shape, 9, 37);
+    // Upstream weights of both signs, every fifth one zero (a skipped ray).
+    std::vector<float> upstream(poses.size() * 9 * 37);
+    for (size_t i = 0; i < upstream.size(); ++i)
+      upstream[i] = i % 5 == 0 ? 0.0f : 0.5f - static_cast<float>(i % 7) / 6.0f;
+    for (StorageType storage : {StorageType::kFloat32, StorageType::kFloat16,
+                                StorageType::kBFloat16}) {
+      SCOPED_TRACE(static_cast<int>(storage));
+      const std::vector<double> gradient = ExpectSameGradientBits(
+          mu, shape, storage, poses, Trilinear(9, 37, 150), upstream);
+      int nonzero = 0;
+      for (double d : gradient) nonzero += d != 0.0;
+      EXPECT_GT(nonzero, static_cast<int>(gradient.size()) / 2);
+    }
+  });
 }
 
-TEST(CpuSimdTest, PoseGradientGivesTheScalarBodysBitsInThinVolumes) {
-  for (VolumeShape shape : {VolumeShape{1, 16, 16}, VolumeShape{2, 1, 3}}) {
-    const std::vector<PoseGeometry> poses = ViewsOf(shape, 6, 40);
-    ExpectSameGradientBits(DistinctVoxels(shape), shape, StorageType::kFloat32,
-                           poses, Trilinear(6, 40, 300),
-                           std::vector<float>(poses.size() * 6 * 40, 1.0f));
-  }
+TEST_F(CpuSimdTest, PoseGradientGivesTheScalarBodysBitsInThinVolumes) {
+  OnEveryTarget([&] {
+    for (VolumeShape shape : {VolumeShape{1, 16, 16}, VolumeShape{2, 1, 3}}) {
+      const std::vector<PoseGeometry> poses = ViewsOf(shape, 6, 40);
+      const std::vector<double> gradient = ExpectSameGradientBits(
+          DistinctVoxels(shape), shape, StorageType::kFloat32, poses,
+          Trilinear(6, 40, 300),
+          std::vector<float>(poses.size() * 6 * 40, 1.0f));
+      int nonzero = 0;
+      for (double d : gradient) nonzero += d != 0.0;
+      EXPECT_GT(nonzero, static_cast<int>(gradient.size()) / 4);
+    }
+  });
 }
 
-TEST(CpuSimdTest, RaysFarOutsideTheIndexRangeAddNothing) {
+TEST_F(CpuSimdTest, LanesFarOutsideBesideALaneInsideGiveTheScalarBits) {
   const VolumeShape shape{12, 12, 12};
-  std::vector<PoseGeometry> poses = ViewsOf(shape, 5, 20);
-  // A camera→voxel map 1e30 voxels away: every coordinate saturates.
-  PoseGeometry far = poses[0];
-  far.camera_to_voxel.m[0][3] = 1e30f;
-  std::unique_ptr<Executor> simd = MakeCpuExecutor(1);
-  const std::vector<float> image = RenderImages(
-      *simd, *MakeResident(*simd, DistinctVoxels(shape), nullptr, shape), {far},
-      Trilinear(5, 20, 100));
-  for (float v : image) EXPECT_EQ(v, 0.0f);
-  const std::vector<float> walked = RenderImages(
-      *simd, *MakeResident(*simd, DistinctVoxels(shape), nullptr, shape), {far},
-      Siddon(5, 20));
-  for (float v : walked) EXPECT_EQ(v, 0.0f);
+  const std::vector<float> mu = DistinctVoxels(shape);
+  // Column 0 looks through the volume; every other column of its span lies
+  // about 10²⁷ mm away, where each coordinate saturates.
+  PoseGeometry far = ViewsOf(shape, 5, 20)[0];
+  far.k_inv[0][0] = 1e25f;
+  far.k_inv[0][1] = 0.0f;
+  far.k_inv[0][2] = -0.5f * 1e25f;
+  OnEveryTarget([&] {
+    for (const RenderSettings& s : {Trilinear(5, 20, 100), Siddon(5, 20)}) {
+      EXPECT_GT(ExpectSameBits(mu, shape, StorageType::kFloat32, {far}, s),
+                0.0);
+    }
+    ExpectSameGradientBits(mu, shape, StorageType::kFloat32, {far},
+                           Trilinear(5, 20, 100),
+                           std::vector<float>(5 * 20, 1.0f));
+  });
+}
+
+TEST_F(CpuSimdTest, PoseGradientKeepsTheScalarBodysNonFiniteWeights) {
+  // Two samples per ray: the segment's ends, whose support misses the
+  // volume; the body still multiplies their zero gradient by the weight.
+  const VolumeShape shape{14, 15, 16};
+  const std::vector<float> mu = DistinctVoxels(shape);
+  const std::vector<PoseGeometry> poses = ViewsOf(shape, 4, 21);
+  std::vector<float> upstream(poses.size() * 4 * 21, 1.0f);
+  for (size_t i = 0; i < upstream.size(); i += 7)
+    upstream[i] = i % 2 ? INFINITY : NAN;
+  OnEveryTarget([&] {
+    for (int samples : {2, 60}) {
+      SCOPED_TRACE(samples);
+      std::unique_ptr<Executor> simd = MakeCpuExecutor(2);
+      std::unique_ptr<Executor> scalar = MakeScalarCpuExecutor(2);
+      const std::vector<double> fast = testing::PoseGradients(
+          *simd, *MakeResident(*simd, mu, nullptr, shape), poses,
+          Trilinear(4, 21, samples), upstream);
+      const std::vector<double> spec = testing::PoseGradients(
+          *scalar, *MakeResident(*scalar, mu, nullptr, shape), poses,
+          Trilinear(4, 21, samples), upstream);
+      ASSERT_EQ(fast.size(), spec.size());
+      int nan = 0;
+      for (size_t i = 0; i < spec.size(); ++i) {
+        nan += std::isnan(spec[i]);
+        if (std::isnan(spec[i])) {
+          EXPECT_TRUE(std::isnan(fast[i])) << i;
+        } else {
+          EXPECT_EQ(std::memcmp(&fast[i], &spec[i], sizeof(double)), 0) << i;
+        }
+      }
+      EXPECT_GT(nan, 0);  // the weights reach the sums on both paths
+    }
+  });
 }
 
 }  // namespace

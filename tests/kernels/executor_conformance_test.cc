@@ -341,9 +341,9 @@ TEST(CpuExecutorTest, RefusesTexturesAndVolumesOfOtherMemorySpaces) {
 
 // A stop check that fires after `calls` questions stops each kind of call
 // within a few pixels per thread, fails it with kCancelled, and leaves the
-// workspace fit for the next call.
-TEST(CpuExecutorTest, StopsACallSoonAfterItsStopCheckFires) {
-  std::unique_ptr<Executor> cpu = MakeCpuExecutor(2);
+// workspace fit for the next call: on the vectorised path and the per-ray
+// bodies alike.
+void ExpectStopsSoonAfterTheStopCheckFires(std::unique_ptr<Executor> cpu) {
   const std::vector<float> volume =
       testing::WavyVolume(kShape.nx, kShape.ny, kShape.nz);
   auto resident = MakeResident(*cpu, volume, nullptr, kShape);
@@ -381,6 +381,11 @@ TEST(CpuExecutorTest, StopsACallSoonAfterItsStopCheckFires) {
       cpu->Render(*resident, poses.data(), 3, s, *workspace, again.data())
           .ok());
   EXPECT_EQ(again, whole);
+}
+
+TEST(CpuExecutorTest, StopsACallSoonAfterItsStopCheckFires) {
+  ExpectStopsSoonAfterTheStopCheckFires(MakeCpuExecutor(2));
+  ExpectStopsSoonAfterTheStopCheckFires(MakeScalarCpuExecutor(2));
 }
 
 }  // namespace
