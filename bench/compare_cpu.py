@@ -3,10 +3,12 @@ drrserve's CPU executor (build/bench/render_bench), nanodrr's torch backend,
 and plastimatch `drr -i exact`. Prints a markdown table with medians and the
 ratios to drrserve.
 
-Needs torch and nanodrr (the parity venv, see tests/parity/make_goldens.py)
-and plastimatch (scripts/setup.sh installs it):
+Needs plastimatch (scripts/setup.sh installs it), and for the nanodrr rows
+torch and nanodrr (the parity venv, see tests/parity/make_goldens.py); without
+them those rows say so:
 
     .venv-parity/bin/python bench/compare_cpu.py [../shared/data] [--repeats 5]
+    .venv/bin/python bench/compare_cpu.py             # plastimatch rows only
 """
 
 import argparse
@@ -27,7 +29,8 @@ def drrserve_times(chest, repeats):
                        check=True)
         out = subprocess.run([str(ROOT / "build" / "bench" / "render_bench"),
                               str(pathlib.Path(tmp) / "mu.f32"),
-                              str(pathlib.Path(tmp) / "mu.txt"), "--repeats", str(repeats)],
+                              str(pathlib.Path(tmp) / "mu.txt"), "--repeats", str(repeats),
+                              "--executors", "cpu"],
                              check=True, capture_output=True, text=True)
     times = {}
     for line in out.stdout.splitlines():
@@ -88,7 +91,11 @@ def main():
     args = parser.parse_args()
     chest = pathlib.Path(args.data) / "lidc-idri-0001.nii.gz"
     ours = drrserve_times(chest, args.repeats)
-    nano = nanodrr_times(chest, max(1, args.repeats // 2), (1, 8))
+    try:
+        nano = nanodrr_times(chest, max(1, args.repeats // 2), (1, 8))
+        missing = "not run (memory)"
+    except ImportError as error:
+        nano, missing = {}, f"not run ({error.name} not installed)"
     plast = plastimatch_ms(chest, args.repeats)
     print("| renderer | batch | drrserve ms/DRR | reference | reference ms/DRR | speed-up |")
     print("| --- | ---: | ---: | --- | ---: | ---: |")
@@ -98,7 +105,7 @@ def main():
             print(f"| trilinear | {batch} | {t:.1f} | nanodrr torch (CPU) | {nano[batch]:.1f} "
                   f"| {nano[batch] / t:.1f}x |")
         else:
-            print(f"| trilinear | {batch} | {t:.1f} | nanodrr torch (CPU) | not run (memory) | |")
+            print(f"| trilinear | {batch} | {t:.1f} | nanodrr torch (CPU) | {missing} | |")
     for batch in (1, 8, 64):
         t = ours["siddon", batch]
         print(f"| siddon | {batch} | {t:.1f} | plastimatch drr -i exact | {plast:.1f} "

@@ -121,7 +121,7 @@ fill "#fff2cc" drr_engine                                                   # en
 fill "#fce5cd" drr_frontend drrserve                                        # frontend
 fill "#ead1dc" drr_client drrctl                                            # clients
 fill "#eeeeee" 'gRPC::[a-z+_]+' 'protobuf::[a-z]+' 'prometheus-cpp::[a-z]+' \
-  ITKIOImageBase                                                            # external
+  ITKIOImageBase 'hwy::hwy'                                                 # external
 sed -E "${paint[@]}" "$tmp/picture/drrserve.dot" |
   dot -Tpng -Gdpi=96 -o "$root/docs/images/architecture.png"
 echo "architecture_graph: wrote docs/images/architecture.png"
