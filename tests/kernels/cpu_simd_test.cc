@@ -143,45 +143,18 @@ TEST(CpuSimdDispatchTest, VectorisedPathTakesTheOneChannelSums) {
   EXPECT_FALSE(SimdDifferentiates(s));
 }
 
-TEST_F(CpuSimdTest, GivesTheScalarBodysBitsInEveryStorageType) {
+TEST_F(CpuSimdTest, RendersGiveTheScalarBodysBitsInEveryStorageType) {
   OnEveryTarget([&] {
     const VolumeShape shape{23, 19, 17};
     const std::vector<float> mu = DistinctVoxels(shape);
     // 37 columns: a full span of 32 and 5 pixels that leave lanes idle.
     const std::vector<PoseGeometry> poses = ViewsOf(shape, 9, 37);
-    for (StorageType storage : {StorageType::kFloat32, StorageType::kFloat16,
-                                StorageType::kBFloat16}) {
-      SCOPED_TRACE(static_cast<int>(storage));
-      EXPECT_GT(
-          ExpectSameBits(mu, shape, storage, poses, Trilinear(9, 37, 150)),
-          0.5);
-    }
-  });
-}
-
-TEST_F(CpuSimdTest, SiddonGivesTheScalarBodysBitsInEveryStorageType) {
-  OnEveryTarget([&] {
-    const VolumeShape shape{23, 19, 17};
-    const std::vector<float> mu = DistinctVoxels(shape);
-    const std::vector<PoseGeometry> poses = ViewsOf(shape, 9, 37);
-    for (StorageType storage : {StorageType::kFloat32, StorageType::kFloat16,
-                                StorageType::kBFloat16}) {
-      SCOPED_TRACE(static_cast<int>(storage));
-      EXPECT_GT(ExpectSameBits(mu, shape, storage, poses, Siddon(9, 37)), 0.5);
-    }
-  });
-}
-
-TEST_F(CpuSimdTest, SiddonGivesTheScalarBodysBitsInThinVolumes) {
-  OnEveryTarget([&] {
-    for (VolumeShape shape : {VolumeShape{1, 16, 16}, VolumeShape{16, 2, 16},
-                              VolumeShape{16, 16, 1}, VolumeShape{2, 1, 3}}) {
-      SCOPED_TRACE(std::to_string(shape.nx) + "x" + std::to_string(shape.ny) +
-                   "x" + std::to_string(shape.nz));
-      EXPECT_GT(
-          ExpectSameBits(DistinctVoxels(shape), shape, StorageType::kFloat32,
-                         ViewsOf(shape, 6, 40), Siddon(6, 40)),
-          0.05);
+    for (const RenderSettings& s : {Trilinear(9, 37, 150), Siddon(9, 37)}) {
+      for (StorageType storage : {StorageType::kFloat32, StorageType::kFloat16,
+                                  StorageType::kBFloat16}) {
+        SCOPED_TRACE(static_cast<int>(storage));
+        EXPECT_GT(ExpectSameBits(mu, shape, storage, poses, s), 0.5);
+      }
     }
   });
 }
@@ -204,16 +177,18 @@ TEST_F(CpuSimdTest, GivesTheScalarBodysBitsForFewAndManySamples) {
   });
 }
 
-TEST_F(CpuSimdTest, GivesTheScalarBodysBitsInVolumesOneOrTwoVoxelsThin) {
+TEST_F(CpuSimdTest, RendersGiveTheScalarBodysBitsInVolumesOneOrTwoVoxelsThin) {
   OnEveryTarget([&] {
     for (VolumeShape shape : {VolumeShape{1, 16, 16}, VolumeShape{16, 2, 16},
                               VolumeShape{16, 16, 1}, VolumeShape{2, 1, 3}}) {
       SCOPED_TRACE(std::to_string(shape.nx) + "x" + std::to_string(shape.ny) +
                    "x" + std::to_string(shape.nz));
-      EXPECT_GT(
-          ExpectSameBits(DistinctVoxels(shape), shape, StorageType::kBFloat16,
-                         ViewsOf(shape, 6, 40), Trilinear(6, 40, 300)),
-          0.05);
+      for (const RenderSettings& s : {Trilinear(6, 40, 300), Siddon(6, 40)}) {
+        EXPECT_GT(
+            ExpectSameBits(DistinctVoxels(shape), shape, StorageType::kBFloat16,
+                           ViewsOf(shape, 6, 40), s),
+            0.05);
+      }
     }
   });
 }
