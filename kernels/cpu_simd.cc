@@ -352,7 +352,8 @@ void WalkSiddonLanes(const VolumeView<T>& v, const SiddonLanes& w,
   const DoubleLanes dd;
   const hn::Rebind<float, DoubleLanes> df;
   const hn::Rebind<int32_t, DoubleLanes> di;
-  DoubleVec next[3], step[3], index[3], direction[3], size[3];
+  // exit[axis]: the index one past the volume in the direction of travel.
+  DoubleVec next[3], step[3], index[3], direction[3], size[3], exit[3];
   const int n[3] = {v.nx, v.ny, v.nz};
   for (int axis = 0; axis < 3; ++axis) {
     next[axis] = hn::Load(dd, w.next[axis]);
@@ -360,6 +361,8 @@ void WalkSiddonLanes(const VolumeView<T>& v, const SiddonLanes& w,
     index[axis] = hn::Load(dd, w.index[axis]);
     direction[axis] = hn::Load(dd, w.direction[axis]);
     size[axis] = hn::Set(dd, static_cast<double>(n[axis]));
+    exit[axis] = hn::IfThenElse(direction[axis] > hn::Zero(dd), size[axis],
+                                hn::Set(dd, -1.0));
   }
   const DoubleVec hi = hn::Load(dd, w.hi), one = hn::Set(dd, 1.0);
   const DoubleVec ahead = hn::Load(dd, w.ahead), zero = hn::Zero(dd);
@@ -411,10 +414,14 @@ void WalkSiddonLanes(const VolumeView<T>& v, const SiddonLanes& w,
                                   next[axis]);
       index[axis] = hn::IfThenElse(
           moves[axis], hn::Add(index[axis], direction[axis]), index[axis]);
-      const auto outside =
-          hn::Or(index[axis] < hn::Zero(dd), index[axis] >= size[axis]);
-      walking = hn::AndNot(outside, walking);
     }
+    // The walk ends when the axis it stepped on leaves the volume (a lane
+    // steps one voxel at a time from inside, so it leaves at `exit`).
+    const DoubleVec moved = hn::IfThenElse(
+        on_x, index[0], hn::IfThenElse(on_y, index[1], index[2]));
+    const DoubleVec moved_exit =
+        hn::IfThenElse(on_x, exit[0], hn::IfThenElse(on_y, exit[1], exit[2]));
+    walking = hn::AndNot(moved == moved_exit, walking);
   }
   hn::StoreU(sum, df, sums);
 }
