@@ -9,6 +9,7 @@
 #include <cstring>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "geometry/pose.h"
@@ -66,6 +67,32 @@ std::vector<float> DistinctVoxels(VolumeShape shape) {
   return mu;
 }
 
+// What `run(executor, resident volume)` returns on the vectorised CPU
+// executor and on the scalar one, for `mu` stored as `storage`.
+template <class Run>
+auto OnBothCpuExecutors(const std::vector<float>& mu, VolumeShape shape,
+                        StorageType storage, Run run) {
+  std::unique_ptr<Executor> simd = MakeCpuExecutor(2);
+  std::unique_ptr<Executor> scalar = MakeScalarCpuExecutor(2);
+  return std::pair{
+      run(*simd, *MakeResident(*simd, mu, nullptr, shape, storage)),
+      run(*scalar, *MakeResident(*scalar, mu, nullptr, shape, storage))};
+}
+
+// Fails unless `fast` holds the bits of `spec` (a NaN where `spec` has one).
+template <typename T>
+void ExpectSameBitsAs(const std::vector<T>& fast, const std::vector<T>& spec) {
+  EXPECT_EQ(fast.size(), spec.size());
+  for (size_t i = 0; i < fast.size() && i < spec.size(); ++i) {
+    if (std::isnan(spec[i])) {
+      EXPECT_TRUE(std::isnan(fast[i])) << "entry " << i;
+    } else {
+      EXPECT_EQ(std::memcmp(&fast[i], &spec[i], sizeof(T)), 0)
+          << "entry " << i << ": " << fast[i] << " vs " << spec[i];
+    }
+  }
+}
+
 // The renders of `poses` by the vectorised and the scalar CPU executors,
 // which must hold the same bits; returns the fraction of pixels that saw the
 // volume (callers check it, or the comparison proves little).
@@ -73,21 +100,13 @@ double ExpectSameBits(const std::vector<float>& mu, VolumeShape shape,
                       StorageType storage,
                       const std::vector<PoseGeometry>& poses,
                       const RenderSettings& settings) {
-  std::unique_ptr<Executor> simd = MakeCpuExecutor(2);
-  std::unique_ptr<Executor> scalar = MakeScalarCpuExecutor(2);
-  const std::vector<float> fast =
-      RenderImages(*simd, *MakeResident(*simd, mu, nullptr, shape, storage),
-                   poses, settings);
-  const std::vector<float> spec =
-      RenderImages(*scalar, *MakeResident(*scalar, mu, nullptr, shape, storage),
-                   poses, settings);
-  EXPECT_EQ(fast.size(), spec.size());
+  const auto [fast, spec] = OnBothCpuExecutors(
+      mu, shape, storage, [&](Executor& executor, const ResidentVolume& v) {
+        return RenderImages(executor, v, poses, settings);
+      });
+  ExpectSameBitsAs(fast, spec);
   int nonzero = 0;
-  for (size_t i = 0; i < fast.size() && i < spec.size(); ++i) {
-    EXPECT_EQ(std::memcmp(&fast[i], &spec[i], sizeof(float)), 0)
-        << "pixel " << i << ": " << fast[i] << " vs " << spec[i];
-    nonzero += spec[i] != 0.0f;
-  }
+  for (float pixel : spec) nonzero += pixel != 0.0f;
   return static_cast<double>(nonzero) / static_cast<double>(spec.size());
 }
 
@@ -199,19 +218,11 @@ std::vector<double> ExpectSameGradientBits(
     const std::vector<float>& mu, VolumeShape shape, StorageType storage,
     const std::vector<PoseGeometry>& poses, const RenderSettings& settings,
     const std::vector<float>& upstream) {
-  std::unique_ptr<Executor> simd = MakeCpuExecutor(2);
-  std::unique_ptr<Executor> scalar = MakeScalarCpuExecutor(2);
-  const std::vector<double> fast = testing::PoseGradients(
-      *simd, *MakeResident(*simd, mu, nullptr, shape, storage), poses, settings,
-      upstream);
-  const std::vector<double> spec = testing::PoseGradients(
-      *scalar, *MakeResident(*scalar, mu, nullptr, shape, storage), poses,
-      settings, upstream);
-  EXPECT_EQ(fast.size(), spec.size());
-  for (size_t i = 0; i < fast.size() && i < spec.size(); ++i) {
-    EXPECT_EQ(std::memcmp(&fast[i], &spec[i], sizeof(double)), 0)
-        << "entry " << i << ": " << fast[i] << " vs " << spec[i];
-  }
+  const auto [fast, spec] = OnBothCpuExecutors(
+      mu, shape, storage, [&](Executor& executor, const ResidentVolume& v) {
+        return testing::PoseGradients(executor, v, poses, settings, upstream);
+      });
+  ExpectSameBitsAs(fast, spec);
   return spec;
 }
 
@@ -283,24 +294,11 @@ TEST_F(CpuSimdTest, PoseGradientKeepsTheScalarBodysNonFiniteWeights) {
   OnEveryTarget([&] {
     for (int samples : {2, 60}) {
       SCOPED_TRACE(samples);
-      std::unique_ptr<Executor> simd = MakeCpuExecutor(2);
-      std::unique_ptr<Executor> scalar = MakeScalarCpuExecutor(2);
-      const std::vector<double> fast = testing::PoseGradients(
-          *simd, *MakeResident(*simd, mu, nullptr, shape), poses,
-          Trilinear(4, 21, samples), upstream);
-      const std::vector<double> spec = testing::PoseGradients(
-          *scalar, *MakeResident(*scalar, mu, nullptr, shape), poses,
-          Trilinear(4, 21, samples), upstream);
-      ASSERT_EQ(fast.size(), spec.size());
+      const std::vector<double> gradient =
+          ExpectSameGradientBits(mu, shape, StorageType::kFloat32, poses,
+                                 Trilinear(4, 21, samples), upstream);
       int nan = 0;
-      for (size_t i = 0; i < spec.size(); ++i) {
-        nan += std::isnan(spec[i]);
-        if (std::isnan(spec[i])) {
-          EXPECT_TRUE(std::isnan(fast[i])) << i;
-        } else {
-          EXPECT_EQ(std::memcmp(&fast[i], &spec[i], sizeof(double)), 0) << i;
-        }
-      }
+      for (double d : gradient) nan += std::isnan(d);
       EXPECT_GT(nan, 0);  // the weights reach the sums on both paths
     }
   });
