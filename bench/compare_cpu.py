@@ -15,9 +15,10 @@ import argparse
 import pathlib
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
+
+from export_volume import export
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -25,8 +26,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 def drrserve_times(chest, repeats):
     """{(renderer, batch): ms per DRR} from render_bench (CPU executor only)."""
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, str(ROOT / "bench" / "export_volume.py"), str(chest), tmp],
-                       check=True)
+        export(chest, pathlib.Path(tmp))
         out = subprocess.run([str(ROOT / "build" / "bench" / "render_bench"),
                               str(pathlib.Path(tmp) / "mu.f32"),
                               str(pathlib.Path(tmp) / "mu.txt"), "--repeats", str(repeats),

@@ -20,16 +20,24 @@ def hu_to_mu(hu, mu_water=0.0192, mu_bone=0.0573, hu_bone=1000.0):
     return np.maximum(mu, 0.0).astype(np.float32)
 
 
-def main():
-    source, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+def write_geometry(path, shape, affine):
+    """Writes mu.txt: the shape D H W, then the 4x4 voxel->world affine, row-major."""
+    numbers = [*shape, *np.asarray(affine, dtype=np.float64).ravel()]
+    path.write_text(" ".join(repr(float(v)) if i >= 3 else str(v) for i, v in enumerate(numbers)) + "\n")
+
+
+def export(source, out):
+    """Writes the NIfTI CT at `source` as out/mu.f32 and out/mu.txt."""
     out.mkdir(parents=True, exist_ok=True)
     image = nibabel.load(str(source))
     hu = np.asanyarray(image.dataobj).transpose(2, 1, 0)
     mu = np.ascontiguousarray(hu_to_mu(hu), dtype="<f4")
     mu.tofile(out / "mu.f32")
-    numbers = [*mu.shape, *image.affine.astype(np.float64).ravel()]
-    (out / "mu.txt").write_text(" ".join(repr(float(v)) if i >= 3 else str(v)
-                                         for i, v in enumerate(numbers)) + "\n")
+    write_geometry(out / "mu.txt", mu.shape, image.affine)
+
+
+def main():
+    export(pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ renderer). Writes the lines to DIR/scaling-TAG.tsv and the five curves, log-log,
 DIR/scaling-TAG.png, where TAG is the executor families (cpu, cuda) joined by "-". --quick is a
 smoke test: two points per curve, small images and volumes, repeats 1, TAG suffixed "-quick".
 
-The chest is exported once with bench/export_volume.py into a temporary directory, and
+The chest is exported once with bench/export_volume.py's export() into a temporary directory, and
 render_bench is copied there first, so a rebuild of the build tree cannot change it mid-run.
 """
 
@@ -43,6 +43,7 @@ import tempfile
 from collections import defaultdict
 
 import numpy as np
+from export_volume import export, write_geometry
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RENDERERS = ("trilinear", "siddon", "trilinear-gradient")
@@ -159,10 +160,7 @@ def resampled_affine(affine, old_shape, new_shape):
 def write_resampled(mu, affine, shape, directory):
     """Writes `mu` resampled to `shape` (D, H, W) as mu.f32 and mu.txt in `directory`: W and H in
     memory, then D slice by slice into the file, so the new volume is never whole in memory."""
-    numbers = [*shape, *resampled_affine(affine, mu.shape, shape).ravel()]
-    (directory / "mu.txt").write_text(
-        " ".join(repr(float(v)) if i >= 3 else str(v) for i, v in enumerate(numbers)) + "\n"
-    )
+    write_geometry(directory / "mu.txt", shape, resampled_affine(affine, mu.shape, shape))
     for axis in (2, 1):
         if mu.shape[axis] != shape[axis]:
             mu = np.stack(list(resampled_slices(np.moveaxis(mu, axis, 0), shape[axis])), axis=axis)
@@ -368,10 +366,7 @@ def main():
         bench = Bench(tmp / "render_bench", repeats)
         shutil.copy2(args.bench, bench.binary)
         chest = tmp / "chest"
-        subprocess.run(
-            [sys.executable, str(ROOT / "bench" / "export_volume.py"), str(args.chest), str(chest)],
-            check=True,
-        )
+        export(args.chest, chest)
         chest_shape = read_volume(chest)[0].shape
         print("\t".join(COLUMNS), file=tsv)
         print("\t".join(COLUMNS), flush=True)
