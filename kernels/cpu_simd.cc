@@ -68,14 +68,15 @@ HWY_INLINE hn::Vec<D> GatherVoxels(D d, const Half* data,
 }
 
 // The rays of one group of lanes: the voxel-space start and step of each
-// segment, the camera-space ones (for the gradient), the samples whose
-// trilinear support meets the volume (as SamplesMeetingVolume gives them)
-// and the factor of the line integral.
+// segment, the camera-space ones (for the gradient), where the samples lie
+// (PlanSamples: t_i = t0 + ((i + offset)·inv)·length, the samples whose
+// trilinear support meets the volume) and the factor of the line integral.
 struct LaneRays {
   HWY_ALIGN float ax[kMaxLanes], ay[kMaxLanes], az[kMaxLanes];
   HWY_ALIGN float abx[kMaxLanes], aby[kMaxLanes], abz[kMaxLanes];
   HWY_ALIGN float sx[kMaxLanes], sy[kMaxLanes], sz[kMaxLanes];
   HWY_ALIGN float dx[kMaxLanes], dy[kMaxLanes], dz[kMaxLanes];
+  HWY_ALIGN float t0[kMaxLanes], length[kMaxLanes];
   HWY_ALIGN int32_t first[kMaxLanes], last[kMaxLanes];
   float scale[kMaxLanes];
   int min_first, max_last;
@@ -87,35 +88,53 @@ template <class Volume>
 void SetUpLanes(const Volume& volume, const PoseGeometry& g,
                 const RaySettings& s, int row, int col_begin, int col_end,
                 size_t lanes, LaneRays* r) {
-  const float inv_intervals = 1.0f / static_cast<float>(s.n_samples - 1);
   r->min_first = s.n_samples;
   r->max_last = -1;
   for (size_t l = 0; l < lanes; ++l) {
     const int col = col_begin + static_cast<int>(l);
-    Vec3 a{0.0f, 0.0f, 0.0f}, ab = a, source = a, step = a;
-    int first = 0, last = -1;
-    float scale = 0.0f;
-    if (col < col_end) {
-      const CameraRay ray = MakeCameraRay(g, row, col);
-      a = TransformPoint(g.camera_to_voxel, ray.source);
-      ab = TransformPoint(g.camera_to_voxel, ray.target) - a;
-      source = ray.source;
-      step = ray.target - ray.source;
-      SamplesMeetingVolume(volume, a, ab, s.n_samples, &first, &last);
-      scale = Norm(ray.target - ray.source) * inv_intervals;
-    }
-    r->ax[l] = a.x, r->ay[l] = a.y, r->az[l] = a.z;
-    r->abx[l] = ab.x, r->aby[l] = ab.y, r->abz[l] = ab.z;
-    r->sx[l] = source.x, r->sy[l] = source.y, r->sz[l] = source.z;
+    RaySamples ray{};
+    ray.last = -1;
+    if (col < col_end) ray = PlanSamples(volume, g, s, row, col);
+    const Vec3 step = ray.camera.target - ray.camera.source;
+    r->ax[l] = ray.a.x, r->ay[l] = ray.a.y, r->az[l] = ray.a.z;
+    r->abx[l] = ray.ab.x, r->aby[l] = ray.ab.y, r->abz[l] = ray.ab.z;
+    r->sx[l] = ray.camera.source.x, r->sy[l] = ray.camera.source.y,
+    r->sz[l] = ray.camera.source.z;
     r->dx[l] = step.x, r->dy[l] = step.y, r->dz[l] = step.z;
-    r->first[l] = first, r->last[l] = last;
-    r->scale[l] = scale;
-    if (first <= last) {
-      r->min_first = first < r->min_first ? first : r->min_first;
-      r->max_last = last > r->max_last ? last : r->max_last;
+    r->t0[l] = ray.t0, r->length[l] = ray.length;
+    r->first[l] = ray.first, r->last[l] = ray.last;
+    r->scale[l] = ray.step_mm;
+    if (ray.first <= ray.last) {
+      r->min_first = ray.first < r->min_first ? ray.first : r->min_first;
+      r->max_last = ray.last > r->max_last ? ray.last : r->max_last;
     }
   }
 }
+
+// The parameters of sample i of every lane, as SampleParameter gives them:
+// shared by the lanes on whole segments (t0 = 0, length = 1), per lane on
+// clipped ones.
+class LaneParameters {
+ public:
+  LaneParameters(const LaneRays& r, const RaySettings& s)
+      : clipped_(s.sampling == Sampling::kClipped),
+        offset_(clipped_ ? 0.5f : 0.0f),
+        inv_(1.0f /
+             static_cast<float>(clipped_ ? s.n_samples : s.n_samples - 1)),
+        t0_(hn::Load(FloatLanes(), r.t0)),
+        length_(hn::Load(FloatLanes(), r.length)) {}
+
+  FloatVec At(int i) const {
+    const float u = (static_cast<float>(i) + offset_) * inv_;
+    if (!clipped_) return hn::Set(FloatLanes(), u);
+    return hn::Add(t0_, hn::Mul(hn::Set(FloatLanes(), u), length_));
+  }
+
+ private:
+  bool clipped_;
+  float offset_, inv_;
+  FloatVec t0_, length_;
+};
 
 // One axis of the samples of a step: the cell's lower corner (saturated as
 // SaturatingIndex does), the weight of its upper corner, and whether each
@@ -211,10 +230,11 @@ HWY_INLINE FloatVec WeightedCornerSum(const FloatVec c[8], FloatVec wx,
 // computes it: interpolated where all 8 corners are inside, else the
 // weighted sum of the corners inside. Returns the sums.
 template <typename T>
-FloatVec MarchLanes(const VolumeView<T>& v, const LaneRays& r, int n_samples) {
+FloatVec MarchLanes(const VolumeView<T>& v, const LaneRays& r,
+                    const RaySettings& s) {
   const FloatLanes df;
   const IntLanes di;
-  const float inv_intervals = 1.0f / static_cast<float>(n_samples - 1);
+  const LaneParameters parameters(r, s);
   const FloatVec ax = hn::Load(df, r.ax), ay = hn::Load(df, r.ay),
                  az = hn::Load(df, r.az);
   const FloatVec abx = hn::Load(df, r.abx), aby = hn::Load(df, r.aby),
@@ -222,7 +242,7 @@ FloatVec MarchLanes(const VolumeView<T>& v, const LaneRays& r, int n_samples) {
   const IntVec first = hn::Load(di, r.first), last = hn::Load(di, r.last);
   FloatVec sum = hn::Zero(df);
   for (int i = r.min_first; i <= r.max_last; ++i) {
-    const FloatVec t = hn::Set(df, static_cast<float>(i) * inv_intervals);
+    const FloatVec t = parameters.At(i);
     const AxisCell x = CellOnAxis(hn::Add(ax, hn::Mul(t, abx)), v.nx);
     const AxisCell y = CellOnAxis(hn::Add(ay, hn::Mul(t, aby)), v.ny);
     const AxisCell z = CellOnAxis(hn::Add(az, hn::Mul(t, abz)), v.nz);
@@ -261,7 +281,7 @@ void MarchSpan(const VolumeView<T>& v, const PoseGeometry& g,
   HWY_ALIGN float sums[kMaxLanes];
   for (int col = col_begin; col < col_end; col += static_cast<int>(lanes)) {
     SetUpLanes(v, g, s, row, col, col_end, lanes, &rays);
-    hn::Store(MarchLanes(v, rays, s.n_samples), df, sums);
+    hn::Store(MarchLanes(v, rays, s), df, sums);
     for (size_t l = 0; l < lanes && col + static_cast<int>(l) < col_end; ++l)
       out[col - col_begin + static_cast<int>(l)] = sums[l] * rays.scale[l];
   }
@@ -589,11 +609,13 @@ HWY_EXPORT(RenderSpan);
 HWY_EXPORT(AddVjpSpan);
 
 bool SimdRenders(const RenderSettings& settings) {
-  return settings.reduce == Reduce::kSum && settings.channels == 1;
+  return settings.reduce == Reduce::kSum && settings.channels == 1 &&
+         !settings.rays.soft_labels;
 }
 
 bool SimdDifferentiates(const RenderSettings& settings) {
-  return settings.projector == Projector::kTrilinear && SimdRenders(settings);
+  return settings.projector == Projector::kTrilinear &&
+         settings.rays.sampling == Sampling::kSegment && SimdRenders(settings);
 }
 
 const char* SimdTargetName() {

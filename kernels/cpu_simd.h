@@ -26,11 +26,12 @@ namespace drr::kernels {
 inline constexpr size_t kSimdVoxelPadding = 2;
 
 // True when this build has the vectorised path and it renders `settings`:
-// summed, one channel.
+// summed, one channel, without soft labels (either sampling).
 bool SimdRenders(const RenderSettings& settings);
 
 // True when this build has the vectorised path and it differentiates
-// `settings`: the pose gradient of a trilinear, summed, one-channel render.
+// `settings`: the pose gradient of a trilinear, summed, one-channel render
+// of whole segments (clipped segments take the per-ray body).
 bool SimdDifferentiates(const RenderSettings& settings);
 
 // The instruction set the vectorised path runs on here ("AVX3", "AVX2",

@@ -48,6 +48,13 @@ KernelStatus CheckLaunch(MemorySpace space, const ResidentVolume& volume,
     return KernelStatus::Error(KernelCode::kInvalidArgument,
                                "the texture sampler needs the CUDA executor");
   }
+  if (settings.rays.soft_labels &&
+      (settings.projector != Projector::kTrilinear ||
+       settings.reduce != Reduce::kSum)) {
+    return KernelStatus::Error(
+        KernelCode::kInvalidArgument,
+        "soft labels need trilinear line integrals (not Siddon, not MIP)");
+  }
   if (settings.sampler == Sampler::kTexture &&
       settings.projector == Projector::kTrilinear && !volume.has_texture()) {
     return KernelStatus::Error(

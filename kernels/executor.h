@@ -133,7 +133,8 @@ KernelStatus CheckDifferentiable(const RenderSettings& settings);
 
 // kOk when `volume` and `workspace` belong to executors of `space` (else
 // kInternal: a caller mixed executors) and `settings` can be rendered from
-// `volume` (else kInvalidArgument: e.g. no texture for the texture sampler).
+// `volume` (else kInvalidArgument: e.g. no texture for the texture sampler,
+// soft labels on Siddon or MIP).
 KernelStatus CheckLaunch(MemorySpace space, const ResidentVolume& volume,
                          const RenderSettings& settings,
                          const Workspace& workspace);

@@ -9,52 +9,121 @@
 
 namespace drr::kernels {
 
+// The volume as the gradient of a labelled line integral sees it: voxel
+// (i, j, k) is μ·w_c, with c its class and w_c = upstream[c·channel_stride]
+// (zero for classes ≥ channels). Trilinear interpolation of this volume at a
+// sample is the sample's soft-labelled contribution to Σ_c w_c·I_c.
+template <class Volume, class Labels>
+struct ClassWeightedVolume {
+  Volume volume;
+  Labels labels;
+  const float* upstream;
+  long long channel_stride;
+  int channels;
+  int nx, ny, nz;
+
+  DRR_HD float Voxel(int i, int j, int k) const {
+    const int label = labels.Voxel(i, j, k);
+    if (label >= channels) return 0.0f;
+    return volume.Voxel(i, j, k) * upstream[label * channel_stride];
+  }
+};
+
+// Adds k·[x, 1] to row kRow of the pose map gradient (a constant row, so
+// that the GPU keeps grad in registers).
+template <int kRow>
+DRR_HD void AddToRow(float k, Vec3 x, float grad[kPoseMapEntries]) {
+  grad[4 * kRow + 0] += k * x.x;
+  grad[4 * kRow + 1] += k * x.y;
+  grad[4 * kRow + 2] += k * x.z;
+  grad[4 * kRow + 3] += k;
+}
+
+// Adds to grad the derivative, through an end t of the clipped segment, of a
+// ray's integral whose derivative with respect to t is `d_end`: t is where
+// the segment a + t·ab meets a plane of `axis`, so dt/dM[axis] =
+// −[x(t), 1]ᵀ/ab[axis], with x(t) the camera-space point. No axis (−1): the
+// end is the segment's own and does not move.
+DRR_HD void AddClipEndGradient(const RaySamples& r, float t, int axis,
+                               float d_end, float grad[kPoseMapEntries]) {
+  const Vec3 x = r.camera.source + t * (r.camera.target - r.camera.source);
+  if (axis == 0) AddToRow<0>(-d_end / r.ab.x, x, grad);
+  if (axis == 1) AddToRow<1>(-d_end / r.ab.y, x, grad);
+  if (axis == 2) AddToRow<2>(-d_end / r.ab.z, x, grad);
+}
+
 // Adds to grad (the entries of the 3×4 camera→voxel map M, pose_map.h) the
 // gradient of Σ_c w_c·I_c(row, col), where I_c is the trilinear line integral
 // of class c and w_c = upstream[c·channel_stride] (classes ≥ channels weigh
-// nothing). Each sample x_s = M·x̃_s (x̃_s the camera-space point, homogeneous)
-// adds w·Δ·∇μ(x_s) x̃_sᵀ, with ∇μ the analytic gradient of trilinear
-// interpolation; Δ does not depend on M.
+// nothing). Each sample x_i = M·x̃_i (x̃_i the camera-space point,
+// homogeneous) adds w·Δ·∇μ(x_i) x̃_iᵀ, with ∇μ the analytic gradient of
+// trilinear interpolation (with soft labels, of the class-weighted volume).
+// A whole segment's samples and Δ do not otherwise depend on M. A clipped
+// segment's ends t0, t1 do, where a volume face sets them: sample i sits at
+// t_i = t0 + u_i·(t1 − t0) and Δ = Δ₀·(t1 − t0), so ∂I/∂t0 =
+// Δ·Σ_i (1 − u_i)·∇μ·ab − Δ₀·Σ_i μ_i and ∂I/∂t1 = Δ·Σ_i u_i·∇μ·ab +
+// Δ₀·Σ_i μ_i, chained through the face's plane (nanodrr 0.1.7 does the
+// same).
 template <class Volume, class Labels>
 DRR_HD void MarchTrilinearVjp(const Volume& volume, const Labels& labels,
                               const PoseGeometry& g, const RaySettings& s,
                               int row, int col, const float* upstream,
                               long long channel_stride, int channels,
                               float grad[kPoseMapEntries]) {
-  const CameraRay ray = MakeCameraRay(g, row, col);
-  const float inv_intervals = 1.0f / static_cast<float>(s.n_samples - 1);
-  const Vec3 a = TransformPoint(g.camera_to_voxel, ray.source);
-  const Vec3 ab = TransformPoint(g.camera_to_voxel, ray.target) - a;
-  const Vec3 camera_step = ray.target - ray.source;
-  int first, last;
-  SamplesMeetingVolume(volume, a, ab, s.n_samples, &first, &last);
+  const RaySamples r = PlanSamples(volume, g, s, row, col);
+  const Vec3 camera_step = r.camera.target - r.camera.source;
+  const ClassWeightedVolume<Volume, Labels> weighted{
+      volume,   labels,    upstream,  channel_stride,
+      channels, volume.nx, volume.ny, volume.nz};
   float sum[kPoseMapEntries] = {};
-  for (int i = first; i <= last; ++i) {
-    const float t = static_cast<float>(i) * inv_intervals;
-    const Vec3 p = a + t * ab;
-    const int label = labels.Nearest(p);
-    if (label >= channels) continue;
-    const float w = upstream[label * channel_stride];
-    if (w == 0.0f) continue;
-    Vec3 d_mu;
-    SampleWithGradient(volume, p, &d_mu);
-    const Vec3 x = ray.source + t * camera_step;
-    const float c[3] = {w * d_mu.x, w * d_mu.y, w * d_mu.z};
+  // Clipped sampling: Σ ∇μ·ab, Σ u_i·∇μ·ab and Σ μ_i, each weighted by w.
+  float along = 0.0f, along_u = 0.0f, values = 0.0f;
+  for (int i = r.first; i <= r.last; ++i) {
+    const float t = SampleParameter(r, i);
+    const Vec3 p = r.a + t * r.ab;
+    float value;
+    Vec3 c;
+    if (s.soft_labels) {
+      value = SampleWithGradient(weighted, p, &c);
+    } else {
+      const int label = labels.Nearest(p);
+      if (label >= channels) continue;
+      const float w = upstream[label * channel_stride];
+      if (w == 0.0f) continue;
+      Vec3 d_mu;
+      value = w * SampleWithGradient(volume, p, &d_mu);
+      c = Vec3{w * d_mu.x, w * d_mu.y, w * d_mu.z};
+    }
+    const Vec3 x = r.camera.source + t * camera_step;
+    const float cs[3] = {c.x, c.y, c.z};
 #if defined(__CUDA_ARCH__)
 #pragma unroll
 #endif
-    for (int r = 0; r < 3; ++r) {
-      sum[4 * r + 0] += c[r] * x.x;
-      sum[4 * r + 1] += c[r] * x.y;
-      sum[4 * r + 2] += c[r] * x.z;
-      sum[4 * r + 3] += c[r];
+    for (int k = 0; k < 3; ++k) {
+      sum[4 * k + 0] += cs[k] * x.x;
+      sum[4 * k + 1] += cs[k] * x.y;
+      sum[4 * k + 2] += cs[k] * x.z;
+      sum[4 * k + 3] += cs[k];
+    }
+    if (s.sampling == Sampling::kClipped) {
+      const float u = (static_cast<float>(i) + r.offset) * r.inv;
+      const float d = c.x * r.ab.x + c.y * r.ab.y + c.z * r.ab.z;
+      along += d;
+      along_u += u * d;
+      values += value;
     }
   }
-  const float step_mm = Norm(ray.target - ray.source) * inv_intervals;
 #if defined(__CUDA_ARCH__)
 #pragma unroll
 #endif
-  for (int k = 0; k < kPoseMapEntries; ++k) grad[k] += sum[k] * step_mm;
+  for (int k = 0; k < kPoseMapEntries; ++k) grad[k] += sum[k] * r.step_mm;
+  if (s.sampling == Sampling::kClipped && r.first <= r.last) {
+    const float step0 = Norm(camera_step) * r.inv;
+    AddClipEndGradient(r, r.span.t0, r.span.axis0,
+                       r.step_mm * (along - along_u) - step0 * values, grad);
+    AddClipEndGradient(r, r.span.t1, r.span.axis1,
+                       r.step_mm * along_u + step0 * values, grad);
+  }
 }
 
 // Labels seen through one class: samples of class `only` are class 0, every
@@ -66,6 +135,9 @@ struct SingleClass {
   int only;
 
   DRR_HD int Nearest(Vec3 p) const { return labels.Nearest(p) == only ? 0 : 1; }
+  DRR_HD int Voxel(int i, int j, int k) const {
+    return labels.Voxel(i, j, k) == only ? 0 : 1;
+  }
 };
 
 }  // namespace drr::kernels

@@ -20,12 +20,30 @@ struct PoseGeometry {
   int orthographic;
 };
 
-// What every ray of a launch shares: detector size and samples per ray (≥ 2,
-// trilinear only).
+// Where the trilinear renderer puts a ray's samples.
+enum class Sampling {
+  // nanodrr ≤ 0.1.6: n points spread evenly over the whole source→detector
+  // segment, both ends included, each weighing |segment|/(n − 1).
+  kSegment,
+  // nanodrr 0.1.7: the segment clipped to where trilinear support meets the
+  // volume, and the midpoints of n equal parts of that, each weighing
+  // |clipped segment|/n. Every sample lands near the volume.
+  kClipped,
+};
+
+// What every ray of a launch shares: detector size and, for the trilinear
+// renderer, how many samples each ray takes (≥ 2), where, and how a sample
+// is split among classes.
 struct RaySettings {
   int height;
   int width;
   int n_samples;
+  Sampling sampling = Sampling::kSegment;
+  // nanodrr 0.1.7's soft labels: each of a sample's 8 trilinear neighbours
+  // adds its weight·μ to the channel of its own class, instead of the whole
+  // sample going to the class of the nearest voxel. Line integrals of
+  // labelled volumes only; executors ignore it for one summed channel.
+  bool soft_labels = false;
 };
 
 // How a ray's samples combine: a line integral, or the maximum (MIP).
@@ -124,29 +142,143 @@ DRR_HD_RAY_SETUP void SamplesMeetingVolume(const Volume& volume, Vec3 a,
   }
 }
 
-// Trilinear renderer: n samples x_s spread evenly over the whole
-// source→detector segment, both ends included. kSum gives Σ_s μ(x_s)·Δ per
-// class with Δ = |target − source|/(n − 1) mm; kMax gives max_s μ(x_s).
+// The part [t0, t1] of the segment a + t·ab, t ∈ [0, 1], where trilinear
+// support meets the volume: the box [−1, n] on every axis (nanodrr 0.1.7's
+// _clip_rays, in voxel coordinates). axis0 and axis1 name the axis whose
+// plane sets each end, or −1 where the segment's own end does (an end that
+// does not move with the pose). Empty when t0 ≥ t1.
+struct SupportSpan {
+  float t0, t1;
+  int axis0, axis1;
+};
+
+// Narrows `span` to the slab (−1, n) of one axis, noting the axis at the
+// ends it moves.
+DRR_HD void ClipToSupportSlab(float a, float d, int n, int axis,
+                              SupportSpan* span) {
+  const float t0 = span->t0, t1 = span->t1;
+  ClipToSlab(a, d, -1.0f, static_cast<float>(n), &span->t0, &span->t1);
+  if (span->t0 != t0) span->axis0 = axis;
+  if (span->t1 != t1) span->axis1 = axis;
+}
+
+template <class Volume>
+DRR_HD_RAY_SETUP SupportSpan ClipToSupport(const Volume& volume, Vec3 a,
+                                           Vec3 ab) {
+  SupportSpan span{0.0f, 1.0f, -1, -1};
+  ClipToSupportSlab(a.x, ab.x, volume.nx, 0, &span);
+  ClipToSupportSlab(a.y, ab.y, volume.ny, 1, &span);
+  ClipToSupportSlab(a.z, ab.z, volume.nz, 2, &span);
+  return span;
+}
+
+// The trilinear samples of one ray: x_i = a + t_i·ab in voxel coordinates
+// (a + t·ab the source→detector segment), for i in [first, last] (empty when
+// last < first), with t_i = t0 + ((i + offset)·inv)·length, each weighing
+// step_mm. For whole segments t0 = 0, offset = 0, inv = 1/(n − 1) and
+// length = 1, so that t_i is exactly i·inv.
+struct RaySamples {
+  CameraRay camera;
+  Vec3 a, ab;
+  float t0, length, offset, inv;
+  int first, last;
+  float step_mm;
+  // Clipped sampling: the clipped part of the segment and the axes that set
+  // its ends (the pose gradient follows them).
+  SupportSpan span;
+};
+
+// Plans the samples of the ray of pixel (row, col) as `s` places them.
+template <class Volume>
+DRR_HD_RAY_SETUP RaySamples PlanSamples(const Volume& volume,
+                                        const PoseGeometry& g,
+                                        const RaySettings& s, int row,
+                                        int col) {
+  RaySamples r;
+  r.camera = MakeCameraRay(g, row, col);
+  r.a = TransformPoint(g.camera_to_voxel, r.camera.source);
+  r.ab = TransformPoint(g.camera_to_voxel, r.camera.target) - r.a;
+  const float segment_mm = Norm(r.camera.target - r.camera.source);
+  if (s.sampling == Sampling::kSegment) {
+    r.t0 = 0.0f;
+    r.length = 1.0f;
+    r.offset = 0.0f;
+    r.inv = 1.0f / static_cast<float>(s.n_samples - 1);
+    SamplesMeetingVolume(volume, r.a, r.ab, s.n_samples, &r.first, &r.last);
+    r.step_mm = segment_mm * r.inv;
+    r.span = SupportSpan{0.0f, 1.0f, -1, -1};
+    return r;
+  }
+  r.span = ClipToSupport(volume, r.a, r.ab);
+  const bool hit = r.span.t0 < r.span.t1;
+  r.t0 = r.span.t0;
+  r.length = hit ? r.span.t1 - r.span.t0 : 0.0f;
+  r.offset = 0.5f;
+  r.inv = 1.0f / static_cast<float>(s.n_samples);
+  r.first = 0;
+  r.last = hit ? s.n_samples - 1 : -1;
+  r.step_mm = segment_mm * r.inv * r.length;
+  return r;
+}
+
+// The parameter t_i of sample i of `r`.
+DRR_HD float SampleParameter(const RaySamples& r, int i) {
+  return r.t0 + ((static_cast<float>(i) + r.offset) * r.inv) * r.length;
+}
+
+// Adds one sample at `p` with soft labels: each trilinear neighbour inside
+// the volume adds weight·μ to the channel of its own class.
+template <int kChannels, class Volume, class Labels>
+DRR_HD void AddSoftSample(const Volume& volume, const Labels& labels, Vec3 p,
+                          ChannelAccumulator<Reduce::kSum, kChannels>* acc) {
+  const float fx = floorf(p.x), fy = floorf(p.y), fz = floorf(p.z);
+  const int x0 = SaturatingIndex(fx, volume.nx),
+            y0 = SaturatingIndex(fy, volume.ny),
+            z0 = SaturatingIndex(fz, volume.nz);
+  const float wx = p.x - fx, wy = p.y - fy, wz = p.z - fz;
+  for (int dz = 0; dz < 2; ++dz) {
+    const int z = z0 + dz;
+    if (z < 0 || z >= volume.nz) continue;
+    const float w_z = dz ? wz : 1.0f - wz;
+    for (int dy = 0; dy < 2; ++dy) {
+      const int y = y0 + dy;
+      if (y < 0 || y >= volume.ny) continue;
+      const float w_zy = w_z * (dy ? wy : 1.0f - wy);
+      for (int dx = 0; dx < 2; ++dx) {
+        const int x = x0 + dx;
+        if (x < 0 || x >= volume.nx) continue;
+        acc->Add(labels.Voxel(x, y, z),
+                 w_zy * (dx ? wx : 1.0f - wx) * volume.Voxel(x, y, z));
+      }
+    }
+  }
+}
+
+// Trilinear renderer: n samples x_i placed as `s.sampling` says. kSum gives
+// Σ_i μ(x_i)·Δ per class (Δ the step of RaySamples); kMax gives max_i μ(x_i).
 // Samples whose trilinear support lies outside the volume are skipped: they
-// would add zero (and a zero joins the maximum when any was skipped).
+// would add zero (and a zero joins the maximum when any was skipped). With
+// soft labels (kSum only) each neighbour of a sample goes to its own class.
 template <Reduce R, int kChannels, class Volume, class Labels>
 DRR_HD void MarchTrilinear(const Volume& volume, const Labels& labels,
                            const PoseGeometry& g, const RaySettings& s, int row,
                            int col, ChannelAccumulator<R, kChannels>* acc) {
-  const CameraRay ray = MakeCameraRay(g, row, col);
-  const float inv_intervals = 1.0f / static_cast<float>(s.n_samples - 1);
-  const Vec3 a = TransformPoint(g.camera_to_voxel, ray.source);
-  const Vec3 ab = TransformPoint(g.camera_to_voxel, ray.target) - a;
-  int first, last;
-  SamplesMeetingVolume(volume, a, ab, s.n_samples, &first, &last);
-  const bool skipped_any = first > 0 || last < s.n_samples - 1;
+  const RaySamples r = PlanSamples(volume, g, s, row, col);
+  const bool skipped_any = r.first > 0 || r.last < s.n_samples - 1;
   acc->Reset(R == Reduce::kSum || skipped_any ? 0.0f : -INFINITY);
-  for (int i = first; i <= last; ++i) {
-    const Vec3 p = a + (static_cast<float>(i) * inv_intervals) * ab;
+  if constexpr (R == Reduce::kSum) {
+    if (s.soft_labels) {
+      for (int i = r.first; i <= r.last; ++i)
+        AddSoftSample(volume, labels, r.a + SampleParameter(r, i) * r.ab, acc);
+      acc->Scale(r.step_mm);
+      return;
+    }
+  }
+  for (int i = r.first; i <= r.last; ++i) {
+    const Vec3 p = r.a + SampleParameter(r, i) * r.ab;
     acc->Add(labels.Nearest(p), volume(p));
   }
-  if (R == Reduce::kSum)
-    acc->Scale(Norm(ray.target - ray.source) * inv_intervals);
+  if (R == Reduce::kSum) acc->Scale(r.step_mm);
 }
 
 // The index of the voxel holding coordinate `p`, clamped to [0, n).

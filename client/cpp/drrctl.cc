@@ -59,7 +59,8 @@ struct RenderFlags {
   bool orthographic = false;
   std::optional<int> samples;
   std::optional<std::string> renderer, output, image_dtype, volume_storage,
-      sampler;
+      sampler, sampling;
+  bool soft_labels = false;
   std::optional<double> mu_water, mu_bone, hu_bone;
   bool sum_channels = false;
   std::vector<int> classes;
@@ -190,6 +191,10 @@ void AddRenderFlags(CLI::App& command, RenderFlags& f) {
                      OneOf<v1::DType>("volume type on the device"));
   command.add_option("--sampler", f.sampler,
                      OneOf<v1::SamplerKind>("trilinear sampler"));
+  command.add_option("--sampling", f.sampling,
+                     OneOf<v1::Sampling>("where trilinear samples lie"));
+  command.add_flag("--soft-labels", f.soft_labels,
+                   "each trilinear neighbour to its own class's channel");
   command.add_option("--mu-water", f.mu_water,
                      WithDefault("mu of water, per mm", defaults::kMuWater));
   command.add_option("--mu-bone", f.mu_bone,
@@ -328,6 +333,9 @@ absl::StatusOr<v1::RenderRequest> RequestFromFlags(const RenderFlags& f,
                               &v1::RenderOptions::set_volume_storage, options));
   DRR_RETURN_IF_ERROR(SetEnum(f.sampler, "--sampler",
                               &v1::RenderOptions::set_sampler, options));
+  DRR_RETURN_IF_ERROR(SetEnum(f.sampling, "--sampling",
+                              &v1::RenderOptions::set_sampling, options));
+  options->set_soft_labels(f.soft_labels);
   v1::Attenuation* attenuation = options->mutable_attenuation();
   if (f.mu_water) attenuation->set_mu_water(*f.mu_water);
   if (f.mu_bone) attenuation->set_mu_bone(*f.mu_bone);

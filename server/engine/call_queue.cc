@@ -27,9 +27,11 @@ bool SameLaunch(const LaunchKey& a, const LaunchKey& b) {
          a.residency.storage == b.residency.storage &&
          a.residency.texture == b.residency.texture &&
          s.rays.height == t.rays.height && s.rays.width == t.rays.width &&
-         s.rays.n_samples == t.rays.n_samples && s.projector == t.projector &&
-         s.reduce == t.reduce && s.sampler == t.sampler &&
-         s.channels == t.channels;
+         s.rays.n_samples == t.rays.n_samples &&
+         s.rays.sampling == t.rays.sampling &&
+         s.rays.soft_labels == t.rays.soft_labels &&
+         s.projector == t.projector && s.reduce == t.reduce &&
+         s.sampler == t.sampler && s.channels == t.channels;
 }
 
 CallQueue::PriorityClass& CallQueue::ClassOf(const RenderCall& call) {

@@ -205,6 +205,18 @@ absl::Status ValidateRenderCall(const RenderCall& call, const Limits& limits) {
     return absl::InvalidArgumentError(
         "options.sampler TEXTURE applies to the trilinear renderer only");
   }
+  if (call.sampling != kernels::Sampling::kSegment &&
+      call.projector != kernels::Projector::kTrilinear) {
+    return absl::InvalidArgumentError(
+        "options.sampling applies to the trilinear renderer only");
+  }
+  if (call.soft_labels && (call.projector != kernels::Projector::kTrilinear ||
+                           call.output == OutputKind::kMip ||
+                           call.sampler != kernels::Sampler::kExact)) {
+    return absl::InvalidArgumentError(
+        "options.soft_labels needs the trilinear renderer, the exact sampler "
+        "and a line integral or exp output");
+  }
   const kernels::AttenuationParams& a = call.attenuation;
   DRR_RETURN_IF_ERROR(CheckMagnitude(a.mu_water, kMaxAttenuationPerMm,
                                      "options.attenuation.mu_water"));

@@ -135,6 +135,8 @@ struct RenderCall {
   int n_samples = defaults::kSamples;
   kernels::Projector projector = kernels::Projector::kTrilinear;
   kernels::Sampler sampler = kernels::Sampler::kExact;
+  kernels::Sampling sampling = kernels::Sampling::kSegment;
+  bool soft_labels = false;
   OutputKind output = OutputKind::kLineIntegral;
   kernels::StorageType image_dtype = kernels::StorageType::kFloat32;
   kernels::StorageType volume_storage = kernels::StorageType::kFloat32;

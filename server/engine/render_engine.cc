@@ -114,7 +114,7 @@ absl::StatusOr<QueuedCall> RenderEngine::Prepare(RenderCall call) const {
                           executor_->space() == kernels::MemorySpace::kCuda;
   kernels::RenderSettings& settings = key.settings;
   settings.rays = {call.intrinsics[0].height, call.intrinsics[0].width,
-                   call.n_samples};
+                   call.n_samples, call.sampling};
   settings.projector = call.projector;
   settings.sampler = call.sampler;
   settings.reduce = call.output == OutputKind::kMip ? kernels::Reduce::kMax
@@ -123,6 +123,9 @@ absl::StatusOr<QueuedCall> RenderEngine::Prepare(RenderCall call) const {
   settings.channels = volume->has_labels() && !call.channels.sum && !call.loss()
                           ? volume->classes()
                           : 1;
+  // One summed channel is the same image either way (as in nanodrr), and
+  // keeps the vectorised path.
+  settings.rays.soft_labels = call.soft_labels && settings.channels > 1;
   if (options_.budget != nullptr) {
     // The images in the launch's buffer, as the call's own and as encoded,
     // the upstream gradient, and the Jacobian as the kernels write it and as

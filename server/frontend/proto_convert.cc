@@ -200,6 +200,19 @@ absl::Status OptionsFromProto(const v1::RenderOptions& options,
       return absl::InvalidArgumentError(absl::StrCat(
           "options.sampler has unknown value ", options.sampler()));
   }
+  switch (options.sampling()) {
+    case v1::SAMPLING_UNSPECIFIED:
+    case v1::SAMPLING_SEGMENT:
+      call->sampling = kernels::Sampling::kSegment;
+      break;
+    case v1::SAMPLING_CLIPPED:
+      call->sampling = kernels::Sampling::kClipped;
+      break;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(
+          "options.sampling has unknown value ", options.sampling()));
+  }
+  call->soft_labels = options.soft_labels();
   DRR_ASSIGN_OR_RETURN(
       call->image_dtype,
       DTypeFromProto(options.image_dtype(), "options.image_dtype"));

@@ -116,6 +116,13 @@ RenderSettings Trilinear(int height, int width, int samples) {
   return s;
 }
 
+// nanodrr 0.1.7's sampling: the segment clipped to the volume's support.
+RenderSettings Clipped(int height, int width, int samples) {
+  RenderSettings s = Trilinear(height, width, samples);
+  s.rays.sampling = Sampling::kClipped;
+  return s;
+}
+
 RenderSettings Siddon(int height, int width) {
   RenderSettings s;
   s.rays = RaySettings{height, width, 2};
@@ -157,6 +164,14 @@ TEST(CpuSimdDispatchTest, VectorisedPathTakesTheOneChannelSums) {
   s.reduce = Reduce::kMax;
   EXPECT_FALSE(SimdRenders(s));
   s.reduce = Reduce::kSum;
+  s.rays.sampling = Sampling::kClipped;
+  EXPECT_EQ(SimdRenders(s), simd);
+  EXPECT_FALSE(SimdDifferentiates(s));
+  s.rays.sampling = Sampling::kSegment;
+  s.rays.soft_labels = true;
+  EXPECT_FALSE(SimdRenders(s));
+  EXPECT_FALSE(SimdDifferentiates(s));
+  s.rays.soft_labels = false;
   s.projector = Projector::kSiddon;
   EXPECT_EQ(SimdRenders(s), simd);
   EXPECT_FALSE(SimdDifferentiates(s));
@@ -168,7 +183,8 @@ TEST_F(CpuSimdTest, RendersGiveTheScalarBodysBitsInEveryStorageType) {
     const std::vector<float> mu = DistinctVoxels(shape);
     // 37 columns: a full span of 32 and 5 pixels that leave lanes idle.
     const std::vector<PoseGeometry> poses = ViewsOf(shape, 9, 37);
-    for (const RenderSettings& s : {Trilinear(9, 37, 150), Siddon(9, 37)}) {
+    for (const RenderSettings& s :
+         {Trilinear(9, 37, 150), Clipped(9, 37, 150), Siddon(9, 37)}) {
       for (StorageType storage : {StorageType::kFloat32, StorageType::kFloat16,
                                   StorageType::kBFloat16}) {
         SCOPED_TRACE(static_cast<int>(storage));
@@ -192,6 +208,13 @@ TEST_F(CpuSimdTest, GivesTheScalarBodysBitsForFewAndManySamples) {
           ExpectSameBits(mu, shape, StorageType::kFloat32,
                          ViewsOf(shape, 7, 50), Trilinear(7, 50, samples)),
           0.5);
+    }
+    // Clipped: every sample lands in the volume, two or a thousand.
+    for (int samples : {2, 1000}) {
+      SCOPED_TRACE(samples);
+      EXPECT_GT(ExpectSameBits(mu, shape, StorageType::kFloat32,
+                               ViewsOf(shape, 7, 50), Clipped(7, 50, samples)),
+                0.5);
     }
   });
 }

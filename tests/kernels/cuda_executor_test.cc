@@ -62,6 +62,14 @@ class CudaExecutorTest : public ::testing::Test {
   std::vector<PoseGeometry> poses_;
 };
 
+// The trilinear renderer's samplings, with and without soft labels.
+std::vector<RaySettings> RayVariants() {
+  return {RaySettings{37, 53, 500, Sampling::kSegment, false},
+          RaySettings{37, 53, 500, Sampling::kClipped, false},
+          RaySettings{37, 53, 500, Sampling::kSegment, true},
+          RaySettings{37, 53, 500, Sampling::kClipped, true}};
+}
+
 TEST_F(CudaExecutorTest, MatchesTheCpuExecutorForEveryModeAndStorage) {
   for (Projector projector : {Projector::kTrilinear, Projector::kSiddon}) {
     for (Reduce reduce : {Reduce::kSum, Reduce::kMax}) {
@@ -69,19 +77,28 @@ TEST_F(CudaExecutorTest, MatchesTheCpuExecutorForEveryModeAndStorage) {
         for (StorageType storage :
              {StorageType::kFloat32, StorageType::kFloat16,
               StorageType::kBFloat16}) {
-          RenderSettings s;
-          s.rays = RaySettings{37, 53, 500};
-          s.projector = projector;
-          s.reduce = reduce;
-          s.channels = channels;
-          const std::vector<float> expected = Render(*cpu_, storage, s);
-          const std::vector<float> actual = Render(*cuda_, storage, s);
-          for (size_t i = 0; i < expected.size(); ++i) {
-            // Only contraction into FMAs differs between host and device.
-            ASSERT_NEAR(actual[i], expected[i],
-                        2e-5f * std::fabs(expected[i]) + 1e-6f)
-                << i << " projector " << int(projector) << " reduce "
-                << int(reduce);
+          for (const RaySettings& rays : RayVariants()) {
+            RenderSettings s;
+            s.rays = rays;
+            s.projector = projector;
+            s.reduce = reduce;
+            s.channels = channels;
+            if (rays.soft_labels &&
+                (projector == Projector::kSiddon || reduce == Reduce::kMax))
+              continue;
+            if (rays.sampling != Sampling::kSegment &&
+                projector == Projector::kSiddon)
+              continue;
+            const std::vector<float> expected = Render(*cpu_, storage, s);
+            const std::vector<float> actual = Render(*cuda_, storage, s);
+            for (size_t i = 0; i < expected.size(); ++i) {
+              // Only contraction into FMAs differs between host and device.
+              ASSERT_NEAR(actual[i], expected[i],
+                          2e-5f * std::fabs(expected[i]) + 1e-6f)
+                  << i << " projector " << int(projector) << " reduce "
+                  << int(reduce) << " sampling " << int(rays.sampling)
+                  << " soft " << rays.soft_labels;
+            }
           }
         }
       }
@@ -91,33 +108,37 @@ TEST_F(CudaExecutorTest, MatchesTheCpuExecutorForEveryModeAndStorage) {
 
 TEST_F(CudaExecutorTest, PoseGradientAndJacobianMatchTheCpuExecutor) {
   for (int channels : {1, 11}) {
-    RenderSettings s;
-    s.rays = RaySettings{37, 53, 500};
-    s.channels = channels;
-    std::vector<float> upstream(poses_.size() * channels * 37 * 53);
-    for (size_t i = 0; i < upstream.size(); ++i)
-      upstream[i] = std::sin(0.37f * i);
-    auto on_cpu = testing::MakeResident(*cpu_, volume_, labels_.data(), kShape);
-    auto on_gpu =
-        testing::MakeResident(*cuda_, volume_, labels_.data(), kShape);
-    const std::vector<double> expected =
-        testing::PoseGradients(*cpu_, *on_cpu, poses_, s, upstream);
-    const std::vector<double> actual =
-        testing::PoseGradients(*cuda_, *on_gpu, poses_, s, upstream);
-    ASSERT_EQ(actual.size(), expected.size());
-    double scale = 0;
-    for (double g : expected) scale = std::max(scale, std::fabs(g));
-    for (size_t i = 0; i < expected.size(); ++i)
-      EXPECT_NEAR(actual[i], expected[i], 1e-4 * scale);
-    const std::vector<float> jacobian_cpu =
-        testing::PoseJacobians(*cpu_, *on_cpu, poses_, s);
-    const std::vector<float> jacobian_gpu =
-        testing::PoseJacobians(*cuda_, *on_gpu, poses_, s);
-    ASSERT_EQ(jacobian_gpu.size(), jacobian_cpu.size());
-    for (size_t i = 0; i < jacobian_cpu.size(); ++i) {
-      ASSERT_NEAR(jacobian_gpu[i], jacobian_cpu[i],
-                  1e-4f * std::fabs(jacobian_cpu[i]) + 1e-6f)
-          << i;
+    for (const RaySettings& rays : RayVariants()) {
+      RenderSettings s;
+      s.rays = rays;
+      s.channels = channels;
+      std::vector<float> upstream(poses_.size() * channels * 37 * 53);
+      for (size_t i = 0; i < upstream.size(); ++i)
+        upstream[i] = std::sin(0.37f * i);
+      auto on_cpu =
+          testing::MakeResident(*cpu_, volume_, labels_.data(), kShape);
+      auto on_gpu =
+          testing::MakeResident(*cuda_, volume_, labels_.data(), kShape);
+      const std::vector<double> expected =
+          testing::PoseGradients(*cpu_, *on_cpu, poses_, s, upstream);
+      const std::vector<double> actual =
+          testing::PoseGradients(*cuda_, *on_gpu, poses_, s, upstream);
+      ASSERT_EQ(actual.size(), expected.size());
+      double scale = 0;
+      for (double g : expected) scale = std::max(scale, std::fabs(g));
+      for (size_t i = 0; i < expected.size(); ++i)
+        EXPECT_NEAR(actual[i], expected[i], 1e-4 * scale);
+      const std::vector<float> jacobian_cpu =
+          testing::PoseJacobians(*cpu_, *on_cpu, poses_, s);
+      const std::vector<float> jacobian_gpu =
+          testing::PoseJacobians(*cuda_, *on_gpu, poses_, s);
+      ASSERT_EQ(jacobian_gpu.size(), jacobian_cpu.size());
+      for (size_t i = 0; i < jacobian_cpu.size(); ++i) {
+        ASSERT_NEAR(jacobian_gpu[i], jacobian_cpu[i],
+                    1e-4f * std::fabs(jacobian_cpu[i]) + 1e-6f)
+            << i << " sampling " << int(rays.sampling) << " soft "
+            << rays.soft_labels;
+      }
     }
   }
 }

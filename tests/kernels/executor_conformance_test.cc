@@ -81,8 +81,12 @@ TEST_P(ExecutorConformanceTest, RendersEveryPoseOfABatchWithTheSharedRayBody) {
       testing::WavyVolume(kShape.nx, kShape.ny, kShape.nz);
   const std::vector<PoseGeometry> poses = ThreeViews();
   auto resident = MakeResident(*executor_, volume, nullptr, kShape);
-  for (Projector projector : {Projector::kTrilinear, Projector::kSiddon}) {
-    const RenderSettings s = Settings(projector, Reduce::kSum, 1);
+  for (auto [projector, sampling] :
+       {std::pair{Projector::kTrilinear, Sampling::kSegment},
+        std::pair{Projector::kTrilinear, Sampling::kClipped},
+        std::pair{Projector::kSiddon, Sampling::kSegment}}) {
+    RenderSettings s = Settings(projector, Reduce::kSum, 1);
+    s.rays.sampling = sampling;
     const std::vector<float> out =
         RenderImages(*executor_, *resident, poses, s);
     const VolumeView<float> view{volume.data(), kShape.nx, kShape.ny,
@@ -128,6 +132,111 @@ TEST_P(ExecutorConformanceTest, LabelChannelsSumToTheUnlabelledImage) {
         EXPECT_NEAR(sum, total[p * plane + px],
                     1e-5f * total[p * plane + px] + 1e-7f);
       }
+    }
+  }
+}
+
+TEST_P(ExecutorConformanceTest, ClippedAndWholeSegmentsApproachOneIntegral) {
+  const std::vector<float> volume =
+      testing::WavyVolume(kShape.nx, kShape.ny, kShape.nz);
+  std::vector<PoseGeometry> poses = ThreeViews();
+  // And a view beside the volume, whose rays all miss it.
+  Intrinsics in;
+  in.sdd = 200.0;
+  in.delx = in.dely = 0.8;
+  in.height = 20;
+  in.width = 24;
+  poses.push_back(
+      MakePoseGeometry(Mat4d::Identity(),
+                       MakeRtInv(EulerToMatrix("ZXY", {0, 0, 0}, true),
+                                 {0, 120, 0}, Orientation::kAP, {508, 9, 10}),
+                       in));
+  auto resident = MakeResident(*executor_, volume, nullptr, kShape);
+  RenderSettings s = Settings(Projector::kTrilinear, Reduce::kSum, 1);
+  // ~0.5 voxel between samples on whole segments, ~0.1 on clipped ones.
+  s.rays.n_samples = 400;
+  s.rays.sampling = Sampling::kClipped;
+  const std::vector<float> clipped =
+      RenderImages(*executor_, *resident, poses, s);
+  s.rays.n_samples = 4000;
+  s.rays.sampling = Sampling::kSegment;
+  const std::vector<float> whole =
+      RenderImages(*executor_, *resident, poses, s);
+  const float peak = *std::max_element(whole.begin(), whole.end());
+  ASSERT_GT(peak, 0.0f);
+  int missed = 0;
+  for (size_t i = 0; i < whole.size(); ++i) {
+    ASSERT_NEAR(clipped[i], whole[i], 1e-3f * peak) << i;
+    // A ray that misses the volume's support has no samples: exactly zero.
+    if (whole[i] == 0.0f) {
+      EXPECT_EQ(clipped[i], 0.0f) << i;
+      ++missed;
+    }
+  }
+  EXPECT_GE(missed, 20 * 24);  // the view beside the volume
+}
+
+TEST_P(ExecutorConformanceTest, SoftLabelChannelsSumToTheUnlabelledImage) {
+  const std::vector<float> volume =
+      testing::WavyVolume(kShape.nx, kShape.ny, kShape.nz);
+  const std::vector<uint16_t> labels = SlabLabels();  // classes 0..4
+  const std::vector<PoseGeometry> poses = ThreeViews();
+  auto resident = MakeResident(*executor_, volume, labels.data(), kShape);
+  for (Sampling sampling : {Sampling::kSegment, Sampling::kClipped}) {
+    RenderSettings s = Settings(Projector::kTrilinear, Reduce::kSum, 10);
+    s.rays.sampling = sampling;
+    s.rays.soft_labels = true;
+    const std::vector<float> soft =
+        RenderImages(*executor_, *resident, poses, s);
+    s.rays.soft_labels = false;
+    const std::vector<float> hard =
+        RenderImages(*executor_, *resident, poses, s);
+    s.channels = 1;
+    const std::vector<float> total =
+        RenderImages(*executor_, *resident, poses, s);
+    const int plane = 20 * 24;
+    int shared = 0;  // pixels whose soft and hard channels differ
+    for (size_t p = 0; p < poses.size(); ++p) {
+      for (int px = 0; px < plane; ++px) {
+        float sum = 0;
+        bool differs = false;
+        for (int c = 0; c < 10; ++c) {
+          const size_t i = (p * 10 + c) * plane + px;
+          if (c >= 5) {
+            EXPECT_EQ(soft[i], 0.0f);
+          }
+          EXPECT_GE(soft[i], 0.0f);
+          sum += soft[i];
+          differs |= std::fabs(soft[i] - hard[i]) > 1e-4f * total[p * plane];
+        }
+        EXPECT_NEAR(sum, total[p * plane + px],
+                    1e-5f * total[p * plane + px] + 1e-7f);
+        shared += differs;
+      }
+    }
+    // Rays cross the slabs' faces, where a sample's neighbours split.
+    EXPECT_GT(shared, plane / 4);
+  }
+}
+
+TEST_P(ExecutorConformanceTest, SoftLabelsOfOneClassAreTheWholeImage) {
+  const std::vector<float> volume =
+      testing::WavyVolume(kShape.nx, kShape.ny, kShape.nz);
+  const std::vector<uint16_t> labels(kShape.voxels(), 1);
+  const std::vector<PoseGeometry> poses = ThreeViews();
+  auto resident = MakeResident(*executor_, volume, labels.data(), kShape);
+  RenderSettings s = Settings(Projector::kTrilinear, Reduce::kSum, 2);
+  s.rays.soft_labels = true;
+  const std::vector<float> soft = RenderImages(*executor_, *resident, poses, s);
+  s.channels = 1;
+  const std::vector<float> total =
+      RenderImages(*executor_, *resident, poses, s);
+  const int plane = 20 * 24;
+  for (size_t p = 0; p < poses.size(); ++p) {
+    for (int px = 0; px < plane; ++px) {
+      EXPECT_EQ(soft[(p * 2) * plane + px], 0.0f);
+      EXPECT_NEAR(soft[(p * 2 + 1) * plane + px], total[p * plane + px],
+                  1e-5f * total[p * plane + px] + 1e-7f);
     }
   }
 }
@@ -274,6 +383,25 @@ TEST_P(ExecutorConformanceTest, RefusesGradientsOfModesWithoutOne) {
                                  jacobian.data())
                   .code(),
               KernelCode::kInvalidArgument);
+  }
+}
+
+TEST_P(ExecutorConformanceTest, RefusesSoftLabelsOnSiddonAndMaximum) {
+  const std::vector<float> volume(kShape.voxels(), 0.01f);
+  const std::vector<uint16_t> labels = SlabLabels();
+  auto resident = MakeResident(*executor_, volume, labels.data(), kShape);
+  const std::vector<PoseGeometry> poses = ThreeViews();
+  std::vector<float> out(poses.size() * 5 * 20 * 24);
+  std::unique_ptr<Workspace> workspace = MakeWorkspace(*executor_);
+  for (RenderSettings s : {Settings(Projector::kSiddon, Reduce::kSum, 5),
+                           Settings(Projector::kTrilinear, Reduce::kMax, 5)}) {
+    s.rays.soft_labels = true;
+    const KernelStatus status = executor_->Render(*resident, poses.data(), 3, s,
+                                                  *workspace, out.data());
+    EXPECT_EQ(status.code(), KernelCode::kInvalidArgument);
+    EXPECT_EQ(status.message(),
+              "soft labels need trilinear line integrals (not Siddon, not "
+              "MIP)");
   }
 }
 

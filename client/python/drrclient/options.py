@@ -17,6 +17,7 @@ Renderer = Literal["trilinear", "siddon"]
 Output = Literal["line_integral", "exp", "mip"]
 DType = Literal["float32", "float16", "bfloat16"]
 Sampler = Literal["exact", "texture"]
+Sampling = Literal["segment", "clipped"]
 LossKind = Literal["ncc", "multiscale_ncc", "gradient_ncc", "mse", "mutual_information"]
 
 
@@ -30,7 +31,12 @@ class RenderOptions:
     segment) or siddon (exact radiological path). ``output``: line_integral,
     exp (exp(-line integral)) or mip. ``image_dtype`` (on the wire) and
     ``volume_storage`` (on the device): float32, float16 or bfloat16.
-    ``sampler``: exact or texture (CUDA only). The spellings are the proto's
+    ``sampler``: exact or texture (CUDA only). ``sampling`` (trilinear):
+    segment (nanodrr <= 0.1.6, n_samples points over the whole segment) or
+    clipped (nanodrr 0.1.7, n_samples midpoints of the part of the segment
+    that meets the volume). ``soft_labels`` (nanodrr 0.1.7): each trilinear
+    neighbour of a sample goes to its own class's channel, so class channels
+    are anti-aliased and differentiable. The spellings are the proto's
     enum value names (drrclient._enums). ``mu_water``/``mu_bone``/``hu_bone``
     change the HU -> mu map without a re-upload. With labels: every class is
     a channel, unless ``sum_channels`` or ``classes`` says otherwise.
@@ -42,6 +48,8 @@ class RenderOptions:
     image_dtype: DType | None = None
     volume_storage: DType | None = None
     sampler: Sampler | None = None
+    sampling: Sampling | None = None
+    soft_labels: bool = False
     mu_water: float | None = None
     mu_bone: float | None = None
     hu_bone: float | None = None
@@ -56,6 +64,8 @@ class RenderOptions:
             image_dtype=pick(renderer_pb2.DType.DESCRIPTOR, self.image_dtype, "image_dtype"),
             volume_storage=pick(renderer_pb2.DType.DESCRIPTOR, self.volume_storage, "volume_storage"),
             sampler=pick(renderer_pb2.SamplerKind.DESCRIPTOR, self.sampler, "sampler"),
+            sampling=pick(renderer_pb2.Sampling.DESCRIPTOR, self.sampling, "sampling"),
+            soft_labels=self.soft_labels,
             attenuation=renderer_pb2.Attenuation(mu_water=self.mu_water, mu_bone=self.mu_bone,
                                                  hu_bone=self.hu_bone),
             channels=renderer_pb2.Channels(sum=self.sum_channels, classes=list(self.classes or [])))

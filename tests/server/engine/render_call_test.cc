@@ -191,6 +191,21 @@ TEST(ValidateRenderCallTest, RejectsBadOptions) {
   call.sampler = kernels::Sampler::kTexture;
   ExpectRejected(call, absl::StatusCode::kInvalidArgument, "options.sampler");
   call = GoodCall();
+  call.projector = kernels::Projector::kSiddon;
+  call.sampling = kernels::Sampling::kClipped;
+  ExpectRejected(call, absl::StatusCode::kInvalidArgument, "options.sampling");
+  for (auto spoil :
+       {+[](RenderCall* c) { c->projector = kernels::Projector::kSiddon; },
+        +[](RenderCall* c) { c->output = OutputKind::kMip; },
+        +[](RenderCall* c) { c->sampler = kernels::Sampler::kTexture; }}) {
+    call = GoodCall();
+    call.soft_labels = true;
+    EXPECT_TRUE(ValidateRenderCall(call, Limits{}).ok());
+    spoil(&call);
+    ExpectRejected(call, absl::StatusCode::kInvalidArgument,
+                   "options.soft_labels");
+  }
+  call = GoodCall();
   call.kind = LossRequest{"t", LossSpec{}, false, nullptr};
   call.channels.classes = {1};
   ExpectRejected(call, absl::StatusCode::kInvalidArgument,
