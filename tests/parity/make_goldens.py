@@ -3,7 +3,11 @@ tests/parity/goldens.npz, from nanodrr's torch backend on the CPU.
 
 Regenerate with tests/parity/make_goldens.sh, which installs nanodrr 0.1.6
 from PyPI into its own venv (.venv-parity; torch is large) and runs this
-script and make_gradient_goldens.py.
+script and make_gradient_goldens.py, then runs both again under nanodrr 0.1.7
+(rays clipped to the volume, soft labels) for the cases of
+cases_nanodrr_0_1_7.json and gradient_cases_nanodrr_0_1_7.json:
+    make_goldens.py DATA_DIR [CASES_JSON GOLDENS_NPZ]
+A case's "soft_labels" is passed to nanodrr's render (0.1.7 and later).
 
 The test (tests/python/test_parity.py) renders the same cases through the
 server and compares; CI does not need torch.
@@ -66,18 +70,31 @@ def render_case(case, data_dir):
     with torch.no_grad():
         images = render(subject, k_inv, rt_inv, sdd, cameras[0]["height"], cameras[0]["width"],
                         n_samples=case.get("n_samples", 500),
-                        orthographic=cameras[0].get("orthographic", False), backend="torch")
+                        orthographic=cameras[0].get("orthographic", False), backend="torch",
+                        **render_options(case))
     return images.numpy().astype(np.float32)
 
 
-def main():
+def render_options(case):
+    """The keyword arguments of nanodrr's render that only some versions take."""
+    return {"soft_labels": True} if case.get("soft_labels") else {}
+
+
+def arguments(cases, goldens):
+    """DATA_DIR, and the cases file and goldens file (defaults beside this script)."""
     data_dir = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else HERE.parents[2] / "shared" / "data")
-    cases = json.loads((HERE / "cases.json").read_text())
+    if len(sys.argv) > 2:
+        cases, goldens = sys.argv[2], sys.argv[3]
+    return data_dir, HERE / cases, HERE / goldens
+
+
+def main():
+    data_dir, cases_path, goldens_path = arguments("cases.json", "goldens.npz")
     goldens = {}
-    for case in cases:
+    for case in json.loads(cases_path.read_text()):
         goldens[case["name"]] = render_case(case, data_dir)
         print(case["name"], goldens[case["name"]].shape, float(goldens[case["name"]].max()))
-    np.savez_compressed(HERE / "goldens.npz", **goldens)
+    np.savez_compressed(goldens_path, **goldens)
 
 
 if __name__ == "__main__":

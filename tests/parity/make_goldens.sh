@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Regenerates the nanodrr parity goldens: installs nanodrr 0.1.6 (and torch)
 # from PyPI into .venv-parity, then writes tests/parity/goldens.npz and
-# tests/parity/gradient_goldens.npz from the cases in this folder.
+# tests/parity/gradient_goldens.npz from the cases in this folder; then the
+# same under nanodrr 0.1.7 (installed beside it) into the *_nanodrr_0_1_7
+# files, from the cases of the same names.
 #   tests/parity/make_goldens.sh [DATA_DIR]   (default ../shared/data)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -12,3 +14,10 @@ fi
 "$root/.venv-parity/bin/pip" install -q nanodrr==0.1.6 nibabel
 "$root/.venv-parity/bin/python" "$root/tests/parity/make_goldens.py" "$data"
 "$root/.venv-parity/bin/python" "$root/tests/parity/make_gradient_goldens.py" "$data"
+# nanodrr 0.1.7 (clipped rays, soft labels) beside it, on the same torch.
+v017=$root/.venv-parity/nanodrr-0.1.7
+"$root/.venv-parity/bin/pip" install -q --no-deps --upgrade --target "$v017" nanodrr==0.1.7
+PYTHONPATH=$v017 "$root/.venv-parity/bin/python" "$root/tests/parity/make_goldens.py" "$data" \
+  cases_nanodrr_0_1_7.json goldens_nanodrr_0_1_7.npz
+PYTHONPATH=$v017 "$root/.venv-parity/bin/python" "$root/tests/parity/make_gradient_goldens.py" \
+  "$data" gradient_cases_nanodrr_0_1_7.json gradient_goldens_nanodrr_0_1_7.npz

@@ -17,8 +17,6 @@ and with respect to its camera->world matrix (rt_inv_gradients).
 """
 
 import json
-import pathlib
-import sys
 
 import numpy as np
 import torch
@@ -30,9 +28,12 @@ from nanodrr.metrics import (
     NormalizedCrossCorrelation2d,
 )
 
-from make_goldens import rt_inv_for, subject_for  # beside this script, so on sys.path when it runs
-
-HERE = pathlib.Path(__file__).resolve().parent
+from make_goldens import (  # beside this script, so on sys.path when it runs
+    arguments,
+    render_options,
+    rt_inv_for,
+    subject_for,
+)
 
 
 def upstream_for(shape):
@@ -69,12 +70,12 @@ def gradient_case(case, data_dir):
 
     poses = torch.cat([rt_inv(p, r, t) for p, (r, t) in zip(case["poses"], params)])
     poses.retain_grad()
-    images = render(subject, k_inv, poses, sdd, height, width, backend="torch")
+    options = dict(n_samples=case.get("n_samples", 500), backend="torch", **render_options(case))
+    images = render(subject, k_inv, poses, sdd, height, width, **options)
     if "loss" in case:
         with torch.no_grad():
             target_pose = rt_inv_for(case["target_pose"], subject)
-            target = render(subject, k_inv[:1], target_pose, sdd[:1], height, width,
-                            backend="torch")
+            target = render(subject, k_inv[:1], target_pose, sdd[:1], height, width, **options)
         values = metric(case["loss"])(images, target.expand_as(images))
         values.sum().backward()
         out = {"values": values.detach().numpy().astype(np.float64)}
@@ -116,15 +117,15 @@ def nanodrr_test_case():
 
 
 def main():
-    data_dir = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else HERE.parents[2] / "shared" / "data")
+    data_dir, cases_path, goldens_path = arguments("gradient_cases.json", "gradient_goldens.npz")
     goldens = {}
-    for case in json.loads((HERE / "gradient_cases.json").read_text()):
+    for case in json.loads(cases_path.read_text()):
         for key, value in gradient_case(case, data_dir).items():
             goldens[f"{case['name']}/{key}"] = value
         print(case["name"], {k: v for k, v in goldens.items() if k.startswith(case["name"])})
     for key, value in nanodrr_test_case().items():
         goldens[f"nanodrr_test/{key}"] = value
-    np.savez_compressed(HERE / "gradient_goldens.npz", **goldens)
+    np.savez_compressed(goldens_path, **goldens)
 
 
 if __name__ == "__main__":

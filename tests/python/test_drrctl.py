@@ -125,6 +125,19 @@ def test_labels_and_render_options_reach_the_server(server, client, tmp_path):
     np.testing.assert_array_equal(image, expected)
     result = drrctl("render", vid, "--server", server.address, "--renderer", "nope")
     assert result.returncode == 1 and "--renderer must be one of" in result.stderr
+    # nanodrr 0.1.7's sampling and soft labels.
+    result = drrctl("render", vid, "--server", server.address, "--sampling", "clipped",
+                    "--soft-labels", "--samples", "40", "--translation", "0", "200", "0",
+                    "--sdd", "400", "--height", "20", "--width", "24", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    expected = client.render(vid, [Pose(translation=(0, 200, 0))], Intrinsics(sdd=400, height=20, width=24),
+                             RenderOptions(n_samples=40, sampling="clipped", soft_labels=True))[0]
+    hard = client.render(vid, [Pose(translation=(0, 200, 0))], Intrinsics(sdd=400, height=20, width=24),
+                         RenderOptions(n_samples=40))[0]
+    np.testing.assert_array_equal(np.load(out.with_suffix(".npy")), expected)
+    assert np.abs(expected - hard).max() > 1e-3 * np.abs(hard).max()
+    result = drrctl("render", vid, "--server", server.address, "--soft-labels", "--output", "mip")
+    assert result.returncode == 1 and "options.soft_labels needs" in result.stderr
 
 
 def test_register_recovers_a_pose_and_prints_each_iteration(server, client, tmp_path):
@@ -184,6 +197,7 @@ def test_enum_flags_list_the_spellings_the_python_client_takes():
     help_text = drrctl("render", "--help").stdout + drrctl("register", "--help").stdout
     for flag, enum in [("--renderer", renderer_pb2.RendererKind), ("--output", renderer_pb2.Output),
                        ("--image-dtype", renderer_pb2.DType), ("--sampler", renderer_pb2.SamplerKind),
+                       ("--sampling", renderer_pb2.Sampling),
                        ("--parameterization", renderer_pb2.Parameterization),
                        ("--orientation", renderer_pb2.Orientation), ("--loss", renderer_pb2.LossKind)]:
         line = next(line for line in help_text.splitlines() if line.strip().startswith(flag + " "))
