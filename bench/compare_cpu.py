@@ -9,6 +9,12 @@ them those rows say so:
 
     .venv-parity/bin/python bench/compare_cpu.py [../shared/data] [--repeats 5]
     .venv/bin/python bench/compare_cpu.py             # plastimatch rows only
+
+`--sampling clipped` times drrserve's clipped rays beside nanodrr 0.1.7, which
+samples that way (make_goldens.sh installs it beside 0.1.6):
+
+    PYTHONPATH=.venv-parity/nanodrr-0.1.7 .venv-parity/bin/python bench/compare_cpu.py \
+        --sampling clipped
 """
 
 import argparse
@@ -23,14 +29,14 @@ from export_volume import export
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def drrserve_times(chest, repeats):
+def drrserve_times(chest, repeats, sampling):
     """{(renderer, batch): ms per DRR} from render_bench (CPU executor only)."""
     with tempfile.TemporaryDirectory() as tmp:
         export(chest, pathlib.Path(tmp))
         out = subprocess.run([str(ROOT / "build" / "bench" / "render_bench"),
                               str(pathlib.Path(tmp) / "mu.f32"),
                               str(pathlib.Path(tmp) / "mu.txt"), "--repeats", str(repeats),
-                              "--executors", "cpu"],
+                              "--executors", "cpu", "--sampling", sampling],
                              check=True, capture_output=True, text=True)
     times = {}
     for line in out.stdout.splitlines():
@@ -39,6 +45,20 @@ def drrserve_times(chest, repeats):
             continue
         times[fields[1], int(fields[2])] = float(fields[4])
     return times
+
+
+def nanodrr_version(sampling):
+    """The installed nanodrr's version, which must sample as `sampling` does
+    (0.1.7 and later clip rays to the volume)."""
+    from importlib.metadata import version
+
+    from nanodrr.drr import backends
+
+    clips = hasattr(backends, "_clip_rays")
+    if clips != (sampling == "clipped"):
+        raise SystemExit(f"nanodrr {version('nanodrr')} does not sample rays as --sampling "
+                         f"{sampling} does (clipped: 0.1.7 and later; segment: 0.1.6)")
+    return version("nanodrr")
 
 
 def nanodrr_times(chest, repeats, batches):
@@ -88,24 +108,27 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("data", nargs="?", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--sampling", choices=("segment", "clipped"), default="segment")
     args = parser.parse_args()
     chest = pathlib.Path(args.data) / "lidc-idri-0001.nii.gz"
-    ours = drrserve_times(chest, args.repeats)
+    ours = drrserve_times(chest, args.repeats, args.sampling)
     try:
+        nanodrr = f"nanodrr {nanodrr_version(args.sampling)} torch (CPU)"
         nano = nanodrr_times(chest, max(1, args.repeats // 2), (1, 8))
         missing = "not run (memory)"
     except ImportError as error:
-        nano, missing = {}, f"not run ({error.name} not installed)"
+        nanodrr, nano = "nanodrr torch (CPU)", {}
+        missing = f"not run ({error.name} not installed)"
     plast = plastimatch_ms(chest, args.repeats)
     print("| renderer | batch | drrserve ms/DRR | reference | reference ms/DRR | speed-up |")
     print("| --- | ---: | ---: | --- | ---: | ---: |")
     for batch in (1, 8, 64):
         t = ours["trilinear", batch]
         if batch in nano:
-            print(f"| trilinear | {batch} | {t:.1f} | nanodrr torch (CPU) | {nano[batch]:.1f} "
+            print(f"| trilinear | {batch} | {t:.1f} | {nanodrr} | {nano[batch]:.1f} "
                   f"| {nano[batch] / t:.1f}x |")
         else:
-            print(f"| trilinear | {batch} | {t:.1f} | nanodrr torch (CPU) | {missing} | |")
+            print(f"| trilinear | {batch} | {t:.1f} | {nanodrr} | {missing} | |")
     for batch in (1, 8, 64):
         t = ours["siddon", batch]
         print(f"| siddon | {batch} | {t:.1f} | plastimatch drr -i exact | {plast:.1f} "

@@ -5,12 +5,14 @@
 // Siddon, on every executor available here (the CPU's vectorised path, its
 // scalar per-ray bodies, CUDA): one tab-separated line per measurement.
 // Flags change the case for scaling curves (bench/scaling_curves.py): the
-// pixel count over the same detector extent, samples, batches, threads.
+// pixel count over the same detector extent, samples, batches, threads; and
+// the trilinear sampling (whole segments, or nanodrr 0.1.7's clipped ones).
 // Needs only the kernels library, so it also builds in the kernels-only
 // configuration on GPU hosts; bench/export_volume.py writes its inputs (raw
 // float32 voxels, and a text file with the shape and the affine).
 //
 //   render_bench MU.f32 MU.txt [--repeats N] [--side PIXELS] [--samples N]
+//       [--sampling segment|clipped]
 //       [--batches 1,8,64] [--threads N] [--executors cpu,cpu_scalar,cuda]
 //       [--renderers trilinear-gradient,trilinear,siddon]
 #include <algorithm>
@@ -137,7 +139,8 @@ std::vector<std::string> Split(const std::string& list) {
 
 constexpr char kUsage[] =
     "usage: render_bench MU.f32 MU.txt [--repeats N] [--side PIXELS]\n"
-    "       [--samples N] [--batches 1,8,64] [--threads N]\n"
+    "       [--samples N] [--sampling segment|clipped]\n"
+    "       [--batches 1,8,64] [--threads N]\n"
     "       [--executors cpu,cpu_scalar,cuda]\n"
     "       [--renderers trilinear-gradient,trilinear,siddon]\n";
 
@@ -158,6 +161,12 @@ bool ParseArguments(int argc, char** argv, BenchOptions* options,
       options->rays.height = options->rays.width = std::atoi(argv[++i]);
     } else if (arg == "--samples") {
       options->rays.n_samples = std::atoi(argv[++i]);
+    } else if (arg == "--sampling") {
+      const std::string sampling = argv[++i];
+      ok = sampling == "segment" || sampling == "clipped";
+      options->rays.sampling = sampling == "clipped"
+                                   ? kernels::Sampling::kClipped
+                                   : kernels::Sampling::kSegment;
     } else if (arg == "--threads") {
       options->threads = std::atoi(argv[++i]);
     } else if (arg == "--batches") {

@@ -14,6 +14,7 @@
 #include "hwy/cache_control.h"
 #include "hwy/highway.h"
 #include "kernels/cpu_simd.h"
+#include "kernels/pose_gradient.h"
 #include "kernels/volume_dispatch.h"
 #include "kernels/volume_view.h"
 
@@ -69,8 +70,8 @@ HWY_INLINE hn::Vec<D> GatherVoxels(D d, const Half* data,
 
 // The rays of one group of lanes: the voxel-space start and step of each
 // segment, the camera-space ones (for the gradient), where the samples lie
-// (PlanSamples: t_i = t0 + ((i + offset)·inv)·length, the samples whose
-// trilinear support meets the volume) and the factor of the line integral.
+// (PlanSamples: t0 and t1 − t0 of clipped rays, the samples whose trilinear
+// support meets the volume) and the factor of the line integral.
 struct LaneRays {
   HWY_ALIGN float ax[kMaxLanes], ay[kMaxLanes], az[kMaxLanes];
   HWY_ALIGN float abx[kMaxLanes], aby[kMaxLanes], abz[kMaxLanes];
@@ -80,6 +81,8 @@ struct LaneRays {
   HWY_ALIGN int32_t first[kMaxLanes], last[kMaxLanes];
   float scale[kMaxLanes];
   int min_first, max_last;
+  // Each lane's plan, for what the gradient adds per ray after the march.
+  RaySamples plan[kMaxLanes];
 };
 
 // Sets up the rays of pixels col_begin + l (l < lanes) of `row`, as
@@ -101,9 +104,10 @@ void SetUpLanes(const Volume& volume, const PoseGeometry& g,
     r->sx[l] = ray.camera.source.x, r->sy[l] = ray.camera.source.y,
     r->sz[l] = ray.camera.source.z;
     r->dx[l] = step.x, r->dy[l] = step.y, r->dz[l] = step.z;
-    r->t0[l] = ray.t0, r->length[l] = ray.length;
+    r->t0[l] = ray.span.t0, r->length[l] = ray.length;
     r->first[l] = ray.first, r->last[l] = ray.last;
     r->scale[l] = ray.step_mm;
+    r->plan[l] = ray;
     if (ray.first <= ray.last) {
       r->min_first = ray.first < r->min_first ? ray.first : r->min_first;
       r->max_last = ray.last > r->max_last ? ray.last : r->max_last;
@@ -112,27 +116,30 @@ void SetUpLanes(const Volume& volume, const PoseGeometry& g,
 }
 
 // The parameters of sample i of every lane, as SampleParameter gives them:
-// shared by the lanes on whole segments (t0 = 0, length = 1), per lane on
-// clipped ones.
+// shared by the lanes on whole segments, per lane on clipped ones (each
+// lane's own t0 and t1 − t0).
 class LaneParameters {
  public:
   LaneParameters(const LaneRays& r, const RaySettings& s)
-      : clipped_(s.sampling == Sampling::kClipped),
-        offset_(clipped_ ? 0.5f : 0.0f),
-        inv_(1.0f /
-             static_cast<float>(clipped_ ? s.n_samples : s.n_samples - 1)),
+      : sampling_(s.sampling),
+        inv_(1.0f / static_cast<float>(sampling_ == Sampling::kClipped
+                                           ? s.n_samples
+                                           : s.n_samples - 1)),
         t0_(hn::Load(FloatLanes(), r.t0)),
         length_(hn::Load(FloatLanes(), r.length)) {}
 
+  // Where sample i lies along [0, 1] (SampleFraction), in every lane.
+  float Fraction(int i) const { return SampleFraction(i, inv_, sampling_); }
+
   FloatVec At(int i) const {
-    const float u = (static_cast<float>(i) + offset_) * inv_;
-    if (!clipped_) return hn::Set(FloatLanes(), u);
+    const float u = Fraction(i);
+    if (sampling_ == Sampling::kSegment) return hn::Set(FloatLanes(), u);
     return hn::Add(t0_, hn::Mul(hn::Set(FloatLanes(), u), length_));
   }
 
  private:
-  bool clipped_;
-  float offset_, inv_;
+  Sampling sampling_;
+  float inv_;
   FloatVec t0_, length_;
 };
 
@@ -504,16 +511,54 @@ HWY_INLINE void CornerGradient(const FloatVec c[8], FloatVec wx, FloatVec wy,
       }
 }
 
-// MarchTrilinearVjp for the lanes of `r` with upstream weights `w` (one
-// channel), marched in lockstep; writes each lane's 12 sums, before the
-// ray's step length, to sums[k·lanes + lane].
+// SampleWithGradient's value over gathered corners c[dx + 2·dy + 4·dz]
+// (zero outside the volume), in its order.
+HWY_INLINE FloatVec CornerValue(const FloatVec c[8], FloatVec wx, FloatVec wy,
+                                FloatVec wz) {
+  const FloatLanes df;
+  const FloatVec one = hn::Set(df, 1.0f);
+  const FloatVec a_x[2] = {hn::Sub(one, wx), wx};
+  const FloatVec a_y[2] = {hn::Sub(one, wy), wy};
+  const FloatVec a_z[2] = {hn::Sub(one, wz), wz};
+  FloatVec value = hn::Zero(df);
+  for (int dz = 0; dz < 2; ++dz)
+    for (int dy = 0; dy < 2; ++dy)
+      for (int dx = 0; dx < 2; ++dx)
+        value =
+            hn::Add(value, hn::Mul(hn::Mul(hn::Mul(a_x[dx], a_y[dy]), a_z[dz]),
+                                   c[dx + 2 * dy + 4 * dz]));
+  return value;
+}
+
+// Each lane's VjpSums, as SumVjpSamples gives them: the 12 entries at
+// entry[k·lanes + lane], and for clipped rays along, along_u and values.
+struct LaneVjpSums {
+  HWY_ALIGN float entry[kPoseMapEntries * kMaxLanes];
+  HWY_ALIGN float along[kMaxLanes], along_u[kMaxLanes], values[kMaxLanes];
+
+  // Lane `l`'s sums.
+  VjpSums Of(size_t l, size_t lanes) const {
+    VjpSums sums;
+    for (int k = 0; k < kPoseMapEntries; ++k)
+      sums.entry[k] = entry[k * lanes + l];
+    sums.along = along[l];
+    sums.along_u = along_u[l];
+    sums.values = values[l];
+    return sums;
+  }
+};
+
+// MarchTrilinearVjp's samples (SumVjpSamples, one channel) for the lanes of
+// `r` with upstream weights `weights`, marched in lockstep.
 template <typename T>
 void MarchLanesVjp(const VolumeView<T>& v, const LaneRays& r,
-                   const float* weights, int n_samples, float* sums) {
+                   const float* weights, const RaySettings& s,
+                   LaneVjpSums* out) {
   const FloatLanes df;
   const IntLanes di;
   const size_t lanes = hn::Lanes(df);
-  const float inv_intervals = 1.0f / static_cast<float>(n_samples - 1);
+  const LaneParameters parameters(r, s);
+  const bool clipped = s.sampling == Sampling::kClipped;
   const FloatVec ax = hn::Load(df, r.ax), ay = hn::Load(df, r.ay),
                  az = hn::Load(df, r.az);
   const FloatVec abx = hn::Load(df, r.abx), aby = hn::Load(df, r.aby),
@@ -528,9 +573,9 @@ void MarchLanesVjp(const VolumeView<T>& v, const LaneRays& r,
   const auto weighted = hn::RebindMask(di, hn::Not(w == hn::Zero(df)));
   FloatVec sum[kPoseMapEntries];
   for (FloatVec& entry : sum) entry = hn::Zero(df);
+  FloatVec along = hn::Zero(df), along_u = along, values = along;
   for (int i = r.min_first; i <= r.max_last; ++i) {
-    const float t_lane = static_cast<float>(i) * inv_intervals;
-    const FloatVec t = hn::Set(df, t_lane);
+    const FloatVec t = parameters.At(i);
     const AxisCell x = CellOnAxis(hn::Add(ax, hn::Mul(t, abx)), v.nx);
     const AxisCell y = CellOnAxis(hn::Add(ay, hn::Mul(t, aby)), v.ny);
     const AxisCell z = CellOnAxis(hn::Add(az, hn::Mul(t, abz)), v.nz);
@@ -562,9 +607,22 @@ void MarchLanesVjp(const VolumeView<T>& v, const LaneRays& r,
       sum[4 * row + 3] =
           hn::Add(sum[4 * row + 3], hn::IfThenElseZero(adds, c[row]));
     }
+    if (clipped) {
+      const FloatVec value = hn::IfThenElseZero(
+          supported, CornerValue(corners, x.weight, y.weight, z.weight));
+      const FloatVec d = hn::Add(
+          hn::Add(hn::Mul(c[0], abx), hn::Mul(c[1], aby)), hn::Mul(c[2], abz));
+      const FloatVec u = hn::Set(df, parameters.Fraction(i));
+      along = hn::Add(along, hn::IfThenElseZero(adds, d));
+      along_u = hn::Add(along_u, hn::IfThenElseZero(adds, hn::Mul(u, d)));
+      values = hn::Add(values, hn::IfThenElseZero(adds, hn::Mul(w, value)));
+    }
   }
   for (int k = 0; k < kPoseMapEntries; ++k)
-    hn::Store(sum[k], df, sums + k * lanes);
+    hn::Store(sum[k], df, out->entry + k * lanes);
+  hn::Store(along, df, out->along);
+  hn::Store(along_u, df, out->along_u);
+  hn::Store(values, df, out->values);
 }
 
 template <typename T>
@@ -575,18 +633,20 @@ void MarchVjpSpan(const VolumeView<T>& v, const PoseGeometry& g,
   const size_t lanes = hn::Lanes(df);
   LaneRays rays;
   HWY_ALIGN float weights[kMaxLanes];
-  HWY_ALIGN float sums[kPoseMapEntries * kMaxLanes];
+  LaneVjpSums sums;
   for (int col = col_begin; col < col_end; col += static_cast<int>(lanes)) {
     SetUpLanes(v, g, s, row, col, col_end, lanes, &rays);
     const size_t used = std::min(lanes, static_cast<size_t>(col_end - col));
     for (size_t l = 0; l < lanes; ++l)
       weights[l] = l < used ? upstream[col - col_begin + l] : 0.0f;
-    MarchLanesVjp(v, rays, weights, s.n_samples, sums);
+    MarchLanesVjp(v, rays, weights, s, &sums);
     // As GradientRows sums the body's rays: each ray's float entries, then
     // the row's in double, left to right.
-    for (size_t l = 0; l < used; ++l)
-      for (int k = 0; k < kPoseMapEntries; ++k)
-        row_sum[k] += 0.0f + sums[k * lanes + l] * rays.scale[l];
+    for (size_t l = 0; l < used; ++l) {
+      float ray[kPoseMapEntries] = {};
+      AddVjp(rays.plan[l], sums.Of(l, lanes), ray);
+      for (int k = 0; k < kPoseMapEntries; ++k) row_sum[k] += ray[k];
+    }
   }
 }
 
@@ -614,8 +674,7 @@ bool SimdRenders(const RenderSettings& settings) {
 }
 
 bool SimdDifferentiates(const RenderSettings& settings) {
-  return settings.projector == Projector::kTrilinear &&
-         settings.rays.sampling == Sampling::kSegment && SimdRenders(settings);
+  return settings.projector == Projector::kTrilinear && SimdRenders(settings);
 }
 
 const char* SimdTargetName() {

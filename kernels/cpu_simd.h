@@ -30,8 +30,7 @@ inline constexpr size_t kSimdVoxelPadding = 2;
 bool SimdRenders(const RenderSettings& settings);
 
 // True when this build has the vectorised path and it differentiates
-// `settings`: the pose gradient of a trilinear, summed, one-channel render
-// of whole segments (clipped segments take the per-ray body).
+// `settings`: the pose gradient of a trilinear, summed, one-channel render.
 bool SimdDifferentiates(const RenderSettings& settings);
 
 // The instruction set the vectorised path runs on here ("AVX3", "AVX2",

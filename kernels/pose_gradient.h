@@ -52,6 +52,84 @@ DRR_HD void AddClipEndGradient(const RaySamples& r, float t, int axis,
   if (axis == 2) AddToRow<2>(-d_end / r.ab.z, x, grad);
 }
 
+// What a ray's samples add up to in its VJP: Σ c·x̃ᵀ (c = w·∇μ at the sample,
+// x̃ its camera-space point, homogeneous) per pose map entry; and for clipped
+// rays Σ c·ab, Σ u_i·c·ab and Σ w·μ_i, which the ends' derivatives need.
+struct VjpSums {
+  float entry[kPoseMapEntries];
+  float along, along_u, values;
+};
+
+// Sums the VJP of the samples of `r` (the sampling and whether labels are
+// soft compile-time constants, so that the common loop stays lean; `r` by
+// value and the sums local, so that nothing is reloaded per sample).
+template <Sampling kSampling, bool kSoftLabels, class Volume, class Labels>
+DRR_HD VjpSums SumVjpSamples(const Volume& volume, const Labels& labels,
+                             const RaySamples r, const float* upstream,
+                             long long channel_stride, int channels) {
+  VjpSums sums = {};
+  const Vec3 camera_step = r.camera.target - r.camera.source;
+  const ClassWeightedVolume<Volume, Labels> weighted{
+      volume,   labels,    upstream,  channel_stride,
+      channels, volume.nx, volume.ny, volume.nz};
+  for (int i = r.first; i <= r.last; ++i) {
+    const float t = SampleParameter<kSampling>(r, i);
+    const Vec3 p = r.a + t * r.ab;
+    float value;
+    Vec3 c;
+    if constexpr (kSoftLabels) {
+      value = SampleWithGradient(weighted, p, &c);
+    } else {
+      const int label = labels.Nearest(p);
+      if (label >= channels) continue;
+      const float w = upstream[label * channel_stride];
+      if (w == 0.0f) continue;
+      Vec3 d_mu;
+      value = w * SampleWithGradient(volume, p, &d_mu);
+      c = Vec3{w * d_mu.x, w * d_mu.y, w * d_mu.z};
+    }
+    const Vec3 x = r.camera.source + t * camera_step;
+    const float cs[3] = {c.x, c.y, c.z};
+#if defined(__CUDA_ARCH__)
+#pragma unroll
+#endif
+    for (int k = 0; k < 3; ++k) {
+      sums.entry[4 * k + 0] += cs[k] * x.x;
+      sums.entry[4 * k + 1] += cs[k] * x.y;
+      sums.entry[4 * k + 2] += cs[k] * x.z;
+      sums.entry[4 * k + 3] += cs[k];
+    }
+    if constexpr (kSampling == Sampling::kClipped) {
+      const float u = SampleFraction(i, r.inv, kSampling);
+      const float d = c.x * r.ab.x + c.y * r.ab.y + c.z * r.ab.z;
+      sums.along += d;
+      sums.along_u += u * d;
+      sums.values += value;
+    }
+  }
+  return sums;
+}
+
+// Adds to grad a ray's VJP from the sums of its samples: the sums times the
+// step, and for a clipped ray the derivatives through its ends.
+DRR_HD void AddVjp(const RaySamples& r, const VjpSums& sums,
+                   float grad[kPoseMapEntries]) {
+#if defined(__CUDA_ARCH__)
+#pragma unroll
+#endif
+  for (int k = 0; k < kPoseMapEntries; ++k)
+    grad[k] += sums.entry[k] * r.step_mm;
+  // Whole segments' ends, and a clipped ray's own, do not move.
+  const bool ends_move = r.span.axis0 >= 0 || r.span.axis1 >= 0;
+  if (!ends_move || r.first > r.last) return;
+  const float step0 = Norm(r.camera.target - r.camera.source) * r.inv;
+  AddClipEndGradient(
+      r, r.span.t0, r.span.axis0,
+      r.step_mm * (sums.along - sums.along_u) - step0 * sums.values, grad);
+  AddClipEndGradient(r, r.span.t1, r.span.axis1,
+                     r.step_mm * sums.along_u + step0 * sums.values, grad);
+}
+
 // Adds to grad (the entries of the 3×4 camera→voxel map M, pose_map.h) the
 // gradient of Σ_c w_c·I_c(row, col), where I_c is the trilinear line integral
 // of class c and w_c = upstream[c·channel_stride] (classes ≥ channels weigh
@@ -71,59 +149,20 @@ DRR_HD void MarchTrilinearVjp(const Volume& volume, const Labels& labels,
                               long long channel_stride, int channels,
                               float grad[kPoseMapEntries]) {
   const RaySamples r = PlanSamples(volume, g, s, row, col);
-  const Vec3 camera_step = r.camera.target - r.camera.source;
-  const ClassWeightedVolume<Volume, Labels> weighted{
-      volume,   labels,    upstream,  channel_stride,
-      channels, volume.nx, volume.ny, volume.nz};
-  float sum[kPoseMapEntries] = {};
-  // Clipped sampling: Σ ∇μ·ab, Σ u_i·∇μ·ab and Σ μ_i, each weighted by w.
-  float along = 0.0f, along_u = 0.0f, values = 0.0f;
-  for (int i = r.first; i <= r.last; ++i) {
-    const float t = SampleParameter(r, i);
-    const Vec3 p = r.a + t * r.ab;
-    float value;
-    Vec3 c;
-    if (s.soft_labels) {
-      value = SampleWithGradient(weighted, p, &c);
-    } else {
-      const int label = labels.Nearest(p);
-      if (label >= channels) continue;
-      const float w = upstream[label * channel_stride];
-      if (w == 0.0f) continue;
-      Vec3 d_mu;
-      value = w * SampleWithGradient(volume, p, &d_mu);
-      c = Vec3{w * d_mu.x, w * d_mu.y, w * d_mu.z};
-    }
-    const Vec3 x = r.camera.source + t * camera_step;
-    const float cs[3] = {c.x, c.y, c.z};
-#if defined(__CUDA_ARCH__)
-#pragma unroll
-#endif
-    for (int k = 0; k < 3; ++k) {
-      sum[4 * k + 0] += cs[k] * x.x;
-      sum[4 * k + 1] += cs[k] * x.y;
-      sum[4 * k + 2] += cs[k] * x.z;
-      sum[4 * k + 3] += cs[k];
-    }
-    if (s.sampling == Sampling::kClipped) {
-      const float u = (static_cast<float>(i) + r.offset) * r.inv;
-      const float d = c.x * r.ab.x + c.y * r.ab.y + c.z * r.ab.z;
-      along += d;
-      along_u += u * d;
-      values += value;
-    }
-  }
-#if defined(__CUDA_ARCH__)
-#pragma unroll
-#endif
-  for (int k = 0; k < kPoseMapEntries; ++k) grad[k] += sum[k] * r.step_mm;
-  if (s.sampling == Sampling::kClipped && r.first <= r.last) {
-    const float step0 = Norm(camera_step) * r.inv;
-    AddClipEndGradient(r, r.span.t0, r.span.axis0,
-                       r.step_mm * (along - along_u) - step0 * values, grad);
-    AddClipEndGradient(r, r.span.t1, r.span.axis1,
-                       r.step_mm * along_u + step0 * values, grad);
-  }
+  const bool clipped = s.sampling == Sampling::kClipped;
+  const VjpSums sums =
+      s.soft_labels
+          ? (clipped
+                 ? SumVjpSamples<Sampling::kClipped, true>(
+                       volume, labels, r, upstream, channel_stride, channels)
+                 : SumVjpSamples<Sampling::kSegment, true>(
+                       volume, labels, r, upstream, channel_stride, channels))
+          : (clipped
+                 ? SumVjpSamples<Sampling::kClipped, false>(
+                       volume, labels, r, upstream, channel_stride, channels)
+                 : SumVjpSamples<Sampling::kSegment, false>(
+                       volume, labels, r, upstream, channel_stride, channels));
+  AddVjp(r, sums, grad);
 }
 
 // Labels seen through one class: samples of class `only` are class 0, every

@@ -174,18 +174,19 @@ DRR_HD_RAY_SETUP SupportSpan ClipToSupport(const Volume& volume, Vec3 a,
 
 // The trilinear samples of one ray: x_i = a + t_i·ab in voxel coordinates
 // (a + t·ab the source→detector segment), for i in [first, last] (empty when
-// last < first), with t_i = t0 + ((i + offset)·inv)·length, each weighing
-// step_mm. For whole segments t0 = 0, offset = 0, inv = 1/(n − 1) and
-// length = 1, so that t_i is exactly i·inv.
+// last < first), each weighing step_mm; t_i as SampleParameter gives it.
 struct RaySamples {
   CameraRay camera;
   Vec3 a, ab;
-  float t0, length, offset, inv;
+  // Whole segments: 1/(n − 1). Clipped ones: 1/n.
+  float inv;
   int first, last;
   float step_mm;
-  // Clipped sampling: the clipped part of the segment and the axes that set
-  // its ends (the pose gradient follows them).
+  // Clipped sampling: the clipped part [t0, t1] of the segment and the axes
+  // that set its ends (the pose gradient follows them), and t1 − t0 (0 for
+  // a ray that misses).
   SupportSpan span;
+  float length;
 };
 
 // Plans the samples of the ray of pixel (row, col) as `s` places them.
@@ -200,20 +201,16 @@ DRR_HD_RAY_SETUP RaySamples PlanSamples(const Volume& volume,
   r.ab = TransformPoint(g.camera_to_voxel, r.camera.target) - r.a;
   const float segment_mm = Norm(r.camera.target - r.camera.source);
   if (s.sampling == Sampling::kSegment) {
-    r.t0 = 0.0f;
-    r.length = 1.0f;
-    r.offset = 0.0f;
     r.inv = 1.0f / static_cast<float>(s.n_samples - 1);
     SamplesMeetingVolume(volume, r.a, r.ab, s.n_samples, &r.first, &r.last);
     r.step_mm = segment_mm * r.inv;
     r.span = SupportSpan{0.0f, 1.0f, -1, -1};
+    r.length = 1.0f;
     return r;
   }
   r.span = ClipToSupport(volume, r.a, r.ab);
   const bool hit = r.span.t0 < r.span.t1;
-  r.t0 = r.span.t0;
   r.length = hit ? r.span.t1 - r.span.t0 : 0.0f;
-  r.offset = 0.5f;
   r.inv = 1.0f / static_cast<float>(s.n_samples);
   r.first = 0;
   r.last = hit ? s.n_samples - 1 : -1;
@@ -221,9 +218,21 @@ DRR_HD_RAY_SETUP RaySamples PlanSamples(const Volume& volume,
   return r;
 }
 
-// The parameter t_i of sample i of `r`.
+// Where sample i of a ray lies along [0, 1] (`inv` as RaySamples has it):
+// i/(n − 1) on whole segments; on clipped ones u_i = (i + ½)/n of the way
+// from t0 to t1.
+DRR_HD float SampleFraction(int i, float inv, Sampling sampling) {
+  return sampling == Sampling::kSegment ? static_cast<float>(i) * inv
+                                        : (static_cast<float>(i) + 0.5f) * inv;
+}
+
+// The segment parameter t_i of sample i of `r` (the sampling a compile-time
+// constant of the loops that call it).
+template <Sampling kSampling>
 DRR_HD float SampleParameter(const RaySamples& r, int i) {
-  return r.t0 + ((static_cast<float>(i) + r.offset) * r.inv) * r.length;
+  const float u = SampleFraction(i, r.inv, kSampling);
+  if constexpr (kSampling == Sampling::kSegment) return u;
+  return r.span.t0 + u * r.length;
 }
 
 // Adds one sample at `p` with soft labels: each trilinear neighbour inside
@@ -254,6 +263,30 @@ DRR_HD void AddSoftSample(const Volume& volume, const Labels& labels, Vec3 p,
   }
 }
 
+// Adds the samples of `r` to `acc`: each sample's value to the class of its
+// nearest voxel, or with soft labels (kSum only) each neighbour's share to
+// its own class. (`r` by value: the loop then need not reload it after
+// every write to `acc`.)
+template <Sampling kSampling, Reduce R, int kChannels, class Volume,
+          class Labels>
+DRR_HD void AddSamples(const Volume& volume, const Labels& labels,
+                       const RaySamples r, bool soft_labels,
+                       ChannelAccumulator<R, kChannels>* acc) {
+  if constexpr (R == Reduce::kSum) {
+    if (soft_labels) {
+      for (int i = r.first; i <= r.last; ++i) {
+        const Vec3 p = r.a + SampleParameter<kSampling>(r, i) * r.ab;
+        AddSoftSample(volume, labels, p, acc);
+      }
+      return;
+    }
+  }
+  for (int i = r.first; i <= r.last; ++i) {
+    const Vec3 p = r.a + SampleParameter<kSampling>(r, i) * r.ab;
+    acc->Add(labels.Nearest(p), volume(p));
+  }
+}
+
 // Trilinear renderer: n samples x_i placed as `s.sampling` says. kSum gives
 // Σ_i μ(x_i)·Δ per class (Δ the step of RaySamples); kMax gives max_i μ(x_i).
 // Samples whose trilinear support lies outside the volume are skipped: they
@@ -266,17 +299,10 @@ DRR_HD void MarchTrilinear(const Volume& volume, const Labels& labels,
   const RaySamples r = PlanSamples(volume, g, s, row, col);
   const bool skipped_any = r.first > 0 || r.last < s.n_samples - 1;
   acc->Reset(R == Reduce::kSum || skipped_any ? 0.0f : -INFINITY);
-  if constexpr (R == Reduce::kSum) {
-    if (s.soft_labels) {
-      for (int i = r.first; i <= r.last; ++i)
-        AddSoftSample(volume, labels, r.a + SampleParameter(r, i) * r.ab, acc);
-      acc->Scale(r.step_mm);
-      return;
-    }
-  }
-  for (int i = r.first; i <= r.last; ++i) {
-    const Vec3 p = r.a + SampleParameter(r, i) * r.ab;
-    acc->Add(labels.Nearest(p), volume(p));
+  if (s.sampling == Sampling::kSegment) {
+    AddSamples<Sampling::kSegment>(volume, labels, r, s.soft_labels, acc);
+  } else {
+    AddSamples<Sampling::kClipped>(volume, labels, r, s.soft_labels, acc);
   }
   if (R == Reduce::kSum) acc->Scale(r.step_mm);
 }

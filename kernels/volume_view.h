@@ -71,7 +71,8 @@ struct VolumeView {
 // gradient with respect to p, per voxel unit; neighbours outside the volume
 // are zero.
 template <class Volume>
-DRR_HD float SampleWithGradient(const Volume& v, Vec3 p, Vec3* gradient) {
+DRR_HD_SAMPLE float SampleWithGradient(const Volume& v, Vec3 p,
+                                       Vec3* gradient) {
   const float fx = floorf(p.x), fy = floorf(p.y), fz = floorf(p.z);
   const int x0 = SaturatingIndex(fx, v.nx), y0 = SaturatingIndex(fy, v.ny),
             z0 = SaturatingIndex(fz, v.nz);

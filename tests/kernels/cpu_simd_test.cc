@@ -166,7 +166,7 @@ TEST(CpuSimdDispatchTest, VectorisedPathTakesTheOneChannelSums) {
   s.reduce = Reduce::kSum;
   s.rays.sampling = Sampling::kClipped;
   EXPECT_EQ(SimdRenders(s), simd);
-  EXPECT_FALSE(SimdDifferentiates(s));
+  EXPECT_EQ(SimdDifferentiates(s), simd);
   s.rays.sampling = Sampling::kSegment;
   s.rays.soft_labels = true;
   EXPECT_FALSE(SimdRenders(s));
@@ -261,11 +261,15 @@ TEST_F(CpuSimdTest, PoseGradientGivesTheScalarBodysBitsInEveryStorageType) {
     for (StorageType storage : {StorageType::kFloat32, StorageType::kFloat16,
                                 StorageType::kBFloat16}) {
       SCOPED_TRACE(static_cast<int>(storage));
-      const std::vector<double> gradient = ExpectSameGradientBits(
-          mu, shape, storage, poses, Trilinear(9, 37, 150), upstream);
-      int nonzero = 0;
-      for (double d : gradient) nonzero += d != 0.0;
-      EXPECT_GT(nonzero, static_cast<int>(gradient.size()) / 2);
+      // Clipped rays add their ends' derivatives (few samples: large ones).
+      for (const RenderSettings& s :
+           {Trilinear(9, 37, 150), Clipped(9, 37, 150), Clipped(9, 37, 7)}) {
+        const std::vector<double> gradient =
+            ExpectSameGradientBits(mu, shape, storage, poses, s, upstream);
+        int nonzero = 0;
+        for (double d : gradient) nonzero += d != 0.0;
+        EXPECT_GT(nonzero, static_cast<int>(gradient.size()) / 2);
+      }
     }
   });
 }
@@ -274,13 +278,15 @@ TEST_F(CpuSimdTest, PoseGradientGivesTheScalarBodysBitsInThinVolumes) {
   OnEveryTarget([&] {
     for (VolumeShape shape : {VolumeShape{1, 16, 16}, VolumeShape{2, 1, 3}}) {
       const std::vector<PoseGeometry> poses = ViewsOf(shape, 6, 40);
-      const std::vector<double> gradient = ExpectSameGradientBits(
-          DistinctVoxels(shape), shape, StorageType::kFloat32, poses,
-          Trilinear(6, 40, 300),
-          std::vector<float>(poses.size() * 6 * 40, 1.0f));
-      int nonzero = 0;
-      for (double d : gradient) nonzero += d != 0.0;
-      EXPECT_GT(nonzero, static_cast<int>(gradient.size()) / 4);
+      for (const RenderSettings& s :
+           {Trilinear(6, 40, 300), Clipped(6, 40, 300)}) {
+        const std::vector<double> gradient = ExpectSameGradientBits(
+            DistinctVoxels(shape), shape, StorageType::kFloat32, poses, s,
+            std::vector<float>(poses.size() * 6 * 40, 1.0f));
+        int nonzero = 0;
+        for (double d : gradient) nonzero += d != 0.0;
+        EXPECT_GT(nonzero, static_cast<int>(gradient.size()) / 4);
+      }
     }
   });
 }
@@ -299,9 +305,11 @@ TEST_F(CpuSimdTest, LanesFarOutsideBesideALaneInsideGiveTheScalarBits) {
       EXPECT_GT(ExpectSameBits(mu, shape, StorageType::kFloat32, {far}, s),
                 0.0);
     }
-    ExpectSameGradientBits(mu, shape, StorageType::kFloat32, {far},
-                           Trilinear(5, 20, 100),
-                           std::vector<float>(5 * 20, 1.0f));
+    for (const RenderSettings& s :
+         {Trilinear(5, 20, 100), Clipped(5, 20, 100)}) {
+      ExpectSameGradientBits(mu, shape, StorageType::kFloat32, {far}, s,
+                             std::vector<float>(5 * 20, 1.0f));
+    }
   });
 }
 
@@ -317,12 +325,14 @@ TEST_F(CpuSimdTest, PoseGradientKeepsTheScalarBodysNonFiniteWeights) {
   OnEveryTarget([&] {
     for (int samples : {2, 60}) {
       SCOPED_TRACE(samples);
-      const std::vector<double> gradient =
-          ExpectSameGradientBits(mu, shape, StorageType::kFloat32, poses,
-                                 Trilinear(4, 21, samples), upstream);
-      int nan = 0;
-      for (double d : gradient) nan += std::isnan(d);
-      EXPECT_GT(nan, 0);  // the weights reach the sums on both paths
+      for (const RenderSettings& s :
+           {Trilinear(4, 21, samples), Clipped(4, 21, samples)}) {
+        const std::vector<double> gradient = ExpectSameGradientBits(
+            mu, shape, StorageType::kFloat32, poses, s, upstream);
+        int nan = 0;
+        for (double d : gradient) nan += std::isnan(d);
+        EXPECT_GT(nan, 0);  // the weights reach the sums on both paths
+      }
     }
   });
 }
