@@ -11,7 +11,9 @@ data=${1:-$root/../shared/data}
 if [ ! -x "$root/.venv-parity/bin/python" ]; then
   python3 -m venv "$root/.venv-parity"
 fi
-"$root/.venv-parity/bin/pip" install -q nanodrr==0.1.6 nibabel
+# grpcio, protobuf and pytest: for tests/python/test_nanodrr_dropin.py in this venv.
+"$root/.venv-parity/bin/pip" install -q nanodrr==0.1.6 nibabel "grpcio>=1.76.0" \
+  "protobuf>=6.31.1,<7" pytest
 "$root/.venv-parity/bin/python" "$root/tests/parity/make_goldens.py" "$data"
 "$root/.venv-parity/bin/python" "$root/tests/parity/make_gradient_goldens.py" "$data"
 # nanodrr 0.1.7 (clipped rays, soft labels) beside it, on the same torch.
