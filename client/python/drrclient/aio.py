@@ -23,6 +23,7 @@ import grpc.aio
 import numpy as np
 import numpy.typing as npt
 
+from drrclient._arrays import as_array
 from drrclient._proto.drr.v1 import (
     renderer_pb2,
     targets_pb2,
@@ -131,7 +132,7 @@ class AsyncClient(_Connection):
 
     async def upload_target(self, image: npt.ArrayLike, volume_id: str | None = None) -> str:
         """As Client.upload_target."""
-        array = np.ascontiguousarray(image, dtype="<f4")
+        array = np.ascontiguousarray(as_array(image, dtype="<f4"))
         if array.ndim != 2:
             raise ValueError(f"a target is one (H, W) image, got shape {array.shape}")
         target_id = await self._send_target(array, volume_id)
@@ -200,7 +201,7 @@ class AsyncClient(_Connection):
             options: RenderOptions = RenderOptions()) -> Gradients:
         """As Client.render_with_gradients."""
         request = Client.render_request(volume_id, poses, intrinsics, options)
-        request.gradient.upstream = np.ascontiguousarray(upstream, dtype="<f4").tobytes()
+        request.gradient.upstream = np.ascontiguousarray(as_array(upstream, dtype="<f4")).tobytes()
         response = await self._render(request)
         return Gradients(decode_images(response.images), *_pose_gradients(response))
 

@@ -14,6 +14,7 @@ import grpc
 import numpy as np
 import numpy.typing as npt
 
+from drrclient._arrays import as_array
 from drrclient._proto.drr.v1 import (
     registrations_pb2,
     registrations_pb2_grpc,
@@ -371,7 +372,7 @@ class Client(_Connection):
         """Stores a 2-D target image (H, W) for loss requests; returns its id. Behind a proxy,
         ``volume_id`` (the volume it will be compared with) routes it to that volume's replica;
         without it a loss call that finds the target missing there uploads it again."""
-        array = np.ascontiguousarray(image, dtype="<f4")
+        array = np.ascontiguousarray(as_array(image, dtype="<f4"))
         if array.ndim != 2:
             raise ValueError(f"a target is one (H, W) image, got shape {array.shape}")
         target_id = self._send_target(array, volume_id)
@@ -481,7 +482,7 @@ class Client(_Connection):
         product): Gradients (images [B, C, H, W], parameter gradients [B, k] in each pose's own
         parameterization (the 16 matrix entries for matrix poses), rt_inv gradients [B, 4, 4])."""
         request = self.render_request(volume_id, poses, intrinsics, options)
-        weights = np.ascontiguousarray(upstream, dtype="<f4")
+        weights = np.ascontiguousarray(as_array(upstream, dtype="<f4"))
         request.gradient.upstream = weights.tobytes()
         response = self._render(request)
         return Gradients(decode_images(response.images), *_pose_gradients(response))

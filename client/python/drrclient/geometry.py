@@ -9,6 +9,7 @@ from typing import Any, Union
 import numpy as np
 import numpy.typing as npt
 
+from drrclient._arrays import as_array
 from drrclient._enums import pick
 from drrclient._proto.drr.v1 import renderer_pb2
 
@@ -67,18 +68,20 @@ class Pose:
                                   "parameterization"),
             convention=self.convention, radians=not self.degrees,
             rotation=([] if self.rotation is None
-                      else np.asarray(self.rotation, dtype=np.float64).ravel().tolist()),
-            translation=[] if self.translation is None else [float(v) for v in self.translation],
+                      else as_array(self.rotation, dtype=np.float64).ravel().tolist()),
+            translation=([] if self.translation is None
+                         else as_array(self.translation, dtype=np.float64).ravel().tolist()),
             orientation=pick(renderer_pb2.Orientation.DESCRIPTOR,
                              "none" if self.orientation is None else self.orientation, "orientation"),
-            isocenter=[] if self.isocenter is None else [float(v) for v in self.isocenter]))
+            isocenter=([] if self.isocenter is None
+                       else as_array(self.isocenter, dtype=np.float64).ravel().tolist())))
 
 
 def pose_to_proto(pose: Pose | npt.ArrayLike) -> renderer_pb2.Pose:
     """A wire pose from a Pose or a 4x4 camera->world matrix."""
     if isinstance(pose, Pose):
         return pose.to_proto()
-    matrix = np.asarray(pose, dtype=np.float64)
+    matrix = as_array(pose, dtype=np.float64)
     if matrix.shape != (4, 4):
         raise ValueError(f"a matrix pose must be 4x4 camera->world, got shape {matrix.shape}")
     return renderer_pb2.Pose(rt_inv=renderer_pb2.Matrix4(values=matrix.ravel().tolist()))

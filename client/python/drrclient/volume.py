@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import numpy.typing as npt
 
+from drrclient._arrays import as_array
 from drrclient._enums import pick
 from drrclient._proto.drr.v1 import volumes_pb2
 
@@ -32,7 +33,7 @@ def as_wire_voxels(voxels: npt.ArrayLike) -> npt.NDArray[Any]:
     """A C-contiguous little-endian (D, H, W) array of a type the server takes:
     int16, uint8, uint16, int32 or float32 as they are; int8 and bool widen
     losslessly; float64 and other floats become float32."""
-    array = np.asarray(voxels)
+    array = as_array(voxels)
     if array.ndim != 3:
         raise ValueError(f"a volume must be 3-D (D, H, W), got shape {array.shape}")
     if array.dtype == np.bool_:
@@ -50,7 +51,7 @@ def as_wire_voxels(voxels: npt.ArrayLike) -> npt.NDArray[Any]:
 def as_wire_labels(labels: npt.ArrayLike, shape: Sequence[int]) -> npt.NDArray[Any]:
     """Class indices of `shape` as C-contiguous uint8 (all below 256) or
     little-endian uint16; other integer or integral-valued types convert."""
-    array = np.asarray(labels)
+    array = as_array(labels)
     if array.shape != tuple(shape):
         raise ValueError(f"labels have shape {array.shape}, the volume {tuple(shape)}")
     if array.size and (array.min() < 0 or array.max() > 65535 or
@@ -64,7 +65,7 @@ def header_proto(voxels: npt.NDArray[Any], affine: npt.ArrayLike, value_kind: st
                  labels: npt.NDArray[Any] | None = None) -> volumes_pb2.VolumeHeader:
     """The wire header of wire-ready voxels and labels (see as_wire_voxels,
     as_wire_labels)."""
-    matrix = np.asarray(affine, dtype=np.float64)
+    matrix = as_array(affine, dtype=np.float64)
     if matrix.shape != (4, 4):
         raise ValueError(f"affine must be 4x4 voxel->world, got shape {matrix.shape}")
     return volumes_pb2.VolumeHeader(
