@@ -42,7 +42,9 @@ struct RaySettings {
   // nanodrr 0.1.7's soft labels: each of a sample's 8 trilinear neighbours
   // adds its weight·μ to the channel of its own class, instead of the whole
   // sample going to the class of the nearest voxel. Line integrals of
-  // labelled volumes only; executors ignore it for one summed channel.
+  // labelled volumes only. With one summed channel it gives the plain image
+  // (rounded differently, and without the vectorised path): the engine
+  // leaves it off then.
   bool soft_labels = false;
 };
 

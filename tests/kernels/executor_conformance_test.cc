@@ -207,7 +207,8 @@ TEST_P(ExecutorConformanceTest, SoftLabelChannelsSumToTheUnlabelledImage) {
           }
           EXPECT_GE(soft[i], 0.0f);
           sum += soft[i];
-          differs |= std::fabs(soft[i] - hard[i]) > 1e-4f * total[p * plane];
+          differs |=
+              std::fabs(soft[i] - hard[i]) > 1e-4f * total[p * plane + px];
         }
         EXPECT_NEAR(sum, total[p * plane + px],
                     1e-5f * total[p * plane + px] + 1e-7f);

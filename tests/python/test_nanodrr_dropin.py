@@ -24,6 +24,7 @@ from nanodrr.camera import make_k_inv, make_rt_inv  # noqa: E402
 from nanodrr.data import Subject  # noqa: E402
 from nanodrr.drr import render as nanodrr_render  # noqa: E402
 
+from drrclient import RenderOptions  # noqa: E402
 from drrclient import nanodrr as dropin  # noqa: E402
 
 CHEST = SHARED_DATA / "lidc-idri-0001.nii.gz"
@@ -95,13 +96,13 @@ def test_renders_and_differentiates_as_nanodrr_does(client, subject, pose):
     assert relative_error(ours[0], images) < FLOAT32_BOUND
 
 
-def labelled(subject):
+def labelled(subject, max_label=None):
     """The subject with volumes.tissue_labels of its HU as its label map."""
     image = torchio.ScalarImage(CHEST)
     hu = image.data[0].numpy().transpose(2, 1, 0)
     labels = volumes.tissue_labels(hu).transpose(2, 1, 0)[None].astype(np.int64)
     return Subject.from_images(image, torchio.LabelMap(tensor=torch.from_numpy(labels),
-                                                       affine=image.affine))
+                                                       affine=image.affine), max_label)
 
 
 def test_label_channels_match_nanodrrs(client, subject):
@@ -125,6 +126,45 @@ def test_soft_labels_match_nanodrrs(client, subject):
                                        torch.float64, soft_labels=True, client=client)
     images = expect_nanodrrs(ours, with_labels, POSES["tutorial_start"], soft_labels=True)
     assert relative_error(ours[0], images) < FLOAT32_BOUND
+
+
+def test_classes_no_voxel_has_are_zero_channels_as_in_nanodrr(client, subject):
+    # max_label 5: channels 4 and 5 name classes no voxel has.
+    with_labels = labelled(subject, max_label=5)
+    ours = rendered_and_differentiated(dropin.render, with_labels, POSES["reference"],
+                                       torch.float64, client=client)
+    theirs = rendered_and_differentiated(nanodrr_render, with_labels, POSES["reference"],
+                                         backend="torch")
+    assert ours[0].shape == theirs[0].shape == (1, 6, HEIGHT, WIDTH)
+    assert not ours[0][:, 4:].any() and not theirs[0][:, 4:].any()
+    assert relative_error(ours[0].sum(axis=1), theirs[0].sum(axis=1)) < FLOAT32_BOUND
+
+
+def test_new_attenuation_parameters_upload_the_volume_again(client, subject, monkeypatch):
+    moved = copy.deepcopy(subject)
+    rt_inv = make_rt_inv(torch.zeros(1, 3), torch.tensor([[0.0, 850.0, 0.0]]), "AP",
+                         moved.isocenter)
+    before = dropin.render(moved, K_INV, rt_inv, SDD, HEIGHT, WIDTH, client=client)
+    forgotten = []
+    forget = client.forget
+    monkeypatch.setattr(client, "forget", lambda vid: (forgotten.append(vid), forget(vid)))
+    moved.mu_water = 2 * moved.mu_water  # nanodrr computes a new attenuation volume
+    after = dropin.render(moved, K_INV, rt_inv, SDD, HEIGHT, WIDTH, client=client)
+    expected = nanodrr_render(moved, K_INV, rt_inv, SDD, HEIGHT, WIDTH, backend="torch")
+    assert relative_error(after.numpy(), expected.numpy()) < FLOAT32_BOUND
+    assert relative_error(after.numpy(), before.numpy()) > 0.1
+    # The replaced volume is no longer kept for re-upload.
+    assert len(forgotten) == 1
+
+
+def test_siddon_and_other_options_pass_through(client, subject):
+    rt_inv = make_rt_inv(torch.tensor([POSES["tutorial_start"][0]]),
+                         torch.tensor([POSES["tutorial_start"][1]]), "AP", subject.isocenter)
+    siddon = dropin.render(subject, K_INV, rt_inv, SDD, HEIGHT, WIDTH, client=client,
+                           options=RenderOptions(renderer="siddon", output="exp"))
+    trilinear = nanodrr_render(subject, K_INV, rt_inv, SDD, HEIGHT, WIDTH, backend="torch")
+    # exp(-Siddon's exact integral) beside exp(-nanodrr's trilinear one).
+    assert np.abs(siddon.numpy() - np.exp(-trilinear.numpy())).max() < 0.02
 
 
 def test_a_torchio_image_renders_as_its_subject(client, subject):

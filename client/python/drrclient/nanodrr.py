@@ -18,6 +18,8 @@ A subject is uploaded once (its attenuation volume and labels, as nanodrr comput
 subject whose attenuation parameters change is uploaded anew. A TorchIO ScalarImage of HU renders
 too, with drrserve's default HU -> mu map (nanodrr's defaults). Not
 offered: ray end points of one's own (``src``, ``tgt``) and gradients with respect to the volume.
+``rt_inv`` must be affine (last row 0, 0, 0, 1, as make_rt_inv makes it): its last row's
+gradient is zero, where nanodrr's carries its homogeneous divide.
 nanodrr's ``backend`` is accepted and ignored: the server renders.
 """
 
@@ -27,7 +29,7 @@ import os
 import threading
 import weakref
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -86,78 +88,126 @@ def intrinsics_from_k_inv(k_inv: npt.NDArray[np.float64], sdd: float, height: in
                       orthographic=orthographic)
 
 
-def _volume_tensors(subject: Any) -> tuple[Any, Any | None, str]:
-    """The tensors a subject renders from: a nanodrr Subject's attenuation volume [1, 1, D, H,
-    W] and, with more than one class, its labels; or a TorchIO ScalarImage's HU [1, W, H, D]."""
+def _volume_of(subject: Any) -> tuple[Any, Any | None, str, npt.NDArray[np.float64]]:
+    """What a subject renders from: a nanodrr Subject's attenuation volume [1, 1, D, H, W] and,
+    with more than one class, its labels; or a TorchIO ScalarImage's HU [1, W, H, D]; and the
+    voxel->world affine."""
     if hasattr(subject, "voxel_to_world"):
         labelled = int(subject.n_classes) > 1
-        return subject.image, subject.label if labelled else None, "attenuation"
+        affine = subject.voxel_to_world.detach().to("cpu", torch.float64).numpy()
+        return subject.image, subject.label if labelled else None, "attenuation", affine
     if hasattr(subject, "affine") and hasattr(subject, "data"):
-        return subject.data, None, "hu"
+        return subject.data, None, "hu", np.asarray(subject.affine, dtype=np.float64)
     raise TypeError(f"render needs a nanodrr Subject or a TorchIO ScalarImage, not "
                     f"{type(subject).__name__}")
 
 
+@dataclass
+class _Upload:
+    """A volume uploaded from a subject's tensors, as they were then."""
+
+    client: weakref.ref[Client]
+    volume: weakref.ref[Any]
+    labels: weakref.ref[Any] | None
+    version: int
+    affine: bytes
+    volume_id: str
+
+    def holds(self, client: Client, volume: Any, labels: Any, version: int,
+              affine: bytes) -> bool:
+        return (self.client() is client and self.volume() is volume
+                and (self.labels() if self.labels is not None else None) is labels
+                and self.version == version and self.affine == affine)
+
+
 class _Uploads:
-    """The volume id of each subject's current volume (and labels) on each client, kept while
-    its tensors live. A tensor changed in place (its version moves) or replaced (a Subject whose
-    attenuation parameters change computes a new one) is uploaded again."""
+    """The volume id of each subject's current volume (and labels) on each client. A tensor
+    changed in place (its version moves) or replaced (a Subject whose attenuation parameters
+    change computes a new one), or an affine that moved, is uploaded again. The client stops
+    keeping a volume for re-upload (Client.forget) once its tensor is gone or replaced, so that
+    a loop over many subjects holds one volume each at most while they live."""
 
     def __init__(self) -> None:
-        self._ids: dict[tuple[int, int, int], tuple[Any, Any, int, str]] = {}
+        self._uploads: dict[tuple[int, int, int], _Upload] = {}
         self._lock = threading.Lock()
 
     def volume_of(self, client: Client, subject: Any) -> str:
-        volume, labels, kind = _volume_tensors(subject)
+        volume, labels, kind, affine = _volume_of(subject)
         key = (id(client), id(volume), id(labels))
         version = volume._version + (labels._version if labels is not None else 0)
         with self._lock:
-            kept = self._ids.get(key)
-            if (kept is not None and kept[0]() is volume and kept[2] == version
-                    and (labels is None or kept[1]() is labels)):
-                return kept[3]
+            kept = self._uploads.get(key)
+            if kept is not None and kept.holds(client, volume, labels, version, affine.tobytes()):
+                return kept.volume_id
         if kind == "attenuation":
             voxels = volume.detach()[0, 0].to("cpu", torch.float32).numpy()
-            affine = subject.voxel_to_world.detach().to("cpu", torch.float64).numpy()
         else:  # TorchIO's [1, W, H, D] (x slowest) as drrserve's [D, H, W] (x fastest)
             voxels = volume.detach()[0].to("cpu", torch.float32).numpy().transpose(2, 1, 0)
-            affine = np.asarray(subject.affine, dtype=np.float64)
         classes = (labels.detach()[0, 0].to("cpu").numpy().astype(np.uint16)
                    if labels is not None else None)
         volume_id = client.upload_volume(np.ascontiguousarray(voxels), affine, value_kind=kind,
                                          labels=classes)
+        upload = _Upload(weakref.ref(client), weakref.ref(volume),
+                         weakref.ref(labels) if labels is not None else None, version,
+                         affine.tobytes(), volume_id)
         with self._lock:
-            self._ids[key] = (weakref.ref(volume),
-                              weakref.ref(labels) if labels is not None else None, version,
-                              volume_id)
-            weakref.finalize(volume, self._ids.pop, key, None)
+            replaced = self._uploads.get(key)
+            self._uploads[key] = upload
+            self._forget(replaced)
+        weakref.finalize(volume, self._drop, key, upload)
         return volume_id
+
+    def _drop(self, key: tuple[int, int, int], upload: _Upload) -> None:
+        """Forgets `upload` once its volume tensor is gone (unless replaced already)."""
+        with self._lock:
+            if self._uploads.get(key) is upload:
+                del self._uploads[key]
+                self._forget(upload)
+
+    def _forget(self, upload: _Upload | None) -> None:
+        """Makes the client forget `upload`'s volume, unless a current upload holds it too (the
+        same content from another subject or tensor)."""
+        client = upload.client() if upload is not None else None
+        if upload is None or client is None:
+            return
+        if not any(u.volume_id == upload.volume_id and u.client() is client
+                   for u in self._uploads.values()):
+            client.forget(upload.volume_id)
 
 
 _uploads = _Uploads()
 
 
 class _Render(torch.autograd.Function):
-    """Forward renders rt_inv's poses on the server; backward sends dL/dI and gets dL/d rt_inv."""
+    """Forward renders rt_inv's poses on the server; backward sends dL/dI and gets dL/d rt_inv.
+    The images have `classes` channels: the server's one per class present in the labels, and
+    zero channels after them up to the subject's n_classes (nanodrr's max_label may name classes
+    no voxel has)."""
 
     @staticmethod
     def forward(ctx: Any, rt_inv: torch.Tensor, client: Client, volume_id: str,
-                cameras: Sequence[Intrinsics], options: RenderOptions) -> torch.Tensor:
+                cameras: Sequence[Intrinsics], options: RenderOptions,
+                classes: int) -> torch.Tensor:
         poses = list(rt_inv.detach().to("cpu", torch.float64).numpy())
         images = client.render(volume_id, poses, cameras, options)
+        rendered = images.shape[1]
+        # (A copy either way: the decoded images are a read-only view of the response.)
+        padding = np.zeros((images.shape[0], max(classes - rendered, 0), *images.shape[2:]),
+                           dtype=images.dtype)
+        channels = np.concatenate([images, padding], axis=1)
         ctx.save_for_backward(rt_inv)
-        ctx.request = (client, volume_id, poses, cameras, options)
-        return torch.from_numpy(images.copy()).to(rt_inv.device, _image_dtype(rt_inv))
+        ctx.request = (client, volume_id, poses, cameras, options, rendered)
+        return torch.from_numpy(channels).to(rt_inv.device, _image_dtype(rt_inv))
 
     @staticmethod
     def backward(ctx: Any, grad_images: torch.Tensor) -> tuple[Any, ...]:
         (rt_inv,) = ctx.saved_tensors
-        client, volume_id, poses, cameras, options = ctx.request
-        upstream = grad_images.detach().to("cpu", torch.float32).contiguous().numpy()
-        _, _, rt_inv_gradients = client.render_with_gradients(volume_id, poses, upstream, cameras,
-                                                              options)
+        client, volume_id, poses, cameras, options, rendered = ctx.request
+        upstream = grad_images.detach()[:, :rendered].to("cpu", torch.float32).contiguous()
+        _, _, rt_inv_gradients = client.render_with_gradients(volume_id, poses, upstream.numpy(),
+                                                              cameras, options)
         grad = torch.from_numpy(np.asarray(rt_inv_gradients)).to(rt_inv.device, rt_inv.dtype)
-        return grad, None, None, None, None
+        return grad, None, None, None, None, None
 
 
 def _image_dtype(rt_inv: torch.Tensor) -> torch.dtype:
@@ -173,7 +223,8 @@ def render(subject: Any, k_inv: torch.Tensor, rt_inv: torch.Tensor, sdd: torch.T
            options: RenderOptions = RenderOptions()) -> torch.Tensor:
     """nanodrr.drr.render's images [B, C, H, W], rendered by drrserve (module docstring).
     ``k_inv`` [B or 1, 3, 3] from make_k_inv, ``rt_inv`` [B, 4, 4] camera->world, ``sdd`` [B or
-    1]; ``options`` carries drrserve's other render options (renderer, output, storage)."""
+    1]; ``options`` carries drrserve's other render options (renderer, output, storage), and
+    its ``sampling`` (or ``sampling``) overrides the installed nanodrr's (trilinear only)."""
     del backend  # the server renders
     if src is not None or tgt is not None:
         raise NotImplementedError("drrclient.nanodrr renders nanodrr's own rays; src and tgt "
@@ -191,6 +242,9 @@ def render(subject: Any, k_inv: torch.Tensor, rt_inv: torch.Tensor, sdd: torch.T
                                      width, orthographic) for i in range(batch)]
     client = client or _client()
     volume_id = _uploads.volume_of(client, subject)
+    if sampling is None and options.sampling is None and options.renderer in (None, "trilinear"):
+        sampling = installed_sampling()
     options = replace(options, n_samples=n_samples, soft_labels=soft_labels,
-                      sampling=sampling or installed_sampling())
-    return _Render.apply(rt_inv, client, volume_id, cameras, options)
+                      sampling=sampling or options.sampling)
+    classes = int(getattr(subject, "n_classes", 1))
+    return _Render.apply(rt_inv, client, volume_id, cameras, options, classes)
