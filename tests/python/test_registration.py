@@ -60,21 +60,23 @@ def test_loss_and_grad_agree_with_a_rendered_ncc(client):
     assert np.abs(grads[1]).max() > 0 and len(grads[1]) == 6
 
 
-def tutorial_problem(client):
+def tutorial_problem(client, options=OPTIONS):
     """The chest CT, a target rendered at the reference pose, and nanodrr's tutorial start."""
     if not CHEST.exists():
         pytest.skip(f"{CHEST} is absent")
     voxels, affine = load_nifti(str(CHEST))
     vid = client.upload_volume(voxels, affine)
     target = client.render(vid, [Pose(rotation=(0, 0, 0), translation=(0, 850, 0))], CAMERA,
-                           OPTIONS)[0, 0]
+                           options)[0, 0]
     return vid, client.upload_target(target), euler_to_rotation_vector(
         (-0.1303, 0.3461, -0.7852), "ZXY")
 
 
-def test_registers_nanodrrs_tutorial_start_pose_within_100_iterations(client):
-    vid, tid, start = tutorial_problem(client)
-    result = register(client, vid, tid, start, (-11.86, 828.81, -24.46), CAMERA, Loss(), OPTIONS,
+@pytest.mark.parametrize("options", [OPTIONS, RenderOptions(n_samples=250, sampling="clipped")],
+                         ids=["segment", "clipped"])
+def test_registers_nanodrrs_tutorial_start_pose_within_100_iterations(client, options):
+    vid, tid, start = tutorial_problem(client, options)
+    result = register(client, vid, tid, start, (-11.86, 828.81, -24.46), CAMERA, Loss(), options,
                       lr_rotation=5e-2, lr_translation=1e1, iterations=100, stop_at=0.999)
     assert result.converged, result.losses[-5:]
     assert result.losses[-1] >= 0.999

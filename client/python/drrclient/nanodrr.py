@@ -16,11 +16,12 @@ says otherwise. The server is ``connect()``'s, or the ``DRRSERVE_ADDRESS`` envir
 
 A subject is uploaded once (its attenuation volume and labels, as nanodrr computes them); a
 subject whose attenuation parameters change is uploaded anew. A TorchIO ScalarImage of HU renders
-too, with drrserve's default HU -> mu map (nanodrr's defaults). Not
-offered: ray end points of one's own (``src``, ``tgt``) and gradients with respect to the volume.
-``rt_inv`` must be affine (last row 0, 0, 0, 1, as make_rt_inv makes it): its last row's
-gradient is zero, where nanodrr's carries its homogeneous divide.
-nanodrr's ``backend`` is accepted and ignored: the server renders.
+too, with drrserve's default HU -> mu map (nanodrr's defaults).
+
+Not offered: ray end points of one's own (``src``, ``tgt``) and gradients with respect to the
+volume. ``rt_inv`` must be affine (last row 0, 0, 0, 1, as make_rt_inv makes it): its last row's
+gradient is zero, where nanodrr's carries its homogeneous divide. nanodrr's ``backend`` is
+accepted and ignored: the server renders.
 """
 
 from __future__ import annotations
