@@ -71,7 +71,7 @@ HWY_INLINE hn::Vec<D> GatherVoxels(D d, const Half* data,
 // The rays of one group of lanes: the voxel-space start and step of each
 // segment, the camera-space ones (for the gradient), where the samples lie
 // (PlanSamples: t0 and t1 − t0 of clipped rays, the samples whose trilinear
-// support meets the volume) and the factor of the line integral.
+// support meets the volume) and each lane's plan.
 struct LaneRays {
   HWY_ALIGN float ax[kMaxLanes], ay[kMaxLanes], az[kMaxLanes];
   HWY_ALIGN float abx[kMaxLanes], aby[kMaxLanes], abz[kMaxLanes];
@@ -79,9 +79,9 @@ struct LaneRays {
   HWY_ALIGN float dx[kMaxLanes], dy[kMaxLanes], dz[kMaxLanes];
   HWY_ALIGN float t0[kMaxLanes], length[kMaxLanes];
   HWY_ALIGN int32_t first[kMaxLanes], last[kMaxLanes];
-  float scale[kMaxLanes];
   int min_first, max_last;
-  // Each lane's plan, for what the gradient adds per ray after the march.
+  // Each lane's plan: its step, and what the gradient adds per ray after the
+  // march.
   RaySamples plan[kMaxLanes];
 };
 
@@ -106,7 +106,6 @@ void SetUpLanes(const Volume& volume, const PoseGeometry& g,
     r->dx[l] = step.x, r->dy[l] = step.y, r->dz[l] = step.z;
     r->t0[l] = ray.span.t0, r->length[l] = ray.length;
     r->first[l] = ray.first, r->last[l] = ray.last;
-    r->scale[l] = ray.step_mm;
     r->plan[l] = ray;
     if (ray.first <= ray.last) {
       r->min_first = ray.first < r->min_first ? ray.first : r->min_first;
@@ -290,7 +289,8 @@ void MarchSpan(const VolumeView<T>& v, const PoseGeometry& g,
     SetUpLanes(v, g, s, row, col, col_end, lanes, &rays);
     hn::Store(MarchLanes(v, rays, s), df, sums);
     for (size_t l = 0; l < lanes && col + static_cast<int>(l) < col_end; ++l)
-      out[col - col_begin + static_cast<int>(l)] = sums[l] * rays.scale[l];
+      out[col - col_begin + static_cast<int>(l)] =
+          sums[l] * rays.plan[l].step_mm;
   }
 }
 
