@@ -167,8 +167,15 @@ class CpuExecutor final : public Executor {
     } else {
       VisitVolume(volume.buffers(), settings,
                   [&](const auto& view, const auto& labels) {
-                    GradientRows(view, labels, poses, n_poses, settings,
-                                 upstream, stop, scratch.row_sums.data());
+                    if (settings.projector == Projector::kSiddon) {
+                      GradientRows<Projector::kSiddon>(
+                          view, labels, poses, n_poses, settings, upstream,
+                          stop, scratch.row_sums.data());
+                    } else {
+                      GradientRows<Projector::kTrilinear>(
+                          view, labels, poses, n_poses, settings, upstream,
+                          stop, scratch.row_sums.data());
+                    }
                   });
     }
     DRR_KERNEL_RETURN_IF_ERROR(stop.Outcome());
@@ -183,15 +190,21 @@ class CpuExecutor final : public Executor {
     DRR_KERNEL_RETURN_IF_ERROR(
         CheckGradientLaunch(space(), volume, settings, workspace));
     EarlyStop stop(workspace);
-    VisitVolume(
-        volume.buffers(), settings, [&](const auto& view, const auto& labels) {
-          JacobianRows(view, labels, poses, n_poses, settings, stop, out);
-        });
+    VisitVolume(volume.buffers(), settings,
+                [&](const auto& view, const auto& labels) {
+                  if (settings.projector == Projector::kSiddon) {
+                    JacobianRows<Projector::kSiddon>(
+                        view, labels, poses, n_poses, settings, stop, out);
+                  } else {
+                    JacobianRows<Projector::kTrilinear>(
+                        view, labels, poses, n_poses, settings, stop, out);
+                  }
+                });
     return stop.Outcome();
   }
 
  private:
-  template <class Volume, class Labels>
+  template <Projector kProjector, class Volume, class Labels>
   void JacobianRows(const Volume& view, const Labels& labels,
                     const PoseGeometry* poses, int n_poses,
                     const RenderSettings& s, EarlyStop& stop, float* out) {
@@ -211,8 +224,8 @@ class CpuExecutor final : public Executor {
           if (stop.Before(col)) return;
           float* d = line + col * kPoseMapEntries;
           for (int k = 0; k < kPoseMapEntries; ++k) d[k] = 0.0f;
-          MarchTrilinearVjp(view, only, poses[pose], s.rays, row, col, &one, 0,
-                            1, d);
+          MarchPoseVjp<kProjector>(view, only, poses[pose], s.rays, row, col,
+                                   &one, 0, 1, d);
         }
       }
     });
@@ -220,7 +233,7 @@ class CpuExecutor final : public Executor {
 
   // Each row sums its rays left to right into its own partial (task index
   // order: pose-major, rows top to bottom), for SumPartialsInOrder.
-  template <class Volume, class Labels>
+  template <Projector kProjector, class Volume, class Labels>
   void GradientRows(const Volume& view, const Labels& labels,
                     const PoseGeometry* poses, int n_poses,
                     const RenderSettings& s, const float* upstream,
@@ -236,8 +249,9 @@ class CpuExecutor final : public Executor {
       for (int col = 0; col < cols; ++col) {
         if (stop.Before(col)) return;
         float ray[kPoseMapEntries] = {};
-        MarchTrilinearVjp(view, labels, poses[pose], s.rays, row, col,
-                          weights + row * cols + col, plane, s.channels, ray);
+        MarchPoseVjp<kProjector>(view, labels, poses[pose], s.rays, row, col,
+                                 weights + row * cols + col, plane, s.channels,
+                                 ray);
         for (int k = 0; k < kPoseMapEntries; ++k) sum[k] += ray[k];
       }
       double* partial = row_sums + static_cast<size_t>(task) * kPoseMapEntries;

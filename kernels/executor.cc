@@ -12,10 +12,6 @@ const char* SpaceName(MemorySpace space) {
 }  // namespace
 
 KernelStatus CheckDifferentiable(const RenderSettings& settings) {
-  if (settings.projector != Projector::kTrilinear) {
-    return KernelStatus::Error(KernelCode::kInvalidArgument,
-                               "pose gradients need the trilinear renderer");
-  }
   if (settings.reduce != Reduce::kSum) {
     return KernelStatus::Error(KernelCode::kInvalidArgument,
                                "pose gradients need a line integral (not MIP)");

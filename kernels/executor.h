@@ -22,10 +22,6 @@
 
 namespace drr::kernels {
 
-// Which ray integral to compute: nanodrr's trilinear samples, or Siddon's
-// exact radiological path.
-enum class Projector { kTrilinear, kSiddon };
-
 // How the trilinear projector reads the volume: exact software interpolation
 // (the reference, on every executor), or the GPU's texture units (CUDA only;
 // 8-bit interpolation weights, float32 and float16 storage; the volume must
@@ -106,7 +102,7 @@ class Executor {
                               Workspace& workspace, float* out) = 0;
 
   // The gradient of Σ upstream·image over every pixel and channel of the
-  // images Render would give with `settings` (trilinear line integrals only)
+  // images Render would give with `settings` (line integrals only)
   // with respect to each pose's camera→voxel map, into grad[0, n_poses).
   // `upstream` has the layout of Render's output. Per-ray values are summed
   // in a fixed order (no atomics): the same call gives the same bits on the
@@ -127,8 +123,8 @@ class Executor {
                                     Workspace& workspace, float* out) = 0;
 };
 
-// kOk when `settings` describe a differentiable render (trilinear line
-// integrals, exact sampler), else kInvalidArgument saying why.
+// kOk when `settings` describe a differentiable render (line integrals,
+// trilinear or Siddon, exact sampler), else kInvalidArgument saying why.
 KernelStatus CheckDifferentiable(const RenderSettings& settings);
 
 // kOk when `volume` and `workspace` belong to executors of `space` (else

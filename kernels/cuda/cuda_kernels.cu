@@ -71,7 +71,7 @@ __global__ void RenderKernel(Volume volume, Labels labels,
 // One thread per pixel computes its ray's partial derivatives; the block
 // sums them by a fixed tree in shared memory and writes one partial per
 // (pose, tile), which the host sums in order: no atomics, same bits every run.
-template <class Volume, class Labels>
+template <Projector kProjector, class Volume, class Labels>
 __global__ void PoseGradientKernel(Volume volume, Labels labels,
                                    const PoseGeometry* poses,
                                    RenderSettings settings, int n_poses,
@@ -89,8 +89,8 @@ __global__ void PoseGradientKernel(Volume volume, Labels labels,
         static_cast<long long>(settings.rays.height) * settings.rays.width;
     const float* weights = upstream + pose * settings.channels * plane +
                            row * settings.rays.width + col;
-    MarchTrilinearVjp(volume, labels, geometry, settings.rays, row, col,
-                      weights, plane, settings.channels, g);
+    MarchPoseVjp<kProjector>(volume, labels, geometry, settings.rays, row, col,
+                             weights, plane, settings.channels, g);
   }
 #pragma unroll
   for (int k = 0; k < kPoseMapEntries; ++k) sums[k][thread] = g[k];
@@ -109,7 +109,7 @@ __global__ void PoseGradientKernel(Volume volume, Labels labels,
 }
 
 // One thread per pixel and channel writes its derivatives dI/dM.
-template <class Volume, class Labels>
+template <Projector kProjector, class Volume, class Labels>
 __global__ void PoseJacobianKernel(Volume volume, Labels labels,
                                    const PoseGeometry* poses,
                                    RenderSettings settings, int n_poses,
@@ -121,8 +121,8 @@ __global__ void PoseJacobianKernel(Volume volume, Labels labels,
   const float one = 1.0f;
   for (int c = 0; c < settings.channels; ++c) {
     float d[kPoseMapEntries] = {};
-    MarchTrilinearVjp(volume, SingleClass<Labels>{labels, c}, geometry,
-                      settings.rays, row, col, &one, 0, 1, d);
+    MarchPoseVjp<kProjector>(volume, SingleClass<Labels>{labels, c}, geometry,
+                             settings.rays, row, col, &one, 0, 1, d);
     float* pixel =
         out + ((((static_cast<long long>(pose) * settings.channels + c) *
                      settings.rays.height +
@@ -197,9 +197,17 @@ KernelStatus LaunchPoseGradient(const VolumeBuffers& volume,
   const Launch launch(settings, n_poses);
   ClearLastError();
   VisitVolume(volume, settings, [&](const auto& view, const auto& labels) {
-    PoseGradientKernel<<<launch.blocks, launch.threads, 0, stream>>>(
-        view, labels, poses, settings, n_poses, launch.grid.tiles_x,
-        launch.grid.tiles, upstream, partials);
+    if (settings.projector == Projector::kSiddon) {
+      PoseGradientKernel<Projector::kSiddon>
+          <<<launch.blocks, launch.threads, 0, stream>>>(
+              view, labels, poses, settings, n_poses, launch.grid.tiles_x,
+              launch.grid.tiles, upstream, partials);
+    } else {
+      PoseGradientKernel<Projector::kTrilinear>
+          <<<launch.blocks, launch.threads, 0, stream>>>(
+              view, labels, poses, settings, n_poses, launch.grid.tiles_x,
+              launch.grid.tiles, upstream, partials);
+    }
   });
   return CudaStatus("PoseGradientKernel launch", cudaGetLastError());
 }
@@ -211,8 +219,17 @@ KernelStatus LaunchPoseJacobian(const VolumeBuffers& volume,
   const Launch launch(settings, n_poses);
   ClearLastError();
   VisitVolume(volume, settings, [&](const auto& view, const auto& labels) {
-    PoseJacobianKernel<<<launch.blocks, launch.threads, 0, stream>>>(
-        view, labels, poses, settings, n_poses, launch.grid.tiles_x, jacobian);
+    if (settings.projector == Projector::kSiddon) {
+      PoseJacobianKernel<Projector::kSiddon>
+          <<<launch.blocks, launch.threads, 0, stream>>>(
+              view, labels, poses, settings, n_poses, launch.grid.tiles_x,
+              jacobian);
+    } else {
+      PoseJacobianKernel<Projector::kTrilinear>
+          <<<launch.blocks, launch.threads, 0, stream>>>(
+              view, labels, poses, settings, n_poses, launch.grid.tiles_x,
+              jacobian);
+    }
   });
   return CudaStatus("PoseJacobianKernel launch", cudaGetLastError());
 }

@@ -245,13 +245,11 @@ absl::Status ValidateRenderCall(const RenderCall& call, const Limits& limits) {
     return absl::InvalidArgumentError("loss.target_id is empty");
   }
   if (!std::holds_alternative<ImagesRequest>(call.kind)) {
-    if (call.projector != kernels::Projector::kTrilinear ||
-        call.output == OutputKind::kMip ||
+    if (call.output == OutputKind::kMip ||
         call.sampler != kernels::Sampler::kExact) {
       return absl::InvalidArgumentError(
-          "pose gradients (gradient, loss, jacobian) need the trilinear "
-          "renderer, the exact "
-          "sampler and a line integral or exp output");
+          "pose gradients (gradient, loss, jacobian) need the exact sampler "
+          "and a line integral or exp output");
     }
     const size_t upstream =
         call.gradient() ? call.gradient()->upstream.size() : 0;

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "geometry/pose.h"
@@ -107,9 +108,15 @@ TEST_F(CudaExecutorTest, MatchesTheCpuExecutorForEveryModeAndStorage) {
 }
 
 TEST_F(CudaExecutorTest, PoseGradientAndJacobianMatchTheCpuExecutor) {
+  // Every trilinear variant, and Siddon.
+  std::vector<std::pair<Projector, RaySettings>> renders;
+  for (const RaySettings& rays : RayVariants())
+    renders.emplace_back(Projector::kTrilinear, rays);
+  renders.emplace_back(Projector::kSiddon, RaySettings{37, 53, 2});
   for (int channels : {1, 11}) {
-    for (const RaySettings& rays : RayVariants()) {
+    for (const auto& [projector, rays] : renders) {
       RenderSettings s;
+      s.projector = projector;
       s.rays = rays;
       s.channels = channels;
       std::vector<float> upstream(poses_.size() * channels * 37 * 53);
@@ -136,8 +143,8 @@ TEST_F(CudaExecutorTest, PoseGradientAndJacobianMatchTheCpuExecutor) {
       for (size_t i = 0; i < jacobian_cpu.size(); ++i) {
         ASSERT_NEAR(jacobian_gpu[i], jacobian_cpu[i],
                     1e-4f * std::fabs(jacobian_cpu[i]) + 1e-6f)
-            << i << " sampling " << int(rays.sampling) << " soft "
-            << rays.soft_labels;
+            << i << " projector " << int(projector) << " sampling "
+            << int(rays.sampling) << " soft " << rays.soft_labels;
       }
     }
   }

@@ -376,7 +376,7 @@ TEST_P(ExecutorConformanceTest, RefusesGradientsOfModesWithoutOne) {
   std::vector<float> jacobian(upstream.size() * kPoseMapEntries);
   std::unique_ptr<Workspace> workspace = MakeWorkspace(*executor_);
   for (const RenderSettings& s :
-       {Settings(Projector::kSiddon, Reduce::kSum, 1),
+       {Settings(Projector::kSiddon, Reduce::kMax, 1),
         Settings(Projector::kTrilinear, Reduce::kMax, 1)}) {
     EXPECT_EQ(executor_
                   ->PoseGradient(*resident, poses.data(), 3, s, upstream.data(),

@@ -24,9 +24,11 @@ using ::drr::geometry::Orientation;
 
 constexpr VolumeShape kShape{36, 32, 28};
 
-// A smooth volume: two Gaussian blobs, so the line integrals are smooth in
-// the pose up to trilinear interpolation's kinks.
-std::vector<float> Blobs() {
+// A smooth volume: two Gaussian blobs on a constant `background` (whose
+// faces then carry gradient where rays enter and leave the volume), so the
+// line integrals are smooth in the pose up to trilinear interpolation's
+// kinks.
+std::vector<float> Blobs(float background = 0.0f) {
   std::vector<float> v(kShape.voxels());
   for (int k = 0; k < kShape.nz; ++k)
     for (int j = 0; j < kShape.ny; ++j)
@@ -36,8 +38,8 @@ std::vector<float> Blobs() {
         const double b = (i - 24.0) * (i - 24.0) + (j - 12.0) * (j - 12.0) +
                          (k - 17.0) * (k - 17.0);
         v[(static_cast<size_t>(k) * kShape.ny + j) * kShape.nx + i] =
-            static_cast<float>(0.03 * std::exp(-a / 40.0) +
-                               0.02 * std::exp(-b / 18.0));
+            background + static_cast<float>(0.03 * std::exp(-a / 40.0) +
+                                            0.02 * std::exp(-b / 18.0));
       }
   return v;
 }
@@ -53,10 +55,15 @@ std::vector<uint16_t> SlabLabels() {
 // How the differentiated render samples its rays.
 struct Variant {
   const char* name;
+  Projector projector;
   Sampling sampling;
   int n_samples;
-  // Soft labels over SlabLabels' three classes, one channel each.
+  // SlabLabels' three classes, one channel each.
+  bool labels;
+  // With labels: soft ones.
   bool soft_labels;
+  // Blobs' background.
+  float background;
   // The finite differences' step, as a fraction of ~0.05 voxel: sparse
   // samples make the integral kink at every cell face a sample crosses.
   double step;
@@ -66,14 +73,25 @@ struct Variant {
 };
 
 // Whole segments; clipped ones, densely sampled and sparsely enough that
-// the ends' dependence on the pose (the clip terms) shows; soft labels.
+// the ends' dependence on the pose (the clip terms) shows; soft labels;
+// Siddon's exact path, summed and per class (its voxels are steps, so the
+// image kinks wherever a ray meets a voxel edge: small steps).
 // (Without the clip terms clipped_sparse is off by 20 %.)
 constexpr Variant kVariants[] = {
-    {"segment", Sampling::kSegment, 2000, false, 1.0, 0.01},
-    {"clipped", Sampling::kClipped, 2000, false, 1.0, 0.01},
-    {"clipped_sparse", Sampling::kClipped, 24, false, 0.04, 0.01},
-    {"soft_labels", Sampling::kSegment, 2000, true, 1.0, 0.02},
-    {"soft_labels_clipped", Sampling::kClipped, 40, true, 0.04, 0.01},
+    {"segment", Projector::kTrilinear, Sampling::kSegment, 2000, false, false,
+     0.0f, 1.0, 0.01},
+    {"clipped", Projector::kTrilinear, Sampling::kClipped, 2000, false, false,
+     0.0f, 1.0, 0.01},
+    {"clipped_sparse", Projector::kTrilinear, Sampling::kClipped, 24, false,
+     false, 0.0f, 0.04, 0.01},
+    {"soft_labels", Projector::kTrilinear, Sampling::kSegment, 2000, true, true,
+     0.0f, 1.0, 0.02},
+    {"soft_labels_clipped", Projector::kTrilinear, Sampling::kClipped, 40, true,
+     true, 0.0f, 0.04, 0.01},
+    {"siddon", Projector::kSiddon, Sampling::kSegment, 2, false, false, 0.01f,
+     0.04, 0.01},
+    {"siddon_labels", Projector::kSiddon, Sampling::kSegment, 2, true, false,
+     0.01f, 0.04, 0.02},
 };
 
 class PoseGradientTest
@@ -83,9 +101,9 @@ class PoseGradientTest
     const auto& [executor, variant] = GetParam();
     executor_ = testing::MakeExecutor(executor);
     const std::vector<uint16_t> labels = SlabLabels();
-    resident_ = testing::MakeResident(
-        *executor_, Blobs(), variant.soft_labels ? labels.data() : nullptr,
-        kShape);
+    resident_ =
+        testing::MakeResident(*executor_, Blobs(variant.background),
+                              variant.labels ? labels.data() : nullptr, kShape);
     Intrinsics in;
     in.sdd = 150;
     in.delx = in.dely = 1.0;
@@ -100,7 +118,8 @@ class PoseGradientTest
     }
     settings_.rays = {12, 14, variant.n_samples, variant.sampling,
                       variant.soft_labels};
-    settings_.channels = variant.soft_labels ? 3 : 1;
+    settings_.projector = variant.projector;
+    settings_.channels = variant.labels ? 3 : 1;
     std::mt19937 rng(7);
     std::uniform_real_distribution<float> weight(-1.0f, 1.0f);
     upstream_.resize(poses_.size() * settings_.channels * 12 * 14);

@@ -211,8 +211,10 @@ TEST(ValidateRenderCallTest, RejectsBadOptions) {
   ExpectRejected(call, absl::StatusCode::kInvalidArgument,
                  "options.channels.classes");
   call.channels.classes.clear();
-  call.projector = kernels::Projector::kSiddon;  // a loss needs a gradient
-  ExpectRejected(call, absl::StatusCode::kInvalidArgument, "trilinear");
+  call.projector = kernels::Projector::kSiddon;  // differentiable too
+  EXPECT_TRUE(ValidateRenderCall(call, Limits{}).ok());
+  call.output = OutputKind::kMip;  // a loss needs a gradient
+  ExpectRejected(call, absl::StatusCode::kInvalidArgument, "line integral");
 }
 
 TEST(ResolvePoseTest, ParameterizedPosesRotateAboutTheVolumeCentreByDefault) {
