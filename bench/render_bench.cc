@@ -14,7 +14,7 @@
 //   render_bench MU.f32 MU.txt [--repeats N] [--side PIXELS] [--samples N]
 //       [--sampling segment|clipped]
 //       [--batches 1,8,64] [--threads N] [--executors cpu,cpu_scalar,cuda]
-//       [--renderers trilinear-gradient,trilinear,siddon]
+//       [--renderers trilinear-gradient,trilinear,siddon,siddon-gradient]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -82,11 +82,11 @@ struct BenchOptions {
   int threads = 0;  // CPU executors: 0 = one per hardware thread
   std::vector<std::string> executors = {"cpu", "cpu_scalar", "cuda"};
   std::vector<std::string> renderers = {"trilinear-gradient", "trilinear",
-                                        "siddon"};
+                                        "siddon", "siddon-gradient"};
 };
 
-// Times `renderer` ("trilinear", "siddon" or "trilinear-gradient", the pose
-// gradient for upstream 1 everywhere) for `poses`: once to warm up, then
+// Times `renderer` ("trilinear" or "siddon", or either with "-gradient", the
+// pose gradient for upstream 1 everywhere) for `poses`: once to warm up, then
 // `repeats` times; the median milliseconds per launch (images copied back to
 // host memory included).
 double TimeLaunch(kernels::Executor& executor, kernels::Workspace& workspace,
@@ -96,8 +96,11 @@ double TimeLaunch(kernels::Executor& executor, kernels::Workspace& workspace,
                   int repeats) {
   kernels::RenderSettings settings;
   settings.rays = rays;
-  settings.projector = renderer == "siddon" ? kernels::Projector::kSiddon
-                                            : kernels::Projector::kTrilinear;
+  const bool gradient =
+      renderer == "trilinear-gradient" || renderer == "siddon-gradient";
+  settings.projector = renderer.rfind("siddon", 0) == 0
+                           ? kernels::Projector::kSiddon
+                           : kernels::Projector::kTrilinear;
   const int n = static_cast<int>(poses.size());
   const size_t pixels = static_cast<size_t>(rays.height) * rays.width;
   std::vector<float> out(poses.size() * pixels);
@@ -107,7 +110,7 @@ double TimeLaunch(kernels::Executor& executor, kernels::Workspace& workspace,
   for (int r = 0; r <= repeats; ++r) {
     const auto start = std::chrono::steady_clock::now();
     const kernels::KernelStatus status =
-        renderer == "trilinear-gradient"
+        gradient
             ? executor.PoseGradient(volume, poses.data(), n, settings,
                                     upstream.data(), workspace, grad.data())
             : executor.Render(volume, poses.data(), n, settings, workspace,
@@ -142,7 +145,8 @@ constexpr char kUsage[] =
     "       [--samples N] [--sampling segment|clipped]\n"
     "       [--batches 1,8,64] [--threads N]\n"
     "       [--executors cpu,cpu_scalar,cuda]\n"
-    "       [--renderers trilinear-gradient,trilinear,siddon]\n";
+    "       [--renderers trilinear-gradient,trilinear,siddon,siddon-gradient]"
+    "\n";
 
 // Parses the command line into `options` and the two input paths; false
 // (with the usage on stderr) when it does not fit.
@@ -186,7 +190,8 @@ bool ParseArguments(int argc, char** argv, BenchOptions* options,
        !options->batches.empty();
   for (int b : options->batches) ok = ok && b > 0;
   for (const std::string& r : options->renderers)
-    ok = ok && (r == "trilinear" || r == "siddon" || r == "trilinear-gradient");
+    ok = ok && (r == "trilinear" || r == "siddon" ||
+                r == "trilinear-gradient" || r == "siddon-gradient");
   if (!ok) std::fputs(kUsage, stderr);
   return ok;
 }
