@@ -44,6 +44,11 @@ POSES = {"reference": ([0.0, 0.0, 0.0], [0.0, 850.0, 0.0]),
 # host geometry is float64): a float32 rt_inv's own rounding (6e-5 mm at 850 mm) moves a real
 # CT's gradient as much again (5.6e-3 at the tutorial start, against 1.8e-3 from float64).
 GRADIENT_BOUND = 5e-3
+# Label channels move more: a sample at a rounding tie of the nearest label goes to one channel
+# or the other with its gradient, and drrclient.nanodrr's float32 sample positions round apart
+# from nanodrr's. Measured 7.9e-3 at the tutorial start; nanodrr's own float32 error there
+# depends on the CPU torch runs on (3.5e-3 on an AMD EPYC with AVX2, so twice it falls short).
+LABEL_GRADIENT_BOUND = 1e-2
 
 
 @pytest.fixture(scope="module")
@@ -76,14 +81,15 @@ def nanodrrs(subject, pose, **kwargs):
             rendered_and_differentiated(nanodrr_render, subject, pose, backend="torch", **kwargs))
 
 
-def expect_nanodrrs(ours, subject, pose, **kwargs):
+def expect_nanodrrs(ours, subject, pose, bound=GRADIENT_BOUND, **kwargs):
     """Fails unless `ours` (images, parameter and rt_inv gradients) are nanodrr's for `pose`,
-    within float32's reach (above); returns nanodrr's float64 images."""
+    within float32's reach (above: `bound`, or twice nanodrr's own float32 error); returns
+    nanodrr's float64 images."""
     reference, float32 = nanodrrs(subject, pose, **kwargs)
     assert ours[0].shape == reference[0].shape
     for k in (1, 2):
         scatter = relative_error(float32[k], reference[k])
-        assert relative_error(ours[k], reference[k]) < max(GRADIENT_BOUND, 2 * scatter), k
+        assert relative_error(ours[k], reference[k]) < max(bound, 2 * scatter), k
     return reference[0]
 
 
@@ -109,7 +115,7 @@ def test_label_channels_match_nanodrrs(client, subject):
     with_labels = labelled(subject)
     ours = rendered_and_differentiated(dropin.render, with_labels, POSES["tutorial_start"],
                                        torch.float64, client=client)
-    images = expect_nanodrrs(ours, with_labels, POSES["tutorial_start"])
+    images = expect_nanodrrs(ours, with_labels, POSES["tutorial_start"], LABEL_GRADIENT_BOUND)
     assert images.shape == (1, 4, HEIGHT, WIDTH)
     # As in test_parity: a sample at a rounding tie of the nearest label may change channel.
     assert relative_error(ours[0].sum(axis=1), images.sum(axis=1)) < FLOAT32_BOUND

@@ -26,45 +26,19 @@ accepted and ignored: the server renders.
 
 from __future__ import annotations
 
-import os
-import threading
-import weakref
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import torch
 
+from drrclient._torch_render import ADDRESS_VARIABLE, Render, connect, default_client, uploads
 from drrclient.client import Client
 from drrclient.geometry import Intrinsics
 from drrclient.options import RenderOptions, Sampling
 
-#: Where ``render`` finds the server when neither ``client`` nor ``connect()`` says.
-ADDRESS_VARIABLE = "DRRSERVE_ADDRESS"
-
-_default_client: Client | None = None
-_default_lock = threading.Lock()
-
-
-def connect(address: str, **client_options: Any) -> Client:
-    """Makes ``render`` use the server at ``address`` (Client's keyword options: TLS, token,
-    retries); returns the client."""
-    global _default_client
-    with _default_lock:
-        if _default_client is not None:
-            _default_client.close()
-        _default_client = Client(address, **client_options)
-        return _default_client
-
-
-def _client() -> Client:
-    global _default_client
-    with _default_lock:
-        if _default_client is None:
-            _default_client = Client(os.environ.get(ADDRESS_VARIABLE, "127.0.0.1:50051"))
-        return _default_client
+__all__ = ["ADDRESS_VARIABLE", "connect", "installed_sampling", "intrinsics_from_k_inv", "render"]
 
 
 def installed_sampling() -> Sampling:
@@ -89,126 +63,18 @@ def intrinsics_from_k_inv(k_inv: npt.NDArray[np.float64], sdd: float, height: in
                       orthographic=orthographic)
 
 
-def _volume_of(subject: Any) -> tuple[Any, Any | None, str, npt.NDArray[np.float64]]:
+def _volume_of(subject: Any) -> tuple[Any, Any | None, str, npt.NDArray[np.float64], bool]:
     """What a subject renders from: a nanodrr Subject's attenuation volume [1, 1, D, H, W] and,
-    with more than one class, its labels; or a TorchIO ScalarImage's HU [1, W, H, D]; and the
-    voxel->world affine."""
+    with more than one class, its labels; or a TorchIO ScalarImage's HU [1, W, H, D] (x, y, z
+    order); and the voxel->world affine."""
     if hasattr(subject, "voxel_to_world"):
         labelled = int(subject.n_classes) > 1
         affine = subject.voxel_to_world.detach().to("cpu", torch.float64).numpy()
-        return subject.image, subject.label if labelled else None, "attenuation", affine
+        return subject.image, subject.label if labelled else None, "attenuation", affine, False
     if hasattr(subject, "affine") and hasattr(subject, "data"):
-        return subject.data, None, "hu", np.asarray(subject.affine, dtype=np.float64)
+        return subject.data, None, "hu", np.asarray(subject.affine, dtype=np.float64), True
     raise TypeError(f"render needs a nanodrr Subject or a TorchIO ScalarImage, not "
                     f"{type(subject).__name__}")
-
-
-@dataclass
-class _Upload:
-    """A volume uploaded from a subject's tensors, as they were then."""
-
-    client: weakref.ref[Client]
-    volume: weakref.ref[Any]
-    labels: weakref.ref[Any] | None
-    version: int
-    affine: bytes
-    volume_id: str
-
-    def holds(self, client: Client, volume: Any, labels: Any, version: int,
-              affine: bytes) -> bool:
-        return (self.client() is client and self.volume() is volume
-                and (self.labels() if self.labels is not None else None) is labels
-                and self.version == version and self.affine == affine)
-
-
-class _Uploads:
-    """The volume id of each subject's current volume (and labels) on each client. A tensor
-    changed in place (its version moves) or replaced (a Subject whose attenuation parameters
-    change computes a new one), or an affine that moved, is uploaded again. The client stops
-    keeping a volume for re-upload (Client.forget) once its tensor is gone or replaced, so that
-    a loop over many subjects holds one volume each at most while they live."""
-
-    def __init__(self) -> None:
-        self._uploads: dict[tuple[int, int, int], _Upload] = {}
-        self._lock = threading.Lock()
-
-    def volume_of(self, client: Client, subject: Any) -> str:
-        volume, labels, kind, affine = _volume_of(subject)
-        key = (id(client), id(volume), id(labels))
-        version = volume._version + (labels._version if labels is not None else 0)
-        with self._lock:
-            kept = self._uploads.get(key)
-            if kept is not None and kept.holds(client, volume, labels, version, affine.tobytes()):
-                return kept.volume_id
-        if kind == "attenuation":
-            voxels = volume.detach()[0, 0].to("cpu", torch.float32).numpy()
-        else:  # TorchIO's [1, W, H, D] (x slowest) as drrserve's [D, H, W] (x fastest)
-            voxels = volume.detach()[0].to("cpu", torch.float32).numpy().transpose(2, 1, 0)
-        classes = (labels.detach()[0, 0].to("cpu").numpy().astype(np.uint16)
-                   if labels is not None else None)
-        volume_id = client.upload_volume(np.ascontiguousarray(voxels), affine, value_kind=kind,
-                                         labels=classes)
-        upload = _Upload(weakref.ref(client), weakref.ref(volume),
-                         weakref.ref(labels) if labels is not None else None, version,
-                         affine.tobytes(), volume_id)
-        with self._lock:
-            replaced = self._uploads.get(key)
-            self._uploads[key] = upload
-            self._forget(replaced)
-        weakref.finalize(volume, self._drop, key, upload)
-        return volume_id
-
-    def _drop(self, key: tuple[int, int, int], upload: _Upload) -> None:
-        """Forgets `upload` once its volume tensor is gone (unless replaced already)."""
-        with self._lock:
-            if self._uploads.get(key) is upload:
-                del self._uploads[key]
-                self._forget(upload)
-
-    def _forget(self, upload: _Upload | None) -> None:
-        """Makes the client forget `upload`'s volume, unless a current upload holds it too (the
-        same content from another subject or tensor)."""
-        client = upload.client() if upload is not None else None
-        if upload is None or client is None:
-            return
-        if not any(u.volume_id == upload.volume_id and u.client() is client
-                   for u in self._uploads.values()):
-            client.forget(upload.volume_id)
-
-
-_uploads = _Uploads()
-
-
-class _Render(torch.autograd.Function):
-    """Forward renders rt_inv's poses on the server; backward sends dL/dI and gets dL/d rt_inv.
-    The images have `classes` channels: the server's one per class present in the labels, and
-    zero channels after them up to the subject's n_classes (nanodrr's max_label may name classes
-    no voxel has)."""
-
-    @staticmethod
-    def forward(ctx: Any, rt_inv: torch.Tensor, client: Client, volume_id: str,
-                cameras: Sequence[Intrinsics], options: RenderOptions,
-                classes: int) -> torch.Tensor:
-        poses = list(rt_inv.detach().to("cpu", torch.float64).numpy())
-        images = client.render(volume_id, poses, cameras, options)
-        rendered = images.shape[1]
-        # (A copy either way: the decoded images are a read-only view of the response.)
-        padding = np.zeros((images.shape[0], max(classes - rendered, 0), *images.shape[2:]),
-                           dtype=images.dtype)
-        channels = np.concatenate([images, padding], axis=1)
-        ctx.save_for_backward(rt_inv)
-        ctx.request = (client, volume_id, poses, cameras, options, rendered)
-        return torch.from_numpy(channels).to(rt_inv.device, _image_dtype(rt_inv))
-
-    @staticmethod
-    def backward(ctx: Any, grad_images: torch.Tensor) -> tuple[Any, ...]:
-        (rt_inv,) = ctx.saved_tensors
-        client, volume_id, poses, cameras, options, rendered = ctx.request
-        upstream = grad_images.detach()[:, :rendered].to("cpu", torch.float32).contiguous()
-        _, _, rt_inv_gradients = client.render_with_gradients(volume_id, poses, upstream.numpy(),
-                                                              cameras, options)
-        grad = torch.from_numpy(np.asarray(rt_inv_gradients)).to(rt_inv.device, rt_inv.dtype)
-        return grad, None, None, None, None, None
 
 
 def _image_dtype(rt_inv: torch.Tensor) -> torch.dtype:
@@ -241,11 +107,13 @@ def render(subject: Any, k_inv: torch.Tensor, rt_inv: torch.Tensor, sdd: torch.T
         raise ValueError(f"k_inv ({len(k_invs)}) and sdd ({len(sdds)}) need 1 or {batch} entries")
     cameras = [intrinsics_from_k_inv(k_invs[i % len(k_invs)], float(sdds[i % len(sdds)]), height,
                                      width, orthographic) for i in range(batch)]
-    client = client or _client()
-    volume_id = _uploads.volume_of(client, subject)
+    client = client or default_client()
+    volume, labels, kind, affine, xyz = _volume_of(subject)
+    volume_id = uploads.volume_of(client, volume, labels, affine, kind, xyz)
     if sampling is None and options.sampling is None and options.renderer in (None, "trilinear"):
         sampling = installed_sampling()
     options = replace(options, n_samples=n_samples, soft_labels=soft_labels,
                       sampling=sampling or options.sampling)
     classes = int(getattr(subject, "n_classes", 1))
-    return _Render.apply(rt_inv, client, volume_id, cameras, options, classes)
+    return Render.apply(rt_inv, client, volume_id, cameras, options, classes,
+                        _image_dtype(rt_inv))
