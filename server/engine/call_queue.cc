@@ -96,7 +96,7 @@ bool CallQueue::Push(QueuedCall* call, std::vector<DroppedCall>* dropped) {
   if (size_ >= max_calls_) DropUnwanted(dropped);
   PriorityClass& cls = ClassOf(call->call);
   const std::string& client = call->call.scheduling.client;
-  if (size_ >= max_calls_) {
+  if (size_ >= max_calls_ && !call->call.scheduling.continuation) {
     ForgetIfIdle(cls, client);
     return false;
   }

@@ -87,9 +87,10 @@ class CallQueue {
 
   // Queues `*call` (moved from) and returns true, or returns false, leaving
   // `*call` as it was, when the queue is full even after dropping the calls
-  // nobody wants any more (DropUnwanted). A waiting call of the same LATEST
-  // stream, in any class, is superseded: taken out into `dropped` with
-  // ABORTED; when the waiting one arrived later, `*call` itself goes to
+  // nobody wants any more (DropUnwanted) and `*call` is not a continuation
+  // (Scheduling::continuation: queued beyond the bound). A waiting call of the
+  // same LATEST stream, in any class, is superseded: taken out into `dropped`
+  // with ABORTED; when the waiting one arrived later, `*call` itself goes to
   // `dropped` instead (and true is returned).
   bool Push(QueuedCall* call, std::vector<DroppedCall>* dropped);
 

@@ -196,8 +196,12 @@ class Job : public std::enable_shared_from_this<Job> {
     return call;
   }
 
+  // Submits the current iteration's call. The first one is admitted like
+  // any other call; the later ones continue admitted work and queue even
+  // when the queue is full.
   void Submit() {
     RenderCall call = CallOfThisIteration();
+    call.scheduling.continuation = iteration_ > 0;
     if (absl::Status wanted = StillWanted(call, "between two iterations");
         !wanted.ok()) {
       done_(wanted);

@@ -114,6 +114,12 @@ struct Scheduling {
   // LATEST stream, the later arrival supersedes the other, whichever reaches
   // the queue first (a call waiting for its volume to load reaches it late).
   uint64_t arrival = 0;
+  // A later step of work the engine admitted already (a registration's next
+  // iteration): queued even when the queue is full, so that admitted work
+  // runs to its end. Each such piece of work has at most one call waiting at
+  // a time, and the streams that carry it are limited, so the queue's bound
+  // is exceeded by at most that many calls (each held in the memory budget).
+  bool continuation = false;
 };
 
 // One batch of poses of one volume.

@@ -161,7 +161,8 @@ void RenderEngine::Submit(RenderCall call, Callback done) {
       done(valid);
       return;
     }
-    if (loads_waiting_.fetch_add(1) >= limits_.max_queued_requests) {
+    if (loads_waiting_.fetch_add(1) >= limits_.max_queued_requests &&
+        !call.scheduling.continuation) {
       loads_waiting_.fetch_sub(1);
       done(QueueFull());
       return;

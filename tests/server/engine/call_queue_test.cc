@@ -203,6 +203,17 @@ TEST(CallQueueTest, AFullQueueLeavesTheCallWithItsCaller) {
   EXPECT_TRUE(queue.empty());
 }
 
+TEST(CallQueueTest, AContinuationQueuesPastTheBound) {
+  CallQueue queue(1);
+  Push(queue, Call("a", 1));
+  QueuedCall next_iteration = Call("b", 2);
+  next_iteration.call.scheduling.continuation = true;
+  std::vector<DroppedCall> dropped;
+  EXPECT_TRUE(queue.Push(&next_iteration, &dropped));
+  EXPECT_EQ(queue.size(), 2);
+  EXPECT_TRUE(dropped.empty());
+}
+
 TEST(CallQueueTest, ABatchGrowsOnlyAsFarAsItsCallsDeadlinesAllow) {
   const auto now = std::chrono::steady_clock::now();
   // Each call is 8 × 8 × 100 = 6400 ray samples: 10 ms at this estimate.

@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "tests/status_matchers.h"
 
@@ -297,6 +299,54 @@ TEST_F(RegistrationTest, EndsCancelledOrPastItsDeadline) {
   spec.call.cancelled = nullptr;
   spec.call.deadline = std::chrono::steady_clock::now();
   EXPECT_THAT(Run(spec), StatusIs(absl::StatusCode::kDeadlineExceeded));
+}
+
+TEST_F(RegistrationTest, GoesOnThroughAFullQueueOnceStarted) {
+  Limits limits;
+  limits.max_queued_requests = 1;
+  RenderEngine engine(executor_.get(), &store_, &targets_, limits);
+  RegistrationSpec spec;
+  spec.call = Call({Pose({0.08, -0.06, 0.05}, {8, 300, 0})});
+  spec.optimizer.iterations = 3;
+  spec.optimizer.patience = 100;
+  RenderCall images = Call({Pose({0, 0, 0}, {0, 300, 0})});
+  images.kind = ImagesRequest{};
+  absl::Notification gate, other_done, finished;
+  absl::StatusOr<RenderResult> other;
+  absl::StatusOr<RegistrationOutcome> outcome;
+  Registrar(&engine, &targets_)
+      .Start(
+          spec,
+          [&](const RegistrationStep& step) {
+            if (step.iteration != 0) return;
+            // Before the next iteration is submitted: hold the worker and
+            // fill the queue with someone else's call.
+            engine.Post([&] { gate.WaitForNotification(); }, [] {});
+            engine.Submit(images, [&](absl::StatusOr<RenderResult> result) {
+              other = std::move(result);
+              other_done.Notify();
+            });
+          },
+          [&](absl::StatusOr<RegistrationOutcome> result) {
+            outcome = std::move(result);
+            finished.Notify();
+          });
+  // The next iteration waits beside the other call, past the bound.
+  while (engine.queue_depth() < 2 && !finished.HasBeenNotified())
+    absl::SleepFor(absl::Milliseconds(1));
+  EXPECT_EQ(engine.queue_depth(), 2);
+  // A call that is not a continuation is still refused.
+  absl::Status refused;
+  engine.Submit(images, [&](absl::StatusOr<RenderResult> result) {
+    refused = result.status();
+  });
+  EXPECT_THAT(refused, StatusIs(absl::StatusCode::kResourceExhausted));
+  gate.Notify();
+  finished.WaitForNotification();
+  other_done.WaitForNotification();
+  ASSERT_THAT(outcome, IsOk());
+  EXPECT_EQ(outcome->iterations, 3);
+  EXPECT_THAT(other, IsOk());
 }
 
 TEST_F(RegistrationTest, EndsAbortedWhenAStepLeavesTheMeaningfulRanges) {
