@@ -52,6 +52,12 @@ std::vector<uint16_t> SlabLabels() {
   return labels;
 }
 
+// Where the test's cameras are: perspective, 80 mm from the volume's centre
+// (every ray enters and leaves it); orthographic there (sources off the
+// origin); perspective with the source inside the volume, 10 mm from its
+// centre (rays start in it).
+enum class Camera { kPerspective, kOrthographic, kSourceInside };
+
 // How the differentiated render samples its rays.
 struct Variant {
   const char* name;
@@ -64,6 +70,7 @@ struct Variant {
   bool soft_labels;
   // Blobs' background.
   float background;
+  Camera camera;
   // The finite differences' step, as a fraction of ~0.05 voxel: sparse
   // samples make the integral kink at every cell face a sample crosses.
   double step;
@@ -75,23 +82,32 @@ struct Variant {
 // Whole segments; clipped ones, densely sampled and sparsely enough that
 // the ends' dependence on the pose (the clip terms) shows; soft labels;
 // Siddon's exact path, summed and per class (its voxels are steps, so the
-// image kinks wherever a ray meets a voxel edge: small steps).
-// (Without the clip terms clipped_sparse is off by 20 %.)
+// image kinks wherever a ray meets a voxel edge: small steps), from
+// orthographic sources (off the camera origin) and from a source inside the
+// volume (whose in-volume points are ~25 mm from it rather than ~100: larger
+// steps, or float32 rounding swamps the differences).
+// (Without the clip terms clipped_sparse is off by 20 %; without the exit
+// term every Siddon variant fails, without the sources' term the
+// orthographic one.)
 constexpr Variant kVariants[] = {
     {"segment", Projector::kTrilinear, Sampling::kSegment, 2000, false, false,
-     0.0f, 1.0, 0.01},
+     0.0f, Camera::kPerspective, 1.0, 0.01},
     {"clipped", Projector::kTrilinear, Sampling::kClipped, 2000, false, false,
-     0.0f, 1.0, 0.01},
+     0.0f, Camera::kPerspective, 1.0, 0.01},
     {"clipped_sparse", Projector::kTrilinear, Sampling::kClipped, 24, false,
-     false, 0.0f, 0.04, 0.01},
+     false, 0.0f, Camera::kPerspective, 0.04, 0.01},
     {"soft_labels", Projector::kTrilinear, Sampling::kSegment, 2000, true, true,
-     0.0f, 1.0, 0.02},
+     0.0f, Camera::kPerspective, 1.0, 0.02},
     {"soft_labels_clipped", Projector::kTrilinear, Sampling::kClipped, 40, true,
-     true, 0.0f, 0.04, 0.01},
+     true, 0.0f, Camera::kPerspective, 0.04, 0.01},
     {"siddon", Projector::kSiddon, Sampling::kSegment, 2, false, false, 0.01f,
-     0.04, 0.01},
+     Camera::kPerspective, 0.04, 0.01},
     {"siddon_labels", Projector::kSiddon, Sampling::kSegment, 2, true, false,
-     0.01f, 0.04, 0.02},
+     0.01f, Camera::kPerspective, 0.04, 0.02},
+    {"siddon_orthographic", Projector::kSiddon, Sampling::kSegment, 2, false,
+     false, 0.01f, Camera::kOrthographic, 0.04, 0.01},
+    {"siddon_source_inside", Projector::kSiddon, Sampling::kSegment, 2, false,
+     false, 0.01f, Camera::kSourceInside, 0.2, 0.02},
 };
 
 class PoseGradientTest
@@ -109,11 +125,13 @@ class PoseGradientTest
     in.delx = in.dely = 1.0;
     in.height = 12;
     in.width = 14;
+    in.orthographic = variant.camera == Camera::kOrthographic;
+    const double distance = variant.camera == Camera::kSourceInside ? 10 : 80;
     for (double angle : {10.0, -35.0}) {
       poses_.push_back(MakePoseGeometry(
           Mat4d::Identity(),
-          MakeRtInv(EulerToMatrix("ZXY", {angle, 8, -4}, true), {0, 80, 0},
-                    Orientation::kAP, {17, 15, 13}),
+          MakeRtInv(EulerToMatrix("ZXY", {angle, 8, -4}, true),
+                    {0, distance, 0}, Orientation::kAP, {17, 15, 13}),
           in));
     }
     settings_.rays = {12, 14, variant.n_samples, variant.sampling,
