@@ -6,6 +6,7 @@
 
 #include "kernels/pose_map.h"
 #include "kernels/ray_march.h"
+#include "kernels/siddon.h"
 #include "kernels/volume_view.h"
 
 namespace drr::kernels {

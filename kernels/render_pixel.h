@@ -4,6 +4,7 @@
 
 #include "kernels/executor.h"
 #include "kernels/ray_march.h"
+#include "kernels/siddon.h"
 
 namespace drr::kernels {
 

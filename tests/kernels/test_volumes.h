@@ -7,6 +7,7 @@
 #include "kernels/executor.h"
 #include "kernels/pose_geometry.h"
 #include "kernels/ray_march.h"
+#include "kernels/siddon.h"
 #include "kernels/volume_view.h"
 
 namespace drr::kernels::testing {
