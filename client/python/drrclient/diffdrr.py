@@ -10,12 +10,13 @@
 ``DRR`` is a ``diffdrr.drr.DRR`` (the same constructor, detector, ``affine``,
 ``perspective_projection``, ``set_intrinsics_``, ``rescale_detector_``) whose ``forward`` renders
 on the server: it returns what DiffDRR's does, [B, C, H, W] (or DiffDRR's [B, C, n] with
-``reshape=False``), of the module's dtype on the pose's device, differentiable with respect to the
-pose (the server computes dL/d(camera->world) from the upstream gradient; autograd takes it on
-through diffdrr.pose.convert to rotation and translation). The server is ``connect()``'s (shared
-with drrclient.nanodrr), or the ``DRRSERVE_ADDRESS`` environment variable's (127.0.0.1:50051 by
-default), or the ``client`` passed to ``DRR``; ``options`` passes drrserve's other render options
-(e.g. ``volume_storage``).
+``reshape=False``), float64 for a float64 module and float32 otherwise, on the pose's device,
+differentiable with respect to the pose (the server computes dL/d(camera->world) from the
+upstream gradient; autograd takes it on through diffdrr.pose.convert to rotation and
+translation). The server is ``connect()``'s (shared with drrclient.nanodrr), or the
+``DRRSERVE_ADDRESS`` environment variable's (127.0.0.1:50051 by default), or the ``client``
+passed to ``DRR``; ``options`` passes the render options that leave the images DiffDRR's
+(``volume_storage``, ``image_dtype``).
 
 What maps: DiffDRR's default renderer, Siddon (``mode="nearest"``, ``reducefn="sum"``), is the
 exact radiological path, sum of mu * length over the voxels a ray crosses; drrserve's
@@ -26,7 +27,8 @@ RigidTransform, works (the pose is made locally, as DiffDRR makes it); ``calibra
 RigidTransform of [[delx, 0, 0, x0], [0, dely, 0, y0], [0, 0, sdd, 0], [0, 0, 0, 1]], one or one
 per pose) sets the intrinsics; ``reverse_x_axis``, ``x0``/``y0``, ``dely``, ``width``,
 ``mask_to_channels`` (one channel per label 0 .. max of ``subject.mask``), ``p_subsample`` (the
-detector's own random pixels, from the whole image rendered) and ``reshape`` are DiffDRR's.
+detector's own random pixels, from the whole image rendered; also for batches and label
+channels, where DiffDRR 0.6.1's own reshaping fails) and ``reshape`` are DiffDRR's.
 ``patch_size``, ``compile_renderer`` and ``checkpoint_gradients`` only save DiffDRR memory or time
 and are accepted and ignored; so are Siddon's ``eps`` and ``stop_gradients_through_grid_sample``
 (nearest values carry no pose gradient either way).
@@ -50,7 +52,7 @@ and runs locally.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import Any
 
 import numpy as np
@@ -98,6 +100,26 @@ def _check_siddon(renderer: str, renderer_kwargs: dict[str, Any]) -> None:
                          "0.6.1's own filter fails with it); leave it False")
 
 
+# The render options that leave DiffDRR's images as they are: where the volume is kept and
+# the images' precision on the wire.
+_OPTIONS_OFFERED = ("volume_storage", "image_dtype")
+
+
+def _check_options(options: RenderOptions) -> None:
+    """Refuses render options that would make the images other than DiffDRR's Siddon ones."""
+    if options.renderer not in (None, "siddon"):
+        raise ValueError(f"options.renderer={options.renderer!r}: drrclient.diffdrr renders "
+                         "DiffDRR's Siddon renderer only")
+    defaults = RenderOptions()
+    for field in fields(RenderOptions):
+        if field.name in _OPTIONS_OFFERED or field.name == "renderer":
+            continue
+        if getattr(options, field.name) != getattr(defaults, field.name):
+            raise ValueError(f"options.{field.name} is not offered: drrclient.diffdrr returns "
+                             "DiffDRR's images (its options: renderer, "
+                             f"{', '.join(_OPTIONS_OFFERED)})")
+
+
 def _check_forward_kwargs(kwargs: dict[str, Any]) -> None:
     """Refuses renderer keywords of forward other than DiffDRR Siddon's default align_corners."""
     for name, value in kwargs.items():
@@ -133,9 +155,7 @@ class DRR(_DiffDRR):
                  client: Client | None = None, options: RenderOptions = RenderOptions(),
                  **renderer_kwargs: Any) -> None:
         _check_siddon(renderer, renderer_kwargs)
-        if options.renderer not in (None, "siddon"):
-            raise ValueError(f"options.renderer={options.renderer!r}: drrclient.diffdrr renders "
-                             "DiffDRR's Siddon renderer only")
+        _check_options(options)
         # DiffDRR's own (a local Siddon renderer for render(), never called by forward).
         super().__init__(subject, sdd, height, delx, width=width, dely=dely, x0=x0, y0=y0,
                          p_subsample=p_subsample, reshape=reshape,
@@ -143,7 +163,6 @@ class DRR(_DiffDRR):
                          renderer=renderer, voxel_shift=voxel_shift, persistent=persistent,
                          compile_renderer=False, checkpoint_gradients=checkpoint_gradients,
                          **renderer_kwargs)
-        del compile_renderer  # the server renders
         self.voxel_shift = float(voxel_shift)
         self.drrserve_client = client
         self.drrserve_options = replace(options, renderer="siddon")
@@ -214,6 +233,9 @@ class DRR(_DiffDRR):
         corners = affine @ np.concatenate([grid.reshape(-1, 3), np.ones((8, 1))], 1).T
         cameras = []
         for b, pose in enumerate(poses):
+            if not np.all(np.isfinite(pose)) or abs(np.linalg.det(pose[:3, :3])) < 1e-9:
+                raise ValueError(f"pose {b} is not a finite, invertible transform: "
+                                 f"{pose.tolist()}")
             sdd, delx, dely, x0, y0 = _intrinsics(values[b % len(values)])
             depth = float((np.linalg.inv(pose) @ corners)[2].max())
             scale = max(1.0, 1.01 * depth / sdd)

@@ -98,6 +98,9 @@ def render(subject: Any, k_inv: torch.Tensor, rt_inv: torch.Tensor, sdd: torch.T
                                   "of one's own are not offered")
     if n_samples < 2:
         raise ValueError("n_samples must be at least 2")
+    if options.sum_channels or options.classes is not None:
+        raise ValueError("options.sum_channels and options.classes are not offered: render "
+                         "returns one channel per class of the subject, as nanodrr's does")
     if rt_inv.ndim != 3 or rt_inv.shape[1:] != (4, 4):
         raise ValueError(f"rt_inv must be [B, 4, 4], not {list(rt_inv.shape)}")
     batch = rt_inv.shape[0]
