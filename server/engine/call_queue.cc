@@ -133,9 +133,17 @@ void CallQueue::DropUnwanted(std::vector<DroppedCall>* dropped) {
   }
 }
 
+int64_t QueuedCall::steps_per_ray() const {
+  if (launch.settings.projector == kernels::Projector::kSiddon && volume) {
+    const VolumeHeader& h = volume->header();
+    return int64_t{h.width} + h.height + h.depth;
+  }
+  return launch.settings.rays.n_samples;
+}
+
 int64_t QueuedCall::ray_samples() const {
   const kernels::RaySettings& rays = launch.settings.rays;
-  return int64_t{poses()} * rays.height * rays.width * rays.n_samples;
+  return int64_t{poses()} * rays.height * rays.width * steps_per_ray();
 }
 
 bool LaunchEstimate::EndsBy(

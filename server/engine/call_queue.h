@@ -51,7 +51,11 @@ struct QueuedCall {
   MemoryHold held;
 
   int poses() const { return static_cast<int>(call.poses.size()); }
-  // Poses × pixels × samples per ray: the work of its launch share.
+  // The steps each of its rays takes: its samples, or for Siddon (whose walk
+  // ignores the sample count) the most voxels a ray can cross, the volume's
+  // width + height + depth.
+  int64_t steps_per_ray() const;
+  // Poses × pixels × steps per ray: the work of its launch share.
   int64_t ray_samples() const;
 };
 

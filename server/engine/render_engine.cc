@@ -405,7 +405,7 @@ std::vector<absl::StatusOr<RenderResult>> RenderEngine::RunBatch(
   const int per_piece = static_cast<int>(std::max<int64_t>(
       1, kMaxRaySamplesPerLaunch /
              (int64_t{settings.rays.height} * settings.rays.width *
-              settings.rays.n_samples)));
+              batch.front().steps_per_ray())));
   absl::Status launched;
   const auto launch_start = std::chrono::steady_clock::now();
   for (int first = 0; first < poses && launched.ok(); first += per_piece) {

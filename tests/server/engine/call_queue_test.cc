@@ -1,9 +1,13 @@
 #include "server/engine/call_queue.h"
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "kernels/executor.h"
+#include "server/engine/volume_store.h"
+#include "volume/volume.h"
 
 namespace drr::server {
 namespace {
@@ -212,6 +216,25 @@ TEST(CallQueueTest, AContinuationQueuesPastTheBound) {
   EXPECT_TRUE(queue.Push(&next_iteration, &dropped));
   EXPECT_EQ(queue.size(), 2);
   EXPECT_TRUE(dropped.empty());
+}
+
+TEST(CallQueueTest, ASiddonRayCountsTheVoxelsItCanCrossNotSamples) {
+  std::unique_ptr<kernels::Executor> cpu = kernels::MakeCpuExecutor(1);
+  HostVolume v;
+  v.header.voxel_type = VoxelType::kFloat32;
+  v.header.value_kind = ValueKind::kAttenuation;
+  v.header.width = 10;
+  v.header.height = 20;
+  v.header.depth = 30;
+  v.voxels.assign(v.header.voxel_bytes(), '\0');
+  QueuedCall q = Call("a", 1);
+  q.volume =
+      std::make_shared<StoredVolume>("v", std::move(v), std::vector<uint16_t>{},
+                                     1, cpu.get(), 0, StoredVolume::Memory{});
+  EXPECT_EQ(q.ray_samples(), 8 * 8 * 100);
+  q.launch.settings.projector = kernels::Projector::kSiddon;
+  EXPECT_EQ(q.steps_per_ray(), 60);
+  EXPECT_EQ(q.ray_samples(), 8 * 8 * 60);
 }
 
 TEST(CallQueueTest, ABatchGrowsOnlyAsFarAsItsCallsDeadlinesAllow) {
