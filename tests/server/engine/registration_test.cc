@@ -363,7 +363,7 @@ TEST_F(RegistrationTest, GoesOnThroughAFullQueueOnceStarted) {
   EXPECT_EQ(engine.queue_depth(), 2);
   // A call that is not a continuation is still refused.
   absl::Status refused;
-  engine.Submit(images, [&](absl::StatusOr<RenderResult> result) {
+  engine.Submit(images, [&](const absl::StatusOr<RenderResult>& result) {
     refused = result.status();
   });
   EXPECT_THAT(refused, StatusIs(absl::StatusCode::kResourceExhausted));
