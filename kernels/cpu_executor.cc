@@ -167,15 +167,11 @@ class CpuExecutor final : public Executor {
     } else {
       VisitVolume(volume.buffers(), settings,
                   [&](const auto& view, const auto& labels) {
-                    if (settings.projector == Projector::kSiddon) {
-                      GradientRows<Projector::kSiddon>(
+                    WithProjector(settings, [&](auto projector) {
+                      GradientRows<decltype(projector)::value>(
                           view, labels, poses, n_poses, settings, upstream,
                           stop, scratch.row_sums.data());
-                    } else {
-                      GradientRows<Projector::kTrilinear>(
-                          view, labels, poses, n_poses, settings, upstream,
-                          stop, scratch.row_sums.data());
-                    }
+                    });
                   });
     }
     DRR_KERNEL_RETURN_IF_ERROR(stop.Outcome());
@@ -192,13 +188,10 @@ class CpuExecutor final : public Executor {
     EarlyStop stop(workspace);
     VisitVolume(volume.buffers(), settings,
                 [&](const auto& view, const auto& labels) {
-                  if (settings.projector == Projector::kSiddon) {
-                    JacobianRows<Projector::kSiddon>(
+                  WithProjector(settings, [&](auto projector) {
+                    JacobianRows<decltype(projector)::value>(
                         view, labels, poses, n_poses, settings, stop, out);
-                  } else {
-                    JacobianRows<Projector::kTrilinear>(
-                        view, labels, poses, n_poses, settings, stop, out);
-                  }
+                  });
                 });
     return stop.Outcome();
   }

@@ -1,7 +1,10 @@
 // From run-time volume facts to the compile-time views the per-ray bodies are
 // templated on: the storage type of the voxels and whether labels split the
-// channels. Shared by the CPU and CUDA executors.
+// channels; and the renderer, for bodies chosen at compile time. Shared by the
+// CPU and CUDA executors.
 #pragma once
+
+#include <type_traits>
 
 #include "kernels/executor.h"
 #include "kernels/resident_volume.h"
@@ -45,6 +48,17 @@ void VisitVolume(const VolumeBuffers& volume, const RenderSettings& settings,
           VolumeView<BFloat16>{static_cast<const BFloat16*>(volume.voxels),
                                s.nx, s.ny, s.nz},
           volume, settings, f);
+  }
+}
+
+// Calls f(std::integral_constant<Projector, p>{}) for the renderer p of
+// `settings`, so that f can instantiate a body (or a GPU kernel) for it.
+template <class F>
+void WithProjector(const RenderSettings& settings, F&& f) {
+  if (settings.projector == Projector::kSiddon) {
+    f(std::integral_constant<Projector, Projector::kSiddon>{});
+  } else {
+    f(std::integral_constant<Projector, Projector::kTrilinear>{});
   }
 }
 

@@ -197,17 +197,12 @@ KernelStatus LaunchPoseGradient(const VolumeBuffers& volume,
   const Launch launch(settings, n_poses);
   ClearLastError();
   VisitVolume(volume, settings, [&](const auto& view, const auto& labels) {
-    if (settings.projector == Projector::kSiddon) {
-      PoseGradientKernel<Projector::kSiddon>
+    WithProjector(settings, [&](auto projector) {
+      PoseGradientKernel<decltype(projector)::value>
           <<<launch.blocks, launch.threads, 0, stream>>>(
               view, labels, poses, settings, n_poses, launch.grid.tiles_x,
               launch.grid.tiles, upstream, partials);
-    } else {
-      PoseGradientKernel<Projector::kTrilinear>
-          <<<launch.blocks, launch.threads, 0, stream>>>(
-              view, labels, poses, settings, n_poses, launch.grid.tiles_x,
-              launch.grid.tiles, upstream, partials);
-    }
+    });
   });
   return CudaStatus("PoseGradientKernel launch", cudaGetLastError());
 }
@@ -219,17 +214,12 @@ KernelStatus LaunchPoseJacobian(const VolumeBuffers& volume,
   const Launch launch(settings, n_poses);
   ClearLastError();
   VisitVolume(volume, settings, [&](const auto& view, const auto& labels) {
-    if (settings.projector == Projector::kSiddon) {
-      PoseJacobianKernel<Projector::kSiddon>
+    WithProjector(settings, [&](auto projector) {
+      PoseJacobianKernel<decltype(projector)::value>
           <<<launch.blocks, launch.threads, 0, stream>>>(
               view, labels, poses, settings, n_poses, launch.grid.tiles_x,
               jacobian);
-    } else {
-      PoseJacobianKernel<Projector::kTrilinear>
-          <<<launch.blocks, launch.threads, 0, stream>>>(
-              view, labels, poses, settings, n_poses, launch.grid.tiles_x,
-              jacobian);
-    }
+    });
   });
   return CudaStatus("PoseJacobianKernel launch", cudaGetLastError());
 }

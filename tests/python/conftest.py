@@ -122,11 +122,17 @@ def client(server):
 
 
 @pytest.fixture(scope="session")
-def chest():
-    """(voxels (D, H, W) int16 HU, affine) of the bundled chest CT."""
+def chest_path():
+    """The bundled chest CT's path; a test that needs it skips without it."""
     if not CHEST.exists():
         pytest.skip(f"{CHEST} is absent")
-    return load_nifti(str(CHEST))
+    return CHEST
+
+
+@pytest.fixture(scope="session")
+def chest(chest_path):
+    """(voxels (D, H, W) int16 HU, affine) of the bundled chest CT."""
+    return load_nifti(str(chest_path))
 
 
 def small_volume(seed=0, shape=(24, 28, 32)):

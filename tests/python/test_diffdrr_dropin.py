@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 import volumes
-from conftest import SHARED_DATA
 from test_parity import FLOAT32_BOUND, relative_error
 
 torch = pytest.importorskip("torch")
@@ -26,7 +25,6 @@ from drrclient import Intrinsics, RenderOptions  # noqa: E402
 from drrclient import diffdrr as dropin  # noqa: E402
 from drrclient._torch_render import uploads  # noqa: E402
 
-CHEST = SHARED_DATA / "lidc-idri-0001.nii.gz"
 # DiffDRR's tutorial camera (sdd 1020 mm) at 100 x 100 pixels of 4 mm.
 SDD, HEIGHT, DELX = 1020.0, 100, 4.0
 # ZXY Euler angles in degrees and translations in mm: DiffDRR's tutorial pose (its README's
@@ -45,18 +43,14 @@ GRADIENT_BOUND = 2e-2
 
 
 @pytest.fixture(scope="module")
-def subject():
-    if not CHEST.exists():
-        pytest.skip(f"{CHEST} is absent")
-    return read(CHEST, orientation="AP")
+def subject(chest_path):
+    return read(chest_path, orientation="AP")
 
 
 @pytest.fixture(scope="module")
-def labelled():
+def labelled(chest_path):
     """The chest with volumes.tissue_labels of its HU (classes 0 to 3) as its mask."""
-    if not CHEST.exists():
-        pytest.skip(f"{CHEST} is absent")
-    image = torchio.ScalarImage(CHEST)
+    image = torchio.ScalarImage(chest_path)
     labels = volumes.tissue_labels(image.data.numpy()).astype(np.int64)
     return read(image, torchio.LabelMap(tensor=torch.from_numpy(labels), affine=image.affine),
                 orientation="AP")

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import volumes
-from conftest import SHARED_DATA
+from conftest import CHEST
 from test_parity import FLOAT32_BOUND, LABEL_TIE_PIXELS, ONE_SAMPLE, relative_error
 
 torch = pytest.importorskip("torch")
@@ -27,7 +27,6 @@ from nanodrr.drr import render as nanodrr_render  # noqa: E402
 from drrclient import RenderOptions  # noqa: E402
 from drrclient import nanodrr as dropin  # noqa: E402
 
-CHEST = SHARED_DATA / "lidc-idri-0001.nii.gz"
 HEIGHT = WIDTH = 100
 # nanodrr's tutorial camera at half the pixels: sdd 1020 mm, 4 mm pixels.
 K_INV = make_k_inv(1020.0, 4.0, 4.0, 0.0, 0.0, HEIGHT, WIDTH)
@@ -52,10 +51,8 @@ LABEL_GRADIENT_BOUND = 1e-2
 
 
 @pytest.fixture(scope="module")
-def subject():
-    if not CHEST.exists():
-        pytest.skip(f"{CHEST} is absent")
-    return Subject.from_filepath(str(CHEST))
+def subject(chest_path):
+    return Subject.from_filepath(str(chest_path))
 
 
 def rendered_and_differentiated(render, subject, pose, dtype=torch.float32, **kwargs):
