@@ -207,14 +207,14 @@ DRR_HD void MarchSiddonVjp(const Volume& volume, const Labels& labels,
                            const float* upstream, long long channel_stride,
                            int channels, float grad[kPoseMapEntries]) {
   const SiddonRay r = PlanSiddon(volume, g, row, col);
-  if (!(r.lo < r.hi)) return;
+  if (!(r.inside.t0 < r.inside.t1)) return;
   const ClassWeightedVolume<Volume, Labels> weighted{
       volume,   labels,    upstream,  channel_stride,
       channels, volume.nx, volume.ny, volume.nz};
   CrossingSums x = {}, y = {}, z = {};
   // The boundary behind the current voxel, and the voxel before it.
-  double behind = r.lo;
-  int behind_axis = r.lo_axis;
+  double behind = r.inside.t0;
+  int behind_axis = r.inside.axis0;
   float before = 0.0f;
   // Branches rather than a pointer to x, y or z, so that the GPU keeps the
   // sums in registers.

@@ -149,33 +149,38 @@ DRR_HD_RAY_SETUP void SamplesMeetingVolume(const Volume& volume, Vec3 a,
   }
 }
 
-// The part [t0, t1] of the segment a + t·ab, t ∈ [0, 1], where trilinear
-// support meets the volume: the box [−1, n] on every axis (nanodrr 0.1.7's
-// _clip_rays, in voxel coordinates). axis0 and axis1 name the axis whose
-// plane sets each end, or −1 where the segment's own end does (an end that
-// does not move with the pose). Empty when t0 ≥ t1.
-struct SupportSpan {
-  float t0, t1;
+// The part [t0, t1] of a segment a + t·ab, t ∈ [0, 1], clipped to slabs:
+// axis0 and axis1 name the axis whose plane sets each end, or −1 where the
+// segment's own end does (an end that does not move with the pose). Empty
+// when t0 ≥ t1.
+template <typename T>
+struct ClippedSpan {
+  T t0, t1;
   int axis0, axis1;
 };
 
-// Narrows `span` to the slab (−1, n) of one axis, noting the axis at the
-// ends it moves.
-DRR_HD void ClipToSupportSlab(float a, float d, int n, int axis,
-                              SupportSpan* span) {
-  const float t0 = span->t0, t1 = span->t1;
-  ClipToSlab(a, d, -1.0f, static_cast<float>(n), &span->t0, &span->t1);
+// Narrows `span` to the slab (lower, upper) of one axis, noting the axis at
+// the ends it moves.
+template <typename T>
+DRR_HD void ClipSpanToSlab(T a, T d, T lower, T upper, int axis,
+                           ClippedSpan<T>* span) {
+  const T t0 = span->t0, t1 = span->t1;
+  ClipToSlab(a, d, lower, upper, &span->t0, &span->t1);
   if (span->t0 != t0) span->axis0 = axis;
   if (span->t1 != t1) span->axis1 = axis;
 }
+
+// Where trilinear support meets the volume: the box [−1, n] on every axis
+// (nanodrr 0.1.7's _clip_rays, in voxel coordinates).
+using SupportSpan = ClippedSpan<float>;
 
 template <class Volume>
 DRR_HD_RAY_SETUP SupportSpan ClipToSupport(const Volume& volume, Vec3 a,
                                            Vec3 ab) {
   SupportSpan span{0.0f, 1.0f, -1, -1};
-  ClipToSupportSlab(a.x, ab.x, volume.nx, 0, &span);
-  ClipToSupportSlab(a.y, ab.y, volume.ny, 1, &span);
-  ClipToSupportSlab(a.z, ab.z, volume.nz, 2, &span);
+  ClipSpanToSlab(a.x, ab.x, -1.0f, static_cast<float>(volume.nx), 0, &span);
+  ClipSpanToSlab(a.y, ab.y, -1.0f, static_cast<float>(volume.ny), 1, &span);
+  ClipSpanToSlab(a.z, ab.z, -1.0f, static_cast<float>(volume.nz), 2, &span);
   return span;
 }
 

@@ -13,26 +13,13 @@
 namespace drr::kernels {
 
 // A ray as Siddon's walk sees it: the source→detector segment a + α·d in
-// voxel coordinates (float64), the part (lo, hi) of it inside the voxels
-// (voxel k spans (k − 0.5, k + 0.5) on each axis; empty when lo ≥ hi), and
-// the axis whose boundary plane sets each end, or −1 where the segment's own
-// end does (an end that does not move with the pose).
+// voxel coordinates (float64), and the part of it inside the voxels (voxel k
+// spans (k − 0.5, k + 0.5) on each axis) with the axes that set its ends.
 struct SiddonRay {
   CameraRay camera;
   double ax, ay, az, dx, dy, dz;
-  double lo, hi;
-  int lo_axis, hi_axis;
+  ClippedSpan<double> inside;
 };
-
-// Narrows ray->lo, ray->hi to the voxels' slab of one axis, noting the axis
-// at the ends it moves.
-DRR_HD void ClipToVoxelSlab(double a, double d, int n, int axis,
-                            SiddonRay* ray) {
-  const double lo = ray->lo, hi = ray->hi;
-  ClipToSlab(a, d, -0.5, n - 0.5, &ray->lo, &ray->hi);
-  if (ray->lo != lo) ray->lo_axis = axis;
-  if (ray->hi != hi) ray->hi_axis = axis;
-}
 
 // Plans the walk of the ray of pixel (row, col).
 template <class Volume>
@@ -45,11 +32,10 @@ DRR_HD SiddonRay PlanSiddon(const Volume& volume, const PoseGeometry& g,
       TransformPoint(g.camera_to_voxel, r.camera.target) - source;
   r.ax = source.x, r.ay = source.y, r.az = source.z;
   r.dx = delta.x, r.dy = delta.y, r.dz = delta.z;
-  r.lo = 0.0, r.hi = 1.0;
-  r.lo_axis = -1, r.hi_axis = -1;
-  ClipToVoxelSlab(r.ax, r.dx, volume.nx, 0, &r);
-  ClipToVoxelSlab(r.ay, r.dy, volume.ny, 1, &r);
-  ClipToVoxelSlab(r.az, r.dz, volume.nz, 2, &r);
+  r.inside = ClippedSpan<double>{0.0, 1.0, -1, -1};
+  ClipSpanToSlab(r.ax, r.dx, -0.5, volume.nx - 0.5, 0, &r.inside);
+  ClipSpanToSlab(r.ay, r.dy, -0.5, volume.ny - 0.5, 1, &r.inside);
+  ClipSpanToSlab(r.az, r.dz, -0.5, volume.nz - 0.5, 2, &r.inside);
   return r;
 }
 
@@ -79,8 +65,8 @@ DRR_HD void FirstCrossing(double a, double d, double alpha, double* next,
 // Siddon–Jacobs walk of a planned ray (not empty): calls
 // visit(i, j, k, from, to, to_axis) for each voxel in order, with (from, to)
 // the segment parameters of the ray's piece in voxel (i, j, k) and to_axis
-// the axis of the boundary plane at `to` (the last piece: r.hi_axis, unless
-// the walk leaves the volume through a plane it reached first). The walk
+// the axis of the boundary plane at `to` (the last piece: r.inside.axis1,
+// unless the walk leaves the volume through a plane it reached first). The walk
 // starts in the voxel holding the midpoint of the first piece and steps one
 // voxel per boundary crossed. The parameters are float64: a chord is the
 // difference of two parameters of the whole source→detector segment, ~1e-3
@@ -89,25 +75,25 @@ DRR_HD void FirstCrossing(double a, double d, double alpha, double* next,
 template <class Volume, class Visit>
 DRR_HD void WalkSiddon(const Volume& volume, const SiddonRay& r, Visit& visit) {
   double next_x, next_y, next_z, step_x, step_y, step_z;
-  FirstCrossing(r.ax, r.dx, r.lo, &next_x, &step_x);
-  FirstCrossing(r.ay, r.dy, r.lo, &next_y, &step_y);
-  FirstCrossing(r.az, r.dz, r.lo, &next_z, &step_z);
-  const double first =
-      0.5 * (r.lo + fmin(fmin(next_x, next_y), fmin(next_z, r.hi)));
+  FirstCrossing(r.ax, r.dx, r.inside.t0, &next_x, &step_x);
+  FirstCrossing(r.ay, r.dy, r.inside.t0, &next_y, &step_y);
+  FirstCrossing(r.az, r.dz, r.inside.t0, &next_z, &step_z);
+  const double first = 0.5 * (r.inside.t0 + fmin(fmin(next_x, next_y),
+                                                 fmin(next_z, r.inside.t1)));
   int i = NearestIndex(r.ax + first * r.dx, volume.nx);
   int j = NearestIndex(r.ay + first * r.dy, volume.ny);
   int k = NearestIndex(r.az + first * r.dz, volume.nz);
   const int di = r.dx > 0.0 ? 1 : -1, dj = r.dy > 0.0 ? 1 : -1,
             dk = r.dz > 0.0 ? 1 : -1;
-  double alpha = r.lo;
+  double alpha = r.inside.t0;
   // Every iteration crosses one boundary, which bounds the walk.
   for (int steps = volume.nx + volume.ny + volume.nz + 3; steps > 0; --steps) {
     // The axis whose boundary comes next.
     const int axis =
         next_x < next_y ? (next_x < next_z ? 0 : 2) : (next_y < next_z ? 1 : 2);
     const double next = axis == 0 ? next_x : (axis == 1 ? next_y : next_z);
-    if (next >= r.hi) {
-      visit(i, j, k, alpha, r.hi, r.hi_axis);
+    if (next >= r.inside.t1) {
+      visit(i, j, k, alpha, r.inside.t1, r.inside.axis1);
       return;
     }
     visit(i, j, k, alpha, next, axis);
@@ -137,8 +123,10 @@ DRR_HD void MarchSiddon(const Volume& volume, const Labels& labels,
                         const PoseGeometry& g, int row, int col,
                         ChannelAccumulator<R, kChannels>* acc) {
   const SiddonRay r = PlanSiddon(volume, g, row, col);
-  acc->Reset(R == Reduce::kSum || r.lo > 0.0 || r.hi < 1.0 ? 0.0f : -INFINITY);
-  if (!(r.lo < r.hi)) return;
+  acc->Reset(R == Reduce::kSum || r.inside.t0 > 0.0 || r.inside.t1 < 1.0
+                 ? 0.0f
+                 : -INFINITY);
+  if (!(r.inside.t0 < r.inside.t1)) return;
   auto add = [&](int i, int j, int k, double from, double to, int) {
     const float mu = volume.Voxel(i, j, k);
     acc->Add(labels.Voxel(i, j, k),
