@@ -31,13 +31,14 @@ struct ClassWeightedVolume {
   }
 };
 
-// Adds k·[x, 1] to row kRow of the pose map gradient (a constant row, so
-// that the GPU keeps grad in registers).
+// Adds [kx, k] to row kRow of the pose map gradient: kx = Σ k_i·x_i and
+// k = Σ k_i for camera-space points x_i weighing k_i (a constant row, so that
+// the GPU keeps grad in registers).
 template <int kRow>
-DRR_HD void AddToRow(float k, Vec3 x, float grad[kPoseMapEntries]) {
-  grad[4 * kRow + 0] += k * x.x;
-  grad[4 * kRow + 1] += k * x.y;
-  grad[4 * kRow + 2] += k * x.z;
+DRR_HD void AddToRow(Vec3 kx, float k, float grad[kPoseMapEntries]) {
+  grad[4 * kRow + 0] += kx.x;
+  grad[4 * kRow + 1] += kx.y;
+  grad[4 * kRow + 2] += kx.z;
   grad[4 * kRow + 3] += k;
 }
 
@@ -49,9 +50,11 @@ DRR_HD void AddToRow(float k, Vec3 x, float grad[kPoseMapEntries]) {
 DRR_HD void AddClipEndGradient(const RaySamples& r, float t, int axis,
                                float d_end, float grad[kPoseMapEntries]) {
   const Vec3 x = r.camera.source + t * (r.camera.target - r.camera.source);
-  if (axis == 0) AddToRow<0>(-d_end / r.ab.x, x, grad);
-  if (axis == 1) AddToRow<1>(-d_end / r.ab.y, x, grad);
-  if (axis == 2) AddToRow<2>(-d_end / r.ab.z, x, grad);
+  if (axis < 0) return;
+  const float k = -d_end / (axis == 0 ? r.ab.x : (axis == 1 ? r.ab.y : r.ab.z));
+  if (axis == 0) AddToRow<0>(k * x, k, grad);
+  if (axis == 1) AddToRow<1>(k * x, k, grad);
+  if (axis == 2) AddToRow<2>(k * x, k, grad);
 }
 
 // What a ray's samples add up to in its VJP: Σ c·x̃ᵀ (c = w·∇μ at the sample,
@@ -183,13 +186,13 @@ DRR_HD void AddCrossings(const CrossingSums& sums, const CameraRay& camera,
   if (sums.c == 0.0 && sums.c_alpha == 0.0) return;
   const double f = -1.0 / d;
   const Vec3 step = camera.target - camera.source;
-  grad[4 * kRow + 0] += static_cast<float>(
-      f * (camera.source.x * sums.c + step.x * sums.c_alpha));
-  grad[4 * kRow + 1] += static_cast<float>(
-      f * (camera.source.y * sums.c + step.y * sums.c_alpha));
-  grad[4 * kRow + 2] += static_cast<float>(
-      f * (camera.source.z * sums.c + step.z * sums.c_alpha));
-  grad[4 * kRow + 3] += static_cast<float>(f * sums.c);
+  const Vec3 kx{static_cast<float>(
+                    f * (camera.source.x * sums.c + step.x * sums.c_alpha)),
+                static_cast<float>(
+                    f * (camera.source.y * sums.c + step.y * sums.c_alpha)),
+                static_cast<float>(
+                    f * (camera.source.z * sums.c + step.z * sums.c_alpha))};
+  AddToRow<kRow>(kx, static_cast<float>(f * sums.c), grad);
 }
 
 // Adds to grad the gradient of Σ_c w_c·I_c(row, col) for Siddon's exact path
