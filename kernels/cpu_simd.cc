@@ -8,6 +8,7 @@
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 // (foreach_target.h includes this file again once per target.)
 #include <algorithm>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -231,6 +232,94 @@ HWY_INLINE FloatVec WeightedCornerSum(const FloatVec c[8], FloatVec wx,
   return sum;
 }
 
+// Reads the trilinear marches' corners ahead of use, on lanes whose rays
+// lie apart: while sample i is interpolated, the cells of sample
+// i + kStepsAhead are fetched into the cache. Where neighbouring rays lie
+// closer than kSparseGap voxels, each row of pixels reads mostly the cache
+// lines the rows before it read, and prefetching only costs instructions.
+// Reference case (rays 2.5 voxels apart) on a Zen 3 host: 35–42 ms per DRR
+// without, 27–28 ms with; at 64² px 13 ms against 5–7; at 400² px and more,
+// within noise or up to 8 % slower, hence the gap.
+template <typename T>
+class CellPrefetch {
+ public:
+  static constexpr int kStepsAhead = 4;
+  static constexpr int32_t kSparseGap = 2;
+
+  CellPrefetch(const VolumeView<T>& v, const LaneRays& r,
+               const LaneParameters& parameters)
+      : v_(v),
+        parameters_(parameters),
+        ax_(hn::Load(FloatLanes(), r.ax)),
+        ay_(hn::Load(FloatLanes(), r.ay)),
+        az_(hn::Load(FloatLanes(), r.az)),
+        abx_(hn::Load(FloatLanes(), r.abx)),
+        aby_(hn::Load(FloatLanes(), r.aby)),
+        abz_(hn::Load(FloatLanes(), r.abz)) {
+    HWY_ALIGN int32_t at[kMaxLanes];
+    LowerCorners((r.min_first + r.max_last) / 2, at);
+    sparse_ = r.min_first <= r.max_last &&
+              Spread(at) >= kSparseGap * static_cast<int64_t>(Lanes() - 1);
+  }
+
+  // Prefetches the cells of step i + kStepsAhead, on sparse lanes: the four
+  // rows (y, z and their successors) of the lower corners of lanes spaced so
+  // that each cache line of lower corners is met about once.
+  HWY_INLINE void Ahead(int i) const {
+    if (!sparse_) return;
+    HWY_ALIGN int32_t at[kMaxLanes];
+    LowerCorners(i + kStepsAhead, at);
+    const size_t lanes = Lanes();
+    const int64_t line = 64 / sizeof(T);  // voxels per cache line
+    const int64_t spread = Spread(at);
+    size_t stride = lanes - 1;
+    if (spread > line)
+      stride = static_cast<size_t>(line * (lanes - 1) / spread);
+    stride = std::max<size_t>(stride, 1);
+    const int32_t sy = v_.nx, sz = v_.nx * v_.ny, last = sz * v_.nz - 1;
+    for (size_t l = 0;; l = std::min(l + stride, lanes - 1)) {
+      hwy::Prefetch(v_.data + at[l]);
+      hwy::Prefetch(v_.data + std::min(at[l] + sy, last));
+      hwy::Prefetch(v_.data + std::min(at[l] + sz, last));
+      hwy::Prefetch(v_.data + std::min(at[l] + sz + sy, last));
+      if (l == lanes - 1) break;
+    }
+  }
+
+ private:
+  static size_t Lanes() { return hn::Lanes(FloatLanes()); }
+
+  // Voxels between the first and the last lane's lower corners.
+  static int64_t Spread(const int32_t* at) {
+    return std::abs(int64_t{at[Lanes() - 1]} - at[0]);
+  }
+
+  // The flat index of each lane's lower corner at step i, clamped into the
+  // volume (a NaN coordinate converts to any integer, hence twice).
+  HWY_INLINE void LowerCorners(int i, int32_t* at) const {
+    const FloatLanes df;
+    const IntLanes di;
+    const FloatVec t = parameters_.At(i);
+    const auto cell = [&](FloatVec a, FloatVec ab, int n) {
+      return hn::ConvertTo(
+          di, hn::Min(hn::Max(hn::Add(a, hn::Mul(t, ab)), hn::Zero(df)),
+                      hn::Set(df, static_cast<float>(n - 1))));
+    };
+    const int32_t sy = v_.nx, sz = v_.nx * v_.ny;
+    const IntVec flat =
+        hn::Add(hn::Add(hn::Mul(cell(az_, abz_, v_.nz), hn::Set(di, sz)),
+                        hn::Mul(cell(ay_, aby_, v_.ny), hn::Set(di, sy))),
+                cell(ax_, abx_, v_.nx));
+    hn::Store(hn::Min(hn::Max(flat, hn::Zero(di)), hn::Set(di, sz * v_.nz - 1)),
+              di, at);
+  }
+
+  const VolumeView<T>& v_;
+  const LaneParameters& parameters_;
+  FloatVec ax_, ay_, az_, abx_, aby_, abz_;
+  bool sparse_;
+};
+
 // Marches the lanes of `r` in lockstep over the union of their sample
 // ranges; a lane adds only its own samples, each as VolumeView::operator()
 // computes it: interpolated where all 8 corners are inside, else the
@@ -246,9 +335,11 @@ FloatVec MarchLanes(const VolumeView<T>& v, const LaneRays& r,
   const FloatVec abx = hn::Load(df, r.abx), aby = hn::Load(df, r.aby),
                  abz = hn::Load(df, r.abz);
   const IntVec first = hn::Load(di, r.first), last = hn::Load(di, r.last);
+  const CellPrefetch<T> prefetch(v, r, parameters);
   FloatVec sum = hn::Zero(df);
   for (int i = r.min_first; i <= r.max_last; ++i) {
     const FloatVec t = parameters.At(i);
+    prefetch.Ahead(i);
     const AxisCell x = CellOnAxis(hn::Add(ax, hn::Mul(t, abx)), v.nx);
     const AxisCell y = CellOnAxis(hn::Add(ay, hn::Mul(t, aby)), v.ny);
     const AxisCell z = CellOnAxis(hn::Add(az, hn::Mul(t, abz)), v.nz);
@@ -574,8 +665,10 @@ void MarchLanesVjp(const VolumeView<T>& v, const LaneRays& r,
   FloatVec sum[kPoseMapEntries];
   for (FloatVec& entry : sum) entry = hn::Zero(df);
   FloatVec along = hn::Zero(df), along_u = along, values = along;
+  const CellPrefetch<T> prefetch(v, r, parameters);
   for (int i = r.min_first; i <= r.max_last; ++i) {
     const FloatVec t = parameters.At(i);
+    prefetch.Ahead(i);
     const AxisCell x = CellOnAxis(hn::Add(ax, hn::Mul(t, abx)), v.nx);
     const AxisCell y = CellOnAxis(hn::Add(ay, hn::Mul(t, aby)), v.ny);
     const AxisCell z = CellOnAxis(hn::Add(az, hn::Mul(t, abz)), v.nz);
