@@ -16,6 +16,7 @@
 #include "hwy/highway.h"
 #include "kernels/cpu_simd.h"
 #include "kernels/pose_gradient.h"
+#include "kernels/siddon.h"
 #include "kernels/volume_dispatch.h"
 #include "kernels/volume_view.h"
 
@@ -385,171 +386,161 @@ void MarchSpan(const VolumeView<T>& v, const PoseGeometry& g,
   }
 }
 
-// Siddon's walk (MarchSiddon) for the rays of consecutive pixels, one lane
-// each: the ray parameters in float64 lanes, μ and the sums in the float32
-// lanes beside them. Every lane steps one voxel boundary per iteration until
-// its segment or the volume ends.
-using DoubleLanes = hn::ScalableTag<double>;
-using DoubleVec = hn::Vec<DoubleLanes>;
+// Siddon's walk (WalkSiddon) for the rays of consecutive pixels, one lane
+// each, in the float32 lanes of the trilinear march. Every lane steps one
+// voxel boundary per iteration until its segment or the volume ends.
 
-// The most float64 lanes a vector of this target holds.
-constexpr size_t kMaxDoubleLanes = HWY_MAX_BYTES / sizeof(double);
-
-// The walk's state per lane, set up as MarchSiddon does before its loop.
+// The walk's state per lane, set up as WalkSiddon does before its loop
+// (StartSiddon).
 struct SiddonLanes {
-  HWY_ALIGN double next[3][kMaxDoubleLanes];
-  HWY_ALIGN double step[3][kMaxDoubleLanes];
-  HWY_ALIGN double index[3][kMaxDoubleLanes];
-  HWY_ALIGN double direction[3][kMaxDoubleLanes];
-  HWY_ALIGN double alpha[kMaxDoubleLanes], hi[kMaxDoubleLanes];
-  HWY_ALIGN double walking[kMaxDoubleLanes];  // 1: the lane walks
+  HWY_ALIGN float first[3][kMaxLanes];
+  HWY_ALIGN float step[3][kMaxLanes];
+  HWY_ALIGN int32_t index[3][kMaxLanes];
+  HWY_ALIGN int32_t direction[3][kMaxLanes];
+  HWY_ALIGN float end[kMaxLanes];
+  HWY_ALIGN int32_t walking[kMaxLanes];  // −1: the lane walks, else 0
   // Voxels from the current one to the one kLookahead crossings ahead along
   // the axis crossed most often, which the walk reads ahead of use.
-  HWY_ALIGN double ahead[kMaxDoubleLanes];
-  float scale[kMaxDoubleLanes];
+  HWY_ALIGN int32_t ahead[kMaxLanes];
+  float scale[kMaxLanes];
 };
 
 // Crossings the walk prefetches ahead. Without prefetching the walk waits on
 // memory (1.5× the scalar body on the chest CT, 2× with it; 4 to 16
 // crossings measured alike).
-constexpr double kLookahead = 8.0;
+constexpr int kLookahead = 8;
 
 template <class Volume>
 void SetUpSiddonLanes(const Volume& volume, const PoseGeometry& g, int row,
                       int col_begin, int col_end, size_t lanes,
                       SiddonLanes* w) {
-  const int n[3] = {volume.nx, volume.ny, volume.nz};
+  const int stride[3] = {1, volume.nx, volume.nx * volume.ny};
   for (size_t l = 0; l < lanes; ++l) {
     const int col = col_begin + static_cast<int>(l);
-    w->walking[l] = 0.0;
-    w->ahead[l] = 0.0;
+    w->walking[l] = 0;
+    w->ahead[l] = 0;
     w->scale[l] = 0.0f;
-    w->alpha[l] = w->hi[l] = 0.0;
+    w->end[l] = 0.0f;
     for (int axis = 0; axis < 3; ++axis) {
-      w->next[axis][l] = w->step[axis][l] = INFINITY;
-      w->index[axis][l] = w->direction[axis][l] = 0.0;
+      w->first[axis][l] = INFINITY;
+      w->step[axis][l] = 0.0f;
+      w->index[axis][l] = 0;
+      w->direction[axis][l] = 1;
     }
     if (col >= col_end) continue;
-    const CameraRay ray = MakeCameraRay(g, row, col);
-    const Vec3 source = TransformPoint(g.camera_to_voxel, ray.source);
-    const Vec3 delta = TransformPoint(g.camera_to_voxel, ray.target) - source;
-    const double a[3] = {source.x, source.y, source.z};
-    const double d[3] = {delta.x, delta.y, delta.z};
-    double lo = 0.0, hi = 1.0;
-    for (int axis = 0; axis < 3; ++axis)
-      ClipToSlab(a[axis], d[axis], -0.5, n[axis] - 0.5, &lo, &hi);
-    if (!(lo < hi)) continue;  // the body returns 0, unscaled
-    w->scale[l] = Norm(ray.target - ray.source);
-    double next[3], step[3];
-    for (int axis = 0; axis < 3; ++axis)
-      FirstCrossing(a[axis], d[axis], lo, &next[axis], &step[axis]);
-    const double first =
-        0.5 * (lo + fmin(fmin(next[0], next[1]), fmin(next[2], hi)));
+    const SiddonRay r = PlanSiddon(volume, g, row, col);
+    if (!(r.inside.t0 < r.inside.t1)) continue;  // the body returns 0
+    const SiddonStart start = StartSiddon(volume, r);
     for (int axis = 0; axis < 3; ++axis) {
-      w->next[axis][l] = next[axis];
-      w->step[axis][l] = step[axis];
-      w->index[axis][l] = NearestIndex(a[axis] + first * d[axis], n[axis]);
-      w->direction[axis][l] = d[axis] > 0.0 ? 1.0 : -1.0;
+      const SiddonAxis& a = start.axis[axis];
+      w->first[axis][l] = a.first;
+      w->step[axis][l] = a.step;
+      w->index[axis][l] = a.index;
+      w->direction[axis][l] = a.direction;
     }
-    w->alpha[l] = lo;
-    w->hi[l] = hi;
-    w->walking[l] = 1.0;
-    const int often = step[0] <= step[1] ? (step[0] <= step[2] ? 0 : 2)
-                                         : (step[1] <= step[2] ? 1 : 2);
-    const double stride[3] = {1.0, static_cast<double>(n[0]),
-                              static_cast<double>(n[0]) * n[1]};
-    w->ahead[l] = kLookahead * w->direction[often][l] * stride[often];
+    w->end[l] = start.end;
+    w->scale[l] = MillimetresPerU(r);
+    w->walking[l] = -1;
+    // The axis crossed most often: the shortest step between its planes
+    // (parallel axes, step 0, never).
+    int often = 0;
+    float shortest = INFINITY;
+    for (int axis = 0; axis < 3; ++axis) {
+      const float step = start.axis[axis].step;
+      if (step > 0.0f && step < shortest) shortest = step, often = axis;
+    }
+    w->ahead[l] = kLookahead * start.axis[often].direction * stride[often];
   }
 }
 
-// Walks the lanes of `w` in lockstep; writes each lane's sum of μ·length
-// (before the segment's length) to sums[lane].
+// Walks the lanes of `w` in lockstep; writes each lane's sum of μ·Δu
+// (before the factor to millimetres) to sums[lane].
 template <typename T>
 void WalkSiddonLanes(const VolumeView<T>& v, const SiddonLanes& w,
                      float* sums) {
-  const DoubleLanes dd;
-  const hn::Rebind<float, DoubleLanes> df;
-  const hn::Rebind<int32_t, DoubleLanes> di;
+  const FloatLanes df;
+  const IntLanes di;
   // exit[axis]: the index one past the volume in the direction of travel.
-  DoubleVec next[3], step[3], index[3], direction[3], size[3], exit[3];
+  FloatVec first[3], step[3], next[3], crossed[3];
+  IntVec index[3], direction[3], exit[3];
   const int n[3] = {v.nx, v.ny, v.nz};
   for (int axis = 0; axis < 3; ++axis) {
-    next[axis] = hn::Load(dd, w.next[axis]);
-    step[axis] = hn::Load(dd, w.step[axis]);
-    index[axis] = hn::Load(dd, w.index[axis]);
-    direction[axis] = hn::Load(dd, w.direction[axis]);
-    size[axis] = hn::Set(dd, static_cast<double>(n[axis]));
-    exit[axis] = hn::IfThenElse(direction[axis] > hn::Zero(dd), size[axis],
-                                hn::Set(dd, -1.0));
+    first[axis] = next[axis] = hn::Load(df, w.first[axis]);
+    step[axis] = hn::Load(df, w.step[axis]);
+    crossed[axis] = hn::Zero(df);
+    index[axis] = hn::Load(di, w.index[axis]);
+    direction[axis] = hn::Load(di, w.direction[axis]);
+    exit[axis] = hn::IfThenElse(direction[axis] > hn::Zero(di),
+                                hn::Set(di, n[axis]), hn::Set(di, -1));
   }
-  const DoubleVec hi = hn::Load(dd, w.hi), one = hn::Set(dd, 1.0);
-  const DoubleVec ahead = hn::Load(dd, w.ahead), zero = hn::Zero(dd);
-  const DoubleVec last_voxel =
-      hn::Set(dd, static_cast<double>(n[0]) * n[1] * n[2] - 1.0);
-  const size_t lanes = hn::Lanes(dd);
-  HWY_ALIGN int32_t upcoming[kMaxDoubleLanes];
-  DoubleVec alpha = hn::Load(dd, w.alpha);
-  auto walking = hn::Load(dd, w.walking) == one;
-  auto sum = hn::Zero(df);
-  const DoubleVec row_stride = size[0],
-                  slice_stride = hn::Mul(size[0], size[1]);
+  const FloatVec end = hn::Load(df, w.end), one = hn::Set(df, 1.0f);
+  const IntVec ahead = hn::Load(di, w.ahead), zero = hn::Zero(di);
+  const IntVec last_voxel = hn::Set(di, v.nx * v.ny * v.nz - 1);
+  const IntVec row_stride = hn::Set(di, v.nx),
+               slice_stride = hn::Set(di, v.nx * v.ny);
+  const size_t lanes = hn::Lanes(df);
+  HWY_ALIGN int32_t upcoming[kMaxLanes];
+  FloatVec u = hn::Zero(df), sum = hn::Zero(df);
+  auto walking = hn::RebindMask(df, hn::Load(di, w.walking) == hn::Set(di, -1));
   // Every iteration crosses one boundary in every walking lane, which
   // bounds the walk as it bounds the body's.
   for (int steps = v.nx + v.ny + v.nz + 3;
-       steps > 0 && !hn::AllFalse(dd, walking); --steps) {
+       steps > 0 && !hn::AllFalse(df, walking); --steps) {
     // The axis whose boundary comes next, as the body chooses it.
     const auto x_before_y = next[0] < next[1];
     const auto on_x = hn::And(x_before_y, next[0] < next[2]);
     const auto on_y = hn::AndNot(x_before_y, next[1] < next[2]);
     const auto on_z = hn::Not(hn::Or(on_x, on_y));
-    DoubleVec crossing =
+    FloatVec crossing =
         hn::IfThenElse(on_x, next[0], hn::IfThenElse(on_y, next[1], next[2]));
-    const auto last = crossing >= hi;
-    crossing = hn::IfThenElse(last, hi, crossing);
+    const auto last = crossing >= end;
+    crossing = hn::IfThenElse(last, end, crossing);
     // μ of the voxel each lane is in (voxel 0 for lanes done), added as the
-    // body adds it: a float32 product and sum, for walking lanes only.
-    const DoubleVec flat = hn::IfThenElseZero(
-        walking, hn::Add(hn::Add(hn::Mul(index[2], slice_stride),
-                                 hn::Mul(index[1], row_stride)),
-                         index[0]));
-    const auto voxel = hn::DemoteTo(di, flat);
-    hn::Store(hn::DemoteTo(
-                  di, hn::Min(hn::Max(hn::Add(flat, ahead), zero), last_voxel)),
-              di, upcoming);
+    // body adds it, for walking lanes only.
+    const auto walking_i = hn::RebindMask(di, walking);
+    const IntVec voxel = hn::IfThenElseZero(
+        walking_i, hn::Add(hn::Add(hn::Mul(index[2], slice_stride),
+                                   hn::Mul(index[1], row_stride)),
+                           index[0]));
+    hn::Store(hn::Min(hn::Max(hn::Add(voxel, ahead), zero), last_voxel), di,
+              upcoming);
     for (size_t l = 0; l < lanes; ++l) hwy::Prefetch(v.data + upcoming[l]);
-    const auto mu = GatherVoxels(df, v.data, voxel);
-    const auto length = hn::DemoteTo(df, hn::Sub(crossing, alpha));
-    // (A float64 mask as a float32 one: Highway 1.0 has no mask demotion.)
-    const auto adds =
-        hn::DemoteTo(df, hn::IfThenElseZero(walking, one)) == hn::Set(df, 1.0f);
-    sum = hn::Add(sum, hn::IfThenElseZero(adds, hn::Mul(mu, length)));
+    const FloatVec mu = GatherVoxels(df, v.data, voxel);
+    sum = hn::Add(
+        sum, hn::IfThenElseZero(walking, hn::Mul(mu, hn::Sub(crossing, u))));
     walking = hn::AndNot(last, walking);
-    alpha = crossing;
-    const hn::Mask<DoubleLanes> moves[3] = {
+    u = crossing;
+    const hn::Mask<FloatLanes> moves[3] = {
         hn::And(walking, on_x), hn::And(walking, on_y), hn::And(walking, on_z)};
     for (int axis = 0; axis < 3; ++axis) {
-      next[axis] = hn::IfThenElse(moves[axis], hn::Add(next[axis], step[axis]),
-                                  next[axis]);
-      index[axis] = hn::IfThenElse(
-          moves[axis], hn::Add(index[axis], direction[axis]), index[axis]);
+      crossed[axis] =
+          hn::Add(crossed[axis], hn::IfThenElseZero(moves[axis], one));
+      next[axis] = hn::IfThenElse(
+          moves[axis], hn::Add(first[axis], hn::Mul(crossed[axis], step[axis])),
+          next[axis]);
+      index[axis] = hn::Add(
+          index[axis],
+          hn::IfThenElseZero(hn::RebindMask(di, moves[axis]), direction[axis]));
     }
     // The walk ends when the axis it stepped on leaves the volume (a lane
     // steps one voxel at a time from inside, so it leaves at `exit`).
-    const DoubleVec moved = hn::IfThenElse(
-        on_x, index[0], hn::IfThenElse(on_y, index[1], index[2]));
-    const DoubleVec moved_exit =
-        hn::IfThenElse(on_x, exit[0], hn::IfThenElse(on_y, exit[1], exit[2]));
-    walking = hn::AndNot(moved == moved_exit, walking);
+    const auto on_x_i = hn::RebindMask(di, on_x),
+               on_y_i = hn::RebindMask(di, on_y);
+    const IntVec moved = hn::IfThenElse(
+        on_x_i, index[0], hn::IfThenElse(on_y_i, index[1], index[2]));
+    const IntVec moved_exit = hn::IfThenElse(
+        on_x_i, exit[0], hn::IfThenElse(on_y_i, exit[1], exit[2]));
+    walking = hn::AndNot(hn::RebindMask(df, moved == moved_exit), walking);
   }
-  hn::StoreU(sum, df, sums);
+  hn::Store(sum, df, sums);
 }
 
 template <typename T>
 void WalkSpan(const VolumeView<T>& v, const PoseGeometry& g, int row,
               int col_begin, int col_end, float* out) {
-  const size_t lanes = hn::Lanes(DoubleLanes());
+  const size_t lanes = hn::Lanes(FloatLanes());
   SiddonLanes walk;
-  float sums[kMaxDoubleLanes];
+  HWY_ALIGN float sums[kMaxLanes];
   for (int col = col_begin; col < col_end; col += static_cast<int>(lanes)) {
     SetUpSiddonLanes(v, g, row, col, col_end, lanes, &walk);
     WalkSiddonLanes(v, walk, sums);

@@ -227,11 +227,13 @@ DRR_HD void MarchSiddonVjp(const Volume& volume, const Labels& labels,
     if (behind_axis == 1) y.c += c, y.c_alpha += c_alpha;
     if (behind_axis == 2) z.c += c, z.c_alpha += c_alpha;
   };
-  auto visit = [&](int i, int j, int k, double, double to, int to_axis) {
+  // (The walk's u back to the segment's α.)
+  const double alpha_per_u = 1.0 / r.length;
+  auto visit = [&](int i, int j, int k, float, float to, int to_axis) {
     const float w = weighted.Voxel(i, j, k);
     cross(before - w);
     before = w;
-    behind = to;
+    behind = r.inside.t0 + to * alpha_per_u;
     behind_axis = to_axis;
   };
   WalkSiddon(volume, r, visit);
