@@ -8,6 +8,7 @@
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 // (foreach_target.h includes this file again once per target.)
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -33,8 +34,7 @@ using IntVec = hn::Vec<IntLanes>;
 // The most lanes a vector of this target holds.
 constexpr size_t kMaxLanes = HWY_MAX_BYTES / sizeof(float);
 
-// The voxels at `index` as float lanes of tag `d` (full vectors, or the
-// half vectors beside float64 lanes).
+// The voxels at `index` as float lanes of tag `d`.
 template <class D>
 HWY_INLINE hn::Vec<D> GatherVoxels(D d, const float* data,
                                    hn::Vec<hn::RebindToSigned<D>> index) {
@@ -238,14 +238,14 @@ HWY_INLINE FloatVec WeightedCornerSum(const FloatVec c[8], FloatVec wx,
 // i + kStepsAhead are fetched into the cache. Where neighbouring rays lie
 // closer than kSparseGap voxels, each row of pixels reads mostly the cache
 // lines the rows before it read, and prefetching only costs instructions.
-// Reference case (rays 2.5 voxels apart) on a Zen 3 host: 35–42 ms per DRR
-// without, 27–28 ms with; at 64² px 13 ms against 5–7; at 400² px and more,
-// within noise or up to 8 % slower, hence the gap.
+// Reference case (rays 2.5 voxels apart) on a Zen 3 host: 33.6–35.9 ms per
+// DRR without, 27.4–27.6 ms with; at 64² px 11.6–13.5 ms against 5.0–6.4;
+// at 400² and 1024² px (rays 1.25 and 0.5 voxels apart) within 4 %.
 template <typename T>
 class CellPrefetch {
  public:
   static constexpr int kStepsAhead = 4;
-  static constexpr int32_t kSparseGap = 2;
+  static constexpr float kSparseGap = 2.0f;
 
   CellPrefetch(const VolumeView<T>& v, const LaneRays& r,
                const LaneParameters& parameters)
@@ -256,12 +256,8 @@ class CellPrefetch {
         az_(hn::Load(FloatLanes(), r.az)),
         abx_(hn::Load(FloatLanes(), r.abx)),
         aby_(hn::Load(FloatLanes(), r.aby)),
-        abz_(hn::Load(FloatLanes(), r.abz)) {
-    HWY_ALIGN int32_t at[kMaxLanes];
-    LowerCorners((r.min_first + r.max_last) / 2, at);
-    sparse_ = r.min_first <= r.max_last &&
-              Spread(at) >= kSparseGap * static_cast<int64_t>(Lanes() - 1);
-  }
+        abz_(hn::Load(FloatLanes(), r.abz)),
+        sparse_(Sparse(r, parameters)) {}
 
   // Prefetches the cells of step i + kStepsAhead, on sparse lanes: the four
   // rows (y, z and their successors) of the lower corners of lanes spaced so
@@ -277,7 +273,8 @@ class CellPrefetch {
     if (spread > line)
       stride = static_cast<size_t>(line * (lanes - 1) / spread);
     stride = std::max<size_t>(stride, 1);
-    const int32_t sy = v_.nx, sz = v_.nx * v_.ny, last = sz * v_.nz - 1;
+    const int64_t sy = v_.nx, sz = int64_t{v_.nx} * v_.ny,
+                  last = sz * v_.nz - 1;
     for (size_t l = 0;; l = std::min(l + stride, lanes - 1)) {
       hwy::Prefetch(v_.data + at[l]);
       hwy::Prefetch(v_.data + std::min(at[l] + sy, last));
@@ -289,6 +286,19 @@ class CellPrefetch {
 
  private:
   static size_t Lanes() { return hn::Lanes(FloatLanes()); }
+
+  // Whether the rays of lanes 0 and 1 lie kSparseGap voxels apart or more
+  // on some axis, halfway along the march; a lone ray counts as sparse.
+  static bool Sparse(const LaneRays& r, const LaneParameters& parameters) {
+    if (Lanes() < 2 || r.first[1] > r.last[1]) return true;
+    HWY_ALIGN float t[kMaxLanes];
+    hn::Store(parameters.At((r.min_first + r.max_last) / 2), FloatLanes(), t);
+    const auto apart = [&](const float* a, const float* ab) {
+      return std::fabs((a[1] + t[1] * ab[1]) - (a[0] + t[0] * ab[0])) >=
+             kSparseGap;
+    };
+    return apart(r.ax, r.abx) || apart(r.ay, r.aby) || apart(r.az, r.abz);
+  }
 
   // Voxels between the first and the last lane's lower corners.
   static int64_t Spread(const int32_t* at) {
@@ -449,7 +459,10 @@ void SetUpSiddonLanes(const Volume& volume, const PoseGeometry& g, int row,
       const float step = start.axis[axis].step;
       if (step > 0.0f && step < shortest) shortest = step, often = axis;
     }
-    w->ahead[l] = kLookahead * start.axis[often].direction * stride[often];
+    const int64_t last_voxel = int64_t{stride[2]} * volume.nz - 1;
+    w->ahead[l] = static_cast<int32_t>(std::clamp<int64_t>(
+        int64_t{kLookahead} * start.axis[often].direction * stride[often],
+        -last_voxel, last_voxel));
   }
 }
 

@@ -111,7 +111,8 @@ struct ChannelAccumulator {
 
 // Narrows [*lo, *hi] (segment parameters) to where a + α·d lies strictly
 // between `lower` and `upper` on one axis (empty: *lo ≥ *hi). In float for
-// the trilinear renderer's sample range, in double for Siddon's walk.
+// the trilinear renderer's sample range, in double for planning Siddon's
+// walk.
 template <typename T>
 DRR_HD void ClipToSlab(T a, T d, T lower, T upper, T* lo, T* hi) {
   if (d == T(0)) {

@@ -65,15 +65,26 @@ DRR_HD void FirstCrossing(double a, double d, double alpha, double* next,
 }
 
 // One axis of a walk. The walk's parameter is u = (α − inside.t0)·‖d‖, the
-// distance in voxels from where the ray enters the volume, in float32: the
-// m-th boundary plane (m = 0, 1, ...) the axis crosses lies at u = first +
-// m·step, computed afresh rather than summed, so that its error stays within
-// a few ulps of u (~1e-4 voxel) however far the walk has gone. A ray
-// parallel to the planes never crosses them: first = +inf, step = 0.
+// distance from where the ray enters the volume in voxel-index units, in
+// float32: the m-th boundary plane (m = 0, 1, ...) the axis crosses lies at
+// u = CrossingAt(first, m, step), computed afresh rather than summed, so
+// that its error stays within a few ulps of u (~1e-4 voxel) however far the
+// walk has gone. A ray parallel to the planes never crosses them: first =
+// +inf, step = 0.
 struct SiddonAxis {
   float first, step;
   int index, direction;  // the voxel now; +1 or −1
 };
+
+// first + m·step, the product rounded before the sum on the GPU too (nvcc
+// would fuse them), so that both executors walk through the same voxels.
+DRR_HD float CrossingAt(float first, float m, float step) {
+#if defined(__CUDA_ARCH__)
+  return __fadd_rn(first, __fmul_rn(m, step));
+#else
+  return first + m * step;
+#endif
+}
 
 // Where a walk starts: its three axes, and the u at which it ends.
 struct SiddonStart {
@@ -138,17 +149,17 @@ DRR_HD void WalkSiddon(const Volume& volume, const SiddonRay& r, Visit& visit) {
     u = next;
     if (axis == 0) {
       crossed_x += 1.0f;
-      next_x = x.first + crossed_x * x.step;
+      next_x = CrossingAt(x.first, crossed_x, x.step);
       i += x.direction;
       if (static_cast<unsigned>(i) >= static_cast<unsigned>(volume.nx)) return;
     } else if (axis == 1) {
       crossed_y += 1.0f;
-      next_y = y.first + crossed_y * y.step;
+      next_y = CrossingAt(y.first, crossed_y, y.step);
       j += y.direction;
       if (static_cast<unsigned>(j) >= static_cast<unsigned>(volume.ny)) return;
     } else {
       crossed_z += 1.0f;
-      next_z = z.first + crossed_z * z.step;
+      next_z = CrossingAt(z.first, crossed_z, z.step);
       k += z.direction;
       if (static_cast<unsigned>(k) >= static_cast<unsigned>(volume.nz)) return;
     }

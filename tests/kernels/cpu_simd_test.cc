@@ -219,6 +219,36 @@ TEST_F(CpuSimdTest, GivesTheScalarBodysBitsForFewAndManySamples) {
   });
 }
 
+// Siddon's ties: orthographic rays 1 mm apart through a volume of 1 mm voxels,
+// about a voxel's centre, so that columns of rays lie on voxel faces, rows
+// through voxel centres, rays run parallel to two axes' planes (never
+// crossing them), or cross two or three axes' planes at once on diagonals.
+TEST_F(CpuSimdTest, SiddonGivesTheScalarBitsOnFacesAxesAndDiagonals) {
+  OnEveryTarget([&] {
+    const VolumeShape shape{16, 16, 16};
+    Intrinsics in;
+    in.sdd = 90.0;
+    in.delx = in.dely = 1.0;
+    in.height = 11;
+    in.width = 20;
+    in.orthographic = true;
+    const geometry::Vec3d centre{8.0, 8.0, 8.0};
+    std::vector<PoseGeometry> poses;
+    for (geometry::Vec3d angles :
+         {geometry::Vec3d{0, 0, 0}, geometry::Vec3d{45, 0, 0},
+          geometry::Vec3d{0, 45, 0}, geometry::Vec3d{45, 35.26438968, 0}}) {
+      poses.push_back(
+          MakePoseGeometry(Mat4d::Identity(),
+                           MakeRtInv(EulerToMatrix("ZXY", angles, true),
+                                     {0, 45, 0}, Orientation::kAP, centre),
+                           in));
+    }
+    EXPECT_GT(ExpectSameBits(DistinctVoxels(shape), shape,
+                             StorageType::kFloat32, poses, Siddon(11, 20)),
+              0.5);
+  });
+}
+
 TEST_F(CpuSimdTest, RendersGiveTheScalarBodysBitsInVolumesOneOrTwoVoxelsThin) {
   OnEveryTarget([&] {
     for (VolumeShape shape : {VolumeShape{1, 16, 16}, VolumeShape{16, 2, 16},
