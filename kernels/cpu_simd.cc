@@ -129,6 +129,14 @@ class LaneParameters {
         t0_(hn::Load(FloatLanes(), r.t0)),
         length_(hn::Load(FloatLanes(), r.length)) {}
 
+  // Whether every lane's parameter grows with the step (clipped rays with
+  // t1 ≥ t0; whole segments always).
+  bool Increasing() const {
+    const FloatLanes df;
+    return sampling_ == Sampling::kSegment ||
+           hn::AllTrue(df, length_ >= hn::Zero(df));
+  }
+
   // Where sample i lies along [0, 1] (SampleFraction), in every lane.
   float Fraction(int i) const { return SampleFraction(i, inv_, sampling_); }
 
@@ -169,28 +177,71 @@ HWY_INLINE AxisCell CellOnAxis(FloatVec p, int n) {
   return cell;
 }
 
-// The 8 corners c[dx + 2·dy + 4·dz] of each lane's cell (x, y, z); with
-// `masked`, only those inside the volume in the lanes of `reads`, the rest
-// zero; without, every lane's all 8 (all inside).
+// The flat index of corner c[k] (k = dx + 2·dy + 4·dz) of a cell, less its
+// lower corner's.
+template <typename T>
+HWY_INLINE int32_t CornerOffset(const VolumeView<T>& v, int k) {
+  return (k & 1) + (k & 2 ? v.nx : 0) + (k & 4 ? v.nx * v.ny : 0);
+}
+
+// The flat index of each lane's lower corner (x, y, z).
+template <typename T>
+HWY_INLINE IntVec FlatIndex(const VolumeView<T>& v, IntVec x, IntVec y,
+                            IntVec z) {
+  const IntLanes di;
+  return hn::Add(hn::Add(hn::Mul(z, hn::Set(di, v.nx * v.ny)),
+                         hn::Mul(y, hn::Set(di, v.nx))),
+                 x);
+}
+
+// The 8 corners c[dx + 2·dy + 4·dz] of the cells whose lower corners lie at
+// flat indices `lower`, every corner inside the volume.
+template <typename T>
+HWY_INLINE void GatherInteriorCorners(const VolumeView<T>& v, IntVec lower,
+                                      FloatVec c[8]) {
+  const FloatLanes df;
+  const IntLanes di;
+  for (int k = 0; k < 8; ++k)
+    c[k] = GatherVoxels(df, v.data,
+                        hn::Add(lower, hn::Set(di, CornerOffset(v, k))));
+}
+
+#if HWY_TARGET != HWY_SCALAR
+// Float voxels: each row's two corners (x and x + 1) in one 64-bit read per
+// lane, half the reads of gathering them one by one.
+HWY_INLINE void GatherInteriorCorners(const VolumeView<float>& v, IntVec lower,
+                                      FloatVec c[8]) {
+  const FloatLanes df;
+  const hn::Repartition<int64_t, FloatLanes> d64;
+  const hn::Half<IntLanes> dh;
+  const auto pairs = reinterpret_cast<const int64_t*>(v.data);
+  const auto low = hn::PromoteTo(d64, hn::LowerHalf(dh, lower));
+  const auto high = hn::PromoteTo(d64, hn::UpperHalf(dh, lower));
+  for (int row = 0; row < 4; ++row) {
+    const auto offset = hn::Set(d64, CornerOffset(v, 2 * row));
+    const FloatVec first = hn::BitCast(
+        df,
+        hn::GatherOffset(d64, pairs, hn::ShiftLeft<2>(hn::Add(low, offset))));
+    const FloatVec second = hn::BitCast(
+        df,
+        hn::GatherOffset(d64, pairs, hn::ShiftLeft<2>(hn::Add(high, offset))));
+    c[2 * row] = hn::ConcatEven(df, second, first);
+    c[2 * row + 1] = hn::ConcatOdd(df, second, first);
+  }
+}
+#endif
+
+// The corners of each lane's cell (x, y, z) inside the volume in the lanes
+// of `reads`, the rest zero.
 template <typename T>
 HWY_INLINE void GatherCorners(const VolumeView<T>& v, const AxisCell& x,
                               const AxisCell& y, const AxisCell& z,
-                              hn::Mask<IntLanes> reads, bool masked,
-                              FloatVec c[8]) {
+                              hn::Mask<IntLanes> reads, FloatVec c[8]) {
   const FloatLanes df;
-  const IntLanes di;
-  const int32_t sy = v.nx, sz = v.nx * v.ny;
-  const int32_t offsets[8] = {0,  1,      sy,      sy + 1,
-                              sz, sz + 1, sz + sy, sz + sy + 1};
-  const IntVec base = hn::Add(hn::Add(hn::Mul(z.lower, hn::Set(di, sz)),
-                                      hn::Mul(y.lower, hn::Set(di, sy))),
-                              x.lower);
+  const IntVec lower = FlatIndex(v, x.lower, y.lower, z.lower);
   for (int k = 0; k < 8; ++k) {
-    const IntVec index = hn::Add(base, hn::Set(di, offsets[k]));
-    if (!masked) {
-      c[k] = GatherVoxels(df, v.data, index);
-      continue;
-    }
+    const IntVec index =
+        hn::Add(lower, hn::Set(IntLanes(), CornerOffset(v, k)));
     const auto inside = hn::And(
         reads, hn::And(k & 1 ? x.upper_inside : x.lower_inside,
                        hn::And(k & 2 ? y.upper_inside : y.lower_inside,
@@ -256,31 +307,38 @@ class CellPrefetch {
         az_(hn::Load(FloatLanes(), r.az)),
         abx_(hn::Load(FloatLanes(), r.abx)),
         aby_(hn::Load(FloatLanes(), r.aby)),
-        abz_(hn::Load(FloatLanes(), r.abz)),
-        sparse_(Sparse(r, parameters)) {}
+        abz_(hn::Load(FloatLanes(), r.abz)) {
+    const int64_t sy = v.nx, sz = int64_t{v.nx} * v.ny;
+    const int64_t last_lower = sz * v.nz - 1 - sz - sy;
+    if (last_lower < 0 || !Sparse(r, parameters)) return;
+    last_lower_ = static_cast<int32_t>(last_lower);
+    ChooseLanes((r.min_first + r.max_last) / 2);
+  }
 
-  // Prefetches the cells of step i + kStepsAhead, on sparse lanes: the four
-  // rows (y, z and their successors) of the lower corners of lanes spaced so
-  // that each cache line of lower corners is met about once.
+  // Whether this group of rays prefetches.
+  bool active() const { return lane_count_ > 0; }
+
+  // Prefetches the cells of step i + kStepsAhead.
   HWY_INLINE void Ahead(int i) const {
-    if (!sparse_) return;
+    if (active()) Fetch(LowerCorners(i + kStepsAhead));
+  }
+
+  // Prefetches the four rows (y, z and their successors) of the cells whose
+  // lower corners lie at flat indices `lower` (clamped into the volume), on
+  // lanes spaced so that each cache line of lower corners is met about once.
+  HWY_INLINE void Fetch(IntVec lower) const {
+    const IntLanes di;
     HWY_ALIGN int32_t at[kMaxLanes];
-    LowerCorners(i + kStepsAhead, at);
-    const size_t lanes = Lanes();
-    const int64_t line = 64 / sizeof(T);  // voxels per cache line
-    const int64_t spread = Spread(at);
-    size_t stride = lanes - 1;
-    if (spread > line)
-      stride = static_cast<size_t>(line * (lanes - 1) / spread);
-    stride = std::max<size_t>(stride, 1);
-    const int64_t sy = v_.nx, sz = int64_t{v_.nx} * v_.ny,
-                  last = sz * v_.nz - 1;
-    for (size_t l = 0;; l = std::min(l + stride, lanes - 1)) {
-      hwy::Prefetch(v_.data + at[l]);
-      hwy::Prefetch(v_.data + std::min(at[l] + sy, last));
-      hwy::Prefetch(v_.data + std::min(at[l] + sz, last));
-      hwy::Prefetch(v_.data + std::min(at[l] + sz + sy, last));
-      if (l == lanes - 1) break;
+    hn::Store(hn::Min(hn::Max(lower, hn::Zero(di)), hn::Set(di, last_lower_)),
+              di, at);
+    const T* data = v_.data;
+    const int64_t sy = v_.nx, sz = int64_t{v_.nx} * v_.ny;
+    for (int k = 0; k < lane_count_; ++k) {
+      const T* cell = data + at[lanes_[k]];
+      hwy::Prefetch(cell);
+      hwy::Prefetch(cell + sy);
+      hwy::Prefetch(cell + sz);
+      hwy::Prefetch(cell + sz + sy);
     }
   }
 
@@ -300,14 +358,28 @@ class CellPrefetch {
     return apart(r.ax, r.abx) || apart(r.ay, r.aby) || apart(r.az, r.abz);
   }
 
-  // Voxels between the first and the last lane's lower corners.
-  static int64_t Spread(const int32_t* at) {
-    return std::abs(int64_t{at[Lanes() - 1]} - at[0]);
+  // Picks the lanes to prefetch from the spread of the lanes' lower corners
+  // at step i: the first, the last, and enough between them that no cache
+  // line of lower corners lies between two picked lanes.
+  void ChooseLanes(int i) {
+    HWY_ALIGN int32_t at[kMaxLanes];
+    hn::Store(LowerCorners(i), IntLanes(), at);
+    const size_t lanes = Lanes();
+    const int64_t line = 64 / sizeof(T);  // voxels per cache line
+    const int64_t spread = std::abs(int64_t{at[lanes - 1]} - at[0]);
+    size_t stride = lanes - 1;
+    if (spread > line)
+      stride = static_cast<size_t>(line * (lanes - 1) / spread);
+    stride = std::max<size_t>(stride, 1);
+    for (size_t l = 0;; l = std::min(l + stride, lanes - 1)) {
+      lanes_[lane_count_++] = static_cast<int>(l);
+      if (l == lanes - 1) break;
+    }
   }
 
-  // The flat index of each lane's lower corner at step i, clamped into the
-  // volume (a NaN coordinate converts to any integer, hence twice).
-  HWY_INLINE void LowerCorners(int i, int32_t* at) const {
+  // The flat index of each lane's lower corner at step i, each coordinate
+  // clamped into the volume first.
+  HWY_INLINE IntVec LowerCorners(int i) const {
     const FloatLanes df;
     const IntLanes di;
     const FloatVec t = parameters_.At(i);
@@ -316,39 +388,184 @@ class CellPrefetch {
           di, hn::Min(hn::Max(hn::Add(a, hn::Mul(t, ab)), hn::Zero(df)),
                       hn::Set(df, static_cast<float>(n - 1))));
     };
-    const int32_t sy = v_.nx, sz = v_.nx * v_.ny;
-    const IntVec flat =
-        hn::Add(hn::Add(hn::Mul(cell(az_, abz_, v_.nz), hn::Set(di, sz)),
-                        hn::Mul(cell(ay_, aby_, v_.ny), hn::Set(di, sy))),
-                cell(ax_, abx_, v_.nx));
-    hn::Store(hn::Min(hn::Max(flat, hn::Zero(di)), hn::Set(di, sz * v_.nz - 1)),
-              di, at);
+    return FlatIndex(v_, cell(ax_, abx_, v_.nx), cell(ay_, aby_, v_.ny),
+                     cell(az_, abz_, v_.nz));
   }
 
   const VolumeView<T>& v_;
   const LaneParameters& parameters_;
   FloatVec ax_, ay_, az_, abx_, aby_, abz_;
-  bool sparse_;
+  int32_t last_lower_ = 0;  // the last lower corner whose 4 rows lie inside
+  int lanes_[kMaxLanes] = {};
+  int lane_count_ = 0;
 };
 
-// Marches the lanes of `r` in lockstep over the union of their sample
-// ranges; a lane adds only its own samples, each as VolumeView::operator()
-// computes it: interpolated where all 8 corners are inside, else the
-// weighted sum of the corners inside. Returns the sums.
-template <typename T>
-FloatVec MarchLanes(const VolumeView<T>& v, const LaneRays& r,
-                    const RaySettings& s) {
+// Each lane of `f`, an integral float within ±2^22, as an integer: adding
+// 1.5·2^23 makes the integer the float's low mantissa bits, exactly (cheaper
+// than ConvertTo, which also handles lanes out of the integers' range).
+HWY_INLINE IntVec IntegralToInt(FloatVec f) {
   const FloatLanes df;
   const IntLanes di;
-  const LaneParameters parameters(r, s);
+  const float kShift = 12582912.0f;  // 1.5·2^23, whose bits are 0x4B400000
+  return hn::Sub(hn::BitCast(di, hn::Add(f, hn::Set(df, kShift))),
+                 hn::Set(di, 0x4B400000));
+}
+
+// The steps [begin, end) of a group of lanes.
+struct StepRun {
+  int begin, end;
+};
+
+// The steps at which every lane's sample counts and has all 8 corners
+// inside the volume. Each of those conditions holds on an interval of
+// steps, as the samples' parameter grows with the step and each coordinate
+// moves one way: a growing coordinate comes to pass 0 and ceases to lie
+// below n − 1, a falling one the reverse. So the run starts where all that
+// turn true have, and ends where the first that turns false does; both are
+// found by bisection. Empty where a lane's parameter does not grow, or an
+// axis is too long for IntegralToInt.
+template <typename T>
+StepRun InteriorRun(const VolumeView<T>& v, const LaneRays& r,
+                    const LaneParameters& parameters) {
+  const FloatLanes df;
+  const IntLanes di;
+  constexpr int kLongestAxis = 1 << 22;
+  const StepRun none{r.min_first, r.min_first};
+  if (!parameters.Increasing() || v.nx >= kLongestAxis ||
+      v.ny >= kLongestAxis || v.nz >= kLongestAxis)
+    return none;
+  const FloatVec a[3] = {hn::Load(df, r.ax), hn::Load(df, r.ay),
+                         hn::Load(df, r.az)};
+  const FloatVec ab[3] = {hn::Load(df, r.abx), hn::Load(df, r.aby),
+                          hn::Load(df, r.abz)};
+  const int n[3] = {v.nx, v.ny, v.nz};
+  const IntVec first = hn::Load(di, r.first), last = hn::Load(di, r.last);
+  // Whether at step i all the conditions that turn true (`rising`), or all
+  // that turn false, hold in every lane.
+  const auto all_hold = [&](int i, bool rising) {
+    const FloatVec t = parameters.At(i);
+    const IntVec step = hn::Set(di, i);
+    auto holds = rising ? hn::Not(step < first) : hn::Not(last < step);
+    for (int axis = 0; axis < 3; ++axis) {
+      const FloatVec p = hn::Add(a[axis], hn::Mul(t, ab[axis]));
+      const auto above_0 = p >= hn::Zero(df);
+      const auto below_n = p < hn::Set(df, static_cast<float>(n[axis] - 1));
+      const auto grows = ab[axis] > hn::Zero(df);
+      const auto turning_true =
+          hn::Or(hn::And(grows, above_0), hn::AndNot(grows, below_n));
+      const auto turning_false =
+          hn::Or(hn::And(grows, below_n), hn::AndNot(grows, above_0));
+      holds = hn::And(
+          holds, hn::RebindMask(di, rising ? turning_true : turning_false));
+    }
+    return hn::AllTrue(di, holds);
+  };
+  int low = r.min_first, high = r.max_last + 1;
+  while (low < high) {
+    const int middle = low + (high - low) / 2;
+    if (all_hold(middle, true))
+      high = middle;
+    else
+      low = middle + 1;
+  }
+  const int begin = low;
+  high = r.max_last + 1;
+  while (low < high) {
+    const int middle = low + (high - low) / 2;
+    if (all_hold(middle, false))
+      low = middle + 1;
+    else
+      high = middle;
+  }
+  return {begin, low};
+}
+
+// The samples of step i of every lane: the flat index of its cell's lower
+// corner and the weights of its upper corners, for samples inside the
+// volume as CellOnAxis gives them there.
+struct InteriorCell {
+  IntVec lower;
+  FloatVec wx, wy, wz;
+};
+
+// The cells of the lanes' samples along rays a + t·ab.
+class InteriorCells {
+ public:
+  InteriorCells(const LaneRays& r, const LaneParameters& parameters)
+      : parameters_(parameters),
+        ax_(hn::Load(FloatLanes(), r.ax)),
+        ay_(hn::Load(FloatLanes(), r.ay)),
+        az_(hn::Load(FloatLanes(), r.az)),
+        abx_(hn::Load(FloatLanes(), r.abx)),
+        aby_(hn::Load(FloatLanes(), r.aby)),
+        abz_(hn::Load(FloatLanes(), r.abz)) {}
+
+  // The cells of step i (garbage, but no fault, off the interior run).
+  template <typename T>
+  HWY_INLINE InteriorCell At(const VolumeView<T>& v, int i) const {
+    const FloatVec t = parameters_.At(i);
+    const FloatVec px = hn::Add(ax_, hn::Mul(t, abx_));
+    const FloatVec py = hn::Add(ay_, hn::Mul(t, aby_));
+    const FloatVec pz = hn::Add(az_, hn::Mul(t, abz_));
+    const FloatVec fx = hn::Floor(px), fy = hn::Floor(py), fz = hn::Floor(pz);
+    return {
+        FlatIndex(v, IntegralToInt(fx), IntegralToInt(fy), IntegralToInt(fz)),
+        hn::Sub(px, fx), hn::Sub(py, fy), hn::Sub(pz, fz)};
+  }
+
+ private:
+  const LaneParameters& parameters_;
+  FloatVec ax_, ay_, az_, abx_, aby_, abz_;
+};
+
+// Adds to `sum` the samples of `run`, every one inside the volume: with the
+// prefetch active, each step's cells are computed kStepsAhead steps early
+// and prefetched then.
+template <typename T>
+FloatVec MarchInterior(const VolumeView<T>& v, const InteriorCells& cells,
+                       const CellPrefetch<T>& prefetch, StepRun run,
+                       FloatVec sum) {
+  constexpr int kAhead = CellPrefetch<T>::kStepsAhead;
+  static_assert((kAhead & (kAhead - 1)) == 0, "a ring indexed by a mask");
+  if (run.begin >= run.end) return sum;
+  FloatVec corners[8];
+  if (!prefetch.active()) {
+    for (int i = run.begin; i < run.end; ++i) {
+      const InteriorCell cell = cells.At(v, i);
+      GatherInteriorCorners(v, cell.lower, corners);
+      sum = hn::Add(sum, Interpolate(corners, cell.wx, cell.wy, cell.wz));
+    }
+    return sum;
+  }
+  InteriorCell ring[kAhead];
+  for (int k = 0; k < kAhead; ++k) ring[k] = cells.At(v, run.begin + k);
+  for (int i = run.begin; i < run.end; ++i) {
+    InteriorCell& slot = ring[(i - run.begin) & (kAhead - 1)];
+    const InteriorCell cell = slot;
+    slot = cells.At(v, i + kAhead);
+    prefetch.Fetch(slot.lower);
+    GatherInteriorCorners(v, cell.lower, corners);
+    sum = hn::Add(sum, Interpolate(corners, cell.wx, cell.wy, cell.wz));
+  }
+  return sum;
+}
+
+// Adds to `sum` the samples of steps [from, to), each lane only its own, as
+// VolumeView::operator() computes them: interpolated where all 8 corners
+// are inside, else the weighted sum of the corners inside.
+template <typename T>
+FloatVec MarchAnywhere(const VolumeView<T>& v, const LaneRays& r,
+                       const LaneParameters& parameters,
+                       const CellPrefetch<T>& prefetch, int from, int to,
+                       FloatVec sum) {
+  const FloatLanes df;
+  const IntLanes di;
   const FloatVec ax = hn::Load(df, r.ax), ay = hn::Load(df, r.ay),
                  az = hn::Load(df, r.az);
   const FloatVec abx = hn::Load(df, r.abx), aby = hn::Load(df, r.aby),
                  abz = hn::Load(df, r.abz);
   const IntVec first = hn::Load(di, r.first), last = hn::Load(di, r.last);
-  const CellPrefetch<T> prefetch(v, r, parameters);
-  FloatVec sum = hn::Zero(df);
-  for (int i = r.min_first; i <= r.max_last; ++i) {
+  for (int i = from; i < to; ++i) {
     const FloatVec t = parameters.At(i);
     prefetch.Ahead(i);
     const AxisCell x = CellOnAxis(hn::Add(ax, hn::Mul(t, abx)), v.nx);
@@ -363,13 +580,7 @@ FloatVec MarchLanes(const VolumeView<T>& v, const LaneRays& r,
                         hn::And(hn::And(y.lower_inside, y.upper_inside),
                                 hn::And(z.lower_inside, z.upper_inside))));
     FloatVec corners[8];
-    // Every lane inside (the common case), or some at a face or idle.
-    const bool all_interior = hn::AllTrue(di, interior);
-    GatherCorners(v, x, y, z, counts, !all_interior, corners);
-    if (all_interior) {
-      sum = hn::Add(sum, Interpolate(corners, x.weight, y.weight, z.weight));
-      continue;
-    }
+    GatherCorners(v, x, y, z, counts, corners);
     const FloatVec sample = hn::IfThenElse(
         hn::RebindMask(df, interior),
         Interpolate(corners, x.weight, y.weight, z.weight),
@@ -377,6 +588,23 @@ FloatVec MarchLanes(const VolumeView<T>& v, const LaneRays& r,
     sum = hn::Add(sum, hn::IfThenElseZero(hn::RebindMask(df, counts), sample));
   }
   return sum;
+}
+
+// Marches the lanes of `r` in lockstep over the union of their sample
+// ranges: the interior run apart, each step anywhere else. Returns each
+// lane's sum.
+template <typename T>
+FloatVec MarchLanes(const VolumeView<T>& v, const LaneRays& r,
+                    const RaySettings& s) {
+  const LaneParameters parameters(r, s);
+  const CellPrefetch<T> prefetch(v, r, parameters);
+  const StepRun interior = InteriorRun(v, r, parameters);
+  FloatVec sum = hn::Zero(FloatLanes());
+  sum = MarchAnywhere(v, r, parameters, prefetch, r.min_first, interior.begin,
+                      sum);
+  sum = MarchInterior(v, InteriorCells(r, parameters), prefetch, interior, sum);
+  return MarchAnywhere(v, r, parameters, prefetch, interior.end, r.max_last + 1,
+                       sum);
 }
 
 template <typename T>
@@ -682,7 +910,7 @@ void MarchLanesVjp(const VolumeView<T>& v, const LaneRays& r,
     if (hn::AllFalse(di, counts)) continue;
     const auto meets = hn::And(x.meets, hn::And(y.meets, z.meets));
     FloatVec corners[8];
-    GatherCorners(v, x, y, z, hn::And(counts, meets), true, corners);
+    GatherCorners(v, x, y, z, hn::And(counts, meets), corners);
     FloatVec gx, gy, gz;
     CornerGradient(corners, x.weight, y.weight, z.weight, &gx, &gy, &gz);
     // A sample whose support misses the volume has a zero gradient (whatever

@@ -219,17 +219,19 @@ TEST_F(CpuSimdTest, GivesTheScalarBodysBitsForFewAndManySamples) {
   });
 }
 
-// Siddon's ties: orthographic rays 1 mm apart through a volume of 1 mm voxels,
-// about a voxel's centre, so that columns of rays lie on voxel faces, rows
-// through voxel centres, rays run parallel to two axes' planes (never
-// crossing them), or cross two or three axes' planes at once on diagonals.
-TEST_F(CpuSimdTest, SiddonGivesTheScalarBitsOnFacesAxesAndDiagonals) {
+// Ties: orthographic rays 1 mm apart through a volume of 1 mm voxels, about
+// a voxel's centre, so that columns of rays lie on voxel faces (Siddon's
+// planes), rows through voxel centres (where trilinear cells begin and end;
+// 17 rows from the volume's first centre to past its last), rays run
+// parallel to two axes' planes (never crossing them), or cross two or three
+// axes' planes at once on diagonals.
+TEST_F(CpuSimdTest, GivesTheScalarBitsOnFacesAxesAndDiagonals) {
   OnEveryTarget([&] {
     const VolumeShape shape{16, 16, 16};
     Intrinsics in;
     in.sdd = 90.0;
     in.delx = in.dely = 1.0;
-    in.height = 11;
+    in.height = 17;
     in.width = 20;
     in.orthographic = true;
     const geometry::Vec3d centre{8.0, 8.0, 8.0};
@@ -243,9 +245,12 @@ TEST_F(CpuSimdTest, SiddonGivesTheScalarBitsOnFacesAxesAndDiagonals) {
                                      {0, 45, 0}, Orientation::kAP, centre),
                            in));
     }
-    EXPECT_GT(ExpectSameBits(DistinctVoxels(shape), shape,
-                             StorageType::kFloat32, poses, Siddon(11, 20)),
-              0.5);
+    for (const RenderSettings& s :
+         {Siddon(17, 20), Trilinear(17, 20, 300), Clipped(17, 20, 300)}) {
+      EXPECT_GT(ExpectSameBits(DistinctVoxels(shape), shape,
+                               StorageType::kFloat32, poses, s),
+                0.5);
+    }
   });
 }
 
