@@ -518,36 +518,29 @@ class InteriorCells {
   FloatVec ax_, ay_, az_, abx_, aby_, abz_;
 };
 
-// Adds to `sum` the samples of `run`, every one inside the volume: with the
-// prefetch active, each step's cells are computed kStepsAhead steps early
-// and prefetched then.
-template <typename T>
-FloatVec MarchInterior(const VolumeView<T>& v, const InteriorCells& cells,
-                       const CellPrefetch<T>& prefetch, StepRun run,
-                       FloatVec sum) {
+// Calls visit(i, cell, corners) for each step i of `run`, in order, with
+// the cells of its samples (every one inside the volume) and their corners.
+// Each step's cells are computed kStepsAhead steps early, and prefetched
+// then where the prefetch is active.
+template <typename T, class Visit>
+HWY_INLINE void ForInteriorSteps(const VolumeView<T>& v,
+                                 const InteriorCells& cells,
+                                 const CellPrefetch<T>& prefetch, StepRun run,
+                                 Visit visit) {
   constexpr int kAhead = CellPrefetch<T>::kStepsAhead;
   static_assert((kAhead & (kAhead - 1)) == 0, "a ring indexed by a mask");
-  if (run.begin >= run.end) return sum;
-  FloatVec corners[8];
-  if (!prefetch.active()) {
-    for (int i = run.begin; i < run.end; ++i) {
-      const InteriorCell cell = cells.At(v, i);
-      GatherInteriorCorners(v, cell.lower, corners);
-      sum = hn::Add(sum, Interpolate(corners, cell.wx, cell.wy, cell.wz));
-    }
-    return sum;
-  }
+  if (run.begin >= run.end) return;
   InteriorCell ring[kAhead];
   for (int k = 0; k < kAhead; ++k) ring[k] = cells.At(v, run.begin + k);
+  FloatVec corners[8];
   for (int i = run.begin; i < run.end; ++i) {
     InteriorCell& slot = ring[(i - run.begin) & (kAhead - 1)];
     const InteriorCell cell = slot;
     slot = cells.At(v, i + kAhead);
-    prefetch.Fetch(slot.lower);
+    if (prefetch.active()) prefetch.Fetch(slot.lower);
     GatherInteriorCorners(v, cell.lower, corners);
-    sum = hn::Add(sum, Interpolate(corners, cell.wx, cell.wy, cell.wz));
+    visit(i, cell, corners);
   }
-  return sum;
 }
 
 // Adds to `sum` the samples of steps [from, to), each lane only its own, as
@@ -602,7 +595,11 @@ FloatVec MarchLanes(const VolumeView<T>& v, const LaneRays& r,
   FloatVec sum = hn::Zero(FloatLanes());
   sum = MarchAnywhere(v, r, parameters, prefetch, r.min_first, interior.begin,
                       sum);
-  sum = MarchInterior(v, InteriorCells(r, parameters), prefetch, interior, sum);
+  ForInteriorSteps(v, InteriorCells(r, parameters), prefetch, interior,
+                   [&](int, const InteriorCell& cell, const FloatVec c[8]) {
+                     sum = hn::Add(sum,
+                                   Interpolate(c, cell.wx, cell.wy, cell.wz));
+                   });
   return MarchAnywhere(v, r, parameters, prefetch, interior.end, r.max_last + 1,
                        sum);
 }
@@ -871,34 +868,98 @@ struct LaneVjpSums {
   }
 };
 
-// MarchTrilinearVjp's samples (SumVjpSamples, one channel) for the lanes of
-// `r` with upstream weights `weights`, marched in lockstep.
+// The running sums of SumVjpSamples (one channel), one lane per ray, with
+// upstream weights w.
+class LaneVjpAccumulator {
+ public:
+  LaneVjpAccumulator(const LaneRays& r, FloatVec w, bool clipped)
+      : sx_(hn::Load(FloatLanes(), r.sx)),
+        sy_(hn::Load(FloatLanes(), r.sy)),
+        sz_(hn::Load(FloatLanes(), r.sz)),
+        dx_(hn::Load(FloatLanes(), r.dx)),
+        dy_(hn::Load(FloatLanes(), r.dy)),
+        dz_(hn::Load(FloatLanes(), r.dz)),
+        abx_(hn::Load(FloatLanes(), r.abx)),
+        aby_(hn::Load(FloatLanes(), r.aby)),
+        abz_(hn::Load(FloatLanes(), r.abz)),
+        w_(w),
+        clipped_(clipped) {
+    for (FloatVec& entry : sum_) entry = hn::Zero(FloatLanes());
+    along_ = along_u_ = values_ = hn::Zero(FloatLanes());
+  }
+
+  // Adds the samples at parameter t (fraction u of the segment) over
+  // corners c with upper-corner weights wx, wy, wz: in the lanes of `adds`,
+  // with a zero gradient and value outside `supported` (the samples whose
+  // support misses the volume); kMasked false: in every lane, all
+  // supported.
+  template <bool kMasked>
+  HWY_INLINE void Add(FloatVec t, float u, const FloatVec c[8], FloatVec wx,
+                      FloatVec wy, FloatVec wz, hn::Mask<FloatLanes> adds,
+                      hn::Mask<FloatLanes> supported) {
+    const FloatLanes df;
+    const auto only = [&](hn::Mask<FloatLanes> lanes, FloatVec x) {
+      return kMasked ? hn::IfThenElseZero(lanes, x) : x;
+    };
+    FloatVec gx, gy, gz;
+    CornerGradient(c, wx, wy, wz, &gx, &gy, &gz);
+    // A sample whose support misses the volume has a zero gradient (whatever
+    // its weights), and still counts: w·0 is NaN for a non-finite w.
+    gx = only(supported, gx);
+    gy = only(supported, gy);
+    gz = only(supported, gz);
+    const FloatVec point[3] = {hn::Add(sx_, hn::Mul(t, dx_)),
+                               hn::Add(sy_, hn::Mul(t, dy_)),
+                               hn::Add(sz_, hn::Mul(t, dz_))};
+    const FloatVec cw[3] = {hn::Mul(w_, gx), hn::Mul(w_, gy), hn::Mul(w_, gz)};
+    for (int row = 0; row < 3; ++row) {
+      for (int col = 0; col < 3; ++col)
+        sum_[4 * row + col] = hn::Add(sum_[4 * row + col],
+                                      only(adds, hn::Mul(cw[row], point[col])));
+      sum_[4 * row + 3] = hn::Add(sum_[4 * row + 3], only(adds, cw[row]));
+    }
+    if (!clipped_) return;
+    const FloatVec value = only(supported, CornerValue(c, wx, wy, wz));
+    const FloatVec d =
+        hn::Add(hn::Add(hn::Mul(cw[0], abx_), hn::Mul(cw[1], aby_)),
+                hn::Mul(cw[2], abz_));
+    along_ = hn::Add(along_, only(adds, d));
+    along_u_ = hn::Add(along_u_, only(adds, hn::Mul(hn::Set(df, u), d)));
+    values_ = hn::Add(values_, only(adds, hn::Mul(w_, value)));
+  }
+
+  void Store(LaneVjpSums* out) const {
+    const FloatLanes df;
+    const size_t lanes = hn::Lanes(df);
+    for (int k = 0; k < kPoseMapEntries; ++k)
+      hn::Store(sum_[k], df, out->entry + k * lanes);
+    hn::Store(along_, df, out->along);
+    hn::Store(along_u_, df, out->along_u);
+    hn::Store(values_, df, out->values);
+  }
+
+ private:
+  FloatVec sx_, sy_, sz_, dx_, dy_, dz_, abx_, aby_, abz_, w_;
+  bool clipped_;
+  FloatVec sum_[kPoseMapEntries], along_, along_u_, values_;
+};
+
+// Adds to `sums` the samples of steps [from, to) of the lanes of `weighted`,
+// each lane only its own.
 template <typename T>
-void MarchLanesVjp(const VolumeView<T>& v, const LaneRays& r,
-                   const float* weights, const RaySettings& s,
-                   LaneVjpSums* out) {
+void MarchVjpAnywhere(const VolumeView<T>& v, const LaneRays& r,
+                      const LaneParameters& parameters,
+                      const CellPrefetch<T>& prefetch,
+                      hn::Mask<IntLanes> weighted, int from, int to,
+                      LaneVjpAccumulator* sums) {
   const FloatLanes df;
   const IntLanes di;
-  const size_t lanes = hn::Lanes(df);
-  const LaneParameters parameters(r, s);
-  const bool clipped = s.sampling == Sampling::kClipped;
   const FloatVec ax = hn::Load(df, r.ax), ay = hn::Load(df, r.ay),
                  az = hn::Load(df, r.az);
   const FloatVec abx = hn::Load(df, r.abx), aby = hn::Load(df, r.aby),
                  abz = hn::Load(df, r.abz);
-  const FloatVec sx = hn::Load(df, r.sx), sy = hn::Load(df, r.sy),
-                 sz = hn::Load(df, r.sz);
-  const FloatVec dx = hn::Load(df, r.dx), dy = hn::Load(df, r.dy),
-                 dz = hn::Load(df, r.dz);
-  const FloatVec w = hn::Load(df, weights);
   const IntVec first = hn::Load(di, r.first), last = hn::Load(di, r.last);
-  // A lane whose upstream weight is zero adds nothing (the body skips it).
-  const auto weighted = hn::RebindMask(di, hn::Not(w == hn::Zero(df)));
-  FloatVec sum[kPoseMapEntries];
-  for (FloatVec& entry : sum) entry = hn::Zero(df);
-  FloatVec along = hn::Zero(df), along_u = along, values = along;
-  const CellPrefetch<T> prefetch(v, r, parameters);
-  for (int i = r.min_first; i <= r.max_last; ++i) {
+  for (int i = from; i < to; ++i) {
     const FloatVec t = parameters.At(i);
     prefetch.Ahead(i);
     const AxisCell x = CellOnAxis(hn::Add(ax, hn::Mul(t, abx)), v.nx);
@@ -911,43 +972,41 @@ void MarchLanesVjp(const VolumeView<T>& v, const LaneRays& r,
     const auto meets = hn::And(x.meets, hn::And(y.meets, z.meets));
     FloatVec corners[8];
     GatherCorners(v, x, y, z, hn::And(counts, meets), corners);
-    FloatVec gx, gy, gz;
-    CornerGradient(corners, x.weight, y.weight, z.weight, &gx, &gy, &gz);
-    // A sample whose support misses the volume has a zero gradient (whatever
-    // its weights), and still counts: w·0 is NaN for a non-finite w.
-    const auto supported = hn::RebindMask(df, meets);
-    gx = hn::IfThenElseZero(supported, gx);
-    gy = hn::IfThenElseZero(supported, gy);
-    gz = hn::IfThenElseZero(supported, gz);
-    const auto adds = hn::RebindMask(df, counts);
-    const FloatVec point[3] = {hn::Add(sx, hn::Mul(t, dx)),
-                               hn::Add(sy, hn::Mul(t, dy)),
-                               hn::Add(sz, hn::Mul(t, dz))};
-    const FloatVec c[3] = {hn::Mul(w, gx), hn::Mul(w, gy), hn::Mul(w, gz)};
-    for (int row = 0; row < 3; ++row) {
-      for (int col = 0; col < 3; ++col)
-        sum[4 * row + col] =
-            hn::Add(sum[4 * row + col],
-                    hn::IfThenElseZero(adds, hn::Mul(c[row], point[col])));
-      sum[4 * row + 3] =
-          hn::Add(sum[4 * row + 3], hn::IfThenElseZero(adds, c[row]));
-    }
-    if (clipped) {
-      const FloatVec value = hn::IfThenElseZero(
-          supported, CornerValue(corners, x.weight, y.weight, z.weight));
-      const FloatVec d = hn::Add(
-          hn::Add(hn::Mul(c[0], abx), hn::Mul(c[1], aby)), hn::Mul(c[2], abz));
-      const FloatVec u = hn::Set(df, parameters.Fraction(i));
-      along = hn::Add(along, hn::IfThenElseZero(adds, d));
-      along_u = hn::Add(along_u, hn::IfThenElseZero(adds, hn::Mul(u, d)));
-      values = hn::Add(values, hn::IfThenElseZero(adds, hn::Mul(w, value)));
-    }
+    sums->Add<true>(t, parameters.Fraction(i), corners, x.weight, y.weight,
+                    z.weight, hn::RebindMask(df, counts),
+                    hn::RebindMask(df, meets));
   }
-  for (int k = 0; k < kPoseMapEntries; ++k)
-    hn::Store(sum[k], df, out->entry + k * lanes);
-  hn::Store(along, df, out->along);
-  hn::Store(along_u, df, out->along_u);
-  hn::Store(values, df, out->values);
+}
+
+// MarchTrilinearVjp's samples (SumVjpSamples, one channel) for the lanes of
+// `r` with upstream weights `weights`, marched in lockstep: the interior
+// run apart where every lane is weighted, each step anywhere else.
+template <typename T>
+void MarchLanesVjp(const VolumeView<T>& v, const LaneRays& r,
+                   const float* weights, const RaySettings& s,
+                   LaneVjpSums* out) {
+  const FloatLanes df;
+  const IntLanes di;
+  const LaneParameters parameters(r, s);
+  const FloatVec w = hn::Load(df, weights);
+  // A lane whose upstream weight is zero adds nothing (the body skips it).
+  const auto weighted = hn::RebindMask(di, hn::Not(w == hn::Zero(df)));
+  const CellPrefetch<T> prefetch(v, r, parameters);
+  const StepRun interior = hn::AllTrue(di, weighted)
+                               ? InteriorRun(v, r, parameters)
+                               : StepRun{r.min_first, r.min_first};
+  LaneVjpAccumulator sums(r, w, s.sampling == Sampling::kClipped);
+  MarchVjpAnywhere(v, r, parameters, prefetch, weighted, r.min_first,
+                   interior.begin, &sums);
+  const auto all = hn::FirstN(df, hn::Lanes(df));
+  ForInteriorSteps(v, InteriorCells(r, parameters), prefetch, interior,
+                   [&](int i, const InteriorCell& cell, const FloatVec c[8]) {
+                     sums.Add<false>(parameters.At(i), parameters.Fraction(i),
+                                     c, cell.wx, cell.wy, cell.wz, all, all);
+                   });
+  MarchVjpAnywhere(v, r, parameters, prefetch, weighted, interior.end,
+                   r.max_last + 1, &sums);
+  sums.Store(out);
 }
 
 template <typename T>

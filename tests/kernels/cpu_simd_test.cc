@@ -348,6 +348,36 @@ TEST_F(CpuSimdTest, LanesFarOutsideBesideALaneInsideGiveTheScalarBits) {
   });
 }
 
+// One infinite voxel makes the rays whose samples touch it non-finite; the
+// body skips those rays once their upstream weight is zero, and so must
+// every lane beside a weighted one.
+TEST_F(CpuSimdTest, PoseGradientSkipsUnweightedRaysThroughAnInfiniteVoxel) {
+  const VolumeShape shape{14, 15, 16};
+  std::vector<float> mu = DistinctVoxels(shape);
+  mu[(8 * 15 + 7) * 14 + 7] = INFINITY;
+  const std::vector<PoseGeometry> poses = ViewsOf(shape, 4, 21);
+  std::unique_ptr<Executor> scalar = MakeScalarCpuExecutor(1);
+  OnEveryTarget([&] {
+    for (const RenderSettings& s : {Trilinear(4, 21, 60), Clipped(4, 21, 60)}) {
+      const std::vector<float> image = RenderImages(
+          *scalar,
+          *MakeResident(*scalar, mu, nullptr, shape, StorageType::kFloat32),
+          poses, s);
+      std::vector<float> upstream(image.size(), 1.0f);
+      int skipped = 0;
+      for (size_t i = 0; i < image.size(); ++i) {
+        if (std::isfinite(image[i])) continue;
+        upstream[i] = 0.0f;
+        ++skipped;
+      }
+      EXPECT_GT(skipped, 0);
+      for (double d : ExpectSameGradientBits(mu, shape, StorageType::kFloat32,
+                                             poses, s, upstream))
+        EXPECT_TRUE(std::isfinite(d));
+    }
+  });
+}
+
 TEST_F(CpuSimdTest, PoseGradientKeepsTheScalarBodysNonFiniteWeights) {
   // Two samples per ray: the segment's ends, whose support misses the
   // volume; the body still multiplies their zero gradient by the weight.
