@@ -129,8 +129,8 @@ class LaneParameters {
         t0_(hn::Load(FloatLanes(), r.t0)),
         length_(hn::Load(FloatLanes(), r.length)) {}
 
-  // Whether every lane's parameter grows with the step (clipped rays with
-  // t1 ≥ t0; whole segments always).
+  // Whether no lane's parameter falls as the step grows (clipped rays with
+  // t1 ≥ t0, not NaN; whole segments always).
   bool Increasing() const {
     const FloatLanes df;
     return sampling_ == Sampling::kSegment ||
@@ -178,10 +178,12 @@ HWY_INLINE AxisCell CellOnAxis(FloatVec p, int n) {
 }
 
 // The flat index of corner c[k] (k = dx + 2·dy + 4·dz) of a cell, less its
-// lower corner's.
+// lower corner's (summed in int64: in a volume one slice thick, k = 7's
+// offset may pass INT32_MAX, and only masked-off lanes use it).
 template <typename T>
 HWY_INLINE int32_t CornerOffset(const VolumeView<T>& v, int k) {
-  return (k & 1) + (k & 2 ? v.nx : 0) + (k & 4 ? v.nx * v.ny : 0);
+  return static_cast<int32_t>((k & 1) + (k & 2 ? int64_t{v.nx} : 0) +
+                              (k & 4 ? int64_t{v.nx} * v.ny : 0));
 }
 
 // The flat index of each lane's lower corner (x, y, z).
@@ -286,7 +288,8 @@ HWY_INLINE FloatVec WeightedCornerSum(const FloatVec c[8], FloatVec wx,
 
 // Reads the trilinear marches' corners ahead of use, on lanes whose rays
 // lie apart: while sample i is interpolated, the cells of sample
-// i + kStepsAhead are fetched into the cache. Where neighbouring rays lie
+// i + kStepsAhead are fetched into the cache. Off in volumes too thin for a
+// cell's four rows (one slice). Where neighbouring rays lie
 // closer than kSparseGap voxels, each row of pixels reads mostly the cache
 // lines the rows before it read, and prefetching only costs instructions.
 // Reference case (rays 2.5 voxels apart) on a Zen 3 host: 33.6–35.9 ms per
@@ -325,7 +328,7 @@ class CellPrefetch {
 
   // Prefetches the four rows (y, z and their successors) of the cells whose
   // lower corners lie at flat indices `lower` (clamped into the volume), on
-  // lanes spaced so that each cache line of lower corners is met about once.
+  // the lanes ChooseLanes picked.
   HWY_INLINE void Fetch(IntVec lower) const {
     const IntLanes di;
     HWY_ALIGN int32_t at[kMaxLanes];
@@ -358,9 +361,10 @@ class CellPrefetch {
     return apart(r.ax, r.abx) || apart(r.ay, r.aby) || apart(r.az, r.abz);
   }
 
-  // Picks the lanes to prefetch from the spread of the lanes' lower corners
-  // at step i: the first, the last, and enough between them that no cache
-  // line of lower corners lies between two picked lanes.
+  // Picks the lanes to prefetch, once per group, from the spread of the
+  // lanes' lower corners at step i (the middle one): the first, the last,
+  // and enough between them that about one picked lane falls in each cache
+  // line of lower corners there.
   void ChooseLanes(int i) {
     HWY_ALIGN int32_t at[kMaxLanes];
     hn::Store(LowerCorners(i), IntLanes(), at);
@@ -422,8 +426,8 @@ struct StepRun {
 // moves one way: a growing coordinate comes to pass 0 and ceases to lie
 // below n − 1, a falling one the reverse. So the run starts where all that
 // turn true have, and ends where the first that turns false does; both are
-// found by bisection. Empty where a lane's parameter does not grow, or an
-// axis is too long for IntegralToInt.
+// found by bisection. Empty where a lane's parameter falls (t1 < t0, or
+// NaN), or an axis is too long for IntegralToInt.
 template <typename T>
 StepRun InteriorRun(const VolumeView<T>& v, const LaneRays& r,
                     const LaneParameters& parameters) {
@@ -491,6 +495,7 @@ struct InteriorCell {
 // The cells of the lanes' samples along rays a + t·ab.
 class InteriorCells {
  public:
+  // The rays of `r`, sampled at `parameters`.
   InteriorCells(const LaneRays& r, const LaneParameters& parameters)
       : parameters_(parameters),
         ax_(hn::Load(FloatLanes(), r.ax)),
@@ -515,7 +520,7 @@ class InteriorCells {
 
  private:
   const LaneParameters& parameters_;
-  FloatVec ax_, ay_, az_, abx_, aby_, abz_;
+  FloatVec ax_, ay_, az_, abx_, aby_, abz_;  // each lane's a and ab
 };
 
 // Calls visit(i, cell, corners) for each step i of `run`, in order, with
@@ -872,6 +877,8 @@ struct LaneVjpSums {
 // upstream weights w.
 class LaneVjpAccumulator {
  public:
+  // Zero sums for the rays of `r`; `clipped`: whether to sum along, along_u
+  // and values too.
   LaneVjpAccumulator(const LaneRays& r, FloatVec w, bool clipped)
       : sx_(hn::Load(FloatLanes(), r.sx)),
         sy_(hn::Load(FloatLanes(), r.sy)),
@@ -928,6 +935,7 @@ class LaneVjpAccumulator {
     values_ = hn::Add(values_, only(adds, hn::Mul(w_, value)));
   }
 
+  // Writes each lane's sums to `out`.
   void Store(LaneVjpSums* out) const {
     const FloatLanes df;
     const size_t lanes = hn::Lanes(df);
@@ -939,9 +947,10 @@ class LaneVjpAccumulator {
   }
 
  private:
+  // Camera-space source and step, voxel-space step, upstream weight.
   FloatVec sx_, sy_, sz_, dx_, dy_, dz_, abx_, aby_, abz_, w_;
   bool clipped_;
-  FloatVec sum_[kPoseMapEntries], along_, along_u_, values_;
+  FloatVec sum_[kPoseMapEntries], along_, along_u_, values_;  // the sums
 };
 
 // Adds to `sums` the samples of steps [from, to) of the lanes of `weighted`,
