@@ -635,8 +635,13 @@ void MarchSpan(const VolumeView<T>& v, const PoseGeometry& g,
 struct SiddonLanes {
   HWY_ALIGN float first[3][kMaxLanes];
   HWY_ALIGN float step[3][kMaxLanes];
-  HWY_ALIGN int32_t index[3][kMaxLanes];
-  HWY_ALIGN int32_t direction[3][kMaxLanes];
+  // The crossings along each axis that take the walk out of the volume
+  // (exact in float32: at most the axis' voxels).
+  HWY_ALIGN float exit_crossings[3][kMaxLanes];
+  // The flat index of the voxel the walk starts in, and how far the index
+  // moves on crossing each axis (±stride).
+  HWY_ALIGN int32_t voxel[kMaxLanes];
+  HWY_ALIGN int32_t voxel_step[3][kMaxLanes];
   HWY_ALIGN float end[kMaxLanes];
   HWY_ALIGN int32_t walking[kMaxLanes];  // −1: the lane walks, else 0
   // Voxels from the current one to the one kLookahead crossings ahead along
@@ -659,25 +664,30 @@ void SetUpSiddonLanes(const Volume& volume, const PoseGeometry& g, int row,
     const int col = col_begin + static_cast<int>(l);
     w->walking[l] = 0;
     w->ahead[l] = 0;
+    w->voxel[l] = 0;
     w->scale[l] = 0.0f;
     w->end[l] = 0.0f;
     for (int axis = 0; axis < 3; ++axis) {
       w->first[axis][l] = INFINITY;
       w->step[axis][l] = 0.0f;
-      w->index[axis][l] = 0;
-      w->direction[axis][l] = 1;
+      w->exit_crossings[axis][l] = INFINITY;
+      w->voxel_step[axis][l] = 0;
     }
     if (col >= col_end) continue;
     const SiddonRay r = PlanSiddon(volume, g, row, col);
     if (!(r.inside.t0 < r.inside.t1)) continue;  // the body returns 0
     const SiddonStart start = StartSiddon(volume, r);
+    const int n[3] = {volume.nx, volume.ny, volume.nz};
     for (int axis = 0; axis < 3; ++axis) {
       const SiddonAxis& a = start.axis[axis];
       w->first[axis][l] = a.first;
       w->step[axis][l] = a.step;
-      w->index[axis][l] = a.index;
-      w->direction[axis][l] = a.direction;
+      w->exit_crossings[axis][l] =
+          static_cast<float>(a.direction > 0 ? n[axis] - a.index : a.index + 1);
+      w->voxel_step[axis][l] = a.direction * stride[axis];
     }
+    w->voxel[l] = start.axis[0].index + stride[1] * start.axis[1].index +
+                  stride[2] * start.axis[2].index;
     w->end[l] = start.end;
     w->scale[l] = MillimetresPerU(r);
     w->walking[l] = -1;
@@ -697,32 +707,29 @@ void SetUpSiddonLanes(const Volume& volume, const PoseGeometry& g, int row,
 }
 
 // Walks the lanes of `w` in lockstep; writes each lane's sum of μ·Δu
-// (before the factor to millimetres) to sums[lane].
+// (before the factor to millimetres) to sums[lane]. The walk keeps the flat
+// voxel index and counts crossings per axis, where the body keeps (i, j, k):
+// a lane leaves the volume when an axis' count reaches its exit crossings.
 template <typename T>
 void WalkSiddonLanes(const VolumeView<T>& v, const SiddonLanes& w,
                      float* sums) {
   const FloatLanes df;
   const IntLanes di;
-  // exit[axis]: the index one past the volume in the direction of travel.
-  FloatVec first[3], step[3], next[3], crossed[3];
-  IntVec index[3], direction[3], exit[3];
-  const int n[3] = {v.nx, v.ny, v.nz};
+  FloatVec first[3], step[3], next[3], crossed[3], exit_crossings[3];
+  IntVec voxel_step[3];
   for (int axis = 0; axis < 3; ++axis) {
     first[axis] = next[axis] = hn::Load(df, w.first[axis]);
     step[axis] = hn::Load(df, w.step[axis]);
     crossed[axis] = hn::Zero(df);
-    index[axis] = hn::Load(di, w.index[axis]);
-    direction[axis] = hn::Load(di, w.direction[axis]);
-    exit[axis] = hn::IfThenElse(direction[axis] > hn::Zero(di),
-                                hn::Set(di, n[axis]), hn::Set(di, -1));
+    exit_crossings[axis] = hn::Load(df, w.exit_crossings[axis]);
+    voxel_step[axis] = hn::Load(di, w.voxel_step[axis]);
   }
   const FloatVec end = hn::Load(df, w.end), one = hn::Set(df, 1.0f);
   const IntVec ahead = hn::Load(di, w.ahead), zero = hn::Zero(di);
   const IntVec last_voxel = hn::Set(di, v.nx * v.ny * v.nz - 1);
-  const IntVec row_stride = hn::Set(di, v.nx),
-               slice_stride = hn::Set(di, v.nx * v.ny);
   const size_t lanes = hn::Lanes(df);
   HWY_ALIGN int32_t upcoming[kMaxLanes];
+  IntVec voxel = hn::Load(di, w.voxel);
   FloatVec u = hn::Zero(df), sum = hn::Zero(df);
   auto walking = hn::RebindMask(df, hn::Load(di, w.walking) == hn::Set(di, -1));
   // Every iteration crosses one boundary in every walking lane, which
@@ -733,47 +740,44 @@ void WalkSiddonLanes(const VolumeView<T>& v, const SiddonLanes& w,
     const auto x_before_y = next[0] < next[1];
     const auto on_x = hn::And(x_before_y, next[0] < next[2]);
     const auto on_y = hn::AndNot(x_before_y, next[1] < next[2]);
-    const auto on_z = hn::Not(hn::Or(on_x, on_y));
     FloatVec crossing =
         hn::IfThenElse(on_x, next[0], hn::IfThenElse(on_y, next[1], next[2]));
     const auto last = crossing >= end;
     crossing = hn::IfThenElse(last, end, crossing);
     // μ of the voxel each lane is in (voxel 0 for lanes done), added as the
     // body adds it, for walking lanes only.
-    const auto walking_i = hn::RebindMask(di, walking);
-    const IntVec voxel = hn::IfThenElseZero(
-        walking_i, hn::Add(hn::Add(hn::Mul(index[2], slice_stride),
-                                   hn::Mul(index[1], row_stride)),
-                           index[0]));
-    hn::Store(hn::Min(hn::Max(hn::Add(voxel, ahead), zero), last_voxel), di,
-              upcoming);
+    const IntVec walking_voxel =
+        hn::IfThenElseZero(hn::RebindMask(di, walking), voxel);
+    hn::Store(hn::Min(hn::Max(hn::Add(walking_voxel, ahead), zero), last_voxel),
+              di, upcoming);
     for (size_t l = 0; l < lanes; ++l) hwy::Prefetch(v.data + upcoming[l]);
-    const FloatVec mu = GatherVoxels(df, v.data, voxel);
+    const FloatVec mu = GatherVoxels(df, v.data, walking_voxel);
     sum = hn::Add(
         sum, hn::IfThenElseZero(walking, hn::Mul(mu, hn::Sub(crossing, u))));
     walking = hn::AndNot(last, walking);
     u = crossing;
     const hn::Mask<FloatLanes> moves[3] = {
-        hn::And(walking, on_x), hn::And(walking, on_y), hn::And(walking, on_z)};
+        hn::And(walking, on_x), hn::And(walking, on_y),
+        hn::AndNot(hn::Or(on_x, on_y), walking)};
     for (int axis = 0; axis < 3; ++axis) {
       crossed[axis] =
           hn::Add(crossed[axis], hn::IfThenElseZero(moves[axis], one));
       next[axis] = hn::IfThenElse(
           moves[axis], hn::Add(first[axis], hn::Mul(crossed[axis], step[axis])),
           next[axis]);
-      index[axis] = hn::Add(
-          index[axis],
-          hn::IfThenElseZero(hn::RebindMask(di, moves[axis]), direction[axis]));
     }
-    // The walk ends when the axis it stepped on leaves the volume (a lane
-    // steps one voxel at a time from inside, so it leaves at `exit`).
+    const auto leaves = hn::Or(crossed[0] == exit_crossings[0],
+                               hn::Or(crossed[1] == exit_crossings[1],
+                                      crossed[2] == exit_crossings[2]));
     const auto on_x_i = hn::RebindMask(di, on_x),
                on_y_i = hn::RebindMask(di, on_y);
-    const IntVec moved = hn::IfThenElse(
-        on_x_i, index[0], hn::IfThenElse(on_y_i, index[1], index[2]));
-    const IntVec moved_exit = hn::IfThenElse(
-        on_x_i, exit[0], hn::IfThenElse(on_y_i, exit[1], exit[2]));
-    walking = hn::AndNot(hn::RebindMask(df, moved == moved_exit), walking);
+    voxel = hn::Add(
+        voxel,
+        hn::IfThenElseZero(hn::RebindMask(di, walking),
+                           hn::IfThenElse(on_x_i, voxel_step[0],
+                                          hn::IfThenElse(on_y_i, voxel_step[1],
+                                                         voxel_step[2]))));
+    walking = hn::AndNot(leaves, walking);
   }
   hn::Store(sum, df, sums);
 }
