@@ -152,6 +152,33 @@ class LaneParameters {
   FloatVec t0_, length_;
 };
 
+// Each lane's ray in voxel coordinates, a + t·ab at sample parameter t.
+class LaneLines {
+ public:
+  explicit LaneLines(const LaneRays& r)
+      : a_{hn::Load(FloatLanes(), r.ax), hn::Load(FloatLanes(), r.ay),
+           hn::Load(FloatLanes(), r.az)},
+        ab_{hn::Load(FloatLanes(), r.abx), hn::Load(FloatLanes(), r.aby),
+            hn::Load(FloatLanes(), r.abz)} {}
+
+  // Each lane's coordinate on `axis` at parameter t.
+  HWY_INLINE FloatVec At(int axis, FloatVec t) const {
+    return hn::Add(a_[axis], hn::Mul(t, ab_[axis]));
+  }
+
+  // How far each lane's coordinate on `axis` moves per unit of t.
+  HWY_INLINE FloatVec Slope(int axis) const { return ab_[axis]; }
+
+ private:
+  FloatVec a_[3], ab_[3];
+};
+
+// The lanes whose sample ranges [first, last] hold step i.
+HWY_INLINE hn::Mask<IntLanes> SampledAt(IntVec first, IntVec last, int i) {
+  const IntVec step = hn::Set(IntLanes(), i);
+  return hn::And(hn::Not(step < first), hn::Not(last < step));
+}
+
 // One axis of the samples of a step: the cell's lower corner (saturated as
 // SaturatingIndex does), the weight of its upper corner, and whether each
 // corner lies inside.
@@ -175,6 +202,18 @@ HWY_INLINE AxisCell CellOnAxis(FloatVec p, int n) {
   cell.meets =
       hn::And(cell.lower > hn::Set(di, -2), cell.lower < hn::Set(di, n));
   return cell;
+}
+
+// The cells of the lanes' samples at parameter t, on each axis.
+struct LaneCells {
+  AxisCell x, y, z;
+};
+
+template <typename T>
+HWY_INLINE LaneCells CellsAt(const VolumeView<T>& v, const LaneLines& lines,
+                             FloatVec t) {
+  return {CellOnAxis(lines.At(0, t), v.nx), CellOnAxis(lines.At(1, t), v.ny),
+          CellOnAxis(lines.At(2, t), v.nz)};
 }
 
 // The flat index of corner c[k] (k = dx + 2·dy + 4·dz) of a cell, less its
@@ -303,14 +342,7 @@ class CellPrefetch {
 
   CellPrefetch(const VolumeView<T>& v, const LaneRays& r,
                const LaneParameters& parameters)
-      : v_(v),
-        parameters_(parameters),
-        ax_(hn::Load(FloatLanes(), r.ax)),
-        ay_(hn::Load(FloatLanes(), r.ay)),
-        az_(hn::Load(FloatLanes(), r.az)),
-        abx_(hn::Load(FloatLanes(), r.abx)),
-        aby_(hn::Load(FloatLanes(), r.aby)),
-        abz_(hn::Load(FloatLanes(), r.abz)) {
+      : v_(v), parameters_(parameters), lines_(r) {
     const int64_t sy = v.nx, sz = int64_t{v.nx} * v.ny;
     const int64_t last_lower = sz * v.nz - 1 - sz - sy;
     if (last_lower < 0 || !Sparse(r, parameters)) return;
@@ -319,7 +351,7 @@ class CellPrefetch {
   }
 
   // Whether this group of rays prefetches.
-  bool active() const { return lane_count_ > 0; }
+  bool active() const { return picked_count_ > 0; }
 
   // Prefetches the cells of step i + kStepsAhead.
   HWY_INLINE void Ahead(int i) const {
@@ -336,8 +368,8 @@ class CellPrefetch {
               di, at);
     const T* data = v_.data;
     const int64_t sy = v_.nx, sz = int64_t{v_.nx} * v_.ny;
-    for (int k = 0; k < lane_count_; ++k) {
-      const T* cell = data + at[lanes_[k]];
+    for (int k = 0; k < picked_count_; ++k) {
+      const T* cell = data + at[picked_[k]];
       hwy::Prefetch(cell);
       hwy::Prefetch(cell + sy);
       hwy::Prefetch(cell + sz);
@@ -376,7 +408,7 @@ class CellPrefetch {
       stride = static_cast<size_t>(line * (lanes - 1) / spread);
     stride = std::max<size_t>(stride, 1);
     for (size_t l = 0;; l = std::min(l + stride, lanes - 1)) {
-      lanes_[lane_count_++] = static_cast<int>(l);
+      picked_[picked_count_++] = static_cast<int>(l);
       if (l == lanes - 1) break;
     }
   }
@@ -387,21 +419,20 @@ class CellPrefetch {
     const FloatLanes df;
     const IntLanes di;
     const FloatVec t = parameters_.At(i);
-    const auto cell = [&](FloatVec a, FloatVec ab, int n) {
-      return hn::ConvertTo(
-          di, hn::Min(hn::Max(hn::Add(a, hn::Mul(t, ab)), hn::Zero(df)),
-                      hn::Set(df, static_cast<float>(n - 1))));
+    const auto cell = [&](int axis, int n) {
+      return hn::ConvertTo(di,
+                           hn::Min(hn::Max(lines_.At(axis, t), hn::Zero(df)),
+                                   hn::Set(df, static_cast<float>(n - 1))));
     };
-    return FlatIndex(v_, cell(ax_, abx_, v_.nx), cell(ay_, aby_, v_.ny),
-                     cell(az_, abz_, v_.nz));
+    return FlatIndex(v_, cell(0, v_.nx), cell(1, v_.ny), cell(2, v_.nz));
   }
 
   const VolumeView<T>& v_;
   const LaneParameters& parameters_;
-  FloatVec ax_, ay_, az_, abx_, aby_, abz_;
-  int32_t last_lower_ = 0;  // the last lower corner whose 4 rows lie inside
-  int lanes_[kMaxLanes] = {};
-  int lane_count_ = 0;
+  const LaneLines lines_;
+  int32_t last_lower_ = 0;      // the last lower corner whose 4 rows lie inside
+  int picked_[kMaxLanes] = {};  // the lanes ChooseLanes picked
+  int picked_count_ = 0;
 };
 
 // Each lane of `f`, an integral float within ±2^22, as an integer: adding
@@ -438,10 +469,7 @@ StepRun InteriorRun(const VolumeView<T>& v, const LaneRays& r,
   if (!parameters.Increasing() || v.nx >= kLongestAxis ||
       v.ny >= kLongestAxis || v.nz >= kLongestAxis)
     return none;
-  const FloatVec a[3] = {hn::Load(df, r.ax), hn::Load(df, r.ay),
-                         hn::Load(df, r.az)};
-  const FloatVec ab[3] = {hn::Load(df, r.abx), hn::Load(df, r.aby),
-                          hn::Load(df, r.abz)};
+  const LaneLines lines(r);
   const int n[3] = {v.nx, v.ny, v.nz};
   const IntVec first = hn::Load(di, r.first), last = hn::Load(di, r.last);
   // Whether at step i all the conditions that turn true (`rising`), or all
@@ -451,10 +479,10 @@ StepRun InteriorRun(const VolumeView<T>& v, const LaneRays& r,
     const IntVec step = hn::Set(di, i);
     auto holds = rising ? hn::Not(step < first) : hn::Not(last < step);
     for (int axis = 0; axis < 3; ++axis) {
-      const FloatVec p = hn::Add(a[axis], hn::Mul(t, ab[axis]));
+      const FloatVec p = lines.At(axis, t);
       const auto above_0 = p >= hn::Zero(df);
       const auto below_n = p < hn::Set(df, static_cast<float>(n[axis] - 1));
-      const auto grows = ab[axis] > hn::Zero(df);
+      const auto grows = lines.Slope(axis) > hn::Zero(df);
       const auto turning_true =
           hn::Or(hn::And(grows, above_0), hn::AndNot(grows, below_n));
       const auto turning_false =
@@ -497,21 +525,14 @@ class InteriorCells {
  public:
   // The rays of `r`, sampled at `parameters`.
   InteriorCells(const LaneRays& r, const LaneParameters& parameters)
-      : parameters_(parameters),
-        ax_(hn::Load(FloatLanes(), r.ax)),
-        ay_(hn::Load(FloatLanes(), r.ay)),
-        az_(hn::Load(FloatLanes(), r.az)),
-        abx_(hn::Load(FloatLanes(), r.abx)),
-        aby_(hn::Load(FloatLanes(), r.aby)),
-        abz_(hn::Load(FloatLanes(), r.abz)) {}
+      : parameters_(parameters), lines_(r) {}
 
   // The cells of step i (garbage, but no fault, off the interior run).
   template <typename T>
   HWY_INLINE InteriorCell At(const VolumeView<T>& v, int i) const {
     const FloatVec t = parameters_.At(i);
-    const FloatVec px = hn::Add(ax_, hn::Mul(t, abx_));
-    const FloatVec py = hn::Add(ay_, hn::Mul(t, aby_));
-    const FloatVec pz = hn::Add(az_, hn::Mul(t, abz_));
+    const FloatVec px = lines_.At(0, t), py = lines_.At(1, t),
+                   pz = lines_.At(2, t);
     const FloatVec fx = hn::Floor(px), fy = hn::Floor(py), fz = hn::Floor(pz);
     return {
         FlatIndex(v, IntegralToInt(fx), IntegralToInt(fy), IntegralToInt(fz)),
@@ -520,7 +541,7 @@ class InteriorCells {
 
  private:
   const LaneParameters& parameters_;
-  FloatVec ax_, ay_, az_, abx_, aby_, abz_;  // each lane's a and ab
+  const LaneLines lines_;
 };
 
 // Calls visit(i, cell, corners) for each step i of `run`, in order, with
@@ -558,21 +579,14 @@ FloatVec MarchAnywhere(const VolumeView<T>& v, const LaneRays& r,
                        FloatVec sum) {
   const FloatLanes df;
   const IntLanes di;
-  const FloatVec ax = hn::Load(df, r.ax), ay = hn::Load(df, r.ay),
-                 az = hn::Load(df, r.az);
-  const FloatVec abx = hn::Load(df, r.abx), aby = hn::Load(df, r.aby),
-                 abz = hn::Load(df, r.abz);
+  const LaneLines lines(r);
   const IntVec first = hn::Load(di, r.first), last = hn::Load(di, r.last);
   for (int i = from; i < to; ++i) {
     const FloatVec t = parameters.At(i);
     prefetch.Ahead(i);
-    const AxisCell x = CellOnAxis(hn::Add(ax, hn::Mul(t, abx)), v.nx);
-    const AxisCell y = CellOnAxis(hn::Add(ay, hn::Mul(t, aby)), v.ny);
-    const AxisCell z = CellOnAxis(hn::Add(az, hn::Mul(t, abz)), v.nz);
-    const IntVec step = hn::Set(di, i);
-    const auto counts =
-        hn::And(hn::And(hn::Not(step < first), hn::Not(last < step)),
-                hn::And(x.meets, hn::And(y.meets, z.meets)));
+    const auto [x, y, z] = CellsAt(v, lines, t);
+    const auto counts = hn::And(SampledAt(first, last, i),
+                                hn::And(x.meets, hn::And(y.meets, z.meets)));
     const auto interior = hn::And(
         counts, hn::And(hn::And(x.lower_inside, x.upper_inside),
                         hn::And(hn::And(y.lower_inside, y.upper_inside),
@@ -890,9 +904,7 @@ class LaneVjpAccumulator {
         dx_(hn::Load(FloatLanes(), r.dx)),
         dy_(hn::Load(FloatLanes(), r.dy)),
         dz_(hn::Load(FloatLanes(), r.dz)),
-        abx_(hn::Load(FloatLanes(), r.abx)),
-        aby_(hn::Load(FloatLanes(), r.aby)),
-        abz_(hn::Load(FloatLanes(), r.abz)),
+        lines_(r),
         w_(w),
         clipped_(clipped) {
     for (FloatVec& entry : sum_) entry = hn::Zero(FloatLanes());
@@ -931,9 +943,9 @@ class LaneVjpAccumulator {
     }
     if (!clipped_) return;
     const FloatVec value = only(supported, CornerValue(c, wx, wy, wz));
-    const FloatVec d =
-        hn::Add(hn::Add(hn::Mul(cw[0], abx_), hn::Mul(cw[1], aby_)),
-                hn::Mul(cw[2], abz_));
+    const FloatVec d = hn::Add(hn::Add(hn::Mul(cw[0], lines_.Slope(0)),
+                                       hn::Mul(cw[1], lines_.Slope(1))),
+                               hn::Mul(cw[2], lines_.Slope(2)));
     along_ = hn::Add(along_, only(adds, d));
     along_u_ = hn::Add(along_u_, only(adds, hn::Mul(hn::Set(df, u), d)));
     values_ = hn::Add(values_, only(adds, hn::Mul(w_, value)));
@@ -951,8 +963,10 @@ class LaneVjpAccumulator {
   }
 
  private:
-  // Camera-space source and step, voxel-space step, upstream weight.
-  FloatVec sx_, sy_, sz_, dx_, dy_, dz_, abx_, aby_, abz_, w_;
+  // Camera-space source and step, the voxel-space rays, upstream weight.
+  FloatVec sx_, sy_, sz_, dx_, dy_, dz_;
+  LaneLines lines_;
+  FloatVec w_;
   bool clipped_;
   FloatVec sum_[kPoseMapEntries], along_, along_u_, values_;  // the sums
 };
@@ -967,21 +981,14 @@ void MarchVjpAnywhere(const VolumeView<T>& v, const LaneRays& r,
                       LaneVjpAccumulator* sums) {
   const FloatLanes df;
   const IntLanes di;
-  const FloatVec ax = hn::Load(df, r.ax), ay = hn::Load(df, r.ay),
-                 az = hn::Load(df, r.az);
-  const FloatVec abx = hn::Load(df, r.abx), aby = hn::Load(df, r.aby),
-                 abz = hn::Load(df, r.abz);
+  const LaneLines lines(r);
   const IntVec first = hn::Load(di, r.first), last = hn::Load(di, r.last);
   for (int i = from; i < to; ++i) {
     const FloatVec t = parameters.At(i);
     prefetch.Ahead(i);
-    const AxisCell x = CellOnAxis(hn::Add(ax, hn::Mul(t, abx)), v.nx);
-    const AxisCell y = CellOnAxis(hn::Add(ay, hn::Mul(t, aby)), v.ny);
-    const AxisCell z = CellOnAxis(hn::Add(az, hn::Mul(t, abz)), v.nz);
-    const IntVec step = hn::Set(di, i);
-    const auto counts =
-        hn::And(weighted, hn::And(hn::Not(step < first), hn::Not(last < step)));
+    const auto counts = hn::And(weighted, SampledAt(first, last, i));
     if (hn::AllFalse(di, counts)) continue;
+    const auto [x, y, z] = CellsAt(v, lines, t);
     const auto meets = hn::And(x.meets, hn::And(y.meets, z.meets));
     FloatVec corners[8];
     GatherCorners(v, x, y, z, hn::And(counts, meets), corners);
