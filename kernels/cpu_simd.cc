@@ -225,6 +225,16 @@ HWY_INLINE int32_t CornerOffset(const VolumeView<T>& v, int k) {
                               (k & 4 ? int64_t{v.nx} * v.ny : 0));
 }
 
+// CornerOffset of each corner c[k], worked out once for the steps of a
+// march.
+struct CornerOffsets {
+  template <typename T>
+  explicit CornerOffsets(const VolumeView<T>& v) {
+    for (int k = 0; k < 8; ++k) at[k] = CornerOffset(v, k);
+  }
+  int64_t at[8];
+};
+
 // The flat index of each lane's lower corner (x, y, z).
 template <typename T>
 HWY_INLINE IntVec FlatIndex(const VolumeView<T>& v, IntVec x, IntVec y,
@@ -238,20 +248,23 @@ HWY_INLINE IntVec FlatIndex(const VolumeView<T>& v, IntVec x, IntVec y,
 // The 8 corners c[dx + 2·dy + 4·dz] of the cells whose lower corners lie at
 // flat indices `lower`, every corner inside the volume.
 template <typename T>
-HWY_INLINE void GatherInteriorCorners(const VolumeView<T>& v, IntVec lower,
-                                      FloatVec c[8]) {
+HWY_INLINE void GatherInteriorCorners(const VolumeView<T>& v,
+                                      const CornerOffsets& offsets,
+                                      IntVec lower, FloatVec c[8]) {
   const FloatLanes df;
   const IntLanes di;
   for (int k = 0; k < 8; ++k)
-    c[k] = GatherVoxels(df, v.data,
-                        hn::Add(lower, hn::Set(di, CornerOffset(v, k))));
+    c[k] = GatherVoxels(
+        df, v.data,
+        hn::Add(lower, hn::Set(di, static_cast<int32_t>(offsets.at[k]))));
 }
 
 #if HWY_TARGET != HWY_SCALAR
 // Float voxels: each row's two corners (x and x + 1) in one 64-bit read per
 // lane, half the reads of gathering them one by one.
-HWY_INLINE void GatherInteriorCorners(const VolumeView<float>& v, IntVec lower,
-                                      FloatVec c[8]) {
+HWY_INLINE void GatherInteriorCorners(const VolumeView<float>& v,
+                                      const CornerOffsets& offsets,
+                                      IntVec lower, FloatVec c[8]) {
   const FloatLanes df;
   const hn::Repartition<int64_t, FloatLanes> d64;
   const hn::Half<IntLanes> dh;
@@ -259,7 +272,7 @@ HWY_INLINE void GatherInteriorCorners(const VolumeView<float>& v, IntVec lower,
   const auto low = hn::PromoteTo(d64, hn::LowerHalf(dh, lower));
   const auto high = hn::PromoteTo(d64, hn::UpperHalf(dh, lower));
   for (int row = 0; row < 4; ++row) {
-    const auto offset = hn::Set(d64, CornerOffset(v, 2 * row));
+    const auto offset = hn::Set(d64, offsets.at[2 * row]);
     const FloatVec first = hn::BitCast(
         df,
         hn::GatherOffset(d64, pairs, hn::ShiftLeft<2>(hn::Add(low, offset))));
@@ -556,6 +569,7 @@ HWY_INLINE void ForInteriorSteps(const VolumeView<T>& v,
   constexpr int kAhead = CellPrefetch<T>::kStepsAhead;
   static_assert((kAhead & (kAhead - 1)) == 0, "a ring indexed by a mask");
   if (run.begin >= run.end) return;
+  const CornerOffsets offsets(v);
   InteriorCell ring[kAhead];
   for (int k = 0; k < kAhead; ++k) ring[k] = cells.At(v, run.begin + k);
   FloatVec corners[8];
@@ -564,7 +578,7 @@ HWY_INLINE void ForInteriorSteps(const VolumeView<T>& v,
     const InteriorCell cell = slot;
     slot = cells.At(v, i + kAhead);
     if (prefetch.active()) prefetch.Fetch(slot.lower);
-    GatherInteriorCorners(v, cell.lower, corners);
+    GatherInteriorCorners(v, offsets, cell.lower, corners);
     visit(i, cell, corners);
   }
 }
