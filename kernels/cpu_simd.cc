@@ -85,8 +85,9 @@ struct LaneRays {
   // Each lane's plan: its step, and what the gradient adds per ray after the
   // march.
   RaySamples plan[kMaxLanes];
-  // The plan of the pixel one row below lane 0's (CellPrefetch's measure of
-  // how far apart rows of pixels lie).
+  // The plan of the pixel one row below lane 0's, CellPrefetch's measure of
+  // how far apart rows of pixels lie (on the last row a pixel past the
+  // image, of which only the geometry is used).
   RaySamples below;
 };
 
@@ -238,14 +239,15 @@ HWY_INLINE int32_t CornerOffset(const VolumeView<T>& v, int k) {
                               (k & 4 ? int64_t{v.nx} * v.ny : 0));
 }
 
-// CornerOffset of each corner c[k], worked out once for the steps of a
-// march.
+// CornerOffset of each corner c[k], worked out once for the steps of the
+// interior run, whose every lane reads all 8 corners: true offsets there, as
+// the run is empty unless the volume has two voxels or more on every axis.
 struct CornerOffsets {
   template <typename T>
   explicit CornerOffsets(const VolumeView<T>& v) {
     for (int k = 0; k < 8; ++k) at[k] = CornerOffset(v, k);
   }
-  int64_t at[8];
+  int32_t at[8];
 };
 
 // The flat index of each lane's lower corner (x, y, z).
@@ -267,9 +269,7 @@ HWY_INLINE void GatherInteriorCorners(const VolumeView<T>& v,
   const FloatLanes df;
   const IntLanes di;
   for (int k = 0; k < 8; ++k)
-    c[k] = GatherVoxels(
-        df, v.data,
-        hn::Add(lower, hn::Set(di, static_cast<int32_t>(offsets.at[k]))));
+    c[k] = GatherVoxels(df, v.data, hn::Add(lower, hn::Set(di, offsets.at[k])));
 }
 
 #if HWY_TARGET != HWY_SCALAR
@@ -285,7 +285,7 @@ HWY_INLINE void GatherInteriorCorners(const VolumeView<float>& v,
   const auto low = hn::PromoteTo(d64, hn::LowerHalf(dh, lower));
   const auto high = hn::PromoteTo(d64, hn::UpperHalf(dh, lower));
   for (int row = 0; row < 4; ++row) {
-    const auto offset = hn::Set(d64, offsets.at[2 * row]);
+    const auto offset = hn::Set(d64, int64_t{offsets.at[2 * row]});
     const FloatVec first = hn::BitCast(
         df,
         hn::GatherOffset(d64, pairs, hn::ShiftLeft<2>(hn::Add(low, offset))));
@@ -351,18 +351,18 @@ HWY_INLINE FloatVec WeightedCornerSum(const FloatVec c[8], FloatVec wx,
   return sum;
 }
 
-// Reads the trilinear marches' corners ahead of use, on lanes whose rays
-// lie apart: while sample i is interpolated, the cells of sample
+// Reads the trilinear marches' corners ahead of use where rays or rows of
+// pixels lie apart: while sample i is interpolated, the cells of sample
 // i + kStepsAhead are fetched into the cache. Off in volumes too thin for a
 // cell's four rows (one slice). Where neighbouring rays in a row lie closer
 // than kSparseGap voxels and rows of pixels closer than kSparseRowGap, each
 // row of pixels reads mostly the cache lines the rows before it read, and
-// prefetching only costs instructions. Reference case (rays 2.5 voxels
-// apart) on a Zen 3 host: 33.6–35.9 ms per DRR without, 27.4–27.6 ms with;
-// at 64² px 11.6–13.5 ms against 5.0–6.4; at 400² px (rays 1.25 voxels
-// apart, rows 0.33) within 4 %, at 1024² px (0.5 and 0.13) 12 % slower
-// with. The chest resampled to 256³ (rays 1.25 voxels apart, rows 1.3
-// slices): 31.6 ms without, 22.2 ms with.
+// prefetching only costs instructions. Reference case (rays 2.1 voxels
+// apart, rows 0.6) on a Zen 3 host: 33.6–35.9 ms per DRR without,
+// 27.4–27.6 ms with; at 64² px 11.6–13.5 ms against 5.0–6.4; at 400² px
+// (rays 1.1 voxels apart, rows 0.3) within 4 %, at 1024² px (0.43 and
+// 0.12) 12 % slower with. The chest resampled to 256³ (rays 1.1 voxels
+// apart, rows 1.15): 31.6 ms without, 22.2 ms with.
 template <typename T>
 class CellPrefetch {
  public:
@@ -410,9 +410,9 @@ class CellPrefetch {
  private:
   static size_t Lanes() { return hn::Lanes(FloatLanes()); }
 
-  // Whether the rays of lanes 0 and 1 lie kSparseGap voxels apart or more
-  // on some axis halfway along the march, or lane 0's and the pixel's below
-  // it kSparseRowGap; a lone ray counts as sparse.
+  // Whether, halfway along the march, the rays of lanes 0 and 1 lie
+  // kSparseGap voxels apart or more on some axis, or lane 0's ray and the
+  // ray of the pixel below it kSparseRowGap; a lone ray counts as sparse.
   static bool Sparse(const LaneRays& r, const LaneParameters& parameters) {
     if (Lanes() < 2 || r.first[1] > r.last[1]) return true;
     const int middle = (r.min_first + r.max_last) / 2;
@@ -683,6 +683,8 @@ struct SiddonLanes {
   HWY_ALIGN float first[3][kMaxLanes];
   HWY_ALIGN float step[3][kMaxLanes];
   // The crossings along each axis that take the walk out of the volume
+  // (+inf in lanes that do not walk). The walk moves one voxel per crossing
+  // from inside, so it leaves exactly when an axis' count reaches this
   // (exact in float32: at most the axis' voxels).
   HWY_ALIGN float exit_crossings[3][kMaxLanes];
   // The flat index of the voxel the walk starts in, and how far the index
