@@ -769,7 +769,7 @@ void SetUpSiddonLanes(const Volume& volume, const PoseGeometry& g, int row,
   }
   // As before where lanes 0 and 1 do not both walk, or there is one lane.
   w->every_lane_prefetches = lanes < 2 || !w->walking[0] || !w->walking[1];
-  for (int axis = 0; axis < 3; ++axis)
+  for (int axis = 0; axis < 3 && !w->every_lane_prefetches; ++axis)
     if (std::abs(w->start[axis][1] - w->start[axis][0]) >= kApartVoxels)
       w->every_lane_prefetches = true;
 }
