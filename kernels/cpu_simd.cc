@@ -147,10 +147,9 @@ class LaneParameters {
 
   // Where sample i of one ray lies, in voxels, as the march puts it.
   Vec3 Position(const RaySamples& ray, int i) const {
-    const float u = Fraction(i);
-    const float t =
-        sampling_ == Sampling::kSegment ? u : ray.span.t0 + u * ray.length;
-    return ray.a + t * ray.ab;
+    return sampling_ == Sampling::kSegment
+               ? SamplePoint<Sampling::kSegment>(ray, i)
+               : SamplePoint<Sampling::kClipped>(ray, i);
   }
 
   // The parameter t of sample i, in every lane.
@@ -691,7 +690,6 @@ struct SiddonLanes {
   // moves on crossing each axis (±stride).
   HWY_ALIGN int32_t voxel[kMaxLanes];
   HWY_ALIGN int32_t voxel_step[3][kMaxLanes];
-  int32_t start[3][kMaxLanes];  // the (i, j, k) of the voxel it starts in
   HWY_ALIGN float end[kMaxLanes];
   HWY_ALIGN int32_t walking[kMaxLanes];  // −1: the lane walks, else 0
   // Voxels from the current one to the one kLookahead crossings ahead along
@@ -720,6 +718,7 @@ void SetUpSiddonLanes(const Volume& volume, const PoseGeometry& g, int row,
                       int col_begin, int col_end, size_t lanes,
                       SiddonLanes* w) {
   const int stride[3] = {1, volume.nx, volume.nx * volume.ny};
+  int first_two_starts[2][3] = {};  // the (i, j, k) lanes 0 and 1 start in
   for (size_t l = 0; l < lanes; ++l) {
     const int col = col_begin + static_cast<int>(l);
     w->walking[l] = 0;
@@ -732,7 +731,6 @@ void SetUpSiddonLanes(const Volume& volume, const PoseGeometry& g, int row,
       w->step[axis][l] = 0.0f;
       w->exit_crossings[axis][l] = INFINITY;
       w->voxel_step[axis][l] = 0;
-      w->start[axis][l] = 0;
     }
     if (col >= col_end) continue;
     const SiddonRay r = PlanSiddon(volume, g, row, col);
@@ -764,13 +762,15 @@ void SetUpSiddonLanes(const Volume& volume, const PoseGeometry& g, int row,
     w->ahead[l] = static_cast<int32_t>(std::clamp<int64_t>(
         int64_t{kLookahead} * start.axis[often].direction * stride[often],
         -last_voxel, last_voxel));
-    for (int axis = 0; axis < 3; ++axis)
-      w->start[axis][l] = start.axis[axis].index;
+    if (l < 2)
+      for (int axis = 0; axis < 3; ++axis)
+        first_two_starts[l][axis] = start.axis[axis].index;
   }
-  // As before where lanes 0 and 1 do not both walk, or there is one lane.
+  // Every lane, where lanes 0 and 1 do not both walk or there is one lane.
   w->every_lane_prefetches = lanes < 2 || !w->walking[0] || !w->walking[1];
   for (int axis = 0; axis < 3 && !w->every_lane_prefetches; ++axis)
-    if (std::abs(w->start[axis][1] - w->start[axis][0]) >= kApartVoxels)
+    if (std::abs(first_two_starts[1][axis] - first_two_starts[0][axis]) >=
+        kApartVoxels)
       w->every_lane_prefetches = true;
 }
 

@@ -248,6 +248,12 @@ DRR_HD float SampleParameter(const RaySamples& r, int i) {
   return r.span.t0 + u * r.length;
 }
 
+// Where sample i of `r` lies, in voxel coordinates: a + t_i·ab.
+template <Sampling kSampling>
+DRR_HD Vec3 SamplePoint(const RaySamples& r, int i) {
+  return r.a + SampleParameter<kSampling>(r, i) * r.ab;
+}
+
 // Adds one sample at `p` with soft labels: each trilinear neighbour inside
 // the volume adds weight·μ to the channel of its own class.
 template <int kChannels, class Volume, class Labels>
@@ -288,14 +294,14 @@ DRR_HD void AddSamples(const Volume& volume, const Labels& labels,
   if constexpr (R == Reduce::kSum) {
     if (soft_labels) {
       for (int i = r.first; i <= r.last; ++i) {
-        const Vec3 p = r.a + SampleParameter<kSampling>(r, i) * r.ab;
+        const Vec3 p = SamplePoint<kSampling>(r, i);
         AddSoftSample(volume, labels, p, acc);
       }
       return;
     }
   }
   for (int i = r.first; i <= r.last; ++i) {
-    const Vec3 p = r.a + SampleParameter<kSampling>(r, i) * r.ab;
+    const Vec3 p = SamplePoint<kSampling>(r, i);
     acc->Add(labels.Nearest(p), volume(p));
   }
 }
