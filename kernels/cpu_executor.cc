@@ -197,15 +197,32 @@ class CpuExecutor final : public Executor {
   }
 
  private:
+  // Calls body(pose, row) on the pool for every row of every pose of a
+  // batch: row by row, each row through every pose in turn. The poses of a
+  // batch mostly look through the volume alike (a registration's candidate
+  // poses, a sweep), so the next pose finds much of a row's voxels still in
+  // cache, where pose by pose each image streams the volume through the
+  // cache again (docs/renderer.md, "Batches").
+  template <class Body>
+  void ForEachRow(int n_poses, int rows, const Body& body) {
+    pool_.ParallelFor(n_poses * rows, [&](int task) {
+      body(/*pose=*/task % n_poses, /*row=*/task / n_poses);
+    });
+  }
+
+  // Where `row` of `pose` lies among the rows of a batch's images, pose by
+  // pose (the layout of images, upstream weights and gradient partials).
+  static size_t PoseMajorRow(int pose, int row, int rows) {
+    return static_cast<size_t>(pose) * rows + row;
+  }
+
   template <Projector kProjector, class Volume, class Labels>
   void JacobianRows(const Volume& view, const Labels& labels,
                     const PoseGeometry* poses, int n_poses,
                     const RenderSettings& s, EarlyStop& stop, float* out) {
     const int rows = s.rays.height, cols = s.rays.width;
     const float one = 1.0f;
-    pool_.ParallelFor(n_poses * rows, [&](int task) {
-      const int pose = task / rows;
-      const int row = task % rows;
+    ForEachRow(n_poses, rows, [&](int pose, int row) {
       for (int c = 0; c < s.channels; ++c) {
         const SingleClass<Labels> only{labels, c};
         float* line =
@@ -224,8 +241,8 @@ class CpuExecutor final : public Executor {
     });
   }
 
-  // Each row sums its rays left to right into its own partial (task index
-  // order: pose-major, rows top to bottom), for SumPartialsInOrder.
+  // Each row sums its rays left to right into its own partial (pose-major,
+  // rows top to bottom), for SumPartialsInOrder.
   template <Projector kProjector, class Volume, class Labels>
   void GradientRows(const Volume& view, const Labels& labels,
                     const PoseGeometry* poses, int n_poses,
@@ -233,9 +250,7 @@ class CpuExecutor final : public Executor {
                     EarlyStop& stop, double* row_sums) {
     const int rows = s.rays.height, cols = s.rays.width;
     const long long plane = static_cast<long long>(rows) * cols;
-    pool_.ParallelFor(n_poses * rows, [&](int task) {
-      const int pose = task / rows;
-      const int row = task % rows;
+    ForEachRow(n_poses, rows, [&](int pose, int row) {
       const float* weights =
           upstream + static_cast<long long>(pose) * s.channels * plane;
       double sum[kPoseMapEntries] = {};
@@ -247,7 +262,8 @@ class CpuExecutor final : public Executor {
                                  ray);
         for (int k = 0; k < kPoseMapEntries; ++k) sum[k] += ray[k];
       }
-      double* partial = row_sums + static_cast<size_t>(task) * kPoseMapEntries;
+      double* partial =
+          row_sums + PoseMajorRow(pose, row, rows) * kPoseMapEntries;
       for (int k = 0; k < kPoseMapEntries; ++k) partial[k] = sum[k];
     });
   }
@@ -258,9 +274,7 @@ class CpuExecutor final : public Executor {
                   const RenderSettings& s, EarlyStop& stop, float* out) {
     const int rows = s.rays.height, cols = s.rays.width;
     const long long plane = static_cast<long long>(rows) * cols;
-    pool_.ParallelFor(n_poses * rows, [&](int task) {
-      const int pose = task / rows;
-      const int row = task % rows;
+    ForEachRow(n_poses, rows, [&](int pose, int row) {
       float* image = out + static_cast<long long>(pose) * s.channels * plane;
       for (int col = 0; col < cols; ++col) {
         if (stop.Before(col)) return;
@@ -280,14 +294,14 @@ class CpuExecutor final : public Executor {
                      int n_poses, const RenderSettings& s,
                      const float* upstream, EarlyStop& stop, double* row_sums) {
     const int rows = s.rays.height, cols = s.rays.width;
-    pool_.ParallelFor(n_poses * rows, [&](int task) {
-      const float* weights =
-          upstream + static_cast<long long>(task) * cols;  // pose-major rows
-      double* partial = row_sums + static_cast<size_t>(task) * kPoseMapEntries;
+    ForEachRow(n_poses, rows, [&](int pose, int row) {
+      const size_t line = PoseMajorRow(pose, row, rows);
+      const float* weights = upstream + line * cols;
+      double* partial = row_sums + line * kPoseMapEntries;
       for (int k = 0; k < kPoseMapEntries; ++k) partial[k] = 0.0;
       for (int col = 0; col < cols; col += kSpanPixels) {
         if (stop.Before(col)) return;
-        AddTrilinearVjpSpan(volume, poses[task / rows], s, task % rows, col,
+        AddTrilinearVjpSpan(volume, poses[pose], s, row, col,
                             std::min(col + kSpanPixels, cols), weights + col,
                             partial);
       }
@@ -299,10 +313,8 @@ class CpuExecutor final : public Executor {
                    int n_poses, const RenderSettings& s, EarlyStop& stop,
                    float* out) {
     const int rows = s.rays.height, cols = s.rays.width;
-    pool_.ParallelFor(n_poses * rows, [&](int task) {
-      const int pose = task / rows;
-      const int row = task % rows;
-      float* line = out + (static_cast<long long>(pose) * rows + row) * cols;
+    ForEachRow(n_poses, rows, [&](int pose, int row) {
+      float* line = out + PoseMajorRow(pose, row, rows) * cols;
       for (int col = 0; col < cols; col += kSpanPixels) {
         if (stop.Before(col)) return;
         RenderSimdSpan(volume, poses[pose], s, row, col,
