@@ -6,13 +6,15 @@
 // scalar per-ray bodies, CUDA): one tab-separated line per measurement.
 // Flags change the case for scaling curves (bench/scaling_curves.py): the
 // pixel count over the same detector extent, samples, batches, threads; and
-// the trilinear sampling (whole segments, or nanodrr 0.1.7's clipped ones).
+// the trilinear sampling (whole segments, or nanodrr 0.1.7's clipped ones);
+// and how far the poses of a batch spread (by default every pose of a batch
+// is the reference pose).
 // Needs only the kernels library, so it also builds in the kernels-only
 // configuration on GPU hosts; bench/export_volume.py writes its inputs (raw
 // float32 voxels, and a text file with the shape and the affine).
 //
 //   render_bench MU.f32 MU.txt [--repeats N] [--side PIXELS] [--samples N]
-//       [--sampling segment|clipped]
+//       [--sampling segment|clipped] [--spread DEGREES] [--spread-axis x|z]
 //       [--batches 1,8,64] [--threads N] [--executors cpu,cpu_scalar,cuda]
 //       [--renderers trilinear-gradient,trilinear,siddon,siddon-gradient]
 #include <algorithm>
@@ -79,6 +81,11 @@ struct BenchOptions {
   kernels::RaySettings rays{defaults::kHeight, defaults::kWidth,
                             defaults::kSamples};
   std::vector<int> batches = {1, 8, 64};
+  // The poses of a batch: the reference pose turned about the x or z axis
+  // through the volume's centre (ZXY's second or first angle) by angles
+  // spaced evenly over [−spread, +spread] degrees.
+  double spread = 0.0;
+  char spread_axis = 'x';
   int threads = 0;  // CPU executors: 0 = one per hardware thread
   std::vector<std::string> executors = {"cpu", "cpu_scalar", "cuda"};
   std::vector<std::string> renderers = {"trilinear-gradient", "trilinear",
@@ -143,6 +150,7 @@ std::vector<std::string> Split(const std::string& list) {
 constexpr char kUsage[] =
     "usage: render_bench MU.f32 MU.txt [--repeats N] [--side PIXELS]\n"
     "       [--samples N] [--sampling segment|clipped]\n"
+    "       [--spread DEGREES] [--spread-axis x|z]\n"
     "       [--batches 1,8,64] [--threads N]\n"
     "       [--executors cpu,cpu_scalar,cuda]\n"
     "       [--renderers trilinear-gradient,trilinear,siddon,siddon-gradient]"
@@ -171,6 +179,12 @@ bool ParseArguments(int argc, char** argv, BenchOptions* options,
       options->rays.sampling = sampling == "clipped"
                                    ? kernels::Sampling::kClipped
                                    : kernels::Sampling::kSegment;
+    } else if (arg == "--spread") {
+      options->spread = std::atof(argv[++i]);
+    } else if (arg == "--spread-axis") {
+      const std::string axis = argv[++i];
+      ok = axis == "x" || axis == "z";
+      options->spread_axis = axis[0];
     } else if (arg == "--threads") {
       options->threads = std::atoi(argv[++i]);
     } else if (arg == "--batches") {
@@ -187,6 +201,7 @@ bool ParseArguments(int argc, char** argv, BenchOptions* options,
   }
   ok = ok && paths->size() == 2 && options->rays.height > 0 &&
        options->rays.n_samples >= 2 && options->threads >= 0 &&
+       options->spread >= 0.0 && options->spread <= 180.0 &&
        !options->batches.empty();
   for (int b : options->batches) ok = ok && b > 0;
   for (const std::string& r : options->renderers)
@@ -225,11 +240,6 @@ int Main(int argc, char** argv) {
   const geometry::Vec3d center = geometry::TransformPoint(
       affine,
       {(shape.nx - 1) / 2.0, (shape.ny - 1) / 2.0, (shape.nz - 1) / 2.0});
-  const geometry::Mat4d rt_inv =
-      geometry::MakeRtInv(geometry::Mat3d::Identity(),
-                          {defaults::kTranslation[0], defaults::kTranslation[1],
-                           defaults::kTranslation[2]},
-                          geometry::Orientation::kAP, center);
   // The reference detector's physical extent, at any pixel count.
   geometry::Intrinsics intrinsics;
   const double scale = static_cast<double>(intrinsics.height) /
@@ -237,14 +247,28 @@ int Main(int argc, char** argv) {
   intrinsics.delx *= scale;
   intrinsics.dely *= scale;
   intrinsics.height = intrinsics.width = options.rays.height;
-  const kernels::PoseGeometry reference = kernels::MakePoseGeometry(
-      *geometry::InvertAffine(affine), rt_inv, intrinsics);
+  const geometry::Mat4d world_to_voxel = *geometry::InvertAffine(affine);
+  // The reference pose turned `degrees` about the spread's axis through the
+  // volume's centre.
+  const auto turned = [&](double degrees) {
+    const geometry::Vec3d angles = options.spread_axis == 'z'
+                                       ? geometry::Vec3d{degrees, 0.0, 0.0}
+                                       : geometry::Vec3d{0.0, degrees, 0.0};
+    const geometry::Mat4d rt_inv = geometry::MakeRtInv(
+        geometry::EulerToMatrix("ZXY", angles, /*degrees=*/true),
+        {defaults::kTranslation[0], defaults::kTranslation[1],
+         defaults::kTranslation[2]},
+        geometry::Orientation::kAP, center);
+    return kernels::MakePoseGeometry(world_to_voxel, rt_inv, intrinsics);
+  };
 
   std::printf("# CPU vectorised path: %s\n", kernels::SimdTargetName());
-  std::printf("# %s, %dx%dx%d, %dx%d, %d samples, median of %d\n",
-              paths[0].c_str(), shape.nx, shape.ny, shape.nz,
-              options.rays.width, options.rays.height, options.rays.n_samples,
-              options.repeats);
+  std::printf(
+      "# %s, %dx%dx%d, %dx%d, %d samples, batches over ±%g° about %c, median "
+      "of %d\n",
+      paths[0].c_str(), shape.nx, shape.ny, shape.nz, options.rays.width,
+      options.rays.height, options.rays.n_samples, options.spread,
+      options.spread_axis, options.repeats);
   std::printf(
       "executor\trenderer\tbatch\tms_per_launch\tms_per_drr\tdrr_per_s\n");
   for (const std::string& name : options.executors) {
@@ -262,7 +286,11 @@ int Main(int argc, char** argv) {
     }
     for (const std::string& renderer : options.renderers) {
       for (int batch : options.batches) {
-        const std::vector<kernels::PoseGeometry> poses(batch, reference);
+        std::vector<kernels::PoseGeometry> poses;
+        for (int k = 0; k < batch; ++k) {
+          const double fraction = batch == 1 ? 0.5 : k / (batch - 1.0);
+          poses.push_back(turned(options.spread * (2.0 * fraction - 1.0)));
+        }
         const int runs =
             batch >= 64 ? std::max(1, options.repeats / 3) : options.repeats;
         const double ms = TimeLaunch(*executor, *workspace, *volume, poses,
