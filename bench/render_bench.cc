@@ -6,9 +6,9 @@
 // scalar per-ray bodies, CUDA): one tab-separated line per measurement.
 // Flags change the case for scaling curves (bench/scaling_curves.py): the
 // pixel count over the same detector extent, samples, batches, threads; and
-// the trilinear sampling (whole segments, or nanodrr 0.1.7's clipped ones);
-// and how far the poses of a batch spread (by default every pose of a batch
-// is the reference pose).
+// the trilinear sampling (whole segments, or nanodrr 0.1.7's clipped ones).
+// --spread turns the poses of a batch apart (by default every pose of a
+// batch is the reference pose).
 // Needs only the kernels library, so it also builds in the kernels-only
 // configuration on GPU hosts; bench/export_volume.py writes its inputs (raw
 // float32 voxels, and a text file with the shape and the affine).
@@ -83,7 +83,8 @@ struct BenchOptions {
   std::vector<int> batches = {1, 8, 64};
   // The poses of a batch: the reference pose turned about the x or z axis
   // through the volume's centre (ZXY's second or first angle) by angles
-  // spaced evenly over [−spread, +spread] degrees.
+  // spaced evenly over [−spread, +spread] degrees (a batch of 1: the
+  // reference pose).
   double spread = 0.0;
   char spread_axis = 'x';
   int threads = 0;  // CPU executors: 0 = one per hardware thread
@@ -289,7 +290,9 @@ int Main(int argc, char** argv) {
         std::vector<kernels::PoseGeometry> poses;
         for (int k = 0; k < batch; ++k) {
           const double fraction = batch == 1 ? 0.5 : k / (batch - 1.0);
-          poses.push_back(turned(options.spread * (2.0 * fraction - 1.0)));
+          // (+ 0.0: no −0 angles, so a spread of 0 gives the reference bits.)
+          poses.push_back(
+              turned(options.spread * (2.0 * fraction - 1.0) + 0.0));
         }
         const int runs =
             batch >= 64 ? std::max(1, options.repeats / 3) : options.repeats;

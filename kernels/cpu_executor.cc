@@ -69,8 +69,9 @@ class EarlyStop {
   std::atomic<bool> stopped_{false};
 };
 
-// Rows of one pose are the unit of parallel work: long enough to amortise
-// scheduling, short enough to balance 200-row images over a few cores.
+// One row of one pose is the unit of parallel work (ForEachRow orders them):
+// long enough to amortise scheduling, short enough to balance 200-row images
+// over a few cores.
 class CpuExecutor final : public Executor {
  public:
   // `vectorised`: whether renders SimdRenders accepts take the SIMD path.

@@ -709,8 +709,9 @@ struct SiddonLanes {
 constexpr int kApartVoxels = 4;
 
 // Crossings the walk prefetches ahead. Without prefetching the walk waits on
-// memory (1.5× the scalar body on the chest CT, 2× with it; 4 to 16
-// crossings measured alike).
+// memory (1.5× the scalar body on the chest CT, 2× with it). With every lane
+// prefetching, 4 to 16 crossings measured alike; with half the lanes, 12 and
+// 16 alike, 4 and 24 slower (docs/renderer.md, "Tried").
 constexpr int kLookahead = 8;
 
 template <class Volume>
@@ -766,7 +767,8 @@ void SetUpSiddonLanes(const Volume& volume, const PoseGeometry& g, int row,
       for (int axis = 0; axis < 3; ++axis)
         first_two_starts[l][axis] = start.axis[axis].index;
   }
-  // Every lane, where lanes 0 and 1 do not both walk or there is one lane.
+  // Every lane prefetches where there is one lane or lanes 0 and 1 do not
+  // both walk; else where they start kApartVoxels apart or more on some axis.
   w->every_lane_prefetches = lanes < 2 || !w->walking[0] || !w->walking[1];
   for (int axis = 0; axis < 3 && !w->every_lane_prefetches; ++axis)
     if (std::abs(first_two_starts[1][axis] - first_two_starts[0][axis]) >=
