@@ -8,13 +8,15 @@
 // pixel count over the same detector extent, samples, batches, threads; and
 // the trilinear sampling (whole segments, or nanodrr 0.1.7's clipped ones).
 // --spread turns the poses of a batch apart (by default every pose of a
-// batch is the reference pose).
+// batch is the reference pose); --storage keeps the volume in float16 or
+// bfloat16 instead of float32.
 // Needs only the kernels library, so it also builds in the kernels-only
 // configuration on GPU hosts; bench/export_volume.py writes its inputs (raw
 // float32 voxels, and a text file with the shape and the affine).
 //
 //   render_bench MU.f32 MU.txt [--repeats N] [--side PIXELS] [--samples N]
 //       [--sampling segment|clipped] [--spread DEGREES] [--spread-axis x|z]
+//       [--storage float32|float16|bfloat16]
 //       [--batches 1,8,64] [--threads N] [--executors cpu,cpu_scalar,cuda]
 //       [--renderers trilinear-gradient,trilinear,siddon,siddon-gradient]
 #include <algorithm>
@@ -24,6 +26,7 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "defaults/defaults.h"
@@ -87,6 +90,9 @@ struct BenchOptions {
   // reference pose).
   double spread = 0.0;
   char spread_axis = 'x';
+  // How the volume is stored, and that type's name.
+  kernels::StorageType storage = kernels::StorageType::kFloat32;
+  std::string storage_name = "float32";
   int threads = 0;  // CPU executors: 0 = one per hardware thread
   std::vector<std::string> executors = {"cpu", "cpu_scalar", "cuda"};
   std::vector<std::string> renderers = {"trilinear-gradient", "trilinear",
@@ -148,10 +154,26 @@ std::vector<std::string> Split(const std::string& list) {
   return items;
 }
 
+// The storage type called `name` ("float32", "float16" or "bfloat16") into
+// `out`; false for any other name.
+bool ParseStorage(const std::string& name, kernels::StorageType* out) {
+  const std::pair<const char*, kernels::StorageType> kTypes[] = {
+      {"float32", kernels::StorageType::kFloat32},
+      {"float16", kernels::StorageType::kFloat16},
+      {"bfloat16", kernels::StorageType::kBFloat16}};
+  for (const auto& [type_name, type] : kTypes) {
+    if (name != type_name) continue;
+    *out = type;
+    return true;
+  }
+  return false;
+}
+
 constexpr char kUsage[] =
     "usage: render_bench MU.f32 MU.txt [--repeats N] [--side PIXELS]\n"
     "       [--samples N] [--sampling segment|clipped]\n"
     "       [--spread DEGREES] [--spread-axis x|z]\n"
+    "       [--storage float32|float16|bfloat16]\n"
     "       [--batches 1,8,64] [--threads N]\n"
     "       [--executors cpu,cpu_scalar,cuda]\n"
     "       [--renderers trilinear-gradient,trilinear,siddon,siddon-gradient]"
@@ -186,6 +208,9 @@ bool ParseArguments(int argc, char** argv, BenchOptions* options,
       const std::string axis = argv[++i];
       ok = axis == "x" || axis == "z";
       options->spread_axis = axis[0];
+    } else if (arg == "--storage") {
+      options->storage_name = argv[++i];
+      ok = ParseStorage(options->storage_name, &options->storage);
     } else if (arg == "--threads") {
       options->threads = std::atoi(argv[++i]);
     } else if (arg == "--batches") {
@@ -265,11 +290,12 @@ int Main(int argc, char** argv) {
 
   std::printf("# CPU vectorised path: %s\n", kernels::SimdTargetName());
   std::printf(
-      "# %s, %dx%dx%d, %dx%d, %d samples, batches over ±%g° about %c, median "
-      "of %d\n",
-      paths[0].c_str(), shape.nx, shape.ny, shape.nz, options.rays.width,
-      options.rays.height, options.rays.n_samples, options.spread,
-      options.spread_axis, options.repeats);
+      "# %s, %dx%dx%d stored as %s, %dx%d, %d samples, batches over ±%g° "
+      "about %c, median of %d\n",
+      paths[0].c_str(), shape.nx, shape.ny, shape.nz,
+      options.storage_name.c_str(), options.rays.width, options.rays.height,
+      options.rays.n_samples, options.spread, options.spread_axis,
+      options.repeats);
   std::printf(
       "executor\trenderer\tbatch\tms_per_launch\tms_per_drr\tdrr_per_s\n");
   for (const std::string& name : options.executors) {
@@ -278,8 +304,9 @@ int Main(int argc, char** argv) {
     if (executor == nullptr) continue;
     std::shared_ptr<const kernels::ResidentVolume> volume;
     std::unique_ptr<kernels::Workspace> workspace;
-    kernels::KernelStatus status = executor->MakeResident(
-        mu.data(), nullptr, shape, kernels::Residency{}, &volume);
+    kernels::KernelStatus status =
+        executor->MakeResident(mu.data(), nullptr, shape,
+                               kernels::Residency{options.storage}, &volume);
     if (status.ok()) status = executor->MakeWorkspace(nullptr, &workspace);
     if (!status.ok()) {
       std::fprintf(stderr, "%s: %s\n", name.c_str(), status.message().c_str());
