@@ -264,9 +264,11 @@ TEST_F(CpuSimdTest, RendersGiveTheScalarBodysBitsInVolumesOneOrTwoVoxelsThin) {
       SCOPED_TRACE(std::to_string(shape.nx) + "x" + std::to_string(shape.ny) +
                    "x" + std::to_string(shape.nz));
       for (const RenderSettings& s : {Trilinear(6, 40, 300), Siddon(6, 40)}) {
-        // Float32 voxels take the paired reads; bfloat16 the 16-bit gathers.
+        // The interior run reads float32 voxels as 64-bit pairs and 16-bit
+        // ones as 32-bit words; outside it they are gathered one by one.
         for (StorageType storage :
-             {StorageType::kFloat32, StorageType::kBFloat16}) {
+             {StorageType::kFloat32, StorageType::kFloat16,
+              StorageType::kBFloat16}) {
           EXPECT_GT(ExpectSameBits(DistinctVoxels(shape), shape, storage,
                                    ViewsOf(shape, 6, 40), s),
                     0.05);
