@@ -29,22 +29,27 @@ from export_volume import export
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
+def bench_times(bench, mu_f32, mu_txt, executor, repeats, *flags):
+    """{(renderer, batch): ms per DRR} of one executor from the render_bench at
+    `bench`, with its extra command-line `flags`."""
+    out = subprocess.run([str(bench), str(mu_f32), str(mu_txt), "--repeats", str(repeats),
+                          "--executors", executor, *flags],
+                         check=True, capture_output=True, text=True)
+    times = {}
+    for line in out.stdout.splitlines():
+        fields = line.split("\t")
+        if line.startswith("#") or fields[0] != executor:
+            continue
+        times[fields[1], int(fields[2])] = float(fields[4])
+    return times
+
+
 def drrserve_times(chest, repeats, sampling):
     """{(renderer, batch): ms per DRR} from render_bench (CPU executor only)."""
     with tempfile.TemporaryDirectory() as tmp:
         export(chest, pathlib.Path(tmp))
-        out = subprocess.run([str(ROOT / "build" / "bench" / "render_bench"),
-                              str(pathlib.Path(tmp) / "mu.f32"),
-                              str(pathlib.Path(tmp) / "mu.txt"), "--repeats", str(repeats),
-                              "--executors", "cpu", "--sampling", sampling],
-                             check=True, capture_output=True, text=True)
-    times = {}
-    for line in out.stdout.splitlines():
-        fields = line.split("\t")
-        if line.startswith("#") or fields[0] != "cpu":
-            continue
-        times[fields[1], int(fields[2])] = float(fields[4])
-    return times
+        return bench_times(ROOT / "build" / "bench" / "render_bench", pathlib.Path(tmp) / "mu.f32",
+                           pathlib.Path(tmp) / "mu.txt", "cpu", repeats, "--sampling", sampling)
 
 
 def nanodrr_version(sampling):
@@ -61,8 +66,11 @@ def nanodrr_version(sampling):
     return version("nanodrr")
 
 
-def nanodrr_times(chest, repeats, batches):
-    """{batch: ms per DRR} of nanodrr's torch backend on the CPU."""
+def nanodrr_times(chest, repeats, batches, device="cpu", backend="torch", storage=None):
+    """{batch: ms per DRR} of nanodrr's `backend` ("torch" or "triton") on
+    `device`, the volume stored as the torch dtype `storage` (None: as read).
+    The first render of each batch (which compiles Triton's kernel) is not
+    timed; on CUDA each timed render ends with a synchronize."""
     import torch
     from nanodrr.camera import make_k_inv, make_rt_inv
     from nanodrr.data import Subject
@@ -70,17 +78,21 @@ def nanodrr_times(chest, repeats, batches):
 
     torch.set_num_threads(torch.get_num_threads())
     subject = Subject.from_filepath(str(chest))
+    subject = subject.to(device) if storage is None else subject.to(device, storage)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     times = {}
     for batch in batches:
-        k_inv = make_k_inv(1020.0, 2.0, 2.0, 0.0, 0.0, 200, 200).expand(batch, -1, -1)
+        k_inv = make_k_inv(1020.0, 2.0, 2.0, 0.0, 0.0, 200, 200).expand(batch, -1, -1).to(device)
         rt_inv = make_rt_inv(torch.zeros(batch, 3), torch.tensor([[0.0, 850.0, 0.0]] * batch),
-                             "AP", subject.isocenter)
-        sdd = torch.full((batch,), 1020.0)
+                             "AP", subject.isocenter.cpu()).to(device)
+        sdd = torch.full((batch,), 1020.0, device=device)
         runs = []
         with torch.no_grad():
             for r in range(repeats + 1):
+                sync()
                 start = time.perf_counter()
-                render(subject, k_inv, rt_inv, sdd, 200, 200, n_samples=500, backend="torch")
+                render(subject, k_inv, rt_inv, sdd, 200, 200, n_samples=500, backend=backend)
+                sync()
                 if r:
                     runs.append((time.perf_counter() - start) * 1000 / batch)
         times[batch] = statistics.median(runs)

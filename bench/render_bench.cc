@@ -325,7 +325,7 @@ int Main(int argc, char** argv) {
             batch >= 64 ? std::max(1, options.repeats / 3) : options.repeats;
         const double ms = TimeLaunch(*executor, *workspace, *volume, poses,
                                      renderer, options.rays, runs);
-        std::printf("%s\t%s\t%d\t%.3f\t%.3f\t%.1f\n", name.c_str(),
+        std::printf("%s\t%s\t%d\t%.6g\t%.6g\t%.1f\n", name.c_str(),
                     renderer.c_str(), batch, ms, ms / batch,
                     1000.0 * batch / ms);
         std::fflush(stdout);
