@@ -1,63 +1,72 @@
 #!/usr/bin/env bash
 # The one prepared run on a lent GPU machine (docs/gpu.md), in two halves:
 #
-#   scripts/gpu_session.sh prepare   # here: fills .gpu/ (ignored by git) with what
-#                                    # the device machine lacks, about 45 MB
+#   scripts/gpu_session.sh prepare   # here: fills .gpu/ (ignored by git, about
+#                                    # 40 MB) with what the device machine lacks
 #   scripts/gpu_session.sh run       # there, from the repository root, with .gpu
-#                                    # carried: every step's log goes to $OUT
+#                                    # carried: three files come back in $OUT
 #
-# `run` builds the kernels alone for sm_90 (H100, H200), runs the CUDA
-# tests and compute-sanitizer first (the CUDA executor's first real test), then
+# `run` builds the kernels alone for sm_90 (H100, H200), runs the CUDA tests and
+# compute-sanitizer first (the CUDA executor's first real test), then
 # render_bench on the reference case in every storage type and both samplings,
-# then bench/compare_gpu.py: nanodrr's Triton kernel beside the CUDA executor in
-# one run, where nanodrr imports there. Each step has its own time limit, 9
-# minutes 20 seconds in all (the device tool allows 10 per command); a step
-# that fails or runs out of time is reported and the next one still runs. The
-# last lines printed are one summary line per step.
+# then bench/compare_gpu.py: the CUDA executor's trilinear, and nanodrr's Triton
+# kernel beside it where nanodrr imports there (docs/gpu.md says why it does not
+# yet). Each step has its own time limit, 9 minutes 20 seconds in all (the
+# device tool allows 10 per command); a step that fails or runs out of time is
+# reported and the next one still runs.
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 carry=$root/.gpu
 
-prepare() {
+prepare() (
+  set -e
   local shared=$root/../shared/data
   rm -rf "$carry" && mkdir -p "$carry/py"
   cp -r /usr/src/googletest "$carry/googletest"
   cp "$shared/lidc-idri-0001.nii.gz" "$carry/"
-  # Pure-Python packages: nibabel for bench/export_volume.py, and nanodrr 0.1.6
-  # with the dependencies of its own that are pure Python. torch, Triton, numpy,
-  # torchio, SimpleITK and scipy must be on the device machine already.
-  "$root/.venv/bin/python" -m pip install --quiet --no-deps --target "$carry/py" \
-    nibabel nanodrr==0.1.6 jaxtyping wadler-lindig roma platformdirs
+  # nibabel (pure Python) for bench/export_volume.py; the device has numpy.
+  "$root/.venv/bin/python" -m pip install --quiet --no-deps --target "$carry/py" nibabel
   rm -rf "$carry/py/nibabel/tests" "$carry/py/nibabel/"*/tests "$carry/py/bin"
+  # The tree that travels has no .git: the commit, and how many files differ from it.
+  echo "commit $(git -C "$root" rev-parse HEAD)," \
+    "$(git -C "$root" status --porcelain | wc -l) files changed or new" > "$carry/commit.txt"
   du -sh "$carry"
-}
+)
 
 # step NAME SECONDS COMMAND...: runs COMMAND under a time limit, its output to
-# $out/NAME.log, and records one summary line.
+# $logs/NAME.log and then into $out/steps.log, and appends one summary line
+# (exit status, seconds, the last line that GoogleTest's or ctest's verdict
+# would be on) to $out/summary.txt at once, so a killed run keeps the lines of
+# the steps before.
 step() {
   local name=$1 seconds=$2 start=$SECONDS
   shift 2
   echo "== $name (limit ${seconds}s)"
-  timeout "$seconds" "$@" > "$out/$name.log" 2>&1
+  timeout -k 10 "$seconds" "$@" > "$logs/$name.log" 2>&1
   local rc=$?
-  tail -n 15 "$out/$name.log"
-  summary+=("$name: exit $rc after $((SECONDS - start))s")
+  tail -n 15 "$logs/$name.log"
+  { echo "== $name"; cat "$logs/$name.log"; } >> "$out/steps.log"
+  local verdict
+  verdict=$(grep -E '^\[  (PASSED|FAILED|SKIPPED) +\]' "$logs/$name.log" | head -n 3 | tr '\n' ' ')
+  echo "$name: exit $rc after $((SECONDS - start))s ${verdict}" | tee -a "$out/summary.txt"
 }
 
+# Everything comes back as three files (the device tool returns 8 at most):
+# $out/env.txt (the device, the commit), $out/steps.log, $out/summary.txt.
 run() {
   out=${OUT:-$root/gpu-out}
-  mkdir -p "$out"
-  summary=()
+  logs=$root/.gpu-logs
+  mkdir -p "$out" "$logs"
   local build=$root/build-gpu data=$root/.gpu-data
+  export PATH=$PATH:/usr/local/cuda/bin PYTHONUNBUFFERED=1
   export PYTHONPATH=$carry/py${PYTHONPATH:+:$PYTHONPATH}
-  nvidia-smi > "$out/device.txt" 2>&1
-  (cd "$root" && git rev-parse HEAD 2> /dev/null || echo "no git here") > "$out/commit.txt"
+  { nvidia-smi; cat "$carry/commit.txt"; } > "$out/env.txt" 2>&1
   step export 40 python3 "$root/bench/export_volume.py" "$carry/lidc-idri-0001.nii.gz" "$data"
-  local generator=()
-  command -v ninja > /dev/null && generator=(-G Ninja)
-  step configure 40 cmake -S "$root" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
-    -DDRR_KERNELS_ONLY=ON -DDRR_GTEST_SOURCE_DIR="$carry/googletest" \
-    -DDRR_WITH_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DDRR_WERROR=OFF
+  local options=(-DCMAKE_BUILD_TYPE=Release -DDRR_KERNELS_ONLY=ON -DDRR_WITH_CUDA=ON
+    -DCMAKE_CUDA_ARCHITECTURES=90 -DDRR_WERROR=OFF -DDRR_GTEST_SOURCE_DIR="$carry/googletest"
+    -DCMAKE_CUDA_COMPILER="$(command -v nvcc || echo nvcc-not-found)")
+  command -v ninja > /dev/null && options+=(-G Ninja)
+  step configure 40 cmake -S "$root" -B "$build" "${options[@]}"
   step build 180 cmake --build "$build" -j "$(nproc)" --target kernels_test render_bench
   step tests 60 "$build/tests/kernels/kernels_test"
   step sanitizer 100 compute-sanitizer --error-exitcode 1 "$build/tests/kernels/kernels_test" \
@@ -70,7 +79,6 @@ run() {
   step bench-clipped 20 "${bench[@]}" --sampling clipped
   step compare-nanodrr 60 python3 "$root/bench/compare_gpu.py" "$data" \
     "$carry/lidc-idri-0001.nii.gz" --bench "$build/bench/render_bench"
-  printf '%s\n' "${summary[@]}" | tee "$out/summary.txt"
 }
 
 case "${1:-}" in
