@@ -35,8 +35,8 @@ prepare() (
 
 # step NAME SECONDS COMMAND...: runs COMMAND under a time limit, its output to
 # $logs/NAME.log and then into $out/steps.log, and appends one summary line
-# (exit status, seconds, the last line that GoogleTest's or ctest's verdict
-# would be on) to $out/summary.txt at once, so a killed run keeps the lines of
+# (exit status, seconds, GoogleTest's counts of passed, failed and skipped
+# tests) to $out/summary.txt at once, so a killed run keeps the lines of
 # the steps before.
 step() {
   local name=$1 seconds=$2 start=$SECONDS
@@ -47,7 +47,7 @@ step() {
   tail -n 15 "$logs/$name.log"
   { echo "== $name"; cat "$logs/$name.log"; } >> "$out/steps.log"
   local verdict
-  verdict=$(grep -E '^\[  (PASSED|FAILED|SKIPPED) +\]' "$logs/$name.log" | head -n 3 | tr '\n' ' ')
+  verdict=$(grep -E '^\[  (PASSED|FAILED|SKIPPED) +\] [0-9]+ tests?' "$logs/$name.log" | tr '\n' ' ')
   echo "$name: exit $rc after $((SECONDS - start))s ${verdict}" | tee -a "$out/summary.txt"
 }
 
