@@ -66,9 +66,10 @@ def nanodrr_version(sampling):
     return version("nanodrr")
 
 
-def nanodrr_times(chest, repeats, batches, device="cpu", backend="torch", storage=None):
+def nanodrr_times(chest, repeats, batches, device="cpu", backend="torch", storage=None, **mu):
     """{batch: ms per DRR} of nanodrr's `backend` ("torch" or "triton") on
-    `device`, the volume stored as the torch dtype `storage` (None: as read).
+    `device`, the volume stored as the torch dtype `storage` (None: as read),
+    read with nanodrr's HU -> μ keywords `mu` (convert_to_mu=False: as μ).
     The first render of each batch (which compiles Triton's kernel) is not
     timed; on CUDA each timed render ends with a synchronize."""
     import torch
@@ -77,7 +78,7 @@ def nanodrr_times(chest, repeats, batches, device="cpu", backend="torch", storag
     from nanodrr.drr import render
 
     torch.set_num_threads(torch.get_num_threads())
-    subject = Subject.from_filepath(str(chest))
+    subject = Subject.from_filepath(str(chest), **mu)
     subject = subject.to(device) if storage is None else subject.to(device, storage)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     times = {}

@@ -5,13 +5,18 @@
 #                                    # 40 MB) with what the device machine lacks
 #   scripts/gpu_session.sh run       # there, from the repository root, with .gpu
 #                                    # carried: three files come back in $OUT
+#   scripts/gpu_session.sh prepare-nanodrr   # here: .gpu-nanodrr/, nanodrr's wheels
+#   scripts/gpu_session.sh run-nanodrr       # there, right after `run`, with
+#                                            # .gpu-nanodrr carried
 #
 # `run` builds the kernels alone for sm_90 (H100, H200), runs the CUDA tests and
 # compute-sanitizer first (the CUDA executor's first real test), then
 # render_bench on the reference case in every storage type and both samplings,
 # then bench/compare_gpu.py: the CUDA executor's trilinear, and nanodrr's Triton
-# kernel beside it where nanodrr imports there (docs/gpu.md says why it does not
-# yet). Each step has its own time limit, 9 minutes 20 seconds in all (the
+# kernel beside it where nanodrr imports. nanodrr's wheels and the chest do not
+# fit in one call's carry (docs/gpu.md), so `run-nanodrr` installs the wheels
+# and runs the comparison again, on the volume and build `run` left there. Each
+# step has its own time limit, 9 minutes 20 seconds in all for `run` (the
 # device tool allows 10 per command); a step that fails or runs out of time is
 # reported and the next one still runs.
 set -uo pipefail
@@ -31,6 +36,19 @@ prepare() (
   echo "commit $(git -C "$root" rev-parse HEAD)," \
     "$(git -C "$root" status --porcelain | wc -l) files changed or new" > "$carry/commit.txt"
   du -sh "$carry"
+)
+
+# nanodrr 0.1.6 and what it needs that the device's Python 3.12 lacks (the
+# device tool's KINDS.md lists what it has), as wheels for that Python: about
+# 58 MB, SimpleITK's 53 of them.
+prepare_nanodrr() (
+  set -e
+  rm -rf "$root/.gpu-nanodrr"
+  python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
+    --implementation cp --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 \
+    -d "$root/.gpu-nanodrr" simpleitk==2.5.7 torchio==1.2.1 nanodrr==0.1.6 roma platformdirs \
+    nibabel deprecated
+  du -sh "$root/.gpu-nanodrr"
 )
 
 # step NAME SECONDS COMMAND...: runs COMMAND under a time limit, its output to
@@ -78,14 +96,29 @@ run() {
   done
   step bench-clipped 20 "${bench[@]}" --sampling clipped
   step compare-nanodrr 60 python3 "$root/bench/compare_gpu.py" "$data" \
-    "$carry/lidc-idri-0001.nii.gz" --bench "$build/bench/render_bench"
+    --bench "$build/bench/render_bench"
+}
+
+# The comparison again, with nanodrr installed from the carried wheels.
+run_nanodrr() {
+  out=${OUT:-$root/gpu-out}
+  logs=$root/.gpu-logs
+  mkdir -p "$out" "$logs"
+  export PYTHONUNBUFFERED=1
+  step install 60 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+    --upgrade --target /tmp/site "$root/.gpu-nanodrr/"*.whl
+  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+  step compare-nanodrr 240 python3 "$root/bench/compare_gpu.py" "$root/.gpu-data" \
+    --bench "$root/build-gpu/bench/render_bench"
 }
 
 case "${1:-}" in
   prepare) prepare ;;
   run) run ;;
+  prepare-nanodrr) prepare_nanodrr ;;
+  run-nanodrr) run_nanodrr ;;
   *)
-    echo "usage: scripts/gpu_session.sh prepare|run" >&2
+    echo "usage: scripts/gpu_session.sh prepare|run|prepare-nanodrr|run-nanodrr" >&2
     exit 2
     ;;
 esac
