@@ -3,8 +3,8 @@ drrserve's CUDA executor (render_bench) and nanodrr's fused Triton kernel on
 the same device, each with the volume stored in float32 and in bfloat16, at
 batches of 1, 8, 64 and 256 poses. Prints drrserve's times as soon as it has
 them, then a markdown table with medians, DRRs per second and the ratios to
-drrserve; a storage type whose nanodrr run fails says why in its rows. Run by scripts/gpu_session.sh on a lent
-GPU machine (docs/gpu.md):
+drrserve; a batch whose nanodrr run fails says why in its row. Run by
+scripts/gpu_session.sh on a lent GPU machine (docs/gpu.md):
 
     python3 bench/compare_gpu.py MU_DIR [--nifti CHEST] [--bench build-gpu/bench/render_bench]
         [--repeats 20] [--sampling segment|clipped] [--batches 1,8,64,256]
