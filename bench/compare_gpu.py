@@ -32,6 +32,7 @@ import pathlib
 
 import numpy as np
 from compare_cpu import ROOT, bench_times, nanodrr_times, nanodrr_version
+from export_volume import read_geometry
 
 BATCHES = (1, 8, 64, 256)  # by default
 STORAGES = ("float32", "bfloat16")
@@ -43,9 +44,7 @@ def write_mu_nifti(mu_dir):
     its path."""
     import nibabel
 
-    numbers = (mu_dir / "mu.txt").read_text().split()
-    shape = tuple(int(n) for n in numbers[:3])
-    affine = np.array([float(n) for n in numbers[3:19]]).reshape(4, 4)
+    shape, affine = read_geometry(mu_dir / "mu.txt")
     mu = np.fromfile(mu_dir / "mu.f32", dtype="<f4").reshape(shape).transpose(2, 1, 0)
     path = mu_dir / "mu.nii"
     nibabel.save(nibabel.Nifti1Image(mu, affine), str(path))

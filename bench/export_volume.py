@@ -26,6 +26,12 @@ def write_geometry(path, shape, affine):
     path.write_text(" ".join(repr(float(v)) if i >= 3 else str(v) for i, v in enumerate(numbers)) + "\n")
 
 
+def read_geometry(path):
+    """The shape (D, H, W) and the 4x4 voxel->world affine that write_geometry wrote to `path`."""
+    numbers = path.read_text().split()
+    return tuple(int(n) for n in numbers[:3]), np.array([float(n) for n in numbers[3:19]]).reshape(4, 4)
+
+
 def export(source, out):
     """Writes the NIfTI CT at `source` as out/mu.f32 and out/mu.txt."""
     out.mkdir(parents=True, exist_ok=True)

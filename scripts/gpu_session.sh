@@ -40,7 +40,7 @@ prepare() (
 
 # nanodrr 0.1.6 and what it needs that the device's Python 3.12 lacks (the
 # device tool's KINDS.md lists what it has), as wheels for that Python: about
-# 58 MB, SimpleITK's 53 of them.
+# 54 MB, SimpleITK's 53 of them.
 prepare_nanodrr() (
   set -e
   rm -rf "$root/.gpu-nanodrr"
@@ -69,12 +69,17 @@ step() {
   echo "$name: exit $rc after $((SECONDS - start))s ${verdict}" | tee -a "$out/summary.txt"
 }
 
-# Everything comes back as three files (the device tool returns 8 at most):
-# $out/env.txt (the device, the commit), $out/steps.log, $out/summary.txt.
-run() {
+# Where step() writes: $out (the device tool's $OUT) and $logs.
+open_logs() {
   out=${OUT:-$root/gpu-out}
   logs=$root/.gpu-logs
   mkdir -p "$out" "$logs"
+}
+
+# Everything comes back as three files (the device tool returns 8 at most):
+# $out/env.txt (the device, the commit), $out/steps.log, $out/summary.txt.
+run() {
+  open_logs
   local build=$root/build-gpu data=$root/.gpu-data
   export PATH=$PATH:/usr/local/cuda/bin PYTHONUNBUFFERED=1
   export PYTHONPATH=$carry/py${PYTHONPATH:+:$PYTHONPATH}
@@ -101,9 +106,7 @@ run() {
 
 # The comparison again, with nanodrr installed from the carried wheels.
 run_nanodrr() {
-  out=${OUT:-$root/gpu-out}
-  logs=$root/.gpu-logs
-  mkdir -p "$out" "$logs"
+  open_logs
   export PYTHONUNBUFFERED=1
   step install 60 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
     --upgrade --target /tmp/site "$root/.gpu-nanodrr/"*.whl
