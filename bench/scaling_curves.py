@@ -11,8 +11,8 @@ and the trilinear pose gradient against five things, each from design.md §8's r
    same box (each voxel axis's affine column scaled by old/new count, the origin moved to the
    new first voxel's centre); downsampling interpolates, it does not average. Each volume is
    written to a temporary directory and deleted once timed (512^2 x 1024 float32 is 1 GiB);
-5. the cores, 1 to os.cpu_count(): render_bench pinned to the first k with taskset (its CPU
-   executors keep one thread per hardware thread; CUDA is not run on this curve).
+5. the cores, 1 to os.cpu_count(): render_bench pinned to the first k with taskset, its CPU
+   executors given k threads (CUDA is not run on this curve).
 
     .venv/bin/python bench/scaling_curves.py [--chest NII] [--out DIR] [--repeats 3]
         [--executors cpu,cpu_scalar[,cuda]] [--bench RENDER_BENCH] [--quick]
@@ -111,6 +111,8 @@ class Bench:
             "executors": ",".join(executors),
             "renderers": ",".join(renderers),
         }
+        if cores is not None:
+            flags["threads"] = cores
         command = [] if cores is None else ["taskset", "-c", f"0-{cores - 1}"]
         command += [str(self.binary), voxels, str(volume / "mu.txt")]
         command += [word for flag, value in flags.items() for word in (f"--{flag}", str(value))]

@@ -3,10 +3,9 @@
 namespace drr::kernels {
 
 ThreadPool::ThreadPool(int threads) {
-  if (threads <= 0) {
-    threads = static_cast<int>(std::thread::hardware_concurrency()) - 1;
-  }
-  for (int i = 0; i < threads; ++i)
+  if (threads <= 0)
+    threads = static_cast<int>(std::thread::hardware_concurrency());
+  for (int i = 1; i < threads; ++i)
     workers_.emplace_back([this] { WorkerLoop(); });
 }
 

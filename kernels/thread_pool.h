@@ -10,10 +10,11 @@
 
 namespace drr::kernels {
 
-// Runs ParallelFor calls on `threads` workers plus the calling thread.
+// Runs ParallelFor calls on `threads` threads: the calling thread and
+// threads − 1 workers.
 class ThreadPool {
  public:
-  // Starts `threads` workers (0 = one per hardware thread, minus the caller).
+  // Starts threads − 1 workers (0 = one thread per hardware thread).
   explicit ThreadPool(int threads);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;

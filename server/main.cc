@@ -104,6 +104,7 @@ void DeclareFlags(CLI::App& app, Flags& f) {
   app.add_option("--cpu-threads", o.cpu_threads,
                  "threads of each CPU executor (0 = the cores, shared equally "
                  "among the CPU executors)")
+      ->check(CLI::Range(0, 1024))
       ->capture_default_str();
   app.add_option("--preload", f.preload,
                  "volume to store at start: NIfTI, NRRD, MetaImage, or a "

@@ -48,7 +48,7 @@ struct SelectedExecutors {
 // kAuto takes the CUDA devices of `list` (of "all", those usable) when CUDA
 // is usable, else as many CPU executors (one for "all"); kCuda fails with
 // FAILED_PRECONDITION when no device is usable or one `list` names is not;
-// kCpu takes CPU executors. Each CPU executor has `cpu_threads` workers (0 =
+// kCpu takes CPU executors. Each CPU executor has `cpu_threads` threads (0 =
 // the cores shared equally among them); several of them stand in for
 // several devices (tests, and trials of a multi-GPU setup).
 absl::StatusOr<SelectedExecutors> SelectExecutors(DeviceMode mode,
