@@ -20,6 +20,7 @@
 //       [--batches 1,8,64] [--threads N] [--executors cpu,cpu_scalar,cuda]
 //       [--renderers trilinear-gradient,trilinear,siddon,siddon-gradient]
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -154,6 +155,32 @@ std::vector<std::string> Split(const std::string& list) {
   return items;
 }
 
+// `text`, whole, as a decimal integer in [low, high] into `out`; false for
+// anything else (no digits, trailing characters, out of range).
+bool ParseInt(const char* text, int low, int high, int* out) {
+  char* end = nullptr;
+  errno = 0;
+  const long value = std::strtol(text, &end, 10);
+  if (end == text || *end != '\0' || errno == ERANGE || value < low ||
+      value > high)
+    return false;
+  *out = static_cast<int>(value);
+  return true;
+}
+
+// `text`, whole, as a number in [low, high] into `out`; false for anything
+// else (NaN included).
+bool ParseNumber(const char* text, double low, double high, double* out) {
+  char* end = nullptr;
+  errno = 0;
+  const double value = std::strtod(text, &end);
+  if (end == text || *end != '\0' || errno == ERANGE ||
+      !(value >= low && value <= high))
+    return false;
+  *out = value;
+  return true;
+}
+
 // The storage type called `name` ("float32", "float16" or "bfloat16") into
 // `out`; false for any other name.
 bool ParseStorage(const std::string& name, kernels::StorageType* out) {
@@ -179,6 +206,14 @@ constexpr char kUsage[] =
     "       [--renderers trilinear-gradient,trilinear,siddon,siddon-gradient]"
     "\n";
 
+// The flags' bounds: beyond them a run would not end or not fit in memory.
+constexpr int kMostRepeats = 100000;
+constexpr int kLargestSide = 8192;
+constexpr int kMostSamples = 1 << 20;
+constexpr int kMostThreads = 4096;
+constexpr int kLargestBatch = 65536;
+constexpr long long kMostPixelsPerLaunch = 1LL << 28;  // 1 GiB of float32
+
 // Parses the command line into `options` and the two input paths; false
 // (with the usage on stderr) when it does not fit.
 bool ParseArguments(int argc, char** argv, BenchOptions* options,
@@ -191,11 +226,12 @@ bool ParseArguments(int argc, char** argv, BenchOptions* options,
     } else if (i + 1 == argc) {
       ok = false;  // a flag without its value
     } else if (arg == "--repeats") {
-      options->repeats = std::max(1, std::atoi(argv[++i]));
+      ok = ParseInt(argv[++i], 1, kMostRepeats, &options->repeats);
     } else if (arg == "--side") {
-      options->rays.height = options->rays.width = std::atoi(argv[++i]);
+      ok = ParseInt(argv[++i], 1, kLargestSide, &options->rays.height);
+      options->rays.width = options->rays.height;
     } else if (arg == "--samples") {
-      options->rays.n_samples = std::atoi(argv[++i]);
+      ok = ParseInt(argv[++i], 2, kMostSamples, &options->rays.n_samples);
     } else if (arg == "--sampling") {
       const std::string sampling = argv[++i];
       ok = sampling == "segment" || sampling == "clipped";
@@ -203,7 +239,7 @@ bool ParseArguments(int argc, char** argv, BenchOptions* options,
                                    ? kernels::Sampling::kClipped
                                    : kernels::Sampling::kSegment;
     } else if (arg == "--spread") {
-      options->spread = std::atof(argv[++i]);
+      ok = ParseNumber(argv[++i], 0.0, 180.0, &options->spread);
     } else if (arg == "--spread-axis") {
       const std::string axis = argv[++i];
       ok = axis == "x" || axis == "z";
@@ -212,11 +248,14 @@ bool ParseArguments(int argc, char** argv, BenchOptions* options,
       options->storage_name = argv[++i];
       ok = ParseStorage(options->storage_name, &options->storage);
     } else if (arg == "--threads") {
-      options->threads = std::atoi(argv[++i]);
+      ok = ParseInt(argv[++i], 0, kMostThreads, &options->threads);
     } else if (arg == "--batches") {
       options->batches.clear();
-      for (const std::string& b : Split(argv[++i]))
-        options->batches.push_back(std::atoi(b.c_str()));
+      for (const std::string& b : Split(argv[++i])) {
+        int batch = 0;
+        ok = ok && ParseInt(b.c_str(), 1, kLargestBatch, &batch);
+        options->batches.push_back(batch);
+      }
     } else if (arg == "--executors") {
       options->executors = Split(argv[++i]);
     } else if (arg == "--renderers") {
@@ -225,11 +264,10 @@ bool ParseArguments(int argc, char** argv, BenchOptions* options,
       ok = false;  // an unknown flag
     }
   }
-  ok = ok && paths->size() == 2 && options->rays.height > 0 &&
-       options->rays.n_samples >= 2 && options->threads >= 0 &&
-       options->spread >= 0.0 && options->spread <= 180.0 &&
-       !options->batches.empty();
-  for (int b : options->batches) ok = ok && b > 0;
+  ok = ok && paths->size() == 2 && !options->batches.empty();
+  const long long side = options->rays.height;
+  for (int b : options->batches)
+    ok = ok && b * side * side <= kMostPixelsPerLaunch;
   for (const std::string& r : options->renderers)
     ok = ok && (r == "trilinear" || r == "siddon" ||
                 r == "trilinear-gradient" || r == "siddon-gradient");
