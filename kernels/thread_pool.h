@@ -1,5 +1,5 @@
-// A fixed pool of worker threads that runs index ranges in parallel; the CPU
-// executor's only threads.
+// A fixed pool that runs index ranges in parallel on the calling thread and
+// its workers; the CPU executor's only threads besides the caller's.
 #pragma once
 
 #include <condition_variable>

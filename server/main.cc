@@ -16,6 +16,7 @@
 #include "io/phantom.h"
 #include "io/volume_file.h"
 #include "kernels/resident_volume.h"
+#include "server/engine/device.h"
 #include "server/frontend/server.h"
 #include "status/status_macros.h"
 
@@ -104,7 +105,7 @@ void DeclareFlags(CLI::App& app, Flags& f) {
   app.add_option("--cpu-threads", o.cpu_threads,
                  "threads of each CPU executor (0 = the cores, shared equally "
                  "among the CPU executors)")
-      ->check(CLI::Range(0, 1024))
+      ->check(CLI::Range(0, kMostCpuThreads))
       ->capture_default_str();
   app.add_option("--preload", f.preload,
                  "volume to store at start: NIfTI, NRRD, MetaImage, or a "

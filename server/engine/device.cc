@@ -18,9 +18,11 @@ namespace {
 constexpr int kMaxDevices = 64;
 
 // CPU executors standing in for the devices of `list` (one for "all"), with
-// `cpu_threads` threads each; 0 shares the cores among them.
-SelectedExecutors CpuExecutors(const DeviceList& list, int cpu_threads,
-                               std::string reason) {
+// `cpu_threads` threads each; 0 shares the cores among them. INVALID_ARGUMENT
+// where they would start more than kMostCpuThreads threads in all.
+absl::StatusOr<SelectedExecutors> CpuExecutors(const DeviceList& list,
+                                               int cpu_threads,
+                                               std::string reason) {
   SelectedExecutors selected;
   const std::vector<int> ordinals =
       list.all() ? std::vector<int>{0} : list.ordinals;
@@ -28,6 +30,14 @@ SelectedExecutors CpuExecutors(const DeviceList& list, int cpu_threads,
   const int threads =
       cpu_threads > 0 ? cpu_threads
                       : std::max(1, cores / static_cast<int>(ordinals.size()));
+  const int64_t total =
+      int64_t{threads} * static_cast<int64_t>(ordinals.size());
+  if (total > kMostCpuThreads) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--cpu-threads ", threads, " for each of ", ordinals.size(),
+        " CPU executors is ", total, " threads, more than the ",
+        kMostCpuThreads, " a server starts"));
+  }
   for (int ordinal : ordinals) {
     selected.devices.push_back({ordinal, absl::StrCat("cpu:", ordinal),
                                 kernels::MakeCpuExecutor(threads), 0});

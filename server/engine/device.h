@@ -45,12 +45,17 @@ struct SelectedExecutors {
   std::string reason;
 };
 
+// The most threads the CPU executors of one server start in all.
+inline constexpr int kMostCpuThreads = 1024;
+
 // kAuto takes the CUDA devices of `list` (of "all", those usable) when CUDA
 // is usable, else as many CPU executors (one for "all"); kCuda fails with
 // FAILED_PRECONDITION when no device is usable or one `list` names is not;
-// kCpu takes CPU executors. Each CPU executor has `cpu_threads` threads (0 =
-// the cores shared equally among them); several of them stand in for
-// several devices (tests, and trials of a multi-GPU setup).
+// kCpu takes CPU executors. Each CPU executor has `cpu_threads` threads, the
+// caller's included (0 = the cores shared equally among them), and
+// INVALID_ARGUMENT says where they would pass kMostCpuThreads in all;
+// several of them stand in for several devices (tests, and trials of a
+// multi-GPU setup).
 absl::StatusOr<SelectedExecutors> SelectExecutors(DeviceMode mode,
                                                   const DeviceList& list,
                                                   int cpu_threads);

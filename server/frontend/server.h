@@ -48,7 +48,8 @@ class Server {
     // What each device's resident volumes may take, in bytes; 0 = 90 % of a
     // GPU's memory, or on the CPU an equal share of the host budget.
     int64_t device_memory_budget = 0;
-    // CPU executor worker threads, per CPU executor (0 = one per core).
+    // Threads of each CPU executor, the caller's included (0 = the cores
+    // shared equally among the CPU executors).
     int cpu_threads = 0;
     Limits limits;
     // Workers and batching of each device's engine; its listener is the

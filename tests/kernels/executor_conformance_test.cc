@@ -475,7 +475,8 @@ TEST(CpuExecutorTest, RefusesTexturesAndVolumesOfOtherMemorySpaces) {
 // A stop check that fires after `calls` questions stops each kind of call
 // within a few pixels per thread, fails it with kCancelled, and leaves the
 // workspace fit for the next call: on the vectorised path and the per-ray
-// bodies alike.
+// bodies alike, each over kStopTestThreads threads.
+constexpr int kStopTestThreads = 2;
 void ExpectStopsSoonAfterTheStopCheckFires(std::unique_ptr<Executor> cpu) {
   const std::vector<float> volume =
       testing::WavyVolume(kShape.nx, kShape.ny, kShape.nz);
@@ -494,8 +495,8 @@ void ExpectStopsSoonAfterTheStopCheckFires(std::unique_ptr<Executor> cpu) {
       cpu->Render(*resident, poses.data(), 3, s, *workspace, out.data()).code(),
       KernelCode::kCancelled);
   // Every question after the first "stop" comes from a thread that had not
-  // yet seen it: at most one per thread and row in flight.
-  EXPECT_LE(asked.load(), 3 + 3);
+  // yet seen it: at most one per thread.
+  EXPECT_LE(asked.load(), 3 + kStopTestThreads);
   asked = 0;
   EXPECT_EQ(cpu->PoseGradient(*resident, poses.data(), 3, s, upstream.data(),
                               *workspace, grad.data())
@@ -517,8 +518,9 @@ void ExpectStopsSoonAfterTheStopCheckFires(std::unique_ptr<Executor> cpu) {
 }
 
 TEST(CpuExecutorTest, StopsACallSoonAfterItsStopCheckFires) {
-  ExpectStopsSoonAfterTheStopCheckFires(MakeCpuExecutor(2));
-  ExpectStopsSoonAfterTheStopCheckFires(MakeScalarCpuExecutor(2));
+  ExpectStopsSoonAfterTheStopCheckFires(MakeCpuExecutor(kStopTestThreads));
+  ExpectStopsSoonAfterTheStopCheckFires(
+      MakeScalarCpuExecutor(kStopTestThreads));
 }
 
 }  // namespace

@@ -15,20 +15,21 @@
 namespace drr::kernels {
 namespace {
 
-// The distinct threads that ran the calls of one ParallelFor over 32 indices.
-// Each call waits (a second at most) until `expected` threads have entered,
+// The distinct threads that ran the calls of one ParallelFor over four
+// indices per expected thread (32 at least). Each call waits (10 s at most,
+// which only a failing pool spends) until `expected` threads have entered,
 // then holds its thread a few milliseconds, so every thread of the pool takes
 // a share, however many it has.
 std::set<std::thread::id> ThreadsThatRan(ThreadPool& pool, size_t expected) {
   std::mutex mutex;
   std::condition_variable entered;
   std::set<std::thread::id> ids;
-  pool.ParallelFor(32, [&](int) {
+  pool.ParallelFor(std::max(32, 4 * static_cast<int>(expected)), [&](int) {
     {
       std::unique_lock<std::mutex> lock(mutex);
       ids.insert(std::this_thread::get_id());
       entered.notify_all();
-      entered.wait_for(lock, std::chrono::seconds(1),
+      entered.wait_for(lock, std::chrono::seconds(10),
                        [&] { return ids.size() >= expected; });
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(3));

@@ -76,6 +76,11 @@ def test_a_malformed_device_list_stops_the_server(devices: str) -> None:
         RunningServer("--devices", devices, timeout=20)
 
 
+def test_cpu_threads_past_the_bound_in_all_stop_the_server() -> None:
+    with pytest.raises(RuntimeError, match="--cpu-threads 512 for each of 4 CPU executors is 2048"):
+        RunningServer("--devices", "0,1,2,3", "--cpu-threads", "512", timeout=20)
+
+
 def test_a_restarted_server_places_its_stored_volumes_as_before(servers: Any, tmp_path: Any) -> None:
     args = ("--devices", "0,1", "--data-dir", str(tmp_path))
     first = servers(*args)
