@@ -212,67 +212,103 @@ constexpr int kLargestSide = 8192;
 constexpr int kMostSamples = 1 << 20;
 constexpr int kMostThreads = 4096;
 constexpr int kLargestBatch = 65536;
-constexpr long long kMostPixelsPerLaunch = 1LL << 28;  // 1 GiB of float32
+// Pixels of one launch: its images and, for the gradient, as many upstream
+// values, 1 GiB of float32 each.
+constexpr long long kMostPixelsPerLaunch = 1LL << 28;
 
-// Parses the command line into `options` and the two input paths; false
-// (with the usage on stderr) when it does not fit.
-bool ParseArguments(int argc, char** argv, BenchOptions* options,
-                    std::vector<std::string>* paths) {
-  bool ok = true;
-  for (int i = 1; i < argc && ok; ++i) {
+// "FLAG: need WHAT in [low, high], not "TEXT"".
+std::string OutOfRange(const std::string& flag, const char* what, double low,
+                       double high, const char* text) {
+  char message[256];
+  std::snprintf(message, sizeof message,
+                "%s: need %s in [%.15g, %.15g], not \"%s\"", flag.c_str(), what,
+                low, high, text);
+  return message;
+}
+
+// Parses the command line into `options` and the two input paths; returns
+// why it does not fit, or "" where it does.
+std::string ParseArguments(int argc, char** argv, BenchOptions* options,
+                           std::vector<std::string>* paths) {
+  for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg.rfind("--", 0) != 0) {
       paths->push_back(arg);
-    } else if (i + 1 == argc) {
-      ok = false;  // a flag without its value
-    } else if (arg == "--repeats") {
-      ok = ParseInt(argv[++i], 1, kMostRepeats, &options->repeats);
+      continue;
+    }
+    if (i + 1 == argc) return arg + ": needs a value";
+    const char* value = argv[++i];
+    std::string why;
+    const auto whole = [&](int low, int high, int* out) {
+      if (!ParseInt(value, low, high, out))
+        why = OutOfRange(arg, "a whole number", low, high, value);
+    };
+    const auto one_of = [&](bool fits, const char* names) {
+      if (!fits) why = arg + ": need " + names + ", not \"" + value + "\"";
+    };
+    if (arg == "--repeats") {
+      whole(1, kMostRepeats, &options->repeats);
     } else if (arg == "--side") {
-      ok = ParseInt(argv[++i], 1, kLargestSide, &options->rays.height);
+      whole(1, kLargestSide, &options->rays.height);
       options->rays.width = options->rays.height;
     } else if (arg == "--samples") {
-      ok = ParseInt(argv[++i], 2, kMostSamples, &options->rays.n_samples);
+      whole(2, kMostSamples, &options->rays.n_samples);
     } else if (arg == "--sampling") {
-      const std::string sampling = argv[++i];
-      ok = sampling == "segment" || sampling == "clipped";
+      const std::string sampling = value;
+      one_of(sampling == "segment" || sampling == "clipped",
+             "segment or clipped");
       options->rays.sampling = sampling == "clipped"
                                    ? kernels::Sampling::kClipped
                                    : kernels::Sampling::kSegment;
     } else if (arg == "--spread") {
-      ok = ParseNumber(argv[++i], 0.0, 180.0, &options->spread);
+      if (!ParseNumber(value, 0.0, 180.0, &options->spread))
+        why = OutOfRange(arg, "a number", 0.0, 180.0, value);
     } else if (arg == "--spread-axis") {
-      const std::string axis = argv[++i];
-      ok = axis == "x" || axis == "z";
+      const std::string axis = value;
+      one_of(axis == "x" || axis == "z", "x or z");
       options->spread_axis = axis[0];
     } else if (arg == "--storage") {
-      options->storage_name = argv[++i];
-      ok = ParseStorage(options->storage_name, &options->storage);
+      options->storage_name = value;
+      one_of(ParseStorage(options->storage_name, &options->storage),
+             "float32, float16 or bfloat16");
     } else if (arg == "--threads") {
-      ok = ParseInt(argv[++i], 0, kMostThreads, &options->threads);
+      whole(0, kMostThreads, &options->threads);
     } else if (arg == "--batches") {
       options->batches.clear();
-      for (const std::string& b : Split(argv[++i])) {
+      for (const std::string& b : Split(value)) {
         int batch = 0;
-        ok = ok && ParseInt(b.c_str(), 1, kLargestBatch, &batch);
+        if (!ParseInt(b.c_str(), 1, kLargestBatch, &batch)) {
+          why = OutOfRange(arg, "whole numbers", 1, kLargestBatch, value);
+          break;
+        }
         options->batches.push_back(batch);
       }
+      if (why.empty() && options->batches.empty())
+        why = "--batches: need at least one batch";
     } else if (arg == "--executors") {
-      options->executors = Split(argv[++i]);
+      options->executors = Split(value);
     } else if (arg == "--renderers") {
-      options->renderers = Split(argv[++i]);
+      options->renderers = Split(value);
     } else {
-      ok = false;  // an unknown flag
+      why = "no flag " + arg;
     }
+    if (!why.empty()) return why;
   }
-  ok = ok && paths->size() == 2 && !options->batches.empty();
-  const long long side = options->rays.height;
-  for (int b : options->batches)
-    ok = ok && b * side * side <= kMostPixelsPerLaunch;
-  for (const std::string& r : options->renderers)
-    ok = ok && (r == "trilinear" || r == "siddon" ||
-                r == "trilinear-gradient" || r == "siddon-gradient");
-  if (!ok) std::fputs(kUsage, stderr);
-  return ok;
+  if (paths->size() != 2) return "need the two paths MU.f32 and MU.txt";
+  const long long pixels =
+      static_cast<long long>(options->rays.height) * options->rays.width;
+  for (int b : options->batches) {
+    if (b * pixels > kMostPixelsPerLaunch)
+      return "a batch of " + std::to_string(b) + " at --side " +
+             std::to_string(options->rays.height) + " is more than " +
+             std::to_string(kMostPixelsPerLaunch) + " pixels a launch";
+  }
+  for (const std::string& r : options->renderers) {
+    if (r != "trilinear" && r != "siddon" && r != "trilinear-gradient" &&
+        r != "siddon-gradient")
+      return "--renderers: no renderer called \"" + r + "\"";
+  }
+  return "";
 }
 
 // The executor called `name`, or nullptr (with the reason on stdout) when
@@ -295,7 +331,11 @@ std::unique_ptr<kernels::Executor> MakeExecutor(const std::string& name,
 int Main(int argc, char** argv) {
   BenchOptions options;
   std::vector<std::string> paths;
-  if (!ParseArguments(argc, argv, &options, &paths)) return 2;
+  const std::string why = ParseArguments(argc, argv, &options, &paths);
+  if (!why.empty()) {
+    std::fprintf(stderr, "render_bench: %s\n%s", why.c_str(), kUsage);
+    return 2;
+  }
   BenchVolume volume_in;
   if (!ReadBenchVolume(paths[0], paths[1], &volume_in)) return 1;
   const kernels::VolumeShape shape = volume_in.shape;
