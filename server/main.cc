@@ -103,8 +103,8 @@ void DeclareFlags(CLI::App& app, Flags& f) {
       ->check(CLI::Range(0.0, 1e18))
       ->capture_default_str();
   app.add_option("--cpu-threads", o.cpu_threads,
-                 "threads of each CPU executor (0 = the cores, shared equally "
-                 "among the CPU executors)")
+                 "threads of each CPU executor, 1024 in all at most (0 = the "
+                 "cores, shared equally among the CPU executors)")
       ->check(CLI::Range(0, kMostCpuThreads))
       ->capture_default_str();
   app.add_option("--preload", f.preload,

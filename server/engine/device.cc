@@ -18,8 +18,9 @@ namespace {
 constexpr int kMaxDevices = 64;
 
 // CPU executors standing in for the devices of `list` (one for "all"), with
-// `cpu_threads` threads each; 0 shares the cores among them. INVALID_ARGUMENT
-// where they would start more than kMostCpuThreads threads in all.
+// `cpu_threads` threads each; 0 shares the cores (kMostCpuThreads at most)
+// among them. INVALID_ARGUMENT where `cpu_threads` would start more than
+// kMostCpuThreads threads in all.
 absl::StatusOr<SelectedExecutors> CpuExecutors(const DeviceList& list,
                                                int cpu_threads,
                                                std::string reason) {
@@ -27,9 +28,10 @@ absl::StatusOr<SelectedExecutors> CpuExecutors(const DeviceList& list,
   const std::vector<int> ordinals =
       list.all() ? std::vector<int>{0} : list.ordinals;
   const int cores = static_cast<int>(std::thread::hardware_concurrency());
-  const int threads =
-      cpu_threads > 0 ? cpu_threads
-                      : std::max(1, cores / static_cast<int>(ordinals.size()));
+  const int threads = cpu_threads > 0
+                          ? cpu_threads
+                          : std::max(1, std::min(cores, kMostCpuThreads) /
+                                            static_cast<int>(ordinals.size()));
   const int64_t total =
       int64_t{threads} * static_cast<int64_t>(ordinals.size());
   if (total > kMostCpuThreads) {

@@ -52,10 +52,10 @@ inline constexpr int kMostCpuThreads = 1024;
 // is usable, else as many CPU executors (one for "all"); kCuda fails with
 // FAILED_PRECONDITION when no device is usable or one `list` names is not;
 // kCpu takes CPU executors. Each CPU executor has `cpu_threads` threads, the
-// caller's included (0 = the cores shared equally among them), and
-// INVALID_ARGUMENT says where they would pass kMostCpuThreads in all;
-// several of them stand in for several devices (tests, and trials of a
-// multi-GPU setup).
+// caller's included (0 = the cores, kMostCpuThreads at most, shared equally
+// among them), and INVALID_ARGUMENT says where `cpu_threads` would pass
+// kMostCpuThreads in all; several of them stand in for several devices
+// (tests, and trials of a multi-GPU setup).
 absl::StatusOr<SelectedExecutors> SelectExecutors(DeviceMode mode,
                                                   const DeviceList& list,
                                                   int cpu_threads);

@@ -16,11 +16,13 @@ namespace drr::kernels {
 namespace {
 
 // The distinct threads that ran the calls of one ParallelFor over four
-// indices per expected thread (32 at least). Each call waits (10 s at most,
-// which only a failing pool spends) until `expected` threads have entered,
-// then holds its thread a few milliseconds, so every thread of the pool takes
-// a share, however many it has.
+// indices per expected thread (32 at least). Each call waits until
+// `expected` threads have entered (or, in a pool with fewer, until a deadline
+// 10 s on), then holds its thread a few milliseconds, so every thread of the
+// pool takes a share, however many it has.
 std::set<std::thread::id> ThreadsThatRan(ThreadPool& pool, size_t expected) {
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(10);
   std::mutex mutex;
   std::condition_variable entered;
   std::set<std::thread::id> ids;
@@ -29,8 +31,8 @@ std::set<std::thread::id> ThreadsThatRan(ThreadPool& pool, size_t expected) {
       std::unique_lock<std::mutex> lock(mutex);
       ids.insert(std::this_thread::get_id());
       entered.notify_all();
-      entered.wait_for(lock, std::chrono::seconds(10),
-                       [&] { return ids.size() >= expected; });
+      entered.wait_until(lock, deadline,
+                         [&] { return ids.size() >= expected; });
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(3));
   });
