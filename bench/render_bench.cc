@@ -25,6 +25,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <utility>
@@ -216,14 +217,42 @@ constexpr int kLargestBatch = 65536;
 // values, 1 GiB of float32 each.
 constexpr long long kMostPixelsPerLaunch = 1LL << 28;
 
+// `x` in full (integers without a fraction).
+std::string Number(double x) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.15g", x);
+  return text;
+}
+
 // "FLAG: need WHAT in [low, high], not "TEXT"".
 std::string OutOfRange(const std::string& flag, const char* what, double low,
                        double high, const char* text) {
-  char message[256];
-  std::snprintf(message, sizeof message,
-                "%s: need %s in [%.15g, %.15g], not \"%s\"", flag.c_str(), what,
-                low, high, text);
-  return message;
+  return flag + ": need " + what + " in [" + Number(low) + ", " + Number(high) +
+         "], not \"" + text + "\"";
+}
+
+// Whether render_bench has a flag called `arg`.
+bool IsFlag(const std::string& arg) {
+  for (const char* flag :
+       {"--repeats", "--side", "--samples", "--sampling", "--spread",
+        "--spread-axis", "--storage", "--threads", "--batches", "--executors",
+        "--renderers"}) {
+    if (arg == flag) return true;
+  }
+  return false;
+}
+
+// Why the comma-separated `names` of flag `flag` are not some of `known`, or
+// "" where they are.
+std::string UnknownName(const std::string& flag,
+                        const std::vector<std::string>& names,
+                        std::initializer_list<const char*> known) {
+  if (names.empty()) return flag + ": need at least one name";
+  for (const std::string& name : names) {
+    if (std::find(known.begin(), known.end(), name) == known.end())
+      return flag + ": no such name \"" + name + "\"";
+  }
+  return "";
 }
 
 // Parses the command line into `options` and the two input paths; returns
@@ -236,6 +265,7 @@ std::string ParseArguments(int argc, char** argv, BenchOptions* options,
       paths->push_back(arg);
       continue;
     }
+    if (!IsFlag(arg)) return "no flag " + arg;
     if (i + 1 == argc) return arg + ": needs a value";
     const char* value = argv[++i];
     std::string why;
@@ -287,10 +317,12 @@ std::string ParseArguments(int argc, char** argv, BenchOptions* options,
         why = "--batches: need at least one batch";
     } else if (arg == "--executors") {
       options->executors = Split(value);
+      why = UnknownName(arg, options->executors, {"cpu", "cpu_scalar", "cuda"});
     } else if (arg == "--renderers") {
       options->renderers = Split(value);
-    } else {
-      why = "no flag " + arg;
+      why = UnknownName(
+          arg, options->renderers,
+          {"trilinear-gradient", "trilinear", "siddon", "siddon-gradient"});
     }
     if (!why.empty()) return why;
   }
@@ -303,11 +335,6 @@ std::string ParseArguments(int argc, char** argv, BenchOptions* options,
              std::to_string(options->rays.height) + " is more than " +
              std::to_string(kMostPixelsPerLaunch) + " pixels a launch";
   }
-  for (const std::string& r : options->renderers) {
-    if (r != "trilinear" && r != "siddon" && r != "trilinear-gradient" &&
-        r != "siddon-gradient")
-      return "--renderers: no renderer called \"" + r + "\"";
-  }
   return "";
 }
 
@@ -317,11 +344,7 @@ std::unique_ptr<kernels::Executor> MakeExecutor(const std::string& name,
                                                 int threads) {
   if (name == "cpu") return kernels::MakeCpuExecutor(threads);
   if (name == "cpu_scalar") return kernels::MakeScalarCpuExecutor(threads);
-  if (name != "cuda") {
-    std::printf("# %s: no such executor\n", name.c_str());
-    return nullptr;
-  }
-  std::unique_ptr<kernels::Executor> cuda;
+  std::unique_ptr<kernels::Executor> cuda;  // "cuda", the only other name
   const kernels::KernelStatus status = kernels::MakeCudaExecutor(&cuda);
   if (status.ok()) return cuda;
   std::printf("# cuda: %s\n", status.message().c_str());
