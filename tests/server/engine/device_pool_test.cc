@@ -57,6 +57,18 @@ TEST(SelectExecutorsTest, CpuExecutorsStandInForTheDevicesListed) {
   EXPECT_EQ(all->devices.size(), 1u);
 }
 
+TEST(SelectExecutorsTest, MoreCpuThreadsInAllThanTheBoundAreRefused) {
+  EXPECT_THAT(
+      SelectExecutors(DeviceMode::kCpu, {}, kMostCpuThreads + 1).status(),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               HasSubstr("is 1025 threads, more than the 1024")));
+  EXPECT_THAT(
+      SelectExecutors(DeviceMode::kCpu, {{0, 1}}, kMostCpuThreads / 2 + 1)
+          .status(),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               HasSubstr("--cpu-threads 513 for each of 2 CPU executors")));
+}
+
 TEST(SelectExecutorsTest, CudaDevicesThatAreNotThereAreRefused) {
   if (kernels::ProbeCuda().device_count > 0) {
     absl::StatusOr<SelectedExecutors> missing =
