@@ -31,17 +31,23 @@ using ::drr::geometry::Orientation;
 using testing::MakeResident;
 using testing::RenderImages;
 
-// Views of a volume of `shape` (unit voxels, centred near the isocentre):
-// perspective from several angles, close enough that rays enter and leave
-// through every face, one shifted so that half the detector misses, and an
-// orthographic one.
-std::vector<PoseGeometry> ViewsOf(VolumeShape shape, int height, int width) {
+// Views of a volume of `shape` (voxels_per_unit voxels to a unit of the
+// world along each axis, centred near the isocentre): perspective from
+// several angles, close enough that rays enter and leave through every face,
+// one shifted so that half the detector misses, and an orthographic one.
+std::vector<PoseGeometry> ViewsOf(VolumeShape shape, int height, int width,
+                                  double voxels_per_unit = 1.0) {
   Intrinsics in;
   in.sdd = 90.0;
   in.delx = in.dely = 0.9;
   in.height = height;
   in.width = width;
-  const geometry::Vec3d centre{shape.nx / 2.0, shape.ny / 2.0, shape.nz / 2.0};
+  const geometry::Vec3d centre{shape.nx / 2.0 / voxels_per_unit,
+                               shape.ny / 2.0 / voxels_per_unit,
+                               shape.nz / 2.0 / voxels_per_unit};
+  Mat4d world_to_voxel = Mat4d::Identity();
+  for (int axis = 0; axis < 3; ++axis)
+    world_to_voxel.m[axis][axis] = voxels_per_unit;
   std::vector<PoseGeometry> poses;
   for (auto [alpha, beta, shift] :
        {std::tuple{0.0, 0.0, 0.0}, std::tuple{33.0, 12.0, 0.0},
@@ -49,11 +55,11 @@ std::vector<PoseGeometry> ViewsOf(VolumeShape shape, int height, int width) {
         std::tuple{15.0, -20.0, 11.0}}) {
     const Mat4d rt_inv = MakeRtInv(EulerToMatrix("ZXY", {alpha, beta, 0}, true),
                                    {shift, 45, 0}, Orientation::kAP, centre);
-    poses.push_back(MakePoseGeometry(Mat4d::Identity(), rt_inv, in));
+    poses.push_back(MakePoseGeometry(world_to_voxel, rt_inv, in));
   }
   in.orthographic = true;
   poses.push_back(
-      MakePoseGeometry(Mat4d::Identity(),
+      MakePoseGeometry(world_to_voxel,
                        MakeRtInv(EulerToMatrix("ZXY", {20, 5, 0}, true),
                                  {0, 45, 0}, Orientation::kPA, centre),
                        in));
@@ -251,6 +257,24 @@ TEST_F(CpuSimdTest, GivesTheScalarBitsOnFacesAxesAndDiagonals) {
          {Siddon(17, 20), Trilinear(17, 20, 300), Clipped(17, 20, 300)}) {
       EXPECT_GT(ExpectSameBits(DistinctVoxels(shape), shape,
                                StorageType::kFloat32, poses, s),
+                0.5);
+    }
+  });
+}
+
+// Siddon's lanes walk in chunks of 64 crossings (kernels/cpu_simd.cc): rays
+// through a volume of 4 voxels to the unit, as large in the world as the
+// ones above, cross up to about 200 voxel boundaries, so that their walks
+// span several chunks and end within one.
+TEST_F(CpuSimdTest, SiddonWalksOfManyChunksGiveTheScalarBodysBits) {
+  OnEveryTarget([&] {
+    const VolumeShape shape{92, 76, 68};
+    const std::vector<float> mu = DistinctVoxels(shape);
+    for (StorageType storage : {StorageType::kFloat32, StorageType::kFloat16,
+                                StorageType::kBFloat16}) {
+      SCOPED_TRACE(static_cast<int>(storage));
+      EXPECT_GT(ExpectSameBits(mu, shape, storage, ViewsOf(shape, 7, 21, 4.0),
+                               Siddon(7, 21)),
                 0.5);
     }
   });
