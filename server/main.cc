@@ -257,10 +257,7 @@ int Run(int argc, char** argv) {
   absl::StatusOr<Server> server = Server::Start(flags.options);
   if (!server.ok()) {
     std::fprintf(stderr, "drrserve: %s\n", server.status().ToString().c_str());
-    // Options refused together (more CPU threads than a server starts, a
-    // file a flag names that does not parse) are usage errors, as a single
-    // flag's are; anything else that stops the start is not.
-    return server.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+    return 1;
   }
   std::printf("drrserve: backend %s (%s)\n", server->backend().c_str(),
               server->backend_reason().c_str());
