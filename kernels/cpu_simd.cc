@@ -744,13 +744,15 @@ struct SiddonLanes {
 // prefetches at every crossing. Reference case (rays 2.1 voxels apart) on
 // the Zen 3 host, before the walk ran in chunks: every lane 25.1 ms, half
 // 22.1 ms; at 64² px (6.6 voxels apart) 6.3 ms against 7.1; at 1024² px
-// half about 6 % faster. In chunks, every lane 0.99× half's speed.
+// half about 6 % faster. In chunks, every lane 0.99× half's speed (medians
+// of 10 alternating runs, reference case).
 constexpr int kApartVoxels = 4;
 
 // Crossings per chunk of the walk: WalkSiddonLanes finds a chunk's crossings
-// first, prefetching each lane's voxel as it finds it, and reads their μ
-// after, so that the reads are up to a chunk ahead of use and neither half
-// waits on the other. Reference case on the Zen 3 host, medians of 10
+// first, prefetching the voxels as it finds them (every lane's, or half the
+// lanes' in turn), and reads their μ after, so that the prefetches run up
+// to a chunk ahead of the reads, and the reads mostly do not hold up the
+// walk's arithmetic. Reference case on the Zen 3 host, medians of 10
 // alternating runs at batch 1 against prefetching each voxel 8 crossings
 // ahead in one loop: 1.32× faster with chunks of 64 (1.03× at batch 8, the
 // poses' voxels already in cache), 1.22× with 32, and 128 and 256 no faster
@@ -808,7 +810,7 @@ void SetUpSiddonLanes(const Volume& volume, const PoseGeometry& g, int row,
 }
 
 // The crossings of one chunk of a walk: at each, the voxel each lane was in
-// (−1 for lanes done walking) and the chord it walked there, Δu.
+// (−1 for lanes not walking) and the chord it walked there, Δu.
 struct WalkChunk {
   HWY_ALIGN int32_t voxel[kChunk][kMaxLanes];
   HWY_ALIGN float chord[kChunk][kMaxLanes];

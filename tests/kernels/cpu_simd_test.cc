@@ -61,7 +61,7 @@ std::vector<PoseGeometry> ViewsOf(VolumeShape shape, int height, int width,
   poses.push_back(
       MakePoseGeometry(world_to_voxel,
                        MakeRtInv(EulerToMatrix("ZXY", {20, 5, 0}, true),
-                                 {0, 45, 0}, Orientation::kPA, centre),
+                                 {0, 45, 0}, Orientation::kAP, centre),
                        in));
   return poses;
 }
@@ -264,8 +264,9 @@ TEST_F(CpuSimdTest, GivesTheScalarBitsOnFacesAxesAndDiagonals) {
 
 // Siddon's lanes walk in chunks of 64 crossings (kernels/cpu_simd.cc): rays
 // through a volume of 4 voxels to the unit, as large in the world as the
-// ones above, cross up to about 200 voxel boundaries, so that their walks
-// span several chunks and end within one.
+// ones above, visit up to about 160 voxels, so that their walks span two or
+// three chunks and end within one; orthographic rays along y through 64 and
+// 128 voxels end exactly where a chunk does.
 TEST_F(CpuSimdTest, SiddonWalksOfManyChunksGiveTheScalarBodysBits) {
   OnEveryTarget([&] {
     const VolumeShape shape{92, 76, 68};
@@ -276,6 +277,24 @@ TEST_F(CpuSimdTest, SiddonWalksOfManyChunksGiveTheScalarBodysBits) {
       EXPECT_GT(ExpectSameBits(mu, shape, storage, ViewsOf(shape, 7, 21, 4.0),
                                Siddon(7, 21)),
                 0.5);
+    }
+    for (int along_y : {64, 128}) {
+      SCOPED_TRACE(along_y);
+      const VolumeShape through{12, along_y, 10};
+      Intrinsics in;
+      in.sdd = 300.0;
+      in.delx = in.dely = 0.9;
+      in.height = 7;
+      in.width = 9;
+      in.orthographic = true;
+      const PoseGeometry pose = MakePoseGeometry(
+          Mat4d::Identity(),
+          MakeRtInv(EulerToMatrix("ZXY", {0, 0, 0}, true), {0, 150, 0},
+                    Orientation::kAP, {6.0, along_y / 2.0, 5.0}),
+          in);
+      EXPECT_EQ(ExpectSameBits(DistinctVoxels(through), through,
+                               StorageType::kFloat32, {pose}, Siddon(7, 9)),
+                1.0);
     }
   });
 }
