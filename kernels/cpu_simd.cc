@@ -856,13 +856,13 @@ void WalkSiddonLanes(const VolumeView<T>& v, const SiddonLanes& w,
     voxel_step[axis] = hn::Load(di, w.voxel_step[axis]);
   }
   const FloatVec end = hn::Load(df, w.end), one = hn::Set(df, 1.0f);
-  const IntVec done = hn::Set(di, -1);
+  const IntVec not_walking = hn::Set(di, -1);  // WalkChunk's mark
   const size_t lanes = hn::Lanes(df);
   // The lanes prefetching at a crossing: every one, or even and odd in turn.
   const bool every_lane_prefetches = w.every_lane_prefetches;
   IntVec voxel = hn::Load(di, w.voxel);
   FloatVec u = hn::Zero(df), sum = hn::Zero(df);
-  auto walking = hn::RebindMask(df, hn::Load(di, w.walking) == done);
+  auto walking = hn::RebindMask(df, hn::Load(di, w.walking) == hn::Set(di, -1));
   WalkChunk chunk;
   // Every iteration crosses one boundary in every walking lane, which
   // bounds the walk as it bounds the body's.
@@ -881,8 +881,8 @@ void WalkSiddonLanes(const VolumeView<T>& v, const SiddonLanes& w,
       crossing = hn::IfThenElse(last, end, crossing);
       // The voxel each walking lane is in, read ahead of SumChunk.
       int32_t* in = chunk.voxel[chunk.size];
-      hn::Store(hn::IfThenElse(hn::RebindMask(di, walking), voxel, done), di,
-                in);
+      hn::Store(hn::IfThenElse(hn::RebindMask(di, walking), voxel, not_walking),
+                di, in);
       for (size_t l = every_lane_prefetches ? 0 : steps & 1; l < lanes;
            l += every_lane_prefetches ? 1 : 2)
         if (in[l] >= 0) hwy::Prefetch(v.data + in[l]);

@@ -66,6 +66,18 @@ std::vector<PoseGeometry> ViewsOf(VolumeShape shape, int height, int width,
   return poses;
 }
 
+// An orthographic detector of height × width pixels `spacing` apart, its
+// plane `sdd` from the source's.
+Intrinsics Orthographic(int height, int width, double spacing, double sdd) {
+  Intrinsics in;
+  in.sdd = sdd;
+  in.delx = in.dely = spacing;
+  in.height = height;
+  in.width = width;
+  in.orthographic = true;
+  return in;
+}
+
 // A volume whose every voxel differs, so that a wrong corner shows.
 std::vector<float> DistinctVoxels(VolumeShape shape) {
   std::vector<float> mu(static_cast<size_t>(shape.voxels()));
@@ -236,12 +248,7 @@ TEST_F(CpuSimdTest, GivesTheScalarBodysBitsForFewAndManySamples) {
 TEST_F(CpuSimdTest, GivesTheScalarBitsOnFacesAxesAndDiagonals) {
   OnEveryTarget([&] {
     const VolumeShape shape{16, 16, 16};
-    Intrinsics in;
-    in.sdd = 90.0;
-    in.delx = in.dely = 1.0;
-    in.height = 17;
-    in.width = 20;
-    in.orthographic = true;
+    const Intrinsics in = Orthographic(17, 20, 1.0, 90.0);
     const geometry::Vec3d centre{8.0, 8.0, 8.0};
     std::vector<PoseGeometry> poses;
     for (geometry::Vec3d angles :
@@ -281,17 +288,11 @@ TEST_F(CpuSimdTest, SiddonWalksOfManyChunksGiveTheScalarBodysBits) {
     for (int along_y : {64, 128}) {
       SCOPED_TRACE(along_y);
       const VolumeShape through{12, along_y, 10};
-      Intrinsics in;
-      in.sdd = 300.0;
-      in.delx = in.dely = 0.9;
-      in.height = 7;
-      in.width = 9;
-      in.orthographic = true;
       const PoseGeometry pose = MakePoseGeometry(
           Mat4d::Identity(),
           MakeRtInv(EulerToMatrix("ZXY", {0, 0, 0}, true), {0, 150, 0},
                     Orientation::kAP, {6.0, along_y / 2.0, 5.0}),
-          in);
+          Orthographic(7, 9, 0.9, 300.0));
       EXPECT_EQ(ExpectSameBits(DistinctVoxels(through), through,
                                StorageType::kFloat32, {pose}, Siddon(7, 9)),
                 1.0);
