@@ -78,12 +78,16 @@ Intrinsics Orthographic(int height, int width, double spacing, double sdd) {
   return in;
 }
 
-// A volume whose every voxel differs, so that a wrong corner shows.
+// A volume whose every voxel differs, so that a wrong corner shows: voxel v
+// holds a value of (v · 2654435761) mod 2²⁰, a bijection on the 2²⁰ indices
+// a test volume may have, scaled into [0.001, 0.021).
 std::vector<float> DistinctVoxels(VolumeShape shape) {
+  constexpr size_t kLevels = size_t{1} << 20;
+  EXPECT_LE(shape.voxels(), static_cast<long long>(kLevels));
   std::vector<float> mu(static_cast<size_t>(shape.voxels()));
   for (size_t v = 0; v < mu.size(); ++v)
-    mu[v] =
-        0.001f + 0.02f * static_cast<float>((v * 2654435761u) % 1000) / 1000.0f;
+    mu[v] = 0.001f + 0.02f * static_cast<float>((v * 2654435761u) % kLevels) /
+                         static_cast<float>(kLevels);
   return mu;
 }
 
