@@ -80,7 +80,8 @@ Intrinsics Orthographic(int height, int width, double spacing, double sdd) {
 
 // A volume whose every voxel differs, so that a wrong corner shows: voxel v
 // holds a value of (v · 2654435761) mod 2²⁰, a bijection on the 2²⁰ indices
-// a test volume may have, scaled into [0.001, 0.021).
+// a test volume may have, scaled into [0.001, 0.021). (Stored as float16 or
+// bfloat16, they round onto fewer levels, about 4400 and 550.)
 std::vector<float> DistinctVoxels(VolumeShape shape) {
   constexpr size_t kLevels = size_t{1} << 20;
   EXPECT_LE(shape.voxels(), static_cast<long long>(kLevels));
