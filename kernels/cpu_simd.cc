@@ -810,8 +810,10 @@ void SetUpSiddonLanes(const Volume& volume, const PoseGeometry& g, int row,
 }
 
 // The crossings of one chunk of a walk: at each, the voxel each lane was in
-// (−1 for lanes not walking) and the chord it walked there, Δu.
+// (kNotWalking, below every voxel index, for lanes not walking) and the
+// chord it walked there, Δu.
 struct WalkChunk {
+  static constexpr int32_t kNotWalking = -1;
   HWY_ALIGN int32_t voxel[kChunk][kMaxLanes];
   HWY_ALIGN float chord[kChunk][kMaxLanes];
   int size = 0;
@@ -826,7 +828,7 @@ HWY_INLINE FloatVec SumChunk(const VolumeView<T>& v, const WalkChunk& chunk,
   const IntLanes di;
   for (int k = 0; k < chunk.size; ++k) {
     const IntVec voxel = hn::Load(di, chunk.voxel[k]);
-    const auto walked = voxel > hn::Set(di, -1);
+    const auto walked = voxel > hn::Set(di, WalkChunk::kNotWalking);
     const FloatVec mu =
         GatherVoxels(df, v.data, hn::IfThenElseZero(walked, voxel));
     sum = hn::Add(
@@ -856,7 +858,7 @@ void WalkSiddonLanes(const VolumeView<T>& v, const SiddonLanes& w,
     voxel_step[axis] = hn::Load(di, w.voxel_step[axis]);
   }
   const FloatVec end = hn::Load(df, w.end), one = hn::Set(df, 1.0f);
-  const IntVec not_walking = hn::Set(di, -1);  // WalkChunk's mark
+  const IntVec not_walking = hn::Set(di, WalkChunk::kNotWalking);
   const size_t lanes = hn::Lanes(df);
   // The lanes prefetching at a crossing: every one, or even and odd in turn.
   const bool every_lane_prefetches = w.every_lane_prefetches;
@@ -885,7 +887,7 @@ void WalkSiddonLanes(const VolumeView<T>& v, const SiddonLanes& w,
                 di, in);
       for (size_t l = every_lane_prefetches ? 0 : steps & 1; l < lanes;
            l += every_lane_prefetches ? 1 : 2)
-        if (in[l] >= 0) hwy::Prefetch(v.data + in[l]);
+        if (in[l] > WalkChunk::kNotWalking) hwy::Prefetch(v.data + in[l]);
       hn::Store(hn::Sub(crossing, u), df, chunk.chord[chunk.size]);
       walking = hn::AndNot(last, walking);
       u = crossing;
