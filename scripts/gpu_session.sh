@@ -104,7 +104,8 @@ run() {
     --bench "$build/bench/render_bench"
 }
 
-# The comparison again, with nanodrr installed from the carried wheels.
+# The comparison again, with nanodrr installed from the carried wheels, then
+# Nsight Compute's profile of the forward kernel.
 run_nanodrr() {
   open_logs
   export PYTHONUNBUFFERED=1
@@ -113,6 +114,13 @@ run_nanodrr() {
   export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
   step compare-nanodrr 240 python3 "$root/bench/compare_gpu.py" "$root/.gpu-data" \
     --bench "$root/build-gpu/bench/render_bench"
+  # Nsight Compute on the forward kernel, one pose and 64: how near the
+  # roofline it runs (throughput against peak, occupancy, registers).
+  step ncu 100 ncu --clock-control none -k regex:RenderKernel -s 1 -c 2 \
+    --section SpeedOfLight --section Occupancy --section LaunchStats \
+    --section MemoryWorkloadAnalysis "$root/build-gpu/bench/render_bench" \
+    "$root/.gpu-data/mu.f32" "$root/.gpu-data/mu.txt" --repeats 1 --executors cuda \
+    --renderers trilinear --batches 1,64
 }
 
 case "${1:-}" in
