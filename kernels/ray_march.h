@@ -109,6 +109,23 @@ struct ChannelAccumulator {
   }
 };
 
+// One thread per ray: it takes every sample, and its accumulators are the
+// ray's. The CUDA executor deals the trilinear renderer's samples to several
+// threads instead (WarpLanes, cuda_kernels.cu), which combine theirs.
+struct SingleLane {
+  static constexpr int kCount = 1;
+
+  // Which of the kCount threads of the ray this is: it takes samples
+  // first + index(), first + index() + kCount, ...
+  DRR_HD int index() const { return 0; }
+  // The ray's value of one accumulator from every thread's `v` (R's sum or
+  // maximum); the same on every thread of the ray.
+  template <Reduce R>
+  DRR_HD float Combine(float v) const {
+    return v;
+  }
+};
+
 // Narrows [*lo, *hi] (segment parameters) to where a + α·d lies strictly
 // between `lower` and `upper` on one axis (empty: *lo ≥ *hi). In float for
 // the trilinear renderer's sample range, in double for planning Siddon's
@@ -282,25 +299,27 @@ DRR_HD void AddSoftSample(const Volume& volume, const Labels& labels, Vec3 p,
   }
 }
 
-// Adds the samples of `r` to `acc`: each sample's value to the class of its
-// nearest voxel, or with soft labels (kSum only) each neighbour's share to
-// its own class. (`r` by value: the loop then need not reload it after
+// Adds the samples of `r` that are this lane's (Lanes: SingleLane, or the
+// CUDA executor's WarpLanes) to `acc`: each sample's value to the class of
+// its nearest voxel, or with soft labels (kSum only) each neighbour's share
+// to its own class. (`r` by value: the loop then need not reload it after
 // every write to `acc`.)
 template <Sampling kSampling, Reduce R, int kChannels, class Volume,
-          class Labels>
+          class Labels, class Lanes>
 DRR_HD void AddSamples(const Volume& volume, const Labels& labels,
-                       const RaySamples r, bool soft_labels,
+                       const RaySamples r, bool soft_labels, const Lanes& lanes,
                        ChannelAccumulator<R, kChannels>* acc) {
+  const int first = r.first + lanes.index();
   if constexpr (R == Reduce::kSum) {
     if (soft_labels) {
-      for (int i = r.first; i <= r.last; ++i) {
+      for (int i = first; i <= r.last; i += Lanes::kCount) {
         const Vec3 p = SamplePoint<kSampling>(r, i);
         AddSoftSample(volume, labels, p, acc);
       }
       return;
     }
   }
-  for (int i = r.first; i <= r.last; ++i) {
+  for (int i = first; i <= r.last; i += Lanes::kCount) {
     const Vec3 p = SamplePoint<kSampling>(r, i);
     acc->Add(labels.Nearest(p), volume(p));
   }
@@ -311,17 +330,23 @@ DRR_HD void AddSamples(const Volume& volume, const Labels& labels,
 // Samples whose trilinear support lies outside the volume are skipped: they
 // would add zero (and a zero joins the maximum when any was skipped). With
 // soft labels (kSum only) each neighbour of a sample goes to its own class.
-template <Reduce R, int kChannels, class Volume, class Labels>
+// With several Lanes each thread adds its share of the samples, and `acc`
+// holds that thread's part (Lanes::Combine gives the ray's).
+template <Reduce R, int kChannels, class Volume, class Labels,
+          class Lanes = SingleLane>
 DRR_HD void MarchTrilinear(const Volume& volume, const Labels& labels,
                            const PoseGeometry& g, const RaySettings& s, int row,
-                           int col, ChannelAccumulator<R, kChannels>* acc) {
+                           int col, ChannelAccumulator<R, kChannels>* acc,
+                           const Lanes& lanes = {}) {
   const RaySamples r = PlanSamples(volume, g, s, row, col);
   const bool skipped_any = r.first > 0 || r.last < s.n_samples - 1;
   acc->Reset(R == Reduce::kSum || skipped_any ? 0.0f : -INFINITY);
   if (s.sampling == Sampling::kSegment) {
-    AddSamples<Sampling::kSegment>(volume, labels, r, s.soft_labels, acc);
+    AddSamples<Sampling::kSegment>(volume, labels, r, s.soft_labels, lanes,
+                                   acc);
   } else {
-    AddSamples<Sampling::kClipped>(volume, labels, r, s.soft_labels, acc);
+    AddSamples<Sampling::kClipped>(volume, labels, r, s.soft_labels, lanes,
+                                   acc);
   }
   if (R == Reduce::kSum) acc->Scale(r.step_mm);
 }

@@ -2,6 +2,8 @@
 // to the per-ray bodies, shared by the CPU and CUDA executors.
 #pragma once
 
+#include <type_traits>
+
 #include "kernels/executor.h"
 #include "kernels/ray_march.h"
 #include "kernels/siddon.h"
@@ -12,37 +14,52 @@ namespace drr::kernels {
 // passes (registers, not memory, hold the accumulators on the GPU).
 inline constexpr int kChannelsPerPass = 8;
 
-template <Reduce R, int kChannels, class Volume, class Labels>
+// One pass of renderer kProjector over the classes of `acc` (a Siddon walk
+// is one thread's: it takes no Lanes).
+template <Projector kProjector, Reduce R, int kChannels, class Volume,
+          class Labels, class Lanes>
 DRR_HD void MarchPass(const Volume& volume, const Labels& labels,
                       const PoseGeometry& g, const RenderSettings& s, int row,
-                      int col, ChannelAccumulator<R, kChannels>* acc) {
-  if (s.projector == Projector::kSiddon) {
+                      int col, const Lanes& lanes,
+                      ChannelAccumulator<R, kChannels>* acc) {
+  if constexpr (kProjector == Projector::kSiddon) {
+    static_assert(Lanes::kCount == 1, "a Siddon walk is one thread's");
     MarchSiddon(volume, labels, g, row, col, acc);
   } else {
-    MarchTrilinear(volume, labels, g, s.rays, row, col, acc);
+    MarchTrilinear(volume, labels, g, s.rays, row, col, acc, lanes);
   }
 }
 
-template <Reduce R, class Volume, class Labels>
-DRR_HD void RenderPixelReduced(const Volume& volume, const Labels& labels,
-                               const PoseGeometry& g, const RenderSettings& s,
-                               int row, int col, float* out,
-                               long long channel_stride) {
-  if (s.channels == 1) {
+// RenderPixel with the renderer and the reduction fixed at compile time, and
+// the ray's samples shared by `lanes` (every thread of them calls it; the
+// one of index 0 writes). Without labels every sample is class 0: one pass,
+// and any further channel is zero.
+template <Projector kProjector, Reduce R, class Volume, class Labels,
+          class Lanes = SingleLane>
+DRR_HD void RenderPixelAs(const Volume& volume, const Labels& labels,
+                          const PoseGeometry& g, const RenderSettings& s,
+                          int row, int col, float* out,
+                          long long channel_stride, const Lanes& lanes = {}) {
+  const bool writes = lanes.index() == 0;
+  if constexpr (std::is_same_v<Labels, NoLabels>) {
     ChannelAccumulator<R, 1> acc{0, {0.0f}};
-    MarchPass(volume, labels, g, s, row, col, &acc);
-    out[0] = acc.value[0];
-    return;
-  }
-  for (int first = 0; first < s.channels; first += kChannelsPerPass) {
-    ChannelAccumulator<R, kChannelsPerPass> acc{first, {}};
-    MarchPass(volume, labels, g, s, row, col, &acc);
+    MarchPass<kProjector>(volume, labels, g, s, row, col, lanes, &acc);
+    const float value = lanes.template Combine<R>(acc.value[0]);
+    if (!writes) return;
+    out[0] = value;
+    for (int c = 1; c < s.channels; ++c) out[c * channel_stride] = 0.0f;
+  } else {
+    for (int first = 0; first < s.channels; first += kChannelsPerPass) {
+      ChannelAccumulator<R, kChannelsPerPass> acc{first, {}};
+      MarchPass<kProjector>(volume, labels, g, s, row, col, lanes, &acc);
 #if defined(__CUDA_ARCH__)
 #pragma unroll
 #endif
-    for (int c = 0; c < kChannelsPerPass; ++c) {
-      if (first + c < s.channels)
-        out[(first + c) * channel_stride] = acc.value[c];
+      for (int c = 0; c < kChannelsPerPass; ++c) {
+        const float value = lanes.template Combine<R>(acc.value[c]);
+        if (writes && first + c < s.channels)
+          out[(first + c) * channel_stride] = value;
+      }
     }
   }
 }
@@ -54,12 +71,19 @@ template <class Volume, class Labels>
 DRR_HD void RenderPixel(const Volume& volume, const Labels& labels,
                         const PoseGeometry& g, const RenderSettings& s, int row,
                         int col, float* out, long long channel_stride) {
-  if (s.reduce == Reduce::kMax) {
-    RenderPixelReduced<Reduce::kMax>(volume, labels, g, s, row, col, out,
-                                     channel_stride);
+  const bool siddon = s.projector == Projector::kSiddon;
+  if (s.reduce == Reduce::kMax && siddon) {
+    RenderPixelAs<Projector::kSiddon, Reduce::kMax>(volume, labels, g, s, row,
+                                                    col, out, channel_stride);
+  } else if (s.reduce == Reduce::kMax) {
+    RenderPixelAs<Projector::kTrilinear, Reduce::kMax>(
+        volume, labels, g, s, row, col, out, channel_stride);
+  } else if (siddon) {
+    RenderPixelAs<Projector::kSiddon, Reduce::kSum>(volume, labels, g, s, row,
+                                                    col, out, channel_stride);
   } else {
-    RenderPixelReduced<Reduce::kSum>(volume, labels, g, s, row, col, out,
-                                     channel_stride);
+    RenderPixelAs<Projector::kTrilinear, Reduce::kSum>(
+        volume, labels, g, s, row, col, out, channel_stride);
   }
 }
 

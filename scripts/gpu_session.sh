@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The one prepared run on a lent GPU machine (docs/gpu.md), in two halves:
 #
-#   scripts/gpu_session.sh prepare   # here: fills .gpu/ (ignored by git, about
-#                                    # 40 MB) with what the device machine lacks
+#   scripts/gpu_session.sh prepare [BASE]  # here: fills .gpu/ (ignored by git,
+#                                    # about 40 MB) with what the device machine
+#                                    # lacks, and the tree of commit BASE
 #   scripts/gpu_session.sh run       # there, from the repository root, with .gpu
 #                                    # carried: three files come back in $OUT
 #   scripts/gpu_session.sh prepare-nanodrr   # here: .gpu-nanodrr/, nanodrr's wheels
@@ -13,10 +14,12 @@
 # compute-sanitizer first (the CUDA executor's first real test), then
 # render_bench on the reference case in every storage type and both samplings,
 # then bench/compare_gpu.py: the CUDA executor's trilinear, and nanodrr's Triton
-# kernel beside it where nanodrr imports. nanodrr's wheels and the chest do not
+# kernel beside it where nanodrr imports, and Nsight Compute's profile of the
+# forward kernel; with a BASE, that commit's render_bench and this one's in
+# alternating rounds. nanodrr's wheels and the chest do not
 # fit in one call's carry (docs/gpu.md), so `run-nanodrr` installs the wheels
 # and runs the comparison again, on the volume and build `run` left there. Each
-# step has its own time limit, 9 minutes 20 seconds in all for `run` (the
+# step has its own time limit, 9 minutes 30 seconds in all for `run` with a BASE (the
 # device tool allows 10 per command); a step that fails or runs out of time is
 # reported and the next one still runs.
 set -uo pipefail
@@ -25,7 +28,7 @@ carry=$root/.gpu
 
 prepare() (
   set -e
-  local shared=$root/../shared/data
+  local base=${1:-} shared=$root/../shared/data
   rm -rf "$carry" && mkdir -p "$carry/py"
   cp -r /usr/src/googletest "$carry/googletest"
   cp "$shared/lidc-idri-0001.nii.gz" "$carry/"
@@ -35,6 +38,11 @@ prepare() (
   # The tree that travels has no .git: the commit, and how many files differ from it.
   echo "commit $(git -C "$root" rev-parse HEAD)," \
     "$(git -C "$root" status --porcelain | wc -l) files changed or new" > "$carry/commit.txt"
+  if [[ -n "$base" ]]; then
+    mkdir -p "$carry/base"
+    git -C "$root" archive "$base" | tar -x -C "$carry/base"
+    echo "base $(git -C "$root" rev-parse "$base")" >> "$carry/commit.txt"
+  fi
   du -sh "$carry"
 )
 
@@ -84,28 +92,52 @@ run() {
   export PATH=$PATH:/usr/local/cuda/bin PYTHONUNBUFFERED=1
   export PYTHONPATH=$carry/py${PYTHONPATH:+:$PYTHONPATH}
   { nvidia-smi; cat "$carry/commit.txt"; } > "$out/env.txt" 2>&1
-  step export 40 python3 "$root/bench/export_volume.py" "$carry/lidc-idri-0001.nii.gz" "$data"
+  step export 30 python3 "$root/bench/export_volume.py" "$carry/lidc-idri-0001.nii.gz" "$data"
   local options=(-DCMAKE_BUILD_TYPE=Release -DDRR_KERNELS_ONLY=ON -DDRR_WITH_CUDA=ON
     -DCMAKE_CUDA_ARCHITECTURES=90 -DDRR_WERROR=OFF -DDRR_GTEST_SOURCE_DIR="$carry/googletest"
     -DCMAKE_CUDA_COMPILER="$(command -v nvcc || echo nvcc-not-found)")
   command -v ninja > /dev/null && options+=(-G Ninja)
-  step configure 40 cmake -S "$root" -B "$build" "${options[@]}"
-  step build 180 cmake --build "$build" -j "$(nproc)" --target kernels_test render_bench
-  step tests 60 "$build/tests/kernels/kernels_test"
-  step sanitizer 100 compute-sanitizer --error-exitcode 1 "$build/tests/kernels/kernels_test" \
+  step configure 30 cmake -S "$root" -B "$build" "${options[@]}"
+  step build 100 cmake --build "$build" -j "$(nproc)" --target kernels_test render_bench
+  step tests 40 "$build/tests/kernels/kernels_test"
+  step sanitizer 60 compute-sanitizer --error-exitcode 1 "$build/tests/kernels/kernels_test" \
     --gtest_filter='Cuda*:*/cuda'
   local bench=("$build/bench/render_bench" "$data/mu.f32" "$data/mu.txt" --repeats 20
     --executors cuda --batches "1,8,64,256")
   for storage in float32 float16 bfloat16; do
-    step "bench-$storage" 20 "${bench[@]}" --storage "$storage"
+    step "bench-$storage" 15 "${bench[@]}" --storage "$storage"
   done
-  step bench-clipped 20 "${bench[@]}" --sampling clipped
-  step compare-nanodrr 60 python3 "$root/bench/compare_gpu.py" "$data" \
+  step bench-clipped 15 "${bench[@]}" --sampling clipped
+  step compare-nanodrr 30 python3 "$root/bench/compare_gpu.py" "$data" \
     --bench "$build/bench/render_bench"
+  # Nsight Compute on the forward kernel, one pose and 64: how near the
+  # roofline it runs (throughput against peak, occupancy, registers).
+  step ncu 40 ncu --clock-control none -k regex:RenderKernel -s 1 -c 2 \
+    --section SpeedOfLight --section Occupancy --section LaunchStats \
+    --section MemoryWorkloadAnalysis "${bench[@]:0:3}" --repeats 1 --executors cuda \
+    --renderers trilinear --batches 1,64
+  if [[ -d "$carry/base" ]]; then
+    step configure-base 20 cmake -S "$carry/base" -B "$build-base" "${options[@]}"
+    step build-base 80 cmake --build "$build-base" -j "$(nproc)" --target render_bench
+    step versus-base 80 "$root/scripts/gpu_session.sh" alternate 5 \
+      "$build-base/bench/render_bench" "$build/bench/render_bench" \
+      "$data/mu.f32" "$data/mu.txt" --repeats 20 --executors cuda --batches "1,8,64,256" \
+      --renderers trilinear,siddon,trilinear-gradient
+  fi
 }
 
-# The comparison again, with nanodrr installed from the carried wheels, then
-# Nsight Compute's profile of the forward kernel.
+# alternate ROUNDS BASE HEAD ARGS...: render_bench BASE, then HEAD, ROUNDS
+# times over, each row prefixed with its round and which build it is.
+alternate() {
+  local rounds=$1 base=$2 head=$3
+  shift 3
+  for ((round = 1; round <= rounds; round++)); do
+    "$base" "$@" | sed -n "s/^cuda/$round\tbase\tcuda/p"
+    "$head" "$@" | sed -n "s/^cuda/$round\thead\tcuda/p"
+  done
+}
+
+# The comparison again, with nanodrr installed from the carried wheels.
 run_nanodrr() {
   open_logs
   export PYTHONUNBUFFERED=1
@@ -114,22 +146,16 @@ run_nanodrr() {
   export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
   step compare-nanodrr 240 python3 "$root/bench/compare_gpu.py" "$root/.gpu-data" \
     --bench "$root/build-gpu/bench/render_bench"
-  # Nsight Compute on the forward kernel, one pose and 64: how near the
-  # roofline it runs (throughput against peak, occupancy, registers).
-  step ncu 100 ncu --clock-control none -k regex:RenderKernel -s 1 -c 2 \
-    --section SpeedOfLight --section Occupancy --section LaunchStats \
-    --section MemoryWorkloadAnalysis "$root/build-gpu/bench/render_bench" \
-    "$root/.gpu-data/mu.f32" "$root/.gpu-data/mu.txt" --repeats 1 --executors cuda \
-    --renderers trilinear --batches 1,64
 }
 
 case "${1:-}" in
-  prepare) prepare ;;
+  prepare) prepare "${2:-}" ;;
   run) run ;;
   prepare-nanodrr) prepare_nanodrr ;;
   run-nanodrr) run_nanodrr ;;
+  alternate) alternate "${@:2}" ;;
   *)
-    echo "usage: scripts/gpu_session.sh prepare|run|prepare-nanodrr|run-nanodrr" >&2
+    echo "usage: scripts/gpu_session.sh prepare [BASE]|run|prepare-nanodrr|run-nanodrr" >&2
     exit 2
     ;;
 esac

@@ -1,5 +1,7 @@
-// The CUDA kernels: the shared per-ray bodies, one thread per pixel, every
-// pose of a batch in one launch.
+// The CUDA kernels: the shared per-ray bodies, one thread per pixel (eight
+// per ray for the trilinear renderer), every pose of a batch in one launch.
+#include <type_traits>
+
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_kernels.h"
 #include "kernels/pose_gradient.h"
@@ -9,9 +11,52 @@
 namespace drr::kernels {
 namespace {
 
-constexpr int kTileWidth = 16;
-constexpr int kTileHeight = 8;
-constexpr int kTileThreads = kTileWidth * kTileHeight;
+// Every kernel runs blocks of kBlockThreads threads, one dimension.
+constexpr int kBlockThreads = 128;
+
+// The pixels of one block, a tile of kWidth × kHeight of one pose's image,
+// and the kLanes threads that share each pixel's ray: thread t of the block
+// is lane t % kLanes of pixel t / kLanes, pixels row by row.
+template <int kLanes, int kWidth, int kHeight>
+struct TileShape {
+  static_assert(kLanes * kWidth * kHeight == kBlockThreads);
+  static constexpr int lanes = kLanes, width = kWidth, height = kHeight;
+};
+
+// One thread per pixel, 16 × 8 pixels: the Siddon walk, the pose gradient
+// and the Jacobian.
+using PixelTile = TileShape<1, 16, 8>;
+// The trilinear renderer's samples dealt to 8 threads per ray, 4 × 4 pixels:
+// eight times the threads, so that one pose fills the GPU, and a warp's 32
+// threads read 8 neighbouring samples of each of 4 neighbouring rays.
+using RayLanesTile = TileShape<8, 4, 4>;
+
+// The tile of the kernels of renderer kProjector.
+template <Projector kProjector>
+using RenderTile = std::conditional_t<kProjector == Projector::kTrilinear,
+                                      RayLanesTile, PixelTile>;
+
+// The kLanes threads of one ray, neighbours in a warp (kLanes divides 32):
+// sample i goes to lane i mod kLanes, and Combine folds the lanes' values by
+// a fixed butterfly of shuffles, so every lane gets the same bits, every run.
+template <int kLanes>
+struct WarpLanes {
+  static constexpr int kCount = kLanes;
+  int lane;
+
+  __device__ int index() const { return lane; }
+  template <Reduce R>
+  __device__ float Combine(float v) const {
+    const int group = (threadIdx.x % 32) / kLanes * kLanes;
+    const unsigned mask = ((1u << kLanes) - 1u) << group;
+#pragma unroll
+    for (int step = 1; step < kLanes; step *= 2) {
+      const float other = __shfl_xor_sync(mask, v, step, kLanes);
+      v = R == Reduce::kSum ? v + other : fmaxf(v, other);
+    }
+    return v;
+  }
+};
 
 // The volume read through the texture units: hardware trilinear filtering
 // with zero borders, at voxel centres + 0.5 (unnormalised coordinates).
@@ -31,20 +76,23 @@ struct TextureVolume {
 // so consecutive blocks march the same region of the volume for every pose of
 // the batch and share its cache lines (the co-scheduling of views TIGRE and
 // ASTRA use).
+template <class Tile>
 struct BlockWork {
-  int pose, row, col;
+  int pose, row, col, lane;
 
-  // This thread's pose and pixel; stages the pose's geometry in `geometry`
-  // (shared memory) once per block. Every thread of the block must call it.
+  // This thread's pose, pixel and lane; stages the pose's geometry in
+  // `geometry` (shared memory) once per block. Every thread of the block
+  // must call it.
   __device__ static BlockWork Of(const PoseGeometry* poses, int n_poses,
                                  int tiles_x, PoseGeometry* geometry) {
     const int pose = blockIdx.x % n_poses;
     const int tile = blockIdx.x / n_poses;
-    if (threadIdx.x == 0 && threadIdx.y == 0) *geometry = poses[pose];
+    if (threadIdx.x == 0) *geometry = poses[pose];
     __syncthreads();
-    return {pose,
-            static_cast<int>((tile / tiles_x) * kTileHeight + threadIdx.y),
-            static_cast<int>((tile % tiles_x) * kTileWidth + threadIdx.x)};
+    const int pixel = threadIdx.x / Tile::lanes;
+    return {pose, (tile / tiles_x) * Tile::height + pixel / Tile::width,
+            (tile % tiles_x) * Tile::width + pixel % Tile::width,
+            static_cast<int>(threadIdx.x % Tile::lanes)};
   }
 
   __device__ bool inside(const RenderSettings& s) const {
@@ -52,20 +100,30 @@ struct BlockWork {
   }
 };
 
-// One thread per pixel writes every channel of it.
-template <class Volume, class Labels>
-__global__ void RenderKernel(Volume volume, Labels labels,
-                             const PoseGeometry* poses, RenderSettings settings,
-                             int n_poses, int tiles_x, float* out) {
+// One pixel per kLanes threads (RenderTile) writes every channel of it. The
+// lanes of a pixel outside the image leave together, so those inside still
+// shuffle among themselves.
+template <Projector kProjector, Reduce R, class Volume, class Labels>
+__global__ void __launch_bounds__(kBlockThreads)
+    RenderKernel(Volume volume, Labels labels, const PoseGeometry* poses,
+                 RenderSettings settings, int n_poses, int tiles_x,
+                 float* out) {
+  using Tile = RenderTile<kProjector>;
   __shared__ PoseGeometry geometry;
-  const BlockWork w = BlockWork::Of(poses, n_poses, tiles_x, &geometry);
+  const auto w = BlockWork<Tile>::Of(poses, n_poses, tiles_x, &geometry);
   if (!w.inside(settings)) return;
-  const int pose = w.pose, row = w.row, col = w.col;
   const long long plane =
       static_cast<long long>(settings.rays.height) * settings.rays.width;
-  float* pixel =
-      out + pose * settings.channels * plane + row * settings.rays.width + col;
-  RenderPixel(volume, labels, geometry, settings, row, col, pixel, plane);
+  float* pixel = out + w.pose * settings.channels * plane +
+                 w.row * settings.rays.width + w.col;
+  if constexpr (Tile::lanes == 1) {
+    RenderPixelAs<kProjector, R>(volume, labels, geometry, settings, w.row,
+                                 w.col, pixel, plane);
+  } else {
+    RenderPixelAs<kProjector, R>(volume, labels, geometry, settings, w.row,
+                                 w.col, pixel, plane,
+                                 WarpLanes<Tile::lanes>{w.lane});
+  }
 }
 
 // One thread per pixel computes its ray's partial derivatives; the block
@@ -78,11 +136,11 @@ __global__ void PoseGradientKernel(Volume volume, Labels labels,
                                    int tiles_x, int tiles,
                                    const float* upstream, float* partials) {
   __shared__ PoseGeometry geometry;
-  __shared__ float sums[kPoseMapEntries][kTileThreads];
-  const BlockWork w = BlockWork::Of(poses, n_poses, tiles_x, &geometry);
+  __shared__ float sums[kPoseMapEntries][kBlockThreads];
+  const auto w = BlockWork<PixelTile>::Of(poses, n_poses, tiles_x, &geometry);
   const int pose = w.pose, row = w.row, col = w.col;
   const int tile = blockIdx.x / n_poses;
-  const int thread = threadIdx.y * kTileWidth + threadIdx.x;
+  const int thread = threadIdx.x;
   float g[kPoseMapEntries] = {};
   if (w.inside(settings)) {
     const long long plane =
@@ -95,7 +153,7 @@ __global__ void PoseGradientKernel(Volume volume, Labels labels,
 #pragma unroll
   for (int k = 0; k < kPoseMapEntries; ++k) sums[k][thread] = g[k];
   __syncthreads();
-  for (int stride = kTileThreads / 2; stride > 0; stride /= 2) {
+  for (int stride = kBlockThreads / 2; stride > 0; stride /= 2) {
     if (thread < stride) {
 #pragma unroll
       for (int k = 0; k < kPoseMapEntries; ++k)
@@ -115,7 +173,7 @@ __global__ void PoseJacobianKernel(Volume volume, Labels labels,
                                    RenderSettings settings, int n_poses,
                                    int tiles_x, float* out) {
   __shared__ PoseGeometry geometry;
-  const BlockWork w = BlockWork::Of(poses, n_poses, tiles_x, &geometry);
+  const auto w = BlockWork<PixelTile>::Of(poses, n_poses, tiles_x, &geometry);
   if (!w.inside(settings)) return;
   const int pose = w.pose, row = w.row, col = w.col;
   const float one = 1.0f;
@@ -140,14 +198,35 @@ __global__ void PoseJacobianKernel(Volume volume, Labels labels,
 // allocation that ran out of memory, say). Sticky errors stay.
 void ClearLastError() { static_cast<void>(cudaGetLastError()); }
 
-// The launch shape of `n_poses` images of `settings`.
+// Calls f(std::integral_constant<Reduce, r>{}) for the reduction r of
+// `settings`, so that f can instantiate a kernel for it.
+template <class F>
+void WithReduce(const RenderSettings& settings, F&& f) {
+  if (settings.reduce == Reduce::kMax) {
+    f(std::integral_constant<Reduce, Reduce::kMax>{});
+  } else {
+    f(std::integral_constant<Reduce, Reduce::kSum>{});
+  }
+}
+
+// The tiles of Tile that cover an image of `settings`.
+template <class Tile>
+TileGrid TilesOfShape(const RenderSettings& settings) {
+  TileGrid grid;
+  grid.tiles_x = (settings.rays.width + Tile::width - 1) / Tile::width;
+  grid.tiles =
+      grid.tiles_x * ((settings.rays.height + Tile::height - 1) / Tile::height);
+  return grid;
+}
+
+// The launch shape of `n_poses` images of `settings` in tiles of Tile.
+template <class Tile>
 struct Launch {
   Launch(const RenderSettings& settings, int n_poses)
-      : grid(TilesOf(settings)),
-        blocks(static_cast<unsigned>(grid.tiles) * n_poses, 1, 1),
-        threads(kTileWidth, kTileHeight, 1) {}
+      : grid(TilesOfShape<Tile>(settings)),
+        blocks(static_cast<unsigned>(grid.tiles) * n_poses) {}
   TileGrid grid;
-  dim3 blocks, threads;
+  unsigned blocks;
 };
 
 }  // namespace
@@ -157,34 +236,43 @@ KernelStatus CheckKernelImage() {
   return CudaStatus(
       "cudaFuncGetAttributes (is there a kernel image for this GPU?)",
       cudaFuncGetAttributes(&attributes,
-                            RenderKernel<VolumeView<float>, NoLabels>));
+                            RenderKernel<Projector::kTrilinear, Reduce::kSum,
+                                         VolumeView<float>, NoLabels>));
 }
 
 TileGrid TilesOf(const RenderSettings& settings) {
-  TileGrid grid;
-  grid.tiles_x = (settings.rays.width + kTileWidth - 1) / kTileWidth;
-  grid.tiles =
-      grid.tiles_x * ((settings.rays.height + kTileHeight - 1) / kTileHeight);
-  return grid;
+  return TilesOfShape<PixelTile>(settings);
 }
 
 KernelStatus LaunchRender(const VolumeBuffers& volume,
                           const PoseGeometry* poses, int n_poses,
                           const RenderSettings& settings, cudaStream_t stream,
                           float* images) {
-  const Launch launch(settings, n_poses);
   ClearLastError();
-  auto render = [&](const auto& view, const auto& labels) {
-    RenderKernel<<<launch.blocks, launch.threads, 0, stream>>>(
-        view, labels, poses, settings, n_poses, launch.grid.tiles_x, images);
+  auto render = [&](auto projector, const auto& view, const auto& labels) {
+    constexpr Projector kProjector = decltype(projector)::value;
+    const Launch<RenderTile<kProjector>> launch(settings, n_poses);
+    WithReduce(settings, [&](auto reduce) {
+      RenderKernel<kProjector, decltype(reduce)::value>
+          <<<launch.blocks, kBlockThreads, 0, stream>>>(
+              view, labels, poses, settings, n_poses, launch.grid.tiles_x,
+              images);
+    });
   };
   if (settings.sampler == Sampler::kTexture &&
       settings.projector == Projector::kTrilinear) {
     const TextureVolume texture{volume.texture, volume.shape.nx,
                                 volume.shape.ny, volume.shape.nz};
-    WithLabels(texture, volume, settings, render);
+    WithLabels(
+        texture, volume, settings, [&](const auto& view, const auto& labels) {
+          render(std::integral_constant<Projector, Projector::kTrilinear>{},
+                 view, labels);
+        });
   } else {
-    VisitVolume(volume, settings, render);
+    VisitVolume(volume, settings, [&](const auto& view, const auto& labels) {
+      WithProjector(settings,
+                    [&](auto projector) { render(projector, view, labels); });
+    });
   }
   return CudaStatus("RenderKernel launch", cudaGetLastError());
 }
@@ -194,12 +282,12 @@ KernelStatus LaunchPoseGradient(const VolumeBuffers& volume,
                                 const RenderSettings& settings,
                                 const float* upstream, cudaStream_t stream,
                                 float* partials) {
-  const Launch launch(settings, n_poses);
+  const Launch<PixelTile> launch(settings, n_poses);
   ClearLastError();
   VisitVolume(volume, settings, [&](const auto& view, const auto& labels) {
     WithProjector(settings, [&](auto projector) {
       PoseGradientKernel<decltype(projector)::value>
-          <<<launch.blocks, launch.threads, 0, stream>>>(
+          <<<launch.blocks, kBlockThreads, 0, stream>>>(
               view, labels, poses, settings, n_poses, launch.grid.tiles_x,
               launch.grid.tiles, upstream, partials);
     });
@@ -211,12 +299,12 @@ KernelStatus LaunchPoseJacobian(const VolumeBuffers& volume,
                                 const PoseGeometry* poses, int n_poses,
                                 const RenderSettings& settings,
                                 cudaStream_t stream, float* jacobian) {
-  const Launch launch(settings, n_poses);
+  const Launch<PixelTile> launch(settings, n_poses);
   ClearLastError();
   VisitVolume(volume, settings, [&](const auto& view, const auto& labels) {
     WithProjector(settings, [&](auto projector) {
       PoseJacobianKernel<decltype(projector)::value>
-          <<<launch.blocks, launch.threads, 0, stream>>>(
+          <<<launch.blocks, kBlockThreads, 0, stream>>>(
               view, labels, poses, settings, n_poses, launch.grid.tiles_x,
               jacobian);
     });
