@@ -111,13 +111,15 @@ struct ChannelAccumulator {
 
 // One thread per ray: it takes every sample, and its accumulators are the
 // ray's. The CUDA executor deals the trilinear renderer's samples to several
-// threads instead (WarpLanes, cuda_kernels.cu), which combine theirs.
+// threads instead (BlockLanes, cuda_kernels.cu), which combine theirs.
 struct SingleLane {
   static constexpr int kCount = 1;
 
   // Which of the kCount threads of the ray this is: it takes samples
   // first + index(), first + index() + kCount, ...
   DRR_HD int index() const { return 0; }
+  // Whether this thread writes the ray's pixel.
+  DRR_HD bool writes() const { return true; }
   // The ray's value of one accumulator from every thread's `v` (R's sum or
   // maximum); the same on every thread of the ray.
   template <Reduce R>
@@ -300,7 +302,7 @@ DRR_HD void AddSoftSample(const Volume& volume, const Labels& labels, Vec3 p,
 }
 
 // Adds the samples of `r` that are this lane's (Lanes: SingleLane, or the
-// CUDA executor's WarpLanes) to `acc`: each sample's value to the class of
+// CUDA executor's BlockLanes) to `acc`: each sample's value to the class of
 // its nearest voxel, or with soft labels (kSum only) each neighbour's share
 // to its own class. (`r` by value: the loop then need not reload it after
 // every write to `acc`.)

@@ -32,15 +32,15 @@ DRR_HD void MarchPass(const Volume& volume, const Labels& labels,
 
 // RenderPixel with the renderer and the reduction fixed at compile time, and
 // the ray's samples shared by `lanes` (every thread of them calls it; the
-// one of index 0 writes). Without labels every sample is class 0: one pass,
-// and any further channel is zero.
+// one that lanes.writes() writes). Without labels every sample is class 0:
+// one pass, and any further channel is zero.
 template <Projector kProjector, Reduce R, class Volume, class Labels,
           class Lanes = SingleLane>
 DRR_HD void RenderPixelAs(const Volume& volume, const Labels& labels,
                           const PoseGeometry& g, const RenderSettings& s,
                           int row, int col, float* out,
                           long long channel_stride, const Lanes& lanes = {}) {
-  const bool writes = lanes.index() == 0;
+  const bool writes = lanes.writes();
   if constexpr (std::is_same_v<Labels, NoLabels>) {
     ChannelAccumulator<R, 1> acc{0, {0.0f}};
     MarchPass<kProjector>(volume, labels, g, s, row, col, lanes, &acc);

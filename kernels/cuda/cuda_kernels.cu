@@ -11,50 +11,58 @@
 namespace drr::kernels {
 namespace {
 
-// Every kernel runs blocks of kBlockThreads threads, one dimension.
-constexpr int kBlockThreads = 128;
-
 // The pixels of one block, a tile of kWidth × kHeight of one pose's image,
-// and the kLanes threads that share each pixel's ray: thread t of the block
-// is lane t % kLanes of pixel t / kLanes, pixels row by row.
+// and the kLanes threads that share each pixel's ray; one-dimensional
+// blocks, lane-major: thread t is lane t / pixels of pixel t % pixels, pixels
+// row by row, so that a warp holds one lane of 32 neighbouring rays.
 template <int kLanes, int kWidth, int kHeight>
 struct TileShape {
-  static_assert(kLanes * kWidth * kHeight == kBlockThreads);
   static constexpr int lanes = kLanes, width = kWidth, height = kHeight;
+  static constexpr int pixels = kWidth * kHeight, threads = kLanes * pixels;
 };
 
 // One thread per pixel, 16 × 8 pixels: the Siddon walk, the pose gradient
 // and the Jacobian.
 using PixelTile = TileShape<1, 16, 8>;
-// The trilinear renderer's samples dealt to 8 threads per ray, 4 × 4 pixels:
-// eight times the threads, so that one pose fills the GPU, and a warp's 32
-// threads read 8 neighbouring samples of each of 4 neighbouring rays.
-using RayLanesTile = TileShape<8, 4, 4>;
+// The trilinear renderer's samples dealt to 8 threads per ray, 8 × 4 pixels:
+// eight times the threads, so that one pose fills the GPU. A warp's 32
+// threads take the same samples of 32 neighbouring rays, which read nearby
+// voxels, and the block's 8 warps neighbouring samples of them.
+using RayLanesTile = TileShape<8, 8, 4>;
 
 // The tile of the kernels of renderer kProjector.
 template <Projector kProjector>
 using RenderTile = std::conditional_t<kProjector == Projector::kTrilinear,
                                       RayLanesTile, PixelTile>;
 
-// The kLanes threads of one ray, neighbours in a warp (kLanes divides 32):
-// sample i goes to lane i mod kLanes, and Combine folds the lanes' values by
-// a fixed butterfly of shuffles, so every lane gets the same bits, every run.
-template <int kLanes>
-struct WarpLanes {
-  static constexpr int kCount = kLanes;
-  int lane;
+// The Tile::lanes threads of one ray in a block (RayLanesTile): sample i goes
+// to lane i mod lanes, and Combine folds the lanes' values in lane order
+// through shared memory, so every lane gets the same bits, every run. Every
+// thread of the block must call Combine as often as the others (a thread
+// whose pixel is outside the image marches a pixel inside and does not
+// write).
+template <class Tile>
+struct BlockLanes {
+  static constexpr int kCount = Tile::lanes;
+  int lane, pixel;
+  bool inside;
+  // Tile::threads floats of shared memory.
+  float* values;
 
   __device__ int index() const { return lane; }
+  __device__ bool writes() const { return inside && lane == 0; }
   template <Reduce R>
   __device__ float Combine(float v) const {
-    const int group = (threadIdx.x % 32) / kLanes * kLanes;
-    const unsigned mask = ((1u << kLanes) - 1u) << group;
+    values[lane * Tile::pixels + pixel] = v;
+    __syncthreads();
+    float combined = values[pixel];
 #pragma unroll
-    for (int step = 1; step < kLanes; step *= 2) {
-      const float other = __shfl_xor_sync(mask, v, step, kLanes);
-      v = R == Reduce::kSum ? v + other : fmaxf(v, other);
+    for (int l = 1; l < Tile::lanes; ++l) {
+      const float other = values[l * Tile::pixels + pixel];
+      combined = R == Reduce::kSum ? combined + other : fmaxf(combined, other);
     }
-    return v;
+    __syncthreads();  // before the next Combine writes `values` again
+    return combined;
   }
 };
 
@@ -78,7 +86,7 @@ struct TextureVolume {
 // ASTRA use).
 template <class Tile>
 struct BlockWork {
-  int pose, row, col, lane;
+  int pose, row, col, lane, pixel;
 
   // This thread's pose, pixel and lane; stages the pose's geometry in
   // `geometry` (shared memory) once per block. Every thread of the block
@@ -89,10 +97,10 @@ struct BlockWork {
     const int tile = blockIdx.x / n_poses;
     if (threadIdx.x == 0) *geometry = poses[pose];
     __syncthreads();
-    const int pixel = threadIdx.x / Tile::lanes;
+    const int pixel = threadIdx.x % Tile::pixels;
     return {pose, (tile / tiles_x) * Tile::height + pixel / Tile::width,
             (tile % tiles_x) * Tile::width + pixel % Tile::width,
-            static_cast<int>(threadIdx.x % Tile::lanes)};
+            static_cast<int>(threadIdx.x / Tile::pixels), pixel};
   }
 
   __device__ bool inside(const RenderSettings& s) const {
@@ -100,29 +108,30 @@ struct BlockWork {
   }
 };
 
-// One pixel per kLanes threads (RenderTile) writes every channel of it. The
-// lanes of a pixel outside the image leave together, so those inside still
-// shuffle among themselves.
+// Each pixel's kLanes threads (RenderTile) write every channel of it.
 template <Projector kProjector, Reduce R, class Volume, class Labels>
-__global__ void __launch_bounds__(kBlockThreads)
-    RenderKernel(Volume volume, Labels labels, const PoseGeometry* poses,
-                 RenderSettings settings, int n_poses, int tiles_x,
-                 float* out) {
+__global__ void RenderKernel(Volume volume, Labels labels,
+                             const PoseGeometry* poses, RenderSettings settings,
+                             int n_poses, int tiles_x, float* out) {
   using Tile = RenderTile<kProjector>;
   __shared__ PoseGeometry geometry;
   const auto w = BlockWork<Tile>::Of(poses, n_poses, tiles_x, &geometry);
-  if (!w.inside(settings)) return;
+  const bool inside = w.inside(settings);
+  if (Tile::lanes == 1 && !inside) return;
+  const int row = min(w.row, settings.rays.height - 1);
+  const int col = min(w.col, settings.rays.width - 1);
   const long long plane =
       static_cast<long long>(settings.rays.height) * settings.rays.width;
   float* pixel = out + w.pose * settings.channels * plane +
-                 w.row * settings.rays.width + w.col;
+                 row * settings.rays.width + col;
   if constexpr (Tile::lanes == 1) {
-    RenderPixelAs<kProjector, R>(volume, labels, geometry, settings, w.row,
-                                 w.col, pixel, plane);
+    RenderPixelAs<kProjector, R>(volume, labels, geometry, settings, row, col,
+                                 pixel, plane);
   } else {
-    RenderPixelAs<kProjector, R>(volume, labels, geometry, settings, w.row,
-                                 w.col, pixel, plane,
-                                 WarpLanes<Tile::lanes>{w.lane});
+    __shared__ float lane_values[Tile::threads];
+    RenderPixelAs<kProjector, R>(
+        volume, labels, geometry, settings, row, col, pixel, plane,
+        BlockLanes<Tile>{w.lane, w.pixel, inside, lane_values});
   }
 }
 
@@ -136,7 +145,7 @@ __global__ void PoseGradientKernel(Volume volume, Labels labels,
                                    int tiles_x, int tiles,
                                    const float* upstream, float* partials) {
   __shared__ PoseGeometry geometry;
-  __shared__ float sums[kPoseMapEntries][kBlockThreads];
+  __shared__ float sums[kPoseMapEntries][PixelTile::threads];
   const auto w = BlockWork<PixelTile>::Of(poses, n_poses, tiles_x, &geometry);
   const int pose = w.pose, row = w.row, col = w.col;
   const int tile = blockIdx.x / n_poses;
@@ -153,7 +162,7 @@ __global__ void PoseGradientKernel(Volume volume, Labels labels,
 #pragma unroll
   for (int k = 0; k < kPoseMapEntries; ++k) sums[k][thread] = g[k];
   __syncthreads();
-  for (int stride = kBlockThreads / 2; stride > 0; stride /= 2) {
+  for (int stride = PixelTile::threads / 2; stride > 0; stride /= 2) {
     if (thread < stride) {
 #pragma unroll
       for (int k = 0; k < kPoseMapEntries; ++k)
@@ -254,7 +263,7 @@ KernelStatus LaunchRender(const VolumeBuffers& volume,
     const Launch<RenderTile<kProjector>> launch(settings, n_poses);
     WithReduce(settings, [&](auto reduce) {
       RenderKernel<kProjector, decltype(reduce)::value>
-          <<<launch.blocks, kBlockThreads, 0, stream>>>(
+          <<<launch.blocks, RenderTile<kProjector>::threads, 0, stream>>>(
               view, labels, poses, settings, n_poses, launch.grid.tiles_x,
               images);
     });
@@ -287,7 +296,7 @@ KernelStatus LaunchPoseGradient(const VolumeBuffers& volume,
   VisitVolume(volume, settings, [&](const auto& view, const auto& labels) {
     WithProjector(settings, [&](auto projector) {
       PoseGradientKernel<decltype(projector)::value>
-          <<<launch.blocks, kBlockThreads, 0, stream>>>(
+          <<<launch.blocks, PixelTile::threads, 0, stream>>>(
               view, labels, poses, settings, n_poses, launch.grid.tiles_x,
               launch.grid.tiles, upstream, partials);
     });
@@ -304,7 +313,7 @@ KernelStatus LaunchPoseJacobian(const VolumeBuffers& volume,
   VisitVolume(volume, settings, [&](const auto& view, const auto& labels) {
     WithProjector(settings, [&](auto projector) {
       PoseJacobianKernel<decltype(projector)::value>
-          <<<launch.blocks, kBlockThreads, 0, stream>>>(
+          <<<launch.blocks, PixelTile::threads, 0, stream>>>(
               view, labels, poses, settings, n_poses, launch.grid.tiles_x,
               jacobian);
     });
