@@ -108,11 +108,20 @@ struct BlockWork {
   }
 };
 
+// Blocks of a render that each multiprocessor must hold at once: without
+// labels five (48 registers a thread: 62.5 % occupancy for the trilinear
+// renderer, 1.04-1.16x faster on an H200 than the 54 registers it takes
+// unbounded); a labelled pass's eight accumulators would spill under that.
+template <class Labels>
+constexpr int kMinRenderBlocks = std::is_same_v<Labels, NoLabels> ? 5 : 1;
+
 // Each pixel's kLanes threads (RenderTile) write every channel of it.
 template <Projector kProjector, Reduce R, class Volume, class Labels>
-__global__ void RenderKernel(Volume volume, Labels labels,
-                             const PoseGeometry* poses, RenderSettings settings,
-                             int n_poses, int tiles_x, float* out) {
+__global__ void __launch_bounds__(RenderTile<kProjector>::threads,
+                                  kMinRenderBlocks<Labels>)
+    RenderKernel(Volume volume, Labels labels, const PoseGeometry* poses,
+                 RenderSettings settings, int n_poses, int tiles_x,
+                 float* out) {
   using Tile = RenderTile<kProjector>;
   __shared__ PoseGeometry geometry;
   const auto w = BlockWork<Tile>::Of(poses, n_poses, tiles_x, &geometry);
