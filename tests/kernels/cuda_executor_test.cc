@@ -93,7 +93,9 @@ TEST_F(CudaExecutorTest, MatchesTheCpuExecutorForEveryModeAndStorage) {
             const std::vector<float> expected = Render(*cpu_, storage, s);
             const std::vector<float> actual = Render(*cuda_, storage, s);
             for (size_t i = 0; i < expected.size(); ++i) {
-              // Only contraction into FMAs differs between host and device.
+              // The device adds a trilinear ray's samples in eight lanes,
+              // not in order; otherwise it does the host's arithmetic
+              // (neither contracts multiply-adds into FMAs).
               ASSERT_NEAR(actual[i], expected[i],
                           2e-5f * std::fabs(expected[i]) + 1e-6f)
                   << i << " projector " << int(projector) << " reduce "

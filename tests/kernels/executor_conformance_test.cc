@@ -91,8 +91,8 @@ class ExecutorConformanceTest : public ::testing::TestWithParam<std::string> {
   void SetUp() override { executor_ = testing::MakeExecutor(GetParam()); }
 
   // How far this executor may be from the host's scalar ray body: the CPU
-  // runs it as is, or in SIMD lanes with the same arithmetic; a GPU
-  // contracts multiply-adds into FMAs.
+  // runs it as is, or in SIMD lanes with the same arithmetic; the GPU adds a
+  // trilinear ray's samples in eight lanes rather than in order.
   float Tolerance(float expected) const {
     return GetParam() != "cuda" ? 0.0f : 2e-5f * std::fabs(expected) + 1e-6f;
   }
@@ -143,6 +143,32 @@ TEST_P(ExecutorConformanceTest, LabelChannelsSumToTheUnlabelledImage) {
     const std::vector<float> total = RenderImages(
         *executor_, *resident, poses, Settings(projector, Reduce::kSum, 1));
     ExpectChannelsSumTo(split, total);
+  }
+}
+
+TEST_P(ExecutorConformanceTest,
+       WithoutLabelsChannelZeroIsTheImageAndTheRestZero) {
+  const std::vector<float> volume =
+      testing::WavyVolume(kShape.nx, kShape.ny, kShape.nz);
+  const std::vector<PoseGeometry> poses = ThreeViews();
+  auto resident = MakeResident(*executor_, volume, nullptr, kShape);
+  const size_t plane = 20 * 24;
+  for (Projector projector : {Projector::kTrilinear, Projector::kSiddon}) {
+    for (Reduce reduce : {Reduce::kSum, Reduce::kMax}) {
+      const std::vector<float> image = RenderImages(
+          *executor_, *resident, poses, Settings(projector, reduce, 1));
+      const std::vector<float> split = RenderImages(
+          *executor_, *resident, poses, Settings(projector, reduce, 3));
+      ASSERT_EQ(split.size(), 3 * image.size());
+      for (size_t p = 0; p < poses.size(); ++p) {
+        for (size_t px = 0; px < plane; ++px) {
+          ASSERT_EQ(split[(p * 3) * plane + px], image[p * plane + px])
+              << p << " " << px;
+          ASSERT_EQ(split[(p * 3 + 1) * plane + px], 0.0f) << p << " " << px;
+          ASSERT_EQ(split[(p * 3 + 2) * plane + px], 0.0f) << p << " " << px;
+        }
+      }
+    }
   }
 }
 
