@@ -35,8 +35,9 @@ template <Projector kProjector>
 using RenderTile = std::conditional_t<kProjector == Projector::kTrilinear,
                                       RayLanesTile, PixelTile>;
 
-// The Tile::lanes threads of one ray in a block (RayLanesTile): sample i goes
-// to lane i mod lanes, and Combine folds the lanes' values in lane order
+// The Tile::lanes threads of one ray in a block (RayLanesTile): lane l takes
+// the ray's samples first + l, first + l + lanes, ... (first: the first that
+// meets the volume), and Combine folds the lanes' values in lane order
 // through shared memory, so every lane gets the same bits, every run. Every
 // thread of the block must call Combine as often as the others (a thread
 // whose pixel is outside the image marches a pixel inside and does not
@@ -109,9 +110,10 @@ struct BlockWork {
 };
 
 // Blocks of a render that each multiprocessor must hold at once: without
-// labels five (48 registers a thread: 62.5 % occupancy for the trilinear
-// renderer, 1.04-1.16x faster on an H200 than the 54 registers it takes
-// unbounded); a labelled pass's eight accumulators would spill under that.
+// labels five (the trilinear renderer's 256 threads then get 48 registers
+// each, 62.5 % occupancy, 1.04-1.16x faster on an H200 than the 54 it takes
+// unbounded; Siddon's 128 need no fewer than they take); a labelled pass's
+// eight accumulators would spill under that (ptxas, sm_90).
 template <class Labels>
 constexpr int kMinRenderBlocks = std::is_same_v<Labels, NoLabels> ? 5 : 1;
 
@@ -125,22 +127,25 @@ __global__ void __launch_bounds__(RenderTile<kProjector>::threads,
   using Tile = RenderTile<kProjector>;
   __shared__ PoseGeometry geometry;
   const auto w = BlockWork<Tile>::Of(poses, n_poses, tiles_x, &geometry);
-  const bool inside = w.inside(settings);
-  if (Tile::lanes == 1 && !inside) return;
-  const int row = min(w.row, settings.rays.height - 1);
-  const int col = min(w.col, settings.rays.width - 1);
   const long long plane =
       static_cast<long long>(settings.rays.height) * settings.rays.width;
-  float* pixel = out + w.pose * settings.channels * plane +
-                 row * settings.rays.width + col;
+  auto pixel = [&](int row, int col) {
+    return out + w.pose * settings.channels * plane +
+           row * settings.rays.width + col;
+  };
   if constexpr (Tile::lanes == 1) {
-    RenderPixelAs<kProjector, R>(volume, labels, geometry, settings, row, col,
-                                 pixel, plane);
+    if (!w.inside(settings)) return;
+    RenderPixelAs<kProjector, R>(volume, labels, geometry, settings, w.row,
+                                 w.col, pixel(w.row, w.col), plane);
   } else {
+    // Every thread combines: one outside the image marches the nearest
+    // pixel inside and does not write.
+    const int row = min(w.row, settings.rays.height - 1);
+    const int col = min(w.col, settings.rays.width - 1);
     __shared__ float lane_values[Tile::threads];
     RenderPixelAs<kProjector, R>(
-        volume, labels, geometry, settings, row, col, pixel, plane,
-        BlockLanes<Tile>{w.lane, w.pixel, inside, lane_values});
+        volume, labels, geometry, settings, row, col, pixel(row, col), plane,
+        BlockLanes<Tile>{w.lane, w.pixel, w.inside(settings), lane_values});
   }
 }
 

@@ -12,7 +12,8 @@
 namespace drr::kernels {
 
 // The work of one launch: one block per tile of the image of each pose,
-// poses fastest.
+// poses fastest (renders of the trilinear renderer in tiles of 8 × 4 pixels,
+// everything else in tiles of 16 × 8).
 struct TileGrid {
   // Tiles per image row, and per image.
   int tiles_x = 0;
@@ -23,7 +24,8 @@ struct TileGrid {
 // architecture is among CMAKE_CUDA_ARCHITECTURES), else why not.
 KernelStatus CheckKernelImage();
 
-// The tiles of an image of `settings`.
+// The 16 × 8-pixel tiles of an image of `settings`: those of the pose
+// gradient's partials.
 TileGrid TilesOf(const RenderSettings& settings);
 
 // Renders `n_poses` images into `images` (Executor::Render's layout).

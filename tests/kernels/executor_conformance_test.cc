@@ -152,13 +152,19 @@ TEST_P(ExecutorConformanceTest,
       testing::WavyVolume(kShape.nx, kShape.ny, kShape.nz);
   const std::vector<PoseGeometry> poses = ThreeViews();
   auto resident = MakeResident(*executor_, volume, nullptr, kShape);
-  const size_t plane = 20 * 24;
   for (Projector projector : {Projector::kTrilinear, Projector::kSiddon}) {
     for (Reduce reduce : {Reduce::kSum, Reduce::kMax}) {
-      const std::vector<float> image = RenderImages(
-          *executor_, *resident, poses, Settings(projector, reduce, 1));
-      const std::vector<float> split = RenderImages(
-          *executor_, *resident, poses, Settings(projector, reduce, 3));
+      // 19 × 23 of the views' 20 × 24 pixels: no multiple of any tile, so
+      // that a GPU's edge tiles hold pixels outside the image.
+      RenderSettings s = Settings(projector, reduce, 1);
+      s.rays.height = 19;
+      s.rays.width = 23;
+      const size_t plane = 19 * 23;
+      const std::vector<float> image =
+          RenderImages(*executor_, *resident, poses, s);
+      s.channels = 3;
+      const std::vector<float> split =
+          RenderImages(*executor_, *resident, poses, s);
       ASSERT_EQ(split.size(), 3 * image.size());
       for (size_t p = 0; p < poses.size(); ++p) {
         for (size_t px = 0; px < plane; ++px) {
