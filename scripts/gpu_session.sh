@@ -9,6 +9,9 @@
 #   scripts/gpu_session.sh prepare-nanodrr   # here: .gpu-nanodrr/, nanodrr's wheels
 #   scripts/gpu_session.sh run-nanodrr       # there, right after `run`, with
 #                                            # .gpu-nanodrr carried
+#   scripts/gpu_session.sh prepare-variants PATCH...  # here, after prepare
+#   scripts/gpu_session.sh run-variants      # there, .gpu carried: the head
+#                                            # and each patched copy, timed
 #
 # `run` builds the kernels alone for sm_90 (H100, H200), runs the CUDA tests and
 # compute-sanitizer first (the CUDA executor's first real test), then
@@ -84,19 +87,28 @@ open_logs() {
   mkdir -p "$out" "$logs"
 }
 
-# Everything comes back as three files (the device tool returns 8 at most):
-# $out/env.txt (the device, the commit), $out/steps.log, $out/summary.txt.
-run() {
+# What every run on the device starts with: the environment, $out/env.txt
+# (the device, the commit), render_bench's inputs in $data, and the CMake
+# options of a kernels-only build for sm_90 in $options (nvcc named, so that
+# CUDA cannot drop out silently).
+start_device_run() {
   open_logs
-  local build=$root/build-gpu data=$root/.gpu-data
+  data=$root/.gpu-data
   export PATH=$PATH:/usr/local/cuda/bin PYTHONUNBUFFERED=1
   export PYTHONPATH=$carry/py${PYTHONPATH:+:$PYTHONPATH}
   { nvidia-smi; cat "$carry/commit.txt"; } > "$out/env.txt" 2>&1
   step export 30 python3 "$root/bench/export_volume.py" "$carry/lidc-idri-0001.nii.gz" "$data"
-  local options=(-DCMAKE_BUILD_TYPE=Release -DDRR_KERNELS_ONLY=ON -DDRR_WITH_CUDA=ON
+  options=(-DCMAKE_BUILD_TYPE=Release -DDRR_KERNELS_ONLY=ON -DDRR_WITH_CUDA=ON
     -DCMAKE_CUDA_ARCHITECTURES=90 -DDRR_WERROR=OFF -DDRR_GTEST_SOURCE_DIR="$carry/googletest"
     -DCMAKE_CUDA_COMPILER="$(command -v nvcc || echo nvcc-not-found)")
-  command -v ninja > /dev/null && options+=(-G Ninja)
+  if command -v ninja > /dev/null; then options+=(-G Ninja); fi
+}
+
+# Everything comes back as three files (the device tool returns 8 at most):
+# $out/env.txt, $out/steps.log, $out/summary.txt.
+run() {
+  start_device_run
+  local build=$root/build-gpu
   step configure 30 cmake -S "$root" -B "$build" "${options[@]}"
   step build 100 cmake --build "$build" -j "$(nproc)" --target kernels_test render_bench
   step tests 40 "$build/tests/kernels/kernels_test"
@@ -120,22 +132,83 @@ run() {
     step configure-base 20 cmake -S "$carry/base" -B "$build-base" "${options[@]}"
     step build-base 80 cmake --build "$build-base" -j "$(nproc)" --target render_bench
     step versus-base 80 "$root/scripts/gpu_session.sh" alternate 5 \
-      "$build-base/bench/render_bench" "$build/bench/render_bench" \
+      "base=$build-base/bench/render_bench" "head=$build/bench/render_bench" -- \
       "$data/mu.f32" "$data/mu.txt" --repeats 20 --executors cuda --batches "1,8,64,256" \
       --renderers trilinear,siddon,trilinear-gradient
   fi
 }
 
-# alternate ROUNDS BASE HEAD ARGS...: render_bench BASE, then HEAD, ROUNDS
-# times over, each row prefixed with its round and which build it is.
+# Variants of the kernels (prepare-variants): the head and a copy of it per
+# patch, built side by side, each one's CUDA tests, then four alternating
+# rounds of their render_bench. Comes back as env.txt, steps.log and
+# summary.txt.
+run_variants() {
+  start_device_run
+  local names=(head) patch name builds=()
+  for patch in "$carry"/variants/*.patch; do
+    [[ -f $patch ]] && names+=("$(basename "$patch" .patch)")
+  done
+  step build-variants 150 "$root/scripts/gpu_session.sh" build-variants "${options[@]}" -- \
+    "${names[@]}"
+  for name in "${names[@]}"; do
+    step "tests-$name" 40 "/tmp/variants/$name/build/tests/kernels/kernels_test" \
+      --gtest_filter='Cuda*:*/cuda'
+    builds+=("$name=/tmp/variants/$name/build/bench/render_bench")
+  done
+  step rounds 150 "$root/scripts/gpu_session.sh" alternate 4 "${builds[@]}" -- \
+    "$data/mu.f32" "$data/mu.txt" --repeats 20 --executors cuda --batches "1,8,64,256" \
+    --renderers trilinear,siddon,trilinear-gradient
+}
+
+# build-variants OPTIONS... -- NAMES...: in /tmp/variants/NAME, a copy of the
+# tree (with .gpu/variants/NAME.patch applied, but for `head`) and its
+# kernels_test and render_bench, all at once; fails if any build does.
+build_variants() {
+  local options=() name failed=0
+  while [[ $1 != -- ]]; do options+=("$1"); shift; done
+  shift
+  local cores=$(($(nproc) / $# > 1 ? $(nproc) / $# : 1))
+  for name in "$@"; do
+    (
+      set -e
+      local dir=/tmp/variants/$name
+      rm -rf "$dir" && mkdir -p "$dir/src"
+      tar -C "$root" --exclude=./.gpu --exclude=./.gpu-data --exclude=./.gpu-logs \
+        --exclude='./build*' -cf - . | tar -C "$dir/src" -xf -
+      if [[ $name != head ]]; then patch -d "$dir/src" -p1 < "$carry/variants/$name.patch"; fi
+      cmake -S "$dir/src" -B "$dir/build" "${options[@]}"
+      cmake --build "$dir/build" -j "$cores" --target kernels_test render_bench
+    ) > "/tmp/variants-$name.log" 2>&1 &
+  done
+  for name in "$@"; do
+    wait -n || failed=1
+  done
+  for name in "$@"; do echo "== $name"; tail -n 3 "/tmp/variants-$name.log"; done
+  return "$failed"
+}
+
+# alternate ROUNDS NAME=BENCH... -- ARGS...: each render_bench in turn with
+# ARGS, ROUNDS times over, each row prefixed with its round and NAME.
 alternate() {
-  local rounds=$1 base=$2 head=$3
-  shift 3
+  local rounds=$1 builds=() build
+  shift
+  while [[ $1 != -- ]]; do builds+=("$1"); shift; done
+  shift
   for ((round = 1; round <= rounds; round++)); do
-    "$base" "$@" | sed -n "s/^cuda/$round\tbase\tcuda/p"
-    "$head" "$@" | sed -n "s/^cuda/$round\thead\tcuda/p"
+    for build in "${builds[@]}"; do
+      "${build#*=}" "$@" | sed -n "s/^cuda/$round\t${build%%=*}\tcuda/p"
+    done
   done
 }
+
+# Copies the patches PATCH... into .gpu/variants/ (after prepare), one
+# variant each, named by the patch's file name (letters, digits, - and _).
+prepare_variants() (
+  set -e
+  rm -rf "$carry/variants" && mkdir -p "$carry/variants"
+  cp "$@" "$carry/variants/"
+  ls "$carry/variants"
+)
 
 # The comparison again, with nanodrr installed from the carried wheels.
 run_nanodrr() {
@@ -153,9 +226,13 @@ case "${1:-}" in
   run) run ;;
   prepare-nanodrr) prepare_nanodrr ;;
   run-nanodrr) run_nanodrr ;;
+  prepare-variants) prepare_variants "${@:2}" ;;
+  run-variants) run_variants ;;
+  build-variants) build_variants "${@:2}" ;;
   alternate) alternate "${@:2}" ;;
   *)
-    echo "usage: scripts/gpu_session.sh prepare [BASE]|run|prepare-nanodrr|run-nanodrr" >&2
+    echo "usage: scripts/gpu_session.sh prepare [BASE]|run|prepare-nanodrr|run-nanodrr|" \
+      "prepare-variants PATCH...|run-variants" >&2
     exit 2
     ;;
 esac
