@@ -1,7 +1,7 @@
 // From run-time volume facts to the compile-time views the per-ray bodies are
 // templated on: the storage type of the voxels and whether labels split the
-// channels; and the renderer, for bodies chosen at compile time. Shared by the
-// CPU and CUDA executors.
+// channels; and the renderer and the reduction, for bodies (or GPU kernels)
+// chosen at compile time. Shared by the CPU and CUDA executors.
 #pragma once
 
 #include <type_traits>
@@ -59,6 +59,17 @@ void WithProjector(const RenderSettings& settings, F&& f) {
     f(std::integral_constant<Projector, Projector::kSiddon>{});
   } else {
     f(std::integral_constant<Projector, Projector::kTrilinear>{});
+  }
+}
+
+// Calls f(std::integral_constant<Reduce, r>{}) for the reduction r of
+// `settings`, so that f can instantiate a kernel for it.
+template <class F>
+void WithReduce(const RenderSettings& settings, F&& f) {
+  if (settings.reduce == Reduce::kMax) {
+    f(std::integral_constant<Reduce, Reduce::kMax>{});
+  } else {
+    f(std::integral_constant<Reduce, Reduce::kSum>{});
   }
 }
 

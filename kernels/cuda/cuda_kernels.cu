@@ -221,17 +221,6 @@ __global__ void PoseJacobianKernel(Volume volume, Labels labels,
 // allocation that ran out of memory, say). Sticky errors stay.
 void ClearLastError() { static_cast<void>(cudaGetLastError()); }
 
-// Calls f(std::integral_constant<Reduce, r>{}) for the reduction r of
-// `settings`, so that f can instantiate a kernel for it.
-template <class F>
-void WithReduce(const RenderSettings& settings, F&& f) {
-  if (settings.reduce == Reduce::kMax) {
-    f(std::integral_constant<Reduce, Reduce::kMax>{});
-  } else {
-    f(std::integral_constant<Reduce, Reduce::kSum>{});
-  }
-}
-
 // The tiles of Tile that cover an image of `settings`.
 template <class Tile>
 TileGrid TilesOfShape(const RenderSettings& settings) {
