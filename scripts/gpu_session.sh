@@ -141,7 +141,8 @@ run() {
 # Variants of the kernels (prepare-variants): the head and a copy of it per
 # patch, built side by side, each one's CUDA tests, then four alternating
 # rounds of their render_bench. Comes back as env.txt, steps.log and
-# summary.txt.
+# summary.txt. Its limits add up to 370 s and 40 s per patch: five patches
+# at most in one call.
 run_variants() {
   start_device_run
   local names=(head) patch name builds=()
@@ -164,7 +165,7 @@ run_variants() {
 # tree (with .gpu/variants/NAME.patch applied, but for `head`) and its
 # kernels_test and render_bench, all at once; fails if any build does.
 build_variants() {
-  local options=() name failed=0
+  local options=() name pid pids=() failed=0
   while [[ $1 != -- ]]; do options+=("$1"); shift; done
   shift
   local cores=$(($(nproc) / $# > 1 ? $(nproc) / $# : 1))
@@ -179,9 +180,10 @@ build_variants() {
       cmake -S "$dir/src" -B "$dir/build" "${options[@]}"
       cmake --build "$dir/build" -j "$cores" --target kernels_test render_bench
     ) > "/tmp/variants-$name.log" 2>&1 &
+    pids+=($!)
   done
-  for name in "$@"; do
-    wait -n || failed=1
+  for pid in "${pids[@]}"; do
+    wait "$pid" || failed=1
   done
   for name in "$@"; do echo "== $name"; tail -n 3 "/tmp/variants-$name.log"; done
   return "$failed"
@@ -231,8 +233,9 @@ case "${1:-}" in
   build-variants) build_variants "${@:2}" ;;
   alternate) alternate "${@:2}" ;;
   *)
-    echo "usage: scripts/gpu_session.sh prepare [BASE]|run|prepare-nanodrr|run-nanodrr|" \
-      "prepare-variants PATCH...|run-variants" >&2
+    echo "usage: scripts/gpu_session.sh prepare [BASE]|run|prepare-nanodrr|run-nanodrr" \
+      "|prepare-variants PATCH...|run-variants|build-variants OPTIONS... -- NAMES..." \
+      "|alternate ROUNDS NAME=BENCH... -- ARGS..." >&2
     exit 2
     ;;
 esac

@@ -1,5 +1,5 @@
 // The CUDA kernels: the shared per-ray bodies, one thread per pixel (eight
-// per ray for the trilinear renderer), every pose of a batch in one launch.
+// per ray for the trilinear render), every pose of a batch in one launch.
 #include <type_traits>
 
 #include "kernels/cuda/cuda_check.h"
@@ -117,7 +117,8 @@ struct BlockWork {
 template <class Labels>
 constexpr int kMinRenderBlocks = std::is_same_v<Labels, NoLabels> ? 5 : 1;
 
-// Each pixel's kLanes threads (RenderTile) write every channel of it.
+// Renders each pixel of a tile with RenderTile's lanes: every channel of it,
+// written by lane 0.
 template <Projector kProjector, Reduce R, class Volume, class Labels>
 __global__ void __launch_bounds__(RenderTile<kProjector>::threads,
                                   kMinRenderBlocks<Labels>)
