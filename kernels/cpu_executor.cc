@@ -142,10 +142,15 @@ class CpuExecutor final : public Executor {
       RenderSpans(volume.buffers(), poses, n_poses, settings, stop, out);
       return stop.Outcome();
     }
-    VisitVolume(volume.buffers(), settings,
-                [&](const auto& view, const auto& labels) {
-                  RenderRows(view, labels, poses, n_poses, settings, stop, out);
-                });
+    VisitVolume(
+        volume.buffers(), settings, [&](const auto& view, const auto& labels) {
+          WithProjector(settings, [&](auto projector) {
+            WithReduce(settings, [&](auto reduce) {
+              RenderRows<decltype(projector)::value, decltype(reduce)::value>(
+                  view, labels, poses, n_poses, settings, stop, out);
+            });
+          });
+        });
     return stop.Outcome();
   }
 
@@ -269,7 +274,7 @@ class CpuExecutor final : public Executor {
     });
   }
 
-  template <class Volume, class Labels>
+  template <Projector kProjector, Reduce R, class Volume, class Labels>
   void RenderRows(const Volume& view, const Labels& labels,
                   const PoseGeometry* poses, int n_poses,
                   const RenderSettings& s, EarlyStop& stop, float* out) {
@@ -279,8 +284,8 @@ class CpuExecutor final : public Executor {
       float* image = out + static_cast<long long>(pose) * s.channels * plane;
       for (int col = 0; col < cols; ++col) {
         if (stop.Before(col)) return;
-        RenderPixel(view, labels, poses[pose], s, row, col,
-                    image + row * cols + col, plane);
+        RenderPixelAs<kProjector, R>(view, labels, poses[pose], s, row, col,
+                                     image + row * cols + col, plane);
       }
     });
   }

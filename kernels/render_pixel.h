@@ -1,5 +1,7 @@
-// One pixel of one pose, all channels: the dispatch from run-time settings
-// to the per-ray bodies, shared by the CPU and CUDA executors.
+// One pixel of one pose, all channels, with the renderer and the reduction
+// chosen at compile time (the executors dispatch once per launch:
+// WithProjector, WithReduce): the per-ray bodies' passes over the classes,
+// shared by the CPU and CUDA executors.
 #pragma once
 
 #include <type_traits>
@@ -30,10 +32,12 @@ DRR_HD void MarchPass(const Volume& volume, const Labels& labels,
   }
 }
 
-// RenderPixel with the renderer and the reduction fixed at compile time, and
-// the ray's samples shared by `lanes` (every thread of them calls it; the
-// one that lanes.writes() writes). Without labels every sample is class 0:
-// one pass, and any further channel is zero.
+// Writes the s.channels values of pixel (row, col) of pose `g` to
+// out[c · channel_stride], renderer kProjector reducing by R, the ray's
+// samples shared by `lanes` (every thread of them calls it; the one that
+// lanes.writes() writes). With one channel only class 0 is counted, so
+// executors pass NoLabels then, which sums every class; without labels every
+// sample is class 0: one pass, and any further channel is zero.
 template <Projector kProjector, Reduce R, class Volume, class Labels,
           class Lanes = SingleLane>
 DRR_HD void RenderPixelAs(const Volume& volume, const Labels& labels,
@@ -61,29 +65,6 @@ DRR_HD void RenderPixelAs(const Volume& volume, const Labels& labels,
           out[(first + c) * channel_stride] = value;
       }
     }
-  }
-}
-
-// Writes the s.channels values of pixel (row, col) of pose `g` to
-// out[c · channel_stride]. With one channel only class 0 is counted, so
-// executors pass NoLabels then, which sums every class.
-template <class Volume, class Labels>
-DRR_HD void RenderPixel(const Volume& volume, const Labels& labels,
-                        const PoseGeometry& g, const RenderSettings& s, int row,
-                        int col, float* out, long long channel_stride) {
-  const bool siddon = s.projector == Projector::kSiddon;
-  if (s.reduce == Reduce::kMax && siddon) {
-    RenderPixelAs<Projector::kSiddon, Reduce::kMax>(volume, labels, g, s, row,
-                                                    col, out, channel_stride);
-  } else if (s.reduce == Reduce::kMax) {
-    RenderPixelAs<Projector::kTrilinear, Reduce::kMax>(
-        volume, labels, g, s, row, col, out, channel_stride);
-  } else if (siddon) {
-    RenderPixelAs<Projector::kSiddon, Reduce::kSum>(volume, labels, g, s, row,
-                                                    col, out, channel_stride);
-  } else {
-    RenderPixelAs<Projector::kTrilinear, Reduce::kSum>(
-        volume, labels, g, s, row, col, out, channel_stride);
   }
 }
 
