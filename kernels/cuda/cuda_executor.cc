@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 #include <new>
 #include <string>
@@ -16,6 +17,7 @@
 #include "kernels/executor.h"
 #include "kernels/host_scratch.h"
 #include "kernels/ordered_sum.h"
+#include "kernels/pose_chunks.h"
 
 namespace drr::kernels {
 namespace {
@@ -28,19 +30,30 @@ struct DeviceVolumeMemory {
   VolumeTexture texture;
 };
 
-// A stream and the scratch memory of the calls issued on it.
+// A stream and the scratch memory of the calls issued on it, and a second
+// stream that copies a batch's results to the host, through two pieces of
+// pinned memory, while the first runs the batch's next launch.
 class CudaWorkspace final : public Workspace {
  public:
   MemorySpace space() const override { return MemorySpace::kCuda; }
 
   // Issues this workspace's calls on `stream`, or on a new stream of its own
-  // when that is nullptr.
+  // when that is nullptr; makes the copy stream, its events and its pinned
+  // memory (2 × kLaunchResultBytes), so that no call allocates them.
   KernelStatus Start(cudaStream_t stream) {
     if (stream != nullptr) {
       stream_.Borrow(stream);
-      return KernelStatus::Ok();
+    } else {
+      DRR_KERNEL_RETURN_IF_ERROR(stream_.Create());
     }
-    return stream_.Create();
+    DRR_KERNEL_RETURN_IF_ERROR(copies_.Create());
+    DRR_KERNEL_RETURN_IF_ERROR(launched_.Create());
+    for (StagedPiece& piece : staged_) {
+      DRR_KERNEL_RETURN_IF_ERROR(piece.copied.Create());
+      DRR_KERNEL_RETURN_IF_ERROR(piece.pinned.Allocate(
+          kLaunchResultBytes, "cudaMallocHost (results)"));
+    }
+    return KernelStatus::Ok();
   }
   cudaStream_t stream() const { return stream_.get(); }
 
@@ -58,10 +71,14 @@ class CudaWorkspace final : public Workspace {
     return static_cast<const PoseGeometry*>(poses_.data());
   }
 
-  // `status`, after waiting for this stream when it is an error: a failed
-  // call may have queued work that reads buffers its caller frees next.
+  // `status`, after waiting for both streams when it is an error: a failed
+  // call may have queued work that reads buffers its caller frees next, and
+  // its staged results are dropped.
   KernelStatus Settle(KernelStatus status) {
-    if (!status.ok()) cudaStreamSynchronize(stream());
+    if (status.ok()) return status;
+    cudaStreamSynchronize(stream());
+    cudaStreamSynchronize(copies_.get());
+    for (StagedPiece& piece : staged_) piece.host = nullptr;
     return status;
   }
 
@@ -75,6 +92,48 @@ class CudaWorkspace final : public Workspace {
     return KernelStatus::Ok();
   }
 
+  // Calls `launch(first, count, results)` for each launch of the batch's
+  // poses (ChunkPoses), which queues the work that writes the results of
+  // poses [first, first + count) at `results` on this stream. Each launch's
+  // results are copied from `device` to `host` while the next launch runs;
+  // returns once all of them are in `host`. A pose has `floats_per_pose`
+  // results.
+  template <typename LaunchPoses>
+  KernelStatus LaunchCopyingBack(int n_poses, size_t floats_per_pose,
+                                 float* device, float* host,
+                                 const LaunchPoses& launch) {
+    const PoseChunks chunks =
+        ChunkPoses(n_poses, floats_per_pose * sizeof(float));
+    auto launch_chunk = [&](int chunk) {
+      return launch(chunks.first(chunk), chunks.poses(chunk),
+                    device + chunks.first(chunk) * floats_per_pose);
+    };
+    if (chunks.count > 0) DRR_KERNEL_RETURN_IF_ERROR(launch_chunk(0));
+    for (int chunk = 0; chunk < chunks.count; ++chunk) {
+      const size_t begin = chunks.first(chunk) * floats_per_pose;
+      const size_t count = chunks.poses(chunk) * floats_per_pose;
+      if (chunk + 1 == chunks.count) {
+        // Nothing left to overlap: copied on this stream, after the launch.
+        DRR_KERNEL_RETURN_IF_ERROR(
+            StageToHost(device + begin, host + begin, count, stream()));
+        break;
+      }
+      // The copy stream waits for this launch (and for nothing queued
+      // after it) before it copies its results.
+      DRR_CUDA_RETURN_IF_ERROR("cudaEventRecord (launch)",
+                               cudaEventRecord(launched_.get(), stream()));
+      DRR_CUDA_RETURN_IF_ERROR(
+          "cudaStreamWaitEvent (launch)",
+          cudaStreamWaitEvent(copies_.get(), launched_.get(), 0));
+      DRR_KERNEL_RETURN_IF_ERROR(launch_chunk(chunk + 1));
+      DRR_KERNEL_RETURN_IF_ERROR(
+          StageToHost(device + begin, host + begin, count, copies_.get()));
+    }
+    // The older of the two pieces in flight first.
+    DRR_KERNEL_RETURN_IF_ERROR(Unstage(staged_[next_piece_]));
+    return Unstage(staged_[next_piece_ ^ 1]);
+  }
+
   // Images rendered, or upstream gradients.
   StreamScratch& images() { return images_; }
   // Per-tile gradient partials on the device, and their host copy.
@@ -82,12 +141,64 @@ class CudaWorkspace final : public Workspace {
   HostScratch<float>& host_partials() { return host_partials_; }
 
  private:
+  // Pinned memory a piece of results is copied into, the event that marks
+  // the end of that copy, and where on the host the piece goes (nullptr when
+  // nothing is in flight).
+  struct StagedPiece {
+    PinnedHostMemory pinned;
+    CudaEvent copied;
+    float* host = nullptr;
+    size_t count = 0;
+  };
+
+  // Queues the copy of `count` floats from `device` to `host` on `on`, in
+  // pieces of at most kLaunchResultBytes through the two pinned pieces in
+  // turn; before it reuses one, moves what it held to the host.
+  KernelStatus StageToHost(const float* device, float* host, size_t count,
+                           cudaStream_t on) {
+    constexpr size_t kPieceFloats = kLaunchResultBytes / sizeof(float);
+    for (size_t done = 0; done < count; done += kPieceFloats) {
+      StagedPiece& piece = staged_[next_piece_];
+      next_piece_ ^= 1;
+      DRR_KERNEL_RETURN_IF_ERROR(Unstage(piece));
+      piece.count = std::min(kPieceFloats, count - done);
+      DRR_CUDA_RETURN_IF_ERROR(
+          "cudaMemcpyAsync (results)",
+          cudaMemcpyAsync(piece.pinned.data(), device + done,
+                          piece.count * sizeof(float), cudaMemcpyDeviceToHost,
+                          on));
+      DRR_CUDA_RETURN_IF_ERROR("cudaEventRecord (results)",
+                               cudaEventRecord(piece.copied.get(), on));
+      piece.host = host + done;
+    }
+    return KernelStatus::Ok();
+  }
+
+  // Waits for the copy into `piece`, if one is in flight, and moves the
+  // piece to its place on the host.
+  static KernelStatus Unstage(StagedPiece& piece) {
+    if (piece.host == nullptr) return KernelStatus::Ok();
+    DRR_CUDA_RETURN_IF_ERROR("cudaEventSynchronize (results)",
+                             cudaEventSynchronize(piece.copied.get()));
+    std::memcpy(piece.host, piece.pinned.data(), piece.count * sizeof(float));
+    piece.host = nullptr;
+    return KernelStatus::Ok();
+  }
+
   // Declared first: the scratch below is freed on it, so it must go last.
+  // Both streams are idle between calls (each call waits for its copies, or
+  // Settle for both streams), so the pinned pieces may go before them.
   CudaStream stream_;
+  CudaStream copies_;
   StreamScratch poses_{stream_};
   StreamScratch images_{stream_};
   StreamScratch partials_{stream_};
   HostScratch<float> host_partials_;
+  // The end of the launch whose results the copy stream copies next.
+  CudaEvent launched_;
+  StagedPiece staged_[2];
+  // The piece the next copy goes into: the older of the two.
+  int next_piece_ = 0;
 };
 
 // Copies host float32 μ to `device` in `storage` on `stream`, converting on
@@ -253,10 +364,13 @@ class CudaExecutor final : public Executor {
     DRR_KERNEL_RETURN_IF_ERROR(
         scratch.images().Reserve(image_bytes, "cudaMallocAsync (images)"));
     DRR_KERNEL_RETURN_IF_ERROR(scratch.UploadPoses(poses, n_poses));
-    DRR_KERNEL_RETURN_IF_ERROR(LaunchRender(
-        volume.buffers(), scratch.poses(), n_poses, settings, scratch.stream(),
-        static_cast<float*>(scratch.images().data())));
-    return scratch.CopyBack(out, scratch.images().data(), image_bytes);
+    return scratch.LaunchCopyingBack(
+        n_poses, Pixels(1, settings),
+        static_cast<float*>(scratch.images().data()), out,
+        [&](int first, int count, float* images) {
+          return LaunchRender(volume.buffers(), scratch.poses() + first, count,
+                              settings, scratch.stream(), images);
+        });
   }
 
   KernelStatus PoseGradientOn(CudaWorkspace& scratch,
@@ -299,10 +413,14 @@ class CudaExecutor final : public Executor {
     DRR_KERNEL_RETURN_IF_ERROR(
         scratch.images().Reserve(out_bytes, "cudaMallocAsync (Jacobian)"));
     DRR_KERNEL_RETURN_IF_ERROR(scratch.UploadPoses(poses, n_poses));
-    DRR_KERNEL_RETURN_IF_ERROR(LaunchPoseJacobian(
-        volume.buffers(), scratch.poses(), n_poses, settings, scratch.stream(),
-        static_cast<float*>(scratch.images().data())));
-    return scratch.CopyBack(out, scratch.images().data(), out_bytes);
+    return scratch.LaunchCopyingBack(
+        n_poses, kPoseMapEntries * Pixels(1, settings),
+        static_cast<float*>(scratch.images().data()), out,
+        [&](int first, int count, float* jacobian) {
+          return LaunchPoseJacobian(volume.buffers(), scratch.poses() + first,
+                                    count, settings, scratch.stream(),
+                                    jacobian);
+        });
   }
 };
 

@@ -1,6 +1,7 @@
 // Owners of CUDA resources: device memory, streams, stream-ordered scratch
-// memory, 3D arrays and texture objects, each released by its destructor on
-// the device it was made on (whichever device the destroying thread uses).
+// memory, pinned host memory, events, 3D arrays and texture objects, each
+// released by its destructor on the device it was made on (whichever device
+// the destroying thread uses).
 // None of them can be copied or moved.
 #pragma once
 
@@ -138,6 +139,63 @@ class StreamScratch {
   const CudaStream& stream_;
   void* data_ = nullptr;
   size_t capacity_ = 0;
+  int device_ = 0;
+};
+
+// Page-locked host memory (cudaMallocHost), which the device's copy engines
+// read and write at full speed while kernels run. Its owner must not free it
+// while a copy into or out of it is queued.
+class PinnedHostMemory {
+ public:
+  PinnedHostMemory() = default;
+  ~PinnedHostMemory() {
+    if (data_ == nullptr) return;
+    ScopedCudaDevice on(device_);
+    cudaFreeHost(data_);
+  }
+  PinnedHostMemory(const PinnedHostMemory&) = delete;
+  PinnedHostMemory& operator=(const PinnedHostMemory&) = delete;
+
+  // Allocates `bytes`; `what` names the buffer in errors. Call once.
+  KernelStatus Allocate(size_t bytes, const char* what) {
+    void* data = nullptr;
+    DRR_CUDA_RETURN_IF_ERROR(what, cudaMallocHost(&data, bytes));
+    data_ = data;
+    device_ = CurrentCudaDevice();
+    return KernelStatus::Ok();
+  }
+  void* data() const { return data_; }
+
+ private:
+  void* data_ = nullptr;
+  int device_ = 0;
+};
+
+// An event that marks a point of a stream, for other streams or the host to
+// wait for (no timing).
+class CudaEvent {
+ public:
+  CudaEvent() = default;
+  ~CudaEvent() {
+    if (event_ == nullptr) return;
+    ScopedCudaDevice on(device_);
+    cudaEventDestroy(event_);
+  }
+  CudaEvent(const CudaEvent&) = delete;
+  CudaEvent& operator=(const CudaEvent&) = delete;
+
+  // Creates the event on the current device.
+  KernelStatus Create() {
+    DRR_CUDA_RETURN_IF_ERROR(
+        "cudaEventCreateWithFlags",
+        cudaEventCreateWithFlags(&event_, cudaEventDisableTiming));
+    device_ = CurrentCudaDevice();
+    return KernelStatus::Ok();
+  }
+  cudaEvent_t get() const { return event_; }
+
+ private:
+  cudaEvent_t event_ = nullptr;
   int device_ = 0;
 };
 

@@ -9,6 +9,7 @@
 #include "geometry/pose.h"
 #include "gtest/gtest.h"
 #include "kernels/executor.h"
+#include "kernels/pose_chunks.h"
 #include "tests/kernels/executor_testing.h"
 #include "tests/kernels/test_volumes.h"
 
@@ -149,6 +150,81 @@ TEST_F(CudaExecutorTest, PoseGradientAndJacobianMatchTheCpuExecutor) {
             << int(rays.sampling) << " soft " << rays.soft_labels;
       }
     }
+  }
+}
+
+// Results cross to the host launch by launch, in pieces through two pinned
+// buffers (kernels/pose_chunks.h): batches of three launches, and an image
+// of three pieces, each checked pixel by pixel against the CPU, in one
+// workspace, so that each call also starts from the state the last one left.
+TEST_F(CudaExecutorTest, ResultsOfManyLaunchesAndPiecesMatchTheCpuExecutor) {
+  auto poses_of = [](int count, int height, int width) {
+    Intrinsics in;
+    in.sdd = 400.0;
+    in.delx = in.dely = 1.5 * 37 / height;
+    in.height = height;
+    in.width = width;
+    std::vector<PoseGeometry> poses;
+    for (int i = 0; i < count; ++i) {
+      poses.push_back(MakePoseGeometry(
+          Mat4d::Identity(),
+          MakeRtInv(EulerToMatrix("ZXY", {7.0 * i, 5, -3}, true), {0, 250, 0},
+                    Orientation::kAP, {30, 23, 18}),
+          in));
+    }
+    return poses;
+  };
+  RenderSettings s;
+  s.channels = 11;
+  s.rays = RaySettings{37, 53, 200};
+  const size_t image_bytes = sizeof(float) * s.channels * 37 * 53;
+  const int three_launches =
+      2 * static_cast<int>(kLaunchResultBytes / image_bytes) + 1;
+  ASSERT_EQ(ChunkPoses(three_launches, image_bytes).count, 3);
+  const int three_jacobian_launches =
+      2 * static_cast<int>(kLaunchResultBytes /
+                           (image_bytes * kPoseMapEntries)) +
+      1;
+  ASSERT_EQ(
+      ChunkPoses(three_jacobian_launches, image_bytes * kPoseMapEntries).count,
+      3);
+  RenderSettings large = s;
+  large.rays = RaySettings{320, 320, 200};
+  ASSERT_GT(sizeof(float) * large.channels * 320 * 320, 2 * kLaunchResultBytes);
+
+  auto on_cpu = testing::MakeResident(*cpu_, volume_, labels_.data(), kShape);
+  auto on_gpu = testing::MakeResident(*cuda_, volume_, labels_.data(), kShape);
+  std::unique_ptr<Workspace> workspace = testing::MakeWorkspace(*cuda_);
+  auto expect_renders_as_cpu = [&](const std::vector<PoseGeometry>& poses,
+                                   const RenderSettings& settings) {
+    const std::vector<float> expected =
+        testing::RenderImages(*cpu_, *on_cpu, poses, settings);
+    std::vector<float> actual(expected.size(), -1.0f);
+    testing::CheckOk(cuda_->Render(*on_gpu, poses.data(),
+                                   static_cast<int>(poses.size()), settings,
+                                   *workspace, actual.data()));
+    for (size_t i = 0; i < expected.size(); ++i) {
+      ASSERT_NEAR(actual[i], expected[i],
+                  2e-5f * std::fabs(expected[i]) + 1e-6f)
+          << "value " << i << " of " << poses.size() << " poses";
+    }
+  };
+  expect_renders_as_cpu(poses_of(three_launches, 37, 53), s);
+  expect_renders_as_cpu(poses_of(1, 320, 320), large);
+  expect_renders_as_cpu(poses_of(2, 37, 53), s);
+  expect_renders_as_cpu(poses_of(three_launches, 37, 53), s);
+
+  const std::vector<PoseGeometry> poses =
+      poses_of(three_jacobian_launches, 37, 53);
+  const std::vector<float> expected =
+      testing::PoseJacobians(*cpu_, *on_cpu, poses, s);
+  std::vector<float> actual(expected.size(), -1.0f);
+  testing::CheckOk(cuda_->PoseJacobian(*on_gpu, poses.data(),
+                                       static_cast<int>(poses.size()), s,
+                                       *workspace, actual.data()));
+  for (size_t i = 0; i < expected.size(); ++i) {
+    ASSERT_NEAR(actual[i], expected[i], 1e-4f * std::fabs(expected[i]) + 1e-6f)
+        << "Jacobian entry " << i;
   }
 }
 
