@@ -53,8 +53,9 @@ class Workspace {
   // every few pixels (from several threads at once, so it must be
   // thread-safe and cheap), and once it returns true the call stops within
   // a few pixels per thread and fails with kCancelled. The CUDA executor
-  // does not ask it inside a launch (callers split large batches into
-  // bounded launches and ask between them). An empty check never stops.
+  // asks it between the launches it splits a render or a Jacobian into
+  // (kernels/pose_chunks.h), not inside one, nor in a pose gradient (one
+  // launch). An empty check never stops.
   void set_stop_check(std::function<bool()> check) {
     stop_check_ = std::move(check);
   }

@@ -1,19 +1,28 @@
-// How the CUDA executor splits a batch's poses into launches, so that the
-// results of one launch cross to the host while the next one runs. Host-only
-// arithmetic, tested on every build.
+// How the CUDA executor splits a call's poses into launches: launches large
+// enough to fill the GPU, bounded so that the stop check is asked often
+// enough, whose results cross to the host while the next launch runs.
+// Host-only arithmetic, tested on every build.
 #pragma once
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 
 namespace drr::kernels {
 
-// The results one launch writes, at most (unless a single pose writes more),
-// and the size of each piece staged through pinned host memory. Small enough
-// that the last launch's copy, which no launch overlaps, stays short; large
-// enough that a launch of 200 × 200-pixel images holds 13 poses, about 25
-// waves of blocks on an H200, so a launch's tail idles little of the GPU.
-inline constexpr size_t kLaunchResultBytes = size_t{2} << 20;
+// The size of each piece of results staged through pinned host memory.
+inline constexpr size_t kStagingPieceBytes = size_t{2} << 20;
+
+// Waves of threads (as many as the GPU holds at once) a launch holds at
+// least, unless the call has fewer poses: a launch's last, partial wave then
+// idles at most a sixteenth of its time.
+inline constexpr int64_t kLaunchWaves = 16;
+
+// Ray samples (pixels × samples per ray) of a launch beyond those waves, at
+// most (unless a single pose has more): a call nobody wants any more stops
+// within about this much work. 13 poses of the reference case (200 × 200
+// pixels, 500 samples), about 0.35 ms of kernel time on an H200.
+inline constexpr int64_t kLaunchRaySamples = int64_t{1} << 28;
 
 // A batch of `n_poses` poses in `count` launches of `size` consecutive poses
 // each (the last one may hold fewer).
@@ -27,17 +36,33 @@ struct PoseChunks {
   int poses(int chunk) const { return std::min(size, n_poses - first(chunk)); }
 };
 
-// The fewest launches of at most `max_bytes` of results each (one pose per
-// launch when a pose's results are larger). All but the last hold the same
-// number of poses, the smallest that this count of launches allows.
-inline PoseChunks ChunkPoses(int n_poses, size_t bytes_per_pose,
-                             size_t max_bytes = kLaunchResultBytes) {
+// What one pose costs a launch, and what the GPU holds at once.
+struct LaunchCost {
+  // Ray samples of one pose's image (a Siddon ray counting the most voxels
+  // it can cross).
+  int64_t samples_per_pose = 1;
+  // Threads the kernel runs for one pose.
+  int64_t threads_per_pose = 1;
+  // Threads the GPU runs at once: multiprocessors × threads each.
+  int64_t wave_threads = 1;
+};
+
+// The fewest launches that each hold at most the poses of kLaunchRaySamples
+// samples or of kLaunchWaves waves of threads, whichever is more (and at
+// least one). All but the last hold the same number of poses, the smallest
+// that this count of launches allows.
+inline PoseChunks ChunkPoses(int n_poses, const LaunchCost& cost) {
   if (n_poses <= 0) return PoseChunks{};
-  const size_t fitting =
-      std::max<size_t>(1, max_bytes / std::max<size_t>(1, bytes_per_pose));
-  const size_t poses = static_cast<size_t>(n_poses);
-  const size_t fewest = (poses + fitting - 1) / fitting;
-  const size_t size = (poses + fewest - 1) / fewest;
+  auto at_least_one = [](int64_t n) { return std::max<int64_t>(1, n); };
+  const int64_t threads = at_least_one(cost.threads_per_pose);
+  const int64_t filling =
+      (kLaunchWaves * at_least_one(cost.wave_threads) + threads - 1) / threads;
+  const int64_t fitting = std::max(
+      filling, kLaunchRaySamples / at_least_one(cost.samples_per_pose));
+  const int64_t poses = n_poses;
+  const int64_t fewest =
+      (poses + at_least_one(fitting) - 1) / at_least_one(fitting);
+  const int64_t size = (poses + fewest - 1) / fewest;
   return PoseChunks{n_poses, static_cast<int>(size),
                     static_cast<int>((poses + size - 1) / size)};
 }

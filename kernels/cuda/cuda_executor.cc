@@ -1,10 +1,12 @@
 // The CUDA executor: device memory, copies and streams around the kernels of
-// cuda_kernels.cu. Each workspace has its own stream and scratch buffers, so
-// calls with different workspaces run concurrently; nothing here holds a lock
-// while the GPU works.
+// cuda_kernels.cu. Each workspace has its own two streams (kernels, and
+// copies of their results to the host), scratch buffers and 4 MiB of pinned
+// host memory, so calls with different workspaces run concurrently; nothing
+// here holds a lock while the GPU works.
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <new>
@@ -39,7 +41,7 @@ class CudaWorkspace final : public Workspace {
 
   // Issues this workspace's calls on `stream`, or on a new stream of its own
   // when that is nullptr; makes the copy stream, its events and its pinned
-  // memory (2 × kLaunchResultBytes), so that no call allocates them.
+  // memory (2 × kStagingPieceBytes), so that no call allocates them.
   KernelStatus Start(cudaStream_t stream) {
     if (stream != nullptr) {
       stream_.Borrow(stream);
@@ -51,7 +53,7 @@ class CudaWorkspace final : public Workspace {
     for (StagedPiece& piece : staged_) {
       DRR_KERNEL_RETURN_IF_ERROR(piece.copied.Create());
       DRR_KERNEL_RETURN_IF_ERROR(piece.pinned.Allocate(
-          kLaunchResultBytes, "cudaMallocHost (results)"));
+          kStagingPieceBytes, "cudaMallocHost (results)"));
     }
     return KernelStatus::Ok();
   }
@@ -96,14 +98,14 @@ class CudaWorkspace final : public Workspace {
   // poses (ChunkPoses), which queues the work that writes the results of
   // poses [first, first + count) at `results` on this stream. Each launch's
   // results are copied from `device` to `host` while the next launch runs;
-  // returns once all of them are in `host`. A pose has `floats_per_pose`
-  // results.
+  // returns once all of them are in `host`, or kCancelled when the stop
+  // check, asked before each launch but the first, says so. A pose has
+  // `floats_per_pose` results and costs a launch `cost`.
   template <typename LaunchPoses>
   KernelStatus LaunchCopyingBack(int n_poses, size_t floats_per_pose,
-                                 float* device, float* host,
-                                 const LaunchPoses& launch) {
-    const PoseChunks chunks =
-        ChunkPoses(n_poses, floats_per_pose * sizeof(float));
+                                 const LaunchCost& cost, float* device,
+                                 float* host, const LaunchPoses& launch) {
+    const PoseChunks chunks = ChunkPoses(n_poses, cost);
     auto launch_chunk = [&](int chunk) {
       return launch(chunks.first(chunk), chunks.poses(chunk),
                     device + chunks.first(chunk) * floats_per_pose);
@@ -125,6 +127,10 @@ class CudaWorkspace final : public Workspace {
       DRR_CUDA_RETURN_IF_ERROR(
           "cudaStreamWaitEvent (launch)",
           cudaStreamWaitEvent(copies_.get(), launched_.get(), 0));
+      if (ShouldStop()) {
+        return KernelStatus::Error(KernelCode::kCancelled,
+                                   "stopped between launches");
+      }
       DRR_KERNEL_RETURN_IF_ERROR(launch_chunk(chunk + 1));
       DRR_KERNEL_RETURN_IF_ERROR(
           StageToHost(device + begin, host + begin, count, copies_.get()));
@@ -152,11 +158,11 @@ class CudaWorkspace final : public Workspace {
   };
 
   // Queues the copy of `count` floats from `device` to `host` on `on`, in
-  // pieces of at most kLaunchResultBytes through the two pinned pieces in
+  // pieces of at most kStagingPieceBytes through the two pinned pieces in
   // turn; before it reuses one, moves what it held to the host.
   KernelStatus StageToHost(const float* device, float* host, size_t count,
                            cudaStream_t on) {
-    constexpr size_t kPieceFloats = kLaunchResultBytes / sizeof(float);
+    constexpr size_t kPieceFloats = kStagingPieceBytes / sizeof(float);
     for (size_t done = 0; done < count; done += kPieceFloats) {
       StagedPiece& piece = staged_[next_piece_];
       next_piece_ ^= 1;
@@ -235,9 +241,23 @@ size_t Pixels(int n_poses, const RenderSettings& settings) {
          settings.rays.height * settings.rays.width;
 }
 
+// What one pose of `settings` costs a launch of `threads_per_pixel` threads
+// a pixel on a GPU that runs `wave_threads` at once.
+LaunchCost CostOf(const ResidentVolume& volume, const RenderSettings& settings,
+                  int threads_per_pixel, int64_t wave_threads) {
+  const VolumeShape& shape = volume.buffers().shape;
+  const int64_t per_ray = settings.projector == Projector::kSiddon
+                              ? int64_t{shape.nx} + shape.ny + shape.nz
+                              : settings.rays.n_samples;
+  const int64_t pixels = int64_t{settings.rays.height} * settings.rays.width;
+  return LaunchCost{pixels * per_ray, pixels * threads_per_pixel, wave_threads};
+}
+
 class CudaExecutor final : public Executor {
  public:
-  explicit CudaExecutor(int device) : device_(device) {}
+  // An executor on `device`, which runs `wave_threads` threads at once.
+  CudaExecutor(int device, int64_t wave_threads)
+      : device_(device), wave_threads_(wave_threads) {}
 
   std::string name() const override { return "cuda"; }
   MemorySpace space() const override { return MemorySpace::kCuda; }
@@ -355,6 +375,7 @@ class CudaExecutor final : public Executor {
   }
 
   const int device_;
+  const int64_t wave_threads_;
 
   // The calls' work once checked, queued on the workspace's stream.
   KernelStatus RenderOn(CudaWorkspace& scratch, const ResidentVolume& volume,
@@ -366,6 +387,8 @@ class CudaExecutor final : public Executor {
     DRR_KERNEL_RETURN_IF_ERROR(scratch.UploadPoses(poses, n_poses));
     return scratch.LaunchCopyingBack(
         n_poses, Pixels(1, settings),
+        CostOf(volume, settings, RenderThreadsPerPixel(settings),
+               wave_threads_),
         static_cast<float*>(scratch.images().data()), out,
         [&](int first, int count, float* images) {
           return LaunchRender(volume.buffers(), scratch.poses() + first, count,
@@ -415,6 +438,7 @@ class CudaExecutor final : public Executor {
     DRR_KERNEL_RETURN_IF_ERROR(scratch.UploadPoses(poses, n_poses));
     return scratch.LaunchCopyingBack(
         n_poses, kPoseMapEntries * Pixels(1, settings),
+        CostOf(volume, settings, 1, wave_threads_),
         static_cast<float*>(scratch.images().data()), out,
         [&](int first, int count, float* jacobian) {
           return LaunchPoseJacobian(volume.buffers(), scratch.poses() + first,
@@ -482,7 +506,17 @@ KernelStatus MakeCudaExecutor(std::unique_ptr<Executor>* out, int device) {
   if (!image.ok()) {
     return KernelStatus::Error(KernelCode::kUnavailable, image.message());
   }
-  *out = std::make_unique<CudaExecutor>(device);
+  int multiprocessors = 0, threads_each = 0;
+  DRR_CUDA_RETURN_IF_ERROR(
+      "cudaDeviceGetAttribute",
+      cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount,
+                             device));
+  DRR_CUDA_RETURN_IF_ERROR(
+      "cudaDeviceGetAttribute",
+      cudaDeviceGetAttribute(&threads_each,
+                             cudaDevAttrMaxThreadsPerMultiProcessor, device));
+  *out = std::make_unique<CudaExecutor>(
+      device, int64_t{multiprocessors} * threads_each);
   return KernelStatus::Ok();
 }
 

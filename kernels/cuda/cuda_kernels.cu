@@ -257,6 +257,12 @@ TileGrid TilesOf(const RenderSettings& settings) {
   return TilesOfShape<PixelTile>(settings);
 }
 
+int RenderThreadsPerPixel(const RenderSettings& settings) {
+  return settings.projector == Projector::kTrilinear
+             ? RenderTile<Projector::kTrilinear>::lanes
+             : RenderTile<Projector::kSiddon>::lanes;
+}
+
 KernelStatus LaunchRender(const VolumeBuffers& volume,
                           const PoseGeometry* poses, int n_poses,
                           const RenderSettings& settings, cudaStream_t stream,

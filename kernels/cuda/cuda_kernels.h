@@ -28,6 +28,10 @@ KernelStatus CheckKernelImage();
 // gradient's partials.
 TileGrid TilesOf(const RenderSettings& settings);
 
+// Threads LaunchRender runs for each pixel: the lanes of a trilinear ray,
+// else one.
+int RenderThreadsPerPixel(const RenderSettings& settings);
+
 // Renders `n_poses` images into `images` (Executor::Render's layout).
 KernelStatus LaunchRender(const VolumeBuffers& volume,
                           const PoseGeometry* poses, int n_poses,

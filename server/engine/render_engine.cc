@@ -399,24 +399,12 @@ std::vector<absl::StatusOr<RenderResult>> RenderEngine::RunBatch(
   if (options_.listener != nullptr) {
     options_.listener->OnLaunch(static_cast<int>(batch.size()), poses);
   }
-  // Pieces of at most kMaxRaySamplesPerLaunch samples, so that a batch
-  // nobody wants any more stops between them.
+  // A batch nobody wants any more stops: on the CPU within a few pixels per
+  // thread, on CUDA between the bounded launches the executor splits it into.
   workspace.set_stop_check(stop);
-  const int per_piece = static_cast<int>(std::max<int64_t>(
-      1, kMaxRaySamplesPerLaunch /
-             (int64_t{settings.rays.height} * settings.rays.width *
-              batch.front().steps_per_ray())));
-  absl::Status launched;
   const auto launch_start = std::chrono::steady_clock::now();
-  for (int first = 0; first < poses && launched.ok(); first += per_piece) {
-    if (first > 0 && workspace.ShouldStop()) {
-      launched = absl::CancelledError("stopped between launches");
-      break;
-    }
-    launched = FromKernelStatus(executor_->Render(
-        **resident, geometry.data() + first, std::min(per_piece, poses - first),
-        settings, workspace, images.data() + first * image_values));
-  }
+  const absl::Status launched = FromKernelStatus(executor_->Render(
+      **resident, geometry.data(), poses, settings, workspace, images.data()));
   workspace.set_stop_check(nullptr);
   if (!launched.ok()) return fail_all(launched);
   const auto launch_end = std::chrono::steady_clock::now();

@@ -63,11 +63,6 @@ class RenderEngine {
   // (or on the submitting thread when the call is refused at once).
   using Callback = std::function<void(absl::StatusOr<RenderResult>)>;
 
-  // Most ray samples (poses × pixels × samples) in one executor launch:
-  // larger batches are launched in pieces, and a batch whose callers have
-  // all given up stops between pieces (on the CPU also within one).
-  static constexpr int64_t kMaxRaySamplesPerLaunch = int64_t{1} << 28;
-
   // Renders volumes of `store` on `executor`, losses against `targets` (all
   // outlive the engine).
   RenderEngine(kernels::Executor* executor, const VolumeStore* store,

@@ -1,6 +1,7 @@
 // Device results against the CPU executor (the reference), on GPU hosts
 // only; executor_conformance_test.cc holds what both must do alike.
 #include <cmath>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>
@@ -153,10 +154,12 @@ TEST_F(CudaExecutorTest, PoseGradientAndJacobianMatchTheCpuExecutor) {
   }
 }
 
-// Results cross to the host launch by launch, in pieces through two pinned
-// buffers (kernels/pose_chunks.h): batches of three launches, and an image
-// of three pieces, each checked pixel by pixel against the CPU, in one
-// workspace, so that each call also starts from the state the last one left.
+// A call goes in launches whose results cross to the host in pieces through
+// two pinned buffers while the next launch runs (kernels/pose_chunks.h):
+// three launches of several pieces each, a stop between launches with copies
+// in flight, a single launch, and a Jacobian of many pieces, all in one
+// workspace (each call starts from the state the last one left), each
+// checked value by value against the CPU.
 TEST_F(CudaExecutorTest, ResultsOfManyLaunchesAndPiecesMatchTheCpuExecutor) {
   auto poses_of = [](int count, int height, int width) {
     Intrinsics in;
@@ -168,37 +171,28 @@ TEST_F(CudaExecutorTest, ResultsOfManyLaunchesAndPiecesMatchTheCpuExecutor) {
     for (int i = 0; i < count; ++i) {
       poses.push_back(MakePoseGeometry(
           Mat4d::Identity(),
-          MakeRtInv(EulerToMatrix("ZXY", {7.0 * i, 5, -3}, true), {0, 250, 0},
+          MakeRtInv(EulerToMatrix("ZXY", {17.0 * i, 5, -3}, true), {0, 250, 0},
                     Orientation::kAP, {30, 23, 18}),
           in));
     }
     return poses;
   };
+  // 1024 × 1024 pixels, 100 samples: two poses' samples fit a launch, and
+  // one pose's threads fill 16 waves of any GPU up to 256 multiprocessors.
   RenderSettings s;
-  s.channels = 11;
-  s.rays = RaySettings{37, 53, 200};
-  const size_t image_bytes = sizeof(float) * s.channels * 37 * 53;
-  const int three_launches =
-      2 * static_cast<int>(kLaunchResultBytes / image_bytes) + 1;
-  ASSERT_EQ(ChunkPoses(three_launches, image_bytes).count, 3);
-  const int three_jacobian_launches =
-      2 * static_cast<int>(kLaunchResultBytes /
-                           (image_bytes * kPoseMapEntries)) +
-      1;
-  ASSERT_EQ(
-      ChunkPoses(three_jacobian_launches, image_bytes * kPoseMapEntries).count,
-      3);
-  RenderSettings large = s;
-  large.rays = RaySettings{320, 320, 200};
-  ASSERT_GT(sizeof(float) * large.channels * 320 * 320, 2 * kLaunchResultBytes);
+  s.rays = RaySettings{1024, 1024, 100};
+  const int64_t pixels = int64_t{1024} * 1024;
+  for (int64_t wave_threads : {132 * 2048, 256 * 2048}) {
+    ASSERT_EQ(ChunkPoses(5, {pixels * 100, pixels * 8, wave_threads}).count, 3);
+  }
+  ASSERT_GT(sizeof(float) * pixels * 2, 3 * kStagingPieceBytes);
 
   auto on_cpu = testing::MakeResident(*cpu_, volume_, labels_.data(), kShape);
   auto on_gpu = testing::MakeResident(*cuda_, volume_, labels_.data(), kShape);
   std::unique_ptr<Workspace> workspace = testing::MakeWorkspace(*cuda_);
-  auto expect_renders_as_cpu = [&](const std::vector<PoseGeometry>& poses,
-                                   const RenderSettings& settings) {
-    const std::vector<float> expected =
-        testing::RenderImages(*cpu_, *on_cpu, poses, settings);
+  auto expect_renders = [&](const std::vector<PoseGeometry>& poses,
+                            const RenderSettings& settings,
+                            const std::vector<float>& expected) {
     std::vector<float> actual(expected.size(), -1.0f);
     testing::CheckOk(cuda_->Render(*on_gpu, poses.data(),
                                    static_cast<int>(poses.size()), settings,
@@ -209,19 +203,36 @@ TEST_F(CudaExecutorTest, ResultsOfManyLaunchesAndPiecesMatchTheCpuExecutor) {
           << "value " << i << " of " << poses.size() << " poses";
     }
   };
-  expect_renders_as_cpu(poses_of(three_launches, 37, 53), s);
-  expect_renders_as_cpu(poses_of(1, 320, 320), large);
-  expect_renders_as_cpu(poses_of(2, 37, 53), s);
-  expect_renders_as_cpu(poses_of(three_launches, 37, 53), s);
+  const std::vector<PoseGeometry> five = poses_of(5, 1024, 1024);
+  const std::vector<float> five_on_cpu =
+      testing::RenderImages(*cpu_, *on_cpu, five, s);
+  expect_renders(five, s, five_on_cpu);
 
-  const std::vector<PoseGeometry> poses =
-      poses_of(three_jacobian_launches, 37, 53);
+  RenderSettings small = s;
+  small.rays = RaySettings{37, 53, 200};
+  small.channels = 11;
+  const std::vector<PoseGeometry> two = poses_of(2, 37, 53);
+  expect_renders(two, small, testing::RenderImages(*cpu_, *on_cpu, two, small));
+
+  // Asked before the second launch and the third: stopped before the third,
+  // with the first two launches' copies queued or in flight.
+  int asked = 0;
+  workspace->set_stop_check([&asked] { return ++asked == 2; });
+  std::vector<float> unused(five_on_cpu.size());
+  EXPECT_EQ(cuda_->Render(*on_gpu, five.data(), 5, s, *workspace, unused.data())
+                .code(),
+            KernelCode::kCancelled);
+  EXPECT_EQ(asked, 2);
+  workspace->set_stop_check(nullptr);
+  expect_renders(five, s, five_on_cpu);
+
+  // One pose's Jacobian: 48 MiB, 24 pieces.
+  const std::vector<PoseGeometry> one = {five[1]};
   const std::vector<float> expected =
-      testing::PoseJacobians(*cpu_, *on_cpu, poses, s);
+      testing::PoseJacobians(*cpu_, *on_cpu, one, s);
   std::vector<float> actual(expected.size(), -1.0f);
-  testing::CheckOk(cuda_->PoseJacobian(*on_gpu, poses.data(),
-                                       static_cast<int>(poses.size()), s,
-                                       *workspace, actual.data()));
+  testing::CheckOk(cuda_->PoseJacobian(*on_gpu, one.data(), 1, s, *workspace,
+                                       actual.data()));
   for (size_t i = 0; i < expected.size(); ++i) {
     ASSERT_NEAR(actual[i], expected[i], 1e-4f * std::fabs(expected[i]) + 1e-6f)
         << "Jacobian entry " << i;

@@ -1,18 +1,22 @@
-// How the CUDA executor splits a batch into launches (kernels/pose_chunks.h):
+// How the CUDA executor splits a call into launches (kernels/pose_chunks.h):
 // plain arithmetic, so it is tested on every host.
 #include "kernels/pose_chunks.h"
 
-#include <cstddef>
+#include <algorithm>
+#include <cstdint>
 
 #include "gtest/gtest.h"
 
 namespace drr::kernels {
 namespace {
 
-// Every pose in exactly one launch, in order, each launch within
-// `max_bytes` unless it holds a single pose, and no fewer launches possible.
-void ExpectChunksCover(int n_poses, size_t bytes_per_pose, size_t max_bytes) {
-  const PoseChunks chunks = ChunkPoses(n_poses, bytes_per_pose, max_bytes);
+// An H200: 132 multiprocessors of 2048 threads.
+constexpr int64_t kH200Wave = 132 * 2048;
+
+// Every pose in exactly one launch, in order; no launch of more than one pose
+// over both bounds; and no fewer launches possible.
+void ExpectChunksCover(int n_poses, const LaunchCost& cost) {
+  const PoseChunks chunks = ChunkPoses(n_poses, cost);
   int next = 0;
   for (int chunk = 0; chunk < chunks.count; ++chunk) {
     EXPECT_EQ(chunks.first(chunk), next) << chunk;
@@ -20,50 +24,70 @@ void ExpectChunksCover(int n_poses, size_t bytes_per_pose, size_t max_bytes) {
     ASSERT_GE(poses, 1) << chunk;
     EXPECT_LE(poses, chunks.size) << chunk;
     if (poses > 1) {
-      EXPECT_LE(poses * bytes_per_pose, max_bytes) << chunk;
+      // Within the samples' bound, or no more than the waves ask for.
+      EXPECT_TRUE(poses * cost.samples_per_pose <= kLaunchRaySamples ||
+                  (poses - 1) * cost.threads_per_pose <
+                      kLaunchWaves * cost.wave_threads)
+          << chunk;
     }
     next += poses;
   }
   EXPECT_EQ(next, n_poses);
-  const size_t fitting =
-      bytes_per_pose > max_bytes ? 1 : max_bytes / bytes_per_pose;
-  const size_t fewest = (n_poses + fitting - 1) / fitting;
-  EXPECT_EQ(static_cast<size_t>(chunks.count), fewest)
-      << n_poses << " poses of " << bytes_per_pose << " bytes";
+  // As many poses in a launch as the larger bound allows: no fewer launches.
+  const int64_t filling =
+      (kLaunchWaves * cost.wave_threads + cost.threads_per_pose - 1) /
+      cost.threads_per_pose;
+  const int64_t fitting = std::max<int64_t>(
+      1, std::max(filling, kLaunchRaySamples / cost.samples_per_pose));
+  EXPECT_EQ(chunks.count, (n_poses + fitting - 1) / fitting)
+      << n_poses << " poses of " << cost.samples_per_pose << " samples and "
+      << cost.threads_per_pose << " threads";
 }
 
 TEST(ChunkPosesTest, CoversEveryPoseOnceInTheFewestLaunches) {
   for (int n_poses : {1, 2, 7, 13, 14, 64, 255, 256, 1000}) {
-    for (size_t bytes_per_pose : {1, 4, 160000, 1 << 20, 3 << 20, 64 << 20}) {
-      ExpectChunksCover(n_poses, bytes_per_pose, kLaunchResultBytes);
+    for (int64_t samples : {1, 40000, 20000000, 80000000, 1 << 30}) {
+      for (int64_t threads : {1, 40000, 320000, 1 << 23}) {
+        ExpectChunksCover(n_poses, {samples, threads, kH200Wave});
+      }
     }
   }
 }
 
-TEST(ChunkPosesTest, AFullLaunchOfTheReferenceImagesHoldsThirteenPoses) {
-  // 200 × 200 float32 pixels, one channel: 160,000 bytes a pose.
-  const PoseChunks chunks = ChunkPoses(256, 160000);
-  EXPECT_EQ(chunks.count, 20);
-  EXPECT_EQ(chunks.size, 13);
-  EXPECT_EQ(chunks.poses(19), 256 - 19 * 13);
+TEST(ChunkPosesTest, TheReferenceCaseGoesInLaunchesOfThirteenPoses) {
+  // 200 × 200 pixels, 500 samples a ray, eight threads a ray: 2·10⁷ samples
+  // (13 poses to 2²⁸) and 320,000 threads (14 poses to 16 waves) a pose.
+  const PoseChunks chunks = ChunkPoses(256, {20000000, 320000, kH200Wave});
+  EXPECT_EQ(chunks.size, 14);
+  EXPECT_EQ(chunks.count, 19);
+  EXPECT_EQ(chunks.poses(18), 256 - 18 * 14);
+}
+
+TEST(ChunkPosesTest, LaunchesFillTheGpuEvenBeyondTheSamplesBound) {
+  // Siddon, one thread a ray, some 1157 voxels a ray: 5 poses' samples fit
+  // 2²⁸, but 16 waves need 109 poses.
+  const PoseChunks chunks = ChunkPoses(256, {46280000, 40000, kH200Wave});
+  EXPECT_EQ(chunks.count, 3);
+  EXPECT_EQ(chunks.size, 86);
 }
 
 TEST(ChunkPosesTest, SpreadsPosesOverTheLaunchesItNeeds) {
-  // 14 poses of which 13 fit a launch: two launches of 7, not 13 and 1.
-  const PoseChunks chunks = ChunkPoses(14, 160000);
+  // 15 poses of which 14 fit a launch: two launches of 8 and 7, not 14 and 1.
+  const PoseChunks chunks = ChunkPoses(15, {20000000, 320000, kH200Wave});
   EXPECT_EQ(chunks.count, 2);
-  EXPECT_EQ(chunks.poses(0), 7);
+  EXPECT_EQ(chunks.poses(0), 8);
   EXPECT_EQ(chunks.poses(1), 7);
 }
 
-TEST(ChunkPosesTest, PosesLargerThanALaunchGoOneByOne) {
-  const PoseChunks chunks = ChunkPoses(5, kLaunchResultBytes + 1);
+TEST(ChunkPosesTest, PosesOverBothBoundsGoOneByOne) {
+  const PoseChunks chunks =
+      ChunkPoses(5, {kLaunchRaySamples + 1, 16 * kH200Wave, kH200Wave});
   EXPECT_EQ(chunks.count, 5);
   EXPECT_EQ(chunks.size, 1);
 }
 
 TEST(ChunkPosesTest, NoPosesNoLaunches) {
-  EXPECT_EQ(ChunkPoses(0, 160000).count, 0);
+  EXPECT_EQ(ChunkPoses(0, {20000000, 320000, kH200Wave}).count, 0);
 }
 
 }  // namespace
