@@ -16,6 +16,7 @@ and the trilinear pose gradient against five things, each from design.md §8's r
 
     .venv/bin/python bench/scaling_curves.py [--chest NII] [--out DIR] [--repeats 3]
         [--executors cpu,cpu_scalar[,cuda]] [--bench RENDER_BENCH] [--quick]
+    .venv/bin/python bench/scaling_curves.py --replot DIR/scaling-TAG.tsv [--quick]
 
 Prints one tab-separated line per measurement as it comes (curve, x, executor, renderer,
 ms_per_drr; x is pixels per side, samples, poses, voxels or cores), and after each curve the
@@ -23,6 +24,8 @@ local slopes d log t / d log x between its successive points, one line per (exec
 renderer). Writes the lines to DIR/scaling-TAG.tsv and the five curves, log-log, to
 DIR/scaling-TAG.png, where TAG is the executor families (cpu, cuda) joined by "-". --quick is a
 smoke test: two points per curve, small images and volumes, repeats 1, TAG suffixed "-quick".
+The TSV begins with the plot's title and the chest's shape as '#' lines; where matplotlib is
+missing (a GPU machine), only the TSV is written, and --replot plots it later elsewhere.
 
 The chest is exported once with bench/export_volume.py's export() into a temporary directory, and
 render_bench is copied there first, so a rebuild of the build tree cannot change it mid-run.
@@ -239,15 +242,51 @@ def print_slopes(curve, rows):
         print(f"# slope {curve} {executor} {renderer}: {'  '.join(slopes)}", flush=True)
 
 
-def machine():
-    """The CPU's model name (/proc/cpuinfo, else platform.processor()) and its hardware threads."""
+def machine(executors):
+    """The CPU's model name (/proc/cpuinfo, else platform.processor()) and its hardware threads,
+    after the GPU's name (nvidia-smi) when `executors` include CUDA."""
     try:
         lines = pathlib.Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
         lines = []
     names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
     name = names[0] if names else platform.processor() or platform.machine()
-    return f"{name}, {os.cpu_count()} hardware threads"
+    host = f"{name}, {os.cpu_count()} hardware threads"
+    if not any(e.startswith("cuda") for e in executors):
+        return host
+    try:
+        gpu = (
+            subprocess.run(
+                ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            .stdout.splitlines()[0]
+            .strip()
+        )
+    except (OSError, subprocess.CalledProcessError, IndexError):
+        gpu = "a CUDA GPU (nvidia-smi did not name it)"
+    return f"{gpu} (host: {host})"
+
+
+def replot(tsv, plan):
+    """Plots the curves of a TSV this script wrote (on a machine without matplotlib, say): its
+    rows, and the title and chest shape from its '# title:' and '# chest:' lines, into the PNG
+    beside it."""
+    title, chest_shape, rows = [], None, []
+    for line in tsv.read_text().splitlines():
+        if line.startswith("# title: "):
+            title.append(line.removeprefix("# title: "))
+        elif line.startswith("# chest: "):
+            chest_shape = tuple(int(n) for n in line.removeprefix("# chest: ").split())
+        elif line and not line.startswith("#") and not line.startswith("curve\t"):
+            curve, x, executor, renderer, ms = line.split("\t")
+            rows.append((curve, int(x), executor, renderer, float(ms)))
+    if not title or chest_shape is None or not rows:
+        sys.exit(f"scaling_curves: {tsv} has no '# title:' or '# chest:' line, or no rows")
+    plot(rows, tsv.with_suffix(".png"), "\n".join(title), plan, chest_shape)
+    print(f"# wrote {tsv.with_suffix('.png')}")
 
 
 def plot(rows, path, title, plan, chest_shape):
@@ -352,14 +391,22 @@ def main():
     parser.add_argument(
         "--quick", action="store_true", help="smoke test: two small points per curve, repeats 1"
     )
+    parser.add_argument(
+        "--replot",
+        type=pathlib.Path,
+        help="measure nothing: plot this TSV of an earlier run (with --quick if it was quick)",
+    )
     args = parser.parse_args()
     plan = make_plan(args.quick)
+    if args.replot:
+        replot(args.replot, plan)
+        return
     executors = args.executors.split(",")
     tag = "-".join(dict.fromkeys(e.split("_")[0] for e in executors)) + ("-quick" if args.quick else "")
     args.out.mkdir(parents=True, exist_ok=True)
     repeats = 1 if args.quick else args.repeats
     title = (
-        f"render_bench scaling on {machine()}\n{args.chest.name}, AP, median of {repeats} runs "
+        f"render_bench scaling on {machine(executors)}\n{args.chest.name}, AP, median of {repeats} runs "
         f"(batch ≥ 64: {max(1, repeats // 3)})"
     )
     rows = []
@@ -370,6 +417,9 @@ def main():
         chest = tmp / "chest"
         export(args.chest, chest)
         chest_shape = read_volume(chest)[0].shape
+        for line in title.splitlines():
+            print(f"# title: {line}", file=tsv)
+        print(f"# chest: {' '.join(map(str, chest_shape))}", file=tsv)
         print("\t".join(COLUMNS), file=tsv)
         print("\t".join(COLUMNS), flush=True)
         for curve, measure in zip(
@@ -383,7 +433,11 @@ def main():
                 points.append((x, executor, renderer, ms))
             rows += [(curve, *point) for point in points]
             print_slopes(curve, points)
-    plot(rows, args.out / f"scaling-{tag}.png", title, plan, chest_shape)
+    try:
+        plot(rows, args.out / f"scaling-{tag}.png", title, plan, chest_shape)
+    except ImportError:  # matplotlib: a GPU machine may lack it
+        print(f"# no matplotlib: wrote {args.out / f'scaling-{tag}.tsv'} only; plot it with --replot")
+        return
     print(f"# wrote {args.out / f'scaling-{tag}.tsv'} and {args.out / f'scaling-{tag}.png'}")
 
 

@@ -9,6 +9,8 @@
 #   scripts/gpu_session.sh prepare-nanodrr   # here: .gpu-nanodrr/, nanodrr's wheels
 #   scripts/gpu_session.sh run-nanodrr       # there, right after `run`, with
 #                                            # .gpu-nanodrr carried
+#   scripts/gpu_session.sh run-scaling       # there, after `run`, .gpu carried:
+#                                            # the scaling curves on the GPU
 #   scripts/gpu_session.sh prepare-variants PATCH...  # here, after prepare
 #   scripts/gpu_session.sh run-variants      # there, .gpu carried: the head
 #                                            # and each patched copy, timed
@@ -212,6 +214,18 @@ prepare_variants() (
   ls "$carry/variants"
 )
 
+# bench/scaling_curves.py on the CUDA executor with the build `run` left:
+# $out/scaling-cuda.tsv comes back (and its PNG where matplotlib is there;
+# else plot it here with --replot).
+run_scaling() {
+  open_logs
+  export PATH=$PATH:/usr/local/cuda/bin PYTHONUNBUFFERED=1
+  export PYTHONPATH=$carry/py${PYTHONPATH:+:$PYTHONPATH}
+  step scaling 540 python3 "$root/bench/scaling_curves.py" \
+    --chest "$carry/lidc-idri-0001.nii.gz" --executors cuda --out "$out" \
+    --bench "$root/build-gpu/bench/render_bench"
+}
+
 # The comparison again, with nanodrr installed from the carried wheels.
 run_nanodrr() {
   open_logs
@@ -228,12 +242,13 @@ case "${1:-}" in
   run) run ;;
   prepare-nanodrr) prepare_nanodrr ;;
   run-nanodrr) run_nanodrr ;;
+  run-scaling) run_scaling ;;
   prepare-variants) prepare_variants "${@:2}" ;;
   run-variants) run_variants ;;
   build-variants) build_variants "${@:2}" ;;
   alternate) alternate "${@:2}" ;;
   *)
-    echo "usage: scripts/gpu_session.sh prepare [BASE]|run|prepare-nanodrr|run-nanodrr" \
+    echo "usage: scripts/gpu_session.sh prepare [BASE]|run|prepare-nanodrr|run-nanodrr|run-scaling" \
       "|prepare-variants PATCH...|run-variants|build-variants OPTIONS... -- NAMES..." \
       "|alternate ROUNDS NAME=BENCH... -- ARGS..." >&2
     exit 2
