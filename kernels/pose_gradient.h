@@ -65,19 +65,22 @@ struct VjpSums {
   float along, along_u, values;
 };
 
-// Sums the VJP of the samples of `r` (the sampling and whether labels are
-// soft compile-time constants, so that the common loop stays lean; `r` by
-// value and the sums local, so that nothing is reloaded per sample).
-template <Sampling kSampling, bool kSoftLabels, class Volume, class Labels>
+// Sums the VJP of the samples of `r` that are this lane's (Lanes: SingleLane,
+// or RayLane; the sampling and whether labels are soft compile-time
+// constants, so that the common loop stays lean; `r` by value and the sums
+// local, so that nothing is reloaded per sample).
+template <Sampling kSampling, bool kSoftLabels, class Volume, class Labels,
+          class Lanes>
 DRR_HD VjpSums SumVjpSamples(const Volume& volume, const Labels& labels,
                              const RaySamples r, const float* upstream,
-                             long long channel_stride, int channels) {
+                             long long channel_stride, int channels,
+                             const Lanes& lanes) {
   VjpSums sums = {};
   const Vec3 camera_step = r.camera.target - r.camera.source;
   const ClassWeightedVolume<Volume, Labels> weighted{
       volume,   labels,    upstream,  channel_stride,
       channels, volume.nx, volume.ny, volume.nz};
-  for (int i = r.first; i <= r.last; ++i) {
+  for (int i = r.first + lanes.index(); i <= r.last; i += Lanes::kCount) {
     const float t = SampleParameter<kSampling>(r, i);
     const Vec3 p = r.a + t * r.ab;
     float value;
@@ -116,7 +119,8 @@ DRR_HD VjpSums SumVjpSamples(const Volume& volume, const Labels& labels,
 }
 
 // Adds to grad a ray's VJP from the sums of its samples: the sums times the
-// step, and for a clipped ray the derivatives through its ends.
+// step, and for a clipped ray the derivatives through its ends. Linear in
+// the sums: the VJPs of parts of a ray's samples add up to the ray's.
 DRR_HD void AddVjp(const RaySamples& r, const VjpSums& sums,
                    float grad[kPoseMapEntries]) {
 #if defined(__CUDA_ARCH__)
@@ -146,27 +150,29 @@ DRR_HD void AddVjp(const RaySamples& r, const VjpSums& sums,
 // t_i = t0 + u_i·(t1 − t0) and Δ = Δ₀·(t1 − t0), so ∂I/∂t0 =
 // Δ·Σ_i (1 − u_i)·∇μ·ab − Δ₀·Σ_i μ_i and ∂I/∂t1 = Δ·Σ_i u_i·∇μ·ab +
 // Δ₀·Σ_i μ_i, chained through the face's plane (nanodrr 0.1.7 does the
-// same).
-template <class Volume, class Labels>
+// same). With several Lanes, each adds the VJP of its share of the samples.
+template <class Volume, class Labels, class Lanes = SingleLane>
 DRR_HD void MarchTrilinearVjp(const Volume& volume, const Labels& labels,
                               const PoseGeometry& g, const RaySettings& s,
                               int row, int col, const float* upstream,
                               long long channel_stride, int channels,
-                              float grad[kPoseMapEntries]) {
+                              float grad[kPoseMapEntries],
+                              const Lanes& lanes = {}) {
   const RaySamples r = PlanSamples(volume, g, s, row, col);
   const bool clipped = s.sampling == Sampling::kClipped;
   const VjpSums sums =
-      s.soft_labels
-          ? (clipped
-                 ? SumVjpSamples<Sampling::kClipped, true>(
-                       volume, labels, r, upstream, channel_stride, channels)
-                 : SumVjpSamples<Sampling::kSegment, true>(
-                       volume, labels, r, upstream, channel_stride, channels))
-          : (clipped
-                 ? SumVjpSamples<Sampling::kClipped, false>(
-                       volume, labels, r, upstream, channel_stride, channels)
-                 : SumVjpSamples<Sampling::kSegment, false>(
-                       volume, labels, r, upstream, channel_stride, channels));
+      s.soft_labels ? (clipped ? SumVjpSamples<Sampling::kClipped, true>(
+                                     volume, labels, r, upstream,
+                                     channel_stride, channels, lanes)
+                               : SumVjpSamples<Sampling::kSegment, true>(
+                                     volume, labels, r, upstream,
+                                     channel_stride, channels, lanes))
+                    : (clipped ? SumVjpSamples<Sampling::kClipped, false>(
+                                     volume, labels, r, upstream,
+                                     channel_stride, channels, lanes)
+                               : SumVjpSamples<Sampling::kSegment, false>(
+                                     volume, labels, r, upstream,
+                                     channel_stride, channels, lanes));
   AddVjp(r, sums, grad);
 }
 
@@ -248,20 +254,22 @@ DRR_HD void MarchSiddonVjp(const Volume& volume, const Labels& labels,
 }
 
 // The pose VJP of one ray of the renderer kProjector (MarchTrilinearVjp's
-// arguments). A compile-time choice, so that a GPU kernel holds the
-// registers of one body only.
-template <Projector kProjector, class Volume, class Labels>
+// arguments; Siddon's walk takes one lane only). A compile-time choice, so
+// that a GPU kernel holds the registers of one body only.
+template <Projector kProjector, class Volume, class Labels,
+          class Lanes = SingleLane>
 DRR_HD void MarchPoseVjp(const Volume& volume, const Labels& labels,
                          const PoseGeometry& g, const RaySettings& s, int row,
                          int col, const float* upstream,
                          long long channel_stride, int channels,
-                         float grad[kPoseMapEntries]) {
+                         float grad[kPoseMapEntries], const Lanes& lanes = {}) {
   if constexpr (kProjector == Projector::kSiddon) {
+    static_assert(Lanes::kCount == 1, "Siddon's walk takes one lane");
     MarchSiddonVjp(volume, labels, g, row, col, upstream, channel_stride,
                    channels, grad);
   } else {
     MarchTrilinearVjp(volume, labels, g, s, row, col, upstream, channel_stride,
-                      channels, grad);
+                      channels, grad, lanes);
   }
 }
 

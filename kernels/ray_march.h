@@ -128,6 +128,19 @@ struct SingleLane {
   }
 };
 
+// Thread `lane` of the kCount threads of one ray, for sums linear in the
+// ray's samples (the trilinear pose VJP): each thread takes samples
+// first + lane, first + lane + kCount, ... and adds its own part of the
+// result, so nothing is combined per ray; whoever sums the threads' parts
+// gets the ray's. The CUDA executor's gradient kernel, and tests on the CPU.
+template <int kLanes>
+struct RayLane {
+  static constexpr int kCount = kLanes;
+  int lane;
+
+  DRR_HD int index() const { return lane; }
+};
+
 // Narrows [*lo, *hi] (segment parameters) to where a + α·d lies strictly
 // between `lower` and `upper` on one axis (empty: *lo ≥ *hi). In float for
 // the trilinear renderer's sample range, in double for planning Siddon's

@@ -1,5 +1,6 @@
 // The CUDA kernels: the shared per-ray bodies, one thread per pixel (eight
-// per ray for the trilinear render), every pose of a batch in one launch.
+// per ray for the trilinear render and pose gradient), every pose of a batch
+// in one launch.
 #include <type_traits>
 
 #include "kernels/cuda/cuda_check.h"
@@ -21,8 +22,8 @@ struct TileShape {
   static constexpr int pixels = kWidth * kHeight, threads = kLanes * pixels;
 };
 
-// One thread per pixel, 16 × 8 pixels: the Siddon walk, the pose gradient
-// and the Jacobian.
+// One thread per pixel, 16 × 8 pixels: the Siddon walk and its pose
+// gradient, and the Jacobian.
 using PixelTile = TileShape<1, 16, 8>;
 // The trilinear renderer's samples dealt to 8 threads per ray, 8 × 4 pixels:
 // eight times the threads, so that one pose fills the GPU. A warp's 32
@@ -30,7 +31,7 @@ using PixelTile = TileShape<1, 16, 8>;
 // voxels, and the block's 8 warps neighbouring samples of them.
 using RayLanesTile = TileShape<8, 8, 4>;
 
-// The tile of the kernels of renderer kProjector.
+// The tile of the render and pose-gradient kernels of renderer kProjector.
 template <Projector kProjector>
 using RenderTile = std::conditional_t<kProjector == Projector::kTrilinear,
                                       RayLanesTile, PixelTile>;
@@ -150,18 +151,21 @@ __global__ void __launch_bounds__(RenderTile<kProjector>::threads,
   }
 }
 
-// One thread per pixel computes its ray's partial derivatives; the block
-// sums them by a fixed tree in shared memory and writes one partial per
-// (pose, tile), which the host sums in order: no atomics, same bits every run.
+// Each thread computes its part of its ray's partial derivatives (the whole
+// ray's for Siddon, the VJP of one lane's samples for the trilinear
+// renderer: it is linear in them); the block sums them by a fixed tree in
+// shared memory and writes one partial per (pose, tile), which the host sums
+// in order: no atomics, same bits every run.
 template <Projector kProjector, class Volume, class Labels>
 __global__ void PoseGradientKernel(Volume volume, Labels labels,
                                    const PoseGeometry* poses,
                                    RenderSettings settings, int n_poses,
                                    int tiles_x, int tiles,
                                    const float* upstream, float* partials) {
+  using Tile = RenderTile<kProjector>;
   __shared__ PoseGeometry geometry;
-  __shared__ float sums[kPoseMapEntries][PixelTile::threads];
-  const auto w = BlockWork<PixelTile>::Of(poses, n_poses, tiles_x, &geometry);
+  __shared__ float sums[kPoseMapEntries][Tile::threads];
+  const auto w = BlockWork<Tile>::Of(poses, n_poses, tiles_x, &geometry);
   const int pose = w.pose, row = w.row, col = w.col;
   const int tile = blockIdx.x / n_poses;
   const int thread = threadIdx.x;
@@ -172,12 +176,13 @@ __global__ void PoseGradientKernel(Volume volume, Labels labels,
     const float* weights = upstream + pose * settings.channels * plane +
                            row * settings.rays.width + col;
     MarchPoseVjp<kProjector>(volume, labels, geometry, settings.rays, row, col,
-                             weights, plane, settings.channels, g);
+                             weights, plane, settings.channels, g,
+                             RayLane<Tile::lanes>{w.lane});
   }
 #pragma unroll
   for (int k = 0; k < kPoseMapEntries; ++k) sums[k][thread] = g[k];
   __syncthreads();
-  for (int stride = PixelTile::threads / 2; stride > 0; stride /= 2) {
+  for (int stride = Tile::threads / 2; stride > 0; stride /= 2) {
     if (thread < stride) {
 #pragma unroll
       for (int k = 0; k < kPoseMapEntries; ++k)
@@ -254,7 +259,9 @@ KernelStatus CheckKernelImage() {
 }
 
 TileGrid TilesOf(const RenderSettings& settings) {
-  return TilesOfShape<PixelTile>(settings);
+  return settings.projector == Projector::kTrilinear
+             ? TilesOfShape<RenderTile<Projector::kTrilinear>>(settings)
+             : TilesOfShape<RenderTile<Projector::kSiddon>>(settings);
 }
 
 int RenderThreadsPerPixel(const RenderSettings& settings) {
@@ -301,12 +308,14 @@ KernelStatus LaunchPoseGradient(const VolumeBuffers& volume,
                                 const RenderSettings& settings,
                                 const float* upstream, cudaStream_t stream,
                                 float* partials) {
-  const Launch<PixelTile> launch(settings, n_poses);
   ClearLastError();
   VisitVolume(volume, settings, [&](const auto& view, const auto& labels) {
     WithProjector(settings, [&](auto projector) {
-      PoseGradientKernel<decltype(projector)::value>
-          <<<launch.blocks, PixelTile::threads, 0, stream>>>(
+      constexpr Projector kProjector = decltype(projector)::value;
+      using Tile = RenderTile<kProjector>;
+      const Launch<Tile> launch(settings, n_poses);
+      PoseGradientKernel<kProjector>
+          <<<launch.blocks, Tile::threads, 0, stream>>>(
               view, labels, poses, settings, n_poses, launch.grid.tiles_x,
               launch.grid.tiles, upstream, partials);
     });

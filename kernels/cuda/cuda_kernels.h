@@ -12,8 +12,8 @@
 namespace drr::kernels {
 
 // The work of one launch: one block per tile of the image of each pose,
-// poses fastest (renders of the trilinear renderer in tiles of 8 × 4 pixels,
-// everything else in tiles of 16 × 8).
+// poses fastest (the trilinear renderer's renders and pose gradients in
+// tiles of 8 × 4 pixels, everything else in tiles of 16 × 8).
 struct TileGrid {
   // Tiles per image row, and per image.
   int tiles_x = 0;
@@ -24,8 +24,8 @@ struct TileGrid {
 // architecture is among CMAKE_CUDA_ARCHITECTURES), else why not.
 KernelStatus CheckKernelImage();
 
-// The 16 × 8-pixel tiles of an image of `settings`: those of the pose
-// gradient's partials.
+// The tiles of an image of `settings` of the pose gradient's kernel: one
+// partial each.
 TileGrid TilesOf(const RenderSettings& settings);
 
 // Threads LaunchRender runs for each pixel: the lanes of a trilinear ray,

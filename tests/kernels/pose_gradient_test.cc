@@ -1,6 +1,9 @@
 
 // The pose gradient (vector–Jacobian product) against central finite
 // differences of the renderer itself, on every executor present.
+#include "kernels/pose_gradient.h"
+
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <string>
@@ -11,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "kernels/executor.h"
 #include "kernels/pose_geometry.h"
+#include "kernels/volume_view.h"
 #include "tests/kernels/executor_testing.h"
 
 namespace drr::kernels {
@@ -227,6 +231,62 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<PoseGradientTest::ParamType>& info) {
       return std::get<0>(info.param) + "_" + std::get<1>(info.param).name;
     });
+
+// The CUDA kernel deals a trilinear ray's samples to 8 threads, each adding
+// the VJP of its own (RayLane), and sums the threads' parts: on the host,
+// the 8 lanes' parts of every ray of every trilinear variant add up to the
+// one-lane VJP, up to rounding.
+TEST(PoseVjpLanesTest, EightLanesAddUpToTheRaysVjp) {
+  const std::vector<float> mu = Blobs(0.01f);
+  const std::vector<uint16_t> classes = SlabLabels();
+  const VolumeView<float> volume{mu.data(), kShape.nx, kShape.ny, kShape.nz};
+  const LabelView labels{classes.data(), kShape.nx, kShape.ny, kShape.nz};
+  Intrinsics in;
+  in.sdd = 150;
+  in.delx = in.dely = 1.0;
+  in.height = 12;
+  in.width = 14;
+  const PoseGeometry pose =
+      MakePoseGeometry(Mat4d::Identity(),
+                       MakeRtInv(EulerToMatrix("ZXY", {10, 8, -4}, true),
+                                 {0, 80, 0}, Orientation::kAP, {17, 15, 13}),
+                       in);
+  const float upstream[3] = {0.7f, -1.3f, 0.4f};
+  // Every ray's 8 lanes against its one-lane VJP.
+  auto expect_lanes_add_up = [&](const auto& labels, const RaySettings& rays,
+                                 int channels, const char* name) {
+    for (int row = 0; row < 12; ++row) {
+      for (int col = 0; col < 14; ++col) {
+        float whole[kPoseMapEntries] = {};
+        MarchPoseVjp<Projector::kTrilinear>(volume, labels, pose, rays, row,
+                                            col, upstream, 1, channels, whole);
+        float lanes[kPoseMapEntries] = {};
+        for (int lane = 0; lane < 8; ++lane) {
+          MarchPoseVjp<Projector::kTrilinear>(volume, labels, pose, rays, row,
+                                              col, upstream, 1, channels, lanes,
+                                              RayLane<8>{lane});
+        }
+        float scale = 0;
+        for (float g : whole) scale = std::max(scale, std::fabs(g));
+        ASSERT_GT(scale, 0.0f) << name << " row " << row << " col " << col;
+        for (int k = 0; k < kPoseMapEntries; ++k) {
+          EXPECT_NEAR(lanes[k], whole[k], 1e-5f * scale)
+              << name << " row " << row << " col " << col << " entry " << k;
+        }
+      }
+    }
+  };
+  for (const Variant& variant : kVariants) {
+    if (variant.projector != Projector::kTrilinear) continue;
+    const RaySettings rays{12, 14, variant.n_samples, variant.sampling,
+                           variant.soft_labels};
+    if (variant.labels) {
+      expect_lanes_add_up(labels, rays, 3, variant.name);
+    } else {
+      expect_lanes_add_up(NoLabels{}, rays, 1, variant.name);
+    }
+  }
+}
 
 TEST(CpuPoseGradientTest, DoesNotDependOnTheThreadCount) {
   const std::vector<float> volume = Blobs();
