@@ -17,8 +17,6 @@
 #include "kernels/cuda/cuda_kernels.h"
 #include "kernels/cuda/device_memory.h"
 #include "kernels/executor.h"
-#include "kernels/host_scratch.h"
-#include "kernels/ordered_sum.h"
 #include "kernels/pose_chunks.h"
 
 namespace drr::kernels {
@@ -142,9 +140,9 @@ class CudaWorkspace final : public Workspace {
 
   // Images rendered, or upstream gradients.
   StreamScratch& images() { return images_; }
-  // Per-tile gradient partials on the device, and their host copy.
+  // Per-tile gradient partials on the device, and the poses' gradients.
   StreamScratch& partials() { return partials_; }
-  HostScratch<float>& host_partials() { return host_partials_; }
+  StreamScratch& gradients() { return gradients_; }
 
  private:
   // Pinned memory a piece of results is copied into, the event that marks
@@ -199,7 +197,7 @@ class CudaWorkspace final : public Workspace {
   StreamScratch poses_{stream_};
   StreamScratch images_{stream_};
   StreamScratch partials_{stream_};
-  HostScratch<float> host_partials_;
+  StreamScratch gradients_{stream_};
   // The end of the launch whose results the copy stream copies next.
   CudaEvent launched_;
   StagedPiece staged_[2];
@@ -409,22 +407,20 @@ class CudaExecutor final : public Executor {
         scratch.images().Reserve(upstream_bytes, "cudaMallocAsync (upstream)"));
     DRR_KERNEL_RETURN_IF_ERROR(scratch.partials().Reserve(
         partial_count * sizeof(float), "cudaMallocAsync (partials)"));
-    DRR_KERNEL_RETURN_IF_ERROR(
-        scratch.host_partials().Reserve(partial_count, "gradient partials"));
+    const size_t gradient_bytes = sizeof(PoseMapGradient) * n_poses;
+    DRR_KERNEL_RETURN_IF_ERROR(scratch.gradients().Reserve(
+        gradient_bytes, "cudaMallocAsync (gradients)"));
     DRR_KERNEL_RETURN_IF_ERROR(scratch.UploadPoses(poses, n_poses));
     DRR_CUDA_RETURN_IF_ERROR(
         "cudaMemcpyAsync (upstream)",
         cudaMemcpyAsync(scratch.images().data(), upstream, upstream_bytes,
                         cudaMemcpyHostToDevice, scratch.stream()));
+    auto* gradients = static_cast<PoseMapGradient*>(scratch.gradients().data());
     DRR_KERNEL_RETURN_IF_ERROR(LaunchPoseGradient(
         volume.buffers(), scratch.poses(), n_poses, settings,
         static_cast<const float*>(scratch.images().data()), scratch.stream(),
-        static_cast<float*>(scratch.partials().data())));
-    DRR_KERNEL_RETURN_IF_ERROR(scratch.CopyBack(scratch.host_partials().data(),
-                                                scratch.partials().data(),
-                                                partial_count * sizeof(float)));
-    SumPartialsInOrder(scratch.host_partials().data(), n_poses, tiles, grad);
-    return KernelStatus::Ok();
+        static_cast<float*>(scratch.partials().data()), gradients));
+    return scratch.CopyBack(grad, gradients, gradient_bytes);
   }
 
   KernelStatus PoseJacobianOn(CudaWorkspace& scratch,

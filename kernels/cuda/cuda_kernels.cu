@@ -5,6 +5,7 @@
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_kernels.h"
+#include "kernels/ordered_sum.h"
 #include "kernels/pose_gradient.h"
 #include "kernels/render_pixel.h"
 #include "kernels/volume_dispatch.h"
@@ -195,6 +196,18 @@ __global__ void PoseGradientKernel(Volume volume, Labels labels,
              thread] = sums[thread][0];
 }
 
+// One thread per pose and entry adds the pose's `tiles` partials of that
+// entry in order (SumEntryInOrder).
+__global__ void SumPartialsKernel(const float* partials, int n_poses, int tiles,
+                                  PoseMapGradient* grad) {
+  const int t = blockIdx.x * blockDim.x + threadIdx.x;
+  if (t >= n_poses * kPoseMapEntries) return;
+  const int pose = t / kPoseMapEntries, k = t % kPoseMapEntries;
+  grad[pose].d[k] = SumEntryInOrder(
+      partials + static_cast<long long>(pose) * tiles * kPoseMapEntries, tiles,
+      k);
+}
+
 // One thread per pixel and channel writes its derivatives dI/dM.
 template <Projector kProjector, class Volume, class Labels>
 __global__ void PoseJacobianKernel(Volume volume, Labels labels,
@@ -307,7 +320,7 @@ KernelStatus LaunchPoseGradient(const VolumeBuffers& volume,
                                 const PoseGeometry* poses, int n_poses,
                                 const RenderSettings& settings,
                                 const float* upstream, cudaStream_t stream,
-                                float* partials) {
+                                float* partials, PoseMapGradient* grad) {
   ClearLastError();
   VisitVolume(volume, settings, [&](const auto& view, const auto& labels) {
     WithProjector(settings, [&](auto projector) {
@@ -320,7 +333,13 @@ KernelStatus LaunchPoseGradient(const VolumeBuffers& volume,
               launch.grid.tiles, upstream, partials);
     });
   });
-  return CudaStatus("PoseGradientKernel launch", cudaGetLastError());
+  DRR_KERNEL_RETURN_IF_ERROR(
+      CudaStatus("PoseGradientKernel launch", cudaGetLastError()));
+  constexpr int kThreads = 128;
+  const int sums = n_poses * kPoseMapEntries;
+  SumPartialsKernel<<<(sums + kThreads - 1) / kThreads, kThreads, 0, stream>>>(
+      partials, n_poses, TilesOf(settings).tiles, grad);
+  return CudaStatus("SumPartialsKernel launch", cudaGetLastError());
 }
 
 KernelStatus LaunchPoseJacobian(const VolumeBuffers& volume,

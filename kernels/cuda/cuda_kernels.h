@@ -38,14 +38,16 @@ KernelStatus LaunchRender(const VolumeBuffers& volume,
                           const RenderSettings& settings, cudaStream_t stream,
                           float* images);
 
-// Writes, for each pose and tile, the tile's sum of the per-ray gradients of
-// Σ upstream·image into partials[pose][tile] (kPoseMapEntries floats each),
-// reduced inside the tile by a fixed tree: no atomics.
+// Writes each pose's gradient of Σ upstream·image into grad[pose]: first,
+// for each pose and tile (TilesOf), the tile's sum of its per-ray gradients,
+// reduced by a fixed tree, into partials[pose][tile] (kPoseMapEntries floats
+// each); then each pose's partials added in tile order in float64
+// (SumEntryInOrder, the host's arithmetic). No atomics: same bits every run.
 KernelStatus LaunchPoseGradient(const VolumeBuffers& volume,
                                 const PoseGeometry* poses, int n_poses,
                                 const RenderSettings& settings,
                                 const float* upstream, cudaStream_t stream,
-                                float* partials);
+                                float* partials, PoseMapGradient* grad);
 
 // Writes dI/dM of every pose, channel and pixel into `jacobian`
 // (Executor::PoseJacobian's layout).
