@@ -9,6 +9,7 @@
 #include "kernels/executor.h"
 #include "kernels/ray_march.h"
 #include "kernels/siddon.h"
+#include "kernels/volume_view.h"
 
 namespace drr::kernels {
 

@@ -18,6 +18,7 @@
 #include "kernels/cuda/device_memory.h"
 #include "kernels/executor.h"
 #include "kernels/pose_chunks.h"
+#include "kernels/render_pixel.h"
 
 namespace drr::kernels {
 namespace {
@@ -48,6 +49,8 @@ class CudaWorkspace final : public Workspace {
     }
     DRR_KERNEL_RETURN_IF_ERROR(copies_.Create());
     DRR_KERNEL_RETURN_IF_ERROR(launched_.Create());
+    for (CudaEvent& copied : slot_copied_)
+      DRR_KERNEL_RETURN_IF_ERROR(copied.Create());
     for (StagedPiece& piece : staged_) {
       DRR_KERNEL_RETURN_IF_ERROR(piece.copied.Create());
       DRR_KERNEL_RETURN_IF_ERROR(piece.pinned.Allocate(
@@ -94,28 +97,41 @@ class CudaWorkspace final : public Workspace {
 
   // Calls `launch(first, count, results)` for each launch of the batch's
   // poses (ChunkPoses), which queues the work that writes the results of
-  // poses [first, first + count) at `results` on this stream. Each launch's
-  // results are copied from `device` to `host` while the next launch runs;
+  // poses [first, first + count) at `results` on this stream: one of two
+  // device slots of a launch's results each, in turn. Each launch's results
+  // are copied from its slot to `host` while the next launch runs, and a
+  // launch waits for the copies out of its slot before it writes there;
   // returns once all of them are in `host`, or kCancelled when the stop
   // check, asked before each launch but the first, says so. A pose has
   // `floats_per_pose` results and costs a launch `cost`.
   template <typename LaunchPoses>
   KernelStatus LaunchCopyingBack(int n_poses, size_t floats_per_pose,
-                                 const LaunchCost& cost, float* device,
-                                 float* host, const LaunchPoses& launch) {
+                                 const LaunchCost& cost, float* host,
+                                 const LaunchPoses& launch) {
     const PoseChunks chunks = ChunkPoses(n_poses, cost);
-    auto launch_chunk = [&](int chunk) {
-      return launch(chunks.first(chunk), chunks.poses(chunk),
-                    device + chunks.first(chunk) * floats_per_pose);
+    const size_t slot_floats = chunks.size * floats_per_pose;
+    DRR_KERNEL_RETURN_IF_ERROR(results_.Reserve(
+        sizeof(float) * slot_floats * std::min(chunks.count, 2),
+        "cudaMallocAsync (results)"));
+    auto slot = [&](int chunk) {
+      return static_cast<float*>(results_.data()) + (chunk % 2) * slot_floats;
+    };
+    auto launch_chunk = [&](int chunk) -> KernelStatus {
+      if (chunk >= 2) {
+        DRR_CUDA_RETURN_IF_ERROR(
+            "cudaStreamWaitEvent (results)",
+            cudaStreamWaitEvent(stream(), slot_copied_[chunk % 2].get(), 0));
+      }
+      return launch(chunks.first(chunk), chunks.poses(chunk), slot(chunk));
     };
     if (chunks.count > 0) DRR_KERNEL_RETURN_IF_ERROR(launch_chunk(0));
     for (int chunk = 0; chunk < chunks.count; ++chunk) {
-      const size_t begin = chunks.first(chunk) * floats_per_pose;
+      float* to = host + chunks.first(chunk) * floats_per_pose;
       const size_t count = chunks.poses(chunk) * floats_per_pose;
       if (chunk + 1 == chunks.count) {
         // Nothing left to overlap: copied on this stream, after the launch.
         DRR_KERNEL_RETURN_IF_ERROR(
-            StageToHost(device + begin, host + begin, count, stream()));
+            StageToHost(slot(chunk), to, count, stream()));
         break;
       }
       // The copy stream waits for this launch (and for nothing queued
@@ -131,15 +147,18 @@ class CudaWorkspace final : public Workspace {
       }
       DRR_KERNEL_RETURN_IF_ERROR(launch_chunk(chunk + 1));
       DRR_KERNEL_RETURN_IF_ERROR(
-          StageToHost(device + begin, host + begin, count, copies_.get()));
+          StageToHost(slot(chunk), to, count, copies_.get()));
+      DRR_CUDA_RETURN_IF_ERROR(
+          "cudaEventRecord (results)",
+          cudaEventRecord(slot_copied_[chunk % 2].get(), copies_.get()));
     }
     // The older of the two pieces in flight first.
     DRR_KERNEL_RETURN_IF_ERROR(Unstage(staged_[next_piece_]));
     return Unstage(staged_[next_piece_ ^ 1]);
   }
 
-  // Images rendered, or upstream gradients.
-  StreamScratch& images() { return images_; }
+  // Upstream gradients.
+  StreamScratch& upstream() { return upstream_; }
   // Per-tile gradient partials on the device, and the poses' gradients.
   StreamScratch& partials() { return partials_; }
   StreamScratch& gradients() { return gradients_; }
@@ -195,11 +214,15 @@ class CudaWorkspace final : public Workspace {
   CudaStream stream_;
   CudaStream copies_;
   StreamScratch poses_{stream_};
-  StreamScratch images_{stream_};
+  // Two slots of a launch's results (LaunchCopyingBack).
+  StreamScratch results_{stream_};
+  StreamScratch upstream_{stream_};
   StreamScratch partials_{stream_};
   StreamScratch gradients_{stream_};
-  // The end of the launch whose results the copy stream copies next.
+  // The end of the launch whose results the copy stream copies next, and the
+  // end of the copies out of each slot of results.
   CudaEvent launched_;
+  CudaEvent slot_copied_[2];
   StagedPiece staged_[2];
   // The piece the next copy goes into: the older of the two.
   int next_piece_ = 0;
@@ -240,15 +263,17 @@ size_t Pixels(int n_poses, const RenderSettings& settings) {
 }
 
 // What one pose of `settings` costs a launch of `threads_per_pixel` threads
-// a pixel on a GPU that runs `wave_threads` at once.
+// a pixel, which march its ray `marches` times, on a GPU that runs
+// `wave_threads` at once.
 LaunchCost CostOf(const ResidentVolume& volume, const RenderSettings& settings,
-                  int threads_per_pixel, int64_t wave_threads) {
+                  int threads_per_pixel, int marches, int64_t wave_threads) {
   const VolumeShape& shape = volume.buffers().shape;
   const int64_t per_ray = settings.projector == Projector::kSiddon
                               ? int64_t{shape.nx} + shape.ny + shape.nz
                               : settings.rays.n_samples;
   const int64_t pixels = int64_t{settings.rays.height} * settings.rays.width;
-  return LaunchCost{pixels * per_ray, pixels * threads_per_pixel, wave_threads};
+  return LaunchCost{pixels * per_ray * marches, pixels * threads_per_pixel,
+                    wave_threads};
 }
 
 class CudaExecutor final : public Executor {
@@ -379,16 +404,18 @@ class CudaExecutor final : public Executor {
   KernelStatus RenderOn(CudaWorkspace& scratch, const ResidentVolume& volume,
                         const PoseGeometry* poses, int n_poses,
                         const RenderSettings& settings, float* out) {
-    const size_t image_bytes = sizeof(float) * Pixels(n_poses, settings);
-    DRR_KERNEL_RETURN_IF_ERROR(
-        scratch.images().Reserve(image_bytes, "cudaMallocAsync (images)"));
     DRR_KERNEL_RETURN_IF_ERROR(scratch.UploadPoses(poses, n_poses));
+    // A labelled ray is marched once per kChannelsPerPass channels.
+    const bool labelled =
+        volume.buffers().labels != nullptr && settings.channels > 1;
+    const int passes =
+        labelled ? (settings.channels + kChannelsPerPass - 1) / kChannelsPerPass
+                 : 1;
     return scratch.LaunchCopyingBack(
         n_poses, Pixels(1, settings),
-        CostOf(volume, settings, RenderThreadsPerPixel(settings),
+        CostOf(volume, settings, RenderThreadsPerPixel(settings), passes,
                wave_threads_),
-        static_cast<float*>(scratch.images().data()), out,
-        [&](int first, int count, float* images) {
+        out, [&](int first, int count, float* images) {
           return LaunchRender(volume.buffers(), scratch.poses() + first, count,
                               settings, scratch.stream(), images);
         });
@@ -403,8 +430,8 @@ class CudaExecutor final : public Executor {
     const size_t upstream_bytes = sizeof(float) * Pixels(n_poses, settings);
     const size_t partial_count =
         static_cast<size_t>(n_poses) * tiles * kPoseMapEntries;
-    DRR_KERNEL_RETURN_IF_ERROR(
-        scratch.images().Reserve(upstream_bytes, "cudaMallocAsync (upstream)"));
+    DRR_KERNEL_RETURN_IF_ERROR(scratch.upstream().Reserve(
+        upstream_bytes, "cudaMallocAsync (upstream)"));
     DRR_KERNEL_RETURN_IF_ERROR(scratch.partials().Reserve(
         partial_count * sizeof(float), "cudaMallocAsync (partials)"));
     const size_t gradient_bytes = sizeof(PoseMapGradient) * n_poses;
@@ -413,12 +440,12 @@ class CudaExecutor final : public Executor {
     DRR_KERNEL_RETURN_IF_ERROR(scratch.UploadPoses(poses, n_poses));
     DRR_CUDA_RETURN_IF_ERROR(
         "cudaMemcpyAsync (upstream)",
-        cudaMemcpyAsync(scratch.images().data(), upstream, upstream_bytes,
+        cudaMemcpyAsync(scratch.upstream().data(), upstream, upstream_bytes,
                         cudaMemcpyHostToDevice, scratch.stream()));
     auto* gradients = static_cast<PoseMapGradient*>(scratch.gradients().data());
     DRR_KERNEL_RETURN_IF_ERROR(LaunchPoseGradient(
         volume.buffers(), scratch.poses(), n_poses, settings,
-        static_cast<const float*>(scratch.images().data()), scratch.stream(),
+        static_cast<const float*>(scratch.upstream().data()), scratch.stream(),
         static_cast<float*>(scratch.partials().data()), gradients));
     return scratch.CopyBack(grad, gradients, gradient_bytes);
   }
@@ -427,15 +454,11 @@ class CudaExecutor final : public Executor {
                               const ResidentVolume& volume,
                               const PoseGeometry* poses, int n_poses,
                               const RenderSettings& settings, float* out) {
-    const size_t out_bytes =
-        sizeof(float) * kPoseMapEntries * Pixels(n_poses, settings);
-    DRR_KERNEL_RETURN_IF_ERROR(
-        scratch.images().Reserve(out_bytes, "cudaMallocAsync (Jacobian)"));
     DRR_KERNEL_RETURN_IF_ERROR(scratch.UploadPoses(poses, n_poses));
+    // One thread per pixel, which marches its ray once per channel.
     return scratch.LaunchCopyingBack(
         n_poses, kPoseMapEntries * Pixels(1, settings),
-        CostOf(volume, settings, 1, wave_threads_),
-        static_cast<float*>(scratch.images().data()), out,
+        CostOf(volume, settings, 1, settings.channels, wave_threads_), out,
         [&](int first, int count, float* jacobian) {
           return LaunchPoseJacobian(volume.buffers(), scratch.poses() + first,
                                     count, settings, scratch.stream(),

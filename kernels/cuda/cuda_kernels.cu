@@ -1,6 +1,6 @@
 // The CUDA kernels: the shared per-ray bodies, one thread per pixel (eight
-// per ray for the trilinear render and pose gradient), every pose of a batch
-// in one launch.
+// per ray for the trilinear render and pose gradient), every pose of a
+// launch in one grid (the executor splits a batch into launches).
 #include <type_traits>
 
 #include "kernels/cuda/cuda_check.h"

@@ -154,11 +154,12 @@ TEST_F(CudaExecutorTest, PoseGradientAndJacobianMatchTheCpuExecutor) {
   }
 }
 
-// A call goes in launches whose results cross to the host in pieces through
-// two pinned buffers while the next launch runs (kernels/pose_chunks.h):
-// three launches of several pieces each, a stop between launches with copies
-// in flight, a single launch, and a Jacobian of many pieces, all in one
-// workspace (each call starts from the state the last one left), each
+// A call goes in launches, written into two device slots in turn, whose
+// results cross to the host in pieces through two pinned buffers while the
+// next launch runs (kernels/pose_chunks.h): three launches of several pieces
+// each (the third waits for the first's slot), a stop between launches with
+// copies in flight, a single launch, and a Jacobian of many pieces, all in
+// one workspace (each call starts from the state the last one left), each
 // checked value by value against the CPU.
 TEST_F(CudaExecutorTest, ResultsOfManyLaunchesAndPiecesMatchTheCpuExecutor) {
   auto poses_of = [](int count, int height, int width) {
@@ -215,7 +216,7 @@ TEST_F(CudaExecutorTest, ResultsOfManyLaunchesAndPiecesMatchTheCpuExecutor) {
   expect_renders(two, small, testing::RenderImages(*cpu_, *on_cpu, two, small));
 
   // Asked before the second launch and the third: stopped before the third,
-  // with the first two launches' copies queued or in flight.
+  // with the first launch's last pieces in flight and the second queued.
   int asked = 0;
   workspace->set_stop_check([&asked] { return ++asked == 2; });
   std::vector<float> unused(five_on_cpu.size());

@@ -234,8 +234,8 @@ INSTANTIATE_TEST_SUITE_P(
 
 // The CUDA kernel deals a trilinear ray's samples to 8 threads, each adding
 // the VJP of its own (RayLane), and sums the threads' parts: on the host,
-// the 8 lanes' parts of every ray of every trilinear variant add up to the
-// one-lane VJP, up to rounding.
+// the 8 lanes' parts of every ray of every trilinear variant (labelled ones
+// with hard labels too) add up to the one-lane VJP, up to rounding.
 TEST(PoseVjpLanesTest, EightLanesAddUpToTheRaysVjp) {
   const std::vector<float> mu = Blobs(0.01f);
   const std::vector<uint16_t> classes = SlabLabels();
@@ -282,6 +282,10 @@ TEST(PoseVjpLanesTest, EightLanesAddUpToTheRaysVjp) {
                            variant.soft_labels};
     if (variant.labels) {
       expect_lanes_add_up(labels, rays, 3, variant.name);
+      // Hard labels, and a class that weighs nothing (channels 2 of 3).
+      RaySettings hard = rays;
+      hard.soft_labels = false;
+      expect_lanes_add_up(labels, hard, 2, variant.name);
     } else {
       expect_lanes_add_up(NoLabels{}, rays, 1, variant.name);
     }
