@@ -38,22 +38,24 @@ class ScopedCudaDevice {
   const int previous_;
 };
 
-// Device memory allocated once (volumes): cudaMalloc, freed by cudaFree.
-class DeviceMemory {
+// Memory allocated once by Allocation::Allocate and freed by
+// Allocation::Free on the device it was made on.
+template <class Allocation>
+class MemoryOnce {
  public:
-  DeviceMemory() = default;
-  ~DeviceMemory() {
+  MemoryOnce() = default;
+  ~MemoryOnce() {
     if (data_ == nullptr) return;
     ScopedCudaDevice on(device_);
-    cudaFree(data_);
+    Allocation::Free(data_);
   }
-  DeviceMemory(const DeviceMemory&) = delete;
-  DeviceMemory& operator=(const DeviceMemory&) = delete;
+  MemoryOnce(const MemoryOnce&) = delete;
+  MemoryOnce& operator=(const MemoryOnce&) = delete;
 
   // Allocates `bytes`; `what` names the buffer in errors. Call once.
   KernelStatus Allocate(size_t bytes, const char* what) {
     void* data = nullptr;
-    DRR_CUDA_RETURN_IF_ERROR(what, cudaMalloc(&data, bytes));
+    DRR_CUDA_RETURN_IF_ERROR(what, Allocation::Allocate(&data, bytes));
     data_ = data;
     device_ = CurrentCudaDevice();
     return KernelStatus::Ok();
@@ -64,6 +66,26 @@ class DeviceMemory {
   void* data_ = nullptr;
   int device_ = 0;
 };
+
+// Device memory (volumes): cudaMalloc, freed by cudaFree.
+struct DeviceAllocation {
+  static cudaError_t Allocate(void** data, size_t bytes) {
+    return cudaMalloc(data, bytes);
+  }
+  static cudaError_t Free(void* data) { return cudaFree(data); }
+};
+using DeviceMemory = MemoryOnce<DeviceAllocation>;
+
+// Page-locked host memory (cudaMallocHost), which the device's copy engines
+// read and write at full speed while kernels run. Its owner must not free it
+// while a copy into or out of it is queued.
+struct PinnedHostAllocation {
+  static cudaError_t Allocate(void** data, size_t bytes) {
+    return cudaMallocHost(data, bytes);
+  }
+  static cudaError_t Free(void* data) { return cudaFreeHost(data); }
+};
+using PinnedHostMemory = MemoryOnce<PinnedHostAllocation>;
 
 // A CUDA stream: one the object created (and, after waiting for what was
 // queued on it, destroys), or one a caller lends (and keeps).
@@ -139,35 +161,6 @@ class StreamScratch {
   const CudaStream& stream_;
   void* data_ = nullptr;
   size_t capacity_ = 0;
-  int device_ = 0;
-};
-
-// Page-locked host memory (cudaMallocHost), which the device's copy engines
-// read and write at full speed while kernels run. Its owner must not free it
-// while a copy into or out of it is queued.
-class PinnedHostMemory {
- public:
-  PinnedHostMemory() = default;
-  ~PinnedHostMemory() {
-    if (data_ == nullptr) return;
-    ScopedCudaDevice on(device_);
-    cudaFreeHost(data_);
-  }
-  PinnedHostMemory(const PinnedHostMemory&) = delete;
-  PinnedHostMemory& operator=(const PinnedHostMemory&) = delete;
-
-  // Allocates `bytes`; `what` names the buffer in errors. Call once.
-  KernelStatus Allocate(size_t bytes, const char* what) {
-    void* data = nullptr;
-    DRR_CUDA_RETURN_IF_ERROR(what, cudaMallocHost(&data, bytes));
-    data_ = data;
-    device_ = CurrentCudaDevice();
-    return KernelStatus::Ok();
-  }
-  void* data() const { return data_; }
-
- private:
-  void* data_ = nullptr;
   int device_ = 0;
 };
 
