@@ -16,7 +16,7 @@ and the trilinear pose gradient against five things, each from design.md §8's r
 
     .venv/bin/python bench/scaling_curves.py [--chest NII] [--out DIR] [--repeats 3]
         [--executors cpu,cpu_scalar[,cuda]] [--bench RENDER_BENCH] [--quick]
-    .venv/bin/python bench/scaling_curves.py --replot DIR/scaling-TAG.tsv [--quick]
+    .venv/bin/python bench/scaling_curves.py --replot TSV [--out DIR] [--quick]
 
 Prints one tab-separated line per measurement as it comes (curve, x, executor, renderer,
 ms_per_drr; x is pixels per side, samples, poses, voxels or cores), and after each curve the
@@ -270,10 +270,10 @@ def machine(executors):
     return f"{gpu} (host: {host})"
 
 
-def replot(tsv, plan):
+def replot(tsv, plan, out):
     """Plots the curves of a TSV this script wrote (on a machine without matplotlib, say): its
-    rows, and the title and chest shape from its '# title:' and '# chest:' lines, into the PNG
-    beside it."""
+    rows, and the title and chest shape from its '# title:' and '# chest:' lines, into the PNG of
+    the same name in the directory `out`."""
     title, chest_shape, rows = [], None, []
     for line in tsv.read_text().splitlines():
         if line.startswith("# title: "):
@@ -285,8 +285,9 @@ def replot(tsv, plan):
             rows.append((curve, int(x), executor, renderer, float(ms)))
     if not title or chest_shape is None or not rows:
         sys.exit(f"scaling_curves: {tsv} has no '# title:' or '# chest:' line, or no rows")
-    plot(rows, tsv.with_suffix(".png"), "\n".join(title), plan, chest_shape)
-    print(f"# wrote {tsv.with_suffix('.png')}")
+    png = out / tsv.with_suffix(".png").name
+    plot(rows, png, "\n".join(title), plan, chest_shape)
+    print(f"# wrote {png}")
 
 
 def plot(rows, path, title, plan, chest_shape):
@@ -394,12 +395,13 @@ def main():
     parser.add_argument(
         "--replot",
         type=pathlib.Path,
-        help="measure nothing: plot this TSV of an earlier run (with --quick if it was quick)",
+        help="measure nothing: plot this TSV of an earlier run into --out (with --quick if it was quick)",
     )
     args = parser.parse_args()
     plan = make_plan(args.quick)
     if args.replot:
-        replot(args.replot, plan)
+        args.out.mkdir(parents=True, exist_ok=True)
+        replot(args.replot, plan, args.out)
         return
     executors = args.executors.split(",")
     tag = "-".join(dict.fromkeys(e.split("_")[0] for e in executors)) + ("-quick" if args.quick else "")

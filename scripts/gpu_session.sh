@@ -219,6 +219,11 @@ prepare_variants() (
 # else plot it here with --replot).
 run_scaling() {
   open_logs
+  if [[ ! -x $root/build-gpu/bench/render_bench ]]; then
+    echo "run-scaling: no build-gpu/bench/render_bench here; call \`run\` first on this machine" \
+      | tee -a "$out/summary.txt" >&2
+    return 1
+  fi
   export PATH=$PATH:/usr/local/cuda/bin PYTHONUNBUFFERED=1
   export PYTHONPATH=$carry/py${PYTHONPATH:+:$PYTHONPATH}
   step scaling 540 python3 "$root/bench/scaling_curves.py" \

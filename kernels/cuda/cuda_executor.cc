@@ -426,6 +426,7 @@ class CudaExecutor final : public Executor {
                               const PoseGeometry* poses, int n_poses,
                               const RenderSettings& settings,
                               const float* upstream, PoseMapGradient* grad) {
+    if (n_poses == 0) return KernelStatus::Ok();  // (a grid of no blocks fails)
     const int tiles = TilesOf(settings).tiles;
     const size_t upstream_bytes = sizeof(float) * Pixels(n_poses, settings);
     const size_t partial_count =

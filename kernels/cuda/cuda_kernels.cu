@@ -155,8 +155,8 @@ __global__ void __launch_bounds__(RenderTile<kProjector>::threads,
 // Each thread computes its part of its ray's partial derivatives (the whole
 // ray's for Siddon, the VJP of one lane's samples for the trilinear
 // renderer: it is linear in them); the block sums them by a fixed tree in
-// shared memory and writes one partial per (pose, tile), which the host sums
-// in order: no atomics, same bits every run.
+// shared memory and writes one partial per (pose, tile), which
+// SumPartialsKernel adds in order: no atomics, same bits every run.
 template <Projector kProjector, class Volume, class Labels>
 __global__ void PoseGradientKernel(Volume volume, Labels labels,
                                    const PoseGeometry* poses,
@@ -322,11 +322,13 @@ KernelStatus LaunchPoseGradient(const VolumeBuffers& volume,
                                 const float* upstream, cudaStream_t stream,
                                 float* partials, PoseMapGradient* grad) {
   ClearLastError();
+  int tiles = 0;
   VisitVolume(volume, settings, [&](const auto& view, const auto& labels) {
     WithProjector(settings, [&](auto projector) {
       constexpr Projector kProjector = decltype(projector)::value;
       using Tile = RenderTile<kProjector>;
       const Launch<Tile> launch(settings, n_poses);
+      tiles = launch.grid.tiles;
       PoseGradientKernel<kProjector>
           <<<launch.blocks, Tile::threads, 0, stream>>>(
               view, labels, poses, settings, n_poses, launch.grid.tiles_x,
@@ -338,7 +340,7 @@ KernelStatus LaunchPoseGradient(const VolumeBuffers& volume,
   constexpr int kThreads = 128;
   const int sums = n_poses * kPoseMapEntries;
   SumPartialsKernel<<<(sums + kThreads - 1) / kThreads, kThreads, 0, stream>>>(
-      partials, n_poses, TilesOf(settings).tiles, grad);
+      partials, n_poses, tiles, grad);
   return CudaStatus("SumPartialsKernel launch", cudaGetLastError());
 }
 

@@ -1,7 +1,8 @@
-// Host entry points of the CUDA kernels: each launches one kernel over a
-// batch of poses on the caller's stream, dispatching on the volume's storage
-// type, labels and sampler. All pointers are device memory; nothing is
-// allocated and nothing is waited for.
+// Host entry points of the CUDA kernels: each launches the kernels of one
+// launch's poses on the caller's stream (the pose gradient two: its tiles'
+// partials, then their sums), dispatching on the volume's storage type,
+// labels and sampler. All pointers are device memory; nothing is allocated
+// and nothing is waited for.
 #pragma once
 
 #include <cuda_runtime.h>
