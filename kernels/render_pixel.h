@@ -9,6 +9,7 @@
 #include "kernels/executor.h"
 #include "kernels/ray_march.h"
 #include "kernels/siddon.h"
+#include "kernels/volume_dispatch.h"
 #include "kernels/volume_view.h"
 
 namespace drr::kernels {
@@ -16,6 +17,16 @@ namespace drr::kernels {
 // Channels accumulated per pass of a labelled ray; more classes take more
 // passes (registers, not memory, hold the accumulators on the GPU).
 inline constexpr int kChannelsPerPass = 8;
+
+// The passes a ray of a render of `settings` from `volume` takes: one per
+// kChannelsPerPass channels where labels split them (SplitsByLabel), else
+// one.
+inline int RenderPasses(const VolumeBuffers& volume,
+                        const RenderSettings& settings) {
+  return SplitsByLabel(volume, settings)
+             ? (settings.channels + kChannelsPerPass - 1) / kChannelsPerPass
+             : 1;
+}
 
 // One pass of renderer kProjector over the classes of `acc` (a Siddon walk
 // is one thread's: it takes no Lanes).

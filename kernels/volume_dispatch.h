@@ -12,12 +12,19 @@
 
 namespace drr::kernels {
 
+// Whether the labels of `volume` split a render of `settings` into channels:
+// with one channel, or without labels, every class counts as one.
+inline bool SplitsByLabel(const VolumeBuffers& volume,
+                          const RenderSettings& settings) {
+  return settings.channels > 1 && volume.labels != nullptr;
+}
+
 // Calls f(view, labels) with `view` and the label view of `volume`, or
-// NoLabels when one channel sums every class.
+// NoLabels when one channel sums every class (SplitsByLabel).
 template <class View, class F>
 void WithLabels(const View& view, const VolumeBuffers& volume,
                 const RenderSettings& settings, F&& f) {
-  if (settings.channels > 1 && volume.labels != nullptr) {
+  if (SplitsByLabel(volume, settings)) {
     f(view, LabelView{volume.labels, volume.shape.nx, volume.shape.ny,
                       volume.shape.nz});
   } else {

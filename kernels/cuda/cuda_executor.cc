@@ -405,16 +405,10 @@ class CudaExecutor final : public Executor {
                         const PoseGeometry* poses, int n_poses,
                         const RenderSettings& settings, float* out) {
     DRR_KERNEL_RETURN_IF_ERROR(scratch.UploadPoses(poses, n_poses));
-    // A labelled ray is marched once per kChannelsPerPass channels.
-    const bool labelled =
-        volume.buffers().labels != nullptr && settings.channels > 1;
-    const int passes =
-        labelled ? (settings.channels + kChannelsPerPass - 1) / kChannelsPerPass
-                 : 1;
     return scratch.LaunchCopyingBack(
         n_poses, Pixels(1, settings),
-        CostOf(volume, settings, RenderThreadsPerPixel(settings), passes,
-               wave_threads_),
+        CostOf(volume, settings, RenderThreadsPerPixel(settings),
+               RenderPasses(volume.buffers(), settings), wave_threads_),
         out, [&](int first, int count, float* images) {
           return LaunchRender(volume.buffers(), scratch.poses() + first, count,
                               settings, scratch.stream(), images);
