@@ -2,11 +2,12 @@
 // chest CT, 200×200 pixels, sdd 1020, delx = dely 2.0, ZXY (0,0,0),
 // translation (0, 850, 0), AP, 500 samples. Reports the median time per
 // launch for batches of 1, 8 and 64 poses, the pose gradient, trilinear and
-// Siddon, on every executor available here (the CPU's vectorised path, its
-// scalar per-ray bodies, CUDA): one tab-separated line per measurement.
-// Flags change the case for scaling curves (bench/scaling_curves.py): the
-// pixel count over the same detector extent, samples, batches, threads; and
-// the trilinear sampling (whole segments, or nanodrr 0.1.7's clipped ones).
+// Siddon (and, when asked, the per-pixel pose Jacobian), on every executor
+// available here (the CPU's vectorised path, its scalar per-ray bodies, CUDA):
+// one tab-separated line per measurement. Flags change the case for scaling
+// curves (bench/scaling_curves.py): the pixel count over the same detector
+// extent, samples, batches, threads; and the trilinear sampling (whole
+// segments, or nanodrr 0.1.7's clipped ones).
 // --spread turns the poses of a batch apart (by default every pose of a
 // batch is the reference pose); --storage keeps the volume in float16 or
 // bfloat16 instead of float32.
@@ -18,7 +19,8 @@
 //       [--sampling segment|clipped] [--spread DEGREES] [--spread-axis x|z]
 //       [--storage float32|float16|bfloat16]
 //       [--batches 1,8,64] [--threads N] [--executors cpu,cpu_scalar,cuda]
-//       [--renderers trilinear-gradient,trilinear,siddon,siddon-gradient]
+//       [--renderers trilinear-gradient,trilinear,siddon,siddon-gradient,
+//                    trilinear-jacobian,siddon-jacobian]
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -75,6 +77,12 @@ bool ReadBenchVolume(const std::string& voxels_path,
   return true;
 }
 
+// Whether `text` ends with `end`.
+bool EndsWith(const std::string& text, const std::string& end) {
+  return text.size() >= end.size() &&
+         text.compare(text.size() - end.size(), end.size(), end) == 0;
+}
+
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
@@ -102,9 +110,10 @@ struct BenchOptions {
 };
 
 // Times `renderer` ("trilinear" or "siddon", or either with "-gradient", the
-// pose gradient for upstream 1 everywhere) for `poses`: once to warm up, then
-// `repeats` times; the median milliseconds per launch (images copied back to
-// host memory included).
+// pose gradient for upstream 1 everywhere, or with "-jacobian", the pose
+// Jacobian of every pixel) for `poses`: once to warm up, then `repeats`
+// times; the median milliseconds per launch (results copied back to host
+// memory included).
 double TimeLaunch(kernels::Executor& executor, kernels::Workspace& workspace,
                   const kernels::ResidentVolume& volume,
                   const std::vector<kernels::PoseGeometry>& poses,
@@ -112,14 +121,15 @@ double TimeLaunch(kernels::Executor& executor, kernels::Workspace& workspace,
                   int repeats) {
   kernels::RenderSettings settings;
   settings.rays = rays;
-  const bool gradient =
-      renderer == "trilinear-gradient" || renderer == "siddon-gradient";
+  const bool gradient = EndsWith(renderer, "-gradient");
+  const bool jacobian = EndsWith(renderer, "-jacobian");
   settings.projector = renderer.rfind("siddon", 0) == 0
                            ? kernels::Projector::kSiddon
                            : kernels::Projector::kTrilinear;
   const int n = static_cast<int>(poses.size());
   const size_t pixels = static_cast<size_t>(rays.height) * rays.width;
-  std::vector<float> out(poses.size() * pixels);
+  std::vector<float> out(poses.size() * pixels *
+                         (jacobian ? kernels::kPoseMapEntries : 1));
   const std::vector<float> upstream(poses.size() * pixels, 1.0f);
   std::vector<kernels::PoseMapGradient> grad(poses.size());
   std::vector<double> times;
@@ -129,8 +139,10 @@ double TimeLaunch(kernels::Executor& executor, kernels::Workspace& workspace,
         gradient
             ? executor.PoseGradient(volume, poses.data(), n, settings,
                                     upstream.data(), workspace, grad.data())
-            : executor.Render(volume, poses.data(), n, settings, workspace,
-                              out.data());
+        : jacobian ? executor.PoseJacobian(volume, poses.data(), n, settings,
+                                           workspace, out.data())
+                   : executor.Render(volume, poses.data(), n, settings,
+                                     workspace, out.data());
     const auto stop = std::chrono::steady_clock::now();
     if (!status.ok()) {
       std::fprintf(stderr, "%s failed: %s\n", renderer.c_str(),
@@ -204,8 +216,8 @@ constexpr char kUsage[] =
     "       [--storage float32|float16|bfloat16]\n"
     "       [--batches 1,8,64] [--threads N]\n"
     "       [--executors cpu,cpu_scalar,cuda]\n"
-    "       [--renderers trilinear-gradient,trilinear,siddon,siddon-gradient]"
-    "\n";
+    "       [--renderers trilinear-gradient,trilinear,siddon,siddon-gradient,\n"
+    "                    trilinear-jacobian,siddon-jacobian]\n";
 
 // The flags' bounds: beyond them a run would not end or not fit in memory.
 constexpr int kMostRepeats = 100000;
@@ -213,9 +225,9 @@ constexpr int kLargestSide = 8192;
 constexpr int kMostSamples = 1 << 20;
 constexpr int kMostThreads = 4096;
 constexpr int kLargestBatch = 65536;
-// Pixels of one launch: its images and, for the gradient, as many upstream
-// values, 1 GiB of float32 each.
-constexpr long long kMostPixelsPerLaunch = 1LL << 28;
+// Floats of one launch's results (its images, or its Jacobians: 12 a pixel)
+// and, for the gradient, of its upstream values, 1 GiB each.
+constexpr long long kMostFloatsPerLaunch = 1LL << 28;
 
 // `x` in full (integers without a fraction).
 std::string Number(double x) {
@@ -322,18 +334,25 @@ std::string ParseArguments(int argc, char** argv, BenchOptions* options,
       options->renderers = Split(value);
       why = UnknownName(
           arg, options->renderers,
-          {"trilinear-gradient", "trilinear", "siddon", "siddon-gradient"});
+          {"trilinear-gradient", "trilinear", "siddon", "siddon-gradient",
+           "trilinear-jacobian", "siddon-jacobian"});
     }
     if (!why.empty()) return why;
   }
   if (paths->size() != 2) return "need the two paths MU.f32 and MU.txt";
-  const long long pixels =
-      static_cast<long long>(options->rays.height) * options->rays.width;
+  long long floats_per_pixel = 1;
+  for (const std::string& renderer : options->renderers) {
+    if (EndsWith(renderer, "-jacobian"))
+      floats_per_pixel = kernels::kPoseMapEntries;
+  }
+  const long long floats = static_cast<long long>(options->rays.height) *
+                           options->rays.width * floats_per_pixel;
   for (int b : options->batches) {
-    if (b * pixels > kMostPixelsPerLaunch)
+    if (b * floats > kMostFloatsPerLaunch)
       return "a batch of " + std::to_string(b) + " at --side " +
              std::to_string(options->rays.height) + " is more than " +
-             std::to_string(kMostPixelsPerLaunch) + " pixels a launch";
+             std::to_string(kMostFloatsPerLaunch) + " floats of results a " +
+             "launch";
   }
   return "";
 }

@@ -192,6 +192,10 @@ class CpuExecutor final : public Executor {
     DRR_KERNEL_RETURN_IF_ERROR(
         CheckGradientLaunch(space(), volume, settings, workspace));
     EarlyStop stop(workspace);
+    if (vectorised_ && SimdDifferentiates(settings)) {
+      JacobianSpans(volume.buffers(), poses, n_poses, settings, stop, out);
+      return stop.Outcome();
+    }
     VisitVolume(volume.buffers(), settings,
                 [&](const auto& view, const auto& labels) {
                   WithProjector(settings, [&](auto projector) {
@@ -310,6 +314,23 @@ class CpuExecutor final : public Executor {
         AddTrilinearVjpSpan(volume, poses[pose], s, row, col,
                             std::min(col + kSpanPixels, cols), weights + col,
                             partial);
+      }
+    });
+  }
+
+  // The vectorised Jacobian of JacobianRows (one channel).
+  void JacobianSpans(const VolumeBuffers& volume, const PoseGeometry* poses,
+                     int n_poses, const RenderSettings& s, EarlyStop& stop,
+                     float* out) {
+    const int rows = s.rays.height, cols = s.rays.width;
+    ForEachRow(n_poses, rows, [&](int pose, int row) {
+      float* line =
+          out + PoseMajorRow(pose, row, rows) * cols * kPoseMapEntries;
+      for (int col = 0; col < cols; col += kSpanPixels) {
+        if (stop.Before(col)) return;
+        WriteTrilinearJacobianSpan(volume, poses[pose], s, row, col,
+                                   std::min(col + kSpanPixels, cols),
+                                   line + col * kPoseMapEntries);
       }
     });
   }

@@ -1,6 +1,6 @@
 // The vectorised marches (cpu_simd.h): trilinear, its pose gradient and
-// Siddon's walk, compiled once per instruction set Highway targets and
-// dispatched at run time. drr_kernels and its users are built with
+// Jacobian, and Siddon's walk, compiled once per instruction set Highway
+// targets and dispatched at run time. drr_kernels and its users are built with
 // -ffp-contract=off (kernels/CMakeLists.txt), so that neither the lanes nor
 // the per-ray bodies fuse a multiply and an add and both round alike.
 #undef HWY_TARGET_INCLUDE
@@ -1153,10 +1153,14 @@ void MarchLanesVjp(const VolumeView<T>& v, const LaneRays& r,
   sums.Store(out);
 }
 
-template <typename T>
-void MarchVjpSpan(const VolumeView<T>& v, const PoseGeometry& g,
+// Marches the rays of pixels [col_begin, col_end) of row `row` of pose `g`,
+// a group of lanes at a time, with upstream weight weight(i) for pixel
+// col_begin + i, and hands each ray's float entries (MarchTrilinearVjp's,
+// from zero) to ray_done(i, entries), left to right.
+template <typename T, class Weight, class RayDone>
+void MarchVjpRays(const VolumeView<T>& v, const PoseGeometry& g,
                   const RaySettings& s, int row, int col_begin, int col_end,
-                  const float* upstream, double* row_sum) {
+                  const Weight& weight, const RayDone& ray_done) {
   const FloatLanes df;
   const size_t lanes = hn::Lanes(df);
   LaneRays rays;
@@ -1165,15 +1169,14 @@ void MarchVjpSpan(const VolumeView<T>& v, const PoseGeometry& g,
   for (int col = col_begin; col < col_end; col += static_cast<int>(lanes)) {
     SetUpLanes(v, g, s, row, col, col_end, lanes, &rays);
     const size_t used = std::min(lanes, static_cast<size_t>(col_end - col));
+    const int first = col - col_begin;
     for (size_t l = 0; l < lanes; ++l)
-      weights[l] = l < used ? upstream[col - col_begin + l] : 0.0f;
+      weights[l] = l < used ? weight(first + static_cast<int>(l)) : 0.0f;
     MarchLanesVjp(v, rays, weights, s, &sums);
-    // As GradientRows sums the body's rays: each ray's float entries, then
-    // the row's in double, left to right.
     for (size_t l = 0; l < used; ++l) {
       float ray[kPoseMapEntries] = {};
       AddVjp(rays.plan[l], sums.Of(l, lanes), ray);
-      for (int k = 0; k < kPoseMapEntries; ++k) row_sum[k] += ray[k];
+      ray_done(first + static_cast<int>(l), ray);
     }
   }
 }
@@ -1182,7 +1185,27 @@ void AddVjpSpan(const VolumeBuffers& volume, const PoseGeometry& g,
                 const RenderSettings& s, int row, int col_begin, int col_end,
                 const float* upstream, double* row_sum) {
   VisitVolume(volume, s, [&](const auto& view, const auto& /*labels*/) {
-    MarchVjpSpan(view, g, s.rays, row, col_begin, col_end, upstream, row_sum);
+    // As GradientRows sums the body's rays: each ray's float entries, then
+    // the row's in double, left to right.
+    MarchVjpRays(
+        view, g, s.rays, row, col_begin, col_end,
+        [&](int i) { return upstream[i]; },
+        [&](int /*i*/, const float* ray) {
+          for (int k = 0; k < kPoseMapEntries; ++k) row_sum[k] += ray[k];
+        });
+  });
+}
+
+void WriteJacobianSpan(const VolumeBuffers& volume, const PoseGeometry& g,
+                       const RenderSettings& s, int row, int col_begin,
+                       int col_end, float* out) {
+  VisitVolume(volume, s, [&](const auto& view, const auto& /*labels*/) {
+    // As JacobianRows: each ray's entries for upstream weight 1.
+    MarchVjpRays(
+        view, g, s.rays, row, col_begin, col_end, [](int) { return 1.0f; },
+        [&](int i, const float* ray) {
+          std::copy(ray, ray + kPoseMapEntries, out + i * kPoseMapEntries);
+        });
   });
 }
 
@@ -1195,6 +1218,7 @@ namespace drr::kernels {
 
 HWY_EXPORT(RenderSpan);
 HWY_EXPORT(AddVjpSpan);
+HWY_EXPORT(WriteJacobianSpan);
 
 bool SimdRenders(const RenderSettings& settings) {
   return settings.reduce == Reduce::kSum && settings.channels == 1 &&
@@ -1237,6 +1261,14 @@ void AddTrilinearVjpSpan(const VolumeBuffers& volume, const PoseGeometry& g,
                          double row_sum[kPoseMapEntries]) {
   HWY_DYNAMIC_DISPATCH(AddVjpSpan)
   (volume, g, settings, row, col_begin, col_end, upstream, row_sum);
+}
+
+void WriteTrilinearJacobianSpan(const VolumeBuffers& volume,
+                                const PoseGeometry& g,
+                                const RenderSettings& settings, int row,
+                                int col_begin, int col_end, float* out) {
+  HWY_DYNAMIC_DISPATCH(WriteJacobianSpan)
+  (volume, g, settings, row, col_begin, col_end, out);
 }
 
 }  // namespace drr::kernels

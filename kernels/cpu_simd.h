@@ -1,8 +1,8 @@
 // The CPU executor's vectorised path: the common case (a summed line
 // integral of one channel, trilinear or Siddon, and the trilinear pose
-// gradient) marched by the widest SIMD unit of this CPU, chosen at run time
-// (Highway: AVX-512, AVX2, SSE4, ...). One lane per ray; the rays of
-// consecutive pixels of a row march in lockstep, so the voxels of one step
+// gradient and Jacobian) marched by the widest SIMD unit of this CPU, chosen
+// at run time (Highway: AVX-512, AVX2, SSE4, ...). One lane per ray; the rays
+// of consecutive pixels of a row march in lockstep, so the voxels of one step
 // share cache lines. Each lane does the per-ray body's arithmetic
 // (MarchTrilinear, MarchSiddon, MarchTrilinearVjp) in the same order, so the
 // two give the same bits. Builds without Highway (the kernels-only build on
@@ -30,7 +30,8 @@ inline constexpr size_t kSimdVoxelPadding = 2;
 bool SimdRenders(const RenderSettings& settings);
 
 // True when this build has the vectorised path and it differentiates
-// `settings`: the pose gradient of a trilinear, summed, one-channel render.
+// `settings`: the pose gradient and Jacobian of a trilinear, summed,
+// one-channel render.
 bool SimdDifferentiates(const RenderSettings& settings);
 
 // The instruction set the vectorised path runs on here ("AVX3", "AVX2",
@@ -62,5 +63,14 @@ void AddTrilinearVjpSpan(const VolumeBuffers& volume, const PoseGeometry& g,
                          const RenderSettings& settings, int row, int col_begin,
                          int col_end, const float* upstream,
                          double row_sum[kPoseMapEntries]);
+
+// Writes the pose Jacobian (dI/dM, pose_map.h) of pixels [col_begin, col_end)
+// of row `row` of pose `g` to out[0 .. kPoseMapEntries·(col_end − col_begin)),
+// pixel by pixel: the bits of MarchTrilinearVjp for upstream weight 1, as the
+// CPU executor's per-ray Jacobian; needs SimdDifferentiates(settings).
+void WriteTrilinearJacobianSpan(const VolumeBuffers& volume,
+                                const PoseGeometry& g,
+                                const RenderSettings& settings, int row,
+                                int col_begin, int col_end, float* out);
 
 }  // namespace drr::kernels

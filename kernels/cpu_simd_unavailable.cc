@@ -27,4 +27,9 @@ void AddTrilinearVjpSpan(const VolumeBuffers&, const PoseGeometry&,
   std::abort();  // unreachable: SimdDifferentiates is false
 }
 
+void WriteTrilinearJacobianSpan(const VolumeBuffers&, const PoseGeometry&,
+                                const RenderSettings&, int, int, int, float*) {
+  std::abort();  // unreachable: SimdDifferentiates is false
+}
+
 }  // namespace drr::kernels

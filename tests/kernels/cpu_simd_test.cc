@@ -1,6 +1,6 @@
 // The CPU executor's vectorised path against the per-ray bodies it must
 // reproduce bit for bit (kernels/cpu_simd.h), trilinear and Siddon renders
-// and the trilinear pose gradient: every storage type, rays that
+// and the trilinear pose gradient and Jacobian: every storage type, rays that
 // graze the volume's faces or miss it, rows on its outermost voxel centres
 // (where the trilinear interior run ends), widths that leave lanes idle,
 // thin volumes, a pose far outside the range any lane can index, and
@@ -8,7 +8,9 @@
 #include "kernels/cpu_simd.h"
 
 #include <cmath>
+#include <cstddef>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -385,6 +387,78 @@ TEST_F(CpuSimdTest, PoseGradientGivesTheScalarBodysBitsInThinVolumes) {
         int nonzero = 0;
         for (double d : gradient) nonzero += d != 0.0;
         EXPECT_GT(nonzero, static_cast<int>(gradient.size()) / 4);
+      }
+    }
+  });
+}
+
+// The pose Jacobians of `poses` by the vectorised and the scalar CPU
+// executors, which must hold the same bits; returns them.
+std::vector<float> ExpectSameJacobianBits(
+    const std::vector<float>& mu, VolumeShape shape, StorageType storage,
+    const std::vector<PoseGeometry>& poses, const RenderSettings& settings) {
+  const auto [fast, spec] = OnBothCpuExecutors(
+      mu, shape, storage, [&](Executor& executor, const ResidentVolume& v) {
+        return testing::PoseJacobians(executor, v, poses, settings);
+      });
+  ExpectSameBitsAs(fast, spec);
+  return spec;
+}
+
+TEST_F(CpuSimdTest, PoseJacobianGivesTheScalarBodysBitsInEveryStorageType) {
+  OnEveryTarget([&] {
+    for (VolumeShape shape :
+         {VolumeShape{23, 19, 17}, VolumeShape{2, 16, 16}}) {
+      SCOPED_TRACE(shape.nx);
+      const std::vector<float> mu = DistinctVoxels(shape);
+      const std::vector<PoseGeometry> poses = ViewsOf(shape, 9, 37);
+      for (StorageType storage : {StorageType::kFloat32, StorageType::kFloat16,
+                                  StorageType::kBFloat16}) {
+        SCOPED_TRACE(static_cast<int>(storage));
+        for (const RenderSettings& s :
+             {Trilinear(9, 37, 150), Clipped(9, 37, 150), Clipped(9, 37, 7)}) {
+          const std::vector<float> jacobian =
+              ExpectSameJacobianBits(mu, shape, storage, poses, s);
+          int nonzero = 0;
+          for (float d : jacobian) nonzero += d != 0.0f;
+          EXPECT_GT(nonzero, static_cast<int>(jacobian.size()) / 4);
+        }
+      }
+    }
+  });
+}
+
+// Spans that start and end anywhere in a row (idle lanes at both ends of
+// the row's groups) write each pixel's entries where the executor's rows
+// have them.
+TEST_F(CpuSimdTest, JacobianSpansAnywhereInARowGiveTheScalarBodysBits) {
+  const VolumeShape shape{23, 19, 17};
+  const std::vector<float> mu = DistinctVoxels(shape);
+  const std::vector<PoseGeometry> poses = ViewsOf(shape, 5, 41);
+  const RenderSettings s = Clipped(5, 41, 120);
+  std::unique_ptr<Executor> scalar = MakeScalarCpuExecutor(1);
+  const std::vector<float> spec = testing::PoseJacobians(
+      *scalar,
+      *MakeResident(*scalar, mu, nullptr, shape, StorageType::kFloat32), poses,
+      s);
+  std::unique_ptr<Executor> simd = MakeCpuExecutor(1);
+  const std::shared_ptr<const ResidentVolume> volume =
+      MakeResident(*simd, mu, nullptr, shape, StorageType::kFloat32);
+  OnEveryTarget([&] {
+    for (auto [begin, end] : {std::pair{0, 41}, std::pair{3, 40},
+                              std::pair{17, 18}, std::pair{29, 41}}) {
+      SCOPED_TRACE(std::to_string(begin) + ".." + std::to_string(end));
+      const size_t entries = static_cast<size_t>(end - begin) * kPoseMapEntries;
+      for (size_t pose = 0; pose < poses.size(); ++pose) {
+        for (int row = 0; row < 5; ++row) {
+          std::vector<float> span(entries);
+          WriteTrilinearJacobianSpan(volume->buffers(), poses[pose], s, row,
+                                     begin, end, span.data());
+          const auto from = spec.begin() + static_cast<std::ptrdiff_t>(
+                                               ((pose * 5 + row) * 41 + begin) *
+                                               kPoseMapEntries);
+          ExpectSameBitsAs(span, std::vector<float>(from, from + entries));
+        }
       }
     }
   });
