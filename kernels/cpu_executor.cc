@@ -311,9 +311,9 @@ class CpuExecutor final : public Executor {
       for (int k = 0; k < kPoseMapEntries; ++k) partial[k] = 0.0;
       for (int col = 0; col < cols; col += kSpanPixels) {
         if (stop.Before(col)) return;
-        AddTrilinearVjpSpan(volume, poses[pose], s, row, col,
-                            std::min(col + kSpanPixels, cols), weights + col,
-                            partial);
+        AddVjpSimdSpan(volume, poses[pose], s, row, col,
+                       std::min(col + kSpanPixels, cols), weights + col,
+                       partial);
       }
     });
   }
@@ -328,9 +328,9 @@ class CpuExecutor final : public Executor {
           out + PoseMajorRow(pose, row, rows) * cols * kPoseMapEntries;
       for (int col = 0; col < cols; col += kSpanPixels) {
         if (stop.Before(col)) return;
-        WriteTrilinearJacobianSpan(volume, poses[pose], s, row, col,
-                                   std::min(col + kSpanPixels, cols),
-                                   line + col * kPoseMapEntries);
+        WriteJacobianSimdSpan(volume, poses[pose], s, row, col,
+                              std::min(col + kSpanPixels, cols),
+                              line + col * kPoseMapEntries);
       }
     });
   }

@@ -732,6 +732,9 @@ struct SiddonLanes {
   HWY_ALIGN int32_t voxel[kMaxLanes];
   HWY_ALIGN int32_t voxel_step[3][kMaxLanes];
   HWY_ALIGN float end[kMaxLanes];
+  // The axis of the plane where the segment leaves the volume (its
+  // inside.axis1, −1 for the segment's own end), as a float.
+  HWY_ALIGN float exit_axis[kMaxLanes];
   HWY_ALIGN int32_t walking[kMaxLanes];  // −1: the lane walks, else 0
   float scale[kMaxLanes];
   // Whether every lane prefetches at every crossing; else half the lanes
@@ -760,10 +763,14 @@ constexpr int kApartVoxels = 4;
 // lane's own, 1.09–1.15×; without prefetching, 0.85×.
 constexpr int kChunk = 64;
 
+// Sets up the walks of the rays of pixels [col_begin, col_begin + lanes) of
+// `row` (no walk past col_end), and keeps each lane's plan in plans[lane]
+// unless `plans` is nullptr.
 template <class Volume>
-void SetUpSiddonLanes(const Volume& volume, const PoseGeometry& g, int row,
-                      int col_begin, int col_end, size_t lanes,
-                      SiddonLanes* w) {
+HWY_INLINE void SetUpSiddonLanes(const Volume& volume, const PoseGeometry& g,
+                                 int row, int col_begin, int col_end,
+                                 size_t lanes, SiddonLanes* w,
+                                 SiddonRay* plans = nullptr) {
   const int stride[3] = {1, volume.nx, volume.nx * volume.ny};
   int first_two_starts[2][3] = {};  // the (i, j, k) lanes 0 and 1 start in
   for (size_t l = 0; l < lanes; ++l) {
@@ -772,6 +779,7 @@ void SetUpSiddonLanes(const Volume& volume, const PoseGeometry& g, int row,
     w->voxel[l] = 0;
     w->scale[l] = 0.0f;
     w->end[l] = 0.0f;
+    w->exit_axis[l] = -1.0f;
     for (int axis = 0; axis < 3; ++axis) {
       w->first[axis][l] = INFINITY;
       w->step[axis][l] = 0.0f;
@@ -780,6 +788,7 @@ void SetUpSiddonLanes(const Volume& volume, const PoseGeometry& g, int row,
     }
     if (col >= col_end) continue;
     const SiddonRay r = PlanSiddon(volume, g, row, col);
+    if (plans != nullptr) plans[l] = r;
     if (!(r.inside.t0 < r.inside.t1)) continue;  // the body returns 0
     const SiddonStart start = StartSiddon(volume, r);
     const int n[3] = {volume.nx, volume.ny, volume.nz};
@@ -794,6 +803,7 @@ void SetUpSiddonLanes(const Volume& volume, const PoseGeometry& g, int row,
     w->voxel[l] = start.axis[0].index + stride[1] * start.axis[1].index +
                   stride[2] * start.axis[2].index;
     w->end[l] = start.end;
+    w->exit_axis[l] = static_cast<float>(r.inside.axis1);
     w->scale[l] = MillimetresPerU(r);
     w->walking[l] = -1;
     if (l < 2)
@@ -811,11 +821,16 @@ void SetUpSiddonLanes(const Volume& volume, const PoseGeometry& g, int row,
 
 // The crossings of one chunk of a walk: at each, the voxel each lane was in
 // (kNotWalking, below every voxel index, for lanes not walking) and the
-// chord it walked there, Δu.
+// chord it walked there, Δu; and, for the gradient only, the u where the
+// lane left that voxel and the axis of the plane there (WalkSiddon's `to`
+// and `to_axis`, as floats; kNoPlane for lanes not walking).
 struct WalkChunk {
   static constexpr int32_t kNotWalking = -1;
+  static constexpr float kNoPlane = -2.0f;
   HWY_ALIGN int32_t voxel[kChunk][kMaxLanes];
   HWY_ALIGN float chord[kChunk][kMaxLanes];
+  HWY_ALIGN float to[kChunk][kMaxLanes];
+  HWY_ALIGN float to_axis[kChunk][kMaxLanes];
   int size = 0;
 };
 
@@ -838,14 +853,14 @@ HWY_INLINE FloatVec SumChunk(const VolumeView<T>& v, const WalkChunk& chunk,
   return sum;
 }
 
-// Walks the lanes of `w` in lockstep; writes each lane's sum of μ·Δu
-// (before the factor to millimetres) to sums[lane]. The walk keeps the flat
-// voxel index and counts crossings per axis, where the body keeps (i, j, k):
-// a lane leaves the volume when an axis' count reaches its exit crossings.
-// It runs in chunks of kChunk crossings, each summed once it is found.
-template <typename T>
+// Walks the lanes of `w` in lockstep, in chunks of kChunk crossings, and
+// hands each chunk to on_chunk(chunk) once it is found; kRecordsPlanes: with
+// its `to` and `to_axis`. The walk keeps the flat voxel index and counts
+// crossings per axis, where the body keeps (i, j, k): a lane leaves the
+// volume when an axis' count reaches its exit crossings.
+template <bool kRecordsPlanes, typename T, class OnChunk>
 void WalkSiddonLanes(const VolumeView<T>& v, const SiddonLanes& w,
-                     float* sums) {
+                     const OnChunk& on_chunk) {
   const FloatLanes df;
   const IntLanes di;
   FloatVec first[3], step[3], next[3], crossed[3], exit_crossings[3];
@@ -858,12 +873,13 @@ void WalkSiddonLanes(const VolumeView<T>& v, const SiddonLanes& w,
     voxel_step[axis] = hn::Load(di, w.voxel_step[axis]);
   }
   const FloatVec end = hn::Load(df, w.end), one = hn::Set(df, 1.0f);
+  const FloatVec exit_axis = hn::Load(df, w.exit_axis);
   const IntVec not_walking = hn::Set(di, WalkChunk::kNotWalking);
   const size_t lanes = hn::Lanes(df);
   // The lanes prefetching at a crossing: every one, or even and odd in turn.
   const bool every_lane_prefetches = w.every_lane_prefetches;
   IntVec voxel = hn::Load(di, w.voxel);
-  FloatVec u = hn::Zero(df), sum = hn::Zero(df);
+  FloatVec u = hn::Zero(df);
   auto walking = hn::RebindMask(df, hn::Load(di, w.walking) == hn::Set(di, -1));
   WalkChunk chunk;
   // Every iteration crosses one boundary in every walking lane, which
@@ -889,6 +905,16 @@ void WalkSiddonLanes(const VolumeView<T>& v, const SiddonLanes& w,
            l += every_lane_prefetches ? 1 : 2)
         if (in[l] > WalkChunk::kNotWalking) hwy::Prefetch(v.data + in[l]);
       hn::Store(hn::Sub(crossing, u), df, chunk.chord[chunk.size]);
+      if constexpr (kRecordsPlanes) {
+        hn::Store(crossing, df, chunk.to[chunk.size]);
+        const FloatVec axis = hn::IfThenElse(
+            last, exit_axis,
+            hn::IfThenElse(on_x, hn::Zero(df),
+                           hn::IfThenElse(on_y, one, hn::Set(df, 2.0f))));
+        hn::Store(
+            hn::IfThenElse(walking, axis, hn::Set(df, WalkChunk::kNoPlane)), df,
+            chunk.to_axis[chunk.size]);
+      }
       walking = hn::AndNot(last, walking);
       u = crossing;
       const hn::Mask<FloatLanes> moves[3] = {
@@ -915,9 +941,8 @@ void WalkSiddonLanes(const VolumeView<T>& v, const SiddonLanes& w,
                                                         voxel_step[2]))));
       walking = hn::AndNot(leaves, walking);
     }
-    sum = SumChunk(v, chunk, sum);
+    on_chunk(chunk);
   }
-  hn::Store(sum, df, sums);
 }
 
 template <typename T>
@@ -928,7 +953,11 @@ void WalkSpan(const VolumeView<T>& v, const PoseGeometry& g, int row,
   HWY_ALIGN float sums[kMaxLanes];
   for (int col = col_begin; col < col_end; col += static_cast<int>(lanes)) {
     SetUpSiddonLanes(v, g, row, col, col_end, lanes, &walk);
-    WalkSiddonLanes(v, walk, sums);
+    FloatVec sum = hn::Zero(FloatLanes());
+    WalkSiddonLanes</*kRecordsPlanes=*/false>(
+        v, walk,
+        [&](const WalkChunk& chunk) { sum = SumChunk(v, chunk, sum); });
+    hn::Store(sum, FloatLanes(), sums);
     for (size_t l = 0; l < lanes && col + static_cast<int>(l) < col_end; ++l)
       out[col - col_begin + static_cast<int>(l)] = sums[l] * walk.scale[l];
   }
@@ -1153,6 +1182,144 @@ void MarchLanesVjp(const VolumeView<T>& v, const LaneRays& r,
   sums.Store(out);
 }
 
+// MarchSiddonVjp's walks (SiddonVjpWalk, one channel) for the lanes of a
+// Siddon walk, fed a chunk of crossings at a time: the weighted voxels and
+// their changes in float32 lanes, then the crossings' float64 sums half the
+// lanes at a time, each lane in its body's order.
+class LaneSiddonVjp {
+ public:
+  using DoubleLanes = hn::Repartition<double, FloatLanes>;
+  using DoubleVec = hn::Vec<DoubleLanes>;
+
+  // Walks starting as the body's (SiddonVjpWalk::Start) for the rays planned
+  // in plans[0, used), with upstream weights weights[0, used); the other
+  // lanes hold zeros.
+  LaneSiddonVjp(const SiddonRay* plans, const float* weights, size_t used) {
+    for (size_t l = 0; l < kMaxLanes; ++l) {
+      const SiddonVjpWalk start =
+          l < used ? SiddonVjpWalk::Start(plans[l]) : SiddonVjpWalk{};
+      for (double* sum : sums_) sum[l] = 0.0;
+      behind_[l] = start.behind;
+      behind_axis_[l] = start.behind_axis;
+      alpha_per_u_[l] = l < used ? 1.0 / plans[l].length : 0.0;
+      t0_[l] = start.behind;
+      before_[l] = start.before;
+      weight_[l] = l < used ? weights[l] : 0.0f;
+    }
+  }
+
+  // Crosses the boundaries of `chunk` (a walk's, with its planes recorded).
+  template <typename T>
+  void Add(const VolumeView<T>& v, const WalkChunk& chunk) {
+    WeighVoxels(v, chunk);
+    const size_t half = hn::Lanes(DoubleLanes());
+    for (size_t first = 0; first < hn::Lanes(FloatLanes()); first += half)
+      SumCrossings(chunk, first);
+  }
+
+  // Lane `l`'s walk so far.
+  SiddonVjpWalk Of(size_t l) const {
+    return {{sums_[0][l], sums_[1][l]},        {sums_[2][l], sums_[3][l]},
+            {sums_[4][l], sums_[5][l]},        behind_[l],
+            static_cast<int>(behind_axis_[l]), before_[l]};
+  }
+
+ private:
+  // Each crossing's change of the weighted voxel, before − w·μ, into
+  // change_ (zero in lanes not walking); the last weighted voxel into
+  // before_.
+  template <typename T>
+  void WeighVoxels(const VolumeView<T>& v, const WalkChunk& chunk) {
+    const FloatLanes df;
+    const IntLanes di;
+    const FloatVec weight = hn::Load(df, weight_);
+    FloatVec before = hn::Load(df, before_);
+    for (int k = 0; k < chunk.size; ++k) {
+      const IntVec voxel = hn::Load(di, chunk.voxel[k]);
+      const auto walked = voxel > hn::Set(di, WalkChunk::kNotWalking);
+      const auto walked_f = hn::RebindMask(df, walked);
+      const FloatVec w = hn::Mul(
+          GatherVoxels(df, v.data, hn::IfThenElseZero(walked, voxel)), weight);
+      hn::Store(hn::IfThenElseZero(walked_f, hn::Sub(before, w)), df,
+                change_[k]);
+      before = hn::IfThenElse(walked_f, w, before);
+    }
+    hn::Store(before, df, before_);
+  }
+
+  // SiddonVjpWalk::Cross for each crossing of `chunk`, then the boundary
+  // behind moved to the crossing's plane, in lanes [first, first + half).
+  void SumCrossings(const WalkChunk& chunk, size_t first) {
+    const DoubleLanes dd;
+    const hn::Rebind<float, DoubleLanes> dh;
+    DoubleVec sums[6];
+    for (int i = 0; i < 6; ++i) sums[i] = hn::Load(dd, sums_[i] + first);
+    DoubleVec behind = hn::Load(dd, behind_ + first);
+    DoubleVec behind_axis = hn::Load(dd, behind_axis_ + first);
+    const DoubleVec t0 = hn::Load(dd, t0_ + first);
+    const DoubleVec alpha_per_u = hn::Load(dd, alpha_per_u_ + first);
+    const DoubleVec no_plane = hn::Set(dd, WalkChunk::kNoPlane);
+    for (int k = 0; k < chunk.size; ++k) {
+      const DoubleVec to_axis =
+          hn::PromoteTo(dd, hn::LoadU(dh, chunk.to_axis[k] + first));
+      const auto visited = hn::Ne(to_axis, no_plane);
+      const DoubleVec c = hn::PromoteTo(dd, hn::LoadU(dh, change_[k] + first));
+      const DoubleVec c_alpha = hn::Mul(c, behind);
+      for (int axis = 0; axis < 3; ++axis) {
+        const auto on = hn::And(
+            visited,
+            hn::Eq(behind_axis, hn::Set(dd, static_cast<double>(axis))));
+        sums[2 * axis] =
+            hn::IfThenElse(on, hn::Add(sums[2 * axis], c), sums[2 * axis]);
+        sums[2 * axis + 1] = hn::IfThenElse(
+            on, hn::Add(sums[2 * axis + 1], c_alpha), sums[2 * axis + 1]);
+      }
+      const DoubleVec to =
+          hn::PromoteTo(dd, hn::LoadU(dh, chunk.to[k] + first));
+      behind = hn::IfThenElse(visited, hn::Add(t0, hn::Mul(to, alpha_per_u)),
+                              behind);
+      behind_axis = hn::IfThenElse(visited, to_axis, behind_axis);
+    }
+    for (int i = 0; i < 6; ++i) hn::Store(sums[i], dd, sums_[i] + first);
+    hn::Store(behind, dd, behind_ + first);
+    hn::Store(behind_axis, dd, behind_axis_ + first);
+  }
+
+  // x.c, x.c_alpha, y.c, y.c_alpha, z.c, z.c_alpha.
+  HWY_ALIGN double sums_[6][kMaxLanes];
+  HWY_ALIGN double behind_[kMaxLanes], behind_axis_[kMaxLanes];
+  HWY_ALIGN double t0_[kMaxLanes], alpha_per_u_[kMaxLanes];
+  HWY_ALIGN float before_[kMaxLanes], weight_[kMaxLanes];
+  HWY_ALIGN float change_[kChunk][kMaxLanes];
+};
+
+// The rays of pixels [col_begin, col_end) of row `row` of pose `g`, walked
+// as MarchVjpRays marches them, for Siddon's VJP.
+template <typename T, class Weight, class RayDone>
+void WalkVjpRays(const VolumeView<T>& v, const PoseGeometry& g, int row,
+                 int col_begin, int col_end, const Weight& weight,
+                 const RayDone& ray_done) {
+  const size_t lanes = hn::Lanes(FloatLanes());
+  SiddonLanes walk;
+  SiddonRay plans[kMaxLanes];
+  HWY_ALIGN float weights[kMaxLanes];
+  for (int col = col_begin; col < col_end; col += static_cast<int>(lanes)) {
+    SetUpSiddonLanes(v, g, row, col, col_end, lanes, &walk, plans);
+    const size_t used = std::min(lanes, static_cast<size_t>(col_end - col));
+    const int first = col - col_begin;
+    for (size_t l = 0; l < used; ++l)
+      weights[l] = weight(first + static_cast<int>(l));
+    LaneSiddonVjp sums(plans, weights, used);
+    WalkSiddonLanes</*kRecordsPlanes=*/true>(
+        v, walk, [&](const WalkChunk& chunk) { sums.Add(v, chunk); });
+    for (size_t l = 0; l < used; ++l) {
+      float ray[kPoseMapEntries] = {};
+      if (walk.walking[l]) FinishSiddonVjp(plans[l], sums.Of(l), ray);
+      ray_done(first + static_cast<int>(l), ray);
+    }
+  }
+}
+
 // Marches the rays of pixels [col_begin, col_end) of row `row` of pose `g`,
 // a group of lanes at a time, with upstream weight weight(i) for pixel
 // col_begin + i, and hands each ray's float entries (MarchTrilinearVjp's,
@@ -1181,15 +1348,26 @@ void MarchVjpRays(const VolumeView<T>& v, const PoseGeometry& g,
   }
 }
 
+// MarchVjpRays, or WalkVjpRays for Siddon.
+template <typename T, class Weight, class RayDone>
+void VjpRays(const VolumeView<T>& v, const PoseGeometry& g,
+             const RenderSettings& s, int row, int col_begin, int col_end,
+             const Weight& weight, const RayDone& ray_done) {
+  if (s.projector == Projector::kSiddon) {
+    WalkVjpRays(v, g, row, col_begin, col_end, weight, ray_done);
+  } else {
+    MarchVjpRays(v, g, s.rays, row, col_begin, col_end, weight, ray_done);
+  }
+}
+
 void AddVjpSpan(const VolumeBuffers& volume, const PoseGeometry& g,
                 const RenderSettings& s, int row, int col_begin, int col_end,
                 const float* upstream, double* row_sum) {
   VisitVolume(volume, s, [&](const auto& view, const auto& /*labels*/) {
     // As GradientRows sums the body's rays: each ray's float entries, then
     // the row's in double, left to right.
-    MarchVjpRays(
-        view, g, s.rays, row, col_begin, col_end,
-        [&](int i) { return upstream[i]; },
+    VjpRays(
+        view, g, s, row, col_begin, col_end, [&](int i) { return upstream[i]; },
         [&](int /*i*/, const float* ray) {
           for (int k = 0; k < kPoseMapEntries; ++k) row_sum[k] += ray[k];
         });
@@ -1201,8 +1379,8 @@ void WriteJacobianSpan(const VolumeBuffers& volume, const PoseGeometry& g,
                        int col_end, float* out) {
   VisitVolume(volume, s, [&](const auto& view, const auto& /*labels*/) {
     // As JacobianRows: each ray's entries for upstream weight 1.
-    MarchVjpRays(
-        view, g, s.rays, row, col_begin, col_end, [](int) { return 1.0f; },
+    VjpRays(
+        view, g, s, row, col_begin, col_end, [](int) { return 1.0f; },
         [&](int i, const float* ray) {
           std::copy(ray, ray + kPoseMapEntries, out + i * kPoseMapEntries);
         });
@@ -1226,7 +1404,7 @@ bool SimdRenders(const RenderSettings& settings) {
 }
 
 bool SimdDifferentiates(const RenderSettings& settings) {
-  return settings.projector == Projector::kTrilinear && SimdRenders(settings);
+  return SimdRenders(settings);
 }
 
 const char* SimdTargetName() {
@@ -1255,18 +1433,17 @@ void RenderSimdSpan(const VolumeBuffers& volume, const PoseGeometry& g,
   (volume, g, settings, row, col_begin, col_end, out);
 }
 
-void AddTrilinearVjpSpan(const VolumeBuffers& volume, const PoseGeometry& g,
-                         const RenderSettings& settings, int row, int col_begin,
-                         int col_end, const float* upstream,
-                         double row_sum[kPoseMapEntries]) {
+void AddVjpSimdSpan(const VolumeBuffers& volume, const PoseGeometry& g,
+                    const RenderSettings& settings, int row, int col_begin,
+                    int col_end, const float* upstream,
+                    double row_sum[kPoseMapEntries]) {
   HWY_DYNAMIC_DISPATCH(AddVjpSpan)
   (volume, g, settings, row, col_begin, col_end, upstream, row_sum);
 }
 
-void WriteTrilinearJacobianSpan(const VolumeBuffers& volume,
-                                const PoseGeometry& g,
-                                const RenderSettings& settings, int row,
-                                int col_begin, int col_end, float* out) {
+void WriteJacobianSimdSpan(const VolumeBuffers& volume, const PoseGeometry& g,
+                           const RenderSettings& settings, int row,
+                           int col_begin, int col_end, float* out) {
   HWY_DYNAMIC_DISPATCH(WriteJacobianSpan)
   (volume, g, settings, row, col_begin, col_end, out);
 }

@@ -1,12 +1,13 @@
 // The CPU executor's vectorised path: the common case (a summed line
-// integral of one channel, trilinear or Siddon, and the trilinear pose
-// gradient and Jacobian) marched by the widest SIMD unit of this CPU, chosen
-// at run time (Highway: AVX-512, AVX2, SSE4, ...). One lane per ray; the rays
-// of consecutive pixels of a row march in lockstep, so the voxels of one step
+// integral of one channel, trilinear or Siddon, its pose gradient and its
+// Jacobian) marched by the widest SIMD unit of this CPU, chosen at run time
+// (Highway: AVX-512, AVX2, SSE4, ...). One lane per ray; the rays of
+// consecutive pixels of a row march in lockstep, so the voxels of one step
 // share cache lines. Each lane does the per-ray body's arithmetic
-// (MarchTrilinear, MarchSiddon, MarchTrilinearVjp) in the same order, so the
-// two give the same bits. Builds without Highway (the kernels-only build on
-// GPU hosts) have no vectorised path: SimdRenders is then false.
+// (MarchTrilinear, MarchSiddon, MarchTrilinearVjp, MarchSiddonVjp) in the
+// same order, so the two give the same bits. Builds without Highway (the
+// kernels-only build on GPU hosts) have no vectorised path: SimdRenders is then
+// false.
 #pragma once
 
 #include <cstddef>
@@ -30,8 +31,8 @@ inline constexpr size_t kSimdVoxelPadding = 2;
 bool SimdRenders(const RenderSettings& settings);
 
 // True when this build has the vectorised path and it differentiates
-// `settings`: the pose gradient and Jacobian of a trilinear, summed,
-// one-channel render.
+// `settings`: the pose gradient and Jacobian of a summed one-channel render
+// (trilinear or Siddon).
 bool SimdDifferentiates(const RenderSettings& settings);
 
 // The instruction set the vectorised path runs on here ("AVX3", "AVX2",
@@ -57,20 +58,19 @@ void RenderSimdSpan(const VolumeBuffers& volume, const PoseGeometry& g,
 // Adds to row_sum the pose gradient (dL/dM, pose_map.h) of pixels
 // [col_begin, col_end) of row `row` of pose `g` for upstream weights
 // upstream[0 .. col_end − col_begin), as the CPU executor sums
-// MarchTrilinearVjp: each ray's float entries, added in double left to
-// right; needs SimdDifferentiates(settings).
-void AddTrilinearVjpSpan(const VolumeBuffers& volume, const PoseGeometry& g,
-                         const RenderSettings& settings, int row, int col_begin,
-                         int col_end, const float* upstream,
-                         double row_sum[kPoseMapEntries]);
+// MarchPoseVjp: each ray's float entries, added in double left to right;
+// needs SimdDifferentiates(settings).
+void AddVjpSimdSpan(const VolumeBuffers& volume, const PoseGeometry& g,
+                    const RenderSettings& settings, int row, int col_begin,
+                    int col_end, const float* upstream,
+                    double row_sum[kPoseMapEntries]);
 
 // Writes the pose Jacobian (dI/dM, pose_map.h) of pixels [col_begin, col_end)
 // of row `row` of pose `g` to out[0 .. kPoseMapEntries·(col_end − col_begin)),
-// pixel by pixel: the bits of MarchTrilinearVjp for upstream weight 1, as the
-// CPU executor's per-ray Jacobian; needs SimdDifferentiates(settings).
-void WriteTrilinearJacobianSpan(const VolumeBuffers& volume,
-                                const PoseGeometry& g,
-                                const RenderSettings& settings, int row,
-                                int col_begin, int col_end, float* out);
+// pixel by pixel: the bits of MarchPoseVjp for upstream weight 1, as the CPU
+// executor's per-ray Jacobian; needs SimdDifferentiates(settings).
+void WriteJacobianSimdSpan(const VolumeBuffers& volume, const PoseGeometry& g,
+                           const RenderSettings& settings, int row,
+                           int col_begin, int col_end, float* out);
 
 }  // namespace drr::kernels

@@ -21,14 +21,14 @@ void RenderSimdSpan(const VolumeBuffers&, const PoseGeometry&,
   std::abort();  // unreachable: SimdRenders is false
 }
 
-void AddTrilinearVjpSpan(const VolumeBuffers&, const PoseGeometry&,
-                         const RenderSettings&, int, int, int, const float*,
-                         double*) {
+void AddVjpSimdSpan(const VolumeBuffers&, const PoseGeometry&,
+                    const RenderSettings&, int, int, int, const float*,
+                    double*) {
   std::abort();  // unreachable: SimdDifferentiates is false
 }
 
-void WriteTrilinearJacobianSpan(const VolumeBuffers&, const PoseGeometry&,
-                                const RenderSettings&, int, int, int, float*) {
+void WriteJacobianSimdSpan(const VolumeBuffers&, const PoseGeometry&,
+                           const RenderSettings&, int, int, int, float*) {
   std::abort();  // unreachable: SimdDifferentiates is false
 }
 

@@ -143,10 +143,9 @@ KernelStatus CheckGradientLaunch(MemorySpace space,
                                  const Workspace& workspace);
 
 // The CPU executor over `threads` threads, the caller's included (0 = one
-// per hardware thread). Summed one-channel renders, and the pose gradients and
-// Jacobians of summed one-channel trilinear renders, take the vectorised path
-// (kernels/cpu_simd.h) where this build has one; everything else runs the
-// per-ray bodies.
+// per hardware thread). Summed one-channel renders, their pose gradients and
+// their Jacobians take the vectorised path (kernels/cpu_simd.h) where this
+// build has one; everything else runs the per-ray bodies.
 std::unique_ptr<Executor> MakeCpuExecutor(int threads);
 
 // The CPU executor with every ray through the per-ray bodies ("cpu_scalar"):

@@ -201,6 +201,48 @@ DRR_HD void AddCrossings(const CrossingSums& sums, const CameraRay& camera,
   AddToRow<kRow>(kx, static_cast<float>(f * sums.c), grad);
 }
 
+// A Siddon VJP's walk so far: the sums of the boundary planes crossed on
+// each axis, the boundary behind the current voxel (its segment parameter α
+// and axis, −1 for the segment's own end) and the weighted voxel before it.
+struct SiddonVjpWalk {
+  CrossingSums x, y, z;
+  double behind;
+  int behind_axis;
+  float before;
+
+  // The state where a walk of `r` starts: no crossings, the segment's entry
+  // into the volume behind it, nothing before it.
+  DRR_HD static SiddonVjpWalk Start(const SiddonRay& r) {
+    return {{0.0, 0.0},  {0.0, 0.0},     {0.0, 0.0},
+            r.inside.t0, r.inside.axis0, 0.0f};
+  }
+
+  // Adds the boundary behind, across which the weighted voxel changes by
+  // `change`, to the sums of its axis. Branches rather than a pointer to x,
+  // y or z, so that the GPU keeps the sums in registers.
+  DRR_HD void Cross(float change) {
+    const double c = change, c_alpha = change * behind;
+    if (behind_axis == 0) x.c += c, x.c_alpha += c_alpha;
+    if (behind_axis == 1) y.c += c, y.c_alpha += c_alpha;
+    if (behind_axis == 2) z.c += c, z.c_alpha += c_alpha;
+  }
+};
+
+// Adds to grad the derivative through the crossings of the walk `w` of `r`
+// once it has visited its last voxel: the boundary behind that voxel, then
+// every axis' crossings, the path lengths in millimetres.
+DRR_HD void FinishSiddonVjp(const SiddonRay& r, SiddonVjpWalk w,
+                            float grad[kPoseMapEntries]) {
+  w.Cross(w.before);
+  const float length = Norm(r.camera.target - r.camera.source);
+  w.x.c *= length, w.x.c_alpha *= length;
+  w.y.c *= length, w.y.c_alpha *= length;
+  w.z.c *= length, w.z.c_alpha *= length;
+  AddCrossings<0>(w.x, r.camera, r.dx, grad);
+  AddCrossings<1>(w.y, r.camera, r.dy, grad);
+  AddCrossings<2>(w.z, r.camera, r.dz, grad);
+}
+
 // Adds to grad the gradient of Σ_c w_c·I_c(row, col) for Siddon's exact path
 // I_c = L·Σ μ_v·(α_out − α_in) over the voxels v of class c (L the
 // segment's length in mm, w_c = upstream[c·channel_stride], classes ≥
@@ -220,37 +262,18 @@ DRR_HD void MarchSiddonVjp(const Volume& volume, const Labels& labels,
   const ClassWeightedVolume<Volume, Labels> weighted{
       volume,   labels,    upstream,  channel_stride,
       channels, volume.nx, volume.ny, volume.nz};
-  CrossingSums x = {}, y = {}, z = {};
-  // The boundary behind the current voxel, and the voxel before it.
-  double behind = r.inside.t0;
-  int behind_axis = r.inside.axis0;
-  float before = 0.0f;
-  // Branches rather than a pointer to x, y or z, so that the GPU keeps the
-  // sums in registers.
-  auto cross = [&](float change) {
-    const double c = change, c_alpha = change * behind;
-    if (behind_axis == 0) x.c += c, x.c_alpha += c_alpha;
-    if (behind_axis == 1) y.c += c, y.c_alpha += c_alpha;
-    if (behind_axis == 2) z.c += c, z.c_alpha += c_alpha;
-  };
+  SiddonVjpWalk walk = SiddonVjpWalk::Start(r);
   // (The walk's u back to the segment's α.)
   const double alpha_per_u = 1.0 / r.length;
   auto visit = [&](int i, int j, int k, float, float to, int to_axis) {
     const float w = weighted.Voxel(i, j, k);
-    cross(before - w);
-    before = w;
-    behind = r.inside.t0 + to * alpha_per_u;
-    behind_axis = to_axis;
+    walk.Cross(walk.before - w);
+    walk.before = w;
+    walk.behind = r.inside.t0 + to * alpha_per_u;
+    walk.behind_axis = to_axis;
   };
   WalkSiddon(volume, r, visit);
-  cross(before);
-  const float length = Norm(r.camera.target - r.camera.source);
-  x.c *= length, x.c_alpha *= length;
-  y.c *= length, y.c_alpha *= length;
-  z.c *= length, z.c_alpha *= length;
-  AddCrossings<0>(x, r.camera, r.dx, grad);
-  AddCrossings<1>(y, r.camera, r.dy, grad);
-  AddCrossings<2>(z, r.camera, r.dz, grad);
+  FinishSiddonVjp(r, walk, grad);
 }
 
 // The pose VJP of one ray of the renderer kProjector (MarchTrilinearVjp's

@@ -95,7 +95,8 @@ struct SiddonStart {
 // The start of the walk of a planned ray (not empty), in the voxel holding
 // the midpoint of its first piece; parameters in float64, rounded once.
 template <class Volume>
-DRR_HD SiddonStart StartSiddon(const Volume& volume, const SiddonRay& r) {
+DRR_HD_INLINE SiddonStart StartSiddon(const Volume& volume,
+                                      const SiddonRay& r) {
   const double a[3] = {r.ax, r.ay, r.az}, d[3] = {r.dx, r.dy, r.dz};
   const int n[3] = {volume.nx, volume.ny, volume.nz};
   const double t0 = r.inside.t0;

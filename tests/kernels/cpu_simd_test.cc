@@ -201,7 +201,7 @@ TEST(CpuSimdDispatchTest, VectorisedPathTakesTheOneChannelSums) {
   s.rays.soft_labels = false;
   s.projector = Projector::kSiddon;
   EXPECT_EQ(SimdRenders(s), simd);
-  EXPECT_FALSE(SimdDifferentiates(s));
+  EXPECT_EQ(SimdDifferentiates(s), simd);
 }
 
 TEST_F(CpuSimdTest, RendersGiveTheScalarBodysBitsInEveryStorageType) {
@@ -276,6 +276,33 @@ TEST_F(CpuSimdTest, GivesTheScalarBitsOnFacesAxesAndDiagonals) {
   });
 }
 
+// The pose gradients of `poses` for `upstream` by the vectorised and the
+// scalar CPU executors, which must hold the same bits; returns them.
+std::vector<double> ExpectSameGradientBits(
+    const std::vector<float>& mu, VolumeShape shape, StorageType storage,
+    const std::vector<PoseGeometry>& poses, const RenderSettings& settings,
+    const std::vector<float>& upstream) {
+  const auto [fast, spec] = OnBothCpuExecutors(
+      mu, shape, storage, [&](Executor& executor, const ResidentVolume& v) {
+        return testing::PoseGradients(executor, v, poses, settings, upstream);
+      });
+  ExpectSameBitsAs(fast, spec);
+  return spec;
+}
+
+// The pose Jacobians of `poses` by the vectorised and the scalar CPU
+// executors, which must hold the same bits; returns them.
+std::vector<float> ExpectSameJacobianBits(
+    const std::vector<float>& mu, VolumeShape shape, StorageType storage,
+    const std::vector<PoseGeometry>& poses, const RenderSettings& settings) {
+  const auto [fast, spec] = OnBothCpuExecutors(
+      mu, shape, storage, [&](Executor& executor, const ResidentVolume& v) {
+        return testing::PoseJacobians(executor, v, poses, settings);
+      });
+  ExpectSameBitsAs(fast, spec);
+  return spec;
+}
+
 // Siddon's lanes walk in chunks of 64 crossings (kernels/cpu_simd.cc): rays
 // through a volume of 4 voxels to the unit, as large in the world as the
 // ones above, visit up to about 160 voxels, so that their walks span two or
@@ -288,9 +315,15 @@ TEST_F(CpuSimdTest, SiddonWalksOfManyChunksGiveTheScalarBodysBits) {
     for (StorageType storage : {StorageType::kFloat32, StorageType::kFloat16,
                                 StorageType::kBFloat16}) {
       SCOPED_TRACE(static_cast<int>(storage));
-      EXPECT_GT(ExpectSameBits(mu, shape, storage, ViewsOf(shape, 7, 21, 4.0),
-                               Siddon(7, 21)),
-                0.5);
+      const std::vector<PoseGeometry> poses = ViewsOf(shape, 7, 21, 4.0);
+      EXPECT_GT(ExpectSameBits(mu, shape, storage, poses, Siddon(7, 21)), 0.5);
+      // The gradient's sums run across the chunks too.
+      std::vector<float> upstream(poses.size() * 7 * 21);
+      for (size_t i = 0; i < upstream.size(); ++i)
+        upstream[i] = 0.25f - static_cast<float>(i % 5) / 8.0f;
+      ExpectSameGradientBits(mu, shape, storage, poses, Siddon(7, 21),
+                             upstream);
+      ExpectSameJacobianBits(mu, shape, storage, poses, Siddon(7, 21));
     }
     for (int along_y : {64, 128}) {
       SCOPED_TRACE(along_y);
@@ -303,6 +336,8 @@ TEST_F(CpuSimdTest, SiddonWalksOfManyChunksGiveTheScalarBodysBits) {
       EXPECT_EQ(ExpectSameBits(DistinctVoxels(through), through,
                                StorageType::kFloat32, {pose}, Siddon(7, 9)),
                 1.0);
+      ExpectSameJacobianBits(DistinctVoxels(through), through,
+                             StorageType::kFloat32, {pose}, Siddon(7, 9));
     }
   });
 }
@@ -329,20 +364,6 @@ TEST_F(CpuSimdTest, RendersGiveTheScalarBodysBitsInVolumesOneOrTwoVoxelsThin) {
   });
 }
 
-// The pose gradients of `poses` for `upstream` by the vectorised and the
-// scalar CPU executors, which must hold the same bits; returns them.
-std::vector<double> ExpectSameGradientBits(
-    const std::vector<float>& mu, VolumeShape shape, StorageType storage,
-    const std::vector<PoseGeometry>& poses, const RenderSettings& settings,
-    const std::vector<float>& upstream) {
-  const auto [fast, spec] = OnBothCpuExecutors(
-      mu, shape, storage, [&](Executor& executor, const ResidentVolume& v) {
-        return testing::PoseGradients(executor, v, poses, settings, upstream);
-      });
-  ExpectSameBitsAs(fast, spec);
-  return spec;
-}
-
 TEST_F(CpuSimdTest, PoseGradientGivesTheScalarBodysBitsInEveryStorageType) {
   OnEveryTarget([&] {
     const VolumeShape shape{23, 19, 17};
@@ -361,7 +382,8 @@ TEST_F(CpuSimdTest, PoseGradientGivesTheScalarBodysBitsInEveryStorageType) {
       SCOPED_TRACE(static_cast<int>(storage));
       // Clipped rays add their ends' derivatives (few samples: large ones).
       for (const RenderSettings& s :
-           {Trilinear(9, 37, 150), Clipped(9, 37, 150), Clipped(9, 37, 7)}) {
+           {Trilinear(9, 37, 150), Clipped(9, 37, 150), Clipped(9, 37, 7),
+            Siddon(9, 37)}) {
         const std::vector<double> gradient =
             ExpectSameGradientBits(mu, shape, storage, poses, s, upstream);
         int nonzero = 0;
@@ -380,7 +402,7 @@ TEST_F(CpuSimdTest, PoseGradientGivesTheScalarBodysBitsInThinVolumes) {
                    "x" + std::to_string(shape.nz));
       const std::vector<PoseGeometry> poses = ViewsOf(shape, 6, 40);
       for (const RenderSettings& s :
-           {Trilinear(6, 40, 300), Clipped(6, 40, 300)}) {
+           {Trilinear(6, 40, 300), Clipped(6, 40, 300), Siddon(6, 40)}) {
         const std::vector<double> gradient = ExpectSameGradientBits(
             DistinctVoxels(shape), shape, StorageType::kFloat32, poses, s,
             std::vector<float>(poses.size() * 6 * 40, 1.0f));
@@ -390,19 +412,6 @@ TEST_F(CpuSimdTest, PoseGradientGivesTheScalarBodysBitsInThinVolumes) {
       }
     }
   });
-}
-
-// The pose Jacobians of `poses` by the vectorised and the scalar CPU
-// executors, which must hold the same bits; returns them.
-std::vector<float> ExpectSameJacobianBits(
-    const std::vector<float>& mu, VolumeShape shape, StorageType storage,
-    const std::vector<PoseGeometry>& poses, const RenderSettings& settings) {
-  const auto [fast, spec] = OnBothCpuExecutors(
-      mu, shape, storage, [&](Executor& executor, const ResidentVolume& v) {
-        return testing::PoseJacobians(executor, v, poses, settings);
-      });
-  ExpectSameBitsAs(fast, spec);
-  return spec;
 }
 
 TEST_F(CpuSimdTest, PoseJacobianGivesTheScalarBodysBitsInEveryStorageType) {
@@ -416,7 +425,8 @@ TEST_F(CpuSimdTest, PoseJacobianGivesTheScalarBodysBitsInEveryStorageType) {
                                   StorageType::kBFloat16}) {
         SCOPED_TRACE(static_cast<int>(storage));
         for (const RenderSettings& s :
-             {Trilinear(9, 37, 150), Clipped(9, 37, 150), Clipped(9, 37, 7)}) {
+             {Trilinear(9, 37, 150), Clipped(9, 37, 150), Clipped(9, 37, 7),
+              Siddon(9, 37)}) {
           const std::vector<float> jacobian =
               ExpectSameJacobianBits(mu, shape, storage, poses, s);
           int nonzero = 0;
@@ -435,33 +445,36 @@ TEST_F(CpuSimdTest, JacobianSpansAnywhereInARowGiveTheScalarBodysBits) {
   const VolumeShape shape{23, 19, 17};
   const std::vector<float> mu = DistinctVoxels(shape);
   const std::vector<PoseGeometry> poses = ViewsOf(shape, 5, 41);
-  const RenderSettings s = Clipped(5, 41, 120);
   std::unique_ptr<Executor> scalar = MakeScalarCpuExecutor(1);
-  const std::vector<float> spec = testing::PoseJacobians(
-      *scalar,
-      *MakeResident(*scalar, mu, nullptr, shape, StorageType::kFloat32), poses,
-      s);
   std::unique_ptr<Executor> simd = MakeCpuExecutor(1);
   const std::shared_ptr<const ResidentVolume> volume =
       MakeResident(*simd, mu, nullptr, shape, StorageType::kFloat32);
-  OnEveryTarget([&] {
-    for (auto [begin, end] : {std::pair{0, 41}, std::pair{3, 40},
-                              std::pair{17, 18}, std::pair{29, 41}}) {
-      SCOPED_TRACE(std::to_string(begin) + ".." + std::to_string(end));
-      const size_t entries = static_cast<size_t>(end - begin) * kPoseMapEntries;
-      for (size_t pose = 0; pose < poses.size(); ++pose) {
-        for (int row = 0; row < 5; ++row) {
-          std::vector<float> span(entries);
-          WriteTrilinearJacobianSpan(volume->buffers(), poses[pose], s, row,
-                                     begin, end, span.data());
-          const auto from = spec.begin() + static_cast<std::ptrdiff_t>(
-                                               ((pose * 5 + row) * 41 + begin) *
-                                               kPoseMapEntries);
-          ExpectSameBitsAs(span, std::vector<float>(from, from + entries));
+  for (const RenderSettings& s : {Clipped(5, 41, 120), Siddon(5, 41)}) {
+    const std::vector<float> spec = testing::PoseJacobians(
+        *scalar,
+        *MakeResident(*scalar, mu, nullptr, shape, StorageType::kFloat32),
+        poses, s);
+    OnEveryTarget([&] {
+      for (auto [begin, end] : {std::pair{0, 41}, std::pair{3, 40},
+                                std::pair{17, 18}, std::pair{29, 41}}) {
+        SCOPED_TRACE(std::to_string(begin) + ".." + std::to_string(end));
+        const size_t entries =
+            static_cast<size_t>(end - begin) * kPoseMapEntries;
+        for (size_t pose = 0; pose < poses.size(); ++pose) {
+          for (int row = 0; row < 5; ++row) {
+            std::vector<float> span(entries);
+            WriteJacobianSimdSpan(volume->buffers(), poses[pose], s, row, begin,
+                                  end, span.data());
+            const auto from =
+                spec.begin() +
+                static_cast<std::ptrdiff_t>(((pose * 5 + row) * 41 + begin) *
+                                            kPoseMapEntries);
+            ExpectSameBitsAs(span, std::vector<float>(from, from + entries));
+          }
         }
       }
-    }
-  });
+    });
+  }
 }
 
 TEST_F(CpuSimdTest, LanesFarOutsideBesideALaneInsideGiveTheScalarBits) {
@@ -528,8 +541,8 @@ TEST_F(CpuSimdTest, PoseGradientKeepsTheScalarBodysNonFiniteWeights) {
   OnEveryTarget([&] {
     for (int samples : {2, 60}) {
       SCOPED_TRACE(samples);
-      for (const RenderSettings& s :
-           {Trilinear(4, 21, samples), Clipped(4, 21, samples)}) {
+      for (const RenderSettings& s : {Trilinear(4, 21, samples),
+                                      Clipped(4, 21, samples), Siddon(4, 21)}) {
         const std::vector<double> gradient = ExpectSameGradientBits(
             mu, shape, StorageType::kFloat32, poses, s, upstream);
         int nan = 0;
