@@ -351,8 +351,8 @@ std::string ParseArguments(int argc, char** argv, BenchOptions* options,
     if (b * floats > kMostFloatsPerLaunch)
       return "a batch of " + std::to_string(b) + " at --side " +
              std::to_string(options->rays.height) + " is more than " +
-             std::to_string(kMostFloatsPerLaunch) + " floats of results a " +
-             "launch";
+             std::to_string(kMostFloatsPerLaunch) +
+             " floats a launch (images, Jacobians or upstream weights)";
   }
   return "";
 }

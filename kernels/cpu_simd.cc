@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "hwy/cache_control.h"
@@ -821,17 +822,21 @@ HWY_INLINE void SetUpSiddonLanes(const Volume& volume, const PoseGeometry& g,
 
 // The crossings of one chunk of a walk: at each, the voxel each lane was in
 // (kNotWalking, below every voxel index, for lanes not walking) and the
-// chord it walked there, Δu; and, for the gradient only, the u where the
-// lane left that voxel and the axis of the plane there (WalkSiddon's `to`
-// and `to_axis`, as floats; kNoPlane for lanes not walking).
+// chord it walked there, Δu.
 struct WalkChunk {
   static constexpr int32_t kNotWalking = -1;
-  static constexpr float kNoPlane = -2.0f;
   HWY_ALIGN int32_t voxel[kChunk][kMaxLanes];
   HWY_ALIGN float chord[kChunk][kMaxLanes];
+  int size = 0;
+};
+
+// A chunk of a walk for the gradient: also, at each crossing, the u where
+// each lane left its voxel and the axis of the plane there (WalkSiddon's
+// `to` and `to_axis`, as floats; kNoPlane for lanes not walking).
+struct WalkChunkWithPlanes : WalkChunk {
+  static constexpr float kNoPlane = -2.0f;
   HWY_ALIGN float to[kChunk][kMaxLanes];
   HWY_ALIGN float to_axis[kChunk][kMaxLanes];
-  int size = 0;
 };
 
 // Adds μ·Δu of each crossing of `chunk` to `sum`, in order, as the body
@@ -854,8 +859,8 @@ HWY_INLINE FloatVec SumChunk(const VolumeView<T>& v, const WalkChunk& chunk,
 }
 
 // Walks the lanes of `w` in lockstep, in chunks of kChunk crossings, and
-// hands each chunk to on_chunk(chunk) once it is found; kRecordsPlanes: with
-// its `to` and `to_axis`. The walk keeps the flat voxel index and counts
+// hands each chunk to on_chunk(chunk) once it is found; kRecordsPlanes: a
+// WalkChunkWithPlanes. The walk keeps the flat voxel index and counts
 // crossings per axis, where the body keeps (i, j, k): a lane leaves the
 // volume when an axis' count reaches its exit crossings.
 template <bool kRecordsPlanes, typename T, class OnChunk>
@@ -881,7 +886,7 @@ void WalkSiddonLanes(const VolumeView<T>& v, const SiddonLanes& w,
   IntVec voxel = hn::Load(di, w.voxel);
   FloatVec u = hn::Zero(df);
   auto walking = hn::RebindMask(df, hn::Load(di, w.walking) == hn::Set(di, -1));
-  WalkChunk chunk;
+  std::conditional_t<kRecordsPlanes, WalkChunkWithPlanes, WalkChunk> chunk;
   // Every iteration crosses one boundary in every walking lane, which
   // bounds the walk as it bounds the body's.
   int steps = v.nx + v.ny + v.nz + 3;
@@ -911,9 +916,9 @@ void WalkSiddonLanes(const VolumeView<T>& v, const SiddonLanes& w,
             last, exit_axis,
             hn::IfThenElse(on_x, hn::Zero(df),
                            hn::IfThenElse(on_y, one, hn::Set(df, 2.0f))));
-        hn::Store(
-            hn::IfThenElse(walking, axis, hn::Set(df, WalkChunk::kNoPlane)), df,
-            chunk.to_axis[chunk.size]);
+        hn::Store(hn::IfThenElse(walking, axis,
+                                 hn::Set(df, WalkChunkWithPlanes::kNoPlane)),
+                  df, chunk.to_axis[chunk.size]);
       }
       walking = hn::AndNot(last, walking);
       u = crossing;
@@ -1201,8 +1206,8 @@ class LaneSiddonVjp {
       for (double* sum : sums_) sum[l] = 0.0;
       behind_[l] = start.behind;
       behind_axis_[l] = start.behind_axis;
-      alpha_per_u_[l] = l < used ? 1.0 / plans[l].length : 0.0;
-      t0_[l] = start.behind;
+      alpha_per_u_[l] = l < used ? AlphaPerU(plans[l]) : 0.0;
+      t0_[l] = l < used ? plans[l].inside.t0 : 0.0;
       before_[l] = start.before;
       weight_[l] = l < used ? weights[l] : 0.0f;
     }
@@ -1210,7 +1215,7 @@ class LaneSiddonVjp {
 
   // Crosses the boundaries of `chunk` (a walk's, with its planes recorded).
   template <typename T>
-  void Add(const VolumeView<T>& v, const WalkChunk& chunk) {
+  void Add(const VolumeView<T>& v, const WalkChunkWithPlanes& chunk) {
     WeighVoxels(v, chunk);
     const size_t half = hn::Lanes(DoubleLanes());
     for (size_t first = 0; first < hn::Lanes(FloatLanes()); first += half)
@@ -1249,7 +1254,7 @@ class LaneSiddonVjp {
 
   // SiddonVjpWalk::Cross for each crossing of `chunk`, then the boundary
   // behind moved to the crossing's plane, in lanes [first, first + half).
-  void SumCrossings(const WalkChunk& chunk, size_t first) {
+  void SumCrossings(const WalkChunkWithPlanes& chunk, size_t first) {
     const DoubleLanes dd;
     const hn::Rebind<float, DoubleLanes> dh;
     DoubleVec sums[6];
@@ -1258,7 +1263,7 @@ class LaneSiddonVjp {
     DoubleVec behind_axis = hn::Load(dd, behind_axis_ + first);
     const DoubleVec t0 = hn::Load(dd, t0_ + first);
     const DoubleVec alpha_per_u = hn::Load(dd, alpha_per_u_ + first);
-    const DoubleVec no_plane = hn::Set(dd, WalkChunk::kNoPlane);
+    const DoubleVec no_plane = hn::Set(dd, WalkChunkWithPlanes::kNoPlane);
     for (int k = 0; k < chunk.size; ++k) {
       const DoubleVec to_axis =
           hn::PromoteTo(dd, hn::LoadU(dh, chunk.to_axis[k] + first));
@@ -1285,16 +1290,23 @@ class LaneSiddonVjp {
     hn::Store(behind_axis, dd, behind_axis_ + first);
   }
 
-  // x.c, x.c_alpha, y.c, y.c_alpha, z.c, z.c_alpha.
+  // Each lane's SiddonVjpWalk: x.c, x.c_alpha, y.c, y.c_alpha, z.c,
+  // z.c_alpha; behind, behind_axis (as a double) and before.
   HWY_ALIGN double sums_[6][kMaxLanes];
   HWY_ALIGN double behind_[kMaxLanes], behind_axis_[kMaxLanes];
+  HWY_ALIGN float before_[kMaxLanes];
+  // Each lane's ray: where its segment enters the volume (α), the factor
+  // from the walk's u to α, and its upstream weight.
   HWY_ALIGN double t0_[kMaxLanes], alpha_per_u_[kMaxLanes];
-  HWY_ALIGN float before_[kMaxLanes], weight_[kMaxLanes];
+  HWY_ALIGN float weight_[kMaxLanes];
+  // The chunk's changes of the weighted voxel, crossing by crossing.
   HWY_ALIGN float change_[kChunk][kMaxLanes];
 };
 
-// The rays of pixels [col_begin, col_end) of row `row` of pose `g`, walked
-// as MarchVjpRays marches them, for Siddon's VJP.
+// Siddon's VJP of the rays of pixels [col_begin, col_end) of row `row` of
+// pose `g`, a group of lanes at a time, with upstream weight weight(i) for
+// pixel col_begin + i; hands each ray's float entries (MarchSiddonVjp's,
+// from zero) to ray_done(i, entries), left to right.
 template <typename T, class Weight, class RayDone>
 void WalkVjpRays(const VolumeView<T>& v, const PoseGeometry& g, int row,
                  int col_begin, int col_end, const Weight& weight,
@@ -1302,7 +1314,7 @@ void WalkVjpRays(const VolumeView<T>& v, const PoseGeometry& g, int row,
   const size_t lanes = hn::Lanes(FloatLanes());
   SiddonLanes walk;
   SiddonRay plans[kMaxLanes];
-  HWY_ALIGN float weights[kMaxLanes];
+  float weights[kMaxLanes];
   for (int col = col_begin; col < col_end; col += static_cast<int>(lanes)) {
     SetUpSiddonLanes(v, g, row, col, col_end, lanes, &walk, plans);
     const size_t used = std::min(lanes, static_cast<size_t>(col_end - col));
@@ -1311,7 +1323,7 @@ void WalkVjpRays(const VolumeView<T>& v, const PoseGeometry& g, int row,
       weights[l] = weight(first + static_cast<int>(l));
     LaneSiddonVjp sums(plans, weights, used);
     WalkSiddonLanes</*kRecordsPlanes=*/true>(
-        v, walk, [&](const WalkChunk& chunk) { sums.Add(v, chunk); });
+        v, walk, [&](const WalkChunkWithPlanes& chunk) { sums.Add(v, chunk); });
     for (size_t l = 0; l < used; ++l) {
       float ray[kPoseMapEntries] = {};
       if (walk.walking[l]) FinishSiddonVjp(plans[l], sums.Of(l), ray);

@@ -263,8 +263,7 @@ DRR_HD void MarchSiddonVjp(const Volume& volume, const Labels& labels,
       volume,   labels,    upstream,  channel_stride,
       channels, volume.nx, volume.ny, volume.nz};
   SiddonVjpWalk walk = SiddonVjpWalk::Start(r);
-  // (The walk's u back to the segment's α.)
-  const double alpha_per_u = 1.0 / r.length;
+  const double alpha_per_u = AlphaPerU(r);
   auto visit = [&](int i, int j, int k, float, float to, int to_axis) {
     const float w = weighted.Voxel(i, j, k);
     walk.Cross(walk.before - w);

@@ -167,6 +167,9 @@ DRR_HD void WalkSiddon(const Volume& volume, const SiddonRay& r, Visit& visit) {
   }
 }
 
+// The factor from the walk's u back to the segment's parameter α.
+DRR_HD double AlphaPerU(const SiddonRay& r) { return 1.0 / r.length; }
+
 // The factor from the walk's u to millimetres along the ray: the segment's
 // length in mm over its length in voxels.
 DRR_HD float MillimetresPerU(const SiddonRay& r) {

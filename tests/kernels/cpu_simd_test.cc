@@ -1,6 +1,6 @@
 // The CPU executor's vectorised path against the per-ray bodies it must
-// reproduce bit for bit (kernels/cpu_simd.h), trilinear and Siddon renders
-// and the trilinear pose gradient and Jacobian: every storage type, rays that
+// reproduce bit for bit (kernels/cpu_simd.h), trilinear and Siddon renders,
+// pose gradients and Jacobians: every storage type, rays that
 // graze the volume's faces or miss it, rows on its outermost voxel centres
 // (where the trilinear interior run ends), widths that leave lanes idle,
 // thin volumes, a pose far outside the range any lane can index, and
@@ -492,7 +492,7 @@ TEST_F(CpuSimdTest, LanesFarOutsideBesideALaneInsideGiveTheScalarBits) {
                 0.0);
     }
     for (const RenderSettings& s :
-         {Trilinear(5, 20, 100), Clipped(5, 20, 100)}) {
+         {Trilinear(5, 20, 100), Clipped(5, 20, 100), Siddon(5, 20)}) {
       ExpectSameGradientBits(mu, shape, StorageType::kFloat32, {far}, s,
                              std::vector<float>(5 * 20, 1.0f));
     }
@@ -526,6 +526,45 @@ TEST_F(CpuSimdTest, PoseGradientSkipsUnweightedRaysThroughAnInfiniteVoxel) {
                                              poses, s, upstream))
         EXPECT_TRUE(std::isfinite(d));
     }
+    // Siddon's body skips no ray: w·μ of the infinite voxel is NaN or
+    // infinite whatever the weight, in every lane as in the body.
+    std::vector<float> upstream(poses.size() * 4 * 21, 1.0f);
+    for (size_t i = 0; i < upstream.size(); i += 3) upstream[i] = 0.0f;
+    int non_finite = 0;
+    for (double d : ExpectSameGradientBits(mu, shape, StorageType::kFloat32,
+                                           poses, Siddon(4, 21), upstream))
+      non_finite += !std::isfinite(d);
+    EXPECT_GT(non_finite, 0);
+    ExpectSameJacobianBits(mu, shape, StorageType::kFloat32, poses,
+                           Siddon(4, 21));
+  });
+}
+
+// Sources and detectors inside the volume (a volume of 0.2 or 0.45 voxels to
+// the unit, as large in voxels as the ones above): Siddon's walks begin and
+// end inside it, where the segment's own ends (no plane: axis −1) bound them.
+TEST_F(CpuSimdTest, SiddonSegmentsEndingInsideTheVolumeGiveTheScalarBodysBits) {
+  const VolumeShape shape{23, 19, 17};
+  const std::vector<float> mu = DistinctVoxels(shape);
+  OnEveryTarget([&] {
+    for (double voxels_per_unit : {0.2, 0.45}) {
+      SCOPED_TRACE(voxels_per_unit);
+      const std::vector<PoseGeometry> poses =
+          ViewsOf(shape, 9, 37, voxels_per_unit);
+      EXPECT_GT(ExpectSameBits(mu, shape, StorageType::kFloat32, poses,
+                               Siddon(9, 37)),
+                0.5);
+      std::vector<float> upstream(poses.size() * 9 * 37);
+      for (size_t i = 0; i < upstream.size(); ++i)
+        upstream[i] = 0.5f - static_cast<float>(i % 7) / 6.0f;
+      ExpectSameGradientBits(mu, shape, StorageType::kFloat32, poses,
+                             Siddon(9, 37), upstream);
+      const std::vector<float> jacobian = ExpectSameJacobianBits(
+          mu, shape, StorageType::kFloat32, poses, Siddon(9, 37));
+      int nonzero = 0;
+      for (float d : jacobian) nonzero += d != 0.0f;
+      EXPECT_GT(nonzero, static_cast<int>(jacobian.size()) / 4);
+    }
   });
 }
 
@@ -538,18 +577,21 @@ TEST_F(CpuSimdTest, PoseGradientKeepsTheScalarBodysNonFiniteWeights) {
   std::vector<float> upstream(poses.size() * 4 * 21, 1.0f);
   for (size_t i = 0; i < upstream.size(); i += 7)
     upstream[i] = i % 2 ? INFINITY : NAN;
+  // The weights reach the sums on both paths.
+  const auto expect_nans = [&](const RenderSettings& s) {
+    const std::vector<double> gradient = ExpectSameGradientBits(
+        mu, shape, StorageType::kFloat32, poses, s, upstream);
+    int nan = 0;
+    for (double d : gradient) nan += std::isnan(d);
+    EXPECT_GT(nan, 0);
+  };
   OnEveryTarget([&] {
     for (int samples : {2, 60}) {
       SCOPED_TRACE(samples);
-      for (const RenderSettings& s : {Trilinear(4, 21, samples),
-                                      Clipped(4, 21, samples), Siddon(4, 21)}) {
-        const std::vector<double> gradient = ExpectSameGradientBits(
-            mu, shape, StorageType::kFloat32, poses, s, upstream);
-        int nan = 0;
-        for (double d : gradient) nan += std::isnan(d);
-        EXPECT_GT(nan, 0);  // the weights reach the sums on both paths
-      }
+      expect_nans(Trilinear(4, 21, samples));
+      expect_nans(Clipped(4, 21, samples));
     }
+    expect_nans(Siddon(4, 21));
   });
 }
 
