@@ -17,7 +17,8 @@
 #
 # `run` builds the kernels alone for sm_90 (H100, H200), runs the CUDA tests and
 # compute-sanitizer first (the CUDA executor's first real test), then
-# render_bench on the reference case in every storage type and both samplings,
+# render_bench on the reference case in every storage type and both samplings
+# and the per-pixel Jacobians,
 # then bench/compare_gpu.py: the CUDA executor's trilinear, and nanodrr's Triton
 # kernel beside it where nanodrr imports, and Nsight Compute's profile of the
 # forward kernel; with a BASE, that commit's render_bench and this one's in
@@ -122,6 +123,7 @@ run() {
     step "bench-$storage" 15 "${bench[@]}" --storage "$storage"
   done
   step bench-clipped 15 "${bench[@]}" --sampling clipped
+  step bench-jacobian 30 "${bench[@]}" --renderers trilinear-jacobian,siddon-jacobian
   step compare-nanodrr 30 python3 "$root/bench/compare_gpu.py" "$data" \
     --bench "$build/bench/render_bench"
   # Nsight Compute on the forward kernel, one pose and 64: how near the
