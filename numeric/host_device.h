@@ -29,13 +29,13 @@
 #define DRR_HD_SAMPLE inline __attribute__((always_inline))
 #endif
 
-// DRR_HD always inlined on the host too, for set-up called from set-up loops
-// (not from inside a per-sample loop's function, where DRR_HD_RAY_SETUP
-// keeps it out of line): left to itself the host compiler inlines a large
-// function called from one place only, and keeps it out of line once a
-// second caller appears (Siddon's StartSiddon, once the vectorised gradient
-// set up walks too: 55% more instructions in the vectorised render's set-up
-// of its lanes, 2–3% more in a Siddon DRR of the reference case).
+// DRR_HD always inlined on the host too, for once-per-ray set-up whose
+// inlining costs its callers' loops no registers (unlike DRR_HD_RAY_SETUP's):
+// left to itself the host compiler inlines a large function called from one
+// place only, and keeps it out of line once a second caller appears
+// (Siddon's StartSiddon, once the vectorised gradient set up walks too: 55%
+// more instructions in the vectorised render's set-up of its lanes, 2–3%
+// more in a Siddon DRR of the reference case).
 #if defined(__CUDACC__)
 #define DRR_HD_INLINE DRR_HD
 #else

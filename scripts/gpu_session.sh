@@ -123,7 +123,7 @@ run() {
     step "bench-$storage" 15 "${bench[@]}" --storage "$storage"
   done
   step bench-clipped 15 "${bench[@]}" --sampling clipped
-  step bench-jacobian 30 "${bench[@]}" --renderers trilinear-jacobian,siddon-jacobian
+  step bench-jacobian 15 "${bench[@]}" --renderers trilinear-jacobian,siddon-jacobian
   step compare-nanodrr 30 python3 "$root/bench/compare_gpu.py" "$data" \
     --bench "$build/bench/render_bench"
   # Nsight Compute on the forward kernel, one pose and 64: how near the
@@ -134,7 +134,7 @@ run() {
     --renderers trilinear --batches 1,64
   if [[ -d "$carry/base" ]]; then
     step configure-base 20 cmake -S "$carry/base" -B "$build-base" "${options[@]}"
-    step build-base 80 cmake --build "$build-base" -j "$(nproc)" --target render_bench
+    step build-base 65 cmake --build "$build-base" -j "$(nproc)" --target render_bench
     step versus-base 80 "$root/scripts/gpu_session.sh" alternate 5 \
       "base=$build-base/bench/render_bench" "head=$build/bench/render_bench" -- \
       "$data/mu.f32" "$data/mu.txt" --repeats 20 --executors cuda --batches "1,8,64,256" \

@@ -3,8 +3,9 @@
 // pose gradients and Jacobians: every storage type, rays that
 // graze the volume's faces or miss it, rows on its outermost voxel centres
 // (where the trilinear interior run ends), widths that leave lanes idle,
-// thin volumes, a pose far outside the range any lane can index, and
-// non-finite weights and voxels.
+// thin volumes, Siddon segments that begin and end inside the volume, a pose
+// far outside the range any lane can index, and non-finite weights and
+// voxels.
 #include "kernels/cpu_simd.h"
 
 #include <cmath>
@@ -19,6 +20,7 @@
 #include "geometry/pose.h"
 #include "gtest/gtest.h"
 #include "kernels/executor.h"
+#include "kernels/siddon.h"
 #include "tests/kernels/executor_testing.h"
 #include "tests/kernels/test_volumes.h"
 
@@ -35,8 +37,9 @@ using testing::RenderImages;
 
 // Views of a volume of `shape` (voxels_per_unit voxels to a unit of the
 // world along each axis, centred near the isocentre): perspective from
-// several angles, close enough that rays enter and leave through every face,
-// one shifted so that half the detector misses, and an orthographic one.
+// several angles, close enough that rays enter and leave through every face
+// (at 1 voxel to the unit), one shifted so that half the detector misses, and
+// an orthographic one.
 std::vector<PoseGeometry> ViewsOf(VolumeShape shape, int height, int width,
                                   double voxels_per_unit = 1.0) {
   Intrinsics in;
@@ -546,29 +549,42 @@ TEST_F(CpuSimdTest, PoseGradientSkipsUnweightedRaysThroughAnInfiniteVoxel) {
   });
 }
 
-// Sources and detectors inside the volume (a volume of 0.2 or 0.45 voxels to
-// the unit, as large in voxels as the ones above): Siddon's walks begin and
-// end inside it, where the segment's own ends (no plane: axis −1) bound them.
+// Sources and detectors inside the volume (0.2 voxels to the unit: the
+// volume is 5 times the size in the world of the ones above, and the source
+// and detector lie 9 voxels from its centre): Siddon's walks begin and end
+// inside it, where the segment's own ends (no plane: axis −1) bound them.
 TEST_F(CpuSimdTest, SiddonSegmentsEndingInsideTheVolumeGiveTheScalarBodysBits) {
   const VolumeShape shape{23, 19, 17};
   const std::vector<float> mu = DistinctVoxels(shape);
-  OnEveryTarget([&] {
-    for (double voxels_per_unit : {0.2, 0.45}) {
-      SCOPED_TRACE(voxels_per_unit);
-      const std::vector<PoseGeometry> poses =
-          ViewsOf(shape, 9, 37, voxels_per_unit);
-      EXPECT_GT(ExpectSameBits(mu, shape, StorageType::kFloat32, poses,
-                               Siddon(9, 37)),
-                0.5);
-      std::vector<float> upstream(poses.size() * 9 * 37);
-      for (size_t i = 0; i < upstream.size(); ++i)
-        upstream[i] = 0.5f - static_cast<float>(i % 7) / 6.0f;
-      ExpectSameGradientBits(mu, shape, StorageType::kFloat32, poses,
-                             Siddon(9, 37), upstream);
-      EXPECT_GT(NonzeroFraction(ExpectSameJacobianBits(
-                    mu, shape, StorageType::kFloat32, poses, Siddon(9, 37))),
-                0.25);
+  const std::vector<PoseGeometry> poses = ViewsOf(shape, 9, 37, 0.2);
+  // The premise: some walks start, and some end, at the segment's own end.
+  int starting = 0, ending = 0;
+  for (const PoseGeometry& pose : poses) {
+    for (int row = 0; row < 9; ++row) {
+      for (int col = 0; col < 37; ++col) {
+        const SiddonRay r = PlanSiddon(shape, pose, row, col);
+        if (!(r.inside.t0 < r.inside.t1)) continue;
+        starting += r.inside.axis0 == -1;
+        ending += r.inside.axis1 == -1;
+      }
     }
+  }
+  EXPECT_GT(starting, 0);
+  EXPECT_GT(ending, 0);
+  std::vector<float> upstream(poses.size() * 9 * 37);
+  for (size_t i = 0; i < upstream.size(); ++i)
+    upstream[i] = 0.5f - static_cast<float>(i % 7) / 6.0f;
+  OnEveryTarget([&] {
+    EXPECT_GT(
+        ExpectSameBits(mu, shape, StorageType::kFloat32, poses, Siddon(9, 37)),
+        0.5);
+    EXPECT_GT(
+        NonzeroFraction(ExpectSameGradientBits(mu, shape, StorageType::kFloat32,
+                                               poses, Siddon(9, 37), upstream)),
+        0.5);
+    EXPECT_GT(NonzeroFraction(ExpectSameJacobianBits(
+                  mu, shape, StorageType::kFloat32, poses, Siddon(9, 37))),
+              0.25);
   });
 }
 
