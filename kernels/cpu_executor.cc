@@ -299,23 +299,36 @@ class CpuExecutor final : public Executor {
   static constexpr int kSpanPixels = 32;
   static_assert(kSpanPixels % EarlyStop::kPixelsPerCheck == 0);
 
+  // Calls span(pose, row, col, col_end) for every span of kSpanPixels pixels
+  // of every row of every pose, a row per task in ForEachRow's order, left
+  // to right, until `stop` fires.
+  template <class Span>
+  void ForEachSpan(int n_poses, const RaySettings& rays, EarlyStop& stop,
+                   const Span& span) {
+    const int cols = rays.width;
+    ForEachRow(n_poses, rays.height, [&](int pose, int row) {
+      for (int col = 0; col < cols; col += kSpanPixels) {
+        if (stop.Before(col)) return;
+        span(pose, row, col, std::min(col + kSpanPixels, cols));
+      }
+    });
+  }
+
   // The vectorised pose gradient: GradientRows's partials, span by span.
   void GradientSpans(const VolumeBuffers& volume, const PoseGeometry* poses,
                      int n_poses, const RenderSettings& s,
                      const float* upstream, EarlyStop& stop, double* row_sums) {
     const int rows = s.rays.height, cols = s.rays.width;
-    ForEachRow(n_poses, rows, [&](int pose, int row) {
-      const size_t line = PoseMajorRow(pose, row, rows);
-      const float* weights = upstream + line * cols;
-      double* partial = row_sums + line * kPoseMapEntries;
-      for (int k = 0; k < kPoseMapEntries; ++k) partial[k] = 0.0;
-      for (int col = 0; col < cols; col += kSpanPixels) {
-        if (stop.Before(col)) return;
-        AddVjpSimdSpan(volume, poses[pose], s, row, col,
-                       std::min(col + kSpanPixels, cols), weights + col,
-                       partial);
-      }
-    });
+    std::fill(row_sums,
+              row_sums + static_cast<size_t>(n_poses) * rows * kPoseMapEntries,
+              0.0);
+    ForEachSpan(n_poses, s.rays, stop,
+                [&](int pose, int row, int col, int end) {
+                  const size_t line = PoseMajorRow(pose, row, rows);
+                  AddVjpSimdSpan(volume, poses[pose], s, row, col, end,
+                                 upstream + line * cols + col,
+                                 row_sums + line * kPoseMapEntries);
+                });
   }
 
   // The vectorised Jacobian of JacobianRows (one channel).
@@ -323,16 +336,13 @@ class CpuExecutor final : public Executor {
                      int n_poses, const RenderSettings& s, EarlyStop& stop,
                      float* out) {
     const int rows = s.rays.height, cols = s.rays.width;
-    ForEachRow(n_poses, rows, [&](int pose, int row) {
-      float* line =
-          out + PoseMajorRow(pose, row, rows) * cols * kPoseMapEntries;
-      for (int col = 0; col < cols; col += kSpanPixels) {
-        if (stop.Before(col)) return;
-        WriteJacobianSimdSpan(volume, poses[pose], s, row, col,
-                              std::min(col + kSpanPixels, cols),
-                              line + col * kPoseMapEntries);
-      }
-    });
+    ForEachSpan(n_poses, s.rays, stop,
+                [&](int pose, int row, int col, int end) {
+                  WriteJacobianSimdSpan(
+                      volume, poses[pose], s, row, col, end,
+                      out + (PoseMajorRow(pose, row, rows) * cols + col) *
+                                kPoseMapEntries);
+                });
   }
 
   // The vectorised render of RenderRows.
@@ -340,14 +350,11 @@ class CpuExecutor final : public Executor {
                    int n_poses, const RenderSettings& s, EarlyStop& stop,
                    float* out) {
     const int rows = s.rays.height, cols = s.rays.width;
-    ForEachRow(n_poses, rows, [&](int pose, int row) {
-      float* line = out + PoseMajorRow(pose, row, rows) * cols;
-      for (int col = 0; col < cols; col += kSpanPixels) {
-        if (stop.Before(col)) return;
-        RenderSimdSpan(volume, poses[pose], s, row, col,
-                       std::min(col + kSpanPixels, cols), line + col);
-      }
-    });
+    ForEachSpan(
+        n_poses, s.rays, stop, [&](int pose, int row, int col, int end) {
+          RenderSimdSpan(volume, poses[pose], s, row, col, end,
+                         out + PoseMajorRow(pose, row, rows) * cols + col);
+        });
   }
 
   const bool vectorised_;
