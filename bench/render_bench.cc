@@ -10,20 +10,22 @@
 // segments, or nanodrr 0.1.7's clipped ones).
 // --spread turns the poses of a batch apart (by default every pose of a
 // batch is the reference pose); --storage keeps the volume in float16 or
-// bfloat16 instead of float32.
+// bfloat16 instead of float32; --labels tissue splits every render into three
+// channels by tissue class: air and lung, soft tissue, bone.
 // Needs only the kernels library, so it also builds in the kernels-only
 // configuration on GPU hosts; bench/export_volume.py writes its inputs (raw
 // float32 voxels, and a text file with the shape and the affine).
 //
 //   render_bench MU.f32 MU.txt [--repeats N] [--side PIXELS] [--samples N]
 //       [--sampling segment|clipped] [--spread DEGREES] [--spread-axis x|z]
-//       [--storage float32|float16|bfloat16]
+//       [--storage float32|float16|bfloat16] [--labels none|tissue]
 //       [--batches 1,8,64] [--threads N] [--executors cpu,cpu_scalar,cuda]
 //       [--renderers trilinear-gradient,trilinear,siddon,siddon-gradient,
 //                    trilinear-jacobian,siddon-jacobian]
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -41,6 +43,21 @@
 
 namespace drr {
 namespace {
+
+// The tissue classes of --labels tissue, by μ (bench/export_volume.py's map,
+// μ of water 0.0192 /mm): air and lung below −500 HU, soft tissue up to
+// 300 HU, bone above.
+constexpr float kLungBelowMu = 0.0096f;
+constexpr float kBoneAboveMu = 0.03063f;
+constexpr int kTissueClasses = 3;
+
+// The tissue class of each voxel of `mu`.
+std::vector<uint16_t> TissueLabels(const std::vector<float>& mu) {
+  std::vector<uint16_t> labels(mu.size());
+  for (size_t v = 0; v < mu.size(); ++v)
+    labels[v] = mu[v] < kLungBelowMu ? 0 : mu[v] <= kBoneAboveMu ? 1 : 2;
+  return labels;
+}
 
 // A μ volume as bench/export_volume.py writes it.
 struct BenchVolume {
@@ -103,6 +120,8 @@ struct BenchOptions {
   // How the volume is stored, and that type's name.
   kernels::StorageType storage = kernels::StorageType::kFloat32;
   std::string storage_name = "float32";
+  // Channels a render splits into by tissue class (--labels tissue), or 1.
+  int channels = 1;
   int threads = 0;  // CPU executors: 0 = one per hardware thread
   std::vector<std::string> executors = {"cpu", "cpu_scalar", "cuda"};
   std::vector<std::string> renderers = {"trilinear-gradient", "trilinear",
@@ -111,23 +130,25 @@ struct BenchOptions {
 
 // Times `renderer` ("trilinear" or "siddon", or either with "-gradient", the
 // pose gradient for upstream 1 everywhere, or with "-jacobian", the pose
-// Jacobian of every pixel) for `poses`: once to warm up, then `repeats`
-// times; the median milliseconds per launch (results copied back to host
-// memory included).
+// Jacobian of every pixel) for `poses`, in `channels` channels: once to warm
+// up, then `repeats` times; the median milliseconds per launch (results
+// copied back to host memory included).
 double TimeLaunch(kernels::Executor& executor, kernels::Workspace& workspace,
                   const kernels::ResidentVolume& volume,
                   const std::vector<kernels::PoseGeometry>& poses,
                   const std::string& renderer, const kernels::RaySettings& rays,
-                  int repeats) {
+                  int channels, int repeats) {
   kernels::RenderSettings settings;
   settings.rays = rays;
+  settings.channels = channels;
   const bool gradient = EndsWith(renderer, "-gradient");
   const bool jacobian = EndsWith(renderer, "-jacobian");
   settings.projector = renderer.rfind("siddon", 0) == 0
                            ? kernels::Projector::kSiddon
                            : kernels::Projector::kTrilinear;
   const int n = static_cast<int>(poses.size());
-  const size_t pixels = static_cast<size_t>(rays.height) * rays.width;
+  const size_t pixels = static_cast<size_t>(rays.height) * rays.width *
+                        static_cast<size_t>(channels);
   std::vector<float> out(poses.size() * pixels *
                          (jacobian ? kernels::kPoseMapEntries : 1));
   const std::vector<float> upstream(poses.size() * pixels, 1.0f);
@@ -213,7 +234,7 @@ constexpr char kUsage[] =
     "usage: render_bench MU.f32 MU.txt [--repeats N] [--side PIXELS]\n"
     "       [--samples N] [--sampling segment|clipped]\n"
     "       [--spread DEGREES] [--spread-axis x|z]\n"
-    "       [--storage float32|float16|bfloat16]\n"
+    "       [--storage float32|float16|bfloat16] [--labels none|tissue]\n"
     "       [--batches 1,8,64] [--threads N]\n"
     "       [--executors cpu,cpu_scalar,cuda]\n"
     "       [--renderers trilinear-gradient,trilinear,siddon,siddon-gradient,\n"
@@ -247,8 +268,8 @@ std::string OutOfRange(const std::string& flag, const char* what, double low,
 bool IsFlag(const std::string& arg) {
   for (const char* flag :
        {"--repeats", "--side", "--samples", "--sampling", "--spread",
-        "--spread-axis", "--storage", "--threads", "--batches", "--executors",
-        "--renderers"}) {
+        "--spread-axis", "--storage", "--labels", "--threads", "--batches",
+        "--executors", "--renderers"}) {
     if (arg == flag) return true;
   }
   return false;
@@ -313,6 +334,10 @@ std::string ParseArguments(int argc, char** argv, BenchOptions* options,
       options->storage_name = value;
       one_of(ParseStorage(options->storage_name, &options->storage),
              "float32, float16 or bfloat16");
+    } else if (arg == "--labels") {
+      const std::string labels = value;
+      one_of(labels == "none" || labels == "tissue", "none or tissue");
+      options->channels = labels == "tissue" ? kTissueClasses : 1;
     } else if (arg == "--threads") {
       whole(0, kMostThreads, &options->threads);
     } else if (arg == "--batches") {
@@ -346,7 +371,8 @@ std::string ParseArguments(int argc, char** argv, BenchOptions* options,
       floats_per_pixel = kernels::kPoseMapEntries;
   }
   const long long floats = static_cast<long long>(options->rays.height) *
-                           options->rays.width * floats_per_pixel;
+                           options->rays.width * options->channels *
+                           floats_per_pixel;
   for (int b : options->batches) {
     if (b * floats > kMostFloatsPerLaunch)
       return "a batch of " + std::to_string(b) + " at --side " +
@@ -410,12 +436,14 @@ int Main(int argc, char** argv) {
 
   std::printf("# CPU vectorised path: %s\n", kernels::SimdTargetName());
   std::printf(
-      "# %s, %dx%dx%d stored as %s, %dx%d, %d samples, batches over ±%g° "
-      "about %c, median of %d\n",
+      "# %s, %dx%dx%d stored as %s, %dx%d, %d channel(s), %d samples, "
+      "batches over ±%g° about %c, median of %d\n",
       paths[0].c_str(), shape.nx, shape.ny, shape.nz,
       options.storage_name.c_str(), options.rays.width, options.rays.height,
-      options.rays.n_samples, options.spread, options.spread_axis,
-      options.repeats);
+      options.channels, options.rays.n_samples, options.spread,
+      options.spread_axis, options.repeats);
+  const std::vector<uint16_t> labels =
+      options.channels > 1 ? TissueLabels(mu) : std::vector<uint16_t>();
   std::printf(
       "executor\trenderer\tbatch\tms_per_launch\tms_per_drr\tdrr_per_s\n");
   for (const std::string& name : options.executors) {
@@ -424,9 +452,9 @@ int Main(int argc, char** argv) {
     if (executor == nullptr) continue;
     std::shared_ptr<const kernels::ResidentVolume> volume;
     std::unique_ptr<kernels::Workspace> workspace;
-    kernels::KernelStatus status =
-        executor->MakeResident(mu.data(), nullptr, shape,
-                               kernels::Residency{options.storage}, &volume);
+    kernels::KernelStatus status = executor->MakeResident(
+        mu.data(), labels.empty() ? nullptr : labels.data(), shape,
+        kernels::Residency{options.storage}, &volume);
     if (status.ok()) status = executor->MakeWorkspace(nullptr, &workspace);
     if (!status.ok()) {
       std::fprintf(stderr, "%s: %s\n", name.c_str(), status.message().c_str());
@@ -443,8 +471,9 @@ int Main(int argc, char** argv) {
         }
         const int runs =
             batch >= 64 ? std::max(1, options.repeats / 3) : options.repeats;
-        const double ms = TimeLaunch(*executor, *workspace, *volume, poses,
-                                     renderer, options.rays, runs);
+        const double ms =
+            TimeLaunch(*executor, *workspace, *volume, poses, renderer,
+                       options.rays, options.channels, runs);
         std::printf("%s\t%s\t%d\t%.6g\t%.6g\t%.1f\n", name.c_str(),
                     renderer.c_str(), batch, ms, ms / batch,
                     1000.0 * batch / ms);

@@ -18,7 +18,8 @@ namespace drr::kernels {
 namespace {
 
 // The host memory of a resident volume: μ in its storage type (readable
-// kSimdVoxelPadding bytes past the last voxel), and labels.
+// kSimdVoxelPadding bytes past the last voxel), and labels (kSimdLabelPadding
+// past the last voxel's).
 struct HostVolumeMemory {
   std::vector<char> voxels;
   std::vector<uint16_t> labels;
@@ -96,7 +97,10 @@ class CpuExecutor final : public Executor {
     auto memory = std::make_shared<HostVolumeMemory>();
     try {
       memory->voxels.resize(voxel_bytes + kSimdVoxelPadding);
-      if (labels != nullptr) memory->labels.assign(labels, labels + count);
+      if (labels != nullptr) {
+        memory->labels.resize(count + kSimdLabelPadding);
+        std::copy(labels, labels + count, memory->labels.begin());
+      }
     } catch (const std::bad_alloc&) {
       return KernelStatus::Error(KernelCode::kResourceExhausted,
                                  "out of host memory for the volume");
@@ -120,7 +124,8 @@ class CpuExecutor final : public Executor {
         memory->voxels.data(),
         labels != nullptr ? memory->labels.data() : nullptr,
         /*texture=*/0};
-    const size_t bytes = voxel_bytes + memory->labels.size() * sizeof(uint16_t);
+    const size_t bytes =
+        voxel_bytes + (labels != nullptr ? count * sizeof(uint16_t) : 0);
     *out = std::make_shared<const ResidentVolume>(
         buffers, static_cast<long long>(bytes), std::move(memory));
     return KernelStatus::Ok();
@@ -350,10 +355,14 @@ class CpuExecutor final : public Executor {
                    int n_poses, const RenderSettings& s, EarlyStop& stop,
                    float* out) {
     const int rows = s.rays.height, cols = s.rays.width;
+    const long long plane = static_cast<long long>(rows) * cols;
     ForEachSpan(
         n_poses, s.rays, stop, [&](int pose, int row, int col, int end) {
+          float* image =
+              out + static_cast<long long>(pose) * s.channels * plane;
           RenderSimdSpan(volume, poses[pose], s, row, col, end,
-                         out + PoseMajorRow(pose, row, rows) * cols + col);
+                         image + static_cast<long long>(row) * cols + col,
+                         plane);
         });
   }
 

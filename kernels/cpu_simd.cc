@@ -1,8 +1,9 @@
 // The vectorised marches (cpu_simd.h): trilinear, its pose gradient and
-// Jacobian, and Siddon's walk, compiled once per instruction set Highway
-// targets and dispatched at run time. drr_kernels and its users are built with
-// -ffp-contract=off (kernels/CMakeLists.txt), so that neither the lanes nor
-// the per-ray bodies fuse a multiply and an add and both round alike.
+// Jacobian, and Siddon's walk, one channel or split by label, compiled once per
+// instruction set Highway targets and dispatched at run time. drr_kernels and
+// its users are built with -ffp-contract=off (kernels/CMakeLists.txt), so that
+// neither the lanes nor the per-ray bodies fuse a multiply and an add and both
+// round alike.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/cpu_simd.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
@@ -35,6 +36,18 @@ using IntVec = hn::Vec<IntLanes>;
 
 // The most lanes a vector of this target holds.
 constexpr size_t kMaxLanes = HWY_MAX_BYTES / sizeof(float);
+
+// The labels at `index` in a host label buffer (kSimdLabelPadding): each
+// lane reads the 32-bit word its label starts, which GCC inserts straight
+// into a vector register (as ReadPairs), and keeps the label, its low half.
+HWY_INLINE IntVec ReadLabels(const uint16_t* data, IntVec index) {
+  const IntLanes di;
+  HWY_ALIGN int32_t at[kMaxLanes], words[kMaxLanes];
+  hn::Store(index, di, at);
+  for (size_t l = 0; l < hn::Lanes(di); ++l)
+    std::memcpy(&words[l], data + at[l], sizeof(int32_t));
+  return hn::And(hn::Load(di, words), hn::Set(di, 0xFFFF));
+}
 
 // The voxels at `index` as float lanes of tag `d`.
 template <class D>
@@ -259,10 +272,10 @@ struct CornerOffsets {
   int32_t at[8];
 };
 
-// The flat index of each lane's lower corner (x, y, z).
-template <typename T>
-HWY_INLINE IntVec FlatIndex(const VolumeView<T>& v, IntVec x, IntVec y,
-                            IntVec z) {
+// The flat index of each lane's voxel (x, y, z) of a volume or label grid
+// (VolumeView, LabelView).
+template <class Grid>
+HWY_INLINE IntVec FlatIndex(const Grid& v, IntVec x, IntVec y, IntVec z) {
   const IntLanes di;
   return hn::Add(hn::Add(hn::Mul(z, hn::Set(di, v.nx * v.ny)),
                          hn::Mul(y, hn::Set(di, v.nx))),
@@ -643,14 +656,158 @@ HWY_INLINE void ForInteriorSteps(const VolumeView<T>& v,
   }
 }
 
-// Adds to `sum` the samples of steps [from, to), each lane only its own, as
-// VolumeView::operator() computes them: interpolated where all 8 corners
-// are inside, else the weighted sum of the corners inside.
-template <typename T>
-FloatVec MarchAnywhere(const VolumeView<T>& v, const LaneRays& r,
-                       const LaneParameters& parameters,
-                       const CellPrefetch<T>& prefetch, int from, int to,
-                       FloatVec sum) {
+// The most channels one march of a render split by label sums: a render of
+// more takes a march per kSimdClassesPerPass channels, as the body takes one
+// per kChannelsPerPass.
+constexpr int kSimdClassesPerPass = 256;
+
+// Each lane's sums per class of one march of a render split by label, as
+// the body's ChannelAccumulator sums them: rows 0 .. n − 1 of kMaxLanes
+// floats, one per lane, sum the classes first .. first + n − 1; row n takes
+// the samples of every other class, which this march does not count. The
+// sum of the class of each lane's latest sample is held in a vector (its
+// row's entry stale meanwhile), where the next sample of the same class,
+// mostly that of the neighbouring voxel, adds to it; a lane that meets
+// another class puts it back and takes up that class's. So each sum takes
+// its samples in order, as the body's does.
+class ClassTable {
+ public:
+  // A table of n + 1 rows in `rows` (at least kSimdClassesPerPass + 1).
+  ClassTable(int first, int n, float* rows)
+      : first_(first), n_(n), rows_(rows) {}
+
+  // Sets every sum to zero for the next group of lanes, each lane's held
+  // sum that of row 0.
+  void Clear() {
+    std::fill(rows_, rows_ + (n_ + 1) * kMaxLanes, 0.0f);
+    held_ = hn::Zero(FloatLanes());
+    row_ = hn::Zero(IntLanes());
+  }
+
+  // Adds `value` to the sum of class `label` of each lane in `counts` (the
+  // other lanes keep theirs as they are).
+  HWY_INLINE void Add(IntVec label, hn::Mask<IntLanes> counts, FloatVec value) {
+    const IntLanes di;
+    const IntVec offset = hn::Sub(label, hn::Set(di, first_));
+    const IntVec n = hn::Set(di, n_);
+    const IntVec row = hn::IfThenElse(
+        hn::And(offset > hn::Set(di, -1), offset < n), offset, n);
+    const IntVec to = hn::IfThenElse(counts, row, row_);
+    if (!hn::AllTrue(di, to == row_)) Hold(to);
+    held_ = hn::Add(
+        held_, hn::IfThenElseZero(hn::RebindMask(FloatLanes(), counts), value));
+  }
+
+  // Writes lane l's sums (l < used), each times scale[l], to the channels
+  // first .. first + n − 1 of pixel l: out[channel · channel_stride + l].
+  void Write(size_t used, const float* scale, float* out,
+             long long channel_stride) {
+    Hold(hn::Set(IntLanes(), n_));
+    for (int c = 0; c < n_; ++c)
+      for (size_t l = 0; l < used; ++l)
+        out[(first_ + c) * channel_stride + static_cast<long long>(l)] =
+            rows_[c * kMaxLanes + l] * scale[l];
+  }
+
+ private:
+  // Puts each lane's held sum back in its row and takes up that of row
+  // to[l] instead, where the two differ.
+  void Hold(IntVec to) {
+    const FloatLanes df;
+    const IntLanes di;
+    HWY_ALIGN float held[kMaxLanes];
+    HWY_ALIGN int32_t from[kMaxLanes], next[kMaxLanes];
+    hn::Store(held_, df, held);
+    hn::Store(row_, di, from);
+    hn::Store(to, di, next);
+    for (size_t l = 0; l < hn::Lanes(df); ++l) {
+      if (next[l] == from[l]) continue;
+      rows_[from[l] * kMaxLanes + l] = held[l];
+      held[l] = rows_[next[l] * kMaxLanes + l];
+    }
+    held_ = hn::Load(df, held);
+    row_ = to;
+  }
+
+  int first_, n_;
+  float* rows_;
+  FloatVec held_;
+  IntVec row_;
+};
+
+// Each lane's sum of its samples: a render of one channel.
+class LaneSum {
+ public:
+  LaneSum() : sum_(hn::Zero(FloatLanes())) {}
+
+  // Adds the samples of the lanes in `counts` at parameter t.
+  HWY_INLINE void Add(FloatVec /*t*/, hn::Mask<FloatLanes> counts,
+                      FloatVec sample) {
+    sum_ = hn::Add(sum_, hn::IfThenElseZero(counts, sample));
+  }
+  // Adds a step of the interior run, at parameter t, where every lane's
+  // sample counts.
+  HWY_INLINE void AddInterior(FloatVec /*t*/, FloatVec sample) {
+    sum_ = hn::Add(sum_, sample);
+  }
+  FloatVec sum() const { return sum_; }
+
+ private:
+  FloatVec sum_;
+};
+
+// Each lane's sums per class (ClassTable), for a render split by label: each
+// sample goes to the class of the voxel nearest it (LabelView::Nearest).
+class LaneClassSums {
+ public:
+  // The samples of the lanes of `r`, summed into `table`.
+  LaneClassSums(const LabelView& labels, const LaneRays& r, ClassTable* table)
+      : labels_(labels), lines_(r), table_(table) {}
+
+  // Adds the samples of the lanes in `counts` at parameter t, each to the
+  // class the body's LabelView::Nearest gives (class 0 outside the volume).
+  HWY_INLINE void Add(FloatVec t, hn::Mask<FloatLanes> counts,
+                      FloatVec sample) {
+    const FloatLanes df;
+    const IntLanes di;
+    HWY_ALIGN float x[kMaxLanes], y[kMaxLanes], z[kMaxLanes];
+    HWY_ALIGN int32_t label[kMaxLanes];
+    hn::Store(lines_.At(0, t), df, x);
+    hn::Store(lines_.At(1, t), df, y);
+    hn::Store(lines_.At(2, t), df, z);
+    for (size_t l = 0; l < hn::Lanes(df); ++l)
+      label[l] = labels_.Nearest({x[l], y[l], z[l]});
+    table_->Add(hn::Load(di, label), hn::RebindMask(di, counts), sample);
+  }
+
+  // Adds a step of the interior run at parameter t, where every lane's
+  // sample counts and its nearest voxel is inside: rounded to even on each
+  // axis, as LabelView::Nearest rounds.
+  HWY_INLINE void AddInterior(FloatVec t, FloatVec sample) {
+    const IntLanes di;
+    auto axis = [&](int a) {
+      return IntegralToInt(hn::Round(lines_.At(a, t)));
+    };
+    table_->Add(
+        ReadLabels(labels_.data, FlatIndex(labels_, axis(0), axis(1), axis(2))),
+        hn::FirstN(di, hn::Lanes(di)), sample);
+  }
+
+ private:
+  const LabelView& labels_;
+  const LaneLines lines_;
+  ClassTable* table_;
+};
+
+// Adds to `sums` (LaneSum, LaneClassSums) the samples of steps [from, to),
+// each lane only its own, as VolumeView::operator() computes them:
+// interpolated where all 8 corners are inside, else the weighted sum of the
+// corners inside.
+template <typename T, class Sums>
+void MarchAnywhere(const VolumeView<T>& v, const LaneRays& r,
+                   const LaneParameters& parameters,
+                   const CellPrefetch<T>& prefetch, int from, int to,
+                   Sums* sums) {
   const FloatLanes df;
   const IntLanes di;
   const LaneLines lines(r);
@@ -671,30 +828,26 @@ FloatVec MarchAnywhere(const VolumeView<T>& v, const LaneRays& r,
         hn::RebindMask(df, interior),
         Interpolate(corners, x.weight, y.weight, z.weight),
         WeightedCornerSum(corners, x.weight, y.weight, z.weight));
-    sum = hn::Add(sum, hn::IfThenElseZero(hn::RebindMask(df, counts), sample));
+    sums->Add(t, hn::RebindMask(df, counts), sample);
   }
-  return sum;
 }
 
 // Marches the lanes of `r` in lockstep over the union of their sample
-// ranges: the interior run apart, each step anywhere else. Returns each
-// lane's sum.
-template <typename T>
-FloatVec MarchLanes(const VolumeView<T>& v, const LaneRays& r,
-                    const RaySettings& s) {
-  const LaneParameters parameters(r, s);
+// ranges, adding each lane's samples to `sums` in order: the interior run
+// apart, each step anywhere else.
+template <typename T, class Sums>
+HWY_INLINE void MarchLanes(const VolumeView<T>& v, const LaneRays& r,
+                           const LaneParameters& parameters, Sums* sums) {
   const CellPrefetch<T> prefetch(v, r, parameters);
   const StepRun interior = InteriorRun(v, r, parameters);
-  FloatVec sum = hn::Zero(FloatLanes());
-  sum = MarchAnywhere(v, r, parameters, prefetch, r.min_first, interior.begin,
-                      sum);
+  MarchAnywhere(v, r, parameters, prefetch, r.min_first, interior.begin, sums);
   ForInteriorSteps(v, InteriorCells(r, parameters), prefetch, interior,
-                   [&](int, const InteriorCell& cell, const FloatVec c[8]) {
-                     sum = hn::Add(sum,
-                                   Interpolate(c, cell.wx, cell.wy, cell.wz));
+                   [&](int i, const InteriorCell& cell, const FloatVec c[8]) {
+                     sums->AddInterior(
+                         parameters.At(i),
+                         Interpolate(c, cell.wx, cell.wy, cell.wz));
                    });
-  return MarchAnywhere(v, r, parameters, prefetch, interior.end, r.max_last + 1,
-                       sum);
+  MarchAnywhere(v, r, parameters, prefetch, interior.end, r.max_last + 1, sums);
 }
 
 template <typename T>
@@ -707,7 +860,9 @@ void MarchSpan(const VolumeView<T>& v, const PoseGeometry& g,
   HWY_ALIGN float sums[kMaxLanes];
   for (int col = col_begin; col < col_end; col += static_cast<int>(lanes)) {
     SetUpLanes(v, g, s, row, col, col_end, lanes, &rays);
-    hn::Store(MarchLanes(v, rays, s), df, sums);
+    LaneSum sum;
+    MarchLanes(v, rays, LaneParameters(rays, s), &sum);
+    hn::Store(sum.sum(), df, sums);
     for (size_t l = 0; l < lanes && col + static_cast<int>(l) < col_end; ++l)
       out[col - col_begin + static_cast<int>(l)] =
           sums[l] * rays.plan[l].step_mm;
@@ -968,6 +1123,61 @@ void WalkSpan(const VolumeView<T>& v, const PoseGeometry& g, int row,
   }
 }
 
+// Adds μ·Δu of each crossing of `chunk` to the class of its voxel in
+// `table`, in order, as the body adds it, for the lanes then walking only.
+template <typename T>
+HWY_INLINE void AddChunkByClass(const VolumeView<T>& v, const LabelView& labels,
+                                const WalkChunk& chunk, ClassTable* table) {
+  const FloatLanes df;
+  const IntLanes di;
+  for (int k = 0; k < chunk.size; ++k) {
+    const IntVec voxel = hn::Load(di, chunk.voxel[k]);
+    const auto walked = voxel > hn::Set(di, WalkChunk::kNotWalking);
+    const IntVec at = hn::IfThenElseZero(walked, voxel);
+    table->Add(
+        ReadLabels(labels.data, at), walked,
+        hn::Mul(GatherVoxels(df, v.data, at), hn::Load(df, chunk.chord[k])));
+  }
+}
+
+// Writes the channels of pixels [col_begin, col_end) of row `row` of pose
+// `g`, split by `labels`: channel c of pixel col to
+// out[c · channel_stride + col − col_begin], a march (Siddon's walk or the
+// trilinear samples) per kSimdClassesPerPass channels.
+template <typename T>
+void MarchClassesSpan(const VolumeView<T>& v, const LabelView& labels,
+                      const PoseGeometry& g, const RenderSettings& s, int row,
+                      int col_begin, int col_end, float* out,
+                      long long channel_stride) {
+  const size_t lanes = hn::Lanes(FloatLanes());
+  HWY_ALIGN float rows[(kSimdClassesPerPass + 1) * kMaxLanes];
+  LaneRays rays;
+  SiddonLanes walk;
+  float scale[kMaxLanes];
+  for (int first = 0; first < s.channels; first += kSimdClassesPerPass) {
+    ClassTable table(first, std::min(kSimdClassesPerPass, s.channels - first),
+                     rows);
+    for (int col = col_begin; col < col_end; col += static_cast<int>(lanes)) {
+      table.Clear();
+      if (s.projector == Projector::kSiddon) {
+        SetUpSiddonLanes(v, g, row, col, col_end, lanes, &walk);
+        WalkSiddonLanes</*kRecordsPlanes=*/false>(
+            v, walk, [&](const WalkChunk& chunk) {
+              AddChunkByClass(v, labels, chunk, &table);
+            });
+        std::copy(walk.scale, walk.scale + lanes, scale);
+      } else {
+        SetUpLanes(v, g, s.rays, row, col, col_end, lanes, &rays);
+        LaneClassSums sums(labels, rays, &table);
+        MarchLanes(v, rays, LaneParameters(rays, s.rays), &sums);
+        for (size_t l = 0; l < lanes; ++l) scale[l] = rays.plan[l].step_mm;
+      }
+      table.Write(std::min(lanes, static_cast<size_t>(col_end - col)), scale,
+                  out + (col - col_begin), channel_stride);
+    }
+  }
+}
+
 template <typename T>
 void MarchSpanOf(const VolumeView<T>& v, const PoseGeometry& g,
                  const RenderSettings& s, int row, int col_begin, int col_end,
@@ -981,9 +1191,17 @@ void MarchSpanOf(const VolumeView<T>& v, const PoseGeometry& g,
 
 void RenderSpan(const VolumeBuffers& volume, const PoseGeometry& g,
                 const RenderSettings& s, int row, int col_begin, int col_end,
-                float* out) {
-  VisitVolume(volume, s, [&](const auto& view, const auto& /*labels*/) {
-    MarchSpanOf(view, g, s, row, col_begin, col_end, out);
+                float* out, long long channel_stride) {
+  VisitVolume(volume, s, [&](const auto& view, const auto& labels) {
+    if constexpr (std::is_same_v<std::decay_t<decltype(labels)>, LabelView>) {
+      MarchClassesSpan(view, labels, g, s, row, col_begin, col_end, out,
+                       channel_stride);
+    } else {
+      MarchSpanOf(view, g, s, row, col_begin, col_end, out);
+      // Without labels every sample is class 0: further channels are zero.
+      for (int c = 1; c < s.channels; ++c)
+        std::fill_n(out + c * channel_stride, col_end - col_begin, 0.0f);
+    }
   });
 }
 
@@ -1411,12 +1629,11 @@ HWY_EXPORT(AddVjpSpan);
 HWY_EXPORT(WriteJacobianSpan);
 
 bool SimdRenders(const RenderSettings& settings) {
-  return settings.reduce == Reduce::kSum && settings.channels == 1 &&
-         !settings.rays.soft_labels;
+  return settings.reduce == Reduce::kSum && !settings.rays.soft_labels;
 }
 
 bool SimdDifferentiates(const RenderSettings& settings) {
-  return SimdRenders(settings);
+  return SimdRenders(settings) && settings.channels == 1;
 }
 
 const char* SimdTargetName() {
@@ -1440,9 +1657,9 @@ void UseSimdTarget(const std::string& target) {
 
 void RenderSimdSpan(const VolumeBuffers& volume, const PoseGeometry& g,
                     const RenderSettings& settings, int row, int col_begin,
-                    int col_end, float* out) {
+                    int col_end, float* out, long long channel_stride) {
   HWY_DYNAMIC_DISPATCH(RenderSpan)
-  (volume, g, settings, row, col_begin, col_end, out);
+  (volume, g, settings, row, col_begin, col_end, out, channel_stride);
 }
 
 void AddVjpSimdSpan(const VolumeBuffers& volume, const PoseGeometry& g,

@@ -1,9 +1,9 @@
-// The CPU executor's vectorised path: the common case (a summed line
-// integral of one channel, trilinear or Siddon, its pose gradient and its
-// Jacobian) marched by the widest SIMD unit of this CPU, chosen at run time
-// (Highway: AVX-512, AVX2, SSE4, ...). One lane per ray; the rays of
-// consecutive pixels of a row march in lockstep, so the voxels of one step
-// share cache lines. Each lane does the per-ray body's arithmetic
+// The CPU executor's vectorised path: the common case (summed line
+// integrals, trilinear or Siddon, one channel or split by label, and the pose
+// gradient and Jacobian of one channel) marched by the widest SIMD unit of this
+// CPU, chosen at run time (Highway: AVX-512, AVX2, SSE4, ...). One lane per
+// ray; the rays of consecutive pixels of a row march in lockstep, so the voxels
+// of one step share cache lines. Each lane does the per-ray body's arithmetic
 // (MarchTrilinear, MarchSiddon, MarchTrilinearVjp, MarchSiddonVjp) in the
 // same order, so the two give the same bits. Builds without Highway (the
 // kernels-only build on GPU hosts) have no vectorised path: SimdRenders is then
@@ -26,8 +26,12 @@ namespace drr::kernels {
 // buffer must also start 4-byte aligned.
 inline constexpr size_t kSimdVoxelPadding = 2;
 
+// Labels a host label buffer keeps readable past its last voxel's: each is
+// read as the 32-bit word it starts.
+inline constexpr size_t kSimdLabelPadding = 1;
+
 // True when this build has the vectorised path and it renders `settings`:
-// summed, one channel, without soft labels (either sampling).
+// summed, without soft labels (either sampling, any channels).
 bool SimdRenders(const RenderSettings& settings);
 
 // True when this build has the vectorised path and it differentiates
@@ -49,11 +53,12 @@ std::vector<std::string> SimdTargets();
 void UseSimdTarget(const std::string& target);
 
 // Writes the line integrals of pixels [col_begin, col_end) of row `row` of
-// pose `g` to out[0 .. col_end − col_begin); `volume` in host memory with
-// kSimdVoxelPadding; needs SimdRenders(settings).
+// pose `g`, every channel as the per-ray body gives it (RenderPixelAs):
+// channel c of pixel col to out[c · channel_stride + col − col_begin];
+// `volume` in host memory with kSimdVoxelPadding; needs SimdRenders(settings).
 void RenderSimdSpan(const VolumeBuffers& volume, const PoseGeometry& g,
                     const RenderSettings& settings, int row, int col_begin,
-                    int col_end, float* out);
+                    int col_end, float* out, long long channel_stride);
 
 // Adds to row_sum the pose gradient (dL/dM, pose_map.h) of pixels
 // [col_begin, col_end) of row `row` of pose `g` for upstream weights

@@ -17,7 +17,7 @@ std::vector<std::string> SimdTargets() { return {}; }
 void UseSimdTarget(const std::string&) {}
 
 void RenderSimdSpan(const VolumeBuffers&, const PoseGeometry&,
-                    const RenderSettings&, int, int, int, float*) {
+                    const RenderSettings&, int, int, int, float*, long long) {
   std::abort();  // unreachable: SimdRenders is false
 }
 

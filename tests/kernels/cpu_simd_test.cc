@@ -8,8 +8,10 @@
 // voxels.
 #include "kernels/cpu_simd.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -97,16 +99,27 @@ std::vector<float> DistinctVoxels(VolumeShape shape) {
   return mu;
 }
 
+// A label volume of `classes` classes scattered so that neighbouring voxels
+// mostly differ, and a sample given a voxel other than its nearest shows.
+std::vector<uint16_t> ScatteredLabels(VolumeShape shape, int classes) {
+  std::vector<uint16_t> labels(static_cast<size_t>(shape.voxels()));
+  for (size_t v = 0; v < labels.size(); ++v)
+    labels[v] = static_cast<uint16_t>(((v * 2246822519u) >> 13) % classes);
+  return labels;
+}
+
 // What `run(executor, resident volume)` returns on the vectorised CPU
-// executor and on the scalar one, for `mu` stored as `storage`.
+// executor and on the scalar one, for `mu` stored as `storage` (and
+// `labels`, or nullptr).
 template <class Run>
 auto OnBothCpuExecutors(const std::vector<float>& mu, VolumeShape shape,
-                        StorageType storage, Run run) {
+                        StorageType storage, Run run,
+                        const uint16_t* labels = nullptr) {
   std::unique_ptr<Executor> simd = MakeCpuExecutor(2);
   std::unique_ptr<Executor> scalar = MakeScalarCpuExecutor(2);
   return std::pair{
-      run(*simd, *MakeResident(*simd, mu, nullptr, shape, storage)),
-      run(*scalar, *MakeResident(*scalar, mu, nullptr, shape, storage))};
+      run(*simd, *MakeResident(*simd, mu, labels, shape, storage)),
+      run(*scalar, *MakeResident(*scalar, mu, labels, shape, storage))};
 }
 
 // Fails unless `fast` holds the bits of `spec` (a NaN where `spec` has one).
@@ -133,19 +146,60 @@ double NonzeroFraction(const std::vector<T>& values) {
   return static_cast<double>(nonzero) / static_cast<double>(values.size());
 }
 
-// The renders of `poses` by the vectorised and the scalar CPU executors,
-// which must hold the same bits; returns the fraction of pixels that saw the
-// volume.
+// The renders of `poses` by the vectorised and the scalar CPU executors
+// (with `labels`, or without), which must hold the same bits; returns them.
+std::vector<float> ExpectSameImageBits(const std::vector<float>& mu,
+                                       VolumeShape shape, StorageType storage,
+                                       const std::vector<PoseGeometry>& poses,
+                                       const RenderSettings& settings,
+                                       const uint16_t* labels = nullptr) {
+  auto [fast, spec] = OnBothCpuExecutors(
+      mu, shape, storage,
+      [&](Executor& executor, const ResidentVolume& v) {
+        return RenderImages(executor, v, poses, settings);
+      },
+      labels);
+  ExpectSameBitsAs(fast, spec);
+  return spec;
+}
+
+// ExpectSameImageBits without labels; returns the fraction of pixels that
+// saw the volume.
 double ExpectSameBits(const std::vector<float>& mu, VolumeShape shape,
                       StorageType storage,
                       const std::vector<PoseGeometry>& poses,
                       const RenderSettings& settings) {
-  const auto [fast, spec] = OnBothCpuExecutors(
-      mu, shape, storage, [&](Executor& executor, const ResidentVolume& v) {
-        return RenderImages(executor, v, poses, settings);
-      });
-  ExpectSameBitsAs(fast, spec);
-  return NonzeroFraction(spec);
+  return NonzeroFraction(
+      ExpectSameImageBits(mu, shape, storage, poses, settings));
+}
+
+// ExpectSameImageBits for a render split by `labels`; returns the smallest
+// fraction of any channel's pixels that saw its class.
+double ExpectSameChannelBits(const std::vector<float>& mu, VolumeShape shape,
+                             StorageType storage,
+                             const std::vector<PoseGeometry>& poses,
+                             const RenderSettings& settings,
+                             const std::vector<uint16_t>& labels) {
+  const std::vector<float> images =
+      ExpectSameImageBits(mu, shape, storage, poses, settings, labels.data());
+  const size_t plane =
+      static_cast<size_t>(settings.rays.height) * settings.rays.width;
+  double least = 1.0;
+  for (int c = 0; c < settings.channels; ++c) {
+    std::vector<float> channel;
+    for (size_t pose = 0; pose < poses.size(); ++pose) {
+      const auto at = images.begin() + (pose * settings.channels + c) * plane;
+      channel.insert(channel.end(), at, at + plane);
+    }
+    least = std::min(least, NonzeroFraction(channel));
+  }
+  return least;
+}
+
+// A render of `settings` split into `channels` channels.
+RenderSettings WithChannels(RenderSettings settings, int channels) {
+  settings.channels = channels;
+  return settings;
 }
 
 RenderSettings Trilinear(int height, int width, int samples) {
@@ -198,16 +252,18 @@ class CpuSimdTest : public ::testing::Test {
   }
 };
 
-TEST(CpuSimdDispatchTest, VectorisedPathTakesTheOneChannelSums) {
+TEST(CpuSimdDispatchTest, VectorisedPathTakesTheSums) {
   const bool simd = std::string(SimdTargetName()) != "none";
   RenderSettings s = Trilinear(4, 4, 10);
   EXPECT_EQ(SimdRenders(s), simd);
   EXPECT_EQ(SimdDifferentiates(s), simd);
+  // Renders split by label take it; their gradients and Jacobians do not.
   s.channels = 2;
-  EXPECT_FALSE(SimdRenders(s));
+  EXPECT_EQ(SimdRenders(s), simd);
   EXPECT_FALSE(SimdDifferentiates(s));
-  s.channels = 1;
   s.reduce = Reduce::kMax;
+  EXPECT_FALSE(SimdRenders(s));
+  s.channels = 1;
   EXPECT_FALSE(SimdRenders(s));
   s.reduce = Reduce::kSum;
   s.rays.sampling = Sampling::kClipped;
@@ -236,6 +292,56 @@ TEST_F(CpuSimdTest, RendersGiveTheScalarBodysBitsInEveryStorageType) {
         SCOPED_TRACE(static_cast<int>(storage));
         EXPECT_GT(ExpectSameBits(mu, shape, storage, poses, s), 0.5);
       }
+    }
+  });
+}
+
+// Renders split by label: five classes scattered voxel by voxel, in three
+// channels (classes 3 and 4 counted by none) and in five; and two channels
+// of a volume without labels (the second zero).
+TEST_F(CpuSimdTest, RendersSplitByLabelGiveTheScalarBodysBits) {
+  OnEveryTarget([&] {
+    const VolumeShape shape{23, 19, 17};
+    const std::vector<float> mu = DistinctVoxels(shape);
+    const std::vector<uint16_t> labels = ScatteredLabels(shape, 5);
+    const std::vector<PoseGeometry> poses = ViewsOf(shape, 9, 37);
+    for (const RenderSettings& s :
+         {Trilinear(9, 37, 150), Clipped(9, 37, 150), Siddon(9, 37)}) {
+      for (StorageType storage : {StorageType::kFloat32, StorageType::kFloat16,
+                                  StorageType::kBFloat16}) {
+        SCOPED_TRACE(static_cast<int>(storage));
+        for (int channels : {3, 5}) {
+          EXPECT_GT(ExpectSameChannelBits(mu, shape, storage, poses,
+                                          WithChannels(s, channels), labels),
+                    0.5);
+        }
+      }
+      const std::vector<float> unlabelled = ExpectSameImageBits(
+          mu, shape, StorageType::kFloat32, poses, WithChannels(s, 2));
+      EXPECT_GT(NonzeroFraction(unlabelled), 0.25);
+    }
+  });
+}
+
+// More classes than one march of the vectorised path sums (256): 300
+// channels take two, each of its own classes.
+TEST_F(CpuSimdTest, RendersOfMoreClassesThanAMarchSumsGiveTheScalarBodysBits) {
+  OnEveryTarget([&] {
+    const VolumeShape shape{23, 19, 17};
+    const std::vector<float> mu = DistinctVoxels(shape);
+    const std::vector<uint16_t> labels = ScatteredLabels(shape, 300);
+    const std::vector<PoseGeometry> poses = ViewsOf(shape, 3, 37);
+    for (const RenderSettings& s : {Trilinear(3, 37, 150), Siddon(3, 37)}) {
+      const std::vector<float> images =
+          ExpectSameImageBits(mu, shape, StorageType::kFloat32, {poses[0]},
+                              WithChannels(s, 300), labels.data());
+      // Classes on both sides of the passes' boundary were met.
+      const size_t plane = 3 * 37;
+      auto met = [&](int c) {
+        const auto at = images.begin() + c * plane;
+        return std::any_of(at, at + plane, [](float v) { return v != 0; });
+      };
+      EXPECT_TRUE(met(0) && met(255) && met(256) && met(299));
     }
   });
 }
@@ -291,6 +397,11 @@ TEST_F(CpuSimdTest, GivesTheScalarBitsOnFacesAxesAndDiagonals) {
       EXPECT_GT(ExpectSameBits(DistinctVoxels(shape), shape,
                                StorageType::kFloat32, poses, s),
                 0.5);
+      // Samples halfway between voxel centres take the even one's class.
+      EXPECT_GT(ExpectSameChannelBits(
+                    DistinctVoxels(shape), shape, StorageType::kFloat32, poses,
+                    WithChannels(s, 4), ScatteredLabels(shape, 4)),
+                0.25);
     }
   });
 }
@@ -377,6 +488,9 @@ TEST_F(CpuSimdTest, RendersGiveTheScalarBodysBitsInVolumesOneOrTwoVoxelsThin) {
           EXPECT_GT(ExpectSameBits(DistinctVoxels(shape), shape, storage,
                                    ViewsOf(shape, 6, 40), s),
                     0.05);
+          ExpectSameChannelBits(DistinctVoxels(shape), shape, storage,
+                                ViewsOf(shape, 6, 40), WithChannels(s, 3),
+                                ScatteredLabels(shape, 3));
         }
       }
     }
