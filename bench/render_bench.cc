@@ -21,7 +21,8 @@
 //       [--storage float32|float16|bfloat16] [--labels none|tissue]
 //       [--batches 1,8,64] [--threads N] [--executors cpu,cpu_scalar,cuda]
 //       [--renderers trilinear-gradient,trilinear,siddon,siddon-gradient,
-//                    trilinear-jacobian,siddon-jacobian]
+//                    trilinear-jacobian,siddon-jacobian,trilinear-mip,
+//                    siddon-mip]
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -129,8 +130,9 @@ struct BenchOptions {
 };
 
 // Times `renderer` ("trilinear" or "siddon", or either with "-gradient", the
-// pose gradient for upstream 1 everywhere, or with "-jacobian", the pose
-// Jacobian of every pixel) for `poses`, in `channels` channels: once to warm
+// pose gradient for upstream 1 everywhere, with "-jacobian", the pose
+// Jacobian of every pixel, or with "-mip", the maximum intensity projection)
+// for `poses`, in `channels` channels: once to warm
 // up, then `repeats` times; the median milliseconds per launch (results
 // copied back to host memory included).
 double TimeLaunch(kernels::Executor& executor, kernels::Workspace& workspace,
@@ -146,6 +148,7 @@ double TimeLaunch(kernels::Executor& executor, kernels::Workspace& workspace,
   settings.projector = renderer.rfind("siddon", 0) == 0
                            ? kernels::Projector::kSiddon
                            : kernels::Projector::kTrilinear;
+  if (EndsWith(renderer, "-mip")) settings.reduce = kernels::Reduce::kMax;
   const int n = static_cast<int>(poses.size());
   const size_t pixels = static_cast<size_t>(rays.height) * rays.width *
                         static_cast<size_t>(channels);
@@ -238,7 +241,8 @@ constexpr char kUsage[] =
     "       [--batches 1,8,64] [--threads N]\n"
     "       [--executors cpu,cpu_scalar,cuda]\n"
     "       [--renderers trilinear-gradient,trilinear,siddon,siddon-gradient,\n"
-    "                    trilinear-jacobian,siddon-jacobian]\n";
+    "                    trilinear-jacobian,siddon-jacobian,trilinear-mip,\n"
+    "                    siddon-mip]\n";
 
 // The flags' bounds: beyond them a run would not end or not fit in memory.
 constexpr int kMostRepeats = 100000;
@@ -357,10 +361,10 @@ std::string ParseArguments(int argc, char** argv, BenchOptions* options,
       why = UnknownName(arg, options->executors, {"cpu", "cpu_scalar", "cuda"});
     } else if (arg == "--renderers") {
       options->renderers = Split(value);
-      why = UnknownName(
-          arg, options->renderers,
-          {"trilinear-gradient", "trilinear", "siddon", "siddon-gradient",
-           "trilinear-jacobian", "siddon-jacobian"});
+      why = UnknownName(arg, options->renderers,
+                        {"trilinear-gradient", "trilinear", "siddon",
+                         "siddon-gradient", "trilinear-jacobian",
+                         "siddon-jacobian", "trilinear-mip", "siddon-mip"});
     }
     if (!why.empty()) return why;
   }

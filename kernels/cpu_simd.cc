@@ -1,9 +1,9 @@
 // The vectorised marches (cpu_simd.h): trilinear, its pose gradient and
-// Jacobian, and Siddon's walk, one channel or split by label, compiled once per
-// instruction set Highway targets and dispatched at run time. drr_kernels and
-// its users are built with -ffp-contract=off (kernels/CMakeLists.txt), so that
-// neither the lanes nor the per-ray bodies fuse a multiply and an add and both
-// round alike.
+// Jacobian, and Siddon's walk, one channel or split by label, and MIPs,
+// compiled once per instruction set Highway targets and dispatched at run time.
+// drr_kernels and its users are built with -ffp-contract=off
+// (kernels/CMakeLists.txt), so that neither the lanes nor the per-ray bodies
+// fuse a multiply and an add and both round alike.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/cpu_simd.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
@@ -740,10 +740,12 @@ class LaneSum {
  public:
   LaneSum() : sum_(hn::Zero(FloatLanes())) {}
 
-  // Adds the samples of the lanes in `counts` at parameter t.
-  HWY_INLINE void Add(FloatVec /*t*/, hn::Mask<FloatLanes> counts,
-                      FloatVec sample) {
-    sum_ = hn::Add(sum_, hn::IfThenElseZero(counts, sample));
+  // Adds the samples at parameter t of the lanes in `sampled` (their
+  // planned samples) whose support `meets` the volume; the others are zero
+  // (the body adds them, a no-op).
+  HWY_INLINE void Add(FloatVec /*t*/, hn::Mask<FloatLanes> sampled,
+                      hn::Mask<FloatLanes> meets, FloatVec sample) {
+    sum_ = hn::Add(sum_, hn::IfThenElseZero(hn::And(sampled, meets), sample));
   }
   // Adds a step of the interior run, at parameter t, where every lane's
   // sample counts.
@@ -756,6 +758,51 @@ class LaneSum {
   FloatVec sum_;
 };
 
+// The larger of `largest` and `sample` in the lanes of `counts`, as the
+// body's ChannelAccumulator takes it (a NaN sample, or one no larger, leaves
+// `largest` as it is); `largest` in the others.
+HWY_INLINE FloatVec Larger(FloatVec largest, hn::Mask<FloatLanes> counts,
+                           FloatVec sample) {
+  return hn::IfThenElse(hn::And(counts, sample > largest), sample, largest);
+}
+
+// Each lane's largest sample: a MIP of one channel.
+class LaneMax {
+ public:
+  // Starting from `start` in each lane (the body's Reset).
+  explicit LaneMax(FloatVec start) : max_(start) {}
+
+  // Takes in the samples at parameter t of the lanes in `sampled`: zero
+  // where their support does not meet the volume (the body's sample there,
+  // which joins the maximum: a ray's planned samples may reach one past
+  // those that meet it, PlanSamples).
+  HWY_INLINE void Add(FloatVec /*t*/, hn::Mask<FloatLanes> sampled,
+                      hn::Mask<FloatLanes> meets, FloatVec sample) {
+    max_ = Larger(max_, sampled, hn::IfThenElseZero(meets, sample));
+  }
+  // Takes in a step of the interior run, where every lane's sample counts.
+  HWY_INLINE void AddInterior(FloatVec /*t*/, FloatVec sample) {
+    max_ =
+        Larger(max_, hn::FirstN(FloatLanes(), hn::Lanes(FloatLanes())), sample);
+  }
+  FloatVec max() const { return max_; }
+
+ private:
+  FloatVec max_;
+};
+
+// Where each lane's MIP starts, as MarchTrilinear resets it: zero where some
+// of the ray's n samples lie outside [first, last] (a zero joins the
+// maximum), else −∞.
+HWY_INLINE FloatVec MaxStart(const LaneRays& r, int n) {
+  const FloatLanes df;
+  const IntLanes di;
+  const auto skipped_any = hn::Or(hn::Load(di, r.first) > hn::Zero(di),
+                                  hn::Load(di, r.last) < hn::Set(di, n - 1));
+  return hn::IfThenElse(hn::RebindMask(df, skipped_any), hn::Zero(df),
+                        hn::Set(df, -INFINITY));
+}
+
 // Each lane's sums per class (ClassTable), for a render split by label: each
 // sample goes to the class of the voxel nearest it (LabelView::Nearest).
 class LaneClassSums {
@@ -764,10 +811,12 @@ class LaneClassSums {
   LaneClassSums(const LabelView& labels, const LaneRays& r, ClassTable* table)
       : labels_(labels), lines_(r), table_(table) {}
 
-  // Adds the samples of the lanes in `counts` at parameter t, each to the
-  // class the body's LabelView::Nearest gives (class 0 outside the volume).
-  HWY_INLINE void Add(FloatVec t, hn::Mask<FloatLanes> counts,
-                      FloatVec sample) {
+  // Adds the samples at parameter t of the lanes in `sampled` whose support
+  // `meets` the volume, each to the class the body's LabelView::Nearest
+  // gives (class 0 outside the volume); the others are zero (a no-op).
+  HWY_INLINE void Add(FloatVec t, hn::Mask<FloatLanes> sampled,
+                      hn::Mask<FloatLanes> meets, FloatVec sample) {
+    const auto counts = hn::And(sampled, meets);
     const FloatLanes df;
     const IntLanes di;
     HWY_ALIGN float x[kMaxLanes], y[kMaxLanes], z[kMaxLanes];
@@ -816,8 +865,9 @@ void MarchAnywhere(const VolumeView<T>& v, const LaneRays& r,
     const FloatVec t = parameters.At(i);
     prefetch.Ahead(i);
     const auto [x, y, z] = CellsAt(v, lines, t);
-    const auto counts = hn::And(SampledAt(first, last, i),
-                                hn::And(x.meets, hn::And(y.meets, z.meets)));
+    const auto sampled = SampledAt(first, last, i);
+    const auto meets = hn::And(x.meets, hn::And(y.meets, z.meets));
+    const auto counts = hn::And(sampled, meets);
     const auto interior = hn::And(
         counts, hn::And(hn::And(x.lower_inside, x.upper_inside),
                         hn::And(hn::And(y.lower_inside, y.upper_inside),
@@ -828,7 +878,8 @@ void MarchAnywhere(const VolumeView<T>& v, const LaneRays& r,
         hn::RebindMask(df, interior),
         Interpolate(corners, x.weight, y.weight, z.weight),
         WeightedCornerSum(corners, x.weight, y.weight, z.weight));
-    sums->Add(t, hn::RebindMask(df, counts), sample);
+    sums->Add(t, hn::RebindMask(df, sampled), hn::RebindMask(df, meets),
+              sample);
   }
 }
 
@@ -850,22 +901,33 @@ HWY_INLINE void MarchLanes(const VolumeView<T>& v, const LaneRays& r,
   MarchAnywhere(v, r, parameters, prefetch, interior.end, r.max_last + 1, sums);
 }
 
-template <typename T>
+// Writes MarchTrilinear's values of pixels [col_begin, col_end) of `row`,
+// reducing by R, to out[0 .. col_end − col_begin).
+template <Reduce R, typename T>
 void MarchSpan(const VolumeView<T>& v, const PoseGeometry& g,
                const RaySettings& s, int row, int col_begin, int col_end,
                float* out) {
   const FloatLanes df;
   const size_t lanes = hn::Lanes(df);
   LaneRays rays;
-  HWY_ALIGN float sums[kMaxLanes];
+  HWY_ALIGN float values[kMaxLanes];
   for (int col = col_begin; col < col_end; col += static_cast<int>(lanes)) {
     SetUpLanes(v, g, s, row, col, col_end, lanes, &rays);
-    LaneSum sum;
-    MarchLanes(v, rays, LaneParameters(rays, s), &sum);
-    hn::Store(sum.sum(), df, sums);
-    for (size_t l = 0; l < lanes && col + static_cast<int>(l) < col_end; ++l)
-      out[col - col_begin + static_cast<int>(l)] =
-          sums[l] * rays.plan[l].step_mm;
+    const LaneParameters parameters(rays, s);
+    const size_t used = std::min(lanes, static_cast<size_t>(col_end - col));
+    float* to = out + (col - col_begin);
+    if constexpr (R == Reduce::kSum) {
+      LaneSum sum;
+      MarchLanes(v, rays, parameters, &sum);
+      hn::Store(sum.sum(), df, values);
+      for (size_t l = 0; l < used; ++l)
+        to[l] = values[l] * rays.plan[l].step_mm;
+    } else {
+      LaneMax max(MaxStart(rays, s.n_samples));
+      MarchLanes(v, rays, parameters, &max);
+      hn::Store(max.max(), df, values);
+      std::copy(values, values + used, to);
+    }
   }
 }
 
@@ -1105,21 +1167,61 @@ void WalkSiddonLanes(const VolumeView<T>& v, const SiddonLanes& w,
   }
 }
 
+// Takes the μ of each crossing of `chunk` into each lane's largest, as the
+// body does, for the lanes then walking only.
 template <typename T>
+HWY_INLINE FloatVec MaxOfChunk(const VolumeView<T>& v, const WalkChunk& chunk,
+                               FloatVec largest) {
+  const FloatLanes df;
+  const IntLanes di;
+  for (int k = 0; k < chunk.size; ++k) {
+    const IntVec voxel = hn::Load(di, chunk.voxel[k]);
+    const auto walked = voxel > hn::Set(di, WalkChunk::kNotWalking);
+    const FloatVec mu =
+        GatherVoxels(df, v.data, hn::IfThenElseZero(walked, voxel));
+    largest = Larger(largest, hn::RebindMask(df, walked), mu);
+  }
+  return largest;
+}
+
+// Writes MarchSiddon's values of pixels [col_begin, col_end) of `row`,
+// reducing by R, to out[0 .. col_end − col_begin).
+template <Reduce R, typename T>
 void WalkSpan(const VolumeView<T>& v, const PoseGeometry& g, int row,
               int col_begin, int col_end, float* out) {
-  const size_t lanes = hn::Lanes(FloatLanes());
+  const FloatLanes df;
+  const size_t lanes = hn::Lanes(df);
   SiddonLanes walk;
-  HWY_ALIGN float sums[kMaxLanes];
+  SiddonRay plans[kMaxLanes];
+  HWY_ALIGN float values[kMaxLanes];
   for (int col = col_begin; col < col_end; col += static_cast<int>(lanes)) {
-    SetUpSiddonLanes(v, g, row, col, col_end, lanes, &walk);
-    FloatVec sum = hn::Zero(FloatLanes());
-    WalkSiddonLanes</*kRecordsPlanes=*/false>(
-        v, walk,
-        [&](const WalkChunk& chunk) { sum = SumChunk(v, chunk, sum); });
-    hn::Store(sum, FloatLanes(), sums);
-    for (size_t l = 0; l < lanes && col + static_cast<int>(l) < col_end; ++l)
-      out[col - col_begin + static_cast<int>(l)] = sums[l] * walk.scale[l];
+    const size_t used = std::min(lanes, static_cast<size_t>(col_end - col));
+    float* to = out + (col - col_begin);
+    if constexpr (R == Reduce::kSum) {
+      SetUpSiddonLanes(v, g, row, col, col_end, lanes, &walk);
+      FloatVec sum = hn::Zero(df);
+      WalkSiddonLanes</*kRecordsPlanes=*/false>(
+          v, walk,
+          [&](const WalkChunk& chunk) { sum = SumChunk(v, chunk, sum); });
+      hn::Store(sum, df, values);
+      for (size_t l = 0; l < used; ++l) to[l] = values[l] * walk.scale[l];
+    } else {
+      SetUpSiddonLanes(v, g, row, col, col_end, lanes, &walk, plans);
+      // As MarchSiddon resets it: zero where part of the segment lies
+      // outside the volume, else −∞.
+      for (size_t l = 0; l < lanes; ++l)
+        values[l] =
+            l < used && !(plans[l].inside.t0 > 0.0 || plans[l].inside.t1 < 1.0)
+                ? -INFINITY
+                : 0.0f;
+      FloatVec largest = hn::Load(df, values);
+      WalkSiddonLanes</*kRecordsPlanes=*/false>(
+          v, walk, [&](const WalkChunk& chunk) {
+            largest = MaxOfChunk(v, chunk, largest);
+          });
+      hn::Store(largest, df, values);
+      std::copy(values, values + used, to);
+    }
   }
 }
 
@@ -1182,11 +1284,14 @@ template <typename T>
 void MarchSpanOf(const VolumeView<T>& v, const PoseGeometry& g,
                  const RenderSettings& s, int row, int col_begin, int col_end,
                  float* out) {
-  if (s.projector == Projector::kSiddon) {
-    WalkSpan(v, g, row, col_begin, col_end, out);
-  } else {
-    MarchSpan(v, g, s.rays, row, col_begin, col_end, out);
-  }
+  WithReduce(s, [&](auto reduce) {
+    constexpr Reduce R = decltype(reduce)::value;
+    if (s.projector == Projector::kSiddon) {
+      WalkSpan<R>(v, g, row, col_begin, col_end, out);
+    } else {
+      MarchSpan<R>(v, g, s.rays, row, col_begin, col_end, out);
+    }
+  });
 }
 
 void RenderSpan(const VolumeBuffers& volume, const PoseGeometry& g,
@@ -1194,6 +1299,7 @@ void RenderSpan(const VolumeBuffers& volume, const PoseGeometry& g,
                 float* out, long long channel_stride) {
   VisitVolume(volume, s, [&](const auto& view, const auto& labels) {
     if constexpr (std::is_same_v<std::decay_t<decltype(labels)>, LabelView>) {
+      // Summed: SimdRenders takes the maximum of one channel only.
       MarchClassesSpan(view, labels, g, s, row, col_begin, col_end, out,
                        channel_stride);
     } else {
@@ -1629,11 +1735,13 @@ HWY_EXPORT(AddVjpSpan);
 HWY_EXPORT(WriteJacobianSpan);
 
 bool SimdRenders(const RenderSettings& settings) {
-  return settings.reduce == Reduce::kSum && !settings.rays.soft_labels;
+  return !settings.rays.soft_labels &&
+         (settings.reduce == Reduce::kSum || settings.channels == 1);
 }
 
 bool SimdDifferentiates(const RenderSettings& settings) {
-  return SimdRenders(settings) && settings.channels == 1;
+  return SimdRenders(settings) && settings.reduce == Reduce::kSum &&
+         settings.channels == 1;
 }
 
 const char* SimdTargetName() {

@@ -80,7 +80,10 @@ DRR_HD CameraRay MakeCameraRay(const PoseGeometry& g, int row, int col) {
 // Per-channel accumulators for the classes [first, first + kChannels) of one
 // ray: each sample adds to the channel of its class; for the maximum, as
 // nanodrr masks μ by class, a sample is μ in its class's channel and zero in
-// every other.
+// every other. The maximum takes a sample only where it is larger: a NaN
+// sample, or an equal one, leaves it. (fmaxf would too, but for the sign of
+// a tie of zeros, which g++ leaves to the order it passes fmaxf's arguments
+// in, as it takes fmax to be commutative.)
 template <Reduce R, int kChannels>
 struct ChannelAccumulator {
   int first;
@@ -100,7 +103,8 @@ struct ChannelAccumulator {
       if (R == Reduce::kSum) {
         if (c == channel) value[c] += x;
       } else {
-        value[c] = fmaxf(value[c], c == channel ? x : 0.0f);
+        const float sample = c == channel ? x : 0.0f;
+        if (sample > value[c]) value[c] = sample;
       }
     }
   }
