@@ -1056,11 +1056,12 @@ struct WalkChunkWithPlanes : WalkChunk {
   HWY_ALIGN float to_axis[kChunk][kMaxLanes];
 };
 
-// Adds μ·Δu of each crossing of `chunk` to `sum`, in order, as the body
-// adds it, for the lanes then walking only.
-template <typename T>
-HWY_INLINE FloatVec SumChunk(const VolumeView<T>& v, const WalkChunk& chunk,
-                             FloatVec sum) {
+// Takes each crossing of `chunk` into each lane's `value`, in order, as the
+// body does, for the lanes then walking only: adds μ·Δu (kSum), or keeps μ
+// where it is larger (kMax).
+template <Reduce R, typename T>
+HWY_INLINE FloatVec TakeChunk(const VolumeView<T>& v, const WalkChunk& chunk,
+                              FloatVec value) {
   const FloatLanes df;
   const IntLanes di;
   for (int k = 0; k < chunk.size; ++k) {
@@ -1068,11 +1069,15 @@ HWY_INLINE FloatVec SumChunk(const VolumeView<T>& v, const WalkChunk& chunk,
     const auto walked = voxel > hn::Set(di, WalkChunk::kNotWalking);
     const FloatVec mu =
         GatherVoxels(df, v.data, hn::IfThenElseZero(walked, voxel));
-    sum = hn::Add(
-        sum, hn::IfThenElseZero(hn::RebindMask(df, walked),
-                                hn::Mul(mu, hn::Load(df, chunk.chord[k]))));
+    if constexpr (R == Reduce::kSum) {
+      value = hn::Add(
+          value, hn::IfThenElseZero(hn::RebindMask(df, walked),
+                                    hn::Mul(mu, hn::Load(df, chunk.chord[k]))));
+    } else {
+      value = Larger(value, hn::RebindMask(df, walked), mu);
+    }
   }
-  return sum;
+  return value;
 }
 
 // Walks the lanes of `w` in lockstep, in chunks of kChunk crossings, and
@@ -1119,7 +1124,7 @@ void WalkSiddonLanes(const VolumeView<T>& v, const SiddonLanes& w,
           hn::IfThenElse(on_x, next[0], hn::IfThenElse(on_y, next[1], next[2]));
       const auto last = crossing >= end;
       crossing = hn::IfThenElse(last, end, crossing);
-      // The voxel each walking lane is in, read ahead of SumChunk.
+      // The voxel each walking lane is in, read ahead of TakeChunk.
       int32_t* in = chunk.voxel[chunk.size];
       hn::Store(hn::IfThenElse(hn::RebindMask(di, walking), voxel, not_walking),
                 di, in);
@@ -1167,23 +1172,6 @@ void WalkSiddonLanes(const VolumeView<T>& v, const SiddonLanes& w,
   }
 }
 
-// Takes the μ of each crossing of `chunk` into each lane's largest, as the
-// body does, for the lanes then walking only.
-template <typename T>
-HWY_INLINE FloatVec MaxOfChunk(const VolumeView<T>& v, const WalkChunk& chunk,
-                               FloatVec largest) {
-  const FloatLanes df;
-  const IntLanes di;
-  for (int k = 0; k < chunk.size; ++k) {
-    const IntVec voxel = hn::Load(di, chunk.voxel[k]);
-    const auto walked = voxel > hn::Set(di, WalkChunk::kNotWalking);
-    const FloatVec mu =
-        GatherVoxels(df, v.data, hn::IfThenElseZero(walked, voxel));
-    largest = Larger(largest, hn::RebindMask(df, walked), mu);
-  }
-  return largest;
-}
-
 // Writes MarchSiddon's values of pixels [col_begin, col_end) of `row`,
 // reducing by R, to out[0 .. col_end − col_begin).
 template <Reduce R, typename T>
@@ -1202,7 +1190,7 @@ void WalkSpan(const VolumeView<T>& v, const PoseGeometry& g, int row,
       FloatVec sum = hn::Zero(df);
       WalkSiddonLanes</*kRecordsPlanes=*/false>(
           v, walk,
-          [&](const WalkChunk& chunk) { sum = SumChunk(v, chunk, sum); });
+          [&](const WalkChunk& chunk) { sum = TakeChunk<R>(v, chunk, sum); });
       hn::Store(sum, df, values);
       for (size_t l = 0; l < used; ++l) to[l] = values[l] * walk.scale[l];
     } else {
@@ -1217,7 +1205,7 @@ void WalkSpan(const VolumeView<T>& v, const PoseGeometry& g, int row,
       FloatVec largest = hn::Load(df, values);
       WalkSiddonLanes</*kRecordsPlanes=*/false>(
           v, walk, [&](const WalkChunk& chunk) {
-            largest = MaxOfChunk(v, chunk, largest);
+            largest = TakeChunk<R>(v, chunk, largest);
           });
       hn::Store(largest, df, values);
       std::copy(values, values + used, to);
