@@ -129,26 +129,43 @@ struct BenchOptions {
                                         "siddon", "siddon-gradient"};
 };
 
-// Times `renderer` ("trilinear" or "siddon", or either with "-gradient", the
-// pose gradient for upstream 1 everywhere, with "-jacobian", the pose
-// Jacobian of every pixel, or with "-mip", the maximum intensity projection)
-// for `poses`, in `channels` channels: once to warm
-// up, then `repeats` times; the median milliseconds per launch (results
+// The settings of `renderer` ("trilinear" or "siddon", or either with
+// "-gradient", the pose gradient for upstream 1 everywhere, with "-jacobian",
+// the pose Jacobian of every pixel, or with "-mip", the maximum intensity
+// projection) in `channels` channels.
+kernels::RenderSettings SettingsOf(const std::string& renderer,
+                                   const kernels::RaySettings& rays,
+                                   int channels) {
+  kernels::RenderSettings settings;
+  settings.rays = rays;
+  settings.channels = channels;
+  settings.projector = renderer.rfind("siddon", 0) == 0
+                           ? kernels::Projector::kSiddon
+                           : kernels::Projector::kTrilinear;
+  if (EndsWith(renderer, "-mip")) settings.reduce = kernels::Reduce::kMax;
+  return settings;
+}
+
+// Whether the CPU executor runs `renderer` (SettingsOf) on its vectorised
+// path.
+bool Vectorised(const std::string& renderer,
+                const kernels::RenderSettings& settings) {
+  return EndsWith(renderer, "-gradient") || EndsWith(renderer, "-jacobian")
+             ? kernels::SimdDifferentiates(settings)
+             : kernels::SimdRenders(settings);
+}
+
+// Times `renderer` (SettingsOf) for `poses` in `channels` channels: once to
+// warm up, then `repeats` times; the median milliseconds per launch (results
 // copied back to host memory included).
 double TimeLaunch(kernels::Executor& executor, kernels::Workspace& workspace,
                   const kernels::ResidentVolume& volume,
                   const std::vector<kernels::PoseGeometry>& poses,
                   const std::string& renderer, const kernels::RaySettings& rays,
                   int channels, int repeats) {
-  kernels::RenderSettings settings;
-  settings.rays = rays;
-  settings.channels = channels;
+  const kernels::RenderSettings settings = SettingsOf(renderer, rays, channels);
   const bool gradient = EndsWith(renderer, "-gradient");
   const bool jacobian = EndsWith(renderer, "-jacobian");
-  settings.projector = renderer.rfind("siddon", 0) == 0
-                           ? kernels::Projector::kSiddon
-                           : kernels::Projector::kTrilinear;
-  if (EndsWith(renderer, "-mip")) settings.reduce = kernels::Reduce::kMax;
   const int n = static_cast<int>(poses.size());
   const size_t pixels = static_cast<size_t>(rays.height) * rays.width *
                         static_cast<size_t>(channels);
@@ -465,6 +482,12 @@ int Main(int argc, char** argv) {
       return 1;
     }
     for (const std::string& renderer : options.renderers) {
+      if (name == "cpu" &&
+          !Vectorised(renderer,
+                      SettingsOf(renderer, options.rays, options.channels))) {
+        std::printf("# cpu: %s runs the per-ray bodies here\n",
+                    renderer.c_str());
+      }
       for (int batch : options.batches) {
         std::vector<kernels::PoseGeometry> poses;
         for (int k = 0; k < batch; ++k) {

@@ -662,8 +662,8 @@ HWY_INLINE void ForInteriorSteps(const VolumeView<T>& v,
 constexpr int kSimdClassesPerPass = 256;
 
 // Each lane's sums per class of one march of a render split by label, as
-// the body's ChannelAccumulator sums them: rows 0 .. n − 1 of kMaxLanes
-// floats, one per lane, sum the classes first .. first + n − 1; row n takes
+// the body's ChannelAccumulator sums them: rows 0 .. n − 1 of a float per
+// lane sum the classes first .. first + n − 1; row n takes
 // the samples of every other class, which this march does not count. The
 // sum of the class of each lane's latest sample is held in a vector (its
 // row's entry stale meanwhile), where the next sample of the same class,
@@ -672,14 +672,14 @@ constexpr int kSimdClassesPerPass = 256;
 // its samples in order, as the body's does.
 class ClassTable {
  public:
-  // A table of n + 1 rows in `rows` (at least kSimdClassesPerPass + 1).
-  ClassTable(int first, int n, float* rows)
-      : first_(first), n_(n), rows_(rows) {}
+  // The sums of classes first .. first + n − 1.
+  ClassTable(int first, int n)
+      : first_(first), n_(n), rows_((n + 1) * hn::Lanes(FloatLanes())) {}
 
   // Sets every sum to zero for the next group of lanes, each lane's held
   // sum that of row 0.
   void Clear() {
-    std::fill(rows_, rows_ + (n_ + 1) * kMaxLanes, 0.0f);
+    std::fill(rows_.begin(), rows_.end(), 0.0f);
     held_ = hn::Zero(FloatLanes());
     row_ = hn::Zero(IntLanes());
   }
@@ -706,7 +706,7 @@ class ClassTable {
     for (int c = 0; c < n_; ++c)
       for (size_t l = 0; l < used; ++l)
         out[(first_ + c) * channel_stride + static_cast<long long>(l)] =
-            rows_[c * kMaxLanes + l] * scale[l];
+            rows_[c * Lanes() + l] * scale[l];
   }
 
  private:
@@ -722,15 +722,17 @@ class ClassTable {
     hn::Store(to, di, next);
     for (size_t l = 0; l < hn::Lanes(df); ++l) {
       if (next[l] == from[l]) continue;
-      rows_[from[l] * kMaxLanes + l] = held[l];
-      held[l] = rows_[next[l] * kMaxLanes + l];
+      rows_[from[l] * Lanes() + l] = held[l];
+      held[l] = rows_[next[l] * Lanes() + l];
     }
     held_ = hn::Load(df, held);
     row_ = to;
   }
 
+  static size_t Lanes() { return hn::Lanes(FloatLanes()); }
+
   int first_, n_;
-  float* rows_;
+  std::vector<float> rows_;
   FloatVec held_;
   IntVec row_;
 };
@@ -782,8 +784,7 @@ class LaneMax {
   }
   // Takes in a step of the interior run, where every lane's sample counts.
   HWY_INLINE void AddInterior(FloatVec /*t*/, FloatVec sample) {
-    max_ =
-        Larger(max_, hn::FirstN(FloatLanes(), hn::Lanes(FloatLanes())), sample);
+    max_ = hn::IfThenElse(sample > max_, sample, max_);
   }
   FloatVec max() const { return max_; }
 
@@ -817,6 +818,7 @@ class LaneClassSums {
   HWY_INLINE void Add(FloatVec t, hn::Mask<FloatLanes> sampled,
                       hn::Mask<FloatLanes> meets, FloatVec sample) {
     const auto counts = hn::And(sampled, meets);
+    if (hn::AllFalse(FloatLanes(), counts)) return;
     const FloatLanes df;
     const IntLanes di;
     HWY_ALIGN float x[kMaxLanes], y[kMaxLanes], z[kMaxLanes];
@@ -848,8 +850,8 @@ class LaneClassSums {
   ClassTable* table_;
 };
 
-// Adds to `sums` (LaneSum, LaneClassSums) the samples of steps [from, to),
-// each lane only its own, as VolumeView::operator() computes them:
+// Adds to `sums` (LaneSum, LaneMax, LaneClassSums) the samples of steps [from,
+// to), each lane only its own, as VolumeView::operator() computes them:
 // interpolated where all 8 corners are inside, else the weighted sum of the
 // corners inside.
 template <typename T, class Sums>
@@ -1240,13 +1242,11 @@ void MarchClassesSpan(const VolumeView<T>& v, const LabelView& labels,
                       int col_begin, int col_end, float* out,
                       long long channel_stride) {
   const size_t lanes = hn::Lanes(FloatLanes());
-  HWY_ALIGN float rows[(kSimdClassesPerPass + 1) * kMaxLanes];
   LaneRays rays;
   SiddonLanes walk;
   float scale[kMaxLanes];
   for (int first = 0; first < s.channels; first += kSimdClassesPerPass) {
-    ClassTable table(first, std::min(kSimdClassesPerPass, s.channels - first),
-                     rows);
+    ClassTable table(first, std::min(kSimdClassesPerPass, s.channels - first));
     for (int col = col_begin; col < col_end; col += static_cast<int>(lanes)) {
       table.Clear();
       if (s.projector == Projector::kSiddon) {
@@ -1288,6 +1288,7 @@ void RenderSpan(const VolumeBuffers& volume, const PoseGeometry& g,
   VisitVolume(volume, s, [&](const auto& view, const auto& labels) {
     if constexpr (std::is_same_v<std::decay_t<decltype(labels)>, LabelView>) {
       // Summed: SimdRenders takes the maximum of one channel only.
+      if (s.reduce != Reduce::kSum) std::abort();
       MarchClassesSpan(view, labels, g, s, row, col_begin, col_end, out,
                        channel_stride);
     } else {

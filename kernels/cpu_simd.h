@@ -53,10 +53,12 @@ std::vector<std::string> SimdTargets();
 // that cover every instruction set. Not while renders run.
 void UseSimdTarget(const std::string& target);
 
-// Writes the line integrals of pixels [col_begin, col_end) of row `row` of
-// pose `g`, every channel as the per-ray body gives it (RenderPixelAs):
-// channel c of pixel col to out[c · channel_stride + col − col_begin];
-// `volume` in host memory with kSimdVoxelPadding; needs SimdRenders(settings).
+// Writes the values (line integrals, or MIPs) of pixels [col_begin, col_end)
+// of row `row` of pose `g`, every channel as the per-ray body gives it
+// (RenderPixelAs): channel c of pixel col to
+// out[c · channel_stride + col − col_begin]; `volume` in host memory with
+// kSimdVoxelPadding (and its labels with kSimdLabelPadding); needs
+// SimdRenders(settings).
 void RenderSimdSpan(const VolumeBuffers& volume, const PoseGeometry& g,
                     const RenderSettings& settings, int row, int col_begin,
                     int col_end, float* out, long long channel_stride);
