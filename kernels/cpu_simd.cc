@@ -663,13 +663,13 @@ constexpr int kSimdClassesPerPass = 256;
 
 // Each lane's sums per class of one march of a render split by label, as
 // the body's ChannelAccumulator sums them: rows 0 .. n − 1 of a float per
-// lane sum the classes first .. first + n − 1; row n takes
-// the samples of every other class, which this march does not count. The
-// sum of the class of each lane's latest sample is held in a vector (its
-// row's entry stale meanwhile), where the next sample of the same class,
-// mostly that of the neighbouring voxel, adds to it; a lane that meets
-// another class puts it back and takes up that class's. So each sum takes
-// its samples in order, as the body's does.
+// lane sum the classes first .. first + n − 1; row n takes the samples of
+// every other class, which this march does not count. The sum of the class
+// of each lane's latest sample is held in a vector (its row's entry stale
+// meanwhile), where the next sample of the same class, mostly that of the
+// neighbouring voxel, adds to it; a lane that meets another class puts it
+// back and takes up that class's. So each sum takes its samples in order, as
+// the body's does.
 class ClassTable {
  public:
   // The sums of classes first .. first + n − 1.
