@@ -324,30 +324,37 @@ class CpuExecutor final : public Executor {
                      int n_poses, const RenderSettings& s,
                      const float* upstream, EarlyStop& stop, double* row_sums) {
     const int rows = s.rays.height, cols = s.rays.width;
+    const long long plane = static_cast<long long>(rows) * cols;
     std::fill(row_sums,
               row_sums + static_cast<size_t>(n_poses) * rows * kPoseMapEntries,
               0.0);
-    ForEachSpan(n_poses, s.rays, stop,
-                [&](int pose, int row, int col, int end) {
-                  const size_t line = PoseMajorRow(pose, row, rows);
-                  AddVjpSimdSpan(volume, poses[pose], s, row, col, end,
-                                 upstream + line * cols + col,
-                                 row_sums + line * kPoseMapEntries);
-                });
+    ForEachSpan(
+        n_poses, s.rays, stop, [&](int pose, int row, int col, int end) {
+          const float* weights =
+              upstream + static_cast<long long>(pose) * s.channels * plane;
+          AddVjpSimdSpan(
+              volume, poses[pose], s, row, col, end,
+              weights + static_cast<long long>(row) * cols + col, plane,
+              row_sums + PoseMajorRow(pose, row, rows) * kPoseMapEntries);
+        });
   }
 
-  // The vectorised Jacobian of JacobianRows (one channel).
+  // The vectorised Jacobian of JacobianRows.
   void JacobianSpans(const VolumeBuffers& volume, const PoseGeometry* poses,
                      int n_poses, const RenderSettings& s, EarlyStop& stop,
                      float* out) {
     const int rows = s.rays.height, cols = s.rays.width;
-    ForEachSpan(n_poses, s.rays, stop,
-                [&](int pose, int row, int col, int end) {
-                  WriteJacobianSimdSpan(
-                      volume, poses[pose], s, row, col, end,
-                      out + (PoseMajorRow(pose, row, rows) * cols + col) *
-                                kPoseMapEntries);
-                });
+    const long long plane = static_cast<long long>(rows) * cols;
+    ForEachSpan(
+        n_poses, s.rays, stop, [&](int pose, int row, int col, int end) {
+          float* image = out + static_cast<long long>(pose) * s.channels *
+                                   plane * kPoseMapEntries;
+          WriteJacobianSimdSpan(
+              volume, poses[pose], s, row, col, end,
+              image +
+                  (static_cast<long long>(row) * cols + col) * kPoseMapEntries,
+              plane * kPoseMapEntries);
+        });
   }
 
   // The vectorised render of RenderRows.

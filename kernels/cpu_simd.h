@@ -1,6 +1,6 @@
 // The CPU executor's vectorised path: the common case (summed line
-// integrals, trilinear or Siddon, one channel or split by label, the MIP of
-// one channel, and the pose gradient and Jacobian of one channel) marched by
+// integrals, trilinear or Siddon, one channel or split by label, their pose
+// gradients and Jacobians, and the MIP of one channel) marched by
 // the widest SIMD unit of this CPU, chosen at run time (Highway: AVX-512, AVX2,
 // SSE4, ...). One lane per ray; the rays of consecutive pixels of a row march
 // in lockstep, so the voxels of one step share cache lines. Each lane does the
@@ -36,8 +36,8 @@ inline constexpr size_t kSimdLabelPadding = 1;
 bool SimdRenders(const RenderSettings& settings);
 
 // True when this build has the vectorised path and it differentiates
-// `settings`: the pose gradient and Jacobian of a summed one-channel render
-// (trilinear or Siddon).
+// `settings`: the pose gradient and Jacobian of a summed render (trilinear
+// or Siddon, one channel or split by hard labels).
 bool SimdDifferentiates(const RenderSettings& settings);
 
 // The instruction set the vectorised path runs on here ("AVX3", "AVX2",
@@ -65,20 +65,22 @@ void RenderSimdSpan(const VolumeBuffers& volume, const PoseGeometry& g,
 
 // Adds to row_sum the pose gradient (dL/dM, pose_map.h) of pixels
 // [col_begin, col_end) of row `row` of pose `g` for upstream weights
-// upstream[0 .. col_end − col_begin), as the CPU executor sums
-// MarchPoseVjp: each ray's float entries, added in double left to right;
-// needs SimdDifferentiates(settings).
+// upstream[c · channel_stride + i] of channel c at pixel col_begin + i, as
+// the CPU executor sums MarchPoseVjp: each ray's float entries, added in
+// double left to right; needs SimdDifferentiates(settings).
 void AddVjpSimdSpan(const VolumeBuffers& volume, const PoseGeometry& g,
                     const RenderSettings& settings, int row, int col_begin,
                     int col_end, const float* upstream,
-                    double row_sum[kPoseMapEntries]);
+                    long long channel_stride, double row_sum[kPoseMapEntries]);
 
 // Writes the pose Jacobian (dI/dM, pose_map.h) of pixels [col_begin, col_end)
-// of row `row` of pose `g` to out[0 .. kPoseMapEntries·(col_end − col_begin)),
-// pixel by pixel: the bits of MarchPoseVjp for upstream weight 1, as the CPU
-// executor's per-ray Jacobian; needs SimdDifferentiates(settings).
+// of row `row` of pose `g`, channel c of pixel col_begin + i to
+// out[c · channel_stride + kPoseMapEntries · i ..]: the bits of MarchPoseVjp
+// for upstream weight 1 on that channel's class, as the CPU executor's
+// per-ray Jacobian; needs SimdDifferentiates(settings).
 void WriteJacobianSimdSpan(const VolumeBuffers& volume, const PoseGeometry& g,
                            const RenderSettings& settings, int row,
-                           int col_begin, int col_end, float* out);
+                           int col_begin, int col_end, float* out,
+                           long long channel_stride);
 
 }  // namespace drr::kernels

@@ -23,12 +23,13 @@ void RenderSimdSpan(const VolumeBuffers&, const PoseGeometry&,
 
 void AddVjpSimdSpan(const VolumeBuffers&, const PoseGeometry&,
                     const RenderSettings&, int, int, int, const float*,
-                    double*) {
+                    long long, double*) {
   std::abort();  // unreachable: SimdDifferentiates is false
 }
 
 void WriteJacobianSimdSpan(const VolumeBuffers&, const PoseGeometry&,
-                           const RenderSettings&, int, int, int, float*) {
+                           const RenderSettings&, int, int, int, float*,
+                           long long) {
   std::abort();  // unreachable: SimdDifferentiates is false
 }
 

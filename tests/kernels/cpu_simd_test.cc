@@ -263,10 +263,10 @@ TEST(CpuSimdDispatchTest, VectorisedPathTakesTheSums) {
   RenderSettings s = Trilinear(4, 4, 10);
   EXPECT_EQ(SimdRenders(s), simd);
   EXPECT_EQ(SimdDifferentiates(s), simd);
-  // Renders split by label take it; their gradients and Jacobians do not.
+  // Renders split by label take it, and so do their gradients and Jacobians.
   s.channels = 2;
   EXPECT_EQ(SimdRenders(s), simd);
-  EXPECT_FALSE(SimdDifferentiates(s));
+  EXPECT_EQ(SimdDifferentiates(s), simd);
   // MIPs of one channel take it too, without gradients.
   s.reduce = Reduce::kMax;
   EXPECT_FALSE(SimdRenders(s));
@@ -483,30 +483,54 @@ TEST_F(CpuSimdTest, GivesTheScalarBitsOnFacesAxesAndDiagonals) {
 }
 
 // The pose gradients of `poses` for `upstream` by the vectorised and the
-// scalar CPU executors, which must hold the same bits; returns them.
+// scalar CPU executors (with `labels`, or without), which must hold the
+// same bits; returns them.
 std::vector<double> ExpectSameGradientBits(
     const std::vector<float>& mu, VolumeShape shape, StorageType storage,
     const std::vector<PoseGeometry>& poses, const RenderSettings& settings,
-    const std::vector<float>& upstream) {
+    const std::vector<float>& upstream, const uint16_t* labels = nullptr) {
   const auto [fast, spec] = OnBothCpuExecutors(
-      mu, shape, storage, [&](Executor& executor, const ResidentVolume& v) {
+      mu, shape, storage,
+      [&](Executor& executor, const ResidentVolume& v) {
         return testing::PoseGradients(executor, v, poses, settings, upstream);
-      });
+      },
+      labels);
   ExpectSameBitsAs(fast, spec);
   return spec;
 }
 
 // The pose Jacobians of `poses` by the vectorised and the scalar CPU
-// executors, which must hold the same bits; returns them.
+// executors (with `labels`, or without), which must hold the same bits;
+// returns them.
 std::vector<float> ExpectSameJacobianBits(
     const std::vector<float>& mu, VolumeShape shape, StorageType storage,
-    const std::vector<PoseGeometry>& poses, const RenderSettings& settings) {
+    const std::vector<PoseGeometry>& poses, const RenderSettings& settings,
+    const uint16_t* labels = nullptr) {
   const auto [fast, spec] = OnBothCpuExecutors(
-      mu, shape, storage, [&](Executor& executor, const ResidentVolume& v) {
+      mu, shape, storage,
+      [&](Executor& executor, const ResidentVolume& v) {
         return testing::PoseJacobians(executor, v, poses, settings);
-      });
+      },
+      labels);
   ExpectSameBitsAs(fast, spec);
   return spec;
+}
+
+// The smallest fraction of nonzero entries of any channel of `jacobians`
+// (PoseJacobians of `poses` in `channels` channels of `pixels` pixels).
+double LeastNonzeroChannel(const std::vector<float>& jacobians, size_t poses,
+                           int channels, size_t pixels) {
+  const size_t block = pixels * kPoseMapEntries;
+  double least = 1.0;
+  for (int c = 0; c < channels; ++c) {
+    std::vector<float> channel;
+    for (size_t pose = 0; pose < poses; ++pose) {
+      const auto at = jacobians.begin() + (pose * channels + c) * block;
+      channel.insert(channel.end(), at, at + block);
+    }
+    least = std::min(least, NonzeroFraction(channel));
+  }
+  return least;
 }
 
 // Siddon's lanes walk in chunks of 64 crossings (kernels/cpu_simd.cc): rays
@@ -669,7 +693,7 @@ TEST_F(CpuSimdTest, JacobianSpansAnywhereInARowGiveTheScalarBodysBits) {
           for (int row = 0; row < 5; ++row) {
             std::vector<float> span(entries);
             WriteJacobianSimdSpan(volume->buffers(), poses[pose], s, row, begin,
-                                  end, span.data());
+                                  end, span.data(), /*channel_stride=*/0);
             const auto from =
                 spec.begin() +
                 static_cast<std::ptrdiff_t>(((pose * 5 + row) * 41 + begin) *
@@ -816,6 +840,128 @@ TEST_F(CpuSimdTest, PoseGradientKeepsTheScalarBodysNonFiniteWeights) {
       expect_nans(Clipped(4, 21, samples));
     }
     expect_nans(Siddon(4, 21));
+  });
+}
+
+// Upstream weights of `channels` channels of `pixels` pixels for each of
+// `poses` poses, of both signs, and zero in every fifth pixel of each
+// channel, at other pixels in each (a class whose samples the body skips
+// where another class's count).
+std::vector<float> ChannelWeights(size_t poses, int channels, size_t pixels) {
+  std::vector<float> upstream(poses * channels * pixels);
+  for (size_t i = 0; i < upstream.size(); ++i) {
+    const size_t channel = i / pixels % channels;
+    const bool skipped = (i % pixels + channel) % 5 == 0;
+    upstream[i] = skipped ? 0.0f : 0.75f - static_cast<float>(i % 11) / 7.0f;
+  }
+  return upstream;
+}
+
+// The pose gradients of renders split by label weigh each sample by the
+// upstream weight of its class, and each channel of their Jacobians is its
+// class's alone: five classes scattered voxel by voxel, in 3 channels
+// (classes 3 and 4 weighed by none) and in 5 for the gradient, every
+// storage type; and two channels without labels (every sample class 0:
+// the second channel's Jacobian skips every sample).
+TEST_F(CpuSimdTest, GradientsAndJacobiansSplitByLabelGiveTheScalarBodysBits) {
+  OnEveryTarget([&] {
+    const VolumeShape shape{23, 19, 17};
+    const std::vector<float> mu = DistinctVoxels(shape);
+    const std::vector<uint16_t> labels = ScatteredLabels(shape, 5);
+    const std::vector<PoseGeometry> poses = ViewsOf(shape, 9, 37);
+    const size_t pixels = 9 * 37;
+    for (const RenderSettings& s : Differentiable(9, 37)) {
+      for (StorageType storage : {StorageType::kFloat32, StorageType::kFloat16,
+                                  StorageType::kBFloat16}) {
+        SCOPED_TRACE(static_cast<int>(storage));
+        for (int channels : {3, 5}) {
+          EXPECT_GT(NonzeroFraction(ExpectSameGradientBits(
+                        mu, shape, storage, poses, WithChannels(s, channels),
+                        ChannelWeights(poses.size(), channels, pixels),
+                        labels.data())),
+                    0.5);
+        }
+        EXPECT_GT(LeastNonzeroChannel(
+                      ExpectSameJacobianBits(mu, shape, storage, poses,
+                                             WithChannels(s, 3), labels.data()),
+                      poses.size(), 3, pixels),
+                  0.25);
+      }
+      EXPECT_GT(NonzeroFraction(ExpectSameGradientBits(
+                    mu, shape, StorageType::kFloat32, poses, WithChannels(s, 2),
+                    ChannelWeights(poses.size(), 2, pixels))),
+                0.5);
+      EXPECT_GT(
+          NonzeroFraction(ExpectSameJacobianBits(
+              mu, shape, StorageType::kFloat32, poses, WithChannels(s, 2))),
+          0.1);
+    }
+  });
+}
+
+// An infinite voxel amid a block of one class: samples of a class weighed
+// by no channel (4 of 3 channels), or of one whose upstream weight is zero
+// everywhere, are skipped by the trilinear body, and the lanes must skip
+// them too: the gradients stay finite. Siddon's body weighs the voxel of a
+// class weighed by no channel 0 (not ∞·0), so its gradients and every
+// Jacobian stay finite there. Without labels, the Jacobian's second channel
+// skips every sample.
+TEST_F(CpuSimdTest, SplitGradientsSkipAnInfiniteVoxelOfAClassWeighingNothing) {
+  const VolumeShape shape{14, 15, 16};
+  std::vector<float> mu = DistinctVoxels(shape);
+  const auto at = [&](int i, int j, int k) {
+    return static_cast<size_t>((k * shape.ny + j) * shape.nx + i);
+  };
+  mu[at(7, 7, 8)] = INFINITY;
+  const std::vector<PoseGeometry> poses = ViewsOf(shape, 4, 21);
+  const size_t pixels = 4 * 21;
+  const auto all_finite = [](const auto& values) {
+    return std::all_of(values.begin(), values.end(),
+                       [](auto v) { return std::isfinite(v); });
+  };
+  OnEveryTarget([&] {
+    for (int block_class : {4, 1}) {
+      SCOPED_TRACE(block_class);
+      std::vector<uint16_t> labels = ScatteredLabels(shape, 3);
+      for (int k = 6; k <= 10; ++k)
+        for (int j = 5; j <= 9; ++j)
+          for (int i = 5; i <= 9; ++i)
+            labels[at(i, j, k)] = static_cast<uint16_t>(block_class);
+      std::vector<float> upstream = ChannelWeights(poses.size(), 3, pixels);
+      for (size_t i = 0; i < upstream.size(); ++i) {
+        if (i / pixels % 3 == 1) upstream[i] = 0.0f;
+      }
+      for (const RenderSettings& s : Differentiable(4, 21)) {
+        const RenderSettings split = WithChannels(s, 3);
+        const std::vector<double> gradient =
+            ExpectSameGradientBits(mu, shape, StorageType::kFloat32, poses,
+                                   split, upstream, labels.data());
+        // Siddon's body weighs a voxel of a class weighed zero by w·μ,
+        // NaN here, as the lanes must.
+        const bool siddon_nan =
+            block_class == 1 && s.projector == Projector::kSiddon;
+        EXPECT_EQ(all_finite(gradient), !siddon_nan);
+        EXPECT_GT(NonzeroFraction(gradient), 0.5);
+        if (block_class == 4) {
+          EXPECT_TRUE(all_finite(ExpectSameJacobianBits(
+              mu, shape, StorageType::kFloat32, poses, split, labels.data())));
+        }
+      }
+    }
+    // Without labels: the first channel meets the infinite voxel, the
+    // second none.
+    const std::vector<float> jacobians =
+        ExpectSameJacobianBits(mu, shape, StorageType::kFloat32, poses,
+                               WithChannels(Siddon(4, 21), 2));
+    const size_t block = pixels * kPoseMapEntries;
+    int non_finite = 0;
+    for (size_t pose = 0; pose < poses.size(); ++pose) {
+      const auto first = jacobians.begin() + pose * 2 * block;
+      non_finite += !all_finite(std::vector<float>(first, first + block));
+      EXPECT_TRUE(
+          all_finite(std::vector<float>(first + block, first + 2 * block)));
+    }
+    EXPECT_GT(non_finite, 0);
   });
 }
 
