@@ -1357,6 +1357,13 @@ HWY_INLINE FloatVec CornerValue(const FloatVec c[8], FloatVec wx, FloatVec wy,
   return value;
 }
 
+// The lanes whose upstream weight w is not zero, as the body's `w == 0`
+// test sees it: NaN counts. (Highway's Ne is an ordered compare on AVX2,
+// false for NaN.)
+HWY_INLINE hn::Mask<FloatLanes> NonZero(FloatVec w) {
+  return hn::Not(hn::Eq(w, hn::Zero(FloatLanes())));
+}
+
 // The upstream weights of a group of lanes in a VJP whose samples are all
 // of class 0, which it weighs (a render without labels: its gradient, or
 // its Jacobian's first channel): a weight per lane, whatever the sample.
@@ -1474,7 +1481,8 @@ class ClassWeights {
   // Each lane's weight of class label[l]: zero for classes not weighed.
   // Up to kSelectedClasses classes, each lane's row is selected rather than
   // gathered (the reference case's gradient in three tissue classes on the
-  // Zen 3 host, batch 1: 35 ms against 37.5 ms, three runs each).
+  // Zen 3 host, batch 1: 35 ms against 37.5 ms, three single runs each, the
+  // same hour).
   HWY_INLINE FloatVec Of(IntVec label) const {
     const FloatLanes df;
     const IntLanes di;
@@ -1617,8 +1625,7 @@ void MarchVjpAnywhere(const VolumeView<T>& v, const LaneRays& r,
     const auto sampled = SampledAt(first, last, i);
     if (hn::AllFalse(di, sampled)) continue;
     const FloatVec w = weights.At(lines, t);
-    const auto counts =
-        hn::And(sampled, hn::RebindMask(di, hn::Ne(w, hn::Zero(df))));
+    const auto counts = hn::And(sampled, hn::RebindMask(di, NonZero(w)));
     if (hn::AllFalse(di, counts)) continue;
     const auto [x, y, z] = CellsAt(v, lines, t);
     const auto meets = hn::And(x.meets, hn::And(y.meets, z.meets));
@@ -1657,7 +1664,7 @@ void MarchLanesVjp(const VolumeView<T>& v, const LaneRays& r,
                        // Split by label, a lane whose sample weighs zero adds
                        // nothing.
                        sums.Add<true>(t, u, c, cell.wx, cell.wy, cell.wz, w,
-                                      hn::Ne(w, hn::Zero(df)), all);
+                                      NonZero(w), all);
                      } else {
                        sums.Add<false>(t, u, c, cell.wx, cell.wy, cell.wz, w,
                                        all, all);
@@ -1711,9 +1718,9 @@ class LaneSiddonVjp {
   }
 
  private:
-  // Each crossing's change of the weighted voxel, before − w·μ, into
-  // change_ (zero in lanes not walking); the last weighted voxel into
-  // before_.
+  // Each crossing's change of the weighted voxel (w·μ, or 0 for a class
+  // not weighed), before − weighted, into change_ (zero in lanes not
+  // walking); the last weighted voxel into before_.
   template <typename T, class Weights>
   void WeighVoxels(const VolumeView<T>& v, const WalkChunk& chunk,
                    const Weights& weights) {

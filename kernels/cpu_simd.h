@@ -67,7 +67,8 @@ void RenderSimdSpan(const VolumeBuffers& volume, const PoseGeometry& g,
 // [col_begin, col_end) of row `row` of pose `g` for upstream weights
 // upstream[c · channel_stride + i] of channel c at pixel col_begin + i, as
 // the CPU executor sums MarchPoseVjp: each ray's float entries, added in
-// double left to right; needs SimdDifferentiates(settings).
+// double left to right; `volume` as for RenderSimdSpan; needs
+// SimdDifferentiates(settings).
 void AddVjpSimdSpan(const VolumeBuffers& volume, const PoseGeometry& g,
                     const RenderSettings& settings, int row, int col_begin,
                     int col_end, const float* upstream,
@@ -77,7 +78,8 @@ void AddVjpSimdSpan(const VolumeBuffers& volume, const PoseGeometry& g,
 // of row `row` of pose `g`, channel c of pixel col_begin + i to
 // out[c · channel_stride + kPoseMapEntries · i ..]: the bits of MarchPoseVjp
 // for upstream weight 1 on that channel's class, as the CPU executor's
-// per-ray Jacobian; needs SimdDifferentiates(settings).
+// per-ray Jacobian; `volume` as for RenderSimdSpan; needs
+// SimdDifferentiates(settings).
 void WriteJacobianSimdSpan(const VolumeBuffers& volume, const PoseGeometry& g,
                            const RenderSettings& settings, int row,
                            int col_begin, int col_end, float* out,

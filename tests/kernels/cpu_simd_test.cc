@@ -822,16 +822,19 @@ TEST_F(CpuSimdTest, PoseGradientKeepsTheScalarBodysNonFiniteWeights) {
   const VolumeShape shape{14, 15, 16};
   const std::vector<float> mu = DistinctVoxels(shape);
   const std::vector<PoseGeometry> poses = ViewsOf(shape, 4, 21);
+  // NaN weights in the first pose's image, infinite ones in the others'
+  // (either makes its pose's sums NaN, so each must show on its own).
   std::vector<float> upstream(poses.size() * 4 * 21, 1.0f);
   for (size_t i = 0; i < upstream.size(); i += 7)
-    upstream[i] = i % 2 ? INFINITY : NAN;
+    upstream[i] = i < 4 * 21 ? NAN : INFINITY;
   // The weights reach the sums on both paths.
   const auto expect_nans = [&](const RenderSettings& s) {
     const std::vector<double> gradient = ExpectSameGradientBits(
         mu, shape, StorageType::kFloat32, poses, s, upstream);
+    EXPECT_TRUE(std::isnan(gradient[0]));
     int nan = 0;
     for (double d : gradient) nan += std::isnan(d);
-    EXPECT_GT(nan, 0);
+    EXPECT_GT(nan, kPoseMapEntries);
   };
   OnEveryTarget([&] {
     for (int samples : {2, 60}) {
@@ -895,6 +898,39 @@ TEST_F(CpuSimdTest, GradientsAndJacobiansSplitByLabelGiveTheScalarBodysBits) {
           NonzeroFraction(ExpectSameJacobianBits(
               mu, shape, StorageType::kFloat32, poses, WithChannels(s, 2))),
           0.1);
+    }
+  });
+}
+
+// Upstream weights of renders split by label that are NaN (in the first
+// pose's images), infinite (in the second's), which the body does not skip
+// and which make their pose's sums NaN, or −0 (in the others'), which it
+// skips as zero; and 300 channels, whose weights the lanes gather rather
+// than select.
+TEST_F(CpuSimdTest, SplitGradientsKeepOddWeightsAndGatherThoseOfManyClasses) {
+  OnEveryTarget([&] {
+    const VolumeShape shape{23, 19, 17};
+    const std::vector<float> mu = DistinctVoxels(shape);
+    const std::vector<PoseGeometry> poses = ViewsOf(shape, 3, 37);
+    const size_t pixels = 3 * 37;
+    const std::vector<uint16_t> five = ScatteredLabels(shape, 5);
+    std::vector<float> odd = ChannelWeights(poses.size(), 3, pixels);
+    for (size_t i = 0; i < odd.size(); i += 11) {
+      const size_t pose = i / (3 * pixels);
+      odd[i] = pose == 0 ? NAN : pose == 1 ? INFINITY : -0.0f;
+    }
+    const std::vector<uint16_t> many = ScatteredLabels(shape, 300);
+    for (const RenderSettings& s : Differentiable(3, 37)) {
+      const std::vector<double> gradient =
+          ExpectSameGradientBits(mu, shape, StorageType::kFloat32, poses,
+                                 WithChannels(s, 3), odd, five.data());
+      // The first pose's NaN weights reach its sums.
+      EXPECT_TRUE(std::isnan(gradient[0]));
+      EXPECT_GT(NonzeroFraction(ExpectSameGradientBits(
+                    mu, shape, StorageType::kFloat32, {poses[0]},
+                    WithChannels(s, 300), ChannelWeights(1, 300, pixels),
+                    many.data())),
+                0.5);
     }
   });
 }
