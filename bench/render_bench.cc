@@ -11,14 +11,17 @@
 // --spread turns the poses of a batch apart (by default every pose of a
 // batch is the reference pose); --storage keeps the volume in float16 or
 // bfloat16 instead of float32; --labels tissue splits every render into three
-// channels by tissue class: air and lung, soft tissue, bone.
+// channels by tissue class: air and lung, soft tissue, bone (tissue-soft: the
+// same classes as soft labels, each trilinear neighbour of a sample adding
+// its share to its own class, as nanodrr 0.1.7's).
 // Needs only the kernels library, so it also builds in the kernels-only
 // configuration on GPU hosts; bench/export_volume.py writes its inputs (raw
 // float32 voxels, and a text file with the shape and the affine).
 //
 //   render_bench MU.f32 MU.txt [--repeats N] [--side PIXELS] [--samples N]
 //       [--sampling segment|clipped] [--spread DEGREES] [--spread-axis x|z]
-//       [--storage float32|float16|bfloat16] [--labels none|tissue]
+//       [--storage float32|float16|bfloat16]
+//       [--labels none|tissue|tissue-soft]
 //       [--batches 1,8,64] [--threads N] [--executors cpu,cpu_scalar,cuda]
 //       [--renderers trilinear-gradient,trilinear,siddon,siddon-gradient,
 //                    trilinear-jacobian,siddon-jacobian,trilinear-mip,
@@ -254,7 +257,8 @@ constexpr char kUsage[] =
     "usage: render_bench MU.f32 MU.txt [--repeats N] [--side PIXELS]\n"
     "       [--samples N] [--sampling segment|clipped]\n"
     "       [--spread DEGREES] [--spread-axis x|z]\n"
-    "       [--storage float32|float16|bfloat16] [--labels none|tissue]\n"
+    "       [--storage float32|float16|bfloat16]\n"
+    "       [--labels none|tissue|tissue-soft]\n"
     "       [--batches 1,8,64] [--threads N]\n"
     "       [--executors cpu,cpu_scalar,cuda]\n"
     "       [--renderers trilinear-gradient,trilinear,siddon,siddon-gradient,\n"
@@ -357,8 +361,10 @@ std::string ParseArguments(int argc, char** argv, BenchOptions* options,
              "float32, float16 or bfloat16");
     } else if (arg == "--labels") {
       const std::string labels = value;
-      one_of(labels == "none" || labels == "tissue", "none or tissue");
-      options->channels = labels == "tissue" ? kTissueClasses : 1;
+      one_of(labels == "none" || labels == "tissue" || labels == "tissue-soft",
+             "none, tissue or tissue-soft");
+      options->channels = labels == "none" ? 1 : kTissueClasses;
+      options->rays.soft_labels = labels == "tissue-soft";
     } else if (arg == "--threads") {
       whole(0, kMostThreads, &options->threads);
     } else if (arg == "--batches") {
@@ -386,6 +392,13 @@ std::string ParseArguments(int argc, char** argv, BenchOptions* options,
     if (!why.empty()) return why;
   }
   if (paths->size() != 2) return "need the two paths MU.f32 and MU.txt";
+  for (const std::string& renderer : options->renderers) {
+    if (options->rays.soft_labels &&
+        (renderer.rfind("siddon", 0) == 0 || EndsWith(renderer, "-mip")))
+      return "--labels tissue-soft: soft labels need trilinear line "
+             "integrals, not " +
+             renderer;
+  }
   long long floats_per_pixel = 1;
   for (const std::string& renderer : options->renderers) {
     if (EndsWith(renderer, "-jacobian"))
@@ -457,12 +470,13 @@ int Main(int argc, char** argv) {
 
   std::printf("# CPU vectorised path: %s\n", kernels::SimdTargetName());
   std::printf(
-      "# %s, %dx%dx%d stored as %s, %dx%d, %d channel(s), %d samples, "
+      "# %s, %dx%dx%d stored as %s, %dx%d, %d channel(s)%s, %d samples, "
       "batches over ±%g° about %c, median of %d\n",
       paths[0].c_str(), shape.nx, shape.ny, shape.nz,
       options.storage_name.c_str(), options.rays.width, options.rays.height,
-      options.channels, options.rays.n_samples, options.spread,
-      options.spread_axis, options.repeats);
+      options.channels, options.rays.soft_labels ? " by soft labels" : "",
+      options.rays.n_samples, options.spread, options.spread_axis,
+      options.repeats);
   const std::vector<uint16_t> labels =
       options.channels > 1 ? TissueLabels(mu) : std::vector<uint16_t>();
   std::printf(

@@ -1,6 +1,7 @@
 // The vectorised marches (cpu_simd.h): trilinear, its pose gradient and
-// Jacobian, and Siddon's walk, one channel or split by label, and MIPs,
-// compiled once per instruction set Highway targets and dispatched at run time.
+// Jacobian, and Siddon's walk, one channel or split by hard or soft labels,
+// and MIPs, compiled once per instruction set Highway targets and dispatched
+// at run time.
 // drr_kernels and its users are built with -ffp-contract=off
 // (kernels/CMakeLists.txt), so that neither the lanes nor the per-ray bodies
 // fuse a multiply and an add and both round alike.
@@ -37,16 +38,28 @@ using IntVec = hn::Vec<IntLanes>;
 // The most lanes a vector of this target holds.
 constexpr size_t kMaxLanes = HWY_MAX_BYTES / sizeof(float);
 
-// The labels at `index` in a host label buffer (kSimdLabelPadding): each
-// lane reads the 32-bit word its label starts, which GCC inserts straight
-// into a vector register (as ReadPairs), and keeps the label, its low half.
-HWY_INLINE IntVec ReadLabels(const uint16_t* data, IntVec index) {
+// The 32-bit words that the labels at `index` in a host label buffer
+// (kSimdLabelPadding) start: each lane's label in the low half, the next
+// label in memory (the next voxel's along x inside a row, or padding) in the
+// high half. GCC inserts each lane's word straight into a vector register
+// (as ReadPairs).
+HWY_INLINE IntVec ReadLabelWords(const uint16_t* data, IntVec index) {
   const IntLanes di;
   HWY_ALIGN int32_t at[kMaxLanes], words[kMaxLanes];
   hn::Store(index, di, at);
   for (size_t l = 0; l < hn::Lanes(di); ++l)
     std::memcpy(&words[l], data + at[l], sizeof(int32_t));
-  return hn::And(hn::Load(di, words), hn::Set(di, 0xFFFF));
+  return hn::Load(di, words);
+}
+
+// The labels in the low halves of `words`.
+HWY_INLINE IntVec LowLabels(IntVec words) {
+  return hn::And(words, hn::Set(IntLanes(), 0xFFFF));
+}
+
+// The labels at `index` in a host label buffer (kSimdLabelPadding).
+HWY_INLINE IntVec ReadLabels(const uint16_t* data, IntVec index) {
+  return LowLabels(ReadLabelWords(data, index));
 }
 
 // The voxels at `index` as float lanes of tag `d`.
@@ -252,11 +265,12 @@ HWY_INLINE LaneCells CellsAt(const VolumeView<T>& v, const LaneLines& lines,
           CellOnAxis(lines.At(2, t), v.nz)};
 }
 
-// The flat index of corner c[k] (k = dx + 2·dy + 4·dz) of a cell, less its
-// lower corner's (summed in int64: in a volume one slice thick, k = 7's
-// offset may pass INT32_MAX, and only masked-off lanes use it).
-template <typename T>
-HWY_INLINE int32_t CornerOffset(const VolumeView<T>& v, int k) {
+// The flat index of corner c[k] (k = dx + 2·dy + 4·dz) of a cell of a
+// volume or label grid, less its lower corner's (summed in int64: in a
+// volume one slice thick, k = 7's offset may pass INT32_MAX, and only
+// masked-off lanes use it).
+template <class Grid>
+HWY_INLINE int32_t CornerOffset(const Grid& v, int k) {
   return static_cast<int32_t>((k & 1) + (k & 2 ? int64_t{v.nx} : 0) +
                               (k & 4 ? int64_t{v.nx} * v.ny : 0));
 }
@@ -352,8 +366,19 @@ HWY_INLINE void GatherInteriorCorners(const VolumeView<T>& v,
 }
 #endif
 
+// The lanes of `reads` whose cell (x, y, z) has its corner c[k] (k = dx +
+// 2·dy + 4·dz) inside the volume; `reads` only lanes whose cells meet it.
+HWY_INLINE hn::Mask<IntLanes> CornerInside(const AxisCell& x, const AxisCell& y,
+                                           const AxisCell& z,
+                                           hn::Mask<IntLanes> reads, int k) {
+  return hn::And(reads,
+                 hn::And(k & 1 ? x.upper_inside : x.lower_inside,
+                         hn::And(k & 2 ? y.upper_inside : y.lower_inside,
+                                 k & 4 ? z.upper_inside : z.lower_inside)));
+}
+
 // The corners of each lane's cell (x, y, z) inside the volume in the lanes
-// of `reads`, the rest zero.
+// of `reads` (lanes whose cells meet it), the rest zero.
 template <typename T>
 HWY_INLINE void GatherCorners(const VolumeView<T>& v, const AxisCell& x,
                               const AxisCell& y, const AxisCell& z,
@@ -363,10 +388,7 @@ HWY_INLINE void GatherCorners(const VolumeView<T>& v, const AxisCell& x,
   for (int k = 0; k < 8; ++k) {
     const IntVec index =
         hn::Add(lower, hn::Set(IntLanes(), CornerOffset(v, k)));
-    const auto inside = hn::And(
-        reads, hn::And(k & 1 ? x.upper_inside : x.lower_inside,
-                       hn::And(k & 2 ? y.upper_inside : y.lower_inside,
-                               k & 4 ? z.upper_inside : z.lower_inside)));
+    const auto inside = CornerInside(x, y, z, reads, k);
     c[k] = hn::IfThenElseZero(
         hn::RebindMask(df, inside),
         GatherVoxels(df, v.data, hn::IfThenElseZero(inside, index)));
@@ -386,22 +408,34 @@ HWY_INLINE FloatVec Interpolate(const FloatVec c[8], FloatVec wx, FloatVec wy,
   return hn::Add(c0, hn::Mul(wz, hn::Sub(c1, c0)));
 }
 
-// VolumeView::operator()'s sum at the volume's faces, in its order: corners
-// outside (zero here) add nothing.
-HWY_INLINE FloatVec WeightedCornerSum(const FloatVec c[8], FloatVec wx,
-                                      FloatVec wy, FloatVec wz) {
+// Each corner's share (w_z·w_y)·w_x·μ of a sample among the gathered
+// corners c[dx + 2·dy + 4·dz] (zero outside the volume), as
+// VolumeView::operator() weighs them at the volume's faces and
+// AddSoftSample everywhere.
+HWY_INLINE void CornerShares(const FloatVec c[8], FloatVec wx, FloatVec wy,
+                             FloatVec wz, FloatVec share[8]) {
   const FloatVec one = hn::Set(FloatLanes(), 1.0f);
   const FloatVec w_x[2] = {hn::Sub(one, wx), wx};
   const FloatVec w_y[2] = {hn::Sub(one, wy), wy};
   const FloatVec w_z[2] = {hn::Sub(one, wz), wz};
-  FloatVec sum = hn::Zero(FloatLanes());
   for (int dz = 0; dz < 2; ++dz)
     for (int dy = 0; dy < 2; ++dy) {
       const FloatVec w_zy = hn::Mul(w_z[dz], w_y[dy]);
-      for (int dx = 0; dx < 2; ++dx)
-        sum = hn::Add(sum,
-                      hn::Mul(hn::Mul(w_zy, w_x[dx]), c[dx + 2 * dy + 4 * dz]));
+      for (int dx = 0; dx < 2; ++dx) {
+        const int k = dx + 2 * dy + 4 * dz;
+        share[k] = hn::Mul(hn::Mul(w_zy, w_x[dx]), c[k]);
+      }
     }
+}
+
+// VolumeView::operator()'s sum at the volume's faces, in its order: corners
+// outside (zero here) add nothing.
+HWY_INLINE FloatVec WeightedCornerSum(const FloatVec c[8], FloatVec wx,
+                                      FloatVec wy, FloatVec wz) {
+  FloatVec share[8];
+  CornerShares(c, wx, wy, wz, share);
+  FloatVec sum = hn::Zero(FloatLanes());
+  for (int k = 0; k < 8; ++k) sum = hn::Add(sum, share[k]);
   return sum;
 }
 
@@ -426,9 +460,11 @@ class CellPrefetch {
 
   // Always inlined: where GCC called it instead, a march split by label ran
   // 2.5 % more instructions (reference case, AVX2, cachegrind).
+  // `labels`: the label grid whose cells to fetch too, or nullptr.
   HWY_INLINE CellPrefetch(const VolumeView<T>& v, const LaneRays& r,
-                          const LaneParameters& parameters)
-      : v_(v), parameters_(parameters), lines_(r) {
+                          const LaneParameters& parameters,
+                          const uint16_t* labels = nullptr)
+      : v_(v), parameters_(parameters), lines_(r), labels_(labels) {
     const int64_t sy = v.nx, sz = int64_t{v.nx} * v.ny;
     const int64_t last_lower = sz * v.nz - 1 - sz - sy;
     if (last_lower < 0 || !Sparse(r, parameters)) return;
@@ -460,6 +496,12 @@ class CellPrefetch {
       hwy::Prefetch(cell + sy);
       hwy::Prefetch(cell + sz);
       hwy::Prefetch(cell + sz + sy);
+      if (labels_ == nullptr) continue;
+      const uint16_t* labels = labels_ + at[picked_[k]];
+      hwy::Prefetch(labels);
+      hwy::Prefetch(labels + sy);
+      hwy::Prefetch(labels + sz);
+      hwy::Prefetch(labels + sz + sy);
     }
   }
 
@@ -518,6 +560,7 @@ class CellPrefetch {
   const VolumeView<T>& v_;
   const LaneParameters& parameters_;
   const LaneLines lines_;
+  const uint16_t* labels_;
   int32_t last_lower_ = 0;      // the last lower corner whose 4 rows lie inside
   int picked_[kMaxLanes] = {};  // the lanes ChooseLanes picked
   int picked_count_ = 0;
@@ -700,6 +743,10 @@ class ClassTable {
         held_, hn::IfThenElseZero(hn::RebindMask(FloatLanes(), counts), value));
   }
 
+  // Adds `value` to the sum of the class of each lane's latest Add, in every
+  // lane.
+  HWY_INLINE void AddToLatest(FloatVec value) { held_ = hn::Add(held_, value); }
+
   // Writes lane l's sums (l < used), each times scale[l], to the channels
   // first .. first + n − 1 of pixel l: out[channel · channel_stride + l].
   void Write(size_t used, const float* scale, float* out,
@@ -863,10 +910,119 @@ class LaneClassSums {
   ClassTable* table_;
 };
 
-// Adds to `sums` (LaneSum, LaneMax, LaneClassSums) the samples of steps [from,
-// to), each lane only its own, as VolumeView::operator() computes them:
-// interpolated where all 8 corners are inside, else the weighted sum of the
-// corners inside.
+// The classes of the corners c[dx + 2·dy + 4·dz] of the lanes' cells: in
+// the lanes of inside[k] (corners inside the volume) the label of the
+// corner, elsewhere voxel 0's (callers mask those lanes).
+HWY_INLINE void CornerLabels(const LabelView& labels, const LaneCells& cells,
+                             const hn::Mask<IntLanes> inside[8],
+                             IntVec label[8]) {
+  const IntVec lower =
+      FlatIndex(labels, cells.x.lower, cells.y.lower, cells.z.lower);
+  for (int k = 0; k < 8; ++k) {
+    const IntVec index =
+        hn::Add(lower, hn::Set(IntLanes(), CornerOffset(labels, k)));
+    label[k] = ReadLabels(labels.data, hn::IfThenElseZero(inside[k], index));
+  }
+}
+
+// Without labels every corner is of class 0.
+HWY_INLINE void CornerLabels(NoLabels, const LaneCells&,
+                             const hn::Mask<IntLanes>[8], IntVec label[8]) {
+  for (int k = 0; k < 8; ++k) label[k] = hn::Zero(IntLanes());
+}
+
+// The classes of the corners c[dx + 2·dy + 4·dz] of cells whose lower
+// corners lie at flat indices `lower`, every corner inside the volume: a
+// word read per row of a cell holds the labels of its corners x and x + 1.
+HWY_INLINE void InteriorCornerLabels(const LabelView& labels, IntVec lower,
+                                     IntVec label[8]) {
+  for (int row = 0; row < 4; ++row) {
+    const IntVec words = ReadLabelWords(
+        labels.data,
+        hn::Add(lower, hn::Set(IntLanes(), CornerOffset(labels, 2 * row))));
+    label[2 * row] = LowLabels(words);
+    label[2 * row + 1] = LowLabels(hn::ShiftRight<16>(words));
+  }
+}
+
+HWY_INLINE void InteriorCornerLabels(NoLabels, IntVec, IntVec label[8]) {
+  for (int k = 0; k < 8; ++k) label[k] = hn::Zero(IntLanes());
+}
+
+// Each lane's sums per class (ClassTable), for a render split by soft labels
+// (nanodrr 0.1.7's): each of a sample's 8 neighbours inside the volume adds
+// its share (CornerShares) to its own class, one after the other in the
+// body's order (AddSoftSample); without labels (NoLabels) every share goes
+// to class 0, still one at a time. Marches hand it the corners of each step
+// (kTakesCorners).
+template <class Labels>
+class LaneSoftClassSums {
+ public:
+  // The shares, by the classes of `labels`, summed into `table`.
+  LaneSoftClassSums(const Labels& labels, ClassTable* table)
+      : labels_(labels), table_(table) {}
+
+  // Adds the shares of the corners inside the volume c (zero outside) of the
+  // lanes' cells `cells`, in the lanes of `counts`: their planned samples,
+  // whose support meets the volume.
+  HWY_INLINE void AddCorners(const LaneCells& cells, hn::Mask<IntLanes> counts,
+                             const FloatVec c[8]) {
+    if (hn::AllFalse(IntLanes(), counts)) return;
+    hn::Mask<IntLanes> inside[8];
+    for (int k = 0; k < 8; ++k)
+      inside[k] = CornerInside(cells.x, cells.y, cells.z, counts, k);
+    FloatVec share[8];
+    CornerShares(c, cells.x.weight, cells.y.weight, cells.z.weight, share);
+    IntVec label[8];
+    CornerLabels(labels_, cells, inside, label);
+    for (int k = 0; k < 8; ++k) table_->Add(label[k], inside[k], share[k]);
+  }
+
+  // Adds the shares of a step of the interior run, where every lane's sample
+  // counts and has its 8 corners c inside.
+  HWY_INLINE void AddInteriorCorners(const InteriorCell& cell,
+                                     const FloatVec c[8]) {
+    const IntLanes di;
+    FloatVec share[8];
+    CornerShares(c, cell.wx, cell.wy, cell.wz, share);
+    IntVec label[8];
+    InteriorCornerLabels(labels_, cell.lower, label);
+    const auto all = hn::FirstN(di, hn::Lanes(di));
+    auto same = label[1] == label[0];
+    for (int k = 2; k < 8; ++k) same = hn::And(same, label[k] == label[0]);
+    if (hn::AllTrue(di, same)) {
+      // Every lane's 8 corners share a class (mostly so): the first share
+      // takes up its sum, and the other seven add to it without their
+      // classes being compared again.
+      table_->Add(label[0], all, share[0]);
+      for (int k = 1; k < 8; ++k) table_->AddToLatest(share[k]);
+      return;
+    }
+    for (int k = 0; k < 8; ++k) table_->Add(label[k], all, share[k]);
+  }
+
+ private:
+  const Labels& labels_;
+  ClassTable* table_;
+};
+
+// The classes of a label grid, for prefetching: none without labels.
+HWY_INLINE const uint16_t* LabelData(const LabelView& labels) {
+  return labels.data;
+}
+HWY_INLINE const uint16_t* LabelData(NoLabels) { return nullptr; }
+
+// Whether a march hands `Sums` each step's corners (LaneSoftClassSums),
+// rather than its samples.
+template <class Sums>
+constexpr bool kTakesCorners = false;
+template <class Labels>
+constexpr bool kTakesCorners<LaneSoftClassSums<Labels>> = true;
+
+// Adds to `sums` (LaneSum, LaneMax, LaneClassSums; LaneSoftClassSums takes
+// the corners instead) the samples of steps [from, to), each lane only its
+// own, as VolumeView::operator() computes them: interpolated where all 8
+// corners are inside, else the weighted sum of the corners inside.
 template <typename T, class Sums>
 void MarchAnywhere(const VolumeView<T>& v, const LaneRays& r,
                    const LaneParameters& parameters,
@@ -889,29 +1045,39 @@ void MarchAnywhere(const VolumeView<T>& v, const LaneRays& r,
                                 hn::And(z.lower_inside, z.upper_inside))));
     FloatVec corners[8];
     GatherCorners(v, x, y, z, counts, corners);
-    const FloatVec sample = hn::IfThenElse(
-        hn::RebindMask(df, interior),
-        Interpolate(corners, x.weight, y.weight, z.weight),
-        WeightedCornerSum(corners, x.weight, y.weight, z.weight));
-    sums->Add(t, hn::RebindMask(df, sampled), hn::RebindMask(df, meets),
-              sample);
+    if constexpr (kTakesCorners<Sums>) {
+      sums->AddCorners({x, y, z}, counts, corners);
+    } else {
+      const FloatVec sample = hn::IfThenElse(
+          hn::RebindMask(df, interior),
+          Interpolate(corners, x.weight, y.weight, z.weight),
+          WeightedCornerSum(corners, x.weight, y.weight, z.weight));
+      sums->Add(t, hn::RebindMask(df, sampled), hn::RebindMask(df, meets),
+                sample);
+    }
   }
 }
 
 // Marches the lanes of `r` in lockstep over the union of their sample
 // ranges, adding each lane's samples to `sums` in order: the interior run
-// apart, each step anywhere else.
+// apart, each step anywhere else. `labels`: a label grid the samples read,
+// prefetched beside the voxels, or nullptr.
 template <typename T, class Sums>
 HWY_INLINE void MarchLanes(const VolumeView<T>& v, const LaneRays& r,
-                           const LaneParameters& parameters, Sums* sums) {
-  const CellPrefetch<T> prefetch(v, r, parameters);
+                           const LaneParameters& parameters, Sums* sums,
+                           const uint16_t* labels = nullptr) {
+  const CellPrefetch<T> prefetch(v, r, parameters, labels);
   const StepRun interior = InteriorRun(v, r, parameters);
   MarchAnywhere(v, r, parameters, prefetch, r.min_first, interior.begin, sums);
   ForInteriorSteps(v, InteriorCells(r, parameters), prefetch, interior,
                    [&](int i, const InteriorCell& cell, const FloatVec c[8]) {
-                     sums->AddInterior(
-                         parameters.At(i),
-                         Interpolate(c, cell.wx, cell.wy, cell.wz));
+                     if constexpr (kTakesCorners<Sums>) {
+                       sums->AddInteriorCorners(cell, c);
+                     } else {
+                       sums->AddInterior(
+                           parameters.At(i),
+                           Interpolate(c, cell.wx, cell.wy, cell.wz));
+                     }
                    });
   MarchAnywhere(v, r, parameters, prefetch, interior.end, r.max_last + 1, sums);
 }
@@ -1245,15 +1411,25 @@ HWY_INLINE void AddChunkByClass(const VolumeView<T>& v, const LabelView& labels,
   }
 }
 
-// Writes the channels of pixels [col_begin, col_end) of row `row` of pose
-// `g`, split by `labels`: channel c of pixel col to
+// Whether the body renders `s` with soft labels: each trilinear sample's
+// corners add their shares one by one (AddSoftSample), labels or not. Soft
+// labels change nothing else (Siddon's walk, MIPs).
+bool SharesCorners(const RenderSettings& s) {
+  return s.rays.soft_labels && s.projector == Projector::kTrilinear &&
+         s.reduce == Reduce::kSum;
+}
+
+// Writes the summed channels of pixels [col_begin, col_end) of row `row` of
+// pose `g`, split by `labels`: channel c of pixel col to
 // out[c · channel_stride + col − col_begin], a march (Siddon's walk or the
-// trilinear samples) per kSimdClassesPerPass channels.
-template <typename T>
-void MarchClassesSpan(const VolumeView<T>& v, const LabelView& labels,
+// trilinear samples) per kSimdClassesPerPass channels. Without labels
+// (NoLabels) only where SharesCorners(s), for one channel.
+template <typename T, class Labels>
+void MarchClassesSpan(const VolumeView<T>& v, const Labels& labels,
                       const PoseGeometry& g, const RenderSettings& s, int row,
                       int col_begin, int col_end, float* out,
                       long long channel_stride) {
+  constexpr bool kHardLabels = std::is_same_v<Labels, LabelView>;
   const size_t lanes = hn::Lanes(FloatLanes());
   LaneRays rays;
   SiddonLanes walk;
@@ -1262,18 +1438,28 @@ void MarchClassesSpan(const VolumeView<T>& v, const LabelView& labels,
     ClassTable table(first, std::min(kSimdClassesPerPass, s.channels - first));
     for (int col = col_begin; col < col_end; col += static_cast<int>(lanes)) {
       table.Clear();
-      if (s.projector == Projector::kSiddon) {
-        SetUpSiddonLanes(v, g, row, col, col_end, lanes, &walk);
-        WalkSiddonLanes</*kRecordsPlanes=*/false>(
-            v, walk, [&](const WalkChunk& chunk) {
-              AddChunkByClass(v, labels, chunk, &table);
-            });
-        std::copy(walk.scale, walk.scale + lanes, scale);
-      } else {
+      if (SharesCorners(s)) {
         SetUpLanes(v, g, s.rays, row, col, col_end, lanes, &rays);
-        LaneClassSums sums(labels, rays, &table);
-        MarchLanes(v, rays, LaneParameters(rays, s.rays), &sums);
+        LaneSoftClassSums sums(labels, &table);
+        MarchLanes(v, rays, LaneParameters(rays, s.rays), &sums,
+                   LabelData(labels));
         for (size_t l = 0; l < lanes; ++l) scale[l] = rays.plan[l].step_mm;
+      } else if constexpr (kHardLabels) {
+        if (s.projector == Projector::kSiddon) {
+          SetUpSiddonLanes(v, g, row, col, col_end, lanes, &walk);
+          WalkSiddonLanes</*kRecordsPlanes=*/false>(
+              v, walk, [&](const WalkChunk& chunk) {
+                AddChunkByClass(v, labels, chunk, &table);
+              });
+          std::copy(walk.scale, walk.scale + lanes, scale);
+        } else {
+          SetUpLanes(v, g, s.rays, row, col, col_end, lanes, &rays);
+          LaneClassSums sums(labels, rays, &table);
+          MarchLanes(v, rays, LaneParameters(rays, s.rays), &sums);
+          for (size_t l = 0; l < lanes; ++l) scale[l] = rays.plan[l].step_mm;
+        }
+      } else {
+        std::abort();  // without labels only soft ones split (RenderSpan)
       }
       table.Write(std::min(lanes, static_cast<size_t>(col_end - col)), scale,
                   out + (col - col_begin), channel_stride);
@@ -1305,7 +1491,15 @@ void RenderSpan(const VolumeBuffers& volume, const PoseGeometry& g,
       MarchClassesSpan(view, labels, g, s, row, col_begin, col_end, out,
                        channel_stride);
     } else {
-      MarchSpanOf(view, g, s, row, col_begin, col_end, out);
+      if (SharesCorners(s)) {
+        // Class 0's shares, one at a time, as the body adds them.
+        RenderSettings one_channel = s;
+        one_channel.channels = 1;
+        MarchClassesSpan(view, labels, g, one_channel, row, col_begin, col_end,
+                         out, channel_stride);
+      } else {
+        MarchSpanOf(view, g, s, row, col_begin, col_end, out);
+      }
       // Without labels every sample is class 0: further channels are zero.
       for (int c = 1; c < s.channels; ++c)
         std::fill_n(out + c * channel_stride, col_end - col_begin, 0.0f);
@@ -1371,6 +1565,9 @@ class RayWeights {
  public:
   // Whether a lane's weight may change from sample to sample.
   static constexpr bool kPerSample = false;
+  // Whether the policy weighs each sample's corners (WeighCorners) rather
+  // than the sample.
+  static constexpr bool kWeighsCorners = false;
 
   // Sets the weights for the next group of lanes: weight(0, l) in lane l <
   // used, zero in the others.
@@ -1411,6 +1608,7 @@ class RayWeights {
 class NoWeights {
  public:
   static constexpr bool kPerSample = false;
+  static constexpr bool kWeighsCorners = false;
 
   template <class Weight>
   void Fill(size_t, const Weight&) {}
@@ -1426,18 +1624,14 @@ class NoWeights {
   bool AllWeighed() const { return false; }
 };
 
-// The upstream weights of a group of lanes in a VJP split by label: each
-// sample weighs the weight of its class (LabelView::Nearest, or the voxel's
-// for Siddon), classes first .. first + n − 1 only (MarchTrilinearVjp's
+// Each lane's upstream weight of each class of a VJP split by label:
+// classes first .. first + n − 1 (MarchTrilinearVjp's
 // upstream[c · channel_stride], or SingleClass's one class), every other
 // class nothing.
-class ClassWeights {
+class ClassWeightTable {
  public:
-  static constexpr bool kPerSample = true;
-
-  ClassWeights(const LabelView& labels, int first, int n)
-      : labels_(labels),
-        first_(first),
+  ClassWeightTable(int first, int n)
+      : first_(first),
         n_(n),
         rows_((static_cast<size_t>(n) + 1) * hn::Lanes(FloatLanes())) {}
 
@@ -1450,32 +1644,6 @@ class ClassWeights {
       for (size_t l = 0; l < lanes; ++l)
         rows_[c * lanes + l] =
             c < n_ && l < used ? weight(first_ + c, l) : 0.0f;
-  }
-
-  HWY_INLINE FloatVec At(const LaneLines& lines, FloatVec t) const {
-    return Of(NearestLabels(labels_, lines, t));
-  }
-  HWY_INLINE FloatVec AtInterior(const LaneLines& lines, FloatVec t) const {
-    return Of(InteriorLabels(labels_, lines, t));
-  }
-
-  // As ClassWeightedVolume: μ·w of the voxel's class, or zero for a class
-  // not weighed (not μ·0, which is NaN for an infinite μ).
-  HWY_INLINE FloatVec Weigh(IntVec at, FloatVec mu) const {
-    const IntVec label = ReadLabels(labels_.data, at);
-    return hn::IfThenElseZero(hn::RebindMask(FloatLanes(), Weighed(label)),
-                              hn::Mul(mu, Of(label)));
-  }
-
-  // Samples of classes not weighed are skipped lane by lane, never all.
-  bool AllWeighed() const { return true; }
-
- private:
-  // The lanes whose class `label` is weighed.
-  HWY_INLINE hn::Mask<IntLanes> Weighed(IntVec label) const {
-    const IntLanes di;
-    const IntVec offset = hn::Sub(label, hn::Set(di, first_));
-    return hn::And(offset > hn::Set(di, -1), offset < hn::Set(di, n_));
   }
 
   // Each lane's weight of class label[l]: zero for classes not weighed.
@@ -1503,12 +1671,122 @@ class ClassWeights {
     return hn::GatherIndex(df, rows_.data(), at);
   }
 
+  // As ClassWeightedVolume: each lane's μ·w of a voxel of class label[l], or
+  // zero for a class not weighed (not μ·0, which is NaN for an infinite μ).
+  HWY_INLINE FloatVec Weigh(IntVec label, FloatVec mu) const {
+    return hn::IfThenElseZero(hn::RebindMask(FloatLanes(), Weighed(label)),
+                              hn::Mul(mu, Of(label)));
+  }
+
+ private:
+  // The lanes whose class `label` is weighed.
+  HWY_INLINE hn::Mask<IntLanes> Weighed(IntVec label) const {
+    const IntLanes di;
+    const IntVec offset = hn::Sub(label, hn::Set(di, first_));
+    return hn::And(offset > hn::Set(di, -1), offset < hn::Set(di, n_));
+  }
+
   static constexpr int kSelectedClasses = 4;
 
-  const LabelView& labels_;
   int first_, n_;
   // rows_[c · lanes + l]: lane l's weight of class first + c; row n zeros.
   std::vector<float> rows_;
+};
+
+// The upstream weights of a group of lanes in a VJP split by label: each
+// sample weighs the weight of its class (LabelView::Nearest, or the voxel's
+// for Siddon) in a ClassWeightTable.
+class ClassWeights {
+ public:
+  static constexpr bool kPerSample = true;
+  static constexpr bool kWeighsCorners = false;
+
+  ClassWeights(const LabelView& labels, int first, int n)
+      : labels_(labels), table_(first, n) {}
+
+  template <class Weight>
+  void Fill(size_t used, const Weight& weight) {
+    table_.Fill(used, weight);
+  }
+
+  HWY_INLINE FloatVec At(const LaneLines& lines, FloatVec t) const {
+    return table_.Of(NearestLabels(labels_, lines, t));
+  }
+  HWY_INLINE FloatVec AtInterior(const LaneLines& lines, FloatVec t) const {
+    return table_.Of(InteriorLabels(labels_, lines, t));
+  }
+
+  // Each lane's voxel of μ `mu` at flat index `at`, weighed by its class.
+  HWY_INLINE FloatVec Weigh(IntVec at, FloatVec mu) const {
+    return table_.Weigh(ReadLabels(labels_.data, at), mu);
+  }
+
+  // Samples of classes not weighed are skipped lane by lane, never all.
+  bool AllWeighed() const { return true; }
+
+ private:
+  const LabelView& labels_;
+  ClassWeightTable table_;
+};
+
+// The upstream weights of a group of lanes in a trilinear VJP split by soft
+// labels: no sample is skipped, and each sample's corners are weighed by
+// their own classes' weights in a ClassWeightTable before the interpolation
+// (SumVjpSamples' gradient of the ClassWeightedVolume). Without labels
+// (NoLabels) every corner is of class 0.
+template <class Labels>
+class SoftClassWeights {
+ public:
+  static constexpr bool kPerSample = false;
+  static constexpr bool kWeighsCorners = true;
+
+  SoftClassWeights(const Labels& labels, int first, int n)
+      : labels_(labels), table_(first, n) {}
+
+  template <class Weight>
+  void Fill(size_t used, const Weight& weight) {
+    table_.Fill(used, weight);
+  }
+
+  // The samples themselves weigh 1: their corners carry the weights.
+  HWY_INLINE FloatVec At(const LaneLines&, FloatVec) const {
+    return hn::Set(FloatLanes(), 1.0f);
+  }
+  HWY_INLINE FloatVec AtInterior(const LaneLines&, FloatVec) const {
+    return hn::Set(FloatLanes(), 1.0f);
+  }
+  bool AllWeighed() const { return true; }
+
+  // Weighs the corners c (zero outside the volume) of the lanes' cells
+  // `cells`, in the lanes of `reads` (lanes whose cells meet the volume):
+  // those inside by their classes, the others zero.
+  HWY_INLINE void WeighCorners(const LaneCells& cells, hn::Mask<IntLanes> reads,
+                               FloatVec c[8]) const {
+    hn::Mask<IntLanes> inside[8];
+    for (int k = 0; k < 8; ++k)
+      inside[k] = CornerInside(cells.x, cells.y, cells.z, reads, k);
+    IntVec label[8];
+    CornerLabels(labels_, cells, inside, label);
+    for (int k = 0; k < 8; ++k) {
+      c[k] = hn::IfThenElseZero(hn::RebindMask(FloatLanes(), inside[k]),
+                                table_.Weigh(label[k], c[k]));
+    }
+  }
+
+  // Weighs the corners c of cells whose lower corners lie at flat indices
+  // `lower`, every corner inside the volume (the interior run).
+  HWY_INLINE void WeighInteriorCorners(IntVec lower, FloatVec c[8]) const {
+    IntVec label[8];
+    InteriorCornerLabels(labels_, lower, label);
+    for (int k = 0; k < 8; ++k) c[k] = table_.Weigh(label[k], c[k]);
+  }
+
+  // The label grid the corners read, to prefetch: none without labels.
+  const uint16_t* labels() const { return LabelData(labels_); }
+
+ private:
+  const Labels& labels_;
+  ClassWeightTable table_;
 };
 
 // Each lane's VjpSums, as SumVjpSamples gives them: the 12 entries at
@@ -1631,6 +1909,8 @@ void MarchVjpAnywhere(const VolumeView<T>& v, const LaneRays& r,
     const auto meets = hn::And(x.meets, hn::And(y.meets, z.meets));
     FloatVec corners[8];
     GatherCorners(v, x, y, z, hn::And(counts, meets), corners);
+    if constexpr (Weights::kWeighsCorners)
+      weights.WeighCorners({x, y, z}, hn::And(counts, meets), corners);
     sums->Add<true>(t, parameters.Fraction(i), corners, x.weight, y.weight,
                     z.weight, w, hn::RebindMask(df, counts),
                     hn::RebindMask(df, meets));
@@ -1638,8 +1918,9 @@ void MarchVjpAnywhere(const VolumeView<T>& v, const LaneRays& r,
 }
 
 // MarchTrilinearVjp's samples (SumVjpSamples) for the lanes of `r` with
-// upstream weights `weights` (RayWeights, NoWeights or ClassWeights),
-// marched in lockstep: the interior run apart, each step anywhere else.
+// upstream weights `weights` (RayWeights, NoWeights, ClassWeights or
+// SoftClassWeights), marched in lockstep: the interior run apart, each step
+// anywhere else.
 template <typename T, class Weights>
 void MarchLanesVjp(const VolumeView<T>& v, const LaneRays& r,
                    const Weights& weights, const RaySettings& s,
@@ -1647,7 +1928,9 @@ void MarchLanesVjp(const VolumeView<T>& v, const LaneRays& r,
   const FloatLanes df;
   const LaneParameters parameters(r, s);
   const LaneLines lines(r);
-  const CellPrefetch<T> prefetch(v, r, parameters);
+  const uint16_t* prefetched_labels = nullptr;
+  if constexpr (Weights::kWeighsCorners) prefetched_labels = weights.labels();
+  const CellPrefetch<T> prefetch(v, r, parameters, prefetched_labels);
   const StepRun interior = weights.AllWeighed()
                                ? InteriorRun(v, r, parameters)
                                : StepRun{r.min_first, r.min_first};
@@ -1660,7 +1943,13 @@ void MarchLanesVjp(const VolumeView<T>& v, const LaneRays& r,
                      const FloatVec t = parameters.At(i);
                      const float u = parameters.Fraction(i);
                      const FloatVec w = weights.AtInterior(lines, t);
-                     if constexpr (Weights::kPerSample) {
+                     if constexpr (Weights::kWeighsCorners) {
+                       FloatVec weighed[8];
+                       std::copy(c, c + 8, weighed);
+                       weights.WeighInteriorCorners(cell.lower, weighed);
+                       sums.Add<false>(t, u, weighed, cell.wx, cell.wy, cell.wz,
+                                       w, all, all);
+                     } else if constexpr (Weights::kPerSample) {
                        // Split by label, a lane whose sample weighs zero adds
                        // nothing.
                        sums.Add<true>(t, u, c, cell.wx, cell.wy, cell.wz, w,
@@ -1867,7 +2156,11 @@ void VjpRays(const VolumeView<T>& v, const Labels& labels,
                    ray_done);
     }
   };
-  if constexpr (std::is_same_v<Labels, LabelView>) {
+  if (s.projector == Projector::kTrilinear && s.rays.soft_labels) {
+    SoftClassWeights weights(labels, first, n);
+    MarchVjpRays(v, g, s.rays, row, col_begin, col_end, weights, weight,
+                 ray_done);
+  } else if constexpr (std::is_same_v<Labels, LabelView>) {
     ClassWeights weights(labels, first, n);
     rays(weights);
   } else if (first == 0 && n > 0) {
@@ -1926,8 +2219,7 @@ HWY_EXPORT(AddVjpSpan);
 HWY_EXPORT(WriteJacobianSpan);
 
 bool SimdRenders(const RenderSettings& settings) {
-  return !settings.rays.soft_labels &&
-         (settings.reduce == Reduce::kSum || settings.channels == 1);
+  return settings.reduce == Reduce::kSum || settings.channels == 1;
 }
 
 bool SimdDifferentiates(const RenderSettings& settings) {

@@ -1,13 +1,13 @@
 // The CPU executor's vectorised path: the common case (summed line
-// integrals, trilinear or Siddon, one channel or split by label, their pose
-// gradients and Jacobians, and the MIP of one channel) marched by
-// the widest SIMD unit of this CPU, chosen at run time (Highway: AVX-512, AVX2,
-// SSE4, ...). One lane per ray; the rays of consecutive pixels of a row march
-// in lockstep, so the voxels of one step share cache lines. Each lane does the
-// per-ray body's arithmetic (MarchTrilinear, MarchSiddon, MarchTrilinearVjp,
-// MarchSiddonVjp) in the same order, so the two give the same bits. Builds
-// without Highway (the kernels-only build on GPU hosts) have no vectorised
-// path: SimdRenders is then false.
+// integrals, trilinear or Siddon, one channel or split by label, hard or
+// soft, their pose gradients and Jacobians, and the MIP of one channel)
+// marched by the widest SIMD unit of this CPU, chosen at run time (Highway:
+// AVX-512, AVX2, SSE4, ...). One lane per ray; the rays of consecutive
+// pixels of a row march in lockstep, so the voxels of one step share cache
+// lines. Each lane does the per-ray body's arithmetic (MarchTrilinear,
+// MarchSiddon, MarchTrilinearVjp, MarchSiddonVjp) in the same order, so the
+// two give the same bits. Builds without Highway (the kernels-only build on
+// GPU hosts) have no vectorised path: SimdRenders is then false.
 #pragma once
 
 #include <cstddef>
@@ -31,13 +31,13 @@ inline constexpr size_t kSimdVoxelPadding = 2;
 inline constexpr size_t kSimdLabelPadding = 1;
 
 // True when this build has the vectorised path and it renders `settings`:
-// without soft labels (either sampling), summed in any channels or the MIP
-// of one.
+// summed in any channels (split by hard or soft labels, either sampling), or
+// the MIP of one.
 bool SimdRenders(const RenderSettings& settings);
 
 // True when this build has the vectorised path and it differentiates
 // `settings`: the pose gradient and Jacobian of a summed render (trilinear
-// or Siddon, one channel or split by hard labels).
+// or Siddon, one channel or split by hard or soft labels).
 bool SimdDifferentiates(const RenderSettings& settings);
 
 // The instruction set the vectorised path runs on here ("AVX3", "AVX2",

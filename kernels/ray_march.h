@@ -48,8 +48,8 @@ struct RaySettings {
   // adds its weight·μ to the channel of its own class, instead of the whole
   // sample going to the class of the nearest voxel. Line integrals of
   // labelled volumes only. With one summed channel it gives the plain image
-  // (rounded differently, and without the vectorised path): the engine
-  // leaves it off then.
+  // (rounded differently, 8 shares added where one sample would do): the
+  // engine leaves it off then.
   bool soft_labels = false;
 };
 

@@ -124,7 +124,7 @@ absl::StatusOr<QueuedCall> RenderEngine::Prepare(RenderCall call) const {
                           ? volume->classes()
                           : 1;
   // One summed channel is the same image either way (as in nanodrr), and
-  // keeps the vectorised path.
+  // keeps the cheaper interpolated sample.
   settings.rays.soft_labels = call.soft_labels && settings.channels > 1;
   if (options_.budget != nullptr) {
     // The images in the launch's buffer, as the call's own and as encoded,

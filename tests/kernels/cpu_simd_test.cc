@@ -208,6 +208,14 @@ RenderSettings WithChannels(RenderSettings settings, int channels) {
   return settings;
 }
 
+// `settings` split into `channels` channels by soft labels (nanodrr 0.1.7's:
+// each trilinear corner of a sample to its own class).
+RenderSettings SoftLabelled(RenderSettings settings, int channels) {
+  settings.channels = channels;
+  settings.rays.soft_labels = true;
+  return settings;
+}
+
 RenderSettings Trilinear(int height, int width, int samples) {
   RenderSettings s;
   s.rays = RaySettings{height, width, samples};
@@ -278,9 +286,10 @@ TEST(CpuSimdDispatchTest, VectorisedPathTakesTheSums) {
   EXPECT_EQ(SimdRenders(s), simd);
   EXPECT_EQ(SimdDifferentiates(s), simd);
   s.rays.sampling = Sampling::kSegment;
+  // Soft labels too.
   s.rays.soft_labels = true;
-  EXPECT_FALSE(SimdRenders(s));
-  EXPECT_FALSE(SimdDifferentiates(s));
+  EXPECT_EQ(SimdRenders(s), simd);
+  EXPECT_EQ(SimdDifferentiates(s), simd);
   s.rays.soft_labels = false;
   s.projector = Projector::kSiddon;
   EXPECT_EQ(SimdRenders(s), simd);
@@ -358,6 +367,50 @@ TEST_F(CpuSimdTest, RendersOfMoreClassesThanAMarchSumsGiveTheScalarBodysBits) {
         EXPECT_TRUE(met(0) && met(255) && met(256) && met(299));
       }
     }
+  });
+}
+
+// Renders split by soft labels (nanodrr 0.1.7's: each trilinear corner's
+// share to its own class), five classes scattered voxel by voxel so that
+// most cells hold several: in three channels (classes 3 and 4 counted by
+// none), in five, and in 300 of 300 classes (two marches); and without
+// labels (every share to channel 0, one at a time, which rounds otherwise
+// than the interpolated sample).
+TEST_F(CpuSimdTest, RendersSplitBySoftLabelsGiveTheScalarBodysBits) {
+  OnEveryTarget([&] {
+    const VolumeShape shape{23, 19, 17};
+    const std::vector<float> mu = DistinctVoxels(shape);
+    const std::vector<uint16_t> labels = ScatteredLabels(shape, 5);
+    const std::vector<PoseGeometry> poses = ViewsOf(shape, 9, 37);
+    for (const RenderSettings& s :
+         {Trilinear(9, 37, 150), Clipped(9, 37, 150), Clipped(9, 37, 7)}) {
+      for (StorageType storage : {StorageType::kFloat32, StorageType::kFloat16,
+                                  StorageType::kBFloat16}) {
+        SCOPED_TRACE(static_cast<int>(storage));
+        for (int channels : {3, 5}) {
+          EXPECT_GT(ExpectSameChannelBits(mu, shape, storage, poses,
+                                          SoftLabelled(s, channels), labels),
+                    0.5);
+        }
+      }
+      const std::vector<float> unlabelled = ExpectSameImageBits(
+          mu, shape, StorageType::kFloat32, poses, SoftLabelled(s, 2));
+      EXPECT_GT(NonzeroFraction(unlabelled), 0.25);
+      // One channel: no labels, the shares summed one at a time.
+      ExpectSameImageBits(mu, shape, StorageType::kFloat32, poses,
+                          SoftLabelled(s, 1), labels.data());
+    }
+    const std::vector<uint16_t> many = ScatteredLabels(shape, 300);
+    const std::vector<float> images = ExpectSameImageBits(
+        mu, shape, StorageType::kFloat16, {poses[0]},
+        SoftLabelled(Trilinear(9, 37, 150), 300), many.data());
+    // Classes on both sides of the marches' boundary were met.
+    const size_t plane = 9 * 37;
+    auto met = [&](int c) {
+      const auto at = images.begin() + c * plane;
+      return std::any_of(at, at + plane, [](float v) { return v != 0; });
+    };
+    EXPECT_TRUE(met(0) && met(255) && met(256) && met(299));
   });
 }
 
@@ -478,6 +531,14 @@ TEST_F(CpuSimdTest, GivesTheScalarBitsOnFacesAxesAndDiagonals) {
                     DistinctVoxels(shape), shape, StorageType::kFloat32, poses,
                     WithChannels(s, 4), ScatteredLabels(shape, 4)),
                 0.25);
+      // Soft labels: samples on voxel centres have corners of weight zero,
+      // whose shares still go to their classes.
+      if (s.projector == Projector::kTrilinear) {
+        EXPECT_GT(ExpectSameChannelBits(
+                      DistinctVoxels(shape), shape, StorageType::kFloat32,
+                      poses, SoftLabelled(s, 4), ScatteredLabels(shape, 4)),
+                  0.25);
+      }
     }
   });
 }
@@ -597,6 +658,15 @@ TEST_F(CpuSimdTest, RendersGiveTheScalarBodysBitsInVolumesOneOrTwoVoxelsThin) {
                                       ScatteredLabels(shape, 3)),
                 0.0);
           }
+          if (s.reduce == Reduce::kSum &&
+              s.projector == Projector::kTrilinear) {
+            // Soft labels read every corner's label: none past the volume.
+            EXPECT_GT(
+                ExpectSameChannelBits(DistinctVoxels(shape), shape, storage,
+                                      ViewsOf(shape, 6, 40), SoftLabelled(s, 3),
+                                      ScatteredLabels(shape, 3)),
+                0.0);
+          }
         }
       }
     }
@@ -628,6 +698,20 @@ TEST_F(CpuSimdTest, PoseGradientGivesTheScalarBodysBitsInEveryStorageType) {
   });
 }
 
+// Upstream weights of `channels` channels of `pixels` pixels for each of
+// `poses` poses, of both signs, and zero in every fifth pixel of each
+// channel, at other pixels in each (a class whose samples the body skips
+// where another class's count).
+std::vector<float> ChannelWeights(size_t poses, int channels, size_t pixels) {
+  std::vector<float> upstream(poses * channels * pixels);
+  for (size_t i = 0; i < upstream.size(); ++i) {
+    const size_t channel = i / pixels % channels;
+    const bool skipped = (i % pixels + channel) % 5 == 0;
+    upstream[i] = skipped ? 0.0f : 0.75f - static_cast<float>(i % 11) / 7.0f;
+  }
+  return upstream;
+}
+
 TEST_F(CpuSimdTest, PoseGradientGivesTheScalarBodysBitsInThinVolumes) {
   OnEveryTarget([&] {
     for (VolumeShape shape : {VolumeShape{1, 16, 16}, VolumeShape{16, 2, 16},
@@ -642,6 +726,13 @@ TEST_F(CpuSimdTest, PoseGradientGivesTheScalarBodysBitsInThinVolumes) {
                 DistinctVoxels(shape), shape, StorageType::kFloat32, poses, s,
                 std::vector<float>(poses.size() * 6 * 40, 1.0f))),
             0.25);
+        if (s.projector == Projector::kSiddon) continue;
+        const std::vector<uint16_t> labels = ScatteredLabels(shape, 3);
+        EXPECT_GT(NonzeroFraction(ExpectSameGradientBits(
+                      DistinctVoxels(shape), shape, StorageType::kFloat32,
+                      poses, SoftLabelled(s, 3),
+                      ChannelWeights(poses.size(), 3, 6 * 40), labels.data())),
+                  0.25);
       }
     }
   });
@@ -732,6 +823,21 @@ TEST_F(CpuSimdTest, LanesFarOutsideBesideALaneInsideGiveTheScalarBits) {
          {Trilinear(5, 20, 100), Clipped(5, 20, 100), Siddon(5, 20)}) {
       ExpectSameGradientBits(mu, shape, StorageType::kFloat32, {far}, s,
                              std::vector<float>(5 * 20, 1.0f));
+    }
+    // Soft labels read every corner's class at saturated coordinates. The
+    // far lanes' step is not finite (their length overflows a float):
+    // without labels the channels past the first are the body's zeros, not
+    // 0·∞.
+    for (const RenderSettings& s :
+         {Trilinear(5, 20, 100), Clipped(5, 20, 100)}) {
+      const std::vector<uint16_t> labels = ScatteredLabels(shape, 3);
+      ExpectSameChannelBits(mu, shape, StorageType::kFloat32, {far},
+                            SoftLabelled(s, 3), labels);
+      ExpectSameImageBits(mu, shape, StorageType::kFloat32, {far},
+                          SoftLabelled(s, 2));
+      ExpectSameGradientBits(mu, shape, StorageType::kFloat32, {far},
+                             SoftLabelled(s, 3), ChannelWeights(1, 3, 5 * 20),
+                             labels.data());
     }
   });
 }
@@ -846,20 +952,6 @@ TEST_F(CpuSimdTest, PoseGradientKeepsTheScalarBodysNonFiniteWeights) {
   });
 }
 
-// Upstream weights of `channels` channels of `pixels` pixels for each of
-// `poses` poses, of both signs, and zero in every fifth pixel of each
-// channel, at other pixels in each (a class whose samples the body skips
-// where another class's count).
-std::vector<float> ChannelWeights(size_t poses, int channels, size_t pixels) {
-  std::vector<float> upstream(poses * channels * pixels);
-  for (size_t i = 0; i < upstream.size(); ++i) {
-    const size_t channel = i / pixels % channels;
-    const bool skipped = (i % pixels + channel) % 5 == 0;
-    upstream[i] = skipped ? 0.0f : 0.75f - static_cast<float>(i % 11) / 7.0f;
-  }
-  return upstream;
-}
-
 // The pose gradients of renders split by label weigh each sample by the
 // upstream weight of its class, and each channel of their Jacobians is its
 // class's alone: five classes scattered voxel by voxel, in 3 channels
@@ -931,6 +1023,109 @@ TEST_F(CpuSimdTest, SplitGradientsKeepOddWeightsAndGatherThoseOfManyClasses) {
                     WithChannels(s, 300), ChannelWeights(1, 300, pixels),
                     many.data())),
                 0.5);
+    }
+  });
+}
+
+// The pose gradients and Jacobians of renders split by soft labels: each
+// corner of a sample weighed by its own class's weight before the
+// interpolation (the gradient of ClassWeightedVolume, nanodrr 0.1.7's), no
+// sample skipped. Five classes scattered voxel by voxel, in 3 channels
+// (classes 3 and 4 weighed by none) and 5 for the gradient, every storage
+// type; NaN, infinite and −0 weights (none skipped); 300 channels (weights
+// gathered); two channels without labels (every corner class 0). An
+// infinite voxel of a class no channel weighs: the class-weighted volume
+// holds 0 there (not ∞·0), so every gradient and Jacobian stays finite. And
+// an infinite weight on a class of one corner voxel only: corners outside
+// the volume weigh nothing (not 0·∞), so poses whose rays pass far from
+// that voxel stay finite.
+TEST_F(CpuSimdTest, GradientsSplitBySoftLabelsGiveTheScalarBodysBits) {
+  const VolumeShape shape{23, 19, 17};
+  const std::vector<float> mu = DistinctVoxels(shape);
+  const std::vector<uint16_t> labels = ScatteredLabels(shape, 5);
+  const std::vector<uint16_t> many = ScatteredLabels(shape, 300);
+  const std::vector<PoseGeometry> poses = ViewsOf(shape, 9, 37);
+  const size_t pixels = 9 * 37;
+  std::vector<float> odd = ChannelWeights(poses.size(), 3, pixels);
+  for (size_t i = 0; i < odd.size(); i += 11) {
+    const size_t pose = i / (3 * pixels);
+    odd[i] = pose == 0 ? NAN : pose == 1 ? INFINITY : -0.0f;
+  }
+  // The infinite voxel, of class 4, amid others of every class.
+  std::vector<float> infinite = mu;
+  std::vector<uint16_t> infinite_labels = labels;
+  const size_t centre = (8 * shape.ny + 9) * shape.nx + 11;
+  infinite[centre] = INFINITY;
+  infinite_labels[centre] = 4;
+  const auto all_finite = [](const auto& values) {
+    return std::all_of(values.begin(), values.end(),
+                       [](auto v) { return std::isfinite(v); });
+  };
+  std::vector<uint16_t> corner_class(labels.size(), 0);
+  corner_class[0] = 1;
+  std::vector<float> infinite_weight = ChannelWeights(poses.size(), 2, pixels);
+  for (size_t i = 0; i < infinite_weight.size(); ++i) {
+    if (i / pixels % 2 == 1) infinite_weight[i] = INFINITY;
+  }
+  OnEveryTarget([&] {
+    for (const RenderSettings& s :
+         {Trilinear(9, 37, 150), Clipped(9, 37, 150), Clipped(9, 37, 7)}) {
+      for (StorageType storage : {StorageType::kFloat32, StorageType::kFloat16,
+                                  StorageType::kBFloat16}) {
+        SCOPED_TRACE(static_cast<int>(storage));
+        for (int channels : {3, 5}) {
+          EXPECT_GT(NonzeroFraction(ExpectSameGradientBits(
+                        mu, shape, storage, poses, SoftLabelled(s, channels),
+                        ChannelWeights(poses.size(), channels, pixels),
+                        labels.data())),
+                    0.5);
+        }
+        EXPECT_GT(LeastNonzeroChannel(
+                      ExpectSameJacobianBits(mu, shape, storage, poses,
+                                             SoftLabelled(s, 3), labels.data()),
+                      poses.size(), 3, pixels),
+                  0.25);
+      }
+      const std::vector<double> odd_gradient =
+          ExpectSameGradientBits(mu, shape, StorageType::kFloat32, poses,
+                                 SoftLabelled(s, 3), odd, labels.data());
+      EXPECT_TRUE(std::isnan(odd_gradient[0]));
+      EXPECT_GT(NonzeroFraction(ExpectSameGradientBits(
+                    mu, shape, StorageType::kFloat32, {poses[0]},
+                    SoftLabelled(s, 300), ChannelWeights(1, 300, pixels),
+                    many.data())),
+                0.5);
+      EXPECT_GT(NonzeroFraction(ExpectSameGradientBits(
+                    mu, shape, StorageType::kFloat32, poses, SoftLabelled(s, 2),
+                    ChannelWeights(poses.size(), 2, pixels))),
+                0.5);
+      // One channel: no labels, every corner weighed by channel 0's weight.
+      EXPECT_GT(NonzeroFraction(ExpectSameGradientBits(
+                    mu, shape, StorageType::kFloat32, poses, SoftLabelled(s, 1),
+                    ChannelWeights(poses.size(), 1, pixels), labels.data())),
+                0.5);
+      EXPECT_GT(
+          NonzeroFraction(ExpectSameJacobianBits(
+              mu, shape, StorageType::kFloat32, poses, SoftLabelled(s, 2))),
+          0.1);
+      const std::vector<double> gradient = ExpectSameGradientBits(
+          infinite, shape, StorageType::kFloat32, poses, SoftLabelled(s, 3),
+          ChannelWeights(poses.size(), 3, pixels), infinite_labels.data());
+      EXPECT_TRUE(all_finite(gradient));
+      EXPECT_GT(NonzeroFraction(gradient), 0.5);
+      EXPECT_TRUE(all_finite(
+          ExpectSameJacobianBits(infinite, shape, StorageType::kFloat32, poses,
+                                 SoftLabelled(s, 3), infinite_labels.data())));
+      const std::vector<double> far = ExpectSameGradientBits(
+          mu, shape, StorageType::kFloat32, poses, SoftLabelled(s, 2),
+          infinite_weight, corner_class.data());
+      int finite_poses = 0;
+      for (size_t pose = 0; pose < poses.size(); ++pose) {
+        finite_poses += all_finite(
+            std::vector<double>(far.begin() + pose * kPoseMapEntries,
+                                far.begin() + (pose + 1) * kPoseMapEntries));
+      }
+      EXPECT_GT(finite_poses, 0);
     }
   });
 }
