@@ -1,6 +1,7 @@
 // The CPU executor's vectorised path against the per-ray bodies it must
 // reproduce bit for bit (kernels/cpu_simd.h), trilinear and Siddon renders,
-// pose gradients and Jacobians: every storage type, rays that
+// pose gradients and Jacobians, one channel or split by hard or soft labels,
+// and MIPs: every storage type, rays that
 // graze the volume's faces or miss it, rows on its outermost voxel centres
 // (where the trilinear interior run ends), widths that leave lanes idle,
 // thin volumes, Siddon segments that begin and end inside the volume, a pose
@@ -315,6 +316,28 @@ TEST_F(CpuSimdTest, RendersGiveTheScalarBodysBitsInEveryStorageType) {
   });
 }
 
+// Renders split by `labels` into 3 and 5 channels (`three`, `five`) in
+// every storage type, and `unlabelled` (2 channels) without labels, which
+// must hold the scalar body's bits and see most pixels.
+void ExpectSplitImageBits(const std::vector<float>& mu, VolumeShape shape,
+                          const std::vector<PoseGeometry>& poses,
+                          const std::vector<uint16_t>& labels,
+                          const RenderSettings& three,
+                          const RenderSettings& five,
+                          const RenderSettings& unlabelled) {
+  for (StorageType storage :
+       {StorageType::kFloat32, StorageType::kFloat16, StorageType::kBFloat16}) {
+    SCOPED_TRACE(static_cast<int>(storage));
+    for (const RenderSettings& split : {three, five}) {
+      EXPECT_GT(ExpectSameChannelBits(mu, shape, storage, poses, split, labels),
+                0.5);
+    }
+  }
+  EXPECT_GT(NonzeroFraction(ExpectSameImageBits(
+                mu, shape, StorageType::kFloat32, poses, unlabelled)),
+            0.25);
+}
+
 // Renders split by label: five classes scattered voxel by voxel, in three
 // channels (classes 3 and 4 counted by none) and in five; and two channels
 // of a volume without labels (the second zero).
@@ -326,18 +349,8 @@ TEST_F(CpuSimdTest, RendersSplitByLabelGiveTheScalarBodysBits) {
     const std::vector<PoseGeometry> poses = ViewsOf(shape, 9, 37);
     for (const RenderSettings& s :
          {Trilinear(9, 37, 150), Clipped(9, 37, 150), Siddon(9, 37)}) {
-      for (StorageType storage : {StorageType::kFloat32, StorageType::kFloat16,
-                                  StorageType::kBFloat16}) {
-        SCOPED_TRACE(static_cast<int>(storage));
-        for (int channels : {3, 5}) {
-          EXPECT_GT(ExpectSameChannelBits(mu, shape, storage, poses,
-                                          WithChannels(s, channels), labels),
-                    0.5);
-        }
-      }
-      const std::vector<float> unlabelled = ExpectSameImageBits(
-          mu, shape, StorageType::kFloat32, poses, WithChannels(s, 2));
-      EXPECT_GT(NonzeroFraction(unlabelled), 0.25);
+      ExpectSplitImageBits(mu, shape, poses, labels, WithChannels(s, 3),
+                           WithChannels(s, 5), WithChannels(s, 2));
     }
   });
 }
@@ -384,18 +397,8 @@ TEST_F(CpuSimdTest, RendersSplitBySoftLabelsGiveTheScalarBodysBits) {
     const std::vector<PoseGeometry> poses = ViewsOf(shape, 9, 37);
     for (const RenderSettings& s :
          {Trilinear(9, 37, 150), Clipped(9, 37, 150), Clipped(9, 37, 7)}) {
-      for (StorageType storage : {StorageType::kFloat32, StorageType::kFloat16,
-                                  StorageType::kBFloat16}) {
-        SCOPED_TRACE(static_cast<int>(storage));
-        for (int channels : {3, 5}) {
-          EXPECT_GT(ExpectSameChannelBits(mu, shape, storage, poses,
-                                          SoftLabelled(s, channels), labels),
-                    0.5);
-        }
-      }
-      const std::vector<float> unlabelled = ExpectSameImageBits(
-          mu, shape, StorageType::kFloat32, poses, SoftLabelled(s, 2));
-      EXPECT_GT(NonzeroFraction(unlabelled), 0.25);
+      ExpectSplitImageBits(mu, shape, poses, labels, SoftLabelled(s, 3),
+                           SoftLabelled(s, 5), SoftLabelled(s, 2));
       // One channel: no labels, the shares summed one at a time.
       ExpectSameImageBits(mu, shape, StorageType::kFloat32, poses,
                           SoftLabelled(s, 1), labels.data());
@@ -952,6 +955,34 @@ TEST_F(CpuSimdTest, PoseGradientKeepsTheScalarBodysNonFiniteWeights) {
   });
 }
 
+// The pose gradients of `three` and `five` (a render split into 3 and 5
+// channels by `labels`) and the Jacobians of `three`, in every storage type,
+// which must hold the scalar body's bits and see most entries.
+void ExpectSplitVjpBits(const std::vector<float>& mu, VolumeShape shape,
+                        const std::vector<PoseGeometry>& poses,
+                        const std::vector<uint16_t>& labels,
+                        const RenderSettings& three,
+                        const RenderSettings& five) {
+  const size_t pixels =
+      static_cast<size_t>(three.rays.height) * three.rays.width;
+  for (StorageType storage :
+       {StorageType::kFloat32, StorageType::kFloat16, StorageType::kBFloat16}) {
+    SCOPED_TRACE(static_cast<int>(storage));
+    for (const RenderSettings& split : {three, five}) {
+      EXPECT_GT(NonzeroFraction(ExpectSameGradientBits(
+                    mu, shape, storage, poses, split,
+                    ChannelWeights(poses.size(), split.channels, pixels),
+                    labels.data())),
+                0.5);
+    }
+    EXPECT_GT(
+        LeastNonzeroChannel(ExpectSameJacobianBits(mu, shape, storage, poses,
+                                                   three, labels.data()),
+                            poses.size(), 3, pixels),
+        0.25);
+  }
+}
+
 // The pose gradients of renders split by label weigh each sample by the
 // upstream weight of its class, and each channel of their Jacobians is its
 // class's alone: five classes scattered voxel by voxel, in 3 channels
@@ -966,22 +997,8 @@ TEST_F(CpuSimdTest, GradientsAndJacobiansSplitByLabelGiveTheScalarBodysBits) {
     const std::vector<PoseGeometry> poses = ViewsOf(shape, 9, 37);
     const size_t pixels = 9 * 37;
     for (const RenderSettings& s : Differentiable(9, 37)) {
-      for (StorageType storage : {StorageType::kFloat32, StorageType::kFloat16,
-                                  StorageType::kBFloat16}) {
-        SCOPED_TRACE(static_cast<int>(storage));
-        for (int channels : {3, 5}) {
-          EXPECT_GT(NonzeroFraction(ExpectSameGradientBits(
-                        mu, shape, storage, poses, WithChannels(s, channels),
-                        ChannelWeights(poses.size(), channels, pixels),
-                        labels.data())),
-                    0.5);
-        }
-        EXPECT_GT(LeastNonzeroChannel(
-                      ExpectSameJacobianBits(mu, shape, storage, poses,
-                                             WithChannels(s, 3), labels.data()),
-                      poses.size(), 3, pixels),
-                  0.25);
-      }
+      ExpectSplitVjpBits(mu, shape, poses, labels, WithChannels(s, 3),
+                         WithChannels(s, 5));
       EXPECT_GT(NonzeroFraction(ExpectSameGradientBits(
                     mu, shape, StorageType::kFloat32, poses, WithChannels(s, 2),
                     ChannelWeights(poses.size(), 2, pixels))),
@@ -1070,22 +1087,8 @@ TEST_F(CpuSimdTest, GradientsSplitBySoftLabelsGiveTheScalarBodysBits) {
   OnEveryTarget([&] {
     for (const RenderSettings& s :
          {Trilinear(9, 37, 150), Clipped(9, 37, 150), Clipped(9, 37, 7)}) {
-      for (StorageType storage : {StorageType::kFloat32, StorageType::kFloat16,
-                                  StorageType::kBFloat16}) {
-        SCOPED_TRACE(static_cast<int>(storage));
-        for (int channels : {3, 5}) {
-          EXPECT_GT(NonzeroFraction(ExpectSameGradientBits(
-                        mu, shape, storage, poses, SoftLabelled(s, channels),
-                        ChannelWeights(poses.size(), channels, pixels),
-                        labels.data())),
-                    0.5);
-        }
-        EXPECT_GT(LeastNonzeroChannel(
-                      ExpectSameJacobianBits(mu, shape, storage, poses,
-                                             SoftLabelled(s, 3), labels.data()),
-                      poses.size(), 3, pixels),
-                  0.25);
-      }
+      ExpectSplitVjpBits(mu, shape, poses, labels, SoftLabelled(s, 3),
+                         SoftLabelled(s, 5));
       const std::vector<double> odd_gradient =
           ExpectSameGradientBits(mu, shape, StorageType::kFloat32, poses,
                                  SoftLabelled(s, 3), odd, labels.data());
