@@ -58,9 +58,9 @@ HWY_INLINE IntVec GatherWordsAt(const void* data, IntVec index) {
 // The 32-bit words that the labels at `index` in a host label buffer
 // (kSimdLabelPadding) start: each lane's label in the low half, the next
 // label in memory (the next voxel's along x inside a row, or padding) in the
-// high half. AVX-512 gathers them; other targets read them
-// lane by lane, GCC inserting each lane's word straight into a vector
-// register (as ReadPairs).
+// high half. AVX-512 gathers them; other targets read them lane by lane,
+// GCC inserting each lane's word straight into a vector register (as
+// ReadPairs).
 HWY_INLINE IntVec ReadLabelWords(const uint16_t* data, IntVec index) {
 #if HWY_TARGET <= HWY_AVX3
   return GatherWordsAt(data, index);
@@ -321,14 +321,14 @@ HWY_INLINE IntVec FlatIndex(const Grid& v, IntVec x, IntVec y, IntVec z) {
 // GatherInteriorCorners(v, offsets, lower, c) sets the 8 corners
 // c[dx + 2·dy + 4·dz] of the cells whose lower corners lie at flat indices
 // `lower`, every corner inside the volume (so x + 1 is, too). Each row of a
-// cell is read as one word per lane holding its corners x and x + 1. How
-// the words are read depends on the target: on AVX-512 with gather
-// instructions, elsewhere lane by lane (docs/renderer.md, "Reading the
-// interior run's corners").
+// cell is read as one word per lane holding its corners x and x + 1: on
+// AVX-512 with gather instructions, on other vector targets lane by lane
+// (docs/renderer.md, "Reading the interior run's corners"); on HWY_SCALAR
+// each corner on its own.
 #if HWY_TARGET <= HWY_AVX3
 // AVX-512: the pairs gathered. On the AVX-512 Xeon host the trilinear
 // render of float32 voxels ran 1.1× (one pose) to 1.3× (eight) faster than
-// with the reads lane by lane below, of 16-bit voxels 1.5×.
+// with the reads lane by lane below, of 16-bit voxels 1.3–1.5×.
 
 // Float voxels: each lane's pair, a 64-bit word gathered at its byte
 // offset, parted into the corners x and x + 1.

@@ -5,9 +5,11 @@
 // graze the volume's faces or miss it, rows on its outermost voxel centres
 // (where the trilinear interior run ends), widths that leave lanes idle,
 // thin volumes, Siddon segments that begin and end inside the volume, a pose
-// far outside the range any lane can index, and non-finite weights and
-// voxels.
+// far outside the range any lane can index, a volume of more than 2³⁰
+// voxels, and non-finite weights and voxels.
 #include "kernels/cpu_simd.h"
+
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <cmath>
@@ -841,6 +843,75 @@ TEST_F(CpuSimdTest, LanesFarOutsideBesideALaneInsideGiveTheScalarBits) {
       ExpectSameGradientBits(mu, shape, StorageType::kFloat32, {far},
                              SoftLabelled(s, 3), ChannelWeights(1, 3, 5 * 20),
                              labels.data());
+    }
+  });
+}
+
+// An anonymous mapping of `bytes`, reserving no memory until written (pages
+// read before being written read as zeros); unmapped when it goes.
+class SparseMapping {
+ public:
+  explicit SparseMapping(size_t bytes) : bytes_(bytes) {
+    void* at = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    data_ = at == MAP_FAILED ? nullptr : at;
+  }
+  ~SparseMapping() {
+    if (data_ != nullptr) munmap(data_, bytes_);
+  }
+  SparseMapping(const SparseMapping&) = delete;
+  SparseMapping& operator=(const SparseMapping&) = delete;
+
+  // The mapping's first byte, or nullptr where it could not be mapped.
+  void* data() const { return data_; }
+
+ private:
+  size_t bytes_;
+  void* data_ = nullptr;
+};
+
+// A float16 volume and label grid of more than 2³⁰ voxels, mapped but
+// written only in their last 8 slices, where rays along x run. There the
+// AVX-512 targets gather 16-bit pairs and label words at byte offsets of 2³¹
+// and more (GatherWordsAt), which no smaller volume reaches.
+TEST_F(CpuSimdTest, GathersReachTheLastVoxelsOfAVolumeOfMoreThan2To30) {
+  const VolumeShape shape{1024, 1024, 1032};
+  ASSERT_GT(shape.voxels(), 1LL << 30);
+  const auto voxels = static_cast<size_t>(shape.voxels());
+  SparseMapping mu(voxels * sizeof(Half) + kSimdVoxelPadding);
+  SparseMapping labels((voxels + kSimdLabelPadding) * sizeof(uint16_t));
+  if (mu.data() == nullptr || labels.data() == nullptr)
+    GTEST_SKIP() << "could not map 4 GiB of address space";
+  auto* half = static_cast<Half*>(mu.data());
+  auto* label = static_cast<uint16_t*>(labels.data());
+  const size_t last_slices = size_t{8} * shape.nx * shape.ny;
+  for (size_t v = voxels - last_slices; v < voxels; ++v) {
+    half[v] =
+        ToHalf(0.001f +
+               0.02f * static_cast<float>((v * 2654435761u) % 1024) / 1024.0f);
+    label[v] = static_cast<uint16_t>(((v * 2246822519u) >> 13) % 3);
+  }
+  const VolumeBuffers buffers{
+      MemorySpace::kHost, shape, StorageType::kFloat16, half, label, 0};
+  const ResidentVolume volume(buffers, 0, nullptr);
+  // Rays along x, 4 rows through slices 1026.5 to 1029.5 (whose cells'
+  // lower corners lie past voxel 2³⁰), 20 columns across y.
+  const PoseGeometry along_x = MakePoseGeometry(
+      Mat4d::Identity(),
+      MakeRtInv(EulerToMatrix("ZXY", {90, 0, 0}, true), {0, 700, 0},
+                Orientation::kAP, {512.0, 512.0, 1028.0}),
+      Orthographic(4, 20, 1.0, 1400.0));
+  std::unique_ptr<Executor> simd = MakeCpuExecutor(2);
+  std::unique_ptr<Executor> scalar = MakeScalarCpuExecutor(2);
+  OnEveryTarget([&] {
+    for (const RenderSettings& s :
+         {Trilinear(4, 20, 2000), WithChannels(Trilinear(4, 20, 2000), 3),
+          SoftLabelled(Trilinear(4, 20, 2000), 3),
+          WithChannels(Siddon(4, 20), 3)}) {
+      const std::vector<float> spec =
+          RenderImages(*scalar, volume, {along_x}, s);
+      ExpectSameBitsAs(RenderImages(*simd, volume, {along_x}, s), spec);
+      EXPECT_EQ(NonzeroFraction(spec), 1.0);
     }
   });
 }
