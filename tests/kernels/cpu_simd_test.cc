@@ -901,6 +901,8 @@ TEST_F(CpuSimdTest, GathersReachTheLastVoxelsOfAVolumeOfMoreThan2To30) {
       MakeRtInv(EulerToMatrix("ZXY", {90, 0, 0}, true), {0, 700, 0},
                 Orientation::kAP, {512.0, 512.0, 1028.0}),
       Orthographic(4, 20, 1.0, 1400.0));
+  // The camera's z axis (an orthographic camera's rays) in voxels: along x.
+  ASSERT_NEAR(std::fabs(along_x.camera_to_voxel.m[0][2]), 1.0f, 1e-6f);
   std::unique_ptr<Executor> simd = MakeCpuExecutor(2);
   std::unique_ptr<Executor> scalar = MakeScalarCpuExecutor(2);
   OnEveryTarget([&] {
