@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -110,6 +111,37 @@ std::vector<uint16_t> ScatteredLabels(VolumeShape shape, int classes) {
     labels[v] = static_cast<uint16_t>(((v * 2246822519u) >> 13) % classes);
   return labels;
 }
+
+// An anonymous mapping of `bytes` that commits memory only for the pages
+// written (where the kernel overcommits; pages read before being written
+// read as zeros); unmapped when it goes.
+class SparseMapping {
+ public:
+  explicit SparseMapping(size_t bytes) : bytes_(bytes) {
+    void* at = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (at == MAP_FAILED) {
+      error_ = std::strerror(errno);
+    } else {
+      data_ = at;
+    }
+  }
+  ~SparseMapping() {
+    if (data_ != nullptr) munmap(data_, bytes_);
+  }
+  SparseMapping(const SparseMapping&) = delete;
+  SparseMapping& operator=(const SparseMapping&) = delete;
+
+  // The mapping's first byte, or nullptr where it could not be mapped.
+  void* data() const { return data_; }
+  // Why it could not be mapped, or "".
+  const std::string& error() const { return error_; }
+
+ private:
+  const size_t bytes_;
+  void* data_ = nullptr;
+  std::string error_;
+};
 
 // What `run(executor, resident volume)` returns on the vectorised CPU
 // executor and on the scalar one, for `mu` stored as `storage` (and
@@ -847,55 +879,36 @@ TEST_F(CpuSimdTest, LanesFarOutsideBesideALaneInsideGiveTheScalarBits) {
   });
 }
 
-// An anonymous mapping of `bytes`, reserving no memory until written (pages
-// read before being written read as zeros); unmapped when it goes.
-class SparseMapping {
- public:
-  explicit SparseMapping(size_t bytes) : bytes_(bytes) {
-    void* at = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
-                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    data_ = at == MAP_FAILED ? nullptr : at;
-  }
-  ~SparseMapping() {
-    if (data_ != nullptr) munmap(data_, bytes_);
-  }
-  SparseMapping(const SparseMapping&) = delete;
-  SparseMapping& operator=(const SparseMapping&) = delete;
-
-  // The mapping's first byte, or nullptr where it could not be mapped.
-  void* data() const { return data_; }
-
- private:
-  size_t bytes_;
-  void* data_ = nullptr;
-};
-
 // A float16 volume and label grid of more than 2³⁰ voxels, mapped but
-// written only in their last 8 slices, where rays along x run. There the
-// AVX-512 targets gather 16-bit pairs and label words at byte offsets of 2³¹
-// and more (GatherWordsAt), which no smaller volume reaches.
-TEST_F(CpuSimdTest, GathersReachTheLastVoxelsOfAVolumeOfMoreThan2To30) {
+// written only in their last 8 slices, where rays along x run: the cells
+// they meet lie past voxel 2³⁰, where twice the index passes a gather's
+// signed 32-bit byte offsets (the AVX-512 targets' GatherWordsAt, for 16-bit
+// corner pairs and label words). Renders, pose gradients and Jacobians, with
+// and without labels, must give the scalar body's bits on every target.
+TEST_F(CpuSimdTest, VolumesOfMoreThan2To30VoxelsGiveTheScalarBodysBits) {
   const VolumeShape shape{1024, 1024, 1032};
-  ASSERT_GT(shape.voxels(), 1LL << 30);
+  const long long slice = 1024LL * 1024;
+  ASSERT_GE(1026 * slice, 1LL << 30) << "the rays' first cells lie past 2³⁰";
   const auto voxels = static_cast<size_t>(shape.voxels());
   SparseMapping mu(voxels * sizeof(Half) + kSimdVoxelPadding);
   SparseMapping labels((voxels + kSimdLabelPadding) * sizeof(uint16_t));
   if (mu.data() == nullptr || labels.data() == nullptr)
-    GTEST_SKIP() << "could not map 4 GiB of address space";
+    GTEST_SKIP() << "could not map 4 GiB: " << mu.error() << labels.error();
   auto* half = static_cast<Half*>(mu.data());
   auto* label = static_cast<uint16_t*>(labels.data());
-  const size_t last_slices = size_t{8} * shape.nx * shape.ny;
-  for (size_t v = voxels - last_slices; v < voxels; ++v) {
+  // μ and classes that differ from voxel to voxel in every direction: the
+  // top bits of a product that every bit of v feeds.
+  for (auto v = static_cast<size_t>(1024 * slice); v < voxels; ++v) {
+    const uint64_t mixed = v * 0x9E3779B97F4A7C15ull;
     half[v] =
-        ToHalf(0.001f +
-               0.02f * static_cast<float>((v * 2654435761u) % 1024) / 1024.0f);
-    label[v] = static_cast<uint16_t>(((v * 2246822519u) >> 13) % 3);
+        ToHalf(0.001f + 0.02f * static_cast<float>(mixed >> 54) / 1024.0f);
+    label[v] = static_cast<uint16_t>((mixed >> 40) % 3);
   }
   const VolumeBuffers buffers{
       MemorySpace::kHost, shape, StorageType::kFloat16, half, label, 0};
   const ResidentVolume volume(buffers, 0, nullptr);
-  // Rays along x, 4 rows through slices 1026.5 to 1029.5 (whose cells'
-  // lower corners lie past voxel 2³⁰), 20 columns across y.
+  // Rays along x, 4 rows through slices 1026.5 to 1029.5, 20 columns across
+  // y.
   const PoseGeometry along_x = MakePoseGeometry(
       Mat4d::Identity(),
       MakeRtInv(EulerToMatrix("ZXY", {90, 0, 0}, true), {0, 700, 0},
@@ -905,15 +918,23 @@ TEST_F(CpuSimdTest, GathersReachTheLastVoxelsOfAVolumeOfMoreThan2To30) {
   ASSERT_NEAR(std::fabs(along_x.camera_to_voxel.m[0][2]), 1.0f, 1e-6f);
   std::unique_ptr<Executor> simd = MakeCpuExecutor(2);
   std::unique_ptr<Executor> scalar = MakeScalarCpuExecutor(2);
+  const std::vector<RenderSettings> cases = {
+      Trilinear(4, 20, 2000), WithChannels(Trilinear(4, 20, 2000), 3),
+      SoftLabelled(Trilinear(4, 20, 2000), 3), WithChannels(Siddon(4, 20), 3)};
   OnEveryTarget([&] {
-    for (const RenderSettings& s :
-         {Trilinear(4, 20, 2000), WithChannels(Trilinear(4, 20, 2000), 3),
-          SoftLabelled(Trilinear(4, 20, 2000), 3),
-          WithChannels(Siddon(4, 20), 3)}) {
+    for (size_t c = 0; c < cases.size(); ++c) {
+      SCOPED_TRACE(c);
+      const RenderSettings& s = cases[c];
       const std::vector<float> spec =
           RenderImages(*scalar, volume, {along_x}, s);
       ExpectSameBitsAs(RenderImages(*simd, volume, {along_x}, s), spec);
       EXPECT_EQ(NonzeroFraction(spec), 1.0);
+      const std::vector<float> upstream = ChannelWeights(1, s.channels, 80);
+      ExpectSameBitsAs(
+          testing::PoseGradients(*simd, volume, {along_x}, s, upstream),
+          testing::PoseGradients(*scalar, volume, {along_x}, s, upstream));
+      ExpectSameBitsAs(testing::PoseJacobians(*simd, volume, {along_x}, s),
+                       testing::PoseJacobians(*scalar, volume, {along_x}, s));
     }
   });
 }
