@@ -353,7 +353,8 @@ def test_each_refusal_raises_its_own_error_carrying_the_server_message(servers, 
     # raced a fast render: gRPC's deadline timer can fire after the answer).
     with Client(server.address, token="secret", timeout=1e-3) as hurried:
         with pytest.raises(drrclient.DeadlineExceeded):
-            hurried.render(vid, [pose] * 2, SMALL, RenderOptions(n_samples=8000))
+            hurried.render(vid, [pose] * 2, SMALL,
+                           RenderOptions(n_samples=8000, sampling="clipped"))
     with Client(f"127.0.0.1:{free_port()}", retry=RetryPolicy(attempts=1)) as dead:
         with pytest.raises(drrclient.Unavailable):
             dead.get_volume(vid)

@@ -22,10 +22,13 @@ NOT_SERVING = b"\x08\x02"
 
 def render_request(client: Client, vid: str, size: int, samples: int,
                    batch: int = 1) -> renderer_pb2.RenderRequest:
+    """``batch`` views of the small volume, ``size`` pixels square, their ``samples`` per ray
+    clipped to the volume so that every one is marched (with samples spread over the whole
+    segment, most fall outside and the vectorised CPU path skips them)."""
     request: renderer_pb2.RenderRequest = client.render_request(
         vid, [Pose(translation=(0, 150, 0))] * batch,
         Intrinsics(sdd=300, delx=30 / size, dely=30 / size, height=size, width=size),
-        RenderOptions(n_samples=samples))
+        RenderOptions(n_samples=samples, sampling="clipped"))
     return request
 
 
@@ -64,7 +67,7 @@ def test_sigterm_finishes_work_in_flight_and_refuses_new_calls(draining: Any) ->
     frames.put(render_request(client, vid, 8, 10))
     assert next(stream).status.code == 0
     with ThreadPoolExecutor(1) as pool:
-        # About 5 s on one worker here: the drain happens while it renders.
+        # About 5 s on one worker of an AVX-512 host: the drain happens while it renders.
         in_flight = pool.submit(stub.Render, render_request(client, vid, 300, 8000, batch=8),
                                 timeout=300)
         time.sleep(0.5)

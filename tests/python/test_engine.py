@@ -25,11 +25,12 @@ def volume(client: Any) -> str:
 
 def request(client: Any, vid: str, size: int, samples: int, batch: int = 1,
             frame_id: int = 0, angle: float = 0.0) -> renderer_pb2.RenderRequest:
-    """A render of ``batch`` views of the small volume, ``size`` pixels square."""
+    """A render of ``batch`` views of the small volume, ``size`` pixels square, its ``samples`` per
+    ray clipped to the volume so that every one is marched."""
     r: renderer_pb2.RenderRequest = client.render_request(
         vid, [Pose(rotation=(angle, 0, 0), translation=(0, 150, 0))] * batch,
         Intrinsics(sdd=300, delx=30 / size, dely=30 / size, height=size, width=size),
-        RenderOptions(n_samples=samples))
+        RenderOptions(n_samples=samples, sampling="clipped"))
     r.frame_id = frame_id
     return r
 
