@@ -10,6 +10,7 @@
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 // (foreach_target.h includes this file again once per target.)
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -128,53 +129,176 @@ HWY_INLINE hn::Vec<D> GatherVoxels(D d, const T* data,
   return WidenLowHalves(d, data, GatherLowHalves(d, data, index));
 }
 
-// The rays of one group of lanes: the voxel-space start and step of each
-// segment, the camera-space ones (for the gradient), where the samples lie
-// (PlanSamples: t0 and t1 − t0 of clipped rays, the samples whose trilinear
-// support meets the volume) and each lane's plan.
+// The rays of one group of lanes, PlanSamples's plan of each lane's pixel
+// in lanes: the camera-space source, target and step of each segment (the
+// gradient's), the voxel-space start a and step ab, the sample range, each
+// sample's length step_mm, and the clipped part [t0, t1] of the segment
+// with the axes setting its ends and t1 − t0 (PlanSamples's span and
+// length; 0, 1, −1, −1 and 1 on whole segments).
 struct LaneRays {
+  HWY_ALIGN float sx[kMaxLanes], sy[kMaxLanes], sz[kMaxLanes];
+  HWY_ALIGN float tx[kMaxLanes], ty[kMaxLanes], tz[kMaxLanes];
+  HWY_ALIGN float dx[kMaxLanes], dy[kMaxLanes], dz[kMaxLanes];
   HWY_ALIGN float ax[kMaxLanes], ay[kMaxLanes], az[kMaxLanes];
   HWY_ALIGN float abx[kMaxLanes], aby[kMaxLanes], abz[kMaxLanes];
-  HWY_ALIGN float sx[kMaxLanes], sy[kMaxLanes], sz[kMaxLanes];
-  HWY_ALIGN float dx[kMaxLanes], dy[kMaxLanes], dz[kMaxLanes];
-  HWY_ALIGN float t0[kMaxLanes], length[kMaxLanes];
+  HWY_ALIGN float t0[kMaxLanes], t1[kMaxLanes], length[kMaxLanes];
+  HWY_ALIGN float step_mm[kMaxLanes];
   HWY_ALIGN int32_t first[kMaxLanes], last[kMaxLanes];
+  HWY_ALIGN int32_t axis0[kMaxLanes], axis1[kMaxLanes];
+  // RaySamples::inv, the same in every lane.
+  float inv;
   int min_first, max_last;
-  // Each lane's plan: its step, and what the gradient adds per ray after the
-  // march.
-  RaySamples plan[kMaxLanes];
   // The plan of the pixel one row below lane 0's, CellPrefetch's measure of
   // how far apart rows of pixels lie (on the last row a pixel past the
   // image, of which only the geometry is used).
   RaySamples below;
+
+  // Lane l's plan, as PlanSamples gives it (for a lane past the row's end,
+  // a ray that misses: every field 0 but last = −1).
+  RaySamples Plan(size_t l) const {
+    RaySamples r;
+    r.camera = {{sx[l], sy[l], sz[l]}, {tx[l], ty[l], tz[l]}};
+    r.a = {ax[l], ay[l], az[l]};
+    r.ab = {abx[l], aby[l], abz[l]};
+    r.inv = inv;
+    r.first = first[l];
+    r.last = last[l];
+    r.step_mm = step_mm[l];
+    r.span = {t0[l], t1[l], axis0[l], axis1[l]};
+    r.length = length[l];
+    return r;
+  }
 };
 
-// Sets up the rays of pixels col_begin + l (l < lanes) of `row`, as
-// MarchTrilinear does per ray; lanes at or past `col_end` march nothing.
+// A point or direction of every lane.
+using LaneVec3 = std::array<FloatVec, 3>;
+
+// `f` applied to the point p of every lane (rotation/scale and
+// translation), rounded as TransformPoint rounds it.
+HWY_INLINE LaneVec3 TransformLanes(const Affine3x4& f, const LaneVec3& p) {
+  const FloatLanes df;
+  LaneVec3 out;
+  for (int k = 0; k < 3; ++k) {
+    out[k] = hn::Add(hn::Add(hn::Add(hn::Mul(hn::Set(df, f.m[k][0]), p[0]),
+                                     hn::Mul(hn::Set(df, f.m[k][1]), p[1])),
+                             hn::Mul(hn::Set(df, f.m[k][2]), p[2])),
+                     hn::Set(df, f.m[k][3]));
+  }
+  return out;
+}
+
+// ClipToSlab in every lane: narrows [*lo, *hi] to where a + t·d lies
+// strictly between `lower` and `upper`, rounding and comparing as it does.
+HWY_INLINE void ClipLanesToSlab(FloatVec a, FloatVec d, float lower,
+                                float upper, FloatVec* lo, FloatVec* hi) {
+  const FloatLanes df;
+  const FloatVec low = hn::Set(df, lower), high = hn::Set(df, upper);
+  const auto parallel = hn::Eq(d, hn::Zero(df));
+  const auto inside = hn::And(hn::Gt(a, low), hn::Lt(a, high));
+  const FloatVec at_low = hn::Div(hn::Sub(low, a), d);
+  const FloatVec at_high = hn::Div(hn::Sub(high, a), d);
+  const auto swap = hn::Gt(at_low, at_high);
+  const FloatVec near = hn::IfThenElse(swap, at_high, at_low);
+  const FloatVec far = hn::IfThenElse(swap, at_low, at_high);
+  const FloatVec narrowed_lo = hn::IfThenElse(hn::Gt(near, *lo), near, *lo);
+  const FloatVec narrowed_hi = hn::IfThenElse(hn::Lt(far, *hi), far, *hi);
+  *lo = hn::IfThenElse(parallel, *lo, narrowed_lo);
+  *hi = hn::IfThenElse(
+      parallel, hn::IfThenElse(inside, *hi, hn::Set(df, -1.0f)), narrowed_hi);
+}
+
+// Sets up the rays of pixels col_begin + l (l < lanes, a whole vector) of
+// `row`, every lane's as PlanSamples plans it per ray and to the same bits,
+// all lanes at once; lanes at or past `col_end` march nothing.
 template <class Volume>
 void SetUpLanes(const Volume& volume, const PoseGeometry& g,
                 const RaySettings& s, int row, int col_begin, int col_end,
                 size_t lanes, LaneRays* r) {
+  const FloatLanes df;
+  const IntLanes di;
+  const IntVec col = hn::Iota(di, col_begin);
+  const auto used = hn::RebindMask(df, hn::Lt(col, hn::Set(di, col_end)));
+  // MakeCameraRay.
+  const FloatVec u = hn::Add(hn::ConvertTo(df, col), hn::Set(df, 0.5f));
+  const float v = static_cast<float>(row) + 0.5f;
+  LaneVec3 target, source;
+  for (int k = 0; k < 3; ++k) {
+    target[k] = hn::Mul(hn::Set(df, g.sdd),
+                        hn::Add(hn::Add(hn::Mul(hn::Set(df, g.k_inv[k][0]), u),
+                                        hn::Set(df, g.k_inv[k][1] * v)),
+                                hn::Set(df, g.k_inv[k][2])));
+    source[k] = g.orthographic ? target[k] : hn::Zero(df);
+  }
+  if (g.orthographic) source[2] = hn::Sub(target[2], hn::Set(df, g.sdd));
+  const LaneVec3 step = {hn::Sub(target[0], source[0]),
+                         hn::Sub(target[1], source[1]),
+                         hn::Sub(target[2], source[2])};
+  const LaneVec3 a = TransformLanes(g.camera_to_voxel, source);
+  const LaneVec3 to = TransformLanes(g.camera_to_voxel, target);
+  const LaneVec3 ab = {hn::Sub(to[0], a[0]), hn::Sub(to[1], a[1]),
+                       hn::Sub(to[2], a[2])};
+  const FloatVec segment_mm = hn::Sqrt(
+      hn::Add(hn::Add(hn::Mul(step[0], step[0]), hn::Mul(step[1], step[1])),
+              hn::Mul(step[2], step[2])));
+  // Where trilinear support meets the volume (SamplesMeetingVolume,
+  // ClipToSupport), and the axes that set the clipped ends.
+  FloatVec lo = hn::Zero(df), hi = hn::Set(df, 1.0f);
+  IntVec axis0 = hn::Set(di, -1), axis1 = hn::Set(di, -1);
+  const int sizes[3] = {volume.nx, volume.ny, volume.nz};
+  for (int k = 0; k < 3; ++k) {
+    const FloatVec was_lo = lo, was_hi = hi;
+    ClipLanesToSlab(a[k], ab[k], -1.0f, static_cast<float>(sizes[k]), &lo, &hi);
+    const IntVec axis = hn::Set(di, k);
+    axis0 = hn::IfThenElse(hn::RebindMask(di, hn::Ne(lo, was_lo)), axis, axis0);
+    axis1 = hn::IfThenElse(hn::RebindMask(di, hn::Ne(hi, was_hi)), axis, axis1);
+  }
+  const auto hit = hn::Lt(lo, hi);
+  const FloatVec intervals = hn::Set(df, static_cast<float>(s.n_samples - 1));
+  FloatVec t0, t1, length, step_mm;
+  IntVec first, last;
+  if (s.sampling == Sampling::kSegment) {
+    r->inv = 1.0f / static_cast<float>(s.n_samples - 1);
+    first = hn::ConvertTo(
+        di, hn::Max(hn::Floor(hn::Mul(lo, intervals)), hn::Zero(df)));
+    last =
+        hn::ConvertTo(di, hn::Min(hn::Ceil(hn::Mul(hi, intervals)), intervals));
+    t0 = hn::Zero(df);
+    t1 = length = hn::Set(df, 1.0f);
+    axis0 = axis1 = hn::Set(di, -1);
+    step_mm = hn::Mul(segment_mm, hn::Set(df, r->inv));
+  } else {
+    r->inv = 1.0f / static_cast<float>(s.n_samples);
+    first = hn::Zero(di);
+    last = hn::ConvertTo(di, intervals);
+    t0 = lo;
+    t1 = hi;
+    length = hn::IfThenElseZero(hit, hn::Sub(hi, lo));
+    step_mm = hn::Mul(hn::Mul(segment_mm, hn::Set(df, r->inv)), length);
+  }
+  const auto marches = hn::RebindMask(di, hn::And(used, hit));
+  first = hn::IfThenElseZero(marches, first);
+  last = hn::IfThenElse(marches, last, hn::Set(di, -1));
+  const auto store = [&](FloatVec x, float* to_lanes) {
+    hn::Store(hn::IfThenElseZero(used, x), df, to_lanes);
+  };
+  store(source[0], r->sx), store(source[1], r->sy), store(source[2], r->sz);
+  store(target[0], r->tx), store(target[1], r->ty), store(target[2], r->tz);
+  store(step[0], r->dx), store(step[1], r->dy), store(step[2], r->dz);
+  store(a[0], r->ax), store(a[1], r->ay), store(a[2], r->az);
+  store(ab[0], r->abx), store(ab[1], r->aby), store(ab[2], r->abz);
+  store(t0, r->t0), store(t1, r->t1), store(length, r->length);
+  store(step_mm, r->step_mm);
+  const auto used_int = hn::RebindMask(di, used);
+  hn::Store(first, di, r->first);
+  hn::Store(last, di, r->last);
+  hn::Store(hn::IfThenElseZero(used_int, axis0), di, r->axis0);
+  hn::Store(hn::IfThenElseZero(used_int, axis1), di, r->axis1);
   r->min_first = s.n_samples;
   r->max_last = -1;
   for (size_t l = 0; l < lanes; ++l) {
-    const int col = col_begin + static_cast<int>(l);
-    RaySamples ray{};
-    ray.last = -1;
-    if (col < col_end) ray = PlanSamples(volume, g, s, row, col);
-    const Vec3 step = ray.camera.target - ray.camera.source;
-    r->ax[l] = ray.a.x, r->ay[l] = ray.a.y, r->az[l] = ray.a.z;
-    r->abx[l] = ray.ab.x, r->aby[l] = ray.ab.y, r->abz[l] = ray.ab.z;
-    r->sx[l] = ray.camera.source.x, r->sy[l] = ray.camera.source.y,
-    r->sz[l] = ray.camera.source.z;
-    r->dx[l] = step.x, r->dy[l] = step.y, r->dz[l] = step.z;
-    r->t0[l] = ray.span.t0, r->length[l] = ray.length;
-    r->first[l] = ray.first, r->last[l] = ray.last;
-    r->plan[l] = ray;
-    if (ray.first <= ray.last) {
-      r->min_first = ray.first < r->min_first ? ray.first : r->min_first;
-      r->max_last = ray.last > r->max_last ? ray.last : r->max_last;
-    }
+    if (r->first[l] > r->last[l]) continue;
+    r->min_first = std::min(r->min_first, static_cast<int>(r->first[l]));
+    r->max_last = std::max(r->max_last, static_cast<int>(r->last[l]));
   }
   r->below = PlanSamples(volume, g, s, row + 1, col_begin);
 }
@@ -591,13 +715,13 @@ class CellPrefetch {
   static bool Sparse(const LaneRays& r, const LaneParameters& parameters) {
     if (Lanes() < 2 || r.first[1] > r.last[1]) return true;
     const int middle = (r.min_first + r.max_last) / 2;
-    const Vec3 p = parameters.Position(r.plan[0], middle);
+    const Vec3 p = parameters.Position(r.Plan(0), middle);
     const auto apart = [&](const RaySamples& ray, float gap) {
       const Vec3 q = parameters.Position(ray, middle);
       return std::fabs(q.x - p.x) >= gap || std::fabs(q.y - p.y) >= gap ||
              std::fabs(q.z - p.z) >= gap;
     };
-    return apart(r.plan[1], kSparseGap) || apart(r.below, kSparseRowGap);
+    return apart(r.Plan(1), kSparseGap) || apart(r.below, kSparseRowGap);
   }
 
   // Picks the lanes to prefetch, once per group, from the spread of the
@@ -1178,8 +1302,7 @@ void MarchSpan(const VolumeView<T>& v, const PoseGeometry& g,
       LaneSum sum;
       MarchLanes(v, rays, parameters, &sum);
       hn::Store(sum.sum(), df, values);
-      for (size_t l = 0; l < used; ++l)
-        to[l] = values[l] * rays.plan[l].step_mm;
+      for (size_t l = 0; l < used; ++l) to[l] = values[l] * rays.step_mm[l];
     } else {
       LaneMax max(MaxStart(rays, s.n_samples));
       MarchLanes(v, rays, parameters, &max);
@@ -1520,7 +1643,7 @@ void MarchClassesSpan(const VolumeView<T>& v, const Labels& labels,
         LaneSoftClassSums sums(labels, &table);
         MarchLanes(v, rays, LaneParameters(rays, s.rays), &sums,
                    LabelData(labels));
-        for (size_t l = 0; l < lanes; ++l) scale[l] = rays.plan[l].step_mm;
+        for (size_t l = 0; l < lanes; ++l) scale[l] = rays.step_mm[l];
       } else if constexpr (kHardLabels) {
         if (s.projector == Projector::kSiddon) {
           SetUpSiddonLanes(v, g, row, col, col_end, lanes, &walk);
@@ -1533,7 +1656,7 @@ void MarchClassesSpan(const VolumeView<T>& v, const Labels& labels,
           SetUpLanes(v, g, s.rays, row, col, col_end, lanes, &rays);
           LaneClassSums sums(labels, rays, &table);
           MarchLanes(v, rays, LaneParameters(rays, s.rays), &sums);
-          for (size_t l = 0; l < lanes; ++l) scale[l] = rays.plan[l].step_mm;
+          for (size_t l = 0; l < lanes; ++l) scale[l] = rays.step_mm[l];
         }
       } else {
         std::abort();  // without labels only soft ones split (RenderSpan)
@@ -2209,7 +2332,7 @@ void MarchVjpRays(const VolumeView<T>& v, const PoseGeometry& g,
     MarchLanesVjp(v, rays, weights, s, &sums);
     for (size_t l = 0; l < used; ++l) {
       float ray[kPoseMapEntries] = {};
-      AddVjp(rays.plan[l], sums.Of(l, lanes), ray);
+      AddVjp(rays.Plan(l), sums.Of(l, lanes), ray);
       ray_done(first + static_cast<int>(l), ray);
     }
   }
