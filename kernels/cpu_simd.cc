@@ -1232,6 +1232,7 @@ void MarchAnywhere(const VolumeView<T>& v, const LaneRays& r,
   const FloatLanes df;
   const IntLanes di;
   const LaneLines lines(r);
+  const CornerOffsets offsets(v);
   const IntVec first = hn::Load(di, r.first), last = hn::Load(di, r.last);
   for (int i = from; i < to; ++i) {
     const FloatVec t = parameters.At(i);
@@ -1245,6 +1246,26 @@ void MarchAnywhere(const VolumeView<T>& v, const LaneRays& r,
                         hn::And(hn::And(y.lower_inside, y.upper_inside),
                                 hn::And(z.lower_inside, z.upper_inside))));
     FloatVec corners[8];
+    if constexpr (!kTakesCorners<Sums>) {
+      // Every lane that counts has its whole cell inside (most of these
+      // steps: where the lanes' sample ranges start and end a few steps
+      // apart): its corners are read and interpolated as in the interior
+      // run. The lanes that do not count read the cell at voxel 0, inside
+      // too (a cell is inside only where every axis has 2 voxels or more),
+      // and add nothing.
+      if (hn::AllFalse(di, hn::AndNot(interior, counts))) {
+        FloatVec sample = hn::Zero(df);
+        if (!hn::AllFalse(di, counts)) {
+          const IntVec lower = FlatIndex(v, x.lower, y.lower, z.lower);
+          GatherInteriorCorners(v, offsets, hn::IfThenElseZero(counts, lower),
+                                corners);
+          sample = Interpolate(corners, x.weight, y.weight, z.weight);
+        }
+        sums->Add(t, hn::RebindMask(df, sampled), hn::RebindMask(df, meets),
+                  sample);
+        continue;
+      }
+    }
     GatherCorners(v, x, y, z, counts, corners);
     if constexpr (kTakesCorners<Sums>) {
       sums->AddCorners({x, y, z}, counts, corners);
