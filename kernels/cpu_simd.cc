@@ -154,7 +154,7 @@ struct LaneRays {
   RaySamples below;
 
   // Lane l's plan, as PlanSamples gives it (for a lane past the row's end,
-  // a ray that misses: every field 0 but last = −1).
+  // a ray that misses: every field but inv 0, and last = −1).
   RaySamples Plan(size_t l) const {
     RaySamples r;
     r.camera = {{sx[l], sy[l], sz[l]}, {tx[l], ty[l], tz[l]}};
@@ -249,8 +249,12 @@ void SetUpLanes(const Volume& volume, const PoseGeometry& g,
     const FloatVec was_lo = lo, was_hi = hi;
     ClipLanesToSlab(a[k], ab[k], -1.0f, static_cast<float>(sizes[k]), &lo, &hi);
     const IntVec axis = hn::Set(di, k);
-    axis0 = hn::IfThenElse(hn::RebindMask(di, hn::Ne(lo, was_lo)), axis, axis0);
-    axis1 = hn::IfThenElse(hn::RebindMask(di, hn::Ne(hi, was_hi)), axis, axis1);
+    // Where an end moved (as C++'s != compares: hn::Ne is an ordered
+    // comparison on some targets, though neither end is ever NaN).
+    const auto moved_lo = hn::Not(hn::Eq(lo, was_lo));
+    const auto moved_hi = hn::Not(hn::Eq(hi, was_hi));
+    axis0 = hn::IfThenElse(hn::RebindMask(di, moved_lo), axis, axis0);
+    axis1 = hn::IfThenElse(hn::RebindMask(di, moved_hi), axis, axis1);
   }
   const auto hit = hn::Lt(lo, hi);
   const FloatVec intervals = hn::Set(df, static_cast<float>(s.n_samples - 1));
@@ -269,7 +273,7 @@ void SetUpLanes(const Volume& volume, const PoseGeometry& g,
   } else {
     r->inv = 1.0f / static_cast<float>(s.n_samples);
     first = hn::Zero(di);
-    last = hn::ConvertTo(di, intervals);
+    last = hn::Set(di, s.n_samples - 1);
     t0 = lo;
     t1 = hi;
     length = hn::IfThenElseZero(hit, hn::Sub(hi, lo));
@@ -421,9 +425,10 @@ HWY_INLINE int32_t CornerOffset(const Grid& v, int k) {
                               (k & 4 ? int64_t{v.nx} * v.ny : 0));
 }
 
-// CornerOffset of each corner c[k], worked out once for the steps of the
-// interior run, whose every lane reads all 8 corners: true offsets there, as
-// the run is empty unless the volume has two voxels or more on every axis.
+// CornerOffset of each corner c[k], worked out once per march for the steps
+// whose lanes read all 8 corners (GatherInteriorCorners): true offsets
+// there, as a cell has all its corners inside only where the volume has two
+// voxels or more on every axis.
 struct CornerOffsets {
   template <typename T>
   explicit CornerOffsets(const VolumeView<T>& v) {
@@ -1251,8 +1256,9 @@ void MarchAnywhere(const VolumeView<T>& v, const LaneRays& r,
       // steps: where the lanes' sample ranges start and end a few steps
       // apart): its corners are read and interpolated as in the interior
       // run. The lanes that do not count read the cell at voxel 0, inside
-      // too (a cell is inside only where every axis has 2 voxels or more),
-      // and add nothing.
+      // too (a cell is inside only where every axis has 2 voxels or more);
+      // `sums` takes their values nowhere (the samples of a MIP's lanes that
+      // do not meet the volume are zero, as before).
       if (hn::AllFalse(di, hn::AndNot(interior, counts))) {
         FloatVec sample = hn::Zero(df);
         if (!hn::AllFalse(di, counts)) {
