@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "io/phantom.h"
 #include "io/volume_file.h"
@@ -257,7 +258,9 @@ int Run(int argc, char** argv) {
   absl::StatusOr<Server> server = Server::Start(flags.options);
   if (!server.ok()) {
     std::fprintf(stderr, "drrserve: %s\n", server.status().ToString().c_str());
-    return 1;
+    // INVALID_ARGUMENT names flags the server refuses together (--cpu-threads
+    // for its CPU executors, --tokens, --tls-*): a usage error, as a bad flag.
+    return absl::IsInvalidArgument(server.status()) ? 2 : 1;
   }
   std::printf("drrserve: backend %s (%s)\n", server->backend().c_str(),
               server->backend_reason().c_str());

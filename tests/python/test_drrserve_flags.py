@@ -1,4 +1,5 @@
-"""drrserve's command line: bad flags are refused with exit code 2, counts read as numbers."""
+"""drrserve's command line: bad flags, and flags the server refuses together as it starts, exit
+with code 2; counts read as numbers."""
 
 import subprocess
 
@@ -12,6 +13,20 @@ def test_bad_flags_exit_2_with_a_message():
         result = subprocess.run([str(DRRSERVE), *args], capture_output=True, text=True, timeout=60)
         assert result.returncode == 2, (args, result.stderr)
         assert result.stderr.startswith("drrserve: "), (args, result.stderr)
+
+
+def test_flags_the_server_refuses_as_it_starts_exit_2_with_a_message(tmp_path):
+    missing = str(tmp_path / "missing")
+    for args, named in ((["--device", "cpu", "--devices", "0,1,2,3", "--cpu-threads", "512"],
+                         "--cpu-threads 512 for each of 4 CPU executors"),
+                        (["--tokens", missing], "--tokens"),
+                        (["--tls-cert", missing], "--tls-cert and --tls-key go together")):
+        result = subprocess.run(
+            [str(DRRSERVE), "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", *args],
+            capture_output=True, text=True, timeout=60)
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr.startswith("drrserve: INVALID_ARGUMENT: "), (args, result.stderr)
+        assert named in result.stderr, (args, result.stderr)
 
 
 def test_help_exits_0_and_lists_the_flags():
