@@ -28,8 +28,8 @@ inline int RenderPasses(const VolumeBuffers& volume,
              : 1;
 }
 
-// One pass of renderer kProjector over the classes of `acc` (a Siddon walk
-// is one thread's: it takes no Lanes).
+// One pass of renderer kProjector over the classes of `acc`: this lane's
+// share of the ray (its samples, or its piece of Siddon's walk).
 template <Projector kProjector, Reduce R, int kChannels, class Volume,
           class Labels, class Lanes>
 DRR_HD void MarchPass(const Volume& volume, const Labels& labels,
@@ -37,8 +37,7 @@ DRR_HD void MarchPass(const Volume& volume, const Labels& labels,
                       int col, const Lanes& lanes,
                       ChannelAccumulator<R, kChannels>* acc) {
   if constexpr (kProjector == Projector::kSiddon) {
-    static_assert(Lanes::kCount == 1, "a Siddon walk is one thread's");
-    MarchSiddon(volume, labels, g, row, col, acc);
+    MarchSiddon(volume, labels, g, row, col, acc, lanes);
   } else {
     MarchTrilinear(volume, labels, g, s.rays, row, col, acc, lanes);
   }
@@ -46,7 +45,7 @@ DRR_HD void MarchPass(const Volume& volume, const Labels& labels,
 
 // Writes the s.channels values of pixel (row, col) of pose `g` to
 // out[c · channel_stride], renderer kProjector reducing by R, the ray's
-// samples shared by `lanes` (every thread of them calls it; the one that
+// work shared by `lanes` (every thread of them calls it; the one that
 // lanes.writes() writes). With one channel only class 0 is counted, so
 // executors pass NoLabels then, which sums every class; without labels every
 // sample is class 0: one pass, and any further channel is zero.

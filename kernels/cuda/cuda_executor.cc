@@ -407,7 +407,7 @@ class CudaExecutor final : public Executor {
     DRR_KERNEL_RETURN_IF_ERROR(scratch.UploadPoses(poses, n_poses));
     return scratch.LaunchCopyingBack(
         n_poses, Pixels(1, settings),
-        CostOf(volume, settings, RenderThreadsPerPixel(settings),
+        CostOf(volume, settings, RenderThreadsPerPixel(),
                RenderPasses(volume.buffers(), settings), wave_threads_),
         out, [&](int first, int count, float* images) {
           return LaunchRender(volume.buffers(), scratch.poses() + first, count,

@@ -1,6 +1,7 @@
-// The CUDA kernels: the shared per-ray bodies, one thread per pixel (eight
-// per ray for the trilinear render and pose gradient), every pose of a
-// launch in one grid (the executor splits a batch into launches).
+// The CUDA kernels: the shared per-ray bodies, eight threads per ray for
+// the renders and the trilinear pose gradient (one per pixel for Siddon's
+// gradient and the Jacobians), every pose of a launch in one grid (the
+// executor splits a batch into launches).
 #include <type_traits>
 
 #include "kernels/cuda/cuda_check.h"
@@ -23,23 +24,30 @@ struct TileShape {
   static constexpr int pixels = kWidth * kHeight, threads = kLanes * pixels;
 };
 
-// One thread per pixel, 16 × 8 pixels: the Siddon walk and its pose
-// gradient, and the Jacobian.
+// One thread per pixel, 16 × 8 pixels: Siddon's pose gradient, and the
+// Jacobian.
 using PixelTile = TileShape<1, 16, 8>;
-// The trilinear renderer's samples dealt to 8 threads per ray, 8 × 4 pixels:
-// eight times the threads, so that one pose fills the GPU. A warp's 32
-// threads take the same samples of 32 neighbouring rays, which read nearby
-// voxels, and the block's 8 warps neighbouring samples of them.
+// A ray's work dealt to 8 threads, 8 × 4 pixels: eight times the threads,
+// so that one pose fills the GPU. The trilinear renderer deals its samples
+// (a warp's 32 threads take the same samples of 32 neighbouring rays, which
+// read nearby voxels, and the block's 8 warps neighbouring samples of
+// them); Siddon's walk, eighths of its length (WalkSiddon).
 using RayLanesTile = TileShape<8, 8, 4>;
 
-// The tile of the render and pose-gradient kernels of renderer kProjector.
+// The tile of the render kernels: every renderer's ray in lanes.
+using RenderTile = RayLanesTile;
+
+// The tile of the pose-gradient kernels of renderer kProjector: Siddon's
+// gradient differentiates the ends of its chords, which lanes' pieces would
+// add, so one thread walks each ray.
 template <Projector kProjector>
-using RenderTile = std::conditional_t<kProjector == Projector::kTrilinear,
-                                      RayLanesTile, PixelTile>;
+using GradientTile = std::conditional_t<kProjector == Projector::kTrilinear,
+                                        RayLanesTile, PixelTile>;
 
 // The Tile::lanes threads of one ray in a block (RayLanesTile): lane l takes
 // the ray's samples first + l, first + l + lanes, ... (first: the first that
-// meets the volume), and Combine folds the lanes' values in lane order
+// meets the volume), or the l-th piece of its Siddon walk (WalkSiddon), and
+// Combine folds the lanes' values in lane order
 // through shared memory, so every lane gets the same bits, every run. Every
 // thread of the block must call Combine as often as the others (a thread
 // whose pixel is outside the image marches a pixel inside and does not
@@ -111,23 +119,25 @@ struct BlockWork {
   }
 };
 
-// Blocks of a render that each multiprocessor must hold at once: without
-// labels five (the trilinear renderer's 256 threads then get 48 registers
-// each, 62.5 % occupancy, 1.04-1.16x faster on an H200 than the 54 it takes
-// unbounded; Siddon's 128 need no fewer than they take); a labelled pass's
-// eight accumulators would spill under that (ptxas, sm_90).
-template <class Labels>
-constexpr int kMinRenderBlocks = std::is_same_v<Labels, NoLabels> ? 5 : 1;
+// Blocks of a render that each multiprocessor must hold at once: five for
+// the trilinear renderer without labels (its 256 threads then get 48
+// registers each, 62.5 % occupancy, 1.04-1.16x faster on an H200 than the
+// 54 it takes unbounded); a labelled pass's eight accumulators, and
+// Siddon's walk, would spill under that (ptxas, sm_90).
+template <Projector kProjector, class Labels>
+constexpr int kMinRenderBlocks =
+    kProjector == Projector::kTrilinear&& std::is_same_v<Labels, NoLabels> ? 5
+                                                                           : 1;
 
 // Renders each pixel of a tile with RenderTile's lanes: every channel of it,
 // written by lane 0.
 template <Projector kProjector, Reduce R, class Volume, class Labels>
-__global__ void __launch_bounds__(RenderTile<kProjector>::threads,
-                                  kMinRenderBlocks<Labels>)
+__global__ void __launch_bounds__(RenderTile::threads,
+                                  kMinRenderBlocks<kProjector, Labels>)
     RenderKernel(Volume volume, Labels labels, const PoseGeometry* poses,
                  RenderSettings settings, int n_poses, int tiles_x,
                  float* out) {
-  using Tile = RenderTile<kProjector>;
+  using Tile = RenderTile;
   __shared__ PoseGeometry geometry;
   const auto w = BlockWork<Tile>::Of(poses, n_poses, tiles_x, &geometry);
   const long long plane =
@@ -136,20 +146,14 @@ __global__ void __launch_bounds__(RenderTile<kProjector>::threads,
     return out + w.pose * settings.channels * plane +
            row * settings.rays.width + col;
   };
-  if constexpr (Tile::lanes == 1) {
-    if (!w.inside(settings)) return;
-    RenderPixelAs<kProjector, R>(volume, labels, geometry, settings, w.row,
-                                 w.col, pixel(w.row, w.col), plane);
-  } else {
-    // Every thread combines: one outside the image marches the nearest
-    // pixel inside and does not write.
-    const int row = min(w.row, settings.rays.height - 1);
-    const int col = min(w.col, settings.rays.width - 1);
-    __shared__ float lane_values[Tile::threads];
-    RenderPixelAs<kProjector, R>(
-        volume, labels, geometry, settings, row, col, pixel(row, col), plane,
-        BlockLanes<Tile>{w.lane, w.pixel, w.inside(settings), lane_values});
-  }
+  // Every thread combines: one outside the image marches the nearest pixel
+  // inside and does not write.
+  const int row = min(w.row, settings.rays.height - 1);
+  const int col = min(w.col, settings.rays.width - 1);
+  __shared__ float lane_values[Tile::threads];
+  RenderPixelAs<kProjector, R>(
+      volume, labels, geometry, settings, row, col, pixel(row, col), plane,
+      BlockLanes<Tile>{w.lane, w.pixel, w.inside(settings), lane_values});
 }
 
 // Each thread computes its part of its ray's partial derivatives (the whole
@@ -163,7 +167,7 @@ __global__ void PoseGradientKernel(Volume volume, Labels labels,
                                    RenderSettings settings, int n_poses,
                                    int tiles_x, int tiles,
                                    const float* upstream, float* partials) {
-  using Tile = RenderTile<kProjector>;
+  using Tile = GradientTile<kProjector>;
   __shared__ PoseGeometry geometry;
   __shared__ float sums[kPoseMapEntries][Tile::threads];
   const auto w = BlockWork<Tile>::Of(poses, n_poses, tiles_x, &geometry);
@@ -273,15 +277,11 @@ KernelStatus CheckKernelImage() {
 
 TileGrid TilesOf(const RenderSettings& settings) {
   return settings.projector == Projector::kTrilinear
-             ? TilesOfShape<RenderTile<Projector::kTrilinear>>(settings)
-             : TilesOfShape<RenderTile<Projector::kSiddon>>(settings);
+             ? TilesOfShape<GradientTile<Projector::kTrilinear>>(settings)
+             : TilesOfShape<GradientTile<Projector::kSiddon>>(settings);
 }
 
-int RenderThreadsPerPixel(const RenderSettings& settings) {
-  return settings.projector == Projector::kTrilinear
-             ? RenderTile<Projector::kTrilinear>::lanes
-             : RenderTile<Projector::kSiddon>::lanes;
-}
+int RenderThreadsPerPixel() { return RenderTile::lanes; }
 
 KernelStatus LaunchRender(const VolumeBuffers& volume,
                           const PoseGeometry* poses, int n_poses,
@@ -290,10 +290,10 @@ KernelStatus LaunchRender(const VolumeBuffers& volume,
   ClearLastError();
   auto render = [&](auto projector, const auto& view, const auto& labels) {
     constexpr Projector kProjector = decltype(projector)::value;
-    const Launch<RenderTile<kProjector>> launch(settings, n_poses);
+    const Launch<RenderTile> launch(settings, n_poses);
     WithReduce(settings, [&](auto reduce) {
       RenderKernel<kProjector, decltype(reduce)::value>
-          <<<launch.blocks, RenderTile<kProjector>::threads, 0, stream>>>(
+          <<<launch.blocks, RenderTile::threads, 0, stream>>>(
               view, labels, poses, settings, n_poses, launch.grid.tiles_x,
               images);
     });
@@ -326,7 +326,7 @@ KernelStatus LaunchPoseGradient(const VolumeBuffers& volume,
   VisitVolume(volume, settings, [&](const auto& view, const auto& labels) {
     WithProjector(settings, [&](auto projector) {
       constexpr Projector kProjector = decltype(projector)::value;
-      using Tile = RenderTile<kProjector>;
+      using Tile = GradientTile<kProjector>;
       const Launch<Tile> launch(settings, n_poses);
       tiles = launch.grid.tiles;
       PoseGradientKernel<kProjector>

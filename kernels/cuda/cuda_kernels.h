@@ -29,9 +29,8 @@ KernelStatus CheckKernelImage();
 // partial each.
 TileGrid TilesOf(const RenderSettings& settings);
 
-// Threads LaunchRender runs for each pixel: the lanes of a trilinear ray,
-// else one.
-int RenderThreadsPerPixel(const RenderSettings& settings);
+// Threads LaunchRender runs for each pixel: the lanes of a ray.
+int RenderThreadsPerPixel();
 
 // Renders `n_poses` images into `images` (Executor::Render's layout).
 KernelStatus LaunchRender(const VolumeBuffers& volume,

@@ -96,8 +96,10 @@ TEST_F(CudaExecutorTest, MatchesTheCpuExecutorForEveryModeAndStorage) {
             const std::vector<float> actual = Render(*cuda_, storage, s);
             for (size_t i = 0; i < expected.size(); ++i) {
               // The device adds a trilinear ray's samples in eight lanes,
-              // not in order; otherwise it does the host's arithmetic
-              // (neither contracts multiply-adds into FMAs).
+              // not in order, and walks a Siddon ray in eight pieces, each
+              // voxel where one ends in two chords; otherwise it does the
+              // host's arithmetic (neither contracts multiply-adds into
+              // FMAs).
               ASSERT_NEAR(actual[i], expected[i],
                           2e-5f * std::fabs(expected[i]) + 1e-6f)
                   << i << " projector " << int(projector) << " reduce "
