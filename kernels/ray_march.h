@@ -113,14 +113,16 @@ struct ChannelAccumulator {
   }
 };
 
-// One thread per ray: it takes every sample, and its accumulators are the
-// ray's. The CUDA executor deals the trilinear renderer's samples to several
-// threads instead (BlockLanes, cuda_kernels.cu), which combine theirs.
+// One thread per ray: it takes every sample (or Siddon's whole walk), and
+// its accumulators are the ray's. The CUDA executor deals a ray's work to
+// several threads instead (BlockLanes, cuda_kernels.cu), which combine
+// theirs.
 struct SingleLane {
   static constexpr int kCount = 1;
 
   // Which of the kCount threads of the ray this is: it takes samples
-  // first + index(), first + index() + kCount, ...
+  // first + index(), first + index() + kCount, ... (or piece index() of
+  // Siddon's walk, WalkSiddon).
   DRR_HD int index() const { return 0; }
   // Whether this thread writes the ray's pixel.
   DRR_HD bool writes() const { return true; }
@@ -133,10 +135,11 @@ struct SingleLane {
 };
 
 // Thread `lane` of the kCount threads of one ray, for sums linear in the
-// ray's samples (the trilinear pose VJP): each thread takes samples
-// first + lane, first + lane + kCount, ... and adds its own part of the
-// result, so nothing is combined per ray; whoever sums the threads' parts
-// gets the ray's. The CUDA executor's gradient kernel, and tests on the CPU.
+// ray's samples or crossings (the pose VJPs): each thread takes samples
+// first + lane, first + lane + kCount, ... (or piece `lane` of Siddon's
+// walk) and adds its own part of the result, so nothing is combined per
+// ray; whoever sums the threads' parts gets the ray's. The CUDA executor's
+// gradient kernel, and tests on the CPU.
 template <int kLanes>
 struct RayLane {
   static constexpr int kCount = kLanes;

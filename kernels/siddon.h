@@ -155,15 +155,17 @@ DRR_HD float PieceStart(float end, int lane, int lanes) {
 // were off by up to 2.1e-4 of the image maximum on the chest CT: against a
 // float64 exact path the walk is within 1e-5 of it (analytic_phantom_test).
 //
-// With several Lanes (the CUDA executor's BlockLanes, RayLane in tests),
-// lane l walks only u in [PieceStart(l), PieceStart(l + 1)): it starts in
-// the state the whole walk is in when it reaches PieceStart(l), having
-// crossed every plane before it (CrossingsBefore), and stops at the next
-// piece's start, visiting its last voxel up to there with to_axis −1. So
-// the lanes visit the whole walk's voxels, with the whole walk's crossings
-// (the same floats), and split the chord of each voxel where a piece ends
-// in two: sums over the lanes match the whole walk's to rounding, maxima
-// exactly. Renders only: the pose gradient differentiates where chords end.
+// With several Lanes (the CUDA executor's BlockLanes and RayLane), lane l
+// walks only u in [PieceStart(l), PieceStart(l + 1)), the last lane up to
+// the walk's end: it starts in the state the whole walk is in when it
+// reaches PieceStart(l), having crossed every plane before it
+// (CrossingsBefore), and stops at the next piece's start, visiting its last
+// voxel up to there with to_axis −1 (no plane). So the lanes visit the
+// whole walk's voxels, with the whole walk's crossings (the same floats),
+// and split the chord of each voxel where a piece ends in two: sums over
+// the lanes match the whole walk's to rounding, maxima exactly. The last
+// lane walks even an empty piece, so that a walk of no length (a segment
+// of none inside a voxel) still visits its voxel, as the whole walk does.
 template <class Volume, class Visit, class Lanes = SingleLane>
 DRR_HD void WalkSiddon(const Volume& volume, const SiddonRay& r, Visit& visit,
                        const Lanes& lanes = {}) {
@@ -181,7 +183,8 @@ DRR_HD void WalkSiddon(const Volume& volume, const SiddonRay& r, Visit& visit,
       end = PieceStart(s.end, lanes.index() + 1, Lanes::kCount);
       end_axis = -1;
     }
-    if (!(u < end)) return;  // an empty piece; the next lane starts here
+    // An empty piece; the next lane starts here.
+    if (!(u < end) && lanes.index() + 1 < Lanes::kCount) return;
     // The crossings before u, up to those that take the walk out of the
     // volume (then the whole walk ended before this piece).
     const auto exits = [](const SiddonAxis& a, int n) {

@@ -135,10 +135,10 @@ run() {
   if [[ -d "$carry/base" ]]; then
     step configure-base 20 cmake -S "$carry/base" -B "$build-base" "${options[@]}"
     step build-base 65 cmake --build "$build-base" -j "$(nproc)" --target render_bench
-    step versus-base 80 "$root/scripts/gpu_session.sh" alternate 5 \
+    step versus-base 90 "$root/scripts/gpu_session.sh" alternate 5 \
       "base=$build-base/bench/render_bench" "head=$build/bench/render_bench" -- \
       "$data/mu.f32" "$data/mu.txt" --repeats 20 --executors cuda --batches "1,8,64,256" \
-      --renderers trilinear,siddon,trilinear-gradient
+      --renderers trilinear,siddon,trilinear-gradient,siddon-gradient
   fi
 }
 
@@ -162,7 +162,7 @@ run_variants() {
   done
   step rounds 150 "$root/scripts/gpu_session.sh" alternate 4 "${builds[@]}" -- \
     "$data/mu.f32" "$data/mu.txt" --repeats 20 --executors cuda --batches "1,8,64,256" \
-    --renderers trilinear,siddon,trilinear-gradient
+    --renderers trilinear,siddon,trilinear-gradient,siddon-gradient
 }
 
 # build-variants OPTIONS... -- NAMES...: in /tmp/variants/NAME, a copy of the

@@ -1,7 +1,7 @@
 // The CUDA kernels: the shared per-ray bodies, eight threads per ray for
-// the renders and the trilinear pose gradient (one per pixel for Siddon's
-// gradient and the Jacobians), every pose of a launch in one grid (the
-// executor splits a batch into launches).
+// the renders and the pose gradients (one per pixel for the Jacobians),
+// every pose of a launch in one grid (the executor splits a batch into
+// launches).
 #include <type_traits>
 
 #include "kernels/cuda/cuda_check.h"
@@ -24,25 +24,15 @@ struct TileShape {
   static constexpr int pixels = kWidth * kHeight, threads = kLanes * pixels;
 };
 
-// One thread per pixel, 16 × 8 pixels: Siddon's pose gradient, and the
-// Jacobian.
+// One thread per pixel, 16 × 8 pixels: the Jacobian.
 using PixelTile = TileShape<1, 16, 8>;
-// A ray's work dealt to 8 threads, 8 × 4 pixels: eight times the threads,
-// so that one pose fills the GPU. The trilinear renderer deals its samples
-// (a warp's 32 threads take the same samples of 32 neighbouring rays, which
-// read nearby voxels, and the block's 8 warps neighbouring samples of
-// them); Siddon's walk, eighths of its length (WalkSiddon).
+// A ray's work dealt to 8 threads, 8 × 4 pixels, for the renders and the
+// pose gradients: eight times the threads, so that one pose fills the GPU.
+// The trilinear renderer deals its samples (a warp's 32 threads take the
+// same samples of 32 neighbouring rays, which read nearby voxels, and the
+// block's 8 warps neighbouring samples of them); Siddon's walk, eighths of
+// its length (WalkSiddon).
 using RayLanesTile = TileShape<8, 8, 4>;
-
-// The tile of the render kernels: every renderer's ray in lanes.
-using RenderTile = RayLanesTile;
-
-// The tile of the pose-gradient kernels of renderer kProjector: Siddon's
-// gradient differentiates the ends of its chords, which lanes' pieces would
-// add, so one thread walks each ray.
-template <Projector kProjector>
-using GradientTile = std::conditional_t<kProjector == Projector::kTrilinear,
-                                        RayLanesTile, PixelTile>;
 
 // The Tile::lanes threads of one ray in a block (RayLanesTile): lane l takes
 // the ray's samples first + l, first + l + lanes, ... (first: the first that
@@ -129,15 +119,15 @@ constexpr int kMinRenderBlocks =
     kProjector == Projector::kTrilinear&& std::is_same_v<Labels, NoLabels> ? 5
                                                                            : 1;
 
-// Renders each pixel of a tile with RenderTile's lanes: every channel of it,
-// written by lane 0.
+// Renders each pixel of a tile with RayLanesTile's lanes: every channel of
+// it, written by lane 0.
 template <Projector kProjector, Reduce R, class Volume, class Labels>
-__global__ void __launch_bounds__(RenderTile::threads,
+__global__ void __launch_bounds__(RayLanesTile::threads,
                                   kMinRenderBlocks<kProjector, Labels>)
     RenderKernel(Volume volume, Labels labels, const PoseGeometry* poses,
                  RenderSettings settings, int n_poses, int tiles_x,
                  float* out) {
-  using Tile = RenderTile;
+  using Tile = RayLanesTile;
   __shared__ PoseGeometry geometry;
   const auto w = BlockWork<Tile>::Of(poses, n_poses, tiles_x, &geometry);
   const long long plane =
@@ -156,9 +146,10 @@ __global__ void __launch_bounds__(RenderTile::threads,
       BlockLanes<Tile>{w.lane, w.pixel, w.inside(settings), lane_values});
 }
 
-// Each thread computes its part of its ray's partial derivatives (the whole
-// ray's for Siddon, the VJP of one lane's samples for the trilinear
-// renderer: it is linear in them); the block sums them by a fixed tree in
+// Each thread computes its part of its ray's partial derivatives (the VJP
+// of one lane's samples for the trilinear renderer, of the crossings in one
+// lane's piece of the walk for Siddon: it is linear in them); the block
+// sums them by a fixed tree in
 // shared memory and writes one partial per (pose, tile), which
 // SumPartialsKernel adds in order: no atomics, same bits every run.
 template <Projector kProjector, class Volume, class Labels>
@@ -167,7 +158,7 @@ __global__ void PoseGradientKernel(Volume volume, Labels labels,
                                    RenderSettings settings, int n_poses,
                                    int tiles_x, int tiles,
                                    const float* upstream, float* partials) {
-  using Tile = GradientTile<kProjector>;
+  using Tile = RayLanesTile;
   __shared__ PoseGeometry geometry;
   __shared__ float sums[kPoseMapEntries][Tile::threads];
   const auto w = BlockWork<Tile>::Of(poses, n_poses, tiles_x, &geometry);
@@ -218,6 +209,7 @@ __global__ void PoseJacobianKernel(Volume volume, Labels labels,
                                    const PoseGeometry* poses,
                                    RenderSettings settings, int n_poses,
                                    int tiles_x, float* out) {
+  static_assert(PixelTile::lanes == 1, "a thread takes its pixel's whole ray");
   __shared__ PoseGeometry geometry;
   const auto w = BlockWork<PixelTile>::Of(poses, n_poses, tiles_x, &geometry);
   if (!w.inside(settings)) return;
@@ -276,12 +268,10 @@ KernelStatus CheckKernelImage() {
 }
 
 TileGrid TilesOf(const RenderSettings& settings) {
-  return settings.projector == Projector::kTrilinear
-             ? TilesOfShape<GradientTile<Projector::kTrilinear>>(settings)
-             : TilesOfShape<GradientTile<Projector::kSiddon>>(settings);
+  return TilesOfShape<RayLanesTile>(settings);
 }
 
-int RenderThreadsPerPixel() { return RenderTile::lanes; }
+int RenderThreadsPerPixel() { return RayLanesTile::lanes; }
 
 KernelStatus LaunchRender(const VolumeBuffers& volume,
                           const PoseGeometry* poses, int n_poses,
@@ -290,10 +280,10 @@ KernelStatus LaunchRender(const VolumeBuffers& volume,
   ClearLastError();
   auto render = [&](auto projector, const auto& view, const auto& labels) {
     constexpr Projector kProjector = decltype(projector)::value;
-    const Launch<RenderTile> launch(settings, n_poses);
+    const Launch<RayLanesTile> launch(settings, n_poses);
     WithReduce(settings, [&](auto reduce) {
       RenderKernel<kProjector, decltype(reduce)::value>
-          <<<launch.blocks, RenderTile::threads, 0, stream>>>(
+          <<<launch.blocks, RayLanesTile::threads, 0, stream>>>(
               view, labels, poses, settings, n_poses, launch.grid.tiles_x,
               images);
     });
@@ -325,12 +315,10 @@ KernelStatus LaunchPoseGradient(const VolumeBuffers& volume,
   int tiles = 0;
   VisitVolume(volume, settings, [&](const auto& view, const auto& labels) {
     WithProjector(settings, [&](auto projector) {
-      constexpr Projector kProjector = decltype(projector)::value;
-      using Tile = GradientTile<kProjector>;
-      const Launch<Tile> launch(settings, n_poses);
+      const Launch<RayLanesTile> launch(settings, n_poses);
       tiles = launch.grid.tiles;
-      PoseGradientKernel<kProjector>
-          <<<launch.blocks, Tile::threads, 0, stream>>>(
+      PoseGradientKernel<decltype(projector)::value>
+          <<<launch.blocks, RayLanesTile::threads, 0, stream>>>(
               view, labels, poses, settings, n_poses, launch.grid.tiles_x,
               launch.grid.tiles, upstream, partials);
     });

@@ -8,6 +8,7 @@
 #include <random>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "geometry/pose.h"
@@ -232,10 +233,11 @@ INSTANTIATE_TEST_SUITE_P(
       return std::get<0>(info.param) + "_" + std::get<1>(info.param).name;
     });
 
-// The CUDA kernel deals a trilinear ray's samples to 8 threads, each adding
-// the VJP of its own (RayLane), and sums the threads' parts: on the host,
-// the 8 lanes' parts of every ray of every trilinear variant (labelled ones
-// with hard labels too) add up to the one-lane VJP, up to rounding.
+// The CUDA kernel deals a ray's samples (or pieces of Siddon's walk) to 8
+// threads, each adding the VJP of its own (RayLane), and sums the threads'
+// parts: on the host, the 8 lanes' parts of every ray of every variant
+// (labelled trilinear ones with hard labels too) add up to the one-lane
+// VJP, up to rounding.
 TEST(PoseVjpLanesTest, EightLanesAddUpToTheRaysVjp) {
   const std::vector<float> mu = Blobs(0.01f);
   const std::vector<uint16_t> classes = SlabLabels();
@@ -253,18 +255,20 @@ TEST(PoseVjpLanesTest, EightLanesAddUpToTheRaysVjp) {
                        in);
   const float upstream[3] = {0.7f, -1.3f, 0.4f};
   // Every ray's 8 lanes against its one-lane VJP.
-  auto expect_lanes_add_up = [&](const auto& labels, const RaySettings& rays,
-                                 int channels, const char* name) {
+  auto expect_lanes_add_up = [&](auto projector, const auto& labels,
+                                 const RaySettings& rays, int channels,
+                                 const char* name) {
+    constexpr Projector kProjector = decltype(projector)::value;
     for (int row = 0; row < 12; ++row) {
       for (int col = 0; col < 14; ++col) {
         float whole[kPoseMapEntries] = {};
-        MarchPoseVjp<Projector::kTrilinear>(volume, labels, pose, rays, row,
-                                            col, upstream, 1, channels, whole);
+        MarchPoseVjp<kProjector>(volume, labels, pose, rays, row, col, upstream,
+                                 1, channels, whole);
         float lanes[kPoseMapEntries] = {};
         for (int lane = 0; lane < 8; ++lane) {
-          MarchPoseVjp<Projector::kTrilinear>(volume, labels, pose, rays, row,
-                                              col, upstream, 1, channels, lanes,
-                                              RayLane<8>{lane});
+          MarchPoseVjp<kProjector>(volume, labels, pose, rays, row, col,
+                                   upstream, 1, channels, lanes,
+                                   RayLane<8>{lane});
         }
         float scale = 0;
         for (float g : whole) scale = std::max(scale, std::fabs(g));
@@ -276,18 +280,26 @@ TEST(PoseVjpLanesTest, EightLanesAddUpToTheRaysVjp) {
       }
     }
   };
-  for (const Variant& variant : kVariants) {
-    if (variant.projector != Projector::kTrilinear) continue;
+  auto expect_variant_adds_up = [&](auto projector, const Variant& variant) {
     const RaySettings rays{12, 14, variant.n_samples, variant.sampling,
                            variant.soft_labels};
     if (variant.labels) {
-      expect_lanes_add_up(labels, rays, 3, variant.name);
+      expect_lanes_add_up(projector, labels, rays, 3, variant.name);
       // Hard labels, and a class that weighs nothing (channels 2 of 3).
       RaySettings hard = rays;
       hard.soft_labels = false;
-      expect_lanes_add_up(labels, hard, 2, variant.name);
+      expect_lanes_add_up(projector, labels, hard, 2, variant.name);
     } else {
-      expect_lanes_add_up(NoLabels{}, rays, 1, variant.name);
+      expect_lanes_add_up(projector, NoLabels{}, rays, 1, variant.name);
+    }
+  };
+  for (const Variant& variant : kVariants) {
+    if (variant.projector == Projector::kTrilinear) {
+      expect_variant_adds_up(
+          std::integral_constant<Projector, Projector::kTrilinear>{}, variant);
+    } else {
+      expect_variant_adds_up(
+          std::integral_constant<Projector, Projector::kSiddon>{}, variant);
     }
   }
 }

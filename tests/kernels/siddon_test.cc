@@ -141,10 +141,21 @@ void ExpectPiecesMakeEveryWalk() {
   SiddonRay past_the_end = PlanSegment(shape, {-3, 7.2f, 3.3f}, {44, 0, 0});
   past_the_end.inside.t1 = 1.0;
   ExpectPiecesMakeTheWalk<kLanes>(shape, past_the_end, "past the end");
+  // A piece starting on the plane where the walk leaves the volume early
+  // (u = 16, the fifth of eight pieces of 32).
+  SiddonRay leaving_at_a_start =
+      PlanSegment(shape, {-3, 7.2f, 3.3f}, {34.5f, 0, 0});
+  leaving_at_a_start.inside.t1 = 1.0;
+  ExpectPiecesMakeTheWalk<kLanes>(shape, leaving_at_a_start,
+                                  "leaving at a piece's start");
   // So nearly parallel to y's planes that the step between them overflows
-  // float32 (+inf).
-  ExpectPiecesMakeTheWalk<kLanes>(shape, {-3, 5.2f, 5.2f}, {22, 1e-37f, 0},
+  // float32 (+inf; NearlyParallelRayWalksAlongItsAxis).
+  ExpectPiecesMakeTheWalk<kLanes>(shape, {-3, 5.2f, 5.2f}, {22, 5e-38f, 0},
                                   "nearly parallel");
+  // A segment of no length inside a voxel: the whole walk visits it, and
+  // every piece but the last is empty.
+  ExpectPiecesMakeTheWalk<kLanes>(shape, {5.2f, 5.3f, 5.4f}, {0, 0, 0},
+                                  "no length");
   // A short segment: fewer voxels than lanes.
   ExpectPiecesMakeTheWalk<kLanes>(shape, {7.2f, 7.7f, 7.1f}, {0.9f, 0.4f, 0},
                                   "short");
@@ -175,8 +186,22 @@ TEST(SiddonLanesTest, ThreeLanesPiecesMakeTheWholeWalk) {
   ExpectPiecesMakeEveryWalk<3>();
 }
 
-TEST(SiddonLanesTest, MoreLanesThanVoxelsLeaveSomePiecesEmpty) {
-  ExpectPiecesMakeEveryWalk<64>();
+TEST(SiddonLanesTest, SixtyFourLanesPiecesMakeTheWholeWalk) {
+  ExpectPiecesMakeEveryWalk<64>();  // many pieces with no crossing
+}
+
+// A step between planes that overflows float32 (+inf) is never multiplied
+// by zero (NaN) to find the first crossing: the walk goes along x.
+TEST(SiddonLanesTest, NearlyParallelRayWalksAlongItsAxis) {
+  const Shape shape{16, 16, 16};
+  const SiddonRay r = PlanSegment(shape, {-3, 5.2f, 5.2f}, {22, 5e-38f, 0});
+  ASSERT_EQ(StartSiddon(shape, r).axis[1].step, INFINITY);
+  const std::vector<Visit> walk = Walk<1>(shape, r, 0);
+  ASSERT_EQ(walk.size(), 16u);
+  for (int i = 0; i < 16; ++i) {
+    EXPECT_TRUE(walk[i].i == i && walk[i].j == 5 && walk[i].k == 5) << i;
+    EXPECT_EQ(walk[i].to - walk[i].from, 1.0f) << i;
+  }
 }
 
 // The lanes' parts of a render, combined as the CUDA kernel combines them
