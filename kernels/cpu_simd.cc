@@ -1580,6 +1580,20 @@ void WalkSiddonLanes(const VolumeView<T>& v, const SiddonLanes& w,
   }
 }
 
+// Where the MIP of each of the first `used` lanes of `plans` starts, as
+// MarchSiddon resets it: zero where part of the segment lies outside the
+// volume, else −∞ (zero in the lanes past `used`).
+HWY_INLINE FloatVec SiddonMaxStart(const SiddonRay* plans, size_t used) {
+  const FloatLanes df;
+  HWY_ALIGN float start[kMaxLanes];
+  for (size_t l = 0; l < hn::Lanes(df); ++l)
+    start[l] =
+        l < used && !(plans[l].inside.t0 > 0.0 || plans[l].inside.t1 < 1.0)
+            ? -INFINITY
+            : 0.0f;
+  return hn::Load(df, start);
+}
+
 // Writes MarchSiddon's values of pixels [col_begin, col_end) of `row`,
 // reducing by R, to out[0 .. col_end − col_begin).
 template <Reduce R, typename T>
@@ -1603,14 +1617,7 @@ void WalkSpan(const VolumeView<T>& v, const PoseGeometry& g, int row,
       for (size_t l = 0; l < used; ++l) to[l] = values[l] * walk.scale[l];
     } else {
       SetUpSiddonLanes(v, g, row, col, col_end, lanes, &walk, plans);
-      // As MarchSiddon resets it: zero where part of the segment lies
-      // outside the volume, else −∞.
-      for (size_t l = 0; l < lanes; ++l)
-        values[l] =
-            l < used && !(plans[l].inside.t0 > 0.0 || plans[l].inside.t1 < 1.0)
-                ? -INFINITY
-                : 0.0f;
-      FloatVec largest = hn::Load(df, values);
+      FloatVec largest = SiddonMaxStart(plans, used);
       WalkSiddonLanes</*kRecordsPlanes=*/false>(
           v, walk, [&](const WalkChunk& chunk) {
             largest = TakeChunk<R>(v, chunk, largest);
@@ -1635,6 +1642,138 @@ HWY_INLINE void AddChunkByClass(const VolumeView<T>& v, const LabelView& labels,
     table->Add(
         ReadLabels(labels.data, at), walked,
         hn::Mul(GatherVoxels(df, v.data, at), hn::Load(df, chunk.chord[k])));
+  }
+}
+
+// The most channels one march of a MIP split by label takes: each sample is
+// compared with every one of them, so a MIP of more takes a march per
+// kMipClassesPerPass channels, as the body takes one per kChannelsPerPass.
+constexpr int kMipClassesPerPass = 8;
+
+// Each lane's largest sample per class of one march of a MIP split by
+// label, as the body's ChannelAccumulator takes them: a sample of class c
+// joins class c's maximum as itself and every other class's as zero.
+class LaneClassMax {
+ public:
+  // The maxima of classes first .. first + n − 1 (n ≤ kMipClassesPerPass),
+  // each starting from `start` (the body's Reset).
+  LaneClassMax(int first, int n, FloatVec start) : first_(first), n_(n) {
+    for (int c = 0; c < n_; ++c) max_[c] = start;
+  }
+
+  // Takes in `value`, of class label[l], in the lanes of `counts`.
+  HWY_INLINE void Take(IntVec label, hn::Mask<FloatLanes> counts,
+                       FloatVec value) {
+    const FloatLanes df;
+    const IntLanes di;
+    for (int c = 0; c < n_; ++c) {
+      const auto of_class =
+          hn::RebindMask(df, label == hn::Set(di, first_ + c));
+      max_[c] = Larger(max_[c], counts, hn::IfThenElseZero(of_class, value));
+    }
+  }
+
+  // Writes lane l's maxima (l < used) to the channels first .. first + n − 1
+  // of pixel l: out[channel · channel_stride + l].
+  void Write(size_t used, float* out, long long channel_stride) const {
+    HWY_ALIGN float values[kMaxLanes];
+    for (int c = 0; c < n_; ++c) {
+      hn::Store(max_[c], FloatLanes(), values);
+      std::copy(values, values + used, out + (first_ + c) * channel_stride);
+    }
+  }
+
+ private:
+  int first_, n_;
+  FloatVec max_[kMipClassesPerPass];
+};
+
+// The trilinear samples of a MIP split by label, taken into a LaneClassMax,
+// each of the class the body's LabelView::Nearest gives.
+class LaneClassMaxSamples {
+ public:
+  // The samples of the lanes of `r`, taken into `max`.
+  LaneClassMaxSamples(const LabelView& labels, const LaneRays& r,
+                      LaneClassMax* max)
+      : labels_(labels), lines_(r), max_(max) {}
+
+  // Takes in the samples at parameter t of the lanes in `sampled`: zero in
+  // every class where their support does not meet the volume (LaneMax).
+  HWY_INLINE void Add(FloatVec t, hn::Mask<FloatLanes> sampled,
+                      hn::Mask<FloatLanes> meets, FloatVec sample) {
+    const FloatLanes df;
+    if (hn::AllFalse(df, sampled)) return;
+    const IntVec label = hn::AllFalse(df, meets)
+                             ? hn::Zero(IntLanes())
+                             : NearestLabels(labels_, lines_, t);
+    max_->Take(label, sampled, hn::IfThenElseZero(meets, sample));
+  }
+
+  // Takes in a step of the interior run at parameter t, where every lane's
+  // sample counts and its nearest voxel is inside.
+  HWY_INLINE void AddInterior(FloatVec t, FloatVec sample) {
+    const FloatLanes df;
+    max_->Take(InteriorLabels(labels_, lines_, t),
+               hn::FirstN(df, hn::Lanes(df)), sample);
+  }
+
+ private:
+  const LabelView& labels_;
+  const LaneLines lines_;
+  LaneClassMax* max_;
+};
+
+// Takes each crossing of `chunk` into `max`, in order, as the body takes
+// it: μ of the voxel, of the voxel's class, for the lanes then walking only.
+template <typename T>
+HWY_INLINE void TakeChunkByClass(const VolumeView<T>& v,
+                                 const LabelView& labels,
+                                 const WalkChunk& chunk, LaneClassMax* max) {
+  const FloatLanes df;
+  const IntLanes di;
+  for (int k = 0; k < chunk.size; ++k) {
+    const IntVec voxel = hn::Load(di, chunk.voxel[k]);
+    const auto walked = voxel > hn::Set(di, WalkChunk::kNotWalking);
+    const IntVec at = hn::IfThenElseZero(walked, voxel);
+    max->Take(ReadLabels(labels.data, at), hn::RebindMask(df, walked),
+              GatherVoxels(df, v.data, at));
+  }
+}
+
+// Writes the MIP channels of pixels [col_begin, col_end) of row `row` of
+// pose `g`, split by `labels`: channel c of pixel col to
+// out[c · channel_stride + col − col_begin], a march (Siddon's walk or the
+// trilinear samples) per kMipClassesPerPass channels.
+template <typename T>
+void MipClassesSpan(const VolumeView<T>& v, const LabelView& labels,
+                    const PoseGeometry& g, const RenderSettings& s, int row,
+                    int col_begin, int col_end, float* out,
+                    long long channel_stride) {
+  const size_t lanes = hn::Lanes(FloatLanes());
+  LaneRays rays;
+  SiddonLanes walk;
+  SiddonRay plans[kMaxLanes];
+  for (int first = 0; first < s.channels; first += kMipClassesPerPass) {
+    const int n = std::min(kMipClassesPerPass, s.channels - first);
+    for (int col = col_begin; col < col_end; col += static_cast<int>(lanes)) {
+      const size_t used = std::min(lanes, static_cast<size_t>(col_end - col));
+      float* to = out + (col - col_begin);
+      if (s.projector == Projector::kSiddon) {
+        SetUpSiddonLanes(v, g, row, col, col_end, lanes, &walk, plans);
+        LaneClassMax max(first, n, SiddonMaxStart(plans, used));
+        WalkSiddonLanes</*kRecordsPlanes=*/false>(
+            v, walk, [&](const WalkChunk& chunk) {
+              TakeChunkByClass(v, labels, chunk, &max);
+            });
+        max.Write(used, to, channel_stride);
+      } else {
+        SetUpLanes(v, g, s.rays, row, col, col_end, lanes, &rays);
+        LaneClassMax max(first, n, MaxStart(rays, s.rays.n_samples));
+        LaneClassMaxSamples samples(labels, rays, &max);
+        MarchLanes(v, rays, LaneParameters(rays, s.rays), &samples);
+        max.Write(used, to, channel_stride);
+      }
+    }
   }
 }
 
@@ -1713,10 +1852,13 @@ void RenderSpan(const VolumeBuffers& volume, const PoseGeometry& g,
                 float* out, long long channel_stride) {
   VisitVolume(volume, s, [&](const auto& view, const auto& labels) {
     if constexpr (std::is_same_v<std::decay_t<decltype(labels)>, LabelView>) {
-      // Summed: SimdRenders takes the maximum of one channel only.
-      if (s.reduce != Reduce::kSum) std::abort();
-      MarchClassesSpan(view, labels, g, s, row, col_begin, col_end, out,
+      if (s.reduce == Reduce::kMax) {
+        MipClassesSpan(view, labels, g, s, row, col_begin, col_end, out,
                        channel_stride);
+      } else {
+        MarchClassesSpan(view, labels, g, s, row, col_begin, col_end, out,
+                         channel_stride);
+      }
     } else {
       if (SharesCorners(s)) {
         // Class 0's shares, one at a time, as the body adds them.
@@ -2445,12 +2587,10 @@ HWY_EXPORT(RenderSpan);
 HWY_EXPORT(AddVjpSpan);
 HWY_EXPORT(WriteJacobianSpan);
 
-bool SimdRenders(const RenderSettings& settings) {
-  return settings.reduce == Reduce::kSum || settings.channels == 1;
-}
+bool SimdRenders(const RenderSettings&) { return true; }
 
 bool SimdDifferentiates(const RenderSettings& settings) {
-  return SimdRenders(settings) && settings.reduce == Reduce::kSum;
+  return settings.reduce == Reduce::kSum;
 }
 
 const char* SimdTargetName() {

@@ -1,6 +1,6 @@
-// The CPU executor's vectorised path: the common case (summed line
-// integrals, trilinear or Siddon, one channel or split by label, hard or
-// soft, their pose gradients and Jacobians, and the MIP of one channel)
+// The CPU executor's vectorised path: every render (line integrals and
+// MIPs, trilinear or Siddon, one channel or split by label, hard or soft),
+// and the pose gradients and Jacobians of the line integrals,
 // marched by the widest SIMD unit of this CPU, chosen at run time (Highway:
 // AVX-512, AVX2, SSE4, ...). One lane per ray; the rays of consecutive
 // pixels of a row march in lockstep, so the voxels of one step share cache
@@ -31,8 +31,8 @@ inline constexpr size_t kSimdVoxelPadding = 2;
 inline constexpr size_t kSimdLabelPadding = 1;
 
 // True when this build has the vectorised path and it renders `settings`:
-// summed in any channels (split by hard or soft labels, either sampling), or
-// the MIP of one.
+// every render it has, summed or MIP, in any channels (split by hard or
+// soft labels), either sampling.
 bool SimdRenders(const RenderSettings& settings);
 
 // True when this build has the vectorised path and it differentiates

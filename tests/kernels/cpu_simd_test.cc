@@ -310,9 +310,10 @@ TEST(CpuSimdDispatchTest, VectorisedPathTakesTheSums) {
   s.channels = 2;
   EXPECT_EQ(SimdRenders(s), simd);
   EXPECT_EQ(SimdDifferentiates(s), simd);
-  // MIPs of one channel take it too, without gradients.
+  // MIPs take it too, split by label or not, without gradients.
   s.reduce = Reduce::kMax;
-  EXPECT_FALSE(SimdRenders(s));
+  EXPECT_EQ(SimdRenders(s), simd);
+  EXPECT_FALSE(SimdDifferentiates(s));
   s.channels = 1;
   EXPECT_EQ(SimdRenders(s), simd);
   EXPECT_FALSE(SimdDifferentiates(s));
@@ -385,6 +386,29 @@ TEST_F(CpuSimdTest, RendersSplitByLabelGiveTheScalarBodysBits) {
          {Trilinear(9, 37, 150), Clipped(9, 37, 150), Siddon(9, 37)}) {
       ExpectSplitImageBits(mu, shape, poses, labels, WithChannels(s, 3),
                            WithChannels(s, 5), WithChannels(s, 2));
+    }
+  });
+}
+
+// MIPs split by label: five classes scattered voxel by voxel, in three
+// channels (classes 3 and 4 in none: their samples join every channel's
+// maximum as zeros) and in five, two channels of a volume without labels
+// (the second zero), and twelve channels of twelve classes (two marches).
+TEST_F(CpuSimdTest, MipsSplitByLabelGiveTheScalarBodysBits) {
+  OnEveryTarget([&] {
+    const VolumeShape shape{23, 19, 17};
+    const std::vector<float> mu = DistinctVoxels(shape);
+    const std::vector<uint16_t> labels = ScatteredLabels(shape, 5);
+    const std::vector<uint16_t> twelve = ScatteredLabels(shape, 12);
+    const std::vector<PoseGeometry> poses = ViewsOf(shape, 9, 37);
+    for (const RenderSettings& s :
+         {Mip(Trilinear(9, 37, 150)), Mip(Clipped(9, 37, 150)),
+          Mip(Siddon(9, 37))}) {
+      ExpectSplitImageBits(mu, shape, poses, labels, WithChannels(s, 3),
+                           WithChannels(s, 5), WithChannels(s, 2));
+      EXPECT_GT(ExpectSameChannelBits(mu, shape, StorageType::kFloat32, poses,
+                                      WithChannels(s, 12), twelve),
+                0.5);
     }
   });
 }
@@ -476,6 +500,7 @@ TEST_F(CpuSimdTest, MipsGiveTheScalarBodysBitsAtZerosNaNsAndFromInside) {
                        MakeRtInv(EulerToMatrix("ZXY", {0, 0, 0}, true),
                                  {0, 3, 0}, Orientation::kAP, {8.0, 8.0, 8.0}),
                        Orthographic(9, 20, 0.6, 6.0)));
+  const std::vector<uint16_t> labels = ScatteredLabels(shape, 4);
   // The same volume with the NaN voxel large instead, which some rays meet.
   std::vector<float> lit = mu;
   lit[(8 * shape.ny + 8) * shape.nx + 8] = 1.0f;
@@ -487,6 +512,10 @@ TEST_F(CpuSimdTest, MipsGiveTheScalarBodysBitsAtZerosNaNsAndFromInside) {
           ExpectSameImageBits(mu, shape, StorageType::kFloat32, poses, s);
       EXPECT_NE(images, ExpectSameImageBits(lit, shape, StorageType::kFloat32,
                                             poses, s));
+      // Split by label: each sample joins the other classes' maxima as a
+      // zero, which a negative maximum or −0 keeps or does not.
+      ExpectSameImageBits(mu, shape, StorageType::kFloat32, poses,
+                          WithChannels(s, 3), labels.data());
       // Inside rays met negative maxima; Siddon's met −0 first in some
       // (trilinear samples between zeros are +0).
       const auto inside = images.end() - 9 * 20;
