@@ -1225,7 +1225,8 @@ constexpr bool kTakesCorners = false;
 template <class Labels>
 constexpr bool kTakesCorners<LaneSoftClassSums<Labels>> = true;
 
-// Adds to `sums` (LaneSum, LaneMax, LaneClassSums; LaneSoftClassSums takes
+// Adds to `sums` (LaneSum, LaneMax, LaneClassSums, LaneClassMaxSamples;
+// LaneSoftClassSums takes
 // the corners instead) the samples of steps [from, to), each lane only its
 // own, as VolumeView::operator() computes them: interpolated where all 8
 // corners are inside, else the weighted sum of the corners inside.

@@ -513,9 +513,13 @@ TEST_F(CpuSimdTest, MipsGiveTheScalarBodysBitsAtZerosNaNsAndFromInside) {
       EXPECT_NE(images, ExpectSameImageBits(lit, shape, StorageType::kFloat32,
                                             poses, s));
       // Split by label: each sample joins the other classes' maxima as a
-      // zero, which a negative maximum or −0 keeps or does not.
-      ExpectSameImageBits(mu, shape, StorageType::kFloat32, poses,
-                          WithChannels(s, 3), labels.data());
+      // zero, which a negative maximum or −0 keeps or does not; the NaN
+      // voxel is skipped in its class's channel, the large one is not.
+      const RenderSettings split = WithChannels(s, 3);
+      EXPECT_NE(ExpectSameImageBits(mu, shape, StorageType::kFloat32, poses,
+                                    split, labels.data()),
+                ExpectSameImageBits(lit, shape, StorageType::kFloat32, poses,
+                                    split, labels.data()));
       // Inside rays met negative maxima; Siddon's met −0 first in some
       // (trilinear samples between zeros are +0).
       const auto inside = images.end() - 9 * 20;
@@ -542,6 +546,13 @@ TEST_F(CpuSimdTest, GivesTheScalarBodysBitsForFewAndManySamples) {
     EXPECT_EQ(ExpectSameBits(mu, shape, StorageType::kFloat32,
                              ViewsOf(shape, 7, 50), Mip(Trilinear(7, 50, 2))),
               0.0);
+    // Split by label, every channel takes them in too: +0, not its −∞ start.
+    const std::vector<uint16_t> labels = ScatteredLabels(shape, 5);
+    for (float v : ExpectSameImageBits(
+             mu, shape, StorageType::kFloat32, ViewsOf(shape, 7, 50),
+             WithChannels(Mip(Trilinear(7, 50, 2)), 3), labels.data())) {
+      ASSERT_TRUE(v == 0.0f && !std::signbit(v)) << v;
+    }
     for (int samples : {3, 1000}) {
       SCOPED_TRACE(samples);
       EXPECT_GT(
