@@ -37,11 +37,10 @@ using RayLanesTile = TileShape<8, 8, 4>;
 // The Tile::lanes threads of one ray in a block (RayLanesTile): lane l takes
 // the ray's samples first + l, first + l + lanes, ... (first: the first that
 // meets the volume), or the l-th piece of its Siddon walk (WalkSiddon), and
-// Combine folds the lanes' values in lane order
-// through shared memory, so every lane gets the same bits, every run. Every
-// thread of the block must call Combine as often as the others (a thread
-// whose pixel is outside the image marches a pixel inside and does not
-// write).
+// Combine folds the lanes' values in lane order through shared memory, so
+// every lane gets the same bits, every run. Every thread of the block must
+// call Combine as often as the others (a thread whose pixel is outside the
+// image marches a pixel inside and does not write).
 template <class Tile>
 struct BlockLanes {
   static constexpr int kCount = Tile::lanes;
@@ -115,15 +114,17 @@ struct BlockWork {
 // 54 it takes unbounded); a labelled pass's eight accumulators, and
 // Siddon's walk, would spill under that (ptxas, sm_90).
 template <Projector kProjector, class Labels>
-constexpr int kMinRenderBlocks =
-    kProjector == Projector::kTrilinear&& std::is_same_v<Labels, NoLabels> ? 5
-                                                                           : 1;
+constexpr int MinRenderBlocks() {
+  if (kProjector == Projector::kTrilinear && std::is_same_v<Labels, NoLabels>)
+    return 5;
+  return 1;
+}
 
 // Renders each pixel of a tile with RayLanesTile's lanes: every channel of
 // it, written by lane 0.
 template <Projector kProjector, Reduce R, class Volume, class Labels>
 __global__ void __launch_bounds__(RayLanesTile::threads,
-                                  kMinRenderBlocks<kProjector, Labels>)
+                                  MinRenderBlocks<kProjector, Labels>())
     RenderKernel(Volume volume, Labels labels, const PoseGeometry* poses,
                  RenderSettings settings, int n_poses, int tiles_x,
                  float* out) {
@@ -149,9 +150,9 @@ __global__ void __launch_bounds__(RayLanesTile::threads,
 // Each thread computes its part of its ray's partial derivatives (the VJP
 // of one lane's samples for the trilinear renderer, of the crossings in one
 // lane's piece of the walk for Siddon: it is linear in them); the block
-// sums them by a fixed tree in
-// shared memory and writes one partial per (pose, tile), which
-// SumPartialsKernel adds in order: no atomics, same bits every run.
+// sums them by a fixed tree in shared memory and writes one partial per
+// (pose, tile), which SumPartialsKernel adds in order: no atomics, same bits
+// every run.
 template <Projector kProjector, class Volume, class Labels>
 __global__ void PoseGradientKernel(Volume volume, Labels labels,
                                    const PoseGeometry* poses,
