@@ -1226,10 +1226,10 @@ template <class Labels>
 constexpr bool kTakesCorners<LaneSoftClassSums<Labels>> = true;
 
 // Adds to `sums` (LaneSum, LaneMax, LaneClassSums, LaneClassMaxSamples;
-// LaneSoftClassSums takes
-// the corners instead) the samples of steps [from, to), each lane only its
-// own, as VolumeView::operator() computes them: interpolated where all 8
-// corners are inside, else the weighted sum of the corners inside.
+// LaneSoftClassSums takes the corners instead) the samples of steps
+// [from, to), each lane only its own, as VolumeView::operator() computes
+// them: interpolated where all 8 corners are inside, else the weighted sum
+// of the corners inside.
 template <typename T, class Sums>
 void MarchAnywhere(const VolumeView<T>& v, const LaneRays& r,
                    const LaneParameters& parameters,
