@@ -1423,8 +1423,7 @@ HWY_INLINE void SetUpSiddonLanes(const Volume& volume, const PoseGeometry& g,
       const SiddonAxis& a = start.axis[axis];
       w->first[axis][l] = a.first;
       w->step[axis][l] = a.step;
-      w->exit_crossings[axis][l] =
-          static_cast<float>(a.direction > 0 ? n[axis] - a.index : a.index + 1);
+      w->exit_crossings[axis][l] = ExitCrossings(a, n[axis]);
       w->voxel_step[axis][l] = a.direction * stride[axis];
     }
     w->voxel[l] = start.axis[0].index + stride[1] * start.axis[1].index +

@@ -117,6 +117,14 @@ DRR_HD_INLINE SiddonStart StartSiddon(const Volume& volume,
   return s;
 }
 
+// The crossings of `axis` (of n voxels) that take a walk from its start out
+// of the volume: it moves one voxel per crossing (exact in float32: at most
+// n).
+DRR_HD float ExitCrossings(const SiddonAxis& axis, int n) {
+  return static_cast<float>(axis.direction > 0 ? n - axis.index
+                                               : axis.index + 1);
+}
+
 // The m-th boundary plane (m = 0, 1, ...) that `axis` crosses: at u =
 // first, then CrossingAt(first, m, step) (never 0·step, which is NaN where
 // a nearly parallel ray's step overflowed to +inf).
@@ -187,11 +195,9 @@ DRR_HD void WalkSiddon(const Volume& volume, const SiddonRay& r, Visit& visit,
     if (!(u < end) && lanes.index() + 1 < Lanes::kCount) return;
     // The crossings before u, up to those that take the walk out of the
     // volume (then the whole walk ended before this piece).
-    const auto exits = [](const SiddonAxis& a, int n) {
-      return static_cast<float>(a.direction > 0 ? n - a.index : a.index + 1);
-    };
-    const float exit_x = exits(x, volume.nx), exit_y = exits(y, volume.ny),
-                exit_z = exits(z, volume.nz);
+    const float exit_x = ExitCrossings(x, volume.nx),
+                exit_y = ExitCrossings(y, volume.ny),
+                exit_z = ExitCrossings(z, volume.nz);
     crossed_x = CrossingsBefore(x, u, exit_x);
     crossed_y = CrossingsBefore(y, u, exit_y);
     crossed_z = CrossingsBefore(z, u, exit_z);
