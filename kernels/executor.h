@@ -53,9 +53,8 @@ class Workspace {
   // every few pixels (from several threads at once, so it must be
   // thread-safe and cheap), and once it returns true the call stops within
   // a few pixels per thread and fails with kCancelled. The CUDA executor
-  // asks it between the launches it splits a render or a Jacobian into
-  // (kernels/pose_chunks.h), not inside one, nor in a pose gradient (a
-  // single launch). An empty check never stops.
+  // asks it between the launches it splits a call into
+  // (kernels/pose_chunks.h), not inside one. An empty check never stops.
   void set_stop_check(std::function<bool()> check) {
     stop_check_ = std::move(check);
   }

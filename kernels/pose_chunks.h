@@ -1,6 +1,7 @@
 // How the CUDA executor splits a call's poses into launches: launches large
 // enough to fill the GPU, bounded so that the stop check is asked often
-// enough, whose results cross to the host while the next launch runs.
+// enough and so that a workspace's device memory does not grow with the
+// call, whose results cross to the host while the next launch runs.
 // Host-only arithmetic, tested on every build.
 #pragma once
 
@@ -24,6 +25,14 @@ inline constexpr int64_t kLaunchWaves = 16;
 // pixels, 500 samples), about 0.35 ms of kernel time on an H200.
 inline constexpr int64_t kLaunchRaySamples = int64_t{1} << 28;
 
+// Bytes of device memory a launch's poses take at most (their results, or
+// the upstream gradients and partials a pose gradient reads), unless a single
+// pose takes more, whatever the other bounds ask: a workspace holds two
+// launches' results, so a call of any size needs at most twice this. 69 poses
+// of the reference case's Jacobian (48 bytes a pixel), about 10 waves of an
+// H200's threads at one thread a pixel; 838 poses of its images.
+inline constexpr int64_t kLaunchBytes = int64_t{128} << 20;
+
 // A batch of `n_poses` poses in `count` launches of `size` consecutive poses
 // each (the last one may hold fewer).
 struct PoseChunks {
@@ -45,20 +54,24 @@ struct LaunchCost {
   int64_t threads_per_pose = 1;
   // Threads the GPU runs at once: multiprocessors × threads each.
   int64_t wave_threads = 1;
+  // Bytes of device memory one pose takes (kLaunchBytes).
+  int64_t bytes_per_pose = 0;
 };
 
 // The fewest launches that each hold at most the poses of kLaunchRaySamples
-// samples or of kLaunchWaves waves of threads, whichever is more (and at
-// least one). All but the last hold the same number of poses, the smallest
-// that this count of launches allows.
+// samples or of kLaunchWaves waves of threads, whichever is more, and at most
+// the poses of kLaunchBytes (but at least one pose). All but the last hold
+// the same number of poses, the smallest that this count of launches allows.
 inline PoseChunks ChunkPoses(int n_poses, const LaunchCost& cost) {
   if (n_poses <= 0) return PoseChunks{};
   auto at_least_one = [](int64_t n) { return std::max<int64_t>(1, n); };
   const int64_t threads = at_least_one(cost.threads_per_pose);
   const int64_t filling =
       (kLaunchWaves * at_least_one(cost.wave_threads) + threads - 1) / threads;
-  const int64_t fitting = std::max(
-      filling, kLaunchRaySamples / at_least_one(cost.samples_per_pose));
+  const int64_t fitting =
+      std::min(std::max(filling, kLaunchRaySamples /
+                                     at_least_one(cost.samples_per_pose)),
+               kLaunchBytes / at_least_one(cost.bytes_per_pose));
   const int64_t poses = n_poses;
   const int64_t fewest =
       (poses + at_least_one(fitting) - 1) / at_least_one(fitting);

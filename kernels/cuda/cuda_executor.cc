@@ -263,17 +263,19 @@ size_t Pixels(int n_poses, const RenderSettings& settings) {
 }
 
 // What one pose of `settings` costs a launch of `threads_per_pixel` threads
-// a pixel, which march its ray `marches` times, on a GPU that runs
-// `wave_threads` at once.
+// a pixel, which march its ray `marches` times and whose device memory is
+// `floats_per_pose` floats, on a GPU that runs `wave_threads` at once.
 LaunchCost CostOf(const ResidentVolume& volume, const RenderSettings& settings,
-                  int threads_per_pixel, int marches, int64_t wave_threads) {
+                  int threads_per_pixel, int marches, size_t floats_per_pose,
+                  int64_t wave_threads) {
   const VolumeShape& shape = volume.buffers().shape;
   const int64_t per_ray = settings.projector == Projector::kSiddon
                               ? int64_t{shape.nx} + shape.ny + shape.nz
                               : settings.rays.n_samples;
   const int64_t pixels = int64_t{settings.rays.height} * settings.rays.width;
   return LaunchCost{pixels * per_ray * marches, pixels * threads_per_pixel,
-                    wave_threads};
+                    wave_threads,
+                    static_cast<int64_t>(sizeof(float) * floats_per_pose)};
 }
 
 class CudaExecutor final : public Executor {
@@ -405,43 +407,63 @@ class CudaExecutor final : public Executor {
                         const PoseGeometry* poses, int n_poses,
                         const RenderSettings& settings, float* out) {
     DRR_KERNEL_RETURN_IF_ERROR(scratch.UploadPoses(poses, n_poses));
+    const size_t floats_per_pose = Pixels(1, settings);
     return scratch.LaunchCopyingBack(
-        n_poses, Pixels(1, settings),
+        n_poses, floats_per_pose,
         CostOf(volume, settings, RenderThreadsPerPixel(),
-               RenderPasses(volume.buffers(), settings), wave_threads_),
+               RenderPasses(volume.buffers(), settings), floats_per_pose,
+               wave_threads_),
         out, [&](int first, int count, float* images) {
           return LaunchRender(volume.buffers(), scratch.poses() + first, count,
                               settings, scratch.stream(), images);
         });
   }
 
+  // In launches of consecutive poses (ChunkPoses), each of which uploads
+  // its poses' upstream gradients, reduces their tiles' partials and writes
+  // their gradients on the device, where they wait for the last launch; the
+  // stop check is asked between launches.
   KernelStatus PoseGradientOn(CudaWorkspace& scratch,
                               const ResidentVolume& volume,
                               const PoseGeometry* poses, int n_poses,
                               const RenderSettings& settings,
                               const float* upstream, PoseMapGradient* grad) {
     if (n_poses == 0) return KernelStatus::Ok();  // (a grid of no blocks fails)
-    const int tiles = TilesOf(settings).tiles;
-    const size_t upstream_bytes = sizeof(float) * Pixels(n_poses, settings);
-    const size_t partial_count =
-        static_cast<size_t>(n_poses) * tiles * kPoseMapEntries;
+    const size_t upstream_floats = Pixels(1, settings);
+    const size_t partial_floats =
+        static_cast<size_t>(TilesOf(settings).tiles) * kPoseMapEntries;
+    const PoseChunks chunks = ChunkPoses(
+        n_poses, CostOf(volume, settings, RenderThreadsPerPixel(), 1,
+                        upstream_floats + partial_floats, wave_threads_));
     DRR_KERNEL_RETURN_IF_ERROR(scratch.upstream().Reserve(
-        upstream_bytes, "cudaMallocAsync (upstream)"));
-    DRR_KERNEL_RETURN_IF_ERROR(scratch.partials().Reserve(
-        partial_count * sizeof(float), "cudaMallocAsync (partials)"));
+        sizeof(float) * upstream_floats * chunks.size,
+        "cudaMallocAsync (upstream)"));
+    DRR_KERNEL_RETURN_IF_ERROR(
+        scratch.partials().Reserve(sizeof(float) * partial_floats * chunks.size,
+                                   "cudaMallocAsync (partials)"));
     const size_t gradient_bytes = sizeof(PoseMapGradient) * n_poses;
     DRR_KERNEL_RETURN_IF_ERROR(scratch.gradients().Reserve(
         gradient_bytes, "cudaMallocAsync (gradients)"));
     DRR_KERNEL_RETURN_IF_ERROR(scratch.UploadPoses(poses, n_poses));
-    DRR_CUDA_RETURN_IF_ERROR(
-        "cudaMemcpyAsync (upstream)",
-        cudaMemcpyAsync(scratch.upstream().data(), upstream, upstream_bytes,
-                        cudaMemcpyHostToDevice, scratch.stream()));
     auto* gradients = static_cast<PoseMapGradient*>(scratch.gradients().data());
-    DRR_KERNEL_RETURN_IF_ERROR(LaunchPoseGradient(
-        volume.buffers(), scratch.poses(), n_poses, settings,
-        static_cast<const float*>(scratch.upstream().data()), scratch.stream(),
-        static_cast<float*>(scratch.partials().data()), gradients));
+    auto* device_upstream = static_cast<float*>(scratch.upstream().data());
+    for (int chunk = 0; chunk < chunks.count; ++chunk) {
+      if (chunk > 0 && scratch.ShouldStop()) {
+        return KernelStatus::Error(KernelCode::kCancelled,
+                                   "stopped between launches");
+      }
+      // Stream-ordered: the upload waits for the last launch's reads.
+      const int first = chunks.first(chunk), count = chunks.poses(chunk);
+      DRR_CUDA_RETURN_IF_ERROR(
+          "cudaMemcpyAsync (upstream)",
+          cudaMemcpyAsync(device_upstream, upstream + first * upstream_floats,
+                          sizeof(float) * upstream_floats * count,
+                          cudaMemcpyHostToDevice, scratch.stream()));
+      DRR_KERNEL_RETURN_IF_ERROR(LaunchPoseGradient(
+          volume.buffers(), scratch.poses() + first, count, settings,
+          device_upstream, scratch.stream(),
+          static_cast<float*>(scratch.partials().data()), gradients + first));
+    }
     return scratch.CopyBack(grad, gradients, gradient_bytes);
   }
 
@@ -451,10 +473,12 @@ class CudaExecutor final : public Executor {
                               const RenderSettings& settings, float* out) {
     DRR_KERNEL_RETURN_IF_ERROR(scratch.UploadPoses(poses, n_poses));
     // One thread per pixel, which marches its ray once per channel.
+    const size_t floats_per_pose = kPoseMapEntries * Pixels(1, settings);
     return scratch.LaunchCopyingBack(
-        n_poses, kPoseMapEntries * Pixels(1, settings),
-        CostOf(volume, settings, 1, settings.channels, wave_threads_), out,
-        [&](int first, int count, float* jacobian) {
+        n_poses, floats_per_pose,
+        CostOf(volume, settings, 1, settings.channels, floats_per_pose,
+               wave_threads_),
+        out, [&](int first, int count, float* jacobian) {
           return LaunchPoseJacobian(volume.buffers(), scratch.poses() + first,
                                     count, settings, scratch.stream(),
                                     jacobian);

@@ -13,8 +13,8 @@
 namespace drr::kernels {
 
 // The work of one launch: one block per tile of the image of each pose,
-// poses fastest (the trilinear renderer's renders and pose gradients in
-// tiles of 8 × 4 pixels, everything else in tiles of 16 × 8).
+// poses fastest (renders and pose gradients in tiles of 8 × 4 pixels, eight
+// threads a ray; the Jacobians in tiles of 16 × 8, one thread a pixel).
 struct TileGrid {
   // Tiles per image row, and per image.
   int tiles_x = 0;

@@ -1,5 +1,6 @@
 // Device results against the CPU executor (the reference), on GPU hosts
 // only; executor_conformance_test.cc holds what both must do alike.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -156,6 +157,42 @@ TEST_F(CudaExecutorTest, PoseGradientAndJacobianMatchTheCpuExecutor) {
   }
 }
 
+// `count` poses around the test volume, each turned 17° from the last, with
+// images of `height` × `width` pixels that cover as much of it as 37 × 53.
+std::vector<PoseGeometry> TurningPoses(int count, int height, int width) {
+  Intrinsics in;
+  in.sdd = 400.0;
+  in.delx = in.dely = 1.5 * 37 / height;
+  in.height = height;
+  in.width = width;
+  std::vector<PoseGeometry> poses;
+  for (int i = 0; i < count; ++i) {
+    poses.push_back(MakePoseGeometry(
+        Mat4d::Identity(),
+        MakeRtInv(EulerToMatrix("ZXY", {17.0 * i, 5, -3}, true), {0, 250, 0},
+                  Orientation::kAP, {30, 23, 18}),
+        in));
+  }
+  return poses;
+}
+
+// 1000 × 1024 pixels, 100 samples: two poses' samples fit a launch, as do
+// the threads of 16 waves of any GPU up to 256 multiprocessors, and 128 MiB
+// holds more than two poses' images or upstream images, so five poses go in
+// three launches.
+RenderSettings ThreeLaunchesOfFivePoses() {
+  RenderSettings s;
+  s.rays = RaySettings{1000, 1024, 100};
+  const int64_t pixels = int64_t{1000} * 1024;
+  for (int64_t wave_threads : {132 * 2048, 256 * 2048}) {
+    EXPECT_EQ(ChunkPoses(5, {pixels * 100, pixels * 8, wave_threads,
+                             2 * pixels * sizeof(float)})
+                  .count,
+              3);
+  }
+  return s;
+}
+
 // A call goes in launches, written into two device slots in turn, whose
 // results cross to the host in pieces through two pinned buffers while the
 // next launch runs (kernels/pose_chunks.h): three launches of several pieces
@@ -164,32 +201,10 @@ TEST_F(CudaExecutorTest, PoseGradientAndJacobianMatchTheCpuExecutor) {
 // one workspace (each call starts from the state the last one left), each
 // checked value by value against the CPU.
 TEST_F(CudaExecutorTest, ResultsOfManyLaunchesAndPiecesMatchTheCpuExecutor) {
-  auto poses_of = [](int count, int height, int width) {
-    Intrinsics in;
-    in.sdd = 400.0;
-    in.delx = in.dely = 1.5 * 37 / height;
-    in.height = height;
-    in.width = width;
-    std::vector<PoseGeometry> poses;
-    for (int i = 0; i < count; ++i) {
-      poses.push_back(MakePoseGeometry(
-          Mat4d::Identity(),
-          MakeRtInv(EulerToMatrix("ZXY", {17.0 * i, 5, -3}, true), {0, 250, 0},
-                    Orientation::kAP, {30, 23, 18}),
-          in));
-    }
-    return poses;
-  };
-  // 1000 × 1024 pixels, 100 samples: two poses' samples fit a launch, as do
-  // the threads of 16 waves of any GPU up to 256 multiprocessors; a pose's
-  // image is 1.95 pieces, so pieces end inside images and launches.
-  RenderSettings s;
-  s.rays = RaySettings{1000, 1024, 100};
-  const int64_t pixels = int64_t{1000} * 1024;
-  for (int64_t wave_threads : {132 * 2048, 256 * 2048}) {
-    ASSERT_EQ(ChunkPoses(5, {pixels * 100, pixels * 8, wave_threads}).count, 3);
-  }
-  ASSERT_GT(sizeof(float) * pixels * 2, 3 * kStagingPieceBytes);
+  const RenderSettings s = ThreeLaunchesOfFivePoses();
+  // A pose's image is 1.95 pieces, so pieces end inside images and launches.
+  ASSERT_GT(sizeof(float) * s.rays.height * s.rays.width * 2,
+            3 * kStagingPieceBytes);
 
   auto on_cpu = testing::MakeResident(*cpu_, volume_, labels_.data(), kShape);
   auto on_gpu = testing::MakeResident(*cuda_, volume_, labels_.data(), kShape);
@@ -207,7 +222,7 @@ TEST_F(CudaExecutorTest, ResultsOfManyLaunchesAndPiecesMatchTheCpuExecutor) {
           << "value " << i << " of " << poses.size() << " poses";
     }
   };
-  const std::vector<PoseGeometry> five = poses_of(5, 1000, 1024);
+  const std::vector<PoseGeometry> five = TurningPoses(5, 1000, 1024);
   const std::vector<float> five_on_cpu =
       testing::RenderImages(*cpu_, *on_cpu, five, s);
   expect_renders(five, s, five_on_cpu);
@@ -215,7 +230,7 @@ TEST_F(CudaExecutorTest, ResultsOfManyLaunchesAndPiecesMatchTheCpuExecutor) {
   RenderSettings small = s;
   small.rays = RaySettings{37, 53, 200};
   small.channels = 11;
-  const std::vector<PoseGeometry> two = poses_of(2, 37, 53);
+  const std::vector<PoseGeometry> two = TurningPoses(2, 37, 53);
   expect_renders(two, small, testing::RenderImages(*cpu_, *on_cpu, two, small));
 
   // Asked before the second launch and the third: stopped before the second,
@@ -244,6 +259,44 @@ TEST_F(CudaExecutorTest, ResultsOfManyLaunchesAndPiecesMatchTheCpuExecutor) {
   for (size_t i = 0; i < expected.size(); ++i) {
     ASSERT_NEAR(actual[i], expected[i], 1e-4f * std::fabs(expected[i]) + 1e-6f)
         << "Jacobian entry " << i;
+  }
+}
+
+// A pose gradient goes in launches too, each uploading its poses' upstream
+// images into the buffer the last one read (three launches here), and stops
+// between them; the next call on the workspace is whole.
+TEST_F(CudaExecutorTest, PoseGradientOfManyLaunchesMatchesTheCpuExecutor) {
+  const RenderSettings s = ThreeLaunchesOfFivePoses();
+  const std::vector<PoseGeometry> five = TurningPoses(5, 1000, 1024);
+  std::vector<float> upstream(five.size() * s.rays.height * s.rays.width);
+  for (size_t i = 0; i < upstream.size(); ++i)
+    upstream[i] = std::sin(0.37f * i);
+  auto on_cpu = testing::MakeResident(*cpu_, volume_, labels_.data(), kShape);
+  auto on_gpu = testing::MakeResident(*cuda_, volume_, labels_.data(), kShape);
+  const std::vector<double> expected =
+      testing::PoseGradients(*cpu_, *on_cpu, five, s, upstream);
+  double scale = 0;
+  for (double g : expected) scale = std::max(scale, std::fabs(g));
+
+  std::unique_ptr<Workspace> workspace = testing::MakeWorkspace(*cuda_);
+  std::vector<PoseMapGradient> grad(five.size());
+  int asked = 0;
+  workspace->set_stop_check([&asked] { return ++asked == 2; });
+  EXPECT_EQ(cuda_
+                ->PoseGradient(*on_gpu, five.data(), 5, s, upstream.data(),
+                               *workspace, grad.data())
+                .code(),
+            KernelCode::kCancelled);
+  EXPECT_EQ(asked, 2);
+  workspace->set_stop_check(nullptr);
+  testing::CheckOk(cuda_->PoseGradient(
+      *on_gpu, five.data(), 5, s, upstream.data(), *workspace, grad.data()));
+  for (size_t pose = 0; pose < five.size(); ++pose) {
+    for (int k = 0; k < kPoseMapEntries; ++k) {
+      EXPECT_NEAR(grad[pose].d[k], expected[pose * kPoseMapEntries + k],
+                  1e-4 * scale)
+          << "pose " << pose << " entry " << k;
+    }
   }
 }
 

@@ -14,7 +14,8 @@ namespace {
 constexpr int64_t kH200Wave = 132 * 2048;
 
 // Every pose in exactly one launch, in order; no launch of more than one pose
-// over both bounds; and no fewer launches possible.
+// over both the samples' and the waves' bounds, nor over the bytes' bound;
+// and no fewer launches possible.
 void ExpectChunksCover(int n_poses, const LaunchCost& cost) {
   const PoseChunks chunks = ChunkPoses(n_poses, cost);
   int next = 0;
@@ -29,6 +30,7 @@ void ExpectChunksCover(int n_poses, const LaunchCost& cost) {
                   (poses - 1) * cost.threads_per_pose <
                       kLaunchWaves * cost.wave_threads)
           << chunk;
+      EXPECT_LE(poses * cost.bytes_per_pose, kLaunchBytes) << chunk;
     }
     next += poses;
   }
@@ -38,17 +40,21 @@ void ExpectChunksCover(int n_poses, const LaunchCost& cost) {
       (kLaunchWaves * cost.wave_threads + cost.threads_per_pose - 1) /
       cost.threads_per_pose;
   const int64_t fitting = std::max<int64_t>(
-      1, std::max(filling, kLaunchRaySamples / cost.samples_per_pose));
+      1, std::min(std::max(filling, kLaunchRaySamples / cost.samples_per_pose),
+                  kLaunchBytes / cost.bytes_per_pose));
   EXPECT_EQ(chunks.count, (n_poses + fitting - 1) / fitting)
-      << n_poses << " poses of " << cost.samples_per_pose << " samples and "
-      << cost.threads_per_pose << " threads";
+      << n_poses << " poses of " << cost.samples_per_pose << " samples, "
+      << cost.threads_per_pose << " threads and " << cost.bytes_per_pose
+      << " bytes";
 }
 
 TEST(ChunkPosesTest, CoversEveryPoseOnceInTheFewestLaunches) {
   for (int n_poses : {1, 2, 7, 13, 14, 64, 255, 256, 1000}) {
     for (int64_t samples : {1, 40000, 20000000, 80000000, 1 << 30}) {
       for (int64_t threads : {1, 40000, 320000, 1 << 23}) {
-        ExpectChunksCover(n_poses, {samples, threads, kH200Wave});
+        for (int64_t bytes : {4, 160000, 1920000, 200000000}) {
+          ExpectChunksCover(n_poses, {samples, threads, kH200Wave, bytes});
+        }
       }
     }
   }
@@ -83,6 +89,35 @@ TEST(ChunkPosesTest, PosesOverBothBoundsGoOneByOne) {
   const PoseChunks chunks =
       ChunkPoses(5, {kLaunchRaySamples + 1, 16 * kH200Wave, kH200Wave});
   EXPECT_EQ(chunks.count, 5);
+  EXPECT_EQ(chunks.size, 1);
+}
+
+TEST(ChunkPosesTest, TheReferenceCasesJacobianStaysWithinTheBytesBound) {
+  // One thread a pixel, 48 bytes a pixel: 16 waves would take 109 poses, 209
+  // MB of device memory; 128 MiB holds 69 poses, so 256 go in 4 launches.
+  const PoseChunks chunks =
+      ChunkPoses(256, {20000000, 40000, kH200Wave, 40000 * 48});
+  EXPECT_EQ(chunks.count, 4);
+  EXPECT_EQ(chunks.size, 64);
+}
+
+TEST(ChunkPosesTest, FewSamplesARayDoNotMakeALaunchHoldTheWholeCall) {
+  // 256 images of 2048 × 128 pixels at one sample a ray, eight threads a
+  // ray: 2²⁸ samples and 16 waves would take every pose (256 MiB of images)
+  // into one launch; 128 MiB holds 128 of them.
+  const int64_t pixels = 2048 * 128;
+  const PoseChunks chunks =
+      ChunkPoses(256, {pixels, pixels * 8, kH200Wave, pixels * 4});
+  EXPECT_EQ(chunks.count, 2);
+  EXPECT_EQ(chunks.size, 128);
+}
+
+TEST(ChunkPosesTest, APoseOverTheBytesBoundGoesAlone) {
+  // A 2048 × 2048 Jacobian: 201 MB a pose.
+  const int64_t pixels = 2048 * 2048;
+  const PoseChunks chunks =
+      ChunkPoses(3, {pixels * 500, pixels, kH200Wave, pixels * 48});
+  EXPECT_EQ(chunks.count, 3);
   EXPECT_EQ(chunks.size, 1);
 }
 
