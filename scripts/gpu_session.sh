@@ -25,7 +25,7 @@
 # alternating rounds. nanodrr's wheels and the chest do not
 # fit in one call's carry (docs/gpu.md), so `run-nanodrr` installs the wheels
 # and runs the comparison again, on the volume and build `run` left there. Each
-# step has its own time limit, 9 minutes 30 seconds in all for `run` with a BASE (the
+# step has its own time limit, 9 minutes 40 seconds in all for `run` with a BASE (the
 # device tool allows 10 per command); a step that fails or runs out of time is
 # reported and the next one still runs.
 set -uo pipefail
@@ -113,7 +113,7 @@ run() {
   start_device_run
   local build=$root/build-gpu
   step configure 30 cmake -S "$root" -B "$build" "${options[@]}"
-  step build 100 cmake --build "$build" -j "$(nproc)" --target kernels_test render_bench
+  step build 80 cmake --build "$build" -j "$(nproc)" --target kernels_test render_bench
   step tests 40 "$build/tests/kernels/kernels_test"
   step sanitizer 60 compute-sanitizer --error-exitcode 1 "$build/tests/kernels/kernels_test" \
     --gtest_filter='Cuda*:*/cuda'
@@ -134,11 +134,14 @@ run() {
     --renderers trilinear --batches 1,64
   if [[ -d "$carry/base" ]]; then
     step configure-base 20 cmake -S "$carry/base" -B "$build-base" "${options[@]}"
-    step build-base 65 cmake --build "$build-base" -j "$(nproc)" --target render_bench
-    step versus-base 90 "$root/scripts/gpu_session.sh" alternate 5 \
-      "base=$build-base/bench/render_bench" "head=$build/bench/render_bench" -- \
-      "$data/mu.f32" "$data/mu.txt" --repeats 20 --executors cuda --batches "1,8,64,256" \
-      --renderers trilinear,siddon,trilinear-gradient,siddon-gradient
+    step build-base 50 cmake --build "$build-base" -j "$(nproc)" --target render_bench
+    local versus=(alternate 5 "base=$build-base/bench/render_bench"
+      "head=$build/bench/render_bench" -- "$data/mu.f32" "$data/mu.txt" --executors cuda)
+    step versus-base 90 "$root/scripts/gpu_session.sh" "${versus[@]}" --repeats 20 \
+      --batches "1,8,64,256" --renderers trilinear,siddon,trilinear-gradient,siddon-gradient
+    # The Jacobians' results are 48 bytes a pixel: fewer repeats and poses.
+    step versus-base-jacobian 35 "$root/scripts/gpu_session.sh" "${versus[@]}" --repeats 5 \
+      --batches "1,8,64" --renderers trilinear-jacobian,siddon-jacobian
   fi
 }
 

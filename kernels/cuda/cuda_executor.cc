@@ -262,18 +262,17 @@ size_t Pixels(int n_poses, const RenderSettings& settings) {
          settings.rays.height * settings.rays.width;
 }
 
-// What one pose of `settings` costs a launch of `threads_per_pixel` threads
-// a pixel, which march its ray `marches` times and whose device memory is
+// What one pose of `settings` costs a launch whose threads (ThreadsPerPixel
+// a pixel) march each ray `marches` times and whose device memory is
 // `floats_per_pose` floats, on a GPU that runs `wave_threads` at once.
 LaunchCost CostOf(const ResidentVolume& volume, const RenderSettings& settings,
-                  int threads_per_pixel, int marches, size_t floats_per_pose,
-                  int64_t wave_threads) {
+                  int marches, size_t floats_per_pose, int64_t wave_threads) {
   const VolumeShape& shape = volume.buffers().shape;
   const int64_t per_ray = settings.projector == Projector::kSiddon
                               ? int64_t{shape.nx} + shape.ny + shape.nz
                               : settings.rays.n_samples;
   const int64_t pixels = int64_t{settings.rays.height} * settings.rays.width;
-  return LaunchCost{pixels * per_ray * marches, pixels * threads_per_pixel,
+  return LaunchCost{pixels * per_ray * marches, pixels * ThreadsPerPixel(),
                     wave_threads,
                     static_cast<int64_t>(sizeof(float) * floats_per_pose)};
 }
@@ -410,9 +409,8 @@ class CudaExecutor final : public Executor {
     const size_t floats_per_pose = Pixels(1, settings);
     return scratch.LaunchCopyingBack(
         n_poses, floats_per_pose,
-        CostOf(volume, settings, RenderThreadsPerPixel(),
-               RenderPasses(volume.buffers(), settings), floats_per_pose,
-               wave_threads_),
+        CostOf(volume, settings, RenderPasses(volume.buffers(), settings),
+               floats_per_pose, wave_threads_),
         out, [&](int first, int count, float* images) {
           return LaunchRender(volume.buffers(), scratch.poses() + first, count,
                               settings, scratch.stream(), images);
@@ -433,8 +431,8 @@ class CudaExecutor final : public Executor {
     const size_t partial_floats =
         static_cast<size_t>(TilesOf(settings).tiles) * kPoseMapEntries;
     const PoseChunks chunks = ChunkPoses(
-        n_poses, CostOf(volume, settings, RenderThreadsPerPixel(), 1,
-                        upstream_floats + partial_floats, wave_threads_));
+        n_poses, CostOf(volume, settings, 1, upstream_floats + partial_floats,
+                        wave_threads_));
     DRR_KERNEL_RETURN_IF_ERROR(scratch.upstream().Reserve(
         sizeof(float) * upstream_floats * chunks.size,
         "cudaMallocAsync (upstream)"));
@@ -472,11 +470,11 @@ class CudaExecutor final : public Executor {
                               const PoseGeometry* poses, int n_poses,
                               const RenderSettings& settings, float* out) {
     DRR_KERNEL_RETURN_IF_ERROR(scratch.UploadPoses(poses, n_poses));
-    // One thread per pixel, which marches its ray once per channel.
+    // Each ray is marched once per channel.
     const size_t floats_per_pose = kPoseMapEntries * Pixels(1, settings);
     return scratch.LaunchCopyingBack(
         n_poses, floats_per_pose,
-        CostOf(volume, settings, 1, settings.channels, floats_per_pose,
+        CostOf(volume, settings, settings.channels, floats_per_pose,
                wave_threads_),
         out, [&](int first, int count, float* jacobian) {
           return LaunchPoseJacobian(volume.buffers(), scratch.poses() + first,

@@ -1,7 +1,5 @@
-// The CUDA kernels: the shared per-ray bodies, eight threads per ray for
-// the renders and the pose gradients (one per pixel for the Jacobians),
-// every pose of a launch in one grid (the executor splits a batch into
-// launches).
+// The CUDA kernels: the shared per-ray bodies, eight threads per ray, every
+// pose of a launch in one grid (the executor splits a batch into launches).
 #include <type_traits>
 
 #include "kernels/cuda/cuda_check.h"
@@ -24,10 +22,8 @@ struct TileShape {
   static constexpr int pixels = kWidth * kHeight, threads = kLanes * pixels;
 };
 
-// One thread per pixel, 16 × 8 pixels: the Jacobian.
-using PixelTile = TileShape<1, 16, 8>;
-// A ray's work dealt to 8 threads, 8 × 4 pixels, for the renders and the
-// pose gradients: eight times the threads, so that one pose fills the GPU.
+// A ray's work dealt to 8 threads, 8 × 4 pixels, for every kernel: eight
+// times the threads of one a pixel, so that one pose fills the GPU.
 // The trilinear renderer deals its samples (a warp's 32 threads take the
 // same samples of 32 neighbouring rays, which read nearby voxels, and the
 // block's 8 warps neighbouring samples of them); Siddon's walk, eighths of
@@ -204,31 +200,54 @@ __global__ void SumPartialsKernel(const float* partials, int n_poses, int tiles,
       k);
 }
 
-// One thread per pixel and channel writes its derivatives dI/dM.
+// Writes dI/dM of every pixel of a tile and channel with RayLanesTile's
+// lanes: each lane computes its part of its ray's derivatives (as in the
+// pose gradient), the parts are added in lane order through shared memory
+// (same bits every run), and the block's threads then write the tile's
+// derivatives together, each tile row's pixels being contiguous in `out`.
 template <Projector kProjector, class Volume, class Labels>
 __global__ void PoseJacobianKernel(Volume volume, Labels labels,
                                    const PoseGeometry* poses,
                                    RenderSettings settings, int n_poses,
                                    int tiles_x, float* out) {
-  static_assert(PixelTile::lanes == 1, "a thread takes its pixel's whole ray");
+  using Tile = RayLanesTile;
+  constexpr int kRowValues = Tile::width * kPoseMapEntries;
+  constexpr int kTileValues = Tile::height * kRowValues;
   __shared__ PoseGeometry geometry;
-  const auto w = BlockWork<PixelTile>::Of(poses, n_poses, tiles_x, &geometry);
-  if (!w.inside(settings)) return;
-  const int pose = w.pose, row = w.row, col = w.col;
+  __shared__ float parts[Tile::threads][kPoseMapEntries];
+  const auto w = BlockWork<Tile>::Of(poses, n_poses, tiles_x, &geometry);
+  const int tile = blockIdx.x / n_poses;
+  const int top = (tile / tiles_x) * Tile::height;
+  const int left = (tile % tiles_x) * Tile::width;
   const float one = 1.0f;
   for (int c = 0; c < settings.channels; ++c) {
     float d[kPoseMapEntries] = {};
-    MarchPoseVjp<kProjector>(volume, SingleClass<Labels>{labels, c}, geometry,
-                             settings.rays, row, col, &one, 0, 1, d);
-    float* pixel =
-        out + ((((static_cast<long long>(pose) * settings.channels + c) *
-                     settings.rays.height +
-                 row) *
-                    settings.rays.width +
-                col) *
-               kPoseMapEntries);
+    if (w.inside(settings)) {
+      MarchPoseVjp<kProjector>(volume, SingleClass<Labels>{labels, c}, geometry,
+                               settings.rays, w.row, w.col, &one, 0, 1, d,
+                               RayLane<Tile::lanes>{w.lane});
+    }
 #pragma unroll
-    for (int k = 0; k < kPoseMapEntries; ++k) pixel[k] = d[k];
+    for (int k = 0; k < kPoseMapEntries; ++k) parts[threadIdx.x][k] = d[k];
+    __syncthreads();
+    const long long channel =
+        static_cast<long long>(w.pose) * settings.channels + c;
+    for (int v = threadIdx.x; v < kTileValues; v += Tile::threads) {
+      const int y = v / kRowValues;
+      const int x = v % kRowValues / kPoseMapEntries;
+      const int k = v % kPoseMapEntries;
+      const int row = top + y, col = left + x;
+      if (row >= settings.rays.height || col >= settings.rays.width) continue;
+      const int pixel = y * Tile::width + x;
+      float sum = parts[pixel][k];
+#pragma unroll
+      for (int l = 1; l < Tile::lanes; ++l)
+        sum += parts[l * Tile::pixels + pixel][k];
+      out[((channel * settings.rays.height + row) * settings.rays.width + col) *
+              kPoseMapEntries +
+          k] = sum;
+    }
+    __syncthreads();  // before the next channel writes `parts` again
   }
 }
 
@@ -272,7 +291,7 @@ TileGrid TilesOf(const RenderSettings& settings) {
   return TilesOfShape<RayLanesTile>(settings);
 }
 
-int RenderThreadsPerPixel() { return RayLanesTile::lanes; }
+int ThreadsPerPixel() { return RayLanesTile::lanes; }
 
 KernelStatus LaunchRender(const VolumeBuffers& volume,
                           const PoseGeometry* poses, int n_poses,
@@ -337,12 +356,12 @@ KernelStatus LaunchPoseJacobian(const VolumeBuffers& volume,
                                 const PoseGeometry* poses, int n_poses,
                                 const RenderSettings& settings,
                                 cudaStream_t stream, float* jacobian) {
-  const Launch<PixelTile> launch(settings, n_poses);
+  const Launch<RayLanesTile> launch(settings, n_poses);
   ClearLastError();
   VisitVolume(volume, settings, [&](const auto& view, const auto& labels) {
     WithProjector(settings, [&](auto projector) {
       PoseJacobianKernel<decltype(projector)::value>
-          <<<launch.blocks, PixelTile::threads, 0, stream>>>(
+          <<<launch.blocks, RayLanesTile::threads, 0, stream>>>(
               view, labels, poses, settings, n_poses, launch.grid.tiles_x,
               jacobian);
     });

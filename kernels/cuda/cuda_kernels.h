@@ -12,9 +12,8 @@
 
 namespace drr::kernels {
 
-// The work of one launch: one block per tile of the image of each pose,
-// poses fastest (renders and pose gradients in tiles of 8 × 4 pixels, eight
-// threads a ray; the Jacobians in tiles of 16 × 8, one thread a pixel).
+// The work of one launch: one block per tile of 8 × 4 pixels of the image of
+// each pose, poses fastest, eight threads a ray.
 struct TileGrid {
   // Tiles per image row, and per image.
   int tiles_x = 0;
@@ -29,8 +28,8 @@ KernelStatus CheckKernelImage();
 // partial each.
 TileGrid TilesOf(const RenderSettings& settings);
 
-// Threads LaunchRender runs for each pixel: the lanes of a ray.
-int RenderThreadsPerPixel();
+// Threads every launch runs for each pixel: the lanes of its ray.
+int ThreadsPerPixel();
 
 // Renders `n_poses` images into `images` (Executor::Render's layout).
 KernelStatus LaunchRender(const VolumeBuffers& volume,
