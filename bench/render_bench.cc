@@ -13,7 +13,10 @@
 // bfloat16 instead of float32; --labels tissue splits every render into three
 // channels by tissue class: air and lung, soft tissue, bone (tissue-soft: the
 // same classes as soft labels, each trilinear neighbour of a sample adding
-// its share to its own class, as nanodrr 0.1.7's).
+// its share to its own class, as nanodrr 0.1.7's). trilinear-texture renders
+// the trilinear line integrals through the GPU's texture units (the API's
+// sampler TEXTURE: CUDA only, float32 or float16 storage), beside the exact
+// sampler's `trilinear`.
 // Needs only the kernels library, so it also builds in the kernels-only
 // configuration on GPU hosts; bench/export_volume.py writes its inputs (raw
 // float32 voxels, and a text file with the shape and the affine).
@@ -25,7 +28,7 @@
 //       [--batches 1,8,64] [--threads N] [--executors cpu,cpu_scalar,cuda]
 //       [--renderers trilinear-gradient,trilinear,siddon,siddon-gradient,
 //                    trilinear-jacobian,siddon-jacobian,trilinear-mip,
-//                    siddon-mip]
+//                    siddon-mip,trilinear-texture]
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -135,7 +138,7 @@ struct BenchOptions {
 // The settings of `renderer` ("trilinear" or "siddon", or either with
 // "-gradient", the pose gradient for upstream 1 everywhere, with "-jacobian",
 // the pose Jacobian of every pixel, or with "-mip", the maximum intensity
-// projection) in `channels` channels.
+// projection; or "trilinear-texture") in `channels` channels.
 kernels::RenderSettings SettingsOf(const std::string& renderer,
                                    const kernels::RaySettings& rays,
                                    int channels) {
@@ -146,6 +149,8 @@ kernels::RenderSettings SettingsOf(const std::string& renderer,
                            ? kernels::Projector::kSiddon
                            : kernels::Projector::kTrilinear;
   if (EndsWith(renderer, "-mip")) settings.reduce = kernels::Reduce::kMax;
+  if (EndsWith(renderer, "-texture"))
+    settings.sampler = kernels::Sampler::kTexture;
   return settings;
 }
 
@@ -263,7 +268,7 @@ constexpr char kUsage[] =
     "       [--executors cpu,cpu_scalar,cuda]\n"
     "       [--renderers trilinear-gradient,trilinear,siddon,siddon-gradient,\n"
     "                    trilinear-jacobian,siddon-jacobian,trilinear-mip,\n"
-    "                    siddon-mip]\n";
+    "                    siddon-mip,trilinear-texture]\n";
 
 // The flags' bounds: beyond them a run would not end or not fit in memory.
 constexpr int kMostRepeats = 100000;
@@ -384,20 +389,26 @@ std::string ParseArguments(int argc, char** argv, BenchOptions* options,
       why = UnknownName(arg, options->executors, {"cpu", "cpu_scalar", "cuda"});
     } else if (arg == "--renderers") {
       options->renderers = Split(value);
-      why = UnknownName(arg, options->renderers,
-                        {"trilinear-gradient", "trilinear", "siddon",
-                         "siddon-gradient", "trilinear-jacobian",
-                         "siddon-jacobian", "trilinear-mip", "siddon-mip"});
+      why = UnknownName(
+          arg, options->renderers,
+          {"trilinear-gradient", "trilinear", "siddon", "siddon-gradient",
+           "trilinear-jacobian", "siddon-jacobian", "trilinear-mip",
+           "siddon-mip", "trilinear-texture"});
     }
     if (!why.empty()) return why;
   }
   if (paths->size() != 2) return "need the two paths MU.f32 and MU.txt";
   for (const std::string& renderer : options->renderers) {
     if (options->rays.soft_labels &&
-        (renderer.rfind("siddon", 0) == 0 || EndsWith(renderer, "-mip")))
+        (renderer.rfind("siddon", 0) == 0 || EndsWith(renderer, "-mip") ||
+         EndsWith(renderer, "-texture")))
       return "--labels tissue-soft: soft labels need trilinear line "
-             "integrals, not " +
+             "integrals of the exact sampler, not " +
              renderer;
+    if (EndsWith(renderer, "-texture") &&
+        options->storage == kernels::StorageType::kBFloat16)
+      return renderer + ": the texture sampler needs --storage float32 or " +
+             "float16, not bfloat16";
   }
   long long floats_per_pixel = 1;
   for (const std::string& renderer : options->renderers) {
@@ -485,17 +496,29 @@ int Main(int argc, char** argv) {
     std::unique_ptr<kernels::Executor> executor =
         MakeExecutor(name, options.threads);
     if (executor == nullptr) continue;
+    // Only the GPU has texture units; a volume with a texture keeps its
+    // linear copy for the exact sampler.
+    const bool on_gpu = executor->space() == kernels::MemorySpace::kCuda;
+    const bool texture =
+        on_gpu &&
+        std::any_of(options.renderers.begin(), options.renderers.end(),
+                    [](const auto& r) { return EndsWith(r, "-texture"); });
     std::shared_ptr<const kernels::ResidentVolume> volume;
     std::unique_ptr<kernels::Workspace> workspace;
     kernels::KernelStatus status = executor->MakeResident(
         mu.data(), labels.empty() ? nullptr : labels.data(), shape,
-        kernels::Residency{options.storage}, &volume);
+        kernels::Residency{options.storage, texture}, &volume);
     if (status.ok()) status = executor->MakeWorkspace(nullptr, &workspace);
     if (!status.ok()) {
       std::fprintf(stderr, "%s: %s\n", name.c_str(), status.message().c_str());
       return 1;
     }
     for (const std::string& renderer : options.renderers) {
+      if (!on_gpu && EndsWith(renderer, "-texture")) {
+        std::printf("# %s: %s needs the CUDA executor\n", name.c_str(),
+                    renderer.c_str());
+        continue;
+      }
       if (name == "cpu" &&
           !Vectorised(renderer,
                       SettingsOf(renderer, options.rays, options.channels))) {

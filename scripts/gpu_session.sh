@@ -119,8 +119,12 @@ run() {
     --gtest_filter='Cuda*:*/cuda'
   local bench=("$build/bench/render_bench" "$data/mu.f32" "$data/mu.txt" --repeats 20
     --executors cuda --batches "1,8,64,256")
+  # The texture units' trilinear render beside the exact sampler's, where the
+  # storage type has one (not bfloat16).
+  local every=trilinear-gradient,trilinear,siddon,siddon-gradient
   for storage in float32 float16 bfloat16; do
-    step "bench-$storage" 15 "${bench[@]}" --storage "$storage"
+    step "bench-$storage" 15 "${bench[@]}" --storage "$storage" --renderers \
+      "$every$([[ $storage == bfloat16 ]] || echo ,trilinear-texture)"
   done
   step bench-clipped 15 "${bench[@]}" --sampling clipped
   step bench-jacobian 15 "${bench[@]}" --renderers trilinear-jacobian,siddon-jacobian
