@@ -28,9 +28,9 @@ inline constexpr int64_t kLaunchRaySamples = int64_t{1} << 28;
 // Bytes of device memory a launch's poses take at most (their results, or
 // the upstream gradients and partials a pose gradient reads), unless a single
 // pose takes more, whatever the other bounds ask: a workspace holds two
-// launches' results, so a call of any size needs at most twice this. 69 poses
-// of the reference case's Jacobian (48 bytes a pixel), about 10 waves of an
-// H200's threads at one thread a pixel; 838 poses of its images.
+// launches' results, so a call of any size needs at most twice this. 838
+// poses of the reference case's images; 10 of a 512 × 512 Jacobian (48 bytes
+// a pixel) at 8 samples a ray, where the samples' bound would take 128.
 inline constexpr int64_t kLaunchBytes = int64_t{128} << 20;
 
 // A batch of `n_poses` poses in `count` launches of `size` consecutive poses

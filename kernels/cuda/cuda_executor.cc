@@ -51,6 +51,8 @@ class CudaWorkspace final : public Workspace {
     DRR_KERNEL_RETURN_IF_ERROR(launched_.Create());
     for (CudaEvent& copied : slot_copied_)
       DRR_KERNEL_RETURN_IF_ERROR(copied.Create());
+    for (CudaEvent& ended : launch_ended_)
+      DRR_KERNEL_RETURN_IF_ERROR(ended.Create());
     for (StagedPiece& piece : staged_) {
       DRR_KERNEL_RETURN_IF_ERROR(piece.copied.Create());
       DRR_KERNEL_RETURN_IF_ERROR(piece.pinned.Allocate(
@@ -157,6 +159,34 @@ class CudaWorkspace final : public Workspace {
     return Unstage(staged_[next_piece_ ^ 1]);
   }
 
+  // Calls `launch(first, count)` for each launch of `chunks`, which queues
+  // the work of poses [first, first + count) on this stream, and returns
+  // once all of it is queued, or kCancelled when the stop check, asked
+  // before each launch but the first, says so. Before it asks, it waits for
+  // the launch before last: at most two launches are queued at a time, so a
+  // stop leaves at most one running.
+  template <typename LaunchPoses>
+  KernelStatus LaunchInTurn(const PoseChunks& chunks,
+                            const LaunchPoses& launch) {
+    for (int chunk = 0; chunk < chunks.count; ++chunk) {
+      if (chunk >= 2) {
+        DRR_CUDA_RETURN_IF_ERROR(
+            "cudaEventSynchronize (launch)",
+            cudaEventSynchronize(launch_ended_[chunk % 2].get()));
+      }
+      if (chunk > 0 && ShouldStop()) {
+        return KernelStatus::Error(KernelCode::kCancelled,
+                                   "stopped between launches");
+      }
+      DRR_KERNEL_RETURN_IF_ERROR(
+          launch(chunks.first(chunk), chunks.poses(chunk)));
+      DRR_CUDA_RETURN_IF_ERROR(
+          "cudaEventRecord (launch)",
+          cudaEventRecord(launch_ended_[chunk % 2].get(), stream()));
+    }
+    return KernelStatus::Ok();
+  }
+
   // Upstream gradients.
   StreamScratch& upstream() { return upstream_; }
   // Per-tile gradient partials on the device, and the poses' gradients.
@@ -223,6 +253,8 @@ class CudaWorkspace final : public Workspace {
   // end of the copies out of each slot of results.
   CudaEvent launched_;
   CudaEvent slot_copied_[2];
+  // The end of each of the last two launches queued by LaunchInTurn.
+  CudaEvent launch_ended_[2];
   StagedPiece staged_[2];
   // The piece the next copy goes into: the older of the two.
   int next_piece_ = 0;
@@ -417,10 +449,10 @@ class CudaExecutor final : public Executor {
         });
   }
 
-  // In launches of consecutive poses (ChunkPoses), each of which uploads
-  // its poses' upstream gradients, reduces their tiles' partials and writes
-  // their gradients on the device, where they wait for the last launch; the
-  // stop check is asked between launches.
+  // In launches of consecutive poses (ChunkPoses, LaunchInTurn), each of
+  // which uploads its poses' upstream gradients, reduces their tiles'
+  // partials and writes their gradients on the device, where they wait for
+  // the last launch.
   KernelStatus PoseGradientOn(CudaWorkspace& scratch,
                               const ResidentVolume& volume,
                               const PoseGeometry* poses, int n_poses,
@@ -445,23 +477,21 @@ class CudaExecutor final : public Executor {
     DRR_KERNEL_RETURN_IF_ERROR(scratch.UploadPoses(poses, n_poses));
     auto* gradients = static_cast<PoseMapGradient*>(scratch.gradients().data());
     auto* device_upstream = static_cast<float*>(scratch.upstream().data());
-    for (int chunk = 0; chunk < chunks.count; ++chunk) {
-      if (chunk > 0 && scratch.ShouldStop()) {
-        return KernelStatus::Error(KernelCode::kCancelled,
-                                   "stopped between launches");
-      }
-      // Stream-ordered: the upload waits for the last launch's reads.
-      const int first = chunks.first(chunk), count = chunks.poses(chunk);
-      DRR_CUDA_RETURN_IF_ERROR(
-          "cudaMemcpyAsync (upstream)",
-          cudaMemcpyAsync(device_upstream, upstream + first * upstream_floats,
-                          sizeof(float) * upstream_floats * count,
-                          cudaMemcpyHostToDevice, scratch.stream()));
-      DRR_KERNEL_RETURN_IF_ERROR(LaunchPoseGradient(
-          volume.buffers(), scratch.poses() + first, count, settings,
-          device_upstream, scratch.stream(),
-          static_cast<float*>(scratch.partials().data()), gradients + first));
-    }
+    // Stream-ordered: each upload waits for the last launch's reads.
+    DRR_KERNEL_RETURN_IF_ERROR(
+        scratch.LaunchInTurn(chunks, [&](int first, int count) -> KernelStatus {
+          DRR_CUDA_RETURN_IF_ERROR(
+              "cudaMemcpyAsync (upstream)",
+              cudaMemcpyAsync(device_upstream,
+                              upstream + first * upstream_floats,
+                              sizeof(float) * upstream_floats * count,
+                              cudaMemcpyHostToDevice, scratch.stream()));
+          return LaunchPoseGradient(
+              volume.buffers(), scratch.poses() + first, count, settings,
+              device_upstream, scratch.stream(),
+              static_cast<float*>(scratch.partials().data()),
+              gradients + first);
+        }));
     return scratch.CopyBack(grad, gradients, gradient_bytes);
   }
 

@@ -114,21 +114,27 @@ TEST_F(CudaExecutorTest, MatchesTheCpuExecutorForEveryModeAndStorage) {
   }
 }
 
-// The device's Jacobian within 10⁻⁴ of the largest of each pixel's
-// derivatives (in each channel) of the CPU's: it adds the parts of a ray's
-// eight lanes in lane order, so an entry much smaller than the pixel's
-// largest, a sum of parts that cancel, differs relatively more. (On the host,
-// the lanes' sums of the inputs here were within 6.5·10⁻⁵ of that scale.)
+// The device's Jacobian within 10⁻⁴ of the CPU's (plus 10⁻⁶), relative to
+// the largest derivative of the pixel in the same column of the pose map
+// (k % 4: the camera's x, y, z, or the translation), whose entries share a
+// scale. The device adds the parts of a ray's eight lanes in lane order, so
+// an entry much smaller than its column's largest, a sum of parts that
+// cancel, may differ relatively more than 10⁻⁴ of itself. (On the host, the
+// lanes' parts of the inputs here, added as the device adds them, came
+// within 0.44 of this bound.)
 void ExpectJacobiansNear(const std::vector<float>& actual,
                          const std::vector<float>& expected,
                          const std::string& what) {
   ASSERT_EQ(actual.size(), expected.size()) << what;
   for (size_t pixel = 0; pixel < expected.size(); pixel += kPoseMapEntries) {
-    float scale = 0;
-    for (int k = 0; k < kPoseMapEntries; ++k)
-      scale = std::max(scale, std::fabs(expected[pixel + k]));
+    float column_scale[4] = {};
     for (int k = 0; k < kPoseMapEntries; ++k) {
-      ASSERT_NEAR(actual[pixel + k], expected[pixel + k], 1e-4f * scale + 1e-6f)
+      column_scale[k % 4] =
+          std::max(column_scale[k % 4], std::fabs(expected[pixel + k]));
+    }
+    for (int k = 0; k < kPoseMapEntries; ++k) {
+      ASSERT_NEAR(actual[pixel + k], expected[pixel + k],
+                  1e-4f * column_scale[k % 4] + 1e-6f)
           << what << ": pixel " << pixel / kPoseMapEntries << " entry " << k;
     }
   }

@@ -4,6 +4,7 @@
 // than return something the test would then dereference.
 #pragma once
 
+#include <limits>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -55,13 +56,18 @@ inline std::unique_ptr<Workspace> MakeWorkspace(Executor& executor) {
   return workspace;
 }
 
+// What the calls below fill their output with before the executor writes
+// it: a value an executor leaves unwritten fails every comparison.
+inline constexpr float kUnwritten = std::numeric_limits<float>::quiet_NaN();
+
 // The images of `poses` rendered from `volume` with `settings`.
 inline std::vector<float> RenderImages(Executor& executor,
                                        const ResidentVolume& volume,
                                        const std::vector<PoseGeometry>& poses,
                                        const RenderSettings& settings) {
   std::vector<float> out(poses.size() * settings.channels *
-                         settings.rays.height * settings.rays.width);
+                             settings.rays.height * settings.rays.width,
+                         kUnwritten);
   std::unique_ptr<Workspace> workspace = MakeWorkspace(executor);
   CheckOk(executor.Render(volume, poses.data(), static_cast<int>(poses.size()),
                           settings, *workspace, out.data()));
@@ -91,8 +97,9 @@ inline std::vector<float> PoseJacobians(Executor& executor,
                                         const std::vector<PoseGeometry>& poses,
                                         const RenderSettings& settings) {
   std::vector<float> out(poses.size() * settings.channels *
-                         settings.rays.height * settings.rays.width *
-                         kPoseMapEntries);
+                             settings.rays.height * settings.rays.width *
+                             kPoseMapEntries,
+                         kUnwritten);
   std::unique_ptr<Workspace> workspace = MakeWorkspace(executor);
   CheckOk(executor.PoseJacobian(volume, poses.data(),
                                 static_cast<int>(poses.size()), settings,

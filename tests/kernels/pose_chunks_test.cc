@@ -92,13 +92,24 @@ TEST(ChunkPosesTest, PosesOverBothBoundsGoOneByOne) {
   EXPECT_EQ(chunks.size, 1);
 }
 
-TEST(ChunkPosesTest, TheReferenceCasesJacobianStaysWithinTheBytesBound) {
-  // One thread a pixel, 48 bytes a pixel: 16 waves would take 109 poses, 209
-  // MB of device memory; 128 MiB holds 69 poses, so 256 go in 4 launches.
+TEST(ChunkPosesTest, AJacobianOfFewSamplesARayStaysWithinTheBytesBound) {
+  // 512 × 512 pixels, 8 samples a ray, eight threads a ray, 48 bytes a pixel:
+  // 2²⁸ samples would take 128 poses (1.6 GB of Jacobians), 16 waves 3;
+  // 128 MiB holds 10, so 256 poses go in 26 launches.
+  const int64_t pixels = 512 * 512;
   const PoseChunks chunks =
-      ChunkPoses(256, {20000000, 40000, kH200Wave, 40000 * 48});
-  EXPECT_EQ(chunks.count, 4);
-  EXPECT_EQ(chunks.size, 64);
+      ChunkPoses(256, {pixels * 8, pixels * 8, kH200Wave, pixels * 48});
+  EXPECT_EQ(chunks.count, 26);
+  EXPECT_EQ(chunks.size, 10);
+}
+
+TEST(ChunkPosesTest, TheReferenceCasesJacobianGoesInLaunchesOfFourteenPoses) {
+  // 200 × 200 pixels, 500 samples, eight threads a ray: as its render (16
+  // waves take 14 poses), its 1.92 MB a pose far within the bytes' bound.
+  const PoseChunks chunks =
+      ChunkPoses(256, {20000000, 320000, kH200Wave, 40000 * 48});
+  EXPECT_EQ(chunks.count, 19);
+  EXPECT_EQ(chunks.size, 14);
 }
 
 TEST(ChunkPosesTest, FewSamplesARayDoNotMakeALaunchHoldTheWholeCall) {
