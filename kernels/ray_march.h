@@ -115,7 +115,7 @@ struct ChannelAccumulator {
 
 // One thread per ray: it takes every sample (or Siddon's whole walk), and
 // its accumulators are the ray's. The CUDA executor deals a ray's work to
-// several threads instead (BlockLanes, cuda_kernels.cu), which combine
+// several threads instead (BlockLanes, cuda/block_tiles.h), which combine
 // theirs.
 struct SingleLane {
   static constexpr int kCount = 1;

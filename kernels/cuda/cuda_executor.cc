@@ -1,5 +1,5 @@
-// The CUDA executor: device memory, copies and streams around the kernels of
-// cuda_kernels.cu. Each workspace has its own two streams (kernels, and
+// The CUDA executor: device memory, copies and streams around the kernels
+// (cuda_kernels.h). Each workspace has its own two streams (kernels, and
 // copies of their results to the host), scratch buffers and 4 MiB of pinned
 // host memory, so calls with different workspaces run concurrently; nothing
 // here holds a lock while the GPU works.
