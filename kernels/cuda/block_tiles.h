@@ -10,7 +10,9 @@
 #include "kernels/executor.h"
 #include "kernels/ray_march.h"
 
-namespace drr::kernels {
+// In a namespace of its own: the kernel files share these definitions, and
+// no other part of drr::kernels should meet their names.
+namespace drr::kernels::block_tiles {
 
 // The pixels of one block, a tile of kWidth × kHeight of one pose's image,
 // and the kLanes threads that share each pixel's ray; one-dimensional
@@ -115,4 +117,4 @@ struct Launch {
   unsigned blocks;
 };
 
-}  // namespace drr::kernels
+}  // namespace drr::kernels::block_tiles

@@ -10,6 +10,12 @@
 namespace drr::kernels {
 namespace {
 
+using block_tiles::BlockWork;
+using block_tiles::ClearLastError;
+using block_tiles::Launch;
+using block_tiles::RayLanesTile;
+using block_tiles::TilesOfShape;
+
 // Each thread computes its part of its ray's partial derivatives (the VJP
 // of one lane's samples for the trilinear renderer, of the crossings in one
 // lane's piece of the walk for Siddon: it is linear in them); the block

@@ -12,6 +12,12 @@
 namespace drr::kernels {
 namespace {
 
+using block_tiles::BlockLanes;
+using block_tiles::BlockWork;
+using block_tiles::ClearLastError;
+using block_tiles::Launch;
+using block_tiles::RayLanesTile;
+
 // The volume read through the texture units: hardware trilinear filtering
 // with zero borders, at voxel centres + 0.5 (unnormalised coordinates).
 struct TextureVolume {

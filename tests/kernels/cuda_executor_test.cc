@@ -301,7 +301,7 @@ TEST_F(CudaExecutorTest, PoseGradientOfManyLaunchesMatchesTheCpuExecutor) {
   for (double g : expected) scale = std::max(scale, std::fabs(g));
 
   std::unique_ptr<Workspace> workspace = testing::MakeWorkspace(*cuda_);
-  std::vector<PoseMapGradient> grad(five.size());
+  std::vector<PoseMapGradient> grad = testing::UnwrittenGradients(five.size());
   int asked = 0;
   workspace->set_stop_check([&asked] { return ++asked == 2; });
   EXPECT_EQ(cuda_

@@ -4,6 +4,8 @@
 // than return something the test would then dereference.
 #pragma once
 
+#include <algorithm>
+#include <iterator>
 #include <limits>
 #include <memory>
 #include <stdexcept>
@@ -57,8 +59,15 @@ inline std::unique_ptr<Workspace> MakeWorkspace(Executor& executor) {
 }
 
 // What the calls below fill their output with before the executor writes
-// it: a value an executor leaves unwritten fails every comparison.
+// it: a value an executor leaves unwritten is near no expected value.
 inline constexpr float kUnwritten = std::numeric_limits<float>::quiet_NaN();
+
+// `count` pose gradients of kUnwritten entries.
+inline std::vector<PoseMapGradient> UnwrittenGradients(size_t count) {
+  PoseMapGradient unwritten;
+  std::fill(std::begin(unwritten.d), std::end(unwritten.d), kUnwritten);
+  return std::vector<PoseMapGradient>(count, unwritten);
+}
 
 // The images of `poses` rendered from `volume` with `settings`.
 inline std::vector<float> RenderImages(Executor& executor,
@@ -80,7 +89,7 @@ inline std::vector<double> PoseGradients(Executor& executor,
                                          const std::vector<PoseGeometry>& poses,
                                          const RenderSettings& settings,
                                          const std::vector<float>& upstream) {
-  std::vector<PoseMapGradient> grad(poses.size());
+  std::vector<PoseMapGradient> grad = UnwrittenGradients(poses.size());
   std::unique_ptr<Workspace> workspace = MakeWorkspace(executor);
   CheckOk(executor.PoseGradient(volume, poses.data(),
                                 static_cast<int>(poses.size()), settings,
