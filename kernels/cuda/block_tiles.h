@@ -70,9 +70,12 @@ struct BlockLanes {
 // ASTRA use).
 template <class Tile>
 struct BlockWork {
-  int pose, row, col, lane, pixel;
+  // The block's tile, and the image row and column of its top-left pixel.
+  int pose, tile, top, left;
+  // This thread's pixel (row, column, and index in the tile) and lane.
+  int row, col, pixel, lane;
 
-  // This thread's pose, pixel and lane; stages the pose's geometry in
+  // This thread's pose, tile, pixel and lane; stages the pose's geometry in
   // `geometry` (shared memory) once per block. Every thread of the block
   // must call it.
   __device__ static BlockWork Of(const PoseGeometry* poses, int n_poses,
@@ -81,10 +84,17 @@ struct BlockWork {
     const int tile = blockIdx.x / n_poses;
     if (threadIdx.x == 0) *geometry = poses[pose];
     __syncthreads();
+    const int top = (tile / tiles_x) * Tile::height;
+    const int left = (tile % tiles_x) * Tile::width;
     const int pixel = threadIdx.x % Tile::pixels;
-    return {pose, (tile / tiles_x) * Tile::height + pixel / Tile::width,
-            (tile % tiles_x) * Tile::width + pixel % Tile::width,
-            static_cast<int>(threadIdx.x / Tile::pixels), pixel};
+    return {pose,
+            tile,
+            top,
+            left,
+            top + pixel / Tile::width,
+            left + pixel % Tile::width,
+            pixel,
+            static_cast<int>(threadIdx.x / Tile::pixels)};
   }
 
   __device__ bool inside(const RenderSettings& s) const {

@@ -33,7 +33,6 @@ __global__ void PoseGradientKernel(Volume volume, Labels labels,
   __shared__ float sums[kPoseMapEntries][Tile::threads];
   const auto w = BlockWork<Tile>::Of(poses, n_poses, tiles_x, &geometry);
   const int pose = w.pose, row = w.row, col = w.col;
-  const int tile = blockIdx.x / n_poses;
   const int thread = threadIdx.x;
   float g[kPoseMapEntries] = {};
   if (w.inside(settings)) {
@@ -57,7 +56,7 @@ __global__ void PoseGradientKernel(Volume volume, Labels labels,
     __syncthreads();
   }
   if (thread < kPoseMapEntries)
-    partials[(static_cast<long long>(pose) * tiles + tile) * kPoseMapEntries +
+    partials[(static_cast<long long>(pose) * tiles + w.tile) * kPoseMapEntries +
              thread] = sums[thread][0];
 }
 
@@ -89,9 +88,6 @@ __global__ void PoseJacobianKernel(Volume volume, Labels labels,
   __shared__ PoseGeometry geometry;
   __shared__ float parts[Tile::threads][kPoseMapEntries];
   const auto w = BlockWork<Tile>::Of(poses, n_poses, tiles_x, &geometry);
-  const int tile = blockIdx.x / n_poses;
-  const int top = (tile / tiles_x) * Tile::height;
-  const int left = (tile % tiles_x) * Tile::width;
   const float one = 1.0f;
   for (int c = 0; c < settings.channels; ++c) {
     float d[kPoseMapEntries] = {};
@@ -109,7 +105,7 @@ __global__ void PoseJacobianKernel(Volume volume, Labels labels,
       const int y = v / kRowValues;
       const int x = v % kRowValues / kPoseMapEntries;
       const int k = v % kPoseMapEntries;
-      const int row = top + y, col = left + x;
+      const int row = w.top + y, col = w.left + x;
       if (row >= settings.rays.height || col >= settings.rays.width) continue;
       const int pixel = y * Tile::width + x;
       float sum = parts[pixel][k];
