@@ -16,7 +16,10 @@
 // its share to its own class, as nanodrr 0.1.7's). trilinear-texture renders
 // the trilinear line integrals through the GPU's texture units (the API's
 // sampler TEXTURE: CUDA only, float32 or float16 storage), beside the exact
-// sampler's `trilinear`.
+// sampler's `trilinear`; trilinear-quads, the exact sampler's arithmetic read
+// from a copy of the volume in quads (Sampler::kQuads: the same images, two
+// loads per sample on the GPU where `trilinear` issues eight; the CPU runs
+// it on its per-ray bodies).
 // Needs only the kernels library, so it also builds in the kernels-only
 // configuration on GPU hosts; bench/export_volume.py writes its inputs (raw
 // float32 voxels, and a text file with the shape and the affine).
@@ -28,7 +31,7 @@
 //       [--batches 1,8,64] [--threads N] [--executors cpu,cpu_scalar,cuda]
 //       [--renderers trilinear-gradient,trilinear,siddon,siddon-gradient,
 //                    trilinear-jacobian,siddon-jacobian,trilinear-mip,
-//                    siddon-mip,trilinear-texture]
+//                    siddon-mip,trilinear-texture,trilinear-quads]
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -138,7 +141,8 @@ struct BenchOptions {
 // The settings of `renderer` ("trilinear" or "siddon", or either with
 // "-gradient", the pose gradient for upstream 1 everywhere, with "-jacobian",
 // the pose Jacobian of every pixel, or with "-mip", the maximum intensity
-// projection; or "trilinear-texture") in `channels` channels.
+// projection; or "trilinear-texture", or "trilinear-quads", the exact
+// interpolation read from the volume's quads) in `channels` channels.
 kernels::RenderSettings SettingsOf(const std::string& renderer,
                                    const kernels::RaySettings& rays,
                                    int channels) {
@@ -151,6 +155,7 @@ kernels::RenderSettings SettingsOf(const std::string& renderer,
   if (EndsWith(renderer, "-mip")) settings.reduce = kernels::Reduce::kMax;
   if (EndsWith(renderer, "-texture"))
     settings.sampler = kernels::Sampler::kTexture;
+  if (EndsWith(renderer, "-quads")) settings.sampler = kernels::Sampler::kQuads;
   return settings;
 }
 
@@ -268,7 +273,7 @@ constexpr char kUsage[] =
     "       [--executors cpu,cpu_scalar,cuda]\n"
     "       [--renderers trilinear-gradient,trilinear,siddon,siddon-gradient,\n"
     "                    trilinear-jacobian,siddon-jacobian,trilinear-mip,\n"
-    "                    siddon-mip,trilinear-texture]\n";
+    "                    siddon-mip,trilinear-texture,trilinear-quads]\n";
 
 // The flags' bounds: beyond them a run would not end or not fit in memory.
 constexpr int kMostRepeats = 100000;
@@ -393,7 +398,7 @@ std::string ParseArguments(int argc, char** argv, BenchOptions* options,
           arg, options->renderers,
           {"trilinear-gradient", "trilinear", "siddon", "siddon-gradient",
            "trilinear-jacobian", "siddon-jacobian", "trilinear-mip",
-           "siddon-mip", "trilinear-texture"});
+           "siddon-mip", "trilinear-texture", "trilinear-quads"});
     }
     if (!why.empty()) return why;
   }
@@ -499,15 +504,18 @@ int Main(int argc, char** argv) {
     // Only the GPU has texture units; a volume with a texture keeps its
     // linear copy for the exact sampler.
     const bool on_gpu = executor->space() == kernels::MemorySpace::kCuda;
-    const bool texture =
-        on_gpu &&
-        std::any_of(options.renderers.begin(), options.renderers.end(),
-                    [](const auto& r) { return EndsWith(r, "-texture"); });
+    auto any_renderer = [&](const char* suffix) {
+      return std::any_of(options.renderers.begin(), options.renderers.end(),
+                         [&](const auto& r) { return EndsWith(r, suffix); });
+    };
+    const kernels::Residency residency{options.storage,
+                                       on_gpu && any_renderer("-texture"),
+                                       any_renderer("-quads")};
     std::shared_ptr<const kernels::ResidentVolume> volume;
     std::unique_ptr<kernels::Workspace> workspace;
     kernels::KernelStatus status = executor->MakeResident(
-        mu.data(), labels.empty() ? nullptr : labels.data(), shape,
-        kernels::Residency{options.storage, texture}, &volume);
+        mu.data(), labels.empty() ? nullptr : labels.data(), shape, residency,
+        &volume);
     if (status.ok()) status = executor->MakeWorkspace(nullptr, &workspace);
     if (!status.ok()) {
       std::fprintf(stderr, "%s: %s\n", name.c_str(), status.message().c_str());

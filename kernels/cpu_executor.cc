@@ -1,8 +1,10 @@
 // The CPU executor: runs the shared per-ray bodies over a thread pool.
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <memory>
 #include <new>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/cpu_simd.h"
@@ -23,6 +25,9 @@ namespace {
 struct HostVolumeMemory {
   std::vector<char> voxels;
   std::vector<uint16_t> labels;
+  // The quads, when asked for: uninitialised until StoreQuads writes every
+  // one, aligned for the widest (Quad<float>).
+  std::unique_ptr<void, decltype(&std::free)> quads{nullptr, &std::free};
 };
 
 // The CPU executor's scratch: per-row partial sums of pose gradients.
@@ -94,6 +99,7 @@ class CpuExecutor final : public Executor {
     }
     const size_t count = static_cast<size_t>(shape.voxels());
     const size_t voxel_bytes = count * StorageBytes(residency.storage);
+    const size_t quad_bytes = residency.quads ? 4 * voxel_bytes : 0;
     auto memory = std::make_shared<HostVolumeMemory>();
     try {
       memory->voxels.resize(voxel_bytes + kSimdVoxelPadding);
@@ -117,15 +123,30 @@ class CpuExecutor final : public Executor {
         StoreAs<BFloat16>(mu, count, memory->voxels.data(), ToBFloat16);
         break;
     }
-    const VolumeBuffers buffers{
-        MemorySpace::kHost,
-        shape,
-        residency.storage,
-        memory->voxels.data(),
-        labels != nullptr ? memory->labels.data() : nullptr,
-        /*texture=*/0};
-    const size_t bytes =
-        voxel_bytes + (labels != nullptr ? count * sizeof(uint16_t) : 0);
+    VolumeBuffers buffers{MemorySpace::kHost,
+                          shape,
+                          residency.storage,
+                          memory->voxels.data(),
+                          labels != nullptr ? memory->labels.data() : nullptr,
+                          /*texture=*/0,
+                          /*quads=*/nullptr};
+    if (residency.quads) {
+      // aligned_alloc takes a whole number of alignments, at least one.
+      constexpr size_t kAlign = alignof(Quad<float>);
+      memory->quads.reset(
+          std::aligned_alloc(kAlign, (quad_bytes + kAlign) / kAlign * kAlign));
+      if (memory->quads == nullptr) {
+        return KernelStatus::Error(KernelCode::kResourceExhausted,
+                                   "out of host memory for the volume's quads");
+      }
+      WithVoxelView(buffers, [&](const auto& view) {
+        using T = typename std::decay_t<decltype(view)>::Element;
+        StoreQuads(view, static_cast<Quad<T>*>(memory->quads.get()));
+      });
+      buffers.quads = memory->quads.get();
+    }
+    const size_t bytes = voxel_bytes + quad_bytes +
+                         (labels != nullptr ? count * sizeof(uint16_t) : 0);
     *out = std::make_shared<const ResidentVolume>(
         buffers, static_cast<long long>(bytes), std::move(memory));
     return KernelStatus::Ok();
@@ -147,13 +168,12 @@ class CpuExecutor final : public Executor {
       RenderSpans(volume.buffers(), poses, n_poses, settings, stop, out);
       return stop.Outcome();
     }
-    VisitVolume(
-        volume.buffers(), settings, [&](const auto& view, const auto& labels) {
-          WithProjector(settings, [&](auto projector) {
-            WithReduce(settings, [&](auto reduce) {
-              RenderRows<decltype(projector)::value, decltype(reduce)::value>(
-                  view, labels, poses, n_poses, settings, stop, out);
-            });
+    VisitRender(
+        volume.buffers(), settings,
+        [&](const auto& view, const auto& labels, auto projector) {
+          WithReduce(settings, [&](auto reduce) {
+            RenderRows<decltype(projector)::value, decltype(reduce)::value>(
+                view, labels, poses, n_poses, settings, stop, out);
           });
         });
     return stop.Outcome();

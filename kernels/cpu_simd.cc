@@ -2587,7 +2587,10 @@ HWY_EXPORT(RenderSpan);
 HWY_EXPORT(AddVjpSpan);
 HWY_EXPORT(WriteJacobianSpan);
 
-bool SimdRenders(const RenderSettings&) { return true; }
+bool SimdRenders(const RenderSettings& settings) {
+  return settings.sampler == Sampler::kExact ||
+         settings.projector == Projector::kSiddon;
+}
 
 bool SimdDifferentiates(const RenderSettings& settings) {
   return settings.reduce == Reduce::kSum;

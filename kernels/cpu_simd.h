@@ -1,6 +1,6 @@
-// The CPU executor's vectorised path: every render (line integrals and
-// MIPs, trilinear or Siddon, one channel or split by label, hard or soft),
-// and the pose gradients and Jacobians of the line integrals,
+// The CPU executor's vectorised path: every render of the voxels (line
+// integrals and MIPs, trilinear or Siddon, one channel or split by label,
+// hard or soft), and the pose gradients and Jacobians of the line integrals,
 // marched by the widest SIMD unit of this CPU, chosen at run time (Highway:
 // AVX-512, AVX2, SSE4, ...). One lane per ray; the rays of consecutive
 // pixels of a row march in lockstep, so the voxels of one step share cache
@@ -31,8 +31,9 @@ inline constexpr size_t kSimdVoxelPadding = 2;
 inline constexpr size_t kSimdLabelPadding = 1;
 
 // True when this build has the vectorised path and it renders `settings`:
-// every render it has, summed or MIP, in any channels (split by hard or
-// soft labels), either sampling.
+// every render, summed or MIP, in any channels (split by hard or soft
+// labels), either sampling, but the trilinear renderer's of Sampler::kQuads
+// (the same bits from the volume's quads, which the per-ray bodies read).
 bool SimdRenders(const RenderSettings& settings);
 
 // True when this build has the vectorised path and it differentiates

@@ -57,6 +57,12 @@ KernelStatus CheckLaunch(MemorySpace space, const ResidentVolume& volume,
         KernelCode::kInvalidArgument,
         "the texture sampler needs a volume made resident with a texture");
   }
+  if (settings.sampler == Sampler::kQuads &&
+      settings.projector == Projector::kTrilinear && !volume.has_quads()) {
+    return KernelStatus::Error(
+        KernelCode::kInvalidArgument,
+        "the quads sampler needs a volume made resident with quads");
+  }
   return KernelStatus::Ok();
 }
 

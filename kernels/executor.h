@@ -23,10 +23,15 @@
 namespace drr::kernels {
 
 // How the trilinear projector reads the volume: exact software interpolation
-// (the reference, on every executor), or the GPU's texture units (CUDA only;
+// (the reference, on every executor); the GPU's texture units (CUDA only;
 // 8-bit interpolation weights, float32 and float16 storage; the volume must
-// have been made resident with a texture).
-enum class Sampler { kExact, kTexture };
+// have been made resident with a texture); or the exact interpolation read
+// from a copy of the volume in quads (QuadView: the same bits as kExact, two
+// loads per sample where it issues eight, four times the voxels' memory; the
+// volume must have been made resident with quads; the CPU executor runs it
+// on its per-ray bodies). Siddon reads voxels the exact way under every
+// sampler.
+enum class Sampler { kExact, kTexture, kQuads };
 
 // What one launch computes for every pixel of every pose.
 struct RenderSettings {

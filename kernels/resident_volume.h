@@ -33,6 +33,9 @@ struct Residency {
   StorageType storage = StorageType::kFloat32;
   // Also a texture for Sampler::kTexture (CUDA only; float32 or float16).
   bool texture = false;
+  // Also the voxels in quads for Sampler::kQuads (Quad: four times the
+  // voxels' bytes).
+  bool quads = false;
 };
 
 // What the kernels read: pointers into the memory of the executor that made
@@ -47,6 +50,9 @@ struct VolumeBuffers {
   const uint16_t* labels = nullptr;
   // A cudaTextureObject_t of the voxels, or 0 without a texture.
   unsigned long long texture = 0;
+  // shape.voxels() Quad<T> of the storage type T (QuadAt of each voxel, in
+  // the voxels' order), or nullptr without quads.
+  const void* quads = nullptr;
 };
 
 // A resident volume. Immutable; its memory is freed when the last reference
@@ -69,6 +75,8 @@ class ResidentVolume {
   bool has_labels() const { return buffers_.labels != nullptr; }
   // Whether the texture sampler can read it.
   bool has_texture() const { return buffers_.texture != 0; }
+  // Whether the quads sampler can read it.
+  bool has_quads() const { return buffers_.quads != nullptr; }
   // Bytes this volume holds in its executor's memory.
   long long resident_bytes() const { return bytes_; }
 

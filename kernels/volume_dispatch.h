@@ -32,30 +32,44 @@ void WithLabels(const View& view, const VolumeBuffers& volume,
   }
 }
 
-// Calls f(view, labels) with the VolumeView of the storage type of `volume`
-// (its voxels read in place, host or device memory) and its labels as
-// WithLabels gives them.
+// Calls f(view) with the VolumeView of the storage type of `volume`, its
+// voxels read in place (host or device memory).
 template <class F>
-void VisitVolume(const VolumeBuffers& volume, const RenderSettings& settings,
-                 F&& f) {
+void WithVoxelView(const VolumeBuffers& volume, F&& f) {
   const VolumeShape& s = volume.shape;
   switch (volume.storage) {
     case StorageType::kFloat32:
-      return WithLabels(
-          VolumeView<float>{static_cast<const float*>(volume.voxels), s.nx,
-                            s.ny, s.nz},
-          volume, settings, f);
+      return f(VolumeView<float>{static_cast<const float*>(volume.voxels), s.nx,
+                                 s.ny, s.nz});
     case StorageType::kFloat16:
-      return WithLabels(
-          VolumeView<Half>{static_cast<const Half*>(volume.voxels), s.nx, s.ny,
-                           s.nz},
-          volume, settings, f);
+      return f(VolumeView<Half>{static_cast<const Half*>(volume.voxels), s.nx,
+                                s.ny, s.nz});
     case StorageType::kBFloat16:
-      return WithLabels(
-          VolumeView<BFloat16>{static_cast<const BFloat16*>(volume.voxels),
-                               s.nx, s.ny, s.nz},
-          volume, settings, f);
+      return f(VolumeView<BFloat16>{static_cast<const BFloat16*>(volume.voxels),
+                                    s.nx, s.ny, s.nz});
   }
+}
+
+// Calls f(view, labels) with the VolumeView of `volume` (WithVoxelView) and
+// its labels as WithLabels gives them.
+template <class F>
+void VisitVolume(const VolumeBuffers& volume, const RenderSettings& settings,
+                 F&& f) {
+  WithVoxelView(
+      volume, [&](const auto& view) { WithLabels(view, volume, settings, f); });
+}
+
+// Calls f(view, labels) with the QuadView of the quads of `volume` (which
+// must have them) and its labels as WithLabels gives them.
+template <class F>
+void VisitQuads(const VolumeBuffers& volume, const RenderSettings& settings,
+                F&& f) {
+  WithVoxelView(volume, [&](const auto& view) {
+    using T = typename std::decay_t<decltype(view)>::Element;
+    WithLabels(QuadView<T>{static_cast<const Quad<T>*>(volume.quads), view.nx,
+                           view.ny, view.nz},
+               volume, settings, f);
+  });
 }
 
 // Calls f(std::integral_constant<Projector, p>{}) for the renderer p of
@@ -78,6 +92,26 @@ void WithReduce(const RenderSettings& settings, F&& f) {
   } else {
     f(std::integral_constant<Reduce, Reduce::kSum>{});
   }
+}
+
+// Calls f(view, labels, projector) for a render of `settings`: the QuadView
+// for a trilinear render of Sampler::kQuads, else the VolumeView; and
+// std::integral_constant<Projector, p>{} for its renderer p.
+template <class F>
+void VisitRender(const VolumeBuffers& volume, const RenderSettings& settings,
+                 F&& f) {
+  if (settings.sampler == Sampler::kQuads &&
+      settings.projector == Projector::kTrilinear) {
+    VisitQuads(volume, settings, [&](const auto& view, const auto& labels) {
+      f(view, labels,
+        std::integral_constant<Projector, Projector::kTrilinear>{});
+    });
+    return;
+  }
+  VisitVolume(volume, settings, [&](const auto& view, const auto& labels) {
+    WithProjector(settings,
+                  [&](auto projector) { f(view, labels, projector); });
+  });
 }
 
 }  // namespace drr::kernels

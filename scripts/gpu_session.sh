@@ -115,13 +115,13 @@ run() {
   step configure 30 cmake -S "$root" -B "$build" "${options[@]}"
   step build 80 cmake --build "$build" -j "$(nproc)" --target kernels_test render_bench
   step tests 40 "$build/tests/kernels/kernels_test"
-  step sanitizer 60 compute-sanitizer --error-exitcode 1 "$build/tests/kernels/kernels_test" \
+  step sanitizer 50 compute-sanitizer --error-exitcode 1 "$build/tests/kernels/kernels_test" \
     --gtest_filter='Cuda*:*/cuda'
   local bench=("$build/bench/render_bench" "$data/mu.f32" "$data/mu.txt" --repeats 20
     --executors cuda --batches "1,8,64,256")
-  # The texture units' trilinear render beside the exact sampler's, where the
-  # storage type has one (not bfloat16).
-  local every=trilinear-gradient,trilinear,siddon,siddon-gradient
+  # The exact sampler's trilinear render beside the same read from quads, and
+  # the texture units' where the storage type has one (not bfloat16).
+  local every=trilinear-gradient,trilinear,trilinear-quads,siddon,siddon-gradient
   for storage in float32 float16 bfloat16; do
     step "bench-$storage" 15 "${bench[@]}" --storage "$storage" --renderers \
       "$every$([[ $storage == bfloat16 ]] || echo ,trilinear-texture)"
@@ -130,18 +130,22 @@ run() {
   step bench-jacobian 15 "${bench[@]}" --renderers trilinear-jacobian,siddon-jacobian
   step compare-nanodrr 30 python3 "$root/bench/compare_gpu.py" "$data" \
     --bench "$build/bench/render_bench"
-  # Nsight Compute on the forward kernel, one pose and 64: how near the
-  # roofline it runs (throughput against peak, occupancy, registers).
-  step ncu 40 ncu --clock-control none -k regex:RenderKernel -s 1 -c 2 \
-    --section SpeedOfLight --section Occupancy --section LaunchStats \
-    --section MemoryWorkloadAnalysis "${bench[@]:0:3}" --repeats 1 --executors cuda \
-    --renderers trilinear --batches 1,64
+  # Nsight Compute on the forward kernel, one pose and 64 (its first launch),
+  # read from the voxels and from quads: how near the roofline it runs
+  # (throughput against peak, occupancy, registers).
+  local trilinear
+  for trilinear in trilinear trilinear-quads; do
+    step "ncu-$trilinear" 30 ncu --clock-control none -k regex:RenderKernel -s 1 -c 2 \
+      --section SpeedOfLight --section Occupancy --section LaunchStats \
+      --section MemoryWorkloadAnalysis "${bench[@]:0:3}" --repeats 1 --executors cuda \
+      --renderers "$trilinear" --batches 1,64
+  done
   if [[ -d "$carry/base" ]]; then
     step configure-base 20 cmake -S "$carry/base" -B "$build-base" "${options[@]}"
     step build-base 50 cmake --build "$build-base" -j "$(nproc)" --target render_bench
     local versus=(alternate 5 "base=$build-base/bench/render_bench"
       "head=$build/bench/render_bench" -- "$data/mu.f32" "$data/mu.txt" --executors cuda)
-    step versus-base 90 "$root/scripts/gpu_session.sh" "${versus[@]}" --repeats 20 \
+    step versus-base 80 "$root/scripts/gpu_session.sh" "${versus[@]}" --repeats 20 \
       --batches "1,8,64,256" --renderers trilinear,siddon,trilinear-gradient,siddon-gradient
     # The Jacobians' results are 48 bytes a pixel: fewer repeats and poses.
     step versus-base-jacobian 35 "$root/scripts/gpu_session.sh" "${versus[@]}" --repeats 5 \

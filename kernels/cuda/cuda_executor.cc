@@ -24,11 +24,12 @@ namespace drr::kernels {
 namespace {
 
 // The device memory of a resident volume: μ in its storage type, labels, and
-// the texture when one was asked for.
+// the texture and the quads when they were asked for.
 struct DeviceVolumeMemory {
   DeviceMemory voxels;
   DeviceMemory labels;
   VolumeTexture texture;
+  DeviceMemory quads;
 };
 
 // A stream and the scratch memory of the calls issued on it, and a second
@@ -362,15 +363,24 @@ class CudaExecutor final : public Executor {
           StorageBytes(residency.storage), format, stream.get()));
       bytes += static_cast<long long>(voxel_bytes);
     }
+    VolumeBuffers buffers{MemorySpace::kCuda,
+                          shape,
+                          residency.storage,
+                          memory->voxels.data(),
+                          static_cast<const uint16_t*>(memory->labels.data()),
+                          memory->texture.get(),
+                          /*quads=*/nullptr};
+    if (residency.quads) {
+      const size_t quad_bytes = 4 * voxel_bytes;
+      DRR_KERNEL_RETURN_IF_ERROR(
+          memory->quads.Allocate(quad_bytes, "cudaMalloc (quads)"));
+      DRR_KERNEL_RETURN_IF_ERROR(
+          LaunchBuildQuads(buffers, stream.get(), memory->quads.data()));
+      buffers.quads = memory->quads.data();
+      bytes += static_cast<long long>(quad_bytes);
+    }
     DRR_CUDA_RETURN_IF_ERROR("cudaStreamSynchronize (volume)",
                              cudaStreamSynchronize(stream.get()));
-    const VolumeBuffers buffers{
-        MemorySpace::kCuda,
-        shape,
-        residency.storage,
-        memory->voxels.data(),
-        static_cast<const uint16_t*>(memory->labels.data()),
-        memory->texture.get()};
     *out = std::make_shared<const ResidentVolume>(buffers, bytes,
                                                   std::move(memory));
     return KernelStatus::Ok();

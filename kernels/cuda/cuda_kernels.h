@@ -31,6 +31,12 @@ TileGrid TilesOf(const RenderSettings& settings);
 // Threads every launch runs for each pixel: the lanes of its ray.
 int ThreadsPerPixel();
 
+// Writes QuadAt of every voxel of `volume` into `quads` (shape.voxels()
+// Quad<T> of its storage type T, in the voxels' order), which
+// Sampler::kQuads reads.
+KernelStatus LaunchBuildQuads(const VolumeBuffers& volume, cudaStream_t stream,
+                              void* quads);
+
 // Renders `n_poses` images into `images` (Executor::Render's layout).
 KernelStatus LaunchRender(const VolumeBuffers& volume,
                           const PoseGeometry* poses, int n_poses,

@@ -1,6 +1,7 @@
 // The render kernels: a kernel per renderer and reduction, eight threads a
 // ray, every pose of a launch in one grid (the executor splits a batch into
 // launches).
+#include <algorithm>
 #include <type_traits>
 
 #include "kernels/cuda/block_tiles.h"
@@ -71,7 +72,36 @@ __global__ void __launch_bounds__(RayLanesTile::threads,
       BlockLanes<Tile>{w.lane, w.pixel, w.inside(settings), lane_values});
 }
 
+// One thread a voxel (grid-stride): the voxel's quad (QuadAt).
+template <typename T>
+__global__ void BuildQuadsKernel(VolumeView<T> volume, Quad<T>* quads) {
+  const long long count = 1LL * volume.nx * volume.ny * volume.nz;
+  const long long stride = 1LL * gridDim.x * blockDim.x;
+  for (long long v = 1LL * blockIdx.x * blockDim.x + threadIdx.x; v < count;
+       v += stride) {
+    const int i = static_cast<int>(v % volume.nx);
+    const int j = static_cast<int>(v / volume.nx % volume.ny);
+    const int k = static_cast<int>(v / (1LL * volume.nx * volume.ny));
+    quads[v] = QuadAt(volume, i, j, k);
+  }
+}
+
 }  // namespace
+
+KernelStatus LaunchBuildQuads(const VolumeBuffers& volume, cudaStream_t stream,
+                              void* quads) {
+  ClearLastError();
+  constexpr int kThreads = 256;
+  constexpr long long kMostBlocks = 1 << 16;
+  const long long blocks = std::clamp(
+      (volume.shape.voxels() + kThreads - 1) / kThreads, 1LL, kMostBlocks);
+  WithVoxelView(volume, [&](const auto& view) {
+    using T = typename std::decay_t<decltype(view)>::Element;
+    BuildQuadsKernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(
+        view, static_cast<Quad<T>*>(quads));
+  });
+  return CudaStatus("BuildQuadsKernel launch", cudaGetLastError());
+}
 
 KernelStatus CheckKernelImage() {
   cudaFuncAttributes attributes{};
@@ -109,10 +139,10 @@ KernelStatus LaunchRender(const VolumeBuffers& volume,
                  view, labels);
         });
   } else {
-    VisitVolume(volume, settings, [&](const auto& view, const auto& labels) {
-      WithProjector(settings,
-                    [&](auto projector) { render(projector, view, labels); });
-    });
+    VisitRender(volume, settings,
+                [&](const auto& view, const auto& labels, auto projector) {
+                  render(projector, view, labels);
+                });
   }
   return CudaStatus("RenderKernel launch", cudaGetLastError());
 }

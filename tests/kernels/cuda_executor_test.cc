@@ -52,11 +52,12 @@ class CudaExecutorTest : public ::testing::Test {
 
   std::vector<float> Render(Executor& executor, StorageType storage,
                             const RenderSettings& s) {
-    const bool texture = s.sampler == Sampler::kTexture;
+    const Residency residency{storage, s.sampler == Sampler::kTexture,
+                              s.sampler == Sampler::kQuads};
     return testing::RenderImages(
         executor,
         *testing::MakeResident(executor, volume_, labels_.data(), kShape,
-                               storage, texture),
+                               residency),
         poses_, s);
   }
 
@@ -337,6 +338,30 @@ TEST_F(CudaExecutorTest, TextureSamplerStaysWithinItsDocumentedError) {
   // 8-bit interpolation weights: at most 2⁻⁹ of the local voxel contrast per
   // sample, which averages down along a ray (docs/renderer.md).
   EXPECT_LT(worst / peak, 2e-3) << "max relative error " << worst / peak;
+}
+
+TEST_F(CudaExecutorTest, QuadsBuiltOnTheDeviceGiveTheExactSamplersBits) {
+  // Four views of every storage type through a larger volume than the
+  // conformance test's, 500 samples a ray: most cells are sampled.
+  for (StorageType storage :
+       {StorageType::kFloat32, StorageType::kFloat16, StorageType::kBFloat16}) {
+    for (int channels : {1, 11}) {
+      RenderSettings s;
+      s.rays = RaySettings{37, 53, 500};
+      s.channels = channels;
+      const std::vector<float> exact = Render(*cuda_, storage, s);
+      s.sampler = Sampler::kQuads;
+      EXPECT_EQ(Render(*cuda_, storage, s), exact)
+          << "storage " << static_cast<int>(storage) << ", " << channels
+          << " channels";
+      // And the CPU's per-ray bodies on the quads it builds, within the
+      // bound of MatchesTheCpuExecutorForEveryModeAndStorage.
+      const std::vector<float> host = Render(*cpu_, storage, s);
+      for (size_t i = 0; i < exact.size(); ++i)
+        ASSERT_NEAR(exact[i], host[i], 2e-5f * std::fabs(host[i]) + 1e-6f)
+            << i << " storage " << static_cast<int>(storage);
+    }
+  }
 }
 
 TEST_F(CudaExecutorTest, AnotherDeviceRendersAsDeviceZeroAndFreesOnItsOwn) {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
@@ -394,9 +395,15 @@ TEST_P(ExecutorConformanceTest, ResidentVolumeReportsWhatItHolds) {
   EXPECT_EQ(resident->resident_bytes(), kShape.voxels() * 4);
   EXPECT_TRUE(resident->has_labels());
   EXPECT_FALSE(resident->has_texture());
+  EXPECT_FALSE(resident->has_quads());
   EXPECT_EQ(resident->storage(), StorageType::kFloat16);
   EXPECT_EQ(resident->buffers().space, executor_->space());
   EXPECT_EQ(executor_->name(), GetParam());
+  // Quads hold four values of the storage type a voxel.
+  auto with_quads = MakeResident(*executor_, volume, labels.data(), kShape,
+                                 Residency{StorageType::kFloat16, false, true});
+  EXPECT_TRUE(with_quads->has_quads());
+  EXPECT_EQ(with_quads->resident_bytes(), kShape.voxels() * (2 + 2 + 8));
 }
 
 TEST_P(ExecutorConformanceTest, RefusesGradientsOfModesWithoutOne) {
@@ -458,6 +465,75 @@ TEST_P(ExecutorConformanceTest, TextureSamplerNeedsATexturedVolume) {
                 ? "the texture sampler needs the CUDA executor"
                 : "the texture sampler needs a volume made resident with a "
                   "texture");
+}
+
+TEST_P(ExecutorConformanceTest, QuadsSamplerGivesTheExactSamplersBits) {
+  const std::vector<float> volume =
+      testing::WavyVolume(kShape.nx, kShape.ny, kShape.nz);
+  const std::vector<uint16_t> labels = SlabLabels();
+  const std::vector<PoseGeometry> poses = ThreeViews();
+  for (StorageType storage :
+       {StorageType::kFloat32, StorageType::kFloat16, StorageType::kBFloat16}) {
+    auto resident = MakeResident(*executor_, volume, labels.data(), kShape,
+                                 Residency{storage, false, /*quads=*/true});
+    ASSERT_TRUE(resident->has_quads());
+    for (int channels : {1, 5}) {
+      for (Reduce reduce : {Reduce::kSum, Reduce::kMax}) {
+        for (Sampling sampling : {Sampling::kSegment, Sampling::kClipped}) {
+          for (bool soft : {false, true}) {
+            if (soft && (reduce != Reduce::kSum || channels == 1)) continue;
+            RenderSettings s =
+                Settings(Projector::kTrilinear, reduce, channels);
+            s.rays.sampling = sampling;
+            s.rays.soft_labels = soft;
+            const std::vector<float> exact =
+                RenderImages(*executor_, *resident, poses, s);
+            s.sampler = Sampler::kQuads;
+            const std::vector<float> quads =
+                RenderImages(*executor_, *resident, poses, s);
+            ASSERT_EQ(std::memcmp(quads.data(), exact.data(),
+                                  exact.size() * sizeof(float)),
+                      0)
+                << "storage " << static_cast<int>(storage) << ", " << channels
+                << " channels, reduce " << static_cast<int>(reduce)
+                << ", sampling " << static_cast<int>(sampling) << ", soft "
+                << soft;
+          }
+        }
+      }
+    }
+    // Siddon reads the voxels under every sampler.
+    RenderSettings siddon = Settings(Projector::kSiddon, Reduce::kSum, 1);
+    const std::vector<float> exact =
+        RenderImages(*executor_, *resident, poses, siddon);
+    siddon.sampler = Sampler::kQuads;
+    EXPECT_EQ(RenderImages(*executor_, *resident, poses, siddon), exact);
+  }
+}
+
+TEST_P(ExecutorConformanceTest, QuadsSamplerNeedsAVolumeWithQuads) {
+  const std::vector<float> volume(kShape.voxels(), 1.0f);
+  auto resident = MakeResident(*executor_, volume, nullptr, kShape);
+  EXPECT_FALSE(resident->has_quads());
+  RenderSettings s = Settings(Projector::kTrilinear, Reduce::kSum, 1);
+  s.sampler = Sampler::kQuads;
+  std::vector<float> out(20 * 24);
+  const PoseGeometry pose = ThreeViews()[0];
+  std::unique_ptr<Workspace> workspace = MakeWorkspace(*executor_);
+  const KernelStatus status =
+      executor_->Render(*resident, &pose, 1, s, *workspace, out.data());
+  EXPECT_EQ(status.code(), KernelCode::kInvalidArgument);
+  EXPECT_EQ(status.message(),
+            "the quads sampler needs a volume made resident with quads");
+  // Pose gradients read the voxels with the exact sampler only.
+  auto with_quads = MakeResident(*executor_, volume, nullptr, kShape,
+                                 Residency{StorageType::kFloat32, false, true});
+  PoseMapGradient grad;
+  const std::vector<float> upstream(out.size(), 1.0f);
+  const KernelStatus gradient = executor_->PoseGradient(
+      *with_quads, &pose, 1, s, upstream.data(), *workspace, &grad);
+  EXPECT_EQ(gradient.code(), KernelCode::kInvalidArgument);
+  EXPECT_EQ(gradient.message(), "pose gradients need the exact sampler");
 }
 
 INSTANTIATE_TEST_SUITE_P(Executors, ExecutorConformanceTest,

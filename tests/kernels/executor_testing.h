@@ -40,15 +40,24 @@ inline std::unique_ptr<Executor> MakeExecutor(const std::string& name) {
   return cuda;
 }
 
-// `mu` (and `labels`, or nullptr) of `shape` made resident on `executor`.
+// `mu` (and `labels`, or nullptr) of `shape` made resident on `executor` as
+// `residency` asks.
+inline std::shared_ptr<const ResidentVolume> MakeResident(
+    Executor& executor, const std::vector<float>& mu, const uint16_t* labels,
+    VolumeShape shape, const Residency& residency) {
+  std::shared_ptr<const ResidentVolume> resident;
+  CheckOk(
+      executor.MakeResident(mu.data(), labels, shape, residency, &resident));
+  return resident;
+}
+
+// `mu` (and `labels`, or nullptr) of `shape` made resident on `executor` in
+// `storage`, with a texture when asked.
 inline std::shared_ptr<const ResidentVolume> MakeResident(
     Executor& executor, const std::vector<float>& mu, const uint16_t* labels,
     VolumeShape shape, StorageType storage = StorageType::kFloat32,
     bool texture = false) {
-  std::shared_ptr<const ResidentVolume> resident;
-  CheckOk(executor.MakeResident(mu.data(), labels, shape,
-                                Residency{storage, texture}, &resident));
-  return resident;
+  return MakeResident(executor, mu, labels, shape, Residency{storage, texture});
 }
 
 // A new workspace of `executor`.
