@@ -19,7 +19,8 @@
 // sampler's `trilinear`; trilinear-quads, the exact sampler's arithmetic read
 // from a copy of the volume in quads (Sampler::kQuads: the same images, two
 // loads per sample on the GPU where `trilinear` issues eight; the CPU runs
-// it on its per-ray bodies).
+// it on its per-ray bodies), and its pose gradient and Jacobian
+// (trilinear-quads-gradient, trilinear-quads-jacobian).
 // Needs only the kernels library, so it also builds in the kernels-only
 // configuration on GPU hosts; bench/export_volume.py writes its inputs (raw
 // float32 voxels, and a text file with the shape and the affine).
@@ -31,7 +32,8 @@
 //       [--batches 1,8,64] [--threads N] [--executors cpu,cpu_scalar,cuda]
 //       [--renderers trilinear-gradient,trilinear,siddon,siddon-gradient,
 //                    trilinear-jacobian,siddon-jacobian,trilinear-mip,
-//                    siddon-mip,trilinear-texture,trilinear-quads]
+//                    siddon-mip,trilinear-texture,trilinear-quads,
+//                    trilinear-quads-gradient,trilinear-quads-jacobian]
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -141,8 +143,8 @@ struct BenchOptions {
 // The settings of `renderer` ("trilinear" or "siddon", or either with
 // "-gradient", the pose gradient for upstream 1 everywhere, with "-jacobian",
 // the pose Jacobian of every pixel, or with "-mip", the maximum intensity
-// projection; or "trilinear-texture", or "trilinear-quads", the exact
-// interpolation read from the volume's quads) in `channels` channels.
+// projection; or "trilinear-texture"; with "-quads" after "trilinear", the
+// exact interpolation read from the volume's quads) in `channels` channels.
 kernels::RenderSettings SettingsOf(const std::string& renderer,
                                    const kernels::RaySettings& rays,
                                    int channels) {
@@ -155,7 +157,8 @@ kernels::RenderSettings SettingsOf(const std::string& renderer,
   if (EndsWith(renderer, "-mip")) settings.reduce = kernels::Reduce::kMax;
   if (EndsWith(renderer, "-texture"))
     settings.sampler = kernels::Sampler::kTexture;
-  if (EndsWith(renderer, "-quads")) settings.sampler = kernels::Sampler::kQuads;
+  if (renderer.find("-quads") != std::string::npos)
+    settings.sampler = kernels::Sampler::kQuads;
   return settings;
 }
 
@@ -273,7 +276,8 @@ constexpr char kUsage[] =
     "       [--executors cpu,cpu_scalar,cuda]\n"
     "       [--renderers trilinear-gradient,trilinear,siddon,siddon-gradient,\n"
     "                    trilinear-jacobian,siddon-jacobian,trilinear-mip,\n"
-    "                    siddon-mip,trilinear-texture,trilinear-quads]\n";
+    "                    siddon-mip,trilinear-texture,trilinear-quads,\n"
+    "                    trilinear-quads-gradient,trilinear-quads-jacobian]\n";
 
 // The flags' bounds: beyond them a run would not end or not fit in memory.
 constexpr int kMostRepeats = 100000;
@@ -398,7 +402,8 @@ std::string ParseArguments(int argc, char** argv, BenchOptions* options,
           arg, options->renderers,
           {"trilinear-gradient", "trilinear", "siddon", "siddon-gradient",
            "trilinear-jacobian", "siddon-jacobian", "trilinear-mip",
-           "siddon-mip", "trilinear-texture", "trilinear-quads"});
+           "siddon-mip", "trilinear-texture", "trilinear-quads",
+           "trilinear-quads-gradient", "trilinear-quads-jacobian"});
     }
     if (!why.empty()) return why;
   }
@@ -504,9 +509,10 @@ int Main(int argc, char** argv) {
     // Only the GPU has texture units; a volume with a texture keeps its
     // linear copy for the exact sampler.
     const bool on_gpu = executor->space() == kernels::MemorySpace::kCuda;
-    auto any_renderer = [&](const char* suffix) {
-      return std::any_of(options.renderers.begin(), options.renderers.end(),
-                         [&](const auto& r) { return EndsWith(r, suffix); });
+    auto any_renderer = [&](const char* part) {
+      return std::any_of(
+          options.renderers.begin(), options.renderers.end(),
+          [&](const auto& r) { return r.find(part) != std::string::npos; });
     };
     const kernels::Residency residency{options.storage,
                                        on_gpu && any_renderer("-texture"),

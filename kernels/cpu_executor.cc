@@ -196,13 +196,11 @@ class CpuExecutor final : public Executor {
       GradientSpans(volume.buffers(), poses, n_poses, settings, upstream, stop,
                     scratch.row_sums.data());
     } else {
-      VisitVolume(volume.buffers(), settings,
-                  [&](const auto& view, const auto& labels) {
-                    WithProjector(settings, [&](auto projector) {
-                      GradientRows<decltype(projector)::value>(
-                          view, labels, poses, n_poses, settings, upstream,
-                          stop, scratch.row_sums.data());
-                    });
+      VisitRender(volume.buffers(), settings,
+                  [&](const auto& view, const auto& labels, auto projector) {
+                    GradientRows<decltype(projector)::value>(
+                        view, labels, poses, n_poses, settings, upstream, stop,
+                        scratch.row_sums.data());
                   });
     }
     DRR_KERNEL_RETURN_IF_ERROR(stop.Outcome());
@@ -221,12 +219,10 @@ class CpuExecutor final : public Executor {
       JacobianSpans(volume.buffers(), poses, n_poses, settings, stop, out);
       return stop.Outcome();
     }
-    VisitVolume(volume.buffers(), settings,
-                [&](const auto& view, const auto& labels) {
-                  WithProjector(settings, [&](auto projector) {
-                    JacobianRows<decltype(projector)::value>(
-                        view, labels, poses, n_poses, settings, stop, out);
-                  });
+    VisitRender(volume.buffers(), settings,
+                [&](const auto& view, const auto& labels, auto projector) {
+                  JacobianRows<decltype(projector)::value>(
+                      view, labels, poses, n_poses, settings, stop, out);
                 });
     return stop.Outcome();
   }

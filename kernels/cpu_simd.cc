@@ -2593,7 +2593,9 @@ bool SimdRenders(const RenderSettings& settings) {
 }
 
 bool SimdDifferentiates(const RenderSettings& settings) {
-  return settings.reduce == Reduce::kSum;
+  return settings.reduce == Reduce::kSum &&
+         (settings.sampler == Sampler::kExact ||
+          settings.projector == Projector::kSiddon);
 }
 
 const char* SimdTargetName() {

@@ -38,7 +38,8 @@ bool SimdRenders(const RenderSettings& settings);
 
 // True when this build has the vectorised path and it differentiates
 // `settings`: the pose gradient and Jacobian of a summed render (trilinear
-// or Siddon, one channel or split by hard or soft labels).
+// or Siddon, one channel or split by hard or soft labels), but the
+// trilinear renderer's of Sampler::kQuads.
 bool SimdDifferentiates(const RenderSettings& settings);
 
 // The instruction set the vectorised path runs on here ("AVX3", "AVX2",

@@ -16,9 +16,11 @@ KernelStatus CheckDifferentiable(const RenderSettings& settings) {
     return KernelStatus::Error(KernelCode::kInvalidArgument,
                                "pose gradients need a line integral (not MIP)");
   }
-  if (settings.sampler != Sampler::kExact) {
-    return KernelStatus::Error(KernelCode::kInvalidArgument,
-                               "pose gradients need the exact sampler");
+  if (settings.sampler == Sampler::kTexture) {
+    return KernelStatus::Error(
+        KernelCode::kInvalidArgument,
+        "pose gradients need the exact sampler (or its quads), not the "
+        "texture");
   }
   return KernelStatus::Ok();
 }

@@ -26,11 +26,11 @@ namespace drr::kernels {
 // (the reference, on every executor); the GPU's texture units (CUDA only;
 // 8-bit interpolation weights, float32 and float16 storage; the volume must
 // have been made resident with a texture); or the exact interpolation read
-// from a copy of the volume in quads (QuadView: the same bits as kExact, two
-// loads per sample where it issues eight, four times the voxels' memory; the
-// volume must have been made resident with quads; the CPU executor runs it
-// on its per-ray bodies). Siddon reads voxels the exact way under every
-// sampler.
+// from a copy of the volume in quads (QuadView: the same bits as kExact, in
+// renders, pose gradients and Jacobians, two loads per sample where it issues
+// eight, four times the voxels' memory; the volume must have been made
+// resident with quads; the CPU executor runs it on its per-ray bodies).
+// Siddon reads voxels the exact way under every sampler.
 enum class Sampler { kExact, kTexture, kQuads };
 
 // What one launch computes for every pixel of every pose.

@@ -17,6 +17,8 @@ namespace drr::kernels {
 // sample is the sample's soft-labelled contribution to Σ_c w_c·I_c.
 template <class Volume, class Labels>
 struct ClassWeightedVolume {
+  // Each corner weighed by its own class: read voxel by voxel.
+  static constexpr bool kReadsCellsWhole = false;
   Volume volume;
   Labels labels;
   const float* upstream;

@@ -94,8 +94,9 @@ void WithReduce(const RenderSettings& settings, F&& f) {
   }
 }
 
-// Calls f(view, labels, projector) for a render of `settings`: the QuadView
-// for a trilinear render of Sampler::kQuads, else the VolumeView; and
+// Calls f(view, labels, projector) for a render, pose gradient or Jacobian
+// of `settings`: the QuadView for the trilinear renderer under
+// Sampler::kQuads, else the VolumeView; and
 // std::integral_constant<Projector, p>{} for its renderer p.
 template <class F>
 void VisitRender(const VolumeBuffers& volume, const RenderSettings& settings,

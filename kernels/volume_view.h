@@ -23,7 +23,7 @@ struct CellCorners {
 // padding, at voxel coordinates). The views differ in how they read a cell's
 // corners, not in this arithmetic, so they give the same bits.
 template <class View>
-DRR_HD float SampleTrilinear(const View& volume, Vec3 p) {
+DRR_HD_SAMPLE float SampleTrilinear(const View& volume, Vec3 p) {
   const int nx = volume.nx, ny = volume.ny, nz = volume.nz;
   const float fx = floorf(p.x), fy = floorf(p.y), fz = floorf(p.z);
   const int x0 = SaturatingIndex(fx, nx), y0 = SaturatingIndex(fy, ny),
@@ -64,6 +64,9 @@ DRR_HD float SampleTrilinear(const View& volume, Vec3 p) {
 template <typename T>
 struct VolumeView {
   using Element = T;
+  // SampleWithGradient reads voxel by voxel: a cell costs eight loads
+  // either way, and the per-voxel loop takes fewer registers.
+  static constexpr bool kReadsCellsWhole = false;
   const T* data;
   int nx, ny, nz;
 
@@ -110,6 +113,8 @@ DRR_HD Quad<T> QuadAt(const VolumeView<T>& volume, int i, int j, int k) {
 // same values, bit for bit.
 template <typename T>
 struct QuadView {
+  // SampleWithGradient reads a cell inside the volume with Cell: two loads.
+  static constexpr bool kReadsCellsWhole = true;
   const Quad<T>* quads;
   int nx, ny, nz;
 
@@ -140,9 +145,21 @@ void StoreQuads(const VolumeView<T>& volume, Quad<T>* quads) {
       for (int i = 0; i < volume.nx; ++i) *quads++ = QuadAt(volume, i, j, k);
 }
 
+// Corner (i0 + dx, j0 + dy, k0 + dz) of a cell (dx, dy, dz each 0 or 1).
+DRR_HD float CornerOf(const CellCorners& c, int dx, int dy, int dz) {
+  if (dz) {
+    if (dy) return dx ? c.c111 : c.c011;
+    return dx ? c.c101 : c.c001;
+  }
+  if (dy) return dx ? c.c110 : c.c010;
+  return dx ? c.c100 : c.c000;
+}
+
 // The trilinear value at `p` (as operator() of the view) and its analytic
 // gradient with respect to p, per voxel unit; neighbours outside the volume
-// are zero.
+// are zero. Read voxel by voxel, or, where Volume::kReadsCellsWhole, a cell
+// inside the volume with the view's Cell (two quads from a QuadView); the
+// arithmetic is the same either way.
 template <class Volume>
 DRR_HD_SAMPLE float SampleWithGradient(const Volume& v, Vec3 p,
                                        Vec3* gradient) {
@@ -150,6 +167,13 @@ DRR_HD_SAMPLE float SampleWithGradient(const Volume& v, Vec3 p,
   const int x0 = SaturatingIndex(fx, v.nx), y0 = SaturatingIndex(fy, v.ny),
             z0 = SaturatingIndex(fz, v.nz);
   const float wx = p.x - fx, wy = p.y - fy, wz = p.z - fz;
+  bool inside = false;
+  CellCorners cell{};
+  if constexpr (Volume::kReadsCellsWhole) {
+    inside = x0 >= 0 && y0 >= 0 && z0 >= 0 && x0 + 1 < v.nx && y0 + 1 < v.ny &&
+             z0 + 1 < v.nz;
+    if (inside) cell = v.Cell(x0, y0, z0);
+  }
   float value = 0.0f, gx = 0.0f, gy = 0.0f, gz = 0.0f;
   for (int dz = 0; dz < 2; ++dz) {
     const int z = z0 + dz;
@@ -163,7 +187,7 @@ DRR_HD_SAMPLE float SampleWithGradient(const Volume& v, Vec3 p,
         const int x = x0 + dx;
         if (x < 0 || x >= v.nx) continue;
         const float ax = dx ? wx : 1.0f - wx, sx = dx ? 1.0f : -1.0f;
-        const float c = v.Voxel(x, y, z);
+        const float c = inside ? CornerOf(cell, dx, dy, dz) : v.Voxel(x, y, z);
         value += ax * ay * az * c;
         gx += sx * ay * az * c;
         gy += ax * sy * az * c;

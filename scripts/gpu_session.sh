@@ -113,21 +113,24 @@ run() {
   start_device_run
   local build=$root/build-gpu
   step configure 30 cmake -S "$root" -B "$build" "${options[@]}"
-  step build 80 cmake --build "$build" -j "$(nproc)" --target kernels_test render_bench
+  step build 70 cmake --build "$build" -j "$(nproc)" --target kernels_test render_bench
   step tests 40 "$build/tests/kernels/kernels_test"
   step sanitizer 50 compute-sanitizer --error-exitcode 1 "$build/tests/kernels/kernels_test" \
     --gtest_filter='Cuda*:*/cuda'
   local bench=("$build/bench/render_bench" "$data/mu.f32" "$data/mu.txt" --repeats 20
     --executors cuda --batches "1,8,64,256")
-  # The exact sampler's trilinear render beside the same read from quads, and
-  # the texture units' where the storage type has one (not bfloat16).
-  local every=trilinear-gradient,trilinear,trilinear-quads,siddon,siddon-gradient
+  # The exact sampler's trilinear render and gradient beside the same read
+  # from quads, and the texture units' render where the storage type has one
+  # (not bfloat16).
+  local every=trilinear-gradient,trilinear,siddon,siddon-gradient
+  every+=,trilinear-quads,trilinear-quads-gradient
   for storage in float32 float16 bfloat16; do
     step "bench-$storage" 15 "${bench[@]}" --storage "$storage" --renderers \
       "$every$([[ $storage == bfloat16 ]] || echo ,trilinear-texture)"
   done
   step bench-clipped 15 "${bench[@]}" --sampling clipped
-  step bench-jacobian 15 "${bench[@]}" --renderers trilinear-jacobian,siddon-jacobian
+  step bench-jacobian 25 "${bench[@]}" --renderers \
+    trilinear-jacobian,trilinear-quads-jacobian,siddon-jacobian
   step compare-nanodrr 30 python3 "$root/bench/compare_gpu.py" "$data" \
     --bench "$build/bench/render_bench"
   # Nsight Compute on the forward kernel, one pose and 64 (its first launch),

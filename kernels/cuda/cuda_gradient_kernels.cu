@@ -133,16 +133,16 @@ KernelStatus LaunchPoseGradient(const VolumeBuffers& volume,
                                 float* partials, PoseMapGradient* grad) {
   ClearLastError();
   int tiles = 0;
-  VisitVolume(volume, settings, [&](const auto& view, const auto& labels) {
-    WithProjector(settings, [&](auto projector) {
-      const Launch<RayLanesTile> launch(settings, n_poses);
-      tiles = launch.grid.tiles;
-      PoseGradientKernel<decltype(projector)::value>
-          <<<launch.blocks, RayLanesTile::threads, 0, stream>>>(
-              view, labels, poses, settings, n_poses, launch.grid.tiles_x,
-              launch.grid.tiles, upstream, partials);
-    });
-  });
+  VisitRender(volume, settings,
+              [&](const auto& view, const auto& labels, auto projector) {
+                const Launch<RayLanesTile> launch(settings, n_poses);
+                tiles = launch.grid.tiles;
+                PoseGradientKernel<decltype(projector)::value>
+                    <<<launch.blocks, RayLanesTile::threads, 0, stream>>>(
+                        view, labels, poses, settings, n_poses,
+                        launch.grid.tiles_x, launch.grid.tiles, upstream,
+                        partials);
+              });
   DRR_KERNEL_RETURN_IF_ERROR(
       CudaStatus("PoseGradientKernel launch", cudaGetLastError()));
   constexpr int kThreads = 128;
@@ -158,14 +158,13 @@ KernelStatus LaunchPoseJacobian(const VolumeBuffers& volume,
                                 cudaStream_t stream, float* jacobian) {
   const Launch<RayLanesTile> launch(settings, n_poses);
   ClearLastError();
-  VisitVolume(volume, settings, [&](const auto& view, const auto& labels) {
-    WithProjector(settings, [&](auto projector) {
-      PoseJacobianKernel<decltype(projector)::value>
-          <<<launch.blocks, RayLanesTile::threads, 0, stream>>>(
-              view, labels, poses, settings, n_poses, launch.grid.tiles_x,
-              jacobian);
-    });
-  });
+  VisitRender(volume, settings,
+              [&](const auto& view, const auto& labels, auto projector) {
+                PoseJacobianKernel<decltype(projector)::value>
+                    <<<launch.blocks, RayLanesTile::threads, 0, stream>>>(
+                        view, labels, poses, settings, n_poses,
+                        launch.grid.tiles_x, jacobian);
+              });
   return CudaStatus("PoseJacobianKernel launch", cudaGetLastError());
 }
 

@@ -502,6 +502,41 @@ TEST_P(ExecutorConformanceTest, QuadsSamplerGivesTheExactSamplersBits) {
         }
       }
     }
+    // Pose gradients and Jacobians of line integrals, with hard and soft
+    // labels.
+    for (int channels : {1, 5}) {
+      for (Sampling sampling : {Sampling::kSegment, Sampling::kClipped}) {
+        for (bool soft : {false, true}) {
+          if (soft && channels == 1) continue;
+          RenderSettings s =
+              Settings(Projector::kTrilinear, Reduce::kSum, channels);
+          s.rays.sampling = sampling;
+          s.rays.soft_labels = soft;
+          std::vector<float> upstream(poses.size() * channels * 20 * 24);
+          for (size_t i = 0; i < upstream.size(); ++i)
+            upstream[i] = 0.5f + 0.25f * static_cast<float>(i % 7);
+          const std::vector<double> gradient =
+              testing::PoseGradients(*executor_, *resident, poses, s, upstream);
+          const std::vector<float> jacobian =
+              testing::PoseJacobians(*executor_, *resident, poses, s);
+          s.sampler = Sampler::kQuads;
+          EXPECT_EQ(
+              testing::PoseGradients(*executor_, *resident, poses, s, upstream),
+              gradient)
+              << "storage " << static_cast<int>(storage) << ", " << channels
+              << " channels, sampling " << static_cast<int>(sampling)
+              << ", soft " << soft;
+          const std::vector<float> from_quads =
+              testing::PoseJacobians(*executor_, *resident, poses, s);
+          ASSERT_EQ(std::memcmp(from_quads.data(), jacobian.data(),
+                                jacobian.size() * sizeof(float)),
+                    0)
+              << "storage " << static_cast<int>(storage) << ", " << channels
+              << " channels, sampling " << static_cast<int>(sampling)
+              << ", soft " << soft;
+        }
+      }
+    }
     // Siddon reads the voxels under every sampler.
     RenderSettings siddon = Settings(Projector::kSiddon, Reduce::kSum, 1);
     const std::vector<float> exact =
@@ -525,15 +560,18 @@ TEST_P(ExecutorConformanceTest, QuadsSamplerNeedsAVolumeWithQuads) {
   EXPECT_EQ(status.code(), KernelCode::kInvalidArgument);
   EXPECT_EQ(status.message(),
             "the quads sampler needs a volume made resident with quads");
-  // Pose gradients read the voxels with the exact sampler only.
-  auto with_quads = MakeResident(*executor_, volume, nullptr, kShape,
-                                 Residency{StorageType::kFloat32, false, true});
+  // So do pose gradients and Jacobians.
   PoseMapGradient grad;
   const std::vector<float> upstream(out.size(), 1.0f);
   const KernelStatus gradient = executor_->PoseGradient(
-      *with_quads, &pose, 1, s, upstream.data(), *workspace, &grad);
+      *resident, &pose, 1, s, upstream.data(), *workspace, &grad);
   EXPECT_EQ(gradient.code(), KernelCode::kInvalidArgument);
-  EXPECT_EQ(gradient.message(), "pose gradients need the exact sampler");
+  EXPECT_EQ(gradient.message(), status.message());
+  std::vector<float> jacobian(out.size() * kPoseMapEntries);
+  const KernelStatus jacobians = executor_->PoseJacobian(
+      *resident, &pose, 1, s, *workspace, jacobian.data());
+  EXPECT_EQ(jacobians.code(), KernelCode::kInvalidArgument);
+  EXPECT_EQ(jacobians.message(), status.message());
 }
 
 INSTANTIATE_TEST_SUITE_P(Executors, ExecutorConformanceTest,

@@ -122,5 +122,22 @@ TYPED_TEST(QuadViewTest, SamplesTheSameBitsAsTheVoxels) {
     EXPECT_TRUE(SameBits(v.quad()(p), v.linear()(p)));
 }
 
+TYPED_TEST(QuadViewTest, GivesTheSameGradientBitsAsTheVoxels) {
+  const QuadVolume<TypeParam> v;
+  std::mt19937 random(13);
+  std::uniform_real_distribution<float> x(-1.5f, v.nx + 0.5f),
+      y(-1.5f, v.ny + 0.5f), z(-1.5f, v.nz + 0.5f);
+  for (int n = 0; n < 20000; ++n) {
+    const Vec3 p{x(random), y(random), z(random)};
+    Vec3 expected, got;
+    const float expected_value = SampleWithGradient(v.linear(), p, &expected);
+    const float value = SampleWithGradient(v.quad(), p, &got);
+    ASSERT_TRUE(SameBits(value, expected_value) &&
+                SameBits(got.x, expected.x) && SameBits(got.y, expected.y) &&
+                SameBits(got.z, expected.z))
+        << "at (" << p.x << ", " << p.y << ", " << p.z << ")";
+  }
+}
+
 }  // namespace
 }  // namespace drr::kernels
