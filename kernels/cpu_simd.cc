@@ -2588,14 +2588,11 @@ HWY_EXPORT(AddVjpSpan);
 HWY_EXPORT(WriteJacobianSpan);
 
 bool SimdRenders(const RenderSettings& settings) {
-  return settings.sampler == Sampler::kExact ||
-         settings.projector == Projector::kSiddon;
+  return !ReadsQuads(settings);
 }
 
 bool SimdDifferentiates(const RenderSettings& settings) {
-  return settings.reduce == Reduce::kSum &&
-         (settings.sampler == Sampler::kExact ||
-          settings.projector == Projector::kSiddon);
+  return settings.reduce == Reduce::kSum && !ReadsQuads(settings);
 }
 
 const char* SimdTargetName() {

@@ -32,14 +32,14 @@ inline constexpr size_t kSimdLabelPadding = 1;
 
 // True when this build has the vectorised path and it renders `settings`:
 // every render, summed or MIP, in any channels (split by hard or soft
-// labels), either sampling, but the trilinear renderer's of Sampler::kQuads
-// (the same bits from the volume's quads, which the per-ray bodies read).
+// labels), either sampling, but those that read the volume's quads
+// (ReadsQuads: the same bits, which the per-ray bodies read).
 bool SimdRenders(const RenderSettings& settings);
 
 // True when this build has the vectorised path and it differentiates
 // `settings`: the pose gradient and Jacobian of a summed render (trilinear
-// or Siddon, one channel or split by hard or soft labels), but the
-// trilinear renderer's of Sampler::kQuads.
+// or Siddon, one channel or split by hard or soft labels), but those that
+// read the volume's quads (ReadsQuads).
 bool SimdDifferentiates(const RenderSettings& settings);
 
 // The instruction set the vectorised path runs on here ("AVX3", "AVX2",

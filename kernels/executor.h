@@ -44,6 +44,16 @@ struct RenderSettings {
   int channels = 1;
 };
 
+// Whether a launch of `settings` reads the volume's quads: the trilinear
+// renderer under Sampler::kQuads, but for soft labels, which read a sample's
+// corners one by one, each with its class, and so read the voxels (a quad
+// would bring one useful value of four into the cache).
+inline bool ReadsQuads(const RenderSettings& settings) {
+  return settings.sampler == Sampler::kQuads &&
+         settings.projector == Projector::kTrilinear &&
+         !settings.rays.soft_labels;
+}
+
 // The scratch memory of one caller's calls and, on CUDA, the stream they are
 // issued on. Made by the executor that uses it (Executor::MakeWorkspace),
 // owned by the caller. It grows to the largest call it has served and then
@@ -129,7 +139,8 @@ class Executor {
 };
 
 // kOk when `settings` describe a differentiable render (line integrals,
-// trilinear or Siddon, exact sampler), else kInvalidArgument saying why.
+// trilinear or Siddon, the exact sampler or its quads, not the texture),
+// else kInvalidArgument saying why.
 KernelStatus CheckDifferentiable(const RenderSettings& settings);
 
 // kOk when `volume` and `workspace` belong to executors of `space` (else

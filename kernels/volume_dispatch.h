@@ -95,14 +95,12 @@ void WithReduce(const RenderSettings& settings, F&& f) {
 }
 
 // Calls f(view, labels, projector) for a render, pose gradient or Jacobian
-// of `settings`: the QuadView for the trilinear renderer under
-// Sampler::kQuads, else the VolumeView; and
-// std::integral_constant<Projector, p>{} for its renderer p.
+// of `settings`: the QuadView where it reads quads (ReadsQuads), else the
+// VolumeView; and std::integral_constant<Projector, p>{} for its renderer p.
 template <class F>
 void VisitRender(const VolumeBuffers& volume, const RenderSettings& settings,
                  F&& f) {
-  if (settings.sampler == Sampler::kQuads &&
-      settings.projector == Projector::kTrilinear) {
+  if (ReadsQuads(settings)) {
     VisitQuads(volume, settings, [&](const auto& view, const auto& labels) {
       f(view, labels,
         std::integral_constant<Projector, Projector::kTrilinear>{});

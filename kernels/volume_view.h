@@ -17,6 +17,13 @@ struct CellCorners {
   float c000, c100, c010, c110, c001, c101, c011, c111;
 };
 
+// Whether the cell (x0, y0, z0) of a volume of nx × ny × nz voxels lies
+// inside it, all eight corners.
+DRR_HD bool CellInside(int x0, int y0, int z0, int nx, int ny, int nz) {
+  return x0 >= 0 && y0 >= 0 && z0 >= 0 && x0 + 1 < nx && y0 + 1 < ny &&
+         z0 + 1 < nz;
+}
+
 // Trilinear interpolation of `volume` (a VolumeView or QuadView) at
 // continuous voxel coordinates `p`; each of the 8 neighbours outside the
 // volume contributes zero (grid_sample with align_corners=False and zero
@@ -29,8 +36,7 @@ DRR_HD_SAMPLE float SampleTrilinear(const View& volume, Vec3 p) {
   const int x0 = SaturatingIndex(fx, nx), y0 = SaturatingIndex(fy, ny),
             z0 = SaturatingIndex(fz, nz);
   const float wx = p.x - fx, wy = p.y - fy, wz = p.z - fz;
-  if (x0 >= 0 && y0 >= 0 && z0 >= 0 && x0 + 1 < nx && y0 + 1 < ny &&
-      z0 + 1 < nz) {
+  if (CellInside(x0, y0, z0, nx, ny, nz)) {
     const CellCorners c = volume.Cell(x0, y0, z0);
     const float c00 = c.c000 + wx * (c.c100 - c.c000);
     const float c10 = c.c010 + wx * (c.c110 - c.c010);
@@ -170,8 +176,7 @@ DRR_HD_SAMPLE float SampleWithGradient(const Volume& v, Vec3 p,
   bool inside = false;
   CellCorners cell{};
   if constexpr (Volume::kReadsCellsWhole) {
-    inside = x0 >= 0 && y0 >= 0 && z0 >= 0 && x0 + 1 < v.nx && y0 + 1 < v.ny &&
-             z0 + 1 < v.nz;
+    inside = CellInside(x0, y0, z0, v.nx, v.ny, v.nz);
     if (inside) cell = v.Cell(x0, y0, z0);
   }
   float value = 0.0f, gx = 0.0f, gy = 0.0f, gz = 0.0f;

@@ -113,7 +113,7 @@ run() {
   start_device_run
   local build=$root/build-gpu
   step configure 30 cmake -S "$root" -B "$build" "${options[@]}"
-  step build 70 cmake --build "$build" -j "$(nproc)" --target kernels_test render_bench
+  step build 75 cmake --build "$build" -j "$(nproc)" --target kernels_test render_bench
   step tests 40 "$build/tests/kernels/kernels_test"
   step sanitizer 50 compute-sanitizer --error-exitcode 1 "$build/tests/kernels/kernels_test" \
     --gtest_filter='Cuda*:*/cuda'
@@ -129,7 +129,7 @@ run() {
       "$every$([[ $storage == bfloat16 ]] || echo ,trilinear-texture)"
   done
   step bench-clipped 15 "${bench[@]}" --sampling clipped
-  step bench-jacobian 25 "${bench[@]}" --renderers \
+  step bench-jacobian 20 "${bench[@]}" --renderers \
     trilinear-jacobian,trilinear-quads-jacobian,siddon-jacobian
   step compare-nanodrr 30 python3 "$root/bench/compare_gpu.py" "$data" \
     --bench "$build/bench/render_bench"

@@ -328,12 +328,18 @@ TEST(CpuSimdDispatchTest, VectorisedPathTakesTheSums) {
   EXPECT_EQ(SimdDifferentiates(s), simd);
   s.rays.soft_labels = false;
   // The quads sampler runs the per-ray bodies on the quads (the vectorised
-  // path reads the voxels), but for Siddon, which reads the voxels under
-  // every sampler.
+  // path reads the voxels), but for Siddon and soft labels, which read the
+  // voxels under every sampler.
   s.sampler = Sampler::kQuads;
   EXPECT_FALSE(SimdRenders(s));
+  EXPECT_FALSE(SimdDifferentiates(s));
+  s.rays.soft_labels = true;
+  EXPECT_EQ(SimdRenders(s), simd);
+  EXPECT_EQ(SimdDifferentiates(s), simd);
+  s.rays.soft_labels = false;
   s.projector = Projector::kSiddon;
   EXPECT_EQ(SimdRenders(s), simd);
+  EXPECT_EQ(SimdDifferentiates(s), simd);
   s.projector = Projector::kTrilinear;
   s.sampler = Sampler::kExact;
   s.projector = Projector::kSiddon;

@@ -465,6 +465,18 @@ TEST_P(ExecutorConformanceTest, TextureSamplerNeedsATexturedVolume) {
                 ? "the texture sampler needs the CUDA executor"
                 : "the texture sampler needs a volume made resident with a "
                   "texture");
+  if (GetParam() != "cuda") return;
+  // A textured volume renders through the texture, but has no gradient.
+  auto textured = MakeResident(*executor_, volume, nullptr, kShape,
+                               StorageType::kFloat32, /*texture=*/true);
+  PoseMapGradient grad;
+  const std::vector<float> upstream(out.size(), 1.0f);
+  const KernelStatus gradient = executor_->PoseGradient(
+      *textured, &pose, 1, s, upstream.data(), *workspace, &grad);
+  EXPECT_EQ(gradient.code(), KernelCode::kInvalidArgument);
+  EXPECT_EQ(gradient.message(),
+            "pose gradients need the exact sampler (or its quads), not the "
+            "texture");
 }
 
 TEST_P(ExecutorConformanceTest, QuadsSamplerGivesTheExactSamplersBits) {
